@@ -1,0 +1,14 @@
+//! Message format: RFC 5321 addresses, the RFC 5322 header section read
+//! strictly, dates, and the trace fields Tern adds (Received, Return-Path,
+//! Delivered-To).
+//!
+//! Layout: `address` (mailboxes, paths, domains), `header` (field splitting,
+//! address lists), `date` (RFC 5322 dates, civil calendar), `trace`.
+//! Pure: no I/O.
+
+pub mod address;
+pub mod date;
+pub mod header;
+pub mod trace;
+
+pub use address::{AddressError, Domain, ForwardPath, Mailbox, ReversePath};

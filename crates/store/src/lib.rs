@@ -1,0 +1,131 @@
+//! The store: every durable thing Tern keeps (domains, accounts, aliases,
+//! mailboxes, messages with their UIDs, MODSEQs and flags, message blobs, the
+//! outbound queue).
+//!
+//! Layout: [`Store`] is the interface the rest of Tern uses, written so that
+//! a PostgreSQL backend can implement it next to [`SqliteStore`] (the embedded
+//! default, `sqlite/`) and pass the same test suite (`tests/suite.rs`).
+//! `types` holds the records, `error` the one error type.
+//!
+//! Every method that changes something returns only after the change is
+//! durable (committed and synced): callers may acknowledge on that.
+
+pub mod error;
+mod sqlite;
+pub mod types;
+
+use std::sync::Arc;
+
+pub use error::{Result, StoreError};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+/// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    async fn add_domain(&self, name: &str) -> Result<DomainRecord>;
+    async fn list_domains(&self) -> Result<Vec<DomainRecord>>;
+    /// Refused while the domain still has accounts or aliases.
+    async fn remove_domain(&self, name: &str) -> Result<()>;
+
+    /// Creates the account and its special-use mailboxes.
+    async fn add_account(&self, address: &str, credentials: Credentials) -> Result<AccountRecord>;
+    async fn set_credentials(&self, address: &str, credentials: Credentials) -> Result<()>;
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>>;
+    /// Removes the account with its mailboxes and messages.
+    async fn remove_account(&self, address: &str) -> Result<()>;
+    async fn account_credentials(&self, address: &str) -> Result<Option<AccountCredentials>>;
+
+    /// `address` may be `@domain` for a catch-all.
+    async fn add_alias(&self, address: &str, targets: &[String]) -> Result<()>;
+    async fn list_aliases(&self) -> Result<Vec<AliasRecord>>;
+    async fn remove_alias(&self, address: &str) -> Result<()>;
+    /// The (non catch-all) aliases that have `address` among their targets.
+    async fn aliases_targeting(&self, address: &str) -> Result<Vec<String>>;
+    /// What one exact address is: account, alias, unknown in a local domain, or not local.
+    async fn lookup_address(&self, address: &str) -> Result<AddressKind>;
+
+    /// Store a message, its local deliveries and its queue entry in one durable transaction.
+    async fn store_message(&self, message: NewMessage) -> Result<Stored>;
+    async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>>;
+    async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>>;
+    /// The full message as delivered: per-recipient prefix and shared body.
+    async fn message_content(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>>;
+
+    async fn queue_list(&self) -> Result<Vec<QueueSummary>>;
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn add_domain(&self, name: &str) -> Result<DomainRecord> {
+        self.sql_add_domain(name.to_string()).await
+    }
+    async fn list_domains(&self) -> Result<Vec<DomainRecord>> {
+        self.sql_list_domains().await
+    }
+    async fn remove_domain(&self, name: &str) -> Result<()> {
+        self.sql_remove_domain(name.to_string()).await
+    }
+    async fn add_account(&self, address: &str, credentials: Credentials) -> Result<AccountRecord> {
+        self.sql_add_account(address.to_string(), credentials).await
+    }
+    async fn set_credentials(&self, address: &str, credentials: Credentials) -> Result<()> {
+        self.sql_set_credentials(address.to_string(), credentials).await
+    }
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>> {
+        self.sql_list_accounts().await
+    }
+    async fn remove_account(&self, address: &str) -> Result<()> {
+        self.sql_remove_account(address.to_string()).await
+    }
+    async fn account_credentials(&self, address: &str) -> Result<Option<AccountCredentials>> {
+        self.sql_account_credentials(address.to_string()).await
+    }
+    async fn add_alias(&self, address: &str, targets: &[String]) -> Result<()> {
+        self.sql_add_alias(address.to_string(), targets.to_vec()).await
+    }
+    async fn list_aliases(&self) -> Result<Vec<AliasRecord>> {
+        self.sql_list_aliases().await
+    }
+    async fn remove_alias(&self, address: &str) -> Result<()> {
+        self.sql_remove_alias(address.to_string()).await
+    }
+    async fn aliases_targeting(&self, address: &str) -> Result<Vec<String>> {
+        self.sql_aliases_targeting(address.to_string()).await
+    }
+    async fn lookup_address(&self, address: &str) -> Result<AddressKind> {
+        self.sql_lookup_address(address.to_string()).await
+    }
+    async fn store_message(&self, message: NewMessage) -> Result<Stored> {
+        self.sql_store_message(message).await
+    }
+    async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
+        self.sql_mailboxes(account).await
+    }
+    async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
+        self.sql_messages(mailbox).await
+    }
+    async fn message_content(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>> {
+        self.sql_message_content(mailbox, uid).await
+    }
+    async fn queue_list(&self) -> Result<Vec<QueueSummary>> {
+        self.sql_queue_list().await
+    }
+}
+
+/// Which backend to open, from `[store]` of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The database file `tern.db` inside this directory.
+    Sqlite(std::path::PathBuf),
+}
+
+/// Open the configured backend (creating and migrating it as needed).
+pub fn open(backend: &Backend) -> Result<Arc<dyn Store>> {
+    match backend {
+        Backend::Sqlite(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            Ok(Arc::new(SqliteStore::open(&dir.join("tern.db"))?))
+        }
+    }
+}

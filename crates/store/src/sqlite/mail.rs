@@ -1,0 +1,145 @@
+//! Messages in mailboxes: delivery of new mail, reads, garbage collection of blobs.
+//!
+//! Implementation notes
+//! - A message body is stored once as a blob; each mailbox entry points at it and
+//!   carries its own small header prefix (Return-Path, Delivered-To), so one
+//!   message to 50 local recipients costs one blob and 50 small rows.
+//! - UIDs come from the mailbox's `uid_next` and MODSEQs from its
+//!   `highest_modseq`, both bumped in the same transaction as the insert: UIDs
+//!   strictly ascend and are never reused (RFC 9051 §2.3.1.1), MODSEQ rises with
+//!   every change (RFC 7162 §3.1).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{SqliteStore, sql};
+use crate::error::{Result, StoreError};
+use crate::types::*;
+
+/// Delete blobs that no mailbox entry and no queued message points to.
+pub(super) fn collect_garbage(c: &Connection) -> Result<()> {
+    c.execute(
+        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_id = blobs.id)
+           AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.blob_id = blobs.id)",
+        [],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// The mailbox a delivery goes to; INBOX when the asked one does not exist.
+fn folder_mailbox(c: &Connection, account: AccountId, folder: &Folder) -> Result<MailboxId> {
+    let found: Option<MailboxId> = match folder {
+        Folder::Inbox => None,
+        Folder::SpecialUse(s) => c
+            .prepare_cached("SELECT id FROM mailboxes WHERE account_id = ?1 AND special_use = ?2")
+            .and_then(|mut st| st.query_row(params![account, s], |r| r.get(0)).optional())
+            .map_err(sql)?,
+        Folder::Named(n) => c
+            .prepare_cached("SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2")
+            .and_then(|mut st| st.query_row(params![account, n], |r| r.get(0)).optional())
+            .map_err(sql)?,
+    };
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    c.prepare_cached("SELECT id FROM mailboxes WHERE account_id = ?1 AND name = 'INBOX'")
+        .and_then(|mut st| st.query_row([account], |r| r.get(0)).optional())
+        .map_err(sql)?
+        .ok_or_else(|| StoreError::NotFound(format!("INBOX of account {account}")))
+}
+
+/// Insert one mailbox entry, taking the next UID and MODSEQ of the mailbox.
+pub(super) fn insert_entry(c: &Connection, mailbox: MailboxId, blob: i64, prefix: &[u8], size: u64, date: i64, flags: &[String]) -> Result<u32> {
+    let (uid, modseq): (u32, i64) = c
+        .prepare_cached("UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING uid_next - 1, highest_modseq")
+        .and_then(|mut st| st.query_row([mailbox], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(sql)?;
+    c.prepare_cached(
+        "INSERT INTO mailbox_messages(mailbox_id, uid, blob_id, prefix, size, internal_date, modseq, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut st| st.execute(params![mailbox, uid, blob, prefix, size as i64, date, modseq, flags.join(" ")]))
+    .map_err(sql)?;
+    Ok(uid)
+}
+
+fn store_new_message(c: &Connection, msg: &NewMessage) -> Result<Stored> {
+    c.prepare_cached("INSERT INTO blobs(data) VALUES (?1)").and_then(|mut st| st.execute([&msg.data])).map_err(sql)?;
+    let blob = c.last_insert_rowid();
+    let mut placed = Vec::with_capacity(msg.deliveries.len());
+    for d in &msg.deliveries {
+        let mailbox = folder_mailbox(c, d.account, &d.folder)?;
+        let size = (d.prefix.len() + msg.data.len()) as u64;
+        let uid = insert_entry(c, mailbox, blob, &d.prefix, size, msg.received_at, &d.flags)?;
+        placed.push((mailbox, uid));
+    }
+    let queue_id = match &msg.queue {
+        Some(q) => Some(super::queue::insert(c, blob, q, msg.received_at)?),
+        None => None,
+    };
+    Ok(Stored { placed, queue_id })
+}
+
+fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxRecord> {
+    Ok(MailboxRecord {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        name: r.get(2)?,
+        special_use: r.get(3)?,
+        uid_validity: r.get(4)?,
+        uid_next: r.get(5)?,
+        highest_modseq: r.get::<_, i64>(6)? as u64,
+        subscribed: r.get(7)?,
+    })
+}
+
+pub(super) const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed";
+
+impl SqliteStore {
+    pub(crate) async fn sql_store_message(&self, msg: NewMessage) -> Result<Stored> {
+        self.write(move |c| store_new_message(c, &msg)).await
+    }
+
+    pub(crate) async fn sql_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name")).map_err(sql)?;
+            let rows = st.query_map([account], mailbox_row).map_err(sql)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT uid, size, internal_date, modseq, flags FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid").map_err(sql)?;
+            let rows = st
+                .query_map([mailbox], |r| {
+                    Ok(MessageEntry {
+                        uid: r.get(0)?,
+                        size: r.get::<_, i64>(1)? as u64,
+                        internal_date: r.get(2)?,
+                        modseq: r.get::<_, i64>(3)? as u64,
+                        flags: r.get::<_, String>(4)?.split_whitespace().map(str::to_string).collect(),
+                    })
+                })
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_message_content(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT m.prefix, b.data FROM mailbox_messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2")
+                .and_then(|mut st| {
+                    st.query_row(params![mailbox, uid], |r| {
+                        let mut out: Vec<u8> = r.get(0)?;
+                        out.extend_from_slice(r.get_ref(1)?.as_blob()?);
+                        Ok(out)
+                    })
+                    .optional()
+                })
+                .map_err(sql)
+        })
+        .await
+    }
+}

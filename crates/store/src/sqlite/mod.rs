@@ -1,0 +1,209 @@
+//! The embedded backend: one SQLite database file in WAL mode.
+//!
+//! Implementation notes
+//! - Durability: `synchronous=FULL` makes every COMMIT fsync the WAL, so a
+//!   write that returned Ok survives a crash or power loss (hardening.md C-FT3).
+//! - Group commit: all writes of this process go through one writer thread.
+//!   It takes every job waiting in its channel, runs each inside its own
+//!   SAVEPOINT (a failing job rolls back alone) and commits them together: one
+//!   fsync serves many SMTP sessions. A job's caller hears back only after the
+//!   COMMIT succeeded.
+//! - Other processes (the admin CLI while the server runs) write through their
+//!   own writer; SQLite's lock serialises them, `busy_timeout` makes each side
+//!   wait for the other instead of failing with "database is locked".
+//! - Reads use a small pool of read-only connections on blocking threads; WAL
+//!   lets them run while the writer commits.
+
+mod admin;
+mod mail;
+mod queue;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Result, StoreError};
+
+/// How long a connection waits for another process's write lock (C-FT7: then `Busy`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most jobs one commit carries.
+const MAX_BATCH: usize = 256;
+
+type Completer = Box<dyn FnOnce(Result<()>) + Send>;
+/// A write job. Called with the connection to run, or with None when its transaction
+/// could not begin (then it does nothing and its completer reports the error).
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completer) + Send>;
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and bring its schema up to date.
+    /// Must be called inside a Tokio runtime.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let mut conn = open_connection(path, false)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore { inner: Arc::new(Inner { path: path.to_path_buf(), writer: tx, readers: Mutex::new(Vec::new()) }) })
+    }
+
+    /// Run `f` in the next group commit; resolves once its changes are durable.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = conn.map(f);
+            let failed = !matches!(result, Some(Ok(_)));
+            let complete: Completer = Box::new(move |commit| {
+                let outcome = match result {
+                    Some(r) => commit.and(r),
+                    None => commit.and(Err(StoreError::Busy)),
+                };
+                let _ = tx.send(outcome);
+            });
+            (failed, complete)
+        });
+        self.inner.writer.send(job).await.map_err(|_| StoreError::Io("the store writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Io("the store writer has stopped".into()))?
+    }
+
+    /// Run `f` on a read-only connection from the pool, on a blocking thread.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&inner.path, true)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Io(format!("read task failed: {e}")))?
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+    if !read_only {
+        // WAL: readers never block the writer; FULL: fsync at every commit (durability).
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+    Ok(conn)
+}
+
+/// Apply the migrations that have not run yet, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > schema::MIGRATIONS.len() {
+            return Err(StoreError::Invalid(format!(
+                "the database has schema version {version}, newer than this Tern knows ({}); upgrade Tern",
+                schema::MIGRATIONS.len()
+            )));
+        }
+        let Some(step) = schema::MIGRATIONS.get(version) else { return Ok(()) };
+        tx.execute_batch(step).map_err(sql)?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        tracing::info!(version = version + 1, "store schema migrated");
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, batch);
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = sql(e);
+        tracing::warn!(error = %err, jobs = batch.len(), "store: cannot begin a write transaction");
+        for job in batch {
+            let (_, complete) = job(None);
+            complete(Err(err.clone()));
+        }
+        return;
+    }
+    let mut completers = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let (failed, complete) = job(Some(conn));
+        if savepoint.is_ok() {
+            let end = if failed { "ROLLBACK TO job; RELEASE job" } else { "RELEASE job" };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::warn!(error = %e, "store: savepoint failed");
+            }
+        }
+        completers.push(complete);
+    }
+    let outcome = conn.execute_batch("COMMIT").map_err(sql);
+    if let Err(e) = &outcome {
+        tracing::warn!(error = %e, jobs = completers.len(), "store: commit failed");
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for complete in completers {
+        complete(outcome.clone());
+    }
+}
+
+/// Map an SQLite error to the store's error (C-FT5, C-FT6, C-FT7).
+pub(crate) fn sql(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        match f.code {
+            ErrorCode::DiskFull => return StoreError::Full,
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return StoreError::Busy,
+            ErrorCode::ConstraintViolation => {
+                return StoreError::Duplicate(msg.clone().unwrap_or_else(|| "record".into()));
+            }
+            _ => {}
+        }
+    }
+    StoreError::Io(e.to_string())
+}

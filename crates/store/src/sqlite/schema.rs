@@ -1,0 +1,85 @@
+//! Versioned schema migrations, applied in order at open. `PRAGMA user_version`
+//! holds how many have run. A migration is never edited once released: add one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the foundation.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE domains (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        domain_id INTEGER NOT NULL REFERENCES domains(id),
+        password_hash TEXT NOT NULL,
+        scram_sha256 TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX accounts_domain ON accounts(domain_id);
+    CREATE TABLE aliases (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        domain_id INTEGER NOT NULL REFERENCES domains(id),
+        targets TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX aliases_domain ON aliases(domain_id);
+    CREATE TABLE mailboxes (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        special_use TEXT,
+        uid_validity INTEGER NOT NULL,
+        uid_next INTEGER NOT NULL DEFAULT 1,
+        highest_modseq INTEGER NOT NULL DEFAULT 1,
+        subscribed INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (account_id, name)
+    );
+    CREATE TABLE blobs (
+        id INTEGER PRIMARY KEY,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE mailbox_messages (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        blob_id INTEGER NOT NULL REFERENCES blobs(id),
+        prefix BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        internal_date INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (mailbox_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX mailbox_messages_blob ON mailbox_messages(blob_id);
+    CREATE INDEX mailbox_messages_modseq ON mailbox_messages(mailbox_id, modseq);
+    CREATE TABLE queue_messages (
+        id INTEGER PRIMARY KEY,
+        blob_id INTEGER NOT NULL REFERENCES blobs(id),
+        sender TEXT NOT NULL,
+        envid TEXT,
+        ret TEXT,
+        smtputf8 INTEGER NOT NULL,
+        eight_bit INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX queue_messages_blob ON queue_messages(blob_id);
+    CREATE TABLE queue_recipients (
+        id INTEGER PRIMARY KEY,
+        queue_id INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        orcpt TEXT,
+        notify TEXT,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        last_reply TEXT,
+        lease_until INTEGER
+    );
+    CREATE INDEX queue_recipients_due ON queue_recipients(state, next_attempt);
+    CREATE INDEX queue_recipients_queue ON queue_recipients(queue_id);
+    "#,
+];

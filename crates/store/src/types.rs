@@ -1,0 +1,157 @@
+//! The records the store keeps, as the rest of Tern sees them.
+
+pub type DomainId = i64;
+pub type AccountId = i64;
+pub type MailboxId = i64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRecord {
+    pub id: DomainId,
+    pub name: String,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: AccountId,
+    /// Canonical form: local part lowercased, `@`, domain.
+    pub address: String,
+    pub created: i64,
+}
+
+/// What authentication needs of an account. The strings are opaque to the store:
+/// the `auth` crate writes and reads them (an Argon2id PHC string, SCRAM keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub password_hash: String,
+    pub scram_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCredentials {
+    pub account: AccountRecord,
+    pub credentials: Credentials,
+}
+
+/// An alias: `address` (or `@domain` for a catch-all) delivers to every target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasRecord {
+    pub address: String,
+    pub targets: Vec<String>,
+}
+
+/// What an address is to this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressKind {
+    Account(AccountRecord),
+    Alias(Vec<String>),
+    /// The domain is ours but nobody has this address.
+    Unknown,
+    /// Not one of our domains.
+    NotLocal,
+}
+
+/// The special-use mailboxes every account has (RFC 6154), created with it.
+pub const SPECIAL_MAILBOXES: [(&str, Option<&str>); 6] = [
+    ("INBOX", None),
+    ("Sent", Some("\\Sent")),
+    ("Drafts", Some("\\Drafts")),
+    ("Junk", Some("\\Junk")),
+    ("Trash", Some("\\Trash")),
+    ("Archive", Some("\\Archive")),
+];
+
+/// Which mailbox of an account a delivery goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Folder {
+    Inbox,
+    /// By special use, e.g. `\Junk` (falls back to INBOX if the account has none).
+    SpecialUse(String),
+    /// By name (falls back to INBOX if it does not exist).
+    Named(String),
+}
+
+/// One local recipient's copy of a message.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub account: AccountId,
+    pub folder: Folder,
+    /// Per-recipient header lines put before the shared message (Return-Path, Delivered-To).
+    pub prefix: Vec<u8>,
+    pub flags: Vec<String>,
+}
+
+/// One remote recipient waiting in the outbound queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRecipient {
+    pub address: String,
+    /// RFC 3461 ORCPT, as received (`rfc822;addr` in xtext).
+    pub orcpt: Option<String>,
+    /// RFC 3461 NOTIFY, as received (`SUCCESS,FAILURE`, `NEVER`).
+    pub notify: Option<String>,
+}
+
+/// A message entering the outbound queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueInsert {
+    /// The reverse-path, empty for `<>`.
+    pub sender: String,
+    pub recipients: Vec<QueueRecipient>,
+    /// RFC 3461 ENVID and RET, as received.
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    /// The message needs SMTPUTF8 at the next hop (RFC 6531).
+    pub smtputf8: bool,
+    /// BODY=8BITMIME was declared (RFC 6152).
+    pub eight_bit: bool,
+}
+
+/// A message accepted by SMTP (or made by Tern): stored once, linked into each local
+/// recipient's mailbox and queued once for the remote ones, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub data: Vec<u8>,
+    pub received_at: i64,
+    pub deliveries: Vec<Delivery>,
+    pub queue: Option<QueueInsert>,
+}
+
+/// Where each delivery of a [`NewMessage`] landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub placed: Vec<(MailboxId, u32)>,
+    pub queue_id: Option<i64>,
+}
+
+/// A queued message, as `tern queue list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSummary {
+    pub id: i64,
+    pub sender: String,
+    pub created: i64,
+    pub size: i64,
+    pub recipients: Vec<(String, String)>,
+}
+
+/// Mailbox metadata (IMAP SELECT/STATUS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxRecord {
+    pub id: MailboxId,
+    pub account: AccountId,
+    pub name: String,
+    pub special_use: Option<String>,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    pub subscribed: bool,
+}
+
+/// One message in a mailbox (IMAP's view of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEntry {
+    pub uid: u32,
+    pub size: u64,
+    pub internal_date: i64,
+    pub modseq: u64,
+    pub flags: Vec<String>,
+}

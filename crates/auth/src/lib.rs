@@ -1,1 +1,192 @@
+//! Authentication for every protocol: password credentials (`credentials`),
+//! SASL mechanisms (`sasl`), brute-force throttling (`throttle`), and the
+//! [`Authenticator`] that ties them to the store.
+//!
+//! Implementation notes
+//! - Argon2id is slow on purpose; at most `HASH_PERMITS` hashes run at once on
+//!   blocking threads (hardening.md C-AU4), so a flood of logins cannot starve
+//!   the sessions.
+//! - A login for a user that does not exist still computes one Argon2 hash, so
+//!   the answer takes as long as for a wrong password (C-AU3).
+//! - Verified logins are remembered in memory as HMAC(process secret, password)
+//!   next to the stored hash they were checked against: the next login with the
+//!   same password skips Argon2 until the password changes (the stored hash
+//!   then differs). Nothing of this leaves the process.
 
+pub mod credentials;
+pub mod sasl;
+pub mod throttle;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use store::{AccountRecord, Store, StoreError};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+pub use credentials::{ScramKeys, derive, verify};
+pub use sasl::{Exchange, Mechanism, SaslError, Step};
+pub use throttle::{Throttle, ThrottleConfig};
+
+const HASH_PERMITS: usize = 4;
+const CACHE_ENTRIES: usize = 10_000;
+
+/// The outcome of one authentication attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Success(AccountRecord),
+    /// Wrong user or password (the reply never says which). `blocked`: this failure
+    /// blocked the client IP, so the protocol should close the connection.
+    Denied { blocked: bool },
+    /// The client IP is blocked for now: "try later", then close.
+    Blocked,
+    /// The store could not answer: "try later".
+    TemporaryFailure,
+}
+
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    throttle: Mutex<Throttle>,
+    hashing: Semaphore,
+    secret: [u8; 32],
+    /// A hash of a random password, checked when the user does not exist (C-AU3).
+    dummy_hash: String,
+    cache: Mutex<HashMap<String, (String, [u8; 32])>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<dyn Store>, config: ThrottleConfig) -> Authenticator {
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret[..]);
+        let mut dummy = [0u8; 16];
+        rand::fill(&mut dummy[..]);
+        let dummy_hash = derive(&format!("{dummy:?}")).password_hash;
+        Authenticator { store, throttle: Mutex::new(Throttle::new(config)), hashing: Semaphore::new(HASH_PERMITS), secret, dummy_hash, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether this client may not even try right now.
+    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+        self.throttle.lock().map(|t| t.is_blocked(ip, Instant::now())).unwrap_or(false)
+    }
+
+    /// Check a user name and password (PLAIN, LOGIN, IMAP LOGIN, POP3 USER/PASS).
+    pub async fn check_password(&self, ip: IpAddr, username: &str, password: &str) -> Verdict {
+        let account = canonical_username(username);
+        if let Some(v) = self.before_attempt(ip, &account).await {
+            return v;
+        }
+        let creds = match self.store.account_credentials(&account).await {
+            Ok(c) => c,
+            Err(e) => return temporary(e),
+        };
+        let (hash, record) = match creds {
+            Some(c) => (c.credentials.password_hash, Some(c.account)),
+            None => (self.dummy_hash.clone(), None),
+        };
+        let matches = self.password_matches(&account, password, &hash).await && record.is_some();
+        self.after_attempt(ip, &account, record.filter(|_| matches)).await
+    }
+
+    /// The SCRAM keys of a user, or None (with a made-up salt that is stable per user,
+    /// so probing twice does not reveal that the user is unknown).
+    pub async fn scram_keys(&self, ip: IpAddr, username: &str) -> Result<(Option<ScramKeys>, [u8; 16]), Verdict> {
+        let account = canonical_username(username);
+        if let Some(v) = self.before_attempt(ip, &account).await {
+            return Err(v);
+        }
+        let fake = credentials::hmac(&self.secret, account.as_bytes());
+        let mut fake_salt = [0u8; 16];
+        fake_salt.copy_from_slice(&fake[..16]);
+        match self.store.account_credentials(&account).await {
+            Ok(c) => Ok((c.and_then(|c| ScramKeys::decode(&c.credentials.scram_sha256)), fake_salt)),
+            Err(e) => Err(temporary(e)),
+        }
+    }
+
+    /// Finish a SCRAM exchange: record it, and look the account up on success.
+    pub async fn scram_finished(&self, ip: IpAddr, username: &str, success: bool) -> Verdict {
+        let account = canonical_username(username);
+        let record = if success {
+            match self.store.account_credentials(&account).await {
+                Ok(c) => c.map(|c| c.account),
+                Err(e) => return temporary(e),
+            }
+        } else {
+            None
+        };
+        self.after_attempt(ip, &account, record).await
+    }
+
+    async fn before_attempt(&self, ip: IpAddr, account: &str) -> Option<Verdict> {
+        let delay = {
+            let Ok(t) = self.throttle.lock() else { return Some(Verdict::TemporaryFailure) };
+            if t.is_blocked(ip, Instant::now()) {
+                return Some(Verdict::Blocked);
+            }
+            t.account_delay(ip, account, Instant::now())
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        None
+    }
+
+    async fn after_attempt(&self, ip: IpAddr, account: &str, success: Option<AccountRecord>) -> Verdict {
+        let now = Instant::now();
+        match success {
+            Some(record) => {
+                if let Ok(mut t) = self.throttle.lock() {
+                    t.record_success(ip, account, now);
+                }
+                tracing::info!(user = %record.address, %ip, "authenticated");
+                Verdict::Success(record)
+            }
+            None => {
+                let (blocked, delay) = match self.throttle.lock() {
+                    Ok(mut t) => (t.record_failure(ip, account, now), t.config().failure_delay),
+                    Err(_) => (false, std::time::Duration::ZERO),
+                };
+                tracing::warn!(user = %escape(account), %ip, blocked, "authentication failed");
+                tokio::time::sleep(delay).await;
+                Verdict::Denied { blocked }
+            }
+        }
+    }
+
+    async fn password_matches(&self, account: &str, password: &str, hash: &str) -> bool {
+        let digest = credentials::hmac(&self.secret, password.as_bytes());
+        if let Ok(cache) = self.cache.lock()
+            && let Some((cached_hash, cached_digest)) = cache.get(account)
+            && cached_hash == hash
+        {
+            return bool::from(cached_digest.ct_eq(&digest));
+        }
+        let Ok(_permit) = self.hashing.acquire().await else { return false };
+        let (password, hash_owned) = (password.to_string(), hash.to_string());
+        let ok = tokio::task::spawn_blocking(move || verify(&password, &hash_owned)).await.unwrap_or(false);
+        if ok && let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(account.to_string(), (hash.to_string(), digest));
+        }
+        ok
+    }
+}
+
+/// Accounts are named by their address; compare them in canonical form.
+fn canonical_username(username: &str) -> String {
+    message::Mailbox::parse(username).map(|m| m.key()).unwrap_or_else(|_| username.to_lowercase())
+}
+
+fn temporary(e: StoreError) -> Verdict {
+    tracing::warn!(error = %e, "authentication: store unavailable");
+    Verdict::TemporaryFailure
+}
+
+/// Client-supplied text for a log line: printable, bounded.
+fn escape(s: &str) -> String {
+    s.chars().take(128).flat_map(char::escape_default).collect()
+}

@@ -1,0 +1,96 @@
+//! What the store keeps of a password: an Argon2id hash (for PLAIN, LOGIN,
+//! IMAP LOGIN, POP3 PASS) and the SCRAM-SHA-256 keys (RFC 5802 §3, RFC 7677).
+//! The password itself is never stored or logged.
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use store::Credentials;
+
+/// RFC 7677 §4: the iteration count SHOULD be at least 4096.
+pub const SCRAM_ITERATIONS: u32 = 4096;
+
+/// SCRAM-SHA-256 server-side keys (RFC 5802 §3: StoredKey, ServerKey, salt, i).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramKeys {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub stored_key: [u8; 32],
+    pub server_key: [u8; 32],
+}
+
+impl ScramKeys {
+    /// Derive the keys from a password (RFC 5802 §3).
+    pub fn derive(password: &str, salt: &[u8], iterations: u32) -> ScramKeys {
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut salted);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored_key: [u8; 32] = Sha256::digest(client_key).into();
+        let server_key = hmac(&salted, b"Server Key");
+        ScramKeys { salt: salt.to_vec(), iterations, stored_key, server_key }
+    }
+
+    /// `i:salt:storedkey:serverkey`, base64 fields: how the store keeps them.
+    pub fn encode(&self) -> String {
+        format!("{}:{}:{}:{}", self.iterations, B64.encode(&self.salt), B64.encode(self.stored_key), B64.encode(self.server_key))
+    }
+
+    pub fn decode(s: &str) -> Option<ScramKeys> {
+        let mut parts = s.split(':');
+        let iterations = parts.next()?.parse().ok()?;
+        let salt = B64.decode(parts.next()?).ok()?;
+        let stored_key = B64.decode(parts.next()?).ok()?.try_into().ok()?;
+        let server_key = B64.decode(parts.next()?).ok()?.try_into().ok()?;
+        Some(ScramKeys { salt, iterations, stored_key, server_key })
+    }
+}
+
+/// HMAC-SHA-256.
+pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so new_from_slice cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { return [0; 32] };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Hash a new password into the credentials the store keeps. Slow by design (Argon2id).
+pub fn derive(password: &str) -> Credentials {
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt[..]);
+    let password_hash = Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        // Argon2 only fails for out-of-range parameters; ours are the defaults.
+        .unwrap_or_default();
+    let mut scram_salt = [0u8; 16];
+    rand::fill(&mut scram_salt[..]);
+    Credentials { password_hash, scram_sha256: ScramKeys::derive(password, &scram_salt, SCRAM_ITERATIONS).encode() }
+}
+
+/// Check a password against a stored Argon2 PHC string (constant-time compare inside).
+pub fn verify(password: &str, password_hash: &str) -> bool {
+    match PasswordHash::new(password_hash) {
+        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derive_and_verify() {
+        let c = derive("correct horse");
+        assert!(c.password_hash.starts_with("$argon2id$"));
+        assert!(!c.password_hash.contains("correct horse") && !c.scram_sha256.contains("correct horse"));
+        assert!(verify("correct horse", &c.password_hash));
+        assert!(!verify("correct horsE", &c.password_hash));
+        assert!(!verify("x", "not a hash"));
+        let keys = ScramKeys::decode(&c.scram_sha256).unwrap();
+        assert_eq!(keys.iterations, SCRAM_ITERATIONS);
+        assert_eq!(ScramKeys::decode(&keys.encode()).unwrap(), keys);
+    }
+}

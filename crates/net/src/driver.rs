@@ -1,0 +1,117 @@
+//! The network loop around a [`Session`]: read, hand the bytes to the session,
+//! write its replies, and carry out what it asks (TLS, close). The same loop
+//! serves SMTP, IMAP and POP3.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::session::{Flow, Session};
+use crate::shutdown::Phase;
+use crate::stream::Stream;
+
+/// A session that lets its input grow past this is closed (a safety net: sessions
+/// bound their own input far below it).
+const HARD_INPUT_LIMIT: usize = 4 << 20;
+/// How long a TLS handshake may take (hardening.md C-TLS11).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long writing one batch of replies may take before the client is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Run one connection to its end.
+pub async fn drive<S: Session>(mut stream: Stream, mut session: S, tls: Option<TlsAcceptor>, mut phase: watch::Receiver<Phase>) {
+    let mut input = BytesMut::with_capacity(4096);
+    let mut out = Vec::with_capacity(512);
+    session.greeting(&mut out);
+    if write(&mut stream, &mut out).await.is_err() {
+        return;
+    }
+    loop {
+        if *phase.borrow() == Phase::Stop || (*phase.borrow() == Phase::Draining && session.is_idle()) {
+            session.on_shutdown(&mut out);
+            let _ = write(&mut stream, &mut out).await;
+            break;
+        }
+        let idle_limit = session.timeout();
+        let flow = tokio::select! {
+            changed = phase.changed() => {
+                if changed.is_err() {
+                    // The server is gone without saying goodbye: treat as Stop.
+                    session.on_shutdown(&mut out);
+                    let _ = write(&mut stream, &mut out).await;
+                    break;
+                }
+                continue;
+            }
+            _ = session.wait_event() => session.on_event(&mut out).await,
+            read = tokio::time::timeout(idle_limit, stream.read_buf(&mut input)) => match read {
+                Err(_) => {
+                    tracing::info!("idle timeout");
+                    session.on_timeout(&mut out);
+                    let _ = write(&mut stream, &mut out).await;
+                    break;
+                }
+                Ok(Ok(0)) => break,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "read failed");
+                    break;
+                }
+                Ok(Ok(_)) => session.receive(&mut input, &mut out).await,
+            },
+        };
+        if write(&mut stream, &mut out).await.is_err() {
+            break;
+        }
+        match flow {
+            Flow::Continue if input.len() > HARD_INPUT_LIMIT => {
+                tracing::warn!(buffered = input.len(), "input limit exceeded, closing");
+                break;
+            }
+            Flow::Continue => {}
+            Flow::Close => break,
+            Flow::StartTls => {
+                // C-TLS1: whatever the client pipelined after STARTTLS was sent in the
+                // clear and must not be read as commands inside TLS.
+                input.clear();
+                let (Stream::Plain(tcp), Some(acceptor)) = (stream, tls.as_ref()) else {
+                    tracing::warn!("STARTTLS asked on a connection that cannot upgrade");
+                    return;
+                };
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let info = crate::tls::info(tls_stream.get_ref().1);
+                        tracing::info!(version = %info.version, cipher = %info.cipher, "STARTTLS done");
+                        session.tls_started(info);
+                        stream = Stream::Tls(Box::new(tls_stream));
+                    }
+                    Ok(Err(e)) => {
+                        tracing::info!(error = %e, "STARTTLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!("STARTTLS handshake timed out");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+}
+
+async fn write(stream: &mut Stream, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let result = tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(out).await?;
+        stream.flush().await
+    })
+    .await
+    .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")));
+    out.clear();
+    result
+}

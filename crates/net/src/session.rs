@@ -1,0 +1,97 @@
+//! The contract between a protocol and the network: a session is a state
+//! machine that owns no socket (design.md principle 1). Bytes go in, replies
+//! come out; the driver (`driver.rs`) does the I/O around it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+/// What the driver does after a call into the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Write the output, discard every byte the client sent after the command
+    /// (hardening.md C-TLS1..C-TLS3), then run the TLS handshake.
+    StartTls,
+    /// Write the output, then close the connection.
+    Close,
+}
+
+/// The negotiated TLS parameters, for Received headers and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: String,
+    /// The IANA name of the cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+}
+
+/// One accepted connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// Unique within the process; on every log line of the connection.
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// Set from the start on implicit-TLS listeners.
+    pub tls: Option<TlsInfo>,
+}
+
+pub trait Session: Send + 'static {
+    /// What the server says first (SMTP 220, IMAP `* OK`, POP3 `+OK`).
+    fn greeting(&mut self, out: &mut Vec<u8>);
+
+    /// Consume what can be consumed of `input` (leave an incomplete command there),
+    /// append the replies to `out`. The session keeps `input` bounded: a line longer
+    /// than its limit is consumed and answered with an error, never kept growing.
+    fn receive(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> impl Future<Output = Flow> + Send;
+
+    /// The TLS handshake after [`Flow::StartTls`] succeeded.
+    fn tls_started(&mut self, info: TlsInfo);
+
+    /// How long to wait for the client's next bytes in the current state.
+    fn timeout(&self) -> Duration;
+
+    /// The client was silent for [`Session::timeout`]: say goodbye (the driver closes).
+    fn on_timeout(&mut self, out: &mut Vec<u8>);
+
+    /// The server is stopping: say goodbye (the driver closes).
+    fn on_shutdown(&mut self, out: &mut Vec<u8>);
+
+    /// Whether the session is between transactions, so that a stopping server may
+    /// close it now without cutting a client off in the middle of something.
+    fn is_idle(&self) -> bool {
+        true
+    }
+
+    /// Resolves when the session has something to say unprompted (IMAP IDLE).
+    fn wait_event(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+
+    /// Write what [`Session::wait_event`] announced.
+    fn on_event(&mut self, _out: &mut Vec<u8>) -> impl Future<Output = Flow> + Send {
+        async { Flow::Continue }
+    }
+}
+
+/// A protocol served on a listener: makes one session per connection.
+pub trait Protocol: Send + Sync + 'static {
+    type Session: Session;
+
+    /// For logs: `smtp`, `submission`, `imap`...
+    fn name(&self) -> &'static str;
+
+    fn new_session(&self, conn: &ConnInfo) -> Self::Session;
+
+    /// Sent to a connection refused by the connection limits, before closing it
+    /// (the protocol's "try later": SMTP 421, IMAP `* BYE`, POP3 `-ERR`).
+    fn busy_reply(&self) -> &'static [u8];
+
+    /// ALPN protocol ids this service answers to on TLS (hardening.md C-TLS10).
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        &[]
+    }
+}

@@ -1,0 +1,101 @@
+//! TLS for every listener: rustls with the ring provider, TLS 1.2 and 1.3 only,
+//! AEAD suites with forward secrecy only (rustls has nothing weaker: hardening.md
+//! C-TLS8, C-TLS9, C-TLS12). The certificate comes from `[tls]` or, when none is
+//! configured, a self-signed pair generated once into the data directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::session::TlsInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificate {path}: {reason}")]
+    Certificate { path: PathBuf, reason: String },
+    #[error("cannot read private key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("cannot create a self-signed certificate in {path}: {reason}")]
+    SelfSigned { path: PathBuf, reason: String },
+    #[error("TLS configuration rejected: {0}")]
+    Config(String),
+}
+
+/// A certificate chain and its key, loaded once and shared by every listener.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
+}
+
+impl Identity {
+    /// Load PEM files: the full chain and the private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn load(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
+        let chain = CertificateDer::pem_file_iter(cert)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| TlsError::Certificate { path: cert.into(), reason: e.to_string() })?;
+        if chain.is_empty() {
+            return Err(TlsError::Certificate { path: cert.into(), reason: "no certificate in the file".into() });
+        }
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key { path: key.into(), reason: e.to_string() })?;
+        Ok(Identity { chain, key: Arc::new(key_der) })
+    }
+
+    /// The self-signed pair in `dir` (`cert.pem`, `key.pem`), created on first use for
+    /// these host names.
+    pub fn self_signed(dir: &Path, names: &[String]) -> Result<Identity, TlsError> {
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        if !cert.exists() || !key.exists() {
+            let err = |reason: String| TlsError::SelfSigned { path: dir.into(), reason };
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+            let generated = rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| err(e.to_string()))?;
+            write_private(&key, generated.signing_key.serialize_pem().as_bytes()).map_err(|e| err(e.to_string()))?;
+            std::fs::write(&cert, generated.cert.pem()).map_err(|e| err(e.to_string()))?;
+            tracing::info!(cert = %cert.display(), "generated a self-signed certificate");
+        }
+        Identity::load(&cert, &key)
+    }
+
+    /// A server configuration answering to these ALPN ids.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+}
+
+/// Write a file only its owner can read.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// The negotiated version and suite of an established connection.
+pub fn info(conn: &rustls::ServerConnection) -> TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(other) => format!("{other:?}"),
+        None => "unknown".to_string(),
+    };
+    let cipher = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_else(|| "unknown".into());
+    TlsInfo { version, cipher }
+}

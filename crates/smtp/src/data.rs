@@ -1,0 +1,266 @@
+//! The message content of DATA (RFC 5321 §4.1.1.4, §4.5.2) and BDAT (RFC 3030).
+//!
+//! A byte-level state machine that never looks further back than one byte, so
+//! input can arrive split anywhere:
+//! - DATA ends only at CRLF "." CRLF. Any other ending (`\n.\n`, `\r.\r`,
+//!   `\n.\r\n`...) is content (hardening.md C-SM1, C-SM2).
+//! - A CR not followed by LF, or an LF not preceded by CR, marks the message as
+//!   refused (C-SM3): it is read to its end and answered with one 554, never stored.
+//! - Dot-stuffing is undone: a line starting with "." loses that dot (§4.5.2).
+//! - Limits: message size (C-SM18: bytes past the limit are not kept), text line
+//!   length (C-SM7), header section size (C-MM3, C-MM4).
+
+use crate::error::SmtpError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// At the start of a line.
+    LineStart,
+    /// DATA: a "." at the start of a line (already dropped).
+    Dot,
+    /// DATA: "." CR at the start of a line: the end, if LF follows.
+    DotCr,
+    /// Inside a line.
+    Mid,
+    /// Inside a line, after a CR.
+    MidCr,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DataLimits {
+    pub max_size: u64,
+    /// RFC 5321 §4.5.3.1.6: 1000 octets including CRLF.
+    pub max_line: usize,
+    pub max_header: usize,
+}
+
+#[derive(Debug)]
+pub struct DataReader {
+    limits: DataLimits,
+    /// DATA (dot-terminated, dot-stuffed) or BDAT (counted, raw).
+    dot_mode: bool,
+    state: State,
+    body: Vec<u8>,
+    size: u64,
+    line_len: usize,
+    in_header: bool,
+    header_len: usize,
+    problem: Option<SmtpError>,
+}
+
+impl DataReader {
+    pub fn new(limits: DataLimits, dot_mode: bool) -> DataReader {
+        let initial = limits.max_size.min(64 * 1024) as usize;
+        DataReader {
+            limits,
+            dot_mode,
+            state: State::LineStart,
+            body: Vec::with_capacity(initial),
+            size: 0,
+            line_len: 0,
+            in_header: true,
+            header_len: 0,
+            problem: None,
+        }
+    }
+
+    /// Take content from `data`. In DATA mode, returns `Some(n)` when the end marker
+    /// was found after `n` bytes (the rest belongs to the next command).
+    pub fn feed(&mut self, data: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        while i < data.len() {
+            let b = data[i];
+            match self.state {
+                State::LineStart if self.dot_mode && b == b'.' => {
+                    self.state = State::Dot;
+                    i += 1;
+                }
+                State::LineStart => self.state = State::Mid,
+                State::Dot if b == b'\r' => {
+                    self.state = State::DotCr;
+                    i += 1;
+                }
+                // A stuffed dot: it is gone, the line goes on.
+                State::Dot => self.state = State::Mid,
+                State::DotCr if b == b'\n' => {
+                    self.state = State::LineStart;
+                    return Some(i + 1);
+                }
+                State::DotCr => {
+                    self.mark(SmtpError::BareLineEnding);
+                    self.emit(b"\r");
+                    self.state = State::Mid;
+                }
+                State::Mid => {
+                    let rest = &data[i..];
+                    match rest.iter().position(|&c| c == b'\r' || c == b'\n') {
+                        None => {
+                            self.emit(rest);
+                            i = data.len();
+                        }
+                        Some(j) => {
+                            self.emit(&rest[..j]);
+                            i += j + 1;
+                            if rest[j] == b'\r' {
+                                self.state = State::MidCr;
+                            } else {
+                                // A bare LF is not a line end: "\n.\n" and "\n.\r\n" stay content.
+                                self.mark(SmtpError::BareLineEnding);
+                                self.emit(b"\n");
+                            }
+                        }
+                    }
+                }
+                State::MidCr if b == b'\n' => {
+                    self.emit(b"\r\n");
+                    self.end_line();
+                    self.state = State::LineStart;
+                    i += 1;
+                }
+                State::MidCr => {
+                    self.mark(SmtpError::BareLineEnding);
+                    self.emit(b"\r");
+                    self.state = State::Mid;
+                }
+            }
+        }
+        None
+    }
+
+    /// The message, or the first problem found in it. BDAT content may end anywhere
+    /// but inside a CR LF pair.
+    pub fn finish(mut self) -> Result<Vec<u8>, SmtpError> {
+        if self.state == State::MidCr {
+            self.mark(SmtpError::BareLineEnding);
+        }
+        if let Some(p) = self.problem {
+            return Err(p);
+        }
+        if self.body.is_empty() {
+            return Err(SmtpError::EmptyMessage);
+        }
+        Ok(self.body)
+    }
+
+    /// Bytes of content taken so far (after unstuffing).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn emit(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.size += bytes.len() as u64;
+        self.line_len += bytes.len();
+        if self.in_header {
+            self.header_len += bytes.len();
+            if self.header_len > self.limits.max_header {
+                self.mark(SmtpError::HeaderTooBig);
+            }
+        }
+        if self.size > self.limits.max_size {
+            self.mark(SmtpError::MessageTooBig);
+        }
+        if self.line_len > self.limits.max_line {
+            self.mark(SmtpError::TextLineTooLong);
+        }
+        if self.problem.is_none() {
+            self.body.extend_from_slice(bytes);
+        }
+    }
+
+    fn end_line(&mut self) {
+        // The empty line ends the header section (RFC 5322 §2.1).
+        if self.in_header && self.line_len == 2 {
+            self.in_header = false;
+        }
+        self.line_len = 0;
+    }
+
+    /// Remember the first problem; stop keeping content (the message will be refused).
+    fn mark(&mut self, problem: SmtpError) {
+        if self.problem.is_none() {
+            self.problem = Some(problem);
+            self.body = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: DataLimits = DataLimits { max_size: 1 << 20, max_line: 1000, max_header: 1 << 16 };
+
+    fn data(input: &[u8]) -> (Option<usize>, Result<Vec<u8>, SmtpError>) {
+        let mut r = DataReader::new(LIMITS, true);
+        let end = r.feed(input);
+        (end, r.finish())
+    }
+
+    #[test]
+    fn unstuffs_and_ends_at_crlf_dot_crlf() {
+        let (end, body) = data(b"Subject: x\r\n\r\n..leading dot\r\n.\r\nMAIL FROM:<>\r\n");
+        assert_eq!(end, Some(33));
+        assert_eq!(body.unwrap(), b"Subject: x\r\n\r\n.leading dot\r\n");
+    }
+
+    #[test]
+    fn any_split_gives_the_same_result() {
+        let input = b"A: b\r\n\r\n..x\r\nline\r\n.\r\n";
+        for split in 0..input.len() {
+            let mut r = DataReader::new(LIMITS, true);
+            let first = r.feed(&input[..split]);
+            assert_eq!(first, None, "split {split}");
+            let second = r.feed(&input[split..]);
+            assert_eq!(second.map(|n| n + split), Some(input.len()), "split {split}");
+            assert_eq!(r.finish().unwrap(), b"A: b\r\n\r\n.x\r\nline\r\n");
+        }
+    }
+
+    /// C-SM1, C-SM2: none of these endings ends the data; each marks the message refused.
+    #[test]
+    fn smuggling_endings_are_content() {
+        for ending in [&b"\n.\n"[..], b"\r.\r", b"\r.\n", b"\n.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r"] {
+            let mut input = b"Subject: x\r\n\r\nbody".to_vec();
+            input.extend_from_slice(ending);
+            input.extend_from_slice(b"MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nSmuggled\r\n");
+            let (end, result) = data(&[input.clone(), b".\r\n".to_vec()].concat());
+            assert_eq!(end, Some(input.len() + 3), "{ending:?}");
+            assert_eq!(result, Err(SmtpError::BareLineEnding), "{ending:?}");
+        }
+        // A NUL before the dot is content too, but no line-ending crime.
+        let (end, _) = data(b"A: b\r\n\r\nx\r\n\x00.\r\nmore\r\n.\r\n");
+        assert_eq!(end, Some(26));
+    }
+
+    #[test]
+    fn limits() {
+        let mut r = DataReader::new(DataLimits { max_size: 10, ..LIMITS }, true);
+        assert_eq!(r.feed(b"0123456789abcdef\r\n.\r\n"), Some(21));
+        assert_eq!(r.finish(), Err(SmtpError::MessageTooBig));
+        let long = [vec![b'x'; 1000], b"\r\n.\r\n".to_vec()].concat();
+        assert_eq!(data(&long).1, Err(SmtpError::TextLineTooLong));
+        let ok = [vec![b'x'; 998], b"\r\n.\r\n".to_vec()].concat();
+        assert!(data(&ok).1.is_ok());
+        let mut r = DataReader::new(DataLimits { max_header: 20, ..LIMITS }, true);
+        r.feed(b"A: 0123456789\r\nB: 0123456789\r\n\r\n.\r\n");
+        assert_eq!(r.finish(), Err(SmtpError::HeaderTooBig));
+        assert_eq!(data(b".\r\n").1, Err(SmtpError::EmptyMessage));
+    }
+
+    #[test]
+    fn bdat_mode_keeps_dots_and_checks_line_endings() {
+        let mut r = DataReader::new(LIMITS, false);
+        assert_eq!(r.feed(b"A: b\r\n\r\n.\r\n.x\r"), None);
+        assert_eq!(r.feed(b"\n"), None);
+        assert_eq!(r.finish().unwrap(), b"A: b\r\n\r\n.\r\n.x\r\n");
+        let mut r = DataReader::new(LIMITS, false);
+        r.feed(b"A: b\r\n\r\nx\ny\r\n");
+        assert_eq!(r.finish(), Err(SmtpError::BareLineEnding));
+        let mut r = DataReader::new(LIMITS, false);
+        r.feed(b"A: b\r\n\r\nx\r");
+        assert_eq!(r.finish(), Err(SmtpError::BareLineEnding));
+    }
+}

@@ -1,0 +1,173 @@
+//! Every way an SMTP command can fail, and the one place that turns a failure
+//! into a reply (conventions.md §2).
+
+use message::AddressError;
+use store::StoreError;
+
+use crate::reply::{Enhanced, Reply};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmtpError {
+    #[error("line too long")]
+    LineTooLong,
+    #[error("line not ended by CRLF")]
+    BareLineFeed,
+    #[error("unknown command")]
+    UnknownCommand,
+    #[error("command not implemented")]
+    NotImplemented,
+    #[error("HTTP request on the SMTP port")]
+    HttpRequest,
+    #[error("syntax error: {0}")]
+    Syntax(&'static str),
+    #[error("bad sequence: {0}")]
+    BadSequence(&'static str),
+    #[error("bad address: {0}")]
+    Address(AddressError),
+    #[error("unsupported parameter {0}")]
+    UnsupportedParameter(String),
+    #[error("bad parameter {0}")]
+    BadParameter(String),
+    #[error("message too big")]
+    MessageTooBig,
+    #[error("declared chunk larger than any acceptable message")]
+    ChunkTooBig,
+    #[error("header section too big")]
+    HeaderTooBig,
+    #[error("too many recipients")]
+    TooManyRecipients,
+    #[error("relay denied")]
+    RelayDenied,
+    #[error("unknown user")]
+    UnknownUser,
+    #[error("alias loop")]
+    AliasLoop,
+    #[error("authentication required")]
+    AuthRequired,
+    #[error("STARTTLS required")]
+    TlsRequired,
+    #[error("already in TLS")]
+    AlreadyTls,
+    #[error("sender not owned by the authenticated user")]
+    SenderNotOwned,
+    #[error("From: header not owned by the authenticated user")]
+    FromNotOwned,
+    #[error("no From: header")]
+    NoFrom,
+    #[error("unknown SASL mechanism")]
+    UnknownMechanism,
+    #[error("already authenticated")]
+    AlreadyAuthenticated,
+    #[error("authentication failed")]
+    AuthFailed,
+    #[error("authentication cancelled")]
+    AuthCancelled,
+    #[error("malformed SASL response")]
+    AuthMalformed,
+    #[error("client blocked after authentication failures")]
+    AuthBlocked,
+    #[error("temporary authentication failure")]
+    AuthTemporary,
+    #[error("mail loop")]
+    Loop,
+    #[error("bare CR or LF in message data")]
+    BareLineEnding,
+    #[error("text line too long")]
+    TextLineTooLong,
+    #[error("empty message")]
+    EmptyMessage,
+    #[error("message data sent before the 354 reply")]
+    ImproperPipelining,
+    #[error("too many errors")]
+    TooManyErrors,
+    #[error("timeout")]
+    Timeout,
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("service busy")]
+    Busy,
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+impl SmtpError {
+    /// The reply for this error, and whether the connection closes after it.
+    pub fn reply(&self) -> (Reply, bool) {
+        use SmtpError::*;
+        let r = |code, e: (u8, u16, u16), text: &'static str| Reply::new(code, Enhanced(e.0, e.1, e.2), text);
+        match self {
+            LineTooLong => (r(500, (5, 5, 2), "Line too long (RFC 5321 §4.5.3.1.4)"), false),
+            BareLineFeed => (r(500, (5, 5, 2), "Line must end with CRLF (RFC 5321 §2.3.8)"), false),
+            UnknownCommand => (r(500, (5, 5, 2), "Command unrecognized"), false),
+            NotImplemented => (r(502, (5, 5, 1), "Command not implemented"), false),
+            HttpRequest => (r(500, (5, 5, 1), "This is an SMTP server, not HTTP; goodbye"), true),
+            Syntax(what) => (Reply::new(501, Enhanced(5, 5, 2), format!("Syntax error: {what}")), false),
+            BadSequence(what) => (Reply::new(503, Enhanced(5, 5, 1), format!("Bad sequence of commands: {what}")), false),
+            Address(AddressError::NeedsUtf8) => (r(553, (5, 6, 7), "Non-ASCII address requires SMTPUTF8 (RFC 6531)"), false),
+            Address(AddressError::LocalPartTooLong) => (r(553, (5, 1, 3), "Local part longer than 64 octets"), false),
+            Address(AddressError::DomainTooLong) => (r(553, (5, 1, 2), "Domain longer than 255 octets"), false),
+            Address(AddressError::PathTooLong) => (r(553, (5, 1, 3), "Path longer than 256 octets"), false),
+            Address(AddressError::Syntax) => (r(501, (5, 1, 3), "Bad address syntax"), false),
+            UnsupportedParameter(p) => (Reply::new(555, Enhanced(5, 5, 4), format!("Unsupported parameter {p}")), false),
+            BadParameter(p) => (Reply::new(501, Enhanced(5, 5, 4), format!("Bad parameter {p}")), false),
+            MessageTooBig => (r(552, (5, 3, 4), "Message size exceeds the limit"), false),
+            ChunkTooBig => (r(552, (5, 3, 4), "Chunk size exceeds the message size limit; closing"), true),
+            HeaderTooBig => (r(552, (5, 3, 4), "Header section exceeds the limit"), false),
+            TooManyRecipients => (r(452, (4, 5, 3), "Too many recipients"), false),
+            RelayDenied => (r(554, (5, 7, 1), "Relay access denied"), false),
+            UnknownUser => (r(550, (5, 1, 1), "No such user here"), false),
+            AliasLoop => (r(554, (5, 4, 6), "Alias loop"), false),
+            AuthRequired => (r(530, (5, 7, 0), "Authentication required"), false),
+            TlsRequired => (r(530, (5, 7, 0), "Must issue a STARTTLS command first"), false),
+            AlreadyTls => (r(503, (5, 5, 1), "TLS already active"), false),
+            SenderNotOwned => (r(553, (5, 7, 1), "Sender address not owned by the authenticated user"), false),
+            FromNotOwned => (r(553, (5, 7, 1), "From: header address not owned by the authenticated user"), false),
+            NoFrom => (r(554, (5, 6, 0), "Message has no From: header (RFC 5322 §3.6)"), false),
+            UnknownMechanism => (r(504, (5, 5, 4), "Unrecognized authentication mechanism"), false),
+            AlreadyAuthenticated => (r(503, (5, 5, 1), "Already authenticated"), false),
+            AuthFailed => (r(535, (5, 7, 8), "Authentication credentials invalid"), false),
+            AuthCancelled => (r(501, (5, 0, 0), "Authentication cancelled"), false),
+            AuthMalformed => (r(501, (5, 5, 2), "Malformed authentication response"), false),
+            AuthBlocked => (r(421, (4, 7, 0), "Too many authentication failures; try again later"), true),
+            AuthTemporary => (r(454, (4, 7, 0), "Temporary authentication failure"), false),
+            Loop => (r(554, (5, 4, 6), "Too many Received headers: mail loop"), false),
+            BareLineEnding => (r(554, (5, 5, 2), "Bare CR or LF in message data (RFC 5321 §2.3.8)"), false),
+            TextLineTooLong => (r(554, (5, 5, 2), "Line longer than 1000 octets in message data (RFC 5321 §4.5.3.1.6)"), false),
+            EmptyMessage => (r(554, (5, 6, 0), "Empty message"), false),
+            ImproperPipelining => (r(554, (5, 5, 0), "Message data sent before the 354 reply; closing"), true),
+            TooManyErrors => (r(421, (4, 7, 0), "Too many errors; closing"), true),
+            Timeout => (r(421, (4, 4, 2), "Timeout; closing"), true),
+            ShuttingDown => (r(421, (4, 3, 2), "Server shutting down; try again later"), true),
+            Busy => (r(421, (4, 7, 0), "Too many connections; try again later"), true),
+            Store(StoreError::Full) => (r(452, (4, 3, 1), "Insufficient system storage"), false),
+            Store(_) => (r(451, (4, 3, 0), "Local error in processing; try again later"), false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// conventions.md §2: basic and enhanced classes agree on every reply.
+    #[test]
+    fn classes_agree() {
+        use SmtpError::*;
+        let all = [
+            LineTooLong, BareLineFeed, UnknownCommand, NotImplemented, HttpRequest, Syntax("x"), BadSequence("x"),
+            Address(AddressError::NeedsUtf8), Address(AddressError::LocalPartTooLong), Address(AddressError::DomainTooLong),
+            Address(AddressError::PathTooLong), Address(AddressError::Syntax), UnsupportedParameter("X".into()),
+            BadParameter("X".into()), MessageTooBig, ChunkTooBig, HeaderTooBig, TooManyRecipients, RelayDenied, UnknownUser,
+            AliasLoop, AuthRequired, TlsRequired, AlreadyTls, SenderNotOwned, FromNotOwned, NoFrom, UnknownMechanism,
+            AlreadyAuthenticated, AuthFailed, AuthCancelled, AuthMalformed, AuthBlocked, AuthTemporary, Loop, BareLineEnding,
+            TextLineTooLong, EmptyMessage, ImproperPipelining, TooManyErrors, Timeout, ShuttingDown, Busy,
+            Store(StoreError::Full), Store(StoreError::Busy), Store(StoreError::Io("x".into())),
+        ];
+        for e in all {
+            let (reply, _) = e.reply();
+            let class = reply.enhanced.expect("errors carry an enhanced code").0;
+            assert_eq!(u16::from(class), reply.code / 100, "{e:?}");
+            assert!(reply.code >= 400, "{e:?}");
+        }
+    }
+}

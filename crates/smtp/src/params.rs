@@ -1,0 +1,144 @@
+//! MAIL and RCPT parameters of the ESMTP extensions Tern implements:
+//! SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID/NOTIFY/ORCPT
+//! (RFC 3461), AUTH (RFC 4954 §5). Anything else is refused with 555.
+
+use crate::command::{Param, truncate};
+use crate::error::SmtpError;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailParams {
+    /// RFC 1870: the size the client declares.
+    pub size: Option<u64>,
+    /// RFC 6152: BODY=8BITMIME.
+    pub eight_bit: bool,
+    pub smtputf8: bool,
+    /// RFC 3461 §4.3: FULL or HDRS.
+    pub ret: Option<String>,
+    /// RFC 3461 §4.4: xtext, as received.
+    pub envid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RcptParams {
+    /// RFC 3461 §4.1: NEVER, or a list of SUCCESS, FAILURE, DELAY.
+    pub notify: Option<String>,
+    /// RFC 3461 §4.2: `addr-type;xtext`, as received.
+    pub orcpt: Option<String>,
+}
+
+pub fn mail_params(params: &[Param<'_>]) -> Result<MailParams, SmtpError> {
+    let mut out = MailParams::default();
+    for p in params {
+        match (p.keyword.as_str(), p.value) {
+            ("SIZE", Some(v)) if v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()) => {
+                // More digits than u64 holds is simply "too big".
+                out.size = Some(v.parse().unwrap_or(u64::MAX));
+            }
+            ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => out.eight_bit = false,
+            ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => out.eight_bit = true,
+            ("BODY", Some(v)) => return Err(SmtpError::UnsupportedParameter(format!("BODY={}", truncate(v)))),
+            ("SMTPUTF8", None) => out.smtputf8 = true,
+            ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") => out.ret = Some(v.to_ascii_uppercase()),
+            ("ENVID", Some(v)) if v.len() <= 100 && is_xtext(v) => out.envid = Some(v.to_string()),
+            // RFC 4954 §5: accepted; Tern trusts no one's claim of an earlier authentication.
+            ("AUTH", Some(v)) if v == "<>" || is_xtext(v) => {}
+            ("SIZE" | "BODY" | "SMTPUTF8" | "RET" | "ENVID" | "AUTH", _) => return Err(SmtpError::BadParameter(p.keyword.clone())),
+            _ => return Err(SmtpError::UnsupportedParameter(p.keyword.clone())),
+        }
+    }
+    Ok(out)
+}
+
+pub fn rcpt_params(params: &[Param<'_>]) -> Result<RcptParams, SmtpError> {
+    let mut out = RcptParams::default();
+    for p in params {
+        match (p.keyword.as_str(), p.value) {
+            ("NOTIFY", Some(v)) if valid_notify(v) => out.notify = Some(v.to_ascii_uppercase()),
+            ("ORCPT", Some(v)) if valid_orcpt(v) => out.orcpt = Some(v.to_string()),
+            ("NOTIFY" | "ORCPT", _) => return Err(SmtpError::BadParameter(p.keyword.clone())),
+            _ => return Err(SmtpError::UnsupportedParameter(p.keyword.clone())),
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 3461 §4.1: "NEVER" alone, or one or more of SUCCESS, FAILURE, DELAY.
+fn valid_notify(v: &str) -> bool {
+    if v.eq_ignore_ascii_case("NEVER") {
+        return true;
+    }
+    let items: Vec<String> = v.split(',').map(|s| s.to_ascii_uppercase()).collect();
+    !items.is_empty()
+        && items.iter().all(|i| matches!(i.as_str(), "SUCCESS" | "FAILURE" | "DELAY"))
+        && items.iter().enumerate().all(|(n, i)| !items[..n].contains(i))
+}
+
+/// RFC 3461 §4.2: `addr-type ";" xtext`, at most 500 characters.
+fn valid_orcpt(v: &str) -> bool {
+    let Some((kind, addr)) = v.split_once(';') else { return false };
+    v.len() <= 500 && !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !addr.is_empty() && is_xtext(addr)
+}
+
+/// RFC 3461 §4: xtext = *( xchar / hexchar ); xchar is "!".."~" except "+" and "=",
+/// hexchar is "+" and two uppercase hex digits. UTF-8 is allowed as in RFC 6533.
+pub fn is_xtext(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                let hex = |c: u8| c.is_ascii_digit() || (b'A'..=b'F').contains(&c);
+                match (b.get(i + 1), b.get(i + 2)) {
+                    (Some(&x), Some(&y)) if hex(x) && hex(y) => i += 3,
+                    _ => return false,
+                }
+            }
+            b'=' => return false,
+            c if (b'!'..=b'~').contains(&c) || c >= 0x80 => i += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(k: &str, v: Option<&'static str>) -> Param<'static> {
+        Param { keyword: k.into(), value: v }
+    }
+
+    #[test]
+    fn mail_parameters() {
+        let m = mail_params(&[p("SIZE", Some("1000")), p("BODY", Some("8bitmime")), p("SMTPUTF8", None), p("RET", Some("hdrs")), p("ENVID", Some("QQ314159"))]).unwrap();
+        assert_eq!(m, MailParams { size: Some(1000), eight_bit: true, smtputf8: true, ret: Some("HDRS".into()), envid: Some("QQ314159".into()) });
+        assert_eq!(mail_params(&[p("SIZE", Some("99999999999999999999"))]).unwrap().size, Some(u64::MAX));
+        assert!(matches!(mail_params(&[p("SIZE", Some("1e9"))]), Err(SmtpError::BadParameter(_))));
+        assert!(matches!(mail_params(&[p("BODY", Some("BINARYMIME"))]), Err(SmtpError::UnsupportedParameter(_))));
+        assert!(matches!(mail_params(&[p("REQUIRETLS", None)]), Err(SmtpError::UnsupportedParameter(_))));
+        assert!(matches!(mail_params(&[p("SMTPUTF8", Some("x"))]), Err(SmtpError::BadParameter(_))));
+        assert!(mail_params(&[p("AUTH", Some("<>"))]).is_ok());
+        assert!(matches!(mail_params(&[p("AUTH", Some("a+5"))]), Err(SmtpError::BadParameter(_))));
+    }
+
+    #[test]
+    fn rcpt_parameters() {
+        let r = rcpt_params(&[p("NOTIFY", Some("SUCCESS,FAILURE")), p("ORCPT", Some("rfc822;bob+2B@b.test"))]).unwrap();
+        assert_eq!(r.notify.as_deref(), Some("SUCCESS,FAILURE"));
+        assert_eq!(r.orcpt.as_deref(), Some("rfc822;bob+2B@b.test"));
+        for bad in ["NEVER,SUCCESS", "SUCCESS,SUCCESS", "ALWAYS", ""] {
+            assert!(rcpt_params(&[p("NOTIFY", Some(bad))]).is_err(), "{bad}");
+        }
+        assert!(rcpt_params(&[p("ORCPT", Some("bob@b.test"))]).is_err());
+    }
+
+    #[test]
+    fn xtext() {
+        assert!(is_xtext("abc+2Bdef"));
+        assert!(!is_xtext("abc+2b"));
+        assert!(!is_xtext("abc+2"));
+        assert!(!is_xtext("a=b"));
+        assert!(!is_xtext("a b"));
+    }
+}

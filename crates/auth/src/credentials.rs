@@ -29,12 +29,23 @@ impl ScramKeys {
         let client_key = hmac(&salted, b"Client Key");
         let stored_key: [u8; 32] = Sha256::digest(client_key).into();
         let server_key = hmac(&salted, b"Server Key");
-        ScramKeys { salt: salt.to_vec(), iterations, stored_key, server_key }
+        ScramKeys {
+            salt: salt.to_vec(),
+            iterations,
+            stored_key,
+            server_key,
+        }
     }
 
     /// `i:salt:storedkey:serverkey`, base64 fields: how the store keeps them.
     pub fn encode(&self) -> String {
-        format!("{}:{}:{}:{}", self.iterations, B64.encode(&self.salt), B64.encode(self.stored_key), B64.encode(self.server_key))
+        format!(
+            "{}:{}:{}:{}",
+            self.iterations,
+            B64.encode(&self.salt),
+            B64.encode(self.stored_key),
+            B64.encode(self.server_key)
+        )
     }
 
     pub fn decode(s: &str) -> Option<ScramKeys> {
@@ -43,14 +54,21 @@ impl ScramKeys {
         let salt = B64.decode(parts.next()?).ok()?;
         let stored_key = B64.decode(parts.next()?).ok()?.try_into().ok()?;
         let server_key = B64.decode(parts.next()?).ok()?.try_into().ok()?;
-        Some(ScramKeys { salt, iterations, stored_key, server_key })
+        Some(ScramKeys {
+            salt,
+            iterations,
+            stored_key,
+            server_key,
+        })
     }
 }
 
 /// HMAC-SHA-256.
 pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length, so new_from_slice cannot fail.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { return [0; 32] };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -66,13 +84,18 @@ pub fn derive(password: &str) -> Credentials {
         .unwrap_or_default();
     let mut scram_salt = [0u8; 16];
     rand::fill(&mut scram_salt[..]);
-    Credentials { password_hash, scram_sha256: ScramKeys::derive(password, &scram_salt, SCRAM_ITERATIONS).encode() }
+    Credentials {
+        password_hash,
+        scram_sha256: ScramKeys::derive(password, &scram_salt, SCRAM_ITERATIONS).encode(),
+    }
 }
 
 /// Check a password against a stored Argon2 PHC string (constant-time compare inside).
 pub fn verify(password: &str, password_hash: &str) -> bool {
     match PasswordHash::new(password_hash) {
-        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Ok(h) => Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -85,7 +108,9 @@ mod tests {
     fn derive_and_verify() {
         let c = derive("correct horse");
         assert!(c.password_hash.starts_with("$argon2id$"));
-        assert!(!c.password_hash.contains("correct horse") && !c.scram_sha256.contains("correct horse"));
+        assert!(
+            !c.password_hash.contains("correct horse") && !c.scram_sha256.contains("correct horse")
+        );
         assert!(verify("correct horse", &c.password_hash));
         assert!(!verify("correct horsE", &c.password_hash));
         assert!(!verify("x", "not a hash"));

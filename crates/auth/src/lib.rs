@@ -39,7 +39,9 @@ pub enum Verdict {
     Success(AccountRecord),
     /// Wrong user or password (the reply never says which). `blocked`: this failure
     /// blocked the client IP, so the protocol should close the connection.
-    Denied { blocked: bool },
+    Denied {
+        blocked: bool,
+    },
     /// The client IP is blocked for now: "try later", then close.
     Blocked,
     /// The store could not answer: "try later".
@@ -63,12 +65,22 @@ impl Authenticator {
         let mut dummy = [0u8; 16];
         rand::fill(&mut dummy[..]);
         let dummy_hash = derive(&format!("{dummy:?}")).password_hash;
-        Authenticator { store, throttle: Mutex::new(Throttle::new(config)), hashing: Semaphore::new(HASH_PERMITS), secret, dummy_hash, cache: Mutex::new(HashMap::new()) }
+        Authenticator {
+            store,
+            throttle: Mutex::new(Throttle::new(config)),
+            hashing: Semaphore::new(HASH_PERMITS),
+            secret,
+            dummy_hash,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Whether this client may not even try right now.
     pub fn is_blocked(&self, ip: IpAddr) -> bool {
-        self.throttle.lock().map(|t| t.is_blocked(ip, Instant::now())).unwrap_or(false)
+        self.throttle
+            .lock()
+            .map(|t| t.is_blocked(ip, Instant::now()))
+            .unwrap_or(false)
     }
 
     /// Check a user name and password (PLAIN, LOGIN, IMAP LOGIN, POP3 USER/PASS).
@@ -86,12 +98,17 @@ impl Authenticator {
             None => (self.dummy_hash.clone(), None),
         };
         let matches = self.password_matches(&account, password, &hash).await && record.is_some();
-        self.after_attempt(ip, &account, record.filter(|_| matches)).await
+        self.after_attempt(ip, &account, record.filter(|_| matches))
+            .await
     }
 
     /// The SCRAM keys of a user, or None (with a made-up salt that is stable per user,
     /// so probing twice does not reveal that the user is unknown).
-    pub async fn scram_keys(&self, ip: IpAddr, username: &str) -> Result<(Option<ScramKeys>, [u8; 16]), Verdict> {
+    pub async fn scram_keys(
+        &self,
+        ip: IpAddr,
+        username: &str,
+    ) -> Result<(Option<ScramKeys>, [u8; 16]), Verdict> {
         let account = canonical_username(username);
         if let Some(v) = self.before_attempt(ip, &account).await {
             return Err(v);
@@ -100,7 +117,10 @@ impl Authenticator {
         let mut fake_salt = [0u8; 16];
         fake_salt.copy_from_slice(&fake[..16]);
         match self.store.account_credentials(&account).await {
-            Ok(c) => Ok((c.and_then(|c| ScramKeys::decode(&c.credentials.scram_sha256)), fake_salt)),
+            Ok(c) => Ok((
+                c.and_then(|c| ScramKeys::decode(&c.credentials.scram_sha256)),
+                fake_salt,
+            )),
             Err(e) => Err(temporary(e)),
         }
     }
@@ -121,7 +141,9 @@ impl Authenticator {
 
     async fn before_attempt(&self, ip: IpAddr, account: &str) -> Option<Verdict> {
         let delay = {
-            let Ok(t) = self.throttle.lock() else { return Some(Verdict::TemporaryFailure) };
+            let Ok(t) = self.throttle.lock() else {
+                return Some(Verdict::TemporaryFailure);
+            };
             if t.is_blocked(ip, Instant::now()) {
                 return Some(Verdict::Blocked);
             }
@@ -133,7 +155,12 @@ impl Authenticator {
         None
     }
 
-    async fn after_attempt(&self, ip: IpAddr, account: &str, success: Option<AccountRecord>) -> Verdict {
+    async fn after_attempt(
+        &self,
+        ip: IpAddr,
+        account: &str,
+        success: Option<AccountRecord>,
+    ) -> Verdict {
         let now = Instant::now();
         match success {
             Some(record) => {
@@ -163,9 +190,13 @@ impl Authenticator {
         {
             return bool::from(cached_digest.ct_eq(&digest));
         }
-        let Ok(_permit) = self.hashing.acquire().await else { return false };
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
         let (password, hash_owned) = (password.to_string(), hash.to_string());
-        let ok = tokio::task::spawn_blocking(move || verify(&password, &hash_owned)).await.unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || verify(&password, &hash_owned))
+            .await
+            .unwrap_or(false);
         if ok && let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();
@@ -178,7 +209,9 @@ impl Authenticator {
 
 /// Accounts are named by their address; compare them in canonical form.
 fn canonical_username(username: &str) -> String {
-    message::Mailbox::parse(username).map(|m| m.key()).unwrap_or_else(|_| username.to_lowercase())
+    message::Mailbox::parse(username)
+        .map(|m| m.key())
+        .unwrap_or_else(|_| username.to_lowercase())
 }
 
 fn temporary(e: StoreError) -> Verdict {

@@ -29,7 +29,9 @@ impl Mechanism {
     pub const ALL: [Mechanism; 3] = [Mechanism::ScramSha256, Mechanism::Plain, Mechanism::Login];
 
     pub fn parse(name: &str) -> Option<Mechanism> {
-        Mechanism::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(name))
+        Mechanism::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
     }
 
     pub fn name(self) -> &'static str {
@@ -59,11 +61,18 @@ pub enum Step {
     /// Send this challenge (raw; the protocol base64-encodes it) and wait for a response.
     Challenge(Vec<u8>),
     /// Check this password; the exchange ends with that check.
-    CheckPassword { username: String, password: String },
+    CheckPassword {
+        username: String,
+        password: String,
+    },
     /// Look up the user's SCRAM keys and call [`Exchange::scram_keys`].
-    NeedScramKeys { username: String },
+    NeedScramKeys {
+        username: String,
+    },
     /// Authenticated.
-    Success { username: String },
+    Success {
+        username: String,
+    },
     Failed(SaslError),
 }
 
@@ -71,10 +80,25 @@ pub enum Step {
 enum State {
     Start,
     LoginUser,
-    LoginPassword { username: String },
-    ScramKeysPending { username: String, client_first_bare: String, gs2_header: String, client_nonce: String },
-    ScramFinal { username: String, auth_prefix: String, nonce: String, gs2_header: String, keys: Option<ScramKeys> },
-    ScramAck { username: String },
+    LoginPassword {
+        username: String,
+    },
+    ScramKeysPending {
+        username: String,
+        client_first_bare: String,
+        gs2_header: String,
+        client_nonce: String,
+    },
+    ScramFinal {
+        username: String,
+        auth_prefix: String,
+        nonce: String,
+        gs2_header: String,
+        keys: Option<ScramKeys>,
+    },
+    ScramAck {
+        username: String,
+    },
     Done,
 }
 
@@ -95,7 +119,11 @@ impl Exchange {
 
     /// With a chosen server nonce (tests use the RFC 7677 example).
     pub fn with_nonce(mechanism: Mechanism, server_nonce: &str) -> Exchange {
-        Exchange { mechanism, state: State::Start, server_nonce: server_nonce.to_string() }
+        Exchange {
+            mechanism,
+            state: State::Start,
+            server_nonce: server_nonce.to_string(),
+        }
     }
 
     pub fn mechanism(&self) -> Mechanism {
@@ -106,7 +134,10 @@ impl Exchange {
     /// means the client sent no initial response (RFC 4954 §4, RFC 4959).
     pub fn respond(&mut self, response: Option<&[u8]>) -> Step {
         let step = self.advance(response);
-        if matches!(step, Step::Failed(_) | Step::Success { .. } | Step::CheckPassword { .. }) {
+        if matches!(
+            step,
+            Step::Failed(_) | Step::Success { .. } | Step::CheckPassword { .. }
+        ) {
             self.state = State::Done;
         }
         step
@@ -135,9 +166,16 @@ impl Exchange {
                 Ok(password) => Step::CheckPassword { username, password },
                 Err(_) => Step::Failed(SaslError::Malformed),
             },
-            (State::ScramFinal { username, auth_prefix, nonce, gs2_header, keys }, Some(r)) => {
-                self.scram_client_final(r, username, &auth_prefix, &nonce, &gs2_header, keys)
-            }
+            (
+                State::ScramFinal {
+                    username,
+                    auth_prefix,
+                    nonce,
+                    gs2_header,
+                    keys,
+                },
+                Some(r),
+            ) => self.scram_client_final(r, username, &auth_prefix, &nonce, &gs2_header, keys),
             (State::ScramAck { username }, Some(_)) => Step::Success { username },
             _ => Step::Failed(SaslError::Malformed),
         }
@@ -155,9 +193,12 @@ impl Exchange {
 
     /// RFC 5802 §7: client-first-message = gs2-header client-first-message-bare.
     fn scram_client_first(&mut self, r: &[u8]) -> Step {
-        let Ok(text) = std::str::from_utf8(r) else { return Step::Failed(SaslError::Malformed) };
+        let Ok(text) = std::str::from_utf8(r) else {
+            return Step::Failed(SaslError::Malformed);
+        };
         let mut parts = text.splitn(3, ',');
-        let (Some(cbind), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(cbind), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Step::Failed(SaslError::Malformed);
         };
         // "p=" asks for channel binding, which is not offered; "y" and "n" are fine.
@@ -187,7 +228,12 @@ impl Exchange {
         } else if !authzid.is_empty() {
             return Step::Failed(SaslError::Malformed);
         }
-        self.state = State::ScramKeysPending { username: username.clone(), client_first_bare: bare.to_string(), gs2_header, client_nonce };
+        self.state = State::ScramKeysPending {
+            username: username.clone(),
+            client_first_bare: bare.to_string(),
+            gs2_header,
+            client_nonce,
+        };
         Step::NeedScramKeys { username }
     }
 
@@ -195,7 +241,13 @@ impl Exchange {
     /// then goes on with made-up keys and fails at the proof, so the reply does not tell
     /// whether the user exists: hardening.md C-AU3).
     pub fn scram_keys(&mut self, keys: Option<ScramKeys>, fake_salt: [u8; 16]) -> Step {
-        let State::ScramKeysPending { username, client_first_bare, gs2_header, client_nonce } = std::mem::replace(&mut self.state, State::Done) else {
+        let State::ScramKeysPending {
+            username,
+            client_first_bare,
+            gs2_header,
+            client_nonce,
+        } = std::mem::replace(&mut self.state, State::Done)
+        else {
             return Step::Failed(SaslError::Malformed);
         };
         let (salt, iterations) = match &keys {
@@ -205,25 +257,55 @@ impl Exchange {
         let nonce = format!("{client_nonce}{}", self.server_nonce);
         let server_first = format!("r={nonce},s={},i={iterations}", B64.encode(&salt));
         let auth_prefix = format!("{client_first_bare},{server_first},");
-        self.state = State::ScramFinal { username, auth_prefix, nonce, gs2_header, keys };
+        self.state = State::ScramFinal {
+            username,
+            auth_prefix,
+            nonce,
+            gs2_header,
+            keys,
+        };
         Step::Challenge(server_first.into_bytes())
     }
 
     /// RFC 5802 §3: verify ClientProof against StoredKey, answer with ServerSignature.
-    fn scram_client_final(&mut self, r: &[u8], username: String, auth_prefix: &str, nonce: &str, gs2_header: &str, keys: Option<ScramKeys>) -> Step {
-        let Ok(text) = std::str::from_utf8(r) else { return Step::Failed(SaslError::Malformed) };
-        let Some((without_proof, proof)) = text.rsplit_once(",p=") else { return Step::Failed(SaslError::Malformed) };
+    fn scram_client_final(
+        &mut self,
+        r: &[u8],
+        username: String,
+        auth_prefix: &str,
+        nonce: &str,
+        gs2_header: &str,
+        keys: Option<ScramKeys>,
+    ) -> Step {
+        let Ok(text) = std::str::from_utf8(r) else {
+            return Step::Failed(SaslError::Malformed);
+        };
+        let Some((without_proof, proof)) = text.rsplit_once(",p=") else {
+            return Step::Failed(SaslError::Malformed);
+        };
         let mut attrs = without_proof.split(',');
-        let channel_ok = attrs.next().and_then(|c| c.strip_prefix("c=")).and_then(|c| B64.decode(c).ok()).is_some_and(|c| c == gs2_header.as_bytes());
+        let channel_ok = attrs
+            .next()
+            .and_then(|c| c.strip_prefix("c="))
+            .and_then(|c| B64.decode(c).ok())
+            .is_some_and(|c| c == gs2_header.as_bytes());
         let nonce_ok = attrs.next().and_then(|n| n.strip_prefix("r=")) == Some(nonce);
-        let Ok(proof) = B64.decode(proof) else { return Step::Failed(SaslError::Malformed) };
+        let Ok(proof) = B64.decode(proof) else {
+            return Step::Failed(SaslError::Malformed);
+        };
         if !channel_ok || !nonce_ok || proof.len() != 32 {
             return Step::Failed(SaslError::Malformed);
         }
-        let Some(keys) = keys else { return Step::Failed(SaslError::Failed) };
+        let Some(keys) = keys else {
+            return Step::Failed(SaslError::Failed);
+        };
         let auth_message = format!("{auth_prefix}{without_proof}");
         let client_signature = hmac(&keys.stored_key, auth_message.as_bytes());
-        let client_key: Vec<u8> = proof.iter().zip(client_signature).map(|(p, s)| p ^ s).collect();
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(client_signature)
+            .map(|(p, s)| p ^ s)
+            .collect();
         let stored: [u8; 32] = Sha256::digest(&client_key).into();
         if !bool::from(stored.ct_eq(&keys.stored_key)) {
             return Step::Failed(SaslError::Failed);
@@ -237,10 +319,16 @@ impl Exchange {
 /// RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd.
 fn plain(r: &[u8]) -> Step {
     let mut parts = r.split(|&b| b == 0);
-    let (Some(authzid), Some(authcid), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(authzid), Some(authcid), Some(password), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Step::Failed(SaslError::Malformed);
     };
-    let (Ok(authzid), Ok(username), Ok(password)) = (std::str::from_utf8(authzid), std::str::from_utf8(authcid), std::str::from_utf8(password)) else {
+    let (Ok(authzid), Ok(username), Ok(password)) = (
+        std::str::from_utf8(authzid),
+        std::str::from_utf8(authcid),
+        std::str::from_utf8(password),
+    ) else {
         return Step::Failed(SaslError::Malformed);
     };
     if username.is_empty() {
@@ -250,7 +338,10 @@ fn plain(r: &[u8]) -> Step {
     if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(username) {
         return Step::Failed(SaslError::AuthzidMismatch);
     }
-    Step::CheckPassword { username: username.to_string(), password: password.to_string() }
+    Step::CheckPassword {
+        username: username.to_string(),
+        password: password.to_string(),
+    }
 }
 
 /// RFC 5802 §5.1: saslname escapes ',' as "=2C" and '=' as "=3D"; any other '=' is an error.
@@ -279,24 +370,51 @@ mod tests {
     fn plain_forms() {
         let mut e = Exchange::new(Mechanism::Plain);
         assert_eq!(e.respond(None), Step::Challenge(vec![]));
-        assert_eq!(e.respond(Some(b"\0alice@a.test\0pw")), Step::CheckPassword { username: "alice@a.test".into(), password: "pw".into() });
+        assert_eq!(
+            e.respond(Some(b"\0alice@a.test\0pw")),
+            Step::CheckPassword {
+                username: "alice@a.test".into(),
+                password: "pw".into()
+            }
+        );
         let mut e = Exchange::new(Mechanism::Plain);
-        assert_eq!(e.respond(Some(b"bob\0alice\0pw")), Step::Failed(SaslError::AuthzidMismatch));
+        assert_eq!(
+            e.respond(Some(b"bob\0alice\0pw")),
+            Step::Failed(SaslError::AuthzidMismatch)
+        );
         for bad in [&b"alice\0pw"[..], b"\0\0pw", b"a\0b\0c\0d"] {
-            assert_eq!(Exchange::new(Mechanism::Plain).respond(Some(bad)), Step::Failed(SaslError::Malformed));
+            assert_eq!(
+                Exchange::new(Mechanism::Plain).respond(Some(bad)),
+                Step::Failed(SaslError::Malformed)
+            );
         }
         let mut e = Exchange::new(Mechanism::Plain);
-        assert_eq!(e.respond(Some(&vec![b'a'; MAX_RESPONSE + 1])), Step::Failed(SaslError::Malformed));
+        assert_eq!(
+            e.respond(Some(&vec![b'a'; MAX_RESPONSE + 1])),
+            Step::Failed(SaslError::Malformed)
+        );
     }
 
     #[test]
     fn login_forms() {
         let mut e = Exchange::new(Mechanism::Login);
         assert_eq!(e.respond(None), Step::Challenge(b"Username:".to_vec()));
-        assert_eq!(e.respond(Some(b"alice")), Step::Challenge(b"Password:".to_vec()));
-        assert_eq!(e.respond(Some(b"pw")), Step::CheckPassword { username: "alice".into(), password: "pw".into() });
+        assert_eq!(
+            e.respond(Some(b"alice")),
+            Step::Challenge(b"Password:".to_vec())
+        );
+        assert_eq!(
+            e.respond(Some(b"pw")),
+            Step::CheckPassword {
+                username: "alice".into(),
+                password: "pw".into()
+            }
+        );
         let mut e = Exchange::new(Mechanism::Login);
-        assert_eq!(e.respond(Some(b"alice")), Step::Challenge(b"Password:".to_vec()));
+        assert_eq!(
+            e.respond(Some(b"alice")),
+            Step::Challenge(b"Password:".to_vec())
+        );
     }
 
     /// The example exchange of RFC 7677 §3.
@@ -305,12 +423,25 @@ mod tests {
         let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let keys = ScramKeys::derive("pencil", &salt, 4096);
         let mut e = Exchange::with_nonce(Mechanism::ScramSha256, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
-        assert_eq!(e.respond(Some(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")), Step::NeedScramKeys { username: "user".into() });
+        assert_eq!(
+            e.respond(Some(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")),
+            Step::NeedScramKeys {
+                username: "user".into()
+            }
+        );
         let first = e.scram_keys(Some(keys), [0; 16]);
         assert_eq!(first, Step::Challenge(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096".to_vec()));
         let fin = e.respond(Some(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="));
-        assert_eq!(fin, Step::Challenge(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec()));
-        assert_eq!(e.respond(Some(b"")), Step::Success { username: "user".into() });
+        assert_eq!(
+            fin,
+            Step::Challenge(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec())
+        );
+        assert_eq!(
+            e.respond(Some(b"")),
+            Step::Success {
+                username: "user".into()
+            }
+        );
     }
 
     #[test]
@@ -318,7 +449,8 @@ mod tests {
         let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let final_msg = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
         for keys in [Some(ScramKeys::derive("pencil", &salt, 4096)), None] {
-            let mut e = Exchange::with_nonce(Mechanism::ScramSha256, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+            let mut e =
+                Exchange::with_nonce(Mechanism::ScramSha256, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
             e.respond(Some(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"));
             assert!(matches!(e.scram_keys(keys, [7; 16]), Step::Challenge(_)));
             assert_eq!(e.respond(Some(final_msg)), Step::Failed(SaslError::Failed));
@@ -327,9 +459,19 @@ mod tests {
 
     #[test]
     fn scram_refuses_channel_binding_and_bad_messages() {
-        for bad in [&b"p=tls-unique,,n=user,r=abc"[..], b"n,,m=ext,n=user,r=abc", b"n,,r=abc", b"n,,n=us=er,r=abc", b"n,a=other,n=user,r=x"] {
+        for bad in [
+            &b"p=tls-unique,,n=user,r=abc"[..],
+            b"n,,m=ext,n=user,r=abc",
+            b"n,,r=abc",
+            b"n,,n=us=er,r=abc",
+            b"n,a=other,n=user,r=x",
+        ] {
             let mut e = Exchange::new(Mechanism::ScramSha256);
-            assert!(matches!(e.respond(Some(bad)), Step::Failed(_)), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(e.respond(Some(bad)), Step::Failed(_)),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(decode_saslname("a=2Cb=3Dc").as_deref(), Some("a,b=c"));
     }

@@ -66,7 +66,11 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(config: ThrottleConfig) -> Throttle {
-        Throttle { config, ips: HashMap::new(), accounts: HashMap::new() }
+        Throttle {
+            config,
+            ips: HashMap::new(),
+            accounts: HashMap::new(),
+        }
     }
 
     pub fn config(&self) -> &ThrottleConfig {
@@ -75,13 +79,20 @@ impl Throttle {
 
     /// Whether this IP may not try at all right now.
     pub fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        self.ips.get(&ip).and_then(|s| s.blocked_until).is_some_and(|until| now < until)
+        self.ips
+            .get(&ip)
+            .and_then(|s| s.blocked_until)
+            .is_some_and(|until| now < until)
     }
 
     /// Extra wait before checking a password for `account` from `ip`.
     pub fn account_delay(&self, ip: IpAddr, account: &str, now: Instant) -> Duration {
-        let Some(s) = self.accounts.get(account) else { return Duration::ZERO };
-        if now.duration_since(s.window_start) > self.config.account_window || s.known_ips.contains(&ip) {
+        let Some(s) = self.accounts.get(account) else {
+            return Duration::ZERO;
+        };
+        if now.duration_since(s.window_start) > self.config.account_window
+            || s.known_ips.contains(&ip)
+        {
             return Duration::ZERO;
         }
         let over = s.failures.saturating_sub(self.config.account_soft_limit);
@@ -95,16 +106,31 @@ impl Throttle {
     pub fn record_failure(&mut self, ip: IpAddr, account: &str, now: Instant) -> bool {
         self.prune(now);
         let cfg = &self.config;
-        let s = self.ips.entry(ip).or_insert(IpState { window_start: now, failures: 0, blocked_until: None });
+        let s = self.ips.entry(ip).or_insert(IpState {
+            window_start: now,
+            failures: 0,
+            blocked_until: None,
+        });
         if now.duration_since(s.window_start) > cfg.ip_window {
-            *s = IpState { window_start: now, failures: 0, blocked_until: None };
+            *s = IpState {
+                window_start: now,
+                failures: 0,
+                blocked_until: None,
+            };
         }
         s.failures += 1;
         if s.failures >= cfg.ip_max_failures {
             s.blocked_until = Some(now + cfg.ip_block);
         }
         let blocked = s.blocked_until.is_some();
-        let a = self.accounts.entry(account.to_string()).or_insert(AccountState { window_start: now, failures: 0, known_ips: Vec::new() });
+        let a = self
+            .accounts
+            .entry(account.to_string())
+            .or_insert(AccountState {
+                window_start: now,
+                failures: 0,
+                known_ips: Vec::new(),
+            });
         if now.duration_since(a.window_start) > cfg.account_window {
             a.window_start = now;
             a.failures = 0;
@@ -118,7 +144,14 @@ impl Throttle {
     pub fn record_success(&mut self, ip: IpAddr, account: &str, now: Instant) {
         self.prune(now);
         self.ips.remove(&ip);
-        let a = self.accounts.entry(account.to_string()).or_insert(AccountState { window_start: now, failures: 0, known_ips: Vec::new() });
+        let a = self
+            .accounts
+            .entry(account.to_string())
+            .or_insert(AccountState {
+                window_start: now,
+                failures: 0,
+                known_ips: Vec::new(),
+            });
         if !a.known_ips.contains(&ip) {
             if a.known_ips.len() >= KNOWN_IPS {
                 a.known_ips.remove(0);
@@ -130,14 +163,19 @@ impl Throttle {
     fn prune(&mut self, now: Instant) {
         if self.ips.len() >= MAX_ENTRIES {
             let cfg = &self.config;
-            self.ips.retain(|_, s| s.blocked_until.is_some_and(|u| now < u) || now.duration_since(s.window_start) <= cfg.ip_window);
+            self.ips.retain(|_, s| {
+                s.blocked_until.is_some_and(|u| now < u)
+                    || now.duration_since(s.window_start) <= cfg.ip_window
+            });
             if self.ips.len() >= MAX_ENTRIES {
                 self.ips.clear();
             }
         }
         if self.accounts.len() >= MAX_ENTRIES {
             let window = self.config.account_window;
-            self.accounts.retain(|_, s| !s.known_ips.is_empty() || now.duration_since(s.window_start) <= window);
+            self.accounts.retain(|_, s| {
+                !s.known_ips.is_empty() || now.duration_since(s.window_start) <= window
+            });
             if self.accounts.len() >= MAX_ENTRIES {
                 self.accounts.retain(|_, s| !s.known_ips.is_empty());
             }
@@ -155,7 +193,10 @@ mod tests {
 
     #[test]
     fn ip_is_blocked_after_the_limit_then_released() {
-        let mut t = Throttle::new(ThrottleConfig { ip_max_failures: 3, ..Default::default() });
+        let mut t = Throttle::new(ThrottleConfig {
+            ip_max_failures: 3,
+            ..Default::default()
+        });
         let now = Instant::now();
         assert!(!t.record_failure(ip(1), "a@x", now));
         assert!(!t.record_failure(ip(1), "a@x", now));
@@ -182,7 +223,10 @@ mod tests {
 
     #[test]
     fn success_forgives_the_ip() {
-        let mut t = Throttle::new(ThrottleConfig { ip_max_failures: 2, ..Default::default() });
+        let mut t = Throttle::new(ThrottleConfig {
+            ip_max_failures: 2,
+            ..Default::default()
+        });
         let now = Instant::now();
         t.record_failure(ip(1), "a@x", now);
         t.record_success(ip(1), "a@x", now);

@@ -18,7 +18,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use message::{Domain, Mailbox};
-use store::{AccountId, AddressKind, Delivery, Folder, NewMessage, QueueInsert, QueueRecipient, Store, StoreError, Stored};
+use store::{
+    AccountId, AddressKind, Delivery, Folder, NewMessage, QueueInsert, QueueRecipient, Store,
+    StoreError, Stored,
+};
 
 pub const MAX_DEPTH: usize = 10;
 pub const MAX_TARGETS: usize = 1000;
@@ -31,7 +34,9 @@ pub struct MdaConfig {
 
 impl Default for MdaConfig {
     fn default() -> Self {
-        MdaConfig { subaddress_separator: Some('+') }
+        MdaConfig {
+            subaddress_separator: Some('+'),
+        }
     }
 }
 
@@ -47,7 +52,10 @@ pub struct LocalTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
     /// Ours: these accounts, and these remote addresses (aliases that forward).
-    Deliver { local: Vec<LocalTarget>, remote: Vec<String> },
+    Deliver {
+        local: Vec<LocalTarget>,
+        remote: Vec<String>,
+    },
     /// In one of our domains, but nobody has it.
     Unknown,
     /// Only alias cycles behind it.
@@ -97,10 +105,15 @@ impl Mda {
 
     /// What `rcpt` means here (see the crate documentation for the order).
     pub async fn resolve(&self, rcpt: &Mailbox) -> Result<Resolution, StoreError> {
-        let Domain::Name(domain) = rcpt.domain() else { return Ok(Resolution::NotLocal) };
+        let Domain::Name(domain) = rcpt.domain() else {
+            return Ok(Resolution::NotLocal);
+        };
         let mut found = self.store.lookup_address(&rcpt.key()).await?;
         if found == AddressKind::Unknown
-            && let Some(base) = self.config.subaddress_separator.and_then(|sep| rcpt.without_detail(sep))
+            && let Some(base) = self
+                .config
+                .subaddress_separator
+                .and_then(|sep| rcpt.without_detail(sep))
         {
             found = self.store.lookup_address(&base.key()).await?;
         }
@@ -110,7 +123,13 @@ impl Mda {
         match found {
             AddressKind::NotLocal => Ok(Resolution::NotLocal),
             AddressKind::Unknown => Ok(Resolution::Unknown),
-            AddressKind::Account(a) => Ok(Resolution::Deliver { local: vec![LocalTarget { account: a.id, address: a.address }], remote: vec![] }),
+            AddressKind::Account(a) => Ok(Resolution::Deliver {
+                local: vec![LocalTarget {
+                    account: a.id,
+                    address: a.address,
+                }],
+                remote: vec![],
+            }),
             AddressKind::Alias(targets) => self.expand(rcpt.key(), targets).await,
         }
     }
@@ -121,7 +140,11 @@ impl Mda {
         let mut remote = BTreeSet::new();
         let mut cycle = false;
         // (target, path of aliases that led here)
-        let mut stack: Vec<(String, Vec<String>)> = targets.into_iter().rev().map(|t| (t, vec![alias.clone()])).collect();
+        let mut stack: Vec<(String, Vec<String>)> = targets
+            .into_iter()
+            .rev()
+            .map(|t| (t, vec![alias.clone()]))
+            .collect();
         let mut seen_targets = 0usize;
         while let Some((target, path)) = stack.pop() {
             seen_targets += 1;
@@ -140,7 +163,10 @@ impl Mda {
             }
             match self.store.lookup_address(&key).await? {
                 AddressKind::Account(a) => {
-                    local.insert(LocalTarget { account: a.id, address: a.address });
+                    local.insert(LocalTarget {
+                        account: a.id,
+                        address: a.address,
+                    });
                 }
                 AddressKind::Alias(next) if path.len() < MAX_DEPTH => {
                     let mut next_path = path.clone();
@@ -151,22 +177,38 @@ impl Mda {
                     tracing::warn!(alias = %alias, "alias nesting deeper than {MAX_DEPTH}");
                     cycle = true;
                 }
-                AddressKind::Unknown => tracing::warn!(alias = %alias, target = %key, "alias target does not exist"),
+                AddressKind::Unknown => {
+                    tracing::warn!(alias = %alias, target = %key, "alias target does not exist")
+                }
                 AddressKind::NotLocal => {
                     remote.insert(key);
                 }
             }
         }
         if local.is_empty() && remote.is_empty() {
-            return Ok(if cycle { Resolution::Loop } else { Resolution::Unknown });
+            return Ok(if cycle {
+                Resolution::Loop
+            } else {
+                Resolution::Unknown
+            });
         }
-        Ok(Resolution::Deliver { local: local.into_iter().collect(), remote: remote.into_iter().collect() })
+        Ok(Resolution::Deliver {
+            local: local.into_iter().collect(),
+            remote: remote.into_iter().collect(),
+        })
     }
 
     /// Store `data` for every local target (once per account) and queue it for every
     /// remote one, in one durable transaction. `data` already carries our Received line.
-    pub async fn deliver(&self, envelope: &Envelope, data: Vec<u8>, received_at: i64) -> Result<Stored, StoreError> {
-        self.store.store_message(plan(envelope, data, received_at)).await
+    pub async fn deliver(
+        &self,
+        envelope: &Envelope,
+        data: Vec<u8>,
+        received_at: i64,
+    ) -> Result<Stored, StoreError> {
+        self.store
+            .store_message(plan(envelope, data, received_at))
+            .await
     }
 }
 
@@ -182,7 +224,8 @@ fn plan(envelope: &Envelope, data: Vec<u8>, received_at: i64) -> NewMessage {
                 deliveries.push(Delivery {
                     account: t.account,
                     folder: Folder::Inbox,
-                    prefix: message::trace::delivery_prefix(&envelope.sender, &t.address).into_bytes(),
+                    prefix: message::trace::delivery_prefix(&envelope.sender, &t.address)
+                        .into_bytes(),
                     flags: vec![],
                 });
             }
@@ -192,8 +235,15 @@ fn plan(envelope: &Envelope, data: Vec<u8>, received_at: i64) -> NewMessage {
                 continue;
             }
             // RFC 3461 §4.2: keep the original recipient when forwarding.
-            let orcpt = r.orcpt.clone().or_else(|| (address != &r.address).then(|| format!("rfc822;{}", r.address)));
-            queue.push(QueueRecipient { address: address.clone(), orcpt, notify: r.notify.clone() });
+            let orcpt = r
+                .orcpt
+                .clone()
+                .or_else(|| (address != &r.address).then(|| format!("rfc822;{}", r.address)));
+            queue.push(QueueRecipient {
+                address: address.clone(),
+                orcpt,
+                notify: r.notify.clone(),
+            });
         }
     }
     let queue = (!queue.is_empty()).then(|| QueueInsert {
@@ -204,7 +254,12 @@ fn plan(envelope: &Envelope, data: Vec<u8>, received_at: i64) -> NewMessage {
         smtputf8: envelope.smtputf8,
         eight_bit: envelope.eight_bit,
     });
-    NewMessage { data, received_at, deliveries, queue }
+    NewMessage {
+        data,
+        received_at,
+        deliveries,
+        queue,
+    }
 }
 
 #[cfg(test)]
@@ -212,7 +267,10 @@ mod tests {
     use super::*;
 
     fn target(id: AccountId, a: &str) -> LocalTarget {
-        LocalTarget { account: id, address: a.into() }
+        LocalTarget {
+            account: id,
+            address: a.into(),
+        }
     }
 
     #[test]
@@ -220,7 +278,13 @@ mod tests {
         let env = Envelope {
             sender: "s@x.test".into(),
             recipients: vec![
-                Recipient { address: "a@d.test".into(), local: vec![target(1, "a@d.test")], remote: vec![], notify: None, orcpt: None },
+                Recipient {
+                    address: "a@d.test".into(),
+                    local: vec![target(1, "a@d.test")],
+                    remote: vec![],
+                    notify: None,
+                    orcpt: None,
+                },
                 Recipient {
                     address: "all@d.test".into(),
                     local: vec![target(1, "a@d.test"), target(2, "b@d.test")],
@@ -228,13 +292,22 @@ mod tests {
                     notify: Some("FAILURE".into()),
                     orcpt: None,
                 },
-                Recipient { address: "r@far.test".into(), local: vec![], remote: vec!["r@far.test".into()], notify: None, orcpt: None },
+                Recipient {
+                    address: "r@far.test".into(),
+                    local: vec![],
+                    remote: vec!["r@far.test".into()],
+                    notify: None,
+                    orcpt: None,
+                },
             ],
             ..Default::default()
         };
         let m = plan(&env, b"x".to_vec(), 0);
         assert_eq!(m.deliveries.len(), 2);
-        assert_eq!(m.deliveries[0].prefix, b"Return-Path: <s@x.test>\r\nDelivered-To: a@d.test\r\n");
+        assert_eq!(
+            m.deliveries[0].prefix,
+            b"Return-Path: <s@x.test>\r\nDelivered-To: a@d.test\r\n"
+        );
         let q = m.queue.unwrap();
         assert_eq!(q.recipients.len(), 1);
         assert_eq!(q.recipients[0].orcpt.as_deref(), Some("rfc822;all@d.test"));

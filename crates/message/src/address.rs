@@ -81,7 +81,10 @@ impl Mailbox {
     }
 
     pub fn new(local: &str, domain: Domain) -> Result<Mailbox, AddressError> {
-        parse_mailbox(&format!("{}@{}", quote_local_if_needed(local), domain), true)
+        parse_mailbox(
+            &format!("{}@{}", quote_local_if_needed(local), domain),
+            true,
+        )
     }
 
     /// The local part as written, unquoted.
@@ -111,7 +114,10 @@ impl Mailbox {
         if base.is_empty() {
             return None;
         }
-        Some(Mailbox { local: base.to_string(), domain: self.domain.clone() })
+        Some(Mailbox {
+            local: base.to_string(),
+            domain: self.domain.clone(),
+        })
     }
 }
 
@@ -171,7 +177,10 @@ fn strip_path(s: &str, utf8: bool) -> Result<&str, AddressError> {
     if !utf8 && !s.is_ascii() {
         return Err(AddressError::NeedsUtf8);
     }
-    let inner = s.strip_prefix('<').and_then(|r| r.strip_suffix('>')).ok_or(AddressError::Syntax)?;
+    let inner = s
+        .strip_prefix('<')
+        .and_then(|r| r.strip_suffix('>'))
+        .ok_or(AddressError::Syntax)?;
     // RFC 5321 §4.1.2: A-d-l = At-domain *( "," At-domain ) ":" Mailbox. Only a path that
     // starts with '@' has a source route; a ':' elsewhere belongs to a quoted local part.
     if inner.starts_with('@') {
@@ -228,7 +237,11 @@ fn parse_local_part(s: &str, utf8: bool) -> Result<(String, &str), AddressError>
     } else {
         let at = s.rfind('@').ok_or(AddressError::Syntax)?;
         let dot_string = &s[..at];
-        if dot_string.is_empty() || dot_string.split('.').any(|atom| atom.is_empty() || !atom.chars().all(|c| is_atext(c, utf8))) {
+        if dot_string.is_empty()
+            || dot_string
+                .split('.')
+                .any(|atom| atom.is_empty() || !atom.chars().all(|c| is_atext(c, utf8)))
+        {
             return Err(AddressError::Syntax);
         }
         (dot_string.to_string(), &s[at..], at)
@@ -241,7 +254,9 @@ fn parse_local_part(s: &str, utf8: bool) -> Result<(String, &str), AddressError>
 
 /// atext of RFC 5322 §3.2.3, extended with UTF8-non-ascii by RFC 6531 §3.3.
 fn is_atext(c: char, utf8: bool) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (utf8 && !c.is_ascii() && !c.is_control())
+    c.is_ascii_alphanumeric()
+        || "!#$%&'*+-/=?^_`{|}~".contains(c)
+        || (utf8 && !c.is_ascii() && !c.is_control())
 }
 
 /// Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str] (RFC 5321 §4.1.2),
@@ -258,7 +273,11 @@ fn parse_domain_name(s: &str, utf8: bool) -> Result<String, AddressError> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || (utf8 && !c.is_ascii() && c.is_alphanumeric()));
+            && label.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || c == '-'
+                    || (utf8 && !c.is_ascii() && c.is_alphanumeric())
+            });
         if !ok {
             return Err(AddressError::Syntax);
         }
@@ -269,16 +288,31 @@ fn parse_domain_name(s: &str, utf8: bool) -> Result<String, AddressError> {
 /// address-literal (RFC 5321 §4.1.3): `[1.2.3.4]` or `[IPv6:...]`. General literals
 /// (`[tag:content]`) are refused: no standardised tag exists besides IPv6.
 fn parse_address_literal(s: &str) -> Result<IpAddr, AddressError> {
-    let inner = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).ok_or(AddressError::Syntax)?;
-    if let Some(v6) = inner.strip_prefix("IPv6:").or_else(|| inner.strip_prefix("ipv6:")) {
-        return v6.parse::<std::net::Ipv6Addr>().map(IpAddr::V6).map_err(|_| AddressError::Syntax);
+    let inner = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or(AddressError::Syntax)?;
+    if let Some(v6) = inner
+        .strip_prefix("IPv6:")
+        .or_else(|| inner.strip_prefix("ipv6:"))
+    {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(IpAddr::V6)
+            .map_err(|_| AddressError::Syntax);
     }
-    inner.parse::<std::net::Ipv4Addr>().map(IpAddr::V4).map_err(|_| AddressError::Syntax)
+    inner
+        .parse::<std::net::Ipv4Addr>()
+        .map(IpAddr::V4)
+        .map_err(|_| AddressError::Syntax)
 }
 
 /// Quote a local part when it is not a valid Dot-string (RFC 5321 §4.1.2).
 fn quote_local_if_needed(local: &str) -> String {
-    let dot_string = !local.is_empty() && local.split('.').all(|a| !a.is_empty() && a.chars().all(|c| is_atext(c, true)));
+    let dot_string = !local.is_empty()
+        && local
+            .split('.')
+            .all(|a| !a.is_empty() && a.chars().all(|c| is_atext(c, true)));
     if dot_string {
         return local.to_string();
     }
@@ -308,7 +342,10 @@ mod tests {
     #[test]
     fn null_and_postmaster() {
         assert_eq!(parse_reverse_path("<>", false).unwrap(), ReversePath::Null);
-        assert_eq!(parse_forward_path("<Postmaster>", false).unwrap(), ForwardPath::Postmaster);
+        assert_eq!(
+            parse_forward_path("<Postmaster>", false).unwrap(),
+            ForwardPath::Postmaster
+        );
         assert!(parse_forward_path("<>", false).is_err());
     }
 
@@ -316,7 +353,10 @@ mod tests {
     fn source_route_is_dropped() {
         // RFC 5321 §4.1.1.3 / Appendix C
         let p = parse_forward_path("<@hosta.int,@jkl.org:userc@d.bar.org>", false).unwrap();
-        assert_eq!(p, ForwardPath::Mailbox(Mailbox::parse("userc@d.bar.org").unwrap()));
+        assert_eq!(
+            p,
+            ForwardPath::Mailbox(Mailbox::parse("userc@d.bar.org").unwrap())
+        );
     }
 
     #[test]
@@ -332,36 +372,67 @@ mod tests {
     #[test]
     fn relay_tricks_never_yield_a_foreign_domain() {
         // hardening.md C-RL2: each either fails to parse or keeps the foreign part in the local part.
-        for bad in ["<\"user@foreign\">", "<foreign!user>", "<user@foreign@[1.2.3.4]>", "<\"\">", "<>"] {
+        for bad in [
+            "<\"user@foreign\">",
+            "<foreign!user>",
+            "<user@foreign@[1.2.3.4]>",
+            "<\"\">",
+            "<>",
+        ] {
             assert!(parse_forward_path(bad, false).is_err(), "{bad}");
         }
         let m = parse_forward_path("<user%foreign@[1.2.3.4]>", false).unwrap();
         assert!(matches!(m, ForwardPath::Mailbox(m) if m.local() == "user%foreign"));
         let m = parse_forward_path("<foreign!user@local.test>", false).unwrap();
-        assert!(matches!(m, ForwardPath::Mailbox(m) if m.local() == "foreign!user" && m.domain().name() == Some("local.test")));
+        assert!(
+            matches!(m, ForwardPath::Mailbox(m) if m.local() == "foreign!user" && m.domain().name() == Some("local.test"))
+        );
     }
 
     #[test]
     fn limits() {
         let long_local = format!("<{}@x.test>", "a".repeat(65));
-        assert_eq!(parse_forward_path(&long_local, false), Err(AddressError::LocalPartTooLong));
+        assert_eq!(
+            parse_forward_path(&long_local, false),
+            Err(AddressError::LocalPartTooLong)
+        );
         let label = "a".repeat(60);
         let long_domain = format!("a@{}", vec![label.as_str(); 5].join("."));
-        assert_eq!(Mailbox::parse(&long_domain), Err(AddressError::DomainTooLong));
+        assert_eq!(
+            Mailbox::parse(&long_domain),
+            Err(AddressError::DomainTooLong)
+        );
         let long_path = format!("<@{}:a@b.test>", "a".repeat(300));
-        assert_eq!(parse_forward_path(&long_path, false), Err(AddressError::PathTooLong));
+        assert_eq!(
+            parse_forward_path(&long_path, false),
+            Err(AddressError::PathTooLong)
+        );
     }
 
     #[test]
     fn utf8_needs_smtputf8() {
-        assert_eq!(parse_reverse_path("<ü@x.test>", false), Err(AddressError::NeedsUtf8));
+        assert_eq!(
+            parse_reverse_path("<ü@x.test>", false),
+            Err(AddressError::NeedsUtf8)
+        );
         let m = parse_reverse_path("<ü@bücher.test>", true).unwrap();
         assert!(matches!(m, ReversePath::Mailbox(m) if m.is_utf8()));
     }
 
     #[test]
     fn bad_domains() {
-        for bad in ["a@", "a@-x.test", "a@x..test", "a@x.test.", "a@x_y.test", "a@[999.1.1.1]", "a@[foo:bar]", "@x.test", "a.@x.test", ".a@x.test"] {
+        for bad in [
+            "a@",
+            "a@-x.test",
+            "a@x..test",
+            "a@x.test.",
+            "a@x_y.test",
+            "a@[999.1.1.1]",
+            "a@[foo:bar]",
+            "@x.test",
+            "a.@x.test",
+            ".a@x.test",
+        ] {
             assert!(Mailbox::parse(bad).is_err(), "{bad}");
         }
         assert!(Mailbox::parse("a@[IPv6:::1]").is_ok());
@@ -371,7 +442,17 @@ mod tests {
     fn sub_address() {
         let m = Mailbox::parse("bob+lists@x.test").unwrap();
         assert_eq!(m.without_detail('+').unwrap().key(), "bob@x.test");
-        assert!(Mailbox::parse("bob@x.test").unwrap().without_detail('+').is_none());
-        assert!(Mailbox::parse("+x@x.test").unwrap().without_detail('+').is_none());
+        assert!(
+            Mailbox::parse("bob@x.test")
+                .unwrap()
+                .without_detail('+')
+                .is_none()
+        );
+        assert!(
+            Mailbox::parse("+x@x.test")
+                .unwrap()
+                .without_detail('+')
+                .is_none()
+        );
     }
 }

@@ -3,11 +3,16 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Seconds since the Unix epoch, now (0 if the clock is before 1970).
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// `(year, month 1-12, day 1-31)` of a day count since 1970-01-01 (H. Hinnant's civil_from_days).
@@ -42,7 +47,12 @@ pub fn rfc5322(unix: i64) -> String {
     let (y, m, d) = civil_from_days(days);
     let weekday = DAYS[days.rem_euclid(7) as usize];
     let month = MONTHS[(m - 1) as usize];
-    format!("{weekday}, {d} {month} {y} {:02}:{:02}:{:02} +0000", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{weekday}, {d} {month} {y} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// The three-letter month name (1-12), as IMAP date formats use it.
@@ -52,7 +62,10 @@ pub fn month_name(month: u32) -> &'static str {
 
 /// Month number 1-12 of a three-letter month name, case-insensitive.
 pub fn month_number(name: &str) -> Option<u32> {
-    MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name)).map(|i| i as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(name))
+        .map(|i| i as u32 + 1)
 }
 
 #[cfg(test)]

@@ -20,7 +20,10 @@ impl Field<'_> {
     /// The value unfolded (CRLF before WSP removed, RFC 5322 §2.2.3) and trimmed, lossy UTF-8.
     pub fn unfolded(&self) -> String {
         let text = String::from_utf8_lossy(self.value);
-        text.replace("\r\n", "").replace('\n', "").trim().to_string()
+        text.replace("\r\n", "")
+            .replace('\n', "")
+            .trim()
+            .to_string()
     }
 }
 
@@ -43,12 +46,16 @@ pub fn fields(message: &[u8]) -> Vec<Field<'_>> {
     let mut out: Vec<Field<'_>> = Vec::new();
     let mut pos = 0;
     while pos < head.len() {
-        let line_end = find(&head[pos..], b"\r\n").map(|i| pos + i).unwrap_or(head.len());
+        let line_end = find(&head[pos..], b"\r\n")
+            .map(|i| pos + i)
+            .unwrap_or(head.len());
         let line = &head[pos..line_end];
         if line.is_empty() {
             break;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else { break };
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            break;
+        };
         let name = &line[..colon];
         if name.is_empty() || !name.iter().all(|&b| (33..=126).contains(&b)) {
             break;
@@ -56,10 +63,15 @@ pub fn fields(message: &[u8]) -> Vec<Field<'_>> {
         // The field runs until a line that does not start with WSP.
         let mut end = line_end;
         while end + 2 < head.len() && matches!(head[end + 2], b' ' | b'\t') {
-            end = find(&head[end + 2..], b"\r\n").map(|i| end + 2 + i).unwrap_or(head.len());
+            end = find(&head[end + 2..], b"\r\n")
+                .map(|i| end + 2 + i)
+                .unwrap_or(head.len());
         }
         let name = std::str::from_utf8(name).unwrap_or_default();
-        out.push(Field { name, value: &head[pos + colon + 1..end] });
+        out.push(Field {
+            name,
+            value: &head[pos + colon + 1..end],
+        });
         pos = end + 2;
     }
     out
@@ -67,7 +79,10 @@ pub fn fields(message: &[u8]) -> Vec<Field<'_>> {
 
 /// All fields with this name (case-insensitive).
 pub fn fields_named<'a>(message: &'a [u8], name: &str) -> Vec<Field<'a>> {
-    fields(message).into_iter().filter(|f| f.name.eq_ignore_ascii_case(name)).collect()
+    fields(message)
+        .into_iter()
+        .filter(|f| f.name.eq_ignore_ascii_case(name))
+        .collect()
 }
 
 /// The addr-specs of an address-list header value (From:, Sender:, To:...): display
@@ -78,7 +93,9 @@ pub fn addresses(value: &[u8]) -> Vec<Mailbox> {
     raw.extend_from_slice(b"\r\n\r\n");
     let parsed = mail_parser::MessageParser::default().parse_headers(&raw[..]);
     let mut out = Vec::new();
-    let Some(list) = parsed.as_ref().and_then(|m| m.from()) else { return out };
+    let Some(list) = parsed.as_ref().and_then(|m| m.from()) else {
+        return out;
+    };
     for addr in list.iter() {
         if let Some(m) = addr.address().and_then(|a| Mailbox::parse(a).ok()) {
             out.push(m);
@@ -109,7 +126,10 @@ mod tests {
     #[test]
     fn from_addresses() {
         let from = &fields_named(MSG, "from")[0];
-        assert_eq!(addresses(from.value), vec![Mailbox::parse("alice@a.test").unwrap()]);
+        assert_eq!(
+            addresses(from.value),
+            vec![Mailbox::parse("alice@a.test").unwrap()]
+        );
         let many = addresses(b" a@x.test, \"B\" <b@y.test>, Group: c@z.test;");
         assert_eq!(many.len(), 3);
     }

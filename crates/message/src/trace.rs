@@ -42,9 +42,16 @@ pub fn with_protocol(ehlo: bool, tls: bool, authenticated: bool, utf8: bool) -> 
 /// `Received: ...\r\n`, folded over several lines.
 pub fn received(info: &ReceivedInfo<'_>) -> String {
     let helo = sanitize(info.helo);
-    let mut h = format!("Received: from {helo} ([{}])\r\n\tby {} (Tern) with {} id {}", info.client_ip, info.by, info.protocol, info.id);
+    let mut h = format!(
+        "Received: from {helo} ([{}])\r\n\tby {} (Tern) with {} id {}",
+        info.client_ip, info.by, info.protocol, info.id
+    );
     if let Some((version, cipher)) = info.tls {
-        h.push_str(&format!("\r\n\t(version={} cipher={})", sanitize(version), sanitize(cipher)));
+        h.push_str(&format!(
+            "\r\n\t(version={} cipher={})",
+            sanitize(version),
+            sanitize(cipher)
+        ));
     }
     if let Some(rcpt) = info.for_rcpt {
         h.push_str(&format!("\r\n\tfor <{}>", sanitize(rcpt)));
@@ -56,13 +63,25 @@ pub fn received(info: &ReceivedInfo<'_>) -> String {
 /// `Return-Path: <sender>\r\nDelivered-To: rcpt\r\n` (RFC 5321 §4.4; Delivered-To as
 /// Postfix and qmail write it, which lets loops through forwarding be found).
 pub fn delivery_prefix(return_path: &str, delivered_to: &str) -> String {
-    format!("Return-Path: <{}>\r\nDelivered-To: {}\r\n", sanitize(return_path), sanitize(delivered_to))
+    format!(
+        "Return-Path: <{}>\r\nDelivered-To: {}\r\n",
+        sanitize(return_path),
+        sanitize(delivered_to)
+    )
 }
 
 /// Client-supplied text inside a header: no control characters, no parentheses
 /// that would unbalance a comment.
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() || c == '(' || c == ')' { '_' } else { c }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_control() || c == '(' || c == ')' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -22,7 +22,12 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Run one connection to its end.
-pub async fn drive<S: Session>(mut stream: Stream, mut session: S, tls: Option<TlsAcceptor>, mut phase: watch::Receiver<Phase>) {
+pub async fn drive<S: Session>(
+    mut stream: Stream,
+    mut session: S,
+    tls: Option<TlsAcceptor>,
+    mut phase: watch::Receiver<Phase>,
+) {
     let mut input = BytesMut::with_capacity(4096);
     let mut out = Vec::with_capacity(512);
     session.greeting(&mut out);
@@ -30,7 +35,9 @@ pub async fn drive<S: Session>(mut stream: Stream, mut session: S, tls: Option<T
         return;
     }
     loop {
-        if *phase.borrow() == Phase::Stop || (*phase.borrow() == Phase::Draining && session.is_idle()) {
+        if *phase.borrow() == Phase::Stop
+            || (*phase.borrow() == Phase::Draining && session.is_idle())
+        {
             session.on_shutdown(&mut out);
             let _ = write(&mut stream, &mut out).await;
             break;
@@ -111,7 +118,12 @@ async fn write(stream: &mut Stream, out: &mut Vec<u8>) -> std::io::Result<()> {
         stream.flush().await
     })
     .await
-    .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")));
+    .unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "write timed out",
+        ))
+    });
     out.clear();
     result
 }

@@ -63,7 +63,11 @@ pub struct ConnPermit {
 
 impl ConnLimiter {
     pub fn new(limits: Limits) -> Arc<ConnLimiter> {
-        Arc::new(ConnLimiter { limits, total: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()) })
+        Arc::new(ConnLimiter {
+            limits,
+            total: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+        })
     }
 
     /// A place for a connection from `ip`, or None when a limit is reached.
@@ -85,7 +89,10 @@ impl ConnLimiter {
             *n += 1;
             Some(ip)
         };
-        Some(ConnPermit { limiter: self.clone(), ip: counted_ip })
+        Some(ConnPermit {
+            limiter: self.clone(),
+            ip: counted_ip,
+        })
     }
 }
 
@@ -93,7 +100,11 @@ impl Drop for ConnPermit {
     fn drop(&mut self) {
         self.limiter.total.fetch_sub(1, Ordering::SeqCst);
         if let Some(ip) = self.ip {
-            let mut map = self.limiter.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = self
+                .limiter
+                .per_ip
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if let Some(n) = map.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {
@@ -116,7 +127,13 @@ pub enum TlsMode {
 }
 
 /// Serve `protocol` on `listener` until the server drains.
-pub async fn serve<P: Protocol>(listener: TcpListener, protocol: Arc<P>, tls: TlsMode, limiter: Arc<ConnLimiter>, shutdown: Shutdown) {
+pub async fn serve<P: Protocol>(
+    listener: TcpListener,
+    protocol: Arc<P>,
+    tls: TlsMode,
+    limiter: Arc<ConnLimiter>,
+    shutdown: Shutdown,
+) {
     let mut phase = shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -138,17 +155,28 @@ pub async fn serve<P: Protocol>(listener: TcpListener, protocol: Arc<P>, tls: Tl
         let _ = tcp.set_nodelay(true);
         let Some(permit) = limiter.try_acquire(peer.ip()) else {
             tracing::info!(%peer, listener = protocol.name(), "connection limit reached, refusing");
-            refuse(tcp, protocol.busy_reply(), matches!(tls, TlsMode::Implicit(_)));
+            refuse(
+                tcp,
+                protocol.busy_reply(),
+                matches!(tls, TlsMode::Implicit(_)),
+            );
             continue;
         };
         let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("conn", id, proto = protocol.name(), peer = %peer);
-        let (protocol, tls, guard, phase) = (protocol.clone(), tls.clone(), shutdown.track(), shutdown.subscribe());
+        let (protocol, tls, guard, phase) = (
+            protocol.clone(),
+            tls.clone(),
+            shutdown.track(),
+            shutdown.subscribe(),
+        );
         tokio::spawn(
             async move {
                 let _permit = permit;
                 let _guard = guard;
-                let local = tcp.local_addr().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                let local = tcp
+                    .local_addr()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
                 tracing::info!("connected");
                 connection(tcp, id, peer, local, protocol, tls, phase).await;
                 tracing::info!("disconnected");
@@ -167,26 +195,33 @@ async fn connection<P: Protocol>(
     tls: TlsMode,
     phase: tokio::sync::watch::Receiver<Phase>,
 ) {
-    let mut conn = ConnInfo { id, peer, local, tls: None };
+    let mut conn = ConnInfo {
+        id,
+        peer,
+        local,
+        tls: None,
+    };
     let (stream, upgrade) = match tls {
         TlsMode::None => (Stream::Plain(tcp), None),
         TlsMode::StartTls(acceptor) => (Stream::Plain(tcp), Some(acceptor)),
-        TlsMode::Implicit(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(s)) => {
-                let info = crate::tls::info(s.get_ref().1);
-                tracing::info!(version = %info.version, cipher = %info.cipher, "TLS established");
-                conn.tls = Some(info);
-                (Stream::Tls(Box::new(s)), None)
+        TlsMode::Implicit(acceptor) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => {
+                    let info = crate::tls::info(s.get_ref().1);
+                    tracing::info!(version = %info.version, cipher = %info.cipher, "TLS established");
+                    conn.tls = Some(info);
+                    (Stream::Tls(Box::new(s)), None)
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!("TLS handshake timed out");
+                    return;
+                }
             }
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::info!("TLS handshake timed out");
-                return;
-            }
-        },
+        }
     };
     let session = protocol.new_session(&conn);
     drive(stream, session, upgrade, phase).await;

@@ -46,7 +46,11 @@ pub trait Session: Send + 'static {
     /// Consume what can be consumed of `input` (leave an incomplete command there),
     /// append the replies to `out`. The session keeps `input` bounded: a line longer
     /// than its limit is consumed and answered with an error, never kept growing.
-    fn receive(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> impl Future<Output = Flow> + Send;
+    fn receive(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut Vec<u8>,
+    ) -> impl Future<Output = Flow> + Send;
 
     /// The TLS handshake after [`Flow::StartTls`] succeeded.
     fn tls_started(&mut self, info: TlsInfo);

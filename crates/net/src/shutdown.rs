@@ -33,7 +33,10 @@ impl Default for Shutdown {
 
 impl Shutdown {
     pub fn new() -> Shutdown {
-        Shutdown { phase: watch::channel(Phase::Running).0, open: Arc::new((AtomicUsize::new(0), Notify::new())) }
+        Shutdown {
+            phase: watch::channel(Phase::Running).0,
+            open: Arc::new((AtomicUsize::new(0), Notify::new())),
+        }
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Phase> {
@@ -43,7 +46,9 @@ impl Shutdown {
     /// Count a connection as open until the returned guard drops.
     pub fn track(&self) -> OpenGuard {
         self.open.0.fetch_add(1, Ordering::SeqCst);
-        OpenGuard { open: self.open.clone() }
+        OpenGuard {
+            open: self.open.clone(),
+        }
     }
 
     pub fn open_connections(&self) -> usize {
@@ -54,8 +59,14 @@ impl Shutdown {
     /// connection has closed (or after a last grace second).
     pub async fn stop(&self, deadline: Duration) {
         self.phase.send_replace(Phase::Draining);
-        if tokio::time::timeout(deadline, self.wait_closed()).await.is_err() {
-            tracing::warn!(open = self.open_connections(), "shutdown deadline reached, closing the remaining sessions");
+        if tokio::time::timeout(deadline, self.wait_closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.open_connections(),
+                "shutdown deadline reached, closing the remaining sessions"
+            );
             self.phase.send_replace(Phase::Stop);
             let _ = tokio::time::timeout(Duration::from_secs(1), self.wait_closed()).await;
         }

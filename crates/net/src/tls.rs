@@ -36,12 +36,24 @@ impl Identity {
     pub fn load(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
         let chain = CertificateDer::pem_file_iter(cert)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| TlsError::Certificate { path: cert.into(), reason: e.to_string() })?;
+            .map_err(|e| TlsError::Certificate {
+                path: cert.into(),
+                reason: e.to_string(),
+            })?;
         if chain.is_empty() {
-            return Err(TlsError::Certificate { path: cert.into(), reason: "no certificate in the file".into() });
+            return Err(TlsError::Certificate {
+                path: cert.into(),
+                reason: "no certificate in the file".into(),
+            });
         }
-        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key { path: key.into(), reason: e.to_string() })?;
-        Ok(Identity { chain, key: Arc::new(key_der) })
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+            path: key.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Identity {
+            chain,
+            key: Arc::new(key_der),
+        })
     }
 
     /// The self-signed pair in `dir` (`cert.pem`, `key.pem`), created on first use for
@@ -50,10 +62,15 @@ impl Identity {
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
         if !cert.exists() || !key.exists() {
-            let err = |reason: String| TlsError::SelfSigned { path: dir.into(), reason };
+            let err = |reason: String| TlsError::SelfSigned {
+                path: dir.into(),
+                reason,
+            };
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-            let generated = rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| err(e.to_string()))?;
-            write_private(&key, generated.signing_key.serialize_pem().as_bytes()).map_err(|e| err(e.to_string()))?;
+            let generated = rcgen::generate_simple_self_signed(names.to_vec())
+                .map_err(|e| err(e.to_string()))?;
+            write_private(&key, generated.signing_key.serialize_pem().as_bytes())
+                .map_err(|e| err(e.to_string()))?;
             std::fs::write(&cert, generated.cert.pem()).map_err(|e| err(e.to_string()))?;
             tracing::info!(cert = %cert.display(), "generated a self-signed certificate");
         }
@@ -96,6 +113,9 @@ pub fn info(conn: &rustls::ServerConnection) -> TlsInfo {
         Some(other) => format!("{other:?}"),
         None => "unknown".to_string(),
     };
-    let cipher = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_else(|| "unknown".into());
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_else(|| "unknown".into());
     TlsInfo { version, cipher }
 }

@@ -10,11 +10,20 @@ pub const MAX_PARAMS: usize = 16;
 pub enum Command<'a> {
     Helo(&'a str),
     Ehlo(&'a str),
-    Mail { path: &'a str, params: Vec<Param<'a>> },
-    Rcpt { path: &'a str, params: Vec<Param<'a>> },
+    Mail {
+        path: &'a str,
+        params: Vec<Param<'a>>,
+    },
+    Rcpt {
+        path: &'a str,
+        params: Vec<Param<'a>>,
+    },
     Data,
     /// RFC 3030 §2: `BDAT chunk-size [LAST]`.
-    Bdat { size: u64, last: bool },
+    Bdat {
+        size: u64,
+        last: bool,
+    },
     Rset,
     Noop,
     Quit,
@@ -23,7 +32,10 @@ pub enum Command<'a> {
     Help,
     StartTls,
     /// RFC 4954 §4: `AUTH mechanism [initial-response]`.
-    Auth { mechanism: &'a str, initial: Option<&'a str> },
+    Auth {
+        mechanism: &'a str,
+        initial: Option<&'a str>,
+    },
     /// The Postfix XCLIENT extension: `ATTR=VALUE` pairs.
     Xclient(Vec<Param<'a>>),
     /// A command this server knows of but does not implement (TURN, ETRN, ...).
@@ -51,7 +63,13 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, SmtpError> {
         None => (line, ""),
     };
     let upper = verb.to_ascii_uppercase();
-    let no_args = |c: Command<'static>| if rest.trim().is_empty() { Ok(c) } else { Err(SmtpError::Syntax("no arguments allowed")) };
+    let no_args = |c: Command<'static>| {
+        if rest.trim().is_empty() {
+            Ok(c)
+        } else {
+            Err(SmtpError::Syntax("no arguments allowed"))
+        }
+    };
     match upper.as_str() {
         "HELO" => Ok(Command::Helo(helo_argument(rest)?)),
         "EHLO" => Ok(Command::Ehlo(helo_argument(rest)?)),
@@ -75,7 +93,10 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, SmtpError> {
         "STARTTLS" => no_args(Command::StartTls),
         "AUTH" => {
             let mut words = rest.split(' ');
-            let mechanism = words.next().filter(|m| !m.is_empty()).ok_or(SmtpError::Syntax("AUTH needs a mechanism"))?;
+            let mechanism = words
+                .next()
+                .filter(|m| !m.is_empty())
+                .ok_or(SmtpError::Syntax("AUTH needs a mechanism"))?;
             let initial = words.next();
             if words.next().is_some() {
                 return Err(SmtpError::Syntax("too many AUTH arguments"));
@@ -83,8 +104,14 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, SmtpError> {
             Ok(Command::Auth { mechanism, initial })
         }
         "XCLIENT" => Ok(Command::Xclient(params(rest)?)),
-        "TURN" | "ETRN" | "ATRN" | "SEND" | "SOML" | "SAML" | "VERB" | "BURL" => Ok(Command::NotImplemented),
-        "GET" | "POST" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "CONNECT" | "PATCH" | "TRACE" if !rest.is_empty() => Ok(Command::Http),
+        "TURN" | "ETRN" | "ATRN" | "SEND" | "SOML" | "SAML" | "VERB" | "BURL" => {
+            Ok(Command::NotImplemented)
+        }
+        "GET" | "POST" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "CONNECT" | "PATCH" | "TRACE"
+            if !rest.is_empty() =>
+        {
+            Ok(Command::Http)
+        }
         _ => Err(SmtpError::UnknownCommand),
     }
 }
@@ -104,8 +131,13 @@ fn helo_argument(rest: &str) -> Result<&str, SmtpError> {
 
 /// `FROM:<path> params` / `TO:<path> params`. Spaces after the colon are tolerated
 /// (as most servers do); the angle brackets are required.
-fn path_and_params<'a>(rest: &'a str, prefix: &str) -> Result<(&'a str, Vec<Param<'a>>), SmtpError> {
-    let head = rest.get(..prefix.len()).ok_or(SmtpError::Syntax("expected FROM:<address> or TO:<address>"))?;
+fn path_and_params<'a>(
+    rest: &'a str,
+    prefix: &str,
+) -> Result<(&'a str, Vec<Param<'a>>), SmtpError> {
+    let head = rest
+        .get(..prefix.len())
+        .ok_or(SmtpError::Syntax("expected FROM:<address> or TO:<address>"))?;
     if !head.eq_ignore_ascii_case(prefix) {
         return Err(SmtpError::Syntax("expected FROM:<address> or TO:<address>"));
     }
@@ -150,8 +182,18 @@ fn params(s: &str) -> Result<Vec<Param<'_>>, SmtpError> {
             Some((k, v)) => (k, Some(v)),
             None => (word, None),
         };
-        let keyword_ok = keyword.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && keyword.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        let value_ok = value.is_none_or(|v| !v.is_empty() && v.chars().all(|c| (c > ' ' && c != '=' && c != '\x7f') || !c.is_ascii()));
+        let keyword_ok = keyword
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && keyword
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let value_ok = value.is_none_or(|v| {
+            !v.is_empty()
+                && v.chars()
+                    .all(|c| (c > ' ' && c != '=' && c != '\x7f') || !c.is_ascii())
+        });
         if !keyword_ok || !value_ok {
             return Err(SmtpError::BadParameter(truncate(word)));
         }
@@ -199,38 +241,107 @@ mod tests {
             parse(b"MAIL FROM:<a@b.test> SIZE=100 BODY=8BITMIME").unwrap(),
             Command::Mail {
                 path: "<a@b.test>",
-                params: vec![Param { keyword: "SIZE".into(), value: Some("100") }, Param { keyword: "BODY".into(), value: Some("8BITMIME") }]
+                params: vec![
+                    Param {
+                        keyword: "SIZE".into(),
+                        value: Some("100")
+                    },
+                    Param {
+                        keyword: "BODY".into(),
+                        value: Some("8BITMIME")
+                    }
+                ]
             }
         );
-        assert_eq!(parse(b"mail from: <>").unwrap(), Command::Mail { path: "<>", params: vec![] });
-        assert_eq!(parse(b"RCPT TO:<\"a>b\"@c.test>").unwrap(), Command::Rcpt { path: "<\"a>b\"@c.test>", params: vec![] });
-        assert_eq!(parse(b"MAIL FROM:a@b.test"), Err(SmtpError::Syntax("address must be in angle brackets")));
-        assert_eq!(parse(b"MAIL TO:<a@b.test>"), Err(SmtpError::Syntax("expected FROM:<address> or TO:<address>")));
-        assert!(matches!(parse(b"MAIL FROM:<a@b.test> BODY=8BITMIME BODY=7BIT"), Err(SmtpError::BadParameter(_))));
-        assert!(matches!(parse(b"MAIL FROM:<a@b.test> =x"), Err(SmtpError::BadParameter(_))));
+        assert_eq!(
+            parse(b"mail from: <>").unwrap(),
+            Command::Mail {
+                path: "<>",
+                params: vec![]
+            }
+        );
+        assert_eq!(
+            parse(b"RCPT TO:<\"a>b\"@c.test>").unwrap(),
+            Command::Rcpt {
+                path: "<\"a>b\"@c.test>",
+                params: vec![]
+            }
+        );
+        assert_eq!(
+            parse(b"MAIL FROM:a@b.test"),
+            Err(SmtpError::Syntax("address must be in angle brackets"))
+        );
+        assert_eq!(
+            parse(b"MAIL TO:<a@b.test>"),
+            Err(SmtpError::Syntax("expected FROM:<address> or TO:<address>"))
+        );
+        assert!(matches!(
+            parse(b"MAIL FROM:<a@b.test> BODY=8BITMIME BODY=7BIT"),
+            Err(SmtpError::BadParameter(_))
+        ));
+        assert!(matches!(
+            parse(b"MAIL FROM:<a@b.test> =x"),
+            Err(SmtpError::BadParameter(_))
+        ));
         let many = format!("MAIL FROM:<a@b.test>{}", " X=1".repeat(10_000));
-        assert!(matches!(parse(many.as_bytes()), Err(SmtpError::BadParameter(_))));
+        assert!(matches!(
+            parse(many.as_bytes()),
+            Err(SmtpError::BadParameter(_))
+        ));
     }
 
     #[test]
     fn bdat_forms() {
-        assert_eq!(parse(b"BDAT 100").unwrap(), Command::Bdat { size: 100, last: false });
-        assert_eq!(parse(b"BDAT 0 LAST").unwrap(), Command::Bdat { size: 0, last: true });
-        assert_eq!(parse(b"BDAT 18446744073709551616 LAST").unwrap(), Command::Bdat { size: u64::MAX, last: true });
+        assert_eq!(
+            parse(b"BDAT 100").unwrap(),
+            Command::Bdat {
+                size: 100,
+                last: false
+            }
+        );
+        assert_eq!(
+            parse(b"BDAT 0 LAST").unwrap(),
+            Command::Bdat {
+                size: 0,
+                last: true
+            }
+        );
+        assert_eq!(
+            parse(b"BDAT 18446744073709551616 LAST").unwrap(),
+            Command::Bdat {
+                size: u64::MAX,
+                last: true
+            }
+        );
         assert!(parse(b"BDAT -1").is_err());
         assert!(parse(b"BDAT 1 FIRST").is_err());
     }
 
     #[test]
     fn odd_input() {
-        assert_eq!(parse(b"EHLO a\x00b"), Err(SmtpError::Syntax("control character in command")));
-        assert_eq!(parse(b"EHLO"), Err(SmtpError::Syntax("HELO/EHLO needs a domain")));
+        assert_eq!(
+            parse(b"EHLO a\x00b"),
+            Err(SmtpError::Syntax("control character in command"))
+        );
+        assert_eq!(
+            parse(b"EHLO"),
+            Err(SmtpError::Syntax("HELO/EHLO needs a domain"))
+        );
         assert_eq!(parse(b"GET / HTTP/1.1").unwrap(), Command::Http);
         assert_eq!(parse(b"FOO"), Err(SmtpError::UnknownCommand));
         assert_eq!(parse(b"ETRN x").unwrap(), Command::NotImplemented);
-        assert_eq!(parse(b"DATA x"), Err(SmtpError::Syntax("no arguments allowed")));
+        assert_eq!(
+            parse(b"DATA x"),
+            Err(SmtpError::Syntax("no arguments allowed"))
+        );
         assert_eq!(parse(b"NOOP anything").unwrap(), Command::Noop);
-        assert_eq!(parse(b"AUTH PLAIN AGFAYgBj").unwrap(), Command::Auth { mechanism: "PLAIN", initial: Some("AGFAYgBj") });
+        assert_eq!(
+            parse(b"AUTH PLAIN AGFAYgBj").unwrap(),
+            Command::Auth {
+                mechanism: "PLAIN",
+                initial: Some("AGFAYgBj")
+            }
+        );
         assert!(parse(&[0xff, 0xfe]).is_err());
     }
 }

@@ -94,53 +94,173 @@ impl SmtpError {
     /// The reply for this error, and whether the connection closes after it.
     pub fn reply(&self) -> (Reply, bool) {
         use SmtpError::*;
-        let r = |code, e: (u8, u16, u16), text: &'static str| Reply::new(code, Enhanced(e.0, e.1, e.2), text);
+        let r = |code, e: (u8, u16, u16), text: &'static str| {
+            Reply::new(code, Enhanced(e.0, e.1, e.2), text)
+        };
         match self {
-            LineTooLong => (r(500, (5, 5, 2), "Line too long (RFC 5321 §4.5.3.1.4)"), false),
-            BareLineFeed => (r(500, (5, 5, 2), "Line must end with CRLF (RFC 5321 §2.3.8)"), false),
+            LineTooLong => (
+                r(500, (5, 5, 2), "Line too long (RFC 5321 §4.5.3.1.4)"),
+                false,
+            ),
+            BareLineFeed => (
+                r(500, (5, 5, 2), "Line must end with CRLF (RFC 5321 §2.3.8)"),
+                false,
+            ),
             UnknownCommand => (r(500, (5, 5, 2), "Command unrecognized"), false),
             NotImplemented => (r(502, (5, 5, 1), "Command not implemented"), false),
-            HttpRequest => (r(500, (5, 5, 1), "This is an SMTP server, not HTTP; goodbye"), true),
-            Syntax(what) => (Reply::new(501, Enhanced(5, 5, 2), format!("Syntax error: {what}")), false),
-            BadSequence(what) => (Reply::new(503, Enhanced(5, 5, 1), format!("Bad sequence of commands: {what}")), false),
-            Address(AddressError::NeedsUtf8) => (r(553, (5, 6, 7), "Non-ASCII address requires SMTPUTF8 (RFC 6531)"), false),
-            Address(AddressError::LocalPartTooLong) => (r(553, (5, 1, 3), "Local part longer than 64 octets"), false),
-            Address(AddressError::DomainTooLong) => (r(553, (5, 1, 2), "Domain longer than 255 octets"), false),
-            Address(AddressError::PathTooLong) => (r(553, (5, 1, 3), "Path longer than 256 octets"), false),
+            HttpRequest => (
+                r(500, (5, 5, 1), "This is an SMTP server, not HTTP; goodbye"),
+                true,
+            ),
+            Syntax(what) => (
+                Reply::new(501, Enhanced(5, 5, 2), format!("Syntax error: {what}")),
+                false,
+            ),
+            BadSequence(what) => (
+                Reply::new(
+                    503,
+                    Enhanced(5, 5, 1),
+                    format!("Bad sequence of commands: {what}"),
+                ),
+                false,
+            ),
+            Address(AddressError::NeedsUtf8) => (
+                r(
+                    553,
+                    (5, 6, 7),
+                    "Non-ASCII address requires SMTPUTF8 (RFC 6531)",
+                ),
+                false,
+            ),
+            Address(AddressError::LocalPartTooLong) => {
+                (r(553, (5, 1, 3), "Local part longer than 64 octets"), false)
+            }
+            Address(AddressError::DomainTooLong) => {
+                (r(553, (5, 1, 2), "Domain longer than 255 octets"), false)
+            }
+            Address(AddressError::PathTooLong) => {
+                (r(553, (5, 1, 3), "Path longer than 256 octets"), false)
+            }
             Address(AddressError::Syntax) => (r(501, (5, 1, 3), "Bad address syntax"), false),
-            UnsupportedParameter(p) => (Reply::new(555, Enhanced(5, 5, 4), format!("Unsupported parameter {p}")), false),
-            BadParameter(p) => (Reply::new(501, Enhanced(5, 5, 4), format!("Bad parameter {p}")), false),
+            UnsupportedParameter(p) => (
+                Reply::new(555, Enhanced(5, 5, 4), format!("Unsupported parameter {p}")),
+                false,
+            ),
+            BadParameter(p) => (
+                Reply::new(501, Enhanced(5, 5, 4), format!("Bad parameter {p}")),
+                false,
+            ),
             MessageTooBig => (r(552, (5, 3, 4), "Message size exceeds the limit"), false),
-            ChunkTooBig => (r(552, (5, 3, 4), "Chunk size exceeds the message size limit; closing"), true),
+            ChunkTooBig => (
+                r(
+                    552,
+                    (5, 3, 4),
+                    "Chunk size exceeds the message size limit; closing",
+                ),
+                true,
+            ),
             HeaderTooBig => (r(552, (5, 3, 4), "Header section exceeds the limit"), false),
             TooManyRecipients => (r(452, (4, 5, 3), "Too many recipients"), false),
             RelayDenied => (r(554, (5, 7, 1), "Relay access denied"), false),
             UnknownUser => (r(550, (5, 1, 1), "No such user here"), false),
             AliasLoop => (r(554, (5, 4, 6), "Alias loop"), false),
             AuthRequired => (r(530, (5, 7, 0), "Authentication required"), false),
-            TlsRequired => (r(530, (5, 7, 0), "Must issue a STARTTLS command first"), false),
+            TlsRequired => (
+                r(530, (5, 7, 0), "Must issue a STARTTLS command first"),
+                false,
+            ),
             AlreadyTls => (r(503, (5, 5, 1), "TLS already active"), false),
-            SenderNotOwned => (r(553, (5, 7, 1), "Sender address not owned by the authenticated user"), false),
-            FromNotOwned => (r(553, (5, 7, 1), "From: header address not owned by the authenticated user"), false),
-            NoFrom => (r(554, (5, 6, 0), "Message has no From: header (RFC 5322 §3.6)"), false),
-            UnknownMechanism => (r(504, (5, 5, 4), "Unrecognized authentication mechanism"), false),
+            SenderNotOwned => (
+                r(
+                    553,
+                    (5, 7, 1),
+                    "Sender address not owned by the authenticated user",
+                ),
+                false,
+            ),
+            FromNotOwned => (
+                r(
+                    553,
+                    (5, 7, 1),
+                    "From: header address not owned by the authenticated user",
+                ),
+                false,
+            ),
+            NoFrom => (
+                r(
+                    554,
+                    (5, 6, 0),
+                    "Message has no From: header (RFC 5322 §3.6)",
+                ),
+                false,
+            ),
+            UnknownMechanism => (
+                r(504, (5, 5, 4), "Unrecognized authentication mechanism"),
+                false,
+            ),
             AlreadyAuthenticated => (r(503, (5, 5, 1), "Already authenticated"), false),
-            AuthFailed => (r(535, (5, 7, 8), "Authentication credentials invalid"), false),
+            AuthFailed => (
+                r(535, (5, 7, 8), "Authentication credentials invalid"),
+                false,
+            ),
             AuthCancelled => (r(501, (5, 0, 0), "Authentication cancelled"), false),
-            AuthMalformed => (r(501, (5, 5, 2), "Malformed authentication response"), false),
-            AuthBlocked => (r(421, (4, 7, 0), "Too many authentication failures; try again later"), true),
+            AuthMalformed => (
+                r(501, (5, 5, 2), "Malformed authentication response"),
+                false,
+            ),
+            AuthBlocked => (
+                r(
+                    421,
+                    (4, 7, 0),
+                    "Too many authentication failures; try again later",
+                ),
+                true,
+            ),
             AuthTemporary => (r(454, (4, 7, 0), "Temporary authentication failure"), false),
-            Loop => (r(554, (5, 4, 6), "Too many Received headers: mail loop"), false),
-            BareLineEnding => (r(554, (5, 5, 2), "Bare CR or LF in message data (RFC 5321 §2.3.8)"), false),
-            TextLineTooLong => (r(554, (5, 5, 2), "Line longer than 1000 octets in message data (RFC 5321 §4.5.3.1.6)"), false),
+            Loop => (
+                r(554, (5, 4, 6), "Too many Received headers: mail loop"),
+                false,
+            ),
+            BareLineEnding => (
+                r(
+                    554,
+                    (5, 5, 2),
+                    "Bare CR or LF in message data (RFC 5321 §2.3.8)",
+                ),
+                false,
+            ),
+            TextLineTooLong => (
+                r(
+                    554,
+                    (5, 5, 2),
+                    "Line longer than 1000 octets in message data (RFC 5321 §4.5.3.1.6)",
+                ),
+                false,
+            ),
             EmptyMessage => (r(554, (5, 6, 0), "Empty message"), false),
-            ImproperPipelining => (r(554, (5, 5, 0), "Message data sent before the 354 reply; closing"), true),
+            ImproperPipelining => (
+                r(
+                    554,
+                    (5, 5, 0),
+                    "Message data sent before the 354 reply; closing",
+                ),
+                true,
+            ),
             TooManyErrors => (r(421, (4, 7, 0), "Too many errors; closing"), true),
             Timeout => (r(421, (4, 4, 2), "Timeout; closing"), true),
-            ShuttingDown => (r(421, (4, 3, 2), "Server shutting down; try again later"), true),
-            Busy => (r(421, (4, 7, 0), "Too many connections; try again later"), true),
+            ShuttingDown => (
+                r(421, (4, 3, 2), "Server shutting down; try again later"),
+                true,
+            ),
+            Busy => (
+                r(421, (4, 7, 0), "Too many connections; try again later"),
+                true,
+            ),
             Store(StoreError::Full) => (r(452, (4, 3, 1), "Insufficient system storage"), false),
-            Store(_) => (r(451, (4, 3, 0), "Local error in processing; try again later"), false),
+            Store(_) => (
+                r(451, (4, 3, 0), "Local error in processing; try again later"),
+                false,
+            ),
         }
     }
 }
@@ -154,14 +274,52 @@ mod tests {
     fn classes_agree() {
         use SmtpError::*;
         let all = [
-            LineTooLong, BareLineFeed, UnknownCommand, NotImplemented, HttpRequest, Syntax("x"), BadSequence("x"),
-            Address(AddressError::NeedsUtf8), Address(AddressError::LocalPartTooLong), Address(AddressError::DomainTooLong),
-            Address(AddressError::PathTooLong), Address(AddressError::Syntax), UnsupportedParameter("X".into()),
-            BadParameter("X".into()), MessageTooBig, ChunkTooBig, HeaderTooBig, TooManyRecipients, RelayDenied, UnknownUser,
-            AliasLoop, AuthRequired, TlsRequired, AlreadyTls, SenderNotOwned, FromNotOwned, NoFrom, UnknownMechanism,
-            AlreadyAuthenticated, AuthFailed, AuthCancelled, AuthMalformed, AuthBlocked, AuthTemporary, Loop, BareLineEnding,
-            TextLineTooLong, EmptyMessage, ImproperPipelining, TooManyErrors, Timeout, ShuttingDown, Busy,
-            Store(StoreError::Full), Store(StoreError::Busy), Store(StoreError::Io("x".into())),
+            LineTooLong,
+            BareLineFeed,
+            UnknownCommand,
+            NotImplemented,
+            HttpRequest,
+            Syntax("x"),
+            BadSequence("x"),
+            Address(AddressError::NeedsUtf8),
+            Address(AddressError::LocalPartTooLong),
+            Address(AddressError::DomainTooLong),
+            Address(AddressError::PathTooLong),
+            Address(AddressError::Syntax),
+            UnsupportedParameter("X".into()),
+            BadParameter("X".into()),
+            MessageTooBig,
+            ChunkTooBig,
+            HeaderTooBig,
+            TooManyRecipients,
+            RelayDenied,
+            UnknownUser,
+            AliasLoop,
+            AuthRequired,
+            TlsRequired,
+            AlreadyTls,
+            SenderNotOwned,
+            FromNotOwned,
+            NoFrom,
+            UnknownMechanism,
+            AlreadyAuthenticated,
+            AuthFailed,
+            AuthCancelled,
+            AuthMalformed,
+            AuthBlocked,
+            AuthTemporary,
+            Loop,
+            BareLineEnding,
+            TextLineTooLong,
+            EmptyMessage,
+            ImproperPipelining,
+            TooManyErrors,
+            Timeout,
+            ShuttingDown,
+            Busy,
+            Store(StoreError::Full),
+            Store(StoreError::Busy),
+            Store(StoreError::Io("x".into())),
         ];
         for e in all {
             let (reply, _) = e.reply();

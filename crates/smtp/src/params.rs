@@ -36,13 +36,24 @@ pub fn mail_params(params: &[Param<'_>]) -> Result<MailParams, SmtpError> {
             }
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => out.eight_bit = false,
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => out.eight_bit = true,
-            ("BODY", Some(v)) => return Err(SmtpError::UnsupportedParameter(format!("BODY={}", truncate(v)))),
+            ("BODY", Some(v)) => {
+                return Err(SmtpError::UnsupportedParameter(format!(
+                    "BODY={}",
+                    truncate(v)
+                )));
+            }
             ("SMTPUTF8", None) => out.smtputf8 = true,
-            ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") => out.ret = Some(v.to_ascii_uppercase()),
+            ("RET", Some(v))
+                if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") =>
+            {
+                out.ret = Some(v.to_ascii_uppercase())
+            }
             ("ENVID", Some(v)) if v.len() <= 100 && is_xtext(v) => out.envid = Some(v.to_string()),
             // RFC 4954 §5: accepted; Tern trusts no one's claim of an earlier authentication.
             ("AUTH", Some(v)) if v == "<>" || is_xtext(v) => {}
-            ("SIZE" | "BODY" | "SMTPUTF8" | "RET" | "ENVID" | "AUTH", _) => return Err(SmtpError::BadParameter(p.keyword.clone())),
+            ("SIZE" | "BODY" | "SMTPUTF8" | "RET" | "ENVID" | "AUTH", _) => {
+                return Err(SmtpError::BadParameter(p.keyword.clone()));
+            }
             _ => return Err(SmtpError::UnsupportedParameter(p.keyword.clone())),
         }
     }
@@ -69,14 +80,25 @@ fn valid_notify(v: &str) -> bool {
     }
     let items: Vec<String> = v.split(',').map(|s| s.to_ascii_uppercase()).collect();
     !items.is_empty()
-        && items.iter().all(|i| matches!(i.as_str(), "SUCCESS" | "FAILURE" | "DELAY"))
-        && items.iter().enumerate().all(|(n, i)| !items[..n].contains(i))
+        && items
+            .iter()
+            .all(|i| matches!(i.as_str(), "SUCCESS" | "FAILURE" | "DELAY"))
+        && items
+            .iter()
+            .enumerate()
+            .all(|(n, i)| !items[..n].contains(i))
 }
 
 /// RFC 3461 §4.2: `addr-type ";" xtext`, at most 500 characters.
 fn valid_orcpt(v: &str) -> bool {
-    let Some((kind, addr)) = v.split_once(';') else { return false };
-    v.len() <= 500 && !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !addr.is_empty() && is_xtext(addr)
+    let Some((kind, addr)) = v.split_once(';') else {
+        return false;
+    };
+    v.len() <= 500
+        && !kind.is_empty()
+        && kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !addr.is_empty()
+        && is_xtext(addr)
 }
 
 /// RFC 3461 §4: xtext = *( xchar / hexchar ); xchar is "!".."~" except "+" and "=",
@@ -106,25 +128,68 @@ mod tests {
     use super::*;
 
     fn p(k: &str, v: Option<&'static str>) -> Param<'static> {
-        Param { keyword: k.into(), value: v }
+        Param {
+            keyword: k.into(),
+            value: v,
+        }
     }
 
     #[test]
     fn mail_parameters() {
-        let m = mail_params(&[p("SIZE", Some("1000")), p("BODY", Some("8bitmime")), p("SMTPUTF8", None), p("RET", Some("hdrs")), p("ENVID", Some("QQ314159"))]).unwrap();
-        assert_eq!(m, MailParams { size: Some(1000), eight_bit: true, smtputf8: true, ret: Some("HDRS".into()), envid: Some("QQ314159".into()) });
-        assert_eq!(mail_params(&[p("SIZE", Some("99999999999999999999"))]).unwrap().size, Some(u64::MAX));
-        assert!(matches!(mail_params(&[p("SIZE", Some("1e9"))]), Err(SmtpError::BadParameter(_))));
-        assert!(matches!(mail_params(&[p("BODY", Some("BINARYMIME"))]), Err(SmtpError::UnsupportedParameter(_))));
-        assert!(matches!(mail_params(&[p("REQUIRETLS", None)]), Err(SmtpError::UnsupportedParameter(_))));
-        assert!(matches!(mail_params(&[p("SMTPUTF8", Some("x"))]), Err(SmtpError::BadParameter(_))));
+        let m = mail_params(&[
+            p("SIZE", Some("1000")),
+            p("BODY", Some("8bitmime")),
+            p("SMTPUTF8", None),
+            p("RET", Some("hdrs")),
+            p("ENVID", Some("QQ314159")),
+        ])
+        .unwrap();
+        assert_eq!(
+            m,
+            MailParams {
+                size: Some(1000),
+                eight_bit: true,
+                smtputf8: true,
+                ret: Some("HDRS".into()),
+                envid: Some("QQ314159".into())
+            }
+        );
+        assert_eq!(
+            mail_params(&[p("SIZE", Some("99999999999999999999"))])
+                .unwrap()
+                .size,
+            Some(u64::MAX)
+        );
+        assert!(matches!(
+            mail_params(&[p("SIZE", Some("1e9"))]),
+            Err(SmtpError::BadParameter(_))
+        ));
+        assert!(matches!(
+            mail_params(&[p("BODY", Some("BINARYMIME"))]),
+            Err(SmtpError::UnsupportedParameter(_))
+        ));
+        assert!(matches!(
+            mail_params(&[p("REQUIRETLS", None)]),
+            Err(SmtpError::UnsupportedParameter(_))
+        ));
+        assert!(matches!(
+            mail_params(&[p("SMTPUTF8", Some("x"))]),
+            Err(SmtpError::BadParameter(_))
+        ));
         assert!(mail_params(&[p("AUTH", Some("<>"))]).is_ok());
-        assert!(matches!(mail_params(&[p("AUTH", Some("a+5"))]), Err(SmtpError::BadParameter(_))));
+        assert!(matches!(
+            mail_params(&[p("AUTH", Some("a+5"))]),
+            Err(SmtpError::BadParameter(_))
+        ));
     }
 
     #[test]
     fn rcpt_parameters() {
-        let r = rcpt_params(&[p("NOTIFY", Some("SUCCESS,FAILURE")), p("ORCPT", Some("rfc822;bob+2B@b.test"))]).unwrap();
+        let r = rcpt_params(&[
+            p("NOTIFY", Some("SUCCESS,FAILURE")),
+            p("ORCPT", Some("rfc822;bob+2B@b.test")),
+        ])
+        .unwrap();
         assert_eq!(r.notify.as_deref(), Some("SUCCESS,FAILURE"));
         assert_eq!(r.orcpt.as_deref(), Some("rfc822;bob+2B@b.test"));
         for bad in ["NEVER,SUCCESS", "SUCCESS,SUCCESS", "ALWAYS", ""] {

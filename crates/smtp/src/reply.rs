@@ -18,16 +18,28 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(code: u16, enhanced: Enhanced, text: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { code, enhanced: Some(enhanced), lines: vec![text.into()] }
+        Reply {
+            code,
+            enhanced: Some(enhanced),
+            lines: vec![text.into()],
+        }
     }
 
     /// A reply without an enhanced code (greeting, EHLO, 334, 354).
     pub fn bare(code: u16, text: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { code, enhanced: None, lines: vec![text.into()] }
+        Reply {
+            code,
+            enhanced: None,
+            lines: vec![text.into()],
+        }
     }
 
     pub fn multi(code: u16, lines: Vec<Cow<'static, str>>) -> Reply {
-        Reply { code, enhanced: None, lines }
+        Reply {
+            code,
+            enhanced: None,
+            lines,
+        }
     }
 
     pub fn is_error(&self) -> bool {
@@ -45,7 +57,10 @@ impl Reply {
                 let _ = write!(s, "{a}.{b}.{c} ");
             }
             // Text never carries CR or LF: a reply cannot be split by what it quotes.
-            s.extend(line.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }));
+            s.extend(
+                line.chars()
+                    .map(|c| if c == '\r' || c == '\n' { ' ' } else { c }),
+            );
             s.push_str("\r\n");
         }
         if self.lines.is_empty() {
@@ -63,8 +78,15 @@ mod tests {
     fn wire_forms() {
         let mut out = Vec::new();
         Reply::new(250, Enhanced(2, 1, 0), "Ok").write_to(&mut out);
-        Reply::multi(250, vec!["mx.test".into(), "PIPELINING".into(), "SIZE 10".into()]).write_to(&mut out);
+        Reply::multi(
+            250,
+            vec!["mx.test".into(), "PIPELINING".into(), "SIZE 10".into()],
+        )
+        .write_to(&mut out);
         Reply::new(550, Enhanced(5, 1, 1), "a\r\nb").write_to(&mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "250 2.1.0 Ok\r\n250-mx.test\r\n250-PIPELINING\r\n250 SIZE 10\r\n550 5.1.1 a  b\r\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "250 2.1.0 Ok\r\n250-mx.test\r\n250-PIPELINING\r\n250 SIZE 10\r\n550 5.1.1 a  b\r\n"
+        );
     }
 }

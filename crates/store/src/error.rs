@@ -26,7 +26,10 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the operation may succeed if tried again later.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, StoreError::Full | StoreError::Busy | StoreError::Io(_))
+        matches!(
+            self,
+            StoreError::Full | StoreError::Busy | StoreError::Io(_)
+        )
     }
 }
 

@@ -70,7 +70,8 @@ impl Store for SqliteStore {
         self.sql_add_account(address.to_string(), credentials).await
     }
     async fn set_credentials(&self, address: &str, credentials: Credentials) -> Result<()> {
-        self.sql_set_credentials(address.to_string(), credentials).await
+        self.sql_set_credentials(address.to_string(), credentials)
+            .await
     }
     async fn list_accounts(&self) -> Result<Vec<AccountRecord>> {
         self.sql_list_accounts().await
@@ -82,7 +83,8 @@ impl Store for SqliteStore {
         self.sql_account_credentials(address.to_string()).await
     }
     async fn add_alias(&self, address: &str, targets: &[String]) -> Result<()> {
-        self.sql_add_alias(address.to_string(), targets.to_vec()).await
+        self.sql_add_alias(address.to_string(), targets.to_vec())
+            .await
     }
     async fn list_aliases(&self) -> Result<Vec<AliasRecord>> {
         self.sql_list_aliases().await
@@ -124,7 +126,8 @@ pub enum Backend {
 pub fn open(backend: &Backend) -> Result<Arc<dyn Store>> {
     match backend {
         Backend::Sqlite(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
             Ok(Arc::new(SqliteStore::open(&dir.join("tern.db"))?))
         }
     }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use store::*;
 
 fn creds(tag: &str) -> Credentials {
-    Credentials { password_hash: format!("hash-{tag}"), scram_sha256: format!("scram-{tag}") }
+    Credentials {
+        password_hash: format!("hash-{tag}"),
+        scram_sha256: format!("scram-{tag}"),
+    }
 }
 
 fn open_sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
@@ -27,66 +30,150 @@ macro_rules! on_every_backend {
     )*};
 }
 
-on_every_backend!(domains, accounts, aliases_and_lookup, delivery_assigns_ascending_uids, queue_entries, removing_an_account_frees_its_mail);
+on_every_backend!(
+    domains,
+    accounts,
+    aliases_and_lookup,
+    delivery_assigns_ascending_uids,
+    queue_entries,
+    removing_an_account_frees_its_mail
+);
 
 async fn domains(s: Arc<dyn Store>) {
     s.add_domain("a.test").await.unwrap();
     s.add_domain("b.test").await.unwrap();
-    assert!(matches!(s.add_domain("a.test").await, Err(StoreError::Duplicate(m)) if m.contains("a.test")));
-    let names: Vec<_> = s.list_domains().await.unwrap().into_iter().map(|d| d.name).collect();
+    assert!(
+        matches!(s.add_domain("a.test").await, Err(StoreError::Duplicate(m)) if m.contains("a.test"))
+    );
+    let names: Vec<_> = s
+        .list_domains()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
     assert_eq!(names, ["a.test", "b.test"]);
     s.remove_domain("b.test").await.unwrap();
-    assert!(matches!(s.remove_domain("b.test").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.remove_domain("b.test").await,
+        Err(StoreError::NotFound(_))
+    ));
     s.add_account("x@a.test", creds("x")).await.unwrap();
-    assert!(matches!(s.remove_domain("a.test").await, Err(StoreError::InUse(m)) if m.contains("1 account")));
+    assert!(
+        matches!(s.remove_domain("a.test").await, Err(StoreError::InUse(m)) if m.contains("1 account"))
+    );
 }
 
 async fn accounts(s: Arc<dyn Store>) {
-    assert!(matches!(s.add_account("x@nowhere.test", creds("x")).await, Err(StoreError::NotFound(m)) if m.contains("nowhere.test")));
+    assert!(
+        matches!(s.add_account("x@nowhere.test", creds("x")).await, Err(StoreError::NotFound(m)) if m.contains("nowhere.test"))
+    );
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("1")).await.unwrap();
-    assert!(matches!(s.add_account("alice@a.test", creds("2")).await, Err(StoreError::Duplicate(m)) if m.contains("alice@a.test")));
-    let c = s.account_credentials("alice@a.test").await.unwrap().unwrap();
+    assert!(
+        matches!(s.add_account("alice@a.test", creds("2")).await, Err(StoreError::Duplicate(m)) if m.contains("alice@a.test"))
+    );
+    let c = s
+        .account_credentials("alice@a.test")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.credentials, creds("1"));
     s.set_credentials("alice@a.test", creds("3")).await.unwrap();
-    assert_eq!(s.account_credentials("alice@a.test").await.unwrap().unwrap().credentials, creds("3"));
-    assert!(matches!(s.set_credentials("bob@a.test", creds("3")).await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        s.account_credentials("alice@a.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials,
+        creds("3")
+    );
+    assert!(matches!(
+        s.set_credentials("bob@a.test", creds("3")).await,
+        Err(StoreError::NotFound(_))
+    ));
     // RFC 6154: every account has the special-use mailboxes.
     let boxes = s.mailboxes(a.id).await.unwrap();
     let mut names: Vec<_> = boxes.iter().map(|m| m.name.as_str()).collect();
     names.sort();
-    assert_eq!(names, ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]);
+    assert_eq!(
+        names,
+        ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+    );
     let mut validities: Vec<_> = boxes.iter().map(|m| m.uid_validity).collect();
     validities.dedup();
     assert_eq!(validities.len(), 6, "each mailbox has its own UIDVALIDITY");
     assert_eq!(s.list_accounts().await.unwrap().len(), 1);
     s.remove_account("alice@a.test").await.unwrap();
     assert!(s.list_accounts().await.unwrap().is_empty());
-    assert!(s.account_credentials("alice@a.test").await.unwrap().is_none());
+    assert!(
+        s.account_credentials("alice@a.test")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn aliases_and_lookup(s: Arc<dyn Store>) {
     s.add_domain("a.test").await.unwrap();
     s.add_account("alice@a.test", creds("a")).await.unwrap();
-    s.add_alias("info@a.test", &["alice@a.test".into(), "bob@b.test".into()]).await.unwrap();
-    s.add_alias("@a.test", &["alice@a.test".into()]).await.unwrap();
-    assert!(matches!(s.add_alias("alice@a.test", &["x@a.test".into()]).await, Err(StoreError::Duplicate(_))));
-    assert!(matches!(s.add_account("info@a.test", creds("i")).await, Err(StoreError::Duplicate(_))));
-    assert!(matches!(s.add_alias("x@c.test", &["alice@a.test".into()]).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(s.lookup_address("alice@a.test").await.unwrap(), AddressKind::Account(a) if a.address == "alice@a.test"));
-    assert_eq!(s.lookup_address("info@a.test").await.unwrap(), AddressKind::Alias(vec!["alice@a.test".into(), "bob@b.test".into()]));
-    assert_eq!(s.lookup_address("@a.test").await.unwrap(), AddressKind::Alias(vec!["alice@a.test".into()]));
-    assert_eq!(s.lookup_address("nobody@a.test").await.unwrap(), AddressKind::Unknown);
-    assert_eq!(s.lookup_address("x@elsewhere.test").await.unwrap(), AddressKind::NotLocal);
-    assert_eq!(s.aliases_targeting("alice@a.test").await.unwrap(), ["info@a.test"]);
+    s.add_alias("info@a.test", &["alice@a.test".into(), "bob@b.test".into()])
+        .await
+        .unwrap();
+    s.add_alias("@a.test", &["alice@a.test".into()])
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.add_alias("alice@a.test", &["x@a.test".into()]).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert!(matches!(
+        s.add_account("info@a.test", creds("i")).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert!(matches!(
+        s.add_alias("x@c.test", &["alice@a.test".into()]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        matches!(s.lookup_address("alice@a.test").await.unwrap(), AddressKind::Account(a) if a.address == "alice@a.test")
+    );
+    assert_eq!(
+        s.lookup_address("info@a.test").await.unwrap(),
+        AddressKind::Alias(vec!["alice@a.test".into(), "bob@b.test".into()])
+    );
+    assert_eq!(
+        s.lookup_address("@a.test").await.unwrap(),
+        AddressKind::Alias(vec!["alice@a.test".into()])
+    );
+    assert_eq!(
+        s.lookup_address("nobody@a.test").await.unwrap(),
+        AddressKind::Unknown
+    );
+    assert_eq!(
+        s.lookup_address("x@elsewhere.test").await.unwrap(),
+        AddressKind::NotLocal
+    );
+    assert_eq!(
+        s.aliases_targeting("alice@a.test").await.unwrap(),
+        ["info@a.test"]
+    );
     assert!(s.aliases_targeting("lice@a.test").await.unwrap().is_empty());
     assert_eq!(s.list_aliases().await.unwrap().len(), 2);
     s.remove_alias("info@a.test").await.unwrap();
-    assert!(matches!(s.remove_alias("info@a.test").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.remove_alias("info@a.test").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 fn delivery(account: AccountId, prefix: &str) -> Delivery {
-    Delivery { account, folder: Folder::Inbox, prefix: prefix.as_bytes().to_vec(), flags: vec![] }
+    Delivery {
+        account,
+        folder: Folder::Inbox,
+        prefix: prefix.as_bytes().to_vec(),
+        flags: vec![],
+    }
 }
 
 async fn delivery_assigns_ascending_uids(s: Arc<dyn Store>) {
@@ -110,7 +197,13 @@ async fn delivery_assigns_ascending_uids(s: Arc<dyn Store>) {
     for t in tasks {
         assert_eq!(t.await.unwrap().placed.len(), 2);
     }
-    let inbox = s.mailboxes(a.id).await.unwrap().into_iter().find(|m| m.name == "INBOX").unwrap();
+    let inbox = s
+        .mailboxes(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .unwrap();
     let msgs = s.messages(inbox.id).await.unwrap();
     let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
     assert_eq!(uids, (1..=40).collect::<Vec<_>>());
@@ -124,8 +217,14 @@ async fn delivery_assigns_ascending_uids(s: Arc<dyn Store>) {
         data: b"Subject: spam\r\n\r\n".to_vec(),
         received_at: 1,
         deliveries: vec![
-            Delivery { folder: Folder::SpecialUse("\\Junk".into()), ..delivery(a.id, "") },
-            Delivery { folder: Folder::Named("Nope".into()), ..delivery(a.id, "") },
+            Delivery {
+                folder: Folder::SpecialUse("\\Junk".into()),
+                ..delivery(a.id, "")
+            },
+            Delivery {
+                folder: Folder::Named("Nope".into()),
+                ..delivery(a.id, "")
+            },
         ],
         queue: None,
     };
@@ -138,33 +237,71 @@ async fn queue_entries(s: Arc<dyn Store>) {
     let q = QueueInsert {
         sender: "alice@a.test".into(),
         recipients: vec![
-            QueueRecipient { address: "x@b.test".into(), orcpt: Some("rfc822;x@b.test".into()), notify: Some("FAILURE".into()) },
-            QueueRecipient { address: "y@c.test".into(), orcpt: None, notify: None },
+            QueueRecipient {
+                address: "x@b.test".into(),
+                orcpt: Some("rfc822;x@b.test".into()),
+                notify: Some("FAILURE".into()),
+            },
+            QueueRecipient {
+                address: "y@c.test".into(),
+                orcpt: None,
+                notify: None,
+            },
         ],
         envid: Some("ENV1".into()),
         ret: Some("HDRS".into()),
         smtputf8: false,
         eight_bit: true,
     };
-    let stored = s.store_message(NewMessage { data: b"Subject: out\r\n\r\nx\r\n".to_vec(), received_at: 5, deliveries: vec![], queue: Some(q) }).await.unwrap();
+    let stored = s
+        .store_message(NewMessage {
+            data: b"Subject: out\r\n\r\nx\r\n".to_vec(),
+            received_at: 5,
+            deliveries: vec![],
+            queue: Some(q),
+        })
+        .await
+        .unwrap();
     let list = s.queue_list().await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(Some(list[0].id), stored.queue_id);
     assert_eq!(list[0].sender, "alice@a.test");
     assert_eq!(list[0].size, 19);
-    assert_eq!(list[0].recipients, [("x@b.test".to_string(), "queued".to_string()), ("y@c.test".to_string(), "queued".to_string())]);
+    assert_eq!(
+        list[0].recipients,
+        [
+            ("x@b.test".to_string(), "queued".to_string()),
+            ("y@c.test".to_string(), "queued".to_string())
+        ]
+    );
 }
 
 async fn removing_an_account_frees_its_mail(s: Arc<dyn Store>) {
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("a")).await.unwrap();
-    let msg = NewMessage { data: b"x".to_vec(), received_at: 0, deliveries: vec![delivery(a.id, "")], queue: None };
+    let msg = NewMessage {
+        data: b"x".to_vec(),
+        received_at: 0,
+        deliveries: vec![delivery(a.id, "")],
+        queue: None,
+    };
     let stored = s.store_message(msg).await.unwrap();
     s.remove_account("alice@a.test").await.unwrap();
-    assert!(s.message_content(stored.placed[0].0, 1).await.unwrap().is_none());
+    assert!(
+        s.message_content(stored.placed[0].0, 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // The address can be used again, with fresh mailboxes.
     let a2 = s.add_account("alice@a.test", creds("a")).await.unwrap();
-    let inbox = s.mailboxes(a2.id).await.unwrap().into_iter().find(|m| m.name == "INBOX").unwrap();
+    let inbox = s
+        .mailboxes(a2.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .unwrap();
     assert!(s.messages(inbox.id).await.unwrap().is_empty());
 }
 
@@ -187,18 +324,28 @@ async fn concurrent_writers_on_one_file() {
     let server = open_sqlite(&dir);
     let cli = open_sqlite(&dir);
     server.add_domain("a.test").await.unwrap();
-    let acct = server.add_account("alice@a.test", creds("a")).await.unwrap();
+    let acct = server
+        .add_account("alice@a.test", creds("a"))
+        .await
+        .unwrap();
     let deliveries = {
         let server = server.clone();
         tokio::spawn(async move {
             for i in 0..200 {
-                let msg = NewMessage { data: format!("m{i}").into_bytes(), received_at: i, deliveries: vec![delivery(acct.id, "")], queue: None };
+                let msg = NewMessage {
+                    data: format!("m{i}").into_bytes(),
+                    received_at: i,
+                    deliveries: vec![delivery(acct.id, "")],
+                    queue: None,
+                };
                 server.store_message(msg).await.unwrap();
             }
         })
     };
     for i in 0..100 {
-        cli.add_account(&format!("u{i}@a.test"), creds("u")).await.unwrap();
+        cli.add_account(&format!("u{i}@a.test"), creds("u"))
+            .await
+            .unwrap();
     }
     deliveries.await.unwrap();
     assert_eq!(cli.list_accounts().await.unwrap().len(), 101);

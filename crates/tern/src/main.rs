@@ -1,1 +1,106 @@
-fn main() {}
+//! `tern`: the whole mail server in one binary. This crate owns the command
+//! line (`cli`), the configuration (`config`), the admin commands (`admin`)
+//! and the wiring of `tern serve` (`serve`); every protocol lives in its own crate.
+
+mod admin;
+mod cli;
+mod config;
+mod serve;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use config::{BackendName, Config, LogFormat};
+use store::Store;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (config, development) = match load_config(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    init_logging(&config, matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(run(cli.command, config, development)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("tern: error: {message}");
+    ExitCode::FAILURE
+}
+
+/// `--config FILE`, else `./tern.toml`, else the development setup.
+fn load_config(path: Option<&Path>) -> Result<(Config, bool), String> {
+    if let Some(p) = path {
+        return Config::load(p)
+            .map(|c| (c, false))
+            .map_err(|e| e.to_string());
+    }
+    let local = Path::new("tern.toml");
+    if local.exists() {
+        return Config::load(local)
+            .map(|c| (c, false))
+            .map_err(|e| e.to_string());
+    }
+    Ok((Config::development(), true))
+}
+
+fn init_logging(config: &Config, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    // Admin commands stay quiet unless something is wrong.
+    let default = if serving {
+        config.log_level.as_str()
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(command: Command, config: Config, development: bool) -> Result<(), String> {
+    let store = open_store(&config)?;
+    match command {
+        Command::Serve => serve::serve(config, store, development)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Domain(c) => admin::domain(store, c).await.map_err(|e| e.to_string()),
+        Command::Account(c) => admin::account(store, c).await.map_err(|e| e.to_string()),
+        Command::Alias(c) => admin::alias(store, c).await.map_err(|e| e.to_string()),
+        Command::Dns(c) => admin::dns(store, &config, c)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Queue(c) => admin::queue(store, c).await.map_err(|e| e.to_string()),
+    }
+}
+
+fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    match config.store.backend {
+        BackendName::Sqlite => store::open(&store::Backend::Sqlite(config.data_dir.clone()))
+            .map_err(|e| format!("store unreachable: {e}")),
+        BackendName::Postgres => Err(
+            "store backend \"postgres\" is not available in this build yet; use \"sqlite\"".into(),
+        ),
+    }
+}

@@ -12,27 +12,47 @@ fn now() -> i64 {
 
 /// The domain part of a canonical address (`local@domain` or `@domain`).
 fn domain_of(address: &str) -> Result<&str> {
-    address.rsplit_once('@').map(|(_, d)| d).filter(|d| !d.is_empty()).ok_or_else(|| StoreError::Invalid(format!("not an address: {address}")))
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| StoreError::Invalid(format!("not an address: {address}")))
 }
 
 fn domain_id(conn: &Connection, name: &str) -> Result<DomainId> {
-    conn.query_row("SELECT id FROM domains WHERE name = ?1", [name], |r| r.get(0))
-        .optional()
-        .map_err(sql)?
-        .ok_or_else(|| StoreError::NotFound(format!("domain {name}")))
+    conn.query_row("SELECT id FROM domains WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+    .map_err(sql)?
+    .ok_or_else(|| StoreError::NotFound(format!("domain {name}")))
 }
 
 fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
-    Ok(AccountRecord { id: r.get(0)?, address: r.get(1)?, created: r.get(2)? })
+    Ok(AccountRecord {
+        id: r.get(0)?,
+        address: r.get(1)?,
+        created: r.get(2)?,
+    })
 }
 
 /// A fresh UIDVALIDITY: the current time, but always above the last one handed out,
 /// so a mailbox deleted and created again within a second still gets a new value
 /// (RFC 9051 §2.3.1.1).
 pub(super) fn next_uid_validity(conn: &Connection) -> Result<u32> {
-    let last: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'uid_validity'", [], |r| r.get(0)).optional().map_err(sql)?;
+    let last: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'uid_validity'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql)?;
     let last: u32 = last.and_then(|v| v.parse().ok()).unwrap_or(0);
-    let candidate = u32::try_from(now()).unwrap_or(u32::MAX - 1).max(last.saturating_add(1)).max(1);
+    let candidate = u32::try_from(now())
+        .unwrap_or(u32::MAX - 1)
+        .max(last.saturating_add(1))
+        .max(1);
     conn.execute("INSERT INTO meta(key, value) VALUES('uid_validity', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [candidate.to_string()])
         .map_err(sql)?;
     Ok(candidate)
@@ -42,19 +62,37 @@ impl SqliteStore {
     pub(crate) async fn sql_add_domain(&self, name: String) -> Result<DomainRecord> {
         self.write(move |c| {
             let created = now();
-            c.execute("INSERT INTO domains(name, created) VALUES (?1, ?2)", params![name, created]).map_err(|e| match sql(e) {
+            c.execute(
+                "INSERT INTO domains(name, created) VALUES (?1, ?2)",
+                params![name, created],
+            )
+            .map_err(|e| match sql(e) {
                 StoreError::Duplicate(_) => StoreError::Duplicate(format!("domain {name}")),
                 other => other,
             })?;
-            Ok(DomainRecord { id: c.last_insert_rowid(), name, created })
+            Ok(DomainRecord {
+                id: c.last_insert_rowid(),
+                name,
+                created,
+            })
         })
         .await
     }
 
     pub(crate) async fn sql_list_domains(&self) -> Result<Vec<DomainRecord>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT id, name, created FROM domains ORDER BY name").map_err(sql)?;
-            let rows = st.query_map([], |r| Ok(DomainRecord { id: r.get(0)?, name: r.get(1)?, created: r.get(2)? })).map_err(sql)?;
+            let mut st = c
+                .prepare_cached("SELECT id, name, created FROM domains ORDER BY name")
+                .map_err(sql)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(DomainRecord {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created: r.get(2)?,
+                    })
+                })
+                .map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
         .await
@@ -76,7 +114,11 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_add_account(&self, address: String, creds: Credentials) -> Result<AccountRecord> {
+    pub(crate) async fn sql_add_account(
+        &self,
+        address: String,
+        creds: Credentials,
+    ) -> Result<AccountRecord> {
         self.write(move |c| {
             let domain = domain_id(c, domain_of(&address)?)?;
             ensure_no_alias(c, &address)?;
@@ -103,10 +145,17 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_set_credentials(&self, address: String, creds: Credentials) -> Result<()> {
+    pub(crate) async fn sql_set_credentials(
+        &self,
+        address: String,
+        creds: Credentials,
+    ) -> Result<()> {
         self.write(move |c| {
             let n = c
-                .execute("UPDATE accounts SET password_hash = ?2, scram_sha256 = ?3 WHERE address = ?1", params![address, creds.password_hash, creds.scram_sha256])
+                .execute(
+                    "UPDATE accounts SET password_hash = ?2, scram_sha256 = ?3 WHERE address = ?1",
+                    params![address, creds.password_hash, creds.scram_sha256],
+                )
                 .map_err(sql)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("account {address}")));
@@ -118,7 +167,9 @@ impl SqliteStore {
 
     pub(crate) async fn sql_list_accounts(&self) -> Result<Vec<AccountRecord>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT id, address, created FROM accounts ORDER BY address").map_err(sql)?;
+            let mut st = c
+                .prepare_cached("SELECT id, address, created FROM accounts ORDER BY address")
+                .map_err(sql)?;
             let rows = st.query_map([], account_row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
@@ -127,7 +178,9 @@ impl SqliteStore {
 
     pub(crate) async fn sql_remove_account(&self, address: String) -> Result<()> {
         self.write(move |c| {
-            let n = c.execute("DELETE FROM accounts WHERE address = ?1", [&address]).map_err(sql)?;
+            let n = c
+                .execute("DELETE FROM accounts WHERE address = ?1", [&address])
+                .map_err(sql)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("account {address}")));
             }
@@ -136,7 +189,10 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_account_credentials(&self, address: String) -> Result<Option<AccountCredentials>> {
+    pub(crate) async fn sql_account_credentials(
+        &self,
+        address: String,
+    ) -> Result<Option<AccountCredentials>> {
         self.read(move |c| {
             c.query_row("SELECT id, address, created, password_hash, scram_sha256 FROM accounts WHERE address = ?1", [address], |r| {
                 Ok(AccountCredentials { account: account_row(r)?, credentials: Credentials { password_hash: r.get(3)?, scram_sha256: r.get(4)? } })
@@ -150,9 +206,17 @@ impl SqliteStore {
     pub(crate) async fn sql_add_alias(&self, address: String, targets: Vec<String>) -> Result<()> {
         self.write(move |c| {
             let domain = domain_id(c, domain_of(&address)?)?;
-            let is_account: bool = c.query_row("SELECT EXISTS(SELECT 1 FROM accounts WHERE address = ?1)", [&address], |r| r.get(0)).map_err(sql)?;
+            let is_account: bool = c
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM accounts WHERE address = ?1)",
+                    [&address],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
             if is_account {
-                return Err(StoreError::Duplicate(format!("account {address} (an alias cannot have an account's address)")));
+                return Err(StoreError::Duplicate(format!(
+                    "account {address} (an alias cannot have an account's address)"
+                )));
             }
             c.execute(
                 "INSERT INTO aliases(address, domain_id, targets, created) VALUES (?1, ?2, ?3, ?4)",
@@ -169,8 +233,17 @@ impl SqliteStore {
 
     pub(crate) async fn sql_list_aliases(&self) -> Result<Vec<AliasRecord>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT address, targets FROM aliases ORDER BY address").map_err(sql)?;
-            let rows = st.query_map([], |r| Ok(AliasRecord { address: r.get(0)?, targets: split_targets(&r.get::<_, String>(1)?) })).map_err(sql)?;
+            let mut st = c
+                .prepare_cached("SELECT address, targets FROM aliases ORDER BY address")
+                .map_err(sql)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(AliasRecord {
+                        address: r.get(0)?,
+                        targets: split_targets(&r.get::<_, String>(1)?),
+                    })
+                })
+                .map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
         .await
@@ -178,7 +251,9 @@ impl SqliteStore {
 
     pub(crate) async fn sql_remove_alias(&self, address: String) -> Result<()> {
         self.write(move |c| {
-            let n = c.execute("DELETE FROM aliases WHERE address = ?1", [&address]).map_err(sql)?;
+            let n = c
+                .execute("DELETE FROM aliases WHERE address = ?1", [&address])
+                .map_err(sql)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("alias {address}")));
             }
@@ -208,7 +283,11 @@ impl SqliteStore {
                 .prepare_cached("SELECT EXISTS(SELECT 1 FROM domains WHERE name = ?1)")
                 .and_then(|mut st| st.query_row([domain], |r| r.get(0)))
                 .map_err(sql)?;
-            Ok(if local { AddressKind::Unknown } else { AddressKind::NotLocal })
+            Ok(if local {
+                AddressKind::Unknown
+            } else {
+                AddressKind::NotLocal
+            })
         })
         .await
     }
@@ -224,13 +303,24 @@ impl SqliteStore {
 }
 
 fn ensure_no_alias(c: &Connection, address: &str) -> Result<()> {
-    let is_alias: bool = c.query_row("SELECT EXISTS(SELECT 1 FROM aliases WHERE address = ?1)", [address], |r| r.get(0)).map_err(sql)?;
+    let is_alias: bool = c
+        .query_row(
+            "SELECT EXISTS(SELECT 1 FROM aliases WHERE address = ?1)",
+            [address],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
     if is_alias {
-        return Err(StoreError::Duplicate(format!("alias {address} (an account cannot have an alias's address)")));
+        return Err(StoreError::Duplicate(format!(
+            "alias {address} (an account cannot have an alias's address)"
+        )));
     }
     Ok(())
 }
 
 fn split_targets(s: &str) -> Vec<String> {
-    s.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect()
+    s.split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
 }

@@ -49,7 +49,15 @@ fn folder_mailbox(c: &Connection, account: AccountId, folder: &Folder) -> Result
 }
 
 /// Insert one mailbox entry, taking the next UID and MODSEQ of the mailbox.
-pub(super) fn insert_entry(c: &Connection, mailbox: MailboxId, blob: i64, prefix: &[u8], size: u64, date: i64, flags: &[String]) -> Result<u32> {
+pub(super) fn insert_entry(
+    c: &Connection,
+    mailbox: MailboxId,
+    blob: i64,
+    prefix: &[u8],
+    size: u64,
+    date: i64,
+    flags: &[String],
+) -> Result<u32> {
     let (uid, modseq): (u32, i64) = c
         .prepare_cached("UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING uid_next - 1, highest_modseq")
         .and_then(|mut st| st.query_row([mailbox], |r| Ok((r.get(0)?, r.get(1)?))))
@@ -63,7 +71,9 @@ pub(super) fn insert_entry(c: &Connection, mailbox: MailboxId, blob: i64, prefix
 }
 
 fn store_new_message(c: &Connection, msg: &NewMessage) -> Result<Stored> {
-    c.prepare_cached("INSERT INTO blobs(data) VALUES (?1)").and_then(|mut st| st.execute([&msg.data])).map_err(sql)?;
+    c.prepare_cached("INSERT INTO blobs(data) VALUES (?1)")
+        .and_then(|mut st| st.execute([&msg.data]))
+        .map_err(sql)?;
     let blob = c.last_insert_rowid();
     let mut placed = Vec::with_capacity(msg.deliveries.len());
     for d in &msg.deliveries {
@@ -92,7 +102,8 @@ fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxRecord> {
     })
 }
 
-pub(super) const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed";
+pub(super) const MAILBOX_COLUMNS: &str =
+    "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed";
 
 impl SqliteStore {
     pub(crate) async fn sql_store_message(&self, msg: NewMessage) -> Result<Stored> {
@@ -101,7 +112,11 @@ impl SqliteStore {
 
     pub(crate) async fn sql_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
         self.read(move |c| {
-            let mut st = c.prepare_cached(&format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name")).map_err(sql)?;
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name"
+                ))
+                .map_err(sql)?;
             let rows = st.query_map([account], mailbox_row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
@@ -127,7 +142,11 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_message_content(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>> {
+    pub(crate) async fn sql_message_content(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+    ) -> Result<Option<Vec<u8>>> {
         self.read(move |c| {
             c.prepare_cached("SELECT m.prefix, b.data FROM mailbox_messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2")
                 .and_then(|mut st| {

@@ -61,7 +61,13 @@ impl SqliteStore {
             .name("store-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
-        Ok(SqliteStore { inner: Arc::new(Inner { path: path.to_path_buf(), writer: tx, readers: Mutex::new(Vec::new()) }) })
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
     }
 
     /// Run `f` in the next group commit; resolves once its changes are durable.
@@ -83,8 +89,13 @@ impl SqliteStore {
             });
             (failed, complete)
         });
-        self.inner.writer.send(job).await.map_err(|_| StoreError::Io("the store writer has stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Io("the store writer has stopped".into()))?
+        self.inner
+            .writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Io("the store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Io("the store writer has stopped".into()))?
     }
 
     /// Run `f` on a read-only connection from the pool, on a blocking thread.
@@ -115,24 +126,34 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
     if !read_only {
         // WAL: readers never block the writer; FULL: fsync at every commit (durability).
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
     }
-    conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sql)?;
     Ok(conn)
 }
 
 /// Apply the migrations that have not run yet, each in its own transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
     loop {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
-        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > schema::MIGRATIONS.len() {
             return Err(StoreError::Invalid(format!(
@@ -140,9 +161,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
                 schema::MIGRATIONS.len()
             )));
         }
-        let Some(step) = schema::MIGRATIONS.get(version) else { return Ok(()) };
+        let Some(step) = schema::MIGRATIONS.get(version) else {
+            return Ok(());
+        };
         tx.execute_batch(step).map_err(sql)?;
-        tx.pragma_update(None, "user_version", (version + 1) as i64).map_err(sql)?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64)
+            .map_err(sql)?;
         tx.commit().map_err(sql)?;
         tracing::info!(version = version + 1, "store schema migrated");
     }
@@ -176,7 +200,11 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
         let savepoint = conn.execute_batch("SAVEPOINT job");
         let (failed, complete) = job(Some(conn));
         if savepoint.is_ok() {
-            let end = if failed { "ROLLBACK TO job; RELEASE job" } else { "RELEASE job" };
+            let end = if failed {
+                "ROLLBACK TO job; RELEASE job"
+            } else {
+                "RELEASE job"
+            };
             if let Err(e) = conn.execute_batch(end) {
                 tracing::warn!(error = %e, "store: savepoint failed");
             }

@@ -19,8 +19,15 @@ pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Re
         .prepare_cached("INSERT INTO queue_recipients(queue_id, address, domain, orcpt, notify, state, next_attempt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         .map_err(sql)?;
     for r in &q.recipients {
-        let domain = r.address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-        st.execute(params![id, r.address, domain, r.orcpt, r.notify, QUEUED, now]).map_err(sql)?;
+        let domain = r
+            .address
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or_default();
+        st.execute(params![
+            id, r.address, domain, r.orcpt, r.notify, QUEUED, now
+        ])
+        .map_err(sql)?;
     }
     Ok(id)
 }

@@ -1,0 +1,236 @@
+//! DATA (RFC 5321 §4.1.1.4), BDAT (RFC 3030), and what happens at the end of a
+//! message: loop check, submission fixes, the Received line, durable delivery.
+
+use delivery::Envelope;
+use message::header;
+use message::trace::{ReceivedInfo, received, with_protocol};
+
+use super::envelope::escape;
+use super::{Mode, SmtpSession, Transaction, is_submission};
+use crate::data::{DataLimits, DataReader};
+use crate::error::SmtpError;
+use crate::reply::{Enhanced, Reply};
+
+impl SmtpSession {
+    fn limits(&self) -> DataLimits {
+        DataLimits {
+            max_size: self.cfg.max_message_size,
+            max_line: self.cfg.max_text_line,
+            max_header: self.cfg.max_header_size,
+        }
+    }
+
+    /// The transaction, if it is ready for its content.
+    fn ready_for_content(&self) -> Result<&Transaction, SmtpError> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or(SmtpError::BadSequence("need MAIL and RCPT first"))?;
+        if tx.recipients.is_empty() {
+            return Err(SmtpError::BadSequence("no valid recipients"));
+        }
+        Ok(tx)
+    }
+
+    pub(super) fn data(&mut self, more_pending: bool) -> Result<Reply, SmtpError> {
+        let tx = self.ready_for_content()?;
+        if tx.chunks.is_some() {
+            // RFC 3030 §3: DATA and BDAT do not mix in one transaction.
+            return Err(SmtpError::BadSequence("DATA after BDAT"));
+        }
+        // RFC 2920 §3.1: DATA ends a pipelined group; a client that sends the message
+        // before our 354 is not speaking SMTP (C-SM5).
+        if more_pending {
+            return Err(SmtpError::ImproperPipelining);
+        }
+        self.mode = Mode::Data(DataReader::new(self.limits(), true));
+        Ok(Reply::bare(354, "End data with <CR><LF>.<CR><LF>"))
+    }
+
+    /// `BDAT size [LAST]`: the chunk follows at once (RFC 3030 §2) and is answered
+    /// once it is read. A refused chunk is still read, so the command stream stays in
+    /// step; only a chunk larger than any message is refused at once, by closing (C-SM15).
+    pub(super) fn bdat(&mut self, size: u64, last: bool) -> Result<(), SmtpError> {
+        if size > self.cfg.max_message_size {
+            return Err(SmtpError::ChunkTooBig);
+        }
+        let refused = self.ready_for_content().err();
+        let limits = self.limits();
+        if let (None, Some(tx)) = (&refused, &mut self.tx)
+            && tx.chunks.is_none()
+        {
+            tx.chunks = Some(Ok(DataReader::new(limits, false)));
+        }
+        self.mode = Mode::Bdat {
+            remaining: size,
+            last,
+            refused,
+        };
+        Ok(())
+    }
+
+    pub(super) fn bdat_bytes(&mut self, bytes: &[u8]) {
+        if let Some(Transaction {
+            chunks: Some(Ok(reader)),
+            ..
+        }) = &mut self.tx
+        {
+            reader.feed(bytes);
+        }
+    }
+
+    /// The last byte of a chunk arrived.
+    pub(super) async fn bdat_chunk_done(
+        &mut self,
+        last: bool,
+        refused: Option<SmtpError>,
+    ) -> Result<Reply, SmtpError> {
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        let Some(tx) = &mut self.tx else {
+            return Err(SmtpError::BadSequence("need MAIL and RCPT first"));
+        };
+        let received = match &tx.chunks {
+            Some(Ok(reader)) => reader.size(),
+            Some(Err(e)) => {
+                let e = e.clone();
+                if last {
+                    self.tx = None;
+                }
+                return Err(e);
+            }
+            None => 0,
+        };
+        if !last {
+            if received > self.cfg.max_message_size {
+                tx.chunks = Some(Err(SmtpError::MessageTooBig));
+                return Err(SmtpError::MessageTooBig);
+            }
+            return Ok(Reply::new(
+                250,
+                Enhanced(2, 0, 0),
+                format!("{received} octets received"),
+            ));
+        }
+        let result = match tx.chunks.take() {
+            Some(Ok(reader)) => reader.finish(),
+            Some(Err(e)) => Err(e),
+            None => Err(SmtpError::EmptyMessage),
+        };
+        self.end_of_message(result).await
+    }
+
+    /// The whole message is here: check it, complete it, store it durably, answer.
+    pub(super) async fn end_of_message(
+        &mut self,
+        content: Result<Vec<u8>, SmtpError>,
+    ) -> Result<Reply, SmtpError> {
+        let tx = self
+            .tx
+            .take()
+            .ok_or(SmtpError::BadSequence("no transaction"))?;
+        let body = content?;
+        // RFC 5321 §6.3: too many Received lines means a loop (C-RL9).
+        if header::fields_named(&body, "Received").len() > self.cfg.max_received {
+            return Err(SmtpError::Loop);
+        }
+        let mut added = String::new();
+        if is_submission(&self.cfg) {
+            added = self.submission_fixes(&body)?;
+        }
+        let now = message::date::unix_now();
+        let helo = self.helo.as_ref();
+        let info = ReceivedInfo {
+            helo: helo.map(|h| h.name.as_str()).unwrap_or("unknown"),
+            client_ip: self.client_ip(),
+            by: &self.cfg.hostname,
+            protocol: with_protocol(
+                helo.is_some_and(|h| h.extended),
+                self.tls.is_some(),
+                self.user.is_some(),
+                tx.params.smtputf8,
+            ),
+            tls: self
+                .tls
+                .as_ref()
+                .map(|t| (t.version.as_str(), t.cipher.as_str())),
+            id: &tx.id,
+            for_rcpt: match tx.recipients.as_slice() {
+                [only] => Some(only.address.as_str()),
+                _ => None,
+            },
+            date: now,
+        };
+        let mut data = received(&info).into_bytes();
+        data.extend_from_slice(added.as_bytes());
+        data.extend_from_slice(&body);
+        let size = data.len();
+        let envelope = Envelope {
+            sender: tx.sender.to_string(),
+            recipients: tx.recipients,
+            envid: tx.params.envid,
+            ret: tx.params.ret,
+            smtputf8: tx.params.smtputf8,
+            eight_bit: tx.params.eight_bit,
+        };
+        // Design principle 2: the 250 goes out only after this returns (durable commit).
+        let stored = self
+            .services
+            .mda
+            .deliver(&envelope, data, now)
+            .await
+            .map_err(SmtpError::Store)?;
+        tracing::info!(
+            msg = %tx.id,
+            from = %escape(&envelope.sender),
+            recipients = envelope.recipients.len(),
+            local = stored.placed.len(),
+            queued = stored.queue_id.is_some(),
+            size,
+            "message accepted"
+        );
+        Ok(Reply::new(
+            250,
+            Enhanced(2, 0, 0),
+            format!("Ok: queued as {}", tx.id),
+        ))
+    }
+
+    /// RFC 6409 §8: the MSA checks From: against the login (C-RL6) and adds Date:
+    /// and Message-ID: when missing. Returns the header lines to add.
+    fn submission_fixes(&self, body: &[u8]) -> Result<String, SmtpError> {
+        let fields = header::fields(body);
+        let from: Vec<_> = fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case("From"))
+            .collect();
+        if from.is_empty() {
+            return Err(SmtpError::NoFrom);
+        }
+        for f in from {
+            let addresses = header::addresses(f.value);
+            if addresses.is_empty() || !addresses.iter().all(|a| self.owns_mailbox(a)) {
+                return Err(SmtpError::FromNotOwned);
+            }
+        }
+        let mut added = String::new();
+        if !fields.iter().any(|f| f.name.eq_ignore_ascii_case("Date")) {
+            added.push_str(&format!(
+                "Date: {}\r\n",
+                message::date::rfc5322(message::date::unix_now())
+            ));
+        }
+        if !fields
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case("Message-ID"))
+        {
+            added.push_str(&format!(
+                "Message-ID: <{}@{}>\r\n",
+                super::new_message_id(),
+                self.cfg.hostname
+            ));
+        }
+        Ok(added)
+    }
+}

@@ -1,0 +1,381 @@
+//! The SMTP server session: a state machine fed with bytes (design.md
+//! principle 1). One module per group of commands: `hello` (HELO, EHLO,
+//! STARTTLS, XCLIENT), `envelope` (MAIL, RCPT), `content` (DATA, BDAT and the
+//! end of a message), `authenticate` (AUTH).
+//!
+//! Which commands each state allows is decided in [`SmtpSession::command`];
+//! every failure is an [`SmtpError`], turned into a reply in one place.
+
+mod authenticate;
+mod content;
+mod envelope;
+mod hello;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use delivery::Mda;
+use net::{ConnInfo, Flow, TlsInfo};
+use store::AccountRecord;
+
+use crate::command::{self, Command};
+use crate::config::{Role, SmtpConfig};
+use crate::data::DataReader;
+use crate::error::SmtpError;
+use crate::params::MailParams;
+use crate::reply::{Enhanced, Reply};
+
+/// RFC 4954 §4: a line carrying a SASL response may be up to 12288 octets.
+const MAX_AUTH_LINE: usize = 12288;
+
+/// Everything a session needs from the rest of the server.
+pub struct Services {
+    pub mda: Arc<Mda>,
+    pub auth: Arc<auth::Authenticator>,
+}
+
+/// The HELO/EHLO the client gave.
+#[derive(Debug, Clone)]
+struct Helo {
+    name: String,
+    extended: bool,
+}
+
+/// MAIL FROM seen: the transaction until the message is accepted or reset.
+#[derive(Debug)]
+struct Transaction {
+    id: String,
+    sender: message::ReversePath,
+    params: MailParams,
+    recipients: Vec<delivery::Recipient>,
+    /// BDAT chunks received so far; a failure sticks until the LAST chunk or RSET.
+    chunks: Option<Result<DataReader, SmtpError>>,
+}
+
+/// What the next input bytes are.
+enum Mode {
+    Command,
+    /// Discarding the rest of an over-long command line (already answered).
+    SkipLine,
+    Data(DataReader),
+    /// `remaining` bytes of a BDAT chunk still to come; `refused`: the chunk is read
+    /// only to be answered with this error.
+    Bdat {
+        remaining: u64,
+        last: bool,
+        refused: Option<SmtpError>,
+    },
+    Auth(auth::Exchange),
+}
+
+pub struct SmtpSession {
+    cfg: Arc<SmtpConfig>,
+    services: Arc<Services>,
+    peer: SocketAddr,
+    tls: Option<TlsInfo>,
+    helo: Option<Helo>,
+    user: Option<AccountRecord>,
+    /// Addresses the user may send as: their own and the aliases that lead to them.
+    owned: Vec<String>,
+    /// SCRAM: the user name of the exchange in progress, for the failure record.
+    auth_user: Option<String>,
+    tx: Option<Transaction>,
+    mode: Mode,
+    errors: u32,
+}
+
+impl SmtpSession {
+    pub fn new(cfg: Arc<SmtpConfig>, services: Arc<Services>, conn: &ConnInfo) -> SmtpSession {
+        SmtpSession {
+            cfg,
+            services,
+            peer: conn.peer,
+            tls: conn.tls.clone(),
+            helo: None,
+            user: None,
+            owned: Vec::new(),
+            auth_user: None,
+            tx: None,
+            mode: Mode::Command,
+            errors: 0,
+        }
+    }
+
+    /// Handle everything complete in `input`.
+    async fn process(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
+        loop {
+            let flow = match std::mem::replace(&mut self.mode, Mode::Command) {
+                Mode::Data(mut reader) => match reader.feed(input) {
+                    None => {
+                        input.clear();
+                        self.mode = Mode::Data(reader);
+                        return Flow::Continue;
+                    }
+                    Some(n) => {
+                        input.advance(n);
+                        let result = self.end_of_message(reader.finish()).await;
+                        self.respond(result, out).await
+                    }
+                },
+                Mode::Bdat {
+                    remaining,
+                    last,
+                    refused,
+                } => {
+                    let take = remaining.min(input.len() as u64) as usize;
+                    self.bdat_bytes(&input[..take]);
+                    input.advance(take);
+                    let remaining = remaining - take as u64;
+                    if remaining > 0 {
+                        self.mode = Mode::Bdat {
+                            remaining,
+                            last,
+                            refused,
+                        };
+                        return Flow::Continue;
+                    }
+                    let result = self.bdat_chunk_done(last, refused).await;
+                    self.respond(result, out).await
+                }
+                Mode::SkipLine => match input.iter().position(|&b| b == b'\n') {
+                    None => {
+                        input.clear();
+                        self.mode = Mode::SkipLine;
+                        return Flow::Continue;
+                    }
+                    Some(i) => {
+                        input.advance(i + 1);
+                        Flow::Continue
+                    }
+                },
+                mode @ (Mode::Command | Mode::Auth(_)) => {
+                    let limit = if matches!(mode, Mode::Auth(_)) {
+                        MAX_AUTH_LINE
+                    } else {
+                        self.cfg.max_command_line
+                    };
+                    match take_line(input, limit) {
+                        Line::Incomplete => {
+                            self.mode = mode;
+                            return Flow::Continue;
+                        }
+                        // An over-long or malformed line also ends a SASL exchange in progress.
+                        Line::TooLong { rest_pending } => {
+                            if rest_pending {
+                                self.mode = Mode::SkipLine;
+                            }
+                            self.respond(Err(SmtpError::LineTooLong), out).await
+                        }
+                        Line::BareLf => self.respond(Err(SmtpError::BareLineFeed), out).await,
+                        Line::Complete(line) => match mode {
+                            Mode::Auth(exchange) => {
+                                let result = self.auth_response(exchange, &line).await;
+                                self.respond(result, out).await
+                            }
+                            _ => {
+                                let more_pending = !input.is_empty();
+                                self.command_line(&line, more_pending, out).await
+                            }
+                        },
+                    }
+                }
+            };
+            if flow != Flow::Continue {
+                return flow;
+            }
+            // A zero-length BDAT chunk is complete without any input.
+            let empty_chunk = matches!(self.mode, Mode::Bdat { remaining: 0, .. });
+            if input.is_empty() && !empty_chunk {
+                return Flow::Continue;
+            }
+        }
+    }
+
+    async fn command_line(&mut self, line: &[u8], more_pending: bool, out: &mut Vec<u8>) -> Flow {
+        match command::parse(line) {
+            Ok(Command::Quit) => {
+                Reply::new(
+                    221,
+                    Enhanced(2, 0, 0),
+                    format!("{} closing connection", self.cfg.hostname),
+                )
+                .write_to(out);
+                Flow::Close
+            }
+            Ok(Command::Bdat { size, last }) => match self.bdat(size, last) {
+                Ok(()) => Flow::Continue,
+                Err(e) => self.respond(Err(e), out).await,
+            },
+            Ok(Command::StartTls) => match self.starttls() {
+                Ok(reply) => {
+                    reply.write_to(out);
+                    Flow::StartTls
+                }
+                Err(e) => self.respond(Err(e), out).await,
+            },
+            Ok(cmd) => {
+                let result = self.command(cmd, more_pending).await;
+                self.respond(result, out).await
+            }
+            Err(e) => self.respond(Err(e), out).await,
+        }
+    }
+
+    /// The state table: which command runs in which state.
+    async fn command(&mut self, cmd: Command<'_>, more_pending: bool) -> Result<Reply, SmtpError> {
+        match cmd {
+            Command::Helo(name) => Ok(self.hello(name, false)),
+            Command::Ehlo(name) => Ok(self.hello(name, true)),
+            Command::Mail { path, params } => self.mail(path, &params),
+            Command::Rcpt { path, params } => self.rcpt(path, &params).await,
+            Command::Data => self.data(more_pending),
+            Command::Auth { mechanism, initial } => self.auth_start(mechanism, initial).await,
+            Command::Xclient(attrs) => self.xclient(&attrs),
+            Command::Rset => {
+                self.tx = None;
+                Ok(Reply::new(250, Enhanced(2, 0, 0), "Ok"))
+            }
+            Command::Noop => Ok(Reply::new(250, Enhanced(2, 0, 0), "Ok")),
+            // RFC 5321 §3.5.3, §7.3: never confirm or deny an account (hardening.md C-RL11).
+            Command::Vrfy => Ok(Reply::new(
+                252,
+                Enhanced(2, 5, 2),
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            )),
+            Command::Help => Ok(Reply::new(
+                214,
+                Enhanced(2, 0, 0),
+                "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+            )),
+            Command::Expn | Command::NotImplemented => Err(SmtpError::NotImplemented),
+            Command::Http => Err(SmtpError::HttpRequest),
+            // Handled by the caller: they act on the socket or answer later.
+            Command::Quit | Command::StartTls | Command::Bdat { .. } => {
+                Err(SmtpError::BadSequence("internal"))
+            }
+        }
+    }
+
+    /// Write the reply of one command; count errors (hardening.md C-SM17).
+    async fn respond(&mut self, result: Result<Reply, SmtpError>, out: &mut Vec<u8>) -> Flow {
+        let (reply, close) = match result {
+            Ok(r) => (r, false),
+            Err(e) => {
+                tracing::info!(error = %e, "command refused");
+                e.reply()
+            }
+        };
+        if reply.is_error() && !close {
+            self.errors += 1;
+            if self.errors >= self.cfg.hard_error_limit {
+                reply.write_to(out);
+                SmtpError::TooManyErrors.reply().0.write_to(out);
+                return Flow::Close;
+            }
+            if self.errors > self.cfg.soft_error_limit {
+                tokio::time::sleep(self.cfg.error_delay).await;
+            }
+        }
+        reply.write_to(out);
+        if close { Flow::Close } else { Flow::Continue }
+    }
+
+    fn client_ip(&self) -> std::net::IpAddr {
+        self.peer.ip()
+    }
+}
+
+impl net::Session for SmtpSession {
+    fn greeting(&mut self, out: &mut Vec<u8>) {
+        // RFC 5321 §4.3.1, and "ESMTP" so that old clients try EHLO.
+        Reply::bare(220, format!("{} ESMTP Tern", self.cfg.hostname)).write_to(out);
+    }
+
+    async fn receive(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
+        self.process(input, out).await
+    }
+
+    fn tls_started(&mut self, info: TlsInfo) {
+        // RFC 3207 §4.2: forget everything learned before the handshake (C-TLS4).
+        self.tls = Some(info);
+        self.helo = None;
+        self.tx = None;
+        self.user = None;
+        self.owned.clear();
+        self.mode = Mode::Command;
+    }
+
+    fn timeout(&self) -> Duration {
+        match self.mode {
+            Mode::Data(_) | Mode::Bdat { .. } => self.cfg.data_timeout,
+            _ => self.cfg.command_timeout,
+        }
+    }
+
+    fn on_timeout(&mut self, out: &mut Vec<u8>) {
+        SmtpError::Timeout.reply().0.write_to(out);
+    }
+
+    fn on_shutdown(&mut self, out: &mut Vec<u8>) {
+        SmtpError::ShuttingDown.reply().0.write_to(out);
+    }
+
+    fn is_idle(&self) -> bool {
+        self.tx.is_none() && matches!(self.mode, Mode::Command)
+    }
+}
+
+enum Line {
+    Complete(Vec<u8>),
+    Incomplete,
+    /// Longer than the limit; `rest_pending`: its end has not arrived yet.
+    TooLong {
+        rest_pending: bool,
+    },
+    /// An LF without CR before it (RFC 5321 §2.3.8).
+    BareLf,
+}
+
+/// Take one CRLF-terminated line (without the CRLF) of at most `limit` octets
+/// including the CRLF. Input beyond the limit is dropped, never buffered (C-SM6).
+fn take_line(input: &mut BytesMut, limit: usize) -> Line {
+    match input.iter().take(limit + 1).position(|&b| b == b'\n') {
+        Some(i) if i + 1 > limit => {
+            input.advance(i + 1);
+            Line::TooLong {
+                rest_pending: false,
+            }
+        }
+        Some(i) if i == 0 || input[i - 1] != b'\r' => {
+            input.advance(i + 1);
+            Line::BareLf
+        }
+        Some(i) => {
+            let line = input[..i - 1].to_vec();
+            input.advance(i + 1);
+            Line::Complete(line)
+        }
+        None if input.len() > limit => {
+            input.clear();
+            Line::TooLong { rest_pending: true }
+        }
+        None => Line::Incomplete,
+    }
+}
+
+/// A short random identifier for a message: in its Received line, the logs, the 250.
+fn new_message_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTVWXYZ";
+    let mut bytes = [0u8; 12];
+    rand::fill(&mut bytes[..]);
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn is_submission(cfg: &SmtpConfig) -> bool {
+    cfg.role == Role::Submission
+}

@@ -1,0 +1,98 @@
+//! The command line (interface.md "Administration").
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tern",
+    version,
+    about = "Tern: a complete Internet mail server"
+)]
+pub struct Cli {
+    /// The configuration file. Default: ./tern.toml if it exists, else the development setup.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every listener the configuration names, in one process.
+    Serve,
+    /// Manage the domains Tern receives mail for.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Manage accounts (mailboxes with a password).
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Manage aliases (addresses that deliver to other addresses).
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// What to publish in DNS.
+    #[command(subcommand)]
+    Dns(DnsCmd),
+    /// The outbound queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Receive mail for DOMAIN.
+    Add { domain: String },
+    /// List the domains.
+    List,
+    /// Stop receiving mail for DOMAIN (refused while it has accounts or aliases).
+    Remove { domain: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Create an account and its mailboxes.
+    Add {
+        address: String,
+        /// The password; without it, one line is read from standard input.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Set an account's password.
+    Passwd {
+        address: String,
+        /// The new password; without it, one line is read from standard input.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List the accounts.
+    List,
+    /// Delete an account with all its mail.
+    Remove { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCmd {
+    /// Deliver mail for ADDRESS (or @DOMAIN, a catch-all) to the targets.
+    Add {
+        address: String,
+        /// Comma-separated addresses, local or remote.
+        targets: String,
+    },
+    /// List the aliases.
+    List,
+    /// Delete an alias.
+    Remove { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCmd {
+    /// Print the records DOMAIN needs, as zone-file lines.
+    Records { domain: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// One line per queued message.
+    List,
+}

@@ -1,0 +1,540 @@
+//! The configuration file (TOML), as `docs/configuration.md` and
+//! `tern.example.toml` document it. Every key has a default except where noted;
+//! an unknown key or a bad value is an error naming the key and its line (the
+//! `toml` crate reports the position, `deny_unknown_fields` the key).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use net::Cidr;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Our host name: greeting, EHLO, Received, Message-ID. Default: the system's.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter; RUST_LOG wins.
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// `text` (one line an event) or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// How long a stopping server lets sessions finish.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Seconds,
+    #[serde(default)]
+    pub listeners: Listeners,
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub dns: Dns,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub queue: Queue,
+    #[serde(default)]
+    pub smtp: Smtp,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub outbound: Outbound,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    pub smtp: Option<SocketAddr>,
+    pub submission: Option<SocketAddr>,
+    pub submissions: Option<SocketAddr>,
+    pub imap: Option<SocketAddr>,
+    pub imaps: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+    pub pop3s: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
+    pub managesieve: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Accepted and checked now; read by outbound delivery, which comes next.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+    #[serde(default = "yes")]
+    pub dnssec: bool,
+    pub trust_anchor: Option<PathBuf>,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns {
+            nameservers: Vec::new(),
+            dnssec: true,
+            trust_anchor: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default)]
+    pub backend: BackendName,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendName {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+/// Accepted and checked now; read by outbound delivery, which comes next.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    #[serde(default = "default_retry")]
+    pub retry: Vec<Seconds>,
+    #[serde(default = "default_max_age")]
+    pub max_age: Seconds,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            retry: default_retry(),
+            max_age: default_max_age(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    #[serde(default)]
+    pub xclient_trusted: Vec<CidrValue>,
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: u64,
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    #[serde(default = "default_max_header_size")]
+    pub max_header_size: usize,
+    #[serde(default = "default_max_received")]
+    pub max_received: usize,
+    #[serde(default = "default_smtp_timeout")]
+    pub command_timeout: Seconds,
+    #[serde(default = "default_smtp_timeout")]
+    pub data_timeout: Seconds,
+    #[serde(default = "default_soft_errors")]
+    pub soft_error_limit: u32,
+    #[serde(default = "default_hard_errors")]
+    pub hard_error_limit: u32,
+    #[serde(default = "default_error_delay")]
+    pub error_delay: Seconds,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            xclient_trusted: Vec::new(),
+            max_message_size: default_max_message_size(),
+            max_recipients: default_max_recipients(),
+            max_header_size: default_max_header_size(),
+            max_received: default_max_received(),
+            command_timeout: default_smtp_timeout(),
+            data_timeout: default_smtp_timeout(),
+            soft_error_limit: default_soft_errors(),
+            hard_error_limit: default_hard_errors(),
+            error_delay: default_error_delay(),
+        }
+    }
+}
+
+/// Accepted and checked now; read by outbound delivery, which comes next.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outbound {
+    #[serde(default = "default_outbound_port")]
+    pub port: u16,
+    pub source: Option<std::net::IpAddr>,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound {
+            port: default_outbound_port(),
+            source: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    #[serde(default = "default_failure_delay")]
+    pub failure_delay: Seconds,
+    #[serde(default = "default_max_failures")]
+    pub max_failures_per_ip: u32,
+    #[serde(default = "default_failure_window")]
+    pub failure_window: Seconds,
+    #[serde(default = "default_block")]
+    pub block_duration: Seconds,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            failure_delay: default_failure_delay(),
+            max_failures_per_ip: default_max_failures(),
+            failure_window: default_failure_window(),
+            block_duration: default_block(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_max_per_ip")]
+    pub max_connections_per_ip: usize,
+    #[serde(default = "default_exempt")]
+    pub per_ip_exempt: Vec<CidrValue>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_per_ip(),
+            per_ip_exempt: default_exempt(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// The sub-address separator; "" turns sub-addressing off.
+    #[serde(default = "default_separator")]
+    pub subaddress_separator: String,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            subaddress_separator: default_separator(),
+        }
+    }
+}
+
+/// A duration written `30s`, `5m`, `4h`, `5d` (or a bare number of seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Seconds(Duration::from_secs(n))),
+            Raw::Text(s) => parse_duration(&s).map(Seconds).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "bad duration {s:?}: write e.g. \"30s\", \"5m\", \"4h\", \"5d\""
+                ))
+            }),
+        }
+    }
+}
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(factor)?))
+}
+
+/// An address range (`127.0.0.0/8`) in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CidrValue(pub Cidr);
+
+impl<'de> Deserialize<'de> for CidrValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Cidr>()
+            .map(CidrValue)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/tern")
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_shutdown_timeout() -> Seconds {
+    Seconds(Duration::from_secs(30))
+}
+fn default_retry() -> Vec<Seconds> {
+    [60, 300, 900, 3600, 14_400]
+        .into_iter()
+        .map(|s| Seconds(Duration::from_secs(s)))
+        .collect()
+}
+fn default_max_age() -> Seconds {
+    Seconds(Duration::from_secs(5 * 86_400))
+}
+fn default_max_message_size() -> u64 {
+    50 << 20
+}
+fn default_max_recipients() -> usize {
+    1000
+}
+fn default_max_header_size() -> usize {
+    100 << 10
+}
+fn default_max_received() -> usize {
+    50
+}
+fn default_smtp_timeout() -> Seconds {
+    Seconds(Duration::from_secs(300))
+}
+fn default_soft_errors() -> u32 {
+    10
+}
+fn default_hard_errors() -> u32 {
+    20
+}
+fn default_error_delay() -> Seconds {
+    Seconds(Duration::from_secs(1))
+}
+fn default_outbound_port() -> u16 {
+    25
+}
+fn default_failure_delay() -> Seconds {
+    Seconds(Duration::from_secs(2))
+}
+fn default_max_failures() -> u32 {
+    10
+}
+fn default_failure_window() -> Seconds {
+    Seconds(Duration::from_secs(600))
+}
+fn default_block() -> Seconds {
+    Seconds(Duration::from_secs(900))
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_per_ip() -> usize {
+    100
+}
+fn default_exempt() -> Vec<CidrValue> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .map(CidrValue)
+        .collect()
+}
+fn default_separator() -> String {
+    "+".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("invalid config {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl Config {
+    /// Read and check a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(&text).map_err(|reason| ConfigError::Invalid {
+            path: path.into(),
+            reason,
+        })
+    }
+
+    /// Parse configuration text; the error names the key and its line.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| one_line(&e, text))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        message::Domain::parse_name(&self.hostname)
+            .map_err(|_| format!("hostname: {:?} is not a domain name", self.hostname))?;
+        if self.queue.retry.is_empty() {
+            return Err("queue.retry: needs at least one interval".into());
+        }
+        if self.delivery.subaddress_separator.chars().count() > 1 {
+            return Err("delivery.subaddress_separator: one character, or \"\" for none".into());
+        }
+        if self.store.backend == BackendName::Postgres && self.store.url.is_none() {
+            return Err("store.url: needed with backend = \"postgres\"".into());
+        }
+        Ok(())
+    }
+
+    /// The development setup of `tern serve` without a configuration (interface.md).
+    pub fn development() -> Config {
+        let mut c = Config::parse("hostname = \"localhost\"\ndata_dir = \"tern-data\"\n")
+            .unwrap_or_else(|e| panic!("built-in config: {e}"));
+        let lo = |port: u16| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+        c.listeners = Listeners {
+            smtp: lo(2525),
+            submission: lo(2587),
+            submissions: lo(2465),
+            ..Listeners::default()
+        };
+        c
+    }
+}
+
+/// The `toml` crate's error as one line: "line 3, column 1: unknown field `x`...".
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split('=').next())
+                .map(str::trim)
+                .unwrap_or("");
+            format!("line {line} ({key}): {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_example_parses() {
+        let text = r#"
+hostname = "mx.a.test"
+data_dir = "/var/lib/tern"
+[listeners]
+smtp        = "127.0.0.10:25"
+submission  = "127.0.0.10:587"
+submissions = "127.0.0.10:465"
+imap        = "127.0.0.10:143"
+imaps       = "127.0.0.10:993"
+pop3        = "127.0.0.10:110"
+pop3s       = "127.0.0.10:995"
+http        = "127.0.0.10:80"
+https       = "127.0.0.10:443"
+managesieve = "127.0.0.10:4190"
+[tls]
+cert = "/path/fullchain.pem"
+key  = "/path/key.pem"
+[dns]
+nameservers = ["127.0.0.53:53"]
+dnssec = true
+trust_anchor = "/path/root.key"
+[store]
+backend = "sqlite"
+[queue]
+retry = ["1m", "5m", "15m", "1h", "4h"]
+max_age = "5d"
+[smtp]
+xclient_trusted = ["127.0.0.1/32"]
+[outbound]
+port = 25
+source = "127.0.0.10"
+"#;
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.listeners.smtp, Some("127.0.0.10:25".parse().unwrap()));
+        assert_eq!(c.queue.retry[3], Seconds(Duration::from_secs(3600)));
+        assert_eq!(c.queue.max_age, Seconds(Duration::from_secs(432_000)));
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let e = Config::parse("hostname = \"a.test\"\nfoo = 1\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("foo"), "{e}");
+        let e =
+            Config::parse("hostname = \"a.test\"\n[listeners]\nsmtp = \"nowhere\"\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("smtp"), "{e}");
+        let e = Config::parse("[queue]\nmax_age = \"5 weeks\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("max_age"), "{e}");
+        let e = Config::parse("hostname = \"not a host\"\n").unwrap_err();
+        assert!(e.contains("hostname"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1w"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+}

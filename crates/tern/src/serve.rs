@@ -1,0 +1,230 @@
+//! `tern serve`: open the store, load TLS, start every configured listener,
+//! stop gracefully on SIGTERM or SIGINT (hardening.md C-FT11).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use auth::{Authenticator, ThrottleConfig};
+use delivery::{Mda, MdaConfig};
+use net::tls::Identity;
+use net::{ConnLimiter, Protocol, Shutdown, TlsAcceptor, TlsMode};
+use smtp::{Role, SmtpConfig, SmtpProtocol};
+use store::Store;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ServeError(pub String);
+
+pub async fn serve(
+    config: Config,
+    store: Arc<dyn Store>,
+    development: bool,
+) -> Result<(), ServeError> {
+    if development {
+        bootstrap_development(&store).await?;
+    }
+    let identity = match &config.tls {
+        Some(files) => Identity::load(&files.cert, &files.key),
+        None => Identity::self_signed(
+            &config.data_dir.join("tls"),
+            &[config.hostname.clone(), "localhost".into()],
+        ),
+    }
+    .map_err(|e| ServeError(e.to_string()))?;
+
+    let throttle = ThrottleConfig {
+        failure_delay: config.auth.failure_delay.0,
+        ip_max_failures: config.auth.max_failures_per_ip,
+        ip_window: config.auth.failure_window.0,
+        ip_block: config.auth.block_duration.0,
+        ..ThrottleConfig::default()
+    };
+    let authenticator = Arc::new(Authenticator::new(store.clone(), throttle));
+    let mda = Arc::new(Mda::new(
+        store.clone(),
+        MdaConfig {
+            subaddress_separator: config.delivery.subaddress_separator.chars().next(),
+        },
+    ));
+    let smtp_services = Arc::new(smtp::Services {
+        mda,
+        auth: authenticator,
+    });
+
+    let shutdown = Shutdown::new();
+    let limiter = ConnLimiter::new(net::Limits {
+        max_connections: config.limits.max_connections,
+        max_per_ip: config.limits.max_connections_per_ip,
+        per_ip_exempt: config.limits.per_ip_exempt.iter().map(|c| c.0).collect(),
+    });
+    let mut servers = Servers {
+        shutdown: shutdown.clone(),
+        limiter,
+        identity,
+        tasks: Vec::new(),
+    };
+
+    let l = &config.listeners;
+    if let Some(addr) = l.smtp {
+        let p = SmtpProtocol::new(smtp_config(&config, Role::Mx), smtp_services.clone());
+        servers.start(addr, p, Tls::StartTls).await?;
+    }
+    if let Some(addr) = l.submission {
+        let p = SmtpProtocol::new(
+            smtp_config(&config, Role::Submission),
+            smtp_services.clone(),
+        );
+        servers.start(addr, p, Tls::StartTls).await?;
+    }
+    if let Some(addr) = l.submissions {
+        let p = SmtpProtocol::new(
+            smtp_config(&config, Role::Submission),
+            smtp_services.clone(),
+        );
+        servers.start(addr, p, Tls::Implicit).await?;
+    }
+    for (name, addr) in [
+        ("imap", l.imap),
+        ("imaps", l.imaps),
+        ("pop3", l.pop3),
+        ("pop3s", l.pop3s),
+        ("http", l.http),
+        ("https", l.https),
+        ("managesieve", l.managesieve),
+    ] {
+        if let Some(addr) = addr {
+            // Not built yet: not bound, so nothing pretends to serve it.
+            tracing::warn!(listener = name, %addr, "this service is not built yet; not listening");
+            println!("tern: {name} on {addr} is not available yet (not listening)");
+        }
+    }
+    println!("tern: ready");
+    wait_for_signal().await;
+    tracing::info!(
+        "stopping: no new connections; sessions get {:?} to finish",
+        config.shutdown_timeout.0
+    );
+    shutdown.stop(config.shutdown_timeout.0).await;
+    for t in servers.tasks {
+        t.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn smtp_config(config: &Config, role: Role) -> SmtpConfig {
+    let s = &config.smtp;
+    let mut c = SmtpConfig::new(&config.hostname, role);
+    c.starttls = true;
+    c.max_message_size = s.max_message_size;
+    c.max_recipients = s.max_recipients;
+    c.max_header_size = s.max_header_size;
+    c.max_received = s.max_received;
+    c.command_timeout = s.command_timeout.0;
+    c.data_timeout = s.data_timeout.0;
+    c.soft_error_limit = s.soft_error_limit;
+    c.hard_error_limit = s.hard_error_limit;
+    c.error_delay = s.error_delay.0;
+    c.xclient_trusted = s.xclient_trusted.iter().map(|c| c.0).collect();
+    c
+}
+
+enum Tls {
+    StartTls,
+    Implicit,
+}
+
+struct Servers {
+    shutdown: Shutdown,
+    limiter: Arc<ConnLimiter>,
+    identity: Identity,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Servers {
+    async fn start<P: Protocol>(
+        &mut self,
+        addr: SocketAddr,
+        protocol: P,
+        tls: Tls,
+    ) -> Result<(), ServeError> {
+        let name = protocol.name();
+        let config = self
+            .identity
+            .server_config(protocol.alpn())
+            .map_err(|e| ServeError(e.to_string()))?;
+        let acceptor = TlsAcceptor::from(config);
+        let mode = match tls {
+            Tls::StartTls => TlsMode::StartTls(acceptor),
+            Tls::Implicit => TlsMode::Implicit(acceptor),
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError(format!("cannot listen on {addr} ({name}): {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| ServeError(e.to_string()))?;
+        let label = if matches!(tls, Tls::Implicit) && name == "submission" {
+            "submissions"
+        } else {
+            name
+        };
+        println!("tern: {label} listening on {bound}");
+        tracing::info!(listener = label, addr = %bound, "listening");
+        let task = tokio::spawn(net::serve(
+            listener,
+            Arc::new(protocol),
+            mode,
+            self.limiter.clone(),
+            self.shutdown.clone(),
+        ));
+        self.tasks.push(task);
+        Ok(())
+    }
+}
+
+/// The development setup: domain `localhost` and one account, created on the first
+/// start only; its password is printed once.
+async fn bootstrap_development(store: &Arc<dyn Store>) -> Result<(), ServeError> {
+    let err = |e: store::StoreError| ServeError(e.to_string());
+    if !store.list_domains().await.map_err(err)?.is_empty() {
+        println!("tern: development setup in ./tern-data (reusing what the first start created)");
+        return Ok(());
+    }
+    store.add_domain("localhost").await.map_err(err)?;
+    let password: String = {
+        const CHARS: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        let mut bytes = [0u8; 16];
+        rand::fill(&mut bytes[..]);
+        bytes
+            .iter()
+            .map(|b| CHARS[usize::from(*b) % CHARS.len()] as char)
+            .collect()
+    };
+    let pw = password.clone();
+    let creds = tokio::task::spawn_blocking(move || auth::derive(&pw))
+        .await
+        .map_err(|e| ServeError(e.to_string()))?;
+    store
+        .add_account("admin@localhost", creds)
+        .await
+        .map_err(err)?;
+    println!("tern: development setup created in ./tern-data");
+    println!("tern: account admin@localhost, password {password} (shown only this once)");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,135 @@
+//! The standard test world: domain a.test on host mx.a.test, two accounts and a
+//! few aliases. Transcripts rely on it through the variables of [`vars`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use store::{AddressKind, Store};
+
+use crate::server::TernServer;
+use crate::tcp::{BoxFuture, Probe};
+
+pub const HOST: &str = "mx.a.test";
+pub const DOMAIN: &str = "a.test";
+pub const ACCOUNTS: [(&str, &str); 2] = [("alice@a.test", "alice-pw"), ("bob@a.test", "bob-pw")];
+pub const ALIASES: [(&str, &str); 6] = [
+    ("postmaster@a.test", "alice@a.test"),
+    ("team@a.test", "alice@a.test,bob@a.test"),
+    ("info@a.test", "alice@a.test"),
+    ("loop1@a.test", "loop2@a.test"),
+    ("loop2@a.test", "loop1@a.test"),
+    ("fwd@a.test", "carol@far.test"),
+];
+
+/// The `${...}` variables of the SMTP transcripts.
+pub fn vars() -> HashMap<String, String> {
+    let mut v = HashMap::new();
+    v.insert("HOST".into(), HOST.into());
+    v.insert(
+        "PLAIN_ALICE".into(),
+        crate::sasl_plain("alice@a.test", "alice-pw"),
+    );
+    v.insert(
+        "PLAIN_ALICE_WRONG".into(),
+        crate::sasl_plain("alice@a.test", "wrong"),
+    );
+    v.insert(
+        "PLAIN_NOBODY".into(),
+        crate::sasl_plain("nobody@a.test", "x"),
+    );
+    v.insert("B64_ALICE".into(), crate::b64("alice@a.test"));
+    v.insert("B64_ALICE_PW".into(), crate::b64("alice-pw"));
+    v
+}
+
+/// Create the world in a store directly (in-memory transcript runs).
+pub async fn populate_store(store: &Arc<dyn Store>) {
+    store.add_domain(DOMAIN).await.unwrap();
+    for (address, password) in ACCOUNTS {
+        store
+            .add_account(address, cached_credentials(password))
+            .await
+            .unwrap();
+    }
+    for (alias, targets) in ALIASES {
+        let targets: Vec<String> = targets.split(',').map(String::from).collect();
+        store.add_alias(alias, &targets).await.unwrap();
+    }
+}
+
+/// Argon2 is slow on purpose: derive each test password once per process.
+fn cached_credentials(password: &str) -> store::Credentials {
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, store::Credentials>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().unwrap();
+    map.entry(password.to_string())
+        .or_insert_with(|| auth::derive(password))
+        .clone()
+}
+
+/// Create the world through the admin CLI of a running server.
+pub fn populate_cli(server: &TernServer) {
+    server.admin_ok(&["domain", "add", DOMAIN]);
+    for (address, password) in ACCOUNTS {
+        server.admin_ok(&["account", "add", address, "--password", password]);
+    }
+    for (alias, targets) in ALIASES {
+        server.admin_ok(&["alias", "add", alias, targets]);
+    }
+}
+
+/// How many messages an account's INBOX holds.
+pub async fn inbox_count(store: &Arc<dyn Store>, address: &str) -> Result<usize, String> {
+    Ok(inbox(store, address).await?.len())
+}
+
+/// The messages of an account's INBOX, oldest first.
+pub async fn inbox(store: &Arc<dyn Store>, address: &str) -> Result<Vec<Vec<u8>>, String> {
+    let AddressKind::Account(account) = store
+        .lookup_address(address)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Err(format!("{address} is not an account"));
+    };
+    let boxes = store
+        .mailboxes(account.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let inbox = boxes
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .ok_or("no INBOX")?;
+    let mut out = Vec::new();
+    for m in store.messages(inbox.id).await.map_err(|e| e.to_string())? {
+        out.push(
+            store
+                .message_content(inbox.id, m.uid)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default(),
+        );
+    }
+    Ok(out)
+}
+
+/// Looks into a store for `!inbox` and `!queue`.
+pub struct StoreProbe(pub Arc<dyn Store>);
+
+impl Probe for StoreProbe {
+    fn inbox(&self, address: &str) -> BoxFuture<'_, Result<usize, String>> {
+        let address = address.to_string();
+        Box::pin(async move { inbox_count(&self.0, &address).await })
+    }
+
+    fn queue(&self) -> BoxFuture<'_, Result<usize, String>> {
+        Box::pin(async move {
+            self.0
+                .queue_list()
+                .await
+                .map(|q| q.len())
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -12,11 +12,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tern");
 pub const FAST: &str = "[auth]\nfailure_delay = \"0s\"\n[smtp]\nerror_delay = \"0s\"\n";
 
 /// A server with the SMTP listeners and the fixture world (created through the CLI).
+/// `extra` is TOML merged over the test defaults.
 pub fn smtp_server(extra: &str) -> TernServer {
-    let config = format!(
-        "{}{FAST}{extra}",
-        ephemeral_listeners(&["smtp", "submission", "submissions"])
-    );
+    let listeners = ephemeral_listeners(&["smtp", "submission", "submissions"]);
+    let config = merge_toml(&[&listeners, FAST, extra]);
     let server = TernServer::start(BIN.as_ref(), fixture::HOST, &config);
     fixture::populate_cli(&server);
     server
@@ -26,4 +25,32 @@ pub fn smtp_server(extra: &str) -> TernServer {
 pub fn probe(server: &TernServer) -> Arc<StoreProbe> {
     let store = store::open(&store::Backend::Sqlite(server.data_dir())).unwrap();
     Arc::new(StoreProbe(store))
+}
+
+/// Merge TOML documents, later keys winning, tables merged key by key.
+pub fn merge_toml(parts: &[&str]) -> String {
+    fn merge(into: &mut toml::Table, from: toml::Table) {
+        for (k, v) in from {
+            match (into.get_mut(&k), v) {
+                (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+                (_, v) => {
+                    into.insert(k, v);
+                }
+            }
+        }
+    }
+    let mut out = toml::Table::new();
+    for p in parts {
+        merge(&mut out, p.parse::<toml::Table>().unwrap());
+    }
+    // Plain keys first, then tables, so the result reads as a config file.
+    let (plain, tables): (Vec<_>, Vec<_>) = out.into_iter().partition(|(_, v)| !v.is_table());
+    let mut text = String::new();
+    for (k, v) in plain {
+        text.push_str(&format!("{k} = {v}\n"));
+    }
+    for (k, v) in tables {
+        text.push_str(&format!("[{k}]\n{}", toml::to_string(&v).unwrap()));
+    }
+    text
 }

@@ -84,7 +84,13 @@ impl TernServer {
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("tern did not become ready; log:\n{}", self.log()));
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "tern did not become ready; config:\n{}\nlog:\n{}",
+                        std::fs::read_to_string(&self.config_path).unwrap_or_default(),
+                        self.log()
+                    )
+                });
             if let Some((name, addr)) = line
                 .strip_prefix("tern: ")
                 .and_then(|l| l.split_once(" listening on "))

@@ -317,8 +317,7 @@ fn admin_while_the_server_runs() {
             let mut s = std::net::TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
                 .unwrap();
-            let msg =
-                format!("EHLO x\r\nMAIL FROM:<s@far.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
+            let msg = "EHLO x\r\nMAIL FROM:<s@far.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n";
             s.write_all(msg.as_bytes()).unwrap();
             let mut buf = vec![0u8; 4096];
             let mut got = String::new();

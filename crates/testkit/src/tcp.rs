@@ -48,6 +48,26 @@ impl TcpWire {
         })
     }
 
+    /// Connect from a chosen local address (another 127.0.0.x stands for another client).
+    pub async fn connect_from(
+        local: std::net::IpAddr,
+        addr: SocketAddr,
+    ) -> std::io::Result<TcpWire> {
+        let socket = if local.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(local, 0))?;
+        let s = socket.connect(addr).await?;
+        Ok(TcpWire {
+            stream: Stream::Plain(s),
+            buf: Vec::new(),
+            probe: None,
+            timeout: Duration::from_secs(15),
+        })
+    }
+
     /// Connect and do the TLS handshake at once (implicit TLS, RFC 8314).
     pub async fn connect_tls(addr: SocketAddr) -> std::io::Result<TcpWire> {
         let mut w = TcpWire::connect(addr).await?;

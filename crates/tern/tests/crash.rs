@@ -1,0 +1,119 @@
+//! hardening.md C-FT1 / C-FT2, design.md principle 2: many sessions send, the server
+//! is killed with SIGKILL in the middle, restarted on the same data; every message
+//! that got a 250 is in its mailbox. A message without a 250 may or may not be there.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use testkit::fixture::inbox;
+use testkit::{TcpWire, Wire};
+
+const SESSIONS: usize = 16;
+
+/// Send until the connection breaks; record the subject of every acknowledged message.
+async fn sender(addr: std::net::SocketAddr, id: usize, acked: Arc<Mutex<Vec<String>>>) {
+    let Ok(mut w) = TcpWire::connect(addr).await else {
+        return;
+    };
+    w.timeout = Duration::from_secs(5);
+    let line = async |w: &mut TcpWire| w.read_line().await.ok().flatten();
+    if line(&mut w).await.is_none() || w.send(b"EHLO crash.test\r\n").await.is_err() {
+        return;
+    }
+    while let Some(l) = line(&mut w).await {
+        if l.starts_with("250 ") {
+            break;
+        }
+    }
+    for i in 0.. {
+        let subject = format!("crash-{id}-{i}");
+        let rcpt = if i % 2 == 0 {
+            "alice@a.test"
+        } else {
+            "bob@a.test"
+        };
+        let body = format!("MAIL FROM:<load@far.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
+        if w.send(body.as_bytes()).await.is_err() {
+            return;
+        }
+        for _ in 0..3 {
+            match line(&mut w).await {
+                Some(_) => {}
+                None => return,
+            }
+        }
+        let content = format!("Subject: {subject}\r\n\r\n{}\r\n.\r\n", "x".repeat(998));
+        if w.send(content.as_bytes()).await.is_err() {
+            return;
+        }
+        match line(&mut w).await {
+            Some(l) if l.starts_with("250 ") => acked.lock().unwrap().push(subject),
+            other => {
+                eprintln!("sender {id}: {other:?}");
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_nothing_acknowledged() {
+    let mut server = tokio::task::spawn_blocking(|| common::smtp_server(""))
+        .await
+        .unwrap();
+    let addr = server.addr("smtp");
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for id in 0..SESSIONS {
+        tasks.push(tokio::spawn(sender(addr, id, acked.clone())));
+    }
+    // Let the load run, then crash the server in the middle of it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < 400 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 100,
+        "too little load before the crash: {}",
+        acked.len()
+    );
+
+    server = tokio::task::spawn_blocking(move || {
+        server.spawn();
+        server
+    })
+    .await
+    .unwrap();
+    let store = common::probe(&server).0.clone();
+    let mut stored = HashSet::new();
+    for who in ["alice@a.test", "bob@a.test"] {
+        for m in inbox(&store, who).await.unwrap() {
+            let text = String::from_utf8_lossy(&m).into_owned();
+            if let Some(s) = text.lines().find_map(|l| l.strip_prefix("Subject: ")) {
+                assert!(stored.insert(s.to_string()), "{s} delivered twice");
+            }
+        }
+    }
+    let lost: Vec<&String> = acked.iter().filter(|s| !stored.contains(*s)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged messages lost after SIGKILL: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(10)]
+    );
+    eprintln!(
+        "crash test: {} acknowledged, {} stored, 0 lost",
+        acked.len(),
+        stored.len()
+    );
+}

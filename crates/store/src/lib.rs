@@ -122,13 +122,36 @@ pub enum Backend {
     Sqlite(std::path::PathBuf),
 }
 
-/// Open the configured backend (creating and migrating it as needed).
+/// Tuning of the backend, from `[store]` of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How long a write waits for another process's lock before failing with `Busy`.
+    pub busy_timeout: std::time::Duration,
+    /// Refuse to grow the database past this many bytes (`Full`, like a full disk).
+    pub max_size: Option<u64>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            busy_timeout: std::time::Duration::from_secs(10),
+            max_size: None,
+        }
+    }
+}
+
+/// Open the configured backend with default options.
 pub fn open(backend: &Backend) -> Result<Arc<dyn Store>> {
+    open_with(backend, &StoreOptions::default())
+}
+
+/// Open the configured backend (creating and migrating it as needed).
+pub fn open_with(backend: &Backend, options: &StoreOptions) -> Result<Arc<dyn Store>> {
     match backend {
         Backend::Sqlite(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
-            Ok(Arc::new(SqliteStore::open(&dir.join("tern.db"))?))
+            Ok(Arc::new(SqliteStore::open(&dir.join("tern.db"), options)?))
         }
     }
 }

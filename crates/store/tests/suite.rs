@@ -350,3 +350,32 @@ async fn concurrent_writers_on_one_file() {
     deliveries.await.unwrap();
     assert_eq!(cli.list_accounts().await.unwrap().len(), 101);
 }
+
+/// Group commit: a job that fails inside a shared commit is rolled back alone; the
+/// others in the same batch still commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_does_not_spoil_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_sqlite(&dir);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = s.clone();
+        let name = if i % 2 == 0 {
+            "dup.test".to_string()
+        } else {
+            format!("d{i}.test")
+        };
+        tasks.push(tokio::spawn(async move { s.add_domain(&name).await }));
+    }
+    let mut ok = 0;
+    let mut dup = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Duplicate(_)) => dup += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ok, dup), (11, 9));
+    assert_eq!(s.list_domains().await.unwrap().len(), 11);
+}

@@ -103,12 +103,28 @@ impl Default for Dns {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     #[serde(default)]
     pub backend: BackendName,
     pub url: Option<String>,
+    /// How long a write waits for another process (the admin CLI) to release the database.
+    #[serde(default = "default_busy_timeout")]
+    pub busy_timeout: Seconds,
+    /// Largest database size in bytes; past it new mail gets 452 4.3.1. Default: no limit.
+    pub max_size: Option<u64>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: BackendName::default(),
+            url: None,
+            busy_timeout: default_busy_timeout(),
+            max_size: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -330,6 +346,9 @@ fn default_log_level() -> String {
 }
 fn default_shutdown_timeout() -> Seconds {
     Seconds(Duration::from_secs(30))
+}
+fn default_busy_timeout() -> Seconds {
+    Seconds(Duration::from_secs(10))
 }
 fn default_retry() -> Vec<Seconds> {
     [60, 300, 900, 3600, 14_400]

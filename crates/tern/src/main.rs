@@ -96,9 +96,15 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
 }
 
 fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    let options = store::StoreOptions {
+        busy_timeout: config.store.busy_timeout.0,
+        max_size: config.store.max_size,
+    };
     match config.store.backend {
-        BackendName::Sqlite => store::open(&store::Backend::Sqlite(config.data_dir.clone()))
-            .map_err(|e| format!("store unreachable: {e}")),
+        BackendName::Sqlite => {
+            store::open_with(&store::Backend::Sqlite(config.data_dir.clone()), &options)
+                .map_err(|e| format!("store unreachable: {e}"))
+        }
         BackendName::Postgres => Err(
             "store backend \"postgres\" is not available in this build yet; use \"sqlite\"".into(),
         ),

@@ -21,15 +21,13 @@ mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::StoreOptions;
 use crate::error::{Result, StoreError};
 
-/// How long a connection waits for another process's write lock (C-FT7: then `Busy`).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most jobs one commit carries.
 const MAX_BATCH: usize = 256;
 
@@ -46,6 +44,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    options: StoreOptions,
     writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -53,9 +52,18 @@ struct Inner {
 impl SqliteStore {
     /// Open (creating if needed) the database at `path` and bring its schema up to date.
     /// Must be called inside a Tokio runtime.
-    pub fn open(path: &Path) -> Result<SqliteStore> {
-        let mut conn = open_connection(path, false)?;
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<SqliteStore> {
+        let mut conn = open_connection(path, false, options)?;
         migrate(&mut conn)?;
+        if let Some(max) = options.max_size {
+            // SQLite answers SQLITE_FULL past this size, as a full disk would (C-FT5).
+            let page: i64 = conn
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .map_err(sql)?;
+            let pages = (max as i64 / page.max(1)).max(1);
+            conn.pragma_update(None, "max_page_count", pages)
+                .map_err(sql)?;
+        }
         let (tx, rx) = mpsc::channel::<Job>(4096);
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -64,6 +72,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                options: options.clone(),
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
             }),
@@ -81,8 +90,10 @@ impl SqliteStore {
             let result = conn.map(f);
             let failed = !matches!(result, Some(Ok(_)));
             let complete: Completer = Box::new(move |commit| {
+                // The job's own failure says most about it; otherwise the commit's.
                 let outcome = match result {
-                    Some(r) => commit.and(r),
+                    Some(Ok(v)) => commit.map(|()| v),
+                    Some(Err(e)) => Err(e),
                     None => commit.and(Err(StoreError::Busy)),
                 };
                 let _ = tx.send(outcome);
@@ -109,7 +120,7 @@ impl SqliteStore {
             let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
             let conn = match pooled {
                 Some(c) => c,
-                None => open_connection(&inner.path, true)?,
+                None => open_connection(&inner.path, true, &inner.options)?,
             };
             let result = f(&conn);
             if let Ok(mut pool) = inner.readers.lock() {
@@ -122,7 +133,7 @@ impl SqliteStore {
     }
 }
 
-fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+fn open_connection(path: &Path, read_only: bool, options: &StoreOptions) -> Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -132,7 +143,8 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     };
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+    // How long to wait for another process's write lock (C-FT7: then `Busy`).
+    conn.busy_timeout(options.busy_timeout).map_err(sql)?;
     if !read_only {
         // WAL: readers never block the writer; FULL: fsync at every commit (durability).
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -196,10 +208,19 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
         return;
     }
     let mut completers = Vec::with_capacity(batch.len());
+    // Some errors (SQLITE_FULL, SQLITE_IOERR...) make SQLite roll the whole transaction
+    // back: then every job of the batch is lost, the rest must not run outside it.
+    let mut rolled_back = false;
     for job in batch {
+        if rolled_back {
+            completers.push(job(None).1);
+            continue;
+        }
         let savepoint = conn.execute_batch("SAVEPOINT job");
         let (failed, complete) = job(Some(conn));
-        if savepoint.is_ok() {
+        if conn.is_autocommit() {
+            rolled_back = true;
+        } else if savepoint.is_ok() {
             let end = if failed {
                 "ROLLBACK TO job; RELEASE job"
             } else {
@@ -211,7 +232,13 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
         }
         completers.push(complete);
     }
-    let outcome = conn.execute_batch("COMMIT").map_err(sql);
+    let outcome = if rolled_back {
+        Err(StoreError::Io(
+            "the database rolled the transaction back after a failed write".into(),
+        ))
+    } else {
+        conn.execute_batch("COMMIT").map_err(sql)
+    };
     if let Err(e) = &outcome {
         tracing::warn!(error = %e, jobs = completers.len(), "store: commit failed");
         let _ = conn.execute_batch("ROLLBACK");

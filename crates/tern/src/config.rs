@@ -548,6 +548,15 @@ source = "127.0.0.10"
         assert!(e.contains("hostname"), "{e}");
     }
 
+    /// The shipped example documents real keys only, with valid values.
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../../../tern.example.toml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.smtp.max_message_size, 52_428_800);
+        assert_eq!(c.store.busy_timeout, Seconds(Duration::from_secs(10)));
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));

@@ -397,7 +397,7 @@ mod tests {
             Err(AddressError::LocalPartTooLong)
         );
         let label = "a".repeat(60);
-        let long_domain = format!("a@{}", vec![label.as_str(); 5].join("."));
+        let long_domain = format!("a@{}", [label.as_str(); 5].join("."));
         assert_eq!(
             Mailbox::parse(&long_domain),
             Err(AddressError::DomainTooLong)

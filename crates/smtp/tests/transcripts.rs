@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,24 +140,10 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_transcripts_in_memory() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/transcripts/smtp");
-    let files = testkit::transcript::load_dir(&dir);
-    assert!(
-        files.len() >= 10,
-        "transcripts not found in {}",
-        dir.display()
-    );
-    let mut failures = Vec::new();
-    for (name, text) in &files {
-        if let Err(e) = play(name, text).await {
-            failures.push(e);
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} transcripts failed:\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n\n")
-    );
+    testkit::transcript::run_all(
+        "smtp",
+        1,
+        |name, text| async move { play(&name, &text).await },
+    )
+    .await;
 }

@@ -82,17 +82,27 @@ pub async fn domain(store: Arc<dyn Store>, cmd: DomainCmd) -> Result<()> {
     Ok(())
 }
 
+/// The canonical address and the hashed credentials of a new password (Argon2 runs
+/// on a blocking thread).
+async fn key_and_credentials(
+    a: &str,
+    given: Option<String>,
+) -> Result<(String, store::Credentials)> {
+    let key = address(a)?.key();
+    let password = password(given)?;
+    let creds = tokio::task::spawn_blocking(move || auth::derive(&password))
+        .await
+        .map_err(|e| AdminError(e.to_string()))?;
+    Ok((key, creds))
+}
+
 pub async fn account(store: Arc<dyn Store>, cmd: AccountCmd) -> Result<()> {
     match cmd {
         AccountCmd::Add {
             address: a,
             password: p,
         } => {
-            let key = address(&a)?.key();
-            let password = password(p)?;
-            let creds = tokio::task::spawn_blocking(move || auth::derive(&password))
-                .await
-                .map_err(|e| AdminError(e.to_string()))?;
+            let (key, creds) = key_and_credentials(&a, p).await?;
             store.add_account(&key, creds).await?;
             println!("added account {key}");
         }
@@ -100,11 +110,7 @@ pub async fn account(store: Arc<dyn Store>, cmd: AccountCmd) -> Result<()> {
             address: a,
             password: p,
         } => {
-            let key = address(&a)?.key();
-            let password = password(p)?;
-            let creds = tokio::task::spawn_blocking(move || auth::derive(&password))
-                .await
-                .map_err(|e| AdminError(e.to_string()))?;
+            let (key, creds) = key_and_credentials(&a, p).await?;
             store.set_credentials(&key, creds).await?;
             println!("changed the password of {key}");
         }

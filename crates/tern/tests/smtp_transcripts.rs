@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use testkit::fixture;
 use testkit::{TcpWire, Transcript};
 
@@ -41,31 +39,6 @@ fn tail(log: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn smtp_transcripts_over_tcp() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/transcripts/smtp");
-    let files = testkit::transcript::load_dir(&dir);
-    assert!(
-        files.len() >= 10,
-        "transcripts not found in {}",
-        dir.display()
-    );
-    let total = files.len();
-    let mut failures = Vec::new();
-    // A few servers at a time: each transcript gets its own server and data.
-    for batch in files.chunks(4) {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (name, text) in batch.iter().cloned() {
-            tasks.spawn(play(name, text));
-        }
-        while let Some(r) = tasks.join_next().await {
-            if let Err(e) = r.unwrap() {
-                failures.push(e);
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {total} transcripts failed:\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    // Each transcript gets its own server and data; a few run at once.
+    testkit::transcript::run_all("smtp", 4, play).await;
 }

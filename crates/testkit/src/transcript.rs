@@ -293,3 +293,38 @@ mod tests {
         assert!(Transcript::parse("t", "S: ${NOPE}", &vars).is_err());
     }
 }
+
+/// Play every transcript of `tests/transcripts/<protocol>/` with `play`, `parallel`
+/// at a time, and fail with every failure listed.
+pub async fn run_all<F, Fut>(protocol: &str, parallel: usize, play: F)
+where
+    F: Fn(String, String) -> Fut,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/transcripts")
+        .join(protocol);
+    let files = load_dir(&dir);
+    assert!(!files.is_empty(), "no transcripts in {}", dir.display());
+    let mut failures = Vec::new();
+    for batch in files.chunks(parallel.max(1)) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (name, text) in batch.iter().cloned() {
+            tasks.spawn(play(name, text));
+        }
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(e),
+                Err(e) => failures.push(format!("a transcript task panicked: {e}")),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} {protocol} transcripts failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
+}

@@ -60,12 +60,7 @@ impl SmtpSession {
         }
         let (mailbox, resolution) = match forward {
             ForwardPath::Mailbox(m) => {
-                let r = self
-                    .services
-                    .mda
-                    .resolve(&m)
-                    .await
-                    .map_err(SmtpError::Store)?;
+                let r = self.resolve(&m).await?;
                 (m, r)
             }
             ForwardPath::Postmaster => self.postmaster().await?,
@@ -96,6 +91,10 @@ impl SmtpSession {
         Ok(Reply::new(250, Enhanced(2, 1, 5), "Recipient OK"))
     }
 
+    async fn resolve(&self, m: &Mailbox) -> Result<Resolution, SmtpError> {
+        self.services.mda.resolve(m).await.map_err(SmtpError::Store)
+    }
+
     /// RFC 5321 §4.1.1.3: `<Postmaster>` without a domain is postmaster at our host
     /// name, or at its parent domain (mx.a.test -> a.test), whichever we serve.
     async fn postmaster(&self) -> Result<(Mailbox, Resolution), SmtpError> {
@@ -107,12 +106,7 @@ impl SmtpSession {
         let mut last = None;
         for domain in std::iter::once(host).chain(parent) {
             let m = Mailbox::parse(&format!("postmaster@{domain}")).map_err(SmtpError::Address)?;
-            let r = self
-                .services
-                .mda
-                .resolve(&m)
-                .await
-                .map_err(SmtpError::Store)?;
+            let r = self.resolve(&m).await?;
             if matches!(r, Resolution::Deliver { .. }) {
                 return Ok((m, r));
             }

@@ -265,35 +265,6 @@ pub fn load_dir(dir: &std::path::Path) -> Vec<(String, String)> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_every_form() {
-        let vars = HashMap::from([("HOST".to_string(), "mx.a.test".to_string())]);
-        let t = Transcript::parse("t", "@listener smtp\n# c\nC: EHLO x\nC! a\\r\\n\\x00\nS: 220 ${HOST}\nS~ 250.*\nS... 250 OK\n!starttls\n!closed\n!inbox a@b 2\n!queue 0\n", &vars).unwrap();
-        assert_eq!(t.headers["listener"], "smtp");
-        let steps: Vec<Step> = t.steps.into_iter().map(|(_, s)| s).collect();
-        assert_eq!(
-            steps,
-            vec![
-                Step::Send(b"EHLO x\r\n".to_vec()),
-                Step::Send(b"a\r\n\x00".to_vec()),
-                Step::Expect("220 mx.a.test".into()),
-                Step::ExpectMatch("250.*".into()),
-                Step::SkipTo("250 OK".into()),
-                Step::StartTls,
-                Step::Closed,
-                Step::Inbox("a@b".into(), 2),
-                Step::Queue(0),
-            ]
-        );
-        assert!(Transcript::parse("t", "X: y", &vars).is_err());
-        assert!(Transcript::parse("t", "S: ${NOPE}", &vars).is_err());
-    }
-}
-
 /// Play every transcript of `tests/transcripts/<protocol>/` with `play`, `parallel`
 /// at a time, and fail with every failure listed.
 pub async fn run_all<F, Fut>(protocol: &str, parallel: usize, play: F)
@@ -327,4 +298,33 @@ where
         files.len(),
         failures.join("\n\n")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        let vars = HashMap::from([("HOST".to_string(), "mx.a.test".to_string())]);
+        let t = Transcript::parse("t", "@listener smtp\n# c\nC: EHLO x\nC! a\\r\\n\\x00\nS: 220 ${HOST}\nS~ 250.*\nS... 250 OK\n!starttls\n!closed\n!inbox a@b 2\n!queue 0\n", &vars).unwrap();
+        assert_eq!(t.headers["listener"], "smtp");
+        let steps: Vec<Step> = t.steps.into_iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            steps,
+            vec![
+                Step::Send(b"EHLO x\r\n".to_vec()),
+                Step::Send(b"a\r\n\x00".to_vec()),
+                Step::Expect("220 mx.a.test".into()),
+                Step::ExpectMatch("250.*".into()),
+                Step::SkipTo("250 OK".into()),
+                Step::StartTls,
+                Step::Closed,
+                Step::Inbox("a@b".into(), 2),
+                Step::Queue(0),
+            ]
+        );
+        assert!(Transcript::parse("t", "X: y", &vars).is_err());
+        assert!(Transcript::parse("t", "S: ${NOPE}", &vars).is_err());
+    }
 }

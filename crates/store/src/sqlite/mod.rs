@@ -64,11 +64,17 @@ impl SqliteStore {
             conn.pragma_update(None, "max_page_count", pages)
                 .map_err(sql)?;
         }
+        // Checkpoints run on their own thread, never inside a commit that someone
+        // waits for (SQLite's automatic checkpoint would run in the COMMIT call).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(sql)?;
+        let checkpointer = open_connection(path, false, options)?;
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        spawn("store-checkpoint", move || {
+            checkpoint_loop(checkpointer, woken)
+        })?;
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+        spawn("store-writer", move || writer_loop(conn, rx, wake))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -184,7 +190,29 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(|_| ())
+        .map_err(|e| StoreError::Io(format!("cannot start the {name} thread: {e}")))
+}
+
+/// Copy committed pages from the WAL into the database file (PASSIVE: never blocks
+/// the writer), once per wake-up; wake-ups coalesce while a checkpoint runs.
+fn checkpoint_loop(conn: Connection, woken: std::sync::mpsc::Receiver<()>) {
+    while woken.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "store: checkpoint failed");
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    checkpoint: std::sync::mpsc::SyncSender<()>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -194,6 +222,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         commit_batch(&conn, batch);
+        let _ = checkpoint.try_send(());
     }
 }
 

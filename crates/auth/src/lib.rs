@@ -33,6 +33,17 @@ pub use throttle::{Throttle, ThrottleConfig};
 const HASH_PERMITS: usize = 4;
 const CACHE_ENTRIES: usize = 10_000;
 
+/// Where a SASL exchange stands after one step (see [`Authenticator::advance`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Send this challenge and wait for the client's answer.
+    Challenge(Vec<u8>),
+    /// The exchange is over.
+    Done(Verdict),
+    /// The client's response did not parse.
+    Malformed,
+}
+
 /// The outcome of one authentication attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -72,6 +83,37 @@ impl Authenticator {
             secret,
             dummy_hash,
             cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Carry a SASL exchange forward from `step` (what [`Exchange::respond`] said):
+    /// look up SCRAM keys, check passwords, record the outcome. Every protocol's
+    /// AUTH command runs its exchanges through this.
+    pub async fn advance(&self, ip: IpAddr, exchange: &mut Exchange, mut step: Step) -> Progress {
+        loop {
+            let verdict = match step {
+                Step::Challenge(data) => return Progress::Challenge(data),
+                Step::NeedScramKeys { username } => match self.scram_keys(ip, &username).await {
+                    Ok((keys, fake_salt)) => {
+                        step = exchange.scram_keys(keys, fake_salt);
+                        continue;
+                    }
+                    Err(verdict) => verdict,
+                },
+                Step::CheckPassword { username, password } => {
+                    self.check_password(ip, &username, &password).await
+                }
+                Step::Success { username } => self.scram_finished(ip, &username, true).await,
+                Step::Failed(SaslError::Failed) => match exchange.user() {
+                    Some(username) => self.scram_finished(ip, username, false).await,
+                    None => Verdict::Denied { blocked: false },
+                },
+                Step::Failed(SaslError::AuthzidMismatch) => Verdict::Denied { blocked: false },
+                Step::Failed(SaslError::Malformed | SaslError::Cancelled) => {
+                    return Progress::Malformed;
+                }
+            };
+            return Progress::Done(verdict);
         }
     }
 

@@ -108,6 +108,8 @@ pub struct Exchange {
     mechanism: Mechanism,
     state: State,
     server_nonce: String,
+    /// SCRAM: the user named in the first message (for the failure record).
+    user: Option<String>,
 }
 
 impl Exchange {
@@ -123,11 +125,17 @@ impl Exchange {
             mechanism,
             state: State::Start,
             server_nonce: server_nonce.to_string(),
+            user: None,
         }
     }
 
     pub fn mechanism(&self) -> Mechanism {
         self.mechanism
+    }
+
+    /// The user a SCRAM exchange named, once known.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// Feed the client's next response, already base64-decoded. `None` at the start
@@ -228,6 +236,7 @@ impl Exchange {
         } else if !authzid.is_empty() {
             return Step::Failed(SaslError::Malformed);
         }
+        self.user = Some(username.clone());
         self.state = State::ScramKeysPending {
             username: username.clone(),
             client_first_bare: bare.to_string(),

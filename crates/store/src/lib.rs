@@ -11,6 +11,7 @@
 //! durable (committed and synced): callers may acknowledge on that.
 
 pub mod error;
+pub mod flags;
 mod sqlite;
 pub mod types;
 
@@ -53,6 +54,51 @@ pub trait Store: Send + Sync {
     async fn message_content(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>>;
 
     async fn queue_list(&self) -> Result<Vec<QueueSummary>>;
+
+    // --- mailboxes (IMAP, POP3) ---
+    async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>>;
+    async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxRecord>;
+    /// Removes the mailbox with its messages (not the mailboxes below it).
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()>;
+    /// Renames the mailbox and the ones below it; INBOX moves its messages instead.
+    async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()>;
+    /// Messages added or changed, and UIDs expunged, after `since` (a MODSEQ).
+    async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<MailboxChanges>;
+    /// Store a message in a mailbox (IMAP APPEND); its UID.
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        data: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+    ) -> Result<u32>;
+    async fn set_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagUpdate>;
+    /// Remove the messages flagged \Deleted, among `uids` if given; their UIDs.
+    async fn expunge(&self, mailbox: MailboxId, uids: Option<Vec<u32>>) -> Result<Vec<u32>>;
+    /// Remove these messages whatever their flags.
+    async fn remove_messages(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<()>;
+    /// Copy (or move) messages; (source UID, new UID) pairs in UID order.
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: Vec<u32>,
+        to: MailboxId,
+        remove: bool,
+    ) -> Result<Vec<(u32, u32)>>;
+    /// The contents of several messages, those that still exist.
+    async fn contents(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, Vec<u8>)>>;
+    /// Claim the \Recent messages of a mailbox; the first UID that is recent for the caller.
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32>;
+    /// Mailbox ids announced after every change of their contents.
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<MailboxId>;
 }
 
 #[async_trait::async_trait]
@@ -99,7 +145,9 @@ impl Store for SqliteStore {
         self.sql_lookup_address(address.to_string()).await
     }
     async fn store_message(&self, message: NewMessage) -> Result<Stored> {
-        self.sql_store_message(message).await
+        let stored = self.sql_store_message(message).await?;
+        self.announce(stored.placed.iter().map(|p| p.0));
+        Ok(stored)
     }
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
         self.sql_mailboxes(account).await
@@ -112,6 +160,88 @@ impl Store for SqliteStore {
     }
     async fn queue_list(&self) -> Result<Vec<QueueSummary>> {
         self.sql_queue_list().await
+    }
+    async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
+        self.sql_mailbox(account, name.to_string()).await
+    }
+    async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxRecord> {
+        self.sql_create_mailbox(account, name.to_string()).await
+    }
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        self.sql_delete_mailbox(account, name.to_string()).await
+    }
+    async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        let touched = self
+            .sql_rename_mailbox(account, from.to_string(), to.to_string())
+            .await?;
+        self.announce(touched);
+        Ok(())
+    }
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()> {
+        self.sql_set_subscribed(account, name.to_string(), subscribed)
+            .await
+    }
+    async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<MailboxChanges> {
+        self.sql_changes_since(mailbox, since).await
+    }
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        data: Vec<u8>,
+        flags: Vec<String>,
+        internal_date: i64,
+    ) -> Result<u32> {
+        let uid = self.sql_append(mailbox, data, flags, internal_date).await?;
+        self.announce([mailbox]);
+        Ok(uid)
+    }
+    async fn set_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagUpdate> {
+        let update = self
+            .sql_set_flags(mailbox, uids, op, flags, unchanged_since)
+            .await?;
+        if !update.updated.is_empty() {
+            self.announce([mailbox]);
+        }
+        Ok(update)
+    }
+    async fn expunge(&self, mailbox: MailboxId, uids: Option<Vec<u32>>) -> Result<Vec<u32>> {
+        let gone = self.sql_expunge(mailbox, uids).await?;
+        if !gone.is_empty() {
+            self.announce([mailbox]);
+        }
+        Ok(gone)
+    }
+    async fn remove_messages(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<()> {
+        self.sql_remove_messages(mailbox, uids).await?;
+        self.announce([mailbox]);
+        Ok(())
+    }
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: Vec<u32>,
+        to: MailboxId,
+        remove: bool,
+    ) -> Result<Vec<(u32, u32)>> {
+        let pairs = self.sql_copy(from, uids, to, remove).await?;
+        self.announce(if remove { vec![from, to] } else { vec![to] });
+        Ok(pairs)
+    }
+    async fn contents(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, Vec<u8>)>> {
+        self.sql_contents(mailbox, uids).await
+    }
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32> {
+        self.sql_claim_recent(mailbox).await
+    }
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<MailboxId> {
+        SqliteStore::watch(self)
     }
 }
 

@@ -146,6 +146,33 @@ pub struct MailboxRecord {
     pub subscribed: bool,
 }
 
+/// How STORE changes flags (RFC 9051 §6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// The outcome of a flag change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagUpdate {
+    /// Messages whose flags changed, with their new flags and MODSEQ.
+    pub updated: Vec<MessageEntry>,
+    /// UIDs left alone because they changed after UNCHANGEDSINCE (RFC 7162 §3.1.3).
+    pub conflicts: Vec<u32>,
+}
+
+/// What changed in a mailbox since a MODSEQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxChanges {
+    pub mailbox: MailboxRecord,
+    /// Messages added or changed after the MODSEQ, by UID.
+    pub changed: Vec<MessageEntry>,
+    /// UIDs expunged after the MODSEQ, ascending.
+    pub expunged: Vec<u32>,
+}
+
 /// One message in a mailbox (IMAP's view of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageEntry {

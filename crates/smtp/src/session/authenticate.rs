@@ -1,6 +1,6 @@
 //! AUTH (RFC 4954): SASL over SMTP, submission only, TLS only (RFC 8314 §3).
 
-use auth::{Exchange, Mechanism, SaslError, Step, Verdict};
+use auth::{Exchange, Mechanism, Progress, Step, Verdict};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
@@ -38,7 +38,6 @@ impl SmtpSession {
             Some("=") => Some(Vec::new()),
             Some(text) => Some(B64.decode(text).map_err(|_| SmtpError::AuthMalformed)?),
         };
-        self.auth_user = None;
         let mut exchange = Exchange::new(mechanism);
         let step = exchange.respond(initial.as_deref());
         self.auth_step(exchange, step).await
@@ -59,49 +58,19 @@ impl SmtpSession {
     }
 
     /// Carry out one step of the exchange; a challenge keeps the session in AUTH mode.
-    async fn auth_step(
-        &mut self,
-        mut exchange: Exchange,
-        mut step: Step,
-    ) -> Result<Reply, SmtpError> {
-        let ip = self.client_ip();
-        loop {
-            let verdict = match step {
-                Step::Challenge(data) => {
-                    self.mode = Mode::Auth(exchange);
-                    return Ok(Reply::bare(334, B64.encode(data)));
-                }
-                Step::NeedScramKeys { username } => {
-                    match self.services.auth.scram_keys(ip, &username).await {
-                        Ok((keys, fake_salt)) => step = exchange.scram_keys(keys, fake_salt),
-                        Err(verdict) => return self.auth_verdict(verdict).await,
-                    }
-                    self.auth_user = Some(username);
-                    continue;
-                }
-                Step::CheckPassword { username, password } => {
-                    self.services
-                        .auth
-                        .check_password(ip, &username, &password)
-                        .await
-                }
-                Step::Success { username } => {
-                    self.services.auth.scram_finished(ip, &username, true).await
-                }
-                Step::Failed(SaslError::Failed) => match self.auth_user.take() {
-                    Some(username) => {
-                        self.services
-                            .auth
-                            .scram_finished(ip, &username, false)
-                            .await
-                    }
-                    None => Verdict::Denied { blocked: false },
-                },
-                Step::Failed(SaslError::Cancelled) => return Err(SmtpError::AuthCancelled),
-                Step::Failed(SaslError::AuthzidMismatch) => Verdict::Denied { blocked: false },
-                Step::Failed(SaslError::Malformed) => return Err(SmtpError::AuthMalformed),
-            };
-            return self.auth_verdict(verdict).await;
+    async fn auth_step(&mut self, mut exchange: Exchange, step: Step) -> Result<Reply, SmtpError> {
+        match self
+            .services
+            .auth
+            .advance(self.client_ip(), &mut exchange, step)
+            .await
+        {
+            Progress::Challenge(data) => {
+                self.mode = Mode::Auth(exchange);
+                Ok(Reply::bare(334, B64.encode(data)))
+            }
+            Progress::Done(verdict) => self.auth_verdict(verdict).await,
+            Progress::Malformed => Err(SmtpError::AuthMalformed),
         }
     }
 

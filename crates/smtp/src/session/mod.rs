@@ -79,8 +79,6 @@ pub struct SmtpSession {
     user: Option<AccountRecord>,
     /// Addresses the user may send as: their own and the aliases that lead to them.
     owned: Vec<String>,
-    /// SCRAM: the user name of the exchange in progress, for the failure record.
-    auth_user: Option<String>,
     tx: Option<Transaction>,
     mode: Mode,
     errors: u32,
@@ -96,7 +94,6 @@ impl SmtpSession {
             helo: None,
             user: None,
             owned: Vec::new(),
-            auth_user: None,
             tx: None,
             mode: Mode::Command,
             errors: 0,

@@ -89,7 +89,7 @@ fn store_new_message(c: &Connection, msg: &NewMessage) -> Result<Stored> {
     Ok(Stored { placed, queue_id })
 }
 
-fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxRecord> {
+pub(super) fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxRecord> {
     Ok(MailboxRecord {
         id: r.get(0)?,
         account: r.get(1)?,

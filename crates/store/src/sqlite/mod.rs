@@ -16,6 +16,7 @@
 
 mod admin;
 mod mail;
+mod mailbox;
 mod queue;
 mod schema;
 
@@ -44,6 +45,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Mailboxes whose contents changed, announced after the commit.
+    changes: tokio::sync::broadcast::Sender<crate::types::MailboxId>,
     options: StoreOptions,
     writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
@@ -78,11 +81,23 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                changes: tokio::sync::broadcast::channel(1024).0,
                 options: options.clone(),
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// Tell watchers (IMAP IDLE) that these mailboxes changed.
+    pub(crate) fn announce(&self, mailboxes: impl IntoIterator<Item = crate::types::MailboxId>) {
+        for m in mailboxes {
+            let _ = self.inner.changes.send(m);
+        }
+    }
+
+    pub(crate) fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::types::MailboxId> {
+        self.inner.changes.subscribe()
     }
 
     /// Run `f` in the next group commit; resolves once its changes are durable.
@@ -198,13 +213,19 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
         .map_err(|e| StoreError::Io(format!("cannot start the {name} thread: {e}")))
 }
 
+/// At most one checkpoint per this interval: each one syncs the database file, and
+/// fewer, larger syncs disturb the commits' own WAL syncs less.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Copy committed pages from the WAL into the database file (PASSIVE: never blocks
-/// the writer), once per wake-up; wake-ups coalesce while a checkpoint runs.
+/// the writer) after commits, at most once per [`CHECKPOINT_INTERVAL`]; wake-ups
+/// coalesce meanwhile.
 fn checkpoint_loop(conn: Connection, woken: std::sync::mpsc::Receiver<()>) {
     while woken.recv().is_ok() {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "store: checkpoint failed");
         }
+        std::thread::sleep(CHECKPOINT_INTERVAL);
     }
 }
 

@@ -82,4 +82,17 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX queue_recipients_due ON queue_recipients(state, next_attempt);
     CREATE INDEX queue_recipients_queue ON queue_recipients(queue_id);
     "#,
+    // 2: IMAP. Expunged UIDs with their MODSEQ (RFC 7162 §3.2.5.1: VANISHED for
+    // QRESYNC clients; other sessions learn of expunges from it too), and where
+    // \Recent starts for IMAP4rev1 clients (RFC 3501 §2.3.2).
+    r#"
+    CREATE TABLE expunged (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+    ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];

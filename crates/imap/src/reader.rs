@@ -1,0 +1,257 @@
+//! Assembling one command from the input: a line, and for each literal
+//! (`{n}`, `{n+}`, `~{n}`) its n bytes and the rest of the line, with limits
+//! (hardening.md C-IM1, C-IM2, C-IM3): literals before login are small, the
+//! literals of one command add up to a bound (APPEND: the message size limit),
+//! and a line without CRLF cannot grow past the line limit.
+
+use bytes::{Buf, BytesMut};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// One line, CRLF included (Dovecot: 64 KiB).
+    pub max_line: usize,
+    /// All literals of a command before authentication.
+    pub max_literal_before_auth: usize,
+    /// All literals of a command after authentication, except APPEND.
+    pub max_literals: usize,
+    /// The literal of an APPEND: the largest message accepted.
+    pub max_append: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// The line passed the limit; the rest of it is being skipped.
+    LineTooLong { tag: Option<String> },
+    /// A synchronizing literal too large: refuse it, the client sends nothing more.
+    LiteralTooLarge { tag: Option<String> },
+    /// A non-synchronizing literal too large: its bytes are on their way and must
+    /// not be read as commands, so the connection ends (C-IM3).
+    NonSyncTooLarge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// A whole command, CRLF included.
+    Command(Vec<u8>),
+    Error(ReadError),
+}
+
+#[derive(Debug, Default)]
+pub struct CommandReader {
+    buf: Vec<u8>,
+    literal_left: usize,
+    literal_total: usize,
+    skipping: bool,
+}
+
+impl CommandReader {
+    /// Take what is there of the next command. `continuation` collects the
+    /// "+ Ready" lines to send before a synchronizing literal.
+    pub fn next(
+        &mut self,
+        input: &mut BytesMut,
+        authenticated: bool,
+        limits: &Limits,
+        continuation: &mut Vec<u8>,
+    ) -> Option<Read> {
+        loop {
+            if self.skipping {
+                let i = input.iter().position(|&b| b == b'\n');
+                match i {
+                    Some(i) => {
+                        input.advance(i + 1);
+                        self.skipping = false;
+                    }
+                    None => {
+                        input.clear();
+                        return None;
+                    }
+                }
+                continue;
+            }
+            if self.literal_left > 0 {
+                let take = self.literal_left.min(input.len());
+                self.buf.extend_from_slice(&input[..take]);
+                input.advance(take);
+                self.literal_left -= take;
+                if self.literal_left > 0 {
+                    return None;
+                }
+            }
+            let line_start = self.buf.len();
+            let Some(nl) = input.iter().take(limits.max_line).position(|&b| b == b'\n') else {
+                if input.len() >= limits.max_line {
+                    input.clear();
+                    return Some(self.fail(ReadError::LineTooLong { tag: None }, true));
+                }
+                return None;
+            };
+            self.buf.extend_from_slice(&input[..=nl]);
+            input.advance(nl + 1);
+            let line = &self.buf[line_start..];
+            let Some((n, sync)) = literal_marker(line) else {
+                self.literal_total = 0;
+                return Some(Read::Command(std::mem::take(&mut self.buf)));
+            };
+            let limit = if !authenticated {
+                limits.max_literal_before_auth
+            } else if is_append(&self.buf) {
+                limits.max_append
+            } else {
+                limits.max_literals
+            };
+            self.literal_total = self.literal_total.saturating_add(n);
+            if self.literal_total > limit {
+                let tag = tag_of(&self.buf);
+                return Some(if sync {
+                    self.fail(ReadError::LiteralTooLarge { tag }, false)
+                } else {
+                    self.fail(ReadError::NonSyncTooLarge, false)
+                });
+            }
+            if sync {
+                continuation.extend_from_slice(b"+ Ready for literal data\r\n");
+            }
+            self.literal_left = n;
+            if n == 0 {
+                continue;
+            }
+        }
+    }
+
+    fn fail(&mut self, e: ReadError, skip_rest: bool) -> Read {
+        let e = match e {
+            ReadError::LineTooLong { .. } => ReadError::LineTooLong {
+                tag: tag_of(&self.buf),
+            },
+            other => other,
+        };
+        self.buf.clear();
+        self.literal_left = 0;
+        self.literal_total = 0;
+        self.skipping = skip_rest;
+        Read::Error(e)
+    }
+
+    /// Forget a command in progress (after an error or a state change).
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.literal_left = 0;
+        self.literal_total = 0;
+        self.skipping = false;
+    }
+}
+
+/// `{n}\r\n`, `{n+}\r\n`, `{n-}\r\n`, `~{n}\r\n` at the end of a line: (n, synchronizing).
+fn literal_marker(line: &[u8]) -> Option<(usize, bool)> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let line = line.strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    let inner = &line[open + 1..];
+    let (digits, sync) = match inner.last() {
+        Some(b'+' | b'-') => (&inner[..inner.len() - 1], false),
+        _ => (inner, true),
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((usize::try_from(n).unwrap_or(usize::MAX), sync))
+}
+
+fn tag_of(buf: &[u8]) -> Option<String> {
+    let end = buf.iter().position(|&b| b == b' ')?;
+    let tag = &buf[..end];
+    (!tag.is_empty() && tag.len() < 64 && tag.iter().all(|b| b.is_ascii_graphic()))
+        .then(|| String::from_utf8_lossy(tag).into_owned())
+}
+
+fn is_append(buf: &[u8]) -> bool {
+    let mut words = buf.split(|&b| b == b' ');
+    words.next();
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_line: 1000,
+        max_literal_before_auth: 100,
+        max_literals: 1000,
+        max_append: 5000,
+    };
+
+    fn feed(r: &mut CommandReader, bytes: &[u8], auth: bool) -> (Option<Read>, Vec<u8>) {
+        let mut input = BytesMut::from(bytes);
+        let mut cont = Vec::new();
+        let got = r.next(&mut input, auth, &LIMITS, &mut cont);
+        (got, cont)
+    }
+
+    #[test]
+    fn literals_are_assembled() {
+        let mut r = CommandReader::default();
+        let (got, cont) = feed(&mut r, b"a LOGIN {5}\r\n", false);
+        assert_eq!(got, None);
+        assert_eq!(cont, b"+ Ready for literal data\r\n");
+        let (got, _) = feed(&mut r, b"alice {2+}\r\npw\r\n", false);
+        assert_eq!(
+            got,
+            Some(Read::Command(
+                b"a LOGIN {5}\r\nalice {2+}\r\npw\r\n".to_vec()
+            ))
+        );
+    }
+
+    /// C-IM1: a huge literal before login is refused without reading it.
+    #[test]
+    fn big_literal_before_auth() {
+        let mut r = CommandReader::default();
+        let (got, cont) = feed(&mut r, b"a LOGIN {4294967295}\r\n", false);
+        assert_eq!(
+            got,
+            Some(Read::Error(ReadError::LiteralTooLarge {
+                tag: Some("a".into())
+            }))
+        );
+        assert!(cont.is_empty());
+        // C-IM3: non-synchronizing: the connection must end.
+        let (got, _) = feed(&mut CommandReader::default(), b"a LOGIN {101+}\r\n", false);
+        assert_eq!(got, Some(Read::Error(ReadError::NonSyncTooLarge)));
+        // APPEND after login may be as big as a message.
+        let (got, cont) = feed(
+            &mut CommandReader::default(),
+            b"a APPEND INBOX {4000}\r\n",
+            true,
+        );
+        assert_eq!(got, None);
+        assert!(!cont.is_empty());
+    }
+
+    /// C-IM2: many literals in one command add up.
+    #[test]
+    fn literals_add_up() {
+        let mut r = CommandReader::default();
+        let mut cmd = b"a SEARCH".to_vec();
+        for _ in 0..3 {
+            cmd.extend_from_slice(b" BODY {400+}\r\n");
+            cmd.extend_from_slice(&[b'x'; 400]);
+        }
+        cmd.extend_from_slice(b"\r\n");
+        let (got, _) = feed(&mut r, &cmd, true);
+        assert_eq!(got, Some(Read::Error(ReadError::NonSyncTooLarge)));
+    }
+
+    #[test]
+    fn long_line_is_skipped() {
+        let mut r = CommandReader::default();
+        let (got, _) = feed(&mut r, &[b'x'; 2000], true);
+        assert_eq!(got, Some(Read::Error(ReadError::LineTooLong { tag: None })));
+        let (got, _) = feed(&mut r, b"xxxx\r\nb NOOP\r\n", true);
+        assert_eq!(got, Some(Read::Command(b"b NOOP\r\n".to_vec())));
+    }
+}

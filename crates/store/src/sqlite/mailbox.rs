@@ -1,0 +1,439 @@
+//! Mailbox operations for IMAP and POP3: create, rename, delete, flags, expunge,
+//! copy, move, append, and "what changed since MODSEQ n".
+//!
+//! Implementation notes
+//! - Every change takes one new MODSEQ for the mailbox (`bump`) and gives it to
+//!   every message it touches (RFC 7162 §3.1: MODSEQs only need to rise).
+//! - Expunged UIDs are kept with their MODSEQ in `expunged`, so any session can
+//!   learn what disappeared since it last looked (RFC 7162 §3.2.5.1).
+//! - Operations that change a mailbox announce its id on the change channel
+//!   after the commit (IMAP IDLE wakes on it).
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::admin::next_uid_validity;
+use super::mail::{MAILBOX_COLUMNS, collect_garbage, insert_entry, mailbox_row};
+use super::{SqliteStore, sql};
+use crate::error::{Result, StoreError};
+use crate::flags;
+use crate::types::*;
+
+/// Take the mailbox's next MODSEQ.
+fn bump(c: &Connection, mailbox: MailboxId) -> Result<u64> {
+    c.prepare_cached("UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1 RETURNING highest_modseq")
+        .and_then(|mut st| st.query_row([mailbox], |r| r.get::<_, i64>(0)))
+        .map(|m| m as u64)
+        .map_err(sql)
+}
+
+fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
+    Ok(MessageEntry {
+        uid: r.get(0)?,
+        size: r.get::<_, i64>(1)? as u64,
+        internal_date: r.get(2)?,
+        modseq: r.get::<_, i64>(3)? as u64,
+        flags: r
+            .get::<_, String>(4)?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    })
+}
+
+const ENTRY_COLUMNS: &str = "uid, size, internal_date, modseq, flags";
+
+fn mailbox_by_name(
+    c: &Connection,
+    account: AccountId,
+    name: &str,
+) -> Result<Option<MailboxRecord>> {
+    c.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"
+    ))
+    .and_then(|mut st| st.query_row(params![account, name], mailbox_row).optional())
+    .map_err(sql)
+}
+
+fn mailbox_by_id(c: &Connection, id: MailboxId) -> Result<MailboxRecord> {
+    c.prepare_cached(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?1"
+    ))
+    .and_then(|mut st| st.query_row([id], mailbox_row).optional())
+    .map_err(sql)?
+    .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))
+}
+
+fn entry(
+    c: &Connection,
+    mailbox: MailboxId,
+    uid: u32,
+) -> Result<Option<(MessageEntry, i64, Vec<u8>)>> {
+    c.prepare_cached(&format!("SELECT {ENTRY_COLUMNS}, blob_id, prefix FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2"))
+        .and_then(|mut st| st.query_row(params![mailbox, uid], |r| Ok((entry_row(r)?, r.get(5)?, r.get(6)?))).optional())
+        .map_err(sql)
+}
+
+/// Remove entries and log them as expunged with one new MODSEQ.
+fn remove_entries(c: &Connection, mailbox: MailboxId, uids: &[u32]) -> Result<()> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let modseq = bump(c, mailbox)?;
+    let mut del = c
+        .prepare_cached("DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2")
+        .map_err(sql)?;
+    let mut log = c
+        .prepare_cached(
+            "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(sql)?;
+    for uid in uids {
+        del.execute(params![mailbox, uid]).map_err(sql)?;
+        log.execute(params![mailbox, uid, modseq as i64])
+            .map_err(sql)?;
+    }
+    collect_garbage(c)
+}
+
+/// Copy entries (same blob, prefix, flags, date) into another mailbox, in UID order.
+fn copy_entries(
+    c: &Connection,
+    from: MailboxId,
+    uids: &[u32],
+    to: MailboxId,
+) -> Result<Vec<(u32, u32)>> {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut pairs = Vec::with_capacity(sorted.len());
+    for uid in sorted {
+        if let Some((e, blob, prefix)) = entry(c, from, uid)? {
+            let new = insert_entry(c, to, blob, &prefix, e.size, e.internal_date, &e.flags)?;
+            pairs.push((uid, new));
+        }
+    }
+    Ok(pairs)
+}
+
+fn has_prefix(name: &str, parent: &str) -> bool {
+    name.len() > parent.len()
+        && name.starts_with(parent)
+        && name.as_bytes().get(parent.len()) == Some(&b'/')
+}
+
+impl SqliteStore {
+    pub(crate) async fn sql_mailbox(
+        &self,
+        account: AccountId,
+        name: String,
+    ) -> Result<Option<MailboxRecord>> {
+        self.read(move |c| mailbox_by_name(c, account, &name)).await
+    }
+
+    pub(crate) async fn sql_create_mailbox(
+        &self,
+        account: AccountId,
+        name: String,
+    ) -> Result<MailboxRecord> {
+        self.write(move |c| {
+            if mailbox_by_name(c, account, &name)?.is_some() {
+                return Err(StoreError::Duplicate(format!("mailbox {name}")));
+            }
+            let validity = next_uid_validity(c)?;
+            c.execute(
+                "INSERT INTO mailboxes(account_id, name, uid_validity) VALUES (?1, ?2, ?3)",
+                params![account, name, validity],
+            )
+            .map_err(sql)?;
+            mailbox_by_id(c, c.last_insert_rowid())
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_delete_mailbox(&self, account: AccountId, name: String) -> Result<()> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+                    params![account, name],
+                )
+                .map_err(sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("mailbox {name}")));
+            }
+            collect_garbage(c)
+        })
+        .await
+    }
+
+    /// Rename a mailbox and everything below it. Renaming INBOX moves its messages
+    /// into a new mailbox and leaves INBOX empty (RFC 9051 §6.3.6).
+    pub(crate) async fn sql_rename_mailbox(
+        &self,
+        account: AccountId,
+        from: String,
+        to: String,
+    ) -> Result<Vec<MailboxId>> {
+        self.write(move |c| {
+            let source = mailbox_by_name(c, account, &from)?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {from}")))?;
+            if mailbox_by_name(c, account, &to)?.is_some() {
+                return Err(StoreError::Duplicate(format!("mailbox {to}")));
+            }
+            if from == "INBOX" {
+                let validity = next_uid_validity(c)?;
+                c.execute(
+                    "INSERT INTO mailboxes(account_id, name, uid_validity) VALUES (?1, ?2, ?3)",
+                    params![account, to, validity],
+                )
+                .map_err(sql)?;
+                let target = c.last_insert_rowid();
+                let uids: Vec<u32> = c
+                    .prepare_cached(
+                        "SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",
+                    )
+                    .and_then(|mut st| st.query_map([source.id], |r| r.get(0))?.collect())
+                    .map_err(sql)?;
+                copy_entries(c, source.id, &uids, target)?;
+                remove_entries(c, source.id, &uids)?;
+                return Ok(vec![source.id, target]);
+            }
+            let names: Vec<(MailboxId, String)> = c
+                .prepare_cached("SELECT id, name FROM mailboxes WHERE account_id = ?1")
+                .and_then(|mut st| {
+                    st.query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect()
+                })
+                .map_err(sql)?;
+            let mut touched = Vec::new();
+            for (id, name) in names {
+                if name == from || has_prefix(&name, &from) {
+                    let renamed = format!("{to}{}", &name[from.len()..]);
+                    c.execute(
+                        "UPDATE mailboxes SET name = ?2 WHERE id = ?1",
+                        params![id, renamed],
+                    )
+                    .map_err(|e| match sql(e) {
+                        StoreError::Duplicate(_) => {
+                            StoreError::Duplicate(format!("mailbox {renamed}"))
+                        }
+                        other => other,
+                    })?;
+                    touched.push(id);
+                }
+            }
+            Ok(touched)
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_set_subscribed(
+        &self,
+        account: AccountId,
+        name: String,
+        subscribed: bool,
+    ) -> Result<()> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE mailboxes SET subscribed = ?3 WHERE account_id = ?1 AND name = ?2",
+                    params![account, name, subscribed],
+                )
+                .map_err(sql)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("mailbox {name}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_changes_since(
+        &self,
+        mailbox: MailboxId,
+        since: u64,
+    ) -> Result<MailboxChanges> {
+        self.read(move |c| {
+            // One snapshot for the three queries.
+            c.execute_batch("BEGIN").map_err(sql)?;
+            let result = (|| {
+                let record = mailbox_by_id(c, mailbox)?;
+                let changed = c
+                    .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM mailbox_messages WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid"))
+                    .and_then(|mut st| st.query_map(params![mailbox, since as i64], entry_row)?.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(sql)?;
+                let expunged = c
+                    .prepare_cached("SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid")
+                    .and_then(|mut st| st.query_map(params![mailbox, since as i64], |r| r.get(0))?.collect::<rusqlite::Result<Vec<u32>>>())
+                    .map_err(sql)?;
+                Ok(MailboxChanges { mailbox: record, changed, expunged })
+            })();
+            let _ = c.execute_batch("COMMIT");
+            result
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_append(
+        &self,
+        mailbox: MailboxId,
+        data: Vec<u8>,
+        flag_list: Vec<String>,
+        date: i64,
+    ) -> Result<u32> {
+        self.write(move |c| {
+            c.prepare_cached("INSERT INTO blobs(data) VALUES (?1)")
+                .and_then(|mut st| st.execute([&data]))
+                .map_err(sql)?;
+            let blob = c.last_insert_rowid();
+            insert_entry(
+                c,
+                mailbox,
+                blob,
+                &[],
+                data.len() as u64,
+                date,
+                &flags::normalize(&flag_list),
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_set_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flag_list: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagUpdate> {
+        self.write(move |c| {
+            let mut out = FlagUpdate::default();
+            let mut modseq = None;
+            let mut update = c.prepare_cached("UPDATE mailbox_messages SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2").map_err(sql)?;
+            for uid in uids {
+                let Some((mut e, _, _)) = entry(c, mailbox, uid)? else { continue };
+                if unchanged_since.is_some_and(|u| e.modseq > u) {
+                    out.conflicts.push(uid);
+                    continue;
+                }
+                let new = flags::apply(&e.flags, op, &flag_list);
+                if new == e.flags {
+                    continue;
+                }
+                let m = match modseq {
+                    Some(m) => m,
+                    None => *modseq.insert(bump(c, mailbox)?),
+                };
+                update.execute(params![mailbox, uid, new.join(" "), m as i64]).map_err(sql)?;
+                e.flags = new;
+                e.modseq = m;
+                out.updated.push(e);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Remove the messages flagged \Deleted (among `uids`, if given). Returns their UIDs.
+    pub(crate) async fn sql_expunge(
+        &self,
+        mailbox: MailboxId,
+        uids: Option<Vec<u32>>,
+    ) -> Result<Vec<u32>> {
+        self.write(move |c| {
+            let deleted: Vec<u32> = c
+                .prepare_cached("SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 AND instr(' ' || flags || ' ', ' \\Deleted ') > 0 ORDER BY uid")
+                .and_then(|mut st| st.query_map([mailbox], |r| r.get(0))?.collect())
+                .map_err(sql)?;
+            let chosen: Vec<u32> = match uids {
+                Some(list) => {
+                    let allowed: HashSet<u32> = list.into_iter().collect();
+                    deleted.into_iter().filter(|u| allowed.contains(u)).collect()
+                }
+                None => deleted,
+            };
+            remove_entries(c, mailbox, &chosen)?;
+            Ok(chosen)
+        })
+        .await
+    }
+
+    /// Remove these messages whatever their flags (POP3 DELE at QUIT).
+    pub(crate) async fn sql_remove_messages(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+    ) -> Result<()> {
+        self.write(move |c| remove_entries(c, mailbox, &uids)).await
+    }
+
+    pub(crate) async fn sql_copy(
+        &self,
+        from: MailboxId,
+        uids: Vec<u32>,
+        to: MailboxId,
+        remove: bool,
+    ) -> Result<Vec<(u32, u32)>> {
+        self.write(move |c| {
+            let pairs = copy_entries(c, from, &uids, to)?;
+            if remove {
+                let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+                remove_entries(c, from, &moved)?;
+            }
+            Ok(pairs)
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_contents(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT m.prefix, b.data FROM mailbox_messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2")
+                .map_err(sql)?;
+            let mut out = Vec::with_capacity(uids.len());
+            for uid in uids {
+                let found = st
+                    .query_row(params![mailbox, uid], |r| {
+                        let mut v: Vec<u8> = r.get(0)?;
+                        v.extend_from_slice(r.get_ref(1)?.as_blob()?);
+                        Ok(v)
+                    })
+                    .optional()
+                    .map_err(sql)?;
+                if let Some(v) = found {
+                    out.push((uid, v));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// RFC 3501 §2.3.2: the first session to select a mailbox after new mail claims it
+    /// as \Recent. Returns the first UID this session sees as recent.
+    pub(crate) async fn sql_claim_recent(&self, mailbox: MailboxId) -> Result<u32> {
+        self.write(move |c| {
+            let (first, next): (u32, u32) = c
+                .query_row(
+                    "SELECT first_recent_uid, uid_next FROM mailboxes WHERE id = ?1",
+                    [mailbox],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(sql)?;
+            c.execute(
+                "UPDATE mailboxes SET first_recent_uid = ?2 WHERE id = ?1",
+                params![mailbox, next],
+            )
+            .map_err(sql)?;
+            Ok(first)
+        })
+        .await
+    }
+}

@@ -7,7 +7,12 @@ use crate::header;
 /// One element of an address list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvelopeAddress {
-    Mailbox { name: Option<String>, route: Option<String>, local: String, host: String },
+    Mailbox {
+        name: Option<String>,
+        route: Option<String>,
+        local: String,
+        host: String,
+    },
     /// `name:` starts a group (RFC 5322 §3.4)...
     GroupStart(String),
     /// ...and `;` ends it.
@@ -32,8 +37,17 @@ pub struct Envelope {
 /// section is `head`.
 pub fn envelope(head: &[u8]) -> Envelope {
     let fields = header::fields(head);
-    let get = |name: &str| fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| f.unfolded());
-    let list = |name: &str| get(name).map(|v| parse_address_list(&v)).unwrap_or_default();
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.unfolded())
+    };
+    let list = |name: &str| {
+        get(name)
+            .map(|v| parse_address_list(&v))
+            .unwrap_or_default()
+    };
     let from = list("From");
     let or_from = |v: Vec<EnvelopeAddress>| if v.is_empty() { from.clone() } else { v };
     Envelope {
@@ -139,16 +153,27 @@ pub fn parse_address_list(value: &str) -> Vec<EnvelopeAddress> {
                 in_group = false;
             }
             Token::Special('<') => {
-                let end = tokens[i..].iter().position(|t| *t == Token::Special('>')).map(|p| i + p).unwrap_or(tokens.len());
+                let end = tokens[i..]
+                    .iter()
+                    .position(|t| *t == Token::Special('>'))
+                    .map(|p| i + p)
+                    .unwrap_or(tokens.len());
                 let inner = &tokens[i + 1..end];
                 // obs-route: "@a,@b:" before the addr-spec.
                 let (route, spec) = match inner.iter().position(|t| *t == Token::Special(':')) {
-                    Some(colon) if inner.first() == Some(&Token::Special('@')) => (Some(join(&inner[..colon])), &inner[colon + 1..]),
+                    Some(colon) if inner.first() == Some(&Token::Special('@')) => {
+                        (Some(join(&inner[..colon])), &inner[colon + 1..])
+                    }
                     _ => (None, inner),
                 };
                 let name = Some(phrase(&pending)).filter(|n| !n.is_empty());
                 if let Some((local, host)) = addr_spec(spec) {
-                    out.push(EnvelopeAddress::Mailbox { name, route, local, host });
+                    out.push(EnvelopeAddress::Mailbox {
+                        name,
+                        route,
+                        local,
+                        host,
+                    });
                 }
                 pending.clear();
                 i = end;
@@ -167,7 +192,12 @@ pub fn parse_address_list(value: &str) -> Vec<EnvelopeAddress> {
 
 fn flush_addr_spec(pending: &mut Vec<Token>, out: &mut Vec<EnvelopeAddress>) {
     if let Some((local, host)) = addr_spec(pending) {
-        out.push(EnvelopeAddress::Mailbox { name: None, route: None, local, host });
+        out.push(EnvelopeAddress::Mailbox {
+            name: None,
+            route: None,
+            local,
+            host,
+        });
     }
     pending.clear();
 }
@@ -200,7 +230,7 @@ fn phrase(tokens: &[Token]) -> String {
             Token::Special('.') => ".",
             Token::Special(_) => continue,
         };
-        if !out.is_empty() && w != "." && !out.ends_with('.') {
+        if !out.is_empty() && w != "." {
             out.push(' ');
         }
         out.push_str(w);
@@ -213,14 +243,25 @@ mod tests {
     use super::*;
 
     fn mb(name: Option<&str>, local: &str, host: &str) -> EnvelopeAddress {
-        EnvelopeAddress::Mailbox { name: name.map(String::from), route: None, local: local.into(), host: host.into() }
+        EnvelopeAddress::Mailbox {
+            name: name.map(String::from),
+            route: None,
+            local: local.into(),
+            host: host.into(),
+        }
     }
 
     #[test]
     fn address_lists() {
         assert_eq!(
-            parse_address_list("\"Doe, John\" <john@x.test>, jane@y.test (Jane), =?UTF-8?Q?J=C3=B6rg?= <j@z.test>"),
-            vec![mb(Some("Doe, John"), "john", "x.test"), mb(None, "jane", "y.test"), mb(Some("=?UTF-8?Q?J=C3=B6rg?="), "j", "z.test")]
+            parse_address_list(
+                "\"Doe, John\" <john@x.test>, jane@y.test (Jane), =?UTF-8?Q?J=C3=B6rg?= <j@z.test>"
+            ),
+            vec![
+                mb(Some("Doe, John"), "john", "x.test"),
+                mb(None, "jane", "y.test"),
+                mb(Some("=?UTF-8?Q?J=C3=B6rg?="), "j", "z.test")
+            ]
         );
         assert_eq!(
             parse_address_list("Team: a@x.test, B <b@x.test>;, c@y.test"),
@@ -232,16 +273,36 @@ mod tests {
                 mb(None, "c", "y.test")
             ]
         );
-        assert_eq!(parse_address_list("undisclosed-recipients:;"), vec![EnvelopeAddress::GroupStart("undisclosed-recipients".into()), EnvelopeAddress::GroupEnd]);
-        assert_eq!(parse_address_list("<@r1.test,@r2.test:x@y.test>"), vec![EnvelopeAddress::Mailbox { name: None, route: Some("@r1.test,@r2.test".into()), local: "x".into(), host: "y.test".into() }]);
-        assert_eq!(parse_address_list("John Q. Public <jqp@x.test>"), vec![mb(Some("John Q. Public"), "jqp", "x.test")]);
+        assert_eq!(
+            parse_address_list("undisclosed-recipients:;"),
+            vec![
+                EnvelopeAddress::GroupStart("undisclosed-recipients".into()),
+                EnvelopeAddress::GroupEnd
+            ]
+        );
+        assert_eq!(
+            parse_address_list("<@r1.test,@r2.test:x@y.test>"),
+            vec![EnvelopeAddress::Mailbox {
+                name: None,
+                route: Some("@r1.test,@r2.test".into()),
+                local: "x".into(),
+                host: "y.test".into()
+            }]
+        );
+        assert_eq!(
+            parse_address_list("John Q. Public <jqp@x.test>"),
+            vec![mb(Some("John Q. Public"), "jqp", "x.test")]
+        );
         assert!(parse_address_list("not an address").is_empty());
     }
 
     #[test]
     fn envelope_defaults_sender_and_reply_to_to_from() {
         let e = envelope(b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nFrom: A <a@x.test>\r\nSubject: =?UTF-8?B?SGk=?=\r\n To be continued\r\nMessage-ID: <1@x.test>\r\n\r\n");
-        assert_eq!(e.subject.as_deref(), Some("=?UTF-8?B?SGk=?= To be continued"));
+        assert_eq!(
+            e.subject.as_deref(),
+            Some("=?UTF-8?B?SGk=?= To be continued")
+        );
         assert_eq!(e.sender, e.from);
         assert_eq!(e.reply_to, e.from);
         assert!(e.to.is_empty());

@@ -3,12 +3,15 @@
 //! Delivered-To).
 //!
 //! Layout: `address` (mailboxes, paths, domains), `header` (field splitting,
-//! address lists), `date` (RFC 5322 dates, civil calendar), `trace`.
+//! address lists), `date` (RFC 5322 dates, civil calendar), `trace`, `mime`
+//! (the MIME tree with byte ranges, decoders), `envelope` (IMAP ENVELOPE fields).
 //! Pure: no I/O.
 
 pub mod address;
 pub mod date;
+pub mod envelope;
 pub mod header;
+pub mod mime;
 pub mod trace;
 
 pub use address::{AddressError, Domain, ForwardPath, Mailbox, ReversePath};

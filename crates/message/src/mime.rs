@@ -27,14 +27,25 @@ pub struct ContentType {
 
 impl ContentType {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn default_for(parent_is_digest: bool) -> ContentType {
         if parent_is_digest {
-            ContentType { kind: "message".into(), subtype: "rfc822".into(), params: vec![] }
+            ContentType {
+                kind: "message".into(),
+                subtype: "rfc822".into(),
+                params: vec![],
+            }
         } else {
-            ContentType { kind: "text".into(), subtype: "plain".into(), params: vec![("charset".into(), "us-ascii".into())] }
+            ContentType {
+                kind: "text".into(),
+                subtype: "plain".into(),
+                params: vec![("charset".into(), "us-ascii".into())],
+            }
         }
     }
 }
@@ -58,14 +69,19 @@ impl Entity {
 
     /// The value of a header field of this entity (unfolded), the first one.
     pub fn field(&self, raw: &[u8], name: &str) -> Option<String> {
-        header::fields(&raw[self.header.clone()]).into_iter().find(|f| f.name.eq_ignore_ascii_case(name)).map(|f| f.unfolded())
+        header::fields(&raw[self.header.clone()])
+            .into_iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.unfolded())
     }
 
     /// RFC 9051 §6.4.5 section numbers: `[]` is this entity; `[n, ...]` walks parts.
     /// A non-multipart entity is its own part 1; a message/rfc822 part's parts are
     /// those of the message inside it.
     pub fn part(&self, path: &[u32]) -> Option<&Entity> {
-        let Some((&first, rest)) = path.split_first() else { return Some(self) };
+        let Some((&first, rest)) = path.split_first() else {
+            return Some(self);
+        };
         let container = match &self.message {
             Some(inner) => inner.as_ref(),
             None => self,
@@ -87,7 +103,13 @@ pub fn parse(raw: &[u8]) -> Entity {
     entity(raw, 0..raw.len(), 0, false, &mut budget)
 }
 
-fn entity(raw: &[u8], range: Range<usize>, depth: usize, in_digest: bool, budget: &mut usize) -> Entity {
+fn entity(
+    raw: &[u8],
+    range: Range<usize>,
+    depth: usize,
+    in_digest: bool,
+    budget: &mut usize,
+) -> Entity {
     let bytes = &raw[range.clone()];
     let head_len = header::header_end(bytes);
     let header = range.start..range.start + head_len;
@@ -98,20 +120,30 @@ fn entity(raw: &[u8], range: Range<usize>, depth: usize, in_digest: bool, budget
         .find(|f| f.name.eq_ignore_ascii_case("Content-Type"))
         .and_then(|f| parse_content_type(&f.unfolded()))
         .unwrap_or_else(|| ContentType::default_for(in_digest));
-    let mut e = Entity { header, body: body.clone(), content_type, children: vec![], message: None };
+    let mut e = Entity {
+        header,
+        body: body.clone(),
+        content_type,
+        children: vec![],
+        message: None,
+    };
     if depth >= MAX_DEPTH || *budget == 0 {
         return e;
     }
     *budget -= 1;
     let ct = &e.content_type;
     if ct.kind == "multipart" {
-        if let Some(boundary) = ct.param("boundary").filter(|b| !b.is_empty() && b.len() <= MAX_BOUNDARY) {
+        if let Some(boundary) = ct
+            .param("boundary")
+            .filter(|b| !b.is_empty() && b.len() <= MAX_BOUNDARY)
+        {
             let digest = ct.subtype == "digest";
             for part in split_multipart(raw, body, boundary) {
                 if *budget == 0 {
                     break;
                 }
-                e.children.push(entity(raw, part, depth + 1, digest, budget));
+                e.children
+                    .push(entity(raw, part, depth + 1, digest, budget));
             }
         }
     } else if ct.kind == "message" && (ct.subtype == "rfc822" || ct.subtype == "global") {
@@ -128,7 +160,11 @@ fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &str) -> Vec<Range<
     let delimiter = format!("--{boundary}");
     let d = delimiter.as_bytes();
     let bytes = &raw[body.clone()];
-    let line_end = |from: usize| find(&bytes[from..], b"\r\n").map(|i| from + i + 2).unwrap_or(bytes.len());
+    let line_end = |from: usize| {
+        find(&bytes[from..], b"\r\n")
+            .map(|i| from + i + 2)
+            .unwrap_or(bytes.len())
+    };
     // (line start, is the close delimiter), in order.
     let mut delimiters = Vec::new();
     let mut line = 0;
@@ -137,7 +173,10 @@ fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &str) -> Vec<Range<
         if let Some(rest) = bytes[line..next].strip_prefix(d) {
             let close = rest.starts_with(b"--");
             let rest = if close { &rest[2..] } else { rest };
-            if rest.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+            if rest
+                .iter()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            {
                 delimiters.push((line, close));
                 if close {
                     break;
@@ -169,12 +208,19 @@ pub fn parse_content_type(value: &str) -> Option<ContentType> {
     let mut parts = split_params(&value).into_iter();
     let main = parts.next()?;
     let (kind, subtype) = main.trim().split_once('/')?;
-    let (kind, subtype) = (kind.trim().to_ascii_lowercase(), subtype.trim().to_ascii_lowercase());
+    let (kind, subtype) = (
+        kind.trim().to_ascii_lowercase(),
+        subtype.trim().to_ascii_lowercase(),
+    );
     if kind.is_empty() || subtype.is_empty() {
         return None;
     }
     let params = parts.take(64).filter_map(|p| parse_param(&p)).collect();
-    Some(ContentType { kind, subtype, params })
+    Some(ContentType {
+        kind,
+        subtype,
+        params,
+    })
 }
 
 /// Parameters of any structured header (`Content-Disposition`): the value before
@@ -183,7 +229,10 @@ pub fn parse_with_params(value: &str) -> (String, Vec<(String, String)>) {
     let value = strip_comments(value);
     let mut parts = split_params(&value).into_iter();
     let main = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-    (main, parts.take(64).filter_map(|p| parse_param(&p)).collect())
+    (
+        main,
+        parts.take(64).filter_map(|p| parse_param(&p)).collect(),
+    )
 }
 
 fn parse_param(p: &str) -> Option<(String, String)> {
@@ -273,7 +322,11 @@ fn strip_comments(s: &str) -> String {
 /// Lines in a range (for text/* and message/rfc822 in BODYSTRUCTURE).
 pub fn count_lines(bytes: &[u8]) -> usize {
     let n = bytes.iter().filter(|&&b| b == b'\n').count();
-    if bytes.last().is_some_and(|&b| b != b'\n') { n + 1 } else { n }
+    if bytes.last().is_some_and(|&b| b != b'\n') {
+        n + 1
+    } else {
+        n
+    }
 }
 
 /// Decode a body by its Content-Transfer-Encoding (for IMAP BINARY and searches).
@@ -375,7 +428,10 @@ mod tests {
         assert_eq!(text(NESTED, &e.part(&[3, 1]).unwrap().body), "body");
         assert!(e.part(&[4]).is_none());
         let single = parse(b"Subject: x\r\n\r\nbody");
-        assert_eq!(text(b"Subject: x\r\n\r\nbody", &single.part(&[1]).unwrap().body), "body");
+        assert_eq!(
+            text(b"Subject: x\r\n\r\nbody", &single.part(&[1]).unwrap().body),
+            "body"
+        );
         assert!(single.part(&[2]).is_none());
     }
 
@@ -384,7 +440,10 @@ mod tests {
     fn deep_nesting_is_bounded() {
         let mut raw = Vec::new();
         for i in 0..10_000 {
-            raw.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes());
+            raw.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
         }
         let start = std::time::Instant::now();
         let e = parse(&raw);
@@ -420,12 +479,18 @@ mod tests {
 
     #[test]
     fn content_types() {
-        let ct = parse_content_type("Text/Plain; charset=\"utf-8\" (comment); format=flowed").unwrap();
+        let ct =
+            parse_content_type("Text/Plain; charset=\"utf-8\" (comment); format=flowed").unwrap();
         assert_eq!((ct.kind.as_str(), ct.subtype.as_str()), ("text", "plain"));
         assert_eq!(ct.param("charset"), Some("utf-8"));
         assert_eq!(ct.param("format"), Some("flowed"));
         assert!(parse_content_type("garbage").is_none());
-        assert_eq!(parse_content_type("multipart/mixed; boundary=\"a;b\"").unwrap().param("boundary"), Some("a;b"));
+        assert_eq!(
+            parse_content_type("multipart/mixed; boundary=\"a;b\"")
+                .unwrap()
+                .param("boundary"),
+            Some("a;b")
+        );
     }
 
     #[test]

@@ -1,12 +1,21 @@
-//! IMAP4rev2 (RFC 9051), with IMAP4rev1 (RFC 3501) clients still served.
+//! IMAP4rev2 (RFC 9051), with IMAP4rev1 (RFC 3501) clients still served, and
+//! CONDSTORE/QRESYNC, IDLE, UIDPLUS, MOVE, LIST-EXTENDED, SPECIAL-USE, ESEARCH,
+//! BINARY, LITERAL+, SASL-IR, ENABLE, ID, NAMESPACE, UNSELECT.
 //!
 //! Layout, bottom up: `mutf7` (IMAP4rev1 mailbox names), `parse` (the command
 //! grammar), `reader` (assembling commands with literals, under limits),
-//! `response` (writing strings and status lines), `error` (every failure and its
-//! response).
+//! `response` (writing strings and status lines), `render` (ENVELOPE,
+//! BODYSTRUCTURE, sections), `error` (every failure and its response),
+//! `session` (the state machine, one module per command group), `server`.
 
 pub mod error;
 pub mod mutf7;
 pub mod parse;
 pub mod reader;
+pub mod render;
 pub mod response;
+mod server;
+mod session;
+
+pub use server::ImapProtocol;
+pub use session::{ImapConfig, ImapSession, Services};

@@ -79,6 +79,13 @@ pub fn untagged(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// `+ text\r\n`: a continuation request.
+pub fn untagged_continuation(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b"+ ");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// `tag OK|NO|BAD text\r\n` (text may start with a `[CODE]`).
 pub fn tagged(out: &mut Vec<u8>, tag: &str, status: &str, text: &str) {
     let _ = write!(Cursor(out), "{tag} {status} {text}\r\n");

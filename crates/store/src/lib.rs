@@ -93,6 +93,8 @@ pub trait Store: Send + Sync {
         to: MailboxId,
         remove: bool,
     ) -> Result<Vec<(u32, u32)>>;
+    /// The entries (flags, size, dates, MODSEQ) of these UIDs, those that exist.
+    async fn entries(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<MessageEntry>>;
     /// The contents of several messages, those that still exist.
     async fn contents(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, Vec<u8>)>>;
     /// Claim the \Recent messages of a mailbox; the first UID that is recent for the caller.
@@ -233,6 +235,9 @@ impl Store for SqliteStore {
         let pairs = self.sql_copy(from, uids, to, remove).await?;
         self.announce(if remove { vec![from, to] } else { vec![to] });
         Ok(pairs)
+    }
+    async fn entries(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<MessageEntry>> {
+        self.sql_entries(mailbox, uids).await
     }
     async fn contents(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, Vec<u8>)>> {
         self.sql_contents(mailbox, uids).await

@@ -44,6 +44,8 @@ pub struct Config {
     #[allow(dead_code)]
     pub outbound: Outbound,
     #[serde(default)]
+    pub imap: Imap,
+    #[serde(default)]
     pub auth: Auth,
     #[serde(default)]
     pub limits: Limits,
@@ -218,6 +220,26 @@ impl Default for Outbound {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Imap {
+    /// Allow LOGIN and AUTHENTICATE without TLS for clients on loopback addresses.
+    #[serde(default)]
+    pub plaintext_on_loopback: bool,
+    /// Close a session idle (or in IDLE) this long; RFC 9051 §5.4 asks for 30 minutes at least.
+    #[serde(default = "default_imap_idle")]
+    pub idle_timeout: Seconds,
+}
+
+impl Default for Imap {
+    fn default() -> Self {
+        Imap {
+            plaintext_on_loopback: false,
+            idle_timeout: default_imap_idle(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Auth {
     #[serde(default = "default_failure_delay")]
     pub failure_delay: Seconds,
@@ -347,6 +369,9 @@ fn default_log_level() -> String {
 fn default_shutdown_timeout() -> Seconds {
     Seconds(Duration::from_secs(30))
 }
+fn default_imap_idle() -> Seconds {
+    Seconds(Duration::from_secs(30 * 60))
+}
 fn default_busy_timeout() -> Seconds {
     Seconds(Duration::from_secs(10))
 }
@@ -467,6 +492,8 @@ impl Config {
             smtp: lo(2525),
             submission: lo(2587),
             submissions: lo(2465),
+            imap: lo(2143),
+            imaps: lo(2993),
             ..Listeners::default()
         };
         c

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use auth::{Authenticator, ThrottleConfig};
 use delivery::{Mda, MdaConfig};
+use imap::{ImapConfig, ImapProtocol};
 use net::tls::Identity;
 use net::{ConnLimiter, Protocol, Shutdown, TlsAcceptor, TlsMode};
 use smtp::{Role, SmtpConfig, SmtpProtocol};
@@ -51,6 +52,10 @@ pub async fn serve(
     ));
     let smtp_services = Arc::new(smtp::Services {
         mda,
+        auth: authenticator.clone(),
+    });
+    let imap_services = Arc::new(imap::Services {
+        store: store.clone(),
         auth: authenticator,
     });
 
@@ -86,9 +91,25 @@ pub async fn serve(
         );
         servers.start(addr, p, Tls::Implicit).await?;
     }
+    if let Some(addr) = l.imap {
+        servers
+            .start(
+                addr,
+                ImapProtocol::new(imap_config(&config), imap_services.clone()),
+                Tls::StartTls,
+            )
+            .await?;
+    }
+    if let Some(addr) = l.imaps {
+        servers
+            .start(
+                addr,
+                ImapProtocol::new(imap_config(&config), imap_services.clone()),
+                Tls::Implicit,
+            )
+            .await?;
+    }
     for (name, addr) in [
-        ("imap", l.imap),
-        ("imaps", l.imaps),
         ("pop3", l.pop3),
         ("pop3s", l.pop3s),
         ("http", l.http),
@@ -113,6 +134,17 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn imap_config(config: &Config) -> ImapConfig {
+    let mut c = ImapConfig::new(
+        &config.hostname,
+        usize::try_from(config.smtp.max_message_size).unwrap_or(usize::MAX),
+    );
+    c.starttls = true;
+    c.plaintext_on_loopback = config.imap.plaintext_on_loopback;
+    c.idle_timeout = config.imap.idle_timeout.0;
+    c
 }
 
 fn smtp_config(config: &Config, role: Role) -> SmtpConfig {
@@ -167,13 +199,14 @@ impl Servers {
         let bound = listener
             .local_addr()
             .map_err(|e| ServeError(e.to_string()))?;
-        let label = if matches!(tls, Tls::Implicit) && name == "submission" {
-            "submissions"
+        // The implicit-TLS service takes an "s": submissions, imaps, pop3s.
+        let label = if matches!(tls, Tls::Implicit) {
+            format!("{name}s")
         } else {
-            name
+            name.to_string()
         };
         println!("tern: {label} listening on {bound}");
-        tracing::info!(listener = label, addr = %bound, "listening");
+        tracing::info!(listener = %label, addr = %bound, "listening");
         let task = tokio::spawn(net::serve(
             listener,
             Arc::new(protocol),

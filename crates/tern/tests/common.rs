@@ -21,6 +21,15 @@ pub fn smtp_server(extra: &str) -> TernServer {
     server
 }
 
+/// A server with every listener built so far and the fixture world.
+pub fn full_server(extra: &str) -> TernServer {
+    let listeners = ephemeral_listeners(&["smtp", "submission", "submissions", "imap", "imaps"]);
+    let config = merge_toml(&[&listeners, FAST, extra]);
+    let server = TernServer::start(BIN.as_ref(), fixture::HOST, &config);
+    fixture::populate_cli(&server);
+    server
+}
+
 /// The server's store, opened from the test process as a second writer would.
 pub fn probe(server: &TernServer) -> Arc<StoreProbe> {
     let store = store::open(&store::Backend::Sqlite(server.data_dir())).unwrap();

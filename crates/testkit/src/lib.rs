@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fixture;
+pub mod memory;
 pub mod server;
 pub mod tcp;
 pub mod transcript;

@@ -57,7 +57,12 @@ impl ImapConfig {
             hostname: hostname.to_string(),
             starttls: false,
             plaintext_on_loopback: false,
-            limits: Limits { max_line: 64 * 1024, max_literal_before_auth: 8 * 1024, max_literals: 256 * 1024, max_append: max_message_size },
+            limits: Limits {
+                max_line: 64 * 1024,
+                max_literal_before_auth: 8 * 1024,
+                max_literals: 256 * 1024,
+                max_append: max_message_size,
+            },
             idle_timeout: Duration::from_secs(30 * 60),
             max_errors: 20,
         }
@@ -86,11 +91,10 @@ struct Selected {
 
 impl Selected {
     fn seq_of(&self, uid: u32) -> Option<usize> {
-        self.messages.binary_search_by_key(&uid, |k| k.uid).ok().map(|i| i + 1)
-    }
-
-    fn uid_next_known(&self) -> u32 {
-        self.messages.last().map(|k| k.uid + 1).unwrap_or(1)
+        self.messages
+            .binary_search_by_key(&uid, |k| k.uid)
+            .ok()
+            .map(|i| i + 1)
     }
 }
 
@@ -107,9 +111,13 @@ impl SessionState {
         use Command::*;
         let any = matches!(cmd, Capability | Noop | Logout | Id);
         match self {
-            SessionState::NotAuthenticated => any || matches!(cmd, StartTls | Authenticate { .. } | Login { .. }),
+            SessionState::NotAuthenticated => {
+                any || matches!(cmd, StartTls | Authenticate { .. } | Login { .. })
+            }
             SessionState::Authenticated(_) => any || is_authenticated_command(cmd),
-            SessionState::Selected(..) => any || is_authenticated_command(cmd) || is_selected_command(cmd),
+            SessionState::Selected(..) => {
+                any || is_authenticated_command(cmd) || is_selected_command(cmd)
+            }
             SessionState::Logout => false,
         }
     }
@@ -126,19 +134,45 @@ fn is_authenticated_command(cmd: &Command) -> bool {
     use Command::*;
     matches!(
         cmd,
-        Enable(_) | Select { .. } | Create(_) | Delete(_) | Rename(..) | Subscribe(_) | Unsubscribe(_) | List { .. } | Namespace | Status { .. } | Append { .. } | Idle
+        Enable(_)
+            | Select { .. }
+            | Create(_)
+            | Delete(_)
+            | Rename(..)
+            | Subscribe(_)
+            | Unsubscribe(_)
+            | List { .. }
+            | Namespace
+            | Status { .. }
+            | Append { .. }
+            | Idle
     )
 }
 
 fn is_selected_command(cmd: &Command) -> bool {
     use Command::*;
-    matches!(cmd, Check | Close | Unselect | Expunge { .. } | Search { .. } | Fetch { .. } | Store { .. } | Copy { .. })
+    matches!(
+        cmd,
+        Check
+            | Close
+            | Unselect
+            | Expunge { .. }
+            | Search { .. }
+            | Fetch { .. }
+            | Store { .. }
+            | Copy { .. }
+    )
 }
 
 enum Mode {
     Command,
-    Idle { tag: String },
-    Authenticate { tag: String, exchange: auth::Exchange, username: Option<String> },
+    Idle {
+        tag: String,
+    },
+    Authenticate {
+        tag: String,
+        exchange: Box<auth::Exchange>,
+    },
 }
 
 /// The outcome of a command: the text of the tagged OK, or a failure.
@@ -194,12 +228,17 @@ impl ImapSession {
         loop {
             let flow = match &mut self.mode {
                 Mode::Idle { .. } | Mode::Authenticate { .. } => {
-                    let Some(line) = take_line(input, self.cfg.limits.max_line) else { return Flow::Continue };
+                    let Some(line) = take_line(input, self.cfg.limits.max_line) else {
+                        return Flow::Continue;
+                    };
                     self.continuation(line, out).await
                 }
                 Mode::Command => {
                     let authenticated = self.state.account().is_some();
-                    match self.reader.next(input, authenticated, &self.cfg.limits, out) {
+                    match self
+                        .reader
+                        .next(input, authenticated, &self.cfg.limits, out)
+                    {
                         None => return Flow::Continue,
                         Some(Read::Error(e)) => self.read_error(e, out),
                         Some(Read::Command(bytes)) => self.command(&bytes, out).await,
@@ -217,8 +256,14 @@ impl ImapSession {
 
     fn read_error(&mut self, e: ReadError, out: &mut Vec<u8>) -> Flow {
         match e {
-            ReadError::LineTooLong { tag } => self.fail(tag.as_deref().unwrap_or("*"), ImapError::LineTooLong, out),
-            ReadError::LiteralTooLarge { tag } => self.fail(tag.as_deref().unwrap_or("*"), ImapError::LiteralTooLarge, out),
+            ReadError::LineTooLong { tag } => {
+                self.fail(tag.as_deref().unwrap_or("*"), ImapError::LineTooLong, out)
+            }
+            ReadError::LiteralTooLarge { tag } => self.fail(
+                tag.as_deref().unwrap_or("*"),
+                ImapError::LiteralTooLarge,
+                out,
+            ),
             ReadError::NonSyncTooLarge => {
                 response::untagged(out, "BYE [TOOBIG] Literal too large");
                 Flow::Close
@@ -231,7 +276,11 @@ impl ImapSession {
             Ok(parsed) => parsed,
             Err(ParseError { tag, message }) => {
                 let tag = tag.unwrap_or_else(|| "*".into());
-                let e = if message.starts_with("BADCHARSET") { ImapError::BadCharset } else { ImapError::Syntax(message) };
+                let e = if message.starts_with("BADCHARSET") {
+                    ImapError::BadCharset
+                } else {
+                    ImapError::Syntax(message)
+                };
                 return self.fail(&tag, e, out);
             }
         };
@@ -254,7 +303,9 @@ impl ImapSession {
                 Err(e) => self.fail(&tag, e, out),
             },
             Command::Idle => self.idle_start(tag, out).await,
-            Command::Authenticate { mechanism, initial } => self.authenticate_start(tag, &mechanism, initial, out).await,
+            Command::Authenticate { mechanism, initial } => {
+                self.authenticate_start(tag, &mechanism, initial, out).await
+            }
             other => {
                 let outcome = self.run(other, &tag, out).await;
                 self.finish(&tag, outcome, out)
@@ -279,28 +330,78 @@ impl ImapSession {
             }
             Command::Login { user, password } => self.login(&user, &password, out).await,
             Command::Enable(caps) => Ok(self.enable(&caps, out)),
-            Command::Select { mailbox, read_only, condstore, qresync } => self.select(&mailbox, read_only, condstore, qresync, out).await,
+            Command::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => {
+                self.select(&mailbox, read_only, condstore, qresync, out)
+                    .await
+            }
             Command::Create(name) => self.create(&name).await,
             Command::Delete(name) => self.delete(&name).await,
             Command::Rename(from, to) => self.rename(&from, &to).await,
             Command::Subscribe(name) => self.subscribe(&name, true).await,
             Command::Unsubscribe(name) => self.subscribe(&name, false).await,
-            Command::List { select, reference, patterns, returns, lsub } => self.list(&select, &reference, &patterns, &returns, lsub, out).await,
+            Command::List {
+                select,
+                reference,
+                patterns,
+                returns,
+                lsub,
+            } => {
+                self.list(&select, &reference, &patterns, &returns, lsub, out)
+                    .await
+            }
             Command::Namespace => {
                 response::untagged(out, "NAMESPACE ((\"\" \"/\")) NIL NIL");
                 Ok("NAMESPACE completed".into())
             }
             Command::Status { mailbox, items } => self.status(&mailbox, &items, out).await,
-            Command::Append { mailbox, flags, date, data } => self.append(&mailbox, flags, date, data, out).await,
+            Command::Append {
+                mailbox,
+                flags,
+                date,
+                data,
+            } => self.append(&mailbox, flags, date, data, out).await,
             Command::Close => self.close(true).await,
             Command::Unselect => self.close(false).await,
             Command::Expunge { uids } => self.expunge(uids, out).await,
-            Command::Search { uid, returns, key } => self.search(uid, returns, &key, tag, out).await,
-            Command::Fetch { uid, set, items, changed_since, vanished } => self.fetch(uid, &set, &items, changed_since, vanished, out).await,
-            Command::Store { uid, set, unchanged_since, op, silent, flags } => self.store_flags(uid, &set, unchanged_since, op, silent, flags, out).await,
-            Command::Copy { uid, set, mailbox, remove } => self.copy(uid, &set, &mailbox, remove, out).await,
+            Command::Search { uid, returns, key } => {
+                self.search(uid, returns, &key, tag, out).await
+            }
+            Command::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            } => {
+                self.fetch(uid, &set, &items, changed_since, vanished, out)
+                    .await
+            }
+            Command::Store {
+                uid,
+                set,
+                unchanged_since,
+                op,
+                silent,
+                flags,
+            } => {
+                self.store_flags(uid, &set, unchanged_since, op, silent, flags, out)
+                    .await
+            }
+            Command::Copy {
+                uid,
+                set,
+                mailbox,
+                remove,
+            } => self.copy(uid, &set, &mailbox, remove, out).await,
             // Handled in `command`, which acts on the connection.
-            Command::Logout | Command::StartTls | Command::Idle | Command::Authenticate { .. } => Err(ImapError::WrongState),
+            Command::Logout | Command::StartTls | Command::Idle | Command::Authenticate { .. } => {
+                Err(ImapError::WrongState)
+            }
         }
     }
 
@@ -340,7 +441,14 @@ impl ImapSession {
 
 impl net::Session for ImapSession {
     fn greeting(&mut self, out: &mut Vec<u8>) {
-        response::untagged(out, &format!("OK [CAPABILITY {}] {} Tern IMAP ready", self.capabilities(), self.cfg.hostname));
+        response::untagged(
+            out,
+            &format!(
+                "OK [CAPABILITY {}] {} Tern IMAP ready",
+                self.capabilities(),
+                self.cfg.hostname
+            ),
+        );
     }
 
     async fn receive(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {

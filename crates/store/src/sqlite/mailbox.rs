@@ -388,6 +388,41 @@ impl SqliteStore {
         .await
     }
 
+    /// The entries of these UIDs (those that exist), in UID order.
+    pub(crate) async fn sql_entries(
+        &self,
+        mailbox: MailboxId,
+        mut uids: Vec<u32>,
+    ) -> Result<Vec<MessageEntry>> {
+        uids.sort_unstable();
+        uids.dedup();
+        self.read(move |c| {
+            // Few UIDs: one indexed lookup each; many: one scan of the mailbox.
+            if uids.len() <= 512 {
+                let mut st = c.prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2")).map_err(sql)?;
+                let mut out = Vec::with_capacity(uids.len());
+                for uid in uids {
+                    if let Some(e) = st.query_row(params![mailbox, uid], entry_row).optional().map_err(sql)? {
+                        out.push(e);
+                    }
+                }
+                return Ok(out);
+            }
+            let wanted: HashSet<u32> = uids.into_iter().collect();
+            let mut st = c.prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid")).map_err(sql)?;
+            let rows = st.query_map([mailbox], entry_row).map_err(sql)?;
+            let mut out = Vec::new();
+            for r in rows {
+                let e = r.map_err(sql)?;
+                if wanted.contains(&e.uid) {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub(crate) async fn sql_contents(
         &self,
         mailbox: MailboxId,

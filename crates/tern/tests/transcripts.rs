@@ -1,5 +1,6 @@
-//! Every SMTP transcript of `tests/transcripts/smtp/`, over TCP against a real
-//! `tern serve` (the same files run in memory in `crates/smtp/tests`).
+//! Every transcript of `tests/transcripts/{smtp,imap}/`, over TCP against a real
+//! `tern serve` (the same files run in memory in `crates/smtp/tests` and
+//! `crates/imap/tests`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,11 +15,15 @@ async fn play(name: String, text: String) -> Result<(), String> {
         .get("listener")
         .cloned()
         .unwrap_or_else(|| "smtp".into());
-    let server = tokio::task::spawn_blocking(|| common::smtp_server(""))
-        .await
-        .unwrap();
+    let plaintext = transcript.headers.get("plaintext").map(String::as_str) != Some("no");
+    let server = tokio::task::spawn_blocking(move || {
+        common::full_server(&format!("[imap]\nplaintext_on_loopback = {plaintext}\n"))
+    })
+    .await
+    .unwrap();
     let addr = server.addr(&listener);
-    let wire = if listener == "submissions" {
+    let implicit = listener.ends_with('s') && listener != "smtps";
+    let wire = if implicit {
         TcpWire::connect_tls(addr).await
     } else {
         TcpWire::connect(addr).await
@@ -37,8 +42,13 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
+// Each transcript gets its own server and data; a few run at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn smtp_transcripts_over_tcp() {
-    // Each transcript gets its own server and data; a few run at once.
     testkit::transcript::run_all("smtp", 4, play).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn imap_transcripts_over_tcp() {
+    testkit::transcript::run_all("imap", 4, play).await;
 }

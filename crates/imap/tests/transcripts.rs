@@ -1,0 +1,49 @@
+//! Every IMAP transcript of `tests/transcripts/imap/`, played in memory against
+//! the session state machine (no socket). `crates/tern/tests/transcripts.rs`
+//! plays the same files over TCP against a real `tern serve`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap::{ImapConfig, ImapSession, Services};
+use testkit::Transcript;
+use testkit::fixture;
+use testkit::memory::{MemoryWire, conn_info};
+
+async fn play(name: &str, text: &str) -> Result<(), String> {
+    let transcript = Transcript::parse(name, text, &fixture::vars())?;
+    let listener = transcript
+        .headers
+        .get("listener")
+        .map(String::as_str)
+        .unwrap_or("imap");
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
+    fixture::populate_store(&store).await;
+    let throttle = auth::ThrottleConfig {
+        failure_delay: Duration::ZERO,
+        ..Default::default()
+    };
+    let services = Arc::new(Services {
+        store: store.clone(),
+        auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
+    });
+    let mut config = ImapConfig::new(fixture::HOST, 50 << 20);
+    config.starttls = true;
+    config.plaintext_on_loopback =
+        transcript.headers.get("plaintext").map(String::as_str) != Some("no");
+    let session = ImapSession::new(Arc::new(config), services, &conn_info(listener == "imaps"));
+    let mut wire = MemoryWire::new(session, store);
+    transcript.play(&mut wire).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_transcripts_in_memory() {
+    testkit::transcript::run_all(
+        "imap",
+        1,
+        |name, text| async move { play(&name, &text).await },
+    )
+    .await;
+}

@@ -314,23 +314,12 @@ fn admin_while_the_server_runs() {
     let addr = server.addr("smtp");
     let sender = std::thread::spawn(move || {
         for i in 0..30 {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-                .unwrap();
-            let msg = "EHLO x\r\nMAIL FROM:<s@far.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n";
-            s.write_all(msg.as_bytes()).unwrap();
-            let mut buf = vec![0u8; 4096];
-            let mut got = String::new();
-            while !got.contains("354 ") {
-                let n = std::io::Read::read(&mut s, &mut buf).unwrap();
-                assert!(n > 0);
-                got.push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-            s.write_all(format!("Subject: {i}\r\n\r\nx\r\n.\r\nQUIT\r\n").as_bytes())
-                .unwrap();
-            let mut rest = String::new();
-            std::io::Read::read_to_string(&mut s, &mut rest).unwrap();
-            assert!(rest.contains("250 2.0.0 Ok"), "{rest}");
+            testkit::send_smtp(
+                addr,
+                "s@far.test",
+                "alice@a.test",
+                &format!("Subject: {i}\r\n\r\nx"),
+            );
         }
     });
     for i in 0..20 {

@@ -62,19 +62,12 @@ async fn mbsync_two_way() {
     let smtp = server.addr("smtp");
     tokio::task::spawn_blocking(move || {
         for i in 0..3 {
-            let mut s = std::net::TcpStream::connect(smtp).unwrap();
-            let msg =
-                format!("EHLO x\r\nMAIL FROM:<s@far.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
-            std::io::Write::write_all(&mut s, msg.as_bytes()).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            std::io::Write::write_all(
-                &mut s,
-                format!("Subject: sync {i}\r\n\r\nbody {i}\r\n.\r\nQUIT\r\n").as_bytes(),
-            )
-            .unwrap();
-            let mut rest = String::new();
-            std::io::Read::read_to_string(&mut s, &mut rest).unwrap();
-            assert!(rest.contains("250 2.0.0 Ok"), "{rest}");
+            testkit::send_smtp(
+                smtp,
+                "s@far.test",
+                "alice@a.test",
+                &format!("Subject: sync {i}\r\n\r\nbody {i}"),
+            );
         }
     })
     .await

@@ -49,6 +49,8 @@ pub enum ImapError {
     NoTls,
     #[error("too many errors")]
     TooManyErrors,
+    #[error("too many sessions for this user from this address")]
+    TooManySessions,
     #[error("store: {0}")]
     Store(StoreError),
 }
@@ -98,6 +100,10 @@ impl ImapError {
             AlreadyTls => ("BAD", "TLS already active".into()),
             NoTls => ("BAD", "STARTTLS not available".into()),
             TooManyErrors => ("BYE", "Too many errors".into()),
+            TooManySessions => (
+                "NO",
+                "[LIMIT] Too many sessions for this user from this address".into(),
+            ),
             Store(StoreError::Full) => ("NO", "[OVERQUOTA] Insufficient storage".into()),
             Store(StoreError::NotFound(_)) => ("NO", "[NONEXISTENT] No such mailbox".into()),
             Store(StoreError::Duplicate(_)) => ("NO", "[ALREADYEXISTS] Already exists".into()),

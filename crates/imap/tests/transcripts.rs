@@ -28,6 +28,7 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
     let services = Arc::new(Services {
         store: store.clone(),
         auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
+        user_ip: Arc::default(),
     });
     let mut config = ImapConfig::new(fixture::HOST, 50 << 20);
     config.starttls = true;

@@ -227,6 +227,9 @@ pub struct Imap {
     /// Close a session idle (or in IDLE) this long; RFC 9051 §5.4 asks for 30 minutes at least.
     #[serde(default = "default_imap_idle")]
     pub idle_timeout: Seconds,
+    /// Sessions of one user from one client address (Dovecot's mail_max_userip_connections).
+    #[serde(default = "default_per_user_ip")]
+    pub max_connections_per_user_ip: usize,
 }
 
 impl Default for Imap {
@@ -234,6 +237,7 @@ impl Default for Imap {
         Imap {
             plaintext_on_loopback: false,
             idle_timeout: default_imap_idle(),
+            max_connections_per_user_ip: default_per_user_ip(),
         }
     }
 }
@@ -368,6 +372,9 @@ fn default_log_level() -> String {
 }
 fn default_shutdown_timeout() -> Seconds {
     Seconds(Duration::from_secs(30))
+}
+fn default_per_user_ip() -> usize {
+    20
 }
 fn default_imap_idle() -> Seconds {
     Seconds(Duration::from_secs(30 * 60))

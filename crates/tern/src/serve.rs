@@ -57,6 +57,7 @@ pub async fn serve(
     let imap_services = Arc::new(imap::Services {
         store: store.clone(),
         auth: authenticator,
+        user_ip: Arc::default(),
     });
 
     let shutdown = Shutdown::new();
@@ -144,6 +145,7 @@ fn imap_config(config: &Config) -> ImapConfig {
     c.starttls = true;
     c.plaintext_on_loopback = config.imap.plaintext_on_loopback;
     c.idle_timeout = config.imap.idle_timeout.0;
+    c.max_per_user_ip = config.imap.max_connections_per_user_ip;
     c
 }
 

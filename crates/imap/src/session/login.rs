@@ -86,6 +86,15 @@ impl ImapSession {
     fn logged_in(&mut self, verdict: Verdict) -> Outcome {
         match verdict {
             Verdict::Success(account) => {
+                let limit = self.cfg.max_per_user_ip;
+                let Some(permit) =
+                    self.services
+                        .user_ip
+                        .try_acquire(account.id, self.client_ip(), limit)
+                else {
+                    return Err(ImapError::TooManySessions);
+                };
+                self._permit = Some(permit);
                 self.state = SessionState::Authenticated(account);
                 Ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
             }

@@ -17,6 +17,9 @@ mod login;
 mod mailboxes;
 mod search;
 mod selected;
+mod user_limit;
+
+pub use user_limit::UserIpLimiter;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +38,7 @@ use crate::response;
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub auth: Arc<auth::Authenticator>,
+    pub user_ip: Arc<UserIpLimiter>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +53,8 @@ pub struct ImapConfig {
     pub idle_timeout: Duration,
     /// After this many BAD responses the session ends.
     pub max_errors: u32,
+    /// Sessions of one user from one address (hardening.md C-IM8).
+    pub max_per_user_ip: usize,
 }
 
 impl ImapConfig {
@@ -65,6 +71,7 @@ impl ImapConfig {
             },
             idle_timeout: Duration::from_secs(30 * 60),
             max_errors: 20,
+            max_per_user_ip: 20,
         }
     }
 }
@@ -194,6 +201,8 @@ pub struct ImapSession {
     errors: u32,
     /// Change announcements of the store, while a mailbox is selected.
     changes: Option<tokio::sync::broadcast::Receiver<MailboxId>>,
+    /// This session's place under the per-user-per-address limit, once logged in.
+    _permit: Option<user_limit::UserIpPermit>,
 }
 
 impl ImapSession {
@@ -212,6 +221,7 @@ impl ImapSession {
             utf8: false,
             errors: 0,
             changes: None,
+            _permit: None,
         }
     }
 

@@ -3,9 +3,9 @@
 //! [`Authenticator`] that ties them to the store.
 //!
 //! Implementation notes
-//! - Argon2id is slow on purpose; at most `HASH_PERMITS` hashes run at once on
-//!   blocking threads (hardening.md C-AU4), so a flood of logins cannot starve
-//!   the sessions.
+//! - Argon2id is slow on purpose; at most `hasher::THREADS` hashes run at once,
+//!   on dedicated threads that reuse their memory (hardening.md C-AU4), so a
+//!   flood of logins can neither starve the sessions nor swell the process.
 //! - A login for a user that does not exist still computes one Argon2 hash, so
 //!   the answer takes as long as for a wrong password (C-AU3).
 //! - Verified logins are remembered in memory as HMAC(process secret, password)
@@ -14,6 +14,7 @@
 //!   then differs). Nothing of this leaves the process.
 
 pub mod credentials;
+pub mod hasher;
 pub mod sasl;
 pub mod throttle;
 
@@ -24,13 +25,11 @@ use std::time::Instant;
 
 use store::{AccountRecord, Store, StoreError};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 
 pub use credentials::{ScramKeys, derive, verify};
 pub use sasl::{Exchange, Mechanism, SaslError, Step};
 pub use throttle::{Throttle, ThrottleConfig};
 
-const HASH_PERMITS: usize = 4;
 const CACHE_ENTRIES: usize = 10_000;
 
 /// Where a SASL exchange stands after one step (see [`Authenticator::advance`]).
@@ -62,7 +61,7 @@ pub enum Verdict {
 pub struct Authenticator {
     store: Arc<dyn Store>,
     throttle: Mutex<Throttle>,
-    hashing: Semaphore,
+    hasher: hasher::Hasher,
     secret: [u8; 32],
     /// A hash of a random password, checked when the user does not exist (C-AU3).
     dummy_hash: String,
@@ -79,7 +78,7 @@ impl Authenticator {
         Authenticator {
             store,
             throttle: Mutex::new(Throttle::new(config)),
-            hashing: Semaphore::new(HASH_PERMITS),
+            hasher: hasher::Hasher::new(),
             secret,
             dummy_hash,
             cache: Mutex::new(HashMap::new()),
@@ -232,13 +231,7 @@ impl Authenticator {
         {
             return bool::from(cached_digest.ct_eq(&digest));
         }
-        let Ok(_permit) = self.hashing.acquire().await else {
-            return false;
-        };
-        let (password, hash_owned) = (password.to_string(), hash.to_string());
-        let ok = tokio::task::spawn_blocking(move || verify(&password, &hash_owned))
-            .await
-            .unwrap_or(false);
+        let ok = self.hasher.verify(password, hash).await;
         if ok && let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_ENTRIES {
                 cache.clear();

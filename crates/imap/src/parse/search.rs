@@ -33,6 +33,17 @@ pub enum SearchKey {
 }
 
 impl SearchKey {
+    /// Whether evaluating needs the message bodies (not only headers).
+    pub fn needs_body(&self) -> bool {
+        match self {
+            SearchKey::And(keys) => keys.iter().any(SearchKey::needs_body),
+            SearchKey::Or(a, b) => a.needs_body() || b.needs_body(),
+            SearchKey::Not(k) => k.needs_body(),
+            SearchKey::Body(_) | SearchKey::Text(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether evaluating needs the message contents (not only flags and sizes).
     pub fn needs_content(&self) -> bool {
         match self {

@@ -165,6 +165,7 @@ impl ImapSession {
             last_uid: known.last().map(|k| k.uid).unwrap_or(0),
         };
         let needs_content = key.needs_content();
+        let needs_body = key.needs_body();
         let mut hits: Vec<(u32, u32, u64)> = Vec::new();
         for chunk in known.chunks(CONTENT_BATCH) {
             let contents: HashMap<u32, Vec<u8>> = if needs_content {
@@ -181,7 +182,14 @@ impl ImapSession {
                     continue;
                 };
                 let raw = contents.get(&k.uid).map(Vec::as_slice);
-                let parsed = raw.and_then(|r| MessageParser::default().parse(r));
+                // Header keys parse the header section only.
+                let parsed = raw.and_then(|r| {
+                    if needs_body {
+                        MessageParser::default().parse(r)
+                    } else {
+                        MessageParser::default().parse_headers(r)
+                    }
+                });
                 let position = known
                     .binary_search_by_key(&k.uid, |x| x.uid)
                     .map(|p| p as u32 + 1)

@@ -29,6 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::StoreOptions;
 use crate::error::{Result, StoreError};
 
+/// Read connections (and concurrent reads) at most.
+const READERS: usize = 8;
 /// The most jobs one commit carries.
 const MAX_BATCH: usize = 256;
 
@@ -50,6 +52,8 @@ struct Inner {
     options: StoreOptions,
     writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// Bounds concurrent reads, and with them the pool (see `read`).
+    reading: tokio::sync::Semaphore,
 }
 
 impl SqliteStore {
@@ -85,6 +89,7 @@ impl SqliteStore {
                 options: options.clone(),
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
+                reading: tokio::sync::Semaphore::new(READERS),
             }),
         })
     }
@@ -136,6 +141,15 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        // At most READERS reads at once: each holds a connection with its own page
+        // cache, and a thousand idle IMAP sessions selecting at once must not open
+        // a thousand of them.
+        let _permit = self
+            .inner
+            .reading
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Io("store closed".into()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());

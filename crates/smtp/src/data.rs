@@ -8,7 +8,8 @@
 //!   refused (C-SM3): it is read to its end and answered with one 554, never stored.
 //! - Dot-stuffing is undone: a line starting with "." loses that dot (§4.5.2).
 //! - Limits: message size (C-SM18: bytes past the limit are not kept), text line
-//!   length (C-SM7), header section size (C-MM3, C-MM4).
+//!   length when configured (C-SM7: off by default, long lines are accepted),
+//!   header section size (C-MM3, C-MM4).
 
 use crate::error::SmtpError;
 
@@ -29,8 +30,8 @@ enum State {
 #[derive(Debug, Clone, Copy)]
 pub struct DataLimits {
     pub max_size: u64,
-    /// RFC 5321 §4.5.3.1.6: 1000 octets including CRLF.
-    pub max_line: usize,
+    /// RFC 5321 §4.5.3.1.6: 1000 octets including CRLF, when enforced.
+    pub max_line: Option<usize>,
     pub max_header: usize,
 }
 
@@ -162,7 +163,7 @@ impl DataReader {
         if self.size > self.limits.max_size {
             self.mark(SmtpError::MessageTooBig);
         }
-        if self.line_len > self.limits.max_line {
+        if self.limits.max_line.is_some_and(|max| self.line_len > max) {
             self.mark(SmtpError::TextLineTooLong);
         }
         if self.problem.is_none() {
@@ -193,7 +194,7 @@ mod tests {
 
     const LIMITS: DataLimits = DataLimits {
         max_size: 1 << 20,
-        max_line: 1000,
+        max_line: Some(1000),
         max_header: 1 << 16,
     };
 

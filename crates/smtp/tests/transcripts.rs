@@ -13,7 +13,7 @@ use testkit::fixture;
 use testkit::memory::{MemoryWire, conn_info};
 
 async fn play(name: &str, text: &str) -> Result<(), String> {
-    let transcript = Transcript::parse(name, text, &fixture::vars())?;
+    let transcript = Transcript::parse(name, text, &fixture::all_vars())?;
     let listener = transcript
         .headers
         .get("listener")

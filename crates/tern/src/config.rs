@@ -46,6 +46,8 @@ pub struct Config {
     #[serde(default)]
     pub imap: Imap,
     #[serde(default)]
+    pub pop3: Pop3,
+    #[serde(default)]
     pub auth: Auth,
     #[serde(default)]
     pub limits: Limits,
@@ -168,6 +170,9 @@ pub struct Smtp {
     pub max_recipients: usize,
     #[serde(default = "default_max_header_size")]
     pub max_header_size: usize,
+    /// Refuse messages with longer text lines (RFC 5321 §4.5.3.1.6); default: accept.
+    #[serde(default)]
+    pub max_text_line: Option<usize>,
     #[serde(default = "default_max_received")]
     pub max_received: usize,
     #[serde(default = "default_smtp_timeout")]
@@ -189,6 +194,7 @@ impl Default for Smtp {
             max_message_size: default_max_message_size(),
             max_recipients: default_max_recipients(),
             max_header_size: default_max_header_size(),
+            max_text_line: None,
             max_received: default_max_received(),
             command_timeout: default_smtp_timeout(),
             data_timeout: default_smtp_timeout(),
@@ -238,6 +244,26 @@ impl Default for Imap {
             plaintext_on_loopback: false,
             idle_timeout: default_imap_idle(),
             max_connections_per_user_ip: default_per_user_ip(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pop3 {
+    /// Allow USER/PASS and AUTH without TLS for clients on loopback addresses.
+    #[serde(default)]
+    pub plaintext_on_loopback: bool,
+    /// RFC 1939 §3: the autologout timer is at least 10 minutes.
+    #[serde(default = "default_pop3_idle")]
+    pub idle_timeout: Seconds,
+}
+
+impl Default for Pop3 {
+    fn default() -> Self {
+        Pop3 {
+            plaintext_on_loopback: false,
+            idle_timeout: default_pop3_idle(),
         }
     }
 }
@@ -373,6 +399,9 @@ fn default_log_level() -> String {
 fn default_shutdown_timeout() -> Seconds {
     Seconds(Duration::from_secs(30))
 }
+fn default_pop3_idle() -> Seconds {
+    Seconds(Duration::from_secs(600))
+}
 fn default_per_user_ip() -> usize {
     20
 }
@@ -501,6 +530,8 @@ impl Config {
             submissions: lo(2465),
             imap: lo(2143),
             imaps: lo(2993),
+            pop3: lo(2110),
+            pop3s: lo(2995),
             ..Listeners::default()
         };
         c

@@ -9,6 +9,7 @@ use delivery::{Mda, MdaConfig};
 use imap::{ImapConfig, ImapProtocol};
 use net::tls::Identity;
 use net::{ConnLimiter, Protocol, Shutdown, TlsAcceptor, TlsMode};
+use pop3::{Pop3Config, Pop3Protocol};
 use smtp::{Role, SmtpConfig, SmtpProtocol};
 use store::Store;
 use tokio::net::TcpListener;
@@ -56,9 +57,10 @@ pub async fn serve(
     });
     let imap_services = Arc::new(imap::Services {
         store: store.clone(),
-        auth: authenticator,
+        auth: authenticator.clone(),
         user_ip: Arc::default(),
     });
+    let pop3_auth = authenticator;
 
     let shutdown = Shutdown::new();
     let limiter = ConnLimiter::new(net::Limits {
@@ -110,9 +112,30 @@ pub async fn serve(
             )
             .await?;
     }
+    let pop3_services = Arc::new(pop3::Services {
+        store: store.clone(),
+        auth: pop3_auth,
+        locks: Arc::default(),
+    });
+    if let Some(addr) = l.pop3 {
+        servers
+            .start(
+                addr,
+                Pop3Protocol::new(pop3_config(&config), pop3_services.clone()),
+                Tls::StartTls,
+            )
+            .await?;
+    }
+    if let Some(addr) = l.pop3s {
+        servers
+            .start(
+                addr,
+                Pop3Protocol::new(pop3_config(&config), pop3_services.clone()),
+                Tls::Implicit,
+            )
+            .await?;
+    }
     for (name, addr) in [
-        ("pop3", l.pop3),
-        ("pop3s", l.pop3s),
         ("http", l.http),
         ("https", l.https),
         ("managesieve", l.managesieve),
@@ -149,6 +172,14 @@ fn imap_config(config: &Config) -> ImapConfig {
     c
 }
 
+fn pop3_config(config: &Config) -> Pop3Config {
+    let mut c = Pop3Config::new(&config.hostname);
+    c.starttls = true;
+    c.plaintext_on_loopback = config.pop3.plaintext_on_loopback;
+    c.idle_timeout = config.pop3.idle_timeout.0;
+    c
+}
+
 fn smtp_config(config: &Config, role: Role) -> SmtpConfig {
     let s = &config.smtp;
     let mut c = SmtpConfig::new(&config.hostname, role);
@@ -156,6 +187,7 @@ fn smtp_config(config: &Config, role: Role) -> SmtpConfig {
     c.max_message_size = s.max_message_size;
     c.max_recipients = s.max_recipients;
     c.max_header_size = s.max_header_size;
+    c.max_text_line = s.max_text_line;
     c.max_received = s.max_received;
     c.command_timeout = s.command_timeout.0;
     c.data_timeout = s.data_timeout.0;

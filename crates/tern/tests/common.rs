@@ -23,7 +23,15 @@ pub fn smtp_server(extra: &str) -> TernServer {
 
 /// A server with every listener built so far and the fixture world.
 pub fn full_server(extra: &str) -> TernServer {
-    let listeners = ephemeral_listeners(&["smtp", "submission", "submissions", "imap", "imaps"]);
+    let listeners = ephemeral_listeners(&[
+        "smtp",
+        "submission",
+        "submissions",
+        "imap",
+        "imaps",
+        "pop3",
+        "pop3s",
+    ]);
     let config = merge_toml(&[&listeners, FAST, extra]);
     let server = TernServer::start(BIN.as_ref(), fixture::HOST, &config);
     fixture::populate_cli(&server);

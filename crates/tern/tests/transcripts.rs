@@ -9,18 +9,22 @@ use testkit::fixture;
 use testkit::{TcpWire, Transcript};
 
 async fn play(name: String, text: String) -> Result<(), String> {
-    let transcript = Transcript::parse(&name, &text, &fixture::vars())?;
+    let transcript = Transcript::parse(&name, &text, &fixture::all_vars())?;
     let listener = transcript
         .headers
         .get("listener")
         .cloned()
         .unwrap_or_else(|| "smtp".into());
     let plaintext = transcript.headers.get("plaintext").map(String::as_str) != Some("no");
-    let server = tokio::task::spawn_blocking(move || {
-        common::full_server(&format!("[imap]\nplaintext_on_loopback = {plaintext}\n"))
-    })
-    .await
-    .unwrap();
+    let config = format!(
+        "[imap]\nplaintext_on_loopback = {plaintext}\n[pop3]\nplaintext_on_loopback = {plaintext}\n"
+    );
+    let server = tokio::task::spawn_blocking(move || common::full_server(&config))
+        .await
+        .unwrap();
+    if transcript.headers.get("seed").map(String::as_str) == Some("messages") {
+        fixture::seed_messages(&common::probe(&server).0).await;
+    }
     let addr = server.addr(&listener);
     let implicit = listener.ends_with('s') && listener != "smtps";
     let wire = if implicit {
@@ -46,6 +50,11 @@ fn tail(log: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn smtp_transcripts_over_tcp() {
     testkit::transcript::run_all("smtp", 4, play).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pop3_transcripts_over_tcp() {
+    testkit::transcript::run_all("pop3", 4, play).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -133,3 +133,41 @@ impl Probe for StoreProbe {
         })
     }
 }
+
+/// Messages put into alice's INBOX for transcripts with `@seed messages`.
+pub const SEED: [&str; 3] = [
+    "From: bob@b.test\r\nSubject: one\r\n\r\nfirst\r\n.dot line\r\n",
+    "From: carol@c.test\r\nSubject: two\r\n\r\nl1\r\nl2\r\nl3\r\n",
+    "Subject: three\r\n\r\nx\r\n",
+];
+
+/// Append [`SEED`] to alice's INBOX.
+pub async fn seed_messages(store: &Arc<dyn Store>) {
+    let AddressKind::Account(alice) = store.lookup_address("alice@a.test").await.unwrap() else {
+        panic!("no alice")
+    };
+    let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    for m in SEED {
+        store
+            .append(inbox.id, m.as_bytes().to_vec(), vec![], 1_795_000_000)
+            .await
+            .unwrap();
+    }
+}
+
+/// The `${...}` variables of every transcript: [`vars`] plus the seed sizes.
+pub fn all_vars() -> HashMap<String, String> {
+    let mut v = vars();
+    for (i, m) in SEED.iter().enumerate() {
+        v.insert(format!("SEED{}_SIZE", i + 1), m.len().to_string());
+    }
+    v.insert(
+        "SEED_TOTAL".into(),
+        SEED.iter().map(|m| m.len()).sum::<usize>().to_string(),
+    );
+    v.insert(
+        "SEED_TOTAL_MINUS_1".into(),
+        SEED[1..].iter().map(|m| m.len()).sum::<usize>().to_string(),
+    );
+    v
+}

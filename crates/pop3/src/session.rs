@@ -1,0 +1,594 @@
+//! The POP3 session (RFC 1939 §3): AUTHORIZATION, TRANSACTION, UPDATE.
+//!
+//! The maildrop is the account's INBOX as it was at login; DELE only marks,
+//! and the marked messages are removed at QUIT (UPDATE state), never when the
+//! connection just drops. One POP3 session per maildrop at a time
+//! (`-ERR [IN-USE]`, RFC 2449 §8.1.1). Removals go through the store like
+//! IMAP's, so IMAP sessions see them as EXPUNGE.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use auth::{Exchange, Mechanism, Progress, Verdict};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::{Buf, BytesMut};
+use net::{ConnInfo, Flow, TlsInfo};
+use store::{AccountId, AccountRecord, MailboxRecord, Store};
+
+use crate::command::{Command, MAX_LINE, parse};
+
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<auth::Authenticator>,
+    pub locks: Arc<MaildropLocks>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pop3Config {
+    pub hostname: String,
+    pub starttls: bool,
+    /// USER/PASS and AUTH without TLS for clients on loopback addresses.
+    pub plaintext_on_loopback: bool,
+    /// RFC 1939 §3: the autologout timer is at least 10 minutes.
+    pub idle_timeout: Duration,
+    pub max_errors: u32,
+}
+
+impl Pop3Config {
+    pub fn new(hostname: &str) -> Pop3Config {
+        Pop3Config {
+            hostname: hostname.to_string(),
+            starttls: false,
+            plaintext_on_loopback: false,
+            idle_timeout: Duration::from_secs(600),
+            max_errors: 20,
+        }
+    }
+}
+
+/// Which maildrops a POP3 session holds.
+#[derive(Debug, Default)]
+pub struct MaildropLocks {
+    held: Mutex<HashSet<AccountId>>,
+}
+
+#[derive(Debug)]
+pub struct MaildropLock {
+    locks: Arc<MaildropLocks>,
+    account: AccountId,
+}
+
+impl MaildropLocks {
+    fn try_lock(self: &Arc<Self>, account: AccountId) -> Option<MaildropLock> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.insert(account).then(|| MaildropLock {
+            locks: self.clone(),
+            account,
+        })
+    }
+}
+
+impl Drop for MaildropLock {
+    fn drop(&mut self) {
+        self.locks
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.account);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Msg {
+    uid: u32,
+    size: u64,
+    deleted: bool,
+}
+
+struct Maildrop {
+    mailbox: MailboxRecord,
+    messages: Vec<Msg>,
+    _lock: MaildropLock,
+}
+
+enum State {
+    Authorization { user: Option<String> },
+    Transaction(Box<Maildrop>),
+}
+
+pub struct Pop3Session {
+    cfg: Arc<Pop3Config>,
+    services: Arc<Services>,
+    peer: SocketAddr,
+    tls: Option<TlsInfo>,
+    state: State,
+    sasl: Option<Box<Exchange>>,
+    errors: u32,
+}
+
+/// A command's success: a one-line `+OK text`, or a multi-line reply already written.
+enum Answer {
+    Line(String),
+    Written,
+}
+
+type Reply = Result<Answer, String>;
+
+fn line(text: impl Into<String>) -> Reply {
+    Ok(Answer::Line(text.into()))
+}
+
+impl Pop3Session {
+    pub fn new(cfg: Arc<Pop3Config>, services: Arc<Services>, conn: &ConnInfo) -> Pop3Session {
+        Pop3Session {
+            cfg,
+            services,
+            peer: conn.peer,
+            tls: conn.tls.clone(),
+            state: State::Authorization { user: None },
+            sasl: None,
+            errors: 0,
+        }
+    }
+
+    fn login_allowed(&self) -> bool {
+        self.tls.is_some() || (self.cfg.plaintext_on_loopback && self.peer.ip().is_loopback())
+    }
+
+    async fn process(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
+        loop {
+            let Some(nl) = input.iter().take(MAX_LINE).position(|&b| b == b'\n') else {
+                if input.len() >= MAX_LINE {
+                    input.clear();
+                    return self.error("line too long", out);
+                }
+                return Flow::Continue;
+            };
+            let mut line = input[..nl].to_vec();
+            input.advance(nl + 1);
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            let flow = if let Some(exchange) = self.sasl.take() {
+                self.sasl_response(*exchange, &line, out).await
+            } else {
+                self.command(&line, out).await
+            };
+            if flow != Flow::Continue || input.is_empty() {
+                return flow;
+            }
+        }
+    }
+
+    fn error(&mut self, text: &str, out: &mut Vec<u8>) -> Flow {
+        out.extend_from_slice(format!("-ERR {text}\r\n").as_bytes());
+        self.errors += 1;
+        if self.errors >= self.cfg.max_errors {
+            out.extend_from_slice(b"-ERR [SYS/PERM] Too many errors, closing\r\n");
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    async fn command(&mut self, line: &[u8], out: &mut Vec<u8>) -> Flow {
+        let cmd = match parse(line) {
+            Ok(c) => c,
+            Err(e) => return self.error(e, out),
+        };
+        match cmd {
+            Command::Quit => self.quit(out).await,
+            Command::Stls => match self.stls() {
+                Ok(text) => {
+                    out.extend_from_slice(format!("+OK {text}\r\n").as_bytes());
+                    Flow::StartTls
+                }
+                Err(e) => self.error(&e, out),
+            },
+            Command::Auth { mechanism, initial } => {
+                self.auth_start(&mechanism, initial.as_deref(), out).await
+            }
+            Command::Capa => {
+                out.extend_from_slice(self.capabilities().as_bytes());
+                Flow::Continue
+            }
+            other => match self.run(other, out).await {
+                Ok(Answer::Line(text)) => {
+                    out.extend_from_slice(format!("+OK {text}\r\n").as_bytes());
+                    Flow::Continue
+                }
+                Ok(Answer::Written) => Flow::Continue,
+                Err(e) => self.error(&e, out),
+            },
+        }
+    }
+
+    /// RFC 2449 §5: what this state offers, each really implemented.
+    fn capabilities(&self) -> String {
+        let mut caps = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
+        if matches!(self.state, State::Authorization { .. }) {
+            if self.login_allowed() {
+                caps.extend(["USER", "SASL SCRAM-SHA-256 PLAIN"]);
+            }
+            if self.tls.is_none() && self.cfg.starttls {
+                caps.push("STLS");
+            }
+        }
+        caps.push("IMPLEMENTATION Tern");
+        format!(
+            "+OK Capability list follows\r\n{}\r\n.\r\n",
+            caps.join("\r\n")
+        )
+    }
+
+    fn stls(&self) -> Result<&'static str, String> {
+        if !matches!(self.state, State::Authorization { .. }) {
+            return Err("STLS only before login".into());
+        }
+        if self.tls.is_some() || !self.cfg.starttls {
+            return Err("TLS not available".into());
+        }
+        Ok("Begin TLS negotiation")
+    }
+
+    async fn run(&mut self, cmd: Command, out: &mut Vec<u8>) -> Reply {
+        let allowed = self.login_allowed();
+        let (ip, auth) = (self.peer.ip(), self.services.auth.clone());
+        match (&mut self.state, cmd) {
+            (State::Authorization { .. }, Command::User(_)) if !allowed => {
+                Err("[AUTH] Plaintext authentication disallowed without TLS; use STLS".into())
+            }
+            (State::Authorization { user }, Command::User(name)) => {
+                *user = Some(name);
+                // The same answer for any name: no account enumeration (C-AU3).
+                line("Send the password")
+            }
+            (State::Authorization { user }, Command::Pass(password)) => {
+                let name = user.take().ok_or("USER first")?;
+                let verdict = auth.check_password(ip, &name, &password).await;
+                self.logged_in(verdict).await
+            }
+            (State::Authorization { .. }, _) => Err("Not logged in".into()),
+            (State::Transaction(drop), cmd) => {
+                transaction(drop, cmd, &self.services.store, out).await
+            }
+        }
+    }
+
+    async fn logged_in(&mut self, verdict: Verdict) -> Reply {
+        let account = match verdict {
+            Verdict::Success(a) => a,
+            Verdict::Denied { blocked: false } => return Err("[AUTH] Authentication failed".into()),
+            Verdict::Denied { blocked: true } | Verdict::Blocked => {
+                return Err("[SYS/TEMP] Too many authentication failures; try again later".into());
+            }
+            Verdict::TemporaryFailure => {
+                return Err("[SYS/TEMP] Temporary authentication failure".into());
+            }
+        };
+        let drop = self.open_maildrop(&account).await?;
+        let count = drop.messages.len();
+        let octets: u64 = drop.messages.iter().map(|m| m.size).sum();
+        self.state = State::Transaction(Box::new(drop));
+        line(format!("Logged in: {count} messages ({octets} octets)"))
+    }
+
+    async fn open_maildrop(&self, account: &AccountRecord) -> Result<Maildrop, String> {
+        let lock = self
+            .services
+            .locks
+            .try_lock(account.id)
+            .ok_or("[IN-USE] Maildrop already in use by another POP3 session")?;
+        let temp = |e: store::StoreError| format!("[SYS/TEMP] {e}");
+        let mailbox = self
+            .services
+            .store
+            .mailbox(account.id, "INBOX")
+            .await
+            .map_err(temp)?
+            .ok_or("[SYS/PERM] No INBOX")?;
+        let messages = self
+            .services
+            .store
+            .messages(mailbox.id)
+            .await
+            .map_err(temp)?
+            .into_iter()
+            .map(|e| Msg {
+                uid: e.uid,
+                size: e.size,
+                deleted: false,
+            })
+            .collect();
+        Ok(Maildrop {
+            mailbox,
+            messages,
+            _lock: lock,
+        })
+    }
+
+    async fn auth_start(
+        &mut self,
+        mechanism: &str,
+        initial: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        if !matches!(self.state, State::Authorization { .. }) {
+            return self.error("Already logged in", out);
+        }
+        if !self.login_allowed() {
+            return self.error(
+                "[AUTH] Authentication disallowed without TLS; use STLS",
+                out,
+            );
+        }
+        let Some(mechanism) = Mechanism::parse(mechanism).filter(|m| *m != Mechanism::Login) else {
+            return self.error("Unsupported mechanism", out);
+        };
+        // RFC 5034 §4: "=" is an empty initial response.
+        let initial = match initial {
+            None => None,
+            Some("=") => Some(Vec::new()),
+            Some(t) => match B64.decode(t) {
+                Ok(d) => Some(d),
+                Err(_) => return self.error("Bad base64", out),
+            },
+        };
+        let mut exchange = Exchange::new(mechanism);
+        let step = exchange.respond(initial.as_deref());
+        self.sasl_step(exchange, step, out).await
+    }
+
+    async fn sasl_response(
+        &mut self,
+        mut exchange: Exchange,
+        line: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        if line == b"*" {
+            return self.error("Authentication cancelled", out);
+        }
+        let Ok(data) = B64.decode(line) else {
+            return self.error("Bad base64", out);
+        };
+        let step = exchange.respond(Some(&data));
+        self.sasl_step(exchange, step, out).await
+    }
+
+    async fn sasl_step(
+        &mut self,
+        mut exchange: Exchange,
+        step: auth::Step,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        match self
+            .services
+            .auth
+            .advance(self.peer.ip(), &mut exchange, step)
+            .await
+        {
+            Progress::Challenge(data) => {
+                out.extend_from_slice(format!("+ {}\r\n", B64.encode(data)).as_bytes());
+                self.sasl = Some(Box::new(exchange));
+                Flow::Continue
+            }
+            Progress::Done(verdict) => match self.logged_in(verdict).await {
+                Ok(Answer::Line(text)) => {
+                    out.extend_from_slice(format!("+OK {text}\r\n").as_bytes());
+                    Flow::Continue
+                }
+                Ok(Answer::Written) => Flow::Continue,
+                Err(e) => self.error(&e, out),
+            },
+            Progress::Malformed => self.error("Malformed SASL response", out),
+        }
+    }
+
+    /// RFC 1939 §6: QUIT in TRANSACTION enters UPDATE and removes what DELE marked.
+    async fn quit(&mut self, out: &mut Vec<u8>) -> Flow {
+        if let State::Transaction(drop) = &self.state {
+            let gone: Vec<u32> = drop
+                .messages
+                .iter()
+                .filter(|m| m.deleted)
+                .map(|m| m.uid)
+                .collect();
+            if !gone.is_empty()
+                && let Err(e) = self
+                    .services
+                    .store
+                    .remove_messages(drop.mailbox.id, gone.clone())
+                    .await
+            {
+                tracing::warn!(error = %e, "POP3 UPDATE failed");
+                out.extend_from_slice(
+                    b"-ERR [SYS/TEMP] Some deleted messages were not removed\r\n",
+                );
+                return Flow::Close;
+            }
+            out.extend_from_slice(
+                format!(
+                    "+OK {} signing off ({} messages deleted)\r\n",
+                    self.cfg.hostname,
+                    gone.len()
+                )
+                .as_bytes(),
+            );
+        } else {
+            out.extend_from_slice(format!("+OK {} signing off\r\n", self.cfg.hostname).as_bytes());
+        }
+        Flow::Close
+    }
+}
+
+/// The message `n` (1-based) if it exists and is not marked deleted.
+fn message(drop: &Maildrop, n: u32) -> Result<Msg, String> {
+    let m = n
+        .checked_sub(1)
+        .and_then(|i| drop.messages.get(i as usize))
+        .ok_or("No such message")?;
+    if m.deleted {
+        return Err("Message is deleted".into());
+    }
+    Ok(*m)
+}
+
+/// UIDL: stable across sessions, from the same identity IMAP uses (UIDVALIDITY, UID).
+fn unique_id(drop: &Maildrop, m: &Msg) -> String {
+    format!("{:08x}{:08x}", drop.mailbox.uid_validity, m.uid)
+}
+
+async fn transaction(
+    drop: &mut Maildrop,
+    cmd: Command,
+    store: &Arc<dyn Store>,
+    out: &mut Vec<u8>,
+) -> Reply {
+    let live = |d: &Maildrop| {
+        d.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.deleted)
+            .map(|(i, m)| (i + 1, *m))
+            .collect::<Vec<_>>()
+    };
+    match cmd {
+        Command::Stat => {
+            let l = live(drop);
+            line(format!(
+                "{} {}",
+                l.len(),
+                l.iter().map(|(_, m)| m.size).sum::<u64>()
+            ))
+        }
+        Command::List(Some(n)) => line(format!("{n} {}", message(drop, n)?.size)),
+        Command::Uidl(Some(n)) => line(format!("{n} {}", unique_id(drop, &message(drop, n)?))),
+        Command::List(None) | Command::Uidl(None) => {
+            let uidl = matches!(cmd, Command::Uidl(None));
+            out.extend_from_slice(b"+OK\r\n");
+            for (n, m) in live(drop) {
+                let value = if uidl {
+                    unique_id(drop, &m)
+                } else {
+                    m.size.to_string()
+                };
+                out.extend_from_slice(format!("{n} {value}\r\n").as_bytes());
+            }
+            out.extend_from_slice(b".\r\n");
+            Ok(Answer::Written)
+        }
+        Command::Retr(n) | Command::Top(n, _) => {
+            let m = message(drop, n)?;
+            let content = store
+                .contents(drop.mailbox.id, vec![m.uid])
+                .await
+                .map_err(|e| format!("[SYS/TEMP] {e}"))?;
+            let (_, bytes) = content.into_iter().next().ok_or("Message is gone")?;
+            let body = match cmd {
+                Command::Top(_, lines) => top(&bytes, lines),
+                _ => &bytes[..],
+            };
+            out.extend_from_slice(format!("+OK {} octets\r\n", m.size).as_bytes());
+            dot_stuff(body, out);
+            Ok(Answer::Written)
+        }
+        Command::Dele(n) => {
+            message(drop, n)?;
+            if let Some(m) = drop.messages.get_mut((n - 1) as usize) {
+                m.deleted = true;
+            }
+            line(format!("Message {n} deleted"))
+        }
+        Command::Rset => {
+            for m in &mut drop.messages {
+                m.deleted = false;
+            }
+            line(format!("{} messages", drop.messages.len()))
+        }
+        Command::Noop => line("Nothing happened"),
+        Command::User(_) | Command::Pass(_) => Err("Already logged in".into()),
+        Command::Capa | Command::Stls | Command::Auth { .. } | Command::Quit => {
+            Err("Not here".into())
+        }
+    }
+}
+
+/// RFC 1939 §7 TOP: the header section, the blank line, and `lines` lines of the body.
+fn top(bytes: &[u8], lines: u32) -> &[u8] {
+    let head = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .unwrap_or(bytes.len());
+    let mut end = head;
+    for _ in 0..lines {
+        match bytes[end..].windows(2).position(|w| w == b"\r\n") {
+            Some(i) => end += i + 2,
+            None => {
+                end = bytes.len();
+                break;
+            }
+        }
+    }
+    &bytes[..end]
+}
+
+/// RFC 1939 §3: lines starting with "." get another one; CRLF "." CRLF ends it.
+fn dot_stuff(bytes: &[u8], out: &mut Vec<u8>) {
+    let mut at_line_start = true;
+    for &b in bytes {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !bytes.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
+impl net::Session for Pop3Session {
+    fn greeting(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("+OK {} Tern POP3 ready\r\n", self.cfg.hostname).as_bytes());
+    }
+
+    async fn receive(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
+        self.process(input, out).await
+    }
+
+    fn tls_started(&mut self, info: TlsInfo) {
+        self.tls = Some(info);
+    }
+
+    fn timeout(&self) -> Duration {
+        self.cfg.idle_timeout
+    }
+
+    fn on_timeout(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"-ERR Autologout; idle for too long\r\n");
+    }
+
+    fn on_shutdown(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"-ERR [SYS/TEMP] Server shutting down\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stuffing_and_top() {
+        let mut out = Vec::new();
+        dot_stuff(b"A: b\r\n\r\n.hidden\r\nx", &mut out);
+        assert_eq!(out, b"A: b\r\n\r\n..hidden\r\nx\r\n.\r\n");
+        let msg = b"A: b\r\nC: d\r\n\r\nl1\r\nl2\r\nl3\r\n";
+        assert_eq!(top(msg, 0), b"A: b\r\nC: d\r\n\r\n");
+        assert_eq!(top(msg, 2), b"A: b\r\nC: d\r\n\r\nl1\r\nl2\r\n");
+        assert_eq!(top(msg, 99), msg);
+    }
+}

@@ -91,7 +91,45 @@ struct Msg {
 struct Maildrop {
     mailbox: MailboxRecord,
     messages: Vec<Msg>,
+    /// Contents read ahead: clients fetch messages in order, and one store read
+    /// for several messages costs less than one each.
+    ahead: std::collections::HashMap<u32, Vec<u8>>,
     _lock: MaildropLock,
+}
+
+/// Messages read at once when a RETR or TOP finds nothing read ahead.
+const READ_AHEAD: usize = 16;
+
+impl Maildrop {
+    /// The content of message `n` (uid `uid`), from the read-ahead or the store.
+    async fn content(
+        &mut self,
+        n: u32,
+        uid: u32,
+        store: &Arc<dyn Store>,
+    ) -> Result<Vec<u8>, String> {
+        if let Some(bytes) = self.ahead.remove(&uid) {
+            return Ok(bytes);
+        }
+        // This message and the next few that are not deleted.
+        let uids: Vec<u32> = self
+            .messages
+            .iter()
+            .skip((n - 1) as usize)
+            .filter(|m| !m.deleted)
+            .take(READ_AHEAD)
+            .map(|m| m.uid)
+            .collect();
+        self.ahead = store
+            .contents(self.mailbox.id, uids)
+            .await
+            .map_err(|e| format!("[SYS/TEMP] {e}"))?
+            .into_iter()
+            .collect();
+        self.ahead
+            .remove(&uid)
+            .ok_or_else(|| "Message is gone".to_string())
+    }
 }
 
 enum State {
@@ -305,6 +343,7 @@ impl Pop3Session {
         Ok(Maildrop {
             mailbox,
             messages,
+            ahead: Default::default(),
             _lock: lock,
         })
     }
@@ -481,11 +520,7 @@ async fn transaction(
         }
         Command::Retr(n) | Command::Top(n, _) => {
             let m = message(drop, n)?;
-            let content = store
-                .contents(drop.mailbox.id, vec![m.uid])
-                .await
-                .map_err(|e| format!("[SYS/TEMP] {e}"))?;
-            let (_, bytes) = content.into_iter().next().ok_or("Message is gone")?;
+            let bytes = drop.content(n, m.uid, store).await?;
             let body = match cmd {
                 Command::Top(_, lines) => top(&bytes, lines),
                 _ => &bytes[..],

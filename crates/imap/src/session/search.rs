@@ -18,12 +18,30 @@ use crate::response;
 const CONTENT_BATCH: usize = 64;
 
 /// What a key is evaluated against.
+/// The message is parsed (decoded) only when a key needs it: header keys first
+/// look at the raw header text.
 struct Candidate<'a> {
     seq: u32,
     entry: &'a MessageEntry,
     recent: bool,
     raw: Option<&'a [u8]>,
-    parsed: Option<&'a Message<'a>>,
+    headers_only: bool,
+    parsed: std::cell::OnceCell<Option<Message<'a>>>,
+}
+
+impl<'a> Candidate<'a> {
+    fn parsed(&self) -> Option<&Message<'a>> {
+        self.parsed
+            .get_or_init(|| {
+                let raw = self.raw?;
+                if self.headers_only {
+                    MessageParser::default().parse_headers(raw)
+                } else {
+                    MessageParser::default().parse(raw)
+                }
+            })
+            .as_ref()
+    }
 }
 
 /// Everything `*` means in sequence and UID sets.
@@ -71,20 +89,25 @@ fn header_matches(c: &Candidate<'_>, name: &str, text: &str) -> bool {
     if fields.iter().any(|f| contains_ci(&f.unfolded(), text)) {
         return true;
     }
-    c.parsed.is_some_and(|m| {
-        m.header_values(name.as_str())
-            .any(|v| contains_ci(&header_text(v), text))
-    })
+    // Only encoded words (RFC 2047) or 8-bit text can hide a match from the raw text.
+    let encoded = fields
+        .iter()
+        .any(|f| f.value.windows(2).any(|w| w == b"=?") || !f.value.is_ascii());
+    encoded
+        && c.parsed().is_some_and(|m| {
+            m.header_values(name.as_str())
+                .any(|v| contains_ci(&header_text(v), text))
+        })
 }
 
 fn body_matches(c: &Candidate<'_>, text: &str) -> bool {
-    let Some(m) = c.parsed else { return false };
+    let Some(m) = c.parsed() else { return false };
     (0..m.text_body_count()).any(|i| m.body_text(i).is_some_and(|t| contains_ci(&t, text)))
         || (0..m.html_body_count()).any(|i| m.body_html(i).is_some_and(|t| contains_ci(&t, text)))
 }
 
 fn sent_day(c: &Candidate<'_>) -> Option<i64> {
-    c.parsed
+    c.parsed()
         .and_then(|m| m.date())
         .map(|d| day_of(d.to_timestamp()))
 }
@@ -183,13 +206,7 @@ impl ImapSession {
                 };
                 let raw = contents.get(&k.uid).map(Vec::as_slice);
                 // Header keys parse the header section only.
-                let parsed = raw.and_then(|r| {
-                    if needs_body {
-                        MessageParser::default().parse(r)
-                    } else {
-                        MessageParser::default().parse_headers(r)
-                    }
-                });
+
                 let position = known
                     .binary_search_by_key(&k.uid, |x| x.uid)
                     .map(|p| p as u32 + 1)
@@ -199,7 +216,8 @@ impl ImapSession {
                     entry,
                     recent: !self.rev2 && k.uid >= first_recent,
                     raw,
-                    parsed: parsed.as_ref(),
+                    headers_only: !needs_body,
+                    parsed: Default::default(),
                 };
                 if matches(key, &c, &bounds) {
                     hits.push((position, k.uid, entry.modseq));

@@ -3,6 +3,7 @@
 //! `tern serve` with its own temporary data (`server`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dns;
 pub mod fixture;
 pub mod memory;
 pub mod server;

@@ -1,0 +1,267 @@
+//! DNS for Tern: lookups through the configured resolvers (`[dns]
+//! nameservers`, or the system's) with the three outcomes mail routing
+//! needs kept apart: the name does not exist (permanent), the name has no
+//! records of that type, and "try again later" (SERVFAIL, timeouts: never
+//! a reason to bounce). `mx` plans delivery by RFC 5321 §5.1 and RFC 7505.
+//!
+//! Implementation notes
+//! - Every query is for a fully qualified name: no search domains.
+//! - Answers are bounded ([`MAX_MX`], [`MAX_ADDRESSES`]), hardening.md C-OB9.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, RecordType};
+
+/// The most MX hosts tried for one domain.
+pub const MAX_MX: usize = 20;
+/// The most addresses tried for one host.
+pub const MAX_ADDRESSES: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    /// NXDOMAIN: the name does not exist.
+    #[error("{0}: no such domain")]
+    NoSuchDomain(String),
+    /// The name exists but has no record of the type asked.
+    #[error("{0}: no records")]
+    NoRecords(String),
+    /// SERVFAIL, timeout, network trouble: try again later.
+    #[error("{0}: temporary DNS failure ({1})")]
+    Temporary(String, String),
+}
+
+impl DnsError {
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, DnsError::Temporary(..))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DnsConfig {
+    /// Resolvers to ask (UDP, then TCP); empty: the system's (/etc/resolv.conf).
+    pub nameservers: Vec<SocketAddr>,
+    /// Per-query timeout; default 5 s.
+    pub timeout: Option<Duration>,
+}
+
+/// Where mail for a domain goes (RFC 5321 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MxPlan {
+    /// MX hosts in the order to try: by preference, equal preferences shuffled.
+    /// A domain without MX records is its own implicit MX.
+    Hosts(Vec<String>),
+    /// RFC 7505: the domain accepts no mail.
+    NullMx,
+}
+
+#[derive(Clone)]
+pub struct Resolver {
+    inner: TokioResolver,
+}
+
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+impl Resolver {
+    pub fn new(config: &DnsConfig) -> Result<Resolver, DnsError> {
+        let err = |e: NetError| DnsError::Temporary("resolver".into(), e.to_string());
+        let mut builder = if config.nameservers.is_empty() {
+            TokioResolver::builder_tokio().map_err(err)?
+        } else {
+            let servers = config
+                .nameservers
+                .iter()
+                .map(|s| {
+                    let connection = |protocol| {
+                        let mut c = ConnectionConfig::new(protocol);
+                        c.port = s.port();
+                        c
+                    };
+                    NameServerConfig::new(
+                        s.ip(),
+                        true,
+                        vec![
+                            connection(ProtocolConfig::Udp),
+                            connection(ProtocolConfig::Tcp),
+                        ],
+                    )
+                })
+                .collect();
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        let opts: &mut ResolverOpts = builder.options_mut();
+        opts.ndots = 0;
+        if let Some(t) = config.timeout {
+            opts.timeout = t;
+        }
+        opts.attempts = 2;
+        Ok(Resolver {
+            inner: builder.build().map_err(err)?,
+        })
+    }
+
+    async fn lookup(&self, name: &str, kind: RecordType) -> Result<Vec<RData>, DnsError> {
+        match self.inner.lookup(fqdn(name), kind).await {
+            Ok(l) => Ok(l
+                .answers()
+                .iter()
+                .filter(|r| r.record_type() == kind)
+                .map(|r| r.data.clone())
+                .collect()),
+            Err(NetError::Dns(HickoryDnsError::NoRecordsFound(nr)))
+                if nr.response_code == ResponseCode::NXDomain =>
+            {
+                Err(DnsError::NoSuchDomain(name.into()))
+            }
+            Err(NetError::Dns(HickoryDnsError::NoRecordsFound(_))) => {
+                Err(DnsError::NoRecords(name.into()))
+            }
+            Err(e) => Err(DnsError::Temporary(name.into(), e.to_string())),
+        }
+    }
+
+    /// MX records: (preference, exchange without the final dot).
+    pub async fn mx(&self, domain: &str) -> Result<Vec<(u16, String)>, DnsError> {
+        let records = self.lookup(domain, RecordType::MX).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::MX(mx) => Some((
+                    mx.preference,
+                    mx.exchange.to_ascii().trim_end_matches('.').to_lowercase(),
+                )),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// A and AAAA records of a host (IPv6 first when it has both, as RFC 6724 would order them).
+    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        let (v6, v4) = tokio::join!(
+            self.lookup(host, RecordType::AAAA),
+            self.lookup(host, RecordType::A)
+        );
+        let mut out = Vec::new();
+        let mut first_error = None;
+        for result in [v6, v4] {
+            match result {
+                Ok(records) => out.extend(records.into_iter().filter_map(|r| match r {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                })),
+                Err(e) => {
+                    if first_error.is_none() || e.is_temporary() {
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+        out.truncate(MAX_ADDRESSES);
+        match (out.is_empty(), first_error) {
+            (false, _) => Ok(out),
+            (true, Some(e)) => Err(e),
+            (true, None) => Err(DnsError::NoRecords(host.into())),
+        }
+    }
+
+    /// TXT records, each as its strings concatenated (RFC 7208 §3.3).
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let records = self.lookup(name, RecordType::TXT).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::TXT(t) => Some(
+                    t.txt_data
+                        .iter()
+                        .map(|part| String::from_utf8_lossy(part).into_owned())
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// RFC 5321 §5.1 and RFC 7505: the hosts to try for a domain.
+    pub async fn mx_plan(&self, domain: &str) -> Result<MxPlan, DnsError> {
+        match self.mx(domain).await {
+            Ok(records) if records.is_empty() => Ok(MxPlan::Hosts(vec![domain.to_string()])),
+            Ok(records) => Ok(plan(records)),
+            // No MX: the domain itself is the implicit MX, if it has addresses.
+            Err(DnsError::NoRecords(_)) => Ok(MxPlan::Hosts(vec![domain.to_string()])),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Order MX records: a single "." is a null MX; otherwise by preference, equal
+/// preferences shuffled (RFC 5321 §5.1), bounded.
+pub fn plan(mut records: Vec<(u16, String)>) -> MxPlan {
+    if records.iter().any(|(_, host)| host.is_empty()) {
+        // RFC 7505 §3: a null MX is the only MX; any "." MX means no mail.
+        return MxPlan::NullMx;
+    }
+    records.sort_by_key(|r| r.0);
+    let mut ordered = Vec::new();
+    let mut i = 0;
+    while i < records.len() {
+        let j = records[i..]
+            .iter()
+            .position(|r| r.0 != records[i].0)
+            .map(|p| i + p)
+            .unwrap_or(records.len());
+        let mut group: Vec<String> = records[i..j].iter().map(|r| r.1.clone()).collect();
+        shuffle(&mut group);
+        ordered.extend(group);
+        i = j;
+    }
+    ordered.dedup();
+    ordered.truncate(MAX_MX);
+    MxPlan::Hosts(ordered)
+}
+
+fn shuffle(v: &mut [String]) {
+    for i in (1..v.len()).rev() {
+        let j = rand::random_range(0..=i);
+        v.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planning() {
+        assert_eq!(plan(vec![(0, String::new())]), MxPlan::NullMx);
+        let MxPlan::Hosts(h) = plan(vec![
+            (20, "b".into()),
+            (10, "a1".into()),
+            (10, "a2".into()),
+            (30, "c".into()),
+        ]) else {
+            panic!()
+        };
+        assert_eq!(h.len(), 4);
+        assert!(h[..2].contains(&"a1".to_string()) && h[..2].contains(&"a2".to_string()));
+        assert_eq!(&h[2..], ["b", "c"]);
+        let many: Vec<(u16, String)> = (0..50).map(|i| (i, format!("h{i}"))).collect();
+        assert!(matches!(plan(many), MxPlan::Hosts(h) if h.len() == MAX_MX));
+    }
+}

@@ -1,0 +1,172 @@
+//! An authoritative DNS server for tests (design.md principle 5): answers from a
+//! table the test fills, over UDP and TCP on an ephemeral loopback port. A name
+//! with no records at all is NXDOMAIN; a name marked with `servfail` answers
+//! SERVFAIL.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, MX, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+#[derive(Default)]
+struct Zone {
+    records: HashMap<String, Vec<RData>>,
+    servfail: HashSet<String>,
+}
+
+#[derive(Clone)]
+pub struct TestDns {
+    addr: SocketAddr,
+    zone: Arc<Mutex<Zone>>,
+}
+
+fn key(name: &str) -> String {
+    name.trim_end_matches('.').to_lowercase()
+}
+
+fn name(s: &str) -> Name {
+    Name::from_str(&format!("{}.", key(s))).unwrap_or_else(|e| panic!("bad name {s}: {e}"))
+}
+
+impl TestDns {
+    /// Start serving on 127.0.0.1 (UDP and TCP on the same port).
+    pub async fn start() -> TestDns {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = TcpListener::bind(addr).await.unwrap();
+        let dns = TestDns {
+            addr,
+            zone: Arc::default(),
+        };
+        let zone = dns.zone.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+                if let Some(reply) = answer(&zone, &buf[..n]) {
+                    let _ = udp.send_to(&reply, peer).await;
+                }
+            }
+        });
+        let zone = dns.zone.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = tcp.accept().await {
+                let zone = zone.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut len = [0u8; 2];
+                        if s.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                        if s.read_exact(&mut q).await.is_err() {
+                            return;
+                        }
+                        let Some(reply) = answer(&zone, &q) else {
+                            return;
+                        };
+                        let len = (reply.len() as u16).to_be_bytes();
+                        if s.write_all(&len).await.is_err() || s.write_all(&reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        dns
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn add(&self, owner: &str, data: RData) {
+        self.zone
+            .lock()
+            .unwrap()
+            .records
+            .entry(key(owner))
+            .or_default()
+            .push(data);
+    }
+
+    pub fn a(&self, owner: &str, ip: Ipv4Addr) -> &Self {
+        self.add(owner, RData::A(A(ip)));
+        self
+    }
+
+    pub fn aaaa(&self, owner: &str, ip: Ipv6Addr) -> &Self {
+        self.add(owner, RData::AAAA(AAAA(ip)));
+        self
+    }
+
+    /// `exchange` "." makes a null MX (RFC 7505).
+    pub fn mx(&self, owner: &str, preference: u16, exchange: &str) -> &Self {
+        let exchange = if exchange == "." {
+            Name::root()
+        } else {
+            name(exchange)
+        };
+        self.add(owner, RData::MX(MX::new(preference, exchange)));
+        self
+    }
+
+    pub fn txt(&self, owner: &str, text: &str) -> &Self {
+        // Long texts are split in 255-octet strings, as zone files do.
+        let parts: Vec<String> = text
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        self.add(owner, RData::TXT(TXT::new(parts)));
+        self
+    }
+
+    /// Answer SERVFAIL for every question about this name.
+    pub fn servfail(&self, owner: &str) -> &Self {
+        self.zone.lock().unwrap().servfail.insert(key(owner));
+        self
+    }
+
+    /// Forget every record of a name.
+    pub fn remove(&self, owner: &str) -> &Self {
+        let mut z = self.zone.lock().unwrap();
+        z.records.remove(&key(owner));
+        z.servfail.remove(&key(owner));
+        self
+    }
+}
+
+fn answer(zone: &Mutex<Zone>, query: &[u8]) -> Option<Vec<u8>> {
+    let q = Message::from_vec(query).ok()?;
+    let mut r = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+    r.metadata.authoritative = true;
+    r.metadata.recursion_desired = q.metadata.recursion_desired;
+    r.metadata.recursion_available = true;
+    let question = q.queries.first()?.clone();
+    let owner = key(&question.name().to_ascii());
+    let kind = question.query_type();
+    r.add_query(question.clone());
+    let z = zone.lock().ok()?;
+    if z.servfail.contains(&owner) {
+        r.metadata.response_code = ResponseCode::ServFail;
+    } else {
+        match z.records.get(&owner) {
+            None => r.metadata.response_code = ResponseCode::NXDomain,
+            Some(list) => {
+                for d in list
+                    .iter()
+                    .filter(|d| d.record_type() == kind || kind == RecordType::ANY)
+                {
+                    r.add_answer(Record::from_rdata(question.name().clone(), 60, d.clone()));
+                }
+            }
+        }
+    }
+    r.to_vec().ok()
+}

@@ -54,6 +54,27 @@ pub trait Store: Send + Sync {
     async fn message_content(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>>;
 
     async fn queue_list(&self) -> Result<Vec<QueueSummary>>;
+    /// Lease queued recipients (due ones, or one message's) until `lease_until`.
+    async fn queue_claim(
+        &self,
+        claim: Claim,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueJob>>;
+    async fn queue_content(&self, id: i64) -> Result<Option<Vec<u8>>>;
+    /// Record a delivery run: attempts, and each recipient's new state; releases leases.
+    async fn queue_report(&self, report: QueueReport) -> Result<()>;
+    /// If no recipient is left to try, take the message out of the queue and return it.
+    async fn queue_finish(&self, id: i64) -> Result<Option<FinishedMessage>>;
+    async fn queue_show(&self, id: i64) -> Result<Option<QueueDetail>>;
+    /// Make recipients due now: one message's, or every one; how many.
+    async fn queue_retry(&self, id: Option<i64>, now: i64) -> Result<usize>;
+    async fn queue_delete(&self, id: i64) -> Result<()>;
+    /// Drop every lease (one node starting: nobody else delivers).
+    async fn queue_release(&self) -> Result<()>;
+    /// Each message with queued recipients and its earliest next attempt.
+    async fn queue_pending(&self) -> Result<Vec<(i64, i64)>>;
 
     // --- mailboxes (IMAP, POP3) ---
     async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>>;
@@ -162,6 +183,39 @@ impl Store for SqliteStore {
     }
     async fn queue_list(&self) -> Result<Vec<QueueSummary>> {
         self.sql_queue_list().await
+    }
+    async fn queue_claim(
+        &self,
+        claim: Claim,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueJob>> {
+        self.sql_queue_claim(claim, now, lease_until, limit).await
+    }
+    async fn queue_content(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        self.sql_queue_content(id).await
+    }
+    async fn queue_report(&self, report: QueueReport) -> Result<()> {
+        self.sql_queue_report(report).await
+    }
+    async fn queue_finish(&self, id: i64) -> Result<Option<FinishedMessage>> {
+        self.sql_queue_finish(id).await
+    }
+    async fn queue_show(&self, id: i64) -> Result<Option<QueueDetail>> {
+        self.sql_queue_show(id).await
+    }
+    async fn queue_retry(&self, id: Option<i64>, now: i64) -> Result<usize> {
+        self.sql_queue_retry(id, now).await
+    }
+    async fn queue_delete(&self, id: i64) -> Result<()> {
+        self.sql_queue_delete(id).await
+    }
+    async fn queue_release(&self) -> Result<()> {
+        self.sql_queue_release().await
+    }
+    async fn queue_pending(&self) -> Result<Vec<(i64, i64)>> {
+        self.sql_queue_pending().await
     }
     async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
         self.sql_mailbox(account, name.to_string()).await

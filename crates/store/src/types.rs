@@ -182,3 +182,111 @@ pub struct MessageEntry {
     pub modseq: u64,
     pub flags: Vec<String>,
 }
+
+/// A recipient of a queued message, as the queue runner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRecipient {
+    pub id: i64,
+    pub address: String,
+    pub domain: String,
+    pub orcpt: Option<String>,
+    pub notify: Option<String>,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// A queued message with the recipients claimed for one delivery run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueJob {
+    pub id: i64,
+    pub sender: String,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub smtputf8: bool,
+    pub eight_bit: bool,
+    pub created: i64,
+    pub size: u64,
+    pub recipients: Vec<QueuedRecipient>,
+}
+
+/// Which queued recipients to claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Every recipient due by this time.
+    Due(i64),
+    /// The recipients of one message, due or not.
+    Message(i64),
+}
+
+/// One delivery attempt, as `tern queue show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: i64,
+    pub recipients: String,
+    pub mx: Option<String>,
+    pub ip: Option<String>,
+    /// TLS version and cipher, or None for plaintext.
+    pub tls: Option<String>,
+    pub reply: String,
+}
+
+/// What became of a recipient after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientState {
+    Delivered,
+    /// Try again at this Unix time.
+    Deferred(i64),
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOutcome {
+    pub id: i64,
+    pub state: RecipientState,
+    /// RFC 3463 status code, e.g. 5.1.1.
+    pub status: String,
+    /// The remote's reply or our diagnosis.
+    pub reply: String,
+    pub remote_mta: Option<String>,
+}
+
+/// The results of one delivery run of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueReport {
+    pub queue_id: i64,
+    pub attempts: Vec<Attempt>,
+    pub outcomes: Vec<RecipientOutcome>,
+}
+
+/// A recipient's final word, for delivery status notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalRecipient {
+    pub address: String,
+    pub orcpt: Option<String>,
+    pub notify: Option<String>,
+    pub delivered: bool,
+    pub status: String,
+    pub reply: String,
+    pub remote_mta: Option<String>,
+}
+
+/// A queued message every recipient of which is done; it has left the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedMessage {
+    pub id: i64,
+    pub sender: String,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub created: i64,
+    pub content: Vec<u8>,
+    pub recipients: Vec<FinalRecipient>,
+}
+
+/// Everything about one queued message (`tern queue show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDetail {
+    pub summary: QueueSummary,
+    /// (address, state, attempts, next attempt, last reply)
+    pub recipients: Vec<(String, String, u32, i64, Option<String>)>,
+    pub attempts: Vec<Attempt>,
+}

@@ -31,6 +31,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
+    queue_lifecycle,
     domains,
     accounts,
     aliases_and_lookup,
@@ -274,6 +275,127 @@ async fn queue_entries(s: Arc<dyn Store>) {
             ("y@c.test".to_string(), "queued".to_string())
         ]
     );
+}
+
+async fn queue_lifecycle(s: Arc<dyn Store>) {
+    let q = QueueInsert {
+        sender: "alice@a.test".into(),
+        recipients: vec![
+            QueueRecipient {
+                address: "x@b.test".into(),
+                orcpt: None,
+                notify: None,
+            },
+            QueueRecipient {
+                address: "y@c.test".into(),
+                orcpt: Some("rfc822;y@c.test".into()),
+                notify: Some("NEVER".into()),
+            },
+        ],
+        envid: None,
+        ret: None,
+        smtputf8: false,
+        eight_bit: false,
+    };
+    let id = s
+        .store_message(NewMessage {
+            data: b"Subject: q\r\n\r\nx\r\n".to_vec(),
+            received_at: 100,
+            deliveries: vec![],
+            queue: Some(q),
+        })
+        .await
+        .unwrap()
+        .queue_id
+        .unwrap();
+    assert_eq!(s.queue_pending().await.unwrap(), vec![(id, 100)]);
+    let jobs = s.queue_claim(Claim::Due(100), 100, 700, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].recipients.len(), 2);
+    // Leased: a second runner gets nothing until the lease ends.
+    assert!(
+        s.queue_claim(Claim::Due(100), 100, 700, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.queue_content(id).await.unwrap().unwrap(),
+        b"Subject: q\r\n\r\nx\r\n"
+    );
+    let (x, y) = (jobs[0].recipients[0].id, jobs[0].recipients[1].id);
+    let attempt = Attempt {
+        at: 100,
+        recipients: "x@b.test y@c.test".into(),
+        mx: Some("mx.b.test".into()),
+        ip: Some("192.0.2.1".into()),
+        tls: None,
+        reply: "451 4.3.0 later".into(),
+    };
+    let outcome = |id, state| RecipientOutcome {
+        id,
+        state,
+        status: "4.3.0".into(),
+        reply: "451 4.3.0 later".into(),
+        remote_mta: Some("mx.b.test".into()),
+    };
+    s.queue_report(QueueReport {
+        queue_id: id,
+        attempts: vec![attempt],
+        outcomes: vec![
+            outcome(x, RecipientState::Deferred(200)),
+            outcome(y, RecipientState::Failed),
+        ],
+    })
+    .await
+    .unwrap();
+    assert!(
+        s.queue_finish(id).await.unwrap().is_none(),
+        "x is still queued"
+    );
+    assert!(
+        s.queue_claim(Claim::Due(150), 150, 700, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before 200"
+    );
+    let detail = s.queue_show(id).await.unwrap().unwrap();
+    assert_eq!(detail.attempts.len(), 1);
+    assert_eq!(detail.recipients[0].2, 1);
+    assert_eq!(s.queue_retry(Some(id), 150).await.unwrap(), 1);
+    let jobs = s.queue_claim(Claim::Due(150), 150, 700, 10).await.unwrap();
+    assert_eq!(jobs[0].recipients.len(), 1);
+    s.queue_release().await.unwrap();
+    assert_eq!(
+        s.queue_claim(Claim::Message(id), 150, 700, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    s.queue_report(QueueReport {
+        queue_id: id,
+        attempts: vec![],
+        outcomes: vec![RecipientOutcome {
+            id: x,
+            state: RecipientState::Delivered,
+            status: "2.0.0".into(),
+            reply: "250 ok".into(),
+            remote_mta: None,
+        }],
+    })
+    .await
+    .unwrap();
+    let done = s.queue_finish(id).await.unwrap().unwrap();
+    assert_eq!(done.recipients.len(), 2);
+    assert!(done.recipients[0].delivered && !done.recipients[1].delivered);
+    assert_eq!(done.recipients[1].orcpt.as_deref(), Some("rfc822;y@c.test"));
+    assert!(s.queue_list().await.unwrap().is_empty());
+    assert!(matches!(
+        s.queue_delete(id).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn removing_an_account_frees_its_mail(s: Arc<dyn Store>) {

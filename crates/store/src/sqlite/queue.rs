@@ -1,7 +1,7 @@
 //! The outbound queue in SQLite: one row per message, one per recipient with its
 //! own state, so a message to several domains advances per recipient.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, sql};
 use crate::error::Result;
@@ -48,6 +48,230 @@ impl SqliteStore {
                 q.recipients = st.query_map([q.id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql)?.collect::<rusqlite::Result<_>>().map_err(sql)?;
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+/// A recipient that is done.
+pub const DELIVERED: &str = "delivered";
+pub const FAILED: &str = "failed";
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueJob> {
+    Ok(QueueJob {
+        id: r.get(0)?,
+        sender: r.get(1)?,
+        envid: r.get(2)?,
+        ret: r.get(3)?,
+        smtputf8: r.get(4)?,
+        eight_bit: r.get(5)?,
+        created: r.get(6)?,
+        size: r.get::<_, i64>(7)? as u64,
+        recipients: Vec::new(),
+    })
+}
+
+const JOB_COLUMNS: &str =
+    "q.id, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, q.created, length(b.data)";
+
+impl SqliteStore {
+    /// Lease the recipients that are due (or those of one message) until `lease_until`,
+    /// grouped per message; at most `limit` messages.
+    pub(crate) async fn sql_queue_claim(
+        &self,
+        claim: Claim,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueJob>> {
+        self.write(move |c| {
+            let free = "r.state = 'queued' AND (r.lease_until IS NULL OR r.lease_until < ?1)";
+            let ids: Vec<i64> = match claim {
+                Claim::Due(due) => c
+                    .prepare_cached(&format!("SELECT DISTINCT r.queue_id FROM queue_recipients r WHERE {free} AND r.next_attempt <= ?2 ORDER BY r.queue_id LIMIT ?3"))
+                    .and_then(|mut st| st.query_map(params![now, due, limit as i64], |r| r.get(0))?.collect())
+                    .map_err(sql)?,
+                Claim::Message(id) => vec![id],
+            };
+            let mut jobs = Vec::new();
+            for id in ids {
+                let Some(mut job) = c
+                    .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1"))
+                    .and_then(|mut st| st.query_row([id], job_row).optional())
+                    .map_err(sql)?
+                else {
+                    continue;
+                };
+                let due_filter = match claim {
+                    Claim::Due(due) => format!(" AND r.next_attempt <= {due}"),
+                    Claim::Message(_) => String::new(),
+                };
+                job.recipients = c
+                    .prepare(&format!("SELECT r.id, r.address, r.domain, r.orcpt, r.notify, r.attempts FROM queue_recipients r WHERE r.queue_id = ?2 AND {free}{due_filter} ORDER BY r.id"))
+                    .and_then(|mut st| {
+                        st.query_map(params![now, id], |r| {
+                            Ok(QueuedRecipient { id: r.get(0)?, address: r.get(1)?, domain: r.get(2)?, orcpt: r.get(3)?, notify: r.get(4)?, attempts: r.get(5)? })
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(sql)?;
+                if job.recipients.is_empty() {
+                    continue;
+                }
+                let mut lease = c.prepare_cached("UPDATE queue_recipients SET lease_until = ?2 WHERE id = ?1").map_err(sql)?;
+                for r in &job.recipients {
+                    lease.execute(params![r.id, lease_until]).map_err(sql)?;
+                }
+                jobs.push(job);
+            }
+            Ok(jobs)
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_queue_content(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        self.read(move |c| {
+            c.query_row("SELECT b.data FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1", [id], |r| r.get(0)).optional().map_err(sql)
+        })
+        .await
+    }
+
+    /// Record the outcome of a delivery run and release the leases.
+    pub(crate) async fn sql_queue_report(&self, report: QueueReport) -> Result<()> {
+        self.write(move |c| {
+            let mut log = c.prepare_cached("INSERT INTO queue_attempts(queue_id, at, recipients, mx, ip, tls, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").map_err(sql)?;
+            for a in &report.attempts {
+                log.execute(params![report.queue_id, a.at, a.recipients, a.mx, a.ip, a.tls, a.reply]).map_err(sql)?;
+            }
+            let mut update = c
+                .prepare_cached(
+                    "UPDATE queue_recipients SET state = ?2, next_attempt = coalesce(?3, next_attempt), attempts = attempts + 1, last_reply = ?4, status = ?5, remote_mta = ?6, lease_until = NULL WHERE id = ?1",
+                )
+                .map_err(sql)?;
+            for o in &report.outcomes {
+                let (state, next) = match o.state {
+                    RecipientState::Delivered => (DELIVERED, None),
+                    RecipientState::Failed => (FAILED, None),
+                    RecipientState::Deferred(at) => (QUEUED, Some(at)),
+                };
+                update.execute(params![o.id, state, next, o.reply, o.status, o.remote_mta]).map_err(sql)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// If every recipient of the message is done, take it out of the queue and return it.
+    pub(crate) async fn sql_queue_finish(&self, id: i64) -> Result<Option<FinishedMessage>> {
+        self.write(move |c| {
+            let pending: i64 = c.query_row("SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND state = 'queued'", [id], |r| r.get(0)).map_err(sql)?;
+            if pending > 0 {
+                return Ok(None);
+            }
+            let Some((sender, envid, ret, created, content)) = c
+                .query_row("SELECT q.sender, q.envid, q.ret, q.created, b.data FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()
+                .map_err(sql)?
+            else {
+                return Ok(None);
+            };
+            let recipients = c
+                .prepare_cached("SELECT address, orcpt, notify, state, coalesce(status, ''), coalesce(last_reply, ''), remote_mta FROM queue_recipients WHERE queue_id = ?1 ORDER BY id")
+                .and_then(|mut st| {
+                    st.query_map([id], |r| {
+                        Ok(FinalRecipient {
+                            address: r.get(0)?,
+                            orcpt: r.get(1)?,
+                            notify: r.get(2)?,
+                            delivered: r.get::<_, String>(3)? == DELIVERED,
+                            status: r.get(4)?,
+                            reply: r.get(5)?,
+                            remote_mta: r.get(6)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(sql)?;
+            c.execute("DELETE FROM queue_messages WHERE id = ?1", [id]).map_err(sql)?;
+            super::mail::collect_garbage(c)?;
+            Ok(Some(FinishedMessage { id, sender, envid, ret, created, content, recipients }))
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_queue_show(&self, id: i64) -> Result<Option<QueueDetail>> {
+        let summary = self
+            .sql_queue_list()
+            .await?
+            .into_iter()
+            .find(|q| q.id == id);
+        let Some(summary) = summary else {
+            return Ok(None);
+        };
+        self.read(move |c| {
+            let recipients = c
+                .prepare_cached("SELECT address, state, attempts, next_attempt, last_reply FROM queue_recipients WHERE queue_id = ?1 ORDER BY id")
+                .and_then(|mut st| st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(sql)?;
+            let attempts = c
+                .prepare_cached("SELECT at, recipients, mx, ip, tls, reply FROM queue_attempts WHERE queue_id = ?1 ORDER BY id")
+                .and_then(|mut st| {
+                    st.query_map([id], |r| Ok(Attempt { at: r.get(0)?, recipients: r.get(1)?, mx: r.get(2)?, ip: r.get(3)?, tls: r.get(4)?, reply: r.get(5)? }))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(sql)?;
+            Ok(Some(QueueDetail { summary, recipients, attempts }))
+        })
+        .await
+    }
+
+    /// Make queued recipients due now (one message, or all); returns how many.
+    pub(crate) async fn sql_queue_retry(&self, id: Option<i64>, now: i64) -> Result<usize> {
+        self.write(move |c| {
+            let n = match id {
+                Some(id) => c.execute("UPDATE queue_recipients SET next_attempt = ?2, lease_until = NULL WHERE queue_id = ?1 AND state = 'queued'", params![id, now]),
+                None => c.execute("UPDATE queue_recipients SET next_attempt = ?1, lease_until = NULL WHERE state = 'queued'", [now]),
+            }
+            .map_err(sql)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_queue_delete(&self, id: i64) -> Result<()> {
+        self.write(move |c| {
+            let n = c
+                .execute("DELETE FROM queue_messages WHERE id = ?1", [id])
+                .map_err(sql)?;
+            if n == 0 {
+                return Err(crate::StoreError::NotFound(format!("queued message {id}")));
+            }
+            super::mail::collect_garbage(c)
+        })
+        .await
+    }
+
+    /// Forget every lease (a single node starting up: nobody else is delivering).
+    pub(crate) async fn sql_queue_release(&self) -> Result<()> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE queue_recipients SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                [],
+            )
+            .map(|_| ())
+            .map_err(sql)
+        })
+        .await
+    }
+
+    /// (message id, earliest next attempt) of every message with queued recipients.
+    pub(crate) async fn sql_queue_pending(&self) -> Result<Vec<(i64, i64)>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT queue_id, min(next_attempt) FROM queue_recipients WHERE state = 'queued' GROUP BY queue_id")
+                .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(sql)
         })
         .await
     }

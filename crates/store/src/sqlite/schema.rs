@@ -95,4 +95,21 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
     ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 3: outbound delivery. Every attempt is kept for `tern queue show`; each
+    // recipient keeps the status and remote MTA of its last answer (RFC 3464).
+    r#"
+    CREATE TABLE queue_attempts (
+        id INTEGER PRIMARY KEY,
+        queue_id INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+        at INTEGER NOT NULL,
+        recipients TEXT NOT NULL,
+        mx TEXT,
+        ip TEXT,
+        tls TEXT,
+        reply TEXT NOT NULL
+    );
+    CREATE INDEX queue_attempts_queue ON queue_attempts(queue_id);
+    ALTER TABLE queue_recipients ADD COLUMN status TEXT;
+    ALTER TABLE queue_recipients ADD COLUMN remote_mta TEXT;
+    "#,
 ];

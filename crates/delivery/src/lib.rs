@@ -92,11 +92,22 @@ pub struct Envelope {
 pub struct Mda {
     store: Arc<dyn Store>,
     config: MdaConfig,
+    queued: Arc<tokio::sync::Notify>,
 }
 
 impl Mda {
     pub fn new(store: Arc<dyn Store>, config: MdaConfig) -> Mda {
-        Mda { store, config }
+        Mda {
+            store,
+            config,
+            queued: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Notified whenever a delivery put something in the outbound queue (the
+    /// queue runner waits on it).
+    pub fn queued(&self) -> Arc<tokio::sync::Notify> {
+        self.queued.clone()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -206,9 +217,14 @@ impl Mda {
         data: Vec<u8>,
         received_at: i64,
     ) -> Result<Stored, StoreError> {
-        self.store
+        let stored = self
+            .store
             .store_message(plan(envelope, data, received_at))
-            .await
+            .await?;
+        if stored.queue_id.is_some() {
+            self.queued.notify_one();
+        }
+        Ok(stored)
     }
 }
 

@@ -193,6 +193,8 @@ pub struct QueuedRecipient {
     pub notify: Option<String>,
     /// Attempts made so far.
     pub attempts: u32,
+    /// The sender has had a delay warning about this recipient.
+    pub warned: bool,
 }
 
 /// A queued message with the recipients claimed for one delivery run.
@@ -248,6 +250,8 @@ pub struct RecipientOutcome {
     /// The remote's reply or our diagnosis.
     pub reply: String,
     pub remote_mta: Option<String>,
+    /// A delay warning went out for this recipient now.
+    pub warned: bool,
 }
 
 /// The results of one delivery run of a message.

@@ -338,6 +338,7 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
         status: "4.3.0".into(),
         reply: "451 4.3.0 later".into(),
         remote_mta: Some("mx.b.test".into()),
+        warned: true,
     };
     s.queue_report(QueueReport {
         queue_id: id,
@@ -366,6 +367,10 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
     assert_eq!(s.queue_retry(Some(id), 150).await.unwrap(), 1);
     let jobs = s.queue_claim(Claim::Due(150), 150, 700, 10).await.unwrap();
     assert_eq!(jobs[0].recipients.len(), 1);
+    assert!(
+        jobs[0].recipients[0].warned,
+        "a delay warning is remembered"
+    );
     s.queue_release().await.unwrap();
     assert_eq!(
         s.queue_claim(Claim::Message(id), 150, 700, 10)
@@ -383,6 +388,7 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
             status: "2.0.0".into(),
             reply: "250 ok".into(),
             remote_mta: None,
+            warned: false,
         }],
     })
     .await

@@ -187,11 +187,6 @@ pub async fn queue(store: Arc<dyn Store>, cmd: QueueCmd) -> Result<()> {
     match cmd {
         QueueCmd::List => {
             for q in store.queue_list().await? {
-                let sender = if q.sender.is_empty() {
-                    "<>".to_string()
-                } else {
-                    q.sender.clone()
-                };
                 let rcpts: Vec<String> = q
                     .recipients
                     .iter()
@@ -202,11 +197,70 @@ pub async fn queue(store: Arc<dyn Store>, cmd: QueueCmd) -> Result<()> {
                     q.id,
                     message::date::rfc5322(q.created),
                     q.size,
-                    sender,
+                    reverse_path(&q.sender),
                     rcpts.join(" ")
                 );
             }
         }
+        QueueCmd::Show { id } => {
+            let Some(d) = store.queue_show(id).await? else {
+                return Err(AdminError(format!("queued message {id} not found")));
+            };
+            let q = &d.summary;
+            println!("message {}", q.id);
+            println!("  from {}", reverse_path(&q.sender));
+            println!("  queued {}", message::date::rfc5322(q.created));
+            println!("  size {}", q.size);
+            for (address, state, attempts, next, last) in &d.recipients {
+                let mut line = format!("  to {address}: {state}, {attempts} attempt(s)");
+                if state == "queued" {
+                    line.push_str(&format!(", next {}", message::date::rfc5322(*next)));
+                }
+                if let Some(reply) = last {
+                    line.push_str(&format!("; last reply: {reply}"));
+                }
+                println!("{line}");
+            }
+            for a in &d.attempts {
+                let host = match (&a.mx, &a.ip) {
+                    (Some(mx), Some(ip)) => format!("{mx} [{ip}]"),
+                    (Some(mx), None) => mx.clone(),
+                    (None, Some(ip)) => format!("[{ip}]"),
+                    (None, None) => "(no connection)".into(),
+                };
+                let tls = a.tls.as_deref().unwrap_or("no TLS");
+                println!(
+                    "  attempt {} {host} {tls} ({}): {}",
+                    message::date::rfc5322(a.at),
+                    a.recipients,
+                    a.reply
+                );
+            }
+        }
+        QueueCmd::Retry { id, all } => {
+            let id = if all { None } else { id };
+            let n = store.queue_retry(id, message::date::unix_now()).await?;
+            if let Some(id) = id
+                && n == 0
+            {
+                return Err(AdminError(format!(
+                    "queued message {id} not found (or nothing left to send)"
+                )));
+            }
+            println!("{n} recipient(s) due now");
+        }
+        QueueCmd::Delete { id } => {
+            store.queue_delete(id).await?;
+            println!("deleted queued message {id}");
+        }
     }
     Ok(())
+}
+
+fn reverse_path(sender: &str) -> String {
+    if sender.is_empty() {
+        "<>".into()
+    } else {
+        sender.into()
+    }
 }

@@ -95,4 +95,15 @@ pub enum DnsCmd {
 pub enum QueueCmd {
     /// One line per queued message.
     List,
+    /// One message: its recipients and every delivery attempt.
+    Show { id: i64 },
+    /// Try again now: one message, or with --all every queued message.
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove a message from the queue without a bounce.
+    Delete { id: i64 },
 }

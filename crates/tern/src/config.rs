@@ -32,7 +32,6 @@ pub struct Config {
     #[serde(default)]
     pub tls: Option<TlsFiles>,
     #[serde(default)]
-    #[allow(dead_code)]
     pub dns: Dns,
     #[serde(default)]
     pub store: StoreConfig,
@@ -41,7 +40,6 @@ pub struct Config {
     #[serde(default)]
     pub smtp: Smtp,
     #[serde(default)]
-    #[allow(dead_code)]
     pub outbound: Outbound,
     #[serde(default)]
     pub imap: Imap,
@@ -85,15 +83,17 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Accepted and checked now; read by outbound delivery, which comes next.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
+    /// The resolvers outbound delivery asks; empty: the system's (/etc/resolv.conf).
     #[serde(default)]
     pub nameservers: Vec<SocketAddr>,
+    /// Validation (for DANE) is not built yet: read and checked only.
     #[serde(default = "yes")]
+    #[allow(dead_code)]
     pub dnssec: bool,
+    #[allow(dead_code)]
     pub trust_anchor: Option<PathBuf>,
 }
 
@@ -139,15 +139,18 @@ pub enum BackendName {
     Postgres,
 }
 
-/// Accepted and checked now; read by outbound delivery, which comes next.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Queue {
+    /// Waits between attempts; the last one repeats.
     #[serde(default = "default_retry")]
     pub retry: Vec<Seconds>,
+    /// Then the message bounces.
     #[serde(default = "default_max_age")]
     pub max_age: Seconds,
+    /// Tell the sender once when a message is still undelivered after this
+    /// long (RFC 3464 "delayed"). Absent: no warnings.
+    pub delay_warning: Option<Seconds>,
 }
 
 impl Default for Queue {
@@ -155,6 +158,7 @@ impl Default for Queue {
         Queue {
             retry: default_retry(),
             max_age: default_max_age(),
+            delay_warning: None,
         }
     }
 }
@@ -205,14 +209,31 @@ impl Default for Smtp {
     }
 }
 
-/// Accepted and checked now; read by outbound delivery, which comes next.
-#[allow(dead_code)]
+/// Outbound delivery: the SMTP client and the queue runner.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outbound {
+    /// The port MX hosts are contacted on (25; tests point it elsewhere).
     #[serde(default = "default_outbound_port")]
     pub port: u16,
+    /// Local address for outgoing connections; absent: the system picks.
     pub source: Option<std::net::IpAddr>,
+    /// Messages being delivered at once, in total.
+    #[serde(default = "default_max_deliveries")]
+    pub max_deliveries: usize,
+    /// Connections at once to one destination domain.
+    #[serde(default = "default_max_per_domain")]
+    pub max_per_domain: usize,
+    /// RFC 5321 §4.5.3.2 timeouts: TCP connect; greeting, EHLO, MAIL, RCPT;
+    /// the reply after the message data.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Seconds,
+    #[serde(default = "default_smtp_timeout")]
+    pub command_timeout: Seconds,
+    #[serde(default = "default_final_timeout")]
+    pub data_timeout: Seconds,
+    /// A relay for all mail (or some domains) instead of MX lookups.
+    pub smarthost: Option<Smarthost>,
 }
 
 impl Default for Outbound {
@@ -220,6 +241,38 @@ impl Default for Outbound {
         Outbound {
             port: default_outbound_port(),
             source: None,
+            max_deliveries: default_max_deliveries(),
+            max_per_domain: default_max_per_domain(),
+            connect_timeout: default_connect_timeout(),
+            command_timeout: default_smtp_timeout(),
+            data_timeout: default_final_timeout(),
+            smarthost: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smarthost {
+    /// "HOST:PORT" or "HOST" (port 587).
+    pub host: String,
+    /// AUTH PLAIN, only ever sent over TLS.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Only mail for these domains goes through the relay; empty: all mail.
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+impl Smarthost {
+    /// (host, port) from `host`.
+    pub fn address(&self) -> Result<(String, u16), String> {
+        match self.host.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.starts_with('[') => p
+                .parse()
+                .map(|p| (h.trim_matches(['[', ']']).to_string(), p))
+                .map_err(|_| format!("outbound.smarthost.host: bad port in {:?}", self.host)),
+            _ => Ok((self.host.clone(), 587)),
         }
     }
 }
@@ -417,6 +470,18 @@ fn default_retry() -> Vec<Seconds> {
         .map(|s| Seconds(Duration::from_secs(s)))
         .collect()
 }
+fn default_max_deliveries() -> usize {
+    20
+}
+fn default_max_per_domain() -> usize {
+    4
+}
+fn default_connect_timeout() -> Seconds {
+    Seconds(Duration::from_secs(30))
+}
+fn default_final_timeout() -> Seconds {
+    Seconds(Duration::from_secs(600))
+}
 fn default_max_age() -> Seconds {
     Seconds(Duration::from_secs(5 * 86_400))
 }
@@ -509,6 +574,18 @@ impl Config {
             .map_err(|_| format!("hostname: {:?} is not a domain name", self.hostname))?;
         if self.queue.retry.is_empty() {
             return Err("queue.retry: needs at least one interval".into());
+        }
+        if self.queue.retry.iter().any(|r| r.0.is_zero()) {
+            return Err("queue.retry: an interval of 0 would retry without pause".into());
+        }
+        if self.outbound.max_deliveries == 0 || self.outbound.max_per_domain == 0 {
+            return Err("outbound.max_deliveries and max_per_domain: at least 1".into());
+        }
+        if let Some(s) = &self.outbound.smarthost {
+            s.address()?;
+            if s.user.is_some() != s.password.is_some() {
+                return Err("outbound.smarthost: user and password go together".into());
+            }
         }
         if self.delivery.subaddress_separator.chars().count() > 1 {
             return Err("delivery.subaddress_separator: one character, or \"\" for none".into());

@@ -3,12 +3,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use auth::{Authenticator, ThrottleConfig};
 use delivery::{Mda, MdaConfig};
 use imap::{ImapConfig, ImapProtocol};
 use net::tls::Identity;
 use net::{ConnLimiter, Protocol, Shutdown, TlsAcceptor, TlsMode};
+use outbound::client::{ClientSettings, Timeouts};
+use outbound::runner::{OutboundConfig, Smarthost};
 use pop3::{Pop3Config, Pop3Protocol};
 use smtp::{Role, SmtpConfig, SmtpProtocol};
 use store::Store;
@@ -52,7 +55,7 @@ pub async fn serve(
         },
     ));
     let smtp_services = Arc::new(smtp::Services {
-        mda,
+        mda: mda.clone(),
         auth: authenticator.clone(),
     });
     let imap_services = Arc::new(imap::Services {
@@ -146,18 +149,87 @@ pub async fn serve(
             println!("tern: {name} on {addr} is not available yet (not listening)");
         }
     }
+    let runner = outbound::runner::Runner::new(
+        store.clone(),
+        mda,
+        resolver(&config)?,
+        outbound_config(&config)?,
+    );
+    let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner_task = tokio::spawn(runner.run(async {
+        let _ = runner_stopped.await;
+    }));
     println!("tern: ready");
     wait_for_signal().await;
+    let _ = stop_runner.send(());
     tracing::info!(
         "stopping: no new connections; sessions get {:?} to finish",
         config.shutdown_timeout.0
     );
     shutdown.stop(config.shutdown_timeout.0).await;
+    let _ = runner_task.await;
     for t in servers.tasks {
         t.abort();
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn resolver(config: &Config) -> Result<dns::Resolver, ServeError> {
+    dns::Resolver::new(&dns::DnsConfig {
+        nameservers: config.dns.nameservers.clone(),
+        timeout: None,
+    })
+    .map_err(|e| ServeError(format!("DNS resolver: {e}")))
+}
+
+fn outbound_config(config: &Config) -> Result<OutboundConfig, ServeError> {
+    let o = &config.outbound;
+    let tls = net::tls::opportunistic_client(&[]).map_err(|e| ServeError(e.to_string()))?;
+    let smarthost = match &o.smarthost {
+        None => None,
+        Some(s) => {
+            let (host, port) = s.address().map_err(ServeError)?;
+            Some(Smarthost {
+                host,
+                port,
+                credentials: s.user.clone().zip(s.password.clone()),
+                domains: s.domains.clone(),
+            })
+        }
+    };
+    // Our own addresses: an MX that leads to one of them is a loop (RFC 5321 §5.1).
+    let l = &config.listeners;
+    let local_ips = [l.smtp, l.submission, l.submissions]
+        .into_iter()
+        .flatten()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    Ok(OutboundConfig {
+        hostname: config.hostname.clone(),
+        retry: config.queue.retry.iter().map(|r| r.0).collect(),
+        max_age: config.queue.max_age.0,
+        delay_warning: config.queue.delay_warning.map(|d| d.0),
+        port: o.port,
+        client: ClientSettings {
+            helo_name: config.hostname.clone(),
+            timeouts: Timeouts {
+                connect: o.connect_timeout.0,
+                greeting: o.command_timeout.0,
+                command: o.command_timeout.0,
+                data_init: o.command_timeout.0.min(Duration::from_secs(120)),
+                data_block: o.command_timeout.0.min(Duration::from_secs(180)),
+                data_final: o.data_timeout.0,
+            },
+            source: o.source,
+            tls,
+        },
+        max_deliveries: o.max_deliveries,
+        max_per_domain: o.max_per_domain,
+        local_ips,
+        smarthost,
+    })
 }
 
 fn imap_config(config: &Config) -> ImapConfig {

@@ -8,8 +8,10 @@ use testkit::{TernServer, ephemeral_listeners};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tern");
 
-/// Test settings: no deliberate delays, so error paths run fast.
-pub const FAST: &str = "[auth]\nfailure_delay = \"0s\"\n[smtp]\nerror_delay = \"0s\"\n";
+/// Test settings: no deliberate delays, so error paths run fast; outbound DNS
+/// goes to a closed port, so queued mail stays queued (deferred) and never
+/// reaches the real DNS.
+pub const FAST: &str = "[auth]\nfailure_delay = \"0s\"\n[smtp]\nerror_delay = \"0s\"\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n";
 
 /// A server with the SMTP listeners and the fixture world (created through the CLI).
 /// `extra` is TOML merged over the test defaults.
@@ -60,14 +62,235 @@ pub fn merge_toml(parts: &[&str]) -> String {
     for p in parts {
         merge(&mut out, p.parse::<toml::Table>().unwrap());
     }
-    // Plain keys first, then tables, so the result reads as a config file.
-    let (plain, tables): (Vec<_>, Vec<_>) = out.into_iter().partition(|(_, v)| !v.is_table());
-    let mut text = String::new();
-    for (k, v) in plain {
-        text.push_str(&format!("{k} = {v}\n"));
+    toml::to_string(&out).unwrap()
+}
+
+/// The port MX listeners use in multi-server tests: the standard 25 when we may
+/// bind it (root), else 2525. Every server of a test has its own address, so
+/// they can all use the same port.
+pub fn mx_port() -> u16 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if root { 25 } else { 2525 }
+}
+
+/// A test mail network: its own block 127.0.N.0/24 (N unique per test), an
+/// authoritative DNS server for the test domains, Tern servers and other peers.
+pub struct MailNet {
+    pub rt: tokio::runtime::Runtime,
+    pub dns: testkit::dns::TestDns,
+    block: u8,
+}
+
+impl MailNet {
+    pub fn new(block: u8) -> MailNet {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dns = rt.block_on(testkit::dns::TestDns::start());
+        MailNet { rt, dns, block }
     }
-    for (k, v) in tables {
-        text.push_str(&format!("[{k}]\n{}", toml::to_string(&v).unwrap()));
+
+    pub fn ip(&self, host: u8) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::new(127, 0, self.block, host)
     }
-    text
+
+    /// The configuration a Tern at 127.0.N.`host` gets: the MX port on its own
+    /// address, submission and IMAP on ephemeral ports, our DNS, retries every
+    /// second; `extra` is merged over it.
+    pub fn tern_config(&self, host: u8, extra: &str) -> String {
+        let ip = self.ip(host);
+        let port = mx_port();
+        let base = format!(
+            "[listeners]\nsmtp = \"{ip}:{port}\"\nsubmission = \"{ip}:0\"\nimap = \"{ip}:0\"\n\
+             [dns]\nnameservers = [\"{}\"]\n\
+             [outbound]\nport = {port}\nsource = \"{ip}\"\n\
+             [queue]\nretry = [\"1s\"]\nmax_age = \"1h\"\n",
+            self.dns.addr()
+        );
+        merge_toml(&[FAST, &base, extra])
+    }
+
+    /// A Tern for `domain` (host name mx.DOMAIN) at 127.0.N.`host`, published in
+    /// DNS as the domain's MX. a.test gets the fixture world (alice, bob, aliases);
+    /// any other domain gets `users` (address, password).
+    pub fn tern(&self, host: u8, domain: &str, users: &[(&str, &str)], extra: &str) -> TernServer {
+        let mx = format!("mx.{domain}");
+        self.dns.mx(domain, 10, &mx).a(&mx, self.ip(host));
+        let server = TernServer::start(BIN.as_ref(), &mx, &self.tern_config(host, extra));
+        if domain == fixture::DOMAIN {
+            fixture::populate_cli(&server);
+        } else {
+            server.admin_ok(&["domain", "add", domain]);
+        }
+        for (address, password) in users {
+            server.admin_ok(&["account", "add", address, "--password", password]);
+        }
+        server
+    }
+
+    /// The messages in an account's INBOX on `server`.
+    pub fn inbox(&self, server: &TernServer, address: &str) -> Vec<Vec<u8>> {
+        let store = probe(server).0.clone();
+        self.rt
+            .block_on(fixture::inbox(&store, address))
+            .unwrap_or_else(|e| panic!("inbox of {address}: {e}"))
+    }
+
+    pub fn queue(&self, server: &TernServer) -> Vec<store::QueueSummary> {
+        let store = probe(server).0.clone();
+        self.rt.block_on(store.queue_list()).unwrap()
+    }
+
+    /// Poll `done` every 100 ms for up to `secs` seconds; panic with `what`, the
+    /// servers' logs' tails and `why()` when it never holds.
+    pub fn wait(
+        &self,
+        secs: u64,
+        what: &str,
+        servers: &[&TernServer],
+        mut done: impl FnMut() -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if done() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let logs: Vec<String> = servers.iter().map(|s| tail(&s.log(), 30)).collect();
+        panic!(
+            "timed out waiting for {what}\n--- logs ---\n{}",
+            logs.join("\n---\n")
+        );
+    }
+}
+
+pub fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The repository's path for a file (test scripts).
+pub fn repo(path: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// Submit a message with Python's smtplib (STARTTLS + AUTH) to `server`'s
+/// submission port; returns the recipients the server refused.
+pub fn submit(
+    server: &TernServer,
+    user: &str,
+    password: &str,
+    to: &[&str],
+    message: &str,
+) -> String {
+    submit_with(server, user, password, to, &[], message)
+}
+
+/// `submit` with RCPT options (e.g. "NOTIFY=SUCCESS").
+pub fn submit_with(
+    server: &TernServer,
+    user: &str,
+    password: &str,
+    to: &[&str],
+    rcpt_options: &[&str],
+    message: &str,
+) -> String {
+    use std::io::Write;
+    let addr = server.addr("submission");
+    let mut child = std::process::Command::new("python3")
+        .arg(repo("tests/clients/submit.py"))
+        .args([
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            user,
+            password,
+            user,
+            &to.join(","),
+        ])
+        .args(rcpt_options)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3: {e} (see scripts/install-test-deps)"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "submit failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.trim().to_string()
+}
+
+/// An SMTP server that is not Tern: Python's aiosmtpd (tests/clients/smtp_sink.py),
+/// stopped when dropped.
+pub struct Sink {
+    child: std::process::Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Sink {
+    pub fn start(ip: std::net::Ipv4Addr, port: u16, options: &[&str]) -> Sink {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("python3")
+            .arg(repo("tests/clients/smtp_sink.py"))
+            .args([&ip.to_string(), &port.to_string()])
+            .arg(dir.path())
+            .args(options)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("python3: {e} (see scripts/install-test-deps)"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "smtp_sink.py did not start (is aiosmtpd installed?)"
+        );
+        Sink { child, dir }
+    }
+
+    /// The messages stored so far: (envelope as JSON text, content).
+    pub fn messages(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let base = self.dir.path().join(n.to_string());
+            let Ok(content) = std::fs::read(base.with_extension("eml")) else {
+                break;
+            };
+            let meta = std::fs::read_to_string(base.with_extension("json")).unwrap_or_default();
+            out.push((meta, content));
+        }
+        out
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // SIGTERM by PID, then reap it.
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
 }

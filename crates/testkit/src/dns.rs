@@ -133,6 +133,12 @@ impl TestDns {
         self
     }
 
+    /// Stop answering SERVFAIL for a name (its records answer again).
+    pub fn answer_again(&self, owner: &str) -> &Self {
+        self.zone.lock().unwrap().servfail.remove(&key(owner));
+        self
+    }
+
     /// Forget every record of a name.
     pub fn remove(&self, owner: &str) -> &Self {
         let mut z = self.zone.lock().unwrap();

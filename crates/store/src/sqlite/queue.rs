@@ -107,10 +107,10 @@ impl SqliteStore {
                     Claim::Message(_) => String::new(),
                 };
                 job.recipients = c
-                    .prepare(&format!("SELECT r.id, r.address, r.domain, r.orcpt, r.notify, r.attempts FROM queue_recipients r WHERE r.queue_id = ?2 AND {free}{due_filter} ORDER BY r.id"))
+                    .prepare(&format!("SELECT r.id, r.address, r.domain, r.orcpt, r.notify, r.attempts, r.warned FROM queue_recipients r WHERE r.queue_id = ?2 AND {free}{due_filter} ORDER BY r.id"))
                     .and_then(|mut st| {
                         st.query_map(params![now, id], |r| {
-                            Ok(QueuedRecipient { id: r.get(0)?, address: r.get(1)?, domain: r.get(2)?, orcpt: r.get(3)?, notify: r.get(4)?, attempts: r.get(5)? })
+                            Ok(QueuedRecipient { id: r.get(0)?, address: r.get(1)?, domain: r.get(2)?, orcpt: r.get(3)?, notify: r.get(4)?, attempts: r.get(5)?, warned: r.get(6)? })
                         })?
                         .collect::<rusqlite::Result<Vec<_>>>()
                     })
@@ -145,7 +145,7 @@ impl SqliteStore {
             }
             let mut update = c
                 .prepare_cached(
-                    "UPDATE queue_recipients SET state = ?2, next_attempt = coalesce(?3, next_attempt), attempts = attempts + 1, last_reply = ?4, status = ?5, remote_mta = ?6, lease_until = NULL WHERE id = ?1",
+                    "UPDATE queue_recipients SET state = ?2, next_attempt = coalesce(?3, next_attempt), attempts = attempts + 1, last_reply = ?4, status = ?5, remote_mta = ?6, warned = warned OR ?7, lease_until = NULL WHERE id = ?1",
                 )
                 .map_err(sql)?;
             for o in &report.outcomes {
@@ -154,7 +154,7 @@ impl SqliteStore {
                     RecipientState::Failed => (FAILED, None),
                     RecipientState::Deferred(at) => (QUEUED, Some(at)),
                 };
-                update.execute(params![o.id, state, next, o.reply, o.status, o.remote_mta]).map_err(sql)?;
+                update.execute(params![o.id, state, next, o.reply, o.status, o.remote_mta, o.warned]).map_err(sql)?;
             }
             Ok(())
         })

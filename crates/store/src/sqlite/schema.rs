@@ -112,4 +112,8 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE queue_recipients ADD COLUMN status TEXT;
     ALTER TABLE queue_recipients ADD COLUMN remote_mta TEXT;
     "#,
+    // 4: a recipient's sender was warned of the delay (RFC 3464 "delayed"), once.
+    r#"
+    ALTER TABLE queue_recipients ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

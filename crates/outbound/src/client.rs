@@ -1,0 +1,630 @@
+//! Tern's SMTP client (RFC 5321 §3, §4): one connection to one MX address,
+//! EHLO with HELO fallback, opportunistic STARTTLS (RFC 3207), PIPELINING
+//! (RFC 2920), SIZE (RFC 1870), 8BITMIME, SMTPUTF8 (RFC 6531), CHUNKING
+//! (RFC 3030), DSN parameters (RFC 3461).
+//!
+//! The data leaves with CRLF line endings only and dot-stuffed, or in BDAT
+//! chunks (hardening.md C-SM4). Replies are read by the bounded `ReplyReader`
+//! (C-OB1, C-OB2); whatever the server sent before the TLS handshake is
+//! dropped (C-TLS6). Timeouts are those of RFC 5321 §4.5.3.2 (C-OB5).
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::reply::{Reply, ReplyError, ReplyReader};
+
+/// RFC 5321 §4.5.3.2 client timeouts.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// §4.5.3.2.1: the 220 greeting, 5 minutes.
+    pub greeting: Duration,
+    /// §4.5.3.2.2-3: MAIL and RCPT (and EHLO, STARTTLS), 5 minutes.
+    pub command: Duration,
+    /// §4.5.3.2.4: the 354 after DATA, 2 minutes.
+    pub data_init: Duration,
+    /// §4.5.3.2.5: each block of data, 3 minutes.
+    pub data_block: Duration,
+    /// §4.5.3.2.6: the reply after the final dot, 10 minutes.
+    pub data_final: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let min = |m: u64| Duration::from_secs(60 * m);
+        Timeouts {
+            connect: Duration::from_secs(30),
+            greeting: min(5),
+            command: min(5),
+            data_init: min(2),
+            data_block: min(3),
+            data_final: min(10),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ClientSettings {
+    /// Our name in EHLO.
+    pub helo_name: String,
+    pub timeouts: Timeouts,
+    /// Local address for outgoing connections (`[outbound] source`).
+    pub source: Option<IpAddr>,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// What the server offered in its EHLO reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extensions {
+    pub pipelining: bool,
+    pub size: Option<u64>,
+    pub eight_bit: bool,
+    pub smtputf8: bool,
+    pub chunking: bool,
+    pub dsn: bool,
+    pub starttls: bool,
+    pub auth: Vec<String>,
+}
+
+impl Extensions {
+    /// Parse an EHLO reply's lines after the first (RFC 5321 §4.1.1.1).
+    pub fn parse(reply: &Reply) -> Extensions {
+        let mut e = Extensions::default();
+        for line in reply.text.lines().skip(1) {
+            let mut words = line.split_whitespace();
+            let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
+            match keyword.as_str() {
+                "PIPELINING" => e.pipelining = true,
+                "SIZE" => e.size = words.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0),
+                "8BITMIME" => e.eight_bit = true,
+                "SMTPUTF8" => e.smtputf8 = true,
+                "CHUNKING" => e.chunking = true,
+                "DSN" => e.dsn = true,
+                "STARTTLS" => e.starttls = true,
+                "AUTH" => e.auth = words.map(|w| w.to_ascii_uppercase()).collect(),
+                _ => {}
+            }
+        }
+        e
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("timeout waiting for {0}")]
+    Timeout(&'static str),
+    /// The server answered an error to the whole transaction (greeting, EHLO,
+    /// MAIL, DATA...).
+    #[error("{stage}: {}", .reply.one_line())]
+    Reply { reply: Reply, stage: &'static str },
+    #[error("{0}")]
+    Protocol(String),
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+}
+
+impl ClientError {
+    /// Only an explicit 5xx from the server is permanent; everything else is retried.
+    pub fn permanent_reply(&self) -> Option<&Reply> {
+        match self {
+            ClientError::Reply { reply, .. } if reply.is_permanent() => Some(reply),
+            _ => None,
+        }
+    }
+}
+
+impl From<ReplyError> for ClientError {
+    fn from(e: ReplyError) -> Self {
+        ClientError::Protocol(e.to_string())
+    }
+}
+
+/// One recipient of an outgoing transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRecipient {
+    pub address: String,
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+}
+
+/// The envelope of an outgoing transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutEnvelope {
+    /// Empty for the null reverse-path (bounces).
+    pub sender: String,
+    pub recipients: Vec<OutRecipient>,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub smtputf8: bool,
+    pub eight_bit: bool,
+}
+
+/// What the server said about one recipient, in the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptResult {
+    Delivered(Reply),
+    Temporary(Reply),
+    Permanent(Reply),
+}
+
+impl RcptResult {
+    pub fn reply(&self) -> &Reply {
+        match self {
+            RcptResult::Delivered(r) | RcptResult::Temporary(r) | RcptResult::Permanent(r) => r,
+        }
+    }
+}
+
+/// A reply we make up for a decision taken before sending (e.g. no SMTPUTF8).
+pub fn local_reply(code: u16, enhanced: &str, text: &str) -> Reply {
+    Reply {
+        code,
+        enhanced: Some(enhanced.into()),
+        text: text.into(),
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Gone,
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Gone => Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// An open SMTP session with one server.
+pub struct Session {
+    stream: Stream,
+    reader: ReplyReader,
+    pub ext: Extensions,
+    /// TLS version and cipher, once STARTTLS succeeded.
+    pub tls: Option<String>,
+    pub ip: IpAddr,
+    pub mx: String,
+    /// The name the server gave in its greeting (RFC 5321 §4.3.1).
+    pub greeting_name: String,
+    timeouts: Timeouts,
+}
+
+impl Session {
+    /// Connect, read the greeting, EHLO (HELO if refused), and STARTTLS when offered
+    /// and `try_tls`.
+    pub async fn open(
+        mx: &str,
+        ip: IpAddr,
+        port: u16,
+        settings: &ClientSettings,
+        try_tls: bool,
+    ) -> Result<Session, ClientError> {
+        let t = &settings.timeouts;
+        let tcp = tokio::time::timeout(
+            t.connect,
+            connect(SocketAddr::new(ip, port), settings.source),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout("the connection"))?
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let mut s = Session {
+            stream: Stream::Plain(tcp),
+            reader: ReplyReader::default(),
+            ext: Extensions::default(),
+            tls: None,
+            ip,
+            mx: mx.to_string(),
+            greeting_name: String::new(),
+            timeouts: t.clone(),
+        };
+        let greeting = s.read(t.greeting, "the greeting").await?;
+        if greeting.code != 220 {
+            return Err(ClientError::Reply {
+                reply: greeting,
+                stage: "greeting",
+            });
+        }
+        s.greeting_name = greeting
+            .text
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        s.hello(&settings.helo_name).await?;
+        if try_tls && s.ext.starttls {
+            s.starttls(settings).await?;
+        }
+        Ok(s)
+    }
+
+    async fn read(&mut self, timeout: Duration, what: &'static str) -> Result<Reply, ClientError> {
+        match tokio::time::timeout(timeout, self.reader.read(&mut self.stream)).await {
+            Err(_) => Err(ClientError::Timeout(what)),
+            Ok(r) => Ok(r?),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), ClientError> {
+        let io = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(timeout, io).await {
+            Err(_) => Err(ClientError::Timeout("sending")),
+            Ok(r) => r.map_err(|e| ClientError::Protocol(format!("write failed: {e}"))),
+        }
+    }
+
+    async fn command(&mut self, line: &str, what: &'static str) -> Result<Reply, ClientError> {
+        self.write(format!("{line}\r\n").as_bytes(), self.timeouts.command)
+            .await?;
+        self.read(self.timeouts.command, what).await
+    }
+
+    /// EHLO; a server that refuses it gets HELO and no extensions (RFC 5321 §3.2).
+    async fn hello(&mut self, name: &str) -> Result<(), ClientError> {
+        let r = self
+            .command(&format!("EHLO {name}"), "the EHLO reply")
+            .await?;
+        if r.code == 250 {
+            self.ext = Extensions::parse(&r);
+            return Ok(());
+        }
+        let r = self
+            .command(&format!("HELO {name}"), "the HELO reply")
+            .await?;
+        if r.code != 250 {
+            return Err(ClientError::Reply {
+                reply: r,
+                stage: "HELO",
+            });
+        }
+        self.ext = Extensions::default();
+        Ok(())
+    }
+
+    async fn starttls(&mut self, settings: &ClientSettings) -> Result<(), ClientError> {
+        let r = self.command("STARTTLS", "the STARTTLS reply").await?;
+        if r.code != 220 {
+            // Opportunistic TLS: go on in plaintext (RFC 3207 §4.1).
+            tracing::info!(mx = %self.mx, reply = %r.one_line(), "STARTTLS refused; continuing without TLS");
+            return Ok(());
+        }
+        // C-TLS6: nothing the server sent before the handshake is trusted.
+        let dropped = self.reader.discard();
+        if dropped > 0 {
+            tracing::warn!(mx = %self.mx, bytes = dropped, "server sent data before the TLS handshake; discarded");
+        }
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(ClientError::Tls("not a plain connection".into()));
+        };
+        let name = rustls::pki_types::ServerName::try_from(self.mx.clone())
+            .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(self.ip.into()));
+        let connector = TlsConnector::from(settings.tls.clone());
+        let tls = tokio::time::timeout(self.timeouts.command, connector.connect(name, tcp))
+            .await
+            .map_err(|_| ClientError::Timeout("the TLS handshake"))?
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let info = net::tls::client_info(tls.get_ref().1);
+        self.tls = Some(format!("{} {}", info.version, info.cipher));
+        self.stream = Stream::Tls(Box::new(tls));
+        // RFC 3207 §4.2: forget what the server said before; ask again.
+        self.hello(&settings.helo_name).await
+    }
+
+    /// One mail transaction. Recipient-level answers come back per recipient; a
+    /// failure of the whole transaction is an error.
+    pub async fn send(
+        &mut self,
+        env: &OutEnvelope,
+        data: &[u8],
+    ) -> Result<Vec<RcptResult>, ClientError> {
+        let all = |r: Reply, permanent: bool| -> Vec<RcptResult> {
+            env.recipients
+                .iter()
+                .map(|_| {
+                    if permanent {
+                        RcptResult::Permanent(r.clone())
+                    } else {
+                        RcptResult::Temporary(r.clone())
+                    }
+                })
+                .collect()
+        };
+        // RFC 6531 §3.4: a message that needs SMTPUTF8 cannot go to a server without it.
+        if env.smtputf8 && !self.ext.smtputf8 {
+            return Ok(all(
+                local_reply(553, "5.6.7", "the next server does not support SMTPUTF8"),
+                true,
+            ));
+        }
+        // RFC 1870 §6: do not send what the server said it would refuse.
+        if self.ext.size.is_some_and(|max| data.len() as u64 > max) {
+            return Ok(all(
+                local_reply(552, "5.3.4", "message larger than the next server accepts"),
+                true,
+            ));
+        }
+        let mut commands = vec![self.mail_command(env, data.len())];
+        commands.extend(env.recipients.iter().map(|r| self.rcpt_command(r)));
+        let mut replies = Vec::new();
+        if self.ext.pipelining {
+            // RFC 2920: MAIL and RCPTs in one group.
+            let batch: String = commands.iter().map(|c| format!("{c}\r\n")).collect();
+            self.write(batch.as_bytes(), self.timeouts.command).await?;
+            for _ in &commands {
+                replies.push(
+                    self.read(self.timeouts.command, "a MAIL or RCPT reply")
+                        .await?,
+                );
+            }
+        } else {
+            for c in &commands {
+                let r = self.command(c, "a MAIL or RCPT reply").await?;
+                let stop = replies.is_empty() && !r.is_positive();
+                replies.push(r);
+                if stop {
+                    break;
+                }
+            }
+        }
+        let mail = replies.remove(0);
+        if !mail.is_positive() {
+            self.reset().await;
+            return Err(ClientError::Reply {
+                reply: mail,
+                stage: "MAIL",
+            });
+        }
+        let mut results: Vec<Option<RcptResult>> = replies
+            .into_iter()
+            .map(|r| match r.code {
+                200..=299 => None,
+                500.. => Some(RcptResult::Permanent(r)),
+                _ => Some(RcptResult::Temporary(r)),
+            })
+            .collect();
+        if results.iter().all(Option::is_some) {
+            self.reset().await;
+            return Ok(results.into_iter().flatten().collect());
+        }
+        let final_reply = self.content(data).await?;
+        let outcome = |r: &Reply| match r.code {
+            200..=299 => RcptResult::Delivered(r.clone()),
+            500.. => RcptResult::Permanent(r.clone()),
+            _ => RcptResult::Temporary(r.clone()),
+        };
+        for slot in &mut results {
+            if slot.is_none() {
+                *slot = Some(outcome(&final_reply));
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    fn mail_command(&self, env: &OutEnvelope, size: usize) -> String {
+        let mut c = format!("MAIL FROM:<{}>", env.sender);
+        if self.ext.size.is_some() {
+            c.push_str(&format!(" SIZE={size}"));
+        }
+        if env.eight_bit && self.ext.eight_bit {
+            c.push_str(" BODY=8BITMIME");
+        }
+        if env.smtputf8 {
+            c.push_str(" SMTPUTF8");
+        }
+        if self.ext.dsn {
+            if let Some(ret) = &env.ret {
+                c.push_str(&format!(" RET={ret}"));
+            }
+            if let Some(envid) = &env.envid {
+                c.push_str(&format!(" ENVID={envid}"));
+            }
+        }
+        c
+    }
+
+    fn rcpt_command(&self, r: &OutRecipient) -> String {
+        let mut c = format!("RCPT TO:<{}>", r.address);
+        if self.ext.dsn {
+            if let Some(n) = &r.notify {
+                c.push_str(&format!(" NOTIFY={n}"));
+            }
+            if let Some(o) = &r.orcpt {
+                c.push_str(&format!(" ORCPT={o}"));
+            }
+        }
+        c
+    }
+
+    /// The message: BDAT when CHUNKING is offered, else DATA with dot-stuffing.
+    async fn content(&mut self, data: &[u8]) -> Result<Reply, ClientError> {
+        if self.ext.chunking {
+            let body = wire_form(data, false);
+            let mut out = format!("BDAT {} LAST\r\n", body.len()).into_bytes();
+            out.extend_from_slice(&body);
+            self.write(&out, self.timeouts.data_block).await?;
+            return self
+                .read(self.timeouts.data_final, "the reply after BDAT")
+                .await;
+        }
+        let r = self.command("DATA", "the 354 after DATA").await?;
+        if r.code != 354 {
+            return Err(ClientError::Reply {
+                reply: r,
+                stage: "DATA",
+            });
+        }
+        let mut body = wire_form(data, true);
+        body.extend_from_slice(b".\r\n");
+        self.write(&body, self.timeouts.data_block).await?;
+        self.read(self.timeouts.data_final, "the reply after the data")
+            .await
+    }
+
+    /// RSET between transactions (RFC 5321 §4.1.1.5); false if the session is no
+    /// longer usable.
+    pub async fn reset(&mut self) -> bool {
+        matches!(self.command("RSET", "the RSET reply").await, Ok(r) if r.code == 250)
+    }
+
+    /// AUTH PLAIN (RFC 4954, RFC 4616) to a smarthost; only over TLS, so a
+    /// password never crosses the network in the clear.
+    pub async fn auth_plain(&mut self, user: &str, password: &str) -> Result<(), ClientError> {
+        if self.tls.is_none() {
+            return Err(ClientError::Protocol(
+                "the relay offers no TLS; not sending the password in the clear".into(),
+            ));
+        }
+        if !self.ext.auth.iter().any(|m| m == "PLAIN") {
+            return Err(ClientError::Protocol(
+                "the relay does not offer AUTH PLAIN".into(),
+            ));
+        }
+        use base64::Engine;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        let r = self
+            .command(&format!("AUTH PLAIN {token}"), "the AUTH reply")
+            .await?;
+        if r.code != 235 {
+            return Err(ClientError::Reply {
+                reply: r,
+                stage: "AUTH",
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn quit(mut self) {
+        let _ = self.command("QUIT", "the QUIT reply").await;
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(src) = source.filter(|s| s.is_ipv4() == addr.is_ipv4()) {
+        socket.bind(SocketAddr::new(src, 0))?;
+    }
+    socket.connect(addr).await
+}
+
+/// The message as it goes on the wire (hardening.md C-SM4): every line ending
+/// CRLF (a lone CR or LF becomes CRLF), ending with CRLF, and with `stuff` a dot
+/// doubled at the start of a line (RFC 5321 §4.5.2).
+pub fn wire_form(data: &[u8], stuff: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 50 + 2);
+    let mut at_line_start = true;
+    let mut i = 0;
+    while i < data.len() {
+        let b = data[i];
+        match b {
+            b'\r' | b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                // CRLF counts once.
+                i += if b == b'\r' && data.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                at_line_start = true;
+                continue;
+            }
+            b'.' if stuff && at_line_start => out.extend_from_slice(b".."),
+            _ => out.push(b),
+        }
+        at_line_start = false;
+        i += 1;
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// C-SM4: lone CR and LF never leave; dots are stuffed; the end is CRLF.
+    #[test]
+    fn wire_form_is_clean() {
+        assert_eq!(
+            wire_form(b"a\r\n.b\n.\n\rc", true),
+            b"a\r\n..b\r\n..\r\n\r\nc\r\n"
+        );
+        assert_eq!(wire_form(b"x\n.\ny", false), b"x\r\n.\r\ny\r\n");
+        let smuggle = wire_form(b"Subject: x\r\n\r\nbody\n.\nMAIL FROM:<e@x>\r\n", true);
+        assert!(!smuggle.windows(3).any(|w| w == b"\n.\n"));
+        assert!(
+            smuggle
+                .windows(2)
+                .enumerate()
+                .all(|(i, w)| w[1] != b'\n' || w[0] == b'\r' || i == 0)
+        );
+    }
+
+    #[test]
+    fn extensions() {
+        let r = Reply { code: 250, enhanced: None, text: "mx Hello\nPIPELINING\nSIZE 1000\n8BITMIME\nSMTPUTF8\nCHUNKING\nDSN\nSTARTTLS\nAUTH PLAIN LOGIN".into() };
+        let e = Extensions::parse(&r);
+        assert!(e.pipelining && e.eight_bit && e.smtputf8 && e.chunking && e.dsn && e.starttls);
+        assert_eq!(e.size, Some(1000));
+        assert_eq!(e.auth, ["PLAIN", "LOGIN"]);
+    }
+}

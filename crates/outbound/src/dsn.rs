@@ -1,0 +1,307 @@
+//! Delivery status notifications (RFC 3464, RFC 3461 §6): the
+//! `multipart/report; report-type=delivery-status` message sent to the
+//! envelope sender, from MAILER-DAEMON, with the null reverse-path.
+//!
+//! Which recipients get reported (RFC 3461 §4.1): failures unless NOTIFY says
+//! NEVER or leaves FAILURE out; "relayed" successes only when NOTIFY asked for
+//! SUCCESS and the next hop could not carry the request on. A message from
+//! the null sender is never reported on (RFC 5321 §6.1, hardening.md C-RL8).
+
+use store::FinalRecipient;
+
+/// What happened to a recipient, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Failed,
+    /// Still being retried (a delay warning).
+    Delayed,
+    Relayed,
+    Delivered,
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delayed => "delayed",
+            Action::Relayed => "relayed",
+            Action::Delivered => "delivered",
+        }
+    }
+}
+
+/// One reported recipient.
+#[derive(Debug, Clone)]
+pub struct Reported<'a> {
+    pub recipient: &'a FinalRecipient,
+    pub action: Action,
+}
+
+/// RFC 3461 §4.1: NOTIFY absent means FAILURE (delay warnings, when the operator
+/// turns them on, also go to senders who did not say NOTIFY).
+pub fn wants(notify: Option<&str>, what: &str) -> bool {
+    match notify {
+        None => what == "FAILURE",
+        Some(n) => n.split(',').any(|x| x.trim().eq_ignore_ascii_case(what)),
+    }
+}
+
+/// The parts of a report.
+pub struct Report<'a> {
+    pub reporting_mta: &'a str,
+    pub sender: &'a str,
+    pub envid: Option<&'a str>,
+    pub ret: Option<&'a str>,
+    pub arrival: i64,
+    pub now: i64,
+    pub message_id: String,
+    /// For delay warnings: when the mail system gives up.
+    pub retry_until: Option<i64>,
+    pub recipients: Vec<Reported<'a>>,
+    pub original: &'a [u8],
+}
+
+/// The xtext-decoded ORCPT of RFC 3461 §4.2 (`rfc822;addr`), as the report shows it.
+fn original_recipient(orcpt: &str) -> String {
+    let mut out = String::new();
+    let b = orcpt.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+'
+            && let Some(hex) = orcpt.get(i + 1..i + 3)
+            && let Ok(v) = u8::from_str_radix(hex, 16)
+        {
+            out.push(v as char);
+            i += 3;
+            continue;
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out.replacen(';', "; ", 1)
+}
+
+/// Keep report fields on one line: a remote's reply may hold anything.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+impl Report<'_> {
+    /// The whole DSN message, CRLF line endings.
+    pub fn build(&self) -> Vec<u8> {
+        let boundary = format!(
+            "tern-dsn-{}",
+            &self
+                .message_id
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        );
+        let failed = self.recipients.iter().any(|r| r.action == Action::Failed);
+        let delayed = self.recipients.iter().any(|r| r.action == Action::Delayed);
+        let subject = if failed {
+            "Undelivered Mail Returned to Sender"
+        } else if delayed {
+            "Delayed Mail (still being retried)"
+        } else {
+            "Successful Mail Delivery Report"
+        };
+        let mut m = String::new();
+        m.push_str(&format!(
+            "From: Mail Delivery System <MAILER-DAEMON@{}>\r\n",
+            self.reporting_mta
+        ));
+        m.push_str(&format!("To: <{}>\r\n", self.sender));
+        m.push_str(&format!("Subject: {subject}\r\n"));
+        m.push_str(&format!("Date: {}\r\n", message::date::rfc5322(self.now)));
+        m.push_str(&format!("Message-ID: <{}>\r\n", self.message_id));
+        // RFC 3834 §5: an automatic reply; nobody should answer it automatically.
+        m.push_str("Auto-Submitted: auto-replied\r\n");
+        m.push_str("MIME-Version: 1.0\r\n");
+        m.push_str(&format!("Content-Type: multipart/report; report-type=delivery-status; boundary=\"{boundary}\"\r\n\r\n"));
+        m.push_str(&format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"));
+        m.push_str(&format!(
+            "This is the mail system at host {}.\r\n\r\n",
+            self.reporting_mta
+        ));
+        if failed {
+            m.push_str("Your message could not be delivered to one or more recipients.\r\nIt is attached below.\r\n\r\n");
+        } else if delayed {
+            m.push_str("Your message could not be delivered yet. This is only a warning:\r\nthe mail system keeps trying");
+            if let Some(until) = self.retry_until {
+                m.push_str(&format!(" until {}", message::date::rfc5322(until)));
+            }
+            m.push_str(".\r\nYou do not need to send it again.\r\n\r\n");
+        } else {
+            m.push_str("Your message was delivered or passed on as you asked to be told.\r\n\r\n");
+        }
+        for r in &self.recipients {
+            let f = r.recipient;
+            m.push_str(&format!("<{}>: {}\r\n", f.address, one_line(&f.reply)));
+        }
+        m.push_str(&format!(
+            "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+        ));
+        // RFC 3464 §2.2: per-message fields.
+        m.push_str(&format!("Reporting-MTA: dns; {}\r\n", self.reporting_mta));
+        if let Some(envid) = self.envid {
+            m.push_str(&format!("Original-Envelope-Id: {envid}\r\n"));
+        }
+        m.push_str(&format!(
+            "Arrival-Date: {}\r\n",
+            message::date::rfc5322(self.arrival)
+        ));
+        // RFC 3464 §2.3: one block per recipient.
+        for r in &self.recipients {
+            let f = r.recipient;
+            m.push_str("\r\n");
+            if let Some(o) = &f.orcpt {
+                m.push_str(&format!(
+                    "Original-Recipient: {}\r\n",
+                    original_recipient(o)
+                ));
+            }
+            m.push_str(&format!("Final-Recipient: rfc822; {}\r\n", f.address));
+            m.push_str(&format!("Action: {}\r\n", r.action.word()));
+            m.push_str(&format!(
+                "Status: {}\r\n",
+                if f.status.is_empty() {
+                    "5.0.0"
+                } else {
+                    &f.status
+                }
+            ));
+            if let Some(mta) = &f.remote_mta {
+                m.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+            }
+            if !f.reply.is_empty() {
+                m.push_str(&format!(
+                    "Diagnostic-Code: smtp; {}\r\n",
+                    one_line(&f.reply)
+                ));
+            }
+            m.push_str(&format!(
+                "Last-Attempt-Date: {}\r\n",
+                message::date::rfc5322(self.now)
+            ));
+            // RFC 3464 §2.3.7.
+            if let Some(until) = self.retry_until.filter(|_| r.action == Action::Delayed) {
+                m.push_str(&format!(
+                    "Will-Retry-Until: {}\r\n",
+                    message::date::rfc5322(until)
+                ));
+            }
+        }
+        // RFC 3461 §4.3: RET=HDRS returns the headers only; Tern returns the whole
+        // message otherwise, as most MTAs do.
+        let headers_only = self.ret.is_some_and(|r| r.eq_ignore_ascii_case("HDRS"));
+        let mut out = m.into_bytes();
+        if headers_only {
+            out.extend_from_slice(
+                format!("\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n").as_bytes(),
+            );
+            out.extend_from_slice(&self.original[..message::header::header_end(self.original)]);
+        } else {
+            out.extend_from_slice(
+                format!("\r\n--{boundary}\r\nContent-Type: message/rfc822\r\n\r\n").as_bytes(),
+            );
+            out.extend_from_slice(self.original);
+        }
+        if !out.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rcpt(address: &str, orcpt: Option<&str>) -> FinalRecipient {
+        FinalRecipient {
+            address: address.into(),
+            orcpt: orcpt.map(String::from),
+            notify: None,
+            delivered: false,
+            status: "5.1.1".into(),
+            reply: "550 5.1.1 No such\r\nuser".into(),
+            remote_mta: Some("mx.b.test".into()),
+        }
+    }
+
+    #[test]
+    fn notify_rules() {
+        assert!(wants(None, "FAILURE"));
+        assert!(!wants(None, "SUCCESS"));
+        assert!(!wants(Some("NEVER"), "FAILURE"));
+        assert!(wants(Some("SUCCESS,FAILURE"), "SUCCESS"));
+    }
+
+    #[test]
+    fn report_structure() {
+        let r = rcpt("x@b.test", Some("rfc822;x+2Bpersonal@b.test"));
+        let report = Report {
+            reporting_mta: "mx.a.test",
+            sender: "alice@a.test",
+            envid: Some("ENV1"),
+            ret: Some("HDRS"),
+            arrival: 0,
+            now: 60,
+            message_id: "dsn.1@mx.a.test".into(),
+            retry_until: None,
+            recipients: vec![Reported {
+                recipient: &r,
+                action: Action::Failed,
+            }],
+            original: b"Subject: hi\r\n\r\nsecret body\r\n",
+        };
+        let text = String::from_utf8(report.build()).unwrap();
+        assert!(text.contains("Content-Type: multipart/report; report-type=delivery-status;"));
+        assert!(text.contains("Original-Envelope-Id: ENV1\r\n"));
+        assert!(text.contains("Original-Recipient: rfc822; x+personal@b.test\r\n"));
+        assert!(text.contains("Final-Recipient: rfc822; x@b.test\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.b.test\r\nDiagnostic-Code: smtp; 550 5.1.1 No such  user\r\n"));
+        assert!(text.contains("Content-Type: text/rfc822-headers\r\n\r\nSubject: hi\r\n\r\n"));
+        assert!(
+            !text.contains("secret body"),
+            "RET=HDRS leaves the body out"
+        );
+        assert!(text.contains("Auto-Submitted: auto-replied"));
+        // An independent parser sees the three parts.
+        let parsed = mail_parser::MessageParser::default()
+            .parse(text.as_bytes())
+            .unwrap();
+        assert_eq!(parsed.parts.len(), 4);
+    }
+
+    #[test]
+    fn delay_warning() {
+        let mut r = rcpt("x@b.test", None);
+        r.status = "4.4.1".into();
+        let report = Report {
+            reporting_mta: "mx.a.test",
+            sender: "alice@a.test",
+            envid: None,
+            ret: Some("HDRS"),
+            arrival: 0,
+            now: 3600,
+            message_id: "dsn.2@mx.a.test".into(),
+            retry_until: Some(86_400),
+            recipients: vec![Reported {
+                recipient: &r,
+                action: Action::Delayed,
+            }],
+            original: b"Subject: hi\r\n\r\nbody\r\n",
+        };
+        let text = String::from_utf8(report.build()).unwrap();
+        assert!(text.contains("Subject: Delayed Mail (still being retried)\r\n"));
+        assert!(text.contains("Action: delayed\r\nStatus: 4.4.1\r\n"));
+        assert!(text.contains("Will-Retry-Until: Fri, 2 Jan 1970 00:00:00 +0000\r\n"));
+        assert!(text.contains("You do not need to send it again."));
+    }
+}

@@ -1,0 +1,4 @@
+pub mod client;
+pub mod dsn;
+pub mod reply;
+pub mod runner;

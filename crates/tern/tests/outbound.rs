@@ -1,0 +1,588 @@
+//! Outbound delivery end to end: Tern servers on their own 127.0.N.x addresses
+//! (N unique per test), a DNS server the test starts, Python's aiosmtpd as a
+//! peer that is not Tern. Users submit with Python's smtplib.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{MailNet, Sink, mx_port, submit, submit_with};
+use testkit::TernServer;
+
+const ALICE: (&str, &str) = ("alice@a.test", "alice-pw");
+const CAROL: (&str, &str) = ("carol@b.test", "carol-pw");
+
+fn message(to: &str, subject: &str) -> String {
+    message_from(ALICE.0, to, subject)
+}
+
+fn message_from(from: &str, to: &str, subject: &str) -> String {
+    format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@a.test>\r\n\r\nHello.\r\n.\r\n..two dots\r\nBye.\r\n"
+    )
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `tern queue show ID` of the first queued message ((0, "") if none).
+fn queue_show(net: &MailNet, server: &TernServer) -> (i64, String) {
+    match net.queue(server).first() {
+        Some(q) => (q.id, server.admin_ok(&["queue", "show", &q.id.to_string()])),
+        None => (0, String::new()),
+    }
+}
+
+fn attempts(show: &str) -> usize {
+    show.lines()
+        .filter(|l| l.trim_start().starts_with("attempt "))
+        .count()
+}
+
+/// Alice on a.test writes to carol on b.test, to a recipient b.test does not
+/// have, and to bob on a.test: carol gets it once, over TLS, with the dots
+/// intact; bob gets his copy locally; alice gets one bounce about the unknown
+/// recipient only, from <>.
+#[test]
+fn tern_to_tern_delivery_and_bounce() {
+    let net = MailNet::new(101);
+    let a = net.tern(10, "a.test", &[], "");
+    let b = net.tern(20, "b.test", &[CAROL], "");
+    let refused = submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["carol@b.test", "nobody@b.test", "bob@a.test"],
+        &message("carol@b.test", "across"),
+    );
+    assert_eq!(refused, "{}");
+    net.wait(20, "carol's copy and alice's bounce", &[&a, &b], || {
+        net.inbox(&b, "carol@b.test").len() == 1 && net.inbox(&a, "alice@a.test").len() == 1
+    });
+    let carol = text(&net.inbox(&b, "carol@b.test")[0]);
+    assert!(
+        carol.contains("\r\nHello.\r\n.\r\n..two dots\r\nBye.\r\n"),
+        "{carol}"
+    );
+    assert!(
+        carol.contains("from mx.a.test") && carol.contains("with ESMTPS"),
+        "{carol}"
+    );
+    assert_eq!(
+        net.inbox(&a, "bob@a.test").len(),
+        1,
+        "bob's copy stays local"
+    );
+
+    let bounce = text(&net.inbox(&a, "alice@a.test")[0]);
+    for want in [
+        "Return-Path: <>\r\n",
+        "From: Mail Delivery System <MAILER-DAEMON@mx.a.test>\r\n",
+        "Content-Type: multipart/report; report-type=delivery-status;",
+        "Content-Type: message/delivery-status\r\n",
+        "Reporting-MTA: dns; mx.a.test\r\n",
+        "Final-Recipient: rfc822; nobody@b.test\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.b.test\r\n",
+        "Diagnostic-Code: smtp; 550 5.1.1",
+        "Subject: across\r\n",
+    ] {
+        assert!(bounce.contains(want), "bounce lacks {want:?}:\n{bounce}");
+    }
+    assert!(
+        !bounce.contains("Final-Recipient: rfc822; carol@b.test"),
+        "{bounce}"
+    );
+    net.wait(10, "an empty queue", &[&a], || net.queue(&a).is_empty());
+    // Once, not again on a retry.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(net.inbox(&b, "carol@b.test").len(), 1);
+    assert_eq!(net.inbox(&a, "alice@a.test").len(), 1);
+}
+
+/// The receiving server is down: every attempt is in `tern queue show`; once
+/// it is up, `tern queue retry` sends the mail at once. `tern queue delete`
+/// removes a message without a bounce.
+#[test]
+fn queue_commands() {
+    let net = MailNet::new(102);
+    let a = net.tern(10, "a.test", &[], "[queue]\nretry = [\"1s\", \"1h\"]\n");
+    net.dns
+        .mx("b.test", 10, "mx.b.test")
+        .a("mx.b.test", net.ip(20));
+    submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["carol@b.test"],
+        &message("carol@b.test", "later"),
+    );
+    net.wait(20, "two attempts", &[&a], || {
+        attempts(&queue_show(&net, &a).1) >= 2
+    });
+    let (id, show) = queue_show(&net, &a);
+    assert!(
+        show.contains(&format!("message {id}\n  from alice@a.test\n")),
+        "{show}"
+    );
+    assert!(
+        show.contains("  to carol@b.test: queued, 2 attempt(s), next "),
+        "{show}"
+    );
+    let ip = net.ip(20);
+    assert!(
+        show.contains(&format!(
+            " mx.b.test [{ip}] no TLS (carol@b.test): 451 4.4.2 cannot connect"
+        )),
+        "{show}"
+    );
+
+    // Now b.test answers; the next attempt would be in an hour: retry now.
+    let b = net.tern(20, "b.test", &[CAROL], "");
+    let out = a.admin_ok(&["queue", "retry", &id.to_string()]);
+    assert_eq!(out.trim(), "1 recipient(s) due now");
+    net.wait(20, "delivery after retry", &[&a, &b], || {
+        net.inbox(&b, "carol@b.test").len() == 1
+    });
+    net.wait(10, "an empty queue", &[&a], || net.queue(&a).is_empty());
+
+    // A message for a domain nobody answers for, deleted by the operator.
+    net.dns
+        .mx("c.test", 10, "mx.c.test")
+        .a("mx.c.test", net.ip(30));
+    submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["dave@c.test"],
+        &message("dave@c.test", "never"),
+    );
+    net.wait(20, "an attempt", &[&a], || {
+        attempts(&queue_show(&net, &a).1) >= 1
+    });
+    let (id, _) = queue_show(&net, &a);
+    let out = a.admin_ok(&["queue", "delete", &id.to_string()]);
+    assert_eq!(out.trim(), format!("deleted queued message {id}"));
+    assert!(net.queue(&a).is_empty());
+    let missing = a.admin(&["queue", "show", &id.to_string()]);
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("not found"),
+        "{}",
+        text(&missing.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        net.inbox(&a, "alice@a.test").is_empty(),
+        "no bounce after delete"
+    );
+}
+
+/// RFC 5321 §5.1: the best MX does not answer; the next one gets the mail.
+#[test]
+fn unreachable_first_mx_falls_back_to_the_next() {
+    let net = MailNet::new(103);
+    let a = net.tern(10, "a.test", &[], "");
+    let b = net.tern(20, "b.test", &[CAROL], "");
+    // Preference 5 is better than b's 10; nothing listens there.
+    net.dns
+        .mx("b.test", 5, "dead.b.test")
+        .a("dead.b.test", net.ip(21));
+    submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["carol@b.test"],
+        &message("carol@b.test", "fallback"),
+    );
+    net.wait(20, "delivery through the second MX", &[&a, &b], || {
+        net.inbox(&b, "carol@b.test").len() == 1
+    });
+    let log = a.log();
+    let dead = format!("mx=dead.b.test ip={}", net.ip(21));
+    assert!(
+        log.contains(&dead),
+        "the first MX was tried:\n{}",
+        common::tail(&log, 20)
+    );
+    assert!(net.inbox(&a, "alice@a.test").is_empty(), "no bounce");
+}
+
+/// A null MX (RFC 7505) and a domain that does not exist bounce at once, not
+/// after the retry schedule.
+#[test]
+fn null_mx_and_nxdomain_bounce_at_once() {
+    let net = MailNet::new(104);
+    let a = net.tern(10, "a.test", &[], "[queue]\nretry = [\"1h\"]\n");
+    net.dns.mx("nomail.test", 0, ".");
+    submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["x@nomail.test", "y@gone.test"],
+        &message("x@nomail.test", "nowhere"),
+    );
+    net.wait(15, "the bounce", &[&a], || {
+        net.inbox(&a, "alice@a.test").len() == 1
+    });
+    let bounce = text(&net.inbox(&a, "alice@a.test")[0]);
+    assert!(
+        bounce.contains(
+            "Final-Recipient: rfc822; x@nomail.test\r\nAction: failed\r\nStatus: 5.1.10\r\n"
+        ),
+        "{bounce}"
+    );
+    assert!(
+        bounce.contains(
+            "Final-Recipient: rfc822; y@gone.test\r\nAction: failed\r\nStatus: 5.1.2\r\n"
+        ),
+        "{bounce}"
+    );
+    assert!(net.queue(&a).is_empty());
+}
+
+/// SERVFAIL is temporary: retried, never bounced; delivered when DNS recovers.
+#[test]
+fn servfail_is_retried_not_bounced() {
+    let net = MailNet::new(105);
+    let a = net.tern(10, "a.test", &[], "");
+    let b = net.tern(20, "b.test", &[CAROL], "");
+    net.dns.servfail("b.test");
+    submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["carol@b.test"],
+        &message("carol@b.test", "flaky"),
+    );
+    net.wait(20, "three attempts", &[&a], || {
+        attempts(&queue_show(&net, &a).1) >= 3
+    });
+    let (_, show) = queue_show(&net, &a);
+    assert!(show.contains("451 4.4.3 DNS:"), "{show}");
+    assert!(
+        net.inbox(&a, "alice@a.test").is_empty(),
+        "no bounce for SERVFAIL"
+    );
+    net.dns.answer_again("b.test");
+    net.wait(20, "delivery once DNS answers", &[&a, &b], || {
+        net.inbox(&b, "carol@b.test").len() == 1
+    });
+    assert!(net.inbox(&a, "alice@a.test").is_empty());
+}
+
+/// RFC 5321 §6.1, hardening.md C-RL8: mail from <> that cannot be delivered
+/// is dropped with a log line, never bounced; the same failure from a real
+/// sender is bounced.
+#[test]
+fn undeliverable_mail_from_null_sender_is_not_bounced() {
+    let net = MailNet::new(106);
+    let a = net.tern(10, "a.test", &[], "");
+    // fwd@a.test forwards to carol@far.test; far.test does not exist.
+    let mx = a.addr("smtp");
+    testkit::send_smtp(mx, "", "fwd@a.test", "Subject: from null\r\n\r\nx");
+    net.wait(15, "the failure", &[&a], || {
+        a.log().contains("no delivery status notification")
+    });
+    assert!(net.queue(&a).is_empty());
+    testkit::send_smtp(mx, "bob@a.test", "fwd@a.test", "Subject: from bob\r\n\r\nx");
+    net.wait(15, "bob's bounce", &[&a], || {
+        net.inbox(&a, "bob@a.test").len() == 1
+    });
+    let bounce = text(&net.inbox(&a, "bob@a.test")[0]);
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; carol@far.test"),
+        "{bounce}"
+    );
+    // RFC 3461 §4.2: the original recipient is kept through the alias.
+    assert!(
+        bounce.contains("Original-Recipient: rfc822; fwd@a.test"),
+        "{bounce}"
+    );
+    assert!(net.inbox(&a, "alice@a.test").is_empty());
+}
+
+/// hardening.md C-FT1: kill -9 with mail in the queue; after the restart all of
+/// it is delivered, each message once.
+#[test]
+fn queued_mail_survives_kill_9() {
+    let net = MailNet::new(107);
+    let mut a = net.tern(10, "a.test", &[], "");
+    net.dns
+        .mx("b.test", 10, "mx.b.test")
+        .a("mx.b.test", net.ip(20));
+    for i in 0..3 {
+        submit(
+            &a,
+            ALICE.0,
+            ALICE.1,
+            &["carol@b.test"],
+            &message("carol@b.test", &format!("crash{i}")),
+        );
+    }
+    net.wait(20, "attempts on every message", &[&a], || {
+        let q = net.queue(&a);
+        q.len() == 3
+            && q.iter()
+                .all(|m| attempts(&a.admin_ok(&["queue", "show", &m.id.to_string()])) >= 1)
+    });
+    a.kill();
+    let b = net.tern(20, "b.test", &[CAROL], "");
+    a.spawn();
+    net.wait(30, "three deliveries", &[&a, &b], || {
+        net.inbox(&b, "carol@b.test").len() == 3
+    });
+    net.wait(10, "an empty queue", &[&a], || net.queue(&a).is_empty());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let subjects: Vec<String> = net
+        .inbox(&b, "carol@b.test")
+        .iter()
+        .map(|m| {
+            text(m)
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let mut sorted = subjects.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 3, "each message once: {subjects:?}");
+}
+
+/// A peer that is not Tern (aiosmtpd: no PIPELINING, no CHUNKING, no DSN, no
+/// STARTTLS) greylists the first attempt: Tern retries; the data arrives
+/// dot-stuffed correctly and with CRLF only (C-SM4); NOTIFY=SUCCESS, which the
+/// peer cannot carry on, gets a "relayed" report (RFC 3461 §5.2.2.1).
+#[test]
+fn greylisting_peer_that_is_not_tern() {
+    let net = MailNet::new(108);
+    let a = net.tern(10, "a.test", &[], "");
+    let sink = Sink::start(net.ip(20), mx_port(), &["--greylist"]);
+    net.dns
+        .mx("sink.test", 10, "mx.sink.test")
+        .a("mx.sink.test", net.ip(20));
+    submit_with(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["u@sink.test"],
+        &["NOTIFY=SUCCESS,FAILURE"],
+        &message("u@sink.test", "grey"),
+    );
+    net.wait(20, "delivery to the sink", &[&a], || {
+        sink.messages().len() == 1
+    });
+    let (meta, content) = &sink.messages()[0];
+    assert!(
+        meta.contains("\"mail_from\": \"alice@a.test\"")
+            && meta.contains("\"helo\": \"mx.a.test\""),
+        "{meta}"
+    );
+    let content = text(content);
+    assert!(
+        content.contains("\r\nHello.\r\n.\r\n..two dots\r\nBye.\r\n"),
+        "{content}"
+    );
+    assert!(
+        content
+            .bytes()
+            .zip(content.bytes().skip(1))
+            .all(|(x, y)| y != b'\n' || x == b'\r'),
+        "bare LF on the wire"
+    );
+    assert!(
+        a.log().contains("451 4.7.1 greylisted"),
+        "the first attempt was greylisted"
+    );
+    net.wait(15, "the relayed report", &[&a], || {
+        net.inbox(&a, "alice@a.test").len() == 1
+    });
+    let report = text(&net.inbox(&a, "alice@a.test")[0]);
+    assert!(
+        report.contains(
+            "Final-Recipient: rfc822; u@sink.test\r\nAction: relayed\r\nStatus: 2.0.0\r\n"
+        ),
+        "{report}"
+    );
+}
+
+/// What the next server says it cannot take is not sent: a message over its
+/// SIZE (RFC 1870 §6) and a message that needs SMTPUTF8 (RFC 6531 §3.4) to a
+/// server without it bounce without a transaction.
+#[test]
+fn size_and_smtputf8_limits_of_the_peer() {
+    let net = MailNet::new(109);
+    let a = net.tern(10, "a.test", &[], "");
+    let sink = Sink::start(net.ip(20), mx_port(), &["--size", "2000"]);
+    net.dns
+        .mx("sink.test", 10, "mx.sink.test")
+        .a("mx.sink.test", net.ip(20));
+    let big = format!("{}{}\r\n", message("u@sink.test", "big"), "x".repeat(3000));
+    submit(&a, ALICE.0, ALICE.1, &["u@sink.test"], &big);
+    submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["jörg@sink.test"],
+        &message("jörg@sink.test", "utf8"),
+    );
+    net.wait(20, "two bounces", &[&a], || {
+        net.inbox(&a, "alice@a.test").len() == 2
+    });
+    let bounces: String = net
+        .inbox(&a, "alice@a.test")
+        .iter()
+        .map(|m| text(m))
+        .collect();
+    assert!(
+        bounces.contains("Action: failed\r\nStatus: 5.3.4\r\n"),
+        "{bounces}"
+    );
+    assert!(
+        bounces.contains("Action: failed\r\nStatus: 5.6.7\r\n"),
+        "{bounces}"
+    );
+    assert!(sink.messages().is_empty());
+}
+
+/// RFC 5321 §5.1, hardening.md C-RL10: an MX that is this server, by name or
+/// by address, is a loop: 5.4.6, never a delivery to itself.
+#[test]
+fn mx_pointing_back_is_a_loop() {
+    let net = MailNet::new(110);
+    let a = net.tern(10, "a.test", &[], "");
+    net.dns.mx("loop.test", 10, "mx.a.test");
+    net.dns
+        .mx("alias.test", 10, "other.alias.test")
+        .a("other.alias.test", net.ip(10));
+    submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["x@loop.test", "y@alias.test"],
+        &message("x@loop.test", "loop"),
+    );
+    net.wait(15, "the bounce", &[&a], || {
+        net.inbox(&a, "alice@a.test").len() == 1
+    });
+    let bounce = text(&net.inbox(&a, "alice@a.test")[0]);
+    assert!(
+        bounce.contains(
+            "Final-Recipient: rfc822; x@loop.test\r\nAction: failed\r\nStatus: 5.4.6\r\n"
+        ),
+        "{bounce}"
+    );
+    assert!(
+        bounce.contains(
+            "Final-Recipient: rfc822; y@alias.test\r\nAction: failed\r\nStatus: 5.4.6\r\n"
+        ),
+        "{bounce}"
+    );
+    assert!(net.queue(&a).is_empty());
+}
+
+/// A smarthost with AUTH: all mail goes through it, over TLS, authenticated;
+/// one that offers no TLS never sees the password.
+#[test]
+fn smarthost_with_authentication() {
+    let net = MailNet::new(111);
+    let tls = tempfile::tempdir().unwrap();
+    ::net::tls::Identity::self_signed(tls.path(), &["relay.test".into()]).unwrap();
+    let (cert, key) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
+    let relay = Sink::start(
+        net.ip(30),
+        2587,
+        &[
+            "--tls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            "--auth",
+            "relayuser:relaypw",
+        ],
+    );
+    let smarthost = |port: u16| {
+        format!(
+            "[outbound.smarthost]\nhost = \"{}:{port}\"\nuser = \"relayuser\"\npassword = \"relaypw\"\n",
+            net.ip(30)
+        )
+    };
+    let a = net.tern(10, "a.test", &[], &smarthost(2587));
+    // far.test is not in DNS at all: the relay route needs no lookup.
+    submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["someone@far.test"],
+        &message("someone@far.test", "relayed"),
+    );
+    net.wait(20, "delivery through the relay", &[&a], || {
+        relay.messages().len() == 1
+    });
+    let (meta, _) = &relay.messages()[0];
+    assert!(
+        meta.contains("\"tls\": true") && meta.contains("\"auth\": true"),
+        "{meta}"
+    );
+
+    let plain = Sink::start(net.ip(31), 2587, &["--auth", "relayuser:relaypw"]);
+    let b = net.tern(
+        11,
+        "b.test",
+        &[CAROL],
+        &smarthost(2587).replace(&net.ip(30).to_string(), &net.ip(31).to_string()),
+    );
+    submit(
+        &b,
+        CAROL.0,
+        CAROL.1,
+        &["someone@far.test"],
+        &message_from(CAROL.0, "someone@far.test", "plain"),
+    );
+    net.wait(20, "a refused attempt", &[&b], || {
+        attempts(&queue_show(&net, &b).1) >= 1
+    });
+    let (_, show) = queue_show(&net, &b);
+    assert!(
+        show.contains("not sending the password in the clear"),
+        "{show}"
+    );
+    assert!(plain.messages().is_empty());
+}
+
+/// RFC 3464 "delayed": with `delay_warning`, the sender hears once that the
+/// message is still being retried, then nothing more until it is delivered.
+#[test]
+fn delay_warning_once() {
+    let net = MailNet::new(112);
+    let a = net.tern(10, "a.test", &[], "[queue]\ndelay_warning = \"2s\"\n");
+    net.dns
+        .mx("b.test", 10, "mx.b.test")
+        .a("mx.b.test", net.ip(20));
+    submit(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["carol@b.test"],
+        &message("carol@b.test", "slow"),
+    );
+    net.wait(20, "the delay warning", &[&a], || {
+        net.inbox(&a, "alice@a.test").len() == 1
+    });
+    let warning = text(&net.inbox(&a, "alice@a.test")[0]);
+    for want in [
+        "Subject: Delayed Mail (still being retried)\r\n",
+        "Final-Recipient: rfc822; carol@b.test\r\nAction: delayed\r\nStatus: 4.4.2\r\n",
+        "Will-Retry-Until: ",
+        "Content-Type: text/rfc822-headers\r\n",
+    ] {
+        assert!(warning.contains(want), "warning lacks {want:?}:\n{warning}");
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(net.inbox(&a, "alice@a.test").len(), 1, "one warning only");
+    let b = net.tern(20, "b.test", &[CAROL], "");
+    net.wait(20, "the delivery", &[&a, &b], || {
+        net.inbox(&b, "carol@b.test").len() == 1
+    });
+    assert_eq!(net.inbox(&a, "alice@a.test").len(), 1);
+}

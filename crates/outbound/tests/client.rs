@@ -1,0 +1,453 @@
+//! Tern's SMTP client against scripted servers on a real socket: every stage's
+//! 4xx and 5xx, garbage replies, stalls, a server that injects data before TLS
+//! (hardening.md C-OB1..C-OB6, C-TLS6, C-SM4).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use outbound::client::{
+    ClientError, ClientSettings, OutEnvelope, OutRecipient, RcptResult, Session, Timeouts,
+};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// One step of what the scripted server does.
+enum Step {
+    /// Send this text.
+    Say(String),
+    /// Read one command line; it must start with this.
+    Hear(&'static str),
+    /// Read message data up to the final dot line.
+    Data,
+    /// Read `BDAT n LAST` and its n bytes.
+    Bdat,
+    /// Become the TLS server side.
+    Tls,
+    /// Answer nothing for a while.
+    Stall(Duration),
+}
+use Step::*;
+
+fn say(s: &str) -> Step {
+    Say(s.to_string())
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Serve one connection with `script`; what the client sent is collected.
+async fn server(script: Vec<Step>) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
+        for step in script {
+            match step {
+                Say(s) => {
+                    if io.get_mut().write_all(s.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                Hear(prefix) => {
+                    let mut line = String::new();
+                    if io.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    log.lock().unwrap().extend_from_slice(line.as_bytes());
+                    assert!(
+                        line.starts_with(prefix),
+                        "expected {prefix:?}, heard {line:?}"
+                    );
+                }
+                Data => loop {
+                    let mut line = Vec::new();
+                    if io.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    log.lock().unwrap().extend_from_slice(&line);
+                    if line == b".\r\n" {
+                        break;
+                    }
+                },
+                Bdat => {
+                    let mut line = String::new();
+                    io.read_line(&mut line).await.unwrap();
+                    let n: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+                    let mut chunk = vec![0u8; n];
+                    io.read_exact(&mut chunk).await.unwrap();
+                    let mut l = log.lock().unwrap();
+                    l.extend_from_slice(line.as_bytes());
+                    l.extend_from_slice(&chunk);
+                }
+                Tls => {
+                    let dir = tempfile::tempdir().unwrap();
+                    let identity =
+                        net::tls::Identity::self_signed(dir.path(), &["mx.test".into()]).unwrap();
+                    let acceptor =
+                        tokio_rustls::TlsAcceptor::from(identity.server_config(&[]).unwrap());
+                    let tls = acceptor.accept(io.into_inner()).await.unwrap();
+                    io = BufReader::new(Box::new(tls));
+                }
+                Stall(d) => tokio::time::sleep(d).await,
+            }
+        }
+        // Keep the connection open until the client goes.
+        let mut rest = Vec::new();
+        let _ = io.read_to_end(&mut rest).await;
+    });
+    (addr, heard)
+}
+
+fn settings(timeout: Duration) -> ClientSettings {
+    ClientSettings {
+        helo_name: "mx.a.test".into(),
+        timeouts: Timeouts {
+            connect: timeout,
+            greeting: timeout,
+            command: timeout,
+            data_init: timeout,
+            data_block: timeout,
+            data_final: timeout,
+        },
+        source: None,
+        tls: net::tls::opportunistic_client(&[]).unwrap(),
+    }
+}
+
+async fn open(addr: SocketAddr, try_tls: bool) -> Result<Session, ClientError> {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    Session::open(
+        "mx.test",
+        ip,
+        addr.port(),
+        &settings(Duration::from_secs(2)),
+        try_tls,
+    )
+    .await
+}
+
+fn envelope(to: &[&str]) -> OutEnvelope {
+    OutEnvelope {
+        sender: "alice@a.test".into(),
+        recipients: to
+            .iter()
+            .map(|a| OutRecipient {
+                address: a.to_string(),
+                notify: None,
+                orcpt: None,
+            })
+            .collect(),
+        envid: None,
+        ret: None,
+        smtputf8: false,
+        eight_bit: false,
+    }
+}
+
+const MESSAGE: &[u8] = b"Subject: t\r\n\r\nline\r\n.\r\n.x\nbare LF\rbare CR\r\n";
+
+/// The plain EHLO of a server with PIPELINING (no CHUNKING, no DSN).
+fn greet_and_ehlo() -> Vec<Step> {
+    vec![
+        say("220 mx.test ESMTP\r\n"),
+        Hear("EHLO mx.a.test"),
+        say("250-mx.test\r\n250-PIPELINING\r\n250 SIZE 100000\r\n"),
+    ]
+}
+
+fn codes(results: &[RcptResult]) -> Vec<(char, u16)> {
+    results
+        .iter()
+        .map(|r| match r {
+            RcptResult::Delivered(x) => ('D', x.code),
+            RcptResult::Temporary(x) => ('T', x.code),
+            RcptResult::Permanent(x) => ('P', x.code),
+        })
+        .collect()
+}
+
+/// C-OB4 and C-SM4: one recipient refused, the others get the message, which
+/// leaves dot-stuffed with CRLF only.
+#[tokio::test]
+async fn one_refused_recipient_and_clean_data() {
+    let mut script = greet_and_ehlo();
+    script.extend([
+        Hear("MAIL FROM:<alice@a.test> SIZE="),
+        Hear("RCPT TO:<x@b.test>"),
+        Hear("RCPT TO:<nobody@b.test>"),
+        Hear("RCPT TO:<y@b.test>"),
+        say("250 ok\r\n250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n"),
+        Hear("DATA"),
+        say("354 go\r\n"),
+        Data,
+        say("250 2.0.0 queued\r\n"),
+    ]);
+    let (addr, heard) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    let results = s
+        .send(
+            &envelope(&["x@b.test", "nobody@b.test", "y@b.test"]),
+            MESSAGE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(codes(&results), [('D', 250), ('P', 550), ('D', 250)]);
+    assert_eq!(results[1].reply().status(), "5.1.1");
+    let heard = String::from_utf8(heard.lock().unwrap().clone()).unwrap();
+    assert!(
+        heard.ends_with(
+            "DATA\r\nSubject: t\r\n\r\nline\r\n..\r\n..x\r\nbare LF\r\nbare CR\r\n.\r\n"
+        ),
+        "{heard:?}"
+    );
+}
+
+/// C-OB3: 4xx at each stage is temporary for the recipients concerned.
+#[tokio::test]
+async fn temporary_failures_at_each_stage() {
+    // 421 at the greeting.
+    let (addr, _) = server(vec![say("421 4.3.2 busy\r\n")]).await;
+    let e = open(addr, true).await.err().unwrap();
+    assert!(
+        matches!(&e, ClientError::Reply { reply, .. } if reply.code == 421),
+        "{e:?}"
+    );
+    assert!(e.permanent_reply().is_none());
+
+    // 450 at one RCPT, 451 after DATA for the rest.
+    let mut script = greet_and_ehlo();
+    script.extend([
+        Hear("MAIL"),
+        Hear("RCPT"),
+        Hear("RCPT"),
+        say("250 ok\r\n450 4.2.1 mailbox busy\r\n250 ok\r\n"),
+        Hear("DATA"),
+        say("354 go\r\n"),
+        Data,
+        say("451 4.3.0 local error\r\n"),
+    ]);
+    let (addr, _) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    let results = s
+        .send(&envelope(&["x@b.test", "y@b.test"]), MESSAGE)
+        .await
+        .unwrap();
+    assert_eq!(codes(&results), [('T', 450), ('T', 451)]);
+}
+
+/// C-OB4: 5xx to MAIL or after the data is final for every recipient.
+#[tokio::test]
+async fn permanent_failures_of_the_transaction() {
+    let mut script = greet_and_ehlo();
+    script.extend([
+        Hear("MAIL"),
+        Hear("RCPT"),
+        say("553 5.7.1 sender refused\r\n503 5.5.1 no MAIL\r\n"),
+        Hear("RSET"),
+        say("250 ok\r\n"),
+    ]);
+    let (addr, _) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    let e = s
+        .send(&envelope(&["x@b.test"]), MESSAGE)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.permanent_reply().map(|r| r.code), Some(553));
+
+    let mut script = greet_and_ehlo();
+    script.extend([
+        Hear("MAIL"),
+        Hear("RCPT"),
+        say("250 ok\r\n250 ok\r\n"),
+        Hear("DATA"),
+        say("354 go\r\n"),
+        Data,
+        say("554 5.7.1 spam\r\n"),
+    ]);
+    let (addr, _) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
+    assert_eq!(codes(&results), [('P', 554)]);
+}
+
+/// C-OB1, C-OB2: oversized and malformed replies are protocol errors (so
+/// temporary), never a delivery.
+#[tokio::test]
+async fn garbage_replies_are_temporary_errors() {
+    let endless: String = "250-x\r\n".repeat(100_000);
+    let long_line = format!("250 {}\r\n", "x".repeat(1_000_000));
+    for bad in [endless, long_line] {
+        let (addr, _) = server(vec![say("220 mx.test\r\n"), Hear("EHLO"), Say(bad)]).await;
+        let e = open(addr, true).await.err().unwrap();
+        assert!(matches!(e, ClientError::Protocol(_)), "{e:?}");
+    }
+    for bad in ["999 x\r\n", "25 x\r\n", "2500 ok\r\n", "250x\r\n"] {
+        let mut script = greet_and_ehlo();
+        script.extend([
+            Hear("MAIL"),
+            Hear("RCPT"),
+            say("250 ok\r\n250 ok\r\n"),
+            Hear("DATA"),
+            say("354 go\r\n"),
+            Data,
+            say(bad),
+        ]);
+        let (addr, _) = server(script).await;
+        let mut s = open(addr, true).await.unwrap();
+        let e = s
+            .send(&envelope(&["x@b.test"]), MESSAGE)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, ClientError::Protocol(_)), "{bad:?}: {e:?}");
+        assert!(e.permanent_reply().is_none());
+    }
+}
+
+/// C-OB5, C-OB6: a server that never greets, one that stalls after the data,
+/// one that hangs up after the dot: timeouts and errors, never "delivered".
+#[tokio::test]
+async fn stalls_and_hangups() {
+    let (addr, _) = server(vec![Stall(Duration::from_secs(10))]).await;
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let fast = settings(Duration::from_millis(300));
+    let e = Session::open("mx.test", ip, addr.port(), &fast, true)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e, ClientError::Timeout("the greeting"));
+
+    let mut script = greet_and_ehlo();
+    script.extend([
+        Hear("MAIL"),
+        Hear("RCPT"),
+        say("250 ok\r\n250 ok\r\n"),
+        Hear("DATA"),
+        say("354 go\r\n"),
+        Data,
+        Stall(Duration::from_secs(10)),
+    ]);
+    let (addr, _) = server(script).await;
+    let mut s = Session::open("mx.test", ip, addr.port(), &fast, true)
+        .await
+        .unwrap();
+    let e = s
+        .send(&envelope(&["x@b.test"]), MESSAGE)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e, ClientError::Timeout("the reply after the data"));
+
+        // A server that reads the dot and hangs up without a reply.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut io = BufReader::new(tcp);
+        io.get_mut().write_all(b"220 mx.test\r\n").await.unwrap();
+        let mut line = String::new();
+        while io.read_line(&mut line).await.unwrap_or(0) > 0 {
+            let reply: &[u8] = match line.as_str() {
+                l if l.starts_with("EHLO") => b"250 mx.test\r\n",
+                l if l.starts_with("DATA") => b"354 go\r\n",
+                ".\r\n" => return, // hang up instead of answering
+                l if l.starts_with("MAIL") || l.starts_with("RCPT") => b"250 ok\r\n",
+                _ => b"",
+            };
+            io.get_mut().write_all(reply).await.unwrap();
+            line.clear();
+        }
+    });
+    let mut s = Session::open("mx.test", ip, port, &fast, true)
+        .await
+        .unwrap();
+    let e = s
+        .send(&envelope(&["x@b.test"]), MESSAGE)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, ClientError::Protocol(_)), "{e:?}");
+}
+
+/// C-TLS6: what the server sent after its 220 to STARTTLS, before the
+/// handshake, is dropped; the session goes on over TLS with a fresh EHLO.
+#[tokio::test]
+async fn injected_plaintext_before_tls_is_dropped() {
+    let script = vec![
+        say("220 mx.test\r\n"),
+        Hear("EHLO"),
+        say("250-mx.test\r\n250 STARTTLS\r\n"),
+        Hear("STARTTLS"),
+        say("220 go ahead\r\n250 injected\r\n"),
+        Tls,
+        Hear("EHLO"),
+        say("250-mx.test\r\n250 CHUNKING\r\n"),
+        Hear("MAIL FROM:<alice@a.test>\r\n"),
+        say("250 ok\r\n"),
+        Hear("RCPT"),
+        say("451 4.7.1 greylisted\r\n"),
+        Hear("RSET"),
+        say("250 ok\r\n"),
+    ];
+    let (addr, _) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    assert!(s.tls.as_deref().unwrap().starts_with("TLSv1.3"));
+    assert!(
+        s.ext.chunking && !s.ext.starttls,
+        "extensions come from the EHLO after TLS"
+    );
+    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
+    assert_eq!(codes(&results), [('T', 451)], "not the injected 250");
+}
+
+/// A server without EHLO gets HELO and a plain transaction; CHUNKING sends BDAT
+/// without dot-stuffing.
+#[tokio::test]
+async fn helo_fallback_and_bdat() {
+    let script = vec![
+        say("220 old.test\r\n"),
+        Hear("EHLO mx.a.test"),
+        say("502 5.5.2 what?\r\n"),
+        Hear("HELO mx.a.test"),
+        say("250 old.test\r\n"),
+        Hear("MAIL FROM:<alice@a.test>\r\n"),
+        say("250 ok\r\n"),
+        Hear("RCPT TO:<x@b.test>\r\n"),
+        say("250 ok\r\n"),
+        Hear("DATA"),
+        say("354 go\r\n"),
+        Data,
+        say("250 ok\r\n"),
+    ];
+    let (addr, _) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
+    assert_eq!(codes(&results), [('D', 250)]);
+
+    let script = vec![
+        say("220 new.test\r\n"),
+        Hear("EHLO"),
+        say("250-new.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+        Hear("MAIL"),
+        Hear("RCPT"),
+        say("250 ok\r\n250 ok\r\n"),
+        Bdat,
+        say("250 ok\r\n"),
+    ];
+    let (addr, heard) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
+    assert_eq!(codes(&results), [('D', 250)]);
+    let heard = String::from_utf8(heard.lock().unwrap().clone()).unwrap();
+    let body = "Subject: t\r\n\r\nline\r\n.\r\n.x\r\nbare LF\r\nbare CR\r\n";
+    assert!(
+        heard.ends_with(&format!("BDAT {} LAST\r\n{body}", body.len())),
+        "{heard:?}"
+    );
+}

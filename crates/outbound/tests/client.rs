@@ -344,7 +344,7 @@ async fn stalls_and_hangups() {
         .unwrap();
     assert_eq!(e, ClientError::Timeout("the reply after the data"));
 
-        // A server that reads the dot and hangs up without a reply.
+    // A server that reads the dot and hangs up without a reply.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {

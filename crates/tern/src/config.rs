@@ -700,6 +700,42 @@ source = "127.0.0.10"
     }
 
     #[test]
+    fn outbound_settings() {
+        let c = Config::parse(
+            "[outbound.smarthost]\nhost = \"relay.test\"\nuser = \"u\"\npassword = \"p\"\n\
+             [queue]\ndelay_warning = \"4h\"\n",
+        )
+        .unwrap();
+        let s = c.outbound.smarthost.unwrap();
+        assert_eq!(s.address().unwrap(), ("relay.test".to_string(), 587));
+        assert_eq!(
+            c.queue.delay_warning,
+            Some(Seconds(Duration::from_secs(14_400)))
+        );
+        assert_eq!(c.outbound.max_per_domain, 4);
+        let at = |host: &str| {
+            Smarthost {
+                host: host.into(),
+                user: None,
+                password: None,
+                domains: vec![],
+            }
+            .address()
+        };
+        assert_eq!(
+            at("relay.test:2525").unwrap(),
+            ("relay.test".to_string(), 2525)
+        );
+        assert_eq!(at("[::1]:25").unwrap(), ("::1".to_string(), 25));
+        assert!(at("relay.test:smtp").is_err());
+        let e =
+            Config::parse("[outbound.smarthost]\nhost = \"r.test\"\nuser = \"u\"\n").unwrap_err();
+        assert!(e.contains("user and password"), "{e}");
+        let e = Config::parse("[queue]\nretry = [\"0s\"]\n").unwrap_err();
+        assert!(e.contains("queue.retry"), "{e}");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));

@@ -215,6 +215,13 @@ fn dns_records_and_queue() {
         "a.test. 3600 IN MX 10 mx.a.test.\n"
     );
     assert_eq!(e.ok(&["queue", "list"]), "");
+    e.fails(&["queue", "show", "7"], "queued message 7 not found");
+    e.fails(&["queue", "delete", "7"], "queued message 7");
+    e.fails(&["queue", "retry", "7"], "queued message 7 not found");
+    assert_eq!(
+        e.ok(&["queue", "retry", "--all"]),
+        "0 recipient(s) due now\n"
+    );
 }
 
 #[test]
@@ -239,6 +246,9 @@ fn help_on_every_command() {
         &["dns", "records"],
         &["queue"],
         &["queue", "list"],
+        &["queue", "show"],
+        &["queue", "retry"],
+        &["queue", "delete"],
     ];
     for c in commands {
         let out = Command::new(common::BIN)

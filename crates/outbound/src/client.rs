@@ -398,13 +398,25 @@ impl Session {
         let mut commands = vec![self.mail_command(env, data.len())];
         commands.extend(env.recipients.iter().map(|r| self.rcpt_command(r)));
         let mut replies = Vec::new();
+        let mut data_reply = None;
         if self.ext.pipelining {
-            // RFC 2920: MAIL and RCPTs in one group.
-            let batch: String = commands.iter().map(|c| format!("{c}\r\n")).collect();
+            // RFC 2920 §3.1: MAIL, the RCPTs and DATA in one group (BDAT waits:
+            // the content should not go out before a recipient was accepted).
+            let with_data = !self.ext.chunking;
+            let mut batch: String = commands.iter().map(|c| format!("{c}\r\n")).collect();
+            if with_data {
+                batch.push_str("DATA\r\n");
+            }
             self.write(batch.as_bytes(), self.timeouts.command).await?;
             for _ in &commands {
                 replies.push(
                     self.read(self.timeouts.command, "a MAIL or RCPT reply")
+                        .await?,
+                );
+            }
+            if with_data {
+                data_reply = Some(
+                    self.read(self.timeouts.data_init, "the 354 after DATA")
                         .await?,
                 );
             }
@@ -420,7 +432,7 @@ impl Session {
         }
         let mail = replies.remove(0);
         if !mail.is_positive() {
-            self.reset().await;
+            self.abandon(data_reply).await;
             return Err(ClientError::Reply {
                 reply: mail,
                 stage: "MAIL",
@@ -435,10 +447,10 @@ impl Session {
             })
             .collect();
         if results.iter().all(Option::is_some) {
-            self.reset().await;
+            self.abandon(data_reply).await;
             return Ok(results.into_iter().flatten().collect());
         }
-        let final_reply = self.content(data).await?;
+        let final_reply = self.content(data, data_reply).await?;
         let outcome = |r: &Reply| match r.code {
             200..=299 => RcptResult::Delivered(r.clone()),
             500.. => RcptResult::Permanent(r.clone()),
@@ -487,8 +499,22 @@ impl Session {
         c
     }
 
-    /// The message: BDAT when CHUNKING is offered, else DATA with dot-stuffing.
-    async fn content(&mut self, data: &[u8]) -> Result<Reply, ClientError> {
+    /// End a transaction that will not carry the message. A pipelined DATA that
+    /// got 354 anyway gets an empty message (RFC 2920 §3.1); then RSET.
+    async fn abandon(&mut self, data_reply: Option<Reply>) {
+        if data_reply.is_some_and(|r| r.code == 354) {
+            let _ = self.command(".", "the reply after an empty message").await;
+        }
+        self.reset().await;
+    }
+
+    /// The message: BDAT when CHUNKING is offered, else DATA with dot-stuffing
+    /// (`data_reply`: the answer to a DATA already sent in a pipelined group).
+    async fn content(
+        &mut self,
+        data: &[u8],
+        data_reply: Option<Reply>,
+    ) -> Result<Reply, ClientError> {
         if self.ext.chunking {
             let body = wire_form(data, false);
             let mut out = format!("BDAT {} LAST\r\n", body.len()).into_bytes();
@@ -498,12 +524,20 @@ impl Session {
                 .read(self.timeouts.data_final, "the reply after BDAT")
                 .await;
         }
-        let r = self.command("DATA", "the 354 after DATA").await?;
+        let r = match data_reply {
+            Some(r) => r,
+            None => self.command("DATA", "the 354 after DATA").await?,
+        };
         if r.code != 354 {
-            return Err(ClientError::Reply {
-                reply: r,
-                stage: "DATA",
-            });
+            if r.is_positive() {
+                return Err(ClientError::Protocol(format!(
+                    "DATA answered {} instead of 354",
+                    r.one_line()
+                )));
+            }
+            // Refused: that is the answer for the accepted recipients.
+            self.reset().await;
+            return Ok(r);
         }
         let mut body = wire_form(data, true);
         body.extend_from_slice(b".\r\n");

@@ -392,10 +392,13 @@ impl Runner {
             attempts,
             outcomes: settled.into_iter().map(|(_, o)| o).collect(),
         };
-        if let Err(e) = self.store.queue_report(report).await {
-            tracing::warn!(queue = job.id, error = %e, "queue: cannot record the attempt");
-            return;
-        }
+        let finished = match self.store.queue_report(report).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(queue = job.id, error = %e, "queue: cannot record the attempt");
+                return;
+            }
+        };
         if let Some(at) = next_due {
             // Kept in monotonic time too (C-FT10): a clock stepping back does not stall it.
             let wait = Duration::from_secs(u64::try_from(at - now()).unwrap_or(0));
@@ -405,10 +408,8 @@ impl Runner {
             .await;
         self.report_progress(&job, &content, &delayed, Action::Delayed)
             .await;
-        match self.store.queue_finish(job.id).await {
-            Ok(Some(done)) => self.report_failures(done).await,
-            Ok(None) => {}
-            Err(e) => tracing::warn!(queue = job.id, error = %e, "queue: cannot finish"),
+        if let Some(done) = finished {
+            self.report_failures(done).await;
         }
     }
 
@@ -509,16 +510,24 @@ impl Runner {
                 return run;
             }
         };
-        // A session kept from the previous message to this domain.
-        if let Some(mut session) = self.take_pooled(domain)
-            && session.reset().await
-            && let Ok(results) = self
-                .transact(&mut session, &env, content, rcpts, &mut run)
+        // A session kept from the previous message to this domain: its last
+        // transaction ended cleanly, so no RSET. If the server has closed it
+        // meanwhile, that is no attempt worth recording: a new connection follows.
+        if let Some(mut session) = self.take_pooled(domain) {
+            let mut reused = DomainRun::new();
+            match self
+                .transact(&mut session, &env, content, rcpts, &mut reused)
                 .await
-        {
-            run.results = results;
-            self.give_back(domain, session);
-            return run;
+            {
+                Ok(results) => {
+                    reused.results = results;
+                    self.give_back(domain, session);
+                    return reused;
+                }
+                Err(reply) => {
+                    tracing::debug!(%domain, reply = %reply.one_line(), "reused session failed");
+                }
+            }
         }
         let mut last_error = crate::client::local_reply(451, "4.4.1", "no MX host answered");
         'hosts: for (i, host) in route.hosts.iter().enumerate() {

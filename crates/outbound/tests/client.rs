@@ -247,7 +247,8 @@ async fn permanent_failures_of_the_transaction() {
     script.extend([
         Hear("MAIL"),
         Hear("RCPT"),
-        say("553 5.7.1 sender refused\r\n503 5.5.1 no MAIL\r\n"),
+        Hear("DATA"),
+        say("553 5.7.1 sender refused\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no RCPT\r\n"),
         Hear("RSET"),
         say("250 ok\r\n"),
     ]);
@@ -274,6 +275,48 @@ async fn permanent_failures_of_the_transaction() {
     let mut s = open(addr, true).await.unwrap();
     let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
     assert_eq!(codes(&results), [('P', 554)]);
+
+    // RFC 2920 §3.1: DATA is refused, except for a recipient already refused.
+    let mut script = greet_and_ehlo();
+    script.extend([
+        Hear("MAIL"),
+        Hear("RCPT"),
+        Hear("RCPT"),
+        Hear("DATA"),
+        say("250 ok\r\n450 4.2.1 busy\r\n250 ok\r\n554 5.6.0 no thanks\r\n"),
+        Hear("RSET"),
+        say("250 ok\r\n"),
+    ]);
+    let (addr, _) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    let results = s
+        .send(&envelope(&["x@b.test", "y@b.test"]), MESSAGE)
+        .await
+        .unwrap();
+    assert_eq!(codes(&results), [('T', 450), ('P', 554)]);
+}
+
+/// RFC 2920 §3.1: a server that says 354 to a pipelined DATA although it
+/// refused every recipient gets an empty message, and nothing is delivered.
+#[tokio::test]
+async fn pipelined_data_after_refused_recipients() {
+    let mut script = greet_and_ehlo();
+    script.extend([
+        Hear("MAIL"),
+        Hear("RCPT"),
+        Hear("DATA"),
+        say("250 ok\r\n550 5.1.1 unknown\r\n354 go on\r\n"),
+        Hear(".\r\n"),
+        say("554 5.5.1 no valid recipients\r\n"),
+        Hear("RSET"),
+        say("250 ok\r\n"),
+    ]);
+    let (addr, heard) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
+    assert_eq!(codes(&results), [('P', 550)]);
+    let heard = String::from_utf8(heard.lock().unwrap().clone()).unwrap();
+    assert!(!heard.contains("Subject"), "{heard:?}");
 }
 
 /// C-OB1, C-OB2: oversized and malformed replies are protocol errors (so

@@ -63,10 +63,10 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<QueueJob>>;
     async fn queue_content(&self, id: i64) -> Result<Option<Vec<u8>>>;
-    /// Record a delivery run: attempts, and each recipient's new state; releases leases.
-    async fn queue_report(&self, report: QueueReport) -> Result<()>;
-    /// If no recipient is left to try, take the message out of the queue and return it.
-    async fn queue_finish(&self, id: i64) -> Result<Option<FinishedMessage>>;
+    /// Record a delivery run: attempts, and each recipient's new state; releases
+    /// leases. If no recipient is left to try, the message leaves the queue in the
+    /// same transaction and comes back (with its content if a recipient failed).
+    async fn queue_report(&self, report: QueueReport) -> Result<Option<FinishedMessage>>;
     async fn queue_show(&self, id: i64) -> Result<Option<QueueDetail>>;
     /// Make recipients due now: one message's, or every one; how many.
     async fn queue_retry(&self, id: Option<i64>, now: i64) -> Result<usize>;
@@ -196,11 +196,8 @@ impl Store for SqliteStore {
     async fn queue_content(&self, id: i64) -> Result<Option<Vec<u8>>> {
         self.sql_queue_content(id).await
     }
-    async fn queue_report(&self, report: QueueReport) -> Result<()> {
+    async fn queue_report(&self, report: QueueReport) -> Result<Option<FinishedMessage>> {
         self.sql_queue_report(report).await
-    }
-    async fn queue_finish(&self, id: i64) -> Result<Option<FinishedMessage>> {
-        self.sql_queue_finish(id).await
     }
     async fn queue_show(&self, id: i64) -> Result<Option<QueueDetail>> {
         self.sql_queue_show(id).await

@@ -340,20 +340,18 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
         remote_mta: Some("mx.b.test".into()),
         warned: true,
     };
-    s.queue_report(QueueReport {
-        queue_id: id,
-        attempts: vec![attempt],
-        outcomes: vec![
-            outcome(x, RecipientState::Deferred(200)),
-            outcome(y, RecipientState::Failed),
-        ],
-    })
-    .await
-    .unwrap();
-    assert!(
-        s.queue_finish(id).await.unwrap().is_none(),
-        "x is still queued"
-    );
+    let finished = s
+        .queue_report(QueueReport {
+            queue_id: id,
+            attempts: vec![attempt],
+            outcomes: vec![
+                outcome(x, RecipientState::Deferred(200)),
+                outcome(y, RecipientState::Failed),
+            ],
+        })
+        .await
+        .unwrap();
+    assert!(finished.is_none(), "x is still queued");
     assert!(
         s.queue_claim(Claim::Due(150), 150, 700, 10)
             .await
@@ -379,21 +377,26 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
             .len(),
         1
     );
-    s.queue_report(QueueReport {
-        queue_id: id,
-        attempts: vec![],
-        outcomes: vec![RecipientOutcome {
-            id: x,
-            state: RecipientState::Delivered,
-            status: "2.0.0".into(),
-            reply: "250 ok".into(),
-            remote_mta: None,
-            warned: false,
-        }],
-    })
-    .await
-    .unwrap();
-    let done = s.queue_finish(id).await.unwrap().unwrap();
+    let done = s
+        .queue_report(QueueReport {
+            queue_id: id,
+            attempts: vec![],
+            outcomes: vec![RecipientOutcome {
+                id: x,
+                state: RecipientState::Delivered,
+                status: "2.0.0".into(),
+                reply: "250 ok".into(),
+                remote_mta: None,
+                warned: false,
+            }],
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !done.content.is_empty(),
+        "y failed: the report needs the content"
+    );
     assert_eq!(done.recipients.len(), 2);
     assert!(done.recipients[0].delivered && !done.recipients[1].delivered);
     assert_eq!(done.recipients[1].orcpt.as_deref(), Some("rfc822;y@c.test"));
@@ -506,4 +509,66 @@ async fn a_failing_job_does_not_spoil_its_batch() {
     }
     assert_eq!((ok, dup), (11, 9));
     assert_eq!(s.list_domains().await.unwrap().len(), 11);
+}
+
+/// A blob goes when the last mailbox entry or queued message pointing to it
+/// goes (expunge, queue delete, account removal), and only then; the cleanup
+/// touches only the blobs concerned, whatever the size of the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_are_freed_with_their_last_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_sqlite(&dir);
+    let blobs = || {
+        let c = rusqlite::Connection::open(dir.path().join("tern.db")).unwrap();
+        c.query_row("SELECT count(*) FROM blobs", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap();
+    let b = s.add_account("bob@a.test", creds("b")).await.unwrap();
+    let queue = QueueInsert {
+        sender: "alice@a.test".into(),
+        recipients: vec![QueueRecipient {
+            address: "x@b.test".into(),
+            orcpt: None,
+            notify: None,
+        }],
+        envid: None,
+        ret: None,
+        smtputf8: false,
+        eight_bit: false,
+    };
+    // One blob shared by alice's INBOX and the queue.
+    let stored = s
+        .store_message(NewMessage {
+            data: b"Subject: shared\r\n\r\nx\r\n".to_vec(),
+            received_at: 0,
+            deliveries: vec![delivery(a.id, "")],
+            queue: Some(queue),
+        })
+        .await
+        .unwrap();
+    assert_eq!(blobs(), 1);
+    let inbox = stored.placed[0].0;
+    s.remove_messages(inbox, vec![1]).await.unwrap();
+    assert_eq!(blobs(), 1, "the queue still needs it");
+    s.queue_delete(stored.queue_id.unwrap()).await.unwrap();
+    assert_eq!(blobs(), 0);
+
+    // One blob in two accounts' INBOXes.
+    let stored = s
+        .store_message(NewMessage {
+            data: b"Subject: both\r\n\r\ny\r\n".to_vec(),
+            received_at: 0,
+            deliveries: vec![delivery(a.id, ""), delivery(b.id, "")],
+            queue: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(blobs(), 1);
+    s.remove_account("alice@a.test").await.unwrap();
+    assert_eq!(blobs(), 1, "bob still has it");
+    let bob_inbox = stored.placed[1].0;
+    s.remove_messages(bob_inbox, vec![1]).await.unwrap();
+    assert_eq!(blobs(), 0);
 }

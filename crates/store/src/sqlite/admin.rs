@@ -178,13 +178,18 @@ impl SqliteStore {
 
     pub(crate) async fn sql_remove_account(&self, address: String) -> Result<()> {
         self.write(move |c| {
+            let blobs = super::mail::blobs_of(
+                c,
+                "m.mailbox_id IN (SELECT b.id FROM mailboxes b JOIN accounts a ON a.id = b.account_id WHERE a.address = ?1)",
+                [&address],
+            )?;
             let n = c
                 .execute("DELETE FROM accounts WHERE address = ?1", [&address])
                 .map_err(sql)?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("account {address}")));
             }
-            super::mail::collect_garbage(c)
+            super::mail::collect_blobs(c, &blobs)
         })
         .await
     }

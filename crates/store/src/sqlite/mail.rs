@@ -15,15 +15,34 @@ use super::{SqliteStore, sql};
 use crate::error::{Result, StoreError};
 use crate::types::*;
 
-/// Delete blobs that no mailbox entry and no queued message points to.
-pub(super) fn collect_garbage(c: &Connection) -> Result<()> {
-    c.execute(
-        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_id = blobs.id)
-           AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.blob_id = blobs.id)",
-        [],
-    )
-    .map_err(sql)?;
+/// Delete those of `blobs` that no mailbox entry and no queued message points
+/// to any more (each is one indexed lookup, whatever the store's size).
+pub(super) fn collect_blobs(c: &Connection, blobs: &[i64]) -> Result<()> {
+    let mut delete = c
+        .prepare_cached(
+            "DELETE FROM blobs WHERE id = ?1
+               AND NOT EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_id = ?1)
+               AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.blob_id = ?1)",
+        )
+        .map_err(sql)?;
+    for id in blobs {
+        delete.execute([id]).map_err(sql)?;
+    }
     Ok(())
+}
+
+/// The blobs of the messages `filter` selects from mailbox_messages (`m`), to
+/// collect once those entries are gone.
+pub(super) fn blobs_of(
+    c: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<i64>> {
+    c.prepare_cached(&format!(
+        "SELECT DISTINCT m.blob_id FROM mailbox_messages m WHERE {filter}"
+    ))
+    .and_then(|mut st| st.query_map(args, |r| r.get(0))?.collect())
+    .map_err(sql)
 }
 
 /// The mailbox a delivery goes to; INBOX when the asked one does not exist.

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::admin::next_uid_validity;
-use super::mail::{MAILBOX_COLUMNS, collect_garbage, insert_entry, mailbox_row};
+use super::mail::{MAILBOX_COLUMNS, blobs_of, collect_blobs, insert_entry, mailbox_row};
 use super::{SqliteStore, sql};
 use crate::error::{Result, StoreError};
 use crate::flags;
@@ -82,19 +82,28 @@ fn remove_entries(c: &Connection, mailbox: MailboxId, uids: &[u32]) -> Result<()
     }
     let modseq = bump(c, mailbox)?;
     let mut del = c
-        .prepare_cached("DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2")
+        .prepare_cached(
+            "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING blob_id",
+        )
         .map_err(sql)?;
     let mut log = c
         .prepare_cached(
             "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
         )
         .map_err(sql)?;
+    let mut blobs = Vec::with_capacity(uids.len());
     for uid in uids {
-        del.execute(params![mailbox, uid]).map_err(sql)?;
+        if let Some(blob) = del
+            .query_row(params![mailbox, uid], |r| r.get::<_, i64>(0))
+            .optional()
+            .map_err(sql)?
+        {
+            blobs.push(blob);
+        }
         log.execute(params![mailbox, uid, modseq as i64])
             .map_err(sql)?;
     }
-    collect_garbage(c)
+    collect_blobs(c, &blobs)
 }
 
 /// Copy entries (same blob, prefix, flags, date) into another mailbox, in UID order.
@@ -154,6 +163,11 @@ impl SqliteStore {
 
     pub(crate) async fn sql_delete_mailbox(&self, account: AccountId, name: String) -> Result<()> {
         self.write(move |c| {
+            let blobs = blobs_of(
+                c,
+                "m.mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2)",
+                params![account, name],
+            )?;
             let n = c
                 .execute(
                     "DELETE FROM mailboxes WHERE account_id = ?1 AND name = ?2",
@@ -163,7 +177,7 @@ impl SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("mailbox {name}")));
             }
-            collect_garbage(c)
+            collect_blobs(c, &blobs)
         })
         .await
     }

@@ -32,6 +32,65 @@ pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Re
     Ok(id)
 }
 
+/// Take a message whose recipients are all done out of the queue. Its content
+/// comes along only when a recipient failed (for the report).
+fn finish_if_done(c: &Connection, id: i64) -> Result<Option<FinishedMessage>> {
+    let pending: i64 = c
+        .prepare_cached(
+            "SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND state = 'queued'",
+        )
+        .and_then(|mut st| st.query_row([id], |r| r.get(0)))
+        .map_err(sql)?;
+    if pending > 0 {
+        return Ok(None);
+    }
+    let recipients = c
+        .prepare_cached("SELECT address, orcpt, notify, state, coalesce(status, ''), coalesce(last_reply, ''), remote_mta FROM queue_recipients WHERE queue_id = ?1 ORDER BY id")
+        .and_then(|mut st| {
+            st.query_map([id], |r| {
+                Ok(FinalRecipient {
+                    address: r.get(0)?,
+                    orcpt: r.get(1)?,
+                    notify: r.get(2)?,
+                    delivered: r.get::<_, String>(3)? == DELIVERED,
+                    status: r.get(4)?,
+                    reply: r.get(5)?,
+                    remote_mta: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sql)?;
+    let with_content = recipients.iter().any(|r| !r.delivered);
+    let Some((sender, envid, ret, created, blob, content)) = c
+        .prepare_cached(
+            "SELECT q.sender, q.envid, q.ret, q.created, q.blob_id, CASE WHEN ?2 THEN b.data END FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![id, with_content], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?, r.get::<_, Option<Vec<u8>>>(5)?))
+            })
+            .optional()
+        })
+        .map_err(sql)?
+    else {
+        return Ok(None);
+    };
+    c.prepare_cached("DELETE FROM queue_messages WHERE id = ?1")
+        .and_then(|mut st| st.execute([id]))
+        .map_err(sql)?;
+    super::mail::collect_blobs(c, &[blob])?;
+    Ok(Some(FinishedMessage {
+        id,
+        sender,
+        envid,
+        ret,
+        created,
+        content: content.unwrap_or_default(),
+        recipients,
+    }))
+}
+
 impl SqliteStore {
     pub(crate) async fn sql_queue_list(&self) -> Result<Vec<QueueSummary>> {
         self.read(|c| {
@@ -136,8 +195,13 @@ impl SqliteStore {
         .await
     }
 
-    /// Record the outcome of a delivery run and release the leases.
-    pub(crate) async fn sql_queue_report(&self, report: QueueReport) -> Result<()> {
+    /// Record the outcome of a delivery run and release the leases; if no
+    /// recipient is left to try, take the message out of the queue, in the same
+    /// transaction, and return it.
+    pub(crate) async fn sql_queue_report(
+        &self,
+        report: QueueReport,
+    ) -> Result<Option<FinishedMessage>> {
         self.write(move |c| {
             let mut log = c.prepare_cached("INSERT INTO queue_attempts(queue_id, at, recipients, mx, ip, tls, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").map_err(sql)?;
             for a in &report.attempts {
@@ -156,47 +220,7 @@ impl SqliteStore {
                 };
                 update.execute(params![o.id, state, next, o.reply, o.status, o.remote_mta, o.warned]).map_err(sql)?;
             }
-            Ok(())
-        })
-        .await
-    }
-
-    /// If every recipient of the message is done, take it out of the queue and return it.
-    pub(crate) async fn sql_queue_finish(&self, id: i64) -> Result<Option<FinishedMessage>> {
-        self.write(move |c| {
-            let pending: i64 = c.query_row("SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND state = 'queued'", [id], |r| r.get(0)).map_err(sql)?;
-            if pending > 0 {
-                return Ok(None);
-            }
-            let Some((sender, envid, ret, created, content)) = c
-                .query_row("SELECT q.sender, q.envid, q.ret, q.created, b.data FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1", [id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()
-                .map_err(sql)?
-            else {
-                return Ok(None);
-            };
-            let recipients = c
-                .prepare_cached("SELECT address, orcpt, notify, state, coalesce(status, ''), coalesce(last_reply, ''), remote_mta FROM queue_recipients WHERE queue_id = ?1 ORDER BY id")
-                .and_then(|mut st| {
-                    st.query_map([id], |r| {
-                        Ok(FinalRecipient {
-                            address: r.get(0)?,
-                            orcpt: r.get(1)?,
-                            notify: r.get(2)?,
-                            delivered: r.get::<_, String>(3)? == DELIVERED,
-                            status: r.get(4)?,
-                            reply: r.get(5)?,
-                            remote_mta: r.get(6)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(sql)?;
-            c.execute("DELETE FROM queue_messages WHERE id = ?1", [id]).map_err(sql)?;
-            super::mail::collect_garbage(c)?;
-            Ok(Some(FinishedMessage { id, sender, envid, ret, created, content, recipients }))
+            finish_if_done(c, report.queue_id)
         })
         .await
     }
@@ -242,13 +266,18 @@ impl SqliteStore {
 
     pub(crate) async fn sql_queue_delete(&self, id: i64) -> Result<()> {
         self.write(move |c| {
-            let n = c
-                .execute("DELETE FROM queue_messages WHERE id = ?1", [id])
+            let blob: Option<i64> = c
+                .query_row(
+                    "DELETE FROM queue_messages WHERE id = ?1 RETURNING blob_id",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
                 .map_err(sql)?;
-            if n == 0 {
+            let Some(blob) = blob else {
                 return Err(crate::StoreError::NotFound(format!("queued message {id}")));
-            }
-            super::mail::collect_garbage(c)
+            };
+            super::mail::collect_blobs(c, &[blob])
         })
         .await
     }

@@ -586,3 +586,63 @@ fn delay_warning_once() {
     });
     assert_eq!(net.inbox(&a, "alice@a.test").len(), 1);
 }
+
+/// hardening.md C-FT12: a restart with a big deferred queue delivers it all,
+/// once each, over a few reused connections rather than a burst of them.
+#[test]
+fn restart_with_a_big_deferred_queue() {
+    const COUNT: usize = 1000;
+    let net = MailNet::new(113);
+    let mut a = net.tern(10, "a.test", &[], "");
+    // fwd@a.test forwards to carol@far.test, which is down for now.
+    net.dns
+        .mx("far.test", 10, "mx.far.test")
+        .a("mx.far.test", net.ip(20));
+    let mx = a.addr("smtp");
+    let out = std::process::Command::new("python3")
+        .arg(common::repo("tests/clients/flood.py"))
+        .args([
+            &mx.ip().to_string(),
+            &mx.port().to_string(),
+            "x@elsewhere.test",
+            "fwd@a.test",
+        ])
+        .arg(COUNT.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    net.wait(120, "every message deferred once", &[&a], || {
+        a.log().matches("delivery attempt").count() >= COUNT
+    });
+    a.kill();
+    let b = net.tern(20, "far.test", &[("carol@far.test", "carol-pw")], "");
+    a.spawn();
+    net.wait(180, "every message delivered", &[&a, &b], || {
+        net.inbox(&b, "carol@far.test").len() >= COUNT
+    });
+    net.wait(10, "an empty queue", &[&a], || net.queue(&a).is_empty());
+    let mut subjects: Vec<String> = net
+        .inbox(&b, "carol@far.test")
+        .iter()
+        .map(|m| {
+            let t = text(m);
+            t.lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), COUNT, "each message once");
+    // b saw few connections: per-domain limit and reuse, no burst.
+    let sessions = b
+        .log()
+        .lines()
+        .filter(|l| l.contains("proto=\"smtp\"") && l.ends_with(": connected"))
+        .count();
+    assert!(
+        (1..=20).contains(&sessions),
+        "{sessions} connections for {COUNT} messages"
+    );
+}

@@ -147,7 +147,7 @@ impl SqliteStore {
             let free = "r.state = 'queued' AND (r.lease_until IS NULL OR r.lease_until < ?1)";
             let ids: Vec<i64> = match claim {
                 Claim::Due(due) => c
-                    .prepare_cached(&format!("SELECT DISTINCT r.queue_id FROM queue_recipients r WHERE {free} AND r.next_attempt <= ?2 ORDER BY r.queue_id LIMIT ?3"))
+                    .prepare_cached(&format!("SELECT DISTINCT r.queue_id FROM queue_recipients r WHERE {free} AND r.next_attempt <= ?2 ORDER BY r.next_attempt, r.id LIMIT ?3"))
                     .and_then(|mut st| st.query_map(params![now, due, limit as i64], |r| r.get(0))?.collect())
                     .map_err(sql)?,
                 Claim::Message(id) => vec![id],

@@ -146,7 +146,6 @@ pub struct OutEnvelope {
     pub envid: Option<String>,
     pub ret: Option<String>,
     pub smtputf8: bool,
-    pub eight_bit: bool,
 }
 
 /// What the server said about one recipient, in the end.
@@ -381,10 +380,24 @@ impl Session {
                 })
                 .collect()
         };
-        // RFC 6531 §3.4: a message that needs SMTPUTF8 cannot go to a server without it.
-        if env.smtputf8 && !self.ext.smtputf8 {
+        // RFC 6531 §3.4: a message that needs SMTPUTF8 cannot go to a server
+        // without it. (Declared but not needed: it goes without the parameter.)
+        if needs_smtputf8(env, data) && !self.ext.smtputf8 {
             return Ok(all(
                 local_reply(553, "5.6.7", "the next server does not support SMTPUTF8"),
+                true,
+            ));
+        }
+        // RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME. Tern
+        // does not convert to 7 bit; such a server is rare, and this says why.
+        let eight_bit = data.iter().any(|b| *b >= 0x80);
+        if eight_bit && !self.ext.eight_bit {
+            return Ok(all(
+                local_reply(
+                    554,
+                    "5.6.3",
+                    "8-bit message and the next server does not accept 8BITMIME",
+                ),
                 true,
             ));
         }
@@ -395,7 +408,7 @@ impl Session {
                 true,
             ));
         }
-        let mut commands = vec![self.mail_command(env, data.len())];
+        let mut commands = vec![self.mail_command(env, data.len(), eight_bit)];
         commands.extend(env.recipients.iter().map(|r| self.rcpt_command(r)));
         let mut replies = Vec::new();
         let mut data_reply = None;
@@ -464,15 +477,15 @@ impl Session {
         Ok(results.into_iter().flatten().collect())
     }
 
-    fn mail_command(&self, env: &OutEnvelope, size: usize) -> String {
+    fn mail_command(&self, env: &OutEnvelope, size: usize, eight_bit: bool) -> String {
         let mut c = format!("MAIL FROM:<{}>", env.sender);
         if self.ext.size.is_some() {
             c.push_str(&format!(" SIZE={size}"));
         }
-        if env.eight_bit && self.ext.eight_bit {
+        if eight_bit && self.ext.eight_bit {
             c.push_str(" BODY=8BITMIME");
         }
-        if env.smtputf8 {
+        if env.smtputf8 && self.ext.smtputf8 {
             c.push_str(" SMTPUTF8");
         }
         if self.ext.dsn {
@@ -584,6 +597,15 @@ impl Session {
         let _ = self.command("QUIT", "the QUIT reply").await;
         let _ = self.stream.shutdown().await;
     }
+}
+
+/// RFC 6531 §3.2: whether a message declared SMTPUTF8 really needs it: a
+/// non-ASCII address in the envelope, or non-ASCII in the header section.
+fn needs_smtputf8(env: &OutEnvelope, data: &[u8]) -> bool {
+    env.smtputf8
+        && (!env.sender.is_ascii()
+            || env.recipients.iter().any(|r| !r.address.is_ascii())
+            || !data[..message::header::header_end(data)].is_ascii())
 }
 
 async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {

@@ -986,7 +986,6 @@ fn out_envelope(job: &QueueJob, rcpts: &[QueuedRecipient]) -> OutEnvelope {
         envid: job.envid.clone(),
         ret: job.ret.clone(),
         smtputf8: job.smtputf8,
-        eight_bit: job.eight_bit,
     }
 }
 

@@ -145,7 +145,6 @@ fn envelope(to: &[&str]) -> OutEnvelope {
         envid: None,
         ret: None,
         smtputf8: false,
-        eight_bit: false,
     }
 }
 
@@ -493,4 +492,53 @@ async fn helo_fallback_and_bdat() {
         heard.ends_with(&format!("BDAT {} LAST\r\n{body}", body.len())),
         "{heard:?}"
     );
+}
+
+/// RFC 6152, RFC 6531 §3.4: 8-bit content to a server without 8BITMIME and a
+/// message that needs SMTPUTF8 to a server without it are refused before any
+/// transaction; a message that declared SMTPUTF8 without needing it goes
+/// without the parameter.
+#[tokio::test]
+async fn eight_bit_and_smtputf8_to_a_plain_server() {
+    let plain = || {
+        vec![
+            say("220 plain.test\r\n"),
+            Hear("EHLO"),
+            say("250 plain.test\r\n"),
+        ]
+    };
+    let (addr, _) = server(plain()).await;
+    let mut s = open(addr, true).await.unwrap();
+    let results = s
+        .send(
+            &envelope(&["x@b.test"]),
+            "Subject: café\r\n\r\nx\r\n".as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(codes(&results), [('P', 554)]);
+    assert_eq!(results[0].reply().status(), "5.6.3");
+
+    let mut utf8 = envelope(&["jörg@b.test"]);
+    utf8.smtputf8 = true;
+    let results = s.send(&utf8, b"Subject: x\r\n\r\nx\r\n").await.unwrap();
+    assert_eq!(results[0].reply().status(), "5.6.7");
+
+    let mut declared = envelope(&["x@b.test"]);
+    declared.smtputf8 = true;
+    let mut script = plain();
+    script.extend([
+        Hear("MAIL FROM:<alice@a.test>\r\n"),
+        say("250 ok\r\n"),
+        Hear("RCPT TO:<x@b.test>\r\n"),
+        say("250 ok\r\n"),
+        Hear("DATA"),
+        say("354 go\r\n"),
+        Data,
+        say("250 ok\r\n"),
+    ]);
+    let (addr, _) = server(script).await;
+    let mut s = open(addr, true).await.unwrap();
+    let results = s.send(&declared, b"Subject: x\r\n\r\nx\r\n").await.unwrap();
+    assert_eq!(codes(&results), [('D', 250)]);
 }

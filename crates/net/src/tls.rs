@@ -105,8 +105,9 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// The negotiated version and suite of an established connection.
-pub fn info(conn: &rustls::ServerConnection) -> TlsInfo {
+/// The negotiated version and suite of an established connection (server or
+/// client side).
+pub fn info(conn: &rustls::CommonState) -> TlsInfo {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
@@ -183,19 +184,4 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
-}
-
-/// The negotiated version and suite of a client connection.
-pub fn client_info(conn: &rustls::ClientConnection) -> TlsInfo {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-        Some(other) => format!("{other:?}"),
-        None => "unknown".to_string(),
-    };
-    let cipher = conn
-        .negotiated_cipher_suite()
-        .map(|s| format!("{:?}", s.suite()))
-        .unwrap_or_else(|| "unknown".into());
-    TlsInfo { version, cipher }
 }

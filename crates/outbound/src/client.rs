@@ -354,7 +354,7 @@ impl Session {
             .await
             .map_err(|_| ClientError::Timeout("the TLS handshake"))?
             .map_err(|e| ClientError::Tls(e.to_string()))?;
-        let info = net::tls::client_info(tls.get_ref().1);
+        let info = net::tls::info(tls.get_ref().1);
         self.tls = Some(format!("{} {}", info.version, info.cipher));
         self.stream = Stream::Tls(Box::new(tls));
         // RFC 3207 §4.2: forget what the server said before; ask again.

@@ -170,6 +170,19 @@ fn codes(results: &[RcptResult]) -> Vec<(char, u16)> {
         .collect()
 }
 
+/// Greet with PIPELINING, play `script`, send MESSAGE to `to`: each recipient's
+/// outcome.
+async fn transaction(
+    script: impl IntoIterator<Item = Step>,
+    to: &[&str],
+) -> Result<Vec<(char, u16)>, ClientError> {
+    let mut steps = greet_and_ehlo();
+    steps.extend(script);
+    let (addr, _) = server(steps).await;
+    let mut s = open(addr, true).await?;
+    Ok(codes(&s.send(&envelope(to), MESSAGE).await?))
+}
+
 /// C-OB4 and C-SM4: one recipient refused, the others get the message, which
 /// leaves dot-stuffed with CRLF only.
 #[tokio::test]
@@ -219,80 +232,71 @@ async fn temporary_failures_at_each_stage() {
     assert!(e.permanent_reply().is_none());
 
     // 450 at one RCPT, 451 after DATA for the rest.
-    let mut script = greet_and_ehlo();
-    script.extend([
-        Hear("MAIL"),
-        Hear("RCPT"),
-        Hear("RCPT"),
-        say("250 ok\r\n450 4.2.1 mailbox busy\r\n250 ok\r\n"),
-        Hear("DATA"),
-        say("354 go\r\n"),
-        Data,
-        say("451 4.3.0 local error\r\n"),
-    ]);
-    let (addr, _) = server(script).await;
-    let mut s = open(addr, true).await.unwrap();
-    let results = s
-        .send(&envelope(&["x@b.test", "y@b.test"]), MESSAGE)
-        .await
-        .unwrap();
-    assert_eq!(codes(&results), [('T', 450), ('T', 451)]);
+    let outcome = transaction(
+        [
+            Hear("MAIL"),
+            Hear("RCPT"),
+            Hear("RCPT"),
+            say("250 ok\r\n450 4.2.1 mailbox busy\r\n250 ok\r\n"),
+            Hear("DATA"),
+            say("354 go\r\n"),
+            Data,
+            say("451 4.3.0 local error\r\n"),
+        ],
+        &["x@b.test", "y@b.test"],
+    )
+    .await;
+    assert_eq!(outcome.unwrap(), [('T', 450), ('T', 451)]);
 }
 
 /// C-OB4: 5xx to MAIL or after the data is final for every recipient.
 #[tokio::test]
 async fn permanent_failures_of_the_transaction() {
-    let mut script = greet_and_ehlo();
-    script.extend([
-        Hear("MAIL"),
-        Hear("RCPT"),
-        Hear("DATA"),
-        say("553 5.7.1 sender refused\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no RCPT\r\n"),
-        Hear("RSET"),
-        say("250 ok\r\n"),
-    ]);
-    let (addr, _) = server(script).await;
-    let mut s = open(addr, true).await.unwrap();
-    let e = s
-        .send(&envelope(&["x@b.test"]), MESSAGE)
-        .await
-        .err()
-        .unwrap();
+    let outcome = transaction(
+        [
+            Hear("MAIL"),
+            Hear("RCPT"),
+            Hear("DATA"),
+            say("553 5.7.1 sender refused\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no RCPT\r\n"),
+            Hear("RSET"),
+            say("250 ok\r\n"),
+        ],
+        &["x@b.test"],
+    )
+    .await;
+    let e = outcome.err().unwrap();
     assert_eq!(e.permanent_reply().map(|r| r.code), Some(553));
 
-    let mut script = greet_and_ehlo();
-    script.extend([
-        Hear("MAIL"),
-        Hear("RCPT"),
-        say("250 ok\r\n250 ok\r\n"),
-        Hear("DATA"),
-        say("354 go\r\n"),
-        Data,
-        say("554 5.7.1 spam\r\n"),
-    ]);
-    let (addr, _) = server(script).await;
-    let mut s = open(addr, true).await.unwrap();
-    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
-    assert_eq!(codes(&results), [('P', 554)]);
+    let outcome = transaction(
+        [
+            Hear("MAIL"),
+            Hear("RCPT"),
+            say("250 ok\r\n250 ok\r\n"),
+            Hear("DATA"),
+            say("354 go\r\n"),
+            Data,
+            say("554 5.7.1 spam\r\n"),
+        ],
+        &["x@b.test"],
+    )
+    .await;
+    assert_eq!(outcome.unwrap(), [('P', 554)]);
 
     // RFC 2920 §3.1: DATA is refused, except for a recipient already refused.
-    let mut script = greet_and_ehlo();
-    script.extend([
-        Hear("MAIL"),
-        Hear("RCPT"),
-        Hear("RCPT"),
-        Hear("DATA"),
-        say("250 ok\r\n450 4.2.1 busy\r\n250 ok\r\n554 5.6.0 no thanks\r\n"),
-        Hear("RSET"),
-        say("250 ok\r\n"),
-    ]);
-    let (addr, _) = server(script).await;
-    let mut s = open(addr, true).await.unwrap();
-    let results = s
-        .send(&envelope(&["x@b.test", "y@b.test"]), MESSAGE)
-        .await
-        .unwrap();
-    assert_eq!(codes(&results), [('T', 450), ('P', 554)]);
+    let outcome = transaction(
+        [
+            Hear("MAIL"),
+            Hear("RCPT"),
+            Hear("RCPT"),
+            Hear("DATA"),
+            say("250 ok\r\n450 4.2.1 busy\r\n250 ok\r\n554 5.6.0 no thanks\r\n"),
+            Hear("RSET"),
+            say("250 ok\r\n"),
+        ],
+        &["x@b.test", "y@b.test"],
+    )
+    .await;
+    assert_eq!(outcome.unwrap(), [('T', 450), ('P', 554)]);
 }
 
 /// RFC 2920 §3.1: a server that says 354 to a pipelined DATA although it

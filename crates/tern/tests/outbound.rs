@@ -40,6 +40,33 @@ fn attempts(show: &str) -> usize {
         .count()
 }
 
+/// Alice submits a message (Subject `subject`) on `a` to `to`.
+fn alice_sends(a: &TernServer, to: &[&str], subject: &str) {
+    let refused = submit(a, ALICE.0, ALICE.1, to, &message(to[0], subject));
+    assert_eq!(refused, "{}", "the submission server refused recipients");
+}
+
+/// Wait until `address` on `server` holds `count` messages; return them as text.
+fn wait_for_mail(net: &MailNet, server: &TernServer, address: &str, count: usize) -> Vec<String> {
+    net.wait(
+        20,
+        &format!("{count} message(s) for {address}"),
+        &[server],
+        || net.inbox(server, address).len() >= count,
+    );
+    net.inbox(server, address).iter().map(|m| text(m)).collect()
+}
+
+/// The report has a block saying `rcpt` ended with `action` and `status`.
+fn assert_reported(report: &str, rcpt: &str, action: &str, status: &str) {
+    let block =
+        format!("Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n");
+    assert!(
+        report.contains(&block),
+        "no {action} {status} for {rcpt} in:\n{report}"
+    );
+}
+
 /// Alice on a.test writes to carol on b.test, to a recipient b.test does not
 /// have, and to bob on a.test: carol gets it once, over TLS, with the dots
 /// intact; bob gets his copy locally; alice gets one bounce about the unknown
@@ -49,14 +76,11 @@ fn tern_to_tern_delivery_and_bounce() {
     let net = MailNet::new(101);
     let a = net.tern(10, "a.test", &[], "");
     let b = net.tern(20, "b.test", &[CAROL], "");
-    let refused = submit(
+    alice_sends(
         &a,
-        ALICE.0,
-        ALICE.1,
         &["carol@b.test", "nobody@b.test", "bob@a.test"],
-        &message("carol@b.test", "across"),
+        "across",
     );
-    assert_eq!(refused, "{}");
     net.wait(20, "carol's copy and alice's bounce", &[&a, &b], || {
         net.inbox(&b, "carol@b.test").len() == 1 && net.inbox(&a, "alice@a.test").len() == 1
     });
@@ -109,13 +133,7 @@ fn queue_commands() {
     net.dns
         .mx("b.test", 10, "mx.b.test")
         .a("mx.b.test", net.ip(20));
-    submit(
-        &a,
-        ALICE.0,
-        ALICE.1,
-        &["carol@b.test"],
-        &message("carol@b.test", "later"),
-    );
+    alice_sends(&a, &["carol@b.test"], "later");
     net.wait(20, "two attempts", &[&a], || {
         attempts(&queue_show(&net, &a).1) >= 2
     });
@@ -149,13 +167,7 @@ fn queue_commands() {
     net.dns
         .mx("c.test", 10, "mx.c.test")
         .a("mx.c.test", net.ip(30));
-    submit(
-        &a,
-        ALICE.0,
-        ALICE.1,
-        &["dave@c.test"],
-        &message("dave@c.test", "never"),
-    );
+    alice_sends(&a, &["dave@c.test"], "never");
     net.wait(20, "an attempt", &[&a], || {
         attempts(&queue_show(&net, &a).1) >= 1
     });
@@ -187,13 +199,7 @@ fn unreachable_first_mx_falls_back_to_the_next() {
     net.dns
         .mx("b.test", 5, "dead.b.test")
         .a("dead.b.test", net.ip(21));
-    submit(
-        &a,
-        ALICE.0,
-        ALICE.1,
-        &["carol@b.test"],
-        &message("carol@b.test", "fallback"),
-    );
+    alice_sends(&a, &["carol@b.test"], "fallback");
     net.wait(20, "delivery through the second MX", &[&a, &b], || {
         net.inbox(&b, "carol@b.test").len() == 1
     });
@@ -214,29 +220,10 @@ fn null_mx_and_nxdomain_bounce_at_once() {
     let net = MailNet::new(104);
     let a = net.tern(10, "a.test", &[], "[queue]\nretry = [\"1h\"]\n");
     net.dns.mx("nomail.test", 0, ".");
-    submit(
-        &a,
-        ALICE.0,
-        ALICE.1,
-        &["x@nomail.test", "y@gone.test"],
-        &message("x@nomail.test", "nowhere"),
-    );
-    net.wait(15, "the bounce", &[&a], || {
-        net.inbox(&a, "alice@a.test").len() == 1
-    });
-    let bounce = text(&net.inbox(&a, "alice@a.test")[0]);
-    assert!(
-        bounce.contains(
-            "Final-Recipient: rfc822; x@nomail.test\r\nAction: failed\r\nStatus: 5.1.10\r\n"
-        ),
-        "{bounce}"
-    );
-    assert!(
-        bounce.contains(
-            "Final-Recipient: rfc822; y@gone.test\r\nAction: failed\r\nStatus: 5.1.2\r\n"
-        ),
-        "{bounce}"
-    );
+    alice_sends(&a, &["x@nomail.test", "y@gone.test"], "nowhere");
+    let bounce = wait_for_mail(&net, &a, "alice@a.test", 1).remove(0);
+    assert_reported(&bounce, "x@nomail.test", "failed", "5.1.10");
+    assert_reported(&bounce, "y@gone.test", "failed", "5.1.2");
     assert!(net.queue(&a).is_empty());
 }
 
@@ -247,13 +234,7 @@ fn servfail_is_retried_not_bounced() {
     let a = net.tern(10, "a.test", &[], "");
     let b = net.tern(20, "b.test", &[CAROL], "");
     net.dns.servfail("b.test");
-    submit(
-        &a,
-        ALICE.0,
-        ALICE.1,
-        &["carol@b.test"],
-        &message("carol@b.test", "flaky"),
-    );
+    alice_sends(&a, &["carol@b.test"], "flaky");
     net.wait(20, "three attempts", &[&a], || {
         attempts(&queue_show(&net, &a).1) >= 3
     });
@@ -311,13 +292,7 @@ fn queued_mail_survives_kill_9() {
         .mx("b.test", 10, "mx.b.test")
         .a("mx.b.test", net.ip(20));
     for i in 0..3 {
-        submit(
-            &a,
-            ALICE.0,
-            ALICE.1,
-            &["carol@b.test"],
-            &message("carol@b.test", &format!("crash{i}")),
-        );
+        alice_sends(&a, &["carol@b.test"], &format!("crash{i}"));
     }
     net.wait(20, "attempts on every message", &[&a], || {
         let q = net.queue(&a);
@@ -395,16 +370,8 @@ fn greylisting_peer_that_is_not_tern() {
         a.log().contains("451 4.7.1 greylisted"),
         "the first attempt was greylisted"
     );
-    net.wait(15, "the relayed report", &[&a], || {
-        net.inbox(&a, "alice@a.test").len() == 1
-    });
-    let report = text(&net.inbox(&a, "alice@a.test")[0]);
-    assert!(
-        report.contains(
-            "Final-Recipient: rfc822; u@sink.test\r\nAction: relayed\r\nStatus: 2.0.0\r\n"
-        ),
-        "{report}"
-    );
+    let report = wait_for_mail(&net, &a, "alice@a.test", 1).remove(0);
+    assert_reported(&report, "u@sink.test", "relayed", "2.0.0");
 }
 
 /// What the next server says it cannot take is not sent: a message over its
@@ -420,13 +387,7 @@ fn size_and_smtputf8_limits_of_the_peer() {
         .a("mx.sink.test", net.ip(20));
     let big = format!("{}{}\r\n", message("u@sink.test", "big"), "x".repeat(3000));
     submit(&a, ALICE.0, ALICE.1, &["u@sink.test"], &big);
-    submit(
-        &a,
-        ALICE.0,
-        ALICE.1,
-        &["jörg@sink.test"],
-        &message("jörg@sink.test", "utf8"),
-    );
+    alice_sends(&a, &["jörg@sink.test"], "utf8");
     net.wait(20, "two bounces", &[&a], || {
         net.inbox(&a, "alice@a.test").len() == 2
     });
@@ -456,29 +417,10 @@ fn mx_pointing_back_is_a_loop() {
     net.dns
         .mx("alias.test", 10, "other.alias.test")
         .a("other.alias.test", net.ip(10));
-    submit(
-        &a,
-        ALICE.0,
-        ALICE.1,
-        &["x@loop.test", "y@alias.test"],
-        &message("x@loop.test", "loop"),
-    );
-    net.wait(15, "the bounce", &[&a], || {
-        net.inbox(&a, "alice@a.test").len() == 1
-    });
-    let bounce = text(&net.inbox(&a, "alice@a.test")[0]);
-    assert!(
-        bounce.contains(
-            "Final-Recipient: rfc822; x@loop.test\r\nAction: failed\r\nStatus: 5.4.6\r\n"
-        ),
-        "{bounce}"
-    );
-    assert!(
-        bounce.contains(
-            "Final-Recipient: rfc822; y@alias.test\r\nAction: failed\r\nStatus: 5.4.6\r\n"
-        ),
-        "{bounce}"
-    );
+    alice_sends(&a, &["x@loop.test", "y@alias.test"], "loop");
+    let bounce = wait_for_mail(&net, &a, "alice@a.test", 1).remove(0);
+    assert_reported(&bounce, "x@loop.test", "failed", "5.4.6");
+    assert_reported(&bounce, "y@alias.test", "failed", "5.4.6");
     assert!(net.queue(&a).is_empty());
 }
 
@@ -509,13 +451,7 @@ fn smarthost_with_authentication() {
     };
     let a = net.tern(10, "a.test", &[], &smarthost(2587));
     // far.test is not in DNS at all: the relay route needs no lookup.
-    submit(
-        &a,
-        ALICE.0,
-        ALICE.1,
-        &["someone@far.test"],
-        &message("someone@far.test", "relayed"),
-    );
+    alice_sends(&a, &["someone@far.test"], "relayed");
     net.wait(20, "delivery through the relay", &[&a], || {
         relay.messages().len() == 1
     });
@@ -559,17 +495,8 @@ fn delay_warning_once() {
     net.dns
         .mx("b.test", 10, "mx.b.test")
         .a("mx.b.test", net.ip(20));
-    submit(
-        &a,
-        ALICE.0,
-        ALICE.1,
-        &["carol@b.test"],
-        &message("carol@b.test", "slow"),
-    );
-    net.wait(20, "the delay warning", &[&a], || {
-        net.inbox(&a, "alice@a.test").len() == 1
-    });
-    let warning = text(&net.inbox(&a, "alice@a.test")[0]);
+    alice_sends(&a, &["carol@b.test"], "slow");
+    let warning = wait_for_mail(&net, &a, "alice@a.test", 1).remove(0);
     for want in [
         "Subject: Delayed Mail (still being retried)\r\n",
         "Final-Recipient: rfc822; carol@b.test\r\nAction: delayed\r\nStatus: 4.4.2\r\n",

@@ -87,6 +87,8 @@ pub struct Envelope {
     pub ret: Option<String>,
     pub smtputf8: bool,
     pub eight_bit: bool,
+    /// Local copies go to the Junk folder (DMARC quarantine).
+    pub junk: bool,
 }
 
 pub struct Mda {
@@ -239,7 +241,11 @@ fn plan(envelope: &Envelope, data: Vec<u8>, received_at: i64) -> NewMessage {
             if seen_accounts.insert(t.account) {
                 deliveries.push(Delivery {
                     account: t.account,
-                    folder: Folder::Inbox,
+                    folder: if envelope.junk {
+                        Folder::SpecialUse("\\Junk".into())
+                    } else {
+                        Folder::Inbox
+                    },
                     prefix: message::trace::delivery_prefix(&envelope.sender, &t.address)
                         .into_bytes(),
                     flags: vec![],

@@ -116,6 +116,12 @@ impl Resolver {
         })
     }
 
+    /// The underlying hickory resolver (for mail-auth's SPF, DKIM and iprev
+    /// lookups, so that every lookup goes to the same configured servers).
+    pub fn hickory(&self) -> TokioResolver {
+        self.inner.clone()
+    }
+
     async fn lookup(&self, name: &str, kind: RecordType) -> Result<Vec<RData>, DnsError> {
         match self.inner.lookup(fqdn(name), kind).await {
             Ok(l) => Ok(l

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use delivery::{Envelope, Mda, Recipient, Resolution};
 use dns::{DnsError, MxPlan, Resolver};
 use message::Mailbox;
+use policy::sign::Signer;
 use store::{
     Attempt, Claim, FinalRecipient, FinishedMessage, QueueJob, QueueReport, QueuedRecipient,
     RecipientOutcome, RecipientState, Store,
@@ -116,6 +117,8 @@ pub struct Runner {
     /// Monotonic deadlines of messages deferred by this process.
     timers: Mutex<BTreeMap<Instant, Vec<i64>>>,
     pool: Mutex<HashMap<String, Vec<Pooled>>>,
+    /// DKIM signing of our reports (by the domain our host name is in).
+    signer: Option<Arc<Signer>>,
 }
 
 /// The message a report is about.
@@ -199,6 +202,7 @@ impl Runner {
         mda: Arc<Mda>,
         resolver: Resolver,
         cfg: OutboundConfig,
+        signer: Option<Arc<Signer>>,
     ) -> Arc<Runner> {
         let slots = Arc::new(Semaphore::new(cfg.max_deliveries.max(1)));
         let wake = mda.queued();
@@ -212,6 +216,7 @@ impl Runner {
             domains: Mutex::default(),
             timers: Mutex::default(),
             pool: Mutex::default(),
+            signer,
         })
     }
 
@@ -921,7 +926,11 @@ impl Runner {
     }
 
     /// Deliver a report from `<>`: locally if the sender is ours, else through the queue.
-    async fn send_report(&self, to: &str, bytes: Vec<u8>) {
+    async fn send_report(&self, to: &str, mut bytes: Vec<u8>) {
+        if let Some(signer) = &self.signer {
+            let signatures = signer.sign(&self.cfg.hostname, &bytes, now()).await;
+            bytes.splice(0..0, signatures.into_bytes());
+        }
         let Ok(mailbox) = Mailbox::parse(to) else {
             tracing::warn!(to = %to, "report: the sender is not an address");
             return;

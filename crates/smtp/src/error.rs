@@ -88,6 +88,9 @@ pub enum SmtpError {
     Busy,
     #[error("store: {0}")]
     Store(StoreError),
+    /// Sender authentication said no (SPF, DMARC): its own code and text.
+    #[error("policy: {}", .0.text)]
+    Policy(policy::verify::Refusal),
 }
 
 impl SmtpError {
@@ -261,6 +264,14 @@ impl SmtpError {
                 r(451, (4, 3, 0), "Local error in processing; try again later"),
                 false,
             ),
+            Policy(p) => (
+                Reply::new(
+                    p.code,
+                    Enhanced(p.status.0, p.status.1, p.status.2),
+                    p.text.clone(),
+                ),
+                false,
+            ),
         }
     }
 }
@@ -320,6 +331,11 @@ mod tests {
             Store(StoreError::Full),
             Store(StoreError::Busy),
             Store(StoreError::Io("x".into())),
+            Policy(policy::verify::Refusal {
+                code: 550,
+                status: (5, 7, 1),
+                text: "x".into(),
+            }),
         ];
         for e in all {
             let (reply, _) = e.reply();

@@ -28,6 +28,9 @@ pub trait Store: Send + Sync {
     async fn list_domains(&self) -> Result<Vec<DomainRecord>>;
     /// Refused while the domain still has accounts or aliases.
     async fn remove_domain(&self, name: &str) -> Result<()>;
+    async fn add_dkim_key(&self, domain: &str, key: NewDkimKey) -> Result<()>;
+    /// A domain's DKIM keys, newest first.
+    async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>>;
 
     /// Creates the account and its special-use mailboxes.
     async fn add_account(&self, address: &str, credentials: Credentials) -> Result<AccountRecord>;
@@ -134,6 +137,12 @@ impl Store for SqliteStore {
     }
     async fn remove_domain(&self, name: &str) -> Result<()> {
         self.sql_remove_domain(name.to_string()).await
+    }
+    async fn add_dkim_key(&self, domain: &str, key: NewDkimKey) -> Result<()> {
+        self.sql_add_dkim_key(domain.to_string(), key).await
+    }
+    async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
+        self.sql_dkim_keys(domain.to_string()).await
     }
     async fn add_account(&self, address: &str, credentials: Credentials) -> Result<AccountRecord> {
         self.sql_add_account(address.to_string(), credentials).await

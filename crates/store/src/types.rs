@@ -123,6 +123,49 @@ pub struct Stored {
     pub queue_id: Option<i64>,
 }
 
+/// A DKIM key to add to a domain.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewDkimKey {
+    pub selector: String,
+    /// `rsa-sha256` or `ed25519-sha256` (RFC 6376 §3.3, RFC 8463).
+    pub algorithm: String,
+    /// RSA: PKCS#1 DER; Ed25519: PKCS#8 DER.
+    pub private_key: Vec<u8>,
+    /// The `p=` value of the DNS record (base64).
+    pub public_key: String,
+    /// Unix time from which it signs.
+    pub active_from: i64,
+}
+
+/// A stored DKIM key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    pub domain: String,
+    pub key: NewDkimKey,
+    pub created: i64,
+}
+
+impl std::fmt::Debug for NewDkimKey {
+    // The private key stays out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewDkimKey")
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .field("active_from", &self.active_from)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimKey")
+            .field("domain", &self.domain)
+            .field("key", &self.key)
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
 /// A queued message, as `tern queue list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSummary {

@@ -37,8 +37,44 @@ on_every_backend!(
     aliases_and_lookup,
     delivery_assigns_ascending_uids,
     queue_entries,
-    removing_an_account_frees_its_mail
+    removing_an_account_frees_its_mail,
+    dkim_keys
 );
+
+async fn dkim_keys(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let key = |selector: &str, active_from| NewDkimKey {
+        selector: selector.into(),
+        algorithm: "ed25519-sha256".into(),
+        private_key: vec![1, 2, 3],
+        public_key: "AAAA".into(),
+        active_from,
+    };
+    s.add_dkim_key("a.test", key("old", 10)).await.unwrap();
+    s.add_dkim_key("a.test", key("new", 20)).await.unwrap();
+    assert!(matches!(
+        s.add_dkim_key("a.test", key("new", 30)).await,
+        Err(StoreError::Duplicate(m)) if m.contains("new")
+    ));
+    assert!(matches!(
+        s.add_dkim_key("nowhere.test", key("x", 1)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let keys = s.dkim_keys("a.test").await.unwrap();
+    let selectors: Vec<_> = keys.iter().map(|k| k.key.selector.as_str()).collect();
+    assert_eq!(selectors, ["new", "old"], "newest first");
+    assert_eq!(keys[0].key.private_key, [1, 2, 3]);
+    assert!(
+        !format!("{:?}", keys[0]).contains("[1, 2, 3]"),
+        "no key material in Debug"
+    );
+    s.remove_domain("a.test").await.unwrap();
+    s.add_domain("a.test").await.unwrap();
+    assert!(
+        s.dkim_keys("a.test").await.unwrap().is_empty(),
+        "keys go with their domain"
+    );
+}
 
 async fn domains(s: Arc<dyn Store>) {
     s.add_domain("a.test").await.unwrap();

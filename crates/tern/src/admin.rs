@@ -7,7 +7,7 @@ use std::sync::Arc;
 use message::{Domain, Mailbox};
 use store::{Store, StoreError};
 
-use crate::cli::{AccountCmd, AliasCmd, DnsCmd, DomainCmd, QueueCmd};
+use crate::cli::{AccountCmd, AliasCmd, DkimCmd, DnsCmd, DomainCmd, QueueCmd};
 use crate::config::Config;
 
 /// An admin failure: one clear line for standard error.
@@ -65,8 +65,11 @@ pub async fn domain(store: Arc<dyn Store>, cmd: DomainCmd) -> Result<()> {
     match cmd {
         DomainCmd::Add { domain } => {
             let name = domain_name(&domain)?;
-            store.add_domain(&name).await?;
-            println!("added domain {name}");
+            let selectors = create_domain(&store, &name).await?;
+            println!(
+                "added domain {name} (DKIM selectors {})",
+                selectors.join(", ")
+            );
         }
         DomainCmd::List => {
             for d in store.list_domains().await? {
@@ -169,18 +172,135 @@ pub async fn alias(store: Arc<dyn Store>, cmd: AliasCmd) -> Result<()> {
     Ok(())
 }
 
-/// The DNS records a domain needs. For now the rows Tern can truly know: MX.
-/// SPF, DKIM, DMARC, MTA-STS, TLS-RPT and TLSA come with the features behind them.
-pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<()> {
-    let DnsCmd::Records { domain } = cmd;
-    let name = domain_name(&domain)?;
+/// A new domain with its DKIM keys (RSA and Ed25519), signing at once;
+/// returns the selectors. Without keys, no domain: it is removed again.
+pub async fn create_domain(store: &Arc<dyn Store>, name: &str) -> Result<Vec<String>> {
+    let now = message::date::unix_now();
+    let keys = generate_keys(now, now, &[]).await?;
+    store.add_domain(name).await?;
+    let mut selectors = Vec::new();
+    for key in keys {
+        selectors.push(key.selector.clone());
+        if let Err(e) = store.add_dkim_key(name, key).await {
+            let _ = store.remove_domain(name).await;
+            return Err(e.into());
+        }
+    }
+    Ok(selectors)
+}
+
+/// RSA key generation takes a moment: off the async threads.
+async fn generate_keys(
+    now: i64,
+    active_from: i64,
+    taken: &[String],
+) -> Result<Vec<store::NewDkimKey>> {
+    let taken = taken.to_vec();
+    tokio::task::spawn_blocking(move || policy::keys::generate(now, active_from, &taken))
+        .await
+        .map_err(|e| AdminError(e.to_string()))?
+        .map_err(|e| AdminError(e.to_string()))
+}
+
+pub async fn dkim(store: Arc<dyn Store>, config: &Config, cmd: DkimCmd) -> Result<()> {
+    match cmd {
+        DkimCmd::Rotate { domain } => {
+            let name = known_domain(&store, &domain).await?;
+            let taken: Vec<String> = store
+                .dkim_keys(&name)
+                .await?
+                .into_iter()
+                .map(|k| k.key.selector)
+                .collect();
+            let now = message::date::unix_now();
+            let from = now + config.dkim.rotation_delay.0.as_secs() as i64;
+            for key in generate_keys(now, from, &taken).await? {
+                let selector = key.selector.clone();
+                store.add_dkim_key(&name, key).await?;
+                println!(
+                    "added DKIM selector {selector}, signing from {}",
+                    message::date::rfc5322(from)
+                );
+            }
+            println!(
+                "publish the new records now (tern dns records {name}); keep the old ones until messages they signed are delivered"
+            );
+        }
+        DkimCmd::List { domain } => {
+            let name = known_domain(&store, &domain).await?;
+            let keys = store.dkim_keys(&name).await?;
+            let now = message::date::unix_now();
+            let active = policy::sign::active_keys(&keys, now);
+            for k in &keys {
+                let state = if active.iter().any(|a| a.key.selector == k.key.selector) {
+                    "signing".to_string()
+                } else if k.key.active_from > now {
+                    format!("signs from {}", message::date::rfc5322(k.key.active_from))
+                } else {
+                    "retired (still published)".to_string()
+                };
+                println!("{} {} {state}", k.key.selector, k.key.algorithm);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn known_domain(store: &Arc<dyn Store>, domain: &str) -> Result<String> {
+    let name = domain_name(domain)?;
     if !store.list_domains().await?.iter().any(|d| d.name == name) {
         return Err(AdminError(format!(
             "domain {name} not found (add it with `tern domain add {name}`)"
         )));
     }
+    Ok(name)
+}
+
+/// The DNS records a domain needs, as zone-file lines: MX, SPF, every DKIM
+/// key (older keys stay published for messages in transit), DMARC.
+/// MTA-STS, TLS-RPT and TLSA come with the features behind them.
+pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<()> {
+    let DnsCmd::Records { domain } = cmd;
+    let name = known_domain(&store, &domain).await?;
     println!("{name}. 3600 IN MX 10 {}.", config.hostname);
+    println!("{name}. 3600 IN TXT \"{}\"", spf_record(config));
+    for key in store.dkim_keys(&name).await? {
+        let (owner, text) = policy::keys::dns_record(&key);
+        println!("{owner}. 3600 IN TXT {}", zone_strings(&text));
+    }
+    println!(
+        "_dmarc.{name}. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@{name}\""
+    );
     Ok(())
+}
+
+/// RFC 7208: our MX host sends the mail; with `[outbound] source`, that
+/// address too; a smarthost's own SPF must be added by hand.
+fn spf_record(config: &Config) -> String {
+    let mut terms = vec!["v=spf1".to_string(), "mx".to_string()];
+    match config.outbound.source {
+        Some(std::net::IpAddr::V4(ip)) => terms.push(format!("ip4:{ip}")),
+        Some(std::net::IpAddr::V6(ip)) => terms.push(format!("ip6:{ip}")),
+        None => {}
+    }
+    terms.push(
+        if config.outbound.smarthost.is_some() {
+            "~all"
+        } else {
+            "-all"
+        }
+        .to_string(),
+    );
+    terms.join(" ")
+}
+
+/// A TXT value as zone-file strings of at most 255 octets (RFC 1035 §3.3.14).
+fn zone_strings(text: &str) -> String {
+    text.as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub async fn queue(store: Arc<dyn Store>, cmd: QueueCmd) -> Result<()> {

@@ -34,6 +34,9 @@ pub enum Command {
     /// What to publish in DNS.
     #[command(subcommand)]
     Dns(DnsCmd),
+    /// DKIM signing keys.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
     /// The outbound queue.
     #[command(subcommand)]
     Queue(QueueCmd),
@@ -89,6 +92,15 @@ pub enum AliasCmd {
 pub enum DnsCmd {
     /// Print the records DOMAIN needs, as zone-file lines.
     Records { domain: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCmd {
+    /// New keys (RSA and Ed25519) under new selectors: published at once, signing
+    /// after `[dkim] rotation_delay`; the old keys stay published.
+    Rotate { domain: String },
+    /// The domain's keys and which of them sign.
+    List { domain: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -51,6 +51,10 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub delivery: Delivery,
+    #[serde(default)]
+    pub policy: PolicySettings,
+    #[serde(default)]
+    pub dkim: DkimSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -380,6 +384,63 @@ impl Default for Delivery {
             subaddress_separator: default_separator(),
         }
     }
+}
+
+/// Sender authentication of incoming mail (the MX).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// SPF, DKIM, DMARC, ARC and iprev on every message the MX receives.
+    #[serde(default = "yes")]
+    pub verify: bool,
+    /// Refuse SPF `fail` at MAIL FROM (550 5.7.23); `temperror` gets 451 4.7.24.
+    #[serde(default)]
+    pub spf_reject: bool,
+    /// Apply DMARC `p=reject` (550 5.7.1) and `p=quarantine` (Junk); false: mark only.
+    #[serde(default = "yes")]
+    pub dmarc_enforce: bool,
+    /// Forwarders whose valid ARC chain may override a DMARC failure.
+    #[serde(default)]
+    pub trusted_arc_sealers: Vec<String>,
+    /// A newer Public Suffix List file; default: the copy in Tern.
+    pub public_suffix_list: Option<PathBuf>,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            verify: true,
+            spf_reject: false,
+            dmarc_enforce: true,
+            trusted_arc_sealers: Vec::new(),
+            public_suffix_list: None,
+        }
+    }
+}
+
+/// DKIM signing of what our users send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimSettings {
+    #[serde(default = "yes")]
+    pub sign: bool,
+    /// After `tern dkim rotate`, how long the new keys are only published
+    /// (DNS caches catch up) before they sign.
+    #[serde(default = "default_rotation_delay")]
+    pub rotation_delay: Seconds,
+}
+
+impl Default for DkimSettings {
+    fn default() -> Self {
+        DkimSettings {
+            sign: true,
+            rotation_delay: default_rotation_delay(),
+        }
+    }
+}
+
+fn default_rotation_delay() -> Seconds {
+    Seconds(Duration::from_secs(2 * 86_400))
 }
 
 /// A duration written `30s`, `5m`, `4h`, `5d` (or a bare number of seconds).

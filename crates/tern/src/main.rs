@@ -92,6 +92,9 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
             .await
             .map_err(|e| e.to_string()),
         Command::Queue(c) => admin::queue(store, c).await.map_err(|e| e.to_string()),
+        Command::Dkim(c) => admin::dkim(store, &config, c)
+            .await
+            .map_err(|e| e.to_string()),
     }
 }
 

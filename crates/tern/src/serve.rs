@@ -54,9 +54,16 @@ pub async fn serve(
             subaddress_separator: config.delivery.subaddress_separator.chars().next(),
         },
     ));
+    let resolver = resolver(&config)?;
+    let signer = config
+        .dkim
+        .sign
+        .then(|| Arc::new(policy::sign::Signer::new(store.clone())));
     let smtp_services = Arc::new(smtp::Services {
         mda: mda.clone(),
         auth: authenticator.clone(),
+        verifier: verifier(&config, &resolver)?,
+        signer: signer.clone(),
     });
     let imap_services = Arc::new(imap::Services {
         store: store.clone(),
@@ -152,8 +159,9 @@ pub async fn serve(
     let runner = outbound::runner::Runner::new(
         store.clone(),
         mda,
-        resolver(&config)?,
+        resolver,
         outbound_config(&config)?,
+        signer,
     );
     let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
     let runner_task = tokio::spawn(runner.run(async {
@@ -181,6 +189,40 @@ fn resolver(config: &Config) -> Result<dns::Resolver, ServeError> {
         timeout: None,
     })
     .map_err(|e| ServeError(format!("DNS resolver: {e}")))
+}
+
+/// The MX's sender authentication, unless `[policy] verify = false`.
+fn verifier(
+    config: &Config,
+    resolver: &dns::Resolver,
+) -> Result<Option<Arc<policy::verify::Verifier>>, ServeError> {
+    let p = &config.policy;
+    if !p.verify {
+        return Ok(None);
+    }
+    let psl = match &p.public_suffix_list {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ServeError(format!(
+                    "policy.public_suffix_list: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            policy::psl::PublicSuffixList::parse(&text)
+        }
+        None => policy::psl::PublicSuffixList::shipped(),
+    };
+    let cfg = policy::verify::VerifyConfig {
+        authserv_id: config.hostname.clone(),
+        spf_reject: p.spf_reject,
+        dmarc_enforce: p.dmarc_enforce,
+        trusted_arc_sealers: p.trusted_arc_sealers.clone(),
+    };
+    Ok(Some(Arc::new(policy::verify::Verifier::new(
+        resolver.clone(),
+        psl,
+        cfg,
+    ))))
 }
 
 fn outbound_config(config: &Config) -> Result<OutboundConfig, ServeError> {
@@ -333,7 +375,9 @@ async fn bootstrap_development(store: &Arc<dyn Store>) -> Result<(), ServeError>
         println!("tern: development setup in ./tern-data (reusing what the first start created)");
         return Ok(());
     }
-    store.add_domain("localhost").await.map_err(err)?;
+    crate::admin::create_domain(store, "localhost")
+        .await
+        .map_err(|e| ServeError(e.to_string()))?;
     let password: String = {
         const CHARS: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
         let mut bytes = [0u8; 16];

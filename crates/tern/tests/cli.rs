@@ -75,7 +75,11 @@ fn assert_one_error(out: &Output, needle: &str, what: &str) {
 #[test]
 fn domains() {
     let e = Env::new();
-    assert_eq!(e.ok(&["domain", "add", "A.test"]), "added domain a.test\n");
+    let added = e.ok(&["domain", "add", "A.test"]);
+    assert!(
+        added.starts_with("added domain a.test (DKIM selectors t2"),
+        "{added}"
+    );
     e.ok(&["domain", "add", "b.test"]);
     assert_eq!(e.ok(&["domain", "list"]), "a.test\nb.test\n");
     e.fails(&["domain", "add", "a.test"], "domain a.test already exists");
@@ -210,9 +214,40 @@ fn dns_records_and_queue() {
     let e = Env::new();
     e.fails(&["dns", "records", "a.test"], "domain a.test not found");
     e.ok(&["domain", "add", "a.test"]);
+    let records = e.ok(&["dns", "records", "a.test"]);
+    let lines: Vec<&str> = records.lines().collect();
+    assert_eq!(lines.len(), 5, "{records}");
+    assert_eq!(lines[0], "a.test. 3600 IN MX 10 mx.a.test.");
+    assert_eq!(lines[1], "a.test. 3600 IN TXT \"v=spf1 mx -all\"");
+    let dkim: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("._domainkey.a.test. 3600 IN TXT \"v=DKIM1; k="))
+        .collect();
+    assert_eq!(dkim.len(), 2, "{records}");
+    assert!(
+        dkim.iter().any(|l| l.contains("k=ed25519"))
+            && dkim.iter().any(|l| l.contains("k=rsa; p=MIIBIjAN"))
+    );
+    // The RSA key is longer than one TXT string: split in strings of <= 255.
+    assert!(dkim.iter().any(|l| l.contains("\" \"")), "{records}");
     assert_eq!(
-        e.ok(&["dns", "records", "a.test"]),
-        "a.test. 3600 IN MX 10 mx.a.test.\n"
+        lines[4],
+        "_dmarc.a.test. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@a.test\""
+    );
+    // Rotation adds two selectors (published at once, signing later).
+    let rotated = e.ok(&["dkim", "rotate", "a.test"]);
+    assert_eq!(
+        rotated.matches("added DKIM selector t2").count(),
+        2,
+        "{rotated}"
+    );
+    let list = e.ok(&["dkim", "list", "a.test"]);
+    assert_eq!(list.matches(" signing").count(), 2, "{list}");
+    assert_eq!(list.matches(" signs from ").count(), 2, "{list}");
+    assert_eq!(e.ok(&["dns", "records", "a.test"]).lines().count(), 7);
+    e.fails(
+        &["dkim", "rotate", "nowhere.test"],
+        "domain nowhere.test not found",
     );
     assert_eq!(e.ok(&["queue", "list"]), "");
     e.fails(&["queue", "show", "7"], "queued message 7 not found");
@@ -246,6 +281,9 @@ fn help_on_every_command() {
         &["dns", "records"],
         &["queue"],
         &["queue", "list"],
+        &["dkim"],
+        &["dkim", "rotate"],
+        &["dkim", "list"],
         &["queue", "show"],
         &["queue", "retry"],
         &["queue", "delete"],

@@ -8,10 +8,10 @@ use testkit::{TernServer, ephemeral_listeners};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tern");
 
-/// Test settings: no deliberate delays, so error paths run fast; outbound DNS
-/// goes to a closed port, so queued mail stays queued (deferred) and never
-/// reaches the real DNS.
-pub const FAST: &str = "[auth]\nfailure_delay = \"0s\"\n[smtp]\nerror_delay = \"0s\"\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n";
+/// Test settings: no deliberate delays, so error paths run fast; DNS goes to a
+/// closed port, so queued mail stays queued (deferred) and nothing reaches the
+/// real DNS; no sender authentication (it needs DNS: the MailNet tests do it).
+pub const FAST: &str = "[auth]\nfailure_delay = \"0s\"\n[smtp]\nerror_delay = \"0s\"\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n[policy]\nverify = false\n";
 
 /// A server with the SMTP listeners and the fixture world (created through the CLI).
 /// `extra` is TOML merged over the test defaults.
@@ -109,7 +109,7 @@ impl MailNet {
             "[listeners]\nsmtp = \"{ip}:{port}\"\nsubmission = \"{ip}:0\"\nimap = \"{ip}:0\"\n\
              [dns]\nnameservers = [\"{}\"]\n\
              [outbound]\nport = {port}\nsource = \"{ip}\"\n\
-             [queue]\nretry = [\"1s\"]\nmax_age = \"1h\"\n",
+             [queue]\nretry = [\"1s\"]\nmax_age = \"1h\"\n[policy]\nverify = true\n",
             self.dns.addr()
         );
         merge_toml(&[FAST, &base, extra])

@@ -260,12 +260,22 @@ fn undeliverable_mail_from_null_sender_is_not_bounced() {
     let a = net.tern(10, "a.test", &[], "");
     // fwd@a.test forwards to carol@far.test; far.test does not exist.
     let mx = a.addr("smtp");
-    testkit::send_smtp(mx, "", "fwd@a.test", "Subject: from null\r\n\r\nx");
+    testkit::send_smtp(
+        mx,
+        "",
+        "fwd@a.test",
+        "From: <bob@a.test>\r\nSubject: from null\r\n\r\nx",
+    );
     net.wait(15, "the failure", &[&a], || {
         a.log().contains("no delivery status notification")
     });
     assert!(net.queue(&a).is_empty());
-    testkit::send_smtp(mx, "bob@a.test", "fwd@a.test", "Subject: from bob\r\n\r\nx");
+    testkit::send_smtp(
+        mx,
+        "bob@a.test",
+        "fwd@a.test",
+        "From: <bob@a.test>\r\nSubject: from bob\r\n\r\nx",
+    );
     net.wait(15, "bob's bounce", &[&a], || {
         net.inbox(&a, "bob@a.test").len() == 1
     });

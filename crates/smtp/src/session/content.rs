@@ -140,6 +140,7 @@ impl SmtpSession {
             added = self.submission_fixes(&body)?;
         }
         let now = message::date::unix_now();
+        let (results, body, junk) = self.authenticate_message(&tx, body).await?;
         let helo = self.helo.as_ref();
         let info = ReceivedInfo {
             helo: helo.map(|h| h.name.as_str()).unwrap_or("unknown"),
@@ -162,7 +163,11 @@ impl SmtpSession {
             },
             date: now,
         };
-        let mut data = received(&info).into_bytes();
+        let mut data = results.into_bytes();
+        data.extend_from_slice(received(&info).as_bytes());
+        if is_submission(&self.cfg) {
+            data.extend_from_slice(self.dkim_signatures(&added, &body, now).await.as_bytes());
+        }
         data.extend_from_slice(added.as_bytes());
         data.extend_from_slice(&body);
         let size = data.len();
@@ -173,6 +178,7 @@ impl SmtpSession {
             ret: tx.params.ret,
             smtputf8: tx.params.smtputf8,
             eight_bit: tx.params.eight_bit,
+            junk,
         };
         // Design principle 2: the 250 goes out only after this returns (durable commit).
         let stored = self
@@ -195,6 +201,55 @@ impl SmtpSession {
             Enhanced(2, 0, 0),
             format!("Ok: queued as {}", tx.id),
         ))
+    }
+
+    /// On the MX: DKIM, ARC and DMARC (design.md principle 3: a refusal is
+    /// the answer to the data, never a bounce). Returns our
+    /// Authentication-Results field, the message without forged claims of our
+    /// authserv-id (RFC 8601 §5), and whether it goes to Junk.
+    async fn authenticate_message(
+        &self,
+        tx: &Transaction,
+        body: Vec<u8>,
+    ) -> Result<(String, Vec<u8>, bool), SmtpError> {
+        let (Some(verifier), Some(checks)) = (&self.services.verifier, &tx.checks) else {
+            return Ok((String::new(), body, false));
+        };
+        let verdict = verifier.message(checks, &body).await;
+        tracing::info!(
+            msg = %tx.id,
+            spf = ?checks.spf(),
+            dmarc = ?verdict.dmarc.iter().map(|e| (e.from_domain.as_str(), e.result.as_str())).collect::<Vec<_>>(),
+            action = ?verdict.action,
+            "sender authentication"
+        );
+        let junk = match verdict.action {
+            policy::verify::Action::Refuse(r) => return Err(SmtpError::Policy(r)),
+            policy::verify::Action::Junk => true,
+            policy::verify::Action::Accept => false,
+        };
+        let body = match policy::results::without_our_results(&body, &self.cfg.hostname) {
+            std::borrow::Cow::Borrowed(_) => body,
+            std::borrow::Cow::Owned(stripped) => stripped,
+        };
+        Ok((verdict.header, body, junk))
+    }
+
+    /// RFC 6376: DKIM-Signature fields for a submitted message, by the keys of
+    /// its From: domain.
+    async fn dkim_signatures(&self, added: &str, body: &[u8], now: i64) -> String {
+        let Some(signer) = &self.services.signer else {
+            return String::new();
+        };
+        let mut message = added.as_bytes().to_vec();
+        message.extend_from_slice(body);
+        let Some(domain) = policy::verify::from_domains(&message)
+            .ok()
+            .and_then(|d| d.into_iter().next())
+        else {
+            return String::new();
+        };
+        signer.sign(&domain, &message, now).await
     }
 
     /// RFC 6409 §8: the MSA checks From: against the login (C-RL6) and adds Date:

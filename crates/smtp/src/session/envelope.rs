@@ -12,7 +12,11 @@ use crate::params::{mail_params, rcpt_params};
 use crate::reply::{Enhanced, Reply};
 
 impl SmtpSession {
-    pub(super) fn mail(&mut self, path: &str, params: &[Param<'_>]) -> Result<Reply, SmtpError> {
+    pub(super) async fn mail(
+        &mut self,
+        path: &str,
+        params: &[Param<'_>],
+    ) -> Result<Reply, SmtpError> {
         if self.helo.is_none() {
             return Err(SmtpError::BadSequence("send HELO/EHLO first"));
         }
@@ -32,6 +36,7 @@ impl SmtpSession {
         if is_submission(&self.cfg) && !self.owns(&sender) {
             return Err(SmtpError::SenderNotOwned);
         }
+        let checks = self.sender_checks(&sender).await?;
         let id = new_message_id();
         tracing::info!(msg = %id, from = %escape(&sender.to_string()), "MAIL");
         self.tx = Some(Transaction {
@@ -39,9 +44,34 @@ impl SmtpSession {
             sender,
             params,
             recipients: Vec::new(),
+            checks,
             chunks: None,
         });
         Ok(Reply::new(250, Enhanced(2, 1, 0), "Sender OK"))
+    }
+
+    /// On the MX: iprev and SPF for this sender (RFC 7208 §2.4: the HELO
+    /// identity for `<>`), and the refusal of an SPF failure if configured.
+    async fn sender_checks(
+        &self,
+        sender: &ReversePath,
+    ) -> Result<Option<policy::verify::SenderChecks>, SmtpError> {
+        let Some(verifier) = self
+            .services
+            .verifier
+            .as_ref()
+            .filter(|_| !is_submission(&self.cfg))
+        else {
+            return Ok(None);
+        };
+        let helo = self.helo.as_ref().map(|h| h.name.as_str()).unwrap_or("");
+        let checks = verifier
+            .sender(self.client_ip(), helo, &sender.to_string())
+            .await;
+        if let Some(refusal) = verifier.spf_refusal(&checks) {
+            return Err(SmtpError::Policy(refusal));
+        }
+        Ok(Some(checks))
     }
 
     pub(super) async fn rcpt(

@@ -34,6 +34,10 @@ const MAX_AUTH_LINE: usize = 12288;
 pub struct Services {
     pub mda: Arc<Mda>,
     pub auth: Arc<auth::Authenticator>,
+    /// SPF, DKIM, DMARC, ARC and iprev on the MX (None: not checked).
+    pub verifier: Option<Arc<policy::verify::Verifier>>,
+    /// DKIM signing of submitted mail (None: not signed).
+    pub signer: Option<Arc<policy::sign::Signer>>,
 }
 
 /// The HELO/EHLO the client gave.
@@ -50,6 +54,8 @@ struct Transaction {
     sender: message::ReversePath,
     params: MailParams,
     recipients: Vec<delivery::Recipient>,
+    /// iprev and SPF, checked at MAIL FROM on the MX.
+    checks: Option<policy::verify::SenderChecks>,
     /// BDAT chunks received so far; a failure sticks until the LAST chunk or RSET.
     chunks: Option<Result<DataReader, SmtpError>>,
 }
@@ -225,7 +231,7 @@ impl SmtpSession {
         match cmd {
             Command::Helo(name) => Ok(self.hello(name, false)),
             Command::Ehlo(name) => Ok(self.hello(name, true)),
-            Command::Mail { path, params } => self.mail(path, &params),
+            Command::Mail { path, params } => self.mail(path, &params).await,
             Command::Rcpt { path, params } => self.rcpt(path, &params).await,
             Command::Data => self.data(more_pending),
             Command::Auth { mechanism, initial } => self.auth_start(mechanism, initial).await,

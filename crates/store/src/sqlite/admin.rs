@@ -114,6 +114,48 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn sql_add_dkim_key(&self, domain: String, key: NewDkimKey) -> Result<()> {
+        self.write(move |c| {
+            let id = domain_id(c, &domain)?;
+            c.execute(
+                "INSERT INTO dkim_keys(domain_id, selector, algorithm, private_key, public_key, created, active_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id, key.selector, key.algorithm, key.private_key, key.public_key, now(), key.active_from],
+            )
+            .map_err(|e| match sql(e) {
+                StoreError::Duplicate(_) => StoreError::Duplicate(format!("DKIM selector {} of {domain}", key.selector)),
+                other => other,
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_dkim_keys(&self, domain: String) -> Result<Vec<DkimKey>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT k.selector, k.algorithm, k.private_key, k.public_key, k.active_from, k.created FROM dkim_keys k JOIN domains d ON d.id = k.domain_id WHERE d.name = ?1 ORDER BY k.active_from DESC, k.id DESC",
+            )
+            .and_then(|mut st| {
+                st.query_map([&domain], |r| {
+                    Ok(DkimKey {
+                        domain: domain.clone(),
+                        key: NewDkimKey {
+                            selector: r.get(0)?,
+                            algorithm: r.get(1)?,
+                            private_key: r.get(2)?,
+                            public_key: r.get(3)?,
+                            active_from: r.get(4)?,
+                        },
+                        created: r.get(5)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(sql)
+        })
+        .await
+    }
+
     pub(crate) async fn sql_add_account(
         &self,
         address: String,

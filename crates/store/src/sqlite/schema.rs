@@ -116,4 +116,19 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE queue_recipients ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 5: DKIM signing keys (RFC 6376), several per domain: one per algorithm and
+    // rotation; a key signs from `active_from` on.
+    r#"
+    CREATE TABLE dkim_keys (
+        id INTEGER PRIMARY KEY,
+        domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+        selector TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        private_key BLOB NOT NULL,
+        public_key TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        active_from INTEGER NOT NULL,
+        UNIQUE (domain_id, selector)
+    );
+    "#,
 ];

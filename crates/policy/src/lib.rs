@@ -1,0 +1,7 @@
+//! Sender authentication (design.md `policy`).
+pub mod dmarc;
+pub mod keys;
+pub mod psl;
+pub mod results;
+pub mod sign;
+pub mod verify;

@@ -1,0 +1,202 @@
+//! DKIM signing of what our users send (RFC 6376 §5): one signature per
+//! active key of the From: domain (RSA and Ed25519), relaxed/relaxed, From
+//! over-signed so that a second From: cannot be added (RFC 6376 §8.15).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::{DkimSigner, Done};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
+use store::{DkimKey, Store};
+
+use crate::keys::ED25519;
+
+/// The headers signed; `From` twice: the second instance signs its absence.
+pub const SIGNED_HEADERS: [&str; 13] = [
+    "From",
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "In-Reply-To",
+    "References",
+    "Reply-To",
+];
+
+enum Prepared {
+    Rsa(DkimSigner<RsaKey<Sha256>, Done>),
+    Ed25519(DkimSigner<Ed25519Key, Done>),
+}
+
+impl Prepared {
+    fn new(key: &DkimKey) -> Result<Prepared, mail_auth::Error> {
+        let k = &key.key;
+        if k.algorithm == ED25519 {
+            let signer = DkimSigner::from_key(Ed25519Key::from_pkcs8_der(&k.private_key)?)
+                .domain(&key.domain)
+                .selector(&k.selector)
+                .headers(SIGNED_HEADERS);
+            return Ok(Prepared::Ed25519(signer));
+        }
+        let der = PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(k.private_key.clone()));
+        let signer = DkimSigner::from_key(RsaKey::<Sha256>::from_key_der(der)?)
+            .domain(&key.domain)
+            .selector(&k.selector)
+            .headers(SIGNED_HEADERS);
+        Ok(Prepared::Rsa(signer))
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<String, mail_auth::Error> {
+        Ok(match self {
+            Prepared::Rsa(s) => s.sign(message)?.to_header(),
+            Prepared::Ed25519(s) => s.sign(message)?.to_header(),
+        })
+    }
+}
+
+/// Signs with the keys in the store; parsed keys are kept (by domain and selector).
+pub struct Signer {
+    store: Arc<dyn Store>,
+    prepared: Mutex<HashMap<(String, String), Arc<Prepared>>>,
+}
+
+impl Signer {
+    pub fn new(store: Arc<dyn Store>) -> Signer {
+        Signer {
+            store,
+            prepared: Mutex::default(),
+        }
+    }
+
+    /// The DKIM-Signature fields to put on top of `message`, signed for
+    /// `domain` or the nearest parent domain of ours that has keys (mail
+    /// from `MAILER-DAEMON@mx.a.test` is signed by a.test: relaxed DMARC
+    /// alignment). Empty when no key applies.
+    pub async fn sign(&self, domain: &str, message: &[u8], now: i64) -> String {
+        let keys = match self.keys_for(domain).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "DKIM: cannot read the keys; not signing");
+                return String::new();
+            }
+        };
+        let active = active_keys(&keys, now);
+        if active.is_empty() {
+            return String::new();
+        }
+        // mail-auth 0.13 hashes whitespace-only lines at the end of the body
+        // under relaxed canonicalization; RFC 6376 §3.4.4 ignores them. The same
+        // message without them has the right body hash (dependencies.md).
+        let canonical = without_trailing_blank_lines(message);
+        let mut out = String::new();
+        for key in active {
+            match self.prepared(key).and_then(|p| p.sign(&canonical)) {
+                Ok(header) => out.push_str(&header),
+                Err(e) => {
+                    tracing::warn!(%domain, selector = %key.key.selector, error = %e, "DKIM: cannot sign")
+                }
+            }
+        }
+        out
+    }
+
+    async fn keys_for(&self, domain: &str) -> Result<Vec<DkimKey>, store::StoreError> {
+        let mut name = domain.trim_end_matches('.').to_ascii_lowercase();
+        loop {
+            let keys = self.store.dkim_keys(&name).await?;
+            if !keys.is_empty() {
+                return Ok(keys);
+            }
+            match name.split_once('.') {
+                Some((_, parent)) if parent.contains('.') => name = parent.to_string(),
+                _ => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    fn prepared(&self, key: &DkimKey) -> Result<Arc<Prepared>, mail_auth::Error> {
+        let id = (key.domain.clone(), key.key.selector.clone());
+        let mut cache = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = cache.get(&id) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(Prepared::new(key)?);
+        cache.insert(id, p.clone());
+        Ok(p)
+    }
+}
+
+/// Per algorithm, the newest key that is active at `now`.
+pub fn active_keys(keys: &[DkimKey], now: i64) -> Vec<&DkimKey> {
+    let mut out: Vec<&DkimKey> = Vec::new();
+    // `keys` come newest first.
+    for k in keys.iter().filter(|k| k.key.active_from <= now) {
+        if !out.iter().any(|o| o.key.algorithm == k.key.algorithm) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+/// The message with whitespace-only lines at the end of its body removed (a
+/// relaxed body hash does not see them: RFC 6376 §3.4.4). Unchanged when there
+/// are none, so simple canonicalization is never affected in practice.
+pub fn without_trailing_blank_lines(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let body_start = message::header::header_end(message);
+    let mut end = message.len();
+    let mut saw_whitespace = false;
+    // Remove blank lines (empty or whitespace only) from the end.
+    while let Some(without_crlf) = message[body_start..end].strip_suffix(b"\r\n") {
+        let line_start = without_crlf
+            .windows(2)
+            .rposition(|w| w == b"\r\n")
+            .map_or(0, |i| i + 2);
+        let line = &without_crlf[line_start..];
+        if !line.iter().all(|b| *b == b' ' || *b == b'\t') {
+            break;
+        }
+        saw_whitespace |= !line.is_empty();
+        end = body_start + line_start;
+    }
+    if saw_whitespace {
+        std::borrow::Cow::Owned(message[..end].to_vec())
+    } else {
+        std::borrow::Cow::Borrowed(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_whitespace_lines() {
+        let m = b"Subject: x\r\n\r\nbody\r\n  \r\n\t\r\n";
+        assert_eq!(
+            &*without_trailing_blank_lines(m),
+            b"Subject: x\r\n\r\nbody\r\n"
+        );
+        let m = b"Subject: x\r\n\r\nbody\r\n\r\n";
+        assert_eq!(
+            &*without_trailing_blank_lines(m),
+            &m[..],
+            "empty lines: nothing to do"
+        );
+        let m = b"Subject: x\r\n\r\nbody \r\n";
+        assert_eq!(&*without_trailing_blank_lines(m), &m[..]);
+        let m = b"Subject: x\r\n\r\n \r\n";
+        assert_eq!(&*without_trailing_blank_lines(m), b"Subject: x\r\n\r\n");
+        let m = b"Subject: x\r\n\r\nbody\r\n \r\n\r\n";
+        assert_eq!(
+            &*without_trailing_blank_lines(m),
+            b"Subject: x\r\n\r\nbody\r\n"
+        );
+    }
+}

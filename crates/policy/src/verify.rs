@@ -1,0 +1,562 @@
+//! Checks on mail arriving at the MX: iprev and SPF when the sender is known
+//! (MAIL FROM), DKIM, ARC and DMARC once the message is here; one verdict
+//! and one Authentication-Results field (RFC 8601).
+//!
+//! DNS failures are never a silent pass: they show as `temperror`, and when
+//! they keep DMARC from deciding, the message is deferred (451 4.7.5).
+
+use std::net::IpAddr;
+
+use mail_auth::dkim::Canonicalization;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{
+    ArcOutput, AuthenticatedMessage, DkimOutput, DkimResult, IprevOutput, IprevResult,
+    MessageAuthenticator, SpfOutput, SpfResult,
+};
+
+use crate::dmarc::{self, DmarcResult, Evaluation, Identities, Policy, Record};
+use crate::psl::PublicSuffixList;
+use crate::results::{Clause, header};
+use crate::sign::without_trailing_blank_lines;
+
+/// hardening.md C-OB11: DKIM signatures checked per message.
+pub const MAX_DKIM_SIGNATURES: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    /// Our authserv-id: the host name.
+    pub authserv_id: String,
+    /// Refuse an SPF `fail` at MAIL FROM (550 5.7.23) and defer its
+    /// `temperror` (451 4.7.24).
+    pub spf_reject: bool,
+    /// Act on DMARC `p=reject` / `p=quarantine`; false: only mark.
+    pub dmarc_enforce: bool,
+    /// ARC sealers whose chain may override a DMARC failure (RFC 8617 §7.2).
+    pub trusted_arc_sealers: Vec<String>,
+}
+
+/// A refusal: SMTP code, enhanced status, text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub status: (u8, u16, u16),
+    pub text: String,
+}
+
+/// What to do with the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Accept,
+    /// DMARC quarantine: into the Junk folder.
+    Junk,
+    Refuse(Refusal),
+}
+
+/// What is known once the envelope sender is.
+#[derive(Debug)]
+pub struct SenderChecks {
+    pub ip: IpAddr,
+    pub helo: String,
+    /// The reverse-path, empty for `<>`.
+    pub mail_from: String,
+    iprev: IprevOutput,
+    spf: SpfOutput,
+}
+
+impl SenderChecks {
+    pub fn spf(&self) -> SpfResult {
+        self.spf.result()
+    }
+}
+
+/// The outcome for a whole message.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// `Authentication-Results: ...\r\n`, to put on top of the message.
+    pub header: String,
+    pub action: Action,
+    /// One evaluation per From: domain (for DMARC reports).
+    pub dmarc: Vec<Evaluation>,
+}
+
+pub struct Verifier {
+    ma: MessageAuthenticator,
+    dns: dns::Resolver,
+    psl: PublicSuffixList,
+    cfg: VerifyConfig,
+}
+
+impl Verifier {
+    pub fn new(dns: dns::Resolver, psl: PublicSuffixList, cfg: VerifyConfig) -> Verifier {
+        Verifier {
+            ma: MessageAuthenticator(dns.hickory()),
+            dns,
+            psl,
+            cfg,
+        }
+    }
+
+    pub fn psl(&self) -> &PublicSuffixList {
+        &self.psl
+    }
+
+    /// iprev (RFC 8601 §3) and SPF (RFC 7208) for the MAIL FROM identity, or the
+    /// HELO identity for the null reverse-path (RFC 7208 §2.4).
+    pub async fn sender(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SenderChecks {
+        let iprev = self.ma.verify_iprev(ip).await;
+        let host = self.cfg.authserv_id.as_str();
+        let spf = if mail_from.is_empty() {
+            self.ma
+                .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
+                .await
+        } else {
+            self.ma
+                .verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
+                .await
+        };
+        SenderChecks {
+            ip,
+            helo: helo.to_string(),
+            mail_from: mail_from.to_string(),
+            iprev,
+            spf,
+        }
+    }
+
+    /// The answer to MAIL FROM when the operator refuses SPF failures.
+    pub fn spf_refusal(&self, s: &SenderChecks) -> Option<Refusal> {
+        if !self.cfg.spf_reject {
+            return None;
+        }
+        let domain = s.spf.domain();
+        match s.spf.result() {
+            // RFC 7372 §3.2.
+            SpfResult::Fail => Some(Refusal {
+                code: 550,
+                status: (5, 7, 23),
+                text: format!("SPF: {domain} does not allow {} to send its mail", s.ip),
+            }),
+            SpfResult::TempError => Some(Refusal {
+                code: 451,
+                status: (4, 7, 24),
+                text: format!("SPF: temporary DNS failure for {domain}; try again later"),
+            }),
+            _ => None,
+        }
+    }
+
+    /// DKIM, ARC and DMARC on the whole message, and the verdict.
+    pub async fn message(&self, s: &SenderChecks, data: &[u8]) -> Verdict {
+        let from = match from_domains(data) {
+            Ok(f) => f,
+            Err(refusal) => {
+                return Verdict {
+                    header: String::new(),
+                    action: Action::Refuse(refusal),
+                    dmarc: Vec::new(),
+                };
+            }
+        };
+        let normalized = without_trailing_blank_lines(data);
+        let (dkim, arc) = match (
+            AuthenticatedMessage::parse(data),
+            AuthenticatedMessage::parse(&normalized),
+        ) {
+            (Some(mut msg), Some(mut norm)) => {
+                msg.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
+                norm.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
+                let dkim = self.dkim(&msg, &norm, data).await;
+                let arc = self.ma.verify_arc(&msg).await;
+                (dkim, Some(arc_summary(&arc)))
+            }
+            _ => (Vec::new(), None),
+        };
+        let ids = Identities {
+            spf_pass: (s.spf.result() == SpfResult::Pass).then(|| s.spf.domain().to_string()),
+            spf_temperror: s.spf.result() == SpfResult::TempError,
+            dkim_pass: dkim
+                .iter()
+                .filter(|d| d.pass)
+                .map(|d| d.domain.clone())
+                .collect(),
+            dkim_temperror: dkim.iter().any(|d| d.temperror),
+        };
+        let mut evaluations = Vec::new();
+        for domain in &from {
+            evaluations.push(self.dmarc(domain, &ids).await);
+        }
+        let (action, notes) = self.decide(&mut evaluations, arc.as_ref());
+        let clauses = self.clauses(s, &dkim, arc.as_ref(), &evaluations, &notes);
+        Verdict {
+            header: header(&self.cfg.authserv_id, &clauses),
+            action,
+            dmarc: evaluations,
+        }
+    }
+
+    /// Every signature's result. Where the body ends with whitespace-only
+    /// lines, relaxed-body signatures are checked on the message without them
+    /// (mail-auth 0.13 counts them; RFC 6376 §3.4.4 does not).
+    async fn dkim(
+        &self,
+        msg: &AuthenticatedMessage<'_>,
+        norm: &AuthenticatedMessage<'_>,
+        data: &[u8],
+    ) -> Vec<DkimCheck> {
+        let plain = self.ma.verify_dkim(msg).await;
+        let relaxed = if std::ptr::eq(msg.raw_message, norm.raw_message)
+            || msg.raw_message == norm.raw_message
+        {
+            None
+        } else {
+            Some(self.ma.verify_dkim(norm).await)
+        };
+        let body_len = data.len() - message::header::header_end(data);
+        plain
+            .iter()
+            .enumerate()
+            .map(|(i, out)| {
+                let chosen = match (&relaxed, out.signature()) {
+                    (Some(r), Some(sig)) if sig.cb == Canonicalization::Relaxed => {
+                        r.get(i).unwrap_or(out)
+                    }
+                    _ => out,
+                };
+                DkimCheck::from_output(chosen, body_len)
+            })
+            .collect()
+    }
+
+    /// RFC 7489 §6.6.3 policy discovery, then the evaluation.
+    async fn dmarc(&self, domain: &str, ids: &Identities) -> Evaluation {
+        let org = self.psl.organizational_domain(domain);
+        let mut found = self.dmarc_record(domain).await;
+        let mut at = domain.to_string();
+        if matches!(found, Ok(None)) && org != domain {
+            found = self.dmarc_record(&org).await;
+            at = org;
+        }
+        match found {
+            Ok(Some(record)) => {
+                let sample = rand::random_range(0..100u8);
+                dmarc::evaluate(&self.psl, domain, &record, &at, ids, sample)
+            }
+            Ok(None) => Evaluation {
+                from_domain: domain.to_string(),
+                result: DmarcResult::None,
+                policy: None,
+                disposition: Policy::None,
+                spf_aligned: false,
+                dkim_aligned: false,
+            },
+            Err(()) => Evaluation {
+                from_domain: domain.to_string(),
+                result: DmarcResult::TempError,
+                policy: None,
+                disposition: Policy::None,
+                spf_aligned: false,
+                dkim_aligned: false,
+            },
+        }
+    }
+
+    /// The one DMARC record at `_dmarc.domain`; Err on a temporary DNS failure.
+    async fn dmarc_record(&self, domain: &str) -> Result<Option<Record>, ()> {
+        match self.dns.txt(&format!("_dmarc.{domain}")).await {
+            Ok(txts) => {
+                let records: Vec<Record> = txts
+                    .iter()
+                    .filter(|t| t.trim_start().to_ascii_lowercase().starts_with("v=dmarc1"))
+                    .filter_map(|t| Record::parse(t))
+                    .collect();
+                // §6.6.3: several records mean none.
+                Ok((records.len() == 1)
+                    .then(|| records.into_iter().next())
+                    .flatten())
+            }
+            Err(e) if e.is_temporary() => Err(()),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The action over all From: domains, the most severe winning, and notes
+    /// for the header (ARC overrides, marking only).
+    fn decide(
+        &self,
+        evaluations: &mut [Evaluation],
+        arc: Option<&ArcSummary>,
+    ) -> (Action, Vec<String>) {
+        let mut notes = Vec::new();
+        let mut action = Action::Accept;
+        for e in evaluations.iter_mut() {
+            if e.result == DmarcResult::TempError {
+                let refusal = Refusal {
+                    code: 451,
+                    status: (4, 7, 5),
+                    text: format!(
+                        "DMARC: temporary DNS failure checking {}; try again later",
+                        e.from_domain
+                    ),
+                };
+                return (Action::Refuse(refusal), notes);
+            }
+            if e.disposition == Policy::None {
+                continue;
+            }
+            // RFC 8617 §7.2: a trusted forwarder's valid chain overrides.
+            if let Some(sealer) = arc.filter(|a| a.pass).and_then(|a| a.sealer.as_deref())
+                && self
+                    .cfg
+                    .trusted_arc_sealers
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(sealer))
+            {
+                notes.push(format!(
+                    "overridden by the ARC chain of trusted forwarder {sealer}"
+                ));
+                e.disposition = Policy::None;
+                continue;
+            }
+            if !self.cfg.dmarc_enforce {
+                notes.push("not enforced here".to_string());
+                continue;
+            }
+            match e.disposition {
+                Policy::Reject => {
+                    let refusal = Refusal {
+                        code: 550,
+                        status: (5, 7, 1),
+                        text: format!("rejected by the DMARC policy of {}", e.from_domain),
+                    };
+                    return (Action::Refuse(refusal), notes);
+                }
+                Policy::Quarantine => action = Action::Junk,
+                Policy::None => {}
+            }
+        }
+        (action, notes)
+    }
+
+    fn clauses(
+        &self,
+        s: &SenderChecks,
+        dkim: &[DkimCheck],
+        arc: Option<&ArcSummary>,
+        evaluations: &[Evaluation],
+        notes: &[String],
+    ) -> Vec<Clause> {
+        let mut out = Vec::new();
+        let ip = s.ip.to_string();
+        let iprev = match &s.iprev.result {
+            IprevResult::Pass => Clause::new("iprev", "pass"),
+            IprevResult::Fail(e) => Clause::new("iprev", "fail").comment(e.to_string()),
+            IprevResult::TempError(e) => Clause::new("iprev", "temperror").comment(e.to_string()),
+            IprevResult::PermError(e) => Clause::new("iprev", "permerror").comment(e.to_string()),
+            IprevResult::None => Clause::new("iprev", "none"),
+        };
+        let iprev = match s.iprev.ptr.as_ref().and_then(|p| p.first()) {
+            Some(name) if s.iprev.result == IprevResult::Pass => {
+                iprev.comment(name.trim_end_matches('.').to_string())
+            }
+            _ => iprev,
+        };
+        out.push(iprev.property("policy.iprev", ip));
+        let spf = Clause::new("spf", spf_word(s.spf.result()));
+        let spf = match s.spf.explanation() {
+            Some(x) => spf.comment(x.to_string()),
+            None => spf,
+        };
+        out.push(if s.mail_from.is_empty() {
+            spf.property("smtp.helo", s.helo.clone())
+        } else {
+            spf.property("smtp.mailfrom", s.mail_from.clone())
+        });
+        if dkim.is_empty() {
+            out.push(Clause::new("dkim", "none"));
+        }
+        for d in dkim {
+            let mut c = Clause::new("dkim", d.result.clone());
+            if let Some(r) = &d.reason {
+                c = c.comment(r.clone());
+            }
+            if !d.domain.is_empty() {
+                c = c
+                    .property("header.d", d.domain.clone())
+                    .property("header.s", d.selector.clone());
+            }
+            if !d.b.is_empty() {
+                c = c.property("header.b", d.b.clone());
+            }
+            out.push(c);
+        }
+        match arc {
+            Some(a) if a.sets > 0 => {
+                let c = Clause::new("arc", if a.pass { "pass" } else { "fail" });
+                let c = match &a.sealer {
+                    Some(sealer) => {
+                        c.comment(format!("{} set(s), last sealed by {sealer}", a.sets))
+                    }
+                    None => c,
+                };
+                out.push(c.property("smtp.remote-ip", s.ip.to_string()));
+            }
+            _ => out.push(Clause::new("arc", "none")),
+        }
+        for e in evaluations {
+            let mut comment = e.policy.map(|p| format!("p={}", p.as_str().to_uppercase()));
+            if e.result == DmarcResult::Fail && !notes.is_empty() {
+                comment = Some(format!(
+                    "{}; {}",
+                    comment.unwrap_or_default(),
+                    notes.join("; ")
+                ));
+            }
+            let mut c = Clause::new("dmarc", e.result.as_str());
+            if let Some(comment) = comment {
+                c = c.comment(comment);
+            }
+            out.push(c.property("header.from", e.from_domain.clone()));
+        }
+        out
+    }
+}
+
+fn spf_word(r: SpfResult) -> &'static str {
+    match r {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    }
+}
+
+/// One DKIM signature's outcome, as DMARC and the header need it.
+#[derive(Debug, Clone)]
+struct DkimCheck {
+    result: String,
+    reason: Option<String>,
+    domain: String,
+    selector: String,
+    /// The first 8 characters of the signature (RFC 6008).
+    b: String,
+    pass: bool,
+    temperror: bool,
+}
+
+impl DkimCheck {
+    fn from_output(out: &DkimOutput<'_>, body_len: usize) -> DkimCheck {
+        let sig = out.signature();
+        let (mut result, mut reason) = match out.result() {
+            DkimResult::Pass => ("pass", None),
+            DkimResult::Neutral(e) => ("neutral", Some(e.to_string())),
+            DkimResult::Fail(e) => ("fail", Some(e.to_string())),
+            DkimResult::PermError(e) => ("permerror", Some(e.to_string())),
+            DkimResult::TempError(e) => ("temperror", Some(e.to_string())),
+            DkimResult::None => ("none", None),
+        };
+        // hardening.md C-OB11: a signature over part of the body does not vouch
+        // for the rest (RFC 6376 §8.2).
+        if result == "pass"
+            && let Some(s) = sig.filter(|s| s.l > 0 && (s.l as usize) < body_len)
+        {
+            result = "policy";
+            reason = Some(format!(
+                "signs only the first {} of {body_len} body octets (l=)",
+                s.l
+            ));
+        }
+        use base64::Engine;
+        DkimCheck {
+            result: result.to_string(),
+            reason,
+            domain: sig.map(|s| s.d.to_ascii_lowercase()).unwrap_or_default(),
+            selector: sig.map(|s| s.s.clone()).unwrap_or_default(),
+            b: sig
+                .map(|s| {
+                    base64::engine::general_purpose::STANDARD
+                        .encode(&s.b)
+                        .chars()
+                        .take(8)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            pass: result == "pass",
+            temperror: result == "temperror",
+        }
+    }
+}
+
+/// What matters of an ARC chain: valid or not, how long, who sealed last.
+#[derive(Debug, Clone)]
+struct ArcSummary {
+    pass: bool,
+    sets: usize,
+    sealer: Option<String>,
+}
+
+fn arc_summary(arc: &ArcOutput<'_>) -> ArcSummary {
+    ArcSummary {
+        pass: *arc.result() == DkimResult::Pass,
+        sets: arc.sets().len(),
+        sealer: arc
+            .sets()
+            .last()
+            .map(|s| s.seal.header.d.to_ascii_lowercase()),
+    }
+}
+
+/// The From: domains DMARC evaluates (RFC 7489 §6.6.1), read by Tern's strict
+/// header reader (not mail-parser: dependencies.md). A message must have
+/// exactly one From: field (RFC 5322 §3.6) with at least one address.
+pub fn from_domains(data: &[u8]) -> Result<Vec<String>, Refusal> {
+    let refuse = |text: &str| Refusal {
+        code: 550,
+        status: (5, 7, 1),
+        text: text.to_string(),
+    };
+    let fields = message::header::fields_named(data, "From");
+    let [field] = fields.as_slice() else {
+        return Err(refuse(
+            "a message needs exactly one From: field (RFC 5322 §3.6)",
+        ));
+    };
+    let mut domains: Vec<String> = Vec::new();
+    for a in message::header::addresses(field.value) {
+        let Some(d) = a.domain().name() else {
+            return Err(refuse("the From: address has no domain name"));
+        };
+        let d = d.to_ascii_lowercase();
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    if domains.is_empty() {
+        return Err(refuse("the From: field has no address Tern can read"));
+    }
+    Ok(domains)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_rules() {
+        assert_eq!(
+            from_domains(b"From: a@A.test\r\n\r\nx").unwrap(),
+            ["a.test"]
+        );
+        assert_eq!(
+            from_domains(b"From: a@a.test, b@b.test, c@a.test\r\n\r\nx").unwrap(),
+            ["a.test", "b.test"]
+        );
+        assert!(from_domains(b"Subject: none\r\n\r\nx").is_err());
+        assert!(from_domains(b"From: a@a.test\r\nFrom: b@b.test\r\n\r\nx").is_err());
+        assert!(from_domains(b"From: nobody\r\n\r\nx").is_err());
+        // "Fr om" is not a From: field, so this message has none.
+        assert!(from_domains(b"Fr om: a@a.test\r\n\r\nx").is_err());
+    }
+}

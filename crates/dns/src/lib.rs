@@ -65,6 +65,9 @@ pub enum MxPlan {
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,
+    /// The configured servers (empty: the system's), for [`Resolver::ptr`].
+    nameservers: Vec<SocketAddr>,
+    timeout: Duration,
 }
 
 fn fqdn(name: &str) -> String {
@@ -113,6 +116,8 @@ impl Resolver {
         opts.attempts = 2;
         Ok(Resolver {
             inner: builder.build().map_err(err)?,
+            nameservers: config.nameservers.clone(),
+            timeout: config.timeout.unwrap_or(Duration::from_secs(5)),
         })
     }
 
@@ -187,6 +192,71 @@ impl Resolver {
         }
     }
 
+    /// The PTR names of an address (RFC 1035 §3.5), without the final dot.
+    ///
+    /// With `[dns] nameservers` configured they are asked directly: hickory
+    /// answers `localhost` by itself for 127.0.0.0/8 (RFC 6761 §6.3), which
+    /// would hide a test network's reverse zone on loopback addresses. With the
+    /// system's resolver, hickory's rules stand.
+    pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        let name = hickory_resolver::proto::rr::Name::from(ip);
+        let Some(server) = self.nameservers.first() else {
+            let records = self.lookup(&name.to_ascii(), RecordType::PTR).await?;
+            return Ok(ptr_names(&records));
+        };
+        let key = name.to_ascii();
+        let query = || async {
+            use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query};
+            let mut m = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+            m.metadata.recursion_desired = true;
+            m.add_query(Query::query(name.clone(), RecordType::PTR));
+            let bytes = m.to_vec().map_err(|e| e.to_string())?;
+            let local: SocketAddr = if server.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let socket = tokio::net::UdpSocket::bind(local)
+                .await
+                .map_err(|e| e.to_string())?;
+            socket
+                .send_to(&bytes, server)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let (n, from) = socket
+                    .recv_from(&mut buf)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let Ok(reply) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                if from == *server && reply.metadata.id == m.metadata.id {
+                    return Ok::<Message, String>(reply);
+                }
+            }
+        };
+        let reply = match tokio::time::timeout(self.timeout, query()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(DnsError::Temporary(key, e)),
+            Err(_) => return Err(DnsError::Temporary(key, "timeout".into())),
+        };
+        match reply.metadata.response_code {
+            ResponseCode::NoError => {
+                let records: Vec<RData> = reply.answers.into_iter().map(|r| r.data).collect();
+                let names = ptr_names(&records);
+                if names.is_empty() {
+                    Err(DnsError::NoRecords(key))
+                } else {
+                    Ok(names)
+                }
+            }
+            ResponseCode::NXDomain => Err(DnsError::NoSuchDomain(key)),
+            other => Err(DnsError::Temporary(key, other.to_string())),
+        }
+    }
+
     /// TXT records, each as its strings concatenated (RFC 7208 §3.3).
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
         let records = self.lookup(name, RecordType::TXT).await?;
@@ -214,6 +284,17 @@ impl Resolver {
             Err(e) => Err(e),
         }
     }
+}
+
+fn ptr_names(records: &[RData]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            RData::PTR(p) => Some(p.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+            _ => None,
+        })
+        .take(MAX_ADDRESSES)
+        .collect()
 }
 
 /// Order MX records: a single "." is a null MX; otherwise by preference, equal

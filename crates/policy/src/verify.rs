@@ -6,18 +6,22 @@
 //! they keep DMARC from deciding, the message is deferred (451 4.7.5).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mail_auth::dkim::Canonicalization;
+use mail_auth::dkim::{Canonicalization, DkimError};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    ArcOutput, AuthenticatedMessage, DkimOutput, DkimResult, IprevOutput, IprevResult,
-    MessageAuthenticator, SpfOutput, SpfResult,
+    ArcOutput, AuthenticatedMessage, DkimOutput, DkimResult, MessageAuthenticator, Parameters,
+    ResolverCache, SpfOutput, SpfResult,
 };
 
 use crate::dmarc::{self, DmarcResult, Evaluation, Identities, Policy, Record};
 use crate::psl::PublicSuffixList;
 use crate::results::{Clause, header};
 use crate::sign::without_trailing_blank_lines;
+
+/// RFC 7208 §4.6.4: DNS lookups that may come back empty in one SPF check.
+pub const MAX_VOID_LOOKUPS: usize = 2;
 
 /// hardening.md C-OB11: DKIM signatures checked per message.
 pub const MAX_DKIM_SIGNATURES: usize = 5;
@@ -59,8 +63,17 @@ pub struct SenderChecks {
     pub helo: String,
     /// The reverse-path, empty for `<>`.
     pub mail_from: String,
-    iprev: IprevOutput,
+    iprev: Iprev,
     spf: SpfOutput,
+}
+
+/// RFC 8601 §3: forward-confirmed reverse DNS of the client address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Iprev {
+    /// This PTR name resolves back to the address.
+    Pass(String),
+    Fail(String),
+    TempError(String),
 }
 
 impl SenderChecks {
@@ -103,16 +116,31 @@ impl Verifier {
     /// iprev (RFC 8601 §3) and SPF (RFC 7208) for the MAIL FROM identity, or the
     /// HELO identity for the null reverse-path (RFC 7208 §2.4).
     pub async fn sender(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SenderChecks {
-        let iprev = self.ma.verify_iprev(ip).await;
+        let iprev = self.iprev(ip).await;
         let host = self.cfg.authserv_id.as_str();
-        let spf = if mail_from.is_empty() {
-            self.ma
-                .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
-                .await
+        let params = if mail_from.is_empty() {
+            SpfParameters::verify_ehlo(ip, helo, host)
         } else {
-            self.ma
-                .verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
-                .await
+            SpfParameters::verify_mail_from(ip, helo, host, mail_from)
+        };
+        let voids = VoidCounter::default();
+        let spf = self
+            .ma
+            .verify_spf(Parameters {
+                params,
+                cache_txt: Some(&voids),
+                cache_mx: Some(&voids),
+                cache_ptr: Some(&voids),
+                cache_ipv4: Some(&voids),
+                cache_ipv6: Some(&voids),
+            })
+            .await;
+        // RFC 7208 §4.6.4 (hardening.md C-OB10): more than two lookups that
+        // found nothing make the evaluation a permerror (mail-auth does not count).
+        let spf = if voids.count() > MAX_VOID_LOOKUPS {
+            SpfOutput::new(spf.domain().to_string()).with_result(SpfResult::PermError)
+        } else {
+            spf
         };
         SenderChecks {
             ip,
@@ -120,6 +148,32 @@ impl Verifier {
             mail_from: mail_from.to_string(),
             iprev,
             spf,
+        }
+    }
+
+    /// PTR names (at most 10, as many as SPF allows for `ptr`), then their
+    /// A/AAAA records must contain the address.
+    async fn iprev(&self, ip: IpAddr) -> Iprev {
+        let names = match self.dns.ptr(ip).await {
+            Ok(n) => n,
+            Err(e) if e.is_temporary() => return Iprev::TempError(e.to_string()),
+            Err(_) => return Iprev::Fail("no PTR record".into()),
+        };
+        let mut temporary = None;
+        for name in names.iter().take(10) {
+            match self.dns.addresses(name).await {
+                Ok(ips) if ips.contains(&ip) => return Iprev::Pass(name.clone()),
+                Ok(_) => {}
+                Err(e) if e.is_temporary() => temporary = Some(e.to_string()),
+                Err(_) => {}
+            }
+        }
+        match temporary {
+            Some(e) => Iprev::TempError(e),
+            None => Iprev::Fail(format!(
+                "{} does not resolve back to {ip}",
+                names.join(", ")
+            )),
         }
     }
 
@@ -157,19 +211,14 @@ impl Verifier {
                 };
             }
         };
-        let normalized = without_trailing_blank_lines(data);
-        let (dkim, arc) = match (
-            AuthenticatedMessage::parse(data),
-            AuthenticatedMessage::parse(&normalized),
-        ) {
-            (Some(mut msg), Some(mut norm)) => {
-                msg.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
-                norm.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
-                let dkim = self.dkim(&msg, &norm, data).await;
+        let (dkim, arc) = match AuthenticatedMessage::parse(data) {
+            Some(mut msg) => {
+                bound(&mut msg);
+                let dkim = self.dkim(&msg, data).await;
                 let arc = self.ma.verify_arc(&msg).await;
                 (dkim, Some(arc_summary(&arc)))
             }
-            _ => (Vec::new(), None),
+            None => (Vec::new(), None),
         };
         let ids = Identities {
             spf_pass: (s.spf.result() == SpfResult::Pass).then(|| s.spf.domain().to_string()),
@@ -197,34 +246,31 @@ impl Verifier {
     /// Every signature's result. Where the body ends with whitespace-only
     /// lines, relaxed-body signatures are checked on the message without them
     /// (mail-auth 0.13 counts them; RFC 6376 §3.4.4 does not).
-    async fn dkim(
-        &self,
-        msg: &AuthenticatedMessage<'_>,
-        norm: &AuthenticatedMessage<'_>,
-        data: &[u8],
-    ) -> Vec<DkimCheck> {
+    async fn dkim(&self, msg: &AuthenticatedMessage<'_>, data: &[u8]) -> Vec<DkimCheck> {
         let plain = self.ma.verify_dkim(msg).await;
-        let relaxed = if std::ptr::eq(msg.raw_message, norm.raw_message)
-            || msg.raw_message == norm.raw_message
-        {
-            None
-        } else {
-            Some(self.ma.verify_dkim(norm).await)
-        };
-        let body_len = data.len() - message::header::header_end(data);
-        plain
+        let mut checks: Vec<DkimCheck> = plain.iter().map(DkimCheck::from_output).collect();
+        let relaxed: Vec<usize> = plain
             .iter()
             .enumerate()
-            .map(|(i, out)| {
-                let chosen = match (&relaxed, out.signature()) {
-                    (Some(r), Some(sig)) if sig.cb == Canonicalization::Relaxed => {
-                        r.get(i).unwrap_or(out)
-                    }
-                    _ => out,
-                };
-                DkimCheck::from_output(chosen, body_len)
+            .filter(|(_, o)| {
+                o.signature()
+                    .is_some_and(|s| s.cb == Canonicalization::Relaxed)
             })
-            .collect()
+            .map(|(i, _)| i)
+            .collect();
+        if let std::borrow::Cow::Owned(n) = without_trailing_blank_lines(data)
+            && !relaxed.is_empty()
+            && let Some(mut norm) = AuthenticatedMessage::parse(&n)
+        {
+            bound(&mut norm);
+            let again = self.ma.verify_dkim(&norm).await;
+            for i in relaxed {
+                if let Some(o) = again.get(i) {
+                    checks[i] = DkimCheck::from_output(o);
+                }
+            }
+        }
+        checks
     }
 
     /// RFC 7489 §6.6.3 policy discovery, then the evaluation.
@@ -347,18 +393,10 @@ impl Verifier {
     ) -> Vec<Clause> {
         let mut out = Vec::new();
         let ip = s.ip.to_string();
-        let iprev = match &s.iprev.result {
-            IprevResult::Pass => Clause::new("iprev", "pass"),
-            IprevResult::Fail(e) => Clause::new("iprev", "fail").comment(e.to_string()),
-            IprevResult::TempError(e) => Clause::new("iprev", "temperror").comment(e.to_string()),
-            IprevResult::PermError(e) => Clause::new("iprev", "permerror").comment(e.to_string()),
-            IprevResult::None => Clause::new("iprev", "none"),
-        };
-        let iprev = match s.iprev.ptr.as_ref().and_then(|p| p.first()) {
-            Some(name) if s.iprev.result == IprevResult::Pass => {
-                iprev.comment(name.trim_end_matches('.').to_string())
-            }
-            _ => iprev,
+        let iprev = match &s.iprev {
+            Iprev::Pass(name) => Clause::new("iprev", "pass").comment(name.clone()),
+            Iprev::Fail(why) => Clause::new("iprev", "fail").comment(why.clone()),
+            Iprev::TempError(why) => Clause::new("iprev", "temperror").comment(why.clone()),
         };
         out.push(iprev.property("policy.iprev", ip));
         let spf = Clause::new("spf", spf_word(s.spf.result()));
@@ -394,7 +432,7 @@ impl Verifier {
                 let c = Clause::new("arc", if a.pass { "pass" } else { "fail" });
                 let c = match &a.sealer {
                     Some(sealer) => {
-                        c.comment(format!("{} set(s), last sealed by {sealer}", a.sets))
+                        c.comment(format!("chain of {}, sealed last by {sealer}", a.sets))
                     }
                     None => c,
                 };
@@ -433,6 +471,52 @@ fn spf_word(r: SpfResult) -> &'static str {
     }
 }
 
+/// Counts the DNS lookups of one SPF check that found nothing: mail-auth asks
+/// its cache before every lookup and fills it only when an answer came, so
+/// asks without a fill are the void lookups. It never answers from memory.
+#[derive(Default)]
+struct VoidCounter {
+    asked: AtomicUsize,
+    answered: AtomicUsize,
+}
+
+impl VoidCounter {
+    fn count(&self) -> usize {
+        let asked = self.asked.load(Ordering::Relaxed);
+        asked.saturating_sub(self.answered.load(Ordering::Relaxed))
+    }
+}
+
+impl<K, V> ResolverCache<K, V> for VoidCounter {
+    fn get<Q>(&self, _: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    fn remove<Q>(&self, _: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        None
+    }
+
+    fn insert(&self, _: K, _: V, _: std::time::Instant) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// hardening.md C-OB11: at most [`MAX_DKIM_SIGNATURES`] signatures (and
+/// unreadable ones) are looked at.
+fn bound(msg: &mut AuthenticatedMessage<'_>) {
+    msg.dkim_headers.truncate(MAX_DKIM_SIGNATURES);
+    msg.errors.truncate(MAX_DKIM_SIGNATURES);
+}
+
 /// One DKIM signature's outcome, as DMARC and the header need it.
 #[derive(Debug, Clone)]
 struct DkimCheck {
@@ -447,27 +531,23 @@ struct DkimCheck {
 }
 
 impl DkimCheck {
-    fn from_output(out: &DkimOutput<'_>, body_len: usize) -> DkimCheck {
+    /// mail-auth's outcome in RFC 8601 words. A body hash mismatch is a
+    /// failure (RFC 6376 §6.1.3 PERMFAIL), though mail-auth says neutral; an
+    /// `l=` signature is neutral: mail-auth refuses to trust a partial body
+    /// hash at all (hardening.md C-OB11).
+    fn from_output(out: &DkimOutput<'_>) -> DkimCheck {
         let sig = out.signature();
-        let (mut result, mut reason) = match out.result() {
+        let (result, reason) = match out.result() {
             DkimResult::Pass => ("pass", None),
+            DkimResult::Neutral(e @ mail_auth::Error::Dkim(DkimError::FailedBodyHashMatch)) => {
+                ("fail", Some(e.to_string()))
+            }
             DkimResult::Neutral(e) => ("neutral", Some(e.to_string())),
             DkimResult::Fail(e) => ("fail", Some(e.to_string())),
             DkimResult::PermError(e) => ("permerror", Some(e.to_string())),
             DkimResult::TempError(e) => ("temperror", Some(e.to_string())),
             DkimResult::None => ("none", None),
         };
-        // hardening.md C-OB11: a signature over part of the body does not vouch
-        // for the rest (RFC 6376 §8.2).
-        if result == "pass"
-            && let Some(s) = sig.filter(|s| s.l > 0 && (s.l as usize) < body_len)
-        {
-            result = "policy";
-            reason = Some(format!(
-                "signs only the first {} of {body_len} body octets (l=)",
-                s.l
-            ));
-        }
         use base64::Engine;
         DkimCheck {
             result: result.to_string(),

@@ -135,10 +135,15 @@ impl MailNet {
 
     /// The messages in an account's INBOX on `server`.
     pub fn inbox(&self, server: &TernServer, address: &str) -> Vec<Vec<u8>> {
+        self.mailbox(server, address, "INBOX")
+    }
+
+    /// The messages in one of an account's mailboxes on `server`.
+    pub fn mailbox(&self, server: &TernServer, address: &str, name: &str) -> Vec<Vec<u8>> {
         let store = probe(server).0.clone();
         self.rt
-            .block_on(fixture::inbox(&store, address))
-            .unwrap_or_else(|e| panic!("inbox of {address}: {e}"))
+            .block_on(fixture::mailbox(&store, address, name))
+            .unwrap_or_else(|e| panic!("{name} of {address}: {e}"))
     }
 
     pub fn queue(&self, server: &TernServer) -> Vec<store::QueueSummary> {
@@ -293,4 +298,126 @@ impl Drop for Sink {
             .status();
         let _ = self.child.wait();
     }
+}
+
+impl MailNet {
+    /// Publish what `tern dns records DOMAIN` prints (TXT records: SPF, DKIM,
+    /// DMARC) in the test DNS, and the PTR of the server's address.
+    pub fn publish(&self, server: &TernServer, host: u8, domain: &str) {
+        let records = server.admin_ok(&["dns", "records", domain]);
+        for line in records.lines() {
+            let Some((owner, rest)) = line.split_once(". 3600 IN TXT ") else {
+                continue;
+            };
+            // "a" "b" -> ab (zone-file strings of one record).
+            let text: String = rest
+                .split('"')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s)
+                .collect();
+            self.dns.txt(owner, &text);
+        }
+        self.dns.ptr(self.ip(host), &format!("mx.{domain}"));
+    }
+
+    /// One SMTP transaction from 127.0.N.`host` to `mx` (as another MTA would
+    /// send it, plaintext): the replies to MAIL, RCPT and the end of DATA, or
+    /// up to the first refusal.
+    pub fn send_from(
+        &self,
+        host: u8,
+        mx: std::net::SocketAddr,
+        helo: &str,
+        mail_from: &str,
+        rcpt: &str,
+        message: &[u8],
+    ) -> Vec<String> {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let source = std::net::SocketAddr::new(self.ip(host).into(), 0);
+        let data = dot_stuff(message);
+        self.rt.block_on(async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(source).unwrap();
+            let stream = socket.connect(mx).await.unwrap();
+            let mut io = BufReader::new(stream);
+            async fn reply<S: tokio::io::AsyncBufRead + Unpin>(io: &mut S) -> String {
+                let mut all = String::new();
+                loop {
+                    let mut line = String::new();
+                    if io.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return all;
+                    }
+                    all.push_str(&line);
+                    if line.as_bytes().get(3) != Some(&b'-') {
+                        return all.trim_end().to_string();
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            reply(&mut io).await;
+            io.get_mut()
+                .write_all(format!("EHLO {helo}\r\n").as_bytes())
+                .await
+                .unwrap();
+            reply(&mut io).await;
+            for (command, want) in [
+                (format!("MAIL FROM:<{mail_from}>\r\n"), "250"),
+                (format!("RCPT TO:<{rcpt}>\r\n"), "250"),
+                ("DATA\r\n".to_string(), "354"),
+            ] {
+                io.get_mut().write_all(command.as_bytes()).await.unwrap();
+                let r = reply(&mut io).await;
+                let ok = r.starts_with(want);
+                if command != "DATA\r\n" {
+                    out.push(r);
+                }
+                if !ok {
+                    return out;
+                }
+            }
+            io.get_mut().write_all(&data).await.unwrap();
+            io.get_mut().write_all(b".\r\nQUIT\r\n").await.unwrap();
+            out.push(reply(&mut io).await);
+            out
+        })
+    }
+}
+
+/// RFC 5321 §4.5.2, and a final CRLF.
+fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 8);
+    let mut at_start = true;
+    for &b in message {
+        if at_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_start = b == b'\n';
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// dkimpy (tests/clients/dkim_tool.py) with these arguments and input.
+pub fn dkim_tool(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .arg(repo("tests/clients/dkim_tool.py"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3: {e} (see scripts/install-test-deps)"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dkim_tool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

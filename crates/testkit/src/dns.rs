@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, MX, PTR, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -113,6 +113,16 @@ impl TestDns {
             name(exchange)
         };
         self.add(owner, RData::MX(MX::new(preference, exchange)));
+        self
+    }
+
+    /// The reverse record of an IPv4 address (`d.c.b.a.in-addr.arpa PTR name`).
+    pub fn ptr(&self, ip: Ipv4Addr, name_: &str) -> &Self {
+        let [a, b, c, d] = ip.octets();
+        self.add(
+            &format!("{d}.{c}.{b}.{a}.in-addr.arpa"),
+            RData::PTR(PTR(name(name_))),
+        );
         self
     }
 

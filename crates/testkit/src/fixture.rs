@@ -86,6 +86,15 @@ pub async fn inbox_count(store: &Arc<dyn Store>, address: &str) -> Result<usize,
 
 /// The messages of an account's INBOX, oldest first.
 pub async fn inbox(store: &Arc<dyn Store>, address: &str) -> Result<Vec<Vec<u8>>, String> {
+    mailbox(store, address, "INBOX").await
+}
+
+/// The messages of one of an account's mailboxes, oldest first.
+pub async fn mailbox(
+    store: &Arc<dyn Store>,
+    address: &str,
+    name: &str,
+) -> Result<Vec<Vec<u8>>, String> {
     let AddressKind::Account(account) = store
         .lookup_address(address)
         .await
@@ -99,8 +108,8 @@ pub async fn inbox(store: &Arc<dyn Store>, address: &str) -> Result<Vec<Vec<u8>>
         .map_err(|e| e.to_string())?;
     let inbox = boxes
         .into_iter()
-        .find(|m| m.name == "INBOX")
-        .ok_or("no INBOX")?;
+        .find(|m| m.name == name)
+        .ok_or(format!("no mailbox {name}"))?;
     let mut out = Vec::new();
     for m in store.messages(inbox.id).await.map_err(|e| e.to_string())? {
         out.push(

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """dkimpy (PyPI) as an implementation of DKIM and ARC that is not Tern's.
 
-  dkim_tool.py keygen rsa|ed25519 KEYFILE     -> prints the DNS TXT value; writes the key
+  dkim_tool.py keygen rsa|rsa512|ed25519 KEYFILE -> prints the DNS TXT value; writes the key
   dkim_tool.py sign DOMAIN SELECTOR KEYFILE rsa|ed25519 relaxed|simple  < msg > signed msg
   dkim_tool.py sign-l DOMAIN SELECTOR KEYFILE  < msg > msg signed with l= (Ed25519, relaxed)
   dkim_tool.py verify RECORDS.json < msg      -> one line per signature: "d=... s=... pass|fail"
@@ -19,8 +19,9 @@ import nacl.signing
 
 
 def keygen(kind, path):
-    if kind == "rsa":
-        subprocess.run(["openssl", "genrsa", "-out", path, "2048"], check=True, capture_output=True)
+    if kind.startswith("rsa"):
+        bits = kind[3:] or "2048"  # rsa512: a key too weak for RFC 8301
+        subprocess.run(["openssl", "genrsa", "-out", path, bits], check=True, capture_output=True)
         der = subprocess.run(
             ["openssl", "rsa", "-in", path, "-pubout", "-outform", "DER"], check=True, capture_output=True
         ).stdout
@@ -39,7 +40,7 @@ def read_key(path):
 
 def sign(domain, selector, keyfile, kind, canon, length=False):
     msg = sys.stdin.buffer.read()
-    algorithm = b"rsa-sha256" if kind == "rsa" else b"ed25519-sha256"
+    algorithm = b"rsa-sha256" if kind.startswith("rsa") else b"ed25519-sha256"
     header = dkim.sign(
         msg,
         selector.encode(),

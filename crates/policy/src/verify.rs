@@ -270,7 +270,45 @@ impl Verifier {
                 }
             }
         }
+        for c in checks.iter_mut().filter(|c| c.pass) {
+            if let Some(why) = self.key_refuses(&c.domain, &c.selector).await {
+                c.pass = false;
+                c.result = "permerror".into();
+                c.reason = Some(why);
+            }
+        }
         checks
+    }
+
+    /// RFC 6376 §3.6.1 tags of the key record that mail-auth 0.13 does not
+    /// apply: `h=` (hash algorithms allowed; Tern signs and accepts SHA-256
+    /// only) and `s=` (service types: `*` or `email`).
+    async fn key_refuses(&self, domain: &str, selector: &str) -> Option<String> {
+        let txts = self
+            .dns
+            .txt(&format!("{selector}._domainkey.{domain}"))
+            .await
+            .ok()?;
+        let record = txts.iter().find(|t| t.contains("p="))?;
+        for tag in record.split(';') {
+            let Some((name, value)) = tag.split_once('=') else {
+                continue;
+            };
+            let values: Vec<String> = value
+                .split(':')
+                .map(|v| v.trim().to_ascii_lowercase())
+                .collect();
+            match name.trim() {
+                "h" if !values.iter().any(|v| v == "sha256") => {
+                    return Some(format!("the key allows h={} only", value.trim()));
+                }
+                "s" if !values.iter().any(|v| v == "*" || v == "email") => {
+                    return Some(format!("the key is for service s={} only", value.trim()));
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// RFC 7489 §6.6.3 policy discovery, then the evaluation.

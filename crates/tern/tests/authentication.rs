@@ -327,6 +327,13 @@ fn dkim_results_with_dkimpy_signatures() {
         .txt("r1._domainkey.d.test", &rsa_txt)
         .txt("e1._domainkey.d.test", &ed_txt);
     net.dns.txt("gone1._domainkey.d.test", "v=DKIM1; k=rsa; p=");
+    // RFC 8301: a 512-bit key; a key record that allows SHA-1 only.
+    let (weak, weak_txt) = key("weak.key", "rsa512");
+    net.dns.txt("w1._domainkey.d.test", &weak_txt);
+    net.dns.txt(
+        "h1._domainkey.d.test",
+        &rsa_txt.replace("v=DKIM1; ", "v=DKIM1; h=sha1; "),
+    );
     net.dns.a("d.test", net.ip(98));
     let sign = |msg: &str, selector: &str, key: &str, kind: &str, canon: &str| {
         text(&dkim_tool(
@@ -389,6 +396,26 @@ fn dkim_results_with_dkimpy_signatures() {
             "relaxed",
         ),
     ));
+    messages.push((
+        "weak-key".into(),
+        sign(
+            &simple_message("x@d.test", "weak-key"),
+            "w1",
+            &weak,
+            "rsa",
+            "relaxed",
+        ),
+    ));
+    messages.push((
+        "sha1-only-key".into(),
+        sign(
+            &simple_message("x@d.test", "sha1-only-key"),
+            "h1",
+            &rsa,
+            "rsa",
+            "relaxed",
+        ),
+    ));
     let trailing =
         simple_message("x@d.test", "trailing-ws").replace("Hello.\r\n", "Hello.\r\n \r\n\t\r\n");
     messages.push((
@@ -431,6 +458,8 @@ fn dkim_results_with_dkimpy_signatures() {
         "header-changed",
         "key-missing",
         "key-revoked",
+        "weak-key",
+        "sha1-only-key",
     ] {
         let ar = auth_results(&got[subject]);
         assert!(

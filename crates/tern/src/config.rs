@@ -672,6 +672,9 @@ impl Config {
             pop3s: lo(2995),
             ..Listeners::default()
         };
+        // Mail comes from this machine: SPF and DMARC would only measure the
+        // laptop's DNS (and defer everything when it is offline).
+        c.policy.verify = false;
         c
     }
 }

@@ -210,37 +210,18 @@ pub fn submit_with(
     rcpt_options: &[&str],
     message: &str,
 ) -> String {
-    use std::io::Write;
     let addr = server.addr("submission");
-    let mut child = std::process::Command::new("python3")
-        .arg(repo("tests/clients/submit.py"))
-        .args([
-            &addr.ip().to_string(),
-            &addr.port().to_string(),
-            user,
-            password,
-            user,
-            &to.join(","),
-        ])
-        .args(rcpt_options)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("python3: {e} (see scripts/install-test-deps)"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "submit failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = vec![
+        addr.ip().to_string(),
+        addr.port().to_string(),
+        user.to_string(),
+        password.to_string(),
+        user.to_string(),
+        to.join(","),
+    ];
+    args.extend(rcpt_options.iter().map(|o| o.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = String::from_utf8_lossy(&python("submit.py", &args, message.as_bytes())).to_string();
     text.trim().to_string()
 }
 
@@ -335,7 +316,8 @@ impl MailNet {
     ) -> Vec<String> {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let source = std::net::SocketAddr::new(self.ip(host).into(), 0);
-        let data = dot_stuff(message);
+        // RFC 5321 §4.5.2 dot-stuffing, CRLF line endings.
+        let data = outbound::client::wire_form(message, true);
         self.rt.block_on(async move {
             let socket = tokio::net::TcpSocket::new_v4().unwrap();
             socket.bind(source).unwrap();
@@ -384,28 +366,17 @@ impl MailNet {
     }
 }
 
-/// RFC 5321 §4.5.2, and a final CRLF.
-fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 8);
-    let mut at_start = true;
-    for &b in message {
-        if at_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_start = b == b'\n';
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 /// dkimpy (tests/clients/dkim_tool.py) with these arguments and input.
 pub fn dkim_tool(args: &[&str], input: &[u8]) -> Vec<u8> {
+    python("dkim_tool.py", args, input)
+}
+
+/// Run `tests/clients/SCRIPT ARGS` with `input` on standard input; its output
+/// (panics with its standard error if it fails).
+pub fn python(script: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut child = std::process::Command::new("python3")
-        .arg(repo("tests/clients/dkim_tool.py"))
+        .arg(repo(&format!("tests/clients/{script}")))
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -416,7 +387,8 @@ pub fn dkim_tool(args: &[&str], input: &[u8]) -> Vec<u8> {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "dkim_tool {args:?}: {}",
+        "{script} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout

@@ -37,9 +37,21 @@ fn name(s: &str) -> Name {
 impl TestDns {
     /// Start serving on 127.0.0.1 (UDP and TCP on the same port).
     pub async fn start() -> TestDns {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on the same port: retry when another socket holds the
+        // TCP side of the port UDP got (tests run in parallel).
+        let mut attempt = 0;
+        let (udp, tcp, addr) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    let _ = e;
+                }
+                Err(e) => panic!("test DNS: no port for both UDP and TCP: {e}"),
+            }
+        };
         let dns = TestDns {
             addr,
             zone: Arc::default(),

@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use message::{Domain, Mailbox};
+use policy::srs::Srs;
 use store::{
     AccountId, AddressKind, Delivery, Folder, NewMessage, QueueInsert, QueueRecipient, Store,
     StoreError, Stored,
@@ -26,16 +27,20 @@ use store::{
 pub const MAX_DEPTH: usize = 10;
 pub const MAX_TARGETS: usize = 1000;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MdaConfig {
     /// The sub-address separator (`+` in `user+tag@domain`); None turns sub-addressing off.
     pub subaddress_separator: Option<char>,
+    /// Rewrite the sender of forwarded mail, and route bounces to rewritten
+    /// addresses back (None: forward with the original sender).
+    pub srs: Option<Arc<Srs>>,
 }
 
 impl Default for MdaConfig {
     fn default() -> Self {
         MdaConfig {
             subaddress_separator: Some('+'),
+            srs: None,
         }
     }
 }
@@ -62,12 +67,15 @@ pub enum Resolution {
     Loop,
     /// Not one of our domains.
     NotLocal,
+    /// An SRS address of ours that we did not make, or too old (a forged or
+    /// stale bounce).
+    BadSrs(String),
 }
 
 /// One accepted recipient of a transaction.
 #[derive(Debug, Clone)]
 pub struct Recipient {
-    /// The address as given at RCPT (canonical form).
+    /// The address as given at RCPT (local part in its case, domain lowercased).
     pub address: String,
     /// Where it leads: local accounts and remote addresses.
     pub local: Vec<LocalTarget>,
@@ -123,6 +131,12 @@ impl Mda {
         };
         let mut found = self.store.lookup_address(&rcpt.key()).await?;
         if found == AddressKind::Unknown
+            && let Some(srs) = &self.config.srs
+            && policy::srs::is_srs(rcpt.local())
+        {
+            return self.srs_bounce(srs, rcpt).await;
+        }
+        if found == AddressKind::Unknown
             && let Some(base) = self
                 .config
                 .subaddress_separator
@@ -145,6 +159,32 @@ impl Mda {
             }),
             AddressKind::Alias(targets) => self.expand(rcpt.key(), targets).await,
         }
+    }
+
+    /// A bounce to one of our SRS addresses goes back where the rewritten
+    /// sender came from (resolved again: it may be one of ours).
+    async fn srs_bounce(&self, srs: &Srs, rcpt: &Mailbox) -> Result<Resolution, StoreError> {
+        let back = match srs.reverse(rcpt.local(), message::date::unix_now()) {
+            Ok(back) => back,
+            Err(e) => return Ok(Resolution::BadSrs(e.to_string())),
+        };
+        let Ok(mailbox) = Mailbox::parse(&back) else {
+            return Ok(Resolution::BadSrs("malformed SRS address".into()));
+        };
+        if policy::srs::is_srs(mailbox.local())
+            && self.store.lookup_address(&mailbox.key()).await? != AddressKind::NotLocal
+        {
+            // SRS1 pointing at ourselves again: no more than one step.
+            return Ok(Resolution::BadSrs("SRS address loops".into()));
+        }
+        Ok(match Box::pin(self.resolve(&mailbox)).await? {
+            Resolution::NotLocal => Resolution::Deliver {
+                local: vec![],
+                // RFC 5321 §2.4: another host's local part keeps its case.
+                remote: vec![mailbox.to_string()],
+            },
+            other => other,
+        })
     }
 
     /// Expand an alias depth-first, cutting cycles.
@@ -219,20 +259,43 @@ impl Mda {
         data: Vec<u8>,
         received_at: i64,
     ) -> Result<Stored, StoreError> {
+        let queue_sender = self.queue_sender(envelope).await?;
         let stored = self
             .store
-            .store_message(plan(envelope, data, received_at))
+            .store_message(plan(envelope, &queue_sender, data, received_at))
             .await?;
         if stored.queue_id.is_some() {
             self.queued.notify_one();
         }
         Ok(stored)
     }
+
+    /// The reverse-path of the queued copy: rewritten by SRS when the message is
+    /// forwarded by one of our aliases for a sender of another domain (so SPF at
+    /// the next hop checks us, and bounces come back here).
+    async fn queue_sender(&self, envelope: &Envelope) -> Result<String, StoreError> {
+        let Some(srs) = &self.config.srs else {
+            return Ok(envelope.sender.clone());
+        };
+        let forwarding = envelope
+            .recipients
+            .iter()
+            .find(|r| r.remote.iter().any(|t| t != &r.address));
+        let (Some(via), false) = (forwarding, envelope.sender.is_empty()) else {
+            return Ok(envelope.sender.clone());
+        };
+        if self.store.lookup_address(&envelope.sender).await? != AddressKind::NotLocal {
+            // Our own sender: SPF for our domain already covers us.
+            return Ok(envelope.sender.clone());
+        }
+        let domain = via.address.rsplit_once('@').map_or("", |(_, d)| d);
+        Ok(srs.forward(&envelope.sender, domain, message::date::unix_now()))
+    }
 }
 
 /// The store operation for a delivery: deduplicated local copies, each with its own
 /// Return-Path and Delivered-To, and one queue entry for the remote addresses.
-fn plan(envelope: &Envelope, data: Vec<u8>, received_at: i64) -> NewMessage {
+fn plan(envelope: &Envelope, queue_sender: &str, data: Vec<u8>, received_at: i64) -> NewMessage {
     let mut deliveries: Vec<Delivery> = Vec::new();
     let mut seen_accounts = BTreeSet::new();
     let mut queue: Vec<QueueRecipient> = Vec::new();
@@ -257,10 +320,10 @@ fn plan(envelope: &Envelope, data: Vec<u8>, received_at: i64) -> NewMessage {
                 continue;
             }
             // RFC 3461 §4.2: keep the original recipient when forwarding.
-            let orcpt = r
-                .orcpt
-                .clone()
-                .or_else(|| (address != &r.address).then(|| format!("rfc822;{}", r.address)));
+            let orcpt = r.orcpt.clone().or_else(|| {
+                (address != &r.address)
+                    .then(|| format!("rfc822;{}", message::xtext::encode(&r.address)))
+            });
             queue.push(QueueRecipient {
                 address: address.clone(),
                 orcpt,
@@ -269,7 +332,7 @@ fn plan(envelope: &Envelope, data: Vec<u8>, received_at: i64) -> NewMessage {
         }
     }
     let queue = (!queue.is_empty()).then(|| QueueInsert {
-        sender: envelope.sender.clone(),
+        sender: queue_sender.to_string(),
         recipients: queue,
         envid: envelope.envid.clone(),
         ret: envelope.ret.clone(),
@@ -324,13 +387,14 @@ mod tests {
             ],
             ..Default::default()
         };
-        let m = plan(&env, b"x".to_vec(), 0);
+        let m = plan(&env, "SRS0=x@d.test", b"x".to_vec(), 0);
         assert_eq!(m.deliveries.len(), 2);
         assert_eq!(
             m.deliveries[0].prefix,
             b"Return-Path: <s@x.test>\r\nDelivered-To: a@d.test\r\n"
         );
         let q = m.queue.unwrap();
+        assert_eq!(q.sender, "SRS0=x@d.test");
         assert_eq!(q.recipients.len(), 1);
         assert_eq!(q.recipients[0].orcpt.as_deref(), Some("rfc822;all@d.test"));
         assert_eq!(q.recipients[0].notify.as_deref(), Some("FAILURE"));

@@ -4,7 +4,8 @@
 //!
 //! Layout: `address` (mailboxes, paths, domains), `header` (field splitting,
 //! address lists), `date` (RFC 5322 dates, civil calendar), `trace`, `mime`
-//! (the MIME tree with byte ranges, decoders), `envelope` (IMAP ENVELOPE fields).
+//! (the MIME tree with byte ranges, decoders), `envelope` (IMAP ENVELOPE fields),
+//! `xtext` (the RFC 3461 encoding of ESMTP parameters).
 //! Pure: no I/O.
 
 pub mod address;
@@ -13,5 +14,6 @@ pub mod envelope;
 pub mod header;
 pub mod mime;
 pub mod trace;
+pub mod xtext;
 
 pub use address::{AddressError, Domain, ForwardPath, Mailbox, ReversePath};

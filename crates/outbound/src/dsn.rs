@@ -63,22 +63,7 @@ pub struct Report<'a> {
 
 /// The xtext-decoded ORCPT of RFC 3461 §4.2 (`rfc822;addr`), as the report shows it.
 fn original_recipient(orcpt: &str) -> String {
-    let mut out = String::new();
-    let b = orcpt.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'+'
-            && let Some(hex) = orcpt.get(i + 1..i + 3)
-            && let Ok(v) = u8::from_str_radix(hex, 16)
-        {
-            out.push(v as char);
-            i += 3;
-            continue;
-        }
-        out.push(b[i] as char);
-        i += 1;
-    }
-    out.replacen(';', "; ", 1)
+    message::xtext::decode(orcpt).replacen(';', "; ", 1)
 }
 
 /// Keep report fields on one line: a remote's reply may hold anything.

@@ -4,4 +4,5 @@ pub mod keys;
 pub mod psl;
 pub mod results;
 pub mod sign;
+pub mod srs;
 pub mod verify;

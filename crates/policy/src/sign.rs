@@ -133,6 +133,30 @@ impl Signer {
     }
 }
 
+/// What a forwarding domain seals with (RFC 8617 §5): its active RSA key
+/// (Ed25519 ARC is not deployed widely enough).
+pub struct ArcKey {
+    pub domain: String,
+    pub selector: String,
+    pub key: RsaKey<Sha256>,
+}
+
+impl Signer {
+    pub async fn arc_key(&self, domain: &str, now: i64) -> Option<ArcKey> {
+        let keys = self.keys_for(domain).await.ok()?;
+        let rsa = active_keys(&keys, now)
+            .into_iter()
+            .find(|k| k.key.algorithm == crate::keys::RSA)?;
+        let der = PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(rsa.key.private_key.clone()));
+        let key = RsaKey::<Sha256>::from_key_der(der).ok()?;
+        Some(ArcKey {
+            domain: rsa.domain.clone(),
+            selector: rsa.key.selector.clone(),
+            key,
+        })
+    }
+}
+
 /// Per algorithm, the newest key that is active at `now`.
 pub fn active_keys(keys: &[DkimKey], now: i64) -> Vec<&DkimKey> {
     let mut out: Vec<&DkimKey> = Vec::new();

@@ -18,7 +18,10 @@ use mail_auth::{
 use crate::dmarc::{self, DmarcResult, Evaluation, Identities, Policy, Record};
 use crate::psl::PublicSuffixList;
 use crate::results::{Clause, header};
-use crate::sign::without_trailing_blank_lines;
+use crate::sign::{ArcKey, without_trailing_blank_lines};
+use mail_auth::AuthenticationResults;
+use mail_auth::arc::ArcSealer;
+use mail_auth::common::headers::HeaderWriter;
 
 /// RFC 7208 §4.6.4: DNS lookups that may come back empty in one SPF check.
 pub const MAX_VOID_LOOKUPS: usize = 2;
@@ -90,6 +93,8 @@ pub struct Verdict {
     pub action: Action,
     /// One evaluation per From: domain (for DMARC reports).
     pub dmarc: Vec<Evaluation>,
+    /// The ARC set to put on top of a message we forward (empty otherwise).
+    pub arc_set: String,
 }
 
 pub struct Verifier {
@@ -199,8 +204,9 @@ impl Verifier {
         }
     }
 
-    /// DKIM, ARC and DMARC on the whole message, and the verdict.
-    pub async fn message(&self, s: &SenderChecks, data: &[u8]) -> Verdict {
+    /// DKIM, ARC and DMARC on the whole message, and the verdict; with
+    /// `seal`, also the ARC set of a forwarding hop (RFC 8617 §5.1).
+    pub async fn message(&self, s: &SenderChecks, data: &[u8], seal: Option<ArcKey>) -> Verdict {
         let from = match from_domains(data) {
             Ok(f) => f,
             Err(refusal) => {
@@ -208,6 +214,7 @@ impl Verifier {
                     header: String::new(),
                     action: Action::Refuse(refusal),
                     dmarc: Vec::new(),
+                    arc_set: String::new(),
                 };
             }
         };
@@ -236,10 +243,69 @@ impl Verifier {
         }
         let (action, notes) = self.decide(&mut evaluations, arc.as_ref());
         let clauses = self.clauses(s, &dkim, arc.as_ref(), &evaluations, &notes);
+        let arc_set = match seal {
+            Some(key) if !matches!(action, Action::Refuse(_)) => {
+                self.seal(s, data, &from, key).await
+            }
+            _ => String::new(),
+        };
         Verdict {
             header: header(&self.cfg.authserv_id, &clauses),
             action,
             dmarc: evaluations,
+            arc_set,
+        }
+    }
+
+    /// The ARC set for the next hop: ARC-Authentication-Results with what we
+    /// found (iprev, SPF, DKIM, the chain so far), ARC-Message-Signature and
+    /// ARC-Seal, instance numbers continuing the chain. Sealed over the
+    /// message without trailing whitespace-only lines, as signing is (the
+    /// relaxed body hash is the same, and mail-auth gets it right then).
+    async fn seal(&self, s: &SenderChecks, data: &[u8], from: &[String], key: ArcKey) -> String {
+        let normalized = without_trailing_blank_lines(data);
+        let Some(mut msg) = AuthenticatedMessage::parse(&normalized) else {
+            return String::new();
+        };
+        bound(&mut msg);
+        let dkim = self.ma.verify_dkim(&msg).await;
+        let arc = self.ma.verify_arc(&msg).await;
+        if !arc.can_be_sealed() {
+            tracing::info!("ARC: the chain so far failed; not sealing");
+            return String::new();
+        }
+        let iprev = mail_auth::IprevOutput {
+            result: match &s.iprev {
+                Iprev::Pass(_) => mail_auth::IprevResult::Pass,
+                Iprev::Fail(_) => mail_auth::IprevResult::Fail(mail_auth::Error::NotAligned),
+                Iprev::TempError(e) => {
+                    mail_auth::IprevResult::TempError(mail_auth::Error::Io(e.clone()))
+                }
+            },
+            ptr: None,
+        };
+        let header_from = from.first().map(String::as_str).unwrap_or_default();
+        let results = AuthenticationResults::new(&self.cfg.authserv_id)
+            .with_iprev_result(&iprev, s.ip)
+            .with_spf_mailfrom_result(&s.spf, s.ip, &s.mail_from, &s.helo)
+            .with_dkim_results(&dkim, header_from)
+            .with_arc_result(&arc, s.ip);
+        let sealer = ArcSealer::from_key(key.key)
+            .domain(key.domain.clone())
+            .selector(key.selector.clone())
+            .headers(
+                crate::sign::SIGNED_HEADERS
+                    .iter()
+                    .skip(1)
+                    .copied()
+                    .chain(["DKIM-Signature"]),
+            );
+        match sealer.seal(&msg, &results, &arc) {
+            Ok(set) => set.to_header(),
+            Err(e) => {
+                tracing::warn!(domain = %key.domain, error = %e, "ARC: cannot seal");
+                String::new()
+            }
         }
     }
 

@@ -46,6 +46,8 @@ pub struct SmtpConfig {
     pub error_delay: Duration,
     /// Clients allowed to use XCLIENT (Postfix extension).
     pub xclient_trusted: Vec<Cidr>,
+    /// ARC-seal mail the MX forwards through an alias (RFC 8617).
+    pub arc_seal: bool,
 }
 
 impl SmtpConfig {
@@ -66,6 +68,7 @@ impl SmtpConfig {
             hard_error_limit: 20,
             error_delay: Duration::from_secs(1),
             xclient_trusted: Vec::new(),
+            arc_seal: false,
         }
     }
 }

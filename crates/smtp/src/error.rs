@@ -42,6 +42,8 @@ pub enum SmtpError {
     UnknownUser,
     #[error("alias loop")]
     AliasLoop,
+    #[error("forged or expired SRS address")]
+    BadSrs,
     #[error("authentication required")]
     AuthRequired,
     #[error("STARTTLS required")]
@@ -167,6 +169,14 @@ impl SmtpError {
             RelayDenied => (r(554, (5, 7, 1), "Relay access denied"), false),
             UnknownUser => (r(550, (5, 1, 1), "No such user here"), false),
             AliasLoop => (r(554, (5, 4, 6), "Alias loop"), false),
+            BadSrs => (
+                r(
+                    550,
+                    (5, 1, 1),
+                    "No such user here (invalid or expired SRS address)",
+                ),
+                false,
+            ),
             AuthRequired => (r(530, (5, 7, 0), "Authentication required"), false),
             TlsRequired => (
                 r(530, (5, 7, 0), "Must issue a STARTTLS command first"),
@@ -306,6 +316,7 @@ mod tests {
             RelayDenied,
             UnknownUser,
             AliasLoop,
+            BadSrs,
             AuthRequired,
             TlsRequired,
             AlreadyTls,

@@ -29,6 +29,9 @@ pub trait Store: Send + Sync {
     /// Refused while the domain still has accounts or aliases.
     async fn remove_domain(&self, name: &str) -> Result<()>;
     async fn add_dkim_key(&self, domain: &str, key: NewDkimKey) -> Result<()>;
+    /// The value of an installation-wide setting; `initial` becomes it the first
+    /// time (atomically: two processes asking at once get the same value).
+    async fn setting_or_init(&self, name: &str, initial: Vec<u8>) -> Result<Vec<u8>>;
     /// A domain's DKIM keys, newest first.
     async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>>;
 
@@ -140,6 +143,9 @@ impl Store for SqliteStore {
     }
     async fn add_dkim_key(&self, domain: &str, key: NewDkimKey) -> Result<()> {
         self.sql_add_dkim_key(domain.to_string(), key).await
+    }
+    async fn setting_or_init(&self, name: &str, initial: Vec<u8>) -> Result<Vec<u8>> {
+        self.sql_setting_or_init(name.to_string(), initial).await
     }
     async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
         self.sql_dkim_keys(domain.to_string()).await

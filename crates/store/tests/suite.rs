@@ -74,6 +74,9 @@ async fn dkim_keys(s: Arc<dyn Store>) {
         s.dkim_keys("a.test").await.unwrap().is_empty(),
         "keys go with their domain"
     );
+    // Settings: the first value stays.
+    assert_eq!(s.setting_or_init("srs", vec![1]).await.unwrap(), [1]);
+    assert_eq!(s.setting_or_init("srs", vec![2]).await.unwrap(), [1]);
 }
 
 async fn domains(s: Arc<dyn Store>) {

@@ -376,12 +376,20 @@ pub struct Delivery {
     /// The sub-address separator; "" turns sub-addressing off.
     #[serde(default = "default_separator")]
     pub subaddress_separator: String,
+    /// Forwarded mail (aliases to other domains) gets an SRS sender and an
+    /// ARC seal; bounces to SRS addresses are routed back.
+    #[serde(default = "yes")]
+    pub srs: bool,
+    #[serde(default = "yes")]
+    pub arc_seal: bool,
 }
 
 impl Default for Delivery {
     fn default() -> Self {
         Delivery {
             subaddress_separator: default_separator(),
+            srs: true,
+            arc_seal: true,
         }
     }
 }

@@ -48,10 +48,15 @@ pub async fn serve(
         ..ThrottleConfig::default()
     };
     let authenticator = Arc::new(Authenticator::new(store.clone(), throttle));
+    let srs = match config.delivery.srs {
+        true => Some(Arc::new(srs(&store).await?)),
+        false => None,
+    };
     let mda = Arc::new(Mda::new(
         store.clone(),
         MdaConfig {
             subaddress_separator: config.delivery.subaddress_separator.chars().next(),
+            srs,
         },
     ));
     let resolver = resolver(&config)?;
@@ -191,6 +196,18 @@ fn resolver(config: &Config) -> Result<dns::Resolver, ServeError> {
     .map_err(|e| ServeError(format!("DNS resolver: {e}")))
 }
 
+/// The SRS key: made on the first start, kept in the store (every node of
+/// a shared store must sign and check with the same key).
+async fn srs(store: &Arc<dyn Store>) -> Result<policy::srs::Srs, ServeError> {
+    let mut fresh = vec![0u8; 32];
+    rand::fill(&mut fresh[..]);
+    let key = store
+        .setting_or_init("srs-key", fresh)
+        .await
+        .map_err(|e| ServeError(format!("SRS key: {e}")))?;
+    Ok(policy::srs::Srs::new(key))
+}
+
 /// The MX's sender authentication, unless `[policy] verify = false`.
 fn verifier(
     config: &Config,
@@ -309,6 +326,7 @@ fn smtp_config(config: &Config, role: Role) -> SmtpConfig {
     c.hard_error_limit = s.hard_error_limit;
     c.error_delay = s.error_delay.0;
     c.xclient_trusted = s.xclient_trusted.iter().map(|c| c.0).collect();
+    c.arc_seal = config.delivery.arc_seal;
     c
 }
 

@@ -14,6 +14,10 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
+/// Answers live one second in resolver caches, so a test that changes a
+/// record sees the change after a short wait.
+pub const TTL: u32 = 1;
+
 #[derive(Default)]
 struct Zone {
     records: HashMap<String, Vec<RData>>,
@@ -191,7 +195,7 @@ fn answer(zone: &Mutex<Zone>, query: &[u8]) -> Option<Vec<u8>> {
                     .iter()
                     .filter(|d| d.record_type() == kind || kind == RecordType::ANY)
                 {
-                    r.add_answer(Record::from_rdata(question.name().clone(), 60, d.clone()));
+                    r.add_answer(Record::from_rdata(question.name().clone(), TTL, d.clone()));
                 }
             }
         }

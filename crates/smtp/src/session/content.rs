@@ -215,7 +215,17 @@ impl SmtpSession {
         let (Some(verifier), Some(checks)) = (&self.services.verifier, &tx.checks) else {
             return Ok((String::new(), body, false));
         };
-        let verdict = verifier.message(checks, &body).await;
+        let seal = match (
+            self.cfg.arc_seal,
+            &self.services.signer,
+            forwarding_domain(tx),
+        ) {
+            (true, Some(signer), Some(domain)) => {
+                signer.arc_key(domain, message::date::unix_now()).await
+            }
+            _ => None,
+        };
+        let verdict = verifier.message(checks, &body, seal).await;
         tracing::info!(
             msg = %tx.id,
             spf = ?checks.spf(),
@@ -232,7 +242,7 @@ impl SmtpSession {
             std::borrow::Cow::Borrowed(_) => body,
             std::borrow::Cow::Owned(stripped) => stripped,
         };
-        Ok((verdict.header, body, junk))
+        Ok((verdict.arc_set + &verdict.header, body, junk))
     }
 
     /// RFC 6376: DKIM-Signature fields for a submitted message, by the keys of
@@ -288,4 +298,14 @@ impl SmtpSession {
         }
         Ok(added)
     }
+}
+
+/// The domain of the first recipient that an alias forwards elsewhere: it
+/// seals the forwarded copy.
+fn forwarding_domain(tx: &Transaction) -> Option<&str> {
+    tx.recipients
+        .iter()
+        .find(|r| r.remote.iter().any(|t| t != &r.address))
+        .and_then(|r| r.address.rsplit_once('@'))
+        .map(|(_, d)| d)
 }

@@ -100,19 +100,23 @@ impl SmtpSession {
             // Only an authenticated submission may send to other domains; on the MX port
             // no sender address and no address trick grants relaying (C-RL1, C-RL2, C-RL4).
             Resolution::NotLocal if is_submission(&self.cfg) && self.user.is_some() => {
-                (vec![], vec![mailbox.key()])
+                (vec![], vec![mailbox.to_string()])
             }
             Resolution::NotLocal => return Err(SmtpError::RelayDenied),
             // Refused now, so no bounce is ever sent for it (C-RL7).
             Resolution::Unknown => return Err(SmtpError::UnknownUser),
             Resolution::Loop => return Err(SmtpError::AliasLoop),
+            Resolution::BadSrs(why) => {
+                tracing::info!(to = %escape(&mailbox.to_string()), %why, "RCPT refused: SRS");
+                return Err(SmtpError::BadSrs);
+            }
         };
         tracing::info!(to = %escape(&mailbox.to_string()), local = local.len(), remote = remote.len(), "RCPT");
         let Some(tx) = &mut self.tx else {
             return Err(SmtpError::BadSequence("need MAIL before RCPT"));
         };
         tx.recipients.push(Recipient {
-            address: mailbox.key(),
+            address: mailbox.to_string(),
             local,
             remote,
             notify: params.notify,

@@ -130,6 +130,25 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn sql_setting_or_init(
+        &self,
+        name: String,
+        initial: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO settings(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+                params![name, initial],
+            )
+            .map_err(sql)?;
+            c.query_row("SELECT value FROM settings WHERE name = ?1", [&name], |r| {
+                r.get(0)
+            })
+            .map_err(sql)
+        })
+        .await
+    }
+
     pub(crate) async fn sql_dkim_keys(&self, domain: String) -> Result<Vec<DkimKey>> {
         self.read(move |c| {
             c.prepare_cached(

@@ -131,4 +131,12 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (domain_id, selector)
     );
     "#,
+    // 6: installation-wide values (the SRS key), set once and shared by every
+    // process using the store.
+    r#"
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];

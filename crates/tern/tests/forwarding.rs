@@ -1,0 +1,151 @@
+//! Forwarding that survives SPF and DMARC: SRS and ARC sealing, with three
+//! Tern servers (a.test sends, b.test forwards, c.test receives) and the test
+//! DNS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{MailNet, submit};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The Authentication-Results field of a stored message, unfolded.
+fn auth_results(message: &str) -> String {
+    let start = message
+        .find("Authentication-Results: ")
+        .unwrap_or_else(|| panic!("no Authentication-Results in:\n{message}"));
+    let rest = &message[start..];
+    let mut end = rest.find("\r\n").unwrap();
+    while rest[end + 2..].starts_with('\t') || rest[end + 2..].starts_with(' ') {
+        end += 2 + rest[end + 2..].find("\r\n").unwrap();
+    }
+    rest[..end].replace("\r\n", "")
+}
+
+fn message(subject: &str, to: &str) -> String {
+    format!(
+        "From: <alice@a.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nMessage-ID: <{subject}@a.test>\r\n\r\nHello.\r\n"
+    )
+}
+
+/// a.test publishes p=reject; b.test forwards to c.test, which trusts b.test's
+/// ARC seal. With a's DKIM intact, DMARC passes at c on DKIM; with a's keys
+/// gone from DNS, only b's seal carries it through. Either way SPF at c
+/// passes for b's SRS address. A bounce from c comes back through b to alice,
+/// and a forged SRS address is refused at b.
+#[test]
+fn forwarded_mail_keeps_passing_and_bounces_come_back() {
+    let net = MailNet::new(130);
+    let a = net.tern(10, "a.test", &[], "");
+    let b = net.tern(20, "b.test", &[], "");
+    let c = net.tern(
+        30,
+        "c.test",
+        &[("carol@c.test", "carol-pw")],
+        "[policy]\ntrusted_arc_sealers = [\"b.test\"]\n",
+    );
+    for (server, host, domain) in [(&a, 10, "a.test"), (&b, 20, "b.test"), (&c, 30, "c.test")] {
+        net.publish(server, host, domain);
+    }
+    net.dns.remove("_dmarc.a.test");
+    net.dns.txt("_dmarc.a.test", "v=DMARC1; p=reject");
+    b.admin_ok(&["alias", "add", "fwd@b.test", "carol@c.test"]);
+    b.admin_ok(&["alias", "add", "fwd2@b.test", "nobody@c.test"]);
+
+    submit(
+        &a,
+        "alice@a.test",
+        "alice-pw",
+        &["fwd@b.test"],
+        &message("intact", "fwd@b.test"),
+    );
+    net.wait(30, "the forwarded message", &[&a, &b, &c], || {
+        net.inbox(&c, "carol@c.test").len() == 1
+    });
+    let got = text(&net.inbox(&c, "carol@c.test")[0]);
+    let ar = auth_results(&got);
+    assert!(ar.contains("spf=pass smtp.mailfrom=SRS0="), "{ar}");
+    assert!(ar.contains("@b.test"), "{ar}");
+    assert!(ar.contains("dkim=pass header.d=a.test"), "{ar}");
+    assert!(
+        ar.contains("arc=pass (chain of 1, sealed last by b.test)"),
+        "{ar}"
+    );
+    assert!(
+        ar.contains("dmarc=pass (p=REJECT) header.from=a.test"),
+        "{ar}"
+    );
+    for field in [
+        "ARC-Seal: i=1; a=rsa-sha256; ",
+        "ARC-Message-Signature: i=1; ",
+        "ARC-Authentication-Results: i=1; mx.b.test;",
+    ] {
+        assert!(got.contains(field), "no {field} in\n{got}");
+    }
+
+    // Without a's DKIM keys in DNS, DMARC at c fails; b's trusted seal carries it.
+    for name in a
+        .admin_ok(&["dns", "records", "a.test"])
+        .lines()
+        .filter(|l| l.contains("._domainkey."))
+    {
+        net.dns.remove(name.split(". ").next().unwrap());
+    }
+    // Cached answers expire (testkit::dns::TTL).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    submit(
+        &a,
+        "alice@a.test",
+        "alice-pw",
+        &["fwd@b.test"],
+        &message("keyless", "fwd@b.test"),
+    );
+    net.wait(30, "the second message", &[&a, &b, &c], || {
+        net.inbox(&c, "carol@c.test").len() == 2
+    });
+    let ar = auth_results(&text(&net.inbox(&c, "carol@c.test")[1]));
+    assert!(ar.contains("arc=pass"), "{ar}");
+    assert!(
+        ar.contains("dmarc=fail (p=REJECT; overridden by the ARC chain of trusted forwarder b.test) header.from=a.test"),
+        "{ar}"
+    );
+
+    // c.test has no nobody@: b's bounce goes to the SRS address, which b
+    // routes back to alice.
+    submit(
+        &a,
+        "alice@a.test",
+        "alice-pw",
+        &["fwd2@b.test"],
+        &message("bounce", "fwd2@b.test"),
+    );
+    net.wait(30, "the bounce at alice", &[&a, &b, &c], || {
+        net.inbox(&a, "alice@a.test").len() == 1
+    });
+    let bounce = text(&net.inbox(&a, "alice@a.test")[0]);
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; nobody@c.test"),
+        "{bounce}"
+    );
+    assert!(
+        bounce.contains("Original-Recipient: rfc822; fwd2@b.test"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("Subject: bounce"), "{bounce}");
+
+    // A forged SRS address (wrong hash) and a malformed one: no user here.
+    let mx = b.addr("smtp");
+    for forged in ["SRS0=abcd=aa=a.test=alice@b.test", "SRS0=broken@b.test"] {
+        let r = net.send_from(
+            40,
+            mx,
+            "client.test",
+            "",
+            forged,
+            b"From: <x@client.test>\r\n\r\nx\r\n",
+        );
+        assert!(r[1].starts_with("550 5.1.1 "), "{forged}: {r:?}");
+    }
+}

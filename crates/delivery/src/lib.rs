@@ -70,7 +70,14 @@ pub enum Resolution {
     /// An SRS address of ours that we did not make, or too old (a forged or
     /// stale bounce).
     BadSrs(String),
+    /// Our DMARC report address (RFC 7489 §7.2), kept by no account or alias:
+    /// the message is a report to parse and keep.
+    Reports,
 }
+
+/// The local part of the address where each of our domains receives DMARC
+/// aggregate reports (the `rua=` that `tern dns records` prints).
+pub const REPORT_LOCAL_PART: &str = "dmarc-reports";
 
 /// One accepted recipient of a transaction.
 #[derive(Debug, Clone)]
@@ -149,6 +156,9 @@ impl Mda {
         }
         match found {
             AddressKind::NotLocal => Ok(Resolution::NotLocal),
+            AddressKind::Unknown if rcpt.local().eq_ignore_ascii_case(REPORT_LOCAL_PART) => {
+                Ok(Resolution::Reports)
+            }
             AddressKind::Unknown => Ok(Resolution::Unknown),
             AddressKind::Account(a) => Ok(Resolution::Deliver {
                 local: vec![LocalTarget {
@@ -260,14 +270,64 @@ impl Mda {
         received_at: i64,
     ) -> Result<Stored, StoreError> {
         let queue_sender = self.queue_sender(envelope).await?;
-        let stored = self
-            .store
-            .store_message(plan(envelope, &queue_sender, data, received_at))
-            .await?;
+        let plan = plan(envelope, &queue_sender, data, received_at);
+        if plan.deliveries.is_empty() && plan.queue.is_none() {
+            // Only recipients that took the message otherwise (report addresses).
+            return Ok(Stored {
+                placed: vec![],
+                queue_id: None,
+            });
+        }
+        let stored = self.store.store_message(plan).await?;
         if stored.queue_id.is_some() {
             self.queued.notify_one();
         }
         Ok(stored)
+    }
+
+    /// Deliver a message Tern wrote itself (a DSN, a DMARC report) from
+    /// `sender` (empty: `<>`): locally for our addresses, through the queue
+    /// for others. Addresses that cannot receive mail are skipped with a
+    /// warning; returns how many recipients took the message.
+    pub async fn deliver_generated(
+        &self,
+        sender: &str,
+        to: &[String],
+        data: Vec<u8>,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let mut recipients = Vec::new();
+        for address in to {
+            let Ok(mailbox) = Mailbox::parse(address) else {
+                tracing::warn!(to = %address, "generated message: not an address");
+                continue;
+            };
+            let (local, remote) = match self.resolve(&mailbox).await? {
+                Resolution::Deliver { local, remote } => (local, remote),
+                Resolution::NotLocal => (vec![], vec![mailbox.to_string()]),
+                other => {
+                    tracing::warn!(to = %address, resolution = ?other, "generated message: the address cannot receive mail");
+                    continue;
+                }
+            };
+            recipients.push(Recipient {
+                address: mailbox.to_string(),
+                local,
+                remote,
+                notify: None,
+                orcpt: None,
+            });
+        }
+        if recipients.is_empty() {
+            return Ok(0);
+        }
+        let envelope = Envelope {
+            sender: sender.to_string(),
+            recipients,
+            ..Default::default()
+        };
+        self.deliver(&envelope, data, now).await?;
+        Ok(envelope.recipients.len())
     }
 
     /// The reverse-path of the queued copy: rewritten by SRS when the message is

@@ -18,9 +18,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use delivery::{Envelope, Mda, Recipient, Resolution};
+use delivery::Mda;
 use dns::{DnsError, MxPlan, Resolver};
-use message::Mailbox;
 use policy::sign::Signer;
 use store::{
     Attempt, Claim, FinalRecipient, FinishedMessage, QueueJob, QueueReport, QueuedRecipient,
@@ -931,34 +930,12 @@ impl Runner {
             let signatures = signer.sign(&self.cfg.hostname, &bytes, now()).await;
             bytes.splice(0..0, signatures.into_bytes());
         }
-        let Ok(mailbox) = Mailbox::parse(to) else {
-            tracing::warn!(to = %to, "report: the sender is not an address");
-            return;
-        };
-        let (local, remote) = match self.mda.resolve(&mailbox).await {
-            Ok(Resolution::Deliver { local, remote }) => (local, remote),
-            Ok(Resolution::NotLocal) => (vec![], vec![mailbox.key()]),
-            Ok(other) => {
-                tracing::warn!(to = %to, resolution = ?other, "report: the sender cannot receive mail");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(to = %to, error = %e, "report: cannot resolve the sender");
-                return;
-            }
-        };
-        let env = Envelope {
-            sender: String::new(),
-            recipients: vec![Recipient {
-                address: mailbox.key(),
-                local,
-                remote,
-                notify: None,
-                orcpt: None,
-            }],
-            ..Default::default()
-        };
-        match self.mda.deliver(&env, bytes, now()).await {
+        match self
+            .mda
+            .deliver_generated("", &[to.to_string()], bytes, now())
+            .await
+        {
+            Ok(0) => {}
             Ok(_) => tracing::info!(to = %to, "delivery status notification sent"),
             Err(e) => tracing::warn!(to = %to, error = %e, "report: cannot store"),
         }

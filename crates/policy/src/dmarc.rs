@@ -54,8 +54,12 @@ pub struct Record {
     pub aspf: Alignment,
     /// Percentage of failing messages the policy applies to (0..=100).
     pub pct: u8,
+    /// Aggregate report destinations (`mailto:` URIs as published, with any
+    /// `!size` suffix).
     pub rua: Vec<String>,
     pub ruf: Vec<String>,
+    /// Failure reporting options (§6.3 `fo`), as published; default "0".
+    pub fo: String,
 }
 
 impl Record {
@@ -78,6 +82,7 @@ impl Record {
             pct: 100,
             rua: Vec::new(),
             ruf: Vec::new(),
+            fo: "0".to_string(),
         };
         for tag in tags {
             let Some((name, value)) = tag.split_once('=') else {
@@ -101,6 +106,7 @@ impl Record {
                 }
                 "rua" => record.rua = uris(value),
                 "ruf" => record.ruf = uris(value),
+                "fo" => record.fo = value.to_string(),
                 _ => {}
             }
         }
@@ -188,6 +194,27 @@ pub struct Evaluation {
     pub disposition: Policy,
     pub spf_aligned: bool,
     pub dkim_aligned: bool,
+    /// The record that applied and where it was found (for aggregate reports).
+    pub published: Option<(String, Record)>,
+    /// Why the disposition differs from the policy (RFC 7489 Appendix C
+    /// PolicyOverrideType), with a comment.
+    pub reason: Option<(&'static str, String)>,
+}
+
+impl Evaluation {
+    /// No record, or no knowing: DMARC gave nothing to apply.
+    pub fn without_record(from_domain: &str, result: DmarcResult) -> Evaluation {
+        Evaluation {
+            from_domain: from_domain.to_string(),
+            result,
+            policy: None,
+            disposition: Policy::None,
+            spf_aligned: false,
+            dkim_aligned: false,
+            published: None,
+            reason: None,
+        }
+    }
 }
 
 /// Evaluate a found record (at `found_at`: the From domain or its
@@ -222,10 +249,13 @@ pub fn evaluate(
     } else {
         DmarcResult::Fail
     };
-    let disposition = match result {
-        DmarcResult::Fail if sample < record.pct => policy,
-        DmarcResult::Fail => policy.milder(),
-        _ => Policy::None,
+    let (disposition, reason) = match result {
+        DmarcResult::Fail if sample < record.pct => (policy, None),
+        DmarcResult::Fail => (
+            policy.milder(),
+            Some(("sampled_out", format!("pct={}", record.pct))),
+        ),
+        _ => (Policy::None, None),
     };
     Evaluation {
         from_domain: from_domain.to_string(),
@@ -234,6 +264,8 @@ pub fn evaluate(
         disposition,
         spf_aligned,
         dkim_aligned,
+        published: Some((found_at.to_ascii_lowercase(), record.clone())),
+        reason,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Sender authentication (design.md `policy`).
+pub mod aggregate;
 pub mod dmarc;
+pub mod feedback;
 pub mod keys;
 pub mod psl;
 pub mod results;

@@ -15,6 +15,7 @@ use mail_auth::{
     ResolverCache, SpfOutput, SpfResult,
 };
 
+use crate::aggregate::{Published, Recordable, Row};
 use crate::dmarc::{self, DmarcResult, Evaluation, Identities, Policy, Record};
 use crate::psl::PublicSuffixList;
 use crate::results::{Clause, header};
@@ -95,17 +96,23 @@ pub struct Verdict {
     pub dmarc: Vec<Evaluation>,
     /// The ARC set to put on top of a message we forward (empty otherwise).
     pub arc_set: String,
+    /// The evaluations whose domains asked for aggregate reports (`rua=`).
+    pub reports: Vec<Recordable>,
 }
 
 pub struct Verifier {
     ma: MessageAuthenticator,
     dns: dns::Resolver,
-    psl: PublicSuffixList,
+    psl: std::sync::Arc<PublicSuffixList>,
     cfg: VerifyConfig,
 }
 
 impl Verifier {
-    pub fn new(dns: dns::Resolver, psl: PublicSuffixList, cfg: VerifyConfig) -> Verifier {
+    pub fn new(
+        dns: dns::Resolver,
+        psl: std::sync::Arc<PublicSuffixList>,
+        cfg: VerifyConfig,
+    ) -> Verifier {
         Verifier {
             ma: MessageAuthenticator(dns.hickory()),
             dns,
@@ -215,6 +222,7 @@ impl Verifier {
                     action: Action::Refuse(refusal),
                     dmarc: Vec::new(),
                     arc_set: String::new(),
+                    reports: Vec::new(),
                 };
             }
         };
@@ -252,6 +260,7 @@ impl Verifier {
         Verdict {
             header: header(&self.cfg.authserv_id, &clauses),
             action,
+            reports: report_rows(s, &dkim, &evaluations),
             dmarc: evaluations,
             arc_set,
         }
@@ -391,22 +400,8 @@ impl Verifier {
                 let sample = rand::random_range(0..100u8);
                 dmarc::evaluate(&self.psl, domain, &record, &at, ids, sample)
             }
-            Ok(None) => Evaluation {
-                from_domain: domain.to_string(),
-                result: DmarcResult::None,
-                policy: None,
-                disposition: Policy::None,
-                spf_aligned: false,
-                dkim_aligned: false,
-            },
-            Err(()) => Evaluation {
-                from_domain: domain.to_string(),
-                result: DmarcResult::TempError,
-                policy: None,
-                disposition: Policy::None,
-                spf_aligned: false,
-                dkim_aligned: false,
-            },
+            Ok(None) => Evaluation::without_record(domain, DmarcResult::None),
+            Err(()) => Evaluation::without_record(domain, DmarcResult::TempError),
         }
     }
 
@@ -465,10 +460,13 @@ impl Verifier {
                     "overridden by the ARC chain of trusted forwarder {sealer}"
                 ));
                 e.disposition = Policy::None;
+                e.reason = Some(("trusted_forwarder", format!("arc=pass, sealed by {sealer}")));
                 continue;
             }
             if !self.cfg.dmarc_enforce {
                 notes.push("not enforced here".to_string());
+                e.disposition = Policy::None;
+                e.reason = Some(("local_policy", "DMARC not enforced here".to_string()));
                 continue;
             }
             match e.disposition {
@@ -561,6 +559,60 @@ impl Verifier {
         }
         out
     }
+}
+
+/// The aggregate report row of each evaluation whose record has `rua=`
+/// (RFC 7489 §7.2, Appendix C).
+fn report_rows(
+    s: &SenderChecks,
+    dkim: &[DkimCheck],
+    evaluations: &[Evaluation],
+) -> Vec<Recordable> {
+    let scope = if s.mail_from.is_empty() {
+        "helo"
+    } else {
+        "mfrom"
+    };
+    let spf_result = (
+        s.spf.domain().to_ascii_lowercase(),
+        scope.to_string(),
+        spf_word(s.spf.result()).to_string(),
+    );
+    let dkim_results: Vec<(String, String, String)> = dkim
+        .iter()
+        .map(|d| {
+            (
+                d.domain.to_ascii_lowercase(),
+                d.selector.clone(),
+                d.result.clone(),
+            )
+        })
+        .collect();
+    evaluations
+        .iter()
+        .filter_map(|e| {
+            let (domain, record) = e.published.as_ref().filter(|(_, r)| !r.rua.is_empty())?;
+            Some(Recordable {
+                published: Published::new(domain, record),
+                rua: record.rua.clone(),
+                row: Row {
+                    source_ip: s.ip,
+                    disposition: e.disposition.as_str().to_string(),
+                    dkim: e.dkim_aligned,
+                    spf: e.spf_aligned,
+                    reasons: e
+                        .reason
+                        .iter()
+                        .map(|(kind, comment)| (kind.to_string(), comment.clone()))
+                        .collect(),
+                    header_from: e.from_domain.to_ascii_lowercase(),
+                    envelope_from: spf_result.0.clone(),
+                    dkim_results: dkim_results.clone(),
+                    spf_result: spf_result.clone(),
+                },
+            })
+        })
+        .collect()
 }
 
 fn spf_word(r: SpfResult) -> &'static str {

@@ -44,6 +44,8 @@ pub enum SmtpError {
     AliasLoop,
     #[error("forged or expired SRS address")]
     BadSrs,
+    #[error("not a DMARC aggregate report: {0}")]
+    NotAReport(String),
     #[error("authentication required")]
     AuthRequired,
     #[error("STARTTLS required")]
@@ -174,6 +176,15 @@ impl SmtpError {
                     550,
                     (5, 1, 1),
                     "No such user here (invalid or expired SRS address)",
+                ),
+                false,
+            ),
+            // RFC 3463 §3.7: 5.6.0, other or undefined media error.
+            NotAReport(why) => (
+                Reply::new(
+                    550,
+                    Enhanced(5, 6, 0),
+                    format!("Not a DMARC aggregate report: {why}"),
                 ),
                 false,
             ),
@@ -317,6 +328,7 @@ mod tests {
             UnknownUser,
             AliasLoop,
             BadSrs,
+            NotAReport("x".into()),
             AuthRequired,
             TlsRequired,
             AlreadyTls,

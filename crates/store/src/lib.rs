@@ -1,6 +1,6 @@
 //! The store: every durable thing Tern keeps (domains, accounts, aliases,
 //! mailboxes, messages with their UIDs, MODSEQs and flags, message blobs, the
-//! outbound queue).
+//! outbound queue, DMARC evaluations and received reports).
 //!
 //! Layout: [`Store`] is the interface the rest of Tern uses, written so that
 //! a PostgreSQL backend can implement it next to [`SqliteStore`] (the embedded
@@ -128,10 +128,41 @@ pub trait Store: Send + Sync {
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32>;
     /// Mailbox ids announced after every change of their contents.
     fn watch(&self) -> tokio::sync::broadcast::Receiver<MailboxId>;
+
+    /// Keep DMARC evaluations for the next aggregate reports.
+    async fn record_evaluations(&self, evaluations: Vec<NewEvaluation>) -> Result<()>;
+    /// The evaluations recorded before `until`, by domain.
+    async fn evaluations_before(&self, until: i64) -> Result<Vec<DomainEvaluations>>;
+    /// Forget a domain's evaluations recorded before `until` (once reported).
+    async fn delete_evaluations(&self, domain: &str, until: i64) -> Result<()>;
+    /// Keep a received aggregate report; None if the same organisation's
+    /// report with this id is already kept.
+    async fn add_received_report(&self, report: ReceivedReport) -> Result<Option<i64>>;
+    /// The received reports, oldest first, without their XML.
+    async fn received_reports(&self) -> Result<Vec<ReceivedReport>>;
+    async fn received_report(&self, id: i64) -> Result<Option<ReceivedReport>>;
 }
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    async fn record_evaluations(&self, evaluations: Vec<NewEvaluation>) -> Result<()> {
+        self.sql_record_evaluations(evaluations).await
+    }
+    async fn evaluations_before(&self, until: i64) -> Result<Vec<DomainEvaluations>> {
+        self.sql_evaluations_before(until).await
+    }
+    async fn delete_evaluations(&self, domain: &str, until: i64) -> Result<()> {
+        self.sql_delete_evaluations(domain.to_string(), until).await
+    }
+    async fn add_received_report(&self, report: ReceivedReport) -> Result<Option<i64>> {
+        self.sql_add_received_report(report).await
+    }
+    async fn received_reports(&self) -> Result<Vec<ReceivedReport>> {
+        self.sql_received_reports().await
+    }
+    async fn received_report(&self, id: i64) -> Result<Option<ReceivedReport>> {
+        self.sql_received_report(id).await
+    }
     async fn add_domain(&self, name: &str) -> Result<DomainRecord> {
         self.sql_add_domain(name.to_string()).await
     }

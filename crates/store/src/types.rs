@@ -337,3 +337,49 @@ pub struct QueueDetail {
     pub recipients: Vec<(String, String, u32, i64, Option<String>)>,
     pub attempts: Vec<Attempt>,
 }
+
+/// One DMARC evaluation to count in the next aggregate report to `domain`.
+/// `policy` and `row` are opaque to the store (serialized by the policy
+/// crate); evaluations with equal rows are counted together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvaluation {
+    pub at: i64,
+    /// The domain whose DMARC record asked for reports.
+    pub domain: String,
+    /// Its `rua=` destinations, comma-separated as published.
+    pub rua: String,
+    pub policy: String,
+    pub row: String,
+}
+
+/// The recorded evaluations of one domain, rows counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainEvaluations {
+    pub domain: String,
+    /// `rua` and `policy` as last recorded.
+    pub rua: String,
+    pub policy: String,
+    /// Each distinct row with how many evaluations had it.
+    pub rows: Vec<(String, u64)>,
+    pub first: i64,
+    pub last: i64,
+}
+
+/// A DMARC aggregate report that another receiver sent us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedReport {
+    /// Assigned by the store (0 when new).
+    pub id: i64,
+    pub received_at: i64,
+    pub org: String,
+    pub report_id: String,
+    /// The domain the report is about.
+    pub domain: String,
+    pub begin: i64,
+    pub end: i64,
+    /// Messages counted, and those that failed DMARC.
+    pub messages: u64,
+    pub failed: u64,
+    /// The report as parsed, serialized by the policy crate (empty in listings).
+    pub document: Vec<u8>,
+}

@@ -38,8 +38,84 @@ on_every_backend!(
     delivery_assigns_ascending_uids,
     queue_entries,
     removing_an_account_frees_its_mail,
-    dkim_keys
+    dkim_keys,
+    dmarc_reporting
 );
+
+fn evaluation(at: i64, domain: &str, policy: &str, row: &str) -> NewEvaluation {
+    NewEvaluation {
+        at,
+        domain: domain.into(),
+        rua: format!("mailto:r@{domain}"),
+        policy: policy.into(),
+        row: row.into(),
+    }
+}
+
+async fn dmarc_reporting(s: Arc<dyn Store>) {
+    s.record_evaluations(vec![
+        evaluation(100, "a.test", "p1", "pass"),
+        evaluation(101, "a.test", "p1", "fail"),
+        evaluation(102, "a.test", "p2", "pass"),
+        evaluation(103, "b.test", "p", "pass"),
+        evaluation(200, "a.test", "p3", "pass"),
+    ])
+    .await
+    .unwrap();
+    let due = s.evaluations_before(200).await.unwrap();
+    assert_eq!(due.len(), 2);
+    let a = &due[0];
+    assert_eq!(
+        (a.domain.as_str(), a.policy.as_str()),
+        ("a.test", "p2"),
+        "latest policy"
+    );
+    assert_eq!(
+        a.rows,
+        vec![("pass".to_string(), 2), ("fail".to_string(), 1)]
+    );
+    assert_eq!((a.first, a.last), (100, 102));
+    s.delete_evaluations("a.test", 200).await.unwrap();
+    let due = s.evaluations_before(201).await.unwrap();
+    let names: Vec<_> = due
+        .iter()
+        .map(|d| (d.domain.as_str(), d.rows.len()))
+        .collect();
+    assert_eq!(
+        names,
+        [("a.test", 1), ("b.test", 1)],
+        "later and other domains stay"
+    );
+
+    let report = ReceivedReport {
+        id: 0,
+        received_at: 5,
+        org: "google.com".into(),
+        report_id: "r1".into(),
+        domain: "a.test".into(),
+        begin: 1,
+        end: 2,
+        messages: 10,
+        failed: 1,
+        document: b"{}".to_vec(),
+    };
+    let id = s
+        .add_received_report(report.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.add_received_report(report.clone()).await.unwrap(),
+        None,
+        "sent twice"
+    );
+    let list = s.received_reports().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(list[0].document.is_empty());
+    let got = s.received_report(id).await.unwrap().unwrap();
+    assert_eq!(got, ReceivedReport { id, ..report });
+    assert_eq!(s.received_report(id + 1).await.unwrap(), None);
+}
 
 async fn dkim_keys(s: Arc<dyn Store>) {
     s.add_domain("a.test").await.unwrap();

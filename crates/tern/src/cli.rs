@@ -40,6 +40,21 @@ pub enum Command {
     /// The outbound queue.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// DMARC aggregate reports: those received, and sending ours.
+    #[command(subcommand)]
+    Report(ReportCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// One line per DMARC aggregate report received at our report address.
+    List,
+    /// One received report: who sent mail as our domain, from which IPs, with
+    /// which SPF/DKIM/DMARC outcome.
+    Show { id: i64 },
+    /// Send the aggregate reports that are due now (everything recorded
+    /// before the current reporting interval began).
+    Send,
 }
 
 #[derive(Debug, Subcommand)]

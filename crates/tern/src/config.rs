@@ -55,6 +55,8 @@ pub struct Config {
     pub policy: PolicySettings,
     #[serde(default)]
     pub dkim: DkimSettings,
+    #[serde(default)]
+    pub reports: ReportSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -445,6 +447,33 @@ impl Default for DkimSettings {
             rotation_delay: default_rotation_delay(),
         }
     }
+}
+
+/// DMARC aggregate reports (RFC 7489 §7.2) about the mail the MX checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Send them by itself at the end of each interval (false: only
+    /// `tern report send`, e.g. from cron).
+    #[serde(default = "yes")]
+    pub dmarc_send: bool,
+    /// The reporting period, aligned to 00:00 UTC for a day (RFC 7489 §7.2:
+    /// at least daily is expected).
+    #[serde(default = "default_report_interval")]
+    pub dmarc_interval: Seconds,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            dmarc_send: true,
+            dmarc_interval: default_report_interval(),
+        }
+    }
+}
+
+fn default_report_interval() -> Seconds {
+    Seconds(Duration::from_secs(86_400))
 }
 
 fn default_rotation_delay() -> Seconds {

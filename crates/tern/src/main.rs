@@ -5,6 +5,7 @@
 mod admin;
 mod cli;
 mod config;
+mod reports;
 mod serve;
 
 use std::path::Path;
@@ -92,6 +93,9 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
             .await
             .map_err(|e| e.to_string()),
         Command::Queue(c) => admin::queue(store, c).await.map_err(|e| e.to_string()),
+        Command::Report(c) => reports::report(store, &config, c)
+            .await
+            .map_err(|e| e.to_string()),
         Command::Dkim(c) => admin::dkim(store, &config, c)
             .await
             .map_err(|e| e.to_string()),

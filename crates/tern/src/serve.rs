@@ -48,26 +48,14 @@ pub async fn serve(
         ..ThrottleConfig::default()
     };
     let authenticator = Arc::new(Authenticator::new(store.clone(), throttle));
-    let srs = match config.delivery.srs {
-        true => Some(Arc::new(srs(&store).await?)),
-        false => None,
-    };
-    let mda = Arc::new(Mda::new(
-        store.clone(),
-        MdaConfig {
-            subaddress_separator: config.delivery.subaddress_separator.chars().next(),
-            srs,
-        },
-    ));
+    let mda = mda(&config, &store).await?;
     let resolver = resolver(&config)?;
-    let signer = config
-        .dkim
-        .sign
-        .then(|| Arc::new(policy::sign::Signer::new(store.clone())));
+    let signer = signer(&config, &store);
+    let psl = Arc::new(public_suffix_list(&config)?);
     let smtp_services = Arc::new(smtp::Services {
         mda: mda.clone(),
         auth: authenticator.clone(),
-        verifier: verifier(&config, &resolver)?,
+        verifier: verifier(&config, &resolver, &psl),
         signer: signer.clone(),
     });
     let imap_services = Arc::new(imap::Services {
@@ -161,6 +149,7 @@ pub async fn serve(
             println!("tern: {name} on {addr} is not available yet (not listening)");
         }
     }
+    let reporter = reporter(&config, &store, &mda, &resolver, &signer, psl);
     let runner = outbound::runner::Runner::new(
         store.clone(),
         mda,
@@ -172,9 +161,19 @@ pub async fn serve(
     let runner_task = tokio::spawn(runner.run(async {
         let _ = runner_stopped.await;
     }));
+    let (stop_reporter, reporter_stopped) = tokio::sync::oneshot::channel::<()>();
+    if config.reports.dmarc_send {
+        tokio::spawn(reporter.run(async {
+            let _ = reporter_stopped.await;
+        }));
+    }
+    // Listening for SIGTERM before saying so: a stop right after "ready" must
+    // be graceful too.
+    let stop = stop_signal();
     println!("tern: ready");
-    wait_for_signal().await;
+    stop.await;
     let _ = stop_runner.send(());
+    let _ = stop_reporter.send(());
     tracing::info!(
         "stopping: no new connections; sessions get {:?} to finish",
         config.shutdown_timeout.0
@@ -188,7 +187,52 @@ pub async fn serve(
     Ok(())
 }
 
-fn resolver(config: &Config) -> Result<dns::Resolver, ServeError> {
+/// Local delivery: aliases, sub-addresses, SRS.
+pub(crate) async fn mda(config: &Config, store: &Arc<dyn Store>) -> Result<Arc<Mda>, ServeError> {
+    let srs = match config.delivery.srs {
+        true => Some(Arc::new(srs(store).await?)),
+        false => None,
+    };
+    Ok(Arc::new(Mda::new(
+        store.clone(),
+        MdaConfig {
+            subaddress_separator: config.delivery.subaddress_separator.chars().next(),
+            srs,
+        },
+    )))
+}
+
+/// DKIM signing of what we send, unless `[dkim] sign = false`.
+pub(crate) fn signer(config: &Config, store: &Arc<dyn Store>) -> Option<Arc<policy::sign::Signer>> {
+    config
+        .dkim
+        .sign
+        .then(|| Arc::new(policy::sign::Signer::new(store.clone())))
+}
+
+/// The sender of DMARC aggregate reports (`[reports]`).
+pub(crate) fn reporter(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    mda: &Arc<Mda>,
+    resolver: &dns::Resolver,
+    signer: &Option<Arc<policy::sign::Signer>>,
+    psl: Arc<policy::psl::PublicSuffixList>,
+) -> outbound::dmarc_reports::Reporter {
+    outbound::dmarc_reports::Reporter::new(
+        store.clone(),
+        mda.clone(),
+        signer.clone(),
+        resolver.clone(),
+        psl,
+        outbound::dmarc_reports::ReporterConfig {
+            hostname: config.hostname.clone(),
+            interval: config.reports.dmarc_interval.0.as_secs().max(1) as i64,
+        },
+    )
+}
+
+pub(crate) fn resolver(config: &Config) -> Result<dns::Resolver, ServeError> {
     dns::Resolver::new(&dns::DnsConfig {
         nameservers: config.dns.nameservers.clone(),
         timeout: None,
@@ -208,16 +252,11 @@ async fn srs(store: &Arc<dyn Store>) -> Result<policy::srs::Srs, ServeError> {
     Ok(policy::srs::Srs::new(key))
 }
 
-/// The MX's sender authentication, unless `[policy] verify = false`.
-fn verifier(
+/// The Public Suffix List: `[policy] public_suffix_list`, else the shipped copy.
+pub(crate) fn public_suffix_list(
     config: &Config,
-    resolver: &dns::Resolver,
-) -> Result<Option<Arc<policy::verify::Verifier>>, ServeError> {
-    let p = &config.policy;
-    if !p.verify {
-        return Ok(None);
-    }
-    let psl = match &p.public_suffix_list {
+) -> Result<policy::psl::PublicSuffixList, ServeError> {
+    Ok(match &config.policy.public_suffix_list {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ServeError(format!(
@@ -228,18 +267,30 @@ fn verifier(
             policy::psl::PublicSuffixList::parse(&text)
         }
         None => policy::psl::PublicSuffixList::shipped(),
-    };
+    })
+}
+
+/// The MX's sender authentication, unless `[policy] verify = false`.
+fn verifier(
+    config: &Config,
+    resolver: &dns::Resolver,
+    psl: &Arc<policy::psl::PublicSuffixList>,
+) -> Option<Arc<policy::verify::Verifier>> {
+    let p = &config.policy;
+    if !p.verify {
+        return None;
+    }
     let cfg = policy::verify::VerifyConfig {
         authserv_id: config.hostname.clone(),
         spf_reject: p.spf_reject,
         dmarc_enforce: p.dmarc_enforce,
         trusted_arc_sealers: p.trusted_arc_sealers.clone(),
     };
-    Ok(Some(Arc::new(policy::verify::Verifier::new(
+    Some(Arc::new(policy::verify::Verifier::new(
         resolver.clone(),
-        psl,
+        psl.clone(),
         cfg,
-    ))))
+    )))
 }
 
 fn outbound_config(config: &Config) -> Result<OutboundConfig, ServeError> {
@@ -418,14 +469,22 @@ async fn bootstrap_development(store: &Arc<dyn Store>) -> Result<(), ServeError>
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGTERM or Ctrl-C, handled from the moment this is called (not only
+/// once the future is first polled).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let term = signal(SignalKind::terminate());
+    async move {
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
     }
 }

@@ -141,6 +141,9 @@ impl SmtpSession {
         }
         let now = message::date::unix_now();
         let (results, body, junk) = self.authenticate_message(&tx, body).await?;
+        if tx.reports {
+            self.receive_report(&tx, &body, now).await?;
+        }
         let helo = self.helo.as_ref();
         let info = ReceivedInfo {
             helo: helo.map(|h| h.name.as_str()).unwrap_or("unknown"),
@@ -233,6 +236,7 @@ impl SmtpSession {
             action = ?verdict.action,
             "sender authentication"
         );
+        self.record_evaluations(&verdict);
         let junk = match verdict.action {
             policy::verify::Action::Refuse(r) => return Err(SmtpError::Policy(r)),
             policy::verify::Action::Junk => true,
@@ -243,6 +247,70 @@ impl SmtpSession {
             std::borrow::Cow::Owned(stripped) => stripped,
         };
         Ok((verdict.arc_set + &verdict.header, body, junk))
+    }
+
+    /// RFC 7489 §7.2: keep the evaluations that the From: domains want
+    /// reported. In the background: the answer to the client does not wait.
+    fn record_evaluations(&self, verdict: &policy::verify::Verdict) {
+        if verdict.reports.is_empty() {
+            return;
+        }
+        let now = message::date::unix_now();
+        let rows: Vec<_> = verdict.reports.iter().map(|r| r.to_store(now)).collect();
+        let store = self.services.mda.store().clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.record_evaluations(rows).await {
+                tracing::warn!(error = %e, "DMARC: cannot record evaluations for reports");
+            }
+        });
+    }
+
+    /// A message to our DMARC report address: parse and keep the aggregate
+    /// report. Refused (5.6.0) when it is not one and nobody else gets the
+    /// message.
+    async fn receive_report(
+        &self,
+        tx: &Transaction,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), SmtpError> {
+        let data = body.to_vec();
+        let parsed = tokio::task::spawn_blocking(move || policy::feedback::parse(&data, now))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        let others = tx
+            .recipients
+            .iter()
+            .any(|r| !r.local.is_empty() || !r.remote.is_empty());
+        let report = match parsed {
+            Ok(report) => report,
+            Err(why) if !others => return Err(SmtpError::NotAReport(why)),
+            Err(why) => {
+                tracing::info!(msg = %tx.id, %why, "not a DMARC report; delivered to the other recipients");
+                return Ok(());
+            }
+        };
+        let (org, id, domain) = (
+            report.org.clone(),
+            report.report_id.clone(),
+            report.domain.clone(),
+        );
+        let added = self
+            .services
+            .mda
+            .store()
+            .add_received_report(report)
+            .await
+            .map_err(SmtpError::Store)?;
+        tracing::info!(
+            msg = %tx.id,
+            org = %escape(&org),
+            report_id = %escape(&id),
+            domain = %escape(&domain),
+            kept = ?added,
+            "DMARC aggregate report received"
+        );
+        Ok(())
     }
 
     /// RFC 6376: DKIM-Signature fields for a submitted message, by the keys of

@@ -44,6 +44,7 @@ impl SmtpSession {
             sender,
             params,
             recipients: Vec::new(),
+            reports: false,
             checks,
             chunks: None,
         });
@@ -95,6 +96,7 @@ impl SmtpSession {
             }
             ForwardPath::Postmaster => self.postmaster().await?,
         };
+        let mut report_address = false;
         let (local, remote) = match resolution {
             Resolution::Deliver { local, remote } => (local, remote),
             // Only an authenticated submission may send to other domains; on the MX port
@@ -106,6 +108,10 @@ impl SmtpSession {
             // Refused now, so no bounce is ever sent for it (C-RL7).
             Resolution::Unknown => return Err(SmtpError::UnknownUser),
             Resolution::Loop => return Err(SmtpError::AliasLoop),
+            Resolution::Reports => {
+                report_address = true;
+                (vec![], vec![])
+            }
             Resolution::BadSrs(why) => {
                 tracing::info!(to = %escape(&mailbox.to_string()), %why, "RCPT refused: SRS");
                 return Err(SmtpError::BadSrs);
@@ -115,6 +121,7 @@ impl SmtpSession {
         let Some(tx) = &mut self.tx else {
             return Err(SmtpError::BadSequence("need MAIL before RCPT"));
         };
+        tx.reports |= report_address;
         tx.recipients.push(Recipient {
             address: mailbox.to_string(),
             local,

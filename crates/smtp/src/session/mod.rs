@@ -54,6 +54,8 @@ struct Transaction {
     sender: message::ReversePath,
     params: MailParams,
     recipients: Vec<delivery::Recipient>,
+    /// A recipient is our DMARC report address: the message is a report.
+    reports: bool,
     /// iprev and SPF, checked at MAIL FROM on the MX.
     checks: Option<policy::verify::SenderChecks>,
     /// BDAT chunks received so far; a failure sticks until the LAST chunk or RSET.

@@ -18,6 +18,7 @@ mod admin;
 mod mail;
 mod mailbox;
 mod queue;
+mod reports;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -139,4 +139,30 @@ pub const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 7: DMARC (RFC 7489 §7): the evaluations made here, kept until the
+    // aggregate report to their domain is sent; reports received from others.
+    r#"
+    CREATE TABLE dmarc_evaluations (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        domain TEXT NOT NULL,
+        rua TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        row TEXT NOT NULL
+    );
+    CREATE INDEX dmarc_evaluations_at ON dmarc_evaluations(at);
+    CREATE TABLE dmarc_reports (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        org TEXT NOT NULL,
+        report_id TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        begin INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        messages INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        document BLOB NOT NULL,
+        UNIQUE (org, report_id)
+    );
+    "#,
 ];

@@ -1,0 +1,178 @@
+//! DMARC reporting (RFC 7489 §7): evaluations waiting for the next aggregate
+//! report, and the reports other receivers sent us.
+//!
+//! Implementation notes
+//! - Counting happens at report time (GROUP BY on the serialized row), so
+//!   recording an evaluation is one small INSERT.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{SqliteStore, sql};
+use crate::error::Result;
+use crate::types::*;
+
+const REPORT_COLUMNS: &str =
+    "id, received_at, org, report_id, domain, begin, end, messages, failed";
+
+fn received(r: &Row<'_>) -> rusqlite::Result<ReceivedReport> {
+    Ok(ReceivedReport {
+        id: r.get(0)?,
+        received_at: r.get(1)?,
+        org: r.get(2)?,
+        report_id: r.get(3)?,
+        domain: r.get(4)?,
+        begin: r.get(5)?,
+        end: r.get(6)?,
+        messages: r.get::<_, i64>(7)? as u64,
+        failed: r.get::<_, i64>(8)? as u64,
+        document: Vec::new(),
+    })
+}
+
+impl SqliteStore {
+    pub(crate) async fn sql_record_evaluations(&self, list: Vec<NewEvaluation>) -> Result<()> {
+        self.write(move |c| {
+            let mut insert = c
+                .prepare_cached(
+                    "INSERT INTO dmarc_evaluations(at, domain, rua, policy, row) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sql)?;
+            for e in &list {
+                insert
+                    .execute(params![e.at, e.domain, e.rua, e.policy, e.row])
+                    .map_err(sql)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_evaluations_before(
+        &self,
+        until: i64,
+    ) -> Result<Vec<DomainEvaluations>> {
+        self.read(move |c| {
+            let mut out: BTreeMap<String, DomainEvaluations> = BTreeMap::new();
+            // The latest rua and policy of each domain.
+            let mut latest = c
+                .prepare_cached(
+                    "SELECT domain, rua, policy FROM dmarc_evaluations WHERE id IN
+                       (SELECT MAX(id) FROM dmarc_evaluations WHERE at < ?1 GROUP BY domain)",
+                )
+                .map_err(sql)?;
+            let rows = latest
+                .query_map([until], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(sql)?;
+            for row in rows {
+                let (domain, rua, policy) = row.map_err(sql)?;
+                out.insert(
+                    domain.clone(),
+                    DomainEvaluations {
+                        domain,
+                        rua,
+                        policy,
+                        rows: Vec::new(),
+                        first: i64::MAX,
+                        last: i64::MIN,
+                    },
+                );
+            }
+            let mut counts = c
+                .prepare_cached(
+                    "SELECT domain, row, COUNT(*), MIN(at), MAX(at) FROM dmarc_evaluations
+                       WHERE at < ?1 GROUP BY domain, row ORDER BY domain, MIN(id)",
+                )
+                .map_err(sql)?;
+            let rows = counts
+                .query_map([until], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .map_err(sql)?;
+            for row in rows {
+                let (domain, row, count, first, last) = row.map_err(sql)?;
+                if let Some(d) = out.get_mut(&domain) {
+                    d.rows.push((row, count as u64));
+                    d.first = d.first.min(first);
+                    d.last = d.last.max(last);
+                }
+            }
+            Ok(out.into_values().collect())
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_delete_evaluations(&self, domain: String, until: i64) -> Result<()> {
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM dmarc_evaluations WHERE domain = ?1 AND at < ?2")
+                .and_then(|mut st| st.execute(params![domain, until]))
+                .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_add_received_report(&self, r: ReceivedReport) -> Result<Option<i64>> {
+        self.write(move |c| {
+            let added = c
+                .prepare_cached(
+                    "INSERT INTO dmarc_reports(received_at, org, report_id, domain, begin, end, messages, failed, document)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(org, report_id) DO NOTHING",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        r.received_at,
+                        r.org,
+                        r.report_id,
+                        r.domain,
+                        r.begin,
+                        r.end,
+                        r.messages as i64,
+                        r.failed as i64,
+                        r.document
+                    ])
+                })
+                .map_err(sql)?;
+            Ok((added == 1).then(|| c.last_insert_rowid()))
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_received_reports(&self) -> Result<Vec<ReceivedReport>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {REPORT_COLUMNS} FROM dmarc_reports ORDER BY id"
+            ))
+            .and_then(|mut st| st.query_map([], received)?.collect())
+            .map_err(sql)
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_received_report(&self, id: i64) -> Result<Option<ReceivedReport>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {REPORT_COLUMNS}, document FROM dmarc_reports WHERE id = ?1"
+            ))
+            .and_then(|mut st| {
+                st.query_row([id], |r| {
+                    let mut report = received(r)?;
+                    report.document = r.get(9)?;
+                    Ok(report)
+                })
+                .optional()
+            })
+            .map_err(sql)
+        })
+        .await
+    }
+}

@@ -1,0 +1,178 @@
+//! DMARC aggregate reports in both directions (RFC 7489 §7): c.test checks
+//! mail from a.test, records each evaluation and reports them; a.test
+//! receives and parses the report; an external destination gets it only when
+//! it authorized it (§7.1), and its copy is validated against the RFC 7489
+//! schema by Python's xmlschema.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{MailNet, Sink, mx_port, submit};
+use testkit::TernServer;
+
+fn message(subject: &str) -> String {
+    format!(
+        "From: <alice@a.test>\r\nTo: <carol@c.test>\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nMessage-ID: <{subject}@a.test>\r\n\r\nHello.\r\n"
+    )
+}
+
+/// a.test (alice) and c.test (carol, `reports` its [reports] settings), published.
+fn sender_and_receiver(net: &MailNet, reports: &str) -> (TernServer, TernServer) {
+    let a = net.tern(10, "a.test", &[], "");
+    let c = net.tern(
+        30,
+        "c.test",
+        &[("carol@c.test", "carol-pw")],
+        &format!("[reports]\n{reports}"),
+    );
+    net.publish(&a, 10, "a.test");
+    net.publish(&c, 30, "c.test");
+    (a, c)
+}
+
+/// One reporting period (2 s here, standing in for a day): two messages
+/// from a.test pass, a forged one is rejected; `tern report send` on c.test
+/// then reports all three to a.test and to the authorized r.test, not to
+/// s.test; a.test shows what the report says.
+#[test]
+fn a_reporting_period_is_reported_and_read_back() {
+    let net = MailNet::new(131);
+    let (a, c) = sender_and_receiver(&net, "dmarc_send = false\ndmarc_interval = \"2s\"\n");
+    net.dns.remove("_dmarc.a.test");
+    net.dns.txt(
+        "_dmarc.a.test",
+        "v=DMARC1; p=reject; rua=mailto:dmarc-reports@a.test,mailto:agg@r.test!10m,mailto:agg@s.test",
+    );
+    // r.test takes a.test's reports (RFC 7489 §7.1); s.test never said so.
+    net.dns.txt("a.test._report._dmarc.r.test", "v=DMARC1");
+    net.dns
+        .mx("r.test", 10, "mx.r.test")
+        .a("mx.r.test", net.ip(40));
+    let sink = Sink::start(net.ip(40), mx_port(), &[]);
+
+    for subject in ["one", "two"] {
+        submit(
+            &a,
+            "alice@a.test",
+            "alice-pw",
+            &["carol@c.test"],
+            &message(subject),
+        );
+    }
+    net.wait(30, "the two messages at c", &[&a, &c], || {
+        net.inbox(&c, "carol@c.test").len() == 2
+    });
+    // A forger at 127.0.131.50: rejected by a.test's policy, and reported.
+    let forged = net.send_from(
+        50,
+        c.addr("smtp"),
+        "forger.test",
+        "alice@a.test",
+        "carol@c.test",
+        message("forged").as_bytes(),
+    );
+    assert!(forged[2].starts_with("550 5.7.1 "), "{forged:?}");
+
+    // The period ends (and the background recording is in).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let sent = c.admin_ok(&["report", "send"]);
+    assert!(sent.starts_with("a.test: 3 messages; sent to dmarc-reports@a.test, agg@r.test; not to agg@s.test: external destination not authorized (a.test._report._dmarc.s.test)"), "{sent}");
+    assert_eq!(
+        c.admin_ok(&["report", "send"]).trim(),
+        "no DMARC aggregate reports due",
+        "reported once"
+    );
+
+    // a.test parses what arrived at its report address.
+    net.wait(30, "the report at a", &[&a, &c], || {
+        !a.admin_ok(&["report", "list"]).is_empty()
+    });
+    let list = a.admin_ok(&["report", "list"]);
+    assert!(list.starts_with("1\ta.test\tc.test\t"), "{list}");
+    assert!(list.contains("3 messages, 1 failing DMARC"), "{list}");
+    let shown = a.admin_ok(&["report", "show", "1"]);
+    for line in [
+        "Policy: a.test p=reject sp=reject adkim=r aspf=r",
+        "127.0.131.10: 2 message(s), header_from=a.test envelope_from=a.test",
+        "dmarc=pass (dkim=pass spf=pass) disposition=none",
+        "127.0.131.50: 1 message(s), header_from=a.test envelope_from=a.test",
+        "dmarc=fail (dkim=fail spf=fail) disposition=reject",
+        "spf: a.test (mfrom) fail",
+    ] {
+        assert!(shown.contains(line), "no {line:?} in\n{shown}");
+    }
+    let missing = a.admin(&["report", "show", "9"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("report 9 not found"));
+
+    // The external copy: DKIM-signed by c.test, valid against the schema.
+    net.wait(30, "the report at r.test", &[&c], || {
+        sink.messages().len() == 1
+    });
+    let (envelope, report) = sink.messages().remove(0);
+    assert!(envelope.contains("dmarc-reports@c.test"), "{envelope}");
+    let text = String::from_utf8_lossy(&report).into_owned();
+    assert!(
+        text.contains("DKIM-Signature: ") && text.contains("d=c.test"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Subject: Report Domain: a.test Submitter: c.test Report-ID: <a.test."),
+        "{text}"
+    );
+    let checked = String::from_utf8(common::python("dmarc_report_check.py", &[], &report)).unwrap();
+    let (file, xml) = checked.split_once('\n').unwrap();
+    assert!(
+        file.starts_with("c.test!a.test!") && file.ends_with(".xml.gz"),
+        "{file}"
+    );
+    assert!(xml.contains("<source_ip>127.0.131.50</source_ip>"), "{xml}");
+    assert!(xml.contains("<count>2</count>"), "{xml}");
+
+    // The same report zipped (as some receivers send them), under another id.
+    let zipped = common::python("dmarc_report_check.py", &["--rezip", "zipped-1"], &report);
+    let r = net.send_from(
+        60,
+        a.addr("smtp"),
+        "r.test",
+        "agg@r.test",
+        "dmarc-reports@a.test",
+        &zipped,
+    );
+    assert!(r[2].starts_with("250 "), "{r:?}");
+    let list = a.admin_ok(&["report", "list"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(
+        list.lines().nth(1).unwrap().ends_with("\tzipped-1"),
+        "{list}"
+    );
+
+    // What reaches the report address and is no report is refused.
+    let r = net.send_from(
+        60,
+        a.addr("smtp"),
+        "other.test",
+        "x@other.test",
+        "dmarc-reports@a.test",
+        b"From: <x@other.test>\r\nSubject: hello\r\n\r\nNot a report.\r\n",
+    );
+    assert!(r[2].starts_with("550 5.6.0 "), "{r:?}");
+}
+
+/// Without `tern report send`: the server sends at the end of each period.
+#[test]
+fn reports_go_out_on_schedule() {
+    let net = MailNet::new(132);
+    let (a, c) = sender_and_receiver(&net, "dmarc_interval = \"1s\"\n");
+    submit(
+        &a,
+        "alice@a.test",
+        "alice-pw",
+        &["carol@c.test"],
+        &message("scheduled"),
+    );
+    net.wait(30, "the scheduled report at a", &[&a, &c], || {
+        a.admin_ok(&["report", "list"])
+            .contains("1 messages, 0 failing DMARC")
+    });
+}

@@ -257,6 +257,12 @@ fn dns_records_and_queue() {
         e.ok(&["queue", "retry", "--all"]),
         "0 recipient(s) due now\n"
     );
+    assert_eq!(e.ok(&["report", "list"]), "");
+    e.fails(&["report", "show", "7"], "report 7 not found");
+    assert_eq!(
+        e.ok(&["report", "send"]),
+        "no DMARC aggregate reports due\n"
+    );
 }
 
 #[test]
@@ -287,6 +293,10 @@ fn help_on_every_command() {
         &["queue", "show"],
         &["queue", "retry"],
         &["queue", "delete"],
+        &["report"],
+        &["report", "list"],
+        &["report", "show"],
+        &["report", "send"],
     ];
     for c in commands {
         let out = Command::new(common::BIN)

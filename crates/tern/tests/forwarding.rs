@@ -34,7 +34,9 @@ fn message(subject: &str, to: &str) -> String {
 /// ARC seal. With a's DKIM intact, DMARC passes at c on DKIM; with a's keys
 /// gone from DNS, only b's seal carries it through. Either way SPF at c
 /// passes for b's SRS address. A bounce from c comes back through b to alice,
-/// and a forged SRS address is refused at b.
+/// and a forged SRS address is refused at b. Through a second forwarder
+/// (d.test) the ARC chain grows to i=2 and the SRS0 address becomes SRS1;
+/// bounces still find their way back.
 #[test]
 fn forwarded_mail_keeps_passing_and_bounces_come_back() {
     let net = MailNet::new(130);
@@ -44,7 +46,7 @@ fn forwarded_mail_keeps_passing_and_bounces_come_back() {
         30,
         "c.test",
         &[("carol@c.test", "carol-pw")],
-        "[policy]\ntrusted_arc_sealers = [\"b.test\"]\n",
+        "[policy]\ntrusted_arc_sealers = [\"b.test\", \"d.test\"]\n",
     );
     for (server, host, domain) in [(&a, 10, "a.test"), (&b, 20, "b.test"), (&c, 30, "c.test")] {
         net.publish(server, host, domain);
@@ -134,6 +136,63 @@ fn forwarded_mail_keeps_passing_and_bounces_come_back() {
         "{bounce}"
     );
     assert!(bounce.contains("Subject: bounce"), "{bounce}");
+
+    // Two forwarders: b.test, then d.test. d seals the chain at i=2 and
+    // rewrites b's SRS0 address to SRS1; c trusts d; a bounce from c walks
+    // back through d and b to alice.
+    // (a's keys are still gone: d lets the message in on b's seal, too.)
+    let d = net.tern(
+        40,
+        "d.test",
+        &[],
+        "[policy]\ntrusted_arc_sealers = [\"b.test\"]\n",
+    );
+    net.publish(&d, 40, "d.test");
+    b.admin_ok(&["alias", "add", "fwd3@b.test", "relay@d.test"]);
+    b.admin_ok(&["alias", "add", "fwd4@b.test", "relay2@d.test"]);
+    d.admin_ok(&["alias", "add", "relay@d.test", "carol@c.test"]);
+    d.admin_ok(&["alias", "add", "relay2@d.test", "nobody@c.test"]);
+    submit(
+        &a,
+        "alice@a.test",
+        "alice-pw",
+        &["fwd3@b.test"],
+        &message("twice", "fwd3@b.test"),
+    );
+    net.wait(30, "the twice-forwarded message", &[&a, &b, &c, &d], || {
+        net.inbox(&c, "carol@c.test").len() == 3
+    });
+    let got = text(&net.inbox(&c, "carol@c.test")[2]);
+    let ar = auth_results(&got);
+    assert!(ar.contains("spf=pass smtp.mailfrom=SRS1="), "{ar}");
+    assert!(ar.contains("=b.test==") && ar.contains("@d.test"), "{ar}");
+    assert!(
+        ar.contains("arc=pass (chain of 2, sealed last by d.test)"),
+        "{ar}"
+    );
+    for field in [
+        "ARC-Seal: i=2; ",
+        "ARC-Seal: i=1; ",
+        "ARC-Authentication-Results: i=2; mx.d.test;",
+    ] {
+        assert!(got.contains(field), "no {field} in\n{got}");
+    }
+    submit(
+        &a,
+        "alice@a.test",
+        "alice-pw",
+        &["fwd4@b.test"],
+        &message("bounce-twice", "fwd4@b.test"),
+    );
+    net.wait(30, "the second bounce at alice", &[&a, &b, &c, &d], || {
+        net.inbox(&a, "alice@a.test").len() == 2
+    });
+    let bounce = text(&net.inbox(&a, "alice@a.test")[1]);
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; nobody@c.test"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("Subject: bounce-twice"), "{bounce}");
 
     // A forged SRS address (wrong hash) and a malformed one: no user here.
     let mx = b.addr("smtp");

@@ -268,8 +268,10 @@ pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<
         let (owner, text) = policy::keys::dns_record(&key);
         println!("{owner}. 3600 IN TXT {}", zone_strings(&text));
     }
+    // Reports to this address are parsed and kept (`tern report list`).
     println!(
-        "_dmarc.{name}. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@{name}\""
+        "_dmarc.{name}. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:{}@{name}\"",
+        delivery::REPORT_LOCAL_PART
     );
     Ok(())
 }

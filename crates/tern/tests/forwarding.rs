@@ -208,3 +208,33 @@ fn forwarded_mail_keeps_passing_and_bounces_come_back() {
         assert!(r[1].starts_with("550 5.1.1 "), "{forged}: {r:?}");
     }
 }
+
+/// C-RL9: aliases that forward to each other across two servers (b.test and
+/// d.test) stop at the Received limit; the bounce finds its way back to the
+/// original sender through the SRS addresses.
+#[test]
+fn forwarding_loops_end_in_a_bounce() {
+    let net = MailNet::new(133);
+    let limit = "[smtp]\nmax_received = 12\n";
+    let a = net.tern(10, "a.test", &[], "");
+    let b = net.tern(20, "b.test", &[], limit);
+    let d = net.tern(40, "d.test", &[], limit);
+    for (server, host, domain) in [(&a, 10, "a.test"), (&b, 20, "b.test"), (&d, 40, "d.test")] {
+        net.publish(server, host, domain);
+    }
+    b.admin_ok(&["alias", "add", "loop@b.test", "loop@d.test"]);
+    d.admin_ok(&["alias", "add", "loop@d.test", "loop@b.test"]);
+    submit(
+        &a,
+        "alice@a.test",
+        "alice-pw",
+        &["loop@b.test"],
+        &message("looping", "loop@b.test"),
+    );
+    net.wait(60, "the loop's bounce at alice", &[&a, &b, &d], || {
+        net.inbox(&a, "alice@a.test").len() == 1
+    });
+    let bounce = text(&net.inbox(&a, "alice@a.test")[0]);
+    assert!(bounce.contains("Status: 5.4.6"), "{bounce}");
+    assert!(bounce.contains("Subject: looping"), "{bounce}");
+}

@@ -6,7 +6,7 @@
 //! Implementation notes
 //! - A domain's evaluations are forgotten once its report went to at least
 //!   one destination, or when no destination can ever take it; a temporary
-//!   DNS failure keeps them for the next run.
+//!   DNS failure keeps them for the next run (for a week at most).
 //! - The report id is `domain.until@hostname`: sending the same period again
 //!   (after a crash between queueing and forgetting) gives the same id, which
 //!   receivers use to drop the duplicate.
@@ -19,6 +19,9 @@ use policy::aggregate::{self, Destination, Metadata, Published, Row};
 use policy::psl::PublicSuffixList;
 use policy::sign::Signer;
 use store::{DomainEvaluations, Store, StoreError};
+
+/// How long evaluations wait for a destination whose DNS keeps failing.
+const KEEP_UNSENT: i64 = 7 * 86_400;
 
 /// What [`Reporter`] needs to know.
 #[derive(Debug, Clone)]
@@ -210,7 +213,7 @@ impl Reporter {
                     .push((dest.address, "cannot receive mail".into()));
             }
         }
-        if outcome.sent.is_empty() && retry_later {
+        if outcome.sent.is_empty() && retry_later && until - d.first < KEEP_UNSENT {
             return Ok(outcome);
         }
         self.store.delete_evaluations(&d.domain, until).await?;

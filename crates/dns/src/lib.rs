@@ -44,11 +44,18 @@ impl DnsError {
     }
 }
 
+/// How long one attempt waits for an answer. A lost UDP packet (resolvers
+/// under load drop some) costs this much, not the whole lookup: rspamd waits
+/// 1 s per attempt, glibc 5 s; mail checks sit in the SMTP reply path.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Attempts per lookup before "temporary failure".
+pub const ATTEMPTS: usize = 3;
+
 #[derive(Debug, Clone, Default)]
 pub struct DnsConfig {
     /// Resolvers to ask (UDP, then TCP); empty: the system's (/etc/resolv.conf).
     pub nameservers: Vec<SocketAddr>,
-    /// Per-query timeout; default 5 s.
+    /// Per-attempt timeout; default [`ATTEMPT_TIMEOUT`].
     pub timeout: Option<Duration>,
 }
 
@@ -110,14 +117,13 @@ impl Resolver {
         };
         let opts: &mut ResolverOpts = builder.options_mut();
         opts.ndots = 0;
-        if let Some(t) = config.timeout {
-            opts.timeout = t;
-        }
-        opts.attempts = 2;
+        let timeout = config.timeout.unwrap_or(ATTEMPT_TIMEOUT);
+        opts.timeout = timeout;
+        opts.attempts = ATTEMPTS;
         Ok(Resolver {
             inner: builder.build().map_err(err)?,
             nameservers: config.nameservers.clone(),
-            timeout: config.timeout.unwrap_or(Duration::from_secs(5)),
+            timeout: timeout * ATTEMPTS as u32,
         })
     }
 

@@ -50,6 +50,8 @@ impl DnsError {
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Attempts per lookup before "temporary failure".
 pub const ATTEMPTS: usize = 3;
+/// The least time a negative answer is cached.
+pub const NEGATIVE_MIN_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Default)]
 pub struct DnsConfig {
@@ -120,6 +122,11 @@ impl Resolver {
         let timeout = config.timeout.unwrap_or(ATTEMPT_TIMEOUT);
         opts.timeout = timeout;
         opts.attempts = ATTEMPTS;
+        // A "no such name" without an SOA (some forwarders send them so)
+        // would not be cached at all, and every message asks again for the
+        // same SPF and DMARC names; a second keeps that to one query a second
+        // (RFC 2308 §5 advises against caching them long).
+        opts.negative_min_ttl = Some(NEGATIVE_MIN_TTL);
         Ok(Resolver {
             inner: builder.build().map_err(err)?,
             nameservers: config.nameservers.clone(),

@@ -7,27 +7,10 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{MailNet, dkim_tool, submit};
+use common::{MailNet, auth_results, dkim_tool, submit, text};
 use testkit::TernServer;
 
 const CAROL: (&str, &str) = ("carol@b.test", "carol-pw");
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The Authentication-Results field of a stored message, unfolded.
-fn auth_results(message: &str) -> String {
-    let start = message
-        .find("Authentication-Results: ")
-        .unwrap_or_else(|| panic!("no Authentication-Results in:\n{message}"));
-    let rest = &message[start..];
-    let mut end = rest.find("\r\n").unwrap();
-    while rest[end + 2..].starts_with('\t') || rest[end + 2..].starts_with(' ') {
-        end += 2 + rest[end + 2..].find("\r\n").unwrap();
-    }
-    rest[..end].replace("\r\n", "")
-}
 
 /// The receiving Tern: b.test with carol, at 127.0.N.20.
 fn receiver(net: &MailNet, extra: &str) -> TernServer {

@@ -393,3 +393,21 @@ pub fn python(script: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// A stored message as text (lossy).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The Authentication-Results field of a stored message, unfolded.
+pub fn auth_results(message: &str) -> String {
+    let start = message
+        .find("Authentication-Results: ")
+        .unwrap_or_else(|| panic!("no Authentication-Results in:\n{message}"));
+    let rest = &message[start..];
+    let mut end = rest.find("\r\n").unwrap();
+    while rest[end + 2..].starts_with('\t') || rest[end + 2..].starts_with(' ') {
+        end += 2 + rest[end + 2..].find("\r\n").unwrap();
+    }
+    rest[..end].replace("\r\n", "")
+}

@@ -5,24 +5,7 @@
 
 mod common;
 
-use common::{MailNet, submit};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The Authentication-Results field of a stored message, unfolded.
-fn auth_results(message: &str) -> String {
-    let start = message
-        .find("Authentication-Results: ")
-        .unwrap_or_else(|| panic!("no Authentication-Results in:\n{message}"));
-    let rest = &message[start..];
-    let mut end = rest.find("\r\n").unwrap();
-    while rest[end + 2..].starts_with('\t') || rest[end + 2..].starts_with(' ') {
-        end += 2 + rest[end + 2..].find("\r\n").unwrap();
-    }
-    rest[..end].replace("\r\n", "")
-}
+use common::{MailNet, auth_results, submit, text};
 
 fn message(subject: &str, to: &str) -> String {
     format!(

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{MailNet, Sink, mx_port, submit, submit_with};
+use common::{MailNet, Sink, mx_port, submit, submit_with, text};
 use testkit::TernServer;
 
 const ALICE: (&str, &str) = ("alice@a.test", "alice-pw");
@@ -20,10 +20,6 @@ fn message_from(from: &str, to: &str, subject: &str) -> String {
         "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
          Message-ID: <{subject}@a.test>\r\n\r\nHello.\r\n.\r\n..two dots\r\nBye.\r\n"
     )
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `tern queue show ID` of the first queued message ((0, "") if none).

@@ -24,6 +24,9 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 pub const MAX_MX: usize = 20;
 /// The most addresses tried for one host.
 pub const MAX_ADDRESSES: usize = 10;
+/// The most addresses of one family read for one name (a bound on what a
+/// hostile zone can make us hold).
+pub const MAX_FAMILY_ADDRESSES: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DnsError {
@@ -79,12 +82,25 @@ pub struct Resolver {
     timeout: Duration,
 }
 
-fn fqdn(name: &str) -> String {
-    if name.ends_with('.') {
-        name.to_string()
+/// The fully qualified name to ask for. An ASCII name goes on the wire
+/// label by label as written: SPF macros (RFC 7208 §7) build names with
+/// characters a host name never has (`%`, spaces, `:`), and those must be
+/// asked for as they are, not refused or escaped. Other names go through
+/// IDNA. None: not a name that can exist (an empty or over-long label).
+fn wire_name(name: &str) -> Option<hickory_resolver::proto::rr::Name> {
+    use hickory_resolver::proto::rr::{Name, domain::Label};
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    let mut fq = if trimmed.is_ascii() {
+        let labels: Option<Vec<Label>> = trimmed
+            .split('.')
+            .map(|l| Label::from_raw_bytes(l.as_bytes()).ok())
+            .collect();
+        Name::from_labels(labels?).ok()?
     } else {
-        format!("{name}.")
-    }
+        Name::from_utf8(trimmed).ok()?
+    };
+    fq.set_fqdn(true);
+    Some(fq)
 }
 
 impl Resolver {
@@ -141,7 +157,8 @@ impl Resolver {
     }
 
     async fn lookup(&self, name: &str, kind: RecordType) -> Result<Vec<RData>, DnsError> {
-        match self.inner.lookup(fqdn(name), kind).await {
+        let query = wire_name(name).ok_or_else(|| DnsError::NoSuchDomain(name.into()))?;
+        match self.inner.lookup(query, kind).await {
             Ok(l) => Ok(l
                 .answers()
                 .iter()
@@ -166,10 +183,7 @@ impl Resolver {
         Ok(records
             .into_iter()
             .filter_map(|r| match r {
-                RData::MX(mx) => Some((
-                    mx.preference,
-                    mx.exchange.to_ascii().trim_end_matches('.').to_lowercase(),
-                )),
+                RData::MX(mx) => Some((mx.preference, name_text(&mx.exchange).to_lowercase())),
                 _ => None,
             })
             .collect())
@@ -272,19 +286,45 @@ impl Resolver {
 
     /// TXT records, each as its strings concatenated (RFC 7208 §3.3).
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let records = self.txt_bytes(name).await?;
+        Ok(records
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect())
+    }
+
+    /// TXT records as bytes, each with its strings concatenated: for
+    /// readers that must see bytes that are not UTF-8 (SPF, RFC 7208 §3.1).
+    pub async fn txt_bytes(&self, name: &str) -> Result<Vec<Vec<u8>>, DnsError> {
         let records = self.lookup(name, RecordType::TXT).await?;
         Ok(records
             .into_iter()
             .filter_map(|r| match r {
-                RData::TXT(t) => Some(
-                    t.txt_data
-                        .iter()
-                        .map(|part| String::from_utf8_lossy(part).into_owned())
-                        .collect::<String>(),
-                ),
+                RData::TXT(t) => Some(t.txt_data.concat()),
                 _ => None,
             })
             .collect())
+    }
+
+    /// The A records (`v6` false) or AAAA records (`v6` true) of a name, at
+    /// most [`MAX_FAMILY_ADDRESSES`]. SPF asks one family at a time (RFC 7208
+    /// §5.3), and every address counts there, not just the first few.
+    pub async fn addresses_of_family(&self, host: &str, v6: bool) -> Result<Vec<IpAddr>, DnsError> {
+        let kind = if v6 { RecordType::AAAA } else { RecordType::A };
+        let records = self.lookup(host, kind).await?;
+        let ips: Vec<IpAddr> = records
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .take(MAX_FAMILY_ADDRESSES)
+            .collect();
+        if ips.is_empty() {
+            return Err(DnsError::NoRecords(host.into()));
+        }
+        Ok(ips)
     }
 
     /// RFC 5321 §5.1 and RFC 7505: the hosts to try for a domain.
@@ -299,11 +339,20 @@ impl Resolver {
     }
 }
 
+/// A name from an answer as text, labels joined by dots without escapes and
+/// without the final dot (the inverse of [`wire_name`]): "" for the root.
+fn name_text(name: &hickory_resolver::proto::rr::Name) -> String {
+    name.iter()
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 fn ptr_names(records: &[RData]) -> Vec<String> {
     records
         .iter()
         .filter_map(|r| match r {
-            RData::PTR(p) => Some(p.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+            RData::PTR(p) => Some(name_text(&p.0).to_ascii_lowercase()),
             _ => None,
         })
         .take(MAX_ADDRESSES)

@@ -6,5 +6,6 @@ pub mod keys;
 pub mod psl;
 pub mod results;
 pub mod sign;
+pub mod spf;
 pub mod srs;
 pub mod verify;

@@ -6,26 +6,19 @@
 //! they keep DMARC from deciding, the message is deferred (451 4.7.5).
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mail_auth::dkim::{Canonicalization, DkimError};
-use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{
-    ArcOutput, AuthenticatedMessage, DkimOutput, DkimResult, MessageAuthenticator, Parameters,
-    ResolverCache, SpfOutput, SpfResult,
-};
+use mail_auth::{ArcOutput, AuthenticatedMessage, DkimOutput, DkimResult, MessageAuthenticator};
 
 use crate::aggregate::{Published, Recordable, Row};
 use crate::dmarc::{self, DmarcResult, Evaluation, Identities, Policy, Record};
 use crate::psl::PublicSuffixList;
 use crate::results::{Clause, header};
 use crate::sign::{ArcKey, without_trailing_blank_lines};
+use crate::spf::{self, SpfOutcome, SpfRequest, SpfResult};
 use mail_auth::AuthenticationResults;
 use mail_auth::arc::ArcSealer;
 use mail_auth::common::headers::HeaderWriter;
-
-/// RFC 7208 §4.6.4: DNS lookups that may come back empty in one SPF check.
-pub const MAX_VOID_LOOKUPS: usize = 2;
 
 /// hardening.md C-OB11: DKIM signatures checked per message.
 pub const MAX_DKIM_SIGNATURES: usize = 5;
@@ -68,7 +61,7 @@ pub struct SenderChecks {
     /// The reverse-path, empty for `<>`.
     pub mail_from: String,
     iprev: Iprev,
-    spf: SpfOutput,
+    spf: SpfOutcome,
 }
 
 /// RFC 8601 §3: forward-confirmed reverse DNS of the client address.
@@ -81,8 +74,8 @@ pub enum Iprev {
 }
 
 impl SenderChecks {
-    pub fn spf(&self) -> SpfResult {
-        self.spf.result()
+    pub fn spf(&self) -> &SpfOutcome {
+        &self.spf
     }
 }
 
@@ -129,31 +122,14 @@ impl Verifier {
     /// HELO identity for the null reverse-path (RFC 7208 §2.4).
     pub async fn sender(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SenderChecks {
         let iprev = self.iprev(ip).await;
-        let host = self.cfg.authserv_id.as_str();
-        let params = if mail_from.is_empty() {
-            SpfParameters::verify_ehlo(ip, helo, host)
-        } else {
-            SpfParameters::verify_mail_from(ip, helo, host, mail_from)
+        let request = SpfRequest {
+            ip,
+            helo,
+            mail_from,
+            receiver: &self.cfg.authserv_id,
+            now: message::date::unix_now(),
         };
-        let voids = VoidCounter::default();
-        let spf = self
-            .ma
-            .verify_spf(Parameters {
-                params,
-                cache_txt: Some(&voids),
-                cache_mx: Some(&voids),
-                cache_ptr: Some(&voids),
-                cache_ipv4: Some(&voids),
-                cache_ipv6: Some(&voids),
-            })
-            .await;
-        // RFC 7208 §4.6.4 (hardening.md C-OB10): more than two lookups that
-        // found nothing make the evaluation a permerror (mail-auth does not count).
-        let spf = if voids.count() > MAX_VOID_LOOKUPS {
-            SpfOutput::new(spf.domain().to_string()).with_result(SpfResult::PermError)
-        } else {
-            spf
-        };
+        let spf = spf::check(&self.dns, &request).await;
         SenderChecks {
             ip,
             helo: helo.to_string(),
@@ -194,13 +170,16 @@ impl Verifier {
         if !self.cfg.spf_reject {
             return None;
         }
-        let domain = s.spf.domain();
-        match s.spf.result() {
-            // RFC 7372 §3.2.
+        let domain = &s.spf.domain;
+        match s.spf.result {
+            // RFC 7372 §3.2; RFC 7208 §8.4: the domain's explanation, if any.
             SpfResult::Fail => Some(Refusal {
                 code: 550,
                 status: (5, 7, 23),
-                text: format!("SPF: {domain} does not allow {} to send its mail", s.ip),
+                text: match &s.spf.explanation {
+                    Some(x) => format!("SPF: {}", x.chars().take(200).collect::<String>()),
+                    None => format!("SPF: {domain} does not allow {} to send its mail", s.ip),
+                },
             }),
             SpfResult::TempError => Some(Refusal {
                 code: 451,
@@ -236,8 +215,8 @@ impl Verifier {
             None => (Vec::new(), None),
         };
         let ids = Identities {
-            spf_pass: (s.spf.result() == SpfResult::Pass).then(|| s.spf.domain().to_string()),
-            spf_temperror: s.spf.result() == SpfResult::TempError,
+            spf_pass: (s.spf.result == SpfResult::Pass).then(|| s.spf.domain.to_ascii_lowercase()),
+            spf_temperror: s.spf.result == SpfResult::TempError,
             dkim_pass: dkim
                 .iter()
                 .filter(|d| d.pass)
@@ -296,7 +275,7 @@ impl Verifier {
         let header_from = from.first().map(String::as_str).unwrap_or_default();
         let results = AuthenticationResults::new(&self.cfg.authserv_id)
             .with_iprev_result(&iprev, s.ip)
-            .with_spf_mailfrom_result(&s.spf, s.ip, &s.mail_from, &s.helo)
+            .with_spf_mailfrom_result(&spf_output(&s.spf), s.ip, &s.mail_from, &s.helo)
             .with_dkim_results(&dkim, header_from)
             .with_arc_result(&arc, s.ip);
         let sealer = ArcSealer::from_key(key.key)
@@ -501,10 +480,13 @@ impl Verifier {
             Iprev::TempError(why) => Clause::new("iprev", "temperror").comment(why.clone()),
         };
         out.push(iprev.property("policy.iprev", ip));
-        let spf = Clause::new("spf", spf_word(s.spf.result()));
-        let spf = match s.spf.explanation() {
-            Some(x) => spf.comment(x.to_string()),
-            None => spf,
+        // Why it did not pass: the domain's own explanation of a fail (RFC
+        // 7208 §6.2), or what went wrong.
+        let spf = Clause::new("spf", s.spf.result.as_str());
+        let spf = match (&s.spf.explanation, s.spf.result) {
+            (_, SpfResult::Pass) => spf,
+            (Some(x), _) => spf.comment(x.clone()),
+            (None, _) => spf.comment(s.spf.reason.clone()),
         };
         out.push(if s.mail_from.is_empty() {
             spf.property("smtp.helo", s.helo.clone())
@@ -574,9 +556,9 @@ fn report_rows(
         "mfrom"
     };
     let spf_result = (
-        s.spf.domain().to_ascii_lowercase(),
+        s.spf.domain.to_ascii_lowercase(),
         scope.to_string(),
-        spf_word(s.spf.result()).to_string(),
+        s.spf.result.as_str().to_string(),
     );
     let dkim_results: Vec<(String, String, String)> = dkim
         .iter()
@@ -615,55 +597,20 @@ fn report_rows(
         .collect()
 }
 
-fn spf_word(r: SpfResult) -> &'static str {
-    match r {
-        SpfResult::Pass => "pass",
-        SpfResult::Fail => "fail",
-        SpfResult::SoftFail => "softfail",
-        SpfResult::Neutral => "neutral",
-        SpfResult::TempError => "temperror",
-        SpfResult::PermError => "permerror",
-        SpfResult::None => "none",
-    }
-}
-
-/// Counts the DNS lookups of one SPF check that found nothing: mail-auth asks
-/// its cache before every lookup and fills it only when an answer came, so
-/// asks without a fill are the void lookups. It never answers from memory.
-#[derive(Default)]
-struct VoidCounter {
-    asked: AtomicUsize,
-    answered: AtomicUsize,
-}
-
-impl VoidCounter {
-    fn count(&self) -> usize {
-        let asked = self.asked.load(Ordering::Relaxed);
-        asked.saturating_sub(self.answered.load(Ordering::Relaxed))
-    }
-}
-
-impl<K, V> ResolverCache<K, V> for VoidCounter {
-    fn get<Q>(&self, _: &Q) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        self.asked.fetch_add(1, Ordering::Relaxed);
-        None
-    }
-
-    fn remove<Q>(&self, _: &Q) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        None
-    }
-
-    fn insert(&self, _: K, _: V, _: std::time::Instant) {
-        self.answered.fetch_add(1, Ordering::Relaxed);
-    }
+/// Our SPF outcome in mail-auth's form, for the ARC-Authentication-Results
+/// it writes.
+fn spf_output(spf: &SpfOutcome) -> mail_auth::SpfOutput {
+    use mail_auth::SpfResult as M;
+    let result = match spf.result {
+        SpfResult::Pass => M::Pass,
+        SpfResult::Fail => M::Fail,
+        SpfResult::SoftFail => M::SoftFail,
+        SpfResult::Neutral => M::Neutral,
+        SpfResult::TempError => M::TempError,
+        SpfResult::PermError => M::PermError,
+        SpfResult::None => M::None,
+    };
+    mail_auth::SpfOutput::new(spf.domain.clone()).with_result(result)
 }
 
 /// hardening.md C-OB11: at most [`MAX_DKIM_SIGNATURES`] signatures (and

@@ -1,15 +1,19 @@
 //! An authoritative DNS server for tests (design.md principle 5): answers from a
 //! table the test fills, over UDP and TCP on an ephemeral loopback port. A name
 //! with no records at all is NXDOMAIN; a name marked with `servfail` answers
-//! SERVFAIL.
+//! SERVFAIL (for every type, or only for the types it has no records of); a
+//! CNAME is followed (at most 8 steps) as a recursive server would.
+//!
+//! Names are taken label by label as written, so that tests can serve the
+//! odd names SPF macros build (`%`, spaces, `:`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, PTR, TXT};
+use hickory_proto::rr::domain::Label;
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -22,6 +26,8 @@ pub const TTL: u32 = 1;
 struct Zone {
     records: HashMap<String, Vec<RData>>,
     servfail: HashSet<String>,
+    /// Names that answer SERVFAIL for the types they have no records of.
+    servfail_unanswered: HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -30,12 +36,23 @@ pub struct TestDns {
     zone: Arc<Mutex<Zone>>,
 }
 
+/// The table key of a name: its labels, lowercased, as hickory prints them.
 fn key(name: &str) -> String {
-    name.trim_end_matches('.').to_lowercase()
+    self::name(name).to_lowercase().to_ascii()
 }
 
+/// A name from text, label by label (no escapes, no IDNA).
 fn name(s: &str) -> Name {
-    Name::from_str(&format!("{}.", key(s))).unwrap_or_else(|e| panic!("bad name {s}: {e}"))
+    let trimmed = s.strip_suffix('.').unwrap_or(s);
+    if trimmed.is_empty() {
+        return Name::root();
+    }
+    let labels = trimmed.split('.').map(|l| {
+        Label::from_raw_bytes(l.as_bytes()).unwrap_or_else(|e| panic!("bad name {s}: {e}"))
+    });
+    let mut n = Name::from_labels(labels).unwrap_or_else(|e| panic!("bad name {s}: {e}"));
+    n.set_fqdn(true);
+    n
 }
 
 impl TestDns {
@@ -101,6 +118,12 @@ impl TestDns {
         self.addr
     }
 
+    /// Add any record.
+    pub fn record(&self, owner: &str, data: RData) -> &Self {
+        self.add(owner, data);
+        self
+    }
+
     fn add(&self, owner: &str, data: RData) {
         self.zone
             .lock()
@@ -142,6 +165,28 @@ impl TestDns {
         self
     }
 
+    /// A TXT record made of these strings (each at most 255 octets), which
+    /// need not be UTF-8.
+    pub fn txt_strings(&self, owner: &str, strings: &[&[u8]]) -> &Self {
+        let parts: Vec<Box<[u8]>> = strings.iter().map(|s| Box::from(*s)).collect();
+        self.add(
+            owner,
+            RData::TXT(TXT::from_bytes(parts.iter().map(|b| &b[..]).collect())),
+        );
+        self
+    }
+
+    pub fn cname(&self, owner: &str, target: &str) -> &Self {
+        self.add(owner, RData::CNAME(CNAME(name(target))));
+        self
+    }
+
+    /// The PTR record of any reverse name (`owner` as written).
+    pub fn ptr_at(&self, owner: &str, target: &str) -> &Self {
+        self.add(owner, RData::PTR(PTR(name(target))));
+        self
+    }
+
     pub fn txt(&self, owner: &str, text: &str) -> &Self {
         // Long texts are split in 255-octet strings, as zone files do.
         let parts: Vec<String> = text
@@ -159,6 +204,17 @@ impl TestDns {
         self
     }
 
+    /// Answer SERVFAIL for questions about this name of types it has no
+    /// records of (a server that times out on them).
+    pub fn servfail_unanswered(&self, owner: &str) -> &Self {
+        self.zone
+            .lock()
+            .unwrap()
+            .servfail_unanswered
+            .insert(key(owner));
+        self
+    }
+
     /// Stop answering SERVFAIL for a name (its records answer again).
     pub fn answer_again(&self, owner: &str) -> &Self {
         self.zone.lock().unwrap().servfail.remove(&key(owner));
@@ -170,6 +226,7 @@ impl TestDns {
         let mut z = self.zone.lock().unwrap();
         z.records.remove(&key(owner));
         z.servfail.remove(&key(owner));
+        z.servfail_unanswered.remove(&key(owner));
         self
     }
 }
@@ -181,23 +238,51 @@ fn answer(zone: &Mutex<Zone>, query: &[u8]) -> Option<Vec<u8>> {
     r.metadata.recursion_desired = q.metadata.recursion_desired;
     r.metadata.recursion_available = true;
     let question = q.queries.first()?.clone();
-    let owner = key(&question.name().to_ascii());
     let kind = question.query_type();
     r.add_query(question.clone());
     let z = zone.lock().ok()?;
-    if z.servfail.contains(&owner) {
-        r.metadata.response_code = ResponseCode::ServFail;
-    } else {
-        match z.records.get(&owner) {
-            None => r.metadata.response_code = ResponseCode::NXDomain,
-            Some(list) => {
-                for d in list
-                    .iter()
-                    .filter(|d| d.record_type() == kind || kind == RecordType::ANY)
-                {
-                    r.add_answer(Record::from_rdata(question.name().clone(), TTL, d.clone()));
-                }
+    let mut owner = question.name().clone();
+    // Follow CNAMEs as a recursive server does, at most 8 steps.
+    for _ in 0..8 {
+        let k = owner.to_lowercase().to_ascii();
+        if z.servfail.contains(&k) {
+            r.metadata.response_code = ResponseCode::ServFail;
+            return r.to_vec().ok();
+        }
+        let empty = Vec::new();
+        let list = match z.records.get(&k) {
+            Some(list) => list,
+            None if z.servfail_unanswered.contains(&k) => &empty,
+            None => {
+                r.metadata.response_code = ResponseCode::NXDomain;
+                break;
             }
+        };
+        let matching: Vec<&RData> = list
+            .iter()
+            .filter(|d| d.record_type() == kind || kind == RecordType::ANY)
+            .collect();
+        let cname = list.iter().find_map(|d| match d {
+            RData::CNAME(c) if kind != RecordType::CNAME => Some(c.0.clone()),
+            _ => None,
+        });
+        if matching.is_empty() && cname.is_none() && z.servfail_unanswered.contains(&k) {
+            r.metadata.response_code = ResponseCode::ServFail;
+            return r.to_vec().ok();
+        }
+        for d in matching {
+            r.add_answer(Record::from_rdata(owner.clone(), TTL, d.clone()));
+        }
+        match cname {
+            Some(target) => {
+                r.add_answer(Record::from_rdata(
+                    owner.clone(),
+                    TTL,
+                    RData::CNAME(CNAME(target.clone())),
+                ));
+                owner = target;
+            }
+            None => break,
         }
     }
     r.to_vec().ok()

@@ -84,9 +84,12 @@ impl SmtpSession {
         let mut helo = None;
         let mut extended = None;
         for a in attrs {
+            // Postfix XCLIENT_README: attribute values are xtext (RFC 1891).
             let value = a
                 .value
+                .map(message::xtext::decode)
                 .ok_or_else(|| SmtpError::BadParameter(a.keyword.clone()))?;
+            let value = value.as_str();
             // "[UNAVAILABLE]" and "[TEMPUNAVAIL]" mean the proxy does not know: keep ours.
             let unknown = value.eq_ignore_ascii_case("[UNAVAILABLE]")
                 || value.eq_ignore_ascii_case("[TEMPUNAVAIL]");

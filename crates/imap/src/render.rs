@@ -161,9 +161,24 @@ fn params(out: &mut Vec<u8>, ps: &[(String, String)], utf8: bool) {
         }
         string(out, k.to_ascii_uppercase().as_bytes(), utf8);
         out.push(b' ');
-        string(out, v.as_bytes(), utf8);
+        // Values are decoded (RFC 2231); a client that has not enabled UTF-8
+        // gets non-ASCII ones as an RFC 2047 encoded word, as MUAs expect.
+        if utf8 || v.is_ascii() {
+            string(out, v.as_bytes(), utf8);
+        } else {
+            string(out, encoded_word(v).as_bytes(), utf8);
+        }
     }
     out.push(b')');
+}
+
+/// RFC 2047 §4.1: `=?UTF-8?B?...?=`.
+fn encoded_word(text: &str) -> String {
+    use base64::Engine;
+    format!(
+        "=?UTF-8?B?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(text)
+    )
 }
 
 /// The bytes of BODY[section]; None if the part does not exist.

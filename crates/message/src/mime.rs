@@ -13,6 +13,9 @@ use crate::header::{self, find};
 pub const MAX_DEPTH: usize = 50;
 pub const MAX_PARTS: usize = 1000;
 pub const MAX_BOUNDARY: usize = 200;
+/// Raw parameters read from one header field (RFC 2231 continuations count
+/// one each).
+pub const MAX_PARAMS: usize = 256;
 
 /// A Content-Type value: `type/subtype; name=value; ...` (RFC 2045 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,8 +204,11 @@ fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &str) -> Vec<Range<
     parts
 }
 
-/// Parse `type/subtype; name=value; name="quoted"` (RFC 2045 §5.1). Parameter
-/// continuations (RFC 2231) are kept as separate raw parameters. At most 64 parameters.
+/// Parse `type/subtype; name=value; name="quoted"` (RFC 2045 §5.1), with
+/// the extended parameters of RFC 2231 (`name*=charset'lang'%XX`,
+/// continuations `name*0=`, `name*1*=`) decoded and joined into one
+/// parameter `name` in UTF-8. At most [`MAX_PARAMS`] raw parameters are
+/// read (hardening.md C-MM5).
 pub fn parse_content_type(value: &str) -> Option<ContentType> {
     let value = strip_comments(value);
     let mut parts = split_params(&value).into_iter();
@@ -215,7 +221,12 @@ pub fn parse_content_type(value: &str) -> Option<ContentType> {
     if kind.is_empty() || subtype.is_empty() {
         return None;
     }
-    let params = parts.take(64).filter_map(|p| parse_param(&p)).collect();
+    let params = rfc2231(
+        parts
+            .take(MAX_PARAMS)
+            .filter_map(|p| parse_param(&p))
+            .collect(),
+    );
     Some(ContentType {
         kind,
         subtype,
@@ -229,10 +240,126 @@ pub fn parse_with_params(value: &str) -> (String, Vec<(String, String)>) {
     let value = strip_comments(value);
     let mut parts = split_params(&value).into_iter();
     let main = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-    (
-        main,
-        parts.take(64).filter_map(|p| parse_param(&p)).collect(),
-    )
+    let raw = parts
+        .take(MAX_PARAMS)
+        .filter_map(|p| parse_param(&p))
+        .collect();
+    (main, rfc2231(raw))
+}
+
+/// RFC 2231 §3, §4: join `name*N` / `name*N*` continuations in the order of
+/// N, percent-decode the `*` segments, convert from the charset named in
+/// the first one; a plain `name` with no extended form is kept as it is.
+/// The result keeps the order of first appearance.
+fn rfc2231(raw: Vec<(String, String)>) -> Vec<(String, String)> {
+    if !raw.iter().any(|(n, _)| n.contains('*')) {
+        return raw;
+    }
+    // Each name in order of first appearance, its plain value and its
+    // extended segments (index, encoded, value).
+    type Segments = Vec<(u32, bool, String)>;
+    let mut names: Vec<(String, Option<String>, Segments)> = Vec::new();
+    for (name, value) in raw {
+        let (base, segment) = match name.split_once('*') {
+            None => (name, None),
+            Some((base, rest)) => {
+                let encoded = rest.is_empty() || rest.ends_with('*');
+                let digits = rest.trim_end_matches('*');
+                let index = match digits {
+                    "" => 0,
+                    d => match d.parse::<u32>() {
+                        Ok(n) => n,
+                        Err(_) => continue,
+                    },
+                };
+                (base.to_string(), Some((index, encoded, value.clone())))
+            }
+        };
+        let i = match names.iter().position(|(n, _, _)| *n == base) {
+            Some(i) => i,
+            None => {
+                names.push((base, None, Vec::new()));
+                names.len() - 1
+            }
+        };
+        match segment {
+            Some(seg) => names[i].2.push(seg),
+            None => names[i].1 = Some(value),
+        }
+    }
+    names
+        .into_iter()
+        .map(|(name, plain, mut segments)| {
+            // An extended form wins over a plain one of the same name (§3, §4).
+            if segments.is_empty() {
+                return (name, plain.unwrap_or_default());
+            }
+            segments.sort_by_key(|s| s.0);
+            segments.dedup_by_key(|s| s.0);
+            let value = join_segments(&segments);
+            (name, value)
+        })
+        .collect()
+}
+
+/// The value of one RFC 2231 parameter from its segments in order.
+fn join_segments(segments: &[(u32, bool, String)]) -> String {
+    let mut charset = String::new();
+    let mut bytes = Vec::new();
+    for (i, (_, encoded, value)) in segments.iter().enumerate() {
+        if !encoded {
+            bytes.extend_from_slice(value.as_bytes());
+            continue;
+        }
+        let mut text = value.as_str();
+        // Only the first segment names charset and language (§4.1).
+        if i == 0 {
+            let mut fields = text.splitn(3, '\'');
+            if let (Some(cs), Some(_lang), Some(rest)) =
+                (fields.next(), fields.next(), fields.next())
+            {
+                charset = cs.to_ascii_lowercase();
+                text = rest;
+            }
+        }
+        percent_decode(text.as_bytes(), &mut bytes);
+    }
+    decode_charset(&charset, &bytes)
+}
+
+fn percent_decode(input: &[u8], out: &mut Vec<u8>) {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut i = 0;
+    while i < input.len() {
+        match (
+            input[i],
+            input.get(i + 1).and_then(|&c| hex(c)),
+            input.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Text in a named charset as UTF-8; unknown charsets and bytes that are
+/// not valid in them are replaced, never a failure.
+pub fn decode_charset(charset: &str, bytes: &[u8]) -> String {
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && (charset.is_empty() || matches!(charset, "utf-8" | "utf8" | "us-ascii"))
+    {
+        return text.to_string();
+    }
+    match mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()) {
+        Some(decode) => decode(bytes),
+        None => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 fn parse_param(p: &str) -> Option<(String, String)> {
@@ -475,6 +602,47 @@ mod tests {
         let e = parse(raw);
         assert_eq!(e.children.len(), 1);
         assert_eq!(e.children[0].children.len(), 2);
+    }
+
+    /// RFC 2231 §3 and §4 examples, and a signed message whose boundary is
+    /// given in the extended form.
+    #[test]
+    fn rfc2231_parameters() {
+        let ct = parse_content_type(
+            "message/external-body; access-type=URL;\r\n URL*0=\"ftp://\";\r\n URL*1=\"cs.utk.edu/pub/moore/bulk-mailer/bulk-mailer.tar\"",
+        )
+        .unwrap();
+        assert_eq!(
+            ct.param("url"),
+            Some("ftp://cs.utk.edu/pub/moore/bulk-mailer/bulk-mailer.tar")
+        );
+        let ct = parse_content_type(
+            "application/x-stuff; title*=us-ascii'en-us'This%20is%20%2A%2A%2Afun%2A%2A%2A",
+        )
+        .unwrap();
+        assert_eq!(ct.param("title"), Some("This is ***fun***"));
+        let ct = parse_content_type(
+            "application/x-stuff; title*0*=us-ascii'en'This%20is%20even%20more%20; title*1*=%2A%2A%2Afun%2A%2A%2A%20; title*2=\"isn't it!\"",
+        )
+        .unwrap();
+        assert_eq!(
+            ct.param("title"),
+            Some("This is even more ***fun*** isn't it!")
+        );
+        let (kind, ps) = parse_with_params("attachment; filename*=UTF-8''%E2%82%AC%20rates.pdf");
+        assert_eq!(kind, "attachment");
+        assert_eq!(ps, [("filename".to_string(), "€ rates.pdf".to_string())]);
+        let (_, ps) = parse_with_params(
+            "attachment; filename*=iso-8859-1'de'M%FCller.txt; filename=\"fallback\"",
+        );
+        assert_eq!(ps, [("filename".to_string(), "Müller.txt".to_string())]);
+        let raw = b"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary*0=\"sig\"; boundary*1=\"ned\"\r\n\r\n--signed\r\n\r\nbody\r\n--signed\r\nContent-Type: application/pgp-signature\r\n\r\nsig\r\n--signed--\r\n";
+        let e = parse(raw);
+        assert_eq!(e.children.len(), 2);
+        // C-MM5: 100,000 continuations are read up to the bound, in linear time.
+        let many: String = (0..100_000).map(|i| format!("; n*{i}=x")).collect();
+        let ct = parse_content_type(&format!("text/plain{many}")).unwrap();
+        assert_eq!(ct.param("n").map(str::len), Some(MAX_PARAMS));
     }
 
     #[test]

@@ -86,8 +86,23 @@ fn argon2() -> Argon2<'static> {
     }
 }
 
-/// Hash a new password into the credentials the store keeps. Slow by design (Argon2id).
+/// RFC 4013 SASLprep of a password or user name, as RFC 5802 §2.2 (SCRAM)
+/// and RFC 4616 §2 (PLAIN) ask: non-ASCII spaces become spaces, soft
+/// hyphens and the like vanish, NFKC normalization; prohibited characters
+/// (controls, private use, unassigned code points) are an error.
+pub fn prepare(text: &str) -> Result<String, String> {
+    stringprep::saslprep(text)
+        .map(|p| p.into_owned())
+        .map_err(|e| format!("not allowed by SASLprep (RFC 4013): {e}"))
+}
+
+/// Hash a new password into the credentials the store keeps. Slow by design
+/// (Argon2id). The password is SASLprepped first, so that every client
+/// logs in with what the user typed, however their keyboard encoded it;
+/// callers check [`prepare`] first to refuse passwords it cannot take.
 pub fn derive(password: &str) -> Credentials {
+    let prepared = prepare(password).unwrap_or_else(|_| password.to_string());
+    let password = prepared.as_str();
     let mut salt = [0u8; 16];
     rand::fill(&mut salt[..]);
     let password_hash = argon2()
@@ -131,5 +146,20 @@ mod tests {
         let keys = ScramKeys::decode(&c.scram_sha256).unwrap();
         assert_eq!(keys.iterations, SCRAM_ITERATIONS);
         assert_eq!(ScramKeys::decode(&keys.encode()).unwrap(), keys);
+    }
+
+    /// RFC 4013 §3's examples.
+    #[test]
+    fn saslprep() {
+        assert_eq!(prepare("I\u{AD}X").unwrap(), "IX");
+        assert_eq!(prepare("user").unwrap(), "user");
+        assert_eq!(prepare("USER").unwrap(), "USER");
+        assert_eq!(prepare("\u{AA}").unwrap(), "a");
+        assert_eq!(prepare("\u{2168}").unwrap(), "IX");
+        assert!(prepare("\u{7}").is_err());
+        assert!(prepare("\u{627}1").is_err());
+        // A non-ASCII space is a space: the same password either way.
+        let c = derive("correct\u{A0}horse");
+        assert!(verify("correct horse", &c.password_hash));
     }
 }

@@ -26,7 +26,7 @@ use std::time::Instant;
 use store::{AccountRecord, Store, StoreError};
 use subtle::ConstantTimeEq;
 
-pub use credentials::{ScramKeys, derive, verify};
+pub use credentials::{ScramKeys, derive, prepare, verify};
 pub use sasl::{Exchange, Mechanism, SaslError, Step};
 pub use throttle::{Throttle, ThrottleConfig};
 
@@ -138,7 +138,17 @@ impl Authenticator {
             Some(c) => (c.credentials.password_hash, Some(c.account)),
             None => (self.dummy_hash.clone(), None),
         };
-        let matches = self.password_matches(&account, password, &hash).await && record.is_some();
+        // SASLprep (RFC 4013), as the stored hash was made; a hash made before
+        // Tern prepared passwords may still hold the raw form.
+        let prepared = prepare(password).ok();
+        let mut matches = match &prepared {
+            Some(p) => self.password_matches(&account, p, &hash).await,
+            None => false,
+        };
+        if !matches && prepared.as_deref() != Some(password) && record.is_some() {
+            matches = self.password_matches(&account, password, &hash).await;
+        }
+        let matches = matches && record.is_some();
         self.after_attempt(ip, &account, record.filter(|_| matches))
             .await
     }
@@ -242,9 +252,11 @@ impl Authenticator {
     }
 }
 
-/// Accounts are named by their address; compare them in canonical form.
+/// Accounts are named by their address; compare them in canonical form
+/// (after SASLprep, RFC 4616 §2, RFC 5802 §2.2).
 fn canonical_username(username: &str) -> String {
-    message::Mailbox::parse(username)
+    let username = prepare(username).unwrap_or_else(|_| username.to_string());
+    message::Mailbox::parse(&username)
         .map(|m| m.key())
         .unwrap_or_else(|_| username.to_lowercase())
 }

@@ -1,11 +1,17 @@
 //! SASL server exchanges (RFC 4422) for PLAIN (RFC 4616), LOGIN
-//! (draft-murchison-sasl-login) and SCRAM-SHA-256 (RFC 5802, RFC 7677).
+//! (draft-murchison-sasl-login) and SCRAM-SHA-256 (RFC 5802, RFC 7677),
+//! with channel binding (SCRAM-SHA-256-PLUS) to the TLS connection.
 //!
 //! An [`Exchange`] is a pure state machine: it takes the client's decoded
 //! responses and says what to do next. The protocol crates carry the base64
 //! and the `334`/`+` framing; the [`crate::Authenticator`] checks passwords.
-//! Channel binding (-PLUS) is not offered. SASLprep (RFC 4013) is not applied:
-//! a password must be typed as it was set.
+//!
+//! Channel binding: the `tls-exporter` type of RFC 9266, offered on TLS 1.3
+//! connections only (RFC 9266 §3 allows it on TLS 1.2 only with the
+//! extended master secret, which rustls does not let a server confirm, and
+//! rustls does not expose `tls-unique`): -PLUS is advertised exactly where
+//! it works. User names and passwords are SASLprepped (RFC 4013) by the
+//! [`crate::Authenticator`] and [`crate::credentials`].
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -22,16 +28,33 @@ pub enum Mechanism {
     Plain,
     Login,
     ScramSha256,
+    /// SCRAM with channel binding (RFC 5802 §6, `tls-exporter`, RFC 9266).
+    ScramSha256Plus,
 }
 
-impl Mechanism {
-    /// Every mechanism Tern offers, in the order it advertises them.
-    pub const ALL: [Mechanism; 3] = [Mechanism::ScramSha256, Mechanism::Plain, Mechanism::Login];
+/// The channel-binding type Tern offers (RFC 9266).
+pub const CHANNEL_BINDING: &str = "tls-exporter";
 
-    pub fn parse(name: &str) -> Option<Mechanism> {
+impl Mechanism {
+    /// Every mechanism Tern knows, in the order it advertises them.
+    pub const ALL: [Mechanism; 4] = [
+        Mechanism::ScramSha256Plus,
+        Mechanism::ScramSha256,
+        Mechanism::Plain,
+        Mechanism::Login,
+    ];
+
+    /// The mechanisms to advertise on a connection: -PLUS only when it has
+    /// channel-binding data (TLS 1.3).
+    pub fn offered(channel_binding: bool) -> impl Iterator<Item = Mechanism> {
         Mechanism::ALL
             .into_iter()
-            .find(|m| m.name().eq_ignore_ascii_case(name))
+            .filter(move |m| channel_binding || *m != Mechanism::ScramSha256Plus)
+    }
+
+    /// A mechanism by name, if it is offered on this connection.
+    pub fn parse(name: &str, channel_binding: bool) -> Option<Mechanism> {
+        Mechanism::offered(channel_binding).find(|m| m.name().eq_ignore_ascii_case(name))
     }
 
     pub fn name(self) -> &'static str {
@@ -39,6 +62,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::Login => "LOGIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
         }
     }
 }
@@ -86,14 +110,16 @@ enum State {
     ScramKeysPending {
         username: String,
         client_first_bare: String,
-        gs2_header: String,
+        /// What the client's `c=` must decode to: the GS2 header, and the
+        /// channel-binding data when it asked for binding.
+        binding: Vec<u8>,
         client_nonce: String,
     },
     ScramFinal {
         username: String,
         auth_prefix: String,
         nonce: String,
-        gs2_header: String,
+        binding: Vec<u8>,
         keys: Option<ScramKeys>,
     },
     ScramAck {
@@ -110,22 +136,31 @@ pub struct Exchange {
     server_nonce: String,
     /// SCRAM: the user named in the first message (for the failure record).
     user: Option<String>,
+    /// The connection's `tls-exporter` data (None: no channel binding here).
+    channel_binding: Option<Vec<u8>>,
 }
 
 impl Exchange {
-    pub fn new(mechanism: Mechanism) -> Exchange {
+    /// An exchange on a connection whose channel-binding data (RFC 9266
+    /// `tls-exporter`) is `channel_binding`, if it has any.
+    pub fn new(mechanism: Mechanism, channel_binding: Option<&[u8]>) -> Exchange {
         let mut nonce = [0u8; 18];
         rand::fill(&mut nonce[..]);
-        Exchange::with_nonce(mechanism, &B64.encode(nonce))
+        Exchange::with_nonce(mechanism, &B64.encode(nonce), channel_binding)
     }
 
     /// With a chosen server nonce (tests use the RFC 7677 example).
-    pub fn with_nonce(mechanism: Mechanism, server_nonce: &str) -> Exchange {
+    pub fn with_nonce(
+        mechanism: Mechanism,
+        server_nonce: &str,
+        channel_binding: Option<&[u8]>,
+    ) -> Exchange {
         Exchange {
             mechanism,
             state: State::Start,
             server_nonce: server_nonce.to_string(),
             user: None,
+            channel_binding: channel_binding.map(<[u8]>::to_vec),
         }
     }
 
@@ -167,7 +202,7 @@ impl Exchange {
             (State::Start, Some(r)) => match self.mechanism {
                 Mechanism::Plain => plain(r),
                 Mechanism::Login => self.login_user(r),
-                Mechanism::ScramSha256 => self.scram_client_first(r),
+                Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => self.scram_client_first(r),
             },
             (State::LoginUser, Some(r)) => self.login_user(r),
             (State::LoginPassword { username }, Some(r)) => match String::from_utf8(r.to_vec()) {
@@ -179,11 +214,11 @@ impl Exchange {
                     username,
                     auth_prefix,
                     nonce,
-                    gs2_header,
+                    binding,
                     keys,
                 },
                 Some(r),
-            ) => self.scram_client_final(r, username, &auth_prefix, &nonce, &gs2_header, keys),
+            ) => self.scram_client_final(r, username, &auth_prefix, &nonce, &binding, keys),
             (State::ScramAck { username }, Some(_)) => Step::Success { username },
             _ => Step::Failed(SaslError::Malformed),
         }
@@ -209,11 +244,10 @@ impl Exchange {
         else {
             return Step::Failed(SaslError::Malformed);
         };
-        // "p=" asks for channel binding, which is not offered; "y" and "n" are fine.
-        if cbind != "n" && cbind != "y" {
-            return Step::Failed(SaslError::Malformed);
-        }
         let gs2_header = format!("{cbind},{authzid},");
+        let Some(binding) = self.binding(cbind, gs2_header.as_bytes()) else {
+            return Step::Failed(SaslError::Malformed);
+        };
         let mut username = None;
         let mut client_nonce = None;
         for (i, attr) in bare.split(',').enumerate() {
@@ -240,10 +274,27 @@ impl Exchange {
         self.state = State::ScramKeysPending {
             username: username.clone(),
             client_first_bare: bare.to_string(),
-            gs2_header,
+            binding,
             client_nonce,
         };
         Step::NeedScramKeys { username }
+    }
+
+    /// RFC 5802 §6 and §7 `gs2-cbind-flag`: what `c=` must carry, or None
+    /// when the flag does not fit the mechanism and the connection.
+    /// - `n`: the client does not bind; fine for SCRAM-SHA-256.
+    /// - `y`: the client could bind but thinks we cannot. If we offered
+    ///   -PLUS, someone removed it on the way: fail (downgrade protection).
+    /// - `p=tls-exporter`: binding, for SCRAM-SHA-256-PLUS only.
+    fn binding(&self, cbind: &str, gs2_header: &[u8]) -> Option<Vec<u8>> {
+        let plus = self.mechanism == Mechanism::ScramSha256Plus;
+        match (cbind, plus, &self.channel_binding) {
+            ("n", false, _) | ("y", false, None) => Some(gs2_header.to_vec()),
+            (p, true, Some(data)) if p.strip_prefix("p=") == Some(CHANNEL_BINDING) => {
+                Some([gs2_header, data].concat())
+            }
+            _ => None,
+        }
     }
 
     /// Continue a SCRAM exchange with the user's keys (None: no such user; the exchange
@@ -253,7 +304,7 @@ impl Exchange {
         let State::ScramKeysPending {
             username,
             client_first_bare,
-            gs2_header,
+            binding,
             client_nonce,
         } = std::mem::replace(&mut self.state, State::Done)
         else {
@@ -270,7 +321,7 @@ impl Exchange {
             username,
             auth_prefix,
             nonce,
-            gs2_header,
+            binding,
             keys,
         };
         Step::Challenge(server_first.into_bytes())
@@ -283,7 +334,7 @@ impl Exchange {
         username: String,
         auth_prefix: &str,
         nonce: &str,
-        gs2_header: &str,
+        binding: &[u8],
         keys: Option<ScramKeys>,
     ) -> Step {
         let Ok(text) = std::str::from_utf8(r) else {
@@ -297,7 +348,7 @@ impl Exchange {
             .next()
             .and_then(|c| c.strip_prefix("c="))
             .and_then(|c| B64.decode(c).ok())
-            .is_some_and(|c| c == gs2_header.as_bytes());
+            .is_some_and(|c| bool::from(c.as_slice().ct_eq(binding)));
         let nonce_ok = attrs.next().and_then(|n| n.strip_prefix("r=")) == Some(nonce);
         let Ok(proof) = B64.decode(proof) else {
             return Step::Failed(SaslError::Malformed);
@@ -377,7 +428,7 @@ mod tests {
 
     #[test]
     fn plain_forms() {
-        let mut e = Exchange::new(Mechanism::Plain);
+        let mut e = Exchange::new(Mechanism::Plain, None);
         assert_eq!(e.respond(None), Step::Challenge(vec![]));
         assert_eq!(
             e.respond(Some(b"\0alice@a.test\0pw")),
@@ -386,18 +437,18 @@ mod tests {
                 password: "pw".into()
             }
         );
-        let mut e = Exchange::new(Mechanism::Plain);
+        let mut e = Exchange::new(Mechanism::Plain, None);
         assert_eq!(
             e.respond(Some(b"bob\0alice\0pw")),
             Step::Failed(SaslError::AuthzidMismatch)
         );
         for bad in [&b"alice\0pw"[..], b"\0\0pw", b"a\0b\0c\0d"] {
             assert_eq!(
-                Exchange::new(Mechanism::Plain).respond(Some(bad)),
+                Exchange::new(Mechanism::Plain, None).respond(Some(bad)),
                 Step::Failed(SaslError::Malformed)
             );
         }
-        let mut e = Exchange::new(Mechanism::Plain);
+        let mut e = Exchange::new(Mechanism::Plain, None);
         assert_eq!(
             e.respond(Some(&vec![b'a'; MAX_RESPONSE + 1])),
             Step::Failed(SaslError::Malformed)
@@ -406,7 +457,7 @@ mod tests {
 
     #[test]
     fn login_forms() {
-        let mut e = Exchange::new(Mechanism::Login);
+        let mut e = Exchange::new(Mechanism::Login, None);
         assert_eq!(e.respond(None), Step::Challenge(b"Username:".to_vec()));
         assert_eq!(
             e.respond(Some(b"alice")),
@@ -419,7 +470,7 @@ mod tests {
                 password: "pw".into()
             }
         );
-        let mut e = Exchange::new(Mechanism::Login);
+        let mut e = Exchange::new(Mechanism::Login, None);
         assert_eq!(
             e.respond(Some(b"alice")),
             Step::Challenge(b"Password:".to_vec())
@@ -431,7 +482,11 @@ mod tests {
     fn scram_sha256_rfc7677_example() {
         let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let keys = ScramKeys::derive("pencil", &salt, 4096);
-        let mut e = Exchange::with_nonce(Mechanism::ScramSha256, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+        let mut e = Exchange::with_nonce(
+            Mechanism::ScramSha256,
+            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+            None,
+        );
         assert_eq!(
             e.respond(Some(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")),
             Step::NeedScramKeys {
@@ -458,8 +513,11 @@ mod tests {
         let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let final_msg = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
         for keys in [Some(ScramKeys::derive("pencil", &salt, 4096)), None] {
-            let mut e =
-                Exchange::with_nonce(Mechanism::ScramSha256, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+            let mut e = Exchange::with_nonce(
+                Mechanism::ScramSha256,
+                "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+                None,
+            );
             e.respond(Some(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"));
             assert!(matches!(e.scram_keys(keys, [7; 16]), Step::Challenge(_)));
             assert_eq!(e.respond(Some(final_msg)), Step::Failed(SaslError::Failed));
@@ -475,7 +533,7 @@ mod tests {
             b"n,,n=us=er,r=abc",
             b"n,a=other,n=user,r=x",
         ] {
-            let mut e = Exchange::new(Mechanism::ScramSha256);
+            let mut e = Exchange::new(Mechanism::ScramSha256, None);
             assert!(
                 matches!(e.respond(Some(bad)), Step::Failed(_)),
                 "{}",
@@ -483,5 +541,69 @@ mod tests {
             );
         }
         assert_eq!(decode_saslname("a=2Cb=3Dc").as_deref(), Some("a,b=c"));
+    }
+
+    /// SCRAM-SHA-256-PLUS: the proof covers the channel-binding data, so a
+    /// client bound to another TLS connection (a man in the middle) fails;
+    /// "y" on a connection that offers -PLUS is a downgrade and fails.
+    #[test]
+    fn scram_channel_binding() {
+        let salt = [9u8; 16];
+        let keys = ScramKeys::derive("pencil", &salt, 4096);
+        let cb = [0x5au8; 32];
+        let run = |mechanism, client_cb: &[u8], gs2: &str, server_cb: Option<&[u8]>| {
+            let mut e = Exchange::with_nonce(mechanism, "srv", server_cb);
+            let first_bare = "n=user,r=cli";
+            let step = e.respond(Some(format!("{gs2}{first_bare}").as_bytes()));
+            if !matches!(step, Step::NeedScramKeys { .. }) {
+                return step;
+            }
+            let Step::Challenge(server_first) = e.scram_keys(Some(keys.clone()), [0; 16]) else {
+                panic!("no server-first");
+            };
+            let server_first = String::from_utf8(server_first).unwrap();
+            let c = B64.encode([gs2.as_bytes(), client_cb].concat());
+            let without_proof = format!("c={c},r=clisrv");
+            let auth = format!("{first_bare},{server_first},{without_proof}");
+            let mut salted = [0u8; 32];
+            pbkdf2::pbkdf2_hmac::<Sha256>(b"pencil", &salt, 4096, &mut salted);
+            let client_key = hmac(&salted, b"Client Key");
+            let stored: [u8; 32] = Sha256::digest(client_key).into();
+            let sig = hmac(&stored, auth.as_bytes());
+            let proof: Vec<u8> = client_key.iter().zip(sig).map(|(a, b)| a ^ b).collect();
+            e.respond(Some(
+                format!("{without_proof},p={}", B64.encode(proof)).as_bytes(),
+            ))
+        };
+        let plus = Mechanism::ScramSha256Plus;
+        let ok = run(plus, &cb, "p=tls-exporter,,", Some(&cb));
+        assert!(
+            matches!(ok, Step::Challenge(ref v) if v.starts_with(b"v=")),
+            "{ok:?}"
+        );
+        let mitm = run(plus, &[0x11; 32], "p=tls-exporter,,", Some(&cb));
+        assert_eq!(mitm, Step::Failed(SaslError::Malformed));
+        assert_eq!(
+            run(plus, b"", "p=tls-unique,,", Some(&cb)),
+            Step::Failed(SaslError::Malformed)
+        );
+        assert_eq!(
+            run(plus, b"", "n,,", Some(&cb)),
+            Step::Failed(SaslError::Malformed)
+        );
+        let plain = Mechanism::ScramSha256;
+        assert_eq!(
+            run(plain, b"", "y,,", Some(&cb)),
+            Step::Failed(SaslError::Malformed),
+            "downgrade"
+        );
+        assert!(matches!(run(plain, b"", "y,,", None), Step::Challenge(_)));
+        assert!(matches!(
+            run(plain, b"", "n,,", Some(&cb)),
+            Step::Challenge(_)
+        ));
+        assert_eq!(Mechanism::offered(false).count(), 3);
+        assert_eq!(Mechanism::parse("scram-sha-256-plus", false), None);
+        assert_eq!(Mechanism::parse("SCRAM-SHA-256-PLUS", true), Some(plus));
     }
 }

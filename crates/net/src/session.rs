@@ -26,6 +26,9 @@ pub struct TlsInfo {
     pub version: String,
     /// The IANA name of the cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
     pub cipher: String,
+    /// RFC 9266 `tls-exporter` channel-binding data, on TLS 1.3 only (SCRAM
+    /// -PLUS). Not secret, but not for logs either.
+    pub channel_binding: Option<Vec<u8>>,
 }
 
 /// One accepted connection.

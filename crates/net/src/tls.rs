@@ -107,7 +107,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// The negotiated version and suite of an established connection (server or
 /// client side).
-pub fn info(conn: &rustls::CommonState) -> TlsInfo {
+pub fn info<D>(conn: &rustls::ConnectionCommon<D>) -> TlsInfo {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
@@ -118,7 +118,20 @@ pub fn info(conn: &rustls::CommonState) -> TlsInfo {
         .negotiated_cipher_suite()
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_else(|| "unknown".into());
-    TlsInfo { version, cipher }
+    // RFC 9266 §2: 32 octets exported with this label and no context; only
+    // on TLS 1.3 (§3: TLS 1.2 needs the extended master secret).
+    let channel_binding = (conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3))
+        .then(|| {
+            conn.export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+                .ok()
+                .map(|k| k.to_vec())
+        })
+        .flatten();
+    TlsInfo {
+        version,
+        cipher,
+        channel_binding,
+    }
 }
 
 /// A TLS client for opportunistic STARTTLS (RFC 3207 §4.1, RFC 7435): any

@@ -246,9 +246,19 @@ impl Pop3Session {
     /// RFC 2449 §5: what this state offers, each really implemented.
     fn capabilities(&self) -> String {
         let mut caps = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
+        let sasl;
         if matches!(self.state, State::Authorization { .. }) {
             if self.login_allowed() {
-                caps.extend(["USER", "SASL SCRAM-SHA-256 PLAIN"]);
+                let binding = self
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.channel_binding.is_some());
+                let names: Vec<&str> = Mechanism::offered(binding)
+                    .filter(|m| *m != Mechanism::Login)
+                    .map(|m| m.name())
+                    .collect();
+                sasl = format!("SASL {}", names.join(" "));
+                caps.extend(["USER", sasl.as_str()]);
             }
             if self.tls.is_none() && self.cfg.starttls {
                 caps.push("STLS");
@@ -363,7 +373,10 @@ impl Pop3Session {
                 out,
             );
         }
-        let Some(mechanism) = Mechanism::parse(mechanism).filter(|m| *m != Mechanism::Login) else {
+        let binding = self.tls.as_ref().and_then(|t| t.channel_binding.clone());
+        let Some(mechanism) =
+            Mechanism::parse(mechanism, binding.is_some()).filter(|m| *m != Mechanism::Login)
+        else {
             return self.error("Unsupported mechanism", out);
         };
         // RFC 5034 §4: "=" is an empty initial response.
@@ -375,7 +388,7 @@ impl Pop3Session {
                 Err(_) => return self.error("Bad base64", out),
             },
         };
-        let mut exchange = Exchange::new(mechanism);
+        let mut exchange = Exchange::new(mechanism, binding.as_deref());
         let step = exchange.respond(initial.as_deref());
         self.sasl_step(exchange, step, out).await
     }

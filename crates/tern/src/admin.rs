@@ -93,6 +93,7 @@ async fn key_and_credentials(
 ) -> Result<(String, store::Credentials)> {
     let key = address(a)?.key();
     let password = password(given)?;
+    auth::prepare(&password).map_err(|e| AdminError(format!("password {e}")))?;
     let creds = tokio::task::spawn_blocking(move || auth::derive(&password))
         .await
         .map_err(|e| AdminError(e.to_string()))?;

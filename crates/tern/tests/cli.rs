@@ -123,6 +123,11 @@ fn accounts() {
         &["account", "add", "y@a.test", "--password", ""],
         "password is empty",
     );
+    // RFC 4013: a control character cannot be part of a password.
+    e.fails(
+        &["account", "add", "y@a.test", "--password", "bell\u{7}"],
+        "password not allowed by SASLprep",
+    );
     // Without --password, the password is read from standard input.
     let mut child = Command::new(common::BIN)
         .arg("--config")

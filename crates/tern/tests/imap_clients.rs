@@ -136,3 +136,30 @@ async fn mbsync_two_way() {
     mbsync(&rc);
     assert_eq!(inbox(&store, "alice@a.test").await.unwrap().len(), 4);
 }
+
+/// SCRAM-SHA-256-PLUS with `tls-exporter` binding (RFC 9266), the client
+/// side written independently (OpenSSL exports the binding, Python does
+/// SCRAM): the honest client logs in; one whose binding belongs to another
+/// TLS connection (a man in the middle) fails, and so does one that says
+/// "y" (could bind, thinks the server cannot) where -PLUS is offered.
+#[test]
+fn scram_sha256_plus_channel_binding() {
+    let server = common::full_server("");
+    let imaps = server.addr("imaps").to_string();
+    let run = |mode: &str| {
+        common::text(&common::python(
+            "scram_plus.py",
+            &[&imaps, "alice@a.test", "alice-pw", mode],
+            b"",
+        ))
+    };
+    let honest = run("honest");
+    assert!(honest.contains("a OK"), "{honest}\n{}", server.log());
+    let mitm = run("wrong-binding");
+    assert!(mitm.contains("a NO") || mitm.contains("a BAD"), "{mitm}");
+    let downgrade = run("no-binding");
+    assert!(
+        downgrade.contains("a NO") || downgrade.contains("a BAD"),
+        "{downgrade}"
+    );
+}

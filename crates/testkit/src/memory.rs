@@ -26,6 +26,7 @@ pub fn fake_tls() -> TlsInfo {
     TlsInfo {
         version: "TLSv1.3".into(),
         cipher: "TLS13_AES_256_GCM_SHA384".into(),
+        channel_binding: Some(vec![0x42; 32]),
     }
 }
 

@@ -18,15 +18,26 @@ impl ImapSession {
         self.tls.is_some() || (self.cfg.plaintext_on_loopback && self.client_ip().is_loopback())
     }
 
+    /// The TLS connection's channel-binding data (SCRAM -PLUS), if any.
+    fn channel_binding(&self) -> Option<&[u8]> {
+        self.tls.as_ref()?.channel_binding.as_deref()
+    }
+
     /// What this state offers, each item really implemented.
     pub(super) fn capabilities(&self) -> String {
         let mut caps = vec!["IMAP4rev2", "IMAP4rev1"];
+        let mut auth: Vec<String> = Vec::new();
         if self.state.account().is_none() {
             if self.tls.is_none() && self.cfg.starttls {
                 caps.push("STARTTLS");
             }
             if self.login_allowed() {
-                caps.extend(["AUTH=SCRAM-SHA-256", "AUTH=PLAIN", "SASL-IR"]);
+                auth = Mechanism::offered(self.channel_binding().is_some())
+                    .filter(|m| *m != Mechanism::Login)
+                    .map(|m| format!("AUTH={}", m.name()))
+                    .collect();
+                caps.extend(auth.iter().map(String::as_str));
+                caps.push("SASL-IR");
             } else {
                 caps.push("LOGINDISABLED");
             }
@@ -117,7 +128,10 @@ impl ImapSession {
         if self.services.auth.is_blocked(self.client_ip()) {
             return self.fail(&tag, ImapError::AuthBlocked, out);
         }
-        let Some(mechanism) = Mechanism::parse(mechanism).filter(|m| *m != Mechanism::Login) else {
+        let binding = self.channel_binding();
+        let Some(mechanism) =
+            Mechanism::parse(mechanism, binding.is_some()).filter(|m| *m != Mechanism::Login)
+        else {
             return self.fail(&tag, ImapError::UnknownMechanism, out);
         };
         // RFC 4959: "=" is an empty initial response.
@@ -129,7 +143,7 @@ impl ImapSession {
                 Err(_) => return self.fail(&tag, ImapError::Syntax("bad base64".into()), out),
             },
         };
-        let mut exchange = Exchange::new(mechanism);
+        let mut exchange = Exchange::new(mechanism, binding);
         let step = exchange.respond(initial.as_deref());
         self.authenticate_step(tag, exchange, step, out).await
     }

@@ -31,14 +31,16 @@ impl SmtpSession {
         if self.services.auth.is_blocked(self.client_ip()) {
             return Err(SmtpError::AuthBlocked);
         }
-        let mechanism = Mechanism::parse(mechanism).ok_or(SmtpError::UnknownMechanism)?;
+        let binding = self.channel_binding();
+        let mechanism =
+            Mechanism::parse(mechanism, binding.is_some()).ok_or(SmtpError::UnknownMechanism)?;
         // RFC 4954 §4: "=" is an empty initial response.
         let initial = match initial {
             None => None,
             Some("=") => Some(Vec::new()),
             Some(text) => Some(B64.decode(text).map_err(|_| SmtpError::AuthMalformed)?),
         };
-        let mut exchange = Exchange::new(mechanism);
+        let mut exchange = Exchange::new(mechanism, binding);
         let step = exchange.respond(initial.as_deref());
         self.auth_step(exchange, step).await
     }

@@ -39,7 +39,9 @@ impl SmtpSession {
         }
         // RFC 8314 §3 / RFC 4954 §4: AUTH only over TLS, only on submission (C-TLS5, C-AU7).
         if is_submission(&self.cfg) && self.tls.is_some() && self.user.is_none() {
-            let mechs: Vec<&str> = auth::Mechanism::ALL.iter().map(|m| m.name()).collect();
+            let mechs: Vec<&str> = auth::Mechanism::offered(self.channel_binding().is_some())
+                .map(|m| m.name())
+                .collect();
             lines.push(format!("AUTH {}", mechs.join(" ")).into());
         }
         if self.xclient_allowed() {

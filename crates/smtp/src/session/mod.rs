@@ -290,6 +290,11 @@ impl SmtpSession {
     fn client_ip(&self) -> std::net::IpAddr {
         self.peer.ip()
     }
+
+    /// The TLS connection's channel-binding data (SCRAM -PLUS), if any.
+    fn channel_binding(&self) -> Option<&[u8]> {
+        self.tls.as_ref()?.channel_binding.as_deref()
+    }
 }
 
 impl net::Session for SmtpSession {

@@ -26,7 +26,7 @@ impl ImapSession {
     /// What this state offers, each item really implemented.
     pub(super) fn capabilities(&self) -> String {
         let mut caps = vec!["IMAP4rev2", "IMAP4rev1"];
-        let mut auth: Vec<String> = Vec::new();
+        let auth: Vec<String>;
         if self.state.account().is_none() {
             if self.tls.is_none() && self.cfg.starttls {
                 caps.push("STARTTLS");

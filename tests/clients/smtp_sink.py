@@ -5,12 +5,14 @@ received, after dot-unstuffing) and N.json (the envelope).
 
 Usage: smtp_sink.py IP PORT DIR [--greylist] [--auth USER:PASS]
                     [--tls CERT KEY] [--smtputf8] [--size N] [--hostname NAME]
+                    [--no-8bitmime]
 
 --greylist   the first RCPT of each recipient gets 451 4.7.1, later ones 250
 --auth       offer AUTH PLAIN/LOGIN (over TLS only) and require it for MAIL
 --tls        offer STARTTLS with this certificate
 --smtputf8   offer SMTPUTF8 (aiosmtpd does not by default)
 --size       the SIZE limit to advertise and enforce
+--no-8bitmime  do not offer 8BITMIME (a 7-bit server, RFC 6152)
 
 Prints "ready" once listening; stops on SIGTERM."""
 import argparse
@@ -34,6 +36,7 @@ p.add_argument("--tls", nargs=2)
 p.add_argument("--smtputf8", action="store_true")
 p.add_argument("--size", type=int, default=33554432)
 p.add_argument("--hostname", default="sink.test")
+p.add_argument("--no-8bitmime", dest="no_8bitmime", action="store_true")
 args = p.parse_args()
 
 
@@ -41,6 +44,12 @@ class Sink:
     def __init__(self):
         self.count = 0
         self.seen = set()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if args.no_8bitmime:
+            responses = [r for r in responses if "8BITMIME" not in r]
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if args.greylist and address not in self.seen:

@@ -5,7 +5,8 @@
 //! Layout: `address` (mailboxes, paths, domains), `header` (field splitting,
 //! address lists), `date` (RFC 5322 dates, civil calendar), `trace`, `mime`
 //! (the MIME tree with byte ranges, decoders), `envelope` (IMAP ENVELOPE fields),
-//! `xtext` (the RFC 3461 encoding of ESMTP parameters).
+//! `xtext` (the RFC 3461 encoding of ESMTP parameters), `seven_bit` (8-bit
+//! content to quoted-printable or base64 for servers without 8BITMIME).
 //! Pure: no I/O.
 
 pub mod address;
@@ -13,6 +14,7 @@ pub mod date;
 pub mod envelope;
 pub mod header;
 pub mod mime;
+pub mod seven_bit;
 pub mod trace;
 pub mod xtext;
 

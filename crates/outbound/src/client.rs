@@ -388,8 +388,9 @@ impl Session {
                 true,
             ));
         }
-        // RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME. Tern
-        // does not convert to 7 bit; such a server is rare, and this says why.
+        // RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME. The
+        // runner converts what it can (message::seven_bit); what is left has
+        // 8-bit header fields, which only SMTPUTF8 could carry.
         let eight_bit = data.iter().any(|b| *b >= 0x80);
         if eight_bit && !self.ext.eight_bit {
             return Ok(all(

@@ -707,6 +707,18 @@ impl Runner {
         }
     }
 
+    /// RFC 6152 §3: the 7-bit form of an 8-bit message for a server without
+    /// 8BITMIME, with our DKIM signatures made again over it. None when
+    /// there is nothing to convert (or it cannot be: 8-bit header fields).
+    async fn seven_bit(&self, content: &[u8]) -> Option<Vec<u8>> {
+        let converted = message::seven_bit::convert(content)?;
+        tracing::info!("next server has no 8BITMIME: converted to 7 bit");
+        Some(match &self.signer {
+            Some(signer) => signer.resign(&converted, now()).await,
+            None => converted,
+        })
+    }
+
     /// Send over an open session. None if the session failed before any answer
     /// about the recipients (the caller tries elsewhere).
     async fn transact(
@@ -718,6 +730,11 @@ impl Runner {
         run: &mut DomainRun,
     ) -> Result<Vec<(QueuedRecipient, RcptResult, Option<String>)>, Reply> {
         let remote = Some(session.mx.clone());
+        let converted = match session.ext.eight_bit {
+            true => None,
+            false => self.seven_bit(content).await,
+        };
+        let content = converted.as_deref().unwrap_or(content);
         let results = match session.send(env, content).await {
             Ok(results) => results,
             Err(e) => {

@@ -107,6 +107,38 @@ impl Signer {
         out
     }
 
+    /// The message with our DKIM signatures made again: after a change of
+    /// its content (the 7-bit conversion of RFC 6152 §3, which RFC 6376
+    /// §5.3 says breaks body hashes). Signatures by others stay as they are.
+    pub async fn resign(&self, message: &[u8], now: i64) -> Vec<u8> {
+        let Some(domain) = crate::verify::from_domains(message)
+            .ok()
+            .and_then(|d| d.into_iter().next())
+        else {
+            return message.to_vec();
+        };
+        let keys = self.keys_for(&domain).await.unwrap_or_default();
+        let ours = |f: &message::header::Field<'_>| {
+            if !f.name.eq_ignore_ascii_case("DKIM-Signature") {
+                return false;
+            }
+            let value = f.unfolded();
+            let (d, s) = (tag(&value, "d"), tag(&value, "s"));
+            keys.iter().any(|k| {
+                d.as_deref()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(&k.domain))
+                    && s.as_deref() == Some(k.key.selector.as_str())
+            })
+        };
+        let stripped = message::header::without_fields(message, ours);
+        if stripped.len() == message.len() {
+            return message.to_vec();
+        }
+        let mut out = self.sign(&domain, &stripped, now).await.into_bytes();
+        out.extend_from_slice(&stripped);
+        out
+    }
+
     async fn keys_for(&self, domain: &str) -> Result<Vec<DkimKey>, store::StoreError> {
         let mut name = domain.trim_end_matches('.').to_ascii_lowercase();
         loop {
@@ -131,6 +163,14 @@ impl Signer {
         cache.insert(id, p.clone());
         Ok(p)
     }
+}
+
+/// The value of tag `name` in a `tag=value; ...` list (RFC 6376 §3.2).
+fn tag(list: &str, name: &str) -> Option<String> {
+    list.split(';').find_map(|t| {
+        let (n, v) = t.split_once('=')?;
+        (n.trim() == name).then(|| v.split_whitespace().collect())
+    })
 }
 
 /// What a forwarding domain seals with (RFC 8617 §5): its active RSA key

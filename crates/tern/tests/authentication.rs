@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{MailNet, auth_results, dkim_tool, submit, text};
+use common::{MailNet, auth_results, dkim_records_json, dkim_tool, submit, text};
 use testkit::TernServer;
 
 const CAROL: (&str, &str) = ("carol@b.test", "carol-pw");
@@ -40,27 +40,6 @@ fn simple_message(from: &str, subject: &str) -> String {
 }
 
 /// The DKIM records `tern dns records` prints, as dkim_tool.py's JSON.
-fn dkim_records_json(server: &TernServer, domain: &str, path: &std::path::Path) {
-    let records = server.admin_ok(&["dns", "records", domain]);
-    let map: HashMap<String, String> = records
-        .lines()
-        .filter(|l| l.contains("._domainkey."))
-        .map(|l| {
-            let (owner, rest) = l.split_once(". 3600 IN TXT ").unwrap();
-            let value: String = rest.split('"').skip(1).step_by(2).collect();
-            (owner.to_string(), value)
-        })
-        .collect();
-    let json = format!(
-        "{{{}}}",
-        map.iter()
-            .map(|(k, v)| format!("\"{k}\": \"{v}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    std::fs::write(path, json).unwrap();
-}
-
 /// Mail from one Tern to another with everything published: iprev, SPF, both
 /// DKIM signatures and DMARC pass; dkimpy verifies Tern's signatures on the
 /// stored message, including one whose body ends with whitespace-only lines

@@ -411,3 +411,26 @@ pub fn auth_results(message: &str) -> String {
     }
     rest[..end].replace("\r\n", "")
 }
+
+/// The DKIM records `tern dns records` prints for a domain, as the JSON
+/// file dkim_tool.py reads instead of DNS.
+pub fn dkim_records_json(server: &testkit::TernServer, domain: &str, path: &std::path::Path) {
+    let records = server.admin_ok(&["dns", "records", domain]);
+    let map: std::collections::HashMap<String, String> = records
+        .lines()
+        .filter(|l| l.contains("._domainkey."))
+        .map(|l| {
+            let (owner, rest) = l.split_once(". 3600 IN TXT ").unwrap();
+            let value: String = rest.split('"').skip(1).step_by(2).collect();
+            (owner.to_string(), value)
+        })
+        .collect();
+    let json = format!(
+        "{{{}}}",
+        map.iter()
+            .map(|(k, v)| format!("\"{k}\": \"{v}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    std::fs::write(path, json).unwrap();
+}

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{MailNet, Sink, mx_port, submit, submit_with, text};
+use common::{MailNet, Sink, dkim_records_json, dkim_tool, mx_port, submit, submit_with, text};
 use testkit::TernServer;
 
 const ALICE: (&str, &str) = ("alice@a.test", "alice-pw");
@@ -411,6 +411,50 @@ fn size_and_smtputf8_limits_of_the_peer() {
         "{bounces}"
     );
     assert!(sink.messages().is_empty());
+}
+
+/// RFC 6152 §3: an 8-bit message to a server without 8BITMIME goes out
+/// converted to 7 bit (quoted-printable), not bounced, and Tern's DKIM
+/// signatures are made again over the converted form: dkimpy verifies both
+/// on what the server received.
+#[test]
+fn eight_bit_to_a_seven_bit_server_is_converted_and_resigned() {
+    let net = MailNet::new(112);
+    let a = net.tern(10, "a.test", &[], "");
+    let sink = Sink::start(net.ip(20), mx_port(), &["--no-8bitmime"]);
+    net.dns
+        .mx("sink.test", 10, "mx.sink.test")
+        .a("mx.sink.test", net.ip(20));
+    let body = format!(
+        "From: <{}>\r\nTo: <u@sink.test>\r\nSubject: 8bit\r\nMessage-ID: <8bit@a.test>\r\n\r\nGrüße aus Köln = 100%\r\n",
+        ALICE.0
+    );
+    submit(&a, ALICE.0, ALICE.1, &["u@sink.test"], &body);
+    net.wait(20, "the converted message", &[&a], || {
+        sink.messages().len() == 1
+    });
+    let (meta, got) = sink.messages().remove(0);
+    assert!(got.is_ascii(), "{}", text(&got));
+    let got_text = text(&got);
+    assert!(
+        got_text.contains("Content-Transfer-Encoding: quoted-printable\r\n"),
+        "{got_text}"
+    );
+    assert!(
+        got_text.contains("Gr=C3=BC=C3=9Fe aus K=C3=B6ln =3D 100%"),
+        "{got_text}"
+    );
+    assert!(!meta.contains("8BITMIME"), "{meta}");
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records.json");
+    dkim_records_json(&a, "a.test", &records);
+    let verdict = text(&dkim_tool(&["verify", records.to_str().unwrap()], &got));
+    assert_eq!(
+        verdict.matches(" pass").count(),
+        2,
+        "dkimpy says {verdict}\n{got_text}"
+    );
+    assert!(net.inbox(&a, "alice@a.test").is_empty(), "no bounce");
 }
 
 /// RFC 5321 §5.1, hardening.md C-RL10: an MX that is this server, by name or

@@ -28,8 +28,8 @@ use store::{
 use tokio::sync::{Notify, Semaphore};
 
 use crate::client::{ClientError, ClientSettings, OutEnvelope, OutRecipient, RcptResult, Session};
-use crate::dsn::{self, Action, Report, Reported};
 use crate::reply::Reply;
+use message::dsn::{self, Action, Report, Reported};
 
 /// How long a delivery run holds its recipients (a crashed run frees them at
 /// the latest then; a restart frees them at once). Longer than [`RUN_LIMIT`].
@@ -857,7 +857,7 @@ impl Runner {
             .iter()
             .filter(|r| !r.delivered && dsn::wants(r.notify.as_deref(), "FAILURE"))
             .map(|r| Reported {
-                recipient: r,
+                recipient: dsn_recipient(r),
                 action: Action::Failed,
             })
             .collect();
@@ -893,7 +893,10 @@ impl Runner {
             (action == Action::Delayed).then(|| job.created + self.cfg.max_age.as_secs() as i64);
         let reported = recipients
             .iter()
-            .map(|recipient| Reported { recipient, action })
+            .map(|r| Reported {
+                recipient: dsn_recipient(r),
+                action,
+            })
             .collect();
         self.report(about, reported, retry_until).await;
     }
@@ -1031,5 +1034,16 @@ mod tests {
         // One retry after a second, then after an hour, give up after an hour:
         // 0, 1s, then 1h 1s.
         assert_eq!(cfg(&[1, 3600], 3600).max_attempts(), 3);
+    }
+}
+
+/// What a report says of a recipient whose delivery ended (or was delayed).
+fn dsn_recipient(r: &FinalRecipient) -> dsn::Recipient<'_> {
+    dsn::Recipient {
+        address: &r.address,
+        orcpt: r.orcpt.as_deref(),
+        status: &r.status,
+        reply: &r.reply,
+        remote_mta: r.remote_mta.as_deref(),
     }
 }

@@ -380,6 +380,44 @@ fn greylisting_peer_that_is_not_tern() {
     assert_reported(&report, "u@sink.test", "relayed", "2.0.0");
 }
 
+/// RFC 3461 §5.2.2: NOTIFY=SUCCESS travels to the next Tern, which answers
+/// with a "delivered" report once the message is in carol's mailbox (and a
+/// local recipient at the sending server gets one from there); the report
+/// holds the headers only (§4.3) and comes from the null sender.
+#[test]
+fn delivered_reports_for_notify_success() {
+    let net = MailNet::new(113);
+    let a = net.tern(10, "a.test", &[], "");
+    let b = net.tern(20, "b.test", &[CAROL], "");
+    submit_with(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["carol@b.test", "bob@a.test"],
+        &["NOTIFY=SUCCESS ORCPT=rfc822;carol@b.test"],
+        &message("carol@b.test", "tell-me"),
+    );
+    let reports = wait_for_mail(&net, &a, "alice@a.test", 2);
+    let all: String = reports.concat();
+    for r in &reports {
+        assert!(
+            r.starts_with("Return-Path: <>\r\n") || r.contains("\r\nReturn-Path: <>\r\n"),
+            "{r}"
+        );
+        assert!(r.contains("Content-Type: text/rfc822-headers"), "{r}");
+        assert!(!r.contains("..two dots"), "headers only: {r}");
+    }
+    assert_reported(&all, "carol@b.test", "delivered", "2.0.0");
+    assert!(all.contains("Reporting-MTA: dns; mx.b.test"), "{all}");
+    assert!(
+        all.contains("Original-Recipient: rfc822; carol@b.test"),
+        "{all}"
+    );
+    assert_reported(&all, "bob@a.test", "delivered", "2.0.0");
+    assert!(all.contains("Reporting-MTA: dns; mx.a.test"), "{all}");
+    assert_eq!(net.inbox(&b, "carol@b.test").len(), 1);
+}
+
 /// What the next server says it cannot take is not sent: a message over its
 /// SIZE (RFC 1870 §6) and a message that needs SMTPUTF8 (RFC 6531 §3.4) to a
 /// server without it bounce without a transaction.

@@ -183,6 +183,9 @@ impl SmtpSession {
             eight_bit: tx.params.eight_bit,
             junk,
         };
+        let head = self
+            .wants_delivered_report(&envelope)
+            .then(|| data[..header::header_end(&data)].to_vec());
         // Design principle 2: the 250 goes out only after this returns (durable commit).
         let stored = self
             .services
@@ -190,6 +193,9 @@ impl SmtpSession {
             .deliver(&envelope, data, now)
             .await
             .map_err(SmtpError::Store)?;
+        if let Some(head) = head {
+            self.report_delivered(&tx.id, &envelope, &head, now).await;
+        }
         tracing::info!(
             msg = %tx.id,
             from = %escape(&envelope.sender),
@@ -204,6 +210,69 @@ impl SmtpSession {
             Enhanced(2, 0, 0),
             format!("Ok: queued as {}", tx.id),
         ))
+    }
+
+    /// Whether a recipient that reaches a local mailbox asked to hear of
+    /// its delivery (RFC 3461 §4.1 NOTIFY=SUCCESS), from a sender who can
+    /// be told (never `<>`, RFC 5321 §6.1).
+    fn wants_delivered_report(&self, envelope: &Envelope) -> bool {
+        !envelope.sender.is_empty()
+            && envelope
+                .recipients
+                .iter()
+                .any(|r| !r.local.is_empty() && message::dsn::wants(r.notify.as_deref(), "SUCCESS"))
+    }
+
+    /// RFC 3461 §5.2.2, RFC 3464: the "delivered" report for those
+    /// recipients, headers only (§4.3), from MAILER-DAEMON, DKIM-signed.
+    /// The message is already stored: a failure here is only logged.
+    async fn report_delivered(&self, id: &str, envelope: &Envelope, head: &[u8], now: i64) {
+        use message::dsn::{Action, Recipient, Report, Reported};
+        let recipients: Vec<Reported<'_>> = envelope
+            .recipients
+            .iter()
+            .filter(|r| !r.local.is_empty() && message::dsn::wants(r.notify.as_deref(), "SUCCESS"))
+            .map(|r| Reported {
+                recipient: Recipient {
+                    address: &r.address,
+                    orcpt: r.orcpt.as_deref(),
+                    status: "2.0.0",
+                    reply: "delivered to the mailbox",
+                    remote_mta: None,
+                },
+                action: Action::Delivered,
+            })
+            .collect();
+        let host = &self.cfg.hostname;
+        let report = Report {
+            reporting_mta: host,
+            sender: &envelope.sender,
+            envid: envelope.envid.as_deref(),
+            ret: Some("HDRS"),
+            arrival: now,
+            now,
+            message_id: format!("dsn.{}@{host}", super::new_message_id()),
+            retry_until: None,
+            recipients,
+            original: head,
+        };
+        let mut bytes = report.build();
+        if let Some(signer) = &self.services.signer {
+            let signatures = signer.sign(host, &bytes, now).await;
+            bytes.splice(0..0, signatures.into_bytes());
+        }
+        let to = [envelope.sender.clone()];
+        match self
+            .services
+            .mda
+            .deliver_generated("", &to, bytes, now)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(msg = %id, to = %escape(&envelope.sender), "delivered report sent")
+            }
+            Err(e) => tracing::warn!(msg = %id, error = %e, "delivered report: cannot store"),
+        }
     }
 
     /// On the MX: DKIM, ARC and DMARC (design.md principle 3: a refusal is

@@ -3,11 +3,10 @@
 //! envelope sender, from MAILER-DAEMON, with the null reverse-path.
 //!
 //! Which recipients get reported (RFC 3461 §4.1): failures unless NOTIFY says
-//! NEVER or leaves FAILURE out; "relayed" successes only when NOTIFY asked for
-//! SUCCESS and the next hop could not carry the request on. A message from
-//! the null sender is never reported on (RFC 5321 §6.1, hardening.md C-RL8).
-
-use store::FinalRecipient;
+//! NEVER or leaves FAILURE out; "delivered" (local final delivery) and
+//! "relayed" (the next hop could not carry the request on) only when NOTIFY
+//! asked for SUCCESS. A message from the null sender is never reported on
+//! (RFC 5321 §6.1): the callers check that.
 
 /// What happened to a recipient, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +29,23 @@ impl Action {
     }
 }
 
+/// What is said about one recipient.
+#[derive(Debug, Clone, Default)]
+pub struct Recipient<'a> {
+    pub address: &'a str,
+    /// RFC 3461 ORCPT as received (`rfc822;addr` in xtext).
+    pub orcpt: Option<&'a str>,
+    /// RFC 3463 status, e.g. 5.1.1.
+    pub status: &'a str,
+    /// The remote's reply or our diagnosis ("" for none).
+    pub reply: &'a str,
+    pub remote_mta: Option<&'a str>,
+}
+
 /// One reported recipient.
 #[derive(Debug, Clone)]
 pub struct Reported<'a> {
-    pub recipient: &'a FinalRecipient,
+    pub recipient: Recipient<'a>,
     pub action: Action,
 }
 
@@ -61,9 +73,15 @@ pub struct Report<'a> {
     pub original: &'a [u8],
 }
 
+/// RFC 3461 §4.3: the whole message goes back with failures (RET=FULL or
+/// nothing said); a report without failures carries the headers only.
+fn headers_only(ret: Option<&str>, failed: bool) -> bool {
+    !failed || ret.is_some_and(|r| r.eq_ignore_ascii_case("HDRS"))
+}
+
 /// The xtext-decoded ORCPT of RFC 3461 §4.2 (`rfc822;addr`), as the report shows it.
 fn original_recipient(orcpt: &str) -> String {
-    message::xtext::decode(orcpt).replacen(';', "; ", 1)
+    crate::xtext::decode(orcpt).replacen(';', "; ", 1)
 }
 
 /// Keep report fields on one line: a remote's reply may hold anything.
@@ -102,7 +120,7 @@ impl Report<'_> {
         ));
         m.push_str(&format!("To: <{}>\r\n", self.sender));
         m.push_str(&format!("Subject: {subject}\r\n"));
-        m.push_str(&format!("Date: {}\r\n", message::date::rfc5322(self.now)));
+        m.push_str(&format!("Date: {}\r\n", crate::date::rfc5322(self.now)));
         m.push_str(&format!("Message-ID: <{}>\r\n", self.message_id));
         // RFC 3834 §5: an automatic reply; nobody should answer it automatically.
         m.push_str("Auto-Submitted: auto-replied\r\n");
@@ -118,15 +136,15 @@ impl Report<'_> {
         } else if delayed {
             m.push_str("Your message could not be delivered yet. This is only a warning:\r\nthe mail system keeps trying");
             if let Some(until) = self.retry_until {
-                m.push_str(&format!(" until {}", message::date::rfc5322(until)));
+                m.push_str(&format!(" until {}", crate::date::rfc5322(until)));
             }
             m.push_str(".\r\nYou do not need to send it again.\r\n\r\n");
         } else {
             m.push_str("Your message was delivered or passed on as you asked to be told.\r\n\r\n");
         }
         for r in &self.recipients {
-            let f = r.recipient;
-            m.push_str(&format!("<{}>: {}\r\n", f.address, one_line(&f.reply)));
+            let f = &r.recipient;
+            m.push_str(&format!("<{}>: {}\r\n", f.address, one_line(f.reply)));
         }
         m.push_str(&format!(
             "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
@@ -138,13 +156,13 @@ impl Report<'_> {
         }
         m.push_str(&format!(
             "Arrival-Date: {}\r\n",
-            message::date::rfc5322(self.arrival)
+            crate::date::rfc5322(self.arrival)
         ));
         // RFC 3464 §2.3: one block per recipient.
         for r in &self.recipients {
-            let f = r.recipient;
+            let f = &r.recipient;
             m.push_str("\r\n");
-            if let Some(o) = &f.orcpt {
+            if let Some(o) = f.orcpt {
                 m.push_str(&format!(
                     "Original-Recipient: {}\r\n",
                     original_recipient(o)
@@ -157,39 +175,33 @@ impl Report<'_> {
                 if f.status.is_empty() {
                     "5.0.0"
                 } else {
-                    &f.status
+                    f.status
                 }
             ));
-            if let Some(mta) = &f.remote_mta {
+            if let Some(mta) = f.remote_mta {
                 m.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
             }
             if !f.reply.is_empty() {
-                m.push_str(&format!(
-                    "Diagnostic-Code: smtp; {}\r\n",
-                    one_line(&f.reply)
-                ));
+                m.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(f.reply)));
             }
             m.push_str(&format!(
                 "Last-Attempt-Date: {}\r\n",
-                message::date::rfc5322(self.now)
+                crate::date::rfc5322(self.now)
             ));
             // RFC 3464 §2.3.7.
             if let Some(until) = self.retry_until.filter(|_| r.action == Action::Delayed) {
                 m.push_str(&format!(
                     "Will-Retry-Until: {}\r\n",
-                    message::date::rfc5322(until)
+                    crate::date::rfc5322(until)
                 ));
             }
         }
-        // RFC 3461 §4.3: RET=HDRS returns the headers only; Tern returns the whole
-        // message otherwise, as most MTAs do.
-        let headers_only = self.ret.is_some_and(|r| r.eq_ignore_ascii_case("HDRS"));
         let mut out = m.into_bytes();
-        if headers_only {
+        if headers_only(self.ret, failed) {
             out.extend_from_slice(
                 format!("\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n").as_bytes(),
             );
-            out.extend_from_slice(&self.original[..message::header::header_end(self.original)]);
+            out.extend_from_slice(&self.original[..crate::header::header_end(self.original)]);
         } else {
             out.extend_from_slice(
                 format!("\r\n--{boundary}\r\nContent-Type: message/rfc822\r\n\r\n").as_bytes(),
@@ -208,15 +220,13 @@ impl Report<'_> {
 mod tests {
     use super::*;
 
-    fn rcpt(address: &str, orcpt: Option<&str>) -> FinalRecipient {
-        FinalRecipient {
-            address: address.into(),
-            orcpt: orcpt.map(String::from),
-            notify: None,
-            delivered: false,
-            status: "5.1.1".into(),
-            reply: "550 5.1.1 No such\r\nuser".into(),
-            remote_mta: Some("mx.b.test".into()),
+    fn rcpt<'a>(address: &'a str, orcpt: Option<&'a str>) -> Recipient<'a> {
+        Recipient {
+            address,
+            orcpt,
+            status: "5.1.1",
+            reply: "550 5.1.1 No such\r\nuser",
+            remote_mta: Some("mx.b.test"),
         }
     }
 
@@ -241,7 +251,7 @@ mod tests {
             message_id: "dsn.1@mx.a.test".into(),
             retry_until: None,
             recipients: vec![Reported {
-                recipient: &r,
+                recipient: r,
                 action: Action::Failed,
             }],
             original: b"Subject: hi\r\n\r\nsecret body\r\n",
@@ -267,7 +277,7 @@ mod tests {
     #[test]
     fn delay_warning() {
         let mut r = rcpt("x@b.test", None);
-        r.status = "4.4.1".into();
+        r.status = "4.4.1";
         let report = Report {
             reporting_mta: "mx.a.test",
             sender: "alice@a.test",
@@ -278,7 +288,7 @@ mod tests {
             message_id: "dsn.2@mx.a.test".into(),
             retry_until: Some(86_400),
             recipients: vec![Reported {
-                recipient: &r,
+                recipient: r,
                 action: Action::Delayed,
             }],
             original: b"Subject: hi\r\n\r\nbody\r\n",

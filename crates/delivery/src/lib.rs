@@ -20,8 +20,8 @@ use std::sync::Arc;
 use message::{Domain, Mailbox};
 use policy::srs::Srs;
 use store::{
-    AccountId, AddressKind, Delivery, Folder, NewMessage, QueueInsert, QueueRecipient, Store,
-    StoreError, Stored,
+    AccountId, AddressKind, Delivery, Folder, NewMessage, QueueInsert, QueueOptions,
+    QueueRecipient, Store, StoreError, Stored,
 };
 
 pub const MAX_DEPTH: usize = 10;
@@ -104,6 +104,9 @@ pub struct Envelope {
     pub eight_bit: bool,
     /// Local copies go to the Junk folder (DMARC quarantine).
     pub junk: bool,
+    /// FUTURERELEASE, DELIVERBY, MT-PRIORITY. A held message (FUTURERELEASE)
+    /// goes through the queue for local recipients too.
+    pub queue_options: QueueOptions,
 }
 
 pub struct Mda {
@@ -359,8 +362,20 @@ fn plan(envelope: &Envelope, queue_sender: &str, data: Vec<u8>, received_at: i64
     let mut deliveries: Vec<Delivery> = Vec::new();
     let mut seen_accounts = BTreeSet::new();
     let mut queue: Vec<QueueRecipient> = Vec::new();
+    // RFC 4865: a held message reaches nobody before its release time, not
+    // even a local mailbox: the queue holds every copy.
+    let held = envelope.queue_options.release_at.is_some();
     for r in &envelope.recipients {
-        for t in &r.local {
+        for t in r.local.iter().filter(|_| held) {
+            if seen_accounts.insert(t.account) {
+                queue.push(QueueRecipient {
+                    address: t.address.clone(),
+                    orcpt: r.orcpt.clone(),
+                    notify: r.notify.clone(),
+                });
+            }
+        }
+        for t in r.local.iter().filter(|_| !held) {
             if seen_accounts.insert(t.account) {
                 deliveries.push(Delivery {
                     account: t.account,
@@ -398,6 +413,7 @@ fn plan(envelope: &Envelope, queue_sender: &str, data: Vec<u8>, received_at: i64
         ret: envelope.ret.clone(),
         smtputf8: envelope.smtputf8,
         eight_bit: envelope.eight_bit,
+        options: envelope.queue_options,
     });
     NewMessage {
         data,

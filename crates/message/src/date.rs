@@ -56,6 +56,73 @@ pub fn rfc5322(unix: i64) -> String {
 }
 
 /// The three-letter month name (1-12), as IMAP date formats use it.
+/// An RFC 3339 `date-time` (`2026-12-03T10:00:00Z`, `...+01:00`, with
+/// optional fractions) as Unix seconds.
+pub fn rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let h: i64 = rest.get(1..3)?.parse().ok()?;
+            let m: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month as u32, day as u32);
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
+/// Unix seconds as an RFC 3339 `date-time` in UTC (`2026-12-03T10:00:00Z`).
+pub fn rfc3339_text(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 pub fn month_name(month: u32) -> &'static str {
     MONTHS[(month.clamp(1, 12) - 1) as usize]
 }
@@ -77,6 +144,18 @@ mod tests {
         assert_eq!(rfc5322(0), "Thu, 1 Jan 1970 00:00:00 +0000");
         assert_eq!(rfc5322(1_795_437_296), "Mon, 23 Nov 2026 12:34:56 +0000");
         assert_eq!(rfc5322(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(rfc3339("2026-12-03T10:00:00.25Z"), Some(1_796_292_000));
+        assert_eq!(rfc3339_text(1_796_292_000), "2026-12-03T10:00:00Z");
+        assert_eq!(rfc3339(&rfc3339_text(123_456_789)), Some(123_456_789));
+        assert_eq!(rfc3339("2026-12-03 10:00:00Z"), None);
+        assert_eq!(rfc3339("2026-13-03T10:00:00Z"), None);
+        assert_eq!(rfc3339("2026-12-03T10:00:00"), None);
     }
 
     #[test]

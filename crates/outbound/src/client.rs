@@ -72,6 +72,12 @@ pub struct Extensions {
     pub dsn: bool,
     pub starttls: bool,
     pub auth: Vec<String>,
+    /// RFC 2852.
+    pub deliver_by: bool,
+    /// RFC 6710.
+    pub mt_priority: bool,
+    /// RFC 9422 `LIMITS RCPTMAX=`: recipients per transaction.
+    pub rcpt_max: Option<usize>,
 }
 
 impl Extensions {
@@ -90,6 +96,15 @@ impl Extensions {
                 "DSN" => e.dsn = true,
                 "STARTTLS" => e.starttls = true,
                 "AUTH" => e.auth = words.map(|w| w.to_ascii_uppercase()).collect(),
+                "DELIVERBY" => e.deliver_by = true,
+                "MT-PRIORITY" => e.mt_priority = true,
+                "LIMITS" => {
+                    e.rcpt_max = words
+                        .filter_map(|w| w.split_once('='))
+                        .find(|(k, _)| k.eq_ignore_ascii_case("RCPTMAX"))
+                        .and_then(|(_, v)| v.parse().ok())
+                        .filter(|&n| n > 0)
+                }
                 _ => {}
             }
         }
@@ -146,6 +161,10 @@ pub struct OutEnvelope {
     pub envid: Option<String>,
     pub ret: Option<String>,
     pub smtputf8: bool,
+    /// RFC 2852: seconds left (may be negative with N), R, T.
+    pub by: Option<(i64, bool, bool)>,
+    /// RFC 6710, passed on when not 0.
+    pub priority: i8,
 }
 
 /// What the server said about one recipient, in the end.
@@ -489,6 +508,17 @@ impl Session {
         if env.smtputf8 && self.ext.smtputf8 {
             c.push_str(" SMTPUTF8");
         }
+        // RFC 2852 §4.1.1: the time left, to a server that knows DELIVERBY.
+        if let (Some((seconds, returns, trace)), true) = (env.by, self.ext.deliver_by)
+            && (seconds > 0 || !returns)
+        {
+            let mode = if returns { "R" } else { "N" };
+            let t = if trace { "T" } else { "" };
+            c.push_str(&format!(" BY={seconds};{mode}{t}"));
+        }
+        if env.priority != 0 && self.ext.mt_priority {
+            c.push_str(&format!(" MT-PRIORITY={}", env.priority));
+        }
         if self.ext.dsn {
             if let Some(ret) = &env.ret {
                 c.push_str(&format!(" RET={ret}"));
@@ -678,9 +708,11 @@ mod tests {
 
     #[test]
     fn extensions() {
-        let r = Reply { code: 250, enhanced: None, text: "mx Hello\nPIPELINING\nSIZE 1000\n8BITMIME\nSMTPUTF8\nCHUNKING\nDSN\nSTARTTLS\nAUTH PLAIN LOGIN".into() };
+        let r = Reply { code: 250, enhanced: None, text: "mx Hello\nPIPELINING\nSIZE 1000\n8BITMIME\nSMTPUTF8\nCHUNKING\nDSN\nSTARTTLS\nAUTH PLAIN LOGIN\nLIMITS MAILMAX=10 RCPTMAX=50\nDELIVERBY 60\nMT-PRIORITY MIXER".into() };
         let e = Extensions::parse(&r);
         assert!(e.pipelining && e.eight_bit && e.smtputf8 && e.chunking && e.dsn && e.starttls);
+        assert!(e.deliver_by && e.mt_priority);
+        assert_eq!(e.rcpt_max, Some(50));
         assert_eq!(e.size, Some(1000));
         assert_eq!(e.auth, ["PLAIN", "LOGIN"]);
     }

@@ -145,6 +145,8 @@ fn envelope(to: &[&str]) -> OutEnvelope {
         envid: None,
         ret: None,
         smtputf8: false,
+        by: None,
+        priority: 0,
     }
 }
 
@@ -545,4 +547,44 @@ async fn eight_bit_and_smtputf8_to_a_plain_server() {
     let mut s = open(addr, true).await.unwrap();
     let results = s.send(&declared, b"Subject: x\r\n\r\nx\r\n").await.unwrap();
     assert_eq!(codes(&results), [('D', 250)]);
+}
+
+/// RFC 2852 §4.1.1 and RFC 6710: BY= (the time left) and MT-PRIORITY= go on
+/// MAIL to a server that offers DELIVERBY and MT-PRIORITY; not to others.
+#[tokio::test]
+async fn deliverby_and_priority_are_passed_on() {
+    let mut env = envelope(&["x@b.test"]);
+    env.by = Some((300, true, true));
+    env.priority = 4;
+    for offered in [true, false] {
+        let ehlo = if offered {
+            "250-mx.test\r\n250-DELIVERBY 60\r\n250 MT-PRIORITY MIXER\r\n"
+        } else {
+            "250 mx.test\r\n"
+        };
+        let (addr, heard) = server(vec![
+            say("220 mx.test ESMTP\r\n"),
+            Hear("EHLO mx.a.test"),
+            say(ehlo),
+            Hear("MAIL FROM:<alice@a.test>"),
+            say("250 ok\r\n"),
+            Hear("RCPT TO:<x@b.test>"),
+            say("250 ok\r\n"),
+            Hear("DATA"),
+            say("354 go\r\n"),
+            Data,
+            say("250 2.0.0 queued\r\n"),
+        ])
+        .await;
+        let mut s = open(addr, false).await.unwrap();
+        let results = s.send(&env, MESSAGE).await.unwrap();
+        assert_eq!(codes(&results), [('D', 250)]);
+        let heard = String::from_utf8(heard.lock().unwrap().clone()).unwrap();
+        let mail = heard.lines().find(|l| l.starts_with("MAIL")).unwrap();
+        assert_eq!(
+            mail.contains(" BY=300;RT") && mail.contains(" MT-PRIORITY=4"),
+            offered,
+            "{mail}"
+        );
+    }
 }

@@ -48,6 +48,10 @@ pub struct SmtpConfig {
     pub xclient_trusted: Vec<Cidr>,
     /// ARC-seal mail the MX forwards through an alias (RFC 8617).
     pub arc_seal: bool,
+    /// RFC 4865 FUTURERELEASE: the longest hold a submission may ask for.
+    pub max_hold: Duration,
+    /// RFC 2852 DELIVERBY: the shortest by-time accepted with `R`.
+    pub min_deliver_by: Duration,
 }
 
 impl SmtpConfig {
@@ -69,6 +73,8 @@ impl SmtpConfig {
             error_delay: Duration::from_secs(1),
             xclient_trusted: Vec::new(),
             arc_seal: false,
+            max_hold: Duration::from_secs(30 * 86_400),
+            min_deliver_by: Duration::from_secs(120),
         }
     }
 }

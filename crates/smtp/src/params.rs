@@ -1,6 +1,8 @@
 //! MAIL and RCPT parameters of the ESMTP extensions Tern implements:
 //! SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID/NOTIFY/ORCPT
-//! (RFC 3461), AUTH (RFC 4954 §5). Anything else is refused with 555.
+//! (RFC 3461), AUTH (RFC 4954 §5), HOLDFOR/HOLDUNTIL (RFC 4865), BY (RFC
+//! 2852), MT-PRIORITY (RFC 6710). Anything else is refused with 555; the
+//! session refuses those of an extension it does not offer there.
 
 use crate::command::{Param, truncate};
 use crate::error::SmtpError;
@@ -16,6 +18,26 @@ pub struct MailParams {
     pub ret: Option<String>,
     /// RFC 3461 §4.4: xtext, as received.
     pub envid: Option<String>,
+    /// RFC 4865: HOLDFOR (seconds from now) or HOLDUNTIL (a Unix time).
+    pub hold: Option<Hold>,
+    /// RFC 2852 §4: `BY=by-time;by-mode[T]`.
+    pub by: Option<By>,
+    /// RFC 6710: -9..9.
+    pub priority: Option<i8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    For(i64),
+    Until(i64),
+}
+
+/// RFC 2852 §4: seconds from now (may be negative with N), R or N, T.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct By {
+    pub seconds: i64,
+    pub returns: bool,
+    pub trace: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,13 +75,66 @@ pub fn mail_params(params: &[Param<'_>]) -> Result<MailParams, SmtpError> {
             }
             // RFC 4954 §5: accepted; Tern trusts no one's claim of an earlier authentication.
             ("AUTH", Some(v)) if v == "<>" || message::xtext::is_valid(v) => {}
-            ("SIZE" | "BODY" | "SMTPUTF8" | "RET" | "ENVID" | "AUTH", _) => {
+            // RFC 4865 §3: one of the two, seconds as 1*9DIGIT.
+            ("HOLDFOR", Some(v)) if out.hold.is_none() && digits(v, 9) => {
+                out.hold = v.parse().ok().map(Hold::For)
+            }
+            ("HOLDUNTIL", Some(v)) if out.hold.is_none() => {
+                out.hold = Some(Hold::Until(
+                    message::date::rfc3339(v).ok_or(SmtpError::BadParameter("HOLDUNTIL".into()))?,
+                ))
+            }
+            ("BY", Some(v)) if out.by.is_none() => out.by = Some(by(v)?),
+            ("MT-PRIORITY", Some(v)) if out.priority.is_none() => {
+                out.priority = Some(
+                    v.parse::<i8>()
+                        .ok()
+                        .filter(|n| (-9..=9).contains(n) && !v.starts_with('+'))
+                        .ok_or(SmtpError::BadParameter("MT-PRIORITY".into()))?,
+                )
+            }
+            (
+                "SIZE" | "BODY" | "SMTPUTF8" | "RET" | "ENVID" | "AUTH" | "HOLDFOR" | "HOLDUNTIL"
+                | "BY" | "MT-PRIORITY",
+                _,
+            ) => {
                 return Err(SmtpError::BadParameter(p.keyword.clone()));
             }
             _ => return Err(SmtpError::UnsupportedParameter(p.keyword.clone())),
         }
     }
     Ok(out)
+}
+
+fn digits(v: &str, max: usize) -> bool {
+    !v.is_empty() && v.len() <= max && v.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// RFC 2852 §4: `by-time ";" by-mode [by-trace]`, by-time `[-]1*9DIGIT`;
+/// with R the time must be positive.
+fn by(v: &str) -> Result<By, SmtpError> {
+    let bad = || SmtpError::BadParameter("BY".into());
+    let (time, mode) = v.split_once(';').ok_or_else(bad)?;
+    let unsigned = time.strip_prefix('-').unwrap_or(time);
+    if !digits(unsigned, 9) {
+        return Err(bad());
+    }
+    let seconds: i64 = time.parse().map_err(|_| bad())?;
+    let (returns, trace) = match mode.to_ascii_uppercase().as_str() {
+        "R" => (true, false),
+        "RT" => (true, true),
+        "N" => (false, false),
+        "NT" => (false, true),
+        _ => return Err(bad()),
+    };
+    if returns && seconds <= 0 {
+        return Err(bad());
+    }
+    Ok(By {
+        seconds,
+        returns,
+        trace,
+    })
 }
 
 pub fn rcpt_params(params: &[Param<'_>]) -> Result<RcptParams, SmtpError> {
@@ -131,8 +206,60 @@ mod tests {
                 eight_bit: true,
                 smtputf8: true,
                 ret: Some("HDRS".into()),
-                envid: Some("QQ314159".into())
+                envid: Some("QQ314159".into()),
+                ..Default::default()
             }
+        );
+        let m = mail_params(&[
+            p("HOLDFOR", Some("3600")),
+            p("BY", Some("120;RT")),
+            p("MT-PRIORITY", Some("-3")),
+        ])
+        .unwrap();
+        assert_eq!(m.hold, Some(Hold::For(3600)));
+        assert_eq!(
+            m.by,
+            Some(By {
+                seconds: 120,
+                returns: true,
+                trace: true
+            })
+        );
+        assert_eq!(m.priority, Some(-3));
+        assert_eq!(
+            mail_params(&[p("HOLDUNTIL", Some("1970-01-02T00:00:00Z"))])
+                .unwrap()
+                .hold,
+            Some(Hold::Until(86_400))
+        );
+        for bad in [
+            [p("HOLDFOR", Some("1234567890"))],
+            [p("HOLDUNTIL", Some("tomorrow"))],
+            [p("BY", Some("0;R"))],
+            [p("BY", Some("10;X"))],
+            [p("BY", Some("10"))],
+            [p("MT-PRIORITY", Some("10"))],
+            [p("MT-PRIORITY", Some("+1"))],
+        ] {
+            assert!(
+                matches!(mail_params(&bad), Err(SmtpError::BadParameter(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            mail_params(&[
+                p("HOLDFOR", Some("1")),
+                p("HOLDUNTIL", Some("1970-01-02T00:00:00Z"))
+            ])
+            .is_err()
+        );
+        assert_eq!(
+            mail_params(&[p("BY", Some("-5;N"))])
+                .unwrap()
+                .by
+                .unwrap()
+                .seconds,
+            -5
         );
         assert_eq!(
             mail_params(&[p("SIZE", Some("99999999999999999999"))])

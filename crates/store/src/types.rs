@@ -104,6 +104,30 @@ pub struct QueueInsert {
     pub smtputf8: bool,
     /// BODY=8BITMIME was declared (RFC 6152).
     pub eight_bit: bool,
+    pub options: QueueOptions,
+}
+
+/// What the sender asked of the queue beyond delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueOptions {
+    /// RFC 4865 FUTURERELEASE: not before this Unix time.
+    pub release_at: Option<i64>,
+    /// RFC 2852 DELIVERBY.
+    pub deliver_by: Option<DeliverBy>,
+    /// RFC 6710 MT-PRIORITY, -9 (lowest) to 9; due messages go out
+    /// highest priority first.
+    pub priority: i8,
+}
+
+/// RFC 2852 §4: the deadline and what to do when it passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverBy {
+    /// Unix time.
+    pub deadline: i64,
+    /// `R`: fail (return) the message then; `N`: tell the sender and go on.
+    pub returns: bool,
+    /// `T`: report every hop's success too.
+    pub trace: bool,
 }
 
 /// A message accepted by SMTP (or made by Tern): stored once, linked into each local
@@ -251,6 +275,7 @@ pub struct QueueJob {
     pub eight_bit: bool,
     pub created: i64,
     pub size: u64,
+    pub options: QueueOptions,
     pub recipients: Vec<QueuedRecipient>,
 }
 

@@ -39,7 +39,8 @@ on_every_backend!(
     queue_entries,
     removing_an_account_frees_its_mail,
     dkim_keys,
-    dmarc_reporting
+    dmarc_reporting,
+    queue_priorities_and_holds
 );
 
 fn evaluation(at: i64, domain: &str, policy: &str, row: &str) -> NewEvaluation {
@@ -368,6 +369,7 @@ async fn queue_entries(s: Arc<dyn Store>) {
         ret: Some("HDRS".into()),
         smtputf8: false,
         eight_bit: true,
+        options: Default::default(),
     };
     let stored = s
         .store_message(NewMessage {
@@ -392,6 +394,72 @@ async fn queue_entries(s: Arc<dyn Store>) {
     );
 }
 
+/// RFC 6710: due messages are claimed highest MT-PRIORITY first; RFC 4865:
+/// a held message is not due before its release; RFC 2852: the deadline
+/// comes back with the job.
+async fn queue_priorities_and_holds(s: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for (priority, release_at) in [(-2, None), (0, None), (7, None), (9, Some(500))] {
+        let q = QueueInsert {
+            sender: "alice@a.test".into(),
+            recipients: vec![QueueRecipient {
+                address: format!("p{priority}@b.test"),
+                orcpt: None,
+                notify: None,
+            }],
+            envid: None,
+            ret: None,
+            smtputf8: false,
+            eight_bit: false,
+            options: QueueOptions {
+                release_at,
+                deliver_by: Some(DeliverBy {
+                    deadline: 1000,
+                    returns: priority > 0,
+                    trace: true,
+                }),
+                priority,
+            },
+        };
+        let stored = s
+            .store_message(NewMessage {
+                data: b"Subject: p\r\n\r\nx\r\n".to_vec(),
+                received_at: 100,
+                deliveries: vec![],
+                queue: Some(q),
+            })
+            .await
+            .unwrap();
+        ids.push(stored.queue_id.unwrap());
+    }
+    let first = s.queue_claim(Claim::Due(100), 100, 700, 1).await.unwrap();
+    assert_eq!(first[0].id, ids[2], "priority 7 first; 9 is held");
+    assert_eq!(first[0].options.priority, 7);
+    assert_eq!(
+        first[0].options.deliver_by,
+        Some(DeliverBy {
+            deadline: 1000,
+            returns: true,
+            trace: true
+        })
+    );
+    let rest = s.queue_claim(Claim::Due(100), 100, 700, 10).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [ids[1], ids[0]],
+        "then normal, then low"
+    );
+    assert!(
+        s.queue_claim(Claim::Due(499), 499, 700, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let held = s.queue_claim(Claim::Due(500), 500, 900, 10).await.unwrap();
+    assert_eq!(held[0].id, ids[3]);
+    assert_eq!(held[0].options.release_at, Some(500));
+}
+
 async fn queue_lifecycle(s: Arc<dyn Store>) {
     let q = QueueInsert {
         sender: "alice@a.test".into(),
@@ -411,6 +479,7 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
         ret: None,
         smtputf8: false,
         eight_bit: false,
+        options: Default::default(),
     };
     let id = s
         .store_message(NewMessage {
@@ -652,6 +721,7 @@ async fn blobs_are_freed_with_their_last_reference() {
         ret: None,
         smtputf8: false,
         eight_bit: false,
+        options: Default::default(),
     };
     // One blob shared by alice's INBOX and the queue.
     let stored = s

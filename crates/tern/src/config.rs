@@ -195,6 +195,12 @@ pub struct Smtp {
     pub hard_error_limit: u32,
     #[serde(default = "default_error_delay")]
     pub error_delay: Seconds,
+    /// RFC 4865 FUTURERELEASE: the longest hold a submission may ask for.
+    #[serde(default = "default_max_hold")]
+    pub max_hold: Seconds,
+    /// RFC 2852 DELIVERBY: the shortest deadline accepted with `R` (return).
+    #[serde(default = "default_min_deliver_by")]
+    pub min_deliver_by: Seconds,
 }
 
 impl Default for Smtp {
@@ -211,6 +217,8 @@ impl Default for Smtp {
             soft_error_limit: default_soft_errors(),
             hard_error_limit: default_hard_errors(),
             error_delay: default_error_delay(),
+            max_hold: default_max_hold(),
+            min_deliver_by: default_min_deliver_by(),
         }
     }
 }
@@ -606,6 +614,12 @@ fn default_hard_errors() -> u32 {
 }
 fn default_error_delay() -> Seconds {
     Seconds(Duration::from_secs(1))
+}
+fn default_max_hold() -> Seconds {
+    Seconds(Duration::from_secs(30 * 86_400))
+}
+fn default_min_deliver_by() -> Seconds {
+    Seconds(Duration::from_secs(120))
 }
 fn default_outbound_port() -> u16 {
     25

@@ -378,6 +378,8 @@ fn smtp_config(config: &Config, role: Role) -> SmtpConfig {
     c.error_delay = s.error_delay.0;
     c.xclient_trusted = s.xclient_trusted.iter().map(|c| c.0).collect();
     c.arc_seal = config.delivery.arc_seal;
+    c.max_hold = s.max_hold.0;
+    c.min_deliver_by = s.min_deliver_by.0;
     c
 }
 

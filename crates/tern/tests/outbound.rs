@@ -418,6 +418,107 @@ fn delivered_reports_for_notify_success() {
     assert_eq!(net.inbox(&b, "carol@b.test").len(), 1);
 }
 
+/// RFC 4865 FUTURERELEASE: a held message reaches nobody, local or remote,
+/// before its release time; then both get it.
+#[test]
+fn held_mail_waits_for_its_release() {
+    let net = MailNet::new(114);
+    let a = net.tern(10, "a.test", &[], "");
+    let b = net.tern(20, "b.test", &[CAROL], "");
+    let start = std::time::Instant::now();
+    submit_with(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["carol@b.test", "bob@a.test"],
+        &["MAIL:HOLDFOR=3"],
+        &message("carol@b.test", "later"),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(net.inbox(&a, "bob@a.test").is_empty(), "held for bob too");
+    assert!(net.inbox(&b, "carol@b.test").is_empty());
+    assert_eq!(net.queue(&a).len(), 1);
+    net.wait(20, "both copies after the release", &[&a, &b], || {
+        net.inbox(&a, "bob@a.test").len() == 1 && net.inbox(&b, "carol@b.test").len() == 1
+    });
+    assert!(start.elapsed() >= std::time::Duration::from_secs(3));
+    assert!(net.queue(&a).is_empty());
+    // Longer than offered (30 days by default): 501 at MAIL (RFC 4865 §4).
+    let addr = a.addr("submission");
+    let out = std::process::Command::new("python3")
+        .arg(common::repo("tests/clients/submit.py"))
+        .args([
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            ALICE.0,
+            ALICE.1,
+            ALICE.0,
+        ])
+        .args(["bob@a.test", "MAIL:HOLDFOR=99999999"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = text(&out.stderr);
+    assert!(!out.status.success() && said.contains("501"), "{said}");
+}
+
+/// RFC 2852 DELIVERBY: with R, a message not delivered by its deadline
+/// fails with 5.4.7; with N, the sender is told (4.4.7) and delivery goes on.
+#[test]
+fn deliver_by_deadlines() {
+    let net = MailNet::new(115);
+    let a = net.tern(10, "a.test", &[], "[smtp]\nmin_deliver_by = \"1s\"\n");
+    // The MX of down.test never answers.
+    net.dns
+        .mx("down.test", 10, "mx.down.test")
+        .a("mx.down.test", net.ip(99));
+    submit_with(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["x@down.test"],
+        &["MAIL:BY=2;R"],
+        &message("x@down.test", "by-return"),
+    );
+    submit_with(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        &["y@down.test"],
+        &["MAIL:BY=1;N"],
+        &message("y@down.test", "by-notify"),
+    );
+    let reports = wait_for_mail(&net, &a, "alice@a.test", 2).concat();
+    assert_reported(&reports, "x@down.test", "failed", "5.4.7");
+    assert_reported(&reports, "y@down.test", "delayed", "4.4.7");
+    let left = net.queue(&a);
+    assert_eq!(left.len(), 1, "the N message is still tried: {left:?}");
+    assert_eq!(left[0].recipients[0].0, "y@down.test");
+}
+
+/// RFC 9422 LIMITS: a server that takes 2 recipients per transaction gets
+/// five in three transactions, in one delivery run (no 452 and retry).
+#[test]
+fn recipients_split_by_the_peers_limit() {
+    let net = MailNet::new(116);
+    let a = net.tern(10, "a.test", &[], "");
+    let users: Vec<(String, &str)> = (1..=5).map(|i| (format!("u{i}@b.test"), "pw-u")).collect();
+    let refs: Vec<(&str, &str)> = users.iter().map(|(u, p)| (u.as_str(), *p)).collect();
+    let b = net.tern(20, "b.test", &refs, "[smtp]\nmax_recipients = 2\n");
+    let to: Vec<&str> = users.iter().map(|(u, _)| u.as_str()).collect();
+    alice_sends(&a, &to, "many");
+    net.wait(20, "five copies", &[&a, &b], || {
+        to.iter().all(|u| net.inbox(&b, u).len() == 1)
+    });
+    assert_eq!(
+        b.log().matches("message accepted").count(),
+        3,
+        "{}",
+        b.log()
+    );
+    assert!(!b.log().contains("452"), "{}", b.log());
+}
+
 /// What the next server says it cannot take is not sent: a message over its
 /// SIZE (RFC 1870 §6) and a message that needs SMTPUTF8 (RFC 6531 §3.4) to a
 /// server without it bounce without a transaction.
@@ -578,7 +679,7 @@ fn smarthost_with_authentication() {
 /// message is still being retried, then nothing more until it is delivered.
 #[test]
 fn delay_warning_once() {
-    let net = MailNet::new(112);
+    let net = MailNet::new(117);
     let a = net.tern(10, "a.test", &[], "[queue]\ndelay_warning = \"2s\"\n");
     net.dns
         .mx("b.test", 10, "mx.b.test")
@@ -607,7 +708,7 @@ fn delay_warning_once() {
 #[test]
 fn restart_with_a_big_deferred_queue() {
     const COUNT: usize = 1000;
-    let net = MailNet::new(113);
+    let net = MailNet::new(118);
     let mut a = net.tern(10, "a.test", &[], "");
     // fwd@a.test forwards to carol@far.test, which is down for now.
     net.dns

@@ -177,11 +177,12 @@ impl SmtpSession {
         let envelope = Envelope {
             sender: tx.sender.to_string(),
             recipients: tx.recipients,
-            envid: tx.params.envid,
-            ret: tx.params.ret,
+            envid: tx.params.envid.clone(),
+            ret: tx.params.ret.clone(),
             smtputf8: tx.params.smtputf8,
             eight_bit: tx.params.eight_bit,
             junk,
+            queue_options: queue_options(&tx.params, now),
         };
         let head = self
             .wants_delivered_report(&envelope)
@@ -217,10 +218,11 @@ impl SmtpSession {
     /// be told (never `<>`, RFC 5321 §6.1).
     fn wants_delivered_report(&self, envelope: &Envelope) -> bool {
         !envelope.sender.is_empty()
+            && envelope.queue_options.release_at.is_none()
             && envelope
                 .recipients
                 .iter()
-                .any(|r| !r.local.is_empty() && message::dsn::wants(r.notify.as_deref(), "SUCCESS"))
+                .any(|r| wants_success(envelope, r))
     }
 
     /// RFC 3461 §5.2.2, RFC 3464: the "delivered" report for those
@@ -231,7 +233,7 @@ impl SmtpSession {
         let recipients: Vec<Reported<'_>> = envelope
             .recipients
             .iter()
-            .filter(|r| !r.local.is_empty() && message::dsn::wants(r.notify.as_deref(), "SUCCESS"))
+            .filter(|r| wants_success(envelope, r))
             .map(|r| Reported {
                 recipient: Recipient {
                     address: &r.address,
@@ -434,6 +436,30 @@ impl SmtpSession {
             ));
         }
         Ok(added)
+    }
+}
+
+/// A recipient delivered here whose sender asked to hear of it: NOTIFY=SUCCESS
+/// (RFC 3461 §4.1), or a DELIVERBY trace (RFC 2852 §4: `T`).
+fn wants_success(envelope: &Envelope, r: &delivery::Recipient) -> bool {
+    let trace = envelope.queue_options.deliver_by.is_some_and(|b| b.trace);
+    !r.local.is_empty() && (trace || message::dsn::wants(r.notify.as_deref(), "SUCCESS"))
+}
+
+/// What MAIL asked of the queue, in absolute times.
+fn queue_options(p: &crate::params::MailParams, now: i64) -> store::QueueOptions {
+    use crate::params::Hold;
+    store::QueueOptions {
+        release_at: p.hold.map(|h| match h {
+            Hold::For(s) => now + s,
+            Hold::Until(t) => t,
+        }),
+        deliver_by: p.by.map(|b| store::DeliverBy {
+            deadline: now + b.seconds,
+            returns: b.returns,
+            trace: b.trace,
+        }),
+        priority: p.priority.unwrap_or(0),
     }
 }
 

@@ -8,7 +8,7 @@ use message::{ForwardPath, Mailbox, ReversePath};
 use super::{SmtpSession, Transaction, is_submission, new_message_id};
 use crate::command::Param;
 use crate::error::SmtpError;
-use crate::params::{mail_params, rcpt_params};
+use crate::params::{Hold, MailParams, mail_params, rcpt_params};
 use crate::reply::{Enhanced, Reply};
 
 impl SmtpSession {
@@ -27,7 +27,8 @@ impl SmtpSession {
             // RFC 6409 §4.3 (C-RL3).
             return Err(SmtpError::AuthRequired);
         }
-        let params = mail_params(params)?;
+        let mut params = mail_params(params)?;
+        self.check_queue_params(&mut params)?;
         let sender = parse_reverse_path(path, params.smtputf8).map_err(SmtpError::Address)?;
         // RFC 1870 §6.2: refuse at once what is declared too big.
         if params.size.is_some_and(|s| s > self.cfg.max_message_size) {
@@ -49,6 +50,46 @@ impl SmtpSession {
             chunks: None,
         });
         Ok(Reply::new(250, Enhanced(2, 1, 0), "Sender OK"))
+    }
+
+    /// FUTURERELEASE (RFC 4865), DELIVERBY (RFC 2852), MT-PRIORITY (RFC
+    /// 6710): only where offered, within our limits.
+    fn check_queue_params(&self, params: &mut MailParams) -> Result<(), SmtpError> {
+        let now = message::date::unix_now();
+        match params.hold {
+            Some(_) if !self.future_release_offered() => {
+                return Err(SmtpError::UnsupportedParameter("HOLDFOR/HOLDUNTIL".into()));
+            }
+            // RFC 4865 §4: beyond the advertised limit is a 501.
+            Some(Hold::For(s)) if s > self.cfg.max_hold.as_secs() as i64 => {
+                return Err(SmtpError::BadParameter(
+                    "HOLDFOR (longer than offered)".into(),
+                ));
+            }
+            Some(Hold::Until(t)) if t - now > self.cfg.max_hold.as_secs() as i64 => {
+                return Err(SmtpError::BadParameter(
+                    "HOLDUNTIL (later than offered)".into(),
+                ));
+            }
+            _ => {}
+        }
+        // RFC 2852 §4.1: a return deadline shorter than we offered is refused.
+        if let Some(by) = params.by
+            && by.returns
+            && by.seconds < self.cfg.min_deliver_by.as_secs() as i64
+        {
+            return Err(SmtpError::BadParameter(format!(
+                "BY (at least {} seconds with R)",
+                self.cfg.min_deliver_by.as_secs()
+            )));
+        }
+        // RFC 6710 §5: an unauthenticated client gets no more than normal priority.
+        if self.user.is_none()
+            && let Some(p) = params.priority.as_mut()
+        {
+            *p = (*p).min(0);
+        }
+        Ok(())
     }
 
     /// On the MX: iprev and SPF for this sender (RFC 7208 §2.4: the HELO

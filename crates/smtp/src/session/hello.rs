@@ -34,6 +34,17 @@ impl SmtpSession {
         lines.push("ENHANCEDSTATUSCODES".into());
         lines.push("CHUNKING".into());
         lines.push("DSN".into());
+        // RFC 9422: the one limit Tern has per transaction.
+        lines.push(format!("LIMITS RCPTMAX={}", self.cfg.max_recipients).into());
+        lines.push(format!("DELIVERBY {}", self.cfg.min_deliver_by.as_secs()).into());
+        lines.push("MT-PRIORITY MIXER".into());
+        if self.future_release_offered() {
+            // RFC 4865 §3: the longest interval, and the latest date-time.
+            let max = self.cfg.max_hold.as_secs();
+            let until = message::date::unix_now() + max as i64;
+            lines
+                .push(format!("FUTURERELEASE {max} {}", message::date::rfc3339_text(until)).into());
+        }
         if self.cfg.starttls && self.tls.is_none() {
             lines.push("STARTTLS".into());
         }
@@ -63,6 +74,11 @@ impl SmtpSession {
             return Err(SmtpError::BadSequence("STARTTLS inside a mail transaction"));
         }
         Ok(Reply::new(220, Enhanced(2, 0, 0), "Ready to start TLS"))
+    }
+
+    /// RFC 4865 §6: holding mail is for authenticated submission only.
+    pub(super) fn future_release_offered(&self) -> bool {
+        is_submission(&self.cfg) && self.user.is_some()
     }
 
     fn xclient_allowed(&self) -> bool {

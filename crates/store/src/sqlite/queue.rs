@@ -10,13 +10,34 @@ use crate::types::*;
 /// Recipient states.
 pub const QUEUED: &str = "queued";
 
+/// `R`/`N` with `T` when tracing (RFC 2852 §4 by-mode, by-trace).
+fn by_mode(by: &DeliverBy) -> String {
+    format!(
+        "{}{}",
+        if by.returns { "R" } else { "N" },
+        if by.trace { "T" } else { "" }
+    )
+}
+
+fn deliver_by(deadline: Option<i64>, mode: Option<String>) -> Option<DeliverBy> {
+    let (deadline, mode) = (deadline?, mode?);
+    Some(DeliverBy {
+        deadline,
+        returns: mode.starts_with('R'),
+        trace: mode.contains('T'),
+    })
+}
+
 pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Result<i64> {
-    c.prepare_cached("INSERT INTO queue_messages(blob_id, sender, envid, ret, smtputf8, eight_bit, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-        .and_then(|mut st| st.execute(params![blob, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, now]))
+    let o = &q.options;
+    c.prepare_cached("INSERT INTO queue_messages(blob_id, sender, envid, ret, smtputf8, eight_bit, created, release_at, deliver_by, by_mode, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+        .and_then(|mut st| st.execute(params![blob, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, now, o.release_at, o.deliver_by.map(|b| b.deadline), o.deliver_by.as_ref().map(by_mode), o.priority]))
         .map_err(sql)?;
     let id = c.last_insert_rowid();
+    // RFC 4865: a held message is first due at its release time.
+    let first = o.release_at.map_or(now, |at| at.max(now));
     let mut st = c
-        .prepare_cached("INSERT INTO queue_recipients(queue_id, address, domain, orcpt, notify, state, next_attempt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .prepare_cached("INSERT INTO queue_recipients(queue_id, address, domain, orcpt, notify, state, next_attempt, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
         .map_err(sql)?;
     for r in &q.recipients {
         let domain = r
@@ -25,7 +46,7 @@ pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Re
             .map(|(_, d)| d)
             .unwrap_or_default();
         st.execute(params![
-            id, r.address, domain, r.orcpt, r.notify, QUEUED, now
+            id, r.address, domain, r.orcpt, r.notify, QUEUED, first, o.priority
         ])
         .map_err(sql)?;
     }
@@ -126,12 +147,19 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueJob> {
         eight_bit: r.get(5)?,
         created: r.get(6)?,
         size: r.get::<_, i64>(7)? as u64,
+        options: QueueOptions {
+            release_at: r.get(8)?,
+            deliver_by: deliver_by(r.get(9)?, r.get(10)?),
+            priority: r.get(11)?,
+        },
         recipients: Vec::new(),
     })
 }
 
-const JOB_COLUMNS: &str =
-    "q.id, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, q.created, length(b.data)";
+const JOB_COLUMNS: &str = "q.id, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, q.created, length(b.data), q.release_at, q.deliver_by, q.by_mode, q.priority";
+
+/// RFC 6710 priorities, highest first.
+const PRIORITIES: std::ops::RangeInclusive<i8> = -9..=9;
 
 impl SqliteStore {
     /// Lease the recipients that are due (or those of one message) until `lease_until`,
@@ -146,10 +174,26 @@ impl SqliteStore {
         self.write(move |c| {
             let free = "r.state = 'queued' AND (r.lease_until IS NULL OR r.lease_until < ?1)";
             let ids: Vec<i64> = match claim {
-                Claim::Due(due) => c
-                    .prepare_cached(&format!("SELECT DISTINCT r.queue_id FROM queue_recipients r WHERE {free} AND r.next_attempt <= ?2 ORDER BY r.next_attempt, r.id LIMIT ?3"))
-                    .and_then(|mut st| st.query_map(params![now, due, limit as i64], |r| r.get(0))?.collect())
-                    .map_err(sql)?,
+                // Highest MT-PRIORITY first, each an index range (state,
+                // priority, next_attempt) that stops at the batch size.
+                Claim::Due(due) => {
+                    let mut ids: Vec<i64> = Vec::new();
+                    let mut st = c
+                        .prepare_cached(&format!("SELECT DISTINCT r.queue_id FROM queue_recipients r WHERE {free} AND r.priority = ?4 AND r.next_attempt <= ?2 ORDER BY r.next_attempt, r.id LIMIT ?3"))
+                        .map_err(sql)?;
+                    for p in PRIORITIES.rev() {
+                        let left = limit.saturating_sub(ids.len());
+                        if left == 0 {
+                            break;
+                        }
+                        let more: Vec<i64> = st
+                            .query_map(params![now, due, left as i64, p], |r| r.get(0))
+                            .and_then(|rows| rows.collect())
+                            .map_err(sql)?;
+                        ids.extend(more.into_iter().filter(|id| !ids.contains(id)).collect::<Vec<_>>());
+                    }
+                    ids
+                }
                 Claim::Message(id) => vec![id],
             };
             let mut jobs = Vec::new();

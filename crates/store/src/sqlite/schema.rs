@@ -165,4 +165,16 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (org, report_id)
     );
     "#,
+    // 8: what senders ask of the queue: FUTURERELEASE (RFC 4865) holds a
+    // message until release_at; DELIVERBY (RFC 2852) sets a deadline;
+    // MT-PRIORITY (RFC 6710), copied to each recipient so that claims can
+    // take the highest priority first through the index.
+    r#"
+    ALTER TABLE queue_messages ADD COLUMN release_at INTEGER;
+    ALTER TABLE queue_messages ADD COLUMN deliver_by INTEGER;
+    ALTER TABLE queue_messages ADD COLUMN by_mode TEXT;
+    ALTER TABLE queue_messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue_recipients ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX queue_recipients_priority ON queue_recipients(state, priority, next_attempt);
+    "#,
 ];

@@ -1,0 +1,412 @@
+//! Delivery of one message to one destination domain over SMTP: the
+//! route (smarthost or MX hosts, RFC 5321 §5.1), connections and their
+//! reuse, the transactions (split by the server's LIMITS), the 7-bit form for
+//! servers without 8BITMIME.
+
+use super::*;
+
+/// Where mail for one domain goes.
+pub(super) struct Route {
+    /// MX hosts in order (or the smarthost).
+    hosts: Vec<String>,
+    port: u16,
+    /// AUTH PLAIN credentials (smarthost only).
+    credentials: Option<(String, String)>,
+}
+
+impl Runner {
+    /// RFC 5321 §5.1: the smarthost, or the MX hosts in order, each address in turn.
+    pub(super) async fn deliver_domain(
+        &self,
+        job: &QueueJob,
+        domain: &str,
+        rcpts: &[QueuedRecipient],
+        content: &[u8],
+    ) -> DomainRun {
+        let mut run = DomainRun::new();
+        let env = out_envelope(job, rcpts);
+        let route = match self.route(domain).await {
+            Ok(r) => r,
+            Err((reply, permanent)) => {
+                run.attempts
+                    .push(self.attempt(rcpts, None, None, None, &reply));
+                run.settle(rcpts, reply, permanent);
+                return run;
+            }
+        };
+        // A session kept from the previous message to this domain: its last
+        // transaction ended cleanly, so no RSET. If the server has closed it
+        // meanwhile, that is no attempt worth recording: a new connection follows.
+        if let Some(mut session) = self.take_pooled(domain) {
+            let mut reused = DomainRun::new();
+            match self
+                .transact(&mut session, &env, content, rcpts, &mut reused)
+                .await
+            {
+                Ok(results) => {
+                    reused.results = results;
+                    self.give_back(domain, session);
+                    return reused;
+                }
+                Err(reply) => {
+                    tracing::debug!(%domain, reply = %reply.one_line(), "reused session failed");
+                }
+            }
+        }
+        let mut last_error = crate::client::local_reply(451, "4.4.1", "no MX host answered");
+        'hosts: for (i, host) in route.hosts.iter().enumerate() {
+            let ips = match self.host_addresses(host).await {
+                Ok(ips) => ips,
+                Err(e) => {
+                    last_error = crate::client::local_reply(
+                        451,
+                        "4.4.3",
+                        &format!("cannot resolve {host}: {e}"),
+                    );
+                    continue;
+                }
+            };
+            // RFC 5321 §5.1: MX hosts from our own preference on are not used;
+            // if we are the best MX, the mail loops (hardening.md C-RL10).
+            if self.is_me(host, &ips) {
+                if i == 0 {
+                    self.looped(domain, host, rcpts, &mut run);
+                    return run;
+                }
+                break;
+            }
+            for ip in ips {
+                let mut session = match self.connect(host, ip, &route, rcpts, &mut run).await {
+                    Ok(s) => s,
+                    Err(reply) => {
+                        last_error = reply;
+                        continue;
+                    }
+                };
+                // The server greets with our own name: it is us behind another address.
+                if session
+                    .greeting_name
+                    .eq_ignore_ascii_case(&self.cfg.hostname)
+                {
+                    session.quit().await;
+                    if i == 0 {
+                        self.looped(domain, host, rcpts, &mut run);
+                        return run;
+                    }
+                    break 'hosts;
+                }
+                match self
+                    .transact(&mut session, &env, content, rcpts, &mut run)
+                    .await
+                {
+                    Ok(results) => {
+                        run.results = results;
+                        self.give_back(domain, session);
+                        return run;
+                    }
+                    Err(reply) => last_error = reply,
+                }
+            }
+        }
+        run.settle(rcpts, last_error, false);
+        run
+    }
+
+    /// RFC 5321 §5.1: our own best MX (hardening.md C-RL10): permanent, 5.4.6.
+    pub(super) fn looped(
+        &self,
+        domain: &str,
+        host: &str,
+        rcpts: &[QueuedRecipient],
+        run: &mut DomainRun,
+    ) {
+        let reply = crate::client::local_reply(
+            554,
+            "5.4.6",
+            &format!("mail for {domain} loops back to myself (MX {host})"),
+        );
+        run.attempts
+            .push(self.attempt(rcpts, Some(host), None, None, &reply));
+        run.settle(rcpts, reply, true);
+    }
+
+    /// A host's addresses; an IP address (a smarthost given by address) is itself.
+    pub(super) async fn host_addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let mut ips = self.resolver.addresses(host).await?;
+        ips.truncate(MAX_ADDRESSES_PER_HOST);
+        Ok(ips)
+    }
+
+    pub(super) fn is_me(&self, host: &str, ips: &[IpAddr]) -> bool {
+        host.trim_end_matches('.')
+            .eq_ignore_ascii_case(&self.cfg.hostname)
+            || ips.iter().any(|ip| self.cfg.local_ips.contains(ip))
+    }
+
+    /// A ready session to one address (after AUTH for a smarthost), or the reply
+    /// to remember; failed attempts are logged in `run`.
+    pub(super) async fn connect(
+        &self,
+        host: &str,
+        ip: IpAddr,
+        route: &Route,
+        rcpts: &[QueuedRecipient],
+        run: &mut DomainRun,
+    ) -> Result<Session, Reply> {
+        let mut session = match self.open(host, ip, route.port).await {
+            Ok(s) => s,
+            Err(e) => {
+                let reply = error_reply(&e);
+                run.attempts
+                    .push(self.attempt(rcpts, Some(host), Some(ip), None, &reply));
+                return Err(reply);
+            }
+        };
+        if let Some((user, password)) = &route.credentials
+            && let Err(e) = session.auth_plain(user, password).await
+        {
+            let reply = error_reply(&e);
+            run.attempts.push(self.attempt(
+                rcpts,
+                Some(host),
+                Some(ip),
+                session.tls.clone(),
+                &reply,
+            ));
+            return Err(reply);
+        }
+        Ok(session)
+    }
+
+    /// Where mail for a domain goes: (hosts, port, credentials), or the reply that
+    /// settles it (and whether that is permanent).
+    pub(super) async fn route(&self, domain: &str) -> Result<Route, (Reply, bool)> {
+        if let Some(s) = &self.cfg.smarthost
+            && (s.domains.is_empty() || s.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
+        {
+            return Ok(Route {
+                hosts: vec![s.host.clone()],
+                port: s.port,
+                credentials: s.credentials.clone(),
+            });
+        }
+        let reply = crate::client::local_reply;
+        match self.resolver.mx_plan(domain).await {
+            Ok(MxPlan::Hosts(mut hosts)) => Ok(Route {
+                hosts: {
+                    // hardening.md C-OB9: a domain with 50 MX hosts gets the best few.
+                    hosts.truncate(MAX_MX_HOSTS);
+                    hosts
+                },
+                port: self.cfg.port,
+                credentials: None,
+            }),
+            // RFC 7505 §4.2: 5.1.10.
+            Ok(MxPlan::NullMx) => Err((
+                reply(
+                    556,
+                    "5.1.10",
+                    &format!("{domain} accepts no mail (null MX)"),
+                ),
+                true,
+            )),
+            Err(DnsError::NoSuchDomain(_)) => Err((
+                reply(550, "5.1.2", &format!("domain {domain} does not exist")),
+                true,
+            )),
+            // SERVFAIL, timeouts: never a bounce before max_age.
+            Err(e) => Err((reply(451, "4.4.3", &format!("DNS: {e}")), false)),
+        }
+    }
+
+    pub(super) async fn open(
+        &self,
+        host: &str,
+        ip: IpAddr,
+        port: u16,
+    ) -> Result<Session, ClientError> {
+        match Session::open(host, ip, port, &self.cfg.client, true).await {
+            // A failed handshake: opportunistic TLS falls back to plaintext (RFC 7435 §6).
+            Err(ClientError::Tls(e)) => {
+                tracing::info!(%host, %ip, error = %e, "TLS failed; retrying without it");
+                Session::open(host, ip, port, &self.cfg.client, false).await
+            }
+            other => other,
+        }
+    }
+
+    /// RFC 6152 §3: the 7-bit form of an 8-bit message for a server without
+    /// 8BITMIME, with our DKIM signatures made again over it. None when
+    /// there is nothing to convert (or it cannot be: 8-bit header fields).
+    pub(super) async fn seven_bit(&self, content: &[u8]) -> Option<Vec<u8>> {
+        let converted = message::seven_bit::convert(content)?;
+        tracing::info!("next server has no 8BITMIME: converted to 7 bit");
+        Some(match &self.signer {
+            Some(signer) => signer.resign(&converted, now()).await,
+            None => converted,
+        })
+    }
+
+    /// Send over an open session. None if the session failed before any answer
+    /// about the recipients (the caller tries elsewhere).
+    pub(super) async fn transact(
+        &self,
+        session: &mut Session,
+        env: &OutEnvelope,
+        content: &[u8],
+        rcpts: &[QueuedRecipient],
+        run: &mut DomainRun,
+    ) -> Result<Vec<(QueuedRecipient, RcptResult, Option<String>)>, Reply> {
+        // RFC 9422: no more recipients per transaction than the server takes.
+        let per = session.ext.rcpt_max.unwrap_or(usize::MAX).max(1);
+        if rcpts.len() <= per {
+            return self.transact_one(session, env, content, rcpts, run).await;
+        }
+        let mut all = Vec::new();
+        for (chunk, targets) in rcpts.chunks(per).zip(env.recipients.chunks(per)) {
+            let part = OutEnvelope {
+                recipients: targets.to_vec(),
+                ..env.clone()
+            };
+            all.extend(
+                self.transact_one(session, &part, content, chunk, run)
+                    .await?,
+            );
+        }
+        Ok(all)
+    }
+
+    /// One transaction (MAIL, RCPTs, data) for these recipients.
+    pub(super) async fn transact_one(
+        &self,
+        session: &mut Session,
+        env: &OutEnvelope,
+        content: &[u8],
+        rcpts: &[QueuedRecipient],
+        run: &mut DomainRun,
+    ) -> Result<Vec<(QueuedRecipient, RcptResult, Option<String>)>, Reply> {
+        let remote = Some(session.mx.clone());
+        let converted = match session.ext.eight_bit {
+            true => None,
+            false => self.seven_bit(content).await,
+        };
+        let content = converted.as_deref().unwrap_or(content);
+        let results = match session.send(env, content).await {
+            Ok(results) => results,
+            Err(e) => {
+                let reply = error_reply(&e);
+                run.attempts.push(self.attempt(
+                    rcpts,
+                    Some(&session.mx),
+                    Some(session.ip),
+                    session.tls.clone(),
+                    &reply,
+                ));
+                // A 5xx to MAIL or DATA is the server's final word for these
+                // recipients; anything else is worth another host.
+                return match e.permanent_reply() {
+                    Some(r) => Ok(rcpts
+                        .iter()
+                        .map(|q| (q.clone(), RcptResult::Permanent(r.clone()), remote.clone()))
+                        .collect()),
+                    None => Err(reply),
+                };
+            }
+        };
+        let summary = results
+            .iter()
+            .zip(rcpts)
+            .map(|(r, q)| format!("{}: {}", q.address, r.reply().one_line()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        run.attempts.push(Attempt {
+            at: now(),
+            recipients: join(rcpts),
+            mx: remote.clone(),
+            ip: Some(session.ip.to_string()),
+            tls: session.tls.clone(),
+            reply: summary,
+        });
+        for (r, q) in results.iter().zip(rcpts) {
+            // RFC 3461 §5.2.2.1: NOTIFY=SUCCESS to a server without DSN: "relayed".
+            let trace = env.by.is_some_and(|(_, _, trace)| trace);
+            if matches!(r, RcptResult::Delivered(_))
+                && !session.ext.dsn
+                && (trace || dsn::wants(q.notify.as_deref(), "SUCCESS"))
+            {
+                run.relayed.push(q.address.clone());
+            }
+        }
+        Ok(results
+            .into_iter()
+            .zip(rcpts)
+            .map(|(r, q)| (q.clone(), r, remote.clone()))
+            .collect())
+    }
+
+    pub(super) fn attempt(
+        &self,
+        rcpts: &[QueuedRecipient],
+        mx: Option<&str>,
+        ip: Option<IpAddr>,
+        tls: Option<String>,
+        reply: &Reply,
+    ) -> Attempt {
+        Attempt {
+            at: now(),
+            recipients: join(rcpts),
+            mx: mx.map(String::from),
+            ip: ip.map(|i| i.to_string()),
+            tls,
+            reply: reply.one_line(),
+        }
+    }
+
+    pub(super) fn take_pooled(&self, domain: &str) -> Option<Session> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let list = pool.get_mut(domain)?;
+        while let Some(p) = list.pop() {
+            if p.since.elapsed() < REUSE_FOR {
+                return Some(p.session);
+            }
+        }
+        None
+    }
+
+    /// Say QUIT to sessions that waited too long for another message.
+    pub(super) fn close_idle_sessions(&self) {
+        let mut expired = Vec::new();
+        for list in self
+            .pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values_mut()
+        {
+            let (keep, old) = std::mem::take(list)
+                .into_iter()
+                .partition(|p| p.since.elapsed() < REUSE_FOR);
+            *list = keep;
+            expired.extend(old);
+        }
+        for p in expired {
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), p.session.quit()).await;
+            });
+        }
+    }
+
+    pub(super) fn give_back(&self, domain: &str, session: Session) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let list = pool.entry(domain.to_string()).or_default();
+        list.retain(|p| p.since.elapsed() < REUSE_FOR);
+        if list.len() < self.cfg.max_per_domain {
+            list.push(Pooled {
+                session,
+                since: Instant::now(),
+            });
+        }
+    }
+}

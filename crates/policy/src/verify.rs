@@ -34,6 +34,9 @@ pub struct VerifyConfig {
     pub dmarc_enforce: bool,
     /// ARC sealers whose chain may override a DMARC failure (RFC 8617 §7.2).
     pub trusted_arc_sealers: Vec<String>,
+    /// Refuse a message without exactly one From: field holding an address
+    /// with a domain (550 5.7.1 saying which); false: accept it unevaluated.
+    pub require_from: bool,
 }
 
 /// A refusal: SMTP code, enhanced status, text.
@@ -193,9 +196,12 @@ impl Verifier {
     /// DKIM, ARC and DMARC on the whole message, and the verdict; with
     /// `seal`, also the ARC set of a forwarding hop (RFC 8617 §5.1).
     pub async fn message(&self, s: &SenderChecks, data: &[u8], seal: Option<ArcKey>) -> Verdict {
-        let from = match from_domains(data) {
-            Ok(f) => f,
-            Err(refusal) => {
+        // RFC 7489 §6.6.1 leaves mail without one usable From: to the
+        // receiver: refused by default (`[policy] require_from`), else
+        // accepted with no DMARC evaluation and the reason in the header.
+        let (from, from_problem) = match from_domains(data) {
+            Ok(f) => (f, None),
+            Err(refusal) if self.cfg.require_from => {
                 return Verdict {
                     header: String::new(),
                     action: Action::Refuse(refusal),
@@ -204,6 +210,7 @@ impl Verifier {
                     reports: Vec::new(),
                 };
             }
+            Err(refusal) => (Vec::new(), Some(refusal.text)),
         };
         let (dkim, arc) = match AuthenticatedMessage::parse(data) {
             Some(mut msg) => {
@@ -229,10 +236,13 @@ impl Verifier {
             evaluations.push(self.dmarc(domain, &ids).await);
         }
         let (action, notes) = self.decide(&mut evaluations, arc.as_ref());
-        let clauses = self.clauses(s, &dkim, arc.as_ref(), &evaluations, &notes);
+        let mut clauses = self.clauses(s, &dkim, arc.as_ref(), &evaluations, &notes);
+        if let Some(problem) = from_problem {
+            clauses.push(Clause::new("dmarc", "none").comment(problem));
+        }
         let arc_set = match seal {
             Some(key) if !matches!(action, Action::Refuse(_)) => {
-                self.seal(s, data, &from, key).await
+                self.seal(s, data, &from, &evaluations, key).await
             }
             _ => String::new(),
         };
@@ -250,7 +260,14 @@ impl Verifier {
     /// ARC-Seal, instance numbers continuing the chain. Sealed over the
     /// message without trailing whitespace-only lines, as signing is (the
     /// relaxed body hash is the same, and mail-auth gets it right then).
-    async fn seal(&self, s: &SenderChecks, data: &[u8], from: &[String], key: ArcKey) -> String {
+    async fn seal(
+        &self,
+        s: &SenderChecks,
+        data: &[u8],
+        from: &[String],
+        evaluations: &[Evaluation],
+        key: ArcKey,
+    ) -> String {
         let normalized = without_trailing_blank_lines(data);
         let Some(mut msg) = AuthenticatedMessage::parse(&normalized) else {
             return String::new();
@@ -273,11 +290,16 @@ impl Verifier {
             ptr: None,
         };
         let header_from = from.first().map(String::as_str).unwrap_or_default();
-        let results = AuthenticationResults::new(&self.cfg.authserv_id)
+        let mut results = AuthenticationResults::new(&self.cfg.authserv_id)
             .with_iprev_result(&iprev, s.ip)
             .with_spf_mailfrom_result(&spf_output(&s.spf), s.ip, &s.mail_from, &s.helo)
             .with_dkim_results(&dkim, header_from)
             .with_arc_result(&arc, s.ip);
+        // RFC 8617 §4.1.1: every result we verified, DMARC included: the
+        // next hop decides a DMARC override from it.
+        for e in evaluations {
+            results = results.with_dmarc_result(&dmarc_output(e));
+        }
         let sealer = ArcSealer::from_key(key.key)
             .domain(key.domain.clone())
             .selector(key.selector.clone())
@@ -597,6 +619,22 @@ fn report_rows(
         .collect()
 }
 
+/// Our DMARC evaluation in mail-auth's form, for the ARC-Authentication-
+/// Results it writes (`dmarc=` and `header.from`; mail-auth prints
+/// `policy.dmarc` only from evaluations of its own, so that stays "none").
+fn dmarc_output(e: &Evaluation) -> mail_auth::DmarcOutput {
+    use mail_auth::DmarcResult as M;
+    let aligned = |yes: bool| match e.result {
+        DmarcResult::None => M::None,
+        DmarcResult::TempError => M::TempError(mail_auth::Error::Io("temporary DNS failure".into())),
+        _ if yes => M::Pass,
+        _ => M::Fail(mail_auth::Error::NotAligned),
+    };
+    mail_auth::DmarcOutput::new(e.from_domain.clone())
+        .with_spf_result(aligned(e.spf_aligned))
+        .with_dkim_result(aligned(e.dkim_aligned))
+}
+
 /// Our SPF outcome in mail-auth's form, for the ARC-Authentication-Results
 /// it writes.
 fn spf_output(spf: &SpfOutcome) -> mail_auth::SpfOutput {
@@ -702,9 +740,10 @@ pub fn from_domains(data: &[u8]) -> Result<Vec<String>, Refusal> {
     };
     let fields = message::header::fields_named(data, "From");
     let [field] = fields.as_slice() else {
-        return Err(refuse(
-            "a message needs exactly one From: field (RFC 5322 §3.6)",
-        ));
+        return Err(refuse(&format!(
+            "a message needs exactly one From: field (RFC 5322 §3.6); this one has {}",
+            fields.len()
+        )));
     };
     let mut domains: Vec<String> = Vec::new();
     for a in message::header::addresses(field.value) {

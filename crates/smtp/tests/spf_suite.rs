@@ -145,6 +145,7 @@ async fn mx(dns: &TestDns) -> Mx {
             spf_reject: true,
             dmarc_enforce: true,
             trusted_arc_sealers: vec![],
+            require_from: true,
         },
     );
     let services = Arc::new(Services {

@@ -422,6 +422,11 @@ pub struct PolicySettings {
     pub trusted_arc_sealers: Vec<String>,
     /// A newer Public Suffix List file; default: the copy in Tern.
     pub public_suffix_list: Option<PathBuf>,
+    /// Refuse mail on the MX without exactly one From: field with an address
+    /// (DMARC cannot apply to it, RFC 7489 §6.6.1); false: accept it, marked
+    /// `dmarc=none` with the reason.
+    #[serde(default = "yes")]
+    pub require_from: bool,
 }
 
 impl Default for PolicySettings {
@@ -432,6 +437,7 @@ impl Default for PolicySettings {
             dmarc_enforce: true,
             trusted_arc_sealers: Vec::new(),
             public_suffix_list: None,
+            require_from: true,
         }
     }
 }

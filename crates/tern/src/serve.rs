@@ -285,6 +285,7 @@ fn verifier(
         spf_reject: p.spf_reject,
         dmarc_enforce: p.dmarc_enforce,
         trusted_arc_sealers: p.trusted_arc_sealers.clone(),
+        require_from: p.require_from,
     };
     Some(Arc::new(policy::verify::Verifier::new(
         resolver.clone(),

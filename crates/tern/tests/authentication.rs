@@ -481,7 +481,7 @@ fn dmarc_policies() {
         21,
         "c.test",
         &[("dave@c.test", "dave-pw")],
-        "[policy]\ndmarc_enforce = false\n",
+        "[policy]\ndmarc_enforce = false\nrequire_from = false\n",
     );
     let ip = net.ip(30);
     let d = &net.dns;
@@ -546,7 +546,10 @@ fn dmarc_policies() {
         "carol@b.test",
         two_froms.as_bytes(),
     );
-    assert!(last(r).starts_with("550 5.7.1 a message needs exactly one From:"));
+    assert_eq!(
+        last(r),
+        "550 5.7.1 a message needs exactly one From: field (RFC 5322 §3.6); this one has 2"
+    );
 
     let inbox = by_subject(&net, &b, "INBOX");
     let junk = by_subject(&net, &b, "Junk");
@@ -574,6 +577,22 @@ fn dmarc_policies() {
     assert!(
         auth_results(&marked).contains("dmarc=fail (p=REJECT; not enforced here)"),
         "{marked}"
+    );
+    // `require_from = false`: no usable From: is accepted, and the header says why.
+    let r = net.send_from(
+        30,
+        marker.addr("smtp"),
+        "client.test",
+        "x@other.test",
+        "dave@c.test",
+        two_froms.as_bytes(),
+    );
+    assert!(last(r).starts_with("250"));
+    let unevaluated = text(&net.inbox(&marker, "dave@c.test")[1]);
+    assert!(
+        auth_results(&unevaluated)
+            .contains("dmarc=none (a message needs exactly one From: field [RFC 5322 §3.6]; this one has 2)"),
+        "{unevaluated}"
     );
 }
 

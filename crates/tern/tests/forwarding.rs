@@ -69,6 +69,17 @@ fn forwarded_mail_keeps_passing_and_bounces_come_back() {
     ] {
         assert!(got.contains(field), "no {field} in\n{got}");
     }
+    // RFC 8617 §4.1.1: the seal carries every result b verified, DMARC too.
+    let aar_start = got.find("ARC-Authentication-Results: i=1;").unwrap();
+    let aar: String = got[aar_start..]
+        .split("\r\n")
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.starts_with([' ', '\t']))
+        .map(|(_, l)| l.trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(aar.contains("dmarc=pass header.from=a.test"), "{aar}");
+    assert!(aar.contains("spf=pass") && aar.contains("dkim=pass"), "{aar}");
 
     // Without a's DKIM keys in DNS, DMARC at c fails; b's trusted seal carries it.
     for name in a

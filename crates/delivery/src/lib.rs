@@ -102,11 +102,16 @@ pub struct Envelope {
     pub ret: Option<String>,
     pub smtputf8: bool,
     pub eight_bit: bool,
-    /// Local copies go to the Junk folder (DMARC quarantine).
-    pub junk: bool,
+    /// What the checks said of each local account's copy: to Junk or not,
+    /// and the header field that says why (`X-Spam-Status`). Accounts
+    /// absent here get their copy in INBOX as it is.
+    pub verdicts: Vec<(AccountId, bool, String)>,
     /// FUTURERELEASE, DELIVERBY, MT-PRIORITY. A held message (FUTURERELEASE)
     /// goes through the queue for local recipients too.
     pub queue_options: QueueOptions,
+    /// The authenticated account that submitted it (its mail stops while
+    /// the account is held).
+    pub submitter: Option<String>,
 }
 
 pub struct Mda {
@@ -377,15 +382,18 @@ fn plan(envelope: &Envelope, queue_sender: &str, data: Vec<u8>, received_at: i64
         }
         for t in r.local.iter().filter(|_| !held) {
             if seen_accounts.insert(t.account) {
+                let verdict = envelope.verdicts.iter().find(|v| v.0 == t.account);
+                let mut prefix = message::trace::delivery_prefix(&envelope.sender, &t.address);
+                if let Some((_, _, field)) = verdict {
+                    prefix.push_str(field);
+                }
                 deliveries.push(Delivery {
                     account: t.account,
-                    folder: if envelope.junk {
-                        Folder::SpecialUse("\\Junk".into())
-                    } else {
-                        Folder::Inbox
+                    folder: match verdict {
+                        Some((_, true, _)) => Folder::SpecialUse("\\Junk".into()),
+                        _ => Folder::Inbox,
                     },
-                    prefix: message::trace::delivery_prefix(&envelope.sender, &t.address)
-                        .into_bytes(),
+                    prefix: prefix.into_bytes(),
                     flags: vec![],
                 });
             }
@@ -414,6 +422,7 @@ fn plan(envelope: &Envelope, queue_sender: &str, data: Vec<u8>, received_at: i64
         smtputf8: envelope.smtputf8,
         eight_bit: envelope.eight_bit,
         options: envelope.queue_options,
+        submitter: envelope.submitter.clone(),
     });
     NewMessage {
         data,

@@ -34,6 +34,25 @@ pub async fn drive<S: Session>(
     if write(&mut stream, &mut out).await.is_err() {
         return;
     }
+    if let Some(wait) = session.pregreet_wait() {
+        match tokio::time::timeout(wait, stream.read_buf(&mut input)).await {
+            // Silent through the wait, as a real mail server is.
+            Err(_) => session.greeting_done(&mut out),
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => {
+                let flow = session.early_talker(&input, &mut out);
+                input.clear();
+                let _ = write(&mut stream, &mut out).await;
+                if flow == Flow::Close {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+                    return;
+                }
+            }
+        }
+        if write(&mut stream, &mut out).await.is_err() {
+            return;
+        }
+    }
     loop {
         if *phase.borrow() == Phase::Stop
             || (*phase.borrow() == Phase::Draining && session.is_idle())

@@ -55,6 +55,24 @@ pub trait Session: Send + 'static {
         out: &mut Vec<u8>,
     ) -> impl Future<Output = Flow> + Send;
 
+    /// Postscreen's pregreet test: when Some, the greeting just written is
+    /// only its first part, and the driver waits this long for the client to
+    /// stay silent before asking for the rest ([`Session::greeting_done`]).
+    /// A client that speaks first is an early talker
+    /// ([`Session::early_talker`]).
+    fn pregreet_wait(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The client stayed silent through the wait: finish the greeting.
+    fn greeting_done(&mut self, _out: &mut Vec<u8>) {}
+
+    /// The client sent these bytes before the greeting ended: answer (the
+    /// driver closes when the flow says so).
+    fn early_talker(&mut self, _input: &[u8], _out: &mut Vec<u8>) -> Flow {
+        Flow::Continue
+    }
+
     /// The TLS handshake after [`Flow::StartTls`] succeeded.
     fn tls_started(&mut self, info: TlsInfo);
 

@@ -39,12 +39,62 @@ pub struct VerifyConfig {
     pub require_from: bool,
 }
 
-/// A refusal: SMTP code, enhanced status, text.
+/// Why sender authentication turns a message away. Typed, never a reply
+/// code: the protocol that asked maps it to its wire form.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: u16,
-    pub status: (u8, u16, u16),
-    pub text: String,
+pub enum AuthProblem {
+    /// SPF `fail` (RFC 7208 §8.4), with the domain's explanation if any.
+    SpfFail {
+        domain: String,
+        ip: IpAddr,
+        explanation: Option<String>,
+    },
+    /// SPF `temperror`: try again later.
+    SpfTemporary { domain: String },
+    /// The From: domain's DMARC policy is `reject` and the message failed.
+    DmarcReject { domain: String },
+    /// A DNS failure kept DMARC from deciding: try again later.
+    DmarcTemporary { domain: String },
+    /// No single From: address DMARC could evaluate (RFC 7489 §6.6.1).
+    NoUsableFrom(String),
+}
+
+impl AuthProblem {
+    /// Whether the sender should try again later (a DNS failure).
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            AuthProblem::SpfTemporary { .. } | AuthProblem::DmarcTemporary { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for AuthProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthProblem::SpfFail {
+                explanation: Some(x),
+                ..
+            } => write!(f, "SPF: {}", x.chars().take(200).collect::<String>()),
+            AuthProblem::SpfFail { domain, ip, .. } => {
+                write!(f, "SPF: {domain} does not allow {ip} to send its mail")
+            }
+            AuthProblem::SpfTemporary { domain } => {
+                write!(
+                    f,
+                    "SPF: temporary DNS failure for {domain}; try again later"
+                )
+            }
+            AuthProblem::DmarcReject { domain } => {
+                write!(f, "rejected by the DMARC policy of {domain}")
+            }
+            AuthProblem::DmarcTemporary { domain } => write!(
+                f,
+                "DMARC: temporary DNS failure checking {domain}; try again later"
+            ),
+            AuthProblem::NoUsableFrom(why) => f.write_str(why),
+        }
+    }
 }
 
 /// What to do with the message.
@@ -53,7 +103,7 @@ pub enum Action {
     Accept,
     /// DMARC quarantine: into the Junk folder.
     Junk,
-    Refuse(Refusal),
+    Refuse(AuthProblem),
 }
 
 /// What is known once the envelope sender is.
@@ -79,6 +129,10 @@ pub enum Iprev {
 impl SenderChecks {
     pub fn spf(&self) -> &SpfOutcome {
         &self.spf
+    }
+
+    pub fn iprev(&self) -> &Iprev {
+        &self.iprev
     }
 }
 
@@ -169,26 +223,18 @@ impl Verifier {
     }
 
     /// The answer to MAIL FROM when the operator refuses SPF failures.
-    pub fn spf_refusal(&self, s: &SenderChecks) -> Option<Refusal> {
+    pub fn spf_refusal(&self, s: &SenderChecks) -> Option<AuthProblem> {
         if !self.cfg.spf_reject {
             return None;
         }
-        let domain = &s.spf.domain;
+        let domain = s.spf.domain.clone();
         match s.spf.result {
-            // RFC 7372 §3.2; RFC 7208 §8.4: the domain's explanation, if any.
-            SpfResult::Fail => Some(Refusal {
-                code: 550,
-                status: (5, 7, 23),
-                text: match &s.spf.explanation {
-                    Some(x) => format!("SPF: {}", x.chars().take(200).collect::<String>()),
-                    None => format!("SPF: {domain} does not allow {} to send its mail", s.ip),
-                },
+            SpfResult::Fail => Some(AuthProblem::SpfFail {
+                domain,
+                ip: s.ip,
+                explanation: s.spf.explanation.clone(),
             }),
-            SpfResult::TempError => Some(Refusal {
-                code: 451,
-                status: (4, 7, 24),
-                text: format!("SPF: temporary DNS failure for {domain}; try again later"),
-            }),
+            SpfResult::TempError => Some(AuthProblem::SpfTemporary { domain }),
             _ => None,
         }
     }
@@ -210,7 +256,7 @@ impl Verifier {
                     reports: Vec::new(),
                 };
             }
-            Err(refusal) => (Vec::new(), Some(refusal.text)),
+            Err(refusal) => (Vec::new(), Some(refusal.to_string())),
         };
         let (dkim, arc) = match AuthenticatedMessage::parse(data) {
             Some(mut msg) => {
@@ -436,15 +482,10 @@ impl Verifier {
         let mut action = Action::Accept;
         for e in evaluations.iter_mut() {
             if e.result == DmarcResult::TempError {
-                let refusal = Refusal {
-                    code: 451,
-                    status: (4, 7, 5),
-                    text: format!(
-                        "DMARC: temporary DNS failure checking {}; try again later",
-                        e.from_domain
-                    ),
+                let problem = AuthProblem::DmarcTemporary {
+                    domain: e.from_domain.clone(),
                 };
-                return (Action::Refuse(refusal), notes);
+                return (Action::Refuse(problem), notes);
             }
             if e.disposition == Policy::None {
                 continue;
@@ -472,12 +513,10 @@ impl Verifier {
             }
             match e.disposition {
                 Policy::Reject => {
-                    let refusal = Refusal {
-                        code: 550,
-                        status: (5, 7, 1),
-                        text: format!("rejected by the DMARC policy of {}", e.from_domain),
+                    let problem = AuthProblem::DmarcReject {
+                        domain: e.from_domain.clone(),
                     };
-                    return (Action::Refuse(refusal), notes);
+                    return (Action::Refuse(problem), notes);
                 }
                 Policy::Quarantine => action = Action::Junk,
                 Policy::None => {}
@@ -626,7 +665,9 @@ fn dmarc_output(e: &Evaluation) -> mail_auth::DmarcOutput {
     use mail_auth::DmarcResult as M;
     let aligned = |yes: bool| match e.result {
         DmarcResult::None => M::None,
-        DmarcResult::TempError => M::TempError(mail_auth::Error::Io("temporary DNS failure".into())),
+        DmarcResult::TempError => {
+            M::TempError(mail_auth::Error::Io("temporary DNS failure".into()))
+        }
         _ if yes => M::Pass,
         _ => M::Fail(mail_auth::Error::NotAligned),
     };
@@ -732,12 +773,8 @@ fn arc_summary(arc: &ArcOutput<'_>) -> ArcSummary {
 /// The From: domains DMARC evaluates (RFC 7489 §6.6.1), read by Tern's strict
 /// header reader (not mail-parser: dependencies.md). A message must have
 /// exactly one From: field (RFC 5322 §3.6) with at least one address.
-pub fn from_domains(data: &[u8]) -> Result<Vec<String>, Refusal> {
-    let refuse = |text: &str| Refusal {
-        code: 550,
-        status: (5, 7, 1),
-        text: text.to_string(),
-    };
+pub fn from_domains(data: &[u8]) -> Result<Vec<String>, AuthProblem> {
+    let refuse = |text: &str| AuthProblem::NoUsableFrom(text.to_string());
     let fields = message::header::fields_named(data, "From");
     let [field] = fields.as_slice() else {
         return Err(refuse(&format!(

@@ -82,6 +82,8 @@ pub enum SmtpError {
     EmptyMessage,
     #[error("message data sent before the 354 reply")]
     ImproperPipelining,
+    #[error("commands pipelined without PIPELINING")]
+    UnnegotiatedPipelining,
     #[error("too many errors")]
     TooManyErrors,
     #[error("timeout")]
@@ -92,9 +94,9 @@ pub enum SmtpError {
     Busy,
     #[error("store: {0}")]
     Store(StoreError),
-    /// Sender authentication said no (SPF, DMARC): its own code and text.
-    #[error("policy: {}", .0.text)]
-    Policy(policy::verify::Refusal),
+    /// The check pipeline objected (sender authentication, spam defence).
+    #[error("policy: {0}")]
+    Policy(antispam::Objection),
 }
 
 impl SmtpError {
@@ -270,6 +272,14 @@ impl SmtpError {
                 ),
                 true,
             ),
+            UnnegotiatedPipelining => (
+                r(
+                    554,
+                    (5, 5, 0),
+                    "Commands sent ahead without PIPELINING (RFC 2920: say EHLO); closing",
+                ),
+                true,
+            ),
             TooManyErrors => (r(421, (4, 7, 0), "Too many errors; closing"), true),
             Timeout => (r(421, (4, 4, 2), "Timeout; closing"), true),
             ShuttingDown => (
@@ -285,16 +295,37 @@ impl SmtpError {
                 r(451, (4, 3, 0), "Local error in processing; try again later"),
                 false,
             ),
-            Policy(p) => (
-                Reply::new(
-                    p.code,
-                    Enhanced(p.status.0, p.status.1, p.status.2),
-                    p.text.clone(),
-                ),
-                false,
+            Policy(o) => (
+                policy_reply(o),
+                matches!(o, antispam::Objection::EarlyTalker),
             ),
         }
     }
+}
+
+/// The reply to each objection of the check pipeline.
+fn policy_reply(o: &antispam::Objection) -> Reply {
+    use antispam::Objection as O;
+    use policy::verify::AuthProblem as A;
+    let text = o.to_string();
+    let (code, e) = match o {
+        // RFC 7372 §3.2 (SPF), RFC 7489 §7.3 (DMARC is a policy refusal).
+        O::Auth(A::SpfFail { .. }) => (550, (5, 7, 23)),
+        O::Auth(A::SpfTemporary { .. }) => (451, (4, 7, 24)),
+        O::Auth(A::DmarcReject { .. }) => (550, (5, 7, 1)),
+        O::Auth(A::DmarcTemporary { .. }) => (451, (4, 7, 5)),
+        O::Auth(A::NoUsableFrom(_)) => (550, (5, 7, 1)),
+        // RFC 6647 §2.1: a temporary failure the sender retries.
+        O::Greylisted { .. } => (451, (4, 7, 1)),
+        // RFC 5782 §1 practice, and Postfix: 554 5.7.1 naming the list.
+        O::Listed { .. } => (554, (5, 7, 1)),
+        O::EarlyTalker => (554, (5, 5, 1)),
+        O::Spam { .. } => (550, (5, 7, 1)),
+        // RFC 7372 does not cover rates; 4.7.28 "mail flood detected" is
+        // what large providers answer.
+        O::RateLimited { .. } => (451, (4, 7, 28)),
+    };
+    Reply::new(code, Enhanced(e.0, e.1, e.2), text)
 }
 
 #[cfg(test)]
@@ -347,6 +378,7 @@ mod tests {
             TextLineTooLong,
             EmptyMessage,
             ImproperPipelining,
+            UnnegotiatedPipelining,
             TooManyErrors,
             Timeout,
             ShuttingDown,
@@ -354,12 +386,41 @@ mod tests {
             Store(StoreError::Full),
             Store(StoreError::Busy),
             Store(StoreError::Io("x".into())),
-            Policy(policy::verify::Refusal {
-                code: 550,
-                status: (5, 7, 1),
-                text: "x".into(),
-            }),
         ];
+        use antispam::Objection as O;
+        use policy::verify::AuthProblem as A;
+        let ip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let objections = [
+            O::Auth(A::SpfFail {
+                domain: "x".into(),
+                ip,
+                explanation: None,
+            }),
+            O::Auth(A::SpfTemporary { domain: "x".into() }),
+            O::Auth(A::DmarcReject { domain: "x".into() }),
+            O::Auth(A::DmarcTemporary { domain: "x".into() }),
+            O::Auth(A::NoUsableFrom("x".into())),
+            O::Greylisted { wait: 300 },
+            O::Listed {
+                ip,
+                lists: vec!["bl.test".into()],
+            },
+            O::EarlyTalker,
+            O::Spam {
+                score: 20.0,
+                rules: "X(20.0)".into(),
+            },
+            O::RateLimited {
+                what: "messages",
+                limit: 10,
+            },
+        ];
+        let mut all = all.to_vec();
+        for o in objections {
+            let (reply, _) = Policy(o.clone()).reply();
+            assert_eq!(reply.code < 500, o.is_temporary(), "{o:?}");
+            all.push(Policy(o));
+        }
         for e in all {
             let (reply, _) = e.reply();
             let class = reply.enhanced.expect("errors carry an enhanced code").0;

@@ -148,13 +148,23 @@ async fn mx(dns: &TestDns) -> Mx {
             require_from: true,
         },
     );
+    let checks = antispam::Checks::new(
+        antispam::AntispamConfig {
+            hostname: fixture::HOST.into(),
+            ..Default::default()
+        },
+        Some(Arc::new(verifier)),
+        resolver.clone(),
+        store.clone(),
+        clock::system(),
+    );
     let services = Arc::new(Services {
         mda: Arc::new(Mda::new(store.clone(), MdaConfig::default())),
         auth: Arc::new(auth::Authenticator::new(
             store.clone(),
             auth::ThrottleConfig::default(),
         )),
-        verifier: Some(Arc::new(verifier)),
+        checks: Arc::new(checks),
         signer: None,
     });
     let mut config = SmtpConfig::new(fixture::HOST, Role::Mx);

@@ -26,11 +26,27 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
         failure_delay: Duration::ZERO,
         ..Default::default()
     };
+    // Sender authentication and DNS lists need DNS: tern's MailNet tests
+    // cover them; here the pipeline runs its rules and scores.
+    let resolver = dns::Resolver::new(&dns::DnsConfig {
+        nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+        timeout: Some(Duration::from_millis(100)),
+    })
+    .unwrap();
+    let checks = antispam::Checks::new(
+        antispam::AntispamConfig {
+            hostname: fixture::HOST.into(),
+            ..Default::default()
+        },
+        None,
+        resolver,
+        store.clone(),
+        clock::system(),
+    );
     let services = Arc::new(Services {
         mda: Arc::new(Mda::new(store.clone(), MdaConfig::default())),
         auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
-        // Sender authentication needs DNS: tern's MailNet tests cover it.
-        verifier: None,
+        checks: Arc::new(checks),
         signer: None,
     });
     let role = if listener == "smtp" {

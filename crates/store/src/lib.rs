@@ -10,6 +10,7 @@
 //! Every method that changes something returns only after the change is
 //! durable (committed and synced): callers may acknowledge on that.
 
+pub mod antispam;
 pub mod error;
 pub mod flags;
 mod sqlite;
@@ -17,13 +18,15 @@ pub mod types;
 
 use std::sync::Arc;
 
+pub use antispam::AntispamStore;
 pub use error::{Result, StoreError};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
 /// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).
+/// The spam defences' part is its own contract, [`AntispamStore`].
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: AntispamStore + Send + Sync {
     async fn add_domain(&self, name: &str) -> Result<DomainRecord>;
     async fn list_domains(&self) -> Result<Vec<DomainRecord>>;
     /// Refused while the domain still has accounts or aliases.

@@ -105,6 +105,8 @@ pub struct QueueInsert {
     /// BODY=8BITMIME was declared (RFC 6152).
     pub eight_bit: bool,
     pub options: QueueOptions,
+    /// The account that submitted it: its mail is held while the account is.
+    pub submitter: Option<String>,
 }
 
 /// What the sender asked of the queue beyond delivery.

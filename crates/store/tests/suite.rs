@@ -370,6 +370,7 @@ async fn queue_entries(s: Arc<dyn Store>) {
         smtputf8: false,
         eight_bit: true,
         options: Default::default(),
+        submitter: None,
     };
     let stored = s
         .store_message(NewMessage {
@@ -411,6 +412,7 @@ async fn queue_priorities_and_holds(s: Arc<dyn Store>) {
             ret: None,
             smtputf8: false,
             eight_bit: false,
+            submitter: None,
             options: QueueOptions {
                 release_at,
                 deliver_by: Some(DeliverBy {
@@ -480,6 +482,7 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
         smtputf8: false,
         eight_bit: false,
         options: Default::default(),
+        submitter: None,
     };
     let id = s
         .store_message(NewMessage {
@@ -722,6 +725,7 @@ async fn blobs_are_freed_with_their_last_reference() {
         smtputf8: false,
         eight_bit: false,
         options: Default::default(),
+        submitter: None,
     };
     // One blob shared by alice's INBOX and the queue.
     let stored = s

@@ -57,6 +57,8 @@ pub struct Config {
     pub dkim: DkimSettings,
     #[serde(default)]
     pub reports: ReportSettings,
+    #[serde(default)]
+    pub antispam: Antispam,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -368,6 +370,28 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     #[serde(default = "default_exempt")]
     pub per_ip_exempt: Vec<CidrValue>,
+    /// Per user and hour: past it, new mail is held and the admin told.
+    #[serde(default = "default_submission_per_hour")]
+    pub submission_per_hour: u64,
+    /// Per user and hour: past these, 451 4.7.28 until the hour passes.
+    #[serde(default = "default_messages_per_hour")]
+    pub messages_per_hour: u64,
+    #[serde(default = "default_recipients_per_hour")]
+    pub recipients_per_hour: u64,
+    /// The compromised-account hold also starts on a surge of this many
+    /// times the usual hourly pace (and at least `surge_min` messages)...
+    #[serde(default = "default_surge_factor")]
+    pub surge_factor: f64,
+    #[serde(default = "default_surge_min")]
+    pub surge_min: u64,
+    /// ...mail to more new domains than this in an hour, more bounces, or
+    /// more submissions that score as spam.
+    #[serde(default = "default_new_domains_per_hour")]
+    pub new_domains_per_hour: u64,
+    #[serde(default = "default_bounces_per_hour")]
+    pub bounces_per_hour: u64,
+    #[serde(default = "default_spam_per_hour")]
+    pub spam_per_hour: u64,
 }
 
 impl Default for Limits {
@@ -376,8 +400,143 @@ impl Default for Limits {
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_per_ip(),
             per_ip_exempt: default_exempt(),
+            submission_per_hour: default_submission_per_hour(),
+            messages_per_hour: default_messages_per_hour(),
+            recipients_per_hour: default_recipients_per_hour(),
+            surge_factor: default_surge_factor(),
+            surge_min: default_surge_min(),
+            new_domains_per_hour: default_new_domains_per_hour(),
+            bounces_per_hour: default_bounces_per_hour(),
+            spam_per_hour: default_spam_per_hour(),
         }
     }
+}
+
+/// Spam defence on the MX (`[antispam]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Antispam {
+    /// RFC 6647 greylisting of unknown (client network, sender, recipient).
+    #[serde(default = "yes")]
+    pub greylist: bool,
+    #[serde(default = "default_greylist_delay")]
+    pub greylist_delay: Seconds,
+    #[serde(default = "default_greylist_window")]
+    pub greylist_window: Seconds,
+    #[serde(default = "default_greylist_lifetime")]
+    pub greylist_lifetime: Seconds,
+    /// Triplets a client network must pass before it skips greylisting.
+    #[serde(default = "default_greylist_trust_after")]
+    pub greylist_trust_after: u32,
+    /// DNS block lists for the client address: "zone", "zone=score", or
+    /// "zone:127.0.0.2,127.0.0.3=score". Without a score a listing refuses.
+    #[serde(default)]
+    pub dnsbl: Vec<DnsListValue>,
+    /// DNS allow lists: skip greylisting and block lists, and `dnswl_score`.
+    #[serde(default)]
+    pub dnswl: Vec<DnsListValue>,
+    #[serde(default = "default_dnswl_score")]
+    pub dnswl_score: f64,
+    /// Domain lists (DBL style) for the sender, From: and link domains.
+    #[serde(default)]
+    pub domain_lists: Vec<DnsListValue>,
+    /// Networks that skip greylisting, block lists and the pregreet test.
+    #[serde(default)]
+    pub exempt: Vec<CidrValue>,
+    #[serde(default = "default_reject_score")]
+    pub reject_score: f64,
+    #[serde(default = "default_junk_score")]
+    pub junk_score: f64,
+    /// The Bayesian classifier (trained by users moving mail to and from Junk).
+    #[serde(default = "yes")]
+    pub bayes: bool,
+    /// Postscreen's pregreet test on the MX: the greeting waits this long
+    /// for a silent client; "0s" turns it off.
+    #[serde(default = "default_pregreet_wait")]
+    pub pregreet_wait: Seconds,
+}
+
+impl Default for Antispam {
+    fn default() -> Self {
+        Antispam {
+            greylist: true,
+            greylist_delay: default_greylist_delay(),
+            greylist_window: default_greylist_window(),
+            greylist_lifetime: default_greylist_lifetime(),
+            greylist_trust_after: default_greylist_trust_after(),
+            dnsbl: Vec::new(),
+            dnswl: Vec::new(),
+            dnswl_score: default_dnswl_score(),
+            domain_lists: Vec::new(),
+            exempt: Vec::new(),
+            reject_score: default_reject_score(),
+            junk_score: default_junk_score(),
+            bayes: true,
+            pregreet_wait: default_pregreet_wait(),
+        }
+    }
+}
+
+/// A DNS list in the configuration (see `antispam::dnsbl`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsListValue(pub antispam::dnsbl::DnsList);
+
+impl<'de> Deserialize<'de> for DnsListValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map(DnsListValue)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn default_submission_per_hour() -> u64 {
+    500
+}
+fn default_messages_per_hour() -> u64 {
+    1000
+}
+fn default_recipients_per_hour() -> u64 {
+    5000
+}
+fn default_surge_factor() -> f64 {
+    10.0
+}
+fn default_surge_min() -> u64 {
+    50
+}
+fn default_new_domains_per_hour() -> u64 {
+    50
+}
+fn default_bounces_per_hour() -> u64 {
+    30
+}
+fn default_spam_per_hour() -> u64 {
+    5
+}
+fn default_greylist_delay() -> Seconds {
+    Seconds(Duration::from_secs(300))
+}
+fn default_greylist_window() -> Seconds {
+    Seconds(Duration::from_secs(12 * 3600))
+}
+fn default_greylist_lifetime() -> Seconds {
+    Seconds(Duration::from_secs(35 * 86_400))
+}
+fn default_greylist_trust_after() -> u32 {
+    3
+}
+fn default_dnswl_score() -> f64 {
+    -2.0
+}
+fn default_reject_score() -> f64 {
+    15.0
+}
+fn default_junk_score() -> f64 {
+    5.0
+}
+fn default_pregreet_wait() -> Seconds {
+    Seconds(Duration::from_secs(1))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -708,6 +867,13 @@ impl Config {
         if self.delivery.subaddress_separator.chars().count() > 1 {
             return Err("delivery.subaddress_separator: one character, or \"\" for none".into());
         }
+        let a = &self.antispam;
+        if a.junk_score >= a.reject_score {
+            return Err("antispam.junk_score: must be below reject_score".into());
+        }
+        if a.greylist && a.greylist_window.0 <= a.greylist_delay.0 {
+            return Err("antispam.greylist_window: must be longer than greylist_delay".into());
+        }
         if self.store.backend == BackendName::Postgres && self.store.url.is_none() {
             return Err("store.url: needed with backend = \"postgres\"".into());
         }
@@ -730,8 +896,11 @@ impl Config {
             ..Listeners::default()
         };
         // Mail comes from this machine: SPF and DMARC would only measure the
-        // laptop's DNS (and defer everything when it is offline).
+        // laptop's DNS (and defer everything when it is offline); greylisting
+        // and the pregreet test would only make the developer wait.
         c.policy.verify = false;
+        c.antispam.greylist = false;
+        c.antispam.pregreet_wait = Seconds(Duration::ZERO);
         c
     }
 }

@@ -52,10 +52,18 @@ pub async fn serve(
     let resolver = resolver(&config)?;
     let signer = signer(&config, &store);
     let psl = Arc::new(public_suffix_list(&config)?);
+    let clock = clock::system();
+    let checks = Arc::new(checks(
+        &config,
+        verifier(&config, &resolver, &psl),
+        &resolver,
+        &store,
+        clock.clone(),
+    ));
     let smtp_services = Arc::new(smtp::Services {
         mda: mda.clone(),
         auth: authenticator.clone(),
-        verifier: verifier(&config, &resolver, &psl),
+        checks: checks.clone(),
         signer: signer.clone(),
     });
     let imap_services = Arc::new(imap::Services {
@@ -271,6 +279,53 @@ pub(crate) fn public_suffix_list(
 }
 
 /// The MX's sender authentication, unless `[policy] verify = false`.
+/// The inbound check pipeline (`[antispam]`, `[limits]`, and sender
+/// authentication when `[policy] verify`).
+pub(crate) fn checks(
+    config: &Config,
+    verifier: Option<Arc<policy::verify::Verifier>>,
+    resolver: &dns::Resolver,
+    store: &Arc<dyn Store>,
+    clock: Arc<dyn clock::Clock>,
+) -> antispam::Checks {
+    let a = &config.antispam;
+    let l = &config.limits;
+    let lists = |v: &[crate::config::DnsListValue]| v.iter().map(|l| l.0.clone()).collect();
+    let cfg = antispam::AntispamConfig {
+        hostname: config.hostname.clone(),
+        greylist: a.greylist.then_some(antispam::greylist::GreylistConfig {
+            delay: a.greylist_delay.0.as_secs() as i64,
+            window: a.greylist_window.0.as_secs() as i64,
+            lifetime: a.greylist_lifetime.0.as_secs() as i64,
+            trust_after: a.greylist_trust_after,
+        }),
+        dnsbl: lists(&a.dnsbl),
+        dnswl: lists(&a.dnswl),
+        domain_lists: lists(&a.domain_lists),
+        exempt: a.exempt.iter().map(|c| c.0).collect(),
+        thresholds: antispam::score::Thresholds {
+            junk: a.junk_score,
+            reject: a.reject_score,
+        },
+        bayes: a.bayes,
+        dnswl_score: a.dnswl_score,
+        limits: antispam::limits::SendingLimits {
+            messages_per_hour: l.messages_per_hour,
+            recipients_per_hour: l.recipients_per_hour,
+            hold: antispam::limits::HoldRules {
+                submission_per_hour: l.submission_per_hour,
+                surge_factor: l.surge_factor,
+                surge_min: l.surge_min,
+                new_domains_per_hour: l.new_domains_per_hour,
+                bounces_per_hour: l.bounces_per_hour,
+                spam_per_hour: l.spam_per_hour,
+            },
+        },
+        pregreet_wait: (!a.pregreet_wait.0.is_zero()).then_some(a.pregreet_wait.0),
+    };
+    antispam::Checks::new(cfg, verifier, resolver.clone(), store.clone(), clock)
+}
+
 fn verifier(
     config: &Config,
     resolver: &dns::Resolver,

@@ -590,8 +590,9 @@ fn dmarc_policies() {
     assert!(last(r).starts_with("250"));
     let unevaluated = text(&net.inbox(&marker, "dave@c.test")[1]);
     assert!(
-        auth_results(&unevaluated)
-            .contains("dmarc=none (a message needs exactly one From: field [RFC 5322 §3.6]; this one has 2)"),
+        auth_results(&unevaluated).contains(
+            "dmarc=none (a message needs exactly one From: field [RFC 5322 §3.6]; this one has 2)"
+        ),
         "{unevaluated}"
     );
 }

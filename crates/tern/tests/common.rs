@@ -10,8 +10,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tern");
 
 /// Test settings: no deliberate delays, so error paths run fast; DNS goes to a
 /// closed port, so queued mail stays queued (deferred) and nothing reaches the
-/// real DNS; no sender authentication (it needs DNS: the MailNet tests do it).
-pub const FAST: &str = "[auth]\nfailure_delay = \"0s\"\n[smtp]\nerror_delay = \"0s\"\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n[policy]\nverify = false\n";
+/// real DNS; no sender authentication (it needs DNS: the MailNet tests do it);
+/// no greylisting and no pregreet wait (the spam tests turn them on).
+pub const FAST: &str = "[auth]\nfailure_delay = \"0s\"\n[smtp]\nerror_delay = \"0s\"\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n[policy]\nverify = false\n[antispam]\ngreylist = false\npregreet_wait = \"0s\"\n";
 
 /// A server with the SMTP listeners and the fixture world (created through the CLI).
 /// `extra` is TOML merged over the test defaults.

@@ -79,7 +79,10 @@ fn forwarded_mail_keeps_passing_and_bounces_come_back() {
         .collect::<Vec<_>>()
         .join(" ");
     assert!(aar.contains("dmarc=pass header.from=a.test"), "{aar}");
-    assert!(aar.contains("spf=pass") && aar.contains("dkim=pass"), "{aar}");
+    assert!(
+        aar.contains("spf=pass") && aar.contains("dkim=pass"),
+        "{aar}"
+    );
 
     // Without a's DKIM keys in DNS, DMARC at c fails; b's trusted seal carries it.
     for name in a

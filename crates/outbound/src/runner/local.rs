@@ -65,7 +65,8 @@ impl Runner {
             ret: job.ret.clone(),
             smtputf8: job.smtputf8,
             eight_bit: job.eight_bit,
-            junk: false,
+            verdicts: Vec::new(),
+            submitter: None,
             queue_options: store::QueueOptions {
                 priority: job.options.priority,
                 ..Default::default()

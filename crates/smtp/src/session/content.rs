@@ -126,7 +126,7 @@ impl SmtpSession {
         &mut self,
         content: Result<Vec<u8>, SmtpError>,
     ) -> Result<Reply, SmtpError> {
-        let tx = self
+        let mut tx = self
             .tx
             .take()
             .ok_or(SmtpError::BadSequence("no transaction"))?;
@@ -139,8 +139,9 @@ impl SmtpSession {
         if is_submission(&self.cfg) {
             added = self.submission_fixes(&body)?;
         }
-        let now = message::date::unix_now();
-        let (results, body, junk) = self.authenticate_message(&tx, body).await?;
+        let now = self.now();
+        let assessed = self.assess_message(&mut tx, body).await?;
+        let body = assessed.body;
         if tx.reports {
             self.receive_report(&tx, &body, now).await?;
         }
@@ -166,7 +167,7 @@ impl SmtpSession {
             },
             date: now,
         };
-        let mut data = results.into_bytes();
+        let mut data = assessed.header.into_bytes();
         data.extend_from_slice(received(&info).as_bytes());
         if is_submission(&self.cfg) {
             data.extend_from_slice(self.dkim_signatures(&added, &body, now).await.as_bytes());
@@ -181,8 +182,9 @@ impl SmtpSession {
             ret: tx.params.ret.clone(),
             smtputf8: tx.params.smtputf8,
             eight_bit: tx.params.eight_bit,
-            junk,
+            verdicts: assessed.verdicts,
             queue_options: queue_options(&tx.params, now),
+            submitter: self.user.as_ref().map(|u| u.address.clone()),
         };
         let head = self
             .wants_delivered_report(&envelope)
@@ -197,6 +199,7 @@ impl SmtpSession {
         if let Some(head) = head {
             self.report_delivered(&tx.id, &envelope, &head, now).await;
         }
+        self.after_delivery(&envelope, &body).await;
         tracing::info!(
             msg = %tx.id,
             from = %escape(&envelope.sender),
@@ -211,177 +214,6 @@ impl SmtpSession {
             Enhanced(2, 0, 0),
             format!("Ok: queued as {}", tx.id),
         ))
-    }
-
-    /// Whether a recipient that reaches a local mailbox asked to hear of
-    /// its delivery (RFC 3461 §4.1 NOTIFY=SUCCESS), from a sender who can
-    /// be told (never `<>`, RFC 5321 §6.1).
-    fn wants_delivered_report(&self, envelope: &Envelope) -> bool {
-        !envelope.sender.is_empty()
-            && envelope.queue_options.release_at.is_none()
-            && envelope
-                .recipients
-                .iter()
-                .any(|r| wants_success(envelope, r))
-    }
-
-    /// RFC 3461 §5.2.2, RFC 3464: the "delivered" report for those
-    /// recipients, headers only (§4.3), from MAILER-DAEMON, DKIM-signed.
-    /// The message is already stored: a failure here is only logged.
-    async fn report_delivered(&self, id: &str, envelope: &Envelope, head: &[u8], now: i64) {
-        use message::dsn::{Action, Recipient, Report, Reported};
-        let recipients: Vec<Reported<'_>> = envelope
-            .recipients
-            .iter()
-            .filter(|r| wants_success(envelope, r))
-            .map(|r| Reported {
-                recipient: Recipient {
-                    address: &r.address,
-                    orcpt: r.orcpt.as_deref(),
-                    status: "2.0.0",
-                    reply: "delivered to the mailbox",
-                    remote_mta: None,
-                },
-                action: Action::Delivered,
-            })
-            .collect();
-        let host = &self.cfg.hostname;
-        let report = Report {
-            reporting_mta: host,
-            sender: &envelope.sender,
-            envid: envelope.envid.as_deref(),
-            ret: Some("HDRS"),
-            arrival: now,
-            now,
-            message_id: format!("dsn.{}@{host}", super::new_message_id()),
-            retry_until: None,
-            recipients,
-            original: head,
-        };
-        let mut bytes = report.build();
-        if let Some(signer) = &self.services.signer {
-            let signatures = signer.sign(host, &bytes, now).await;
-            bytes.splice(0..0, signatures.into_bytes());
-        }
-        let to = [envelope.sender.clone()];
-        match self
-            .services
-            .mda
-            .deliver_generated("", &to, bytes, now)
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(msg = %id, to = %escape(&envelope.sender), "delivered report sent")
-            }
-            Err(e) => tracing::warn!(msg = %id, error = %e, "delivered report: cannot store"),
-        }
-    }
-
-    /// On the MX: DKIM, ARC and DMARC (design.md principle 3: a refusal is
-    /// the answer to the data, never a bounce). Returns our
-    /// Authentication-Results field, the message without forged claims of our
-    /// authserv-id (RFC 8601 §5), and whether it goes to Junk.
-    async fn authenticate_message(
-        &self,
-        tx: &Transaction,
-        body: Vec<u8>,
-    ) -> Result<(String, Vec<u8>, bool), SmtpError> {
-        let (Some(verifier), Some(checks)) = (&self.services.verifier, &tx.checks) else {
-            return Ok((String::new(), body, false));
-        };
-        let seal = match (
-            self.cfg.arc_seal,
-            &self.services.signer,
-            forwarding_domain(tx),
-        ) {
-            (true, Some(signer), Some(domain)) => {
-                signer.arc_key(domain, message::date::unix_now()).await
-            }
-            _ => None,
-        };
-        let verdict = verifier.message(checks, &body, seal).await;
-        tracing::info!(
-            msg = %tx.id,
-            spf = ?checks.spf(),
-            dmarc = ?verdict.dmarc.iter().map(|e| (e.from_domain.as_str(), e.result.as_str())).collect::<Vec<_>>(),
-            action = ?verdict.action,
-            "sender authentication"
-        );
-        self.record_evaluations(&verdict);
-        let junk = match verdict.action {
-            policy::verify::Action::Refuse(r) => return Err(SmtpError::Policy(r)),
-            policy::verify::Action::Junk => true,
-            policy::verify::Action::Accept => false,
-        };
-        let body = match policy::results::without_our_results(&body, &self.cfg.hostname) {
-            std::borrow::Cow::Borrowed(_) => body,
-            std::borrow::Cow::Owned(stripped) => stripped,
-        };
-        Ok((verdict.arc_set + &verdict.header, body, junk))
-    }
-
-    /// RFC 7489 §7.2: keep the evaluations that the From: domains want
-    /// reported. In the background: the answer to the client does not wait.
-    fn record_evaluations(&self, verdict: &policy::verify::Verdict) {
-        if verdict.reports.is_empty() {
-            return;
-        }
-        let now = message::date::unix_now();
-        let rows: Vec<_> = verdict.reports.iter().map(|r| r.to_store(now)).collect();
-        let store = self.services.mda.store().clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.record_evaluations(rows).await {
-                tracing::warn!(error = %e, "DMARC: cannot record evaluations for reports");
-            }
-        });
-    }
-
-    /// A message to our DMARC report address: parse and keep the aggregate
-    /// report. Refused (5.6.0) when it is not one and nobody else gets the
-    /// message.
-    async fn receive_report(
-        &self,
-        tx: &Transaction,
-        body: &[u8],
-        now: i64,
-    ) -> Result<(), SmtpError> {
-        let data = body.to_vec();
-        let parsed = tokio::task::spawn_blocking(move || policy::feedback::parse(&data, now))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        let others = tx
-            .recipients
-            .iter()
-            .any(|r| !r.local.is_empty() || !r.remote.is_empty());
-        let report = match parsed {
-            Ok(report) => report,
-            Err(why) if !others => return Err(SmtpError::NotAReport(why)),
-            Err(why) => {
-                tracing::info!(msg = %tx.id, %why, "not a DMARC report; delivered to the other recipients");
-                return Ok(());
-            }
-        };
-        let (org, id, domain) = (
-            report.org.clone(),
-            report.report_id.clone(),
-            report.domain.clone(),
-        );
-        let added = self
-            .services
-            .mda
-            .store()
-            .add_received_report(report)
-            .await
-            .map_err(SmtpError::Store)?;
-        tracing::info!(
-            msg = %tx.id,
-            org = %escape(&org),
-            report_id = %escape(&id),
-            domain = %escape(&domain),
-            kept = ?added,
-            "DMARC aggregate report received"
-        );
-        Ok(())
     }
 
     /// RFC 6376: DKIM-Signature fields for a submitted message, by the keys of
@@ -420,10 +252,7 @@ impl SmtpSession {
         }
         let mut added = String::new();
         if !fields.iter().any(|f| f.name.eq_ignore_ascii_case("Date")) {
-            added.push_str(&format!(
-                "Date: {}\r\n",
-                message::date::rfc5322(message::date::unix_now())
-            ));
+            added.push_str(&format!("Date: {}\r\n", message::date::rfc5322(self.now())));
         }
         if !fields
             .iter()
@@ -437,13 +266,6 @@ impl SmtpSession {
         }
         Ok(added)
     }
-}
-
-/// A recipient delivered here whose sender asked to hear of it: NOTIFY=SUCCESS
-/// (RFC 3461 §4.1), or a DELIVERBY trace (RFC 2852 §4: `T`).
-fn wants_success(envelope: &Envelope, r: &delivery::Recipient) -> bool {
-    let trace = envelope.queue_options.deliver_by.is_some_and(|b| b.trace);
-    !r.local.is_empty() && (trace || message::dsn::wants(r.notify.as_deref(), "SUCCESS"))
 }
 
 /// What MAIL asked of the queue, in absolute times.
@@ -461,14 +283,4 @@ fn queue_options(p: &crate::params::MailParams, now: i64) -> store::QueueOptions
         }),
         priority: p.priority.unwrap_or(0),
     }
-}
-
-/// The domain of the first recipient that an alias forwards elsewhere: it
-/// seals the forwarded copy.
-fn forwarding_domain(tx: &Transaction) -> Option<&str> {
-    tx.recipients
-        .iter()
-        .find(|r| r.remote.iter().any(|t| t != &r.address))
-        .and_then(|r| r.address.rsplit_once('@'))
-        .map(|(_, d)| d)
 }

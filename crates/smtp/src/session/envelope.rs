@@ -16,6 +16,7 @@ impl SmtpSession {
         &mut self,
         path: &str,
         params: &[Param<'_>],
+        more_pending: bool,
     ) -> Result<Reply, SmtpError> {
         if self.helo.is_none() {
             return Err(SmtpError::BadSequence("send HELO/EHLO first"));
@@ -37,7 +38,13 @@ impl SmtpSession {
         if is_submission(&self.cfg) && !self.owns(&sender) {
             return Err(SmtpError::SenderNotOwned);
         }
-        let checks = self.sender_checks(&sender).await?;
+        // RFC 2920: a client that did not negotiate PIPELINING (HELO) and
+        // sends its next command before our reply is not an MTA (C-SM5;
+        // Postfix's reject_unauth_pipelining, postscreen's pipelining test).
+        if more_pending && !self.helo.as_ref().is_some_and(|h| h.extended) {
+            return Err(SmtpError::UnnegotiatedPipelining);
+        }
+        let assessment = self.mail_checks(&sender).await?;
         let id = new_message_id();
         tracing::info!(msg = %id, from = %escape(&sender.to_string()), "MAIL");
         self.tx = Some(Transaction {
@@ -46,7 +53,7 @@ impl SmtpSession {
             params,
             recipients: Vec::new(),
             reports: false,
-            checks,
+            assessment,
             chunks: None,
         });
         Ok(Reply::new(250, Enhanced(2, 1, 0), "Sender OK"))
@@ -55,7 +62,7 @@ impl SmtpSession {
     /// FUTURERELEASE (RFC 4865), DELIVERBY (RFC 2852), MT-PRIORITY (RFC
     /// 6710): only where offered, within our limits.
     fn check_queue_params(&self, params: &mut MailParams) -> Result<(), SmtpError> {
-        let now = message::date::unix_now();
+        let now = self.now();
         match params.hold {
             Some(_) if !self.future_release_offered() => {
                 return Err(SmtpError::UnsupportedParameter("HOLDFOR/HOLDUNTIL".into()));
@@ -90,30 +97,6 @@ impl SmtpSession {
             *p = (*p).min(0);
         }
         Ok(())
-    }
-
-    /// On the MX: iprev and SPF for this sender (RFC 7208 §2.4: the HELO
-    /// identity for `<>`), and the refusal of an SPF failure if configured.
-    async fn sender_checks(
-        &self,
-        sender: &ReversePath,
-    ) -> Result<Option<policy::verify::SenderChecks>, SmtpError> {
-        let Some(verifier) = self
-            .services
-            .verifier
-            .as_ref()
-            .filter(|_| !is_submission(&self.cfg))
-        else {
-            return Ok(None);
-        };
-        let helo = self.helo.as_ref().map(|h| h.name.as_str()).unwrap_or("");
-        let checks = verifier
-            .sender(self.client_ip(), helo, &sender.to_string())
-            .await;
-        if let Some(refusal) = verifier.spf_refusal(&checks) {
-            return Err(SmtpError::Policy(refusal));
-        }
-        Ok(Some(checks))
     }
 
     pub(super) async fn rcpt(
@@ -158,6 +141,7 @@ impl SmtpSession {
                 return Err(SmtpError::BadSrs);
             }
         };
+        self.rcpt_checks(&mailbox.to_string()).await?;
         tracing::info!(to = %escape(&mailbox.to_string()), local = local.len(), remote = remote.len(), "RCPT");
         let Some(tx) = &mut self.tx else {
             return Err(SmtpError::BadSequence("need MAIL before RCPT"));

@@ -1,15 +1,19 @@
 //! The SMTP server session: a state machine fed with bytes (design.md
 //! principle 1). One module per group of commands: `hello` (HELO, EHLO,
 //! STARTTLS, XCLIENT), `envelope` (MAIL, RCPT), `content` (DATA, BDAT and the
-//! end of a message), `authenticate` (AUTH).
+//! end of a message), `authenticate` (AUTH); `checks` asks the inbound check
+//! pipeline at each stage, `reports` handles DMARC reports received and the
+//! "delivered" DSNs.
 //!
 //! Which commands each state allows is decided in [`SmtpSession::command`];
 //! every failure is an [`SmtpError`], turned into a reply in one place.
 
 mod authenticate;
+mod checks;
 mod content;
 mod envelope;
 mod hello;
+mod reports;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,8 +38,9 @@ const MAX_AUTH_LINE: usize = 12288;
 pub struct Services {
     pub mda: Arc<Mda>,
     pub auth: Arc<auth::Authenticator>,
-    /// SPF, DKIM, DMARC, ARC and iprev on the MX (None: not checked).
-    pub verifier: Option<Arc<policy::verify::Verifier>>,
+    /// The inbound check pipeline: sender authentication (when configured)
+    /// and spam defence on the MX; sending limits on submission.
+    pub checks: Arc<antispam::Checks>,
     /// DKIM signing of submitted mail (None: not signed).
     pub signer: Option<Arc<policy::sign::Signer>>,
 }
@@ -56,8 +61,8 @@ struct Transaction {
     recipients: Vec<delivery::Recipient>,
     /// A recipient is our DMARC report address: the message is a report.
     reports: bool,
-    /// iprev and SPF, checked at MAIL FROM on the MX.
-    checks: Option<policy::verify::SenderChecks>,
+    /// What the check pipeline learned so far (MX).
+    assessment: antispam::Assessment,
     /// BDAT chunks received so far; a failure sticks until the LAST chunk or RSET.
     chunks: Option<Result<DataReader, SmtpError>>,
 }
@@ -90,6 +95,8 @@ pub struct SmtpSession {
     tx: Option<Transaction>,
     mode: Mode,
     errors: u32,
+    /// The client as the check pipeline sees it (looked up at the first MAIL).
+    client: Option<antispam::Client>,
 }
 
 impl SmtpSession {
@@ -105,6 +112,7 @@ impl SmtpSession {
             tx: None,
             mode: Mode::Command,
             errors: 0,
+            client: None,
         }
     }
 
@@ -233,7 +241,7 @@ impl SmtpSession {
         match cmd {
             Command::Helo(name) => Ok(self.hello(name, false)),
             Command::Ehlo(name) => Ok(self.hello(name, true)),
-            Command::Mail { path, params } => self.mail(path, &params).await,
+            Command::Mail { path, params } => self.mail(path, &params, more_pending).await,
             Command::Rcpt { path, params } => self.rcpt(path, &params).await,
             Command::Data => self.data(more_pending),
             Command::Auth { mechanism, initial } => self.auth_start(mechanism, initial).await,
@@ -291,16 +299,58 @@ impl SmtpSession {
         self.peer.ip()
     }
 
+    /// Unix time, from the pipeline's clock (tests move it).
+    fn now(&self) -> i64 {
+        self.services.checks.clock().now()
+    }
+
     /// The TLS connection's channel-binding data (SCRAM -PLUS), if any.
     fn channel_binding(&self) -> Option<&[u8]> {
         self.tls.as_ref()?.channel_binding.as_deref()
     }
 }
 
+impl SmtpSession {
+    /// The pregreet test applies: the MX, a client not exempt and not
+    /// known to have passed lately.
+    fn pregreet(&self) -> Option<Duration> {
+        match self.cfg.role {
+            crate::config::Role::Mx => self.services.checks.pregreet_wait(self.client_ip()),
+            crate::config::Role::Submission => None,
+        }
+    }
+}
+
 impl net::Session for SmtpSession {
     fn greeting(&mut self, out: &mut Vec<u8>) {
-        // RFC 5321 §4.3.1, and "ESMTP" so that old clients try EHLO.
+        // RFC 5321 §4.3.1, and "ESMTP" so that old clients try EHLO. With the
+        // pregreet test, a first line of a multi-line greeting (§4.2: the
+        // client must wait for the last one): postscreen's way.
+        let text = format!("{} ESMTP Tern", self.cfg.hostname);
+        match self.pregreet() {
+            Some(_) => out.extend_from_slice(format!("220-{text}\r\n").as_bytes()),
+            None => Reply::bare(220, text).write_to(out),
+        }
+    }
+
+    fn pregreet_wait(&self) -> Option<Duration> {
+        self.pregreet()
+    }
+
+    fn greeting_done(&mut self, out: &mut Vec<u8>) {
+        self.services.checks.pregreet_passed(self.client_ip());
         Reply::bare(220, format!("{} ESMTP Tern", self.cfg.hostname)).write_to(out);
+    }
+
+    fn early_talker(&mut self, input: &[u8], out: &mut Vec<u8>) -> Flow {
+        let said: String = String::from_utf8_lossy(&input[..input.len().min(60)])
+            .chars()
+            .flat_map(char::escape_default)
+            .collect();
+        tracing::info!(said = %said, "early talker refused (spoke before the greeting ended)");
+        let (reply, _) = SmtpError::Policy(antispam::Objection::EarlyTalker).reply();
+        reply.write_to(out);
+        Flow::Close
     }
 
     async fn receive(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {

@@ -15,6 +15,7 @@
 //!   lets them run while the writer commits.
 
 mod admin;
+mod antispam;
 mod mail;
 mod mailbox;
 mod queue;

@@ -9,6 +9,8 @@ use crate::types::*;
 
 /// Recipient states.
 pub const QUEUED: &str = "queued";
+/// Waiting while its submitter's account is held.
+pub const HELD: &str = "held";
 
 /// `R`/`N` with `T` when tracing (RFC 2852 §4 by-mode, by-trace).
 fn by_mode(by: &DeliverBy) -> String {
@@ -30,9 +32,18 @@ fn deliver_by(deadline: Option<i64>, mode: Option<String>) -> Option<DeliverBy> 
 
 pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Result<i64> {
     let o = &q.options;
-    c.prepare_cached("INSERT INTO queue_messages(blob_id, sender, envid, ret, smtputf8, eight_bit, created, release_at, deliver_by, by_mode, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
-        .and_then(|mut st| st.execute(params![blob, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, now, o.release_at, o.deliver_by.map(|b| b.deadline), o.deliver_by.as_ref().map(by_mode), o.priority]))
+    c.prepare_cached("INSERT INTO queue_messages(blob_id, sender, envid, ret, smtputf8, eight_bit, created, release_at, deliver_by, by_mode, priority, submitter) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+        .and_then(|mut st| st.execute(params![blob, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, now, o.release_at, o.deliver_by.map(|b| b.deadline), o.deliver_by.as_ref().map(by_mode), o.priority, q.submitter]))
         .map_err(sql)?;
+    // A held account's mail waits with it (the compromised-account hold).
+    let held: bool = match &q.submitter {
+        Some(a) => c
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM accounts WHERE address = ?1 AND held)")
+            .and_then(|mut st| st.query_row([a], |r| r.get(0)))
+            .map_err(sql)?,
+        None => false,
+    };
+    let state = if held { HELD } else { QUEUED };
     let id = c.last_insert_rowid();
     // RFC 4865: a held message is first due at its release time.
     let first = o.release_at.map_or(now, |at| at.max(now));
@@ -46,7 +57,7 @@ pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Re
             .map(|(_, d)| d)
             .unwrap_or_default();
         st.execute(params![
-            id, r.address, domain, r.orcpt, r.notify, QUEUED, first, o.priority
+            id, r.address, domain, r.orcpt, r.notify, state, first, o.priority
         ])
         .map_err(sql)?;
     }
@@ -58,7 +69,7 @@ pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Re
 fn finish_if_done(c: &Connection, id: i64) -> Result<Option<FinishedMessage>> {
     let pending: i64 = c
         .prepare_cached(
-            "SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND state = 'queued'",
+            "SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND state IN ('queued', 'held')",
         )
         .and_then(|mut st| st.query_row([id], |r| r.get(0)))
         .map_err(sql)?;

@@ -177,4 +177,63 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE queue_recipients ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX queue_recipients_priority ON queue_recipients(state, priority, next_attempt);
     "#,
+    // 9: spam defences. Greylisting triplets and the client networks that
+    // passed (RFC 6647); Bayesian token counts per owner (0: shared) with the
+    // messages each owner trained; each account's sending, an hour a row,
+    // and the domains it has sent to (rate limits, the compromised-account
+    // hold); held accounts, and who submitted each queued message.
+    r#"
+    CREATE TABLE greylist (
+        key TEXT PRIMARY KEY,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        passed_at INTEGER,
+        attempts INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX greylist_last_seen ON greylist(last_seen);
+    CREATE TABLE greylist_clients (
+        network TEXT PRIMARY KEY,
+        passes INTEGER NOT NULL,
+        last_pass INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE spam_tokens (
+        owner INTEGER NOT NULL,
+        hash INTEGER NOT NULL,
+        spam INTEGER NOT NULL,
+        ham INTEGER NOT NULL,
+        seen INTEGER NOT NULL,
+        PRIMARY KEY (owner, hash)
+    ) WITHOUT ROWID;
+    CREATE TABLE spam_totals (
+        owner INTEGER PRIMARY KEY,
+        spam INTEGER NOT NULL,
+        ham INTEGER NOT NULL
+    );
+    CREATE TABLE spam_trained (
+        owner INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        spam INTEGER NOT NULL,
+        tokens BLOB NOT NULL,
+        PRIMARY KEY (owner, digest)
+    ) WITHOUT ROWID;
+    CREATE TABLE sending (
+        account TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        messages INTEGER NOT NULL DEFAULT 0,
+        recipients INTEGER NOT NULL DEFAULT 0,
+        new_domains INTEGER NOT NULL DEFAULT 0,
+        bounces INTEGER NOT NULL DEFAULT 0,
+        spam INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, hour)
+    ) WITHOUT ROWID;
+    CREATE TABLE sent_domains (
+        account TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        first_sent INTEGER NOT NULL,
+        PRIMARY KEY (account, domain)
+    ) WITHOUT ROWID;
+    ALTER TABLE accounts ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE queue_messages ADD COLUMN submitter TEXT;
+    CREATE INDEX queue_messages_submitter ON queue_messages(submitter);
+    "#,
 ];

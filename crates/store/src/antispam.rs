@@ -1,0 +1,104 @@
+//! What the spam defences keep: greylisting triplets and client networks
+//! (RFC 6647), the Bayesian token counts per owner (0 is the shared table,
+//! otherwise an account), the messages each owner trained, the sending
+//! history of each account (rate limits, the compromised-account hold).
+//!
+//! A contract of its own, separate from mail and queue: the [`crate::Store`]
+//! trait requires it, and every backend implements both.
+
+use crate::error::Result;
+
+/// The owner of the shared Bayes tables.
+pub const SHARED: i64 = 0;
+
+/// One greylisting triplet as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GreylistEntry {
+    /// `network|sender|recipient`.
+    pub key: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// When a retry after the delay let it through (then it passes directly).
+    pub passed_at: Option<i64>,
+    pub attempts: u32,
+}
+
+/// One training of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Training {
+    /// The tables to train (the account's and [`SHARED`]).
+    pub owners: Vec<i64>,
+    /// Identifies the message (a digest of its content), so that training
+    /// twice is a no-op and training the other way first undoes the first.
+    pub digest: Vec<u8>,
+    pub spam: bool,
+    /// The message's token hashes (each once).
+    pub tokens: Vec<u64>,
+    pub now: i64,
+}
+
+/// What training did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trained {
+    New,
+    /// It was trained the other way before: that was undone.
+    Reversed,
+    /// Already trained this way: nothing changed.
+    Unchanged,
+}
+
+/// An account's sending over the last hour and its usual pace.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SendingStats {
+    pub messages_last_hour: u64,
+    pub recipients_last_hour: u64,
+    pub new_domains_last_hour: u64,
+    pub bounces_last_hour: u64,
+    pub spam_last_hour: u64,
+    /// Messages an hour, averaged over the hours of the last 14 days that
+    /// had any.
+    pub usual_per_hour: f64,
+}
+
+/// One submission to count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub account: String,
+    pub now: i64,
+    pub recipients: u64,
+    /// Recipient domains (those never sent to before count as new).
+    pub domains: Vec<String>,
+    /// Its content scored as spam.
+    pub spam: bool,
+}
+
+#[async_trait::async_trait]
+pub trait AntispamStore: Send + Sync {
+    async fn greylist_entry(&self, key: &str) -> Result<Option<GreylistEntry>>;
+    async fn greylist_put(&self, entry: GreylistEntry) -> Result<()>;
+    /// How many triplets from this client network passed, and when the
+    /// last did.
+    async fn greylist_client(&self, network: &str) -> Result<(u32, i64)>;
+    async fn greylist_client_passed(&self, network: &str, now: i64) -> Result<()>;
+    /// Every triplet, newest first, at most `limit`.
+    async fn greylist_list(&self, limit: usize) -> Result<Vec<GreylistEntry>>;
+    /// Forget triplets last seen before `before`.
+    async fn greylist_expire(&self, before: i64) -> Result<usize>;
+
+    /// (spam, ham) counts of these tokens for one owner; absent tokens are absent.
+    async fn spam_tokens(&self, owner: i64, tokens: Vec<u64>) -> Result<Vec<(u64, u32, u32)>>;
+    /// How many spam and ham messages an owner's table learned from.
+    async fn spam_totals(&self, owner: i64) -> Result<(u64, u64)>;
+    async fn spam_train(&self, training: Training) -> Result<Trained>;
+    /// Keep at most `max` tokens in an owner's table, dropping the rarest
+    /// and oldest first; how many were dropped.
+    async fn spam_prune(&self, owner: i64, max: usize) -> Result<usize>;
+
+    /// Stop (true) or resume an account's outgoing mail: its queued
+    /// messages are held or released with it; how many recipients changed.
+    async fn set_held(&self, account: &str, held: bool, now: i64) -> Result<usize>;
+    async fn is_held(&self, account: &str) -> Result<bool>;
+    async fn record_sent(&self, sent: Sent) -> Result<()>;
+    async fn record_bounce(&self, account: &str, now: i64) -> Result<()>;
+    async fn sending_stats(&self, account: &str, now: i64) -> Result<SendingStats>;
+}

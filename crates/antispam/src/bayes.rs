@@ -14,6 +14,9 @@
 //! - Fisher: with the clues' f (at most [`MAX_CLUES`], each at least
 //!   [`MIN_STRENGTH`] from 0.5), S = 1 - C⁻¹(-2 Σ ln(1-f), 2n), H = 1 -
 //!   C⁻¹(-2 Σ ln f, 2n), spam probability (1 + S - H) / 2.
+//! - Clues closer to 0.5 than 0.346 are left out, SpamAssassin's choice
+//!   (SpamBayes keeps them from 0.1): word salad of ordinary words, added
+//!   to spam to drag it towards "unsure", then carries no weight.
 //! - A table answers once it learned from [`MIN_TRAINED`] spam and as many
 //!   ham; the account's own table is used once it has [`MIN_OWN`] of each.
 
@@ -27,7 +30,7 @@ use crate::score::Hit;
 use crate::tokens;
 
 pub const MAX_CLUES: usize = 150;
-pub const MIN_STRENGTH: f64 = 0.1;
+pub const MIN_STRENGTH: f64 = 0.346;
 const STRENGTH: f64 = 0.45;
 const PRIOR: f64 = 0.5;
 /// Messages of each class a table needs before it is trusted.

@@ -20,4 +20,4 @@ pub mod score;
 pub mod tokens;
 
 pub use objection::Objection;
-pub use pipeline::{AntispamConfig, Assessment, Checks, Client, DataVerdict};
+pub use pipeline::{AntispamConfig, Assessment, Checks, Classified, Client, DataVerdict};

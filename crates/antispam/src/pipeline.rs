@@ -119,6 +119,14 @@ pub struct DataVerdict {
 const PREGREET_MEMORY: usize = 100_000;
 const PREGREET_PASS_FOR: i64 = 86_400;
 
+/// What [`Checks::classify`] found.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    pub hits: Vec<Hit>,
+    pub bayes: Option<crate::bayes::Classification>,
+    pub disposition: Disposition,
+}
+
 pub struct Checks {
     cfg: AntispamConfig,
     pregreet_passed: std::sync::Mutex<std::collections::HashMap<IpAddr, i64>>,
@@ -501,6 +509,13 @@ impl Checks {
     /// How spammy a message we send looks: content rules and the shared
     /// Bayes table.
     pub async fn outgoing_score(&self, raw: &[u8]) -> f64 {
+        score::total(&self.classify(None, raw).await.hits)
+    }
+
+    /// What the content says of a message for an account (None: the
+    /// shared table): the rules that fire, the Bayes verdict, and where it
+    /// would go. No session signals (`tern spam classify`, outgoing mail).
+    pub async fn classify(&self, account: Option<AccountId>, raw: &[u8]) -> Classified {
         let domains = self.local_domains().await;
         let ctx = rules::Context {
             hostname: &self.cfg.hostname,
@@ -508,12 +523,17 @@ impl Checks {
             now: self.clock.now(),
         };
         let mut hits = rules::content(raw, &ctx);
-        if self.cfg.bayes
-            && let Ok(Some(c)) = self.bayes.classify(None, raw).await
-        {
-            hits.push(c.hit());
+        let bayes = match self.cfg.bayes {
+            true => self.bayes.classify(account, raw).await.ok().flatten(),
+            false => None,
+        };
+        hits.extend(bayes.as_ref().map(|c| c.hit()));
+        let disposition = self.cfg.thresholds.disposition(score::total(&hits));
+        Classified {
+            hits,
+            bayes,
+            disposition,
         }
-        score::total(&hits)
     }
 }
 

@@ -101,6 +101,10 @@ async fn key_and_credentials(
 }
 
 pub async fn account(store: Arc<dyn Store>, cmd: AccountCmd) -> Result<()> {
+    let cmd_kind = match cmd {
+        AccountCmd::Release { .. } => HoldOrRelease::Release,
+        _ => HoldOrRelease::Hold,
+    };
     match cmd {
         AccountCmd::Add {
             address: a,
@@ -128,8 +132,23 @@ pub async fn account(store: Arc<dyn Store>, cmd: AccountCmd) -> Result<()> {
             store.remove_account(&key).await?;
             println!("removed account {key}");
         }
+        AccountCmd::Hold { address: a } | AccountCmd::Release { address: a } => {
+            let key = address(&a)?.key();
+            let hold = matches!(cmd_kind, HoldOrRelease::Hold);
+            let n = store
+                .set_held(&key, hold, message::date::unix_now())
+                .await?;
+            let word = if hold { "held" } else { "released" };
+            tracing::info!(account = %key, recipients = n, "outgoing mail {word} by the administrator");
+            println!("{word} the outgoing mail of {key} ({n} queued recipients)");
+        }
     }
     Ok(())
+}
+
+enum HoldOrRelease {
+    Hold,
+    Release,
 }
 
 /// An alias address: `user@domain`, or `@domain` for the catch-all.

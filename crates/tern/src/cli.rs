@@ -43,6 +43,45 @@ pub enum Command {
     /// DMARC aggregate reports: those received, and sending ours.
     #[command(subcommand)]
     Report(ReportCmd),
+    /// The spam filter: train it, ask it.
+    #[command(subcommand)]
+    Spam(SpamCmd),
+    /// Greylisting (RFC 6647): the triplets seen.
+    #[command(subcommand)]
+    Greylist(GreylistCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpamCmd {
+    /// Teach ADDRESS's filter (and the shared one) that these messages are
+    /// spam, or ham. PATH: a message file, a directory, a Maildir or an mbox.
+    Train {
+        address: String,
+        #[arg(long, conflicts_with = "ham", required_unless_present = "ham")]
+        spam: bool,
+        #[arg(long)]
+        ham: bool,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// What the filter makes of messages for ADDRESS: the score, where it
+    /// would go, the rules that fired and the strongest tokens.
+    Classify {
+        address: String,
+        #[arg(required = true, value_name = "MESSAGE")]
+        messages: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GreylistCmd {
+    /// The triplets (client network, sender, recipient), newest first:
+    /// waiting, or passed.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +126,11 @@ pub enum AccountCmd {
     List,
     /// Delete an account with all its mail.
     Remove { address: String },
+    /// Stop the account's outgoing mail: what it sends (and has queued)
+    /// waits until `release` (what the compromised-account check does).
+    Hold { address: String },
+    /// Let a held account's mail go again.
+    Release { address: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,8 +5,10 @@
 mod admin;
 mod cli;
 mod config;
+mod messages;
 mod reports;
 mod serve;
+mod spam;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -93,6 +95,8 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
             .await
             .map_err(|e| e.to_string()),
         Command::Queue(c) => admin::queue(store, c).await.map_err(|e| e.to_string()),
+        Command::Spam(c) => spam::spam(store, &config, c).await,
+        Command::Greylist(c) => spam::greylist(store, c).await,
         Command::Report(c) => reports::report(store, &config, c)
             .await
             .map_err(|e| e.to_string()),

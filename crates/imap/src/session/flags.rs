@@ -38,11 +38,19 @@ impl ImapSession {
             })
             .collect();
         let uids: Vec<u32> = targets.iter().map(|t| t.1).collect();
+        let lesson = match op {
+            FlagOp::Add | FlagOp::Replace => super::learn::lesson_of_keywords(&flag_list),
+            FlagOp::Remove => None,
+        };
         let update = self
             .store()
             .set_flags(mailbox, uids, op, flag_list, unchanged_since)
             .await?;
         self.note_updates(&update.updated)?;
+        if let Some(spam) = lesson {
+            let changed: Vec<u32> = update.updated.iter().map(|e| e.uid).collect();
+            self.learn(mailbox, &changed, spam);
+        }
         let condstore = self.condstore;
         let sel = self.selected()?;
         for e in &update.updated {

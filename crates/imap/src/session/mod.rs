@@ -13,6 +13,7 @@ mod copy;
 mod fetch;
 mod flags;
 mod idle;
+mod learn;
 mod login;
 mod mailboxes;
 mod search;

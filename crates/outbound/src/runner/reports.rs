@@ -85,6 +85,14 @@ impl Runner {
                 action: Action::Failed,
             })
             .collect();
+        // Failures count against a local sender's account (the
+        // compromised-account hold watches bounces).
+        if !failed.is_empty()
+            && let Ok(store::AddressKind::Account(_)) = self.store.lookup_address(&done.sender).await
+            && let Err(e) = self.store.record_bounce(&done.sender, now()).await
+        {
+            tracing::warn!(error = %e, "cannot count a bounce");
+        }
         let about = About {
             queue_id: done.id,
             sender: &done.sender,

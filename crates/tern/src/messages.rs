@@ -21,7 +21,13 @@ pub fn read(path: &Path) -> Result<Vec<FileMessage>, String> {
         let iter = mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(bytes));
         let mut out = Vec::new();
         for (i, m) in iter.enumerate() {
-            let m = m.map_err(|_| format!("{}: message {} of the mbox is broken", path.display(), i + 1))?;
+            let m = m.map_err(|_| {
+                format!(
+                    "{}: message {} of the mbox is broken",
+                    path.display(),
+                    i + 1
+                )
+            })?;
             out.push(FileMessage {
                 origin: format!("{}#{}", path.display(), i + 1),
                 raw: m.unwrap_contents(),
@@ -39,7 +45,11 @@ fn read_dir(path: &Path) -> Result<Vec<FileMessage>, String> {
     // A Maildir: its messages are in cur/ and new/.
     let maildir = path.join("cur").is_dir() || path.join("new").is_dir();
     let dirs: Vec<PathBuf> = if maildir {
-        ["cur", "new"].iter().map(|d| path.join(d)).filter(|d| d.is_dir()).collect()
+        ["cur", "new"]
+            .iter()
+            .map(|d| path.join(d))
+            .filter(|d| d.is_dir())
+            .collect()
     } else {
         vec![path.to_path_buf()]
     };
@@ -48,7 +58,11 @@ fn read_dir(path: &Path) -> Result<Vec<FileMessage>, String> {
         let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for entry in entries.flatten() {
             let p = entry.path();
-            if p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            if p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 files.push(p);
             }
         }

@@ -37,7 +37,10 @@ pub async fn spam(store: Arc<dyn Store>, config: &Config, cmd: SpamCmd) -> Resul
                 "trained {new} messages as {what} ({reversed} of them were {} before; {unchanged} already known)",
                 if spam { "ham" } else { "spam" }
             );
-            let (s, h) = store.spam_totals(account).await.map_err(|e| e.to_string())?;
+            let (s, h) = store
+                .spam_totals(account)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{address} has trained {s} spam and {h} ham");
         }
         SpamCmd::Classify { address, messages } => {
@@ -95,7 +98,11 @@ async fn account_id(store: &Arc<dyn Store>, address: &str) -> Result<store::Acco
     let key = message::Mailbox::parse(address)
         .map_err(|_| format!("malformed address {address:?}"))?
         .key();
-    match store.lookup_address(&key).await.map_err(|e| e.to_string())? {
+    match store
+        .lookup_address(&key)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         AddressKind::Account(a) => Ok(a.id),
         _ => Err(format!("account {key} not found")),
     }
@@ -104,7 +111,10 @@ async fn account_id(store: &Arc<dyn Store>, address: &str) -> Result<store::Acco
 pub async fn greylist(store: Arc<dyn Store>, cmd: GreylistCmd) -> Result<(), String> {
     match cmd {
         GreylistCmd::List { limit } => {
-            let entries = store.greylist_list(limit).await.map_err(|e| e.to_string())?;
+            let entries = store
+                .greylist_list(limit)
+                .await
+                .map_err(|e| e.to_string())?;
             for e in entries {
                 let state = match e.passed_at {
                     Some(at) => format!("passed {}", message::date::rfc5322(at)),

@@ -147,6 +147,25 @@ impl MailNet {
             .unwrap_or_else(|e| panic!("{name} of {address}: {e}"))
     }
 
+    /// Wait (up to 20 s) for a message in `address`'s INBOX that `matches`; its text.
+    pub fn wait_for(
+        &self,
+        server: &TernServer,
+        address: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> String {
+        let mut found = None;
+        self.wait(20, &format!("a message for {address}"), &[server], || {
+            found = self
+                .inbox(server, address)
+                .iter()
+                .map(|m| text(m))
+                .find(|m| matches(m));
+            found.is_some()
+        });
+        found.unwrap_or_default()
+    }
+
     pub fn queue(&self, server: &TernServer) -> Vec<store::QueueSummary> {
         let store = probe(server).0.clone();
         self.rt.block_on(store.queue_list()).unwrap()

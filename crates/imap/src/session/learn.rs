@@ -26,7 +26,11 @@ pub fn lesson_of_move(from: &MailboxRecord, to: &MailboxRecord) -> Option<bool> 
 
 /// What keywords added by STORE teach.
 pub fn lesson_of_keywords(flags: &[String]) -> Option<bool> {
-    let has = |names: &[&str]| flags.iter().any(|f| names.iter().any(|n| f.eq_ignore_ascii_case(n)));
+    let has = |names: &[&str]| {
+        flags
+            .iter()
+            .any(|f| names.iter().any(|n| f.eq_ignore_ascii_case(n)))
+    };
     if has(&["$Junk", "Junk"]) {
         Some(true)
     } else if has(&["$NotJunk", "NotJunk", "NonJunk"]) {
@@ -49,7 +53,13 @@ impl ImapSession {
     }
 }
 
-async fn train(store: std::sync::Arc<dyn store::Store>, account: AccountId, mailbox: MailboxId, uids: Vec<u32>, spam: bool) {
+async fn train(
+    store: std::sync::Arc<dyn store::Store>,
+    account: AccountId,
+    mailbox: MailboxId,
+    uids: Vec<u32>,
+    spam: bool,
+) {
     let bayes = antispam::bayes::Bayes::new(store.clone());
     let contents = match store.contents(mailbox, uids).await {
         Ok(c) => c,

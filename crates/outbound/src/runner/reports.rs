@@ -88,7 +88,8 @@ impl Runner {
         // Failures count against a local sender's account (the
         // compromised-account hold watches bounces).
         if !failed.is_empty()
-            && let Ok(store::AddressKind::Account(_)) = self.store.lookup_address(&done.sender).await
+            && let Ok(store::AddressKind::Account(_)) =
+                self.store.lookup_address(&done.sender).await
             && let Err(e) = self.store.record_bounce(&done.sender, now()).await
         {
             tracing::warn!(error = %e, "cannot count a bounce");

@@ -417,7 +417,9 @@ impl Default for Limits {
 #[serde(deny_unknown_fields)]
 pub struct Antispam {
     /// RFC 6647 greylisting of unknown (client network, sender, recipient).
-    #[serde(default = "yes")]
+    /// Off by default: it delays the first mail of every new correspondent,
+    /// which an operator should choose knowingly.
+    #[serde(default)]
     pub greylist: bool,
     #[serde(default = "default_greylist_delay")]
     pub greylist_delay: Seconds,
@@ -451,7 +453,8 @@ pub struct Antispam {
     #[serde(default = "yes")]
     pub bayes: bool,
     /// Postscreen's pregreet test on the MX: the greeting waits this long
-    /// for a silent client; "0s" turns it off.
+    /// for a silent client (once a day per client address). Default "0s":
+    /// off; postscreen deployments use "6s".
     #[serde(default = "default_pregreet_wait")]
     pub pregreet_wait: Seconds,
 }
@@ -459,7 +462,7 @@ pub struct Antispam {
 impl Default for Antispam {
     fn default() -> Self {
         Antispam {
-            greylist: true,
+            greylist: false,
             greylist_delay: default_greylist_delay(),
             greylist_window: default_greylist_window(),
             greylist_lifetime: default_greylist_lifetime(),
@@ -536,7 +539,7 @@ fn default_junk_score() -> f64 {
     5.0
 }
 fn default_pregreet_wait() -> Seconds {
-    Seconds(Duration::from_secs(1))
+    Seconds(Duration::ZERO)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -896,11 +899,8 @@ impl Config {
             ..Listeners::default()
         };
         // Mail comes from this machine: SPF and DMARC would only measure the
-        // laptop's DNS (and defer everything when it is offline); greylisting
-        // and the pregreet test would only make the developer wait.
+        // laptop's DNS (and defer everything when it is offline).
         c.policy.verify = false;
-        c.antispam.greylist = false;
-        c.antispam.pregreet_wait = Seconds(Duration::ZERO);
         c
     }
 }

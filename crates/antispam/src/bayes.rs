@@ -70,13 +70,42 @@ impl Classification {
     }
 }
 
+/// How long a table's totals are kept in memory (they change slowly: only
+/// training moves them).
+const TOTALS_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+const TOTALS_KEPT: usize = 10_000;
+
+type TotalsCache = std::sync::Mutex<HashMap<i64, (std::time::Instant, (u64, u64))>>;
+
 pub struct Bayes {
     store: Arc<dyn Store>,
+    totals: TotalsCache,
 }
 
 impl Bayes {
     pub fn new(store: Arc<dyn Store>) -> Bayes {
-        Bayes { store }
+        Bayes {
+            store,
+            totals: TotalsCache::default(),
+        }
+    }
+
+    /// A table's totals, from memory when fresh.
+    async fn totals(&self, owner: i64) -> Result<(u64, u64), StoreError> {
+        if let Ok(cache) = self.totals.lock()
+            && let Some((at, t)) = cache.get(&owner)
+            && at.elapsed() < TOTALS_FOR
+        {
+            return Ok(*t);
+        }
+        let t = self.store.spam_totals(owner).await?;
+        if let Ok(mut cache) = self.totals.lock() {
+            if cache.len() >= TOTALS_KEPT {
+                cache.clear();
+            }
+            cache.insert(owner, (std::time::Instant::now(), t));
+        }
+        Ok(t)
     }
 
     /// Classify for `account` (None: the shared table). None when no table
@@ -126,18 +155,25 @@ impl Bayes {
         }))
     }
 
+    /// Whether the account trained enough for its own table to decide.
+    pub async fn has_own_table(&self, account: AccountId) -> bool {
+        self.totals(account)
+            .await
+            .is_ok_and(|(s, h)| s >= MIN_OWN && h >= MIN_OWN)
+    }
+
     /// The table that decides for `account`, with its totals.
     async fn table(
         &self,
         account: Option<AccountId>,
     ) -> Result<Option<(i64, (u64, u64))>, StoreError> {
         if let Some(a) = account {
-            let own = self.store.spam_totals(a).await?;
+            let own = self.totals(a).await?;
             if own.0 >= MIN_OWN && own.1 >= MIN_OWN {
                 return Ok(Some((a, own)));
             }
         }
-        let shared = self.store.spam_totals(SHARED).await?;
+        let shared = self.totals(SHARED).await?;
         Ok((shared.0 >= MIN_TRAINED && shared.1 >= MIN_TRAINED).then_some((SHARED, shared)))
     }
 
@@ -165,6 +201,9 @@ impl Bayes {
             })
             .await?;
         for owner in owners {
+            if let Ok(mut cache) = self.totals.lock() {
+                cache.remove(&owner);
+            }
             let max = if owner == SHARED {
                 MAX_SHARED_TOKENS
             } else {

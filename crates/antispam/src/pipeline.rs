@@ -115,6 +115,9 @@ pub struct DataVerdict {
     pub accounts: Vec<(AccountId, bool, String)>,
 }
 
+/// How long the list of our domains is kept in memory.
+const DOMAINS_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Clients that passed the pregreet test lately (skip it for a day), bounded.
 const PREGREET_MEMORY: usize = 100_000;
 const PREGREET_PASS_FOR: i64 = 86_400;
@@ -129,6 +132,7 @@ pub struct Classified {
 
 pub struct Checks {
     cfg: AntispamConfig,
+    domains: std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<String>>)>>,
     pregreet_passed: std::sync::Mutex<std::collections::HashMap<IpAddr, i64>>,
     verifier: Option<Arc<Verifier>>,
     resolver: Resolver,
@@ -150,6 +154,7 @@ impl Checks {
             .greylist
             .map(|g| Greylist::new(store.clone(), clock.clone(), g));
         Checks {
+            domains: std::sync::Mutex::default(),
             pregreet_passed: std::sync::Mutex::default(),
             bayes: Bayes::new(store.clone()),
             cfg,
@@ -332,10 +337,20 @@ impl Checks {
             local_domains: &domains,
             now: self.clock.now(),
         };
-        a.hits.extend(rules::content(raw, &ctx));
+        // One parse for the rules and the tokens (which only the Bayesian
+        // filter and the domain lists need).
+        let want_tokens = self.cfg.bayes || !self.cfg.domain_lists.is_empty();
+        let (content_hits, words) = {
+            let parsed = mail_parser::MessageParser::default().parse(raw);
+            let words = match want_tokens {
+                true => crate::tokens::of_message(raw, parsed.as_ref()),
+                false => Vec::new(),
+            };
+            (rules::content_of(raw, parsed.as_ref(), &ctx), words)
+        };
+        a.hits.extend(content_hits);
         a.hits
-            .extend(self.domain_list_hits(raw, envelope_sender).await);
-        let words = crate::tokens::tokenize(raw);
+            .extend(self.domain_list_hits(raw, envelope_sender, &words).await);
         let shared = match self.cfg.bayes {
             true => self
                 .bayes
@@ -355,14 +370,14 @@ impl Checks {
             });
         }
         for account in accounts {
-            let own = match self.cfg.bayes {
+            // Only an account with its own trained table is asked again.
+            let own = match self.cfg.bayes && self.bayes.has_own_table(*account).await {
                 true => self
                     .bayes
                     .classify_tokens(Some(*account), &words)
                     .await
                     .ok()
-                    .flatten()
-                    .filter(|c| c.own_table),
+                    .flatten(),
                 false => None,
             };
             let mine: Vec<Hit> = match own {
@@ -400,7 +415,12 @@ impl Checks {
 
     /// Domain lists for the envelope sender's domain, the From: domain and
     /// the hosts links point to (at most ten names asked).
-    async fn domain_list_hits(&self, raw: &[u8], envelope_sender: &str) -> Vec<Hit> {
+    async fn domain_list_hits(
+        &self,
+        raw: &[u8],
+        envelope_sender: &str,
+        words: &[String],
+    ) -> Vec<Hit> {
         if self.cfg.domain_lists.is_empty() {
             return Vec::new();
         }
@@ -417,7 +437,7 @@ impl Checks {
         if let Ok(from) = policy::verify::from_domains(raw) {
             from.iter().for_each(|d| add(d));
         }
-        for t in crate::tokens::tokenize(raw) {
+        for t in words {
             if let Some(host) = t.strip_prefix("url:").filter(|h| h.contains('.')) {
                 add(host);
             }
@@ -435,13 +455,27 @@ impl Checks {
         hits
     }
 
-    /// Our domains (the rules compare names against them).
-    async fn local_domains(&self) -> Vec<String> {
-        self.store
-            .list_domains()
-            .await
-            .map(|d| d.into_iter().map(|d| d.name.to_ascii_lowercase()).collect())
-            .unwrap_or_default()
+    /// Our domains (the rules compare names against them), read again at
+    /// most every [`DOMAINS_FOR`]: asking the store for every message would
+    /// cost more than all the rules.
+    async fn local_domains(&self) -> Arc<Vec<String>> {
+        if let Ok(cache) = self.domains.lock()
+            && let Some((at, domains)) = cache.as_ref()
+            && at.elapsed() < DOMAINS_FOR
+        {
+            return domains.clone();
+        }
+        let domains: Arc<Vec<String>> = Arc::new(
+            self.store
+                .list_domains()
+                .await
+                .map(|d| d.into_iter().map(|d| d.name.to_ascii_lowercase()).collect())
+                .unwrap_or_default(),
+        );
+        if let Ok(mut cache) = self.domains.lock() {
+            *cache = Some((std::time::Instant::now(), domains.clone()));
+        }
+        domains
     }
 
     /// Submission: the hourly limits of an authenticated user (MAIL, with

@@ -31,6 +31,11 @@ pub struct Context<'a> {
 
 /// The content rules that fire on a raw message.
 pub fn content(raw: &[u8], ctx: &Context<'_>) -> Vec<Hit> {
+    content_of(raw, MessageParser::default().parse(raw).as_ref(), ctx)
+}
+
+/// The same, with the message already parsed (None: it did not parse).
+pub fn content_of(raw: &[u8], parsed: Option<&Message<'_>>, ctx: &Context<'_>) -> Vec<Hit> {
     let mut hits = Vec::new();
     let fields = message::header::fields(raw);
     let has = |name: &str| fields.iter().any(|f| f.name.eq_ignore_ascii_case(name));
@@ -68,14 +73,14 @@ pub fn content(raw: &[u8], ctx: &Context<'_>) -> Vec<Hit> {
             break;
         }
     }
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(msg) = parsed else {
         return hits;
     };
-    subject_rules(&msg, &mut hits);
-    date_rules(&msg, ctx, &mut hits);
-    from_rules(&msg, ctx, &mut hits);
-    body_rules(&msg, &mut hits);
-    attachment_rules(&msg, &mut hits);
+    subject_rules(msg, &mut hits);
+    date_rules(msg, ctx, &mut hits);
+    from_rules(msg, ctx, &mut hits);
+    body_rules(msg, &mut hits);
+    attachment_rules(msg, &mut hits);
     hits
 }
 
@@ -154,17 +159,26 @@ pub fn html_only(msg: &Message<'_>) -> bool {
     html
 }
 
+/// The HTML parts as written (mail-parser also offers text parts converted
+/// to HTML; those say nothing about links).
+pub fn html_parts<'m>(msg: &'m Message<'_>) -> impl Iterator<Item = &'m str> {
+    msg.parts
+        .iter()
+        .filter_map(|p| match &p.body {
+            mail_parser::PartType::Html(html) => Some(html.as_ref()),
+            _ => None,
+        })
+        .take(8)
+}
+
 fn body_rules(msg: &Message<'_>, hits: &mut Vec<Hit>) {
     if html_only(msg) {
         hits.push(Hit::new("HTML_ONLY", 0.7, "HTML without a text part"));
     }
     let mut mismatch = None;
     let mut ip_link = false;
-    for i in 0..msg.html_body_count().min(8) {
-        let Some(body) = msg.body_html(i) else {
-            continue;
-        };
-        for link in html::links(&body) {
+    for body in html_parts(msg) {
+        for link in html::links(body) {
             if link.target_host.parse::<IpAddr>().is_ok() {
                 ip_link = true;
             }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::{Message, MessageParser, MimeHeaders};
 
 pub const MAX_TOKENS: usize = 5000;
 pub const MAX_TEXT: usize = 512 * 1024;
@@ -35,8 +35,13 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
 
 /// The distinct tokens of a raw message, sorted.
 pub fn tokenize(raw: &[u8]) -> Vec<String> {
+    of_message(raw, MessageParser::default().parse(raw).as_ref())
+}
+
+/// The same, from a message already parsed (None: it did not parse).
+pub fn of_message(raw: &[u8], parsed: Option<&Message<'_>>) -> Vec<String> {
     let mut t = Collector::default();
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(msg) = parsed else {
         t.words(
             &String::from_utf8_lossy(&raw[..raw.len().min(MAX_TEXT)]),
             "",
@@ -95,9 +100,9 @@ pub fn tokenize(raw: &[u8]) -> Vec<String> {
         t.words(text, "");
         t.links(text);
     }
-    for i in 0..msg.html_body_count().min(8) {
-        if let Some(html) = msg.body_html(i) {
-            let links = crate::html::links(&html);
+    for html in crate::rules::html_parts(msg) {
+        {
+            let links = crate::html::links(html);
             t.add(format!("shape:links:{}", bucket(links.len())));
             for link in links.iter().take(50) {
                 t.host(&link.target_host);

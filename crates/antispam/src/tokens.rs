@@ -87,7 +87,7 @@ pub fn of_message(raw: &[u8], parsed: Option<&Message<'_>>) -> Vec<String> {
             t.add(format!("header:{}", name.to_ascii_lowercase()));
         }
     }
-    if crate::rules::html_only(&msg) {
+    if crate::rules::html_only(msg) {
         t.add("shape:html-only".into());
     }
     let mut text_budget = MAX_TEXT;
@@ -101,18 +101,14 @@ pub fn of_message(raw: &[u8], parsed: Option<&Message<'_>>) -> Vec<String> {
         t.links(text);
     }
     for html in crate::rules::html_parts(msg) {
-        {
-            let links = crate::html::links(html);
-            t.add(format!("shape:links:{}", bucket(links.len())));
-            for link in links.iter().take(50) {
-                t.host(&link.target_host);
-            }
-            if html.matches("<img").count() > 0 {
-                t.add(format!(
-                    "shape:images:{}",
-                    bucket(html.matches("<img").count())
-                ));
-            }
+        let links = crate::html::links(html);
+        t.add(format!("shape:links:{}", bucket(links.len())));
+        for link in links.iter().take(50) {
+            t.host(&link.target_host);
+        }
+        let images = html.matches("<img").count();
+        if images > 0 {
+            t.add(format!("shape:images:{}", bucket(images)));
         }
     }
     for part in msg.attachments().take(20) {

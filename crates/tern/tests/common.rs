@@ -245,6 +245,34 @@ pub fn submit_with(
     text.trim().to_string()
 }
 
+/// Submit a message the server is expected to refuse whole (at MAIL or
+/// DATA): what smtplib said about it (its standard error).
+pub fn submit_refused(
+    server: &TernServer,
+    user: &str,
+    password: &str,
+    to: &str,
+    options: &[&str],
+) -> String {
+    let addr = server.addr("submission");
+    let out = std::process::Command::new("python3")
+        .arg(repo("tests/clients/submit.py"))
+        .args([
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            user,
+            password,
+            user,
+            to,
+        ])
+        .args(options)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "not refused: {}", text(&out.stdout));
+    text(&out.stderr)
+}
+
 /// An SMTP server that is not Tern: Python's aiosmtpd (tests/clients/smtp_sink.py),
 /// stopped when dropped.
 pub struct Sink {

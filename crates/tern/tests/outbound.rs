@@ -444,22 +444,14 @@ fn held_mail_waits_for_its_release() {
     assert!(start.elapsed() >= std::time::Duration::from_secs(3));
     assert!(net.queue(&a).is_empty());
     // Longer than offered (30 days by default): 501 at MAIL (RFC 4865 §4).
-    let addr = a.addr("submission");
-    let out = std::process::Command::new("python3")
-        .arg(common::repo("tests/clients/submit.py"))
-        .args([
-            &addr.ip().to_string(),
-            &addr.port().to_string(),
-            ALICE.0,
-            ALICE.1,
-            ALICE.0,
-        ])
-        .args(["bob@a.test", "MAIL:HOLDFOR=99999999"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let said = text(&out.stderr);
-    assert!(!out.status.success() && said.contains("501"), "{said}");
+    let said = common::submit_refused(
+        &a,
+        ALICE.0,
+        ALICE.1,
+        "bob@a.test",
+        &["MAIL:HOLDFOR=99999999"],
+    );
+    assert!(said.contains("501"), "{said}");
 }
 
 /// RFC 2852 DELIVERBY: with R, a message not delivered by its deadline

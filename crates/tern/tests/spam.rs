@@ -291,20 +291,6 @@ fn compromised_account_is_held_then_released() {
     });
     // Sixth message this hour: the hard limit.
     send(6);
-    let addr = a.addr("submission");
-    let out = std::process::Command::new("python3")
-        .arg(common::repo("tests/clients/submit.py"))
-        .args([
-            &addr.ip().to_string(),
-            &addr.port().to_string(),
-            "alice@a.test",
-            "alice-pw",
-            "alice@a.test",
-            "u@sink.test",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let said = text(&out.stderr);
+    let said = common::submit_refused(&a, "alice@a.test", "alice-pw", "u@sink.test", &[]);
     assert!(said.contains("451") && said.contains("4.7.28"), "{said}");
 }

@@ -7,13 +7,15 @@
 //! (the MIME tree with byte ranges, decoders), `envelope` (IMAP ENVELOPE fields),
 //! `xtext` (the RFC 3461 encoding of ESMTP parameters), `seven_bit` (8-bit
 //! content to quoted-printable or base64 for servers without 8BITMIME).
-//! `dsn` (delivery status notifications, RFC 3464). Pure: no I/O.
+//! `dsn` (delivery status notifications, RFC 3464), `mdn` (disposition
+//! notifications, RFC 8098, for Sieve rejections). Pure: no I/O.
 
 pub mod address;
 pub mod date;
 pub mod dsn;
 pub mod envelope;
 pub mod header;
+pub mod mdn;
 pub mod mime;
 pub mod seven_bit;
 pub mod trace;

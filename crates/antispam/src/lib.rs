@@ -20,4 +20,6 @@ pub mod score;
 pub mod tokens;
 
 pub use objection::Objection;
-pub use pipeline::{AntispamConfig, Assessment, Checks, Classified, Client, DataVerdict};
+pub use pipeline::{
+    AccountVerdict, AntispamConfig, Assessment, Checks, Classified, Client, DataVerdict,
+};

@@ -111,8 +111,22 @@ pub struct DataVerdict {
     /// Every rule that fired, for the log line.
     pub hits: Vec<Hit>,
     pub score: f64,
-    /// Per local account: whether it goes to Junk, and its X-Spam-Status field.
-    pub accounts: Vec<(AccountId, bool, String)>,
+    /// Per local account: its own verdict.
+    pub accounts: Vec<AccountVerdict>,
+}
+
+/// One local account's verdict on a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountVerdict {
+    pub account: AccountId,
+    /// To the Junk folder.
+    pub junk: bool,
+    /// Its `X-Spam-Status:` field (CRLF ended).
+    pub field: String,
+    /// RFC 5235 scale: 1 (not spam) to 10.
+    pub level: u8,
+    /// 0 to 100.
+    pub percent: u8,
 }
 
 /// How long the list of our domains is kept in memory.
@@ -384,13 +398,17 @@ impl Checks {
                 Some(c) => a.hits.iter().cloned().chain([c.hit()]).collect(),
                 None => hits.clone(),
             };
+            let mine_score = score::total(&mine);
             let junk = verdict.quarantine
-                || self.cfg.thresholds.disposition(score::total(&mine)) != Disposition::Inbox;
-            verdict.accounts.push((
-                *account,
+                || self.cfg.thresholds.disposition(mine_score) != Disposition::Inbox;
+            let (level, percent) = score::spam_scale(mine_score, &self.cfg.thresholds);
+            verdict.accounts.push(AccountVerdict {
+                account: *account,
                 junk,
-                score::status_field(&mine, &self.cfg.thresholds),
-            ));
+                field: score::status_field(&mine, &self.cfg.thresholds),
+                level,
+                percent,
+            });
         }
         verdict.score = score;
         verdict.hits = hits;

@@ -63,6 +63,19 @@ impl Thresholds {
     }
 }
 
+/// A score on the scale of RFC 5235 (Sieve's spamtest): the level 1 (not
+/// spam) to 10 (spam at the reject threshold or above), and the percent 0
+/// to 100 of the reject threshold.
+pub fn spam_scale(score: f64, t: &Thresholds) -> (u8, u8) {
+    let fraction = match t.reject > 0.0 {
+        true => (score / t.reject).clamp(0.0, 1.0),
+        false => 1.0,
+    };
+    let percent = (fraction * 100.0).round() as u8;
+    let level = 1 + (fraction * 9.0).round() as u8;
+    (level, percent)
+}
+
 /// The rules as `NAME(points)` joined by spaces, strongest first.
 pub fn rule_list(hits: &[Hit]) -> String {
     let mut sorted: Vec<&Hit> = hits.iter().collect();
@@ -113,6 +126,14 @@ pub fn status_field(hits: &[Hit], t: &Thresholds) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc5235_scale() {
+        let t = Thresholds::default();
+        assert_eq!(spam_scale(-3.0, &t), (1, 0));
+        assert_eq!(spam_scale(7.5, &t), (6, 50));
+        assert_eq!(spam_scale(40.0, &t), (10, 100));
+    }
 
     #[test]
     fn header_and_disposition() {

@@ -1,10 +1,10 @@
 //! The MDA: what happens to a message for our domains. It answers "who gets
 //! mail sent to this address" at RCPT time (accounts, aliases, sub-addresses,
-//! catch-all), and, at the end of DATA, stores the message once for every
-//! local account it reaches and queues it for every remote target, in one
-//! durable transaction.
+//! catch-all), and, at the end of DATA, runs each account's Sieve filter
+//! and stores what they decided in one durable transaction: the message
+//! once for every mailbox it reaches, queued for every remote target.
 //!
-//! Resolution order for an address in one of our domains:
+//! Resolution order for an address in one of our domains (`resolve`):
 //! 1. an account or alias with exactly that address;
 //! 2. the address without its sub-address (`user+tag@d` -> `user@d`);
 //! 3. the domain's catch-all alias (`@d`);
@@ -12,17 +12,25 @@
 //!
 //! Aliases expand recursively up to [`MAX_DEPTH`] levels and [`MAX_TARGETS`]
 //! targets; a branch that comes back to an alias already on its path is cut
-//! (hardening.md C-RL9). If nothing but cycles remains, the address is a loop.
+//! (docs/hardening.md C-RL9). If nothing but cycles remains, the address is a loop.
+//!
+//! Delivery (`filter` runs the scripts, `plan` turns their actions into the
+//! store's operation, `effects` sends what goes out after the commit:
+//! vacation responses, notifications, rejection reports).
 
-use std::collections::BTreeSet;
+mod effects;
+mod filter;
+mod plan;
+mod resolve;
+
 use std::sync::Arc;
 
-use message::{Domain, Mailbox};
+use message::Mailbox;
 use policy::srs::Srs;
-use store::{
-    AccountId, AddressKind, Delivery, Folder, NewMessage, QueueInsert, QueueOptions,
-    QueueRecipient, Store, StoreError, Stored,
-};
+use store::{AccountId, AddressKind, QueueOptions, Store, StoreError};
+
+pub use filter::{ScriptCache, SieveConfig};
+pub use sieve::SpamLevel;
 
 pub const MAX_DEPTH: usize = 10;
 pub const MAX_TARGETS: usize = 1000;
@@ -34,6 +42,9 @@ pub struct MdaConfig {
     /// Rewrite the sender of forwarded mail, and route bounces to rewritten
     /// addresses back (None: forward with the original sender).
     pub srs: Option<Arc<Srs>>,
+    /// Our host name (the Message-ID of what Sieve sends, reports).
+    pub hostname: String,
+    pub sieve: SieveConfig,
 }
 
 impl Default for MdaConfig {
@@ -41,6 +52,8 @@ impl Default for MdaConfig {
         MdaConfig {
             subaddress_separator: Some('+'),
             srs: None,
+            hostname: "localhost".into(),
+            sieve: SieveConfig::default(),
         }
     }
 }
@@ -92,6 +105,28 @@ pub struct Recipient {
     pub orcpt: Option<String>,
 }
 
+/// The spam filter's word on one account's copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub account: AccountId,
+    /// To Junk (what keep means for this copy).
+    pub junk: bool,
+    /// The header field that says why (`X-Spam-Status: ...\r\n`).
+    pub field: String,
+    /// RFC 5235 levels for Sieve's spamtest.
+    pub spam: Option<sieve::SpamLevel>,
+}
+
+/// What became of a message handed to [`Mda::deliver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Stored durably: copies in mailboxes, and whether the queue took some.
+    Accepted { placed: usize, queued: bool },
+    /// Every recipient's filter refused it (Sieve `reject`, RFC 5429 §2.1):
+    /// the reason to answer the client with; nothing was stored.
+    Refused(String),
+}
+
 /// The envelope of a message to deliver.
 #[derive(Debug, Clone, Default)]
 pub struct Envelope {
@@ -102,10 +137,9 @@ pub struct Envelope {
     pub ret: Option<String>,
     pub smtputf8: bool,
     pub eight_bit: bool,
-    /// What the checks said of each local account's copy: to Junk or not,
-    /// and the header field that says why (`X-Spam-Status`). Accounts
-    /// absent here get their copy in INBOX as it is.
-    pub verdicts: Vec<(AccountId, bool, String)>,
+    /// What the checks said of each local account's copy. Accounts absent
+    /// here get their copy in INBOX as it is.
+    pub verdicts: Vec<Verdict>,
     /// FUTURERELEASE, DELIVERBY, MT-PRIORITY. A held message (FUTURERELEASE)
     /// goes through the queue for local recipients too.
     pub queue_options: QueueOptions,
@@ -118,6 +152,7 @@ pub struct Mda {
     store: Arc<dyn Store>,
     config: MdaConfig,
     queued: Arc<tokio::sync::Notify>,
+    scripts: ScriptCache,
 }
 
 impl Mda {
@@ -126,7 +161,41 @@ impl Mda {
             store,
             config,
             queued: Arc::new(tokio::sync::Notify::new()),
+            scripts: ScriptCache::default(),
         }
+    }
+
+    /// The domain whose ARC seal a forwarded copy should carry: the first
+    /// recipient an alias forwards elsewhere, or whose account's script
+    /// may redirect (RFC 8617 §5.1: the forwarder seals).
+    pub async fn forwarding_domain(&self, recipients: &[Recipient]) -> Option<String> {
+        let domain = |a: &str| a.rsplit_once('@').map(|(_, d)| d.to_string());
+        if let Some(r) = recipients
+            .iter()
+            .find(|r| r.remote.iter().any(|t| t != &r.address))
+        {
+            return domain(&r.address);
+        }
+        for t in recipients.iter().flat_map(|r| &r.local) {
+            if let Ok(Some((_, text))) = self.store.sieve_active(t.account).await
+                && self.scripts.compile(&text).is_ok_and(|s| s.may_redirect())
+            {
+                return domain(&t.address);
+            }
+        }
+        self.config
+            .sieve
+            .before
+            .iter()
+            .any(|s| s.may_redirect())
+            .then(|| {
+                recipients
+                    .iter()
+                    .flat_map(|r| &r.local)
+                    .next()
+                    .and_then(|t| domain(&t.address))
+            })
+            .flatten()
     }
 
     /// Notified whenever a delivery put something in the outbound queue (the
@@ -139,158 +208,58 @@ impl Mda {
         &self.store
     }
 
-    /// What `rcpt` means here (see the crate documentation for the order).
-    pub async fn resolve(&self, rcpt: &Mailbox) -> Result<Resolution, StoreError> {
-        let Domain::Name(domain) = rcpt.domain() else {
-            return Ok(Resolution::NotLocal);
-        };
-        let mut found = self.store.lookup_address(&rcpt.key()).await?;
-        if found == AddressKind::Unknown
-            && let Some(srs) = &self.config.srs
-            && policy::srs::is_srs(rcpt.local())
-        {
-            return self.srs_bounce(srs, rcpt).await;
-        }
-        if found == AddressKind::Unknown
-            && let Some(base) = self
-                .config
-                .subaddress_separator
-                .and_then(|sep| rcpt.without_detail(sep))
-        {
-            found = self.store.lookup_address(&base.key()).await?;
-        }
-        if found == AddressKind::Unknown {
-            found = self.store.lookup_address(&format!("@{domain}")).await?;
-        }
-        match found {
-            AddressKind::NotLocal => Ok(Resolution::NotLocal),
-            AddressKind::Unknown if rcpt.local().eq_ignore_ascii_case(REPORT_LOCAL_PART) => {
-                Ok(Resolution::Reports)
-            }
-            AddressKind::Unknown => Ok(Resolution::Unknown),
-            AddressKind::Account(a) => Ok(Resolution::Deliver {
-                local: vec![LocalTarget {
-                    account: a.id,
-                    address: a.address,
-                }],
-                remote: vec![],
-            }),
-            AddressKind::Alias(targets) => self.expand(rcpt.key(), targets).await,
-        }
-    }
-
-    /// A bounce to one of our SRS addresses goes back where the rewritten
-    /// sender came from (resolved again: it may be one of ours).
-    async fn srs_bounce(&self, srs: &Srs, rcpt: &Mailbox) -> Result<Resolution, StoreError> {
-        let back = match srs.reverse(rcpt.local(), message::date::unix_now()) {
-            Ok(back) => back,
-            Err(e) => return Ok(Resolution::BadSrs(e.to_string())),
-        };
-        let Ok(mailbox) = Mailbox::parse(&back) else {
-            return Ok(Resolution::BadSrs("malformed SRS address".into()));
-        };
-        if policy::srs::is_srs(mailbox.local())
-            && self.store.lookup_address(&mailbox.key()).await? != AddressKind::NotLocal
-        {
-            // SRS1 pointing at ourselves again: no more than one step.
-            return Ok(Resolution::BadSrs("SRS address loops".into()));
-        }
-        Ok(match Box::pin(self.resolve(&mailbox)).await? {
-            Resolution::NotLocal => Resolution::Deliver {
-                local: vec![],
-                // RFC 5321 §2.4: another host's local part keeps its case.
-                remote: vec![mailbox.to_string()],
-            },
-            other => other,
-        })
-    }
-
-    /// Expand an alias depth-first, cutting cycles.
-    async fn expand(&self, alias: String, targets: Vec<String>) -> Result<Resolution, StoreError> {
-        let mut local = BTreeSet::new();
-        let mut remote = BTreeSet::new();
-        let mut cycle = false;
-        // (target, path of aliases that led here)
-        let mut stack: Vec<(String, Vec<String>)> = targets
-            .into_iter()
-            .rev()
-            .map(|t| (t, vec![alias.clone()]))
-            .collect();
-        let mut seen_targets = 0usize;
-        while let Some((target, path)) = stack.pop() {
-            seen_targets += 1;
-            if seen_targets > MAX_TARGETS {
-                tracing::warn!(alias = %alias, "alias expansion stopped at {MAX_TARGETS} targets");
-                break;
-            }
-            let Ok(mailbox) = Mailbox::parse(&target) else {
-                tracing::warn!(alias = %alias, target = %target, "alias target is not an address");
-                continue;
-            };
-            let key = mailbox.key();
-            if path.contains(&key) {
-                cycle = true;
-                continue;
-            }
-            match self.store.lookup_address(&key).await? {
-                AddressKind::Account(a) => {
-                    local.insert(LocalTarget {
-                        account: a.id,
-                        address: a.address,
-                    });
-                }
-                AddressKind::Alias(next) if path.len() < MAX_DEPTH => {
-                    let mut next_path = path.clone();
-                    next_path.push(key);
-                    stack.extend(next.into_iter().rev().map(|t| (t, next_path.clone())));
-                }
-                AddressKind::Alias(_) => {
-                    tracing::warn!(alias = %alias, "alias nesting deeper than {MAX_DEPTH}");
-                    cycle = true;
-                }
-                AddressKind::Unknown => {
-                    tracing::warn!(alias = %alias, target = %key, "alias target does not exist")
-                }
-                AddressKind::NotLocal => {
-                    remote.insert(key);
-                }
-            }
-        }
-        if local.is_empty() && remote.is_empty() {
-            return Ok(if cycle {
-                Resolution::Loop
-            } else {
-                Resolution::Unknown
-            });
-        }
-        Ok(Resolution::Deliver {
-            local: local.into_iter().collect(),
-            remote: remote.into_iter().collect(),
-        })
-    }
-
-    /// Store `data` for every local target (once per account) and queue it for every
-    /// remote one, in one durable transaction. `data` already carries our Received line.
+    /// Run each local account's filter, then store and queue what they
+    /// decided in one durable transaction. `data` already carries our
+    /// Received line. What the filters send (vacation responses,
+    /// notifications, rejection reports) goes out after the commit.
     pub async fn deliver(
         &self,
         envelope: &Envelope,
         data: Vec<u8>,
         received_at: i64,
-    ) -> Result<Stored, StoreError> {
+    ) -> Result<Delivered, StoreError> {
+        let runs = self.filter_all(envelope, &data, received_at).await;
+        // Forwarding aliases and report addresses take the message anyway.
+        let others = envelope
+            .recipients
+            .iter()
+            .any(|r| !r.remote.is_empty() || r.local.is_empty());
+        if let Some(reason) = filter::refused_by_all(&runs, others) {
+            return Ok(Delivered::Refused(reason));
+        }
+        let head = match runs.iter().any(|r| r.rejection().is_some()) {
+            true => data[..message::header::header_end(&data)].to_vec(),
+            false => Vec::new(),
+        };
         let queue_sender = self.queue_sender(envelope).await?;
-        let plan = plan(envelope, &queue_sender, data, received_at);
-        if plan.deliveries.is_empty() && plan.queue.is_none() {
-            // Only recipients that took the message otherwise (report addresses).
-            return Ok(Stored {
-                placed: vec![],
-                queue_id: None,
+        let redirect_senders = self.redirect_senders(envelope, &runs).await?;
+        let built = plan::build(
+            envelope,
+            &queue_sender,
+            &redirect_senders,
+            data,
+            received_at,
+            &runs,
+        );
+        if built.messages.is_empty() {
+            // Only recipients that took the message otherwise (report
+            // addresses), or filters that discarded it.
+            self.after_commit(envelope, &head, &runs, received_at).await;
+            return Ok(Delivered::Accepted {
+                placed: 0,
+                queued: false,
             });
         }
-        let stored = self.store.store_message(plan).await?;
-        if stored.queue_id.is_some() {
+        let stored = self.store.store_messages(built.messages).await?;
+        let queued = stored.iter().any(|s| s.queue_id.is_some());
+        if queued {
             self.queued.notify_one();
         }
-        Ok(stored)
+        self.after_commit(envelope, &head, &runs, received_at).await;
+        Ok(Delivered::Accepted {
+            placed: stored.iter().map(|s| s.placed.len()).sum(),
+            queued,
+        })
     }
 
     /// Deliver a message Tern wrote itself (a DSN, a DMARC report) from
@@ -334,7 +303,8 @@ impl Mda {
             recipients,
             ..Default::default()
         };
-        self.deliver(&envelope, data, now).await?;
+        // Boxed: what the recipients' filters send comes back here.
+        Box::pin(self.deliver(&envelope, data, now)).await?;
         Ok(envelope.recipients.len())
     }
 
@@ -359,129 +329,31 @@ impl Mda {
         let domain = via.address.rsplit_once('@').map_or("", |(_, d)| d);
         Ok(srs.forward(&envelope.sender, domain, message::date::unix_now()))
     }
-}
 
-/// The store operation for a delivery: deduplicated local copies, each with its own
-/// Return-Path and Delivered-To, and one queue entry for the remote addresses.
-fn plan(envelope: &Envelope, queue_sender: &str, data: Vec<u8>, received_at: i64) -> NewMessage {
-    let mut deliveries: Vec<Delivery> = Vec::new();
-    let mut seen_accounts = BTreeSet::new();
-    let mut queue: Vec<QueueRecipient> = Vec::new();
-    // RFC 4865: a held message reaches nobody before its release time, not
-    // even a local mailbox: the queue holds every copy.
-    let held = envelope.queue_options.release_at.is_some();
-    for r in &envelope.recipients {
-        for t in r.local.iter().filter(|_| held) {
-            if seen_accounts.insert(t.account) {
-                queue.push(QueueRecipient {
-                    address: t.address.clone(),
-                    orcpt: r.orcpt.clone(),
-                    notify: r.notify.clone(),
-                });
+    /// The reverse-path of each account's redirected copies (RFC 5228
+    /// §4.2 keeps the sender; SRS rewrites it as for alias forwarding).
+    async fn redirect_senders(
+        &self,
+        envelope: &Envelope,
+        runs: &[filter::Run],
+    ) -> Result<Vec<(AccountId, String)>, StoreError> {
+        let mut out = Vec::new();
+        let local_sender = match (&self.config.srs, envelope.sender.is_empty()) {
+            (Some(_), false) => {
+                self.store.lookup_address(&envelope.sender).await? != AddressKind::NotLocal
             }
-        }
-        for t in r.local.iter().filter(|_| !held) {
-            if seen_accounts.insert(t.account) {
-                let verdict = envelope.verdicts.iter().find(|v| v.0 == t.account);
-                let mut prefix = message::trace::delivery_prefix(&envelope.sender, &t.address);
-                if let Some((_, _, field)) = verdict {
-                    prefix.push_str(field);
-                }
-                deliveries.push(Delivery {
-                    account: t.account,
-                    folder: match verdict {
-                        Some((_, true, _)) => Folder::SpecialUse("\\Junk".into()),
-                        _ => Folder::Inbox,
-                    },
-                    prefix: prefix.into_bytes(),
-                    flags: vec![],
-                });
-            }
-        }
-        for address in &r.remote {
-            if queue.iter().any(|q| &q.address == address) {
-                continue;
-            }
-            // RFC 3461 §4.2: keep the original recipient when forwarding.
-            let orcpt = r.orcpt.clone().or_else(|| {
-                (address != &r.address)
-                    .then(|| format!("rfc822;{}", message::xtext::encode(&r.address)))
-            });
-            queue.push(QueueRecipient {
-                address: address.clone(),
-                orcpt,
-                notify: r.notify.clone(),
-            });
-        }
-    }
-    let queue = (!queue.is_empty()).then(|| QueueInsert {
-        sender: queue_sender.to_string(),
-        recipients: queue,
-        envid: envelope.envid.clone(),
-        ret: envelope.ret.clone(),
-        smtputf8: envelope.smtputf8,
-        eight_bit: envelope.eight_bit,
-        options: envelope.queue_options,
-        submitter: envelope.submitter.clone(),
-    });
-    NewMessage {
-        data,
-        received_at,
-        deliveries,
-        queue,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn target(id: AccountId, a: &str) -> LocalTarget {
-        LocalTarget {
-            account: id,
-            address: a.into(),
-        }
-    }
-
-    #[test]
-    fn plan_dedupes_accounts_and_remote_addresses() {
-        let env = Envelope {
-            sender: "s@x.test".into(),
-            recipients: vec![
-                Recipient {
-                    address: "a@d.test".into(),
-                    local: vec![target(1, "a@d.test")],
-                    remote: vec![],
-                    notify: None,
-                    orcpt: None,
-                },
-                Recipient {
-                    address: "all@d.test".into(),
-                    local: vec![target(1, "a@d.test"), target(2, "b@d.test")],
-                    remote: vec!["r@far.test".into()],
-                    notify: Some("FAILURE".into()),
-                    orcpt: None,
-                },
-                Recipient {
-                    address: "r@far.test".into(),
-                    local: vec![],
-                    remote: vec!["r@far.test".into()],
-                    notify: None,
-                    orcpt: None,
-                },
-            ],
-            ..Default::default()
+            _ => true,
         };
-        let m = plan(&env, "SRS0=x@d.test", b"x".to_vec(), 0);
-        assert_eq!(m.deliveries.len(), 2);
-        assert_eq!(
-            m.deliveries[0].prefix,
-            b"Return-Path: <s@x.test>\r\nDelivered-To: a@d.test\r\n"
-        );
-        let q = m.queue.unwrap();
-        assert_eq!(q.sender, "SRS0=x@d.test");
-        assert_eq!(q.recipients.len(), 1);
-        assert_eq!(q.recipients[0].orcpt.as_deref(), Some("rfc822;all@d.test"));
-        assert_eq!(q.recipients[0].notify.as_deref(), Some("FAILURE"));
+        for run in runs.iter().filter(|r| r.redirects()) {
+            let sender = match (&self.config.srs, local_sender) {
+                (Some(srs), false) => {
+                    let domain = run.target.address.rsplit_once('@').map_or("", |(_, d)| d);
+                    srs.forward(&envelope.sender, domain, message::date::unix_now())
+                }
+                _ => envelope.sender.clone(),
+            };
+            out.push((run.target.account, sender));
+        }
+        Ok(out)
     }
 }

@@ -60,6 +60,24 @@ pub fn received(info: &ReceivedInfo<'_>) -> String {
     h
 }
 
+/// A fresh identifier: 12 characters of a base-32 alphabet, 60 random bits
+/// (queue ids, the local part of Message-IDs).
+pub fn unique_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTVWXYZ";
+    let mut bytes = [0u8; 12];
+    rand::fill(&mut bytes[..]);
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// A Message-ID (without the angle brackets) for a message Tern writes:
+/// `tag.unique@host` (RFC 5322 §3.6.4).
+pub fn message_id(tag: &str, host: &str) -> String {
+    format!("{tag}.{}@{host}", unique_id())
+}
+
 /// `Return-Path: <sender>\r\nDelivered-To: rcpt\r\n` (RFC 5321 §4.4; Delivered-To as
 /// Postfix and qmail write it, which lets loops through forwarding be found).
 pub fn delivery_prefix(return_path: &str, delivered_to: &str) -> String {

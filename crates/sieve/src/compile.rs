@@ -1076,7 +1076,10 @@ impl Checker {
                         "seconds" => seconds = Some(a.number()?),
                         "last" => last = true,
                         _ => {
-                            return Err(SyntaxError::new(tat, format!("duplicate: bad tag :{tag}")));
+                            return Err(SyntaxError::new(
+                                tat,
+                                format!("duplicate: bad tag :{tag}"),
+                            ));
                         }
                     }
                 }

@@ -356,3 +356,22 @@ pub struct Script {
     pub requires: Vec<String>,
     pub commands: Vec<Command>,
 }
+
+impl Script {
+    /// Whether running it may forward the message: a `redirect`, or an
+    /// `include` (what it brings in is known only when it runs).
+    pub fn may_redirect(&self) -> bool {
+        fn any(list: &[Command]) -> bool {
+            list.iter().any(|c| match c {
+                Command::Redirect { .. } | Command::Include { .. } => true,
+                Command::If {
+                    branches,
+                    otherwise,
+                } => branches.iter().any(|(_, b)| any(b)) || otherwise.as_deref().is_some_and(any),
+                Command::ForEveryPart { body, .. } => any(body),
+                _ => false,
+            })
+        }
+        any(&self.commands)
+    }
+}

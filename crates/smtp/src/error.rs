@@ -97,6 +97,10 @@ pub enum SmtpError {
     /// The check pipeline objected (sender authentication, spam defence).
     #[error("policy: {0}")]
     Policy(antispam::Objection),
+    /// Every recipient's Sieve filter refused the message (RFC 5429 §2.1),
+    /// with the script's reason.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl SmtpError {
@@ -299,7 +303,28 @@ impl SmtpError {
                 policy_reply(o),
                 matches!(o, antispam::Objection::EarlyTalker),
             ),
+            // RFC 5429 §2.1: 550 5.7.1 with the reason, on one line.
+            Refused(reason) => (
+                Reply::new(550, Enhanced(5, 7, 1), refusal_text(reason)),
+                false,
+            ),
         }
+    }
+}
+
+/// A script's reason as reply text: one line of printable characters, bounded.
+fn refusal_text(reason: &str) -> String {
+    let line: String = reason
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(400)
+        .collect();
+    match line.is_empty() {
+        true => "Refused by the recipient's filter".into(),
+        false => line,
     }
 }
 
@@ -386,6 +411,7 @@ mod tests {
             Store(StoreError::Full),
             Store(StoreError::Busy),
             Store(StoreError::Io("x".into())),
+            Refused("Not\r\nwanted".into()),
         ];
         use antispam::Objection as O;
         use policy::verify::AuthProblem as A;

@@ -13,6 +13,7 @@
 pub mod antispam;
 pub mod error;
 pub mod flags;
+pub mod sieve;
 mod sqlite;
 pub mod types;
 
@@ -20,13 +21,15 @@ use std::sync::Arc;
 
 pub use antispam::AntispamStore;
 pub use error::{Result, StoreError};
+pub use sieve::{SieveScriptInfo, SieveStore};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
 /// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).
-/// The spam defences' part is its own contract, [`AntispamStore`].
+/// The spam defences' part is its own contract, [`AntispamStore`], and so
+/// is Sieve's, [`SieveStore`].
 #[async_trait::async_trait]
-pub trait Store: AntispamStore + Send + Sync {
+pub trait Store: AntispamStore + SieveStore + Send + Sync {
     async fn add_domain(&self, name: &str) -> Result<DomainRecord>;
     async fn list_domains(&self) -> Result<Vec<DomainRecord>>;
     /// Refused while the domain still has accounts or aliases.
@@ -57,6 +60,9 @@ pub trait Store: AntispamStore + Send + Sync {
 
     /// Store a message, its local deliveries and its queue entry in one durable transaction.
     async fn store_message(&self, message: NewMessage) -> Result<Stored>;
+    /// Several messages (versions of one message: Sieve may edit a user's
+    /// copy) in one durable transaction: all are stored or none.
+    async fn store_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<Stored>>;
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>>;
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>>;
     /// The full message as delivered: per-recipient prefix and shared body.
@@ -219,6 +225,11 @@ impl Store for SqliteStore {
     async fn store_message(&self, message: NewMessage) -> Result<Stored> {
         let stored = self.sql_store_message(message).await?;
         self.announce(stored.placed.iter().map(|p| p.0));
+        Ok(stored)
+    }
+    async fn store_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<Stored>> {
+        let stored = self.sql_store_messages(messages).await?;
+        self.announce(stored.iter().flat_map(|s| s.placed.iter().map(|p| p.0)));
         Ok(stored)
     }
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {

@@ -69,6 +69,8 @@ pub enum Folder {
     SpecialUse(String),
     /// By name (falls back to INBOX if it does not exist).
     Named(String),
+    /// By name, created if it does not exist (Sieve `fileinto :create`).
+    Create(String),
 }
 
 /// One local recipient's copy of a message.

@@ -40,7 +40,10 @@ on_every_backend!(
     removing_an_account_frees_its_mail,
     dkim_keys,
     dmarc_reporting,
-    queue_priorities_and_holds
+    queue_priorities_and_holds,
+    sieve_scripts,
+    sieve_tracking,
+    delivery_versions_and_created_folders
 );
 
 fn evaluation(at: i64, domain: &str, policy: &str, row: &str) -> NewEvaluation {
@@ -760,4 +763,144 @@ async fn blobs_are_freed_with_their_last_reference() {
     let bob_inbox = stored.placed[1].0;
     s.remove_messages(bob_inbox, vec![1]).await.unwrap();
     assert_eq!(blobs(), 0);
+}
+
+async fn sieve_scripts(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
+    assert!(s.sieve_list(a).await.unwrap().is_empty());
+    assert_eq!(s.sieve_active(a).await.unwrap(), None);
+    s.sieve_put(a, "main", "keep;").await.unwrap();
+    s.sieve_put(a, "vacation", "require \"vacation\"; vacation \"x\";")
+        .await
+        .unwrap();
+    s.sieve_put(b, "main", "discard;").await.unwrap();
+    assert!(matches!(
+        s.sieve_activate(a, Some("nope")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.sieve_activate(a, Some("main")).await.unwrap();
+    s.sieve_activate(a, Some("vacation")).await.unwrap();
+    // One active script at most.
+    let list = s.sieve_list(a).await.unwrap();
+    assert_eq!(list.iter().filter(|x| x.active).count(), 1);
+    assert_eq!(list[1].name, "vacation");
+    assert!(list[1].active);
+    assert_eq!(list[0].size, 5);
+    assert_eq!(s.sieve_active(a).await.unwrap().unwrap().0, "vacation");
+    assert_eq!(s.sieve_active(b).await.unwrap(), None);
+    // Replacing keeps it active.
+    s.sieve_put(a, "vacation", "keep;").await.unwrap();
+    assert_eq!(
+        s.sieve_active(a).await.unwrap(),
+        Some(("vacation".into(), "keep;".into()))
+    );
+    assert!(matches!(
+        s.sieve_delete(a, "vacation").await,
+        Err(StoreError::InUse(_))
+    ));
+    assert!(matches!(
+        s.sieve_rename(a, "main", "vacation").await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert!(matches!(
+        s.sieve_rename(a, "nope", "other").await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.sieve_rename(a, "vacation", "away").await.unwrap();
+    assert_eq!(s.sieve_active(a).await.unwrap().unwrap().0, "away");
+    s.sieve_activate(a, None).await.unwrap();
+    assert_eq!(s.sieve_active(a).await.unwrap(), None);
+    s.sieve_delete(a, "away").await.unwrap();
+    assert!(matches!(
+        s.sieve_delete(a, "away").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.sieve_get(a, "main").await.unwrap().as_deref(),
+        Some("keep;")
+    );
+    assert_eq!(
+        s.sieve_get(b, "main").await.unwrap().as_deref(),
+        Some("discard;")
+    );
+    // Scripts go with their account.
+    s.remove_account("bob@a.test").await.unwrap();
+    let b2 = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
+    assert!(s.sieve_list(b2).await.unwrap().is_empty());
+}
+
+async fn sieve_tracking(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
+    assert!(!s.sieve_seen(a, "id1", 100).await.unwrap());
+    s.sieve_track(a, vec![("id1".into(), 200)], 100)
+        .await
+        .unwrap();
+    assert!(s.sieve_seen(a, "id1", 150).await.unwrap());
+    assert!(!s.sieve_seen(b, "id1", 150).await.unwrap());
+    assert!(!s.sieve_seen(a, "id1", 200).await.unwrap());
+    // A later expiry wins, an earlier one does not shorten it.
+    s.sieve_track(a, vec![("id1".into(), 300)], 150)
+        .await
+        .unwrap();
+    s.sieve_track(a, vec![("id1".into(), 250)], 150)
+        .await
+        .unwrap();
+    assert!(s.sieve_seen(a, "id1", 299).await.unwrap());
+    // Once per period: the vacation rule.
+    assert!(s.sieve_track_once(a, "v", 1000, 100).await.unwrap());
+    assert!(!s.sieve_track_once(a, "v", 1100, 200).await.unwrap());
+    assert!(s.sieve_track_once(a, "v", 2000, 1000).await.unwrap());
+    assert!(s.sieve_track_once(b, "v", 2000, 1000).await.unwrap());
+}
+
+async fn delivery_versions_and_created_folders(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let first = NewMessage {
+        data: b"Subject: one\r\n\r\nx\r\n".to_vec(),
+        received_at: 1,
+        deliveries: vec![Delivery {
+            account: a,
+            folder: Folder::Create("Projects/New".into()),
+            prefix: vec![],
+            flags: vec!["\\Seen".into()],
+        }],
+        queue: None,
+    };
+    let second = NewMessage {
+        data: b"X-Edited: yes\r\nSubject: one\r\n\r\nx\r\n".to_vec(),
+        received_at: 1,
+        deliveries: vec![
+            Delivery {
+                account: a,
+                folder: Folder::Named("Nope".into()),
+                prefix: vec![],
+                flags: vec![],
+            },
+            Delivery {
+                account: a,
+                folder: Folder::Create("Projects/New".into()),
+                prefix: vec![],
+                flags: vec![],
+            },
+        ],
+        queue: None,
+    };
+    let stored = s.store_messages(vec![first, second]).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    let created = s.mailbox(a, "Projects/New").await.unwrap().unwrap();
+    let inbox = s.mailbox(a, "INBOX").await.unwrap().unwrap();
+    assert_eq!(stored[0].placed, vec![(created.id, 1)]);
+    // A named folder that does not exist is INBOX.
+    assert_eq!(stored[1].placed, vec![(inbox.id, 1), (created.id, 2)]);
+    let edited = s.message_content(created.id, 2).await.unwrap().unwrap();
+    assert!(edited.starts_with(b"X-Edited: yes"));
+    assert_eq!(
+        s.messages(created.id).await.unwrap()[0].flags,
+        vec!["\\Seen".to_string()]
+    );
 }

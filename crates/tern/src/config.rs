@@ -59,6 +59,8 @@ pub struct Config {
     pub reports: ReportSettings,
     #[serde(default)]
     pub antispam: Antispam,
+    #[serde(default)]
+    pub sieve: SieveSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -564,6 +566,55 @@ impl Default for Delivery {
             arc_seal: true,
         }
     }
+}
+
+/// Sieve filtering (RFC 5228) and ManageSieve (RFC 5804).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SieveSettings {
+    /// A script run before every user's own (the administrator's policy);
+    /// its `stop` ends filtering. Absent: none.
+    pub before: Option<PathBuf>,
+    /// A directory of `NAME.sieve` files users' scripts may
+    /// `include :global "NAME"` (RFC 6609). Absent: none.
+    pub global_dir: Option<PathBuf>,
+    /// Scripts one user may keep, and the size of one (ManageSieve HAVESPACE).
+    #[serde(default = "default_max_scripts")]
+    pub max_scripts: usize,
+    #[serde(default = "default_max_script_size")]
+    pub max_script_size: u64,
+    /// `redirect` actions in one run (ManageSieve MAXREDIRECTS).
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: usize,
+    /// Messages one user may redirect in an hour.
+    #[serde(default = "default_max_redirects_per_hour")]
+    pub max_redirects_per_hour: u64,
+}
+
+impl Default for SieveSettings {
+    fn default() -> Self {
+        SieveSettings {
+            before: None,
+            global_dir: None,
+            max_scripts: default_max_scripts(),
+            max_script_size: default_max_script_size(),
+            max_redirects: default_max_redirects(),
+            max_redirects_per_hour: default_max_redirects_per_hour(),
+        }
+    }
+}
+
+fn default_max_scripts() -> usize {
+    20
+}
+fn default_max_script_size() -> u64 {
+    64 * 1024
+}
+fn default_max_redirects() -> usize {
+    4
+}
+fn default_max_redirects_per_hour() -> u64 {
+    100
 }
 
 /// Sender authentication of incoming mail (the MX).

@@ -206,8 +206,47 @@ pub(crate) async fn mda(config: &Config, store: &Arc<dyn Store>) -> Result<Arc<M
         MdaConfig {
             subaddress_separator: config.delivery.subaddress_separator.chars().next(),
             srs,
+            hostname: config.hostname.clone(),
+            sieve: sieve_config(&config.sieve)?,
         },
     )))
+}
+
+/// The site's Sieve scripts, compiled: one that does not compile stops
+/// the server from starting (with its line and column).
+pub(crate) fn sieve_config(
+    s: &crate::config::SieveSettings,
+) -> Result<delivery::SieveConfig, ServeError> {
+    let load = |path: &std::path::Path| -> Result<Arc<sieve::Script>, ServeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServeError(format!("sieve script {}: {e}", path.display())))?;
+        sieve::compile(&text)
+            .map(Arc::new)
+            .map_err(|e| ServeError(format!("sieve script {}: {e}", path.display())))
+    };
+    let mut config = delivery::SieveConfig {
+        max_redirects_per_hour: s.max_redirects_per_hour,
+        ..Default::default()
+    };
+    config.limits.max_redirects = s.max_redirects;
+    if let Some(before) = &s.before {
+        config.before.push(load(before)?);
+    }
+    if let Some(dir) = &s.global_dir {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| ServeError(format!("sieve global_dir {}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .map(str::to_string);
+            if let (Some(name), Some("sieve")) = (name, path.extension().and_then(|x| x.to_str())) {
+                config.global.insert(name, load(&path)?);
+            }
+        }
+    }
+    Ok(config)
 }
 
 /// DKIM signing of what we send, unless `[dkim] sign = false`.

@@ -73,11 +73,13 @@ impl Runner {
             },
         };
         let result = match self.mda.deliver(&envelope, content.to_vec(), now()).await {
-            Ok(_) => RcptResult::Delivered(crate::client::local_reply(
-                250,
-                "2.0.0",
-                "delivered to the mailbox",
-            )),
+            Ok(delivery::Delivered::Accepted { .. }) => RcptResult::Delivered(
+                crate::client::local_reply(250, "2.0.0", "delivered to the mailbox"),
+            ),
+            // RFC 5429 §2.1: the recipient's filter refused it; the sender hears why.
+            Ok(delivery::Delivered::Refused(reason)) => {
+                RcptResult::Permanent(crate::client::local_reply(550, "5.7.1", &reason))
+            }
             Err(e) => {
                 RcptResult::Temporary(crate::client::local_reply(451, "4.3.0", &e.to_string()))
             }

@@ -167,14 +167,7 @@ impl Runner {
     }
 
     pub(super) fn message_id(&self) -> String {
-        let mut b = [0u8; 8];
-        rand::fill(&mut b[..]);
-        format!(
-            "dsn.{}.{}@{}",
-            now(),
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>(),
-            self.cfg.hostname
-        )
+        message::trace::message_id("dsn", &self.cfg.hostname)
     }
 
     /// Deliver a report from `<>`: locally if the sender is ours, else through the queue.

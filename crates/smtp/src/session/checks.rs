@@ -18,7 +18,7 @@ pub(super) struct Assessed {
     /// The message, with forged claims of our authserv-id removed.
     pub body: Vec<u8>,
     /// Per local account: Junk or not, and its X-Spam-Status field.
-    pub verdicts: Vec<(store::AccountId, bool, String)>,
+    pub verdicts: Vec<delivery::Verdict>,
 }
 
 impl SmtpSession {
@@ -116,12 +116,12 @@ impl SmtpSession {
                 verdicts: Vec::new(),
             });
         }
-        let seal = match (
-            self.cfg.arc_seal,
-            &self.services.signer,
-            forwarding_domain(tx),
-        ) {
-            (true, Some(signer), Some(domain)) => signer.arc_key(domain, self.now()).await,
+        let seal = match (self.cfg.arc_seal, &self.services.signer) {
+            (true, Some(signer)) => match self.services.mda.forwarding_domain(&tx.recipients).await
+            {
+                Some(domain) => signer.arc_key(&domain, self.now()).await,
+                None => None,
+            },
             _ => None,
         };
         let verdict = self
@@ -148,7 +148,7 @@ impl SmtpSession {
             dmarc = ?verdict.dmarc.iter().map(|e| (e.from_domain.as_str(), e.result.as_str())).collect::<Vec<_>>(),
             score = format!("{:.1}", verdict.score),
             rules = %antispam::score::rule_list(&verdict.hits),
-            junk = verdict.accounts.iter().filter(|a| a.1).count(),
+            junk = verdict.accounts.iter().filter(|a| a.junk).count(),
             "checks"
         );
         let body = match policy::results::without_our_results(&body, &self.cfg.hostname) {
@@ -158,7 +158,19 @@ impl SmtpSession {
         Ok(Assessed {
             header: verdict.auth_header,
             body,
-            verdicts: verdict.accounts,
+            verdicts: verdict
+                .accounts
+                .into_iter()
+                .map(|a| delivery::Verdict {
+                    account: a.account,
+                    junk: a.junk,
+                    field: a.field,
+                    spam: Some(delivery::SpamLevel {
+                        level: a.level,
+                        percent: a.percent,
+                    }),
+                })
+                .collect(),
         })
     }
 
@@ -228,14 +240,4 @@ fn is_delivery_report(body: &[u8]) -> bool {
             let v = f.unfolded().to_ascii_lowercase();
             v.contains("multipart/report") && v.contains("delivery-status")
         })
-}
-
-/// The domain of the first recipient that an alias forwards elsewhere: it
-/// seals the forwarded copy.
-fn forwarding_domain(tx: &Transaction) -> Option<&str> {
-    tx.recipients
-        .iter()
-        .find(|r| r.remote.iter().any(|t| t != &r.address))
-        .and_then(|r| r.address.rsplit_once('@'))
-        .map(|(_, d)| d)
 }

@@ -1,7 +1,7 @@
 //! DATA (RFC 5321 §4.1.1.4), BDAT (RFC 3030), and what happens at the end of a
 //! message: loop check, submission fixes, the Received line, durable delivery.
 
-use delivery::Envelope;
+use delivery::{Delivered, Envelope};
 use message::header;
 use message::trace::{ReceivedInfo, received, with_protocol};
 
@@ -190,12 +190,19 @@ impl SmtpSession {
             .wants_delivered_report(&envelope)
             .then(|| data[..header::header_end(&data)].to_vec());
         // Design principle 2: the 250 goes out only after this returns (durable commit).
-        let stored = self
+        let delivered = self
             .services
             .mda
             .deliver(&envelope, data, now)
             .await
             .map_err(SmtpError::Store)?;
+        let (placed, queued) = match delivered {
+            Delivered::Accepted { placed, queued } => (placed, queued),
+            Delivered::Refused(reason) => {
+                tracing::info!(msg = %tx.id, from = %escape(&envelope.sender), "message refused by the recipients' filters");
+                return Err(SmtpError::Refused(reason));
+            }
+        };
         if let Some(head) = head {
             self.report_delivered(&tx.id, &envelope, &head, now).await;
         }
@@ -204,8 +211,8 @@ impl SmtpSession {
             msg = %tx.id,
             from = %escape(&envelope.sender),
             recipients = envelope.recipients.len(),
-            local = stored.placed.len(),
-            queued = stored.queue_id.is_some(),
+            local = placed,
+            queued,
             size,
             "message accepted"
         );

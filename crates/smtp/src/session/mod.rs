@@ -427,13 +427,7 @@ fn take_line(input: &mut BytesMut, limit: usize) -> Line {
 
 /// A short random identifier for a message: in its Received line, the logs, the 250.
 fn new_message_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTVWXYZ";
-    let mut bytes = [0u8; 12];
-    rand::fill(&mut bytes[..]);
-    bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
+    message::trace::unique_id()
 }
 
 fn is_submission(cfg: &SmtpConfig) -> bool {

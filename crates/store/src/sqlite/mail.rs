@@ -57,6 +57,18 @@ fn folder_mailbox(c: &Connection, account: AccountId, folder: &Folder) -> Result
             .prepare_cached("SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2")
             .and_then(|mut st| st.query_row(params![account, n], |r| r.get(0)).optional())
             .map_err(sql)?,
+        Folder::Create(n) => match super::mailbox::mailbox_by_name(c, account, n)? {
+            Some(m) => Some(m.id),
+            None => {
+                let validity = super::admin::next_uid_validity(c)?;
+                c.execute(
+                    "INSERT INTO mailboxes(account_id, name, uid_validity) VALUES (?1, ?2, ?3)",
+                    params![account, n, validity],
+                )
+                .map_err(sql)?;
+                Some(c.last_insert_rowid())
+            }
+        },
     };
     if let Some(id) = found {
         return Ok(id);
@@ -127,6 +139,11 @@ pub(super) const MAILBOX_COLUMNS: &str =
 impl SqliteStore {
     pub(crate) async fn sql_store_message(&self, msg: NewMessage) -> Result<Stored> {
         self.write(move |c| store_new_message(c, &msg)).await
+    }
+
+    pub(crate) async fn sql_store_messages(&self, msgs: Vec<NewMessage>) -> Result<Vec<Stored>> {
+        self.write(move |c| msgs.iter().map(|m| store_new_message(c, m)).collect())
+            .await
     }
 
     pub(crate) async fn sql_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {

@@ -44,7 +44,7 @@ fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
 
 const ENTRY_COLUMNS: &str = "uid, size, internal_date, modseq, flags";
 
-fn mailbox_by_name(
+pub(super) fn mailbox_by_name(
     c: &Connection,
     account: AccountId,
     name: &str,

@@ -21,6 +21,7 @@ mod mailbox;
 mod queue;
 mod reports;
 mod schema;
+mod sieve;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -236,4 +236,23 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE queue_messages ADD COLUMN submitter TEXT;
     CREATE INDEX queue_messages_submitter ON queue_messages(submitter);
     "#,
+    // 10: Sieve (RFC 5228, RFC 5804): each account's scripts, one active at
+    // most; the ids scripts track (RFC 7352 duplicates, RFC 5230 vacation
+    // responses) until they expire.
+    r#"
+    CREATE TABLE sieve_scripts (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        script TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE sieve_tracking (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        expires INTEGER NOT NULL,
+        PRIMARY KEY (account_id, id)
+    );
+    CREATE INDEX sieve_tracking_expires ON sieve_tracking(expires);
+    "#,
 ];

@@ -1,0 +1,346 @@
+//! From what the filters decided to the store's operation: the message as
+//! received once, with a mailbox copy per keep and fileinto (each with its
+//! own Return-Path and Delivered-To), and one queue entry for the remote
+//! targets; a version of its own for each copy a script edited
+//! (`editheader`); a queue entry of its own for each account's redirects,
+//! marked `Delivered-To:` that account (loops are found by it).
+
+use std::collections::BTreeSet;
+
+use sieve::{Action, Content};
+use store::{AccountId, Delivery, Folder, NewMessage, QueueInsert, QueueRecipient};
+
+use crate::Envelope;
+use crate::filter::Run;
+
+pub(crate) struct Built {
+    pub messages: Vec<NewMessage>,
+}
+
+/// One version of the message and what goes with it.
+struct Version {
+    content: Content,
+    /// Redirected copies: the account whose script sent them.
+    redirected_by: Option<String>,
+    data: Vec<u8>,
+    deliveries: Vec<Delivery>,
+    queue: Vec<QueueRecipient>,
+    sender: Option<String>,
+}
+
+pub(crate) fn build(
+    envelope: &Envelope,
+    queue_sender: &str,
+    redirect_senders: &[(AccountId, String)],
+    data: Vec<u8>,
+    received_at: i64,
+    runs: &[Run],
+) -> Built {
+    let mut base = Version {
+        content: None,
+        redirected_by: None,
+        data,
+        deliveries: Vec::new(),
+        queue: Vec::new(),
+        sender: Some(queue_sender.to_string()),
+    };
+    let mut versions: Vec<Version> = Vec::new();
+    // RFC 4865: a held message reaches nobody before its release time, not
+    // even a local mailbox: the queue holds every copy.
+    if envelope.queue_options.release_at.is_some() {
+        let mut seen = BTreeSet::new();
+        for r in &envelope.recipients {
+            for t in r.local.iter().filter(|t| seen.insert(t.account)) {
+                base.queue.push(QueueRecipient {
+                    address: t.address.clone(),
+                    orcpt: r.orcpt.clone(),
+                    notify: r.notify.clone(),
+                });
+            }
+        }
+    }
+    for run in runs {
+        let prefix = message::trace::delivery_prefix(&envelope.sender, &run.target.address);
+        let field = run.verdict.as_ref().map(|v| v.field.as_str()).unwrap_or("");
+        let keep_folder = match &run.verdict {
+            Some(v) if v.junk => Folder::SpecialUse("\\Junk".into()),
+            _ => Folder::Inbox,
+        };
+        let Some(outcome) = &run.outcome else {
+            base.deliveries.push(Delivery {
+                account: run.target.account,
+                folder: keep_folder,
+                prefix: format!("{prefix}{field}").into_bytes(),
+                flags: vec![],
+            });
+            continue;
+        };
+        for action in &outcome.actions {
+            let (folder, flags, content) = match action {
+                Action::Keep { flags, content, .. } => (keep_folder.clone(), flags, content),
+                Action::FileInto {
+                    mailbox,
+                    flags,
+                    create,
+                    content,
+                } => (folder_of(mailbox, *create), flags, content),
+                Action::Redirect { address, content } => {
+                    let sender = redirect_senders
+                        .iter()
+                        .find(|(a, _)| *a == run.target.account)
+                        .map(|(_, s)| s.clone())
+                        .unwrap_or_else(|| envelope.sender.clone());
+                    let v = redirect_version(&mut versions, &base.data, run, content, sender);
+                    v.queue.push(QueueRecipient {
+                        address: address.clone(),
+                        // RFC 3461 §4.2: who it was sent to.
+                        orcpt: run.orcpt.clone().or_else(|| {
+                            Some(format!("rfc822;{}", message::xtext::encode(&run.rcpt)))
+                        }),
+                        notify: run.notify.clone(),
+                    });
+                    continue;
+                }
+                _ => continue,
+            };
+            // The version a script edited holds the verdict field already.
+            let (version, prefix) = match content {
+                None => (&mut base, format!("{prefix}{field}")),
+                Some(_) => (edited_version(&mut versions, content), prefix.clone()),
+            };
+            version.deliveries.push(Delivery {
+                account: run.target.account,
+                folder,
+                prefix: prefix.into_bytes(),
+                flags: flags.clone(),
+            });
+        }
+    }
+    for r in &envelope.recipients {
+        for address in &r.remote {
+            if base.queue.iter().any(|q| &q.address == address) {
+                continue;
+            }
+            // RFC 3461 §4.2: keep the original recipient when forwarding.
+            let orcpt = r.orcpt.clone().or_else(|| {
+                (address != &r.address)
+                    .then(|| format!("rfc822;{}", message::xtext::encode(&r.address)))
+            });
+            base.queue.push(QueueRecipient {
+                address: address.clone(),
+                orcpt,
+                notify: r.notify.clone(),
+            });
+        }
+    }
+    let mut messages = Vec::new();
+    for v in std::iter::once(base).chain(versions) {
+        if v.deliveries.is_empty() && v.queue.is_empty() {
+            continue;
+        }
+        let queue = (!v.queue.is_empty()).then(|| QueueInsert {
+            sender: v.sender.clone().unwrap_or_else(|| envelope.sender.clone()),
+            recipients: v.queue,
+            envid: envelope.envid.clone(),
+            ret: envelope.ret.clone(),
+            smtputf8: envelope.smtputf8,
+            eight_bit: envelope.eight_bit,
+            options: envelope.queue_options,
+            submitter: envelope.submitter.clone(),
+        });
+        messages.push(NewMessage {
+            data: v.data,
+            received_at,
+            deliveries: v.deliveries,
+            queue,
+        });
+    }
+    Built { messages }
+}
+
+/// RFC 5228 §4.1: INBOX is the inbox; other names as the store knows them;
+/// with `:create` (RFC 5490 §3.2) made when missing.
+fn folder_of(mailbox: &str, create: bool) -> Folder {
+    match (mailbox.eq_ignore_ascii_case("INBOX"), create) {
+        (true, _) => Folder::Inbox,
+        (false, true) => Folder::Create(mailbox.to_string()),
+        (false, false) => Folder::Named(mailbox.to_string()),
+    }
+}
+
+fn same(a: &Content, b: &Content) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => std::sync::Arc::ptr_eq(x, y),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn edited_version<'v>(versions: &'v mut Vec<Version>, content: &Content) -> &'v mut Version {
+    let at = versions
+        .iter()
+        .position(|v| v.redirected_by.is_none() && same(&v.content, content));
+    match at {
+        Some(i) => &mut versions[i],
+        None => {
+            versions.push(Version {
+                content: content.clone(),
+                redirected_by: None,
+                data: content.as_ref().map(|c| c.to_vec()).unwrap_or_default(),
+                deliveries: Vec::new(),
+                queue: Vec::new(),
+                sender: None,
+            });
+            let last = versions.len() - 1;
+            &mut versions[last]
+        }
+    }
+}
+
+/// The copy an account redirects: `Delivered-To:` it, then the message as
+/// the script left it.
+fn redirect_version<'v>(
+    versions: &'v mut Vec<Version>,
+    original: &[u8],
+    run: &Run,
+    content: &Content,
+    sender: String,
+) -> &'v mut Version {
+    let by = &run.target.address;
+    let at = versions
+        .iter()
+        .position(|v| v.redirected_by.as_deref() == Some(by.as_str()) && same(&v.content, content));
+    match at {
+        Some(i) => &mut versions[i],
+        None => {
+            let mut data = format!("Delivered-To: {by}\r\n").into_bytes();
+            data.extend_from_slice(content.as_deref().map_or(original, |c| c.as_slice()));
+            versions.push(Version {
+                content: content.clone(),
+                redirected_by: Some(by.clone()),
+                data,
+                deliveries: Vec::new(),
+                queue: Vec::new(),
+                sender: Some(sender),
+            });
+            let last = versions.len() - 1;
+            &mut versions[last]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LocalTarget, Recipient};
+
+    fn target(id: AccountId, a: &str) -> LocalTarget {
+        LocalTarget {
+            account: id,
+            address: a.into(),
+        }
+    }
+
+    fn run(id: AccountId, a: &str, outcome: Option<sieve::Outcome>) -> Run {
+        Run {
+            target: target(id, a),
+            rcpt: a.into(),
+            notify: None,
+            orcpt: None,
+            verdict: None,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn without_scripts_one_version_for_all() {
+        let env = Envelope {
+            sender: "s@x.test".into(),
+            recipients: vec![
+                Recipient {
+                    address: "a@d.test".into(),
+                    local: vec![target(1, "a@d.test")],
+                    remote: vec![],
+                    notify: None,
+                    orcpt: None,
+                },
+                Recipient {
+                    address: "all@d.test".into(),
+                    local: vec![target(1, "a@d.test"), target(2, "b@d.test")],
+                    remote: vec!["r@far.test".into()],
+                    notify: Some("FAILURE".into()),
+                    orcpt: None,
+                },
+            ],
+            ..Default::default()
+        };
+        let runs = vec![run(1, "a@d.test", None), run(2, "b@d.test", None)];
+        let b = build(&env, "SRS0=x@d.test", &[], b"x".to_vec(), 0, &runs);
+        assert_eq!(b.messages.len(), 1);
+        let m = &b.messages[0];
+        assert_eq!(m.deliveries.len(), 2);
+        assert_eq!(
+            m.deliveries[0].prefix,
+            b"Return-Path: <s@x.test>\r\nDelivered-To: a@d.test\r\n"
+        );
+        let q = m.queue.as_ref().unwrap();
+        assert_eq!(q.sender, "SRS0=x@d.test");
+        assert_eq!(q.recipients[0].orcpt.as_deref(), Some("rfc822;all@d.test"));
+        assert_eq!(q.recipients[0].notify.as_deref(), Some("FAILURE"));
+    }
+
+    #[test]
+    fn scripts_make_versions() {
+        let edited: Content = Some(std::sync::Arc::new(b"X-E: 1\r\n\r\nx".to_vec()));
+        let env = Envelope {
+            sender: "s@x.test".into(),
+            ..Default::default()
+        };
+        let outcome = sieve::Outcome {
+            actions: vec![
+                Action::FileInto {
+                    mailbox: "Work".into(),
+                    flags: vec!["\\Seen".into()],
+                    create: true,
+                    content: None,
+                },
+                Action::Keep {
+                    flags: vec![],
+                    content: edited.clone(),
+                    implicit: false,
+                },
+                Action::Redirect {
+                    address: "f@far.test".into(),
+                    content: None,
+                },
+                Action::Discard,
+            ],
+            ..Default::default()
+        };
+        let runs = vec![run(1, "a@d.test", Some(outcome))];
+        let b = build(
+            &env,
+            "s@x.test",
+            &[(1, "SRS0=y@d.test".into())],
+            b"x".to_vec(),
+            0,
+            &runs,
+        );
+        assert_eq!(b.messages.len(), 3);
+        assert_eq!(
+            b.messages[0].deliveries[0].folder,
+            Folder::Create("Work".into())
+        );
+        assert_eq!(
+            b.messages[0].deliveries[0].flags,
+            vec!["\\Seen".to_string()]
+        );
+        assert!(b.messages[0].queue.is_none());
+        assert_eq!(b.messages[1].data, b"X-E: 1\r\n\r\nx");
+        assert_eq!(b.messages[1].deliveries[0].folder, Folder::Inbox);
+        assert_eq!(b.messages[2].data, b"Delivered-To: a@d.test\r\nx");
+        let q = b.messages[2].queue.as_ref().unwrap();
+        assert_eq!(q.sender, "SRS0=y@d.test");
+        assert_eq!(q.recipients[0].orcpt.as_deref(), Some("rfc822;a@d.test"));
+    }
+}

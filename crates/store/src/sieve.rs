@@ -1,0 +1,55 @@
+//! What Sieve keeps (RFC 5228, RFC 5804): each account's scripts, at most
+//! one of them active, and the ids a script tracks: duplicates (RFC 7352)
+//! and the senders a vacation response went to (RFC 5230 §4.2), each until
+//! it expires.
+//!
+//! A contract of its own: the [`crate::Store`] trait requires it, and every
+//! backend implements both.
+
+use crate::error::Result;
+use crate::types::AccountId;
+
+/// One script as ManageSieve LISTSCRIPTS shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SieveScriptInfo {
+    pub name: String,
+    pub active: bool,
+    /// Octets.
+    pub size: u64,
+}
+
+#[async_trait::async_trait]
+pub trait SieveStore: Send + Sync {
+    /// The account's scripts, by name.
+    async fn sieve_list(&self, account: AccountId) -> Result<Vec<SieveScriptInfo>>;
+    async fn sieve_get(&self, account: AccountId, name: &str) -> Result<Option<String>>;
+    /// The active script's name and text.
+    async fn sieve_active(&self, account: AccountId) -> Result<Option<(String, String)>>;
+    /// Add a script or replace its text (an active script stays active).
+    async fn sieve_put(&self, account: AccountId, name: &str, text: &str) -> Result<()>;
+    /// Make `name` the active script, or (None) leave none active.
+    /// NotFound when there is no such script.
+    async fn sieve_activate(&self, account: AccountId, name: Option<&str>) -> Result<()>;
+    /// NotFound; InUse for the active script (RFC 5804 §2.10).
+    async fn sieve_delete(&self, account: AccountId, name: &str) -> Result<()>;
+    /// NotFound for `from`; Duplicate when `to` exists (RFC 5804 §2.11.1).
+    async fn sieve_rename(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    /// A tracked id that has not expired at `now`.
+    async fn sieve_seen(&self, account: AccountId, id: &str, now: i64) -> Result<bool>;
+    /// Record ids until their expiry (a later expiry replaces an earlier).
+    async fn sieve_track(
+        &self,
+        account: AccountId,
+        ids: Vec<(String, i64)>,
+        now: i64,
+    ) -> Result<()>;
+    /// Record `id` unless it is tracked and not expired: true when it was
+    /// recorded now (a vacation response may go out).
+    async fn sieve_track_once(
+        &self,
+        account: AccountId,
+        id: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool>;
+}

@@ -589,6 +589,9 @@ pub struct SieveSettings {
     /// Messages one user may redirect in an hour.
     #[serde(default = "default_max_redirects_per_hour")]
     pub max_redirects_per_hour: u64,
+    /// ManageSieve AUTHENTICATE without TLS for clients on loopback addresses.
+    #[serde(default)]
+    pub plaintext_on_loopback: bool,
 }
 
 impl Default for SieveSettings {
@@ -600,6 +603,7 @@ impl Default for SieveSettings {
             max_script_size: default_max_script_size(),
             max_redirects: default_max_redirects(),
             max_redirects_per_hour: default_max_redirects_per_hour(),
+            plaintext_on_loopback: false,
         }
     }
 }
@@ -947,6 +951,7 @@ impl Config {
             imaps: lo(2993),
             pop3: lo(2110),
             pop3s: lo(2995),
+            managesieve: lo(4190),
             ..Listeners::default()
         };
         // Mail comes from this machine: SPF and DMARC would only measure the

@@ -8,6 +8,7 @@ use std::time::Duration;
 use auth::{Authenticator, ThrottleConfig};
 use delivery::{Mda, MdaConfig};
 use imap::{ImapConfig, ImapProtocol};
+use managesieve::{ManageSieveConfig, ManageSieveProtocol};
 use net::tls::Identity;
 use net::{ConnLimiter, Protocol, Shutdown, TlsAcceptor, TlsMode};
 use outbound::client::{ClientSettings, Timeouts};
@@ -71,7 +72,11 @@ pub async fn serve(
         auth: authenticator.clone(),
         user_ip: Arc::default(),
     });
-    let pop3_auth = authenticator;
+    let pop3_auth = authenticator.clone();
+    let sieve_services = Arc::new(managesieve::Services {
+        store: store.clone(),
+        auth: authenticator,
+    });
 
     let shutdown = Shutdown::new();
     let limiter = ConnLimiter::new(net::Limits {
@@ -146,11 +151,16 @@ pub async fn serve(
             )
             .await?;
     }
-    for (name, addr) in [
-        ("http", l.http),
-        ("https", l.https),
-        ("managesieve", l.managesieve),
-    ] {
+    if let Some(addr) = l.managesieve {
+        servers
+            .start(
+                addr,
+                ManageSieveProtocol::new(managesieve_config(&config), sieve_services),
+                Tls::StartTls,
+            )
+            .await?;
+    }
+    for (name, addr) in [("http", l.http), ("https", l.https)] {
         if let Some(addr) = addr {
             // Not built yet: not bound, so nothing pretends to serve it.
             tracing::warn!(listener = name, %addr, "this service is not built yet; not listening");
@@ -446,6 +456,17 @@ fn imap_config(config: &Config) -> ImapConfig {
     c.plaintext_on_loopback = config.imap.plaintext_on_loopback;
     c.idle_timeout = config.imap.idle_timeout.0;
     c.max_per_user_ip = config.imap.max_connections_per_user_ip;
+    c
+}
+
+fn managesieve_config(config: &Config) -> ManageSieveConfig {
+    let s = &config.sieve;
+    let mut c = ManageSieveConfig::new(&config.hostname);
+    c.starttls = true;
+    c.plaintext_on_loopback = s.plaintext_on_loopback;
+    c.max_scripts = s.max_scripts;
+    c.max_script_size = s.max_script_size;
+    c.max_redirects = s.max_redirects;
     c
 }
 

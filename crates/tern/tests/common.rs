@@ -34,6 +34,7 @@ pub fn full_server(extra: &str) -> TernServer {
         "imaps",
         "pop3",
         "pop3s",
+        "managesieve",
     ]);
     let config = merge_toml(&[&listeners, FAST, extra]);
     let server = TernServer::start(BIN.as_ref(), fixture::HOST, &config);

@@ -17,7 +17,8 @@ async fn play(name: String, text: String) -> Result<(), String> {
         .unwrap_or_else(|| "smtp".into());
     let plaintext = transcript.headers.get("plaintext").map(String::as_str) != Some("no");
     let config = format!(
-        "[imap]\nplaintext_on_loopback = {plaintext}\n[pop3]\nplaintext_on_loopback = {plaintext}\n"
+        "[imap]\nplaintext_on_loopback = {plaintext}\n[pop3]\nplaintext_on_loopback = {plaintext}\n\
+         [sieve]\nplaintext_on_loopback = {plaintext}\n"
     );
     let server = tokio::task::spawn_blocking(move || common::full_server(&config))
         .await
@@ -60,4 +61,9 @@ async fn pop3_transcripts_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn imap_transcripts_over_tcp() {
     testkit::transcript::run_all("imap", 4, play).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn managesieve_transcripts_over_tcp() {
+    testkit::transcript::run_all("managesieve", 4, play).await;
 }

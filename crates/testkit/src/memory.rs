@@ -99,6 +99,16 @@ impl<S: Session> Wire for MemoryWire<S> {
             return Err(std::io::Error::other("the session did not ask for TLS"));
         }
         self.session.tls_started(fake_tls());
+        // What the session says unprompted right after the handshake
+        // (ManageSieve's capabilities, RFC 5804 §2.2), as the driver would.
+        if tokio::time::timeout(std::time::Duration::ZERO, self.session.wait_event())
+            .await
+            .is_ok()
+        {
+            let mut out = Vec::new();
+            self.session.on_event(&mut out).await;
+            self.output.extend(out);
+        }
         Ok(())
     }
 

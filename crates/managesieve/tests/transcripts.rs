@@ -1,0 +1,43 @@
+//! Every ManageSieve transcript of `tests/transcripts/managesieve/`, played
+//! in memory against the session state machine (no socket).
+//! `crates/tern/tests/transcripts.rs` plays the same files over TCP against
+//! a real `tern serve`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use managesieve::{ManageSieveConfig, ManageSieveSession, Services};
+use testkit::Transcript;
+use testkit::fixture;
+use testkit::memory::{MemoryWire, conn_info};
+
+async fn play(name: &str, text: &str) -> Result<(), String> {
+    let transcript = Transcript::parse(name, text, &fixture::all_vars())?;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
+    fixture::populate_store(&store).await;
+    let throttle = auth::ThrottleConfig {
+        failure_delay: Duration::ZERO,
+        ..Default::default()
+    };
+    let services = Arc::new(Services {
+        store: store.clone(),
+        auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
+    });
+    let mut config = ManageSieveConfig::new(fixture::HOST);
+    config.starttls = true;
+    config.plaintext_on_loopback =
+        transcript.headers.get("plaintext").map(String::as_str) != Some("no");
+    let session = ManageSieveSession::new(Arc::new(config), services, &conn_info(false));
+    let mut wire = MemoryWire::new(session, store);
+    transcript.play(&mut wire).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managesieve_transcripts_in_memory() {
+    testkit::transcript::run_all("managesieve", 1, |name, text| async move {
+        play(&name, &text).await
+    })
+    .await;
+}

@@ -110,7 +110,8 @@ pub(crate) fn refused_by_all(runs: &[Run], others: bool) -> Option<String> {
 /// The store as the interpreter asks it things.
 struct StoreHost<'a> {
     store: &'a dyn Store,
-    account: AccountId,
+    /// None: no account (a dry run for an address that is not one).
+    account: Option<AccountId>,
     now: i64,
     global: &'a BTreeMap<String, Arc<Script>>,
     cache: &'a ScriptCache,
@@ -119,13 +120,21 @@ struct StoreHost<'a> {
 #[async_trait::async_trait]
 impl sieve::Host for StoreHost<'_> {
     async fn mailbox_exists(&self, name: &str) -> bool {
-        name.eq_ignore_ascii_case("INBOX")
-            || matches!(self.store.mailbox(self.account, name).await, Ok(Some(_)))
+        if name.eq_ignore_ascii_case("INBOX") {
+            return true;
+        }
+        let Some(account) = self.account else {
+            return false;
+        };
+        matches!(self.store.mailbox(account, name).await, Ok(Some(_)))
     }
 
     async fn seen(&self, id: &str) -> bool {
+        let Some(account) = self.account else {
+            return false;
+        };
         self.store
-            .sieve_seen(self.account, id, self.now)
+            .sieve_seen(account, id, self.now)
             .await
             .unwrap_or(false)
     }
@@ -134,7 +143,10 @@ impl sieve::Host for StoreHost<'_> {
         if global {
             return Ok(self.global.get(name).cloned());
         }
-        match self.store.sieve_get(self.account, name).await {
+        let Some(account) = self.account else {
+            return Ok(None);
+        };
+        match self.store.sieve_get(account, name).await {
             Ok(Some(text)) => self
                 .cache
                 .compile(&text)
@@ -228,7 +240,7 @@ impl Mda {
         view.extend_from_slice(data);
         let host = StoreHost {
             store: self.store.as_ref(),
-            account: t.account,
+            account: Some(t.account),
             now,
             global: &self.config.sieve.global,
             cache: &self.scripts,
@@ -277,5 +289,38 @@ impl Mda {
                 t.address
             )
         })
+    }
+}
+
+impl Mda {
+    /// What `script` does with `raw` sent from `from` to `to`, delivering
+    /// nothing (`tern sieve test`). When `to` is an account, its mailboxes,
+    /// scripts and tracked ids answer the script's questions.
+    pub async fn dry_run(
+        &self,
+        script: Arc<Script>,
+        raw: Vec<u8>,
+        from: &str,
+        to: &str,
+        now: i64,
+    ) -> Outcome {
+        let account = match message::Mailbox::parse(to) {
+            Ok(m) => match self.store.lookup_address(&m.key()).await {
+                Ok(store::AddressKind::Account(a)) => Some(a.id),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        let mut ctx = sieve::Context::new(to, from, to, now);
+        ctx.separator = self.config.subaddress_separator;
+        ctx.limits = self.config.sieve.limits.clone();
+        let host = StoreHost {
+            store: self.store.as_ref(),
+            account,
+            now,
+            global: &self.config.sieve.global,
+            cache: &self.scripts,
+        };
+        sieve::run(&[script], raw, &ctx, &host).await
     }
 }

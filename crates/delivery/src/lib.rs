@@ -42,6 +42,9 @@ pub struct MdaConfig {
     /// Rewrite the sender of forwarded mail, and route bounces to rewritten
     /// addresses back (None: forward with the original sender).
     pub srs: Option<Arc<Srs>>,
+    /// DKIM signing of what Sieve sends from a user's address (vacation
+    /// responses, notifications): receivers check DMARC on them too.
+    pub signer: Option<Arc<policy::sign::Signer>>,
     /// Our host name (the Message-ID of what Sieve sends, reports).
     pub hostname: String,
     pub sieve: SieveConfig,
@@ -52,6 +55,7 @@ impl Default for MdaConfig {
         MdaConfig {
             subaddress_separator: Some('+'),
             srs: None,
+            signer: None,
             hostname: "localhost".into(),
             sieve: SieveConfig::default(),
         }

@@ -151,7 +151,7 @@ pub fn next(input: &[u8], max_literal: u64) -> Next {
                     if matches!(b, b' ' | b'\r' | b'\n' | b'"' | b'{') {
                         break;
                     }
-                    if b < 0x21 || b > 0x7e {
+                    if !(0x21..=0x7e).contains(&b) {
                         return bad_line(input, i, "bad character");
                     }
                     i += 1;

@@ -46,7 +46,7 @@ pub const EXTENSIONS: &[&str] = &[
 /// Parse and check a script.
 pub fn compile(text: &str) -> Result<Script, SyntaxError> {
     let tokens = crate::lexer::tokens(text)?;
-    let raw = crate::grammar::parse(&tokens)?;
+    let raw = crate::grammar::parse(&tokens, crate::lexer::end_of(text))?;
     let mut c = Checker::default();
     let commands = c.block(&raw, &Frame::top())?;
     Ok(Script {

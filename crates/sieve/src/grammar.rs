@@ -34,8 +34,13 @@ pub struct RawCommand {
     pub block: Option<Vec<RawCommand>>,
 }
 
-pub fn parse(tokens: &[Spanned]) -> Result<Vec<RawCommand>, SyntaxError> {
-    let mut p = Parser { t: tokens, i: 0 };
+/// `end`: where the script ends (errors there point at it).
+pub fn parse(tokens: &[Spanned], end: Position) -> Result<Vec<RawCommand>, SyntaxError> {
+    let mut p = Parser {
+        t: tokens,
+        i: 0,
+        end,
+    };
     let commands = p.commands(0)?;
     if let Some(extra) = p.t.get(p.i) {
         return Err(SyntaxError::new(extra.at, "unexpected '}'"));
@@ -46,6 +51,7 @@ pub fn parse(tokens: &[Spanned]) -> Result<Vec<RawCommand>, SyntaxError> {
 struct Parser<'a> {
     t: &'a [Spanned],
     i: usize,
+    end: Position,
 }
 
 impl Parser<'_> {
@@ -54,15 +60,17 @@ impl Parser<'_> {
     }
 
     fn here(&self) -> Position {
-        self.t
-            .get(self.i)
-            .or(self.t.last())
-            .map(|s| s.at)
-            .unwrap_or_default()
+        self.t.get(self.i).map(|s| s.at).unwrap_or(self.end)
     }
 
     fn error<T>(&self, what: &str) -> Result<T, SyntaxError> {
-        Err(SyntaxError::new(self.here(), what))
+        match self.i < self.t.len() {
+            true => Err(SyntaxError::new(self.here(), what)),
+            false => Err(SyntaxError::new(
+                self.end,
+                format!("{what}, found the end of the script"),
+            )),
+        }
     }
 
     fn commands(&mut self, depth: usize) -> Result<Vec<RawCommand>, SyntaxError> {
@@ -211,7 +219,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<Vec<RawCommand>, SyntaxError> {
-        parse(&crate::lexer::tokens(s)?)
+        parse(&crate::lexer::tokens(s)?, crate::lexer::end_of(s))
     }
 
     #[test]
@@ -224,8 +232,11 @@ mod tests {
         assert_eq!(c[1].block.as_ref().unwrap()[0].arguments.len(), 2);
         assert_eq!(c[2].name, "elsif");
         assert_eq!(c[1].at.line, 2);
-        let e = p("keep").unwrap_err();
-        assert_eq!(e.message, "expected ';' or a block");
+        let e = p("keep\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 2, column 1: expected ';' or a block, found the end of the script"
+        );
         assert!(p("if true { keep; ").is_err());
         assert!(p("keep; }").is_err());
         assert!(p("x [\"a\" \"b\"];").is_err());

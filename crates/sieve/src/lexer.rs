@@ -42,6 +42,16 @@ pub fn tokens(text: &str) -> Result<Vec<Spanned>, SyntaxError> {
     .run()
 }
 
+/// The position just past the last character of `text`.
+pub fn end_of(text: &str) -> Position {
+    let line = text.matches('\n').count() as u32 + 1;
+    let last = text.rsplit('\n').next().unwrap_or("");
+    Position {
+        line,
+        column: last.chars().count() as u32 + 1,
+    }
+}
+
 struct Lexer<'a> {
     src: &'a [u8],
     text: &'a str,

@@ -49,6 +49,44 @@ pub enum Command {
     /// Greylisting (RFC 6647): the triplets seen.
     #[command(subcommand)]
     Greylist(GreylistCmd),
+    /// Users' Sieve filters (RFC 5228).
+    #[command(subcommand)]
+    Sieve(SieveCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SieveCmd {
+    /// ADDRESS's scripts, the active one marked.
+    List { address: String },
+    /// Store FILE as ADDRESS's script NAME (checked first: an error names
+    /// its line and column); --activate makes it the one that runs.
+    Put {
+        address: String,
+        name: String,
+        file: PathBuf,
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Make NAME the script that runs for ADDRESS; without NAME, none runs.
+    Activate {
+        address: String,
+        name: Option<String>,
+    },
+    /// Remove ADDRESS's script NAME (not the active one).
+    Delete { address: String, name: String },
+    /// What the script in FILE would do with MESSAGE, one action a line
+    /// (keep, fileinto "X", redirect ADDR, ...), without delivering it.
+    Test {
+        file: PathBuf,
+        message: PathBuf,
+        /// The envelope sender.
+        #[arg(long, default_value = "sender@example.org")]
+        from: String,
+        /// The envelope recipient (an account's mailboxes and scripts answer
+        /// the script's questions).
+        #[arg(long, default_value = "user@example.org")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@
 mod admin;
 mod cli;
 mod config;
+mod filters;
 mod messages;
 mod reports;
 mod serve;
@@ -97,6 +98,7 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
         Command::Queue(c) => admin::queue(store, c).await.map_err(|e| e.to_string()),
         Command::Spam(c) => spam::spam(store, &config, c).await,
         Command::Greylist(c) => spam::greylist(store, c).await,
+        Command::Sieve(c) => filters::sieve(store, &config, c).await,
         Command::Report(c) => reports::report(store, &config, c)
             .await
             .map_err(|e| e.to_string()),

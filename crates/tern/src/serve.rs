@@ -216,6 +216,7 @@ pub(crate) async fn mda(config: &Config, store: &Arc<dyn Store>) -> Result<Arc<M
         MdaConfig {
             subaddress_separator: config.delivery.subaddress_separator.chars().next(),
             srs,
+            signer: signer(config, store),
             hostname: config.hostname.clone(),
             sieve: sieve_config(&config.sieve)?,
         },

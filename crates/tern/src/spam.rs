@@ -94,7 +94,11 @@ fn print_classified(origin: &str, c: &antispam::Classified) {
     }
 }
 
-async fn account_id(store: &Arc<dyn Store>, address: &str) -> Result<store::AccountId, String> {
+/// The id of the account with this address, or why there is none.
+pub(crate) async fn account_id(
+    store: &Arc<dyn Store>,
+    address: &str,
+) -> Result<store::AccountId, String> {
     let key = message::Mailbox::parse(address)
         .map_err(|_| format!("malformed address {address:?}"))?
         .key();

@@ -159,6 +159,17 @@ impl TernServer {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Run an admin command that must fail; its standard error.
+    pub fn admin_err(&self, args: &[&str]) -> String {
+        let out = self.admin(args);
+        assert!(
+            !out.status.success(),
+            "tern {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// SIGTERM, then wait (at most `within`) for the process to exit.
     pub fn stop(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;

@@ -1,0 +1,332 @@
+//! Sieve end to end: scripts uploaded with real ManageSieve clients
+//! (Debian's sieve-connect, PyPI's managesieve), mail delivered over SMTP
+//! by another Tern, the outcome read over IMAP: folders and flags, the
+//! header a script added, vacation responses received once, redirect with
+//! and without :copy, a refusal at SMTP time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{MailNet, python, submit, text};
+use testkit::TernServer;
+
+const ALICE_SCRIPT: &str = r#"require ["fileinto", "imap4flags", "editheader", "copy", "reject", "mailbox", "vacation"];
+if header :contains "subject" "[list]" { addflag "\\Seen"; fileinto :create "Lists"; stop; }
+if header :contains "subject" "copy to carol" { redirect :copy "carol@b.test"; }
+if header :contains "subject" "forward to carol" { redirect "carol@b.test"; stop; }
+if header :contains "subject" "refuse" { reject "Alice does not want this."; stop; }
+addheader "X-Sieved" "alice";
+vacation :days 1 :subject "Alice is away" "Back on Monday.";
+"#;
+
+/// sieve-connect, with the password on standard input.
+fn sieve_connect(server: &TernServer, args: &[&str]) -> String {
+    let addr = server.addr("managesieve");
+    let mut child = Command::new("sieve-connect")
+        .args([
+            "--server",
+            &addr.ip().to_string(),
+            "--port",
+            &addr.port().to_string(),
+        ])
+        .args([
+            "--user",
+            "alice@a.test",
+            "--passwordfd",
+            "0",
+            "--notlsverify",
+            "--authmech",
+            "PLAIN",
+        ])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("sieve-connect: {e} (scripts/install-test-deps installs it)"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"alice-pw\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "sieve-connect {args:?}: {all}");
+    all
+}
+
+fn message(subject: &str) -> String {
+    format!(
+        "From: Carol <carol@b.test>\r\nTo: Alice <alice@a.test>\r\nSubject: {subject}\r\n\
+         Date: Wed, 02 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{}@b.test>\r\n\r\nHello Alice.\r\n",
+        subject.replace(' ', ".")
+    )
+}
+
+/// The mailboxes of an account as IMAP shows them: name → (flags, subject, X-Sieved).
+fn imap_view(server: &TernServer, user: &str, password: &str) -> serde_json::Value {
+    let addr = server.addr("imap");
+    let out = python(
+        "sieve_clients.py",
+        &[
+            "mailboxes",
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            user,
+            password,
+        ],
+        b"",
+    );
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn subjects(view: &serde_json::Value, mailbox: &str) -> Vec<String> {
+    view[mailbox]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| m["subject"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn filters_from_upload_to_imap() {
+    let net = MailNet::new(150);
+    let a = net.tern(
+        10,
+        "a.test",
+        &[],
+        &format!("[listeners]\nmanagesieve = \"{}:0\"\n", net.ip(10)),
+    );
+    let b = net.tern(20, "b.test", &[("carol@b.test", "carol-pw")], "");
+    for (server, host, domain) in [(&a, 10, "a.test"), (&b, 20, "b.test")] {
+        net.publish(server, host, domain);
+    }
+
+    // Upload and activate with sieve-connect.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alice.sieve");
+    std::fs::write(&file, ALICE_SCRIPT).unwrap();
+    let file = file.display().to_string();
+    sieve_connect(
+        &a,
+        &["--localsieve", &file, "--remotesieve", "main", "--upload"],
+    );
+    sieve_connect(&a, &["--remotesieve", "main", "--activate"]);
+    let list = sieve_connect(&a, &["--list"]);
+    assert!(
+        list.contains("\"main\" ACTIVE") || list.contains("main  <-- active"),
+        "{list}"
+    );
+    assert!(
+        a.admin_ok(&["sieve", "list", "alice@a.test"])
+            .contains("main")
+    );
+
+    for subject in [
+        "[list] weekly news",
+        "hello",
+        "hello again",
+        "copy to carol",
+        "forward to carol",
+    ] {
+        submit(
+            &b,
+            "carol@b.test",
+            "carol-pw",
+            &["alice@a.test"],
+            &message(subject),
+        );
+    }
+    // Carol gets one vacation response, and the two redirected copies.
+    net.wait(
+        30,
+        "the redirects and one vacation response at carol",
+        &[&a, &b],
+        || net.inbox(&b, "carol@b.test").len() == 3,
+    );
+    net.wait(30, "alice's deliveries", &[&a, &b], || {
+        net.inbox(&a, "alice@a.test").len() == 3
+    });
+    let carol: Vec<String> = net
+        .inbox(&b, "carol@b.test")
+        .iter()
+        .map(|m| text(m))
+        .collect();
+    let vacation: Vec<&String> = carol
+        .iter()
+        .filter(|m| m.contains("Subject: Alice is away"))
+        .collect();
+    assert_eq!(vacation.len(), 1, "{carol:#?}");
+    let v = vacation[0];
+    assert!(v.contains("Auto-Submitted: auto-replied"), "{v}");
+    assert!(v.contains("In-Reply-To: <hello@b.test>"), "{v}");
+    assert!(v.contains("Back on Monday."), "{v}");
+    assert!(
+        v.contains("Return-Path: <>"),
+        "a vacation response goes out from <>: {v}"
+    );
+    for subject in ["copy to carol", "forward to carol"] {
+        let copy = carol
+            .iter()
+            .find(|m| m.contains(&format!("Subject: {subject}")))
+            .unwrap_or_else(|| panic!("no {subject:?} at carol: {carol:#?}"));
+        // Forwarded: SRS sender, Delivered-To alice, sealed by a.test.
+        assert!(copy.contains("Delivered-To: alice@a.test"), "{copy}");
+        assert!(copy.contains("Return-Path: <SRS0="), "{copy}");
+        assert!(copy.contains("ARC-Seal: i=1;"), "{copy}");
+    }
+
+    // Over IMAP: Lists created with the message \Seen; INBOX holds the
+    // others with the added header; the forwarded one was not kept.
+    let view = imap_view(&a, "alice@a.test", "alice-pw");
+    assert_eq!(subjects(&view, "Lists"), ["[list] weekly news"], "{view}");
+    let flags = view["Lists"][0]["flags"].as_array().unwrap();
+    assert!(flags.iter().any(|f| f == "\\Seen"), "{view}");
+    assert_eq!(
+        subjects(&view, "INBOX"),
+        ["hello", "hello again", "copy to carol"],
+        "{view}"
+    );
+    for m in view["INBOX"].as_array().unwrap() {
+        assert_eq!(m["x-sieved"], "alice", "{view}");
+    }
+
+    // A refusal at SMTP time: the only recipient's script rejects.
+    let replies = net.send_from(
+        30,
+        a.addr("smtp"),
+        "client.test",
+        "carol@b.test",
+        "alice@a.test",
+        message("please refuse").as_bytes(),
+    );
+    assert_eq!(
+        replies.last().map(String::as_str),
+        Some("550 5.7.1 Alice does not want this."),
+        "{replies:?}"
+    );
+    assert_eq!(net.inbox(&a, "alice@a.test").len(), 3);
+
+    // With another recipient that takes it, the message is accepted and
+    // the sender gets a disposition report instead (RFC 5429 §2.1.1).
+    submit(
+        &b,
+        "carol@b.test",
+        "carol-pw",
+        &["alice@a.test", "bob@a.test"],
+        &message("refuse this too"),
+    );
+    let report = net.wait_for(&b, "carol@b.test", |m| {
+        m.contains("Subject: Rejected: refuse this too")
+    });
+    assert!(
+        report.contains("report-type=disposition-notification"),
+        "{report}"
+    );
+    assert!(report.contains("Alice does not want this."), "{report}");
+    assert!(
+        report.contains("Disposition: automatic-action/MDN-sent-automatically; deleted"),
+        "{report}"
+    );
+    assert!(report.contains("Return-Path: <>"), "{report}");
+    assert_eq!(net.inbox(&a, "bob@a.test").len(), 1);
+    assert_eq!(net.inbox(&a, "alice@a.test").len(), 3);
+}
+
+/// PyPI's managesieve client drives every command; the script it leaves
+/// active files mail into a folder it creates, flagged.
+#[test]
+fn pypi_managesieve_client() {
+    let server = common::full_server(
+        "[sieve]\nplaintext_on_loopback = false\n[imap]\nplaintext_on_loopback = true\n",
+    );
+    let addr = server.addr("managesieve");
+    let out = python(
+        "sieve_clients.py",
+        &[
+            "manage",
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            "bob@a.test",
+            "bob-pw",
+        ],
+        b"",
+    );
+    assert_eq!(text(&out).trim(), "OK");
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "carol@c.test",
+        "bob@a.test",
+        &message("to be sorted"),
+    );
+    let view = imap_view(&server, "bob@a.test", "bob-pw");
+    assert_eq!(subjects(&view, "Sorted"), ["to be sorted"], "{view}");
+    assert!(
+        view["Sorted"][0]["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "$Sorted"),
+        "{view}"
+    );
+    assert_eq!(subjects(&view, "INBOX"), Vec::<String>::new(), "{view}");
+}
+
+/// `tern sieve test` shows what a script does without delivering;
+/// `tern sieve put` refuses a script that does not check, naming the line.
+#[test]
+fn sieve_cli() {
+    let server = common::smtp_server("");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.sieve");
+    std::fs::write(&script, ALICE_SCRIPT).unwrap();
+    let msg = dir.path().join("m.eml");
+    std::fs::write(&msg, message("copy to carol").replace("\r\n", "\n")).unwrap();
+    let out = server.admin_ok(&[
+        "sieve",
+        "test",
+        &script.display().to_string(),
+        &msg.display().to_string(),
+        "--from",
+        "carol@b.test",
+        "--to",
+        "alice@a.test",
+    ]);
+    assert_eq!(
+        out.trim(),
+        "redirect carol@b.test\n\
+         vacation to carol@b.test from alice@a.test subject \"Alice is away\" period 86400\n\
+         keep (implicit) (edited)",
+        "{out}"
+    );
+    let bad = dir.path().join("bad.sieve");
+    std::fs::write(&bad, "require \"fileinto\";\nfileinto \"x\"\n").unwrap();
+    let err = server.admin_err(&[
+        "sieve",
+        "put",
+        "alice@a.test",
+        "bad",
+        &bad.display().to_string(),
+    ]);
+    assert!(
+        err.contains("line 3, column 1: expected ';' or a block"),
+        "{err}"
+    );
+    server.admin_ok(&[
+        "sieve",
+        "put",
+        "alice@a.test",
+        "main",
+        &script.display().to_string(),
+        "--activate",
+    ]);
+    let list = server.admin_ok(&["sieve", "list", "alice@a.test"]);
+    assert!(list.contains("main") && list.contains("(active)"), "{list}");
+}

@@ -330,3 +330,70 @@ fn sieve_cli() {
     let list = server.admin_ok(&["sieve", "list", "alice@a.test"]);
     assert!(list.contains("main") && list.contains("(active)"), "{list}");
 }
+
+/// The site's script runs before the user's (`[sieve] before`) and may end
+/// filtering; users may include the site's shared scripts (`[sieve]
+/// global_dir`); a site script that does not check stops the server from
+/// starting, naming the file, line and column.
+#[test]
+fn site_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("before.sieve");
+    std::fs::write(
+        &before,
+        "require [\"editheader\", \"fileinto\", \"mailbox\"];\n\
+         addheader \"X-Sieved\" \"site\";\n\
+         if header :contains \"subject\" \"virus\" { fileinto :create \"Quarantine\"; stop; }\n",
+    )
+    .unwrap();
+    let global = dir.path().join("global");
+    std::fs::create_dir(&global).unwrap();
+    std::fs::write(
+        global.join("lists.sieve"),
+        "require [\"fileinto\", \"mailbox\"];\nif exists \"List-Id\" { fileinto :create \"Lists\"; }\n",
+    )
+    .unwrap();
+    let server = common::full_server(&format!(
+        "[sieve]\nbefore = \"{}\"\nglobal_dir = \"{}\"\n[imap]\nplaintext_on_loopback = true\n",
+        before.display(),
+        global.display()
+    ));
+    let user = dir.path().join("user.sieve");
+    std::fs::write(&user, "require [\"include\", \"fileinto\"];\ninclude :global \"lists\";\nif header :contains \"subject\" \"virus\" { fileinto \"Never\"; }\n").unwrap();
+    server.admin_ok(&[
+        "sieve",
+        "put",
+        "alice@a.test",
+        "main",
+        &user.display().to_string(),
+        "--activate",
+    ]);
+    let smtp = server.addr("smtp");
+    testkit::send_smtp(smtp, "carol@c.test", "alice@a.test", &message("plain"));
+    testkit::send_smtp(
+        smtp,
+        "carol@c.test",
+        "alice@a.test",
+        &message("news").replace("Subject:", "List-Id: <news.c.test>\r\nSubject:"),
+    );
+    testkit::send_smtp(smtp, "carol@c.test", "alice@a.test", &message("a virus"));
+    let view = imap_view(&server, "alice@a.test", "alice-pw");
+    assert_eq!(subjects(&view, "INBOX"), ["plain"], "{view}");
+    assert_eq!(subjects(&view, "Lists"), ["news"], "{view}");
+    assert_eq!(subjects(&view, "Quarantine"), ["a virus"], "{view}");
+    assert!(view.get("Never").is_none(), "{view}");
+    for mailbox in ["INBOX", "Lists", "Quarantine"] {
+        for m in view[mailbox].as_array().unwrap() {
+            assert_eq!(m["x-sieved"], "site", "{view}");
+        }
+    }
+
+    std::fs::write(&before, "fileinto \"x\";\n").unwrap();
+    let out = server.admin(&["serve"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("before.sieve: line 1, column 1: \"fileinto\" is used without require"),
+        "{err}"
+    );
+}

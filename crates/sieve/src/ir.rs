@@ -120,7 +120,7 @@ pub enum MimePiece {
     Param(Vec<String>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BodyTransform {
     Raw,
     /// Parts of these types (the list is in `Test::Body::types`).

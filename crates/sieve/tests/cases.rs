@@ -286,3 +286,44 @@ async fn every_case() {
     assert!(total >= 300, "only {total} cases");
     println!("{total} cases passed");
 }
+
+/// The bounds of one run: steps, then actions. Past one, the run is a
+/// runtime error: the implicit keep, nothing else.
+#[tokio::test]
+async fn runs_are_bounded() {
+    let host = TestHost {
+        mailboxes: vec![],
+        seen: false,
+        personal: HashMap::new(),
+        global: HashMap::new(),
+    };
+    let many = "if true { }\n".repeat(40);
+    let script =
+        Arc::new(sieve::compile(&format!("require \"fileinto\";\n{many}fileinto \"A\";")).unwrap());
+    let mut ctx = Context::new("alice@a.test", "bob@b.test", "alice@a.test", 0);
+    ctx.limits.max_steps = 50;
+    let msg = b"From: bob@b.test\r\n\r\nx\r\n".to_vec();
+    let out = sieve::run(std::slice::from_ref(&script), msg.clone(), &ctx, &host).await;
+    assert!(
+        out.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("more than 50 steps"),
+        "{out:?}"
+    );
+    assert_eq!(out.actions.len(), 1);
+    ctx.limits.max_steps = 1000;
+    let out = sieve::run(&[script], msg.clone(), &ctx, &host).await;
+    assert_eq!(out.error, None);
+
+    let folders: String = (0..40).map(|i| format!("fileinto \"F{i}\";\n")).collect();
+    let script = Arc::new(sieve::compile(&format!("require \"fileinto\";\n{folders}")).unwrap());
+    let out = sieve::run(&[script], msg, &ctx, &host).await;
+    assert!(
+        out.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("more than 32 actions"),
+        "{out:?}"
+    );
+}

@@ -175,7 +175,7 @@ impl Run<'_> {
                 keys,
             } => {
                 let types = self.expand_all(types, scope);
-                let values = self.body_values(*transform, &types);
+                let values = self.body_values(*transform, types);
                 let keys = self.expand_all(keys, scope);
                 // RFC 5173 §5: the body test sets no match variables.
                 return Ok(compare::test(matcher, &values, &keys, &mut self.patterns)?.matched);
@@ -374,7 +374,22 @@ impl Run<'_> {
     }
 
     /// RFC 5173 §5: the texts the body test compares.
-    fn body_values(&self, transform: BodyTransform, types: &[String]) -> Vec<String> {
+    /// Decoded once per run and kept: a script may test the body many times.
+    fn body_values(
+        &mut self,
+        transform: BodyTransform,
+        types: Vec<String>,
+    ) -> std::sync::Arc<Vec<String>> {
+        let key = (transform, types);
+        if let Some(v) = self.bodies.get(&key) {
+            return v.clone();
+        }
+        let values = std::sync::Arc::new(self.decode_body(key.0, &key.1));
+        self.bodies.insert(key, values.clone());
+        values
+    }
+
+    fn decode_body(&self, transform: BodyTransform, types: &[String]) -> Vec<String> {
         let raw = self.mail.original();
         match transform {
             BodyTransform::Raw => vec![String::from_utf8_lossy(self.mail.raw_body()).into_owned()],

@@ -101,6 +101,8 @@ struct Run<'a> {
     chain: Vec<(bool, String)>,
     /// `foreverypart` nesting: the part each loop is on.
     parts: Vec<Entity>,
+    /// Body texts by transform and content types, decoded once.
+    bodies: HashMap<(crate::ir::BodyTransform, Vec<String>), Arc<Vec<String>>>,
     steps: usize,
 }
 
@@ -125,6 +127,7 @@ impl<'a> Run<'a> {
             included: HashSet::new(),
             chain: Vec::new(),
             parts: Vec::new(),
+            bodies: HashMap::new(),
             steps: 0,
         }
     }

@@ -21,10 +21,20 @@ pub const MAX_PATTERNS: usize = 256;
 /// Match variables `${0}`..`${N}` kept (RFC 5229 §3.2 asks for 0 to 9).
 pub const MAX_MATCH_VARIABLES: usize = 32;
 
-/// Patterns compiled in one run, by (pattern, case-folded, regex).
+type PatternKey = (String, bool, bool);
+
+/// Patterns compiled in one run, by (pattern, case-folded, regex); those
+/// written in scripts come from a cache the whole process shares (the same
+/// script runs on every message).
 #[derive(Default)]
 pub struct Patterns {
-    cache: HashMap<(String, bool, bool), Regex>,
+    cache: HashMap<PatternKey, Regex>,
+}
+
+fn shared() -> &'static std::sync::Mutex<HashMap<PatternKey, Regex>> {
+    static SHARED: std::sync::OnceLock<std::sync::Mutex<HashMap<PatternKey, Regex>>> =
+        std::sync::OnceLock::new();
+    SHARED.get_or_init(Default::default)
 }
 
 impl Patterns {
@@ -34,23 +44,43 @@ impl Patterns {
             if self.cache.len() >= MAX_PATTERNS {
                 self.cache.clear();
             }
-            let source = if is_regex {
-                pattern.to_string()
-            } else {
-                glob_to_regex(pattern)
+            let known = shared().lock().ok().and_then(|m| m.get(&key).cloned());
+            let re = match known {
+                Some(re) => re,
+                None => {
+                    let re = build(pattern, fold, is_regex)?;
+                    if let Ok(mut m) = shared().lock() {
+                        if m.len() >= SHARED_PATTERNS {
+                            m.clear();
+                        }
+                        m.insert(key.clone(), re.clone());
+                    }
+                    re
+                }
             };
-            let re = RegexBuilder::new(&source)
-                .case_insensitive(fold && is_regex)
-                .dot_matches_new_line(true)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .dfa_size_limit(REGEX_SIZE_LIMIT)
-                .nest_limit(64)
-                .build()
-                .map_err(|e| format!("bad pattern {pattern:?}: {}", first_line(&e.to_string())))?;
             self.cache.insert(key.clone(), re);
         }
         Ok(&self.cache[&key])
     }
+}
+
+/// Compiled patterns kept for the whole process.
+const SHARED_PATTERNS: usize = 4096;
+
+fn build(pattern: &str, fold: bool, is_regex: bool) -> Result<Regex, String> {
+    let source = if is_regex {
+        pattern.to_string()
+    } else {
+        glob_to_regex(pattern)
+    };
+    RegexBuilder::new(&source)
+        .case_insensitive(fold && is_regex)
+        .dot_matches_new_line(true)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| format!("bad pattern {pattern:?}: {}", first_line(&e.to_string())))
 }
 
 fn first_line(s: &str) -> &str {
@@ -59,7 +89,7 @@ fn first_line(s: &str) -> &str {
 
 /// Whether a regex compiles (a script's literal keys are checked on upload).
 pub fn check_regex(pattern: &str) -> Result<(), String> {
-    Patterns::default().get(pattern, false, true).map(|_| ())
+    build(pattern, false, true).map(|_| ())
 }
 
 /// What a test found: whether it matched, and the match variables when a

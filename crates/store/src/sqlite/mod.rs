@@ -57,6 +57,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Bounds concurrent reads, and with them the pool (see `read`).
     reading: tokio::sync::Semaphore,
+    /// Each account's active Sieve script as read lately (`sieve.rs`).
+    pub(crate) active_scripts: sieve::ActiveScripts,
 }
 
 impl SqliteStore {
@@ -93,6 +95,7 @@ impl SqliteStore {
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
                 reading: tokio::sync::Semaphore::new(READERS),
+                active_scripts: Default::default(),
             }),
         })
     }

@@ -5,6 +5,13 @@
 //!   in the same write job.
 //! - Expired ids are deleted as new ones are recorded, a bounded number at
 //!   a time, so the table does not grow with old entries.
+//! - Every delivery asks for the recipient's active script: the answer is
+//!   kept [`ACTIVE_FOR`] (a script changed through this store is seen at
+//!   once, one changed by another process within that time).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension, params};
 
@@ -15,6 +22,43 @@ use crate::types::AccountId;
 
 /// Expired tracked ids removed per recording.
 const PURGE_BATCH: i64 = 100;
+
+/// How long an account's active script, as read, is used without asking again.
+pub(crate) const ACTIVE_FOR: Duration = Duration::from_secs(2);
+/// Accounts whose answer is kept (past it the memory starts over).
+const ACTIVE_ENTRIES: usize = 100_000;
+
+type Active = Option<(String, String)>;
+
+/// Active scripts by account, with when they were read.
+#[derive(Default)]
+pub(crate) struct ActiveScripts {
+    map: Mutex<HashMap<AccountId, (Instant, Active)>>,
+}
+
+impl ActiveScripts {
+    fn get(&self, account: AccountId) -> Option<Active> {
+        let map = self.map.lock().ok()?;
+        map.get(&account)
+            .filter(|(at, _)| at.elapsed() < ACTIVE_FOR)
+            .map(|(_, a)| a.clone())
+    }
+
+    fn put(&self, account: AccountId, active: Active) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= ACTIVE_ENTRIES {
+                map.clear();
+            }
+            map.insert(account, (Instant::now(), active));
+        }
+    }
+
+    fn forget(&self, account: AccountId) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&account);
+        }
+    }
+}
 
 fn purge(c: &rusqlite::Connection, now: i64) -> Result<()> {
     c.prepare_cached(
@@ -60,104 +104,128 @@ impl SieveStore for SqliteStore {
     }
 
     async fn sieve_active(&self, account: AccountId) -> Result<Option<(String, String)>> {
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT name, script FROM sieve_scripts WHERE account_id = ?1 AND active = 1",
-            )
-            .and_then(|mut st| {
-                st.query_row([account], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
+        if let Some(known) = self.inner.active_scripts.get(account) {
+            return Ok(known);
+        }
+        let active = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT name, script FROM sieve_scripts WHERE account_id = ?1 AND active = 1",
+                )
+                .and_then(|mut st| {
+                    st.query_row([account], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(sql)
             })
-            .map_err(sql)
-        })
-        .await
+            .await?;
+        self.inner.active_scripts.put(account, active.clone());
+        Ok(active)
     }
 
     async fn sieve_put(&self, account: AccountId, name: &str, text: &str) -> Result<()> {
         let (name, text) = (name.to_string(), text.to_string());
-        self.write(move |c| {
-            c.prepare_cached(
+        let result = self
+            .write(move |c| {
+                c.prepare_cached(
                 "INSERT INTO sieve_scripts(account_id, name, script, active) VALUES (?1, ?2, ?3, 0)
                  ON CONFLICT(account_id, name) DO UPDATE SET script = ?3",
             )
             .and_then(|mut st| st.execute(params![account, name, text]))
             .map(|_| ())
             .map_err(sql)
-        })
-        .await
+            })
+            .await;
+        self.inner.active_scripts.forget(account);
+        result
     }
 
     async fn sieve_activate(&self, account: AccountId, name: Option<&str>) -> Result<()> {
         let name = name.map(str::to_string);
-        self.write(move |c| {
-            if let Some(n) = &name {
-                let exists: Option<i64> = c
-                    .prepare_cached(
-                        "SELECT 1 FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
-                    )
-                    .and_then(|mut st| st.query_row(params![account, n], |r| r.get(0)).optional())
-                    .map_err(sql)?;
-                if exists.is_none() {
-                    return Err(StoreError::NotFound(format!("script {n}")));
+        let result = self
+            .write(move |c| {
+                if let Some(n) = &name {
+                    let exists: Option<i64> = c
+                        .prepare_cached(
+                            "SELECT 1 FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
+                        )
+                        .and_then(|mut st| {
+                            st.query_row(params![account, n], |r| r.get(0)).optional()
+                        })
+                        .map_err(sql)?;
+                    if exists.is_none() {
+                        return Err(StoreError::NotFound(format!("script {n}")));
+                    }
                 }
-            }
-            c.prepare_cached("UPDATE sieve_scripts SET active = (name IS ?2) WHERE account_id = ?1")
+                c.prepare_cached(
+                    "UPDATE sieve_scripts SET active = (name IS ?2) WHERE account_id = ?1",
+                )
                 .and_then(|mut st| st.execute(params![account, name]))
                 .map(|_| ())
                 .map_err(sql)
-        })
-        .await
+            })
+            .await;
+        self.inner.active_scripts.forget(account);
+        result
     }
 
     async fn sieve_delete(&self, account: AccountId, name: &str) -> Result<()> {
         let name = name.to_string();
-        self.write(move |c| {
-            let active: Option<bool> = c
-                .prepare_cached(
-                    "SELECT active FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
-                )
-                .and_then(|mut st| {
-                    st.query_row(params![account, name], |r| r.get(0))
-                        .optional()
-                })
-                .map_err(sql)?;
-            match active {
-                None => Err(StoreError::NotFound(format!("script {name}"))),
-                Some(true) => Err(StoreError::InUse(format!("script {name} is active"))),
-                Some(false) => c
-                    .execute(
-                        "DELETE FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
-                        params![account, name],
+        let result = self
+            .write(move |c| {
+                let active: Option<bool> = c
+                    .prepare_cached(
+                        "SELECT active FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
                     )
-                    .map(|_| ())
-                    .map_err(sql),
-            }
-        })
-        .await
+                    .and_then(|mut st| {
+                        st.query_row(params![account, name], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(sql)?;
+                match active {
+                    None => Err(StoreError::NotFound(format!("script {name}"))),
+                    Some(true) => Err(StoreError::InUse(format!("script {name} is active"))),
+                    Some(false) => c
+                        .execute(
+                            "DELETE FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
+                            params![account, name],
+                        )
+                        .map(|_| ())
+                        .map_err(sql),
+                }
+            })
+            .await;
+        self.inner.active_scripts.forget(account);
+        result
     }
 
     async fn sieve_rename(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
         let (from, to) = (from.to_string(), to.to_string());
-        self.write(move |c| {
-            let taken: Option<i64> = c
-                .prepare_cached("SELECT 1 FROM sieve_scripts WHERE account_id = ?1 AND name = ?2")
-                .and_then(|mut st| st.query_row(params![account, to], |r| r.get(0)).optional())
-                .map_err(sql)?;
-            if taken.is_some() {
-                return Err(StoreError::Duplicate(format!("script {to}")));
-            }
-            let n = c
-                .execute(
-                    "UPDATE sieve_scripts SET name = ?3 WHERE account_id = ?1 AND name = ?2",
-                    params![account, from, to],
-                )
-                .map_err(sql)?;
-            match n {
-                0 => Err(StoreError::NotFound(format!("script {from}"))),
-                _ => Ok(()),
-            }
-        })
-        .await
+        let result = self
+            .write(move |c| {
+                let taken: Option<i64> = c
+                    .prepare_cached(
+                        "SELECT 1 FROM sieve_scripts WHERE account_id = ?1 AND name = ?2",
+                    )
+                    .and_then(|mut st| st.query_row(params![account, to], |r| r.get(0)).optional())
+                    .map_err(sql)?;
+                if taken.is_some() {
+                    return Err(StoreError::Duplicate(format!("script {to}")));
+                }
+                let n = c
+                    .execute(
+                        "UPDATE sieve_scripts SET name = ?3 WHERE account_id = ?1 AND name = ?2",
+                        params![account, from, to],
+                    )
+                    .map_err(sql)?;
+                match n {
+                    0 => Err(StoreError::NotFound(format!("script {from}"))),
+                    _ => Ok(()),
+                }
+            })
+            .await;
+        self.inner.active_scripts.forget(account);
+        result
     }
 
     async fn sieve_seen(&self, account: AccountId, id: &str, now: i64) -> Result<bool> {

@@ -40,6 +40,20 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// An RFC 5322 date-time (as Date: holds it) as Unix seconds and the
+/// zone's offset in seconds east of UTC; None when it does not parse.
+pub fn parse_rfc5322(value: &str) -> Option<(i64, i64)> {
+    let raw = format!("Date: {}\r\n\r\n", value.trim());
+    let parsed = mail_parser::MessageParser::default().parse_headers(raw.as_bytes())?;
+    let d = parsed.date()?;
+    if !d.is_valid() {
+        return None;
+    }
+    let sign = if d.tz_before_gmt { -1 } else { 1 };
+    let offset = (d.tz_hour as i64 * 3600 + d.tz_minute as i64 * 60) * sign;
+    Some((d.to_timestamp(), offset))
+}
+
 /// `Mon, 23 Nov 2026 12:34:56 +0000` for a Unix time.
 pub fn rfc5322(unix: i64) -> String {
     let days = unix.div_euclid(86_400);

@@ -133,6 +133,44 @@ pub fn addresses(value: &[u8]) -> Vec<Mailbox> {
     out
 }
 
+/// A field value as text: unfolded, trimmed, RFC 2047 encoded words decoded
+/// (mail-parser's decoders; 8-bit UTF-8 taken as is).
+pub fn decoded(value: &[u8]) -> String {
+    let unfold = |s: &str| s.replace("\r\n", "").replace('\n', "").trim().to_string();
+    if value.is_ascii() && !value.windows(2).any(|w| w == b"=?") {
+        return unfold(&String::from_utf8_lossy(value));
+    }
+    let mut raw = b"Subject:".to_vec();
+    raw.extend_from_slice(value);
+    raw.extend_from_slice(b"\r\n\r\n");
+    let parsed = mail_parser::MessageParser::default().parse_headers(&raw[..]);
+    match parsed.as_ref().and_then(|m| m.subject()) {
+        Some(s) => unfold(s),
+        None => unfold(&String::from_utf8_lossy(value)),
+    }
+}
+
+/// The message ids (`<left@right>`, brackets dropped) in a Message-ID,
+/// In-Reply-To or References value, in order (RFC 5322 §3.6.4).
+pub fn message_ids(value: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(value);
+    let mut out = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('>') else { break };
+        let id: String = after[..close]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if !id.is_empty() && id.len() <= 998 {
+            out.push(id);
+        }
+        rest = &after[close + 1..];
+    }
+    out
+}
+
 /// Position of `needle` in `hay`.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
@@ -161,6 +199,20 @@ mod tests {
         );
         let many = addresses(b" a@x.test, \"B\" <b@y.test>, Group: c@z.test;");
         assert_eq!(many.len(), 3);
+    }
+
+    #[test]
+    fn decoding_and_ids() {
+        assert_eq!(
+            decoded(b" =?ISO-8859-1?Q?Caf=E9?=\r\n  ok "),
+            "Caf\u{e9} ok"
+        );
+        assert_eq!(decoded(b"  plain\r\n folded"), "plain folded");
+        assert_eq!(
+            message_ids(b" <a@b> <c@d>\r\n\t<e @f>"),
+            ["a@b", "c@d", "e@f"]
+        );
+        assert!(message_ids(b" no ids").is_empty());
     }
 
     #[test]

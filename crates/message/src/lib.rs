@@ -8,16 +8,19 @@
 //! `xtext` (the RFC 3461 encoding of ESMTP parameters), `seven_bit` (8-bit
 //! content to quoted-printable or base64 for servers without 8BITMIME).
 //! `dsn` (delivery status notifications, RFC 3464), `mdn` (disposition
-//! notifications, RFC 8098, for Sieve rejections). Pure: no I/O.
+//! notifications, RFC 8098, for Sieve rejections), `subject` (RFC 5256 base
+//! subjects), `index` (what the search index keeps of a message). Pure: no I/O.
 
 pub mod address;
 pub mod date;
 pub mod dsn;
 pub mod envelope;
 pub mod header;
+pub mod index;
 pub mod mdn;
 pub mod mime;
 pub mod seven_bit;
+pub mod subject;
 pub mod trace;
 pub mod xtext;
 

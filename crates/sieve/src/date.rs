@@ -17,18 +17,8 @@ pub struct Moment {
 /// the test is then false).
 pub fn parse_header_date(value: &str) -> Option<Moment> {
     let value = value.rsplit_once(';').map_or(value, |(_, d)| d);
-    let raw = format!("Date: {}\r\n\r\n", value.trim());
-    let parsed = mail_parser::MessageParser::default().parse_headers(raw.as_bytes())?;
-    let d = parsed.date()?;
-    if !d.is_valid() {
-        return None;
-    }
-    let offset =
-        (d.tz_hour as i64 * 3600 + d.tz_minute as i64 * 60) * if d.tz_before_gmt { -1 } else { 1 };
-    Some(Moment {
-        unix: d.to_timestamp(),
-        offset,
-    })
+    let (unix, offset) = message::date::parse_rfc5322(value)?;
+    Some(Moment { unix, offset })
 }
 
 /// One date part as RFC 5260 §4.2 writes it.

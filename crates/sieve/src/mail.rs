@@ -149,22 +149,7 @@ impl Mail {
 /// A header value for comparison: unfolded, trimmed, RFC 2047 words decoded
 /// (RFC 5228 §2.7.2).
 pub fn decoded(value: &[u8]) -> String {
-    if value.is_ascii() && !value.windows(2).any(|w| w == b"=?") {
-        let text = String::from_utf8_lossy(value);
-        return unfold(&text);
-    }
-    let mut raw = b"Subject:".to_vec();
-    raw.extend_from_slice(value);
-    raw.extend_from_slice(b"\r\n\r\n");
-    let parsed = mail_parser::MessageParser::default().parse_headers(&raw[..]);
-    match parsed.as_ref().and_then(|m| m.subject()) {
-        Some(s) => unfold(s),
-        None => unfold(&String::from_utf8_lossy(value)),
-    }
-}
-
-fn unfold(s: &str) -> String {
-    s.replace("\r\n", "").replace('\n', "").trim().to_string()
+    message::header::decoded(value)
 }
 
 /// A value that is not ASCII goes in RFC 2047 encoded words (RFC 5293 §4).

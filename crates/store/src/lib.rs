@@ -13,6 +13,7 @@
 pub mod antispam;
 pub mod error;
 pub mod flags;
+pub mod search;
 pub mod sieve;
 mod sqlite;
 pub mod types;
@@ -21,15 +22,16 @@ use std::sync::Arc;
 
 pub use antispam::AntispamStore;
 pub use error::{Result, StoreError};
+pub use search::{IndexRow, SearchStore, TextField};
 pub use sieve::{SieveScriptInfo, SieveStore};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
 /// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).
 /// The spam defences' part is its own contract, [`AntispamStore`], and so
-/// is Sieve's, [`SieveStore`].
+/// are Sieve's, [`SieveStore`], and the search index's, [`SearchStore`].
 #[async_trait::async_trait]
-pub trait Store: AntispamStore + SieveStore + Send + Sync {
+pub trait Store: AntispamStore + SieveStore + SearchStore + Send + Sync {
     async fn add_domain(&self, name: &str) -> Result<DomainRecord>;
     async fn list_domains(&self) -> Result<Vec<DomainRecord>>;
     /// Refused while the domain still has accounts or aliases.

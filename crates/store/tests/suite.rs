@@ -43,7 +43,8 @@ on_every_backend!(
     queue_priorities_and_holds,
     sieve_scripts,
     sieve_tracking,
-    delivery_versions_and_created_folders
+    delivery_versions_and_created_folders,
+    search_index
 );
 
 fn evaluation(at: i64, domain: &str, policy: &str, row: &str) -> NewEvaluation {
@@ -902,5 +903,74 @@ async fn delivery_versions_and_created_folders(s: Arc<dyn Store>) {
     assert_eq!(
         s.messages(created.id).await.unwrap()[0].flags,
         vec!["\\Seen".to_string()]
+    );
+}
+
+async fn search_index(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let inbox = s.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    let msgs = [
+        "From: Bob <bob@b.test>\r\nTo: alice@a.test\r\nSubject: Quarterly Figures\r\nDate: Tue, 01 Dec 2026 23:30:00 -0800\r\nMessage-ID: <q1@b.test>\r\n\r\nThe budget for the caf\u{e9} is fine.\r\n",
+        "From: =?UTF-8?Q?Ren=C3=A9e?= <renee@e.test>\r\nTo: alice@a.test\r\nCc: bob@b.test\r\nSubject: Re: Quarterly figures\r\nMessage-ID: <q2@e.test>\r\nIn-Reply-To: <q1@b.test>\r\n\r\nAgreed.\r\n",
+        "From: carol@c.test\r\nSubject: lunch\r\nReferences: <zz@nowhere> <q2@e.test>\r\n\r\nok\r\n",
+    ];
+    for m in msgs {
+        s.append(inbox, m.as_bytes().to_vec(), vec![], 0)
+            .await
+            .unwrap();
+    }
+    let find = |f, n: &'static str| {
+        let s = s.clone();
+        async move { s.search_text(inbox, f, n).await.unwrap() }
+    };
+    assert_eq!(find(TextField::Subject, "FIGURES").await, vec![1, 2]);
+    assert_eq!(find(TextField::From, "renée").await, vec![2]);
+    assert_eq!(find(TextField::From, "RENÉE").await, vec![2]);
+    assert_eq!(find(TextField::Cc, "bob@").await, vec![2]);
+    assert_eq!(find(TextField::Body, "café is").await, vec![1]);
+    assert_eq!(find(TextField::Body, "ok").await, vec![3]);
+    assert_eq!(find(TextField::Text, "lunch").await, vec![3]);
+    assert_eq!(find(TextField::Text, "bob").await, vec![1, 2]);
+    assert_eq!(
+        find(TextField::Body, "nothing like it").await,
+        Vec::<u32>::new()
+    );
+    assert_eq!(find(TextField::Subject, "").await, vec![1, 2, 3]);
+    assert_eq!(find(TextField::Subject, "\"q").await, Vec::<u32>::new());
+    let rows = s.index_rows(inbox).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].base_subject, "QUARTERLY FIGURES");
+    assert_eq!(rows[1].base_subject, "QUARTERLY FIGURES");
+    assert!(rows[1].reply);
+    assert_eq!(
+        rows[0].sent_day,
+        Some(1_796_196_600i64.div_euclid(86_400) - 1)
+    );
+    assert_eq!(rows[1].in_reply_to, vec!["q1@b.test".to_string()]);
+    // One conversation: the reply and the message referring to it.
+    assert_eq!(rows[1].thread_id, rows[0].thread_id);
+    assert_eq!(rows[2].thread_id, rows[0].thread_id);
+    assert_eq!(rows[0].from_key, "BOB");
+    // A copy shares the content and its index; expunging everything drops it.
+    let archive = s.mailbox(a, "Archive").await.unwrap().unwrap().id;
+    s.copy_messages(inbox, vec![1], archive, false)
+        .await
+        .unwrap();
+    let copied = s.index_rows(archive).await.unwrap();
+    assert_eq!(copied[0].email_id, rows[0].email_id);
+    assert_eq!(
+        s.search_text(archive, TextField::Subject, "figures")
+            .await
+            .unwrap(),
+        vec![1]
+    );
+    s.remove_messages(inbox, vec![1, 2, 3]).await.unwrap();
+    s.remove_messages(archive, vec![1]).await.unwrap();
+    assert!(
+        s.search_text(inbox, TextField::Text, "figures")
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

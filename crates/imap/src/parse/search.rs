@@ -32,35 +32,6 @@ pub enum SearchKey {
     ModSeq(u64),
 }
 
-impl SearchKey {
-    /// Whether evaluating needs the message bodies (not only headers).
-    pub fn needs_body(&self) -> bool {
-        match self {
-            SearchKey::And(keys) => keys.iter().any(SearchKey::needs_body),
-            SearchKey::Or(a, b) => a.needs_body() || b.needs_body(),
-            SearchKey::Not(k) => k.needs_body(),
-            SearchKey::Body(_) | SearchKey::Text(_) => true,
-            _ => false,
-        }
-    }
-
-    /// Whether evaluating needs the message contents (not only flags and sizes).
-    pub fn needs_content(&self) -> bool {
-        match self {
-            SearchKey::And(keys) => keys.iter().any(SearchKey::needs_content),
-            SearchKey::Or(a, b) => a.needs_content() || b.needs_content(),
-            SearchKey::Not(k) => k.needs_content(),
-            SearchKey::Header(..)
-            | SearchKey::Body(_)
-            | SearchKey::Text(_)
-            | SearchKey::SentBefore(_)
-            | SearchKey::SentOn(_)
-            | SearchKey::SentSince(_) => true,
-            _ => false,
-        }
-    }
-}
-
 /// One or more keys (an implicit AND).
 pub fn parse_search(p: &mut Parser<'_>) -> PResult<SearchKey> {
     let mut keys = vec![key(p)?];
@@ -204,8 +175,6 @@ mod tests {
             matches!(k("HEADER X-Spam yes"), SearchKey::Header(n, v) if n == "X-Spam" && v == "yes")
         );
         assert_eq!(k("MODSEQ 620162338"), SearchKey::ModSeq(620162338));
-        assert!(k("BODY x").needs_content());
-        assert!(!k("UID 1:* LARGER 10").needs_content());
         // C-IM5: NOT NOT NOT ... and ((((( are bounded.
         assert!(parse_search(&mut Parser::new("NOT ".repeat(1000).as_bytes())).is_err());
         assert!(parse_search(&mut Parser::new("(".repeat(1000).as_bytes())).is_err());

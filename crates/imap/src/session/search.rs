@@ -1,21 +1,93 @@
 //! SEARCH and UID SEARCH (RFC 9051 §6.4.4), ESEARCH results (RFC 4731, and
 //! always for IMAP4rev2), MODSEQ (RFC 7162 §3.1.5).
 //!
-//! Keys about flags, sizes and dates use the store's entries only; keys about
-//! headers and text read the messages a batch at a time and compare decoded
-//! text (RFC 2047 words, transfer encodings and charsets decoded by
-//! mail-parser), case-insensitively.
+//! Keys about flags, sizes and dates use the store's entries; SUBJECT,
+//! FROM, TO, CC, BCC, BODY and TEXT ask the store's search index (decoded
+//! text, compared without case), and SENT* its dates: one query a key,
+//! whatever the mailbox's size. Only HEADER on other fields reads the
+//! messages, a batch at a time, and compares their decoded values.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use mail_parser::{HeaderValue, Message, MessageParser};
-use store::{MessageEntry, flags};
+use store::{MessageEntry, TextField, flags};
 
 use super::{ImapSession, Outcome};
 use crate::parse::{SearchKey, SequenceSet, format_set};
 use crate::response;
 
 const CONTENT_BATCH: usize = 64;
+
+/// What the store's index answered, for the keys it can answer.
+#[derive(Default)]
+pub(super) struct IndexHits {
+    /// By the address of the key in the search program.
+    text: HashMap<usize, HashSet<u32>>,
+    /// Each message's sent day (its Date: in its own zone).
+    sent_days: HashMap<u32, Option<i64>>,
+}
+
+fn key_id(k: &SearchKey) -> usize {
+    k as *const SearchKey as usize
+}
+
+/// The index field a header or text key searches, if the index has it.
+fn indexed_field(key: &SearchKey) -> Option<(TextField, &str)> {
+    match key {
+        SearchKey::Header(name, text) => {
+            let field = match name.to_ascii_uppercase().as_str() {
+                "SUBJECT" => TextField::Subject,
+                "FROM" => TextField::From,
+                "TO" => TextField::To,
+                "CC" => TextField::Cc,
+                "BCC" => TextField::Bcc,
+                _ => return None,
+            };
+            Some((field, text))
+        }
+        SearchKey::Body(text) => Some((TextField::Body, text)),
+        SearchKey::Text(text) => Some((TextField::Text, text)),
+        _ => None,
+    }
+}
+
+fn walk<'k>(key: &'k SearchKey, visit: &mut impl FnMut(&'k SearchKey)) {
+    visit(key);
+    match key {
+        SearchKey::And(keys) => keys.iter().for_each(|k| walk(k, visit)),
+        SearchKey::Or(a, b) => {
+            walk(a, visit);
+            walk(b, visit);
+        }
+        SearchKey::Not(k) => walk(k, visit),
+        _ => {}
+    }
+}
+
+/// Whether some key needs the messages themselves (HEADER on a field the
+/// index does not keep).
+fn needs_scan(key: &SearchKey) -> bool {
+    let mut scan = false;
+    walk(key, &mut |k| {
+        if matches!(k, SearchKey::Header(..)) && indexed_field(k).is_none() {
+            scan = true;
+        }
+    });
+    scan
+}
+
+fn uses_sent_dates(key: &SearchKey) -> bool {
+    let mut uses = false;
+    walk(key, &mut |k| {
+        if matches!(
+            k,
+            SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_)
+        ) {
+            uses = true;
+        }
+    });
+    uses
+}
 
 /// What a key is evaluated against.
 /// The message is parsed (decoded) only when a key needs it: header keys first
@@ -25,21 +97,14 @@ struct Candidate<'a> {
     entry: &'a MessageEntry,
     recent: bool,
     raw: Option<&'a [u8]>,
-    headers_only: bool,
     parsed: std::cell::OnceCell<Option<Message<'a>>>,
+    hits: &'a IndexHits,
 }
 
 impl<'a> Candidate<'a> {
     fn parsed(&self) -> Option<&Message<'a>> {
         self.parsed
-            .get_or_init(|| {
-                let raw = self.raw?;
-                if self.headers_only {
-                    MessageParser::default().parse_headers(raw)
-                } else {
-                    MessageParser::default().parse(raw)
-                }
-            })
+            .get_or_init(|| MessageParser::default().parse_headers(self.raw?))
             .as_ref()
     }
 }
@@ -72,44 +137,29 @@ fn header_text(v: &HeaderValue<'_>) -> String {
     }
 }
 
+/// HEADER on a field the index does not keep: the raw values, then, if
+/// encoded words or 8-bit text might hide a match, the decoded ones.
 fn header_matches(c: &Candidate<'_>, name: &str, text: &str) -> bool {
-    let name = match name.to_ascii_uppercase().as_str() {
-        "FROM" => "From".to_string(),
-        "TO" => "To".to_string(),
-        "CC" => "Cc".to_string(),
-        "BCC" => "Bcc".to_string(),
-        "SUBJECT" => "Subject".to_string(),
-        _ => name.to_string(),
-    };
     let Some(raw) = c.raw else { return false };
-    let fields = message::header::fields_named(raw, &name);
+    let fields = message::header::fields_named(raw, name);
     if fields.is_empty() {
         return false;
     }
     if fields.iter().any(|f| contains_ci(&f.unfolded(), text)) {
         return true;
     }
-    // Only encoded words (RFC 2047) or 8-bit text can hide a match from the raw text.
     let encoded = fields
         .iter()
         .any(|f| f.value.windows(2).any(|w| w == b"=?") || !f.value.is_ascii());
     encoded
         && c.parsed().is_some_and(|m| {
-            m.header_values(name.as_str())
+            m.header_values(name)
                 .any(|v| contains_ci(&header_text(v), text))
         })
 }
 
-fn body_matches(c: &Candidate<'_>, text: &str) -> bool {
-    let Some(m) = c.parsed() else { return false };
-    (0..m.text_body_count()).any(|i| m.body_text(i).is_some_and(|t| contains_ci(&t, text)))
-        || (0..m.html_body_count()).any(|i| m.body_html(i).is_some_and(|t| contains_ci(&t, text)))
-}
-
 fn sent_day(c: &Candidate<'_>) -> Option<i64> {
-    c.parsed()
-        .and_then(|m| m.date())
-        .map(|d| day_of(d.to_timestamp()))
+    c.hits.sent_days.get(&c.entry.uid).copied().flatten()
 }
 
 fn matches(key: &SearchKey, c: &Candidate<'_>, b: &Bounds) -> bool {
@@ -125,17 +175,13 @@ fn matches(key: &SearchKey, c: &Candidate<'_>, b: &Bounds) -> bool {
         Recent => c.recent,
         New => c.recent && !flags::contains(&e.flags, "\\Seen"),
         Old => !c.recent,
-        Header(name, text) => header_matches(c, name, text),
-        Body(text) => body_matches(c, text),
-        Text(text) => {
-            body_matches(c, text)
-                || c.raw.is_some_and(|r| {
-                    contains_ci(
-                        &String::from_utf8_lossy(&r[..message::header::header_end(r)]),
-                        text,
-                    )
-                })
-        }
+        Header(..) | Body(_) | Text(_) => match c.hits.text.get(&key_id(key)) {
+            Some(uids) => uids.contains(&e.uid),
+            None => match key {
+                Header(name, text) => header_matches(c, name, text),
+                _ => false,
+            },
+        },
         Before(d) => day_of(e.internal_date) < *d,
         On(d) => day_of(e.internal_date) == *d,
         Since(d) => day_of(e.internal_date) >= *d,
@@ -187,11 +233,11 @@ impl ImapSession {
             last_seq: known.len() as u32,
             last_uid: known.last().map(|k| k.uid).unwrap_or(0),
         };
-        let needs_content = key.needs_content();
-        let needs_body = key.needs_body();
+        let index = self.index_hits(mailbox, key).await?;
+        let scan = needs_scan(key);
         let mut hits: Vec<(u32, u32, u64)> = Vec::new();
         for chunk in known.chunks(CONTENT_BATCH) {
-            let contents: HashMap<u32, Vec<u8>> = if needs_content {
+            let contents: HashMap<u32, Vec<u8>> = if scan {
                 self.store()
                     .contents(mailbox, chunk.iter().map(|k| k.uid).collect())
                     .await?
@@ -204,9 +250,6 @@ impl ImapSession {
                 let Some(entry) = entries.get(&k.uid) else {
                     continue;
                 };
-                let raw = contents.get(&k.uid).map(Vec::as_slice);
-                // Header keys parse the header section only.
-
                 let position = known
                     .binary_search_by_key(&k.uid, |x| x.uid)
                     .map(|p| p as u32 + 1)
@@ -215,9 +258,9 @@ impl ImapSession {
                     seq: position,
                     entry,
                     recent: !self.rev2 && k.uid >= first_recent,
-                    raw,
-                    headers_only: !needs_body,
+                    raw: contents.get(&k.uid).map(Vec::as_slice),
                     parsed: Default::default(),
+                    hits: &index,
                 };
                 if matches(key, &c, &bounds) {
                     hits.push((position, k.uid, entry.modseq));
@@ -250,6 +293,35 @@ impl ImapSession {
         }
         self.sync(out, uid_mode).await?;
         Ok("SEARCH completed".into())
+    }
+
+    /// Ask the index once for each key it can answer.
+    pub(super) async fn index_hits(
+        &self,
+        mailbox: store::MailboxId,
+        key: &SearchKey,
+    ) -> Result<IndexHits, crate::error::ImapError> {
+        let mut asks: Vec<(usize, TextField, String)> = Vec::new();
+        walk(key, &mut |k| {
+            if let Some((field, text)) = indexed_field(k) {
+                asks.push((key_id(k), field, text.to_string()));
+            }
+        });
+        let mut hits = IndexHits::default();
+        for (id, field, text) in asks {
+            let uids = self.store().search_text(mailbox, field, &text).await?;
+            hits.text.insert(id, uids.into_iter().collect());
+        }
+        if uses_sent_dates(key) {
+            hits.sent_days = self
+                .store()
+                .index_rows(mailbox)
+                .await?
+                .into_iter()
+                .map(|r| (r.uid, r.sent_day))
+                .collect();
+        }
+        Ok(hits)
     }
 
     /// RFC 4731 §3.1: `* ESEARCH (TAG "t") UID MIN 1 MAX 9 COUNT 3 ALL 1,4,9`.

@@ -9,6 +9,7 @@
 //!   strictly ascend and are never reused (RFC 9051 §2.3.1.1), MODSEQ rises with
 //!   every change (RFC 7162 §3.1).
 
+use message::index::MessageIndex;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, sql};
@@ -101,11 +102,24 @@ pub(super) fn insert_entry(
     Ok(uid)
 }
 
-fn store_new_message(c: &Connection, msg: &NewMessage) -> Result<Stored> {
+/// What the search index keeps of a message that goes into mailboxes
+/// (computed before the write job: the writer thread only writes).
+fn index_of(msg: &NewMessage) -> Option<MessageIndex> {
+    (!msg.deliveries.is_empty()).then(|| MessageIndex::of(&msg.data))
+}
+
+fn store_new_message(
+    c: &Connection,
+    msg: &NewMessage,
+    index: Option<&MessageIndex>,
+) -> Result<Stored> {
     c.prepare_cached("INSERT INTO blobs(data) VALUES (?1)")
         .and_then(|mut st| st.execute([&msg.data]))
         .map_err(sql)?;
     let blob = c.last_insert_rowid();
+    if let Some(i) = index {
+        super::search::insert(c, blob, i)?;
+    }
     let mut placed = Vec::with_capacity(msg.deliveries.len());
     for d in &msg.deliveries {
         let mailbox = folder_mailbox(c, d.account, &d.folder)?;
@@ -138,12 +152,20 @@ pub(super) const MAILBOX_COLUMNS: &str =
 
 impl SqliteStore {
     pub(crate) async fn sql_store_message(&self, msg: NewMessage) -> Result<Stored> {
-        self.write(move |c| store_new_message(c, &msg)).await
+        let index = index_of(&msg);
+        self.write(move |c| store_new_message(c, &msg, index.as_ref()))
+            .await
     }
 
     pub(crate) async fn sql_store_messages(&self, msgs: Vec<NewMessage>) -> Result<Vec<Stored>> {
-        self.write(move |c| msgs.iter().map(|m| store_new_message(c, m)).collect())
-            .await
+        let indexes: Vec<Option<MessageIndex>> = msgs.iter().map(index_of).collect();
+        self.write(move |c| {
+            msgs.iter()
+                .zip(&indexes)
+                .map(|(m, i)| store_new_message(c, m, i.as_ref()))
+                .collect()
+        })
+        .await
     }
 
     pub(crate) async fn sql_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {

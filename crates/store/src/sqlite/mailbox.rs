@@ -297,11 +297,13 @@ impl SqliteStore {
         flag_list: Vec<String>,
         date: i64,
     ) -> Result<u32> {
+        let index = message::index::MessageIndex::of(&data);
         self.write(move |c| {
             c.prepare_cached("INSERT INTO blobs(data) VALUES (?1)")
                 .and_then(|mut st| st.execute([&data]))
                 .map_err(sql)?;
             let blob = c.last_insert_rowid();
+            super::search::insert(c, blob, &index)?;
             insert_entry(
                 c,
                 mailbox,

@@ -21,6 +21,7 @@ mod mailbox;
 mod queue;
 mod reports;
 mod schema;
+mod search;
 mod sieve;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,10 @@ impl SqliteStore {
     pub fn open(path: &Path, options: &StoreOptions) -> Result<SqliteStore> {
         let mut conn = open_connection(path, false, options)?;
         migrate(&mut conn)?;
+        let indexed = search::backfill(&conn)?;
+        if indexed > 0 {
+            tracing::info!(messages = indexed, "search index: older messages indexed");
+        }
         if let Some(max) = options.max_size {
             // SQLite answers SQLITE_FULL past this size, as a full disk would (C-FT5).
             let page: i64 = conn

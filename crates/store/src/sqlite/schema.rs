@@ -255,4 +255,32 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX sieve_tracking_expires ON sieve_tracking(expires);
     "#,
+    // 11: the search index (IMAP SEARCH, SORT, THREAD; JMAP queries later),
+    // one row per stored message content, written with it: the header
+    // fields asked about, decoded once, a thread id, and the text for
+    // full-text search in an FTS5 trigram table (substring matching, case
+    // folded). Content that leaves the store takes its index with it.
+    r#"
+    CREATE TABLE message_index (
+        blob_id INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+        sent INTEGER,
+        sent_day INTEGER,
+        subject TEXT NOT NULL,
+        base_subject TEXT NOT NULL,
+        reply INTEGER NOT NULL,
+        from_key TEXT NOT NULL,
+        to_key TEXT NOT NULL,
+        cc_key TEXT NOT NULL,
+        message_id TEXT,
+        in_reply_to TEXT NOT NULL,
+        refs TEXT NOT NULL,
+        preview TEXT NOT NULL,
+        thread_id INTEGER NOT NULL
+    );
+    CREATE INDEX message_index_message_id ON message_index(message_id);
+    CREATE VIRTUAL TABLE message_text USING fts5(subject, hfrom, hto, hcc, hbcc, body, tokenize = 'trigram');
+    CREATE TRIGGER blobs_unindex AFTER DELETE ON blobs BEGIN
+        DELETE FROM message_text WHERE rowid = old.id;
+    END;
+    "#,
 ];

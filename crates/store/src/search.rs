@@ -1,0 +1,64 @@
+//! The search index's contract: what IMAP SEARCH, SORT and THREAD (and
+//! later JMAP Email/query) ask of the store. Every message content stored
+//! in a mailbox has its index row, written in the same transaction
+//! (`message::index::MessageIndex` says what it holds).
+//!
+//! A contract of its own: the [`crate::Store`] trait requires it, and every
+//! backend implements both.
+
+use crate::error::Result;
+use crate::types::MailboxId;
+
+/// Where a text search looks (RFC 9051 §6.4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    Subject,
+    From,
+    To,
+    Cc,
+    Bcc,
+    /// The text parts and attachment names.
+    Body,
+    /// All of the above.
+    Text,
+}
+
+/// One message's indexed fields, with its UID in the mailbox asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexRow {
+    pub uid: u32,
+    /// The Date: field in Unix seconds.
+    pub sent: Option<i64>,
+    /// The day of the Date: field in its own zone (days since 1970), for
+    /// SENTBEFORE/SENTON/SENTSINCE (RFC 9051 §6.4.4 disregards time and zone).
+    pub sent_day: Option<i64>,
+    pub subject: String,
+    /// RFC 5256 §2.1, uppercased.
+    pub base_subject: String,
+    pub reply: bool,
+    pub from_key: String,
+    pub to_key: String,
+    pub cc_key: String,
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub preview: String,
+    /// The conversation: the id of the first message content of it stored.
+    pub thread_id: i64,
+    /// The message content's id (the same in every mailbox it is copied to).
+    pub email_id: i64,
+}
+
+#[async_trait::async_trait]
+pub trait SearchStore: Send + Sync {
+    /// The UIDs of `mailbox` whose `field` contains `needle`, compared
+    /// without case; in UID order.
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<u32>>;
+    /// The index rows of a mailbox's messages, in UID order.
+    async fn index_rows(&self, mailbox: MailboxId) -> Result<Vec<IndexRow>>;
+}

@@ -1,0 +1,194 @@
+//! The search index in SQLite (see `crate::search`).
+//!
+//! Implementation notes
+//! - `message_index` holds the header fields, one row per blob in a
+//!   mailbox; `message_text` is an FTS5 table with the trigram tokenizer,
+//!   rowid = blob id: a phrase query matches any substring of at least
+//!   three characters through the index, without case. Shorter needles
+//!   scan the mailbox's rows.
+//! - Rows are written in the write job that stores the blob; the index is
+//!   computed before, outside the writer thread. Deleting a blob deletes
+//!   its rows (a foreign key, and a trigger for the FTS table).
+//! - A store made before the index existed is indexed when opened.
+//! - Thread ids (RFC 8474 THREADID, JMAP threads): a message joins the
+//!   thread of the first message it references that is already indexed;
+//!   otherwise it starts one with its own id. Threads are never merged, so
+//!   ids stay stable.
+
+use message::index::MessageIndex;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{SqliteStore, sql};
+use crate::error::Result;
+use crate::search::*;
+use crate::types::MailboxId;
+
+/// Index rows written per transaction when indexing an older store.
+const BACKFILL_BATCH: usize = 200;
+
+/// Write the index of blob `blob`.
+pub(super) fn insert(c: &Connection, blob: i64, i: &MessageIndex) -> Result<()> {
+    let mut thread = None;
+    for id in i.references.iter().rev().chain(i.in_reply_to.iter()) {
+        thread = c
+            .prepare_cached("SELECT thread_id FROM message_index WHERE message_id = ?1 LIMIT 1")
+            .and_then(|mut st| st.query_row([id], |r| r.get::<_, i64>(0)).optional())
+            .map_err(sql)?;
+        if thread.is_some() {
+            break;
+        }
+    }
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO message_index(blob_id, sent, sent_day, subject, base_subject, reply, from_key, to_key, cc_key, message_id, in_reply_to, refs, preview, thread_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            blob,
+            i.sent,
+            i.sent_day,
+            i.subject,
+            i.base_subject,
+            i.reply,
+            i.from_key,
+            i.to_key,
+            i.cc_key,
+            i.message_id,
+            i.in_reply_to.join(" "),
+            i.references.join(" "),
+            i.preview,
+            thread.unwrap_or(blob),
+        ])
+    })
+    .map_err(sql)?;
+    c.prepare_cached("INSERT OR REPLACE INTO message_text(rowid, subject, hfrom, hto, hcc, hbcc, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .and_then(|mut st| st.execute(params![blob, i.subject, i.from, i.to, i.cc, i.bcc, i.body]))
+        .map(|_| ())
+        .map_err(sql)
+}
+
+/// Index every blob in a mailbox that has no index row (a store from
+/// before the index); how many.
+pub(super) fn backfill(c: &Connection) -> Result<usize> {
+    let mut done = 0;
+    loop {
+        let batch: Vec<(i64, Vec<u8>)> = c
+            .prepare(
+                "SELECT b.id, b.data FROM blobs b
+                 WHERE EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_id = b.id)
+                   AND NOT EXISTS (SELECT 1 FROM message_index i WHERE i.blob_id = b.id)
+                 LIMIT ?1",
+            )
+            .and_then(|mut st| {
+                st.query_map([BACKFILL_BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(sql)?;
+        if batch.is_empty() {
+            return Ok(done);
+        }
+        let tx = c.unchecked_transaction().map_err(sql)?;
+        for (blob, data) in &batch {
+            insert(&tx, *blob, &MessageIndex::of(data))?;
+        }
+        tx.commit().map_err(sql)?;
+        done += batch.len();
+    }
+}
+
+/// An FTS5 string: the needle quoted, quotes doubled.
+fn phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
+}
+
+fn column(field: TextField) -> Option<&'static str> {
+    Some(match field {
+        TextField::Subject => "subject",
+        TextField::From => "hfrom",
+        TextField::To => "hto",
+        TextField::Cc => "hcc",
+        TextField::Bcc => "hbcc",
+        TextField::Body => "body",
+        TextField::Text => return None,
+    })
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IndexRow> {
+    let ids = |s: String| s.split_whitespace().map(str::to_string).collect();
+    Ok(IndexRow {
+        uid: r.get(0)?,
+        sent: r.get(1)?,
+        sent_day: r.get(2)?,
+        subject: r.get(3)?,
+        base_subject: r.get(4)?,
+        reply: r.get(5)?,
+        from_key: r.get(6)?,
+        to_key: r.get(7)?,
+        cc_key: r.get(8)?,
+        message_id: r.get(9)?,
+        in_reply_to: ids(r.get(10)?),
+        references: ids(r.get(11)?),
+        preview: r.get(12)?,
+        thread_id: r.get(13)?,
+        email_id: r.get(14)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl SearchStore for SqliteStore {
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<u32>> {
+        let needle = needle.to_string();
+        self.read(move |c| {
+            if needle.is_empty() {
+                // Every message contains the empty string.
+                return c
+                    .prepare_cached("SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid")
+                    .and_then(|mut st| st.query_map([mailbox], |r| r.get(0))?.collect())
+                    .map_err(sql);
+            }
+            let uids: rusqlite::Result<Vec<u32>> = if needle.chars().count() >= 3 {
+                let query = match column(field) {
+                    Some(col) => format!("{col} : {}", phrase(&needle)),
+                    None => phrase(&needle),
+                };
+                c.prepare_cached(
+                    "SELECT m.uid FROM message_text t JOIN mailbox_messages m ON m.blob_id = t.rowid
+                     WHERE message_text MATCH ?2 AND m.mailbox_id = ?1 ORDER BY m.uid",
+                )
+                .and_then(|mut st| st.query_map(params![mailbox, query], |r| r.get(0))?.collect())
+            } else {
+                // Under three characters the trigram index cannot help: scan.
+                let haystack = match column(field) {
+                    Some(col) => format!("t.{col}"),
+                    None => "t.subject || ' ' || t.hfrom || ' ' || t.hto || ' ' || t.hcc || ' ' || t.hbcc || ' ' || t.body".into(),
+                };
+                c.prepare(&format!(
+                    "SELECT m.uid FROM mailbox_messages m JOIN message_text t ON t.rowid = m.blob_id
+                     WHERE m.mailbox_id = ?1 AND instr(lower({haystack}), lower(?2)) > 0 ORDER BY m.uid"
+                ))
+                .and_then(|mut st| st.query_map(params![mailbox, needle], |r| r.get(0))?.collect())
+            };
+            uids.map_err(sql)
+        })
+        .await
+    }
+
+    async fn index_rows(&self, mailbox: MailboxId) -> Result<Vec<IndexRow>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT m.uid, i.sent, i.sent_day, i.subject, i.base_subject, i.reply, i.from_key, i.to_key, i.cc_key,
+                        i.message_id, i.in_reply_to, i.refs, i.preview, i.thread_id, m.blob_id
+                 FROM mailbox_messages m JOIN message_index i ON i.blob_id = m.blob_id
+                 WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+            )
+            .and_then(|mut st| st.query_map([mailbox], row)?.collect())
+            .map_err(sql)
+        })
+        .await
+    }
+}

@@ -1,11 +1,13 @@
 //! IMAP4rev2 (RFC 9051), with IMAP4rev1 (RFC 3501) clients still served, and
 //! CONDSTORE/QRESYNC, IDLE, UIDPLUS, MOVE, LIST-EXTENDED, SPECIAL-USE, ESEARCH,
-//! BINARY, LITERAL+, SASL-IR, ENABLE, ID, NAMESPACE, UNSELECT.
+//! BINARY, LITERAL+, SASL-IR, ENABLE, ID, NAMESPACE, UNSELECT, SORT, ESORT,
+//! THREAD (ORDEREDSUBJECT, REFERENCES).
 //!
 //! Layout, bottom up: `mutf7` (IMAP4rev1 mailbox names), `parse` (the command
 //! grammar), `reader` (assembling commands with literals, under limits),
 //! `response` (writing strings and status lines), `render` (ENVELOPE,
-//! BODYSTRUCTURE, sections), `error` (every failure and its response),
+//! BODYSTRUCTURE, sections), `thread` (the RFC 5256 algorithms), `error`
+//! (every failure and its response),
 //! `session` (the state machine, one module per command group), `server`.
 
 pub mod error;
@@ -16,6 +18,7 @@ pub mod render;
 pub mod response;
 mod server;
 mod session;
+pub mod thread;
 
 pub use server::ImapProtocol;
 pub use session::{ImapConfig, ImapSession, Services};

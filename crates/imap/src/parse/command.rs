@@ -2,7 +2,10 @@
 
 use store::FlagOp;
 
-use super::{FetchItem, PResult, Parser, SearchKey, SequenceSet, parse_fetch, parse_search};
+use super::{
+    FetchItem, PResult, Parser, SearchKey, SequenceSet, SortKey, ThreadAlgorithm, parse_fetch,
+    parse_search, parse_sort, parse_thread,
+};
 
 /// RFC 7162 §3.2.5: `QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]])`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +87,17 @@ pub enum Command {
     Search {
         uid: bool,
         returns: Option<Vec<String>>,
+        key: SearchKey,
+    },
+    Sort {
+        uid: bool,
+        returns: Option<Vec<String>>,
+        criteria: Vec<SortKey>,
+        key: SearchKey,
+    },
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
         key: SearchKey,
     },
     Fetch {
@@ -269,6 +283,8 @@ fn command(p: &mut Parser<'_>, name: &str) -> PResult<Command> {
         "UNSELECT" => Command::Unselect,
         "EXPUNGE" => Command::Expunge { uids: None },
         "SEARCH" => search(p, false)?,
+        "SORT" => sort(p, false)?,
+        "THREAD" => thread(p, false)?,
         "FETCH" => fetch(p, false)?,
         "STORE" => store(p, false)?,
         "COPY" => copy(p, false, false)?,
@@ -279,6 +295,8 @@ fn command(p: &mut Parser<'_>, name: &str) -> PResult<Command> {
                 "FETCH" => fetch(p, true)?,
                 "STORE" => store(p, true)?,
                 "SEARCH" => search(p, true)?,
+                "SORT" => sort(p, true)?,
+                "THREAD" => thread(p, true)?,
                 "COPY" => copy(p, true, false)?,
                 "MOVE" => copy(p, true, true)?,
                 "EXPUNGE" => {
@@ -402,6 +420,23 @@ fn search(p: &mut Parser<'_>, uid: bool) -> PResult<Command> {
     }
     let key = parse_search(p)?;
     Ok(Command::Search { uid, returns, key })
+}
+
+fn sort(p: &mut Parser<'_>, uid: bool) -> PResult<Command> {
+    p.sp()?;
+    let (returns, criteria, key) = parse_sort(p)?;
+    Ok(Command::Sort {
+        uid,
+        returns,
+        criteria,
+        key,
+    })
+}
+
+fn thread(p: &mut Parser<'_>, uid: bool) -> PResult<Command> {
+    p.sp()?;
+    let (algorithm, key) = parse_thread(p)?;
+    Ok(Command::Thread { uid, algorithm, key })
 }
 
 fn fetch(p: &mut Parser<'_>, uid: bool) -> PResult<Command> {

@@ -6,10 +6,12 @@
 mod command;
 mod fetch;
 mod search;
+mod sort;
 
 pub use command::*;
 pub use fetch::*;
 pub use search::*;
+pub use sort::*;
 
 /// Parenthesis nesting deeper than this is refused (C-IM5).
 pub const MAX_DEPTH: usize = 32;

@@ -4,7 +4,8 @@
 //! AUTHENTICATE, ENABLE, ID), `mailboxes` (CREATE, DELETE, RENAME, SUBSCRIBE,
 //! LIST, NAMESPACE, STATUS, APPEND), `selected` (SELECT, EXAMINE, CLOSE,
 //! UNSELECT, EXPUNGE, and keeping the client's view in step with the store),
-//! `fetch`, `flags` (STORE), `search`, `copy` (COPY, MOVE), `idle`.
+//! `fetch`, `flags` (STORE), `search`, `sort` (SORT, THREAD), `copy` (COPY,
+//! MOVE), `idle`.
 //!
 //! Which commands each state allows is [`SessionState::allows`]; every failure
 //! is an [`ImapError`], answered in [`ImapSession::finish`].
@@ -18,6 +19,7 @@ mod login;
 mod mailboxes;
 mod search;
 mod selected;
+mod sort;
 mod user_limit;
 
 pub use user_limit::UserIpLimiter;
@@ -166,6 +168,8 @@ fn is_selected_command(cmd: &Command) -> bool {
             | Unselect
             | Expunge { .. }
             | Search { .. }
+            | Sort { .. }
+            | Thread { .. }
             | Fetch { .. }
             | Store { .. }
             | Copy { .. }
@@ -382,6 +386,17 @@ impl ImapSession {
             Command::Search { uid, returns, key } => {
                 self.search(uid, returns, &key, tag, out).await
             }
+            Command::Sort {
+                uid,
+                returns,
+                criteria,
+                key,
+            } => self.sort(uid, returns, &criteria, &key, tag, out).await,
+            Command::Thread {
+                uid,
+                algorithm,
+                key,
+            } => self.thread(uid, algorithm, &key, out).await,
             Command::Fetch {
                 uid,
                 set,

@@ -207,14 +207,9 @@ fn uses_modseq(key: &SearchKey) -> bool {
 }
 
 impl ImapSession {
-    pub(super) async fn search(
-        &mut self,
-        uid_mode: bool,
-        returns: Option<Vec<String>>,
-        key: &SearchKey,
-        tag: &str,
-        out: &mut Vec<u8>,
-    ) -> Outcome {
+    /// The messages of the selected mailbox that match `key`, in order:
+    /// (sequence number, entry).
+    pub(super) async fn matching(&mut self, key: &SearchKey) -> Result<Vec<(u32, MessageEntry)>, crate::error::ImapError> {
         if uses_modseq(key) {
             self.condstore = true;
         }
@@ -235,7 +230,7 @@ impl ImapSession {
         };
         let index = self.index_hits(mailbox, key).await?;
         let scan = needs_scan(key);
-        let mut hits: Vec<(u32, u32, u64)> = Vec::new();
+        let mut hits = Vec::new();
         for chunk in known.chunks(CONTENT_BATCH) {
             let contents: HashMap<u32, Vec<u8>> = if scan {
                 self.store()
@@ -263,10 +258,27 @@ impl ImapSession {
                     hits: &index,
                 };
                 if matches(key, &c, &bounds) {
-                    hits.push((position, k.uid, entry.modseq));
+                    hits.push((position, entry.clone()));
                 }
             }
         }
+        Ok(hits)
+    }
+
+    pub(super) async fn search(
+        &mut self,
+        uid_mode: bool,
+        returns: Option<Vec<String>>,
+        key: &SearchKey,
+        tag: &str,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        let hits: Vec<(u32, u32, u64)> = self
+            .matching(key)
+            .await?
+            .into_iter()
+            .map(|(seq, e)| (seq, e.uid, e.modseq))
+            .collect();
         let numbers: Vec<u32> = hits
             .iter()
             .map(|h| if uid_mode { h.1 } else { h.0 })
@@ -325,7 +337,7 @@ impl ImapSession {
     }
 
     /// RFC 4731 §3.1: `* ESEARCH (TAG "t") UID MIN 1 MAX 9 COUNT 3 ALL 1,4,9`.
-    fn esearch(
+    pub(super) fn esearch(
         &self,
         out: &mut Vec<u8>,
         tag: &str,

@@ -21,4 +21,4 @@ mod session;
 pub mod thread;
 
 pub use server::ImapProtocol;
-pub use session::{ImapConfig, ImapSession, Services};
+pub use session::{ImapConfig, ImapSession, IndexCache, Services};

@@ -114,7 +114,11 @@ pub fn references(items: &[Item]) -> Vec<Node> {
         // (1) The message's own container: its Message-ID's, filling a
         // dummy made by an earlier reference; without an id, or with one a
         // message already has, a container of its own.
-        let own = match m.message_id.as_ref().and_then(|id| by_id.get(id).map(|&c| (id, c))) {
+        let own = match m
+            .message_id
+            .as_ref()
+            .and_then(|id| by_id.get(id).map(|&c| (id, c)))
+        {
             Some((_, c)) if t.item[c].is_none() => {
                 t.item[c] = Some(i);
                 c
@@ -157,7 +161,9 @@ pub fn references(items: &[Item]) -> Vec<Node> {
         }
     }
     // (2) The root set; (3) dummies pruned.
-    let roots: Vec<usize> = (0..t.item.len()).filter(|&c| t.parent[c].is_none()).collect();
+    let roots: Vec<usize> = (0..t.item.len())
+        .filter(|&c| t.parent[c].is_none())
+        .collect();
     let roots = prune(&mut t, roots, true);
     let mut nodes: Vec<Node> = roots.iter().map(|&c| build(&t, c)).collect();
     // (4) The root set by date.
@@ -229,7 +235,11 @@ fn sort_children(n: &mut Node, items: &[Item]) {
 fn subject_of<'a>(n: &Node, items: &'a [Item]) -> &'a str {
     match n.item {
         Some(i) => &items[i].base_subject,
-        None => n.children.first().map(|c| subject_of(c, items)).unwrap_or(""),
+        None => n
+            .children
+            .first()
+            .map(|c| subject_of(c, items))
+            .unwrap_or(""),
     }
 }
 
@@ -254,7 +264,10 @@ fn group_by_subject(roots: Vec<Node>, items: &[Item]) -> Vec<Node> {
             Some(old) => {
                 let (o, c) = (&roots[old], n);
                 if (o.item.is_some() && c.item.is_none())
-                    || (o.item.is_some() && c.item.is_some() && is_reply(o, items) && !is_reply(c, items))
+                    || (o.item.is_some()
+                        && c.item.is_some()
+                        && is_reply(o, items)
+                        && !is_reply(c, items))
                 {
                     table.insert(s, k);
                 }
@@ -273,7 +286,9 @@ fn group_by_subject(roots: Vec<Node>, items: &[Item]) -> Vec<Node> {
         if t == k {
             continue;
         }
-        let Some(mut current) = slots[k].take() else { continue };
+        let Some(mut current) = slots[k].take() else {
+            continue;
+        };
         let Some(mut kept) = slots[t].take() else {
             slots[k] = Some(current);
             continue;

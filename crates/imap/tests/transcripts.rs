@@ -29,6 +29,7 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
         store: store.clone(),
         auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
         user_ip: Arc::default(),
+        index: Arc::default(),
     });
     let mut config = ImapConfig::new(fixture::HOST, 50 << 20);
     config.starttls = true;

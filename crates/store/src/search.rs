@@ -42,7 +42,9 @@ pub struct IndexRow {
     pub message_id: Option<String>,
     pub in_reply_to: Vec<String>,
     pub references: Vec<String>,
-    pub preview: String,
+    /// The mailbox entry's arrival time and size (SORT ARRIVAL, SIZE).
+    pub internal_date: i64,
+    pub size: u64,
     /// The conversation: the id of the first message content of it stored.
     pub thread_id: i64,
     /// The message content's id (the same in every mailbox it is copied to).
@@ -59,6 +61,9 @@ pub trait SearchStore: Send + Sync {
         field: TextField,
         needle: &str,
     ) -> Result<Vec<u32>>;
-    /// The index rows of a mailbox's messages, in UID order.
-    async fn index_rows(&self, mailbox: MailboxId) -> Result<Vec<IndexRow>>;
+    /// The index rows of a mailbox's messages with a UID above `after`
+    /// (0: all), in UID order.
+    async fn index_rows(&self, mailbox: MailboxId, after: u32) -> Result<Vec<IndexRow>>;
+    /// RFC 8970 previews of these messages (those that exist).
+    async fn previews(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, String)>>;
 }

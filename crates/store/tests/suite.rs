@@ -938,8 +938,9 @@ async fn search_index(s: Arc<dyn Store>) {
     );
     assert_eq!(find(TextField::Subject, "").await, vec![1, 2, 3]);
     assert_eq!(find(TextField::Subject, "\"q").await, Vec::<u32>::new());
-    let rows = s.index_rows(inbox).await.unwrap();
+    let rows = s.index_rows(inbox, 0).await.unwrap();
     assert_eq!(rows.len(), 3);
+    assert_eq!(s.index_rows(inbox, 2).await.unwrap().len(), 1);
     assert_eq!(rows[0].base_subject, "QUARTERLY FIGURES");
     assert_eq!(rows[1].base_subject, "QUARTERLY FIGURES");
     assert!(rows[1].reply);
@@ -957,7 +958,7 @@ async fn search_index(s: Arc<dyn Store>) {
     s.copy_messages(inbox, vec![1], archive, false)
         .await
         .unwrap();
-    let copied = s.index_rows(archive).await.unwrap();
+    let copied = s.index_rows(archive, 0).await.unwrap();
     assert_eq!(copied[0].email_id, rows[0].email_id);
     assert_eq!(
         s.search_text(archive, TextField::Subject, "figures")

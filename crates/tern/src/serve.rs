@@ -71,6 +71,7 @@ pub async fn serve(
         store: store.clone(),
         auth: authenticator.clone(),
         user_ip: Arc::default(),
+        index: Arc::default(),
     });
     let pop3_auth = authenticator.clone();
     let sieve_services = Arc::new(managesieve::Services {

@@ -436,7 +436,11 @@ fn sort(p: &mut Parser<'_>, uid: bool) -> PResult<Command> {
 fn thread(p: &mut Parser<'_>, uid: bool) -> PResult<Command> {
     p.sp()?;
     let (algorithm, key) = parse_thread(p)?;
-    Ok(Command::Thread { uid, algorithm, key })
+    Ok(Command::Thread {
+        uid,
+        algorithm,
+        key,
+    })
 }
 
 fn fetch(p: &mut Parser<'_>, uid: bool) -> PResult<Command> {

@@ -97,15 +97,28 @@ mod tests {
         assert_eq!(
             c,
             [
-                SortKey { reverse: true, kind: SortKind::Date },
-                SortKey { reverse: false, kind: SortKind::Subject }
+                SortKey {
+                    reverse: true,
+                    kind: SortKind::Date
+                },
+                SortKey {
+                    reverse: false,
+                    kind: SortKind::Subject
+                }
             ]
         );
         assert_eq!(k, SearchKey::All);
-        let (r, _, _) = parse_sort(&mut Parser::new(b"RETURN (MIN COUNT) (ARRIVAL) US-ASCII SEEN")).unwrap();
+        let (r, _, _) = parse_sort(&mut Parser::new(
+            b"RETURN (MIN COUNT) (ARRIVAL) US-ASCII SEEN",
+        ))
+        .unwrap();
         assert_eq!(r, Some(vec!["MIN".into(), "COUNT".into()]));
         assert!(parse_sort(&mut Parser::new(b"(REVERSE) UTF-8 ALL")).is_err());
-        assert!(parse_sort(&mut Parser::new(b"(DATE) KOI8-R ALL")).unwrap_err().starts_with("BADCHARSET"));
+        assert!(
+            parse_sort(&mut Parser::new(b"(DATE) KOI8-R ALL"))
+                .unwrap_err()
+                .starts_with("BADCHARSET")
+        );
         let (a, _) = parse_thread(&mut Parser::new(b"REFERENCES UTF-8 SINCE 1-Feb-1994")).unwrap();
         assert_eq!(a, ThreadAlgorithm::References);
         assert!(parse_thread(&mut Parser::new(b"X-MAGIC UTF-8 ALL")).is_err());

@@ -14,6 +14,7 @@ mod copy;
 mod fetch;
 mod flags;
 mod idle;
+mod index_cache;
 mod learn;
 mod login;
 mod mailboxes;
@@ -22,6 +23,7 @@ mod selected;
 mod sort;
 mod user_limit;
 
+pub use index_cache::IndexCache;
 pub use user_limit::UserIpLimiter;
 
 use std::net::SocketAddr;
@@ -42,6 +44,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub auth: Arc<auth::Authenticator>,
     pub user_ip: Arc<UserIpLimiter>,
+    /// Index rows for SORT and THREAD, shared by every session.
+    pub index: Arc<IndexCache>,
 }
 
 #[derive(Debug, Clone)]

@@ -208,13 +208,25 @@ fn uses_modseq(key: &SearchKey) -> bool {
 
 impl ImapSession {
     /// The messages of the selected mailbox that match `key`, in order:
-    /// (sequence number, entry).
-    pub(super) async fn matching(&mut self, key: &SearchKey) -> Result<Vec<(u32, MessageEntry)>, crate::error::ImapError> {
+    /// (sequence number, UID, MODSEQ).
+    pub(super) async fn matching(
+        &mut self,
+        key: &SearchKey,
+    ) -> Result<Vec<(u32, u32, u64)>, crate::error::ImapError> {
         if uses_modseq(key) {
             self.condstore = true;
         }
         let (mailbox, known, first_recent) = {
             let sel = self.selected()?;
+            if *key == SearchKey::All {
+                // Every message the client knows, as it knows them.
+                return Ok(sel
+                    .messages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (i as u32 + 1, k.uid, k.modseq))
+                    .collect());
+            }
             (sel.mailbox.id, sel.messages.clone(), sel.first_recent)
         };
         let entries: HashMap<u32, MessageEntry> = self
@@ -258,7 +270,7 @@ impl ImapSession {
                     hits: &index,
                 };
                 if matches(key, &c, &bounds) {
-                    hits.push((position, entry.clone()));
+                    hits.push((position, entry.uid, entry.modseq));
                 }
             }
         }
@@ -273,12 +285,7 @@ impl ImapSession {
         tag: &str,
         out: &mut Vec<u8>,
     ) -> Outcome {
-        let hits: Vec<(u32, u32, u64)> = self
-            .matching(key)
-            .await?
-            .into_iter()
-            .map(|(seq, e)| (seq, e.uid, e.modseq))
-            .collect();
+        let hits = self.matching(key).await?;
         let numbers: Vec<u32> = hits
             .iter()
             .map(|h| if uid_mode { h.1 } else { h.0 })
@@ -327,7 +334,7 @@ impl ImapSession {
         if uses_sent_dates(key) {
             hits.sent_days = self
                 .store()
-                .index_rows(mailbox)
+                .index_rows(mailbox, 0)
                 .await?
                 .into_iter()
                 .map(|r| (r.uid, r.sent_day))

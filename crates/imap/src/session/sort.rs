@@ -4,9 +4,9 @@
 //! the store's search index (decoded once, when stored).
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use store::{IndexRow, MessageEntry};
+use store::IndexRow;
 
 use super::{ImapSession, Outcome};
 use crate::parse::{SearchKey, SortKey, SortKind, ThreadAlgorithm};
@@ -16,25 +16,24 @@ use crate::thread::{self, Item};
 /// A matching message with what it sorts by.
 struct Row {
     seq: u32,
-    entry: MessageEntry,
-    index: IndexRow,
+    index: Arc<IndexRow>,
 }
 
 impl Row {
     /// RFC 5256 §2.2: the sent date, or the internal date when the message
     /// has none.
     fn date(&self) -> i64 {
-        self.index.sent.unwrap_or(self.entry.internal_date)
+        self.index.sent.unwrap_or(self.index.internal_date)
     }
 }
 
 fn compare(a: &Row, b: &Row, key: &SortKey) -> Ordering {
     let o = match key.kind {
-        SortKind::Arrival => a.entry.internal_date.cmp(&b.entry.internal_date),
+        SortKind::Arrival => a.index.internal_date.cmp(&b.index.internal_date),
         SortKind::Cc => a.index.cc_key.cmp(&b.index.cc_key),
         SortKind::Date => a.date().cmp(&b.date()),
         SortKind::From => a.index.from_key.cmp(&b.index.from_key),
-        SortKind::Size => a.entry.size.cmp(&b.entry.size),
+        SortKind::Size => a.index.size.cmp(&b.index.size),
         SortKind::Subject => a.index.base_subject.cmp(&b.index.base_subject),
         SortKind::To => a.index.to_key.cmp(&b.index.to_key),
     };
@@ -43,23 +42,25 @@ fn compare(a: &Row, b: &Row, key: &SortKey) -> Ordering {
 
 impl ImapSession {
     /// The matching messages with their index rows, in sequence order.
+    /// Rows come from the shared cache; only UIDs above the highest kept
+    /// are read from the store.
     async fn rows(&mut self, key: &SearchKey) -> Result<Vec<Row>, crate::error::ImapError> {
-        let mailbox = self.selected()?.mailbox.id;
         let hits = self.matching(key).await?;
-        let mut index: HashMap<u32, IndexRow> = self
-            .store()
-            .index_rows(mailbox)
-            .await?
-            .into_iter()
-            .map(|r| (r.uid, r))
-            .collect();
+        let (mailbox, validity) = {
+            let sel = self.selected()?;
+            (sel.mailbox.id, sel.mailbox.uid_validity)
+        };
+        let cache = self.services.index.clone();
+        let after = cache.highest(mailbox, validity);
+        if hits.iter().any(|h| h.1 > after) {
+            let fresh = self.store().index_rows(mailbox, after).await?;
+            cache.add(mailbox, validity, fresh);
+        }
+        let rows = cache.rows(mailbox, validity, hits.iter().map(|h| h.1));
         Ok(hits
             .into_iter()
-            .map(|(seq, entry)| Row {
-                seq,
-                index: index.remove(&entry.uid).unwrap_or_default(),
-                entry,
-            })
+            .zip(rows)
+            .map(|((seq, _, _), index)| Row { seq, index })
             .collect())
     }
 
@@ -84,7 +85,7 @@ impl ImapSession {
         });
         let numbers: Vec<u32> = rows
             .iter()
-            .map(|r| if uid_mode { r.entry.uid } else { r.seq })
+            .map(|r| if uid_mode { r.index.uid } else { r.seq })
             .collect();
         match returns {
             Some(r) => response::untagged(out, &esort(tag, uid_mode, &r, &numbers)),
@@ -111,7 +112,7 @@ impl ImapSession {
         let items: Vec<Item> = rows
             .iter()
             .map(|r| Item {
-                number: if uid_mode { r.entry.uid } else { r.seq },
+                number: if uid_mode { r.index.uid } else { r.seq },
                 message_id: r.index.message_id.clone(),
                 // RFC 5256 §2.2 (1): References, else In-Reply-To.
                 references: match r.index.references.is_empty() {
@@ -164,7 +165,9 @@ fn esort(tag: &str, uid_mode: bool, returns: &[String], numbers: &[u32]) -> Stri
                 }
             }
             "COUNT" => line.push_str(&format!(" COUNT {}", numbers.len())),
-            "ALL" if !numbers.is_empty() => line.push_str(&format!(" ALL {}", ordered_set(numbers))),
+            "ALL" if !numbers.is_empty() => {
+                line.push_str(&format!(" ALL {}", ordered_set(numbers)))
+            }
             _ => {}
         }
     }
@@ -197,7 +200,15 @@ mod tests {
     #[test]
     fn esort_keeps_the_order() {
         assert_eq!(ordered_set(&[5, 6, 7, 2, 9, 10]), "5:7,2,9:10");
-        let line = esort("A1", true, &["MIN".into(), "MAX".into(), "COUNT".into(), "ALL".into()], &[9, 3, 4]);
-        assert_eq!(line, "ESEARCH (TAG \"A1\") UID MIN 9 MAX 4 COUNT 3 ALL 9,3:4");
+        let line = esort(
+            "A1",
+            true,
+            &["MIN".into(), "MAX".into(), "COUNT".into(), "ALL".into()],
+            &[9, 3, 4],
+        );
+        assert_eq!(
+            line,
+            "ESEARCH (TAG \"A1\") UID MIN 9 MAX 4 COUNT 3 ALL 9,3:4"
+        );
     }
 }

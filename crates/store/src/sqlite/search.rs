@@ -128,9 +128,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IndexRow> {
         message_id: r.get(9)?,
         in_reply_to: ids(r.get(10)?),
         references: ids(r.get(11)?),
-        preview: r.get(12)?,
-        thread_id: r.get(13)?,
-        email_id: r.get(14)?,
+        internal_date: r.get(12)?,
+        size: r.get::<_, i64>(13)? as u64,
+        thread_id: r.get(14)?,
+        email_id: r.get(15)?,
     })
 }
 
@@ -178,16 +179,39 @@ impl SearchStore for SqliteStore {
         .await
     }
 
-    async fn index_rows(&self, mailbox: MailboxId) -> Result<Vec<IndexRow>> {
+    async fn index_rows(&self, mailbox: MailboxId, after: u32) -> Result<Vec<IndexRow>> {
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT m.uid, i.sent, i.sent_day, i.subject, i.base_subject, i.reply, i.from_key, i.to_key, i.cc_key,
-                        i.message_id, i.in_reply_to, i.refs, i.preview, i.thread_id, m.blob_id
+                        i.message_id, i.in_reply_to, i.refs, m.internal_date, m.size, i.thread_id, m.blob_id
                  FROM mailbox_messages m JOIN message_index i ON i.blob_id = m.blob_id
-                 WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+                 WHERE m.mailbox_id = ?1 AND m.uid > ?2 ORDER BY m.uid",
             )
-            .and_then(|mut st| st.query_map([mailbox], row)?.collect())
+            .and_then(|mut st| st.query_map(params![mailbox, after], row)?.collect())
             .map_err(sql)
+        })
+        .await
+    }
+
+    async fn previews(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, String)>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT i.preview FROM mailbox_messages m JOIN message_index i ON i.blob_id = m.blob_id
+                     WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+                )
+                .map_err(sql)?;
+            let mut out = Vec::with_capacity(uids.len());
+            for uid in uids {
+                if let Some(p) = st
+                    .query_row(params![mailbox, uid], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map_err(sql)?
+                {
+                    out.push((uid, p));
+                }
+            }
+            Ok(out)
         })
         .await
     }

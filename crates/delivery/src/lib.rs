@@ -21,6 +21,7 @@
 mod effects;
 mod filter;
 mod plan;
+mod quota;
 mod resolve;
 
 use std::sync::Arc;

@@ -51,6 +51,16 @@ pub enum ImapError {
     TooManyErrors,
     #[error("too many sessions for this user from this address")]
     TooManySessions,
+    #[error("over quota")]
+    OverQuota,
+    #[error("no such quota root")]
+    NoSuchQuotaRoot,
+    #[error("quotas are set by the administrator")]
+    QuotaReadOnly,
+    #[error("compression already active")]
+    CompressionActive,
+    #[error("metadata: {0}")]
+    Metadata(String),
     #[error("store: {0}")]
     Store(StoreError),
 }
@@ -104,6 +114,14 @@ impl ImapError {
                 "NO",
                 "[LIMIT] Too many sessions for this user from this address".into(),
             ),
+            OverQuota => (
+                "NO",
+                "[OVERQUOTA] Over quota: delete some mail first".into(),
+            ),
+            NoSuchQuotaRoot => ("NO", "[NONEXISTENT] No such quota root".into()),
+            QuotaReadOnly => ("NO", "[NOPERM] Quotas are set by the administrator".into()),
+            CompressionActive => ("NO", "[COMPRESSIONACTIVE] Already compressing".into()),
+            Metadata(code) => ("NO", format!("[METADATA {code}] Refused")),
             Store(StoreError::Full) => ("NO", "[OVERQUOTA] Insufficient storage".into()),
             Store(StoreError::NotFound(_)) => ("NO", "[NONEXISTENT] No such mailbox".into()),
             Store(StoreError::Duplicate(_)) => ("NO", "[ALREADYEXISTS] Already exists".into()),

@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::deflate::Deflate;
 use crate::session::{Flow, Session};
 use crate::shutdown::Phase;
 use crate::stream::Stream;
@@ -53,12 +54,16 @@ pub async fn drive<S: Session>(
             return;
         }
     }
+    // RFC 4978: once COMPRESS is on, what is read is inflated into `input`
+    // and every batch of replies is deflated.
+    let mut deflate: Option<Deflate> = None;
+    let mut raw = BytesMut::new();
     loop {
         if *phase.borrow() == Phase::Stop
             || (*phase.borrow() == Phase::Draining && session.is_idle())
         {
             session.on_shutdown(&mut out);
-            let _ = write(&mut stream, &mut out).await;
+            let _ = write_maybe_compressed(&mut stream, &mut out, deflate.is_some()).await;
             break;
         }
         let idle_limit = session.timeout();
@@ -67,17 +72,17 @@ pub async fn drive<S: Session>(
                 if changed.is_err() {
                     // The server is gone without saying goodbye: treat as Stop.
                     session.on_shutdown(&mut out);
-                    let _ = write(&mut stream, &mut out).await;
+                    let _ = write_maybe_compressed(&mut stream, &mut out, deflate.is_some()).await;
                     break;
                 }
                 continue;
             }
             _ = session.wait_event() => session.on_event(&mut out).await,
-            read = tokio::time::timeout(idle_limit, stream.read_buf(&mut input)) => match read {
+            read = tokio::time::timeout(idle_limit, read_some(&mut stream, &mut raw, &mut input, deflate.as_mut())) => match read {
                 Err(_) => {
                     tracing::info!("idle timeout");
                     session.on_timeout(&mut out);
-                    let _ = write(&mut stream, &mut out).await;
+                    let _ = write_maybe_compressed(&mut stream, &mut out, deflate.is_some()).await;
                     break;
                 }
                 Ok(Ok(0)) => break,
@@ -88,7 +93,10 @@ pub async fn drive<S: Session>(
                 Ok(Ok(_)) => session.receive(&mut input, &mut out).await,
             },
         };
-        if write(&mut stream, &mut out).await.is_err() {
+        if write_maybe_compressed(&mut stream, &mut out, deflate.is_some())
+            .await
+            .is_err()
+        {
             break;
         }
         match flow {
@@ -98,6 +106,26 @@ pub async fn drive<S: Session>(
             }
             Flow::Continue => {}
             Flow::Close => break,
+            Flow::Compress => {
+                // The bytes after the command were compressed by the client.
+                let mut d = Deflate::new();
+                let pending = input.split();
+                if let Err(e) = d.inflate(&pending, &mut input, HARD_INPUT_LIMIT) {
+                    tracing::info!(error = %e, "compressed input refused");
+                    break;
+                }
+                deflate = Some(d);
+                if !input.is_empty() {
+                    let flow = session.receive(&mut input, &mut out).await;
+                    if write_maybe_compressed(&mut stream, &mut out, true)
+                        .await
+                        .is_err()
+                        || flow == Flow::Close
+                    {
+                        break;
+                    }
+                }
+            }
             Flow::StartTls => {
                 // C-TLS1: whatever the client pipelined after STARTTLS was sent in the
                 // clear and must not be read as commands inside TLS.
@@ -126,6 +154,42 @@ pub async fn drive<S: Session>(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+}
+
+/// Read what the client sent into `input`, inflating it when compression
+/// is on; 0 is the end of the connection.
+async fn read_some(
+    stream: &mut Stream,
+    raw: &mut BytesMut,
+    input: &mut BytesMut,
+    deflate: Option<&mut Deflate>,
+) -> std::io::Result<usize> {
+    let Some(d) = deflate else {
+        return stream.read_buf(input).await;
+    };
+    raw.clear();
+    raw.reserve(8192);
+    let n = stream.read_buf(raw).await?;
+    if n > 0 {
+        d.inflate(raw, input, HARD_INPUT_LIMIT)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    }
+    // Between reads the buffer holds nothing worth keeping (C-IM11).
+    if raw.capacity() > 64 * 1024 {
+        *raw = BytesMut::new();
+    }
+    Ok(n)
+}
+
+async fn write_maybe_compressed(
+    stream: &mut Stream,
+    out: &mut Vec<u8>,
+    compressed: bool,
+) -> std::io::Result<()> {
+    if compressed && !out.is_empty() {
+        *out = Deflate::deflate(out);
+    }
+    write(stream, out).await
 }
 
 async fn write(stream: &mut Stream, out: &mut Vec<u8>) -> std::io::Result<()> {

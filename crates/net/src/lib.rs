@@ -4,6 +4,7 @@
 //! [`Protocol`] contract the protocol crates implement (`session`).
 
 pub mod cidr;
+pub mod deflate;
 mod driver;
 pub mod listener;
 pub mod session;

@@ -17,6 +17,9 @@ pub enum Flow {
     StartTls,
     /// Write the output, then close the connection.
     Close,
+    /// Write the output, then compress both directions (RFC 4978); the
+    /// input left unread is already compressed.
+    Compress,
 }
 
 /// The negotiated TLS parameters, for Received headers and logs.

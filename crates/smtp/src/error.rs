@@ -42,6 +42,8 @@ pub enum SmtpError {
     UnknownUser,
     #[error("alias loop")]
     AliasLoop,
+    #[error("mailbox of {0} is over its quota")]
+    MailboxFull(String),
     #[error("forged or expired SRS address")]
     BadSrs,
     #[error("not a DMARC aggregate report: {0}")]
@@ -177,6 +179,9 @@ impl SmtpError {
             RelayDenied => (r(554, (5, 7, 1), "Relay access denied"), false),
             UnknownUser => (r(550, (5, 1, 1), "No such user here"), false),
             AliasLoop => (r(554, (5, 4, 6), "Alias loop"), false),
+            // RFC 3463 §3.3: X.2.2 mailbox full; 452 as RFC 9208 §1 and
+            // RFC 5321 §4.2.3 ask, so the sender's server tries again later.
+            MailboxFull(_) => (r(452, (4, 2, 2), "Mailbox full, try again later"), false),
             BadSrs => (
                 r(
                     550,
@@ -383,6 +388,7 @@ mod tests {
             RelayDenied,
             UnknownUser,
             AliasLoop,
+            MailboxFull("a@b".into()),
             BadSrs,
             NotAReport("x".into()),
             AuthRequired,

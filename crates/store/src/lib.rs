@@ -13,6 +13,7 @@
 pub mod antispam;
 pub mod error;
 pub mod flags;
+pub mod object_id;
 pub mod search;
 pub mod sieve;
 mod sqlite;
@@ -50,6 +51,28 @@ pub trait Store: AntispamStore + SieveStore + SearchStore + Send + Sync {
     /// Removes the account with its mailboxes and messages.
     async fn remove_account(&self, address: &str) -> Result<()>;
     async fn account_credentials(&self, address: &str) -> Result<Option<AccountCredentials>>;
+    /// Set an account's quota (RFC 9208).
+    async fn set_quota(&self, address: &str, quota: Quota) -> Result<()>;
+    /// Annotations (RFC 5464) on a mailbox, or on the server (None), by name.
+    async fn metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Set (Some) or remove (None) annotations in one transaction; refused
+    /// with `StoreError::Full` when the account would keep more than
+    /// `max_entries` of them.
+    async fn set_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        max_entries: usize,
+    ) -> Result<()>;
+    /// An account's limits alone (one row; what a check asks first).
+    async fn quota_limits(&self, account: AccountId) -> Result<Quota>;
+    /// An account's quota and its usage now (every message in every mailbox).
+    async fn quota(&self, account: AccountId) -> Result<QuotaUsage>;
 
     /// `address` may be `@domain` for a catch-all.
     async fn add_alias(&self, address: &str, targets: &[String]) -> Result<()>;
@@ -207,6 +230,32 @@ impl Store for SqliteStore {
     }
     async fn account_credentials(&self, address: &str) -> Result<Option<AccountCredentials>> {
         self.sql_account_credentials(address.to_string()).await
+    }
+    async fn set_quota(&self, address: &str, quota: Quota) -> Result<()> {
+        self.sql_set_quota(address.to_string(), quota).await
+    }
+    async fn metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        self.sql_metadata(account, mailbox).await
+    }
+    async fn set_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        max_entries: usize,
+    ) -> Result<()> {
+        self.sql_set_metadata(account, mailbox, entries, max_entries)
+            .await
+    }
+    async fn quota_limits(&self, account: AccountId) -> Result<Quota> {
+        self.sql_quota_limits(account).await
+    }
+    async fn quota(&self, account: AccountId) -> Result<QuotaUsage> {
+        self.sql_quota(account).await
     }
     async fn add_alias(&self, address: &str, targets: &[String]) -> Result<()> {
         self.sql_add_alias(address.to_string(), targets.to_vec())

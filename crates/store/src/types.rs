@@ -19,6 +19,35 @@ pub struct AccountRecord {
     pub created: i64,
 }
 
+/// An account's limits (RFC 9208 STORAGE and MESSAGE); None: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Octets of all its messages.
+    pub storage: Option<u64>,
+    pub messages: Option<u64>,
+}
+
+/// An account's quota and what it uses now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaUsage {
+    pub quota: Quota,
+    pub storage: u64,
+    pub messages: u64,
+}
+
+impl QuotaUsage {
+    /// Whether adding `count` messages of `octets` in all would pass a limit.
+    pub fn exceeded_by(&self, octets: u64, count: u64) -> bool {
+        self.quota
+            .storage
+            .is_some_and(|l| self.storage + octets > l)
+            || self
+                .quota
+                .messages
+                .is_some_and(|l| self.messages + count > l)
+    }
+}
+
 /// What authentication needs of an account. The strings are opaque to the store:
 /// the `auth` crate writes and reads them (an Argon2id PHC string, SCRAM keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +244,9 @@ pub struct MailboxRecord {
     pub uid_next: u32,
     pub highest_modseq: u64,
     pub subscribed: bool,
+    /// Messages from this UID on are \Recent for the next session that
+    /// selects the mailbox (RFC 3501 §2.3.2).
+    pub first_recent_uid: u32,
 }
 
 /// How STORE changes flags (RFC 9051 §6.4.6).
@@ -252,6 +284,11 @@ pub struct MessageEntry {
     pub internal_date: i64,
     pub modseq: u64,
     pub flags: Vec<String>,
+    /// The message content's id: the same in every mailbox it is copied
+    /// or moved to (RFC 8474 EMAILID).
+    pub email_id: i64,
+    /// When it was put in this mailbox (RFC 8514 SAVEDATE).
+    pub saved_at: i64,
 }
 
 /// A recipient of a queued message, as the queue runner sees it.

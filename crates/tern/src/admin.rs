@@ -142,8 +142,79 @@ pub async fn account(store: Arc<dyn Store>, cmd: AccountCmd) -> Result<()> {
             tracing::info!(account = %key, recipients = n, "outgoing mail {word} by the administrator");
             println!("{word} the outgoing mail of {key} ({n} queued recipients)");
         }
+        AccountCmd::Quota {
+            address: a,
+            storage,
+            messages,
+        } => quota(store, &address(&a)?.key(), storage, messages).await?,
     }
     Ok(())
+}
+
+/// `tern account quota`: change what is given, then show limits and usage.
+async fn quota(
+    store: Arc<dyn Store>,
+    key: &str,
+    storage: Option<String>,
+    messages: Option<String>,
+) -> Result<()> {
+    let account = store
+        .list_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.address == key)
+        .ok_or_else(|| AdminError(format!("no account {key}")))?;
+    let mut usage = store.quota(account.id).await?;
+    if storage.is_some() || messages.is_some() {
+        let mut quota = usage.quota;
+        if let Some(s) = storage {
+            quota.storage = limit(&s, parse_size)?;
+        }
+        if let Some(m) = messages {
+            quota.messages = limit(&m, |v| v.parse::<u64>().ok())?;
+        }
+        store.set_quota(key, quota).await?;
+        usage = store.quota(account.id).await?;
+    }
+    let show = |used: u64, limit: Option<u64>| match limit {
+        Some(l) => format!("{used} of {l}"),
+        None => format!("{used} (no limit)"),
+    };
+    println!("{key}");
+    println!(
+        "  storage:  {} octets",
+        show(usage.storage, usage.quota.storage)
+    );
+    println!("  messages: {}", show(usage.messages, usage.quota.messages));
+    Ok(())
+}
+
+/// A limit given on the command line: `none`, or a value `parse` accepts.
+fn limit(s: &str, parse: impl Fn(&str) -> Option<u64>) -> Result<Option<u64>> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    parse(s)
+        .map(Some)
+        .ok_or_else(|| AdminError(format!("not a limit: {s:?} (a number, or none)")))
+}
+
+/// `512`, `100K`, `20M`, `2G` (powers of 1024).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_uppercase()),
+        _ => (s, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        'T' => 40,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 enum HoldOrRelease {

@@ -169,6 +169,17 @@ pub enum AccountCmd {
     Hold { address: String },
     /// Let a held account's mail go again.
     Release { address: String },
+    /// Show the account's quota and usage; with options, set it first
+    /// (RFC 9208). SIZE takes K, M or G; `none` removes a limit.
+    Quota {
+        address: String,
+        /// Octets of all its messages, e.g. 2G.
+        #[arg(long)]
+        storage: Option<String>,
+        /// Number of messages.
+        #[arg(long)]
+        messages: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -395,5 +395,10 @@ fn admin_while_the_server_runs() {
         ]);
     }
     sender.join().unwrap();
-    assert_eq!(server.admin_ok(&["account", "list"]).lines().count(), 22);
+    // The fixture's accounts, its quota account, and the 20 added.
+    let expected = testkit::fixture::ACCOUNTS.len() + 1 + 20;
+    assert_eq!(
+        server.admin_ok(&["account", "list"]).lines().count(),
+        expected
+    );
 }

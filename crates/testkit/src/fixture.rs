@@ -12,6 +12,10 @@ use crate::tcp::{BoxFuture, Probe};
 pub const HOST: &str = "mx.a.test";
 pub const DOMAIN: &str = "a.test";
 pub const ACCOUNTS: [(&str, &str); 2] = [("alice@a.test", "alice-pw"), ("bob@a.test", "bob-pw")];
+/// An account with a quota of one message and 2 KiB (RFC 9208 tests).
+pub const QUOTA_ACCOUNT: (&str, &str) = ("full@a.test", "full-pw");
+pub const QUOTA_MESSAGES: u64 = 1;
+pub const QUOTA_STORAGE: u64 = 2048;
 pub const ALIASES: [(&str, &str); 6] = [
     ("postmaster@a.test", "alice@a.test"),
     ("team@a.test", "alice@a.test,bob@a.test"),
@@ -55,6 +59,16 @@ pub async fn populate_store(store: &Arc<dyn Store>) {
         let targets: Vec<String> = targets.split(',').map(String::from).collect();
         store.add_alias(alias, &targets).await.unwrap();
     }
+    let (address, password) = QUOTA_ACCOUNT;
+    store
+        .add_account(address, cached_credentials(password))
+        .await
+        .unwrap();
+    let quota = store::Quota {
+        storage: Some(QUOTA_STORAGE),
+        messages: Some(QUOTA_MESSAGES),
+    };
+    store.set_quota(address, quota).await.unwrap();
 }
 
 /// Argon2 is slow on purpose: derive each test password once per process.
@@ -77,6 +91,18 @@ pub fn populate_cli(server: &TernServer) {
     for (alias, targets) in ALIASES {
         server.admin_ok(&["alias", "add", alias, targets]);
     }
+    let (address, password) = QUOTA_ACCOUNT;
+    server.admin_ok(&["account", "add", address, "--password", password]);
+    let (messages, storage) = (QUOTA_MESSAGES.to_string(), QUOTA_STORAGE.to_string());
+    server.admin_ok(&[
+        "account",
+        "quota",
+        address,
+        "--messages",
+        &messages,
+        "--storage",
+        &storage,
+    ]);
 }
 
 /// How many messages an account's INBOX holds.

@@ -121,6 +121,33 @@ pub enum Command {
         mailbox: String,
         remove: bool,
     },
+    /// RFC 9208 §4.1.
+    GetQuota(String),
+    GetQuotaRoot(String),
+    SetQuota(String),
+    /// RFC 4978: the algorithm's name.
+    Compress(String),
+    /// RFC 5464 §4.2; the mailbox is "" for server entries.
+    GetMetadata {
+        mailbox: String,
+        entries: Vec<String>,
+        max_size: Option<u64>,
+        depth: MetadataDepth,
+    },
+    /// RFC 5464 §4.3: entries with a value, or NIL to remove them.
+    SetMetadata {
+        mailbox: String,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    },
+}
+
+/// GETMETADATA's DEPTH option (RFC 5464 §4.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetadataDepth {
+    #[default]
+    Zero,
+    One,
+    Infinity,
 }
 
 /// A command that did not parse: the tag if one was read, and why.
@@ -269,7 +296,16 @@ fn command(p: &mut Parser<'_>, name: &str) -> PResult<Command> {
                 date = Some(p.date_time()?);
                 p.sp()?;
             }
-            let data = p.string()?;
+            // RFC 6855 §4: UTF8 (literal8) for a message with UTF-8 headers.
+            let data = if p.eat_word("UTF8") {
+                p.sp()?;
+                p.expect(b'(')?;
+                let data = p.string()?;
+                p.expect(b')')?;
+                data
+            } else {
+                p.string()?
+            };
             Command::Append {
                 mailbox,
                 flags,
@@ -278,6 +314,45 @@ fn command(p: &mut Parser<'_>, name: &str) -> PResult<Command> {
             }
         }
         "IDLE" => Command::Idle,
+        "GETQUOTA" => {
+            p.sp()?;
+            Command::GetQuota(p.astring_utf8()?)
+        }
+        "GETQUOTAROOT" => Command::GetQuotaRoot(one_mailbox(p)?),
+        "SETQUOTA" => {
+            p.sp()?;
+            let root = p.astring_utf8()?;
+            p.sp()?;
+            p.list(false, |p| {
+                p.atom()?;
+                p.sp()?;
+                p.number()
+            })?;
+            Command::SetQuota(root)
+        }
+        "COMPRESS" => {
+            p.sp()?;
+            Command::Compress(p.atom()?.to_ascii_uppercase())
+        }
+        "GETMETADATA" => get_metadata(p)?,
+        "SETMETADATA" => {
+            p.sp()?;
+            let mailbox = mailbox(p)?;
+            p.sp()?;
+            let mut entries = Vec::new();
+            p.list(false, |p| {
+                let name = metadata_entry(p)?;
+                p.sp()?;
+                let value = if p.eat_word("NIL") {
+                    None
+                } else {
+                    Some(p.string()?)
+                };
+                entries.push((name, value));
+                Ok(())
+            })?;
+            Command::SetMetadata { mailbox, entries }
+        }
         "CHECK" => Command::Check,
         "CLOSE" => Command::Close,
         "UNSELECT" => Command::Unselect,
@@ -310,6 +385,63 @@ fn command(p: &mut Parser<'_>, name: &str) -> PResult<Command> {
         }
         _ => return Err("unknown command".into()),
     })
+}
+
+/// `GETMETADATA [(MAXSIZE n DEPTH d)] mailbox (entry ...) | entry` (RFC 5464 §4.2).
+fn get_metadata(p: &mut Parser<'_>) -> PResult<Command> {
+    p.sp()?;
+    let mut max_size = None;
+    let mut depth = MetadataDepth::Zero;
+    if p.peek() == Some(b'(') {
+        p.list(false, |p| {
+            match p.atom()?.to_ascii_uppercase().as_str() {
+                "MAXSIZE" => {
+                    p.sp()?;
+                    max_size = Some(p.number()?);
+                }
+                "DEPTH" => {
+                    p.sp()?;
+                    depth = match p.atom()?.to_ascii_lowercase().as_str() {
+                        "0" => MetadataDepth::Zero,
+                        "1" => MetadataDepth::One,
+                        "infinity" => MetadataDepth::Infinity,
+                        _ => return Err("DEPTH is 0, 1 or infinity".into()),
+                    };
+                }
+                _ => return Err("unknown GETMETADATA option".into()),
+            }
+            Ok(())
+        })?;
+        p.sp()?;
+    }
+    let mailbox = mailbox(p)?;
+    p.sp()?;
+    let entries = if p.peek() == Some(b'(') {
+        p.list(false, metadata_entry)?
+    } else {
+        vec![metadata_entry(p)?]
+    };
+    Ok(Command::GetMetadata {
+        mailbox,
+        entries,
+        max_size,
+        depth,
+    })
+}
+
+/// An entry name: `/private/...` or `/shared/...`, compared without case
+/// (RFC 5464 §3.2).
+fn metadata_entry(p: &mut Parser<'_>) -> PResult<String> {
+    let name = p.astring_utf8()?.to_ascii_lowercase();
+    let valid = (name.starts_with("/private/") || name.starts_with("/shared/"))
+        && !name.ends_with('/')
+        && !name.contains("//")
+        && !name.contains(['*', '%'])
+        && name.chars().all(|c| !c.is_control());
+    if !valid {
+        return Err(format!("bad metadata entry name {name:?}"));
+    }
+    Ok(name)
 }
 
 fn one_mailbox(p: &mut Parser<'_>) -> PResult<String> {

@@ -43,6 +43,13 @@ pub enum FetchItem {
         partial: Option<(u32, u32)>,
     },
     BinarySize(Vec<u32>),
+    /// RFC 8514 §3.
+    SaveDate,
+    /// RFC 8474 §5.
+    EmailId,
+    ThreadId,
+    /// RFC 8970 §3 (LAZY is accepted: the preview is always at hand).
+    Preview,
 }
 
 /// A list of items in parentheses, one item, or a macro (ALL, FAST, FULL).
@@ -87,6 +94,16 @@ fn item(p: &mut Parser<'_>) -> PResult<FetchItem> {
     if p.eat_word("BINARY") {
         return binary(p, false);
     }
+    if p.eat_word("PREVIEW") {
+        if p.peek() == Some(b' ') && p.rest().starts_with(b" (") {
+            p.sp()?;
+            p.list(false, |p| match p.atom()?.to_ascii_uppercase().as_str() {
+                "LAZY" => Ok(()),
+                _ => Err("unknown PREVIEW modifier".into()),
+            })?;
+        }
+        return Ok(Preview);
+    }
     for (word, it) in [
         ("FLAGS", Flags),
         ("INTERNALDATE", InternalDate),
@@ -97,6 +114,9 @@ fn item(p: &mut Parser<'_>) -> PResult<FetchItem> {
         ("ENVELOPE", Envelope),
         ("UID", Uid),
         ("MODSEQ", ModSeq),
+        ("SAVEDATE", SaveDate),
+        ("EMAILID", EmailId),
+        ("THREADID", ThreadId),
     ] {
         if p.eat_word(word) {
             return Ok(it);

@@ -52,6 +52,11 @@ impl<'a> Parser<'a> {
         self.input.get(self.pos).copied()
     }
 
+    /// What is left to read.
+    pub fn rest(&self) -> &[u8] {
+        &self.input[self.pos.min(self.input.len())..]
+    }
+
     pub fn at_end(&self) -> bool {
         self.pos >= self.input.len() || self.input[self.pos..] == *b"\r\n"
     }
@@ -304,6 +309,10 @@ impl<'a> Parser<'a> {
     }
 
     pub fn sequence_set(&mut self) -> PResult<SequenceSet> {
+        // RFC 5182 §2.1: `$` is the result the last SEARCH saved.
+        if self.eat(b'$') {
+            return Ok(SequenceSet(vec![(SeqNum::Saved, SeqNum::Saved)]));
+        }
         let mut ranges = Vec::new();
         loop {
             let a = self.seq_number()?;
@@ -387,6 +396,8 @@ pub fn parse_date_time(s: &str) -> Option<i64> {
 pub enum SeqNum {
     Number(u32),
     Last,
+    /// `$` (RFC 5182): the saved search result.
+    Saved,
 }
 
 /// RFC 9051 §9 sequence-set: ranges, each possibly reversed (`5:2` is `2:5`).
@@ -394,11 +405,28 @@ pub enum SeqNum {
 pub struct SequenceSet(pub Vec<(SeqNum, SeqNum)>);
 
 impl SequenceSet {
+    /// Whether this is `$`, the saved search result (RFC 5182).
+    pub fn is_saved(&self) -> bool {
+        self.0.first().is_some_and(|r| r.0 == SeqNum::Saved)
+    }
+
+    /// The set of exactly these numbers.
+    pub fn of(numbers: &[u32]) -> SequenceSet {
+        SequenceSet(
+            numbers
+                .iter()
+                .map(|&n| (SeqNum::Number(n), SeqNum::Number(n)))
+                .collect(),
+        )
+    }
+
     /// The ranges with `*` replaced by `last`, each low..=high, sorted and merged.
     pub fn resolve(&self, last: u32) -> Vec<(u32, u32)> {
         let value = |n: SeqNum| match n {
             SeqNum::Number(n) => n,
             SeqNum::Last => last,
+            // Replaced by the session before use; alone it names nothing.
+            SeqNum::Saved => 0,
         };
         let mut ranges: Vec<(u32, u32)> = self
             .0

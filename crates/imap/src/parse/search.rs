@@ -30,6 +30,14 @@ pub enum SearchKey {
     Uid(SequenceSet),
     Seq(SequenceSet),
     ModSeq(u64),
+    /// When the message was put in this mailbox, by day (RFC 8514 §4).
+    SavedBefore(i64),
+    SavedOn(i64),
+    SavedSince(i64),
+    SaveDateSupported,
+    /// RFC 8474 §6.
+    EmailId(String),
+    ThreadId(String),
 }
 
 /// One or more keys (an implicit AND).
@@ -63,7 +71,9 @@ fn key(p: &mut Parser<'_>) -> PResult<SearchKey> {
         })?;
         return Ok(And(keys.into_iter().flatten().collect()));
     }
-    if p.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+    if p.peek()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
+    {
         return Ok(Seq(p.sequence_set()?));
     }
     let word = p.atom()?.to_ascii_uppercase();
@@ -97,7 +107,8 @@ fn key(p: &mut Parser<'_>) -> PResult<SearchKey> {
         }
         "BODY" => Body(text(p)?),
         "TEXT" => Text(text(p)?),
-        "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+        "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" | "SAVEDBEFORE"
+        | "SAVEDON" | "SAVEDSINCE" => {
             p.sp()?;
             let d = p.date()?;
             match word.as_str() {
@@ -106,8 +117,20 @@ fn key(p: &mut Parser<'_>) -> PResult<SearchKey> {
                 "SINCE" => Since(d),
                 "SENTBEFORE" => SentBefore(d),
                 "SENTON" => SentOn(d),
-                _ => SentSince(d),
+                "SENTSINCE" => SentSince(d),
+                "SAVEDBEFORE" => SavedBefore(d),
+                "SAVEDON" => SavedOn(d),
+                _ => SavedSince(d),
             }
+        }
+        "SAVEDATESUPPORTED" => SaveDateSupported,
+        "EMAILID" => {
+            p.sp()?;
+            EmailId(p.atom()?)
+        }
+        "THREADID" => {
+            p.sp()?;
+            ThreadId(p.atom()?)
         }
         "LARGER" => {
             p.sp()?;

@@ -28,6 +28,12 @@ impl ImapSession {
             other => other?,
         };
         let uids: Vec<u32> = targets.iter().map(|t| t.1).collect();
+        if !remove {
+            // A copy takes room; a move does not (RFC 9208 §4.3).
+            let entries = self.store().entries(source, uids.clone()).await?;
+            let octets = entries.iter().map(|e| e.size).sum();
+            self.check_quota(octets, entries.len() as u64).await?;
+        }
         let pairs = self
             .store()
             .copy_messages(source, uids, dest.id, remove)

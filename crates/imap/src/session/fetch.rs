@@ -39,6 +39,13 @@ fn sets_seen(item: &FetchItem) -> bool {
     )
 }
 
+/// Per-UID data some FETCH items need.
+#[derive(Default)]
+struct Extras {
+    threads: HashMap<u32, i64>,
+    previews: HashMap<u32, String>,
+}
+
 impl ImapSession {
     /// (sequence number, UID) of the messages a set names. By sequence number, a
     /// number past the end is an error; by UID, missing UIDs are skipped.
@@ -48,6 +55,15 @@ impl ImapSession {
         set: &SequenceSet,
     ) -> Result<Vec<(u32, u32)>, ImapError> {
         let sel = self.selected()?;
+        // RFC 5182 §2.1: `$` names the messages the last SEARCH saved, in
+        // UID and sequence-number commands alike; expunged ones are gone.
+        let saved;
+        let (uid_mode, set) = if set.is_saved() {
+            saved = SequenceSet::of(&sel.saved);
+            (true, &saved)
+        } else {
+            (uid_mode, set)
+        };
         if uid_mode {
             let ranges = set.resolve(sel.messages.last().map(|k| k.uid).unwrap_or(0));
             return Ok(sel
@@ -135,6 +151,7 @@ impl ImapSession {
                 show_flags = true;
             }
         }
+        let extras = self.extras(mailbox, items, &targets).await?;
         let want_content = items.iter().any(needs_content);
         let want_modseq = self.condstore
             && (changed_since.is_some() || items.contains(&FetchItem::ModSeq) || show_flags);
@@ -170,6 +187,7 @@ impl ImapSession {
                     uid_mode,
                     show_flags,
                     want_modseq,
+                    &extras,
                 )?;
             }
         }
@@ -189,6 +207,32 @@ impl ImapSession {
         Ok(())
     }
 
+    /// What THREADID and PREVIEW need beyond the entries: index rows (from
+    /// the shared cache) and previews, read once for the whole FETCH.
+    async fn extras(
+        &self,
+        mailbox: store::MailboxId,
+        items: &[FetchItem],
+        targets: &[(u32, u32)],
+    ) -> Result<Extras, ImapError> {
+        let mut extras = Extras::default();
+        let uids: Vec<u32> = targets.iter().map(|t| t.1).collect();
+        if items.contains(&FetchItem::ThreadId) {
+            for row in self.index_rows_of(&uids).await? {
+                extras.threads.insert(row.uid, row.thread_id);
+            }
+        }
+        if items.contains(&FetchItem::Preview) {
+            extras.previews = self
+                .store()
+                .previews(mailbox, uids)
+                .await?
+                .into_iter()
+                .collect();
+        }
+        Ok(extras)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn fetch_response(
         &self,
@@ -200,6 +244,7 @@ impl ImapSession {
         uid_mode: bool,
         show_flags: bool,
         modseq: bool,
+        extras: &Extras,
     ) -> Result<(), ImapError> {
         let utf8 = self.utf8_names();
         let sel = self.selected()?;
@@ -242,6 +287,26 @@ impl ImapSession {
                     p.extend_from_slice(format!("RFC822.SIZE {}", e.size).as_bytes())
                 }
                 FetchItem::ModSeq => continue,
+                FetchItem::SaveDate => p.extend_from_slice(
+                    format!("SAVEDATE {}", response::date_time(e.saved_at)).as_bytes(),
+                ),
+                FetchItem::EmailId => p.extend_from_slice(
+                    format!("EMAILID ({})", store::object_id::email(e.email_id)).as_bytes(),
+                ),
+                FetchItem::ThreadId => match extras.threads.get(&e.uid) {
+                    // RFC 8474 §5.2: a message the index does not know is in no thread.
+                    Some(&t) if t != 0 => p.extend_from_slice(
+                        format!("THREADID ({})", store::object_id::thread(t)).as_bytes(),
+                    ),
+                    _ => p.extend_from_slice(b"THREADID NIL"),
+                },
+                FetchItem::Preview => {
+                    p.extend_from_slice(b"PREVIEW ");
+                    match extras.previews.get(&e.uid) {
+                        Some(text) => response::string(&mut p, text.as_bytes(), utf8),
+                        None => p.extend_from_slice(b"NIL"),
+                    }
+                }
                 FetchItem::Envelope => {
                     let (Some(raw), Some(s)) = (raw, &structure) else {
                         continue;

@@ -97,6 +97,7 @@ mod tests {
             uid_next: 1,
             highest_modseq: 1,
             subscribed: true,
+            first_recent_uid: 1,
         }
     }
 

@@ -64,7 +64,19 @@ impl ImapSession {
             "QRESYNC",
             "BINARY",
             "STATUS=SIZE",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
+            "METADATA",
+            "OBJECTID",
+            "SAVEDATE",
+            "PREVIEW",
+            "SEARCHRES",
+            "UTF8=ACCEPT",
         ]);
+        if !self.compressed && self.state.account().is_some() {
+            caps.push("COMPRESS=DEFLATE");
+        }
         let mut text = caps.join(" ");
         text.push_str(&format!(" APPENDLIMIT={}", self.cfg.limits.max_append));
         text
@@ -203,12 +215,15 @@ impl ImapSession {
         }
     }
 
-    /// RFC 5161 ENABLE: IMAP4rev2 (RFC 9051 §6.3.1), CONDSTORE, QRESYNC (RFC 7162).
+    /// RFC 5161 ENABLE: IMAP4rev2 (RFC 9051 §6.3.1), CONDSTORE, QRESYNC (RFC 7162),
+    /// UTF8=ACCEPT (RFC 6855).
     pub(super) fn enable(&mut self, caps: &[String], out: &mut Vec<u8>) -> String {
         let mut enabled = Vec::new();
         for c in caps {
             let newly = match c.as_str() {
                 "IMAP4REV2" => !std::mem::replace(&mut self.rev2, true),
+                // RFC 6855 §3: UTF-8 in mailbox names and strings.
+                "UTF8=ACCEPT" => !std::mem::replace(&mut self.utf8, true),
                 "CONDSTORE" => !std::mem::replace(&mut self.condstore, true),
                 "QRESYNC" => {
                     // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).

@@ -45,7 +45,7 @@ struct Entry<'a> {
 }
 
 impl ImapSession {
-    fn account_id(&self) -> Result<store::AccountId, ImapError> {
+    pub(super) fn account_id(&self) -> Result<store::AccountId, ImapError> {
         Ok(self.state.account().ok_or(ImapError::WrongState)?.id)
     }
 
@@ -59,6 +59,7 @@ impl ImapSession {
         // Create the missing parents too (§6.3.4: SHOULD).
         let mut prefix = String::new();
         let segments: Vec<&str> = name.split('/').collect();
+        let mut created = None;
         for (i, seg) in segments.iter().enumerate() {
             if i > 0 {
                 prefix.push('/');
@@ -66,13 +67,20 @@ impl ImapSession {
             prefix.push_str(seg);
             let last = i + 1 == segments.len();
             match self.store().create_mailbox(account, &prefix).await {
-                Ok(_) => {}
+                Ok(m) => created = Some(m),
                 Err(store::StoreError::Duplicate(_)) if !last => {}
                 Err(store::StoreError::Duplicate(_)) => return Err(ImapError::MailboxExists),
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok("CREATE completed".into())
+        // RFC 8474 §4.1: the new mailbox's id.
+        Ok(match created {
+            Some(m) => format!(
+                "[MAILBOXID ({})] CREATE completed",
+                store::object_id::mailbox(m.uid_validity)
+            ),
+            None => "CREATE completed".into(),
+        })
     }
 
     pub(super) async fn delete(&mut self, raw: &str) -> Outcome {
@@ -235,8 +243,28 @@ impl ImapSession {
                     .count() as u64,
                 "SIZE" => entries.iter().map(|e| e.size).sum(),
                 "HIGHESTMODSEQ" => m.highest_modseq,
-                // \Recent is per session; STATUS cannot claim it (RFC 3501 §6.3.10).
-                "RECENT" if !self.rev2 => 0,
+                // RFC 3501 §6.3.10: what the next SELECT would show as \Recent
+                // (STATUS does not claim them). Gone in IMAP4rev2.
+                "RECENT" if !self.rev2 => entries
+                    .iter()
+                    .filter(|e| e.uid >= m.first_recent_uid)
+                    .count() as u64,
+                // RFC 9208 §4.2.2: what an EXPUNGE would free, in the
+                // STORAGE resource's units of 1024 octets.
+                "DELETED-STORAGE" => entries
+                    .iter()
+                    .filter(|e| flags::contains(&e.flags, "\\Deleted"))
+                    .map(|e| e.size)
+                    .sum::<u64>()
+                    .div_ceil(1024),
+                "MAILBOXID" => {
+                    // RFC 8474 §4.3: a parenthesised id, not a number.
+                    parts.push(format!(
+                        "MAILBOXID ({})",
+                        store::object_id::mailbox(m.uid_validity)
+                    ));
+                    continue;
+                }
                 "APPENDLIMIT" => self.cfg.limits.max_append as u64,
                 other => return Err(ImapError::Syntax(format!("unknown STATUS item {other}"))),
             };
@@ -271,6 +299,7 @@ impl ImapSession {
             .into_iter()
             .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
             .collect();
+        self.check_quota(data.len() as u64, 1).await?;
         let date = date.unwrap_or_else(message::date::unix_now);
         let uid = self
             .store()

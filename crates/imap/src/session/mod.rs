@@ -18,6 +18,8 @@ mod index_cache;
 mod learn;
 mod login;
 mod mailboxes;
+mod metadata;
+mod quota;
 mod search;
 mod selected;
 mod sort;
@@ -101,6 +103,8 @@ struct Selected {
     synced_modseq: u64,
     /// UIDs from this one on are \Recent for this session (IMAP4rev1).
     first_recent: u32,
+    /// The UIDs SEARCH RETURN (SAVE) kept, named `$` (RFC 5182).
+    saved: Vec<u32>,
 }
 
 impl Selected {
@@ -160,6 +164,12 @@ fn is_authenticated_command(cmd: &Command) -> bool {
             | Status { .. }
             | Append { .. }
             | Idle
+            | GetQuota(_)
+            | GetQuotaRoot(_)
+            | SetQuota(_)
+            | Compress(_)
+            | GetMetadata { .. }
+            | SetMetadata { .. }
     )
 }
 
@@ -207,6 +217,8 @@ pub struct ImapSession {
     condstore: bool,
     qresync: bool,
     utf8: bool,
+    /// COMPRESS=DEFLATE is on (RFC 4978).
+    compressed: bool,
     errors: u32,
     /// Change announcements of the store, while a mailbox is selected.
     changes: Option<tokio::sync::broadcast::Receiver<MailboxId>>,
@@ -228,6 +240,7 @@ impl ImapSession {
             condstore: false,
             qresync: false,
             utf8: false,
+            compressed: false,
             errors: 0,
             changes: None,
             _permit: None,
@@ -322,6 +335,19 @@ impl ImapSession {
                 Err(e) => self.fail(&tag, e, out),
             },
             Command::Idle => self.idle_start(tag, out).await,
+            Command::Compress(algorithm) => {
+                if algorithm != "DEFLATE" {
+                    let e = ImapError::Syntax(format!("unknown compression {algorithm}"));
+                    return self.fail(&tag, e, out);
+                }
+                if self.compressed {
+                    return self.fail(&tag, ImapError::CompressionActive, out);
+                }
+                // RFC 4978 §3: this reply is the last uncompressed data.
+                response::tagged(out, &tag, "OK", "DEFLATE active");
+                self.compressed = true;
+                Flow::Compress
+            }
             Command::Authenticate { mechanism, initial } => {
                 self.authenticate_start(tag, &mechanism, initial, out).await
             }
@@ -428,10 +454,25 @@ impl ImapSession {
                 mailbox,
                 remove,
             } => self.copy(uid, &set, &mailbox, remove, out).await,
-            // Handled in `command`, which acts on the connection.
-            Command::Logout | Command::StartTls | Command::Idle | Command::Authenticate { .. } => {
-                Err(ImapError::WrongState)
+            Command::GetQuota(root) => self.get_quota(&root, out).await,
+            Command::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox, out).await,
+            Command::SetQuota(_) => Err(ImapError::QuotaReadOnly),
+            Command::GetMetadata {
+                mailbox,
+                entries,
+                max_size,
+                depth,
+            } => {
+                self.get_metadata(&mailbox, &entries, max_size, depth, out)
+                    .await
             }
+            Command::SetMetadata { mailbox, entries } => self.set_metadata(&mailbox, entries).await,
+            // Handled in `command`, which acts on the connection.
+            Command::Logout
+            | Command::StartTls
+            | Command::Idle
+            | Command::Authenticate { .. }
+            | Command::Compress(_) => Err(ImapError::WrongState),
         }
     }
 

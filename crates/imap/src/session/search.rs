@@ -25,6 +25,8 @@ pub(super) struct IndexHits {
     text: HashMap<usize, HashSet<u32>>,
     /// Each message's sent day (its Date: in its own zone).
     sent_days: HashMap<u32, Option<i64>>,
+    /// Each message's thread (RFC 8474 THREADID).
+    threads: HashMap<u32, i64>,
 }
 
 fn key_id(k: &SearchKey) -> usize {
@@ -76,17 +78,47 @@ fn needs_scan(key: &SearchKey) -> bool {
     scan
 }
 
-fn uses_sent_dates(key: &SearchKey) -> bool {
+/// Whether some key needs the index rows (sent dates, threads).
+fn uses_index_rows(key: &SearchKey) -> bool {
     let mut uses = false;
     walk(key, &mut |k| {
         if matches!(
             k,
-            SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_)
+            SearchKey::SentBefore(_)
+                | SearchKey::SentOn(_)
+                | SearchKey::SentSince(_)
+                | SearchKey::ThreadId(_)
         ) {
             uses = true;
         }
     });
     uses
+}
+
+/// `key` with every `$` replaced by the UIDs the last SEARCH saved (RFC
+/// 5182 §2.1: the same messages whether named by UID or sequence number);
+/// None when it has none.
+fn with_saved(key: &SearchKey, saved: &[u32]) -> Option<SearchKey> {
+    use SearchKey::*;
+    let mut has = false;
+    walk(key, &mut |k| {
+        if let Uid(set) | Seq(set) = k {
+            has |= set.is_saved();
+        }
+    });
+    if !has {
+        return None;
+    }
+    fn replace(key: &SearchKey, saved: &[u32]) -> SearchKey {
+        match key {
+            Uid(set) | Seq(set) if set.is_saved() => Uid(SequenceSet::of(saved)),
+            And(keys) => And(keys.iter().map(|k| replace(k, saved)).collect()),
+            Or(a, b) => Or(Box::new(replace(a, saved)), Box::new(replace(b, saved))),
+            Not(k) => Not(Box::new(replace(k, saved))),
+            other => other.clone(),
+        }
+    }
+    Some(replace(key, saved))
 }
 
 /// What a key is evaluated against.
@@ -188,6 +220,15 @@ fn matches(key: &SearchKey, c: &Candidate<'_>, b: &Bounds) -> bool {
         SentBefore(d) => sent_day(c).is_some_and(|s| s < *d),
         SentOn(d) => sent_day(c) == Some(*d),
         SentSince(d) => sent_day(c).is_some_and(|s| s >= *d),
+        SavedBefore(d) => day_of(e.saved_at) < *d,
+        SavedOn(d) => day_of(e.saved_at) == *d,
+        SavedSince(d) => day_of(e.saved_at) >= *d,
+        SaveDateSupported => true,
+        EmailId(id) => store::object_id::parse(id, 'E') == Some(e.email_id),
+        ThreadId(id) => {
+            store::object_id::parse(id, 'T').is_some()
+                && store::object_id::parse(id, 'T') == c.hits.threads.get(&e.uid).copied()
+        }
         Larger(n) => e.size > *n,
         Smaller(n) => e.size < *n,
         Uid(set) => SequenceSet::contains(&set.resolve(b.last_uid), e.uid),
@@ -216,6 +257,8 @@ impl ImapSession {
         if uses_modseq(key) {
             self.condstore = true;
         }
+        let replaced = with_saved(key, &self.selected()?.saved);
+        let key = replaced.as_ref().unwrap_or(key);
         let (mailbox, known, first_recent) = {
             let sel = self.selected()?;
             if *key == SearchKey::All {
@@ -291,6 +334,18 @@ impl ImapSession {
             .map(|h| if uid_mode { h.1 } else { h.0 })
             .collect();
         let max_modseq = hits.iter().map(|h| h.2).max();
+        let mut returns = returns;
+        if let Some(r) = returns.as_mut()
+            && let Some(i) = r.iter().position(|x| x == "SAVE")
+        {
+            r.remove(i);
+            self.selected_mut()?.saved = saved_result(&hits, r);
+            if r.is_empty() {
+                // RFC 5182 §2.4: SAVE alone asks for no ESEARCH response.
+                self.sync(out, uid_mode).await?;
+                return Ok("SEARCH completed, result saved".into());
+            }
+        }
         if returns.is_some() || self.rev2 {
             self.esearch(
                 out,
@@ -331,14 +386,11 @@ impl ImapSession {
             let uids = self.store().search_text(mailbox, field, &text).await?;
             hits.text.insert(id, uids.into_iter().collect());
         }
-        if uses_sent_dates(key) {
-            hits.sent_days = self
-                .store()
-                .index_rows(mailbox, 0)
-                .await?
-                .into_iter()
-                .map(|r| (r.uid, r.sent_day))
-                .collect();
+        if uses_index_rows(key) {
+            for r in self.store().index_rows(mailbox, 0).await? {
+                hits.sent_days.insert(r.uid, r.sent_day);
+                hits.threads.insert(r.uid, r.thread_id);
+            }
         }
         Ok(hits)
     }
@@ -386,6 +438,30 @@ impl ImapSession {
         }
         response::untagged(out, &line);
     }
+}
+
+/// What RETURN (SAVE ...) keeps (RFC 5182 §2.4): with MIN and/or MAX and
+/// neither ALL nor COUNT, only those messages; otherwise every match. UIDs,
+/// so the result survives expunges.
+fn saved_result(hits: &[(u32, u32, u64)], others: &[String]) -> Vec<u32> {
+    let has = |w: &str| others.iter().any(|o| o == w);
+    if (has("MIN") || has("MAX")) && !has("ALL") && !has("COUNT") {
+        let mut kept = Vec::new();
+        if has("MIN")
+            && let Some(h) = hits.first()
+        {
+            kept.push(h.1);
+        }
+        if has("MAX")
+            && let Some(h) = hits.last()
+        {
+            kept.push(h.1);
+        }
+        kept.sort_unstable();
+        kept.dedup();
+        return kept;
+    }
+    hits.iter().map(|h| h.1).collect()
 }
 
 #[cfg(test)]

@@ -149,6 +149,14 @@ impl ImapSession {
                 &format!("OK [HIGHESTMODSEQ {}] Highest", mailbox.highest_modseq),
             );
         }
+        // RFC 8474 §4.2.
+        response::untagged(
+            out,
+            &format!(
+                "OK [MAILBOXID ({})] Ok",
+                store::object_id::mailbox(mailbox.uid_validity)
+            ),
+        );
         if self.rev2 {
             let mut line = b"* LIST () \"/\" ".to_vec();
             response::astring(
@@ -165,6 +173,7 @@ impl ImapSession {
             read_only,
             messages,
             first_recent,
+            saved: Vec::new(),
         };
         if let Some(q) = qresync.filter(|q| q.uid_validity == selected.mailbox.uid_validity) {
             self.qresync_catch_up(&selected, &q, out).await?;

@@ -41,22 +41,31 @@ fn compare(a: &Row, b: &Row, key: &SortKey) -> Ordering {
 }
 
 impl ImapSession {
-    /// The matching messages with their index rows, in sequence order.
-    /// Rows come from the shared cache; only UIDs above the highest kept
-    /// are read from the store.
-    async fn rows(&mut self, key: &SearchKey) -> Result<Vec<Row>, crate::error::ImapError> {
-        let hits = self.matching(key).await?;
+    /// The index rows of these UIDs of the selected mailbox, in the order
+    /// given. Rows come from the shared cache; only UIDs above the highest
+    /// kept are read from the store.
+    pub(super) async fn index_rows_of(
+        &self,
+        uids: &[u32],
+    ) -> Result<Vec<Arc<IndexRow>>, crate::error::ImapError> {
         let (mailbox, validity) = {
             let sel = self.selected()?;
             (sel.mailbox.id, sel.mailbox.uid_validity)
         };
         let cache = self.services.index.clone();
         let after = cache.highest(mailbox, validity);
-        if hits.iter().any(|h| h.1 > after) {
+        if uids.iter().any(|&u| u > after) {
             let fresh = self.store().index_rows(mailbox, after).await?;
             cache.add(mailbox, validity, fresh);
         }
-        let rows = cache.rows(mailbox, validity, hits.iter().map(|h| h.1));
+        Ok(cache.rows(mailbox, validity, uids.iter().copied()))
+    }
+
+    /// The matching messages with their index rows, in sequence order.
+    async fn rows(&mut self, key: &SearchKey) -> Result<Vec<Row>, crate::error::ImapError> {
+        let hits = self.matching(key).await?;
+        let uids: Vec<u32> = hits.iter().map(|h| h.1).collect();
+        let rows = self.index_rows_of(&uids).await?;
         Ok(hits
             .into_iter()
             .zip(rows)

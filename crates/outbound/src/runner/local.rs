@@ -31,6 +31,22 @@ impl Runner {
                 Ok(m) => self.mda.resolve(&m).await,
                 Err(_) => Ok(delivery::Resolution::Unknown),
             };
+            let resolved = match resolved {
+                Ok(delivery::Resolution::Deliver { local, .. })
+                    if matches!(
+                        self.mda.over_quota(&local, content.len() as u64).await,
+                        Ok(Some(_))
+                    ) =>
+                {
+                    // RFC 3463 X.2.2: kept in the queue until there is room.
+                    let why = format!("{}: mailbox full", r.address);
+                    let reply = crate::client::local_reply(452, "4.2.2", &why);
+                    run.results
+                        .push((r.clone(), RcptResult::Temporary(reply), None));
+                    continue;
+                }
+                other => other,
+            };
             match resolved {
                 Ok(delivery::Resolution::Deliver { local, remote }) => {
                     recipients.push(delivery::Recipient {

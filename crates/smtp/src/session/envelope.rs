@@ -141,6 +141,16 @@ impl SmtpSession {
                 return Err(SmtpError::BadSrs);
             }
         };
+        let declared = self.tx.as_ref().and_then(|t| t.params.size).unwrap_or(0);
+        if let Some(full) = self
+            .services
+            .mda
+            .over_quota(&local, declared as u64)
+            .await
+            .map_err(SmtpError::Store)?
+        {
+            return Err(SmtpError::MailboxFull(full));
+        }
         self.rcpt_checks(&mailbox.to_string()).await?;
         tracing::info!(to = %escape(&mailbox.to_string()), local = local.len(), remote = remote.len(), "RCPT");
         let Some(tx) = &mut self.tx else {

@@ -36,6 +36,17 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
     })
 }
 
+fn quota_limits(c: &Connection, account: AccountId) -> Result<Quota> {
+    let (storage, messages): (Option<i64>, Option<i64>) = c
+        .prepare_cached("SELECT quota_storage, quota_messages FROM accounts WHERE id = ?1")
+        .and_then(|mut st| st.query_row([account], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(sql)?;
+    Ok(Quota {
+        storage: storage.map(|v| v as u64),
+        messages: messages.map(|v| v as u64),
+    })
+}
+
 /// A fresh UIDVALIDITY: the current time, but always above the last one handed out,
 /// so a mailbox deleted and created again within a second still gets a new value
 /// (RFC 9051 §2.3.1.1).
@@ -251,6 +262,101 @@ impl SqliteStore {
                 return Err(StoreError::NotFound(format!("account {address}")));
             }
             super::mail::collect_blobs(c, &blobs)
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_set_quota(&self, address: String, quota: Quota) -> Result<()> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE accounts SET quota_storage = ?2, quota_messages = ?3 WHERE address = ?1",
+                    params![address, quota.storage.map(|v| v as i64), quota.messages.map(|v| v as i64)],
+                )
+                .map_err(sql)?;
+            match n {
+                0 => Err(StoreError::NotFound(format!("account {address}"))),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT name, value FROM metadata WHERE account_id = ?1 AND ifnull(mailbox_id, 0) = ?2 ORDER BY name",
+                )
+                .map_err(sql)?;
+            let rows = st
+                .query_map(params![account, mailbox.unwrap_or(0)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_set_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+        max_entries: usize,
+    ) -> Result<()> {
+        self.write(move |c| {
+            for (name, value) in &entries {
+                c.prepare_cached(
+                    "DELETE FROM metadata WHERE account_id = ?1 AND ifnull(mailbox_id, 0) = ?2 AND name = ?3",
+                )
+                .and_then(|mut st| st.execute(params![account, mailbox.unwrap_or(0), name]))
+                .map_err(sql)?;
+                if let Some(v) = value {
+                    c.prepare_cached(
+                        "INSERT INTO metadata(account_id, mailbox_id, name, value) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .and_then(|mut st| st.execute(params![account, mailbox, name, v]))
+                    .map_err(sql)?;
+                }
+            }
+            let count: i64 = c
+                .prepare_cached("SELECT count(*) FROM metadata WHERE account_id = ?1")
+                .and_then(|mut st| st.query_row([account], |r| r.get(0)))
+                .map_err(sql)?;
+            if count as usize > max_entries {
+                // The writer rolls the whole job back.
+                return Err(StoreError::Full);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn sql_quota_limits(&self, account: AccountId) -> Result<Quota> {
+        self.read(move |c| quota_limits(c, account)).await
+    }
+
+    pub(crate) async fn sql_quota(&self, account: AccountId) -> Result<QuotaUsage> {
+        self.read(move |c| {
+            let quota = quota_limits(c, account)?;
+            let (count, octets): (i64, i64) = c
+                .prepare_cached(
+                    "SELECT count(*), coalesce(sum(size), 0) FROM mailbox_messages
+                     WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1)",
+                )
+                .and_then(|mut st| st.query_row([account], |r| Ok((r.get(0)?, r.get(1)?))))
+                .map_err(sql)?;
+            Ok(QuotaUsage {
+                quota,
+                storage: octets as u64,
+                messages: count as u64,
+            })
         })
         .await
     }

@@ -95,7 +95,7 @@ pub(super) fn insert_entry(
         .and_then(|mut st| st.query_row([mailbox], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(sql)?;
     c.prepare_cached(
-        "INSERT INTO mailbox_messages(mailbox_id, uid, blob_id, prefix, size, internal_date, modseq, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO mailbox_messages(mailbox_id, uid, blob_id, prefix, size, internal_date, modseq, flags, saved_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CAST(strftime('%s', 'now') AS INTEGER))",
     )
     .and_then(|mut st| st.execute(params![mailbox, uid, blob, prefix, size as i64, date, modseq, flags.join(" ")]))
     .map_err(sql)?;
@@ -108,15 +108,22 @@ fn index_of(msg: &NewMessage) -> Option<MessageIndex> {
     (!msg.deliveries.is_empty()).then(|| MessageIndex::of(&msg.data))
 }
 
+/// Keep a message's bytes; its id is never one used before (migration 13).
+pub(super) fn insert_blob(c: &Connection, data: &[u8]) -> Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO blobs(id, data) VALUES (max((SELECT coalesce(max(id), 0) FROM blobs), (SELECT id FROM blob_floor)) + 1, ?1)",
+    )
+    .and_then(|mut st| st.execute([data]))
+    .map_err(sql)?;
+    Ok(c.last_insert_rowid())
+}
+
 fn store_new_message(
     c: &Connection,
     msg: &NewMessage,
     index: Option<&MessageIndex>,
 ) -> Result<Stored> {
-    c.prepare_cached("INSERT INTO blobs(data) VALUES (?1)")
-        .and_then(|mut st| st.execute([&msg.data]))
-        .map_err(sql)?;
-    let blob = c.last_insert_rowid();
+    let blob = insert_blob(c, &msg.data)?;
     if let Some(i) = index {
         super::search::insert(c, blob, i)?;
     }
@@ -144,11 +151,11 @@ pub(super) fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxReco
         uid_next: r.get(5)?,
         highest_modseq: r.get::<_, i64>(6)? as u64,
         subscribed: r.get(7)?,
+        first_recent_uid: r.get(8)?,
     })
 }
 
-pub(super) const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed";
+pub(super) const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed, first_recent_uid";
 
 impl SqliteStore {
     pub(crate) async fn sql_store_message(&self, msg: NewMessage) -> Result<Stored> {
@@ -183,17 +190,14 @@ impl SqliteStore {
 
     pub(crate) async fn sql_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
         self.read(move |c| {
-            let mut st = c.prepare_cached("SELECT uid, size, internal_date, modseq, flags FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid").map_err(sql)?;
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",
+                    super::mailbox::ENTRY_COLUMNS
+                ))
+                .map_err(sql)?;
             let rows = st
-                .query_map([mailbox], |r| {
-                    Ok(MessageEntry {
-                        uid: r.get(0)?,
-                        size: r.get::<_, i64>(1)? as u64,
-                        internal_date: r.get(2)?,
-                        modseq: r.get::<_, i64>(3)? as u64,
-                        flags: r.get::<_, String>(4)?.split_whitespace().map(str::to_string).collect(),
-                    })
-                })
+                .query_map([mailbox], super::mailbox::entry_row)
                 .map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })

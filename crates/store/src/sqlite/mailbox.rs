@@ -28,7 +28,7 @@ fn bump(c: &Connection, mailbox: MailboxId) -> Result<u64> {
         .map_err(sql)
 }
 
-fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
+pub(super) fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
     Ok(MessageEntry {
         uid: r.get(0)?,
         size: r.get::<_, i64>(1)? as u64,
@@ -39,10 +39,12 @@ fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageEntry> {
             .split_whitespace()
             .map(str::to_string)
             .collect(),
+        email_id: r.get(5)?,
+        saved_at: r.get(6)?,
     })
 }
 
-const ENTRY_COLUMNS: &str = "uid, size, internal_date, modseq, flags";
+pub(super) const ENTRY_COLUMNS: &str = "uid, size, internal_date, modseq, flags, blob_id, saved_at";
 
 pub(super) fn mailbox_by_name(
     c: &Connection,
@@ -70,9 +72,16 @@ fn entry(
     mailbox: MailboxId,
     uid: u32,
 ) -> Result<Option<(MessageEntry, i64, Vec<u8>)>> {
-    c.prepare_cached(&format!("SELECT {ENTRY_COLUMNS}, blob_id, prefix FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2"))
-        .and_then(|mut st| st.query_row(params![mailbox, uid], |r| Ok((entry_row(r)?, r.get(5)?, r.get(6)?))).optional())
-        .map_err(sql)
+    c.prepare_cached(&format!(
+        "SELECT {ENTRY_COLUMNS}, prefix FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2"
+    ))
+    .and_then(|mut st| {
+        st.query_row(params![mailbox, uid], |r| {
+            Ok((entry_row(r)?, r.get(5)?, r.get(7)?))
+        })
+        .optional()
+    })
+    .map_err(sql)
 }
 
 /// Remove entries and log them as expunged with one new MODSEQ.
@@ -299,10 +308,7 @@ impl SqliteStore {
     ) -> Result<u32> {
         let index = message::index::MessageIndex::of(&data);
         self.write(move |c| {
-            c.prepare_cached("INSERT INTO blobs(data) VALUES (?1)")
-                .and_then(|mut st| st.execute([&data]))
-                .map_err(sql)?;
-            let blob = c.last_insert_rowid();
+            let blob = super::mail::insert_blob(c, &data)?;
             super::search::insert(c, blob, &index)?;
             insert_entry(
                 c,

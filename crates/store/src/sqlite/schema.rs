@@ -283,4 +283,35 @@ pub const MIGRATIONS: &[&str] = &[
         DELETE FROM message_text WHERE rowid = old.id;
     END;
     "#,
+    // 12: quotas (RFC 9208): an account's limits on octets and messages
+    // (NULL: none); the time each message was put in its mailbox (RFC 8514
+    // SAVEDATE; older rows take their internal date).
+    r#"
+    ALTER TABLE accounts ADD COLUMN quota_storage INTEGER;
+    ALTER TABLE accounts ADD COLUMN quota_messages INTEGER;
+    ALTER TABLE mailbox_messages ADD COLUMN saved_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE mailbox_messages SET saved_at = internal_date;
+    "#,
+    // 13: a blob id is never handed out twice (it is the EMAILID of RFC
+    // 8474 §5.1 and JMAP's Email id, which must never name another
+    // message): the highest id ever deleted is remembered, and new blobs
+    // take the next id above it and above every live one.
+    r#"
+    CREATE TABLE blob_floor (id INTEGER NOT NULL);
+    INSERT INTO blob_floor VALUES ((SELECT coalesce(max(id), 0) FROM blobs));
+    CREATE TRIGGER blobs_floor AFTER DELETE ON blobs BEGIN
+        UPDATE blob_floor SET id = max(id, old.id);
+    END;
+    "#,
+    // 14: annotations clients keep on a mailbox or on the server (RFC 5464
+    // METADATA), per account; a mailbox's go with it.
+    r#"
+    CREATE TABLE metadata (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        mailbox_id INTEGER REFERENCES mailboxes(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX metadata_entry ON metadata(account_id, ifnull(mailbox_id, 0), name);
+    "#,
 ];

@@ -57,7 +57,7 @@ pub async fn drive<S: Session>(
     // RFC 4978: once COMPRESS is on, what is read is inflated into `input`
     // and every batch of replies is deflated.
     let mut deflate: Option<Deflate> = None;
-    let mut raw = BytesMut::new();
+    let mut raw = BytesMut::with_capacity(RAW_MIN);
     loop {
         if *phase.borrow() == Phase::Stop
             || (*phase.borrow() == Phase::Draining && session.is_idle())
@@ -158,6 +158,10 @@ pub async fn drive<S: Session>(
 
 /// Read what the client sent into `input`, inflating it when compression
 /// is on; 0 is the end of the connection.
+///
+/// The compressed bytes go through `raw`, which an idle session keeps
+/// small (C-IM11): 1 KiB, doubled while reads fill it (an upload), back
+/// to 1 KiB after one that does not.
 async fn read_some(
     stream: &mut Stream,
     raw: &mut BytesMut,
@@ -167,19 +171,24 @@ async fn read_some(
     let Some(d) = deflate else {
         return stream.read_buf(input).await;
     };
+    let want = raw.capacity().clamp(RAW_MIN, RAW_MAX);
     raw.clear();
-    raw.reserve(8192);
+    raw.reserve(want);
     let n = stream.read_buf(raw).await?;
     if n > 0 {
         d.inflate(raw, input, HARD_INPUT_LIMIT)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     }
-    // Between reads the buffer holds nothing worth keeping (C-IM11).
-    if raw.capacity() > 64 * 1024 {
-        *raw = BytesMut::new();
-    }
+    *raw = if n == want {
+        BytesMut::with_capacity((want * 2).min(RAW_MAX))
+    } else {
+        BytesMut::with_capacity(RAW_MIN)
+    };
     Ok(n)
 }
+
+const RAW_MIN: usize = 1024;
+const RAW_MAX: usize = 64 * 1024;
 
 async fn write_maybe_compressed(
     stream: &mut Stream,

@@ -163,3 +163,23 @@ fn scram_sha256_plus_channel_binding() {
         "{downgrade}"
     );
 }
+
+/// COMPRESS=DEFLATE (RFC 4978) over TLS with a zlib client: commands, a
+/// large FETCH that crosses the wire compressed, pipelined commands in one
+/// compressed write, a second COMPRESS refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compress_deflate_over_tls() {
+    let server = tokio::task::spawn_blocking(|| common::full_server(""))
+        .await
+        .unwrap();
+    let out = run(Command::new("python3").args([
+        repo("tests/clients/imap_compress.py"),
+        "check".into(),
+        "127.0.0.1".into(),
+        server.addr("imaps").port().to_string(),
+        "alice@a.test".into(),
+        "alice-pw".into(),
+    ]));
+    assert!(out.trim().ends_with("OK"), "{out}\n{}", server.log());
+    eprintln!("{out}");
+}

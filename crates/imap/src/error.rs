@@ -51,8 +51,12 @@ pub enum ImapError {
     TooManyErrors,
     #[error("too many sessions for this user from this address")]
     TooManySessions,
+    #[error("the shared namespace is its owners'")]
+    SharedNamespace,
     #[error("over quota")]
     OverQuota,
+    #[error("the right {0} is missing")]
+    NoRight(char),
     #[error("no such quota root")]
     NoSuchQuotaRoot,
     #[error("quotas are set by the administrator")]
@@ -113,6 +117,14 @@ impl ImapError {
             TooManySessions => (
                 "NO",
                 "[LIMIT] Too many sessions for this user from this address".into(),
+            ),
+            NoRight(right) => (
+                "NO",
+                format!("[NOPERM] You lack the right {right:?} on this mailbox"),
+            ),
+            SharedNamespace => (
+                "NO",
+                "[NOPERM] Mailboxes under Shared/ are managed by their owners".into(),
             ),
             OverQuota => (
                 "NO",

@@ -10,6 +10,7 @@
 //! Every method that changes something returns only after the change is
 //! durable (committed and synced): callers may acknowledge on that.
 
+pub mod acl;
 pub mod antispam;
 pub mod error;
 pub mod flags;
@@ -21,6 +22,7 @@ pub mod types;
 
 use std::sync::Arc;
 
+pub use acl::{ANYONE, AclStore, SharedMailbox};
 pub use antispam::AntispamStore;
 pub use error::{Result, StoreError};
 pub use search::{IndexRow, SearchStore, TextField};
@@ -30,9 +32,10 @@ pub use types::*;
 
 /// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).
 /// The spam defences' part is its own contract, [`AntispamStore`], and so
-/// are Sieve's, [`SieveStore`], and the search index's, [`SearchStore`].
+/// are Sieve's, [`SieveStore`], the search index's, [`SearchStore`], and
+/// shared mailboxes', [`AclStore`].
 #[async_trait::async_trait]
-pub trait Store: AntispamStore + SieveStore + SearchStore + Send + Sync {
+pub trait Store: AntispamStore + SieveStore + SearchStore + AclStore + Send + Sync {
     async fn add_domain(&self, name: &str) -> Result<DomainRecord>;
     async fn list_domains(&self) -> Result<Vec<DomainRecord>>;
     /// Refused while the domain still has accounts or aliases.

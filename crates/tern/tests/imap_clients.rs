@@ -183,3 +183,22 @@ async fn compress_deflate_over_tls() {
     assert!(out.trim().ends_with("OK"), "{out}\n{}", server.log());
     eprintln!("{out}");
 }
+
+/// Shared mailboxes (RFC 4314) with two users and imaplib: grants read,
+/// then seen and insert, enforced command by command; IDLE on the shared
+/// mailbox hears the owner's new mail; DELETEACL hides it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_mailboxes_two_users() {
+    let server = tokio::task::spawn_blocking(|| {
+        common::full_server("[imap]\nplaintext_on_loopback = true\n")
+    })
+    .await
+    .unwrap();
+    let out = run(Command::new("python3").args([
+        repo("tests/clients/imap_shared.py"),
+        "127.0.0.1".into(),
+        server.addr("imap").port().to_string(),
+    ]));
+    assert!(out.trim().ends_with("OK"), "{out}\n{}", server.log());
+    eprintln!("{out}");
+}

@@ -22,6 +22,8 @@ pub struct ListReturn {
     pub children: bool,
     pub special_use: bool,
     pub status: Option<Vec<String>>,
+    /// RFC 8440.
+    pub myrights: bool,
 }
 
 /// LIST selection options (RFC 5258 §3.1, RFC 6154 §5.1).
@@ -121,6 +123,22 @@ pub enum Command {
         mailbox: String,
         remove: bool,
     },
+    /// RFC 4314 §3.
+    GetAcl(String),
+    SetAcl {
+        mailbox: String,
+        identifier: String,
+        rights: String,
+    },
+    DeleteAcl {
+        mailbox: String,
+        identifier: String,
+    },
+    ListRights {
+        mailbox: String,
+        identifier: String,
+    },
+    MyRights(String),
     /// RFC 9208 §4.1.
     GetQuota(String),
     GetQuotaRoot(String),
@@ -319,6 +337,36 @@ fn command(p: &mut Parser<'_>, name: &str) -> PResult<Command> {
             Command::GetQuota(p.astring_utf8()?)
         }
         "GETQUOTAROOT" => Command::GetQuotaRoot(one_mailbox(p)?),
+        "GETACL" => Command::GetAcl(one_mailbox(p)?),
+        "MYRIGHTS" => Command::MyRights(one_mailbox(p)?),
+        "SETACL" => {
+            let mailbox = one_mailbox(p)?;
+            p.sp()?;
+            let identifier = p.astring_utf8()?;
+            p.sp()?;
+            let rights = p.astring_utf8()?;
+            Command::SetAcl {
+                mailbox,
+                identifier,
+                rights,
+            }
+        }
+        "DELETEACL" | "LISTRIGHTS" => {
+            let mailbox = one_mailbox(p)?;
+            p.sp()?;
+            let identifier = p.astring_utf8()?;
+            if name == "DELETEACL" {
+                Command::DeleteAcl {
+                    mailbox,
+                    identifier,
+                }
+            } else {
+                Command::ListRights {
+                    mailbox,
+                    identifier,
+                }
+            }
+        }
         "SETQUOTA" => {
             p.sp()?;
             let root = p.astring_utf8()?;
@@ -511,6 +559,7 @@ fn list(p: &mut Parser<'_>, lsub: bool) -> PResult<Command> {
                 "SUBSCRIBED" => returns.subscribed = true,
                 "CHILDREN" => returns.children = true,
                 "SPECIAL-USE" => returns.special_use = true,
+                "MYRIGHTS" => returns.myrights = true,
                 "STATUS" => {
                     p.sp()?;
                     returns.status =

@@ -23,7 +23,13 @@ impl ImapSession {
         if remove && read_only {
             return Err(ImapError::ReadOnly);
         }
-        let dest = match self.find_mailbox(raw).await {
+        if remove {
+            // MOVE takes the messages away: t and e on the source (RFC 6851 §4.4).
+            let rights = &self.selected()?.rights;
+            super::acl::require(rights, 't')?;
+            super::acl::require(rights, 'e')?;
+        }
+        let dest = match self.mailbox_with(raw, 'i').await {
             Err(ImapError::NoSuchMailbox) => return Err(ImapError::TryCreate),
             other => other?,
         };
@@ -32,7 +38,8 @@ impl ImapSession {
             // A copy takes room; a move does not (RFC 9208 §4.3).
             let entries = self.store().entries(source, uids.clone()).await?;
             let octets = entries.iter().map(|e| e.size).sum();
-            self.check_quota(octets, entries.len() as u64).await?;
+            self.check_quota(dest.account, octets, entries.len() as u64)
+                .await?;
         }
         let pairs = self
             .store()

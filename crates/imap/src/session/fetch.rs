@@ -103,7 +103,8 @@ impl ImapSession {
         let targets = self.resolve_set(uid_mode, set)?;
         let (mailbox, read_only) = {
             let sel = self.selected()?;
-            (sel.mailbox.id, sel.read_only)
+            // Without s, reading does not mark as read (RFC 4314 §4).
+            (sel.mailbox.id, sel.read_only || !sel.rights.has('s'))
         };
         if vanished && let Some(since) = changed_since {
             // RFC 7162 §3.2.6: the expunged UIDs in the set, since the MODSEQ.

@@ -27,6 +27,18 @@ impl ImapSession {
         if read_only {
             return Err(ImapError::ReadOnly);
         }
+        // RFC 4314 §4: \Seen needs s, \Deleted t, other flags w.
+        let rights = &self.selected()?.rights;
+        for f in &flag_list {
+            let right = if f.eq_ignore_ascii_case("\\Seen") {
+                's'
+            } else if f.eq_ignore_ascii_case("\\Deleted") {
+                't'
+            } else {
+                'w'
+            };
+            super::acl::require(rights, right)?;
+        }
         if unchanged_since.is_some() {
             self.condstore = true;
         }

@@ -73,6 +73,9 @@ impl ImapSession {
             "PREVIEW",
             "SEARCHRES",
             "UTF8=ACCEPT",
+            "ACL",
+            "RIGHTS=texk",
+            "LIST-MYRIGHTS",
         ]);
         if !self.compressed && self.state.account().is_some() {
             caps.push("COMPRESS=DEFLATE");

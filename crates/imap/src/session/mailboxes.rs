@@ -52,7 +52,7 @@ impl ImapSession {
     pub(super) async fn create(&mut self, raw: &str) -> Outcome {
         let account = self.account_id()?;
         // RFC 9051 §6.3.4: a trailing delimiter only says the name will have children.
-        let name = self.mailbox_name(raw.strip_suffix('/').unwrap_or(raw))?;
+        let name = self.personal_name(raw.strip_suffix('/').unwrap_or(raw))?;
         if name == "INBOX" {
             return Err(ImapError::MailboxExists);
         }
@@ -83,9 +83,19 @@ impl ImapSession {
         })
     }
 
+    /// A name for one of this user's own mailboxes: the shared namespace is
+    /// its owners' (RFC 4314 §4: k, x are theirs alone here).
+    fn personal_name(&self, raw: &str) -> Result<String, ImapError> {
+        let name = self.mailbox_name(raw)?;
+        if super::acl::in_shared_namespace(&name) {
+            return Err(ImapError::SharedNamespace);
+        }
+        Ok(name)
+    }
+
     pub(super) async fn delete(&mut self, raw: &str) -> Outcome {
         let account = self.account_id()?;
-        let name = self.mailbox_name(raw)?;
+        let name = self.personal_name(raw)?;
         if name == "INBOX" {
             return Err(ImapError::Cannot("INBOX cannot be deleted"));
         }
@@ -101,7 +111,7 @@ impl ImapSession {
 
     pub(super) async fn rename(&mut self, from: &str, to: &str) -> Outcome {
         let account = self.account_id()?;
-        let (from, to) = (self.mailbox_name(from)?, self.mailbox_name(to)?);
+        let (from, to) = (self.personal_name(from)?, self.personal_name(to)?);
         if to == "INBOX" || to.starts_with(&format!("{from}/")) {
             return Err(ImapError::Cannot("cannot rename to that name"));
         }
@@ -119,6 +129,11 @@ impl ImapSession {
     pub(super) async fn subscribe(&mut self, raw: &str, on: bool) -> Outcome {
         let account = self.account_id()?;
         let name = self.mailbox_name(raw)?;
+        if super::acl::in_shared_namespace(&name) {
+            // Shared mailboxes are always listed as subscribed.
+            self.find_mailbox(raw).await?;
+            return Ok("SUBSCRIBE completed".into());
+        }
         self.store()
             .set_subscribed(account, &name, on)
             .await
@@ -149,7 +164,13 @@ impl ImapSession {
             response::untagged(out, &format!("{word} (\\Noselect) \"/\" \"\""));
             return Ok(format!("{word} completed"));
         }
-        let boxes = self.store().mailboxes(account).await?;
+        let mut boxes = self.store().mailboxes(account).await?;
+        // Others' mailboxes shared with this user, under Shared/owner/.
+        let mut shared_rights = std::collections::HashMap::new();
+        for (m, rights) in self.shared_mailboxes().await? {
+            shared_rights.insert(m.id, rights);
+            boxes.push(m);
+        }
         let entries = list_entries(&boxes);
         let utf8 = self.utf8_names();
         for e in &entries {
@@ -201,8 +222,20 @@ impl ImapSession {
             response::astring(&mut line, &display, utf8);
             line.extend_from_slice(b"\r\n");
             out.extend_from_slice(&line);
-            if let (Some(items), Some(m)) = (&returns.status, e.mailbox) {
+            let rights = e.mailbox.map(|m| {
+                shared_rights
+                    .get(&m.id)
+                    .cloned()
+                    .unwrap_or_else(crate::rights::Rights::all)
+            });
+            if let (Some(items), Some(m), Some(r)) = (&returns.status, e.mailbox, &rights)
+                && r.has('r')
+            {
                 self.status_line(m, items, out).await?;
+            }
+            // RFC 8440: the rights after the LIST line.
+            if let (true, Some(m), Some(r)) = (returns.myrights, e.mailbox, &rights) {
+                self.my_rights_line(m, r, out);
             }
         }
         Ok(format!("{word} completed"))
@@ -214,7 +247,7 @@ impl ImapSession {
         items: &[String],
         out: &mut Vec<u8>,
     ) -> Outcome {
-        let mailbox = self.find_mailbox(raw).await?;
+        let mailbox = self.mailbox_with(raw, 'r').await?;
         self.status_line(&mailbox, items, out).await?;
         Ok("STATUS completed".into())
     }
@@ -285,7 +318,7 @@ impl ImapSession {
         data: Vec<u8>,
         out: &mut Vec<u8>,
     ) -> Outcome {
-        let mailbox = match self.find_mailbox(raw).await {
+        let mailbox = match self.mailbox_with(raw, 'i').await {
             Err(ImapError::NoSuchMailbox) => return Err(ImapError::TryCreate),
             other => other?,
         };
@@ -299,7 +332,8 @@ impl ImapSession {
             .into_iter()
             .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
             .collect();
-        self.check_quota(data.len() as u64, 1).await?;
+        self.check_quota(mailbox.account, data.len() as u64, 1)
+            .await?;
         let date = date.unwrap_or_else(message::date::unix_now);
         let uid = self
             .store()

@@ -10,6 +10,7 @@
 //! Which commands each state allows is [`SessionState::allows`]; every failure
 //! is an [`ImapError`], answered in [`ImapSession::finish`].
 
+mod acl;
 mod copy;
 mod fetch;
 mod flags;
@@ -103,6 +104,8 @@ struct Selected {
     synced_modseq: u64,
     /// UIDs from this one on are \Recent for this session (IMAP4rev1).
     first_recent: u32,
+    /// This user's rights on it (all of them on their own, RFC 4314).
+    rights: crate::rights::Rights,
     /// The UIDs SEARCH RETURN (SAVE) kept, named `$` (RFC 5182).
     saved: Vec<u32>,
 }
@@ -170,6 +173,11 @@ fn is_authenticated_command(cmd: &Command) -> bool {
             | Compress(_)
             | GetMetadata { .. }
             | SetMetadata { .. }
+            | GetAcl(_)
+            | SetAcl { .. }
+            | DeleteAcl { .. }
+            | ListRights { .. }
+            | MyRights(_)
     )
 }
 
@@ -400,7 +408,14 @@ impl ImapSession {
                     .await
             }
             Command::Namespace => {
-                response::untagged(out, "NAMESPACE ((\"\" \"/\")) NIL NIL");
+                // RFC 2342 §5: personal, other users' (shared with me), shared.
+                response::untagged(
+                    out,
+                    &format!(
+                        "NAMESPACE ((\"\" \"/\")) ((\"{}/\" \"/\")) NIL",
+                        acl::SHARED_PREFIX
+                    ),
+                );
                 Ok("NAMESPACE completed".into())
             }
             Command::Status { mailbox, items } => self.status(&mailbox, &items, out).await,
@@ -454,6 +469,21 @@ impl ImapSession {
                 mailbox,
                 remove,
             } => self.copy(uid, &set, &mailbox, remove, out).await,
+            Command::GetAcl(mailbox) => self.get_acl(&mailbox, out).await,
+            Command::SetAcl {
+                mailbox,
+                identifier,
+                rights,
+            } => self.set_acl(&mailbox, &identifier, &rights).await,
+            Command::DeleteAcl {
+                mailbox,
+                identifier,
+            } => self.delete_acl(&mailbox, &identifier).await,
+            Command::ListRights {
+                mailbox,
+                identifier,
+            } => self.list_rights(&mailbox, &identifier, out).await,
+            Command::MyRights(mailbox) => self.my_rights(&mailbox, out).await,
             Command::GetQuota(root) => self.get_quota(&root, out).await,
             Command::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox, out).await,
             Command::SetQuota(_) => Err(ImapError::QuotaReadOnly),

@@ -52,6 +52,12 @@ impl ImapSession {
             &self.display_name(&mailbox.name),
             self.utf8_names(),
         );
+        if mailbox.account != self.account_id()? {
+            // Another's mailbox counts against their quota, not one of ours.
+            line.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&line);
+            return Ok("GETQUOTAROOT completed".into());
+        }
         line.extend_from_slice(format!(" \"{ROOT}\"\r\n").as_bytes());
         out.extend_from_slice(&line);
         Self::quota_line(&self.usage().await?, out);
@@ -60,12 +66,22 @@ impl ImapSession {
 
     /// Refuse what would put the account over a limit: `octets` more in
     /// `count` more messages.
-    pub(super) async fn check_quota(&self, octets: u64, count: u64) -> Result<(), ImapError> {
-        let account = self.account_id()?;
+    /// The owner's quota counts, in a mailbox shared with this user too.
+    pub(super) async fn check_quota(
+        &self,
+        account: store::AccountId,
+        octets: u64,
+        count: u64,
+    ) -> Result<(), ImapError> {
         if self.store().quota_limits(account).await? == store::Quota::default() {
             return Ok(());
         }
-        if self.usage().await?.exceeded_by(octets, count) {
+        if self
+            .store()
+            .quota(account)
+            .await?
+            .exceeded_by(octets, count)
+        {
             return Err(ImapError::OverQuota);
         }
         Ok(())

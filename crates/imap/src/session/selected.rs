@@ -49,13 +49,9 @@ impl ImapSession {
         }
     }
 
+    /// A mailbox this user can see: their own, or one shared with them.
     pub(super) async fn find_mailbox(&self, raw: &str) -> Result<MailboxRecord, ImapError> {
-        let account = self.state.account().ok_or(ImapError::WrongState)?.id;
-        let name = self.mailbox_name(raw)?;
-        self.store()
-            .mailbox(account, &name)
-            .await?
-            .ok_or(ImapError::NoSuchMailbox)
+        Ok(self.find_mailbox_rights(raw).await?.0)
     }
 
     pub(super) fn selected(&self) -> Result<&Selected, ImapError> {
@@ -104,7 +100,13 @@ impl ImapSession {
         if condstore {
             self.condstore = true;
         }
-        let mailbox = self.find_mailbox(raw).await?;
+        let (mailbox, rights) = self.find_mailbox_rights(raw).await?;
+        super::acl::require(&rights, 'r')?;
+        // RFC 4314 §4: without a right to change anything, read-only.
+        let read_only = read_only
+            || !["s", "w", "t", "e", "i"]
+                .iter()
+                .any(|r| rights.as_str().contains(r));
         let entries = self.store().messages(mailbox.id).await?;
         let first_recent = if read_only {
             u32::MAX
@@ -174,6 +176,7 @@ impl ImapSession {
             messages,
             first_recent,
             saved: Vec::new(),
+            rights,
         };
         if let Some(q) = qresync.filter(|q| q.uid_validity == selected.mailbox.uid_validity) {
             self.qresync_catch_up(&selected, &q, out).await?;
@@ -233,7 +236,7 @@ impl ImapSession {
     pub(super) async fn close(&mut self, expunge: bool) -> Outcome {
         let sel = self.deselect().ok_or(ImapError::WrongState)?;
         // RFC 9051 §6.4.1: CLOSE removes \Deleted messages silently (not in EXAMINE).
-        if expunge && !sel.read_only {
+        if expunge && !sel.read_only && sel.rights.has('e') {
             self.store().expunge(sel.mailbox.id, None).await?;
         }
         Ok(if expunge {
@@ -253,6 +256,7 @@ impl ImapSession {
         if sel.read_only {
             return Err(ImapError::ReadOnly);
         }
+        super::acl::require(&sel.rights, 'e')?;
         let filter = uids.map(|set| {
             let ranges = set.resolve(sel.messages.last().map(|k| k.uid).unwrap_or(0));
             sel.messages

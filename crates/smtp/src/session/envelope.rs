@@ -145,7 +145,7 @@ impl SmtpSession {
         if let Some(full) = self
             .services
             .mda
-            .over_quota(&local, declared as u64)
+            .over_quota(&local, declared)
             .await
             .map_err(SmtpError::Store)?
         {

@@ -255,6 +255,10 @@ impl SqliteStore {
                 "m.mailbox_id IN (SELECT b.id FROM mailboxes b JOIN accounts a ON a.id = b.account_id WHERE a.address = ?1)",
                 [&address],
             )?;
+            // What it was granted goes with it: a new account of the same
+            // address must not inherit it.
+            c.execute("DELETE FROM acl WHERE grantee = ?1", [&address])
+                .map_err(sql)?;
             let n = c
                 .execute("DELETE FROM accounts WHERE address = ?1", [&address])
                 .map_err(sql)?;

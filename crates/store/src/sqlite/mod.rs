@@ -14,6 +14,7 @@
 //! - Reads use a small pool of read-only connections on blocking threads; WAL
 //!   lets them run while the writer commits.
 
+mod acl;
 mod admin;
 mod antispam;
 mod mail;

@@ -314,4 +314,15 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX metadata_entry ON metadata(account_id, ifnull(mailbox_id, 0), name);
     "#,
+    // 15: shared mailboxes (RFC 4314 ACL): the rights an owner granted
+    // another account (or `anyone`) on one of their mailboxes.
+    r#"
+    CREATE TABLE acl (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        grantee TEXT NOT NULL,
+        rights TEXT NOT NULL,
+        PRIMARY KEY (mailbox_id, grantee)
+    );
+    CREATE INDEX acl_grantee ON acl(grantee);
+    "#,
 ];

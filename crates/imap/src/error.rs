@@ -53,6 +53,8 @@ pub enum ImapError {
     TooManySessions,
     #[error("the shared namespace is its owners'")]
     SharedNamespace,
+    #[error("unsupported NOTIFY event")]
+    BadEvent(&'static str),
     #[error("over quota")]
     OverQuota,
     #[error("the right {0} is missing")]
@@ -126,6 +128,7 @@ impl ImapError {
                 "NO",
                 "[NOPERM] Mailboxes under Shared/ are managed by their owners".into(),
             ),
+            BadEvent(supported) => ("NO", format!("[BADEVENT ({supported})] Unsupported event")),
             OverQuota => (
                 "NO",
                 "[OVERQUOTA] Over quota: delete some mail first".into(),

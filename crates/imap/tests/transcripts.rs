@@ -30,6 +30,7 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
         auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
         user_ip: Arc::default(),
         index: Arc::default(),
+        events: Arc::default(),
     });
     let mut config = ImapConfig::new(fixture::HOST, 50 << 20);
     config.starttls = true;

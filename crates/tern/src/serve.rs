@@ -72,6 +72,7 @@ pub async fn serve(
         auth: authenticator.clone(),
         user_ip: Arc::default(),
         index: Arc::default(),
+        events: Arc::default(),
     });
     let pop3_auth = authenticator.clone();
     let sieve_services = Arc::new(managesieve::Services {

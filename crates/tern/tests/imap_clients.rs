@@ -202,3 +202,22 @@ async fn shared_mailboxes_two_users() {
     assert!(out.trim().ends_with("OK"), "{out}\n{}", server.log());
     eprintln!("{out}");
 }
+
+/// NOTIFY (RFC 5465) across two sessions of one user: news of the
+/// selected mailbox, of other mailboxes (STATUS), names, subscriptions
+/// and annotations, unasked and without IDLE; NOTIFY NONE stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_across_sessions() {
+    let server = tokio::task::spawn_blocking(|| {
+        common::full_server("[imap]\nplaintext_on_loopback = true\n")
+    })
+    .await
+    .unwrap();
+    let out = run(Command::new("python3").args([
+        repo("tests/clients/imap_notify.py"),
+        "127.0.0.1".into(),
+        server.addr("imap").port().to_string(),
+    ]));
+    assert!(out.trim().ends_with("OK"), "{out}\n{}", server.log());
+    eprintln!("{out}");
+}

@@ -3,8 +3,8 @@
 use store::FlagOp;
 
 use super::{
-    FetchItem, PResult, Parser, SearchKey, SequenceSet, SortKey, ThreadAlgorithm, parse_fetch,
-    parse_search, parse_sort, parse_thread,
+    FetchItem, NotifyGroup, PResult, Parser, SearchKey, SequenceSet, SortKey, ThreadAlgorithm,
+    parse_fetch, parse_notify, parse_search, parse_sort, parse_thread,
 };
 
 /// RFC 7162 §3.2.5: `QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]])`.
@@ -123,6 +123,8 @@ pub enum Command {
         mailbox: String,
         remove: bool,
     },
+    /// RFC 5465: None for NOTIFY NONE; whether STATUS is asked, the groups.
+    Notify(Option<(bool, Vec<NotifyGroup>)>),
     /// RFC 4314 §3.
     GetAcl(String),
     SetAcl {
@@ -338,6 +340,7 @@ fn command(p: &mut Parser<'_>, name: &str) -> PResult<Command> {
         }
         "GETQUOTAROOT" => Command::GetQuotaRoot(one_mailbox(p)?),
         "GETACL" => Command::GetAcl(one_mailbox(p)?),
+        "NOTIFY" => Command::Notify(parse_notify(p)?),
         "MYRIGHTS" => Command::MyRights(one_mailbox(p)?),
         "SETACL" => {
             let mailbox = one_mailbox(p)?;

@@ -5,11 +5,13 @@
 
 mod command;
 mod fetch;
+mod notify;
 mod search;
 mod sort;
 
 pub use command::*;
 pub use fetch::*;
+pub use notify::*;
 pub use search::*;
 pub use sort::*;
 

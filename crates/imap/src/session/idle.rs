@@ -27,30 +27,66 @@ impl ImapSession {
         }
     }
 
-    /// Resolves when the selected mailbox changed while the session is in IDLE.
+    /// Resolves when there is something to tell without being asked: a
+    /// change of the selected mailbox in IDLE (or at any time when NOTIFY
+    /// asked for it), or, with NOTIFY, news of other mailboxes.
     pub(super) async fn wait_for_change(&mut self) {
-        let selected = match (&self.mode, &self.state) {
-            (Mode::Idle { .. }, SessionState::Selected(_, s)) => s.mailbox.id,
-            _ => return std::future::pending().await,
+        let selected = match &self.state {
+            SessionState::Selected(_, s) => Some(s.mailbox.id),
+            _ => None,
+        };
+        let idle = matches!(self.mode, Mode::Idle { .. });
+        let selected_now = selected.is_some() && (idle || self.notify_selected_now());
+        if self.notify.is_some() && !matches!(self.mode, Mode::Authenticate { .. }) {
+            // Content of the selected mailbox waits unless it may be told now.
+            let watch_selected = if selected_now { selected } else { None };
+            loop {
+                if self.wait_for_notify(watch_selected).await {
+                    if selected_now {
+                        self.selected_dirty = true;
+                        return;
+                    }
+                    continue;
+                }
+                return;
+            }
+        }
+        let Some(selected) = selected.filter(|_| idle) else {
+            return std::future::pending().await;
         };
         let Some(changes) = self.changes.as_mut() else {
             return std::future::pending().await;
         };
         loop {
             match changes.recv().await {
-                Ok(id) if id == selected => return,
+                Ok(id) if id == selected => {
+                    self.selected_dirty = true;
+                    return;
+                }
                 Ok(_) => {}
                 // Missed announcements: look at the store to be sure.
-                Err(RecvError::Lagged(_)) => return,
+                Err(RecvError::Lagged(_)) => {
+                    self.selected_dirty = true;
+                    return;
+                }
                 Err(RecvError::Closed) => return std::future::pending().await,
             }
         }
     }
 
     pub(super) async fn idle_update(&mut self, out: &mut Vec<u8>) -> Flow {
-        if let Err(e) = self.sync(out, true).await {
-            tracing::warn!(error = %e, "IDLE update failed");
+        if std::mem::take(&mut self.selected_dirty) {
+            let before = self
+                .selected()
+                .ok()
+                .and_then(|s| s.messages.last().map(|k| k.uid))
+                .unwrap_or(0);
+            if let Err(e) = self.sync(out, true).await {
+                tracing::warn!(error = %e, "IDLE update failed");
+            }
+            self.notify_new_messages(before, out).await;
         }
+        self.notify_pending(out).await;
         Flow::Continue
     }
 }

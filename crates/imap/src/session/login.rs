@@ -76,6 +76,7 @@ impl ImapSession {
             "ACL",
             "RIGHTS=texk",
             "LIST-MYRIGHTS",
+            "NOTIFY",
         ]);
         if !self.compressed && self.state.account().is_some() {
             caps.push("COMPRESS=DEFLATE");

@@ -4,6 +4,7 @@
 
 use store::{MailboxRecord, flags};
 
+use super::notify::EventKind;
 use super::{ImapSession, Outcome};
 use crate::error::ImapError;
 use crate::parse::{ListReturn, ListSelect};
@@ -73,6 +74,13 @@ impl ImapSession {
                 Err(e) => return Err(e.into()),
             }
         }
+        if created.is_some() {
+            self.announce(EventKind::Name {
+                name: name.clone(),
+                old: None,
+                exists: true,
+            });
+        }
         // RFC 8474 §4.1: the new mailbox's id.
         Ok(match created {
             Some(m) => format!(
@@ -106,6 +114,11 @@ impl ImapSession {
                 store::StoreError::NotFound(_) => ImapError::NoSuchMailbox,
                 other => other.into(),
             })?;
+        self.announce(EventKind::Name {
+            name,
+            old: None,
+            exists: false,
+        });
         Ok("DELETE completed".into())
     }
 
@@ -123,6 +136,11 @@ impl ImapSession {
                 store::StoreError::Duplicate(_) => ImapError::MailboxExists,
                 other => other.into(),
             })?;
+        self.announce(EventKind::Name {
+            name: to,
+            old: Some(from),
+            exists: true,
+        });
         Ok("RENAME completed".into())
     }
 
@@ -141,6 +159,10 @@ impl ImapSession {
                 store::StoreError::NotFound(_) => ImapError::NoSuchMailbox,
                 other => other.into(),
             })?;
+        self.announce(EventKind::Subscription {
+            name,
+            subscribed: on,
+        });
         Ok(if on {
             "SUBSCRIBE completed".into()
         } else {
@@ -253,7 +275,7 @@ impl ImapSession {
     }
 
     /// `* STATUS name (MESSAGES n ...)` (RFC 9051 §7.3.4).
-    async fn status_line(
+    pub(super) async fn status_line(
         &self,
         m: &MailboxRecord,
         items: &[String],

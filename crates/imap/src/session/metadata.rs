@@ -96,16 +96,24 @@ impl ImapSession {
         }
         let target = self.metadata_target(raw).await?;
         let account = self.account_id()?;
+        let names: Vec<String> = entries.iter().map(|(n, _)| n.clone()).collect();
         match self
             .store()
             .set_metadata(account, target, entries, MAX_ENTRIES)
             .await
         {
-            Err(StoreError::Full) => Err(ImapError::Metadata("TOOMANY".into())),
-            other => other
-                .map(|()| "SETMETADATA completed".into())
-                .map_err(Into::into),
+            Err(StoreError::Full) => return Err(ImapError::Metadata("TOOMANY".into())),
+            other => other?,
         }
+        let mailbox = match target {
+            Some(_) => Some(self.mailbox_name(raw)?),
+            None => None,
+        };
+        self.announce(super::notify::EventKind::Metadata {
+            mailbox,
+            entries: names,
+        });
+        Ok("SETMETADATA completed".into())
     }
 
     fn metadata_name(&self, raw: &str) -> String {

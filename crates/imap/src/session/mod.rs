@@ -20,6 +20,7 @@ mod learn;
 mod login;
 mod mailboxes;
 mod metadata;
+mod notify;
 mod quota;
 mod search;
 mod selected;
@@ -27,6 +28,7 @@ mod sort;
 mod user_limit;
 
 pub use index_cache::IndexCache;
+pub use notify::MailboxEvents;
 pub use user_limit::UserIpLimiter;
 
 use std::net::SocketAddr;
@@ -49,6 +51,9 @@ pub struct Services {
     pub user_ip: Arc<UserIpLimiter>,
     /// Index rows for SORT and THREAD, shared by every session.
     pub index: Arc<IndexCache>,
+    /// Mailbox names, subscriptions and annotations changed by a session,
+    /// for the user's other sessions that asked with NOTIFY.
+    pub events: Arc<MailboxEvents>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +183,7 @@ fn is_authenticated_command(cmd: &Command) -> bool {
             | DeleteAcl { .. }
             | ListRights { .. }
             | MyRights(_)
+            | Notify(_)
     )
 }
 
@@ -228,14 +234,22 @@ pub struct ImapSession {
     /// COMPRESS=DEFLATE is on (RFC 4978).
     compressed: bool,
     errors: u32,
-    /// Change announcements of the store, while a mailbox is selected.
+    /// Change announcements of the store, while a mailbox is selected or
+    /// NOTIFY is on.
     changes: Option<tokio::sync::broadcast::Receiver<MailboxId>>,
+    /// What NOTIFY asked for (RFC 5465).
+    notify: Option<Box<notify::Notify>>,
+    /// This session among the process's (for [`MailboxEvents`]).
+    session_id: u64,
+    /// The selected mailbox changed: the next update brings the client up to date.
+    selected_dirty: bool,
     /// This session's place under the per-user-per-address limit, once logged in.
     _permit: Option<user_limit::UserIpPermit>,
 }
 
 impl ImapSession {
     pub fn new(cfg: Arc<ImapConfig>, services: Arc<Services>, conn: &ConnInfo) -> ImapSession {
+        let session_id = services.events.session_id();
         ImapSession {
             cfg,
             services,
@@ -250,6 +264,9 @@ impl ImapSession {
             utf8: false,
             compressed: false,
             errors: 0,
+            notify: None,
+            session_id,
+            selected_dirty: false,
             changes: None,
             _permit: None,
         }
@@ -469,6 +486,7 @@ impl ImapSession {
                 mailbox,
                 remove,
             } => self.copy(uid, &set, &mailbox, remove, out).await,
+            Command::Notify(arg) => self.notify(arg, out).await,
             Command::GetAcl(mailbox) => self.get_acl(&mailbox, out).await,
             Command::SetAcl {
                 mailbox,

@@ -30,6 +30,25 @@ fn run(cmd: &mut Command) -> String {
     text
 }
 
+/// Start a server with `config`, run a client script from `tests/clients/`
+/// with the arguments `args` makes from the server, and expect its last
+/// line to be OK.
+async fn client_script(
+    config: &'static str,
+    script: &str,
+    args: impl FnOnce(&testkit::TernServer) -> Vec<String>,
+) {
+    let server = tokio::task::spawn_blocking(move || common::full_server(config))
+        .await
+        .unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo(&format!("tests/clients/{script}")));
+    cmd.args(args(&server));
+    let out = run(&mut cmd);
+    assert!(out.trim().ends_with("OK"), "{out}\n{}", server.log());
+    eprintln!("{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imaplib_and_imapclient() {
     let server = tokio::task::spawn_blocking(|| {
@@ -169,19 +188,11 @@ fn scram_sha256_plus_channel_binding() {
 /// compressed write, a second COMPRESS refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compress_deflate_over_tls() {
-    let server = tokio::task::spawn_blocking(|| common::full_server(""))
-        .await
-        .unwrap();
-    let out = run(Command::new("python3").args([
-        repo("tests/clients/imap_compress.py"),
-        "check".into(),
-        "127.0.0.1".into(),
-        server.addr("imaps").port().to_string(),
-        "alice@a.test".into(),
-        "alice-pw".into(),
-    ]));
-    assert!(out.trim().ends_with("OK"), "{out}\n{}", server.log());
-    eprintln!("{out}");
+    client_script("", "imap_compress.py", |s| {
+        let port = s.addr("imaps").port().to_string();
+        ["check", "127.0.0.1", &port, "alice@a.test", "alice-pw"].map(String::from).to_vec()
+    })
+    .await;
 }
 
 /// Shared mailboxes (RFC 4314) with two users and imaplib: grants read,
@@ -189,18 +200,10 @@ async fn compress_deflate_over_tls() {
 /// mailbox hears the owner's new mail; DELETEACL hides it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_mailboxes_two_users() {
-    let server = tokio::task::spawn_blocking(|| {
-        common::full_server("[imap]\nplaintext_on_loopback = true\n")
+    client_script(PLAINTEXT, "imap_shared.py", |s| {
+        vec!["127.0.0.1".into(), s.addr("imap").port().to_string()]
     })
-    .await
-    .unwrap();
-    let out = run(Command::new("python3").args([
-        repo("tests/clients/imap_shared.py"),
-        "127.0.0.1".into(),
-        server.addr("imap").port().to_string(),
-    ]));
-    assert!(out.trim().ends_with("OK"), "{out}\n{}", server.log());
-    eprintln!("{out}");
+    .await;
 }
 
 /// NOTIFY (RFC 5465) across two sessions of one user: news of the
@@ -208,16 +211,10 @@ async fn shared_mailboxes_two_users() {
 /// and annotations, unasked and without IDLE; NOTIFY NONE stops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_across_sessions() {
-    let server = tokio::task::spawn_blocking(|| {
-        common::full_server("[imap]\nplaintext_on_loopback = true\n")
+    client_script(PLAINTEXT, "imap_notify.py", |s| {
+        vec!["127.0.0.1".into(), s.addr("imap").port().to_string()]
     })
-    .await
-    .unwrap();
-    let out = run(Command::new("python3").args([
-        repo("tests/clients/imap_notify.py"),
-        "127.0.0.1".into(),
-        server.addr("imap").port().to_string(),
-    ]));
-    assert!(out.trim().ends_with("OK"), "{out}\n{}", server.log());
-    eprintln!("{out}");
+    .await;
 }
+
+const PLAINTEXT: &str = "[imap]\nplaintext_on_loopback = true\n";

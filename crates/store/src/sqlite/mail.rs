@@ -111,7 +111,9 @@ fn index_of(msg: &NewMessage) -> Option<MessageIndex> {
 /// Keep a message's bytes; its id is never one used before (migration 13).
 pub(super) fn insert_blob(c: &Connection, data: &[u8]) -> Result<i64> {
     c.prepare_cached(
-        "INSERT INTO blobs(id, data) VALUES (max((SELECT coalesce(max(id), 0) FROM blobs), (SELECT id FROM blob_floor)) + 1, ?1)",
+        // `SELECT max(id)` alone reads the last row; wrapped (coalesce inside
+        // the subquery) it would scan every blob.
+        "INSERT INTO blobs(id, data) VALUES (max(coalesce((SELECT max(id) FROM blobs), 0), (SELECT id FROM blob_floor)) + 1, ?1)",
     )
     .and_then(|mut st| st.execute([data]))
     .map_err(sql)?;

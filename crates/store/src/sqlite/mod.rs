@@ -293,7 +293,11 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
             continue;
         }
         let savepoint = conn.execute_batch("SAVEPOINT job");
+        let mark = search::pending_mark();
         let (failed, complete) = job(Some(conn));
+        if failed {
+            search::pending_truncate(mark);
+        }
         if conn.is_autocommit() {
             rolled_back = true;
         } else if savepoint.is_ok() {
@@ -308,12 +312,19 @@ fn commit_batch(conn: &Connection, batch: Vec<Job>) {
         }
         completers.push(complete);
     }
+    // The jobs' search text, outside their savepoints (see `search`).
+    let text = if rolled_back {
+        search::pending_truncate(0);
+        Ok(())
+    } else {
+        search::flush_pending(conn)
+    };
     let outcome = if rolled_back {
         Err(StoreError::Io(
             "the database rolled the transaction back after a failed write".into(),
         ))
     } else {
-        conn.execute_batch("COMMIT").map_err(sql)
+        text.and_then(|()| conn.execute_batch("COMMIT").map_err(sql))
     };
     if let Err(e) = &outcome {
         tracing::warn!(error = %e, jobs = completers.len(), "store: commit failed");

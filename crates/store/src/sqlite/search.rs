@@ -61,10 +61,55 @@ pub(super) fn insert(c: &Connection, blob: i64, i: &MessageIndex) -> Result<()> 
         ])
     })
     .map_err(sql)?;
-    c.prepare_cached("INSERT OR REPLACE INTO message_text(rowid, subject, hfrom, hto, hcc, hbcc, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-        .and_then(|mut st| st.execute(params![blob, i.subject, i.from, i.to, i.cc, i.bcc, i.body]))
-        .map(|_| ())
-        .map_err(sql)
+    PENDING_TEXT.with(|p| p.borrow_mut().push(TextRow::of(blob, i)));
+    Ok(())
+}
+
+/// A message's text for the FTS5 table.
+struct TextRow {
+    rowid: i64,
+    columns: [String; 6],
+}
+
+impl TextRow {
+    fn of(rowid: i64, i: &MessageIndex) -> TextRow {
+        TextRow {
+            rowid,
+            columns: [&i.subject, &i.from, &i.to, &i.cc, &i.bcc, &i.body].map(|c| c.clone()),
+        }
+    }
+
+    fn write(&self, c: &Connection) -> Result<()> {
+        let [subject, from, to, cc, bcc, body] = &self.columns;
+        c.prepare_cached("INSERT OR REPLACE INTO message_text(rowid, subject, hfrom, hto, hcc, hbcc, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .and_then(|mut st| st.execute(params![self.rowid, subject, from, to, cc, bcc, body]))
+            .map(|_| ())
+            .map_err(sql)
+    }
+}
+
+thread_local! {
+    /// Text rows of the jobs of the batch being written, inserted together
+    /// just before its COMMIT: FTS5 writes its pending terms to disk at
+    /// every SAVEPOINT, and each job runs in one, so inserting them job by
+    /// job cost two thirds of the ingest speed (`scripts/bench-sieve`).
+    static PENDING_TEXT: std::cell::RefCell<Vec<TextRow>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many text rows wait (a mark to go back to when a job fails).
+pub(super) fn pending_mark() -> usize {
+    PENDING_TEXT.with(|p| p.borrow().len())
+}
+
+/// Forget the rows of a job that rolled back.
+pub(super) fn pending_truncate(mark: usize) {
+    PENDING_TEXT.with(|p| p.borrow_mut().truncate(mark));
+}
+
+/// Insert the waiting text rows, in the transaction about to commit.
+pub(super) fn flush_pending(c: &Connection) -> Result<()> {
+    let rows = PENDING_TEXT.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    rows.iter().try_for_each(|r| r.write(c))
 }
 
 /// Index every blob in a mailbox that has no index row (a store from
@@ -91,6 +136,7 @@ pub(super) fn backfill(c: &Connection) -> Result<usize> {
         for (blob, data) in &batch {
             insert(&tx, *blob, &MessageIndex::of(data))?;
         }
+        flush_pending(&tx)?;
         tx.commit().map_err(sql)?;
         done += batch.len();
     }

@@ -938,6 +938,11 @@ async fn search_index(s: Arc<dyn Store>) {
     );
     assert_eq!(find(TextField::Subject, "").await, vec![1, 2, 3]);
     assert_eq!(find(TextField::Subject, "\"q").await, Vec::<u32>::new());
+    // GLOB's own characters are taken literally; Unicode case folds.
+    assert_eq!(find(TextField::Body, "caf*").await, Vec::<u32>::new());
+    assert_eq!(find(TextField::Body, "th? budget").await, Vec::<u32>::new());
+    assert_eq!(find(TextField::Body, "CAFÉ").await, vec![1]);
+    assert_eq!(find(TextField::Text, "RENÉE").await, vec![2]);
     let rows = s.index_rows(inbox, 0).await.unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(s.index_rows(inbox, 2).await.unwrap().len(), 1);

@@ -190,7 +190,9 @@ fn scram_sha256_plus_channel_binding() {
 async fn compress_deflate_over_tls() {
     client_script("", "imap_compress.py", |s| {
         let port = s.addr("imaps").port().to_string();
-        ["check", "127.0.0.1", &port, "alice@a.test", "alice-pw"].map(String::from).to_vec()
+        ["check", "127.0.0.1", &port, "alice@a.test", "alice-pw"]
+            .map(String::from)
+            .to_vec()
     })
     .await;
 }

@@ -337,7 +337,7 @@ pub async fn dkim(store: Arc<dyn Store>, config: &Config, cmd: DkimCmd) -> Resul
     Ok(())
 }
 
-async fn known_domain(store: &Arc<dyn Store>, domain: &str) -> Result<String> {
+pub async fn known_domain(store: &Arc<dyn Store>, domain: &str) -> Result<String> {
     let name = domain_name(domain)?;
     if !store.list_domains().await?.iter().any(|d| d.name == name) {
         return Err(AdminError(format!(
@@ -347,24 +347,56 @@ async fn known_domain(store: &Arc<dyn Store>, domain: &str) -> Result<String> {
     Ok(name)
 }
 
-/// The DNS records a domain needs, as zone-file lines: MX, SPF, every DKIM
-/// key (older keys stay published for messages in transit), DMARC.
-/// MTA-STS, TLS-RPT and TLSA come with the features behind them.
+/// The DNS records a domain needs, as zone-file lines.
+pub struct DnsLines {
+    pub mx: String,
+    pub spf: String,
+    /// (owner, TXT value, zone line) of every key.
+    pub dkim: Vec<(String, String, String)>,
+    pub dmarc: String,
+}
+
+/// MX, SPF, every DKIM key (older keys stay published for messages in
+/// transit), DMARC. MTA-STS, TLS-RPT and TLSA come with the features
+/// behind them.
+pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> Result<DnsLines> {
+    let dkim = store
+        .dkim_keys(name)
+        .await?
+        .iter()
+        .map(|key| {
+            let (owner, text) = policy::keys::dns_record(key);
+            let line = format!("{owner}. 3600 IN TXT {}", zone_strings(&text));
+            (owner, text, line)
+        })
+        .collect();
+    Ok(DnsLines {
+        mx: format!("{name}. 3600 IN MX 10 {}.", config.hostname),
+        spf: format!("{name}. 3600 IN TXT \"{}\"", spf_record(config)),
+        dkim,
+        // Reports to this address are parsed and kept (`tern report list`).
+        dmarc: format!(
+            "_dmarc.{name}. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:{}@{name}\"",
+            delivery::REPORT_LOCAL_PART
+        ),
+    })
+}
+
 pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<()> {
-    let DnsCmd::Records { domain } = cmd;
-    let name = known_domain(&store, &domain).await?;
-    println!("{name}. 3600 IN MX 10 {}.", config.hostname);
-    println!("{name}. 3600 IN TXT \"{}\"", spf_record(config));
-    for key in store.dkim_keys(&name).await? {
-        let (owner, text) = policy::keys::dns_record(&key);
-        println!("{owner}. 3600 IN TXT {}", zone_strings(&text));
+    match cmd {
+        DnsCmd::Records { domain } => {
+            let name = known_domain(&store, &domain).await?;
+            let lines = dns_lines(&store, config, &name).await?;
+            println!("{}", lines.mx);
+            println!("{}", lines.spf);
+            for (_, _, line) in &lines.dkim {
+                println!("{line}");
+            }
+            println!("{}", lines.dmarc);
+            Ok(())
+        }
+        DnsCmd::Check { domain } => crate::dns_check::check(store, config, &domain).await,
     }
-    // Reports to this address are parsed and kept (`tern report list`).
-    println!(
-        "_dmarc.{name}. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:{}@{name}\"",
-        delivery::REPORT_LOCAL_PART
-    );
-    Ok(())
 }
 
 /// RFC 7208: our MX host sends the mail; with `[outbound] source`, that

@@ -200,6 +200,9 @@ pub enum AliasCmd {
 pub enum DnsCmd {
     /// Print the records DOMAIN needs, as zone-file lines.
     Records { domain: String },
+    /// Ask the DNS for each record DOMAIN needs: OK, or what is wrong and
+    /// the line to publish; exits non-zero when something required is wrong.
+    Check { domain: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@
 mod admin;
 mod cli;
 mod config;
+mod dns_check;
 mod filters;
 mod messages;
 mod reports;

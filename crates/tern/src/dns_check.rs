@@ -1,0 +1,262 @@
+//! `tern dns check DOMAIN`: ask the DNS, through the configured resolver,
+//! for every record Tern needs to receive and to be trusted, and say per
+//! record OK or what is wrong with the line to publish (the same lines as
+//! `tern dns records`). Checked: MX; the MX host's addresses; their PTR
+//! and its forward match (FCrDNS, what Gmail-class receivers ask of a
+//! sender); SPF, evaluated for each address Tern sends from; every DKIM
+//! key; DMARC. MTA-STS, TLS-RPT, TLSA and client SRV records come with the
+//! features that serve them.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use store::Store;
+
+use crate::admin::{AdminError, dns_lines, known_domain};
+use crate::config::Config;
+
+/// One record's verdict.
+struct Finding {
+    what: String,
+    problem: Option<String>,
+    /// A problem here makes the check fail (otherwise a warning).
+    required: bool,
+    /// What to publish (or ask for) to fix it.
+    fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(what: impl Into<String>) -> Finding {
+        Finding {
+            what: what.into(),
+            problem: None,
+            required: true,
+            fix: None,
+        }
+    }
+
+    fn bad(what: impl Into<String>, problem: impl Into<String>, fix: Option<String>) -> Finding {
+        Finding {
+            what: what.into(),
+            problem: Some(problem.into()),
+            required: true,
+            fix,
+        }
+    }
+
+    fn warning(mut self) -> Finding {
+        self.required = false;
+        self
+    }
+}
+
+/// No such name, or no such record: nothing found (not a DNS failure).
+fn found<T>(r: Result<Vec<T>, dns::DnsError>) -> Result<Vec<T>, dns::DnsError> {
+    match r {
+        Err(e) if !e.is_temporary() => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// Print the verdicts; an error when something required is wrong.
+pub async fn check(store: Arc<dyn Store>, config: &Config, domain: &str) -> Result<(), AdminError> {
+    let name = known_domain(&store, domain).await?;
+    let resolver = crate::serve::resolver(config).map_err(|e| AdminError(e.0))?;
+    let lines = dns_lines(&store, config, &name).await?;
+    let host = config.hostname.as_str();
+    let mut findings = Vec::new();
+
+    findings.push(match found(resolver.mx(&name).await) {
+        Ok(mx) if mx.iter().any(|(_, h)| same_host(h, host)) => {
+            Finding::ok(format!("MX {name} -> {host}"))
+        }
+        Ok(mx) if mx.is_empty() => {
+            Finding::bad(format!("MX {name}"), "no MX record", Some(lines.mx.clone()))
+        }
+        Ok(mx) => {
+            let hosts: Vec<&str> = mx.iter().map(|(_, h)| h.as_str()).collect();
+            Finding::bad(
+                format!("MX {name}"),
+                format!("points at {} (not {host})", hosts.join(", ")),
+                Some(lines.mx.clone()),
+            )
+        }
+        Err(e) => Finding::bad(
+            format!("MX {name}"),
+            format!("DNS: {e}"),
+            Some(lines.mx.clone()),
+        ),
+    });
+
+    let addresses = resolver.addresses(host).await.unwrap_or_default();
+    findings.push(if addresses.is_empty() {
+        Finding::bad(
+            format!("A/AAAA {host}"),
+            "the MX host has no address",
+            Some(format!(
+                "{host}. 3600 IN A <the server's public IPv4 address>"
+            )),
+        )
+    } else {
+        let list: Vec<String> = addresses.iter().map(IpAddr::to_string).collect();
+        Finding::ok(format!("A/AAAA {host} -> {}", list.join(", ")))
+    });
+
+    // Where our mail comes from: `[outbound] source`, or the MX host.
+    let senders: Vec<IpAddr> = match config.outbound.source {
+        Some(ip) => vec![ip],
+        None => addresses.clone(),
+    };
+    for ip in &senders {
+        findings.push(fcrdns(&resolver, *ip, host).await);
+    }
+    for ip in &senders {
+        findings.push(spf(&resolver, *ip, &name, host, &lines.spf).await);
+    }
+    for (owner, expected, line) in &lines.dkim {
+        findings.push(dkim(&resolver, owner, expected, line).await);
+    }
+    findings.push(dmarc(&resolver, &name, &lines.dmarc).await);
+
+    let mut failed = 0;
+    for f in &findings {
+        match &f.problem {
+            None => println!("OK    {}", f.what),
+            Some(p) => {
+                let word = if f.required { "FAIL " } else { "WARN " };
+                failed += usize::from(f.required);
+                println!("{word} {}: {p}", f.what);
+                if let Some(fix) = &f.fix {
+                    println!("      fix: {fix}");
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(AdminError(format!(
+            "{failed} record(s) of {name} need fixing (see above)"
+        )));
+    }
+    Ok(())
+}
+
+/// Forward-confirmed reverse DNS (RFC 8601 §3 iprev): the address's PTR
+/// names our host, and that name has the address.
+async fn fcrdns(resolver: &dns::Resolver, ip: IpAddr, host: &str) -> Finding {
+    let what = format!("PTR {ip}");
+    let fix = Some(format!(
+        "ask the provider of {ip} to set its reverse DNS (PTR) to {host}."
+    ));
+    let names = match found(resolver.ptr(ip).await) {
+        Ok(n) => n,
+        Err(e) => return Finding::bad(what, format!("DNS: {e}"), fix),
+    };
+    if !names.iter().any(|n| same_host(n, host)) {
+        let found = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        return Finding::bad(what, format!("names {found}, not {host}"), fix);
+    }
+    match resolver.addresses(host).await {
+        Ok(back) if back.contains(&ip) => Finding::ok(format!("PTR {ip} -> {host} -> {ip}")),
+        _ => Finding::bad(what, format!("{host} does not resolve back to {ip}"), fix),
+    }
+}
+
+/// RFC 7208: would a receiver give our address `pass` for mail from the domain?
+async fn spf(
+    resolver: &dns::Resolver,
+    ip: IpAddr,
+    domain: &str,
+    host: &str,
+    line: &str,
+) -> Finding {
+    let sender = format!("postmaster@{domain}");
+    let request = policy::spf::SpfRequest {
+        ip,
+        helo: host,
+        mail_from: &sender,
+        receiver: "dns-check.invalid",
+        now: message::date::unix_now(),
+    };
+    let outcome = policy::spf::check(resolver, &request).await;
+    let what = format!("SPF {domain} for {ip}");
+    if outcome.result == policy::spf::SpfResult::Pass {
+        Finding::ok(what)
+    } else {
+        Finding::bad(
+            what,
+            format!("{} ({})", outcome.result.as_str(), outcome.reason),
+            Some(line.to_string()),
+        )
+    }
+}
+
+/// The TXT record of a DKIM key carries its public key.
+async fn dkim(resolver: &dns::Resolver, owner: &str, expected: &str, line: &str) -> Finding {
+    let what = format!("DKIM {owner}");
+    let key = |text: &str| {
+        text.split(';')
+            .filter_map(|t| t.split_once('='))
+            .find(|(k, _)| k.trim() == "p")
+            .map(|(_, v)| v.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+    };
+    match found(resolver.txt(owner).await) {
+        Ok(records)
+            if records
+                .iter()
+                .any(|r| key(r).is_some() && key(r) == key(expected)) =>
+        {
+            Finding::ok(what)
+        }
+        Ok(records) if records.is_empty() => {
+            Finding::bad(what, "not published", Some(line.to_string()))
+        }
+        Ok(_) => Finding::bad(what, "published with another key", Some(line.to_string())),
+        Err(e) => Finding::bad(what, format!("DNS: {e}"), Some(line.to_string())),
+    }
+}
+
+/// RFC 7489 §6.3: one record with a policy; p=none protects nothing.
+async fn dmarc(resolver: &dns::Resolver, domain: &str, line: &str) -> Finding {
+    let owner = format!("_dmarc.{domain}");
+    let what = format!("DMARC {owner}");
+    let records: Vec<String> = match found(resolver.txt(&owner).await) {
+        Ok(r) => r
+            .into_iter()
+            .filter(|t| t.trim_start().starts_with("v=DMARC1"))
+            .collect(),
+        Err(e) => return Finding::bad(what, format!("DNS: {e}"), Some(line.to_string())),
+    };
+    let policy = |r: &str| {
+        r.split(';')
+            .filter_map(|t| t.split_once('='))
+            .find(|(k, _)| k.trim() == "p")
+            .map(|(_, v)| v.trim().to_ascii_lowercase())
+    };
+    match records.as_slice() {
+        [] => Finding::bad(what, "not published", Some(line.to_string())),
+        [one] => match policy(one).as_deref() {
+            Some("quarantine" | "reject") => Finding::ok(what),
+            Some("none") => Finding::bad(
+                what,
+                "p=none asks receivers to do nothing",
+                Some(line.to_string()),
+            )
+            .warning(),
+            _ => Finding::bad(what, "no valid p= tag", Some(line.to_string())),
+        },
+        _ => Finding::bad(
+            what,
+            "more than one record (receivers ignore them all)",
+            Some(line.to_string()),
+        ),
+    }
+}

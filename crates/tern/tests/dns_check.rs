@@ -1,0 +1,142 @@
+//! `tern dns check` against the test DNS: a zone published as `tern dns
+//! records` prints it is all OK; then each record is broken in turn and
+//! the check names it, says what is wrong, prints the line to publish and
+//! exits non-zero (a DMARC p=none only warns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::MailNet;
+use testkit::TernServer;
+
+/// Publish the TXT lines `tern dns records` prints (MX is already there),
+/// those of `only` when given.
+fn publish(net: &MailNet, server: &TernServer, only: Option<&str>) {
+    for line in server.admin_ok(&["dns", "records", "b.test"]).lines() {
+        let mut fields = line.splitn(5, ' ');
+        let owner = fields.next().unwrap().trim_end_matches('.');
+        let kind = fields.nth(2).unwrap();
+        let data = fields.next().unwrap();
+        if kind == "TXT" && only.is_none_or(|o| o == owner) {
+            // "part" "part": each quoted string as one TXT string.
+            let parts: Vec<&[u8]> = data
+                .split('"')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s.as_bytes())
+                .collect();
+            net.dns.txt_strings(owner, &parts);
+        }
+    }
+}
+
+/// (exit status, stdout).
+fn check(server: &TernServer) -> (bool, String) {
+    let out = server.admin(&["dns", "check", "b.test"]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_published_zone_passes_and_each_broken_record_is_named() {
+    let net = MailNet::new(151);
+    let server = net.tern(20, "b.test", &[], "");
+    let ip = net.ip(20);
+    publish(&net, &server, None);
+    net.dns.ptr(ip, "mx.b.test");
+
+    let (ok, out) = check(&server);
+    assert!(ok, "{out}\n{}", server.log());
+    for what in [
+        "OK    MX b.test -> mx.b.test",
+        &format!("OK    A/AAAA mx.b.test -> {ip}"),
+        &format!("OK    PTR {ip} -> mx.b.test -> {ip}"),
+        &format!("OK    SPF b.test for {ip}"),
+        "OK    DMARC _dmarc.b.test",
+    ] {
+        assert!(out.contains(what), "{what:?} missing in:\n{out}");
+    }
+    assert_eq!(out.matches("OK    DKIM ").count(), 2, "{out}");
+
+    // No PTR: FCrDNS fails.
+    net.dns
+        .remove(&format!("20.{}.0.127.in-addr.arpa", ip.octets()[2]));
+    let (ok, out) = check(&server);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("FAIL  PTR {ip}: names none, not mx.b.test")),
+        "{out}"
+    );
+    assert!(
+        out.contains("set its reverse DNS (PTR) to mx.b.test"),
+        "{out}"
+    );
+    net.dns.ptr(ip, "mx.b.test");
+
+    // SPF gone (the MX stays).
+    net.dns.remove("b.test");
+    net.dns.mx("b.test", 10, "mx.b.test");
+    let (ok, out) = check(&server);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("FAIL  SPF b.test for {ip}: none")),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: b.test. 3600 IN TXT \"v=spf1 mx"),
+        "{out}"
+    );
+    net.dns.txt("b.test", "v=spf1 mx -all");
+
+    // A DKIM key replaced by another one.
+    let records = server.admin_ok(&["dns", "records", "b.test"]);
+    let dkim_owner = records
+        .lines()
+        .find(|l| l.contains("._domainkey.") && l.contains("k=ed25519"))
+        .and_then(|l| l.split(". ").next())
+        .unwrap()
+        .to_string();
+    net.dns.remove(&dkim_owner);
+    net.dns.txt(
+        &dkim_owner,
+        "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+    );
+    let (ok, out) = check(&server);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "FAIL  DKIM {dkim_owner}: published with another key"
+        )),
+        "{out}"
+    );
+    net.dns.remove(&dkim_owner);
+    publish(&net, &server, Some(&dkim_owner));
+
+    // DMARC p=none: a warning, the check still passes.
+    net.dns.remove("_dmarc.b.test");
+    net.dns.txt("_dmarc.b.test", "v=DMARC1; p=none");
+    let (ok, out) = check(&server);
+    assert!(ok, "{out}");
+    assert!(out.contains("WARN  DMARC _dmarc.b.test: p=none"), "{out}");
+
+    // MX elsewhere.
+    net.dns.remove("b.test");
+    net.dns.mx("b.test", 10, "mx.elsewhere.test");
+    net.dns.txt("b.test", "v=spf1 mx -all");
+    let (ok, out) = check(&server);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  MX b.test: points at mx.elsewhere.test"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: b.test. 3600 IN MX 10 mx.b.test."),
+        "{out}"
+    );
+
+    // A domain we do not serve.
+    let err = server.admin_err(&["dns", "check", "nowhere.test"]);
+    assert!(err.contains("domain nowhere.test not found"), "{err}");
+}

@@ -158,12 +158,7 @@ async fn quota(
     storage: Option<String>,
     messages: Option<String>,
 ) -> Result<()> {
-    let account = store
-        .list_accounts()
-        .await?
-        .into_iter()
-        .find(|a| a.address == key)
-        .ok_or_else(|| AdminError(format!("no account {key}")))?;
+    let account = account_by_address(&store, key).await?;
     let mut usage = store.quota(account.id).await?;
     if storage.is_some() || messages.is_some() {
         let mut quota = usage.quota;
@@ -187,6 +182,20 @@ async fn quota(
     );
     println!("  messages: {}", show(usage.messages, usage.quota.messages));
     Ok(())
+}
+
+/// An account by the address an operator typed.
+pub async fn account_by_address(
+    store: &Arc<dyn Store>,
+    address_text: &str,
+) -> Result<store::AccountRecord> {
+    let key = address(address_text)?.key();
+    store
+        .list_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.address == key)
+        .ok_or_else(|| AdminError(format!("no account {key}")))
 }
 
 /// A limit given on the command line: `none`, or a value `parse` accepts.

@@ -52,6 +52,13 @@ pub enum Command {
     /// Users' Sieve filters (RFC 5228).
     #[command(subcommand)]
     Sieve(SieveCmd),
+    /// Bring mail into an account from a Maildir (with its folders, flags
+    /// and Dovecot keywords) or an mbox file; run again, it skips what is
+    /// already there.
+    Import { address: String, path: PathBuf },
+    /// Write an account's mail out as a Maildir (folders as .Name, flags
+    /// and keywords kept).
+    Export { address: String, dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod dns_check;
 mod filters;
+mod mailbox_files;
 mod messages;
 mod reports;
 mod serve;
@@ -100,6 +101,12 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
         Command::Spam(c) => spam::spam(store, &config, c).await,
         Command::Greylist(c) => spam::greylist(store, c).await,
         Command::Sieve(c) => filters::sieve(store, &config, c).await,
+        Command::Import { address, path } => mailbox_files::import(store, &address, &path)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Export { address, dir } => mailbox_files::export(store, &address, &dir)
+            .await
+            .map_err(|e| e.to_string()),
         Command::Report(c) => reports::report(store, &config, c)
             .await
             .map_err(|e| e.to_string()),

@@ -1,0 +1,132 @@
+//! `tern import` and `tern export`: a Maildir++ with folders, flags and
+//! Dovecot keywords, a LAYOUT=fs subfolder and an mboxrd file come in with
+//! their flags (seen over IMAP); a second run adds nothing; the export is a
+//! Maildir that imports into another account as the same mail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn maildir(root: &Path) {
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+}
+
+fn dump(server: &testkit::TernServer, user: &str, password: &str) -> String {
+    let port = server.addr("imap").port().to_string();
+    common::text(&common::python(
+        "imap_dump.py",
+        &["127.0.0.1", &port, user, password],
+        b"",
+    ))
+}
+
+#[test]
+fn maildir_and_mbox_in_and_out() {
+    let server = common::full_server("[imap]\nplaintext_on_loopback = true\n");
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("Maildir");
+    maildir(&md);
+    write(
+        &md.join("cur/1700000001.M1.old:2,RS"),
+        "From: a@b.test\nSubject: answered and seen\nMessage-ID: <one@b.test>\n\nLF line ends.\n",
+    );
+    write(
+        &md.join("new/1700000002.M2.old"),
+        "From: a@b.test\r\nSubject: new one\r\nMessage-ID: <two@b.test>\r\n\r\nx\r\n",
+    );
+    maildir(&md.join(".Lists.rust"));
+    write(
+        &md.join(".Lists.rust/dovecot-keywords"),
+        "0 $Important\n1 work\n",
+    );
+    write(
+        &md.join(".Lists.rust/cur/1700000003.M3.old:2,Fb"),
+        "Subject: flagged with a keyword\r\nMessage-ID: <three@b.test>\r\n\r\ny\r\n",
+    );
+    maildir(&md.join(".Sent"));
+    write(
+        &md.join(".Sent/cur/1700000004.M4.old:2,S"),
+        "Subject: sent, no message id\r\n\r\nz\r\n",
+    );
+    // Dovecot LAYOUT=fs: a plain subdirectory that is a Maildir.
+    maildir(&md.join("Projects"));
+    write(
+        &md.join("Projects/cur/1700000005.M5.old:2,"),
+        "Subject: in a plain subdirectory\r\nMessage-ID: <five@b.test>\r\n\r\nw\r\n",
+    );
+    let mbox = dir.path().join("Old Mail.mbox");
+    write(
+        &mbox,
+        "From a@b.test Mon Jan  1 10:00:00 2024\nSubject: from the mbox\nStatus: RO\nX-Status: A\nMessage-ID: <m1@b.test>\n\n>From the start of a line\nbody\n\nFrom c@d.test Tue Jan  2 10:00:00 2024\nSubject: second\nMessage-ID: <m2@b.test>\n\nmore\n",
+    );
+
+    let out = server.admin_ok(&["import", "alice@a.test", md.to_str().unwrap()]);
+    assert!(
+        out.contains("imported 5 message(s) into 4 folder(s) of alice@a.test; 0 already there"),
+        "{out}"
+    );
+    let out = server.admin_ok(&["import", "alice@a.test", mbox.to_str().unwrap()]);
+    assert!(
+        out.contains("imported 2 message(s) into 1 folder(s)"),
+        "{out}"
+    );
+
+    let listing = dump(&server, "alice@a.test", "alice-pw");
+    for line in [
+        "folder INBOX 2",
+        "  answered and seen [\\Answered \\Seen]",
+        "  new one []",
+        "folder Lists/rust 1",
+        "  flagged with a keyword [\\Flagged work]",
+        "folder Sent 1",
+        "  sent, no message id [\\Seen]",
+        "folder Projects 1",
+        "folder Old Mail 2",
+        "  from the mbox [\\Answered \\Seen]",
+    ] {
+        assert!(listing.contains(line), "{line:?} missing in:\n{listing}");
+    }
+
+    // Again: nothing new.
+    let out = server.admin_ok(&["import", "alice@a.test", md.to_str().unwrap()]);
+    assert!(
+        out.contains("imported 0 message(s) into 0 folder(s) of alice@a.test; 5 already there"),
+        "{out}"
+    );
+    let out = server.admin_ok(&["import", "alice@a.test", mbox.to_str().unwrap()]);
+    assert!(out.contains("; 2 already there"), "{out}");
+
+    // Out, and into bob: the same folders, flags and sizes.
+    let exported = dir.path().join("export");
+    let out = server.admin_ok(&["export", "alice@a.test", exported.to_str().unwrap()]);
+    assert!(out.contains("exported 7 message(s)"), "{out}");
+    let mbox_text = std::fs::read_dir(exported.join(".Old Mail/cur"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let first = std::fs::read_to_string(mbox_text).unwrap();
+    assert!(first.contains("\r\n"), "CRLF line ends");
+    server.admin_ok(&["import", "bob@a.test", exported.to_str().unwrap()]);
+    let again = dump(&server, "bob@a.test", "bob-pw");
+    assert_eq!(again, listing);
+
+    // Errors: no such account, no such path, not a Maildir.
+    let err = server.admin_err(&["import", "nobody@a.test", md.to_str().unwrap()]);
+    assert!(err.contains("no account nobody@a.test"), "{err}");
+    let err = server.admin_err(&["import", "alice@a.test", "/nonexistent/path"]);
+    assert!(err.contains("/nonexistent/path"), "{err}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = server.admin_err(&["import", "alice@a.test", empty.to_str().unwrap()]);
+    assert!(err.contains("not a Maildir"), "{err}");
+}

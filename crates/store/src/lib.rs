@@ -25,7 +25,7 @@ use std::sync::Arc;
 pub use acl::{ANYONE, AclStore, SharedMailbox};
 pub use antispam::AntispamStore;
 pub use error::{Result, StoreError};
-pub use search::{IndexRow, SearchStore, TextField};
+pub use search::{EmailCopy, IndexRow, SearchStore, TextField};
 pub use sieve::{SieveScriptInfo, SieveStore};
 pub use sqlite::SqliteStore;
 pub use types::*;

@@ -66,4 +66,18 @@ pub trait SearchStore: Send + Sync {
     async fn index_rows(&self, mailbox: MailboxId, after: u32) -> Result<Vec<IndexRow>>;
     /// RFC 8970 previews of these messages (those that exist).
     async fn previews(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, String)>>;
+    /// Every copy of the message whose EMAILID is `email_id` (its blob),
+    /// in every account and mailbox, as each account reads it.
+    async fn email_copies(&self, email_id: i64) -> Result<Vec<EmailCopy>>;
+}
+
+/// One mailbox's copy of a stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailCopy {
+    pub account: String,
+    pub mailbox: String,
+    pub uid: u32,
+    pub flags: Vec<String>,
+    /// The message with the account's own header lines (Delivered-To...).
+    pub content: Vec<u8>,
 }

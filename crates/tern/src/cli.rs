@@ -59,6 +59,15 @@ pub enum Command {
     /// Write an account's mail out as a Maildir (folders as .Name, flags
     /// and keywords kept).
     Export { address: String, dir: PathBuf },
+    /// Explain a message: its hops and delays, envelope against header,
+    /// the verdicts recorded, where it is stored. MESSAGE is a file or an
+    /// EMAILID (E123).
+    Trace {
+        message: String,
+        /// Print it as JSON, for tools.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ mod messages;
 mod reports;
 mod serve;
 mod spam;
+mod trace;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -105,6 +106,9 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
             .await
             .map_err(|e| e.to_string()),
         Command::Export { address, dir } => mailbox_files::export(store, &address, &dir)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Trace { message, json } => trace::trace(store, &message, json)
             .await
             .map_err(|e| e.to_string()),
         Command::Report(c) => reports::report(store, &config, c)

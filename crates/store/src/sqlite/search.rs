@@ -283,6 +283,40 @@ impl SearchStore for SqliteStore {
         .await
     }
 
+    async fn email_copies(&self, email_id: i64) -> Result<Vec<EmailCopy>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT a.address, b.name, m.uid, m.flags, m.prefix, d.data
+                     FROM mailbox_messages m
+                     JOIN mailboxes b ON b.id = m.mailbox_id
+                     JOIN accounts a ON a.id = b.account_id
+                     JOIN blobs d ON d.id = m.blob_id
+                     WHERE m.blob_id = ?1 ORDER BY a.address, b.name, m.uid",
+                )
+                .map_err(sql)?;
+            let rows = st
+                .query_map([email_id], |r| {
+                    let mut content: Vec<u8> = r.get(4)?;
+                    content.extend_from_slice(&r.get::<_, Vec<u8>>(5)?);
+                    Ok(EmailCopy {
+                        account: r.get(0)?,
+                        mailbox: r.get(1)?,
+                        uid: r.get(2)?,
+                        flags: r
+                            .get::<_, String>(3)?
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect(),
+                        content,
+                    })
+                })
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        })
+        .await
+    }
+
     async fn previews(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, String)>> {
         self.read(move |c| {
             let mut st = c

@@ -28,6 +28,8 @@ pub use error::{Result, StoreError};
 pub use search::{EmailCopy, IndexRow, SearchStore, TextField};
 pub use sieve::{SieveScriptInfo, SieveStore};
 pub use sqlite::SqliteStore;
+/// The database file of the SQLite store, in a data directory and in a backup.
+pub use sqlite::backup::FILE as SQLITE_FILE;
 pub use types::*;
 
 /// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).
@@ -165,6 +167,9 @@ pub trait Store: AntispamStore + SieveStore + SearchStore + AclStore + Send + Sy
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32>;
     /// Mailbox ids announced after every change of their contents.
     fn watch(&self) -> tokio::sync::broadcast::Receiver<MailboxId>;
+    /// Write a consistent copy of everything into the empty directory
+    /// `dir` while writers go on, synced and checked; what it holds.
+    async fn backup(&self, dir: &std::path::Path) -> Result<BackupSummary>;
 
     /// Keep DMARC evaluations for the next aggregate reports.
     async fn record_evaluations(&self, evaluations: Vec<NewEvaluation>) -> Result<()>;
@@ -413,6 +418,9 @@ impl Store for SqliteStore {
     fn watch(&self) -> tokio::sync::broadcast::Receiver<MailboxId> {
         SqliteStore::watch(self)
     }
+    async fn backup(&self, dir: &std::path::Path) -> Result<BackupSummary> {
+        self.sql_backup(dir.to_path_buf()).await
+    }
 }
 
 /// Which backend to open, from `[store]` of the configuration.
@@ -451,7 +459,10 @@ pub fn open_with(backend: &Backend, options: &StoreOptions) -> Result<Arc<dyn St
         Backend::Sqlite(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
-            Ok(Arc::new(SqliteStore::open(&dir.join("tern.db"), options)?))
+            Ok(Arc::new(SqliteStore::open(
+                &dir.join(sqlite::backup::FILE),
+                options,
+            )?))
         }
     }
 }

@@ -449,3 +449,13 @@ pub struct ReceivedReport {
     /// The report as parsed, serialized by the policy crate (empty in listings).
     pub document: Vec<u8>,
 }
+
+/// What a backup holds (counted in the copy, after its integrity check).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupSummary {
+    pub accounts: u64,
+    pub mailboxes: u64,
+    pub messages: u64,
+    pub queued: u64,
+    pub bytes: u64,
+}

@@ -59,6 +59,12 @@ pub enum Command {
     /// Write an account's mail out as a Maildir (folders as .Name, flags
     /// and keywords kept).
     Export { address: String, dir: PathBuf },
+    /// A consistent copy of the store into the empty directory DIR, while
+    /// the server runs; checked before it is called a backup.
+    Backup { dir: PathBuf },
+    /// Put a backup back into an empty data directory (stop the server
+    /// first; the next start uses it).
+    Restore { dir: PathBuf },
     /// Explain a message: its hops and delays, envelope against header,
     /// the verdicts recorded, where it is stored. MESSAGE is a file or an
     /// EMAILID (E123).

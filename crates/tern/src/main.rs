@@ -3,6 +3,7 @@
 //! and the wiring of `tern serve` (`serve`); every protocol lives in its own crate.
 
 mod admin;
+mod backup;
 mod cli;
 mod config;
 mod dns_check;
@@ -87,6 +88,10 @@ fn init_logging(config: &Config, serving: bool) {
 }
 
 async fn run(command: Command, config: Config, development: bool) -> Result<(), String> {
+    // Restoring needs a data directory without a store: before opening one.
+    if let Command::Restore { dir } = &command {
+        return backup::restore(&config, dir);
+    }
     let store = open_store(&config)?;
     match command {
         Command::Serve => serve::serve(config, store, development)
@@ -108,6 +113,8 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
         Command::Export { address, dir } => mailbox_files::export(store, &address, &dir)
             .await
             .map_err(|e| e.to_string()),
+        Command::Backup { dir } => backup::backup(store, &config, &dir).await,
+        Command::Restore { .. } => Ok(()),
         Command::Trace { message, json } => trace::trace(store, &message, json)
             .await
             .map_err(|e| e.to_string()),

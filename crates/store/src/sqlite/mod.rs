@@ -17,6 +17,7 @@
 mod acl;
 mod admin;
 mod antispam;
+pub(crate) mod backup;
 mod mail;
 mod mailbox;
 mod queue;

@@ -1,0 +1,89 @@
+//! `tern backup DIR` and `tern restore DIR`: the store as one checked
+//! file (see `store::SqliteStore::backup`), with the data directory's
+//! `tls/` (a self-signed certificate made at the first start).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use store::Store;
+
+use crate::config::{BackendName, Config};
+
+fn copy_tls(from: &Path, to: &Path) -> Result<(), String> {
+    let src = from.join("tls");
+    if !src.is_dir() {
+        return Ok(());
+    }
+    let dst = to.join("tls");
+    std::fs::create_dir_all(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+    for entry in std::fs::read_dir(&src).map_err(|e| format!("{}: {e}", src.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), dst.join(entry.file_name()))
+                .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn backup(store: Arc<dyn Store>, config: &Config, dir: &Path) -> Result<(), String> {
+    if dir.join(store::SQLITE_FILE).exists() {
+        return Err(format!("{} already holds a backup", dir.display()));
+    }
+    let started = std::time::Instant::now();
+    let s = store
+        .backup(dir)
+        .await
+        .map_err(|e| format!("backup failed: {e}"))?;
+    copy_tls(&config.data_dir, dir)?;
+    println!(
+        "backed up {} account(s), {} mailbox(es), {} message(s), {} queued, {} octets to {} in {:.1} s (integrity checked)",
+        s.accounts,
+        s.mailboxes,
+        s.messages,
+        s.queued,
+        s.bytes,
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn restore(config: &Config, dir: &Path) -> Result<(), String> {
+    if config.store.backend != BackendName::Sqlite {
+        return Err("restore works on the sqlite backend".into());
+    }
+    let from = dir.join(store::SQLITE_FILE);
+    if !from.is_file() {
+        return Err(format!(
+            "{}: no backup here ({} missing)",
+            dir.display(),
+            store::SQLITE_FILE
+        ));
+    }
+    let to = config.data_dir.join(store::SQLITE_FILE);
+    if to.exists() {
+        return Err(format!(
+            "{} already holds a store: restore only into an empty data directory",
+            config.data_dir.display()
+        ));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    // Copied under another name and renamed when synced: never half a store.
+    let partial = config
+        .data_dir
+        .join(format!("{}.restoring", store::SQLITE_FILE));
+    std::fs::copy(&from, &partial).map_err(|e| format!("{}: {e}", from.display()))?;
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| e.to_string())?;
+    std::fs::rename(&partial, &to).map_err(|e| e.to_string())?;
+    copy_tls(dir, &config.data_dir)?;
+    println!(
+        "restored {} into {}",
+        dir.display(),
+        config.data_dir.display()
+    );
+    Ok(())
+}

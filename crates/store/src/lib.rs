@@ -30,6 +30,8 @@ pub use sieve::{SieveScriptInfo, SieveStore};
 pub use sqlite::SqliteStore;
 /// The database file of the SQLite store, in a data directory and in a backup.
 pub use sqlite::backup::FILE as SQLITE_FILE;
+/// (schema version of the database, version this build writes), read only.
+pub use sqlite::schema_status as sqlite_schema_status;
 pub use types::*;
 
 /// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).

@@ -87,3 +87,32 @@ pub fn restore(config: &Config, dir: &Path) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// `tern migrate --check`: the schema version of the data and of this
+/// build, and what starting this build would do; nothing is changed.
+pub fn migrate_check(config: &Config) -> Result<(), String> {
+    let db = config.data_dir.join(store::SQLITE_FILE);
+    if !db.is_file() {
+        println!(
+            "no store yet in {}: the first start creates it",
+            config.data_dir.display()
+        );
+        return Ok(());
+    }
+    let (have, want) = store::sqlite_schema_status(&db).map_err(|e| e.to_string())?;
+    match have.cmp(&want) {
+        std::cmp::Ordering::Equal => println!("schema version {have}: up to date, nothing to do"),
+        std::cmp::Ordering::Less => println!(
+            "schema version {have}; this Tern writes {want}: starting it would copy the store \
+             next to {} (checked), then apply migrations {}..{want} in one transaction",
+            db.display(),
+            have + 1
+        ),
+        std::cmp::Ordering::Greater => {
+            return Err(format!(
+                "schema version {have} is newer than this Tern ({want}): run the newer Tern"
+            ));
+        }
+    }
+    Ok(())
+}

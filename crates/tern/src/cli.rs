@@ -59,6 +59,12 @@ pub enum Command {
     /// Write an account's mail out as a Maildir (folders as .Name, flags
     /// and keywords kept).
     Export { address: String, dir: PathBuf },
+    /// Bring the store's schema up to date (what `serve` does first, after
+    /// a checked snapshot); with --check, only say what would change.
+    Migrate {
+        #[arg(long)]
+        check: bool,
+    },
     /// A consistent copy of the store into the empty directory DIR, while
     /// the server runs; checked before it is called a backup.
     Backup { dir: PathBuf },

@@ -69,7 +69,7 @@ impl SqliteStore {
     /// Must be called inside a Tokio runtime.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<SqliteStore> {
         let mut conn = open_connection(path, false, options)?;
-        migrate(&mut conn)?;
+        migrate(&mut conn, path)?;
         let indexed = search::backfill(&conn)?;
         if indexed > 0 {
             tracing::info!(messages = indexed, "search index: older messages indexed");
@@ -205,31 +205,74 @@ fn open_connection(path: &Path, read_only: bool, options: &StoreOptions) -> Resu
     Ok(conn)
 }
 
-/// Apply the migrations that have not run yet, each in its own transaction.
-fn migrate(conn: &mut Connection) -> Result<()> {
-    loop {
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+/// Apply the migrations that have not run yet, all in one transaction:
+/// a failure leaves the schema and the data as they were, so the Tern
+/// that wrote them still runs on them. A store that has data is first
+/// copied (checked, next to the database) in case the new version is
+/// wrong about something the old one needs.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let version = schema_version(conn)?;
+    let latest = schema::MIGRATIONS.len();
+    if version > 0 && version < latest {
+        let snapshot = snapshot_path(path, version);
+        conn.execute("VACUUM INTO ?1", [snapshot.to_string_lossy()])
             .map_err(sql)?;
-        let version: i64 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sql)?;
-        let version = usize::try_from(version).unwrap_or(usize::MAX);
-        if version > schema::MIGRATIONS.len() {
-            return Err(StoreError::Invalid(format!(
-                "the database has schema version {version}, newer than this Tern knows ({}); upgrade Tern",
-                schema::MIGRATIONS.len()
-            )));
-        }
-        let Some(step) = schema::MIGRATIONS.get(version) else {
-            return Ok(());
-        };
-        tx.execute_batch(step).map_err(sql)?;
-        tx.pragma_update(None, "user_version", (version + 1) as i64)
-            .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        tracing::info!(version = version + 1, "store schema migrated");
+        tracing::warn!(
+            from = version,
+            to = latest,
+            snapshot = %snapshot.display(),
+            "store schema migrating; the data as it was is kept in the snapshot"
+        );
     }
+    migrate_with(conn, schema::MIGRATIONS)
+}
+
+/// Where the copy before migrating from `version` goes.
+fn snapshot_path(db: &Path, version: usize) -> PathBuf {
+    let name = db.file_name().unwrap_or_default().to_string_lossy();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    db.with_file_name(format!("{name}.schema-{version}-{now}.bak"))
+}
+
+fn schema_version(conn: &Connection) -> Result<usize> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql)?;
+    Ok(usize::try_from(version).unwrap_or(usize::MAX))
+}
+
+fn migrate_with(conn: &mut Connection, steps: &[&str]) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let version = schema_version(&tx)?;
+    if version > steps.len() {
+        return Err(StoreError::Invalid(format!(
+            "the database has schema version {version}, newer than this Tern knows ({}); upgrade Tern",
+            steps.len()
+        )));
+    }
+    for (i, step) in steps.iter().enumerate().skip(version) {
+        tx.execute_batch(step)
+            .map_err(|e| StoreError::Invalid(format!("schema migration {} failed: {e}", i + 1)))?;
+    }
+    tx.pragma_update(None, "user_version", steps.len() as i64)
+        .map_err(sql)?;
+    tx.commit().map_err(sql)?;
+    if version < steps.len() {
+        tracing::info!(from = version, to = steps.len(), "store schema migrated");
+    }
+    Ok(())
+}
+
+/// A database's schema version and the one this Tern writes, without
+/// changing anything (`tern migrate --check`).
+pub fn schema_status(path: &Path) -> Result<(usize, usize)> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+    Ok((schema_version(&conn)?, schema::MIGRATIONS.len()))
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
@@ -349,4 +392,48 @@ pub(crate) fn sql(e: rusqlite::Error) -> StoreError {
         }
     }
     StoreError::Io(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A migration that fails leaves every step of the run undone: the
+    /// version and the data are what the previous Tern wrote.
+    #[test]
+    fn a_failed_migration_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("t.db")).unwrap();
+        let old: &[&str] = &["CREATE TABLE a(x); INSERT INTO a VALUES (1);"];
+        migrate_with(&mut conn, old).unwrap();
+        let new: &[&str] = &[
+            old[0],
+            "CREATE TABLE b(y); UPDATE a SET x = 2;",
+            "INSERT INTO no_such_table VALUES (3);",
+        ];
+        let err = migrate_with(&mut conn, new).unwrap_err();
+        assert!(
+            err.to_string().contains("schema migration 3 failed"),
+            "{err}"
+        );
+        assert_eq!(schema_version(&conn).unwrap(), 1);
+        let x: i64 = conn.query_row("SELECT x FROM a", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 1);
+        let b: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(b, 0);
+        // The old list still opens it; a newer database is refused.
+        migrate_with(&mut conn, old).unwrap();
+        migrate_with(&mut conn, &new[..2]).unwrap();
+        let err = migrate_with(&mut conn, old).unwrap_err();
+        assert!(
+            err.to_string().contains("newer than this Tern knows"),
+            "{err}"
+        );
+    }
 }

@@ -21,7 +21,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run every listener the configuration names, in one process.
-    Serve,
+    Serve {
+        /// Log only warnings and errors (the summary still prints).
+        #[arg(long)]
+        quiet: bool,
+        /// The log level (error, warn, info, debug, trace), over `log_level`
+        /// of the configuration.
+        #[arg(long, value_name = "LEVEL", conflicts_with = "quiet",
+              value_parser = ["error", "warn", "info", "debug", "trace"])]
+        log_level: Option<String>,
+    },
     /// Manage the domains Tern receives mail for.
     #[command(subcommand)]
     Domain(DomainCmd),

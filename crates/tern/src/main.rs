@@ -30,7 +30,16 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    init_logging(&config, matches!(cli.command, Command::Serve));
+    let serving = match &cli.command {
+        Command::Serve { quiet: true, .. } => Some("warn".to_string()),
+        Command::Serve { log_level, .. } => Some(
+            log_level
+                .clone()
+                .unwrap_or_else(|| config.log_level.clone()),
+        ),
+        _ => None,
+    };
+    init_logging(&config, serving.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,14 +74,11 @@ fn load_config(path: Option<&Path>) -> Result<(Config, bool), String> {
     Ok((Config::development(), true))
 }
 
-fn init_logging(config: &Config, serving: bool) {
+/// `level`: the server's log level; None for an admin command.
+fn init_logging(config: &Config, level: Option<&str>) {
     use tracing_subscriber::EnvFilter;
     // Admin commands stay quiet unless something is wrong.
-    let default = if serving {
-        config.log_level.as_str()
-    } else {
-        "warn"
-    };
+    let default = level.unwrap_or("warn");
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -97,7 +103,7 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
     }
     let store = open_store(&config)?;
     match command {
-        Command::Serve => serve::serve(config, store, development)
+        Command::Serve { .. } => serve::serve(config, store, development)
             .await
             .map_err(|e| e.to_string()),
         Command::Domain(c) => admin::domain(store, c).await.map_err(|e| e.to_string()),

@@ -189,6 +189,24 @@ impl Resolver {
             .collect())
     }
 
+    /// SRV records (RFC 2782): (priority, weight, port, target without the
+    /// final dot; "" for the root, "not offered").
+    pub async fn srv(&self, name: &str) -> Result<Vec<(u16, u16, u16, String)>, DnsError> {
+        let records = self.lookup(name, RecordType::SRV).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::SRV(srv) => Some((
+                    srv.priority,
+                    srv.weight,
+                    srv.port,
+                    name_text(&srv.target).to_lowercase(),
+                )),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// A and AAAA records of a host (IPv6 first when it has both, as RFC 6724 would order them).
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
         let (v6, v4) = tokio::join!(

@@ -363,6 +363,9 @@ pub struct DnsLines {
     /// (owner, TXT value, zone line) of every key.
     pub dkim: Vec<(String, String, String)>,
     pub dmarc: String,
+    /// RFC 6186 / RFC 8314 SRV records for mail clients: (owner, port,
+    /// zone line) of each client service configured.
+    pub srv: Vec<(String, u16, String)>,
 }
 
 /// MX, SPF, every DKIM key (older keys stay published for messages in
@@ -388,7 +391,34 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
             "_dmarc.{name}. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:{}@{name}\"",
             delivery::REPORT_LOCAL_PART
         ),
+        srv: client_srv(config, name),
     })
+}
+
+/// RFC 6186 §3 (and RFC 8314 §5.1 for implicit TLS): where mail clients
+/// find each service this server offers, at the configured ports.
+fn client_srv(config: &Config, name: &str) -> Vec<(String, u16, String)> {
+    let l = &config.listeners;
+    [
+        ("_submissions", l.submissions),
+        ("_submission", l.submission),
+        ("_imaps", l.imaps),
+        ("_imap", l.imap),
+        ("_pop3s", l.pop3s),
+        ("_pop3", l.pop3),
+    ]
+    .into_iter()
+    .filter_map(|(service, addr)| {
+        // Port 0 (chosen at start) is nothing a client could be told.
+        let port = addr?.port();
+        if port == 0 {
+            return None;
+        }
+        let owner = format!("{service}._tcp.{name}");
+        let line = format!("{owner}. 3600 IN SRV 0 1 {port} {}.", config.hostname);
+        Some((owner, port, line))
+    })
+    .collect()
 }
 
 pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<()> {
@@ -402,6 +432,9 @@ pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<
                 println!("{line}");
             }
             println!("{}", lines.dmarc);
+            for (_, _, line) in &lines.srv {
+                println!("{line}");
+            }
             Ok(())
         }
         DnsCmd::Check { domain } => crate::dns_check::check(store, config, &domain).await,

@@ -4,7 +4,8 @@
 //! `tern dns records`). Checked: MX; the MX host's addresses; their PTR
 //! and its forward match (FCrDNS, what Gmail-class receivers ask of a
 //! sender); SPF, evaluated for each address Tern sends from; every DKIM
-//! key; DMARC. MTA-STS, TLS-RPT, TLSA and client SRV records come with the
+//! key; DMARC; the SRV records mail clients look for (RFC 6186, only a
+//! warning when missing). MTA-STS, TLS-RPT and TLSA come with the
 //! features that serve them.
 
 use std::net::IpAddr;
@@ -122,6 +123,9 @@ pub async fn check(store: Arc<dyn Store>, config: &Config, domain: &str) -> Resu
         findings.push(dkim(&resolver, owner, expected, line).await);
     }
     findings.push(dmarc(&resolver, &name, &lines.dmarc).await);
+    for (owner, port, line) in &lines.srv {
+        findings.push(srv(&resolver, owner, *port, host, line).await);
+    }
 
     let mut failed = 0;
     for f in &findings {
@@ -221,6 +225,33 @@ async fn dkim(resolver: &dns::Resolver, owner: &str, expected: &str, line: &str)
         }
         Ok(_) => Finding::bad(what, "published with another key", Some(line.to_string())),
         Err(e) => Finding::bad(what, format!("DNS: {e}"), Some(line.to_string())),
+    }
+}
+
+/// RFC 6186: a client finds the service at our host and port (optional:
+/// clients can be set up by hand, so a missing record only warns).
+async fn srv(resolver: &dns::Resolver, owner: &str, port: u16, host: &str, line: &str) -> Finding {
+    let what = format!("SRV {owner}");
+    match found(resolver.srv(owner).await) {
+        Ok(r)
+            if r.iter()
+                .any(|(_, _, p, t)| *p == port && same_host(t, host)) =>
+        {
+            Finding::ok(what)
+        }
+        Ok(r) if r.is_empty() => Finding::bad(
+            what,
+            "not published (clients must be set up by hand)",
+            Some(line.to_string()),
+        )
+        .warning(),
+        Ok(_) => Finding::bad(
+            what,
+            format!("points elsewhere (not {host} port {port})"),
+            Some(line.to_string()),
+        )
+        .warning(),
+        Err(e) => Finding::bad(what, format!("DNS: {e}"), Some(line.to_string())).warning(),
     }
 }
 

@@ -42,7 +42,8 @@ fn check(server: &TernServer) -> (bool, String) {
 #[test]
 fn a_published_zone_passes_and_each_broken_record_is_named() {
     let net = MailNet::new(151);
-    let server = net.tern(20, "b.test", &[], "");
+    let imaps = format!("[listeners]\nimaps = \"{}:1993\"\n", net.ip(20));
+    let server = net.tern(20, "b.test", &[], &imaps);
     let ip = net.ip(20);
     publish(&net, &server, None);
     net.dns.ptr(ip, "mx.b.test");
@@ -59,6 +60,18 @@ fn a_published_zone_passes_and_each_broken_record_is_named() {
         assert!(out.contains(what), "{what:?} missing in:\n{out}");
     }
     assert_eq!(out.matches("OK    DKIM ").count(), 2, "{out}");
+    // Client SRV records only warn when missing (RFC 6186).
+    assert!(
+        out.contains("WARN  SRV _imaps._tcp.b.test: not published"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: _imaps._tcp.b.test. 3600 IN SRV 0 1 1993 mx.b.test."),
+        "{out}"
+    );
+    net.dns.srv("_imaps._tcp.b.test", 1993, "mx.b.test");
+    let (ok, out) = check(&server);
+    assert!(ok && out.contains("OK    SRV _imaps._tcp.b.test"), "{out}");
 
     // No PTR: FCrDNS fails.
     net.dns

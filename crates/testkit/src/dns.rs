@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::domain::Label;
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -152,6 +152,12 @@ impl TestDns {
             name(exchange)
         };
         self.add(owner, RData::MX(MX::new(preference, exchange)));
+        self
+    }
+
+    /// An SRV record (RFC 2782).
+    pub fn srv(&self, owner: &str, port: u16, target: &str) -> &Self {
+        self.add(owner, RData::SRV(SRV::new(0, 1, port, name(target))));
         self
     }
 

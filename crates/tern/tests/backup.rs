@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::process::Command;
-
 #[test]
 fn backup_under_load_and_restore() {
     let server = common::smtp_server("");
@@ -46,30 +44,11 @@ fn backup_under_load_and_restore() {
 
     // Restore into an empty data directory, then read it.
     let data = dir.path().join("restored");
-    let config = dir.path().join("restored.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "hostname = \"mx.a.test\"\ndata_dir = \"{}\"\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    let tern = |args: &[&str]| {
-        Command::new(common::BIN)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let out = tern(&["restore", backup.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let accounts = String::from_utf8_lossy(&tern(&["account", "list"]).stdout).into_owned();
+    let offline = common::OfflineTern::new(&data);
+    let tern = |args: &[&str]| offline.run(args);
+    let (ok, out) = tern(&["restore", backup.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (_, accounts) = tern(&["account", "list"]);
     assert!(accounts.contains("alice@a.test"), "{accounts}");
     let db = rusqlite::Connection::open(data.join("tern.db")).unwrap();
     let stored: i64 = db
@@ -93,9 +72,8 @@ fn backup_under_load_and_restore() {
         assert_eq!(found, 1, "message {i} missing from the restored store");
     }
     // Not over a store that is there, and not from where there is no backup.
-    let out = tern(&["restore", backup.to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a store"));
-    let out = tern(&["restore", dir.path().to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no backup here"));
+    let (ok, out) = tern(&["restore", backup.to_str().unwrap()]);
+    assert!(!ok && out.contains("already holds a store"), "{out}");
+    let (ok, out) = tern(&["restore", dir.path().to_str().unwrap()]);
+    assert!(!ok && out.contains("no backup here"), "{out}");
 }

@@ -483,3 +483,42 @@ pub fn dkim_records_json(server: &testkit::TernServer, domain: &str, path: &std:
     );
     std::fs::write(path, json).unwrap();
 }
+
+/// The admin CLI on a data directory of its own, without a server: writes
+/// `NAME.toml` next to `data` and runs `tern --config` with it.
+pub struct OfflineTern {
+    pub config: std::path::PathBuf,
+}
+
+impl OfflineTern {
+    pub fn new(data: &std::path::Path) -> OfflineTern {
+        let config = data.with_extension("toml");
+        std::fs::write(
+            &config,
+            format!(
+                "hostname = \"mx.a.test\"\ndata_dir = \"{}\"\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        OfflineTern { config }
+    }
+
+    /// (success, standard output and standard error).
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}

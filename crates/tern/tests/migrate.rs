@@ -6,37 +6,12 @@
 
 mod common;
 
-use std::process::Command;
-
 #[test]
 fn check_then_migrate_with_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = dir.path().join("tern.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "hostname = \"mx.a.test\"\ndata_dir = \"{}\"\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    let tern = |args: &[&str]| {
-        let out = Command::new(common::BIN)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let offline = common::OfflineTern::new(&data);
+    let tern = |args: &[&str]| offline.run(args);
     let (ok, out) = tern(&["migrate", "--check"]);
     assert!(ok && out.contains("no store yet"), "{out}");
     let (ok, _) = tern(&["domain", "add", "a.test"]);

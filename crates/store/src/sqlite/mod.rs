@@ -208,8 +208,8 @@ fn open_connection(path: &Path, read_only: bool, options: &StoreOptions) -> Resu
 /// Apply the migrations that have not run yet, all in one transaction:
 /// a failure leaves the schema and the data as they were, so the Tern
 /// that wrote them still runs on them. A store that has data is first
-/// copied (checked, next to the database) in case the new version is
-/// wrong about something the old one needs.
+/// copied next to the database and the copy checked (`quick_check`), in
+/// case the new version is wrong about something the old one needs.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     let version = schema_version(conn)?;
     let latest = schema::MIGRATIONS.len();
@@ -217,6 +217,16 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         let snapshot = snapshot_path(path, version);
         conn.execute("VACUUM INTO ?1", [snapshot.to_string_lossy()])
             .map_err(sql)?;
+        let copy = Connection::open_with_flags(&snapshot, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql)?;
+        let check: String = copy
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(sql)?;
+        if check != "ok" {
+            return Err(StoreError::Invalid(format!(
+                "the snapshot before migrating fails its check ({check}); nothing was migrated"
+            )));
+        }
         tracing::warn!(
             from = version,
             to = latest,

@@ -4,7 +4,7 @@
 //! (`PRAGMA integrity_check`) before it is called a backup. Restoring is
 //! putting that file back as `tern.db` of an empty data directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -14,6 +14,36 @@ use crate::types::BackupSummary;
 
 /// The name of the database file, in a data directory and in a backup.
 pub const FILE: &str = "tern.db";
+
+/// Copy the database `conn` reads into `target` with `VACUUM INTO` (one
+/// consistent read transaction), sync the copy and its directory, and
+/// open it checked by `check` (`integrity_check`, or `quick_check` when
+/// time matters more). Used by backups and before schema migrations.
+pub(super) fn copy_checked(conn: &Connection, target: &Path, check: &str) -> Result<Connection> {
+    conn.execute("VACUUM INTO ?1", [target.to_string_lossy()])
+        .map_err(sql)?;
+    let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", target.display()));
+    std::fs::File::open(target)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    if let Some(dir) = target.parent() {
+        std::fs::File::open(dir)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+    }
+    let copy =
+        Connection::open_with_flags(target, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+    let result: String = copy
+        .query_row(&format!("PRAGMA {check}"), [], |r| r.get(0))
+        .map_err(sql)?;
+    if result != "ok" {
+        return Err(StoreError::Invalid(format!(
+            "the copy {} fails its {check}: {result}",
+            target.display()
+        )));
+    }
+    Ok(copy)
+}
 
 impl SqliteStore {
     pub(crate) async fn sql_backup(&self, dir: PathBuf) -> Result<BackupSummary> {
@@ -25,44 +55,25 @@ impl SqliteStore {
             )));
         }
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::Io(e.to_string()))?;
-        let copy = target.clone();
         self.read(move |c| {
-            let path = copy.to_string_lossy().into_owned();
-            c.execute("VACUUM INTO ?1", [path]).map_err(sql)?;
-            Ok(())
-        })
-        .await?;
-        let io = |e: std::io::Error| StoreError::Io(e.to_string());
-        std::fs::File::open(&target)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        std::fs::File::open(&dir)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        let bytes = std::fs::metadata(&target).map_err(io)?.len();
-        let c =
-            Connection::open_with_flags(&target, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
-        let check: String = c
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(sql)?;
-        if check != "ok" {
-            return Err(StoreError::Io(format!(
-                "the copy fails its integrity check: {check}"
-            )));
-        }
-        let count = |table: &str| -> Result<u64> {
-            c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
-                r.get::<_, i64>(0)
+            let copy = copy_checked(c, &target, "integrity_check")?;
+            let count = |table: &str| -> Result<u64> {
+                copy.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+                .map_err(sql)
+            };
+            Ok(BackupSummary {
+                accounts: count("accounts")?,
+                mailboxes: count("mailboxes")?,
+                messages: count("mailbox_messages")?,
+                queued: count("queue_messages")?,
+                bytes: std::fs::metadata(&target)
+                    .map_err(|e| StoreError::Io(e.to_string()))?
+                    .len(),
             })
-            .map(|n| n as u64)
-            .map_err(sql)
-        };
-        Ok(BackupSummary {
-            accounts: count("accounts")?,
-            mailboxes: count("mailboxes")?,
-            messages: count("mailbox_messages")?,
-            queued: count("queue_messages")?,
-            bytes,
         })
+        .await
     }
 }

@@ -215,18 +215,11 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     let latest = schema::MIGRATIONS.len();
     if version > 0 && version < latest {
         let snapshot = snapshot_path(path, version);
-        conn.execute("VACUUM INTO ?1", [snapshot.to_string_lossy()])
-            .map_err(sql)?;
-        let copy = Connection::open_with_flags(&snapshot, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(sql)?;
-        let check: String = copy
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(sql)?;
-        if check != "ok" {
-            return Err(StoreError::Invalid(format!(
-                "the snapshot before migrating fails its check ({check}); nothing was migrated"
-            )));
-        }
+        backup::copy_checked(conn, &snapshot, "quick_check").map_err(|e| {
+            StoreError::Invalid(format!(
+                "no snapshot before migrating ({e}); nothing was migrated"
+            ))
+        })?;
         tracing::warn!(
             from = version,
             to = latest,

@@ -196,6 +196,7 @@ impl Authenticator {
                 return Some(Verdict::TemporaryFailure);
             };
             if t.is_blocked(ip, Instant::now()) {
+                metrics::counter!("tern_auth_total", "result" => "blocked").increment(1);
                 return Some(Verdict::Blocked);
             }
             t.account_delay(ip, account, Instant::now())
@@ -219,6 +220,7 @@ impl Authenticator {
                     t.record_success(ip, account, now);
                 }
                 tracing::info!(user = %record.address, %ip, "authenticated");
+                metrics::counter!("tern_auth_total", "result" => "success").increment(1);
                 Verdict::Success(record)
             }
             None => {
@@ -227,6 +229,7 @@ impl Authenticator {
                     Err(_) => (false, std::time::Duration::ZERO),
                 };
                 tracing::warn!(user = %escape(account), %ip, blocked, "authentication failed");
+                metrics::counter!("tern_auth_total", "result" => "failure").increment(1);
                 tokio::time::sleep(delay).await;
                 Verdict::Denied { blocked }
             }

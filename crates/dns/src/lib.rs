@@ -157,6 +157,18 @@ impl Resolver {
     }
 
     async fn lookup(&self, name: &str, kind: RecordType) -> Result<Vec<RData>, DnsError> {
+        let started = std::time::Instant::now();
+        let result = self.lookup_uncounted(name, kind).await;
+        let kind = kind.to_string();
+        metrics::histogram!("tern_dns_lookup_seconds", "type" => kind.clone())
+            .record(started.elapsed().as_secs_f64());
+        if let Err(DnsError::Temporary(..)) = result {
+            metrics::counter!("tern_dns_failures_total", "type" => kind).increment(1);
+        }
+        result
+    }
+
+    async fn lookup_uncounted(&self, name: &str, kind: RecordType) -> Result<Vec<RData>, DnsError> {
         let query = wire_name(name).ok_or_else(|| DnsError::NoSuchDomain(name.into()))?;
         match self.inner.lookup(query, kind).await {
             Ok(l) => Ok(l

@@ -9,7 +9,8 @@
 //! content to quoted-printable or base64 for servers without 8BITMIME).
 //! `dsn` (delivery status notifications, RFC 3464), `mdn` (disposition
 //! notifications, RFC 8098, for Sieve rejections), `subject` (RFC 5256 base
-//! subjects), `index` (what the search index keeps of a message). Pure: no I/O.
+//! subjects), `index` (what the search index keeps of a message), `xml`
+//! (text in the XML documents Tern writes). Pure: no I/O.
 
 pub mod address;
 pub mod date;
@@ -22,6 +23,7 @@ pub mod mime;
 pub mod seven_bit;
 pub mod subject;
 pub mod trace;
+pub mod xml;
 pub mod xtext;
 
 pub use address::{AddressError, Domain, ForwardPath, Mailbox, ReversePath};

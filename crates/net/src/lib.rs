@@ -6,6 +6,7 @@
 pub mod cidr;
 pub mod deflate;
 mod driver;
+mod gauge;
 pub mod listener;
 pub mod session;
 pub mod shutdown;
@@ -13,6 +14,7 @@ mod stream;
 pub mod tls;
 
 pub use cidr::Cidr;
+pub use gauge::Gauged;
 pub use listener::{ConnLimiter, Limits, TlsMode, serve};
 pub use session::{ConnInfo, Flow, Protocol, Session, TlsInfo};
 pub use shutdown::{Phase, Shutdown};

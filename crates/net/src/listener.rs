@@ -1,6 +1,7 @@
 //! Accept loops with connection limits, per listener.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,8 @@ use tracing::Instrument;
 
 use crate::cidr::Cidr;
 use crate::driver::{HANDSHAKE_TIMEOUT, drive};
-use crate::session::{ConnInfo, Protocol};
+use crate::gauge::Gauged;
+use crate::session::{ConnInfo, Protocol, TlsInfo};
 use crate::shutdown::{Phase, Shutdown};
 use crate::stream::Stream;
 
@@ -126,14 +128,39 @@ pub enum TlsMode {
     Implicit(TlsAcceptor),
 }
 
-/// Serve `protocol` on `listener` until the server drains.
-pub async fn serve<P: Protocol>(
+/// One accepted connection, with its place under the limits already taken.
+pub struct Accepted {
+    pub tcp: TcpStream,
+    pub info: ConnInfo,
+    /// The server's phase, to close idle connections when it drains.
+    pub phase: tokio::sync::watch::Receiver<Phase>,
+}
+
+/// What a listener is, for the accept loop: its name in logs and metrics
+/// (`smtp`, `imaps`, `https`...), what a refused client is told, and whether
+/// TLS starts with the first byte (then nothing can be told in clear).
+#[derive(Clone)]
+pub struct ListenerKind {
+    pub label: String,
+    pub busy_reply: &'static [u8],
+    pub implicit_tls: bool,
+}
+
+/// Accept connections on `listener` until the server drains: each one under
+/// the connection limits (a refused client is told `busy_reply` and closed),
+/// counted open for the graceful stop, in its own task running `handle`.
+/// The one accept loop of every listener, whatever it speaks.
+pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    protocol: Arc<P>,
-    tls: TlsMode,
+    kind: ListenerKind,
     limiter: Arc<ConnLimiter>,
     shutdown: Shutdown,
-) {
+    handle: F,
+) where
+    F: Fn(Accepted) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let label = kind.label.clone();
     let mut phase = shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -147,38 +174,47 @@ pub async fn serve<P: Protocol>(
             Ok(a) => a,
             Err(e) => {
                 // EMFILE and friends (hardening.md C-FT8): back off instead of spinning.
-                tracing::warn!(error = %e, listener = protocol.name(), "accept failed");
+                tracing::warn!(error = %e, listener = label.as_str(), "accept failed");
+                metrics::counter!("tern_accept_errors_total", "listener" => label.clone())
+                    .increment(1);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
         let Some(permit) = limiter.try_acquire(peer.ip()) else {
-            tracing::info!(%peer, listener = protocol.name(), "connection limit reached, refusing");
-            refuse(
-                tcp,
-                protocol.busy_reply(),
-                matches!(tls, TlsMode::Implicit(_)),
-            );
+            tracing::info!(%peer, listener = label.as_str(), "connection limit reached, refusing");
+            metrics::counter!("tern_connections_refused_total", "listener" => label.clone())
+                .increment(1);
+            refuse(tcp, kind.busy_reply, kind.implicit_tls);
             continue;
         };
         let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::info_span!("conn", id, proto = protocol.name(), peer = %peer);
-        let (protocol, tls, guard, phase) = (
-            protocol.clone(),
-            tls.clone(),
-            shutdown.track(),
-            shutdown.subscribe(),
-        );
+        let span = tracing::info_span!("conn", id, proto = label.as_str(), peer = %peer);
+        let local = tcp
+            .local_addr()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let accepted = Accepted {
+            tcp,
+            info: ConnInfo {
+                id,
+                peer,
+                local,
+                tls: None,
+            },
+            phase: shutdown.subscribe(),
+        };
+        let (guard, work) = (shutdown.track(), handle(accepted));
+        metrics::counter!("tern_connections_total", "listener" => label.clone()).increment(1);
+        let open =
+            Gauged::new(metrics::gauge!("tern_connections_open", "listener" => label.clone()));
         tokio::spawn(
             async move {
                 let _permit = permit;
                 let _guard = guard;
-                let local = tcp
-                    .local_addr()
-                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                let _open = open;
                 tracing::info!("connected");
-                connection(tcp, id, peer, local, protocol, tls, phase).await;
+                work.await;
                 tracing::info!("disconnected");
             }
             .instrument(span),
@@ -186,44 +222,76 @@ pub async fn serve<P: Protocol>(
     }
 }
 
-async fn connection<P: Protocol>(
+/// The server side of a TLS handshake, bounded in time (hardening.md
+/// C-TLS11); None (logged) when it fails or times out.
+pub async fn accept_tls(
+    acceptor: &TlsAcceptor,
     tcp: TcpStream,
-    id: u64,
-    peer: SocketAddr,
-    local: SocketAddr,
+) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, TlsInfo)> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => {
+            let info = crate::tls::info(s.get_ref().1);
+            tracing::info!(version = %info.version, cipher = %info.cipher, "TLS established");
+            Some((s, info))
+        }
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// A listener's name in logs and metrics: the protocol's, with an "s" for
+/// implicit TLS (submissions, imaps, pop3s, https).
+pub fn label(name: &str, implicit_tls: bool) -> String {
+    match implicit_tls {
+        true => format!("{name}s"),
+        false => name.to_string(),
+    }
+}
+
+/// Serve `protocol` on `listener` until the server drains.
+pub async fn serve<P: Protocol>(
+    listener: TcpListener,
     protocol: Arc<P>,
     tls: TlsMode,
-    phase: tokio::sync::watch::Receiver<Phase>,
+    limiter: Arc<ConnLimiter>,
+    shutdown: Shutdown,
 ) {
-    let mut conn = ConnInfo {
-        id,
-        peer,
-        local,
-        tls: None,
+    let implicit_tls = matches!(tls, TlsMode::Implicit(_));
+    let kind = ListenerKind {
+        label: label(protocol.name(), implicit_tls),
+        busy_reply: protocol.busy_reply(),
+        implicit_tls,
     };
+    accept_loop(listener, kind, limiter, shutdown, move |accepted| {
+        connection(accepted, protocol.clone(), tls.clone())
+    })
+    .await;
+}
+
+async fn connection<P: Protocol>(accepted: Accepted, protocol: Arc<P>, tls: TlsMode) {
+    let Accepted {
+        tcp,
+        mut info,
+        phase,
+    } = accepted;
     let (stream, upgrade) = match tls {
         TlsMode::None => (Stream::Plain(tcp), None),
         TlsMode::StartTls(acceptor) => (Stream::Plain(tcp), Some(acceptor)),
         TlsMode::Implicit(acceptor) => {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => {
-                    let info = crate::tls::info(s.get_ref().1);
-                    tracing::info!(version = %info.version, cipher = %info.cipher, "TLS established");
-                    conn.tls = Some(info);
-                    (Stream::Tls(Box::new(s)), None)
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!("TLS handshake timed out");
-                    return;
-                }
-            }
+            let Some((s, tls)) = accept_tls(&acceptor, tcp).await else {
+                return;
+            };
+            info.tls = Some(tls);
+            (Stream::Tls(Box::new(s)), None)
         }
     };
-    let session = protocol.new_session(&conn);
+    let session = protocol.new_session(&info);
     drive(stream, session, upgrade, phase).await;
 }
 

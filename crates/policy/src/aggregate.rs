@@ -239,21 +239,7 @@ fn element(x: &mut String, indent: usize, name: &str, value: &str) {
     let _ = writeln!(x, "{:indent$}<{name}>{}</{name}>", "", escape(value));
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+use message::xml::escape;
 
 /// The report message of RFC 7489 §7.2.1.1: the subject naming the domain,
 /// submitter and report id, a short text part and the gzipped XML attached as

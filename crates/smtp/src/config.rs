@@ -13,6 +13,16 @@ pub enum Role {
     Submission,
 }
 
+impl Role {
+    /// For logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Mx => "mx",
+            Role::Submission => "submission",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
     pub hostname: String,

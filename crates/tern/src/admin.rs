@@ -398,27 +398,15 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
 /// RFC 6186 §3 (and RFC 8314 §5.1 for implicit TLS): where mail clients
 /// find each service this server offers, at the configured ports.
 fn client_srv(config: &Config, name: &str) -> Vec<(String, u16, String)> {
-    let l = &config.listeners;
-    [
-        ("_submissions", l.submissions),
-        ("_submission", l.submission),
-        ("_imaps", l.imaps),
-        ("_imap", l.imap),
-        ("_pop3s", l.pop3s),
-        ("_pop3", l.pop3),
-    ]
-    .into_iter()
-    .filter_map(|(service, addr)| {
-        // Port 0 (chosen at start) is nothing a client could be told.
-        let port = addr?.port();
-        if port == 0 {
-            return None;
-        }
-        let owner = format!("{service}._tcp.{name}");
-        let line = format!("{owner}. 3600 IN SRV 0 1 {port} {}.", config.hostname);
-        Some((owner, port, line))
-    })
-    .collect()
+    config
+        .client_services()
+        .iter()
+        .map(|s| {
+            let owner = format!("{}._tcp.{name}", s.srv_label());
+            let line = format!("{owner}. 3600 IN SRV 0 1 {} {}.", s.port, config.hostname);
+            (owner, s.port, line)
+        })
+        .collect()
 }
 
 pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<()> {

@@ -61,6 +61,32 @@ pub struct Config {
     pub antispam: Antispam,
     #[serde(default)]
     pub sieve: SieveSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
+}
+
+/// `[http]`: what the http and https listeners serve.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Client ranges that may read `/metrics`; everyone else gets 403.
+    #[serde(default = "default_metrics_allow")]
+    pub metrics_allow: Vec<CidrValue>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            metrics_allow: default_metrics_allow(),
+        }
+    }
+}
+
+fn default_metrics_allow() -> Vec<CidrValue> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|c| c.parse().ok().map(CidrValue))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -938,6 +964,28 @@ impl Config {
         Ok(())
     }
 
+    /// The services mail clients are told about (SRV records, autoconfig),
+    /// at the ports configured; a port of 0 (chosen at start) is nothing a
+    /// client could be told.
+    pub fn client_services(&self) -> Vec<web::ClientService> {
+        use web::{ServiceKind as K, ServiceTls as T};
+        let l = &self.listeners;
+        [
+            (K::Submission, T::Implicit, l.submissions),
+            (K::Submission, T::StartTls, l.submission),
+            (K::Imap, T::Implicit, l.imaps),
+            (K::Imap, T::StartTls, l.imap),
+            (K::Pop3, T::Implicit, l.pop3s),
+            (K::Pop3, T::StartTls, l.pop3),
+        ]
+        .into_iter()
+        .filter_map(|(kind, tls, addr)| {
+            let port = addr?.port();
+            (port != 0).then_some(web::ClientService { kind, tls, port })
+        })
+        .collect()
+    }
+
     /// The development setup of `tern serve` without a configuration (interface.md).
     pub fn development() -> Config {
         let mut c = Config::parse("hostname = \"localhost\"\ndata_dir = \"tern-data\"\n")
@@ -952,6 +1000,7 @@ impl Config {
             pop3: lo(2110),
             pop3s: lo(2995),
             managesieve: lo(4190),
+            http: lo(8080),
             ..Listeners::default()
         };
         // Mail comes from this machine: SPF and DMARC would only measure the

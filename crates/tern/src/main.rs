@@ -10,6 +10,7 @@ mod dns_check;
 mod filters;
 mod mailbox_files;
 mod messages;
+mod metrics;
 mod reports;
 mod serve;
 mod spam;

@@ -162,11 +162,22 @@ pub async fn serve(
             )
             .await?;
     }
-    for (name, addr) in [("http", l.http), ("https", l.https)] {
-        if let Some(addr) = addr {
-            // Not built yet: not bound, so nothing pretends to serve it.
-            tracing::warn!(listener = name, %addr, "this service is not built yet; not listening");
-            println!("tern: {name} on {addr} is not available yet (not listening)");
+    if l.http.is_some() || l.https.is_some() {
+        let web = Arc::new(web::Web::new(
+            web::WebConfig {
+                hostname: config.hostname.clone(),
+                services: config.client_services(),
+                metrics_allow: config.http.metrics_allow.iter().map(|c| c.0).collect(),
+            },
+            store.clone(),
+            crate::metrics::ServerMetrics::install(store.clone())
+                .map(|m| m as Arc<dyn web::MetricsSource>),
+        ));
+        if let Some(addr) = l.http {
+            servers.start_web(addr, web.clone(), false).await?;
+        }
+        if let Some(addr) = l.https {
+            servers.start_web(addr, web, true).await?;
         }
     }
     let reporter = reporter(&config, &store, &mda, &resolver, &signer, psl);
@@ -531,20 +542,8 @@ impl Servers {
             Tls::StartTls => TlsMode::StartTls(acceptor),
             Tls::Implicit => TlsMode::Implicit(acceptor),
         };
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| ServeError(format!("cannot listen on {addr} ({name}): {e}")))?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| ServeError(e.to_string()))?;
-        // The implicit-TLS service takes an "s": submissions, imaps, pop3s.
-        let label = if matches!(tls, Tls::Implicit) {
-            format!("{name}s")
-        } else {
-            name.to_string()
-        };
-        println!("tern: {label} listening on {bound}");
-        tracing::info!(listener = %label, addr = %bound, "listening");
+        let label = net::listener::label(name, matches!(tls, Tls::Implicit));
+        let listener = bind(addr, &label).await?;
         let task = tokio::spawn(net::serve(
             listener,
             Arc::new(protocol),
@@ -555,6 +554,46 @@ impl Servers {
         self.tasks.push(task);
         Ok(())
     }
+
+    /// The http listener, or with `tls` the https one (TLS from the first
+    /// byte, ALPN h2 and http/1.1).
+    async fn start_web(
+        &mut self,
+        addr: SocketAddr,
+        web: Arc<web::Web>,
+        tls: bool,
+    ) -> Result<(), ServeError> {
+        let acceptor = match tls {
+            true => Some(TlsAcceptor::from(
+                self.identity
+                    .server_config(&[b"h2", b"http/1.1"])
+                    .map_err(|e| ServeError(e.to_string()))?,
+            )),
+            false => None,
+        };
+        let listener = bind(addr, &net::listener::label("http", tls)).await?;
+        self.tasks.push(tokio::spawn(web::serve(
+            listener,
+            web,
+            acceptor,
+            self.limiter.clone(),
+            self.shutdown.clone(),
+        )));
+        Ok(())
+    }
+}
+
+/// Bind a listener and say where (the port may have been chosen: port 0).
+async fn bind(addr: SocketAddr, label: &str) -> Result<TcpListener, ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError(format!("cannot listen on {addr} ({label}): {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ServeError(e.to_string()))?;
+    println!("tern: {label} listening on {bound}");
+    tracing::info!(listener = %label, addr = %bound, "listening");
+    Ok(listener)
 }
 
 /// The development setup: domain `localhost` and one account, created on the first

@@ -17,8 +17,16 @@ pub const FAST: &str = "[auth]\nfailure_delay = \"0s\"\n[smtp]\nerror_delay = \"
 /// A server with the SMTP listeners and the fixture world (created through the CLI).
 /// `extra` is TOML merged over the test defaults.
 pub fn smtp_server(extra: &str) -> TernServer {
-    let listeners = ephemeral_listeners(&["smtp", "submission", "submissions"]);
-    let config = merge_toml(&[&listeners, FAST, extra]);
+    smtp_server_with(
+        &ephemeral_listeners(&["smtp", "submission", "submissions"]),
+        extra,
+    )
+}
+
+/// A server on `listeners` (TOML) with the fixture world; `extra` merged over
+/// the test defaults.
+pub fn smtp_server_with(listeners: &str, extra: &str) -> TernServer {
+    let config = merge_toml(&[listeners, FAST, extra]);
     let server = TernServer::start(BIN.as_ref(), fixture::HOST, &config);
     fixture::populate_cli(&server);
     server

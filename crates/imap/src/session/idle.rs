@@ -15,10 +15,12 @@ impl ImapSession {
         }
         response::untagged_continuation(out, "idling");
         self.mode = Mode::Idle { tag };
+        self.idling = Some(net::Gauged::new(metrics::gauge!("tern_imap_idle")));
         Flow::Continue
     }
 
     pub(super) async fn idle_done(&mut self, tag: String, line: &[u8], out: &mut Vec<u8>) -> Flow {
+        self.idling = None;
         if line.eq_ignore_ascii_case(b"DONE") {
             response::tagged(out, &tag, "OK", "IDLE terminated");
             Flow::Continue

@@ -125,7 +125,10 @@ impl ImapSession {
                 else {
                     return Err(ImapError::TooManySessions);
                 };
-                self._permit = Some(permit);
+                self._permit = Some((
+                    permit,
+                    net::Gauged::new(metrics::gauge!("tern_imap_sessions")),
+                ));
                 self.state = SessionState::Authenticated(account);
                 Ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
             }

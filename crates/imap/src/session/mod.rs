@@ -243,8 +243,11 @@ pub struct ImapSession {
     session_id: u64,
     /// The selected mailbox changed: the next update brings the client up to date.
     selected_dirty: bool,
-    /// This session's place under the per-user-per-address limit, once logged in.
-    _permit: Option<user_limit::UserIpPermit>,
+    /// This session's place under the per-user-per-address limit, and in
+    /// the logged-in sessions gauge, once logged in.
+    _permit: Option<(user_limit::UserIpPermit, net::Gauged)>,
+    /// Counted in the IDLE gauge while in IDLE.
+    idling: Option<net::Gauged>,
 }
 
 impl ImapSession {
@@ -269,6 +272,7 @@ impl ImapSession {
             selected_dirty: false,
             changes: None,
             _permit: None,
+            idling: None,
         }
     }
 

@@ -351,12 +351,26 @@ impl Runner {
                     reply = %a.reply,
                     "delivery attempt"
                 );
+                // Until destinations have typed TLS policies (DANE, MTA-STS),
+                // TLS on the way out is opportunistic or absent.
+                let tls = match (&a.mx, &a.tls) {
+                    (None, _) => "local",
+                    (Some(_), Some(_)) => "opportunistic",
+                    (Some(_), None) => "none",
+                };
+                metrics::counter!("tern_delivery_attempts_total", "tls" => tls).increment(1);
             }
             attempts.extend(run.attempts);
             relayed.extend(run.relayed);
             delivered.extend(run.delivered);
             for (r, result, remote) in run.results {
                 let outcome = self.outcome(&job, &r, &result, remote);
+                let state = match outcome.state {
+                    RecipientState::Delivered => "delivered",
+                    RecipientState::Deferred(_) => "deferred",
+                    RecipientState::Failed => "failed",
+                };
+                metrics::counter!("tern_deliveries_total", "result" => state).increment(1);
                 settled.push((r, outcome));
             }
         }

@@ -216,6 +216,10 @@ impl SmtpSession {
             size,
             "message accepted"
         );
+        let role = self.cfg.role.name();
+        metrics::counter!("tern_smtp_messages_accepted_total", "role" => role).increment(1);
+        metrics::counter!("tern_smtp_recipients_accepted_total", "role" => role)
+            .increment(envelope.recipients.len() as u64);
         Ok(Reply::new(
             250,
             Enhanced(2, 0, 0),

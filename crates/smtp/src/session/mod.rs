@@ -280,6 +280,19 @@ impl SmtpSession {
                 e.reply()
             }
         };
+        if reply.is_error() {
+            // By enhanced code (RFC 3463): why, in a bounded set of labels.
+            let reason = match reply.enhanced {
+                Some(crate::reply::Enhanced(a, b, c)) => format!("{a}.{b}.{c}"),
+                None => reply.code.to_string(),
+            };
+            metrics::counter!(
+                "tern_smtp_refused_total",
+                "role" => self.cfg.role.name(),
+                "reason" => reason
+            )
+            .increment(1);
+        }
         if reply.is_error() && !close {
             self.errors += 1;
             if self.errors >= self.cfg.hard_error_limit {

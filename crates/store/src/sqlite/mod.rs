@@ -321,6 +321,15 @@ fn writer_loop(
 }
 
 fn commit_batch(conn: &Connection, batch: Vec<Job>) {
+    let started = std::time::Instant::now();
+    let jobs = batch.len();
+    commit_batch_timed(conn, batch);
+    // From BEGIN to the durable COMMIT: what a 250 after DATA waits for.
+    metrics::histogram!("tern_store_commit_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("tern_store_commit_jobs").record(jobs as f64);
+}
+
+fn commit_batch_timed(conn: &Connection, batch: Vec<Job>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let err = sql(e);
         tracing::warn!(error = %err, jobs = batch.len(), "store: cannot begin a write transaction");

@@ -1,0 +1,19 @@
+//! HTTP on the `http` and `https` listeners: what a mail server answers over
+//! the web. Today that is the operator's `/metrics` (Prometheus text format,
+//! from `[http] metrics_allow` only) and client autoconfiguration
+//! (Thunderbird autoconfig, Microsoft autodiscover, Apple profiles); JMAP and
+//! the webmail come on the same routes table.
+//!
+//! [`Web::respond`] is the whole of what a request gets: a pure function of
+//! the request, its client address and the store, which owns no socket (so
+//! tests call it directly). [`serve`] runs it under hyper on a listener,
+//! with the connection limits, TLS and graceful stop every listener shares.
+
+pub mod autoconfig;
+mod query;
+mod routes;
+mod server;
+
+pub use autoconfig::{ClientService, ServiceKind, ServiceTls};
+pub use routes::{MetricsSource, Web, WebConfig};
+pub use server::serve;

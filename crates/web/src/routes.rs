@@ -1,0 +1,290 @@
+//! What each request is answered, by path: the one routes table of the
+//! http and https listeners.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use net::Cidr;
+use store::{AddressKind, Store};
+
+use crate::autoconfig::{self, ClientService};
+use crate::query;
+
+/// What the web side is told at start.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The name clients connect to (the certificate's name).
+    pub hostname: String,
+    /// The services this server offers mail clients, at their ports.
+    pub services: Vec<ClientService>,
+    /// Who may read `/metrics` (`[http] metrics_allow`).
+    pub metrics_allow: Vec<Cidr>,
+}
+
+/// Renders the Prometheus text exposition of the server's metrics.
+#[async_trait::async_trait]
+pub trait MetricsSource: Send + Sync {
+    async fn render(&self) -> String;
+}
+
+/// The handler of every HTTP request.
+pub struct Web {
+    config: WebConfig,
+    store: Arc<dyn Store>,
+    metrics: Option<Arc<dyn MetricsSource>>,
+}
+
+/// The routes, by name (the `route` label of `tern_http_requests_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    Autoconfig,
+    Autodiscover,
+    Mobileconfig,
+    NotFound,
+}
+
+impl Route {
+    /// The route of a path: ASCII case-insensitive, since Outlook asks for
+    /// `/Autodiscover/Autodiscover.xml` and others for the lower-case form.
+    fn of(path: &str) -> Route {
+        match path.to_ascii_lowercase().as_str() {
+            "/metrics" => Route::Metrics,
+            "/.well-known/autoconfig/mail/config-v1.1.xml" | "/mail/config-v1.1.xml" => {
+                Route::Autoconfig
+            }
+            "/autodiscover/autodiscover.xml" => Route::Autodiscover,
+            "/apple/mail.mobileconfig" => Route::Mobileconfig,
+            _ => Route::NotFound,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Route::Metrics => "metrics",
+            Route::Autoconfig => "autoconfig",
+            Route::Autodiscover => "autodiscover",
+            Route::Mobileconfig => "mobileconfig",
+            Route::NotFound => "none",
+        }
+    }
+
+    /// The methods a route answers (HEAD wherever GET is).
+    fn allows(self, method: &Method) -> bool {
+        match self {
+            // Outlook POSTs its request; some clients probe with GET first.
+            Route::Autodiscover => matches!(*method, Method::POST | Method::GET | Method::HEAD),
+            _ => matches!(*method, Method::GET | Method::HEAD),
+        }
+    }
+}
+
+impl Web {
+    pub fn new(
+        config: WebConfig,
+        store: Arc<dyn Store>,
+        metrics: Option<Arc<dyn MetricsSource>>,
+    ) -> Web {
+        Web {
+            config,
+            store,
+            metrics,
+        }
+    }
+
+    /// The answer to one request from `client`; the body is already read
+    /// (and bounded) by the server.
+    pub async fn respond(&self, req: Request<Bytes>, client: IpAddr) -> Response<Bytes> {
+        let route = Route::of(req.uri().path());
+        let response = if !route.allows(req.method()) {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            let allow = match route {
+                Route::Autodiscover => "GET, HEAD, POST",
+                _ => "GET, HEAD",
+            };
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            r
+        } else {
+            match route {
+                Route::Metrics => self.metrics(client).await,
+                Route::Autoconfig => self.autoconfig(&req).await,
+                Route::Autodiscover => self.autodiscover(&req).await,
+                Route::Mobileconfig => self.mobileconfig(&req).await,
+                Route::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
+            }
+        };
+        metrics::counter!(
+            "tern_http_requests_total",
+            "route" => route.name(),
+            "status" => response.status().as_str().to_string()
+        )
+        .increment(1);
+        response
+    }
+
+    /// `/metrics`: the Prometheus text format, to `[http] metrics_allow` only.
+    async fn metrics(&self, client: IpAddr) -> Response<Bytes> {
+        let Some(source) = &self.metrics else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        if !self.config.metrics_allow.iter().any(|c| c.contains(client)) {
+            return text(StatusCode::FORBIDDEN, "forbidden\n");
+        }
+        let mut r = Response::new(Bytes::from(source.render().await));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        r
+    }
+
+    /// Thunderbird's autoconfig: the domain from `emailaddress=`, else from
+    /// the host name `autoconfig.DOMAIN` the request was sent to.
+    async fn autoconfig(&self, req: &Request<Bytes>) -> Response<Bytes> {
+        let domain = match query::param(req.uri().query(), "emailaddress") {
+            Some(address) => match address.rsplit_once('@') {
+                Some((_, domain)) => domain.to_ascii_lowercase(),
+                None => return text(StatusCode::BAD_REQUEST, "emailaddress is not an address\n"),
+            },
+            None => match host(req).and_then(|h| h.strip_prefix("autoconfig.").map(str::to_string))
+            {
+                Some(domain) => domain,
+                None => return text(StatusCode::BAD_REQUEST, "emailaddress is missing\n"),
+            },
+        };
+        match self.serves_domain(&domain).await {
+            Ok(true) => xml(
+                "application/xml",
+                autoconfig::thunderbird(&domain, &self.config.hostname, &self.config.services),
+            ),
+            Ok(false) => text(StatusCode::NOT_FOUND, "not a domain of this server\n"),
+            Err(r) => r,
+        }
+    }
+
+    /// Microsoft's autodiscover (POX): the address from the request body.
+    async fn autodiscover(&self, req: &Request<Bytes>) -> Response<Bytes> {
+        let address = std::str::from_utf8(req.body())
+            .ok()
+            .and_then(autoconfig::autodiscover_request_address)
+            .or_else(|| query::param(req.uri().query(), "emailaddress"));
+        let Some(address) = address else {
+            return text(StatusCode::BAD_REQUEST, "no EMailAddress in the request\n");
+        };
+        match self.checked_address(&address).await {
+            Ok(address) => xml(
+                "application/xml",
+                autoconfig::autodiscover(&address, &self.config.hostname, &self.config.services),
+            ),
+            Err(r) => r,
+        }
+    }
+
+    /// An Apple configuration profile for `emailaddress=`.
+    async fn mobileconfig(&self, req: &Request<Bytes>) -> Response<Bytes> {
+        let Some(address) = query::param(req.uri().query(), "emailaddress") else {
+            return text(StatusCode::BAD_REQUEST, "emailaddress is missing\n");
+        };
+        let address = match self.checked_address(&address).await {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let hostname = &self.config.hostname;
+        match autoconfig::mobileconfig(&address, hostname, &self.config.services) {
+            Some(doc) => {
+                let mut r = xml("application/x-apple-aspen-config", doc);
+                let file = format!(
+                    "attachment; filename=\"{}.mobileconfig\"",
+                    safe_file_name(&address)
+                );
+                if let Ok(v) = HeaderValue::from_str(&file) {
+                    r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+                }
+                r
+            }
+            None => text(
+                StatusCode::NOT_FOUND,
+                "this server offers no IMAP or POP3 with submission to configure\n",
+            ),
+        }
+    }
+
+    /// An address of one of our domains, lower-cased domain; whether the
+    /// account exists is not told (the answer is the same for every
+    /// address of the domain).
+    async fn checked_address(&self, address: &str) -> Result<String, Response<Bytes>> {
+        let bad = || text(StatusCode::BAD_REQUEST, "not a mail address\n");
+        if address.len() > 254 || address.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(bad());
+        }
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return Err(bad());
+        };
+        if local.is_empty() || domain.is_empty() {
+            return Err(bad());
+        }
+        let domain = domain.to_ascii_lowercase();
+        match self.serves_domain(&domain).await? {
+            true => Ok(format!("{local}@{domain}")),
+            false => Err(text(StatusCode::NOT_FOUND, "not a domain of this server\n")),
+        }
+    }
+
+    async fn serves_domain(&self, domain: &str) -> Result<bool, Response<Bytes>> {
+        match self
+            .store
+            .lookup_address(&format!("postmaster@{domain}"))
+            .await
+        {
+            Ok(AddressKind::NotLocal) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) => {
+                tracing::warn!(error = %e, "store unavailable for an HTTP request");
+                Err(text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n"))
+            }
+        }
+    }
+}
+
+/// The host the request was sent to, lower-case, without a port.
+fn host(req: &Request<Bytes>) -> Option<String> {
+    let raw = match req.uri().host() {
+        Some(h) => h.to_string(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
+    };
+    let name = match raw.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => raw.as_str(),
+    };
+    Some(name.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Letters, digits and `.-_@+` of a name; anything else becomes `_`.
+fn safe_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphanumeric() || ".-_@+".contains(c) => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from_static(body.as_bytes()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn xml(content_type: &'static str, body: String) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}

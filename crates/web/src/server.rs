@@ -1,0 +1,131 @@
+//! The network side of HTTP: hyper (HTTP/1.1 and HTTP/2) on a listener, under
+//! the accept loop every listener shares (connection limits, graceful stop),
+//! with TLS on the https listener. Request bodies are read whole, bounded.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use net::listener::{Accepted, ListenerKind, accept_loop, accept_tls};
+use net::{ConnLimiter, Phase, Shutdown, TlsAcceptor};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+use crate::routes::{Web, text};
+
+/// The largest request body read (the autodiscover request is a few
+/// hundred bytes); past it the answer is 413.
+const MAX_BODY: usize = 64 << 10;
+/// How long a client may take to send a request's header section, also
+/// between requests on a kept-alive connection (slowloris: hardening.md).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a client over the connection limits is told.
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// Serve `web` on `listener` until the server drains; TLS from the first
+/// byte when `tls` is given (the https listener).
+pub async fn serve(
+    listener: TcpListener,
+    web: Arc<Web>,
+    tls: Option<TlsAcceptor>,
+    limiter: Arc<ConnLimiter>,
+    shutdown: Shutdown,
+) {
+    let kind = ListenerKind {
+        label: net::listener::label("http", tls.is_some()),
+        busy_reply: BUSY,
+        implicit_tls: tls.is_some(),
+    };
+    accept_loop(listener, kind, limiter, shutdown, move |accepted| {
+        connection(accepted, web.clone(), tls.clone())
+    })
+    .await;
+}
+
+async fn connection(accepted: Accepted, web: Arc<Web>, tls: Option<TlsAcceptor>) {
+    let Accepted { tcp, info, phase } = accepted;
+    let client = info.peer.ip();
+    match tls {
+        None => run(tcp, web, client, phase).await,
+        Some(acceptor) => {
+            if let Some((stream, _)) = accept_tls(&acceptor, tcp).await {
+                run(stream, web, client, phase).await;
+            }
+        }
+    }
+}
+
+/// Serve requests on one connection until it closes, or the server
+/// drains (then the request in progress is answered and the connection
+/// closed) or stops.
+async fn run<IO>(
+    io: IO,
+    web: Arc<Web>,
+    client: IpAddr,
+    mut phase: tokio::sync::watch::Receiver<Phase>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let web = web.clone();
+        async move { Ok::<_, Infallible>(answer(&web, req, client).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(64 << 10);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100)
+        .keep_alive_interval(Some(Duration::from_secs(60)));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            changed = phase.changed() => {
+                let now = *phase.borrow();
+                match (changed, now) {
+                    (Err(_), _) | (Ok(()), Phase::Stop) => return,
+                    (Ok(()), Phase::Draining) if !draining => {
+                        conn.as_mut().graceful_shutdown();
+                        draining = true;
+                    }
+                    (Ok(()), _) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Read the body (bounded), then let the routes answer.
+async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let response = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => {
+            web.respond(Request::from_parts(parts, collected.to_bytes()), client)
+                .await
+        }
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+        }
+        Err(_) => text(StatusCode::BAD_REQUEST, "request body unreadable\n"),
+    };
+    response.map(Full::new)
+}

@@ -20,6 +20,7 @@
 
 mod effects;
 mod filter;
+mod history;
 mod plan;
 mod quota;
 mod resolve;
@@ -151,6 +152,9 @@ pub struct Envelope {
     /// The authenticated account that submitted it (its mail stops while
     /// the account is held).
     pub submitter: Option<String>,
+    /// The message's keys in the delivery history (its SMTP id, or the
+    /// queue id it is delivered from); absent: a message Tern wrote.
+    pub history: store::MessageKey,
 }
 
 pub struct Mda {
@@ -246,9 +250,12 @@ impl Mda {
             received_at,
             &runs,
         );
+        let planned = history::Planned::of(&built.messages);
         if built.messages.is_empty() {
             // Only recipients that took the message otherwise (report
             // addresses), or filters that discarded it.
+            self.store
+                .record_history(history::events(envelope, &runs, &planned, &[], received_at));
             self.after_commit(envelope, &head, &runs, received_at).await;
             return Ok(Delivered::Accepted {
                 placed: 0,
@@ -256,6 +263,13 @@ impl Mda {
             });
         }
         let stored = self.store.store_messages(built.messages).await?;
+        self.store.record_history(history::events(
+            envelope,
+            &runs,
+            &planned,
+            &stored,
+            received_at,
+        ));
         let queued = stored.iter().any(|s| s.queue_id.is_some());
         if queued {
             self.queued.notify_one();

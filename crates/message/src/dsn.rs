@@ -19,7 +19,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn word(self) -> &'static str {
+    pub fn word(self) -> &'static str {
         match self {
             Action::Failed => "failed",
             Action::Delayed => "delayed",

@@ -42,6 +42,19 @@ impl Reply {
         }
     }
 
+    /// The reply on one line (`550 5.1.1 text; more text`), for logs and
+    /// the delivery history.
+    pub fn one_line(&self) -> String {
+        let mut wire = Vec::new();
+        self.write_to(&mut wire);
+        let text = String::from_utf8_lossy(&wire);
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|l| l.get(4..).map(str::trim).unwrap_or(""))
+            .collect();
+        format!("{} {}", self.code, lines.join("; "))
+    }
+
     pub fn is_error(&self) -> bool {
         self.code >= 400
     }

@@ -14,6 +14,7 @@ pub mod acl;
 pub mod antispam;
 pub mod error;
 pub mod flags;
+pub mod history;
 pub mod object_id;
 pub mod search;
 pub mod sieve;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 pub use acl::{ANYONE, AclStore, SharedMailbox};
 pub use antispam::AntispamStore;
 pub use error::{Result, StoreError};
+pub use history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, MessageKey};
 pub use search::{EmailCopy, IndexRow, SearchStore, TextField};
 pub use sieve::{SieveScriptInfo, SieveStore};
 pub use sqlite::SqliteStore;
@@ -36,10 +38,12 @@ pub use types::*;
 
 /// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).
 /// The spam defences' part is its own contract, [`AntispamStore`], and so
-/// are Sieve's, [`SieveStore`], the search index's, [`SearchStore`], and
-/// shared mailboxes', [`AclStore`].
+/// are Sieve's, [`SieveStore`], the search index's, [`SearchStore`],
+/// shared mailboxes', [`AclStore`], and the delivery history's, [`HistoryStore`].
 #[async_trait::async_trait]
-pub trait Store: AntispamStore + SieveStore + SearchStore + AclStore + Send + Sync {
+pub trait Store:
+    AntispamStore + SieveStore + SearchStore + AclStore + HistoryStore + Send + Sync
+{
     async fn add_domain(&self, name: &str) -> Result<DomainRecord>;
     async fn list_domains(&self) -> Result<Vec<DomainRecord>>;
     /// Refused while the domain still has accounts or aliases.

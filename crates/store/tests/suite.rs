@@ -44,8 +44,124 @@ on_every_backend!(
     sieve_scripts,
     sieve_tracking,
     delivery_versions_and_created_folders,
-    search_index
+    search_index,
+    delivery_history
 );
+
+/// Events of two messages: found by address, Message-ID, SMTP id and queue
+/// id, each message's events linked by its ids, in the order of its life;
+/// old ones expired.
+async fn delivery_history(s: Arc<dyn Store>) {
+    let key = MessageKey {
+        message: Some("m1".into()),
+        queue_id: None,
+    };
+    let queued = MessageKey {
+        message: Some("m1".into()),
+        queue_id: Some(7),
+    };
+    let from_queue = MessageKey {
+        message: None,
+        queue_id: Some(7),
+    };
+    let mut accepted = HistoryEvent::of(
+        &key,
+        100,
+        HistoryKind::Accepted,
+        Some("a@x.test, b@y.test"),
+        "ok",
+    );
+    accepted.sender = Some("Sender@Z.test".into());
+    accepted.message_id = Some("<id-1@z.test>".into());
+    let other = HistoryEvent::of(
+        &MessageKey {
+            message: Some("m2".into()),
+            queue_id: None,
+        },
+        50,
+        HistoryKind::Refused,
+        Some("a@x.test"),
+        "550 5.1.1 no such user",
+    );
+    // Recorded out of order, and within one second the stage orders them.
+    s.record_history(vec![
+        HistoryEvent::of(
+            &from_queue,
+            160,
+            HistoryKind::Delivered,
+            Some("b@y.test"),
+            "250 ok",
+        ),
+        HistoryEvent::of(
+            &from_queue,
+            160,
+            HistoryKind::Attempt,
+            Some("b@y.test"),
+            "mx ...",
+        ),
+        HistoryEvent::of(
+            &queued,
+            100,
+            HistoryKind::Queued,
+            Some("b@y.test"),
+            "queued",
+        ),
+        HistoryEvent::of(
+            &key,
+            100,
+            HistoryKind::Filed,
+            Some("a@x.test"),
+            "into INBOX",
+        ),
+        accepted,
+        other,
+    ]);
+    // Detached writes land with the next commit: one we wait for.
+    s.add_domain("flush.test").await.unwrap();
+    let kinds =
+        |events: &[HistoryEvent]| events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>();
+    let life = ["accepted", "filed", "queued", "attempt", "delivered"];
+    let by_queue = s.history(HistoryQuery::Queue(7), 10).await.unwrap();
+    assert_eq!(kinds(&by_queue), life);
+    let by_id = s
+        .history(HistoryQuery::MessageId("id-1@z.test".into()), 10)
+        .await
+        .unwrap();
+    assert_eq!(by_id, by_queue);
+    assert_eq!(by_id[0].message_id.as_deref(), Some("id-1@z.test"));
+    assert_eq!(by_id[0].sender.as_deref(), Some("sender@z.test"));
+    let by_message = s
+        .history(HistoryQuery::Message("m1".into()), 10)
+        .await
+        .unwrap();
+    assert_eq!(by_message, by_queue);
+    // The address reaches both messages (the oldest first); the limit keeps the newest.
+    let by_address = s
+        .history(HistoryQuery::Address("A@x.test".into()), 10)
+        .await
+        .unwrap();
+    assert_eq!(by_address.len(), 6);
+    assert_eq!(by_address[0].kind, HistoryKind::Refused);
+    let newest = s
+        .history(HistoryQuery::Address("a@x.test".into()), 1)
+        .await
+        .unwrap();
+    assert_eq!(kinds(&newest), life);
+    assert!(
+        s.history(HistoryQuery::Queue(8), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.expire_history(100).await.unwrap(), 1);
+    assert_eq!(s.expire_history(1000).await.unwrap(), 5);
+    assert!(
+        s.history(HistoryQuery::Queue(7), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
 
 fn evaluation(at: i64, domain: &str, policy: &str, row: &str) -> NewEvaluation {
     NewEvaluation {

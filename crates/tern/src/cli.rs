@@ -89,6 +89,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What happened to the messages from or to ADDRESS, or to one message
+    /// (WHAT: a Message-ID, the SMTP id of "queued as", a queue id):
+    /// accepted or refused and why, where each copy was filed, each
+    /// delivery attempt (MX, IP, TLS, reply), bounces.
+    History {
+        what: String,
+        /// Print it as JSON, for tools.
+        #[arg(long)]
+        json: bool,
+        /// At most this many messages, the most recent.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

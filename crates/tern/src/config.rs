@@ -63,6 +63,29 @@ pub struct Config {
     pub sieve: SieveSettings,
     #[serde(default)]
     pub http: HttpSettings,
+    #[serde(default)]
+    pub history: HistorySettings,
+}
+
+/// `[history]`: the delivery history (`tern history`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySettings {
+    /// How long events are kept (older ones are removed every hour).
+    #[serde(default = "default_history_keep")]
+    pub keep: Seconds,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            keep: default_history_keep(),
+        }
+    }
+}
+
+fn default_history_keep() -> Seconds {
+    Seconds(Duration::from_secs(30 * 86_400))
 }
 
 /// `[http]`: what the http and https listeners serve.

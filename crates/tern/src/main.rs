@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod dns_check;
 mod filters;
+mod history;
 mod mailbox_files;
 mod messages;
 mod metrics;
@@ -131,6 +132,9 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
             Ok(())
         }
         Command::Trace { message, json } => trace::trace(store, &message, json)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::History { what, json, limit } => history::history(store, &what, json, limit)
             .await
             .map_err(|e| e.to_string()),
         Command::Report(c) => reports::report(store, &config, c)

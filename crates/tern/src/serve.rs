@@ -180,6 +180,10 @@ pub async fn serve(
             servers.start_web(addr, web, true).await?;
         }
     }
+    tokio::spawn(crate::history::expire_loop(
+        store.clone(),
+        config.history.keep.0,
+    ));
     let reporter = reporter(&config, &store, &mda, &resolver, &signer, psl);
     let runner = outbound::runner::Runner::new(
         store.clone(),

@@ -83,6 +83,10 @@ impl Runner {
             eight_bit: job.eight_bit,
             verdicts: Vec::new(),
             submitter: None,
+            history: store::MessageKey {
+                message: None,
+                queue_id: Some(job.id),
+            },
             queue_options: store::QueueOptions {
                 priority: job.options.priority,
                 ..Default::default()

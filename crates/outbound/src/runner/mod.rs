@@ -338,6 +338,11 @@ impl Runner {
         let mut attempts = Vec::new();
         let mut settled: Vec<(QueuedRecipient, RecipientOutcome)> = Vec::new();
         let mut relayed = Vec::new();
+        let key = store::MessageKey {
+            message: None,
+            queue_id: Some(job.id),
+        };
+        let mut history = Vec::new();
         let mut delivered = Vec::new();
         while let Some(run) = runs.join_next().await {
             let Ok(run) = run else { continue };
@@ -359,6 +364,7 @@ impl Runner {
                     (Some(_), None) => "none",
                 };
                 metrics::counter!("tern_delivery_attempts_total", "tls" => tls).increment(1);
+                history.push(attempt_event(&key, a));
             }
             attempts.extend(run.attempts);
             relayed.extend(run.relayed);
@@ -371,6 +377,7 @@ impl Runner {
                     RecipientState::Failed => "failed",
                 };
                 metrics::counter!("tern_deliveries_total", "result" => state).increment(1);
+                history.push(outcome_event(&key, &r, &outcome));
                 settled.push((r, outcome));
             }
         }
@@ -395,6 +402,7 @@ impl Runner {
             attempts,
             outcomes: settled.into_iter().map(|(_, o)| o).collect(),
         };
+        self.store.record_history(history);
         let finished = match self.store.queue_report(report).await {
             Ok(f) => f,
             Err(e) => {
@@ -505,6 +513,50 @@ fn error_reply(e: &ClientError) -> Reply {
         ClientError::Reply { reply, .. } => reply.clone(),
         other => crate::client::local_reply(451, "4.4.2", &other.to_string()),
     }
+}
+
+/// An attempt in the delivery history: where, how, and the answer.
+fn attempt_event(key: &store::MessageKey, a: &Attempt) -> store::HistoryEvent {
+    let detail = match (&a.mx, &a.ip) {
+        (Some(mx), ip) => format!(
+            "mx {mx} [{}] tls={}: {}",
+            ip.as_deref().unwrap_or("-"),
+            a.tls.as_deref().unwrap_or("none"),
+            a.reply
+        ),
+        (None, _) => a.reply.clone(),
+    };
+    store::HistoryEvent::of(
+        key,
+        a.at,
+        store::HistoryKind::Attempt,
+        Some(&a.recipients),
+        detail,
+    )
+}
+
+/// A recipient's state after a run, in the delivery history.
+fn outcome_event(
+    key: &store::MessageKey,
+    r: &QueuedRecipient,
+    o: &store::RecipientOutcome,
+) -> store::HistoryEvent {
+    let (kind, detail) = match o.state {
+        RecipientState::Delivered => (store::HistoryKind::Delivered, o.reply.clone()),
+        RecipientState::Deferred(at) => (
+            store::HistoryKind::Deferred,
+            format!(
+                "{} (next attempt at {})",
+                o.reply,
+                message::date::rfc3339_text(at)
+            ),
+        ),
+        RecipientState::Failed => (
+            store::HistoryKind::Failed,
+            format!("{} {}", o.status, o.reply),
+        ),
+    };
+    store::HistoryEvent::of(key, now(), kind, Some(&r.address), detail)
 }
 
 fn out_envelope(job: &QueueJob, rcpts: &[QueuedRecipient]) -> OutEnvelope {

@@ -151,6 +151,22 @@ impl Runner {
             );
             return;
         }
+        let actions: Vec<&str> = recipients.iter().map(|r| r.action.word()).collect();
+        let key = store::MessageKey {
+            message: None,
+            queue_id: Some(about.queue_id),
+        };
+        let detail = format!(
+            "delivery status notification to the sender ({})",
+            actions.join(", ")
+        );
+        let event = store::HistoryEvent::of(
+            &key,
+            now(),
+            store::HistoryKind::Bounced,
+            Some(about.sender),
+            detail,
+        );
         let report = Report {
             reporting_mta: &self.cfg.hostname,
             sender: about.sender,
@@ -164,6 +180,7 @@ impl Runner {
             original: about.original,
         };
         self.send_report(about.sender, report.build()).await;
+        self.store.record_history(vec![event]);
     }
 
     pub(super) fn message_id(&self) -> String {

@@ -19,6 +19,8 @@ pub(super) struct Assessed {
     pub body: Vec<u8>,
     /// Per local account: Junk or not, and its X-Spam-Status field.
     pub verdicts: Vec<delivery::Verdict>,
+    /// The spam score and the rules that made it, for the delivery history.
+    pub spam: Option<String>,
 }
 
 impl SmtpSession {
@@ -114,6 +116,7 @@ impl SmtpSession {
                 header: String::new(),
                 body,
                 verdicts: Vec::new(),
+                spam: None,
             });
         }
         let seal = match (self.cfg.arc_seal, &self.services.signer) {
@@ -155,8 +158,14 @@ impl SmtpSession {
             std::borrow::Cow::Borrowed(_) => body,
             std::borrow::Cow::Owned(stripped) => stripped,
         };
+        let spam = format!(
+            "{:.1} ({})",
+            verdict.score,
+            antispam::score::rule_list(&verdict.hits)
+        );
         Ok(Assessed {
             header: verdict.auth_header,
+            spam: Some(spam),
             body,
             verdicts: verdict
                 .accounts

@@ -4,6 +4,7 @@
 use delivery::{Delivered, Envelope};
 use message::header;
 use message::trace::{ReceivedInfo, received, with_protocol};
+use store::{HistoryEvent, HistoryKind, MessageKey};
 
 use super::envelope::escape;
 use super::{Mode, SmtpSession, Transaction, is_submission};
@@ -121,15 +122,53 @@ impl SmtpSession {
         self.end_of_message(result).await
     }
 
-    /// The whole message is here: check it, complete it, store it durably, answer.
+    /// The whole message is here: check it, complete it, store it durably,
+    /// answer; a refusal goes into the delivery history.
     pub(super) async fn end_of_message(
         &mut self,
         content: Result<Vec<u8>, SmtpError>,
     ) -> Result<Reply, SmtpError> {
-        let mut tx = self
+        let tx = self
             .tx
             .take()
             .ok_or(SmtpError::BadSequence("no transaction"))?;
+        let (id, sender) = (tx.id.clone(), tx.sender.to_string());
+        let recipients: Vec<String> = tx.recipients.iter().map(|r| r.address.clone()).collect();
+        let result = self.complete(tx, content).await;
+        if let Err(e) = &result {
+            let reply = e.reply().0.one_line();
+            let events = recipients
+                .iter()
+                .map(|r| self.history_event(&id, &sender, HistoryKind::Refused, Some(r), &reply))
+                .collect();
+            self.services.mda.store().record_history(events);
+        }
+        result
+    }
+
+    /// One event of this session's transaction `id` for the delivery history.
+    pub(super) fn history_event(
+        &self,
+        id: &str,
+        sender: &str,
+        kind: HistoryKind,
+        recipient: Option<&str>,
+        detail: &str,
+    ) -> HistoryEvent {
+        let key = MessageKey {
+            message: Some(id.to_string()),
+            queue_id: None,
+        };
+        let mut event = HistoryEvent::of(&key, self.now(), kind, recipient, detail);
+        event.sender = Some(sender.to_string());
+        event
+    }
+
+    async fn complete(
+        &mut self,
+        mut tx: Transaction,
+        content: Result<Vec<u8>, SmtpError>,
+    ) -> Result<Reply, SmtpError> {
         let body = content?;
         // RFC 5321 §6.3: too many Received lines means a loop (C-RL9).
         if header::fields_named(&body, "Received").len() > self.cfg.max_received {
@@ -167,6 +206,7 @@ impl SmtpSession {
             },
             date: now,
         };
+        let auth_header = assessed.header.clone();
         let mut data = assessed.header.into_bytes();
         data.extend_from_slice(received(&info).as_bytes());
         if is_submission(&self.cfg) {
@@ -175,6 +215,10 @@ impl SmtpSession {
         data.extend_from_slice(added.as_bytes());
         data.extend_from_slice(&body);
         let size = data.len();
+        let message_id = header::fields_named(&data[..header::header_end(&data)], "Message-ID")
+            .first()
+            .and_then(|f| header::message_ids(f.value).into_iter().next());
+        let accepted_detail = self.accepted_detail(size, &auth_header, assessed.spam.as_deref());
         let envelope = Envelope {
             sender: tx.sender.to_string(),
             recipients: tx.recipients,
@@ -185,6 +229,10 @@ impl SmtpSession {
             verdicts: assessed.verdicts,
             queue_options: queue_options(&tx.params, now),
             submitter: self.user.as_ref().map(|u| u.address.clone()),
+            history: MessageKey {
+                message: Some(tx.id.clone()),
+                queue_id: None,
+            },
         };
         let head = self
             .wants_delivered_report(&envelope)
@@ -216,6 +264,23 @@ impl SmtpSession {
             size,
             "message accepted"
         );
+        let mut accepted = self.history_event(
+            &tx.id,
+            &envelope.sender,
+            HistoryKind::Accepted,
+            None,
+            &accepted_detail,
+        );
+        accepted.message_id = message_id;
+        accepted.recipient = Some(
+            envelope
+                .recipients
+                .iter()
+                .map(|r| r.address.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        self.services.mda.store().record_history(vec![accepted]);
         let role = self.cfg.role.name();
         metrics::counter!("tern_smtp_messages_accepted_total", "role" => role).increment(1);
         metrics::counter!("tern_smtp_recipients_accepted_total", "role" => role)
@@ -225,6 +290,37 @@ impl SmtpSession {
             Enhanced(2, 0, 0),
             format!("Ok: queued as {}", tx.id),
         ))
+    }
+
+    /// What the history says of an accepted message: the client, TLS, the
+    /// authenticated user, the size, the checks' Authentication-Results
+    /// and the spam score.
+    fn accepted_detail(&self, size: usize, auth_header: &str, spam: Option<&str>) -> String {
+        let mut detail = format!(
+            "{} from [{}] helo={}",
+            self.cfg.role.name(),
+            self.client_ip(),
+            self.helo
+                .as_ref()
+                .map(|h| h.name.as_str())
+                .unwrap_or("unknown")
+        );
+        if let Some(t) = &self.tls {
+            detail += &format!(" tls={}", t.version);
+        }
+        if let Some(u) = &self.user {
+            detail += &format!(" user={}", u.address);
+        }
+        detail += &format!(", {size} octets");
+        for field in header::fields_named(auth_header.as_bytes(), "Authentication-Results") {
+            let value = String::from_utf8_lossy(field.value);
+            let folded: Vec<&str> = value.split_whitespace().collect();
+            detail += &format!("; {}", folded.join(" "));
+        }
+        if let Some(spam) = spam {
+            detail += &format!("; spam score {spam}");
+        }
+        detail
     }
 
     /// RFC 6376: DKIM-Signature fields for a submitted message, by the keys of

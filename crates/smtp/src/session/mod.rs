@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use delivery::Mda;
 use net::{ConnInfo, Flow, TlsInfo};
-use store::AccountRecord;
+use store::{AccountRecord, HistoryKind};
 
 use crate::command::{self, Command};
 use crate::config::{Role, SmtpConfig};
@@ -242,7 +242,22 @@ impl SmtpSession {
             Command::Helo(name) => Ok(self.hello(name, false)),
             Command::Ehlo(name) => Ok(self.hello(name, true)),
             Command::Mail { path, params } => self.mail(path, &params, more_pending).await,
-            Command::Rcpt { path, params } => self.rcpt(path, &params).await,
+            Command::Rcpt { path, params } => {
+                let result = self.rcpt(path, &params).await;
+                if let (Err(e), Some(tx)) = (&result, &self.tx) {
+                    let to = path.trim().trim_start_matches('<').trim_end_matches('>');
+                    let reply = e.reply().0.one_line();
+                    let event = self.history_event(
+                        &tx.id,
+                        &tx.sender.to_string(),
+                        HistoryKind::Refused,
+                        Some(to),
+                        &reply,
+                    );
+                    self.services.mda.store().record_history(vec![event]);
+                }
+                result
+            }
             Command::Data => self.data(more_pending),
             Command::Auth { mechanism, initial } => self.auth_start(mechanism, initial).await,
             Command::Xclient(attrs) => self.xclient(&attrs),

@@ -18,6 +18,7 @@ mod acl;
 mod admin;
 mod antispam;
 pub(crate) mod backup;
+mod history;
 mod mail;
 mod mailbox;
 mod queue;
@@ -146,6 +147,30 @@ impl SqliteStore {
             .map_err(|_| StoreError::Io("the store writer has stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Io("the store writer has stopped".into()))?
+    }
+
+    /// Run `f` in the next group commit without waiting for it (records
+    /// nobody acknowledges on: the delivery history). When the writer's
+    /// queue is full the work is dropped, with a warning, rather than
+    /// making the caller wait.
+    pub(crate) fn write_detached<F>(&self, f: F)
+    where
+        F: FnOnce(&Connection) -> Result<()> + Send + 'static,
+    {
+        let job: Job = Box::new(move |conn| {
+            let result = conn.map(f);
+            let failed = !matches!(result, Some(Ok(())));
+            let complete: Completer = Box::new(move |commit| {
+                if let Err(e) = result.unwrap_or(Err(StoreError::Busy)).and(commit) {
+                    tracing::warn!(error = %e, "store: a detached write was lost");
+                }
+            });
+            (failed, complete)
+        });
+        if self.inner.writer.try_send(job).is_err() {
+            metrics::counter!("tern_store_detached_dropped_total").increment(1);
+            tracing::warn!("store: writer overloaded, a detached write was dropped");
+        }
     }
 
     /// Run `f` on a read-only connection from the pool, on a blocking thread.

@@ -334,4 +334,26 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE VIRTUAL TABLE message_text USING fts5(subject, hfrom, hto, hcc, hbcc, body, tokenize = 'trigram', detail = 'none');
     INSERT INTO message_text(message_text, rank) VALUES ('automerge', 16);
     "#,
+    // 17: the delivery history, one row an event of a message's life
+    // (store::history), expired after `[history] keep`. Written to run
+    // again harmlessly (as the upgrade test replays the latest migration).
+    r#"
+    CREATE TABLE IF NOT EXISTS history (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT,
+        queue_id INTEGER,
+        message_id TEXT,
+        sender TEXT,
+        recipient TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS history_at ON history(at);
+    CREATE INDEX IF NOT EXISTS history_message ON history(message) WHERE message IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS history_queue ON history(queue_id) WHERE queue_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS history_message_id ON history(message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS history_sender ON history(sender) WHERE sender IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS history_recipient ON history(recipient) WHERE recipient IS NOT NULL;
+    "#,
 ];

@@ -88,6 +88,9 @@ pub enum Command {
         /// Print it as JSON, for tools.
         #[arg(long)]
         json: bool,
+        /// Do not check SPF, DKIM, DMARC and ARC again now (no DNS asked).
+        #[arg(long)]
+        no_recheck: bool,
     },
     /// What happened to the messages from or to ADDRESS, or to one message
     /// (WHAT: a Message-ID, the SMTP id of "queued as", a queue id):

@@ -74,7 +74,7 @@ fn message_ref(e: &HistoryEvent) -> String {
 }
 
 /// `TIME  KIND  MESSAGE  [<sender> ->] RECIPIENT  DETAIL [Message-ID]`
-fn line(e: &HistoryEvent) -> String {
+pub(crate) fn line(e: &HistoryEvent) -> String {
     let mut who = String::new();
     if let Some(s) = &e.sender {
         who += &format!("<{s}> -> ");
@@ -94,7 +94,7 @@ fn line(e: &HistoryEvent) -> String {
     out
 }
 
-fn event_json(e: &HistoryEvent) -> serde_json::Value {
+pub(crate) fn event_json(e: &HistoryEvent) -> serde_json::Value {
     json!({
         "at": e.at,
         "time": message::date::rfc3339_text(e.at),

@@ -131,7 +131,11 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
             println!("the store's schema is up to date");
             Ok(())
         }
-        Command::Trace { message, json } => trace::trace(store, &message, json)
+        Command::Trace {
+            message,
+            json,
+            no_recheck,
+        } => trace::trace(store, &config, &message, json, !no_recheck)
             .await
             .map_err(|e| e.to_string()),
         Command::History { what, json, limit } => history::history(store, &what, json, limit)

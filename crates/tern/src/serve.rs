@@ -398,10 +398,20 @@ fn verifier(
     resolver: &dns::Resolver,
     psl: &Arc<policy::psl::PublicSuffixList>,
 ) -> Option<Arc<policy::verify::Verifier>> {
+    config
+        .policy
+        .verify
+        .then(|| Arc::new(any_verifier(config, resolver, psl)))
+}
+
+/// The sender authentication of `[policy]`, whether the MX uses it or not
+/// (`tern trace` re-checks with it).
+pub(crate) fn any_verifier(
+    config: &Config,
+    resolver: &dns::Resolver,
+    psl: &Arc<policy::psl::PublicSuffixList>,
+) -> policy::verify::Verifier {
     let p = &config.policy;
-    if !p.verify {
-        return None;
-    }
     let cfg = policy::verify::VerifyConfig {
         authserv_id: config.hostname.clone(),
         spf_reject: p.spf_reject,
@@ -409,11 +419,7 @@ fn verifier(
         trusted_arc_sealers: p.trusted_arc_sealers.clone(),
         require_from: p.require_from,
     };
-    Some(Arc::new(policy::verify::Verifier::new(
-        resolver.clone(),
-        psl.clone(),
-        cfg,
-    )))
+    policy::verify::Verifier::new(resolver.clone(), psl.clone(), cfg)
 }
 
 fn outbound_config(config: &Config) -> Result<OutboundConfig, ServeError> {

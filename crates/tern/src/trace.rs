@@ -4,8 +4,10 @@
 //! last (host, HELO, address, protocol and TLS, the delay since the hop
 //! before); the envelope beside the header (Return-Path and Delivered-To
 //! against From and To); the SPF/DKIM/DMARC/ARC/iprev verdicts as the
-//! receiving servers recorded them (Authentication-Results); the spam
-//! verdict; where the message is stored, and with which flags.
+//! receiving servers recorded them (Authentication-Results) and as they
+//! come out now (today's DNS, unless `--no-recheck`); the spam verdict;
+//! where the message is stored, with which flags, and its delivery history
+//! (why it went there).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use serde_json::json;
 use store::Store;
 
 use crate::admin::AdminError;
+use crate::config::Config;
 
 type Result<T> = std::result::Result<T, AdminError>;
 
@@ -84,9 +87,80 @@ async fn load(store: &Arc<dyn Store>, what: &str) -> Result<(Vec<u8>, Vec<store:
     Ok((raw, Vec::new()))
 }
 
-pub async fn trace(store: Arc<dyn Store>, what: &str, as_json: bool) -> Result<()> {
+/// How long re-checking may take before the trace is printed without it.
+const RECHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The SPF, DKIM, DMARC and ARC verdicts as they come out now, from the
+/// last hop's client address and HELO and the Return-Path: keys rotate
+/// and records change, so this can differ from what was recorded. None
+/// when the message does not say who handed it to the last server.
+async fn recheck(config: &Config, raw: &[u8], hops: &[Hop]) -> Result<Option<String>> {
+    let Some(last) = hops.last() else {
+        return Ok(None);
+    };
+    let Some(ip) = last.ip.as_deref().and_then(|ip| ip.parse().ok()) else {
+        return Ok(None);
+    };
+    let helo = last.helo.clone().or(last.from.clone()).unwrap_or_default();
+    let mail_from = values(raw, "Return-Path")
+        .first()
+        .map(|p| {
+            p.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+        .unwrap_or_default();
+    let err = |e: crate::serve::ServeError| AdminError(e.0);
+    let resolver = crate::serve::resolver(config).map_err(err)?;
+    let psl = Arc::new(crate::serve::public_suffix_list(config).map_err(err)?);
+    let verifier = crate::serve::any_verifier(config, &resolver, &psl);
+    let checks = async {
+        let sender = verifier.sender(ip, &helo, &mail_from).await;
+        verifier.message(&sender, raw, None).await
+    };
+    let Ok(verdict) = tokio::time::timeout(RECHECK_TIMEOUT, checks).await else {
+        return Ok(Some(format!(
+            "(the DNS did not answer within {}s: nothing re-checked)",
+            RECHECK_TIMEOUT.as_secs()
+        )));
+    };
+    let header = verdict.header.trim_end();
+    let value = header
+        .strip_prefix("Authentication-Results:")
+        .unwrap_or(header);
+    Ok(Some(value.split_whitespace().collect::<Vec<_>>().join(" ")))
+}
+
+/// The delivery history of the message (by its Message-ID): why it went
+/// where it went.
+async fn history_of(store: &Arc<dyn Store>, raw: &[u8]) -> Vec<store::HistoryEvent> {
+    let Some(id) = message::header::fields_named(raw, "Message-ID")
+        .first()
+        .and_then(|f| message::header::message_ids(f.value).into_iter().next())
+    else {
+        return Vec::new();
+    };
+    store
+        .history(store::HistoryQuery::MessageId(id), 5)
+        .await
+        .unwrap_or_default()
+}
+
+pub async fn trace(
+    store: Arc<dyn Store>,
+    config: &Config,
+    what: &str,
+    as_json: bool,
+    recheck_now: bool,
+) -> Result<()> {
     let (raw, copies) = load(&store, what).await?;
     let hops = hops(&raw);
+    let rechecked = match recheck_now {
+        true => recheck(config, &raw, &hops).await?,
+        false => None,
+    };
+    let history = history_of(&store, &raw).await;
     let one = |name: &str| values(&raw, name).into_iter().next();
     let report = json!({
         "message_id": one("Message-ID"),
@@ -101,9 +175,11 @@ pub async fn trace(store: Arc<dyn Store>, what: &str, as_json: bool) -> Result<(
         "authentication_results": values(&raw, "Authentication-Results"),
         "arc_authentication_results": values(&raw, "ARC-Authentication-Results"),
         "spam": one("X-Spam-Status"),
+        "rechecked_now": rechecked,
         "stored": copies.iter().map(|c| json!({
             "account": c.account, "mailbox": c.mailbox, "uid": c.uid, "flags": c.flags,
         })).collect::<Vec<_>>(),
+        "history": history.iter().map(crate::history::event_json).collect::<Vec<_>>(),
     });
     if as_json {
         println!(
@@ -113,6 +189,18 @@ pub async fn trace(store: Arc<dyn Store>, what: &str, as_json: bool) -> Result<(
         return Ok(());
     }
     print_report(&raw, &hops, &copies);
+    if let Some(now) = rechecked {
+        println!();
+        println!("Verdicts re-checked now (today's DNS: keys rotate, records change):");
+        println!("  {now}");
+    }
+    if !history.is_empty() {
+        println!();
+        println!("Delivery history (tern history):");
+        for e in &history {
+            println!("  {}", crate::history::line(e));
+        }
+    }
     Ok(())
 }
 

@@ -92,6 +92,8 @@ pub enum Command {
         #[arg(long)]
         no_recheck: bool,
     },
+    /// Write a man page for tern and for each of its commands into DIR.
+    Man { dir: PathBuf },
     /// What happened to the messages from or to ADDRESS, or to one message
     /// (WHAT: a Message-ID, the SMTP id of "queued as", a queue id):
     /// accepted or refused and why, where each copy was filed, each

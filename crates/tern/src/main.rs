@@ -10,6 +10,7 @@ mod dns_check;
 mod filters;
 mod history;
 mod mailbox_files;
+mod man;
 mod messages;
 mod metrics;
 mod reports;
@@ -28,6 +29,13 @@ use store::Store;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Needs no configuration and no store.
+    if let Command::Man { dir } = &cli.command {
+        return match man::write(dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
     let (config, development) = match load_config(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -138,6 +146,8 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
         } => trace::trace(store, &config, &message, json, !no_recheck)
             .await
             .map_err(|e| e.to_string()),
+        // Handled in main, before a store is opened; the same here.
+        Command::Man { dir } => man::write(&dir).map(drop),
         Command::History { what, json, limit } => history::history(store, &what, json, limit)
             .await
             .map_err(|e| e.to_string()),

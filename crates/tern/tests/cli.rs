@@ -402,3 +402,63 @@ fn admin_while_the_server_runs() {
         expected
     );
 }
+
+/// `tern man DIR`: a page for tern and for every command and subcommand
+/// `--help` lists, in roff with the sections man(1) expects; no store is
+/// opened (nothing is created in the working directory).
+#[test]
+fn man_pages_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(common::BIN)
+        .arg("man")
+        .arg(dir.path().join("man"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("tern-data").exists(), "a store was opened");
+    let commands = |args: &[&str]| -> Vec<String> {
+        let help = Command::new(common::BIN)
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout).into_owned();
+        help.split("Commands:")
+            .nth(1)
+            .unwrap_or("")
+            .split("\n\n")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help")
+            .map(String::from)
+            .collect()
+    };
+    let top = commands(&[]);
+    assert!(
+        top.contains(&"history".to_string()) && top.contains(&"serve".to_string()),
+        "{top:?}"
+    );
+    let mut expected = vec!["tern".to_string()];
+    for c in &top {
+        expected.push(format!("tern-{c}"));
+        for sub in commands(&[c]) {
+            expected.push(format!("tern-{c}-{sub}"));
+        }
+    }
+    for name in &expected {
+        let page = std::fs::read_to_string(dir.path().join("man").join(format!("{name}.1")))
+            .unwrap_or_else(|e| panic!("{name}.1: {e}"));
+        for section in [".TH", ".SH NAME", ".SH SYNOPSIS"] {
+            assert!(page.contains(section), "{name}.1 has no {section}");
+        }
+    }
+    let written = std::fs::read_dir(dir.path().join("man")).unwrap().count();
+    assert_eq!(written, expected.len());
+}

@@ -10,8 +10,10 @@
 //! `response` (writing strings and status lines), `render` (ENVELOPE,
 //! BODYSTRUCTURE, sections), `thread` (the RFC 5256 algorithms), `rights` (RFC 4314), `error`
 //! (every failure and its response),
-//! `session` (the state machine, one module per command group), `server`.
+//! `session` (the state machine, one module per command group), `server`;
+//! `client` reads another server's responses (for `tern import`).
 
+pub mod client;
 pub mod error;
 pub mod mutf7;
 pub mod parse;

@@ -134,6 +134,49 @@ pub fn info<D>(conn: &rustls::ConnectionCommon<D>) -> TlsInfo {
     }
 }
 
+/// A TLS client that checks the server's certificate (RFC 9525 name
+/// checks, by rustls-webpki) against the roots in `ca_file` (PEM), or the
+/// system's (`SSL_CERT_FILE` honoured) when there is none.
+pub fn verifying_client(
+    ca_file: Option<&Path>,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| TlsError::Certificate {
+                    path: path.into(),
+                    reason: e.to_string(),
+                })?;
+            for cert in certs {
+                roots.add(cert).map_err(|e| TlsError::Certificate {
+                    path: path.into(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Config(
+            "no trust roots to check the server's certificate with (none installed)".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// A TLS client for opportunistic STARTTLS (RFC 3207 §4.1, RFC 7435): any
 /// certificate is accepted, since the alternative is plaintext. Destinations
 /// that require authenticated TLS (DANE, MTA-STS) use a verifying config instead.

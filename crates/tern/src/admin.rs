@@ -43,7 +43,7 @@ fn address(s: &str) -> Result<Mailbox> {
     Ok(m)
 }
 
-fn password(given: Option<String>) -> Result<String> {
+pub(crate) fn password(given: Option<String>) -> Result<String> {
     let password = match given {
         Some(p) => p,
         None => {

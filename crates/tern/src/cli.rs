@@ -62,9 +62,25 @@ pub enum Command {
     #[command(subcommand)]
     Sieve(SieveCmd),
     /// Bring mail into an account from a Maildir (with its folders, flags
-    /// and Dovecot keywords) or an mbox file; run again, it skips what is
-    /// already there.
-    Import { address: String, path: PathBuf },
+    /// and Dovecot keywords), an mbox file, or another IMAP server
+    /// (imaps://USER@HOST[:PORT], or imap:// with STARTTLS: every folder,
+    /// flags, dates); run again, it skips what is already there.
+    Import {
+        address: String,
+        /// A Maildir, an mbox, or imaps://USER@HOST[:PORT].
+        source: String,
+        /// The source server's password (default: read from standard input).
+        #[arg(long)]
+        password: Option<String>,
+        /// Trust roots (PEM) for the source server's certificate, instead
+        /// of the system's.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Accept any certificate from the source server (an old server's
+        /// self-signed one); the password is then exposed to a man in the middle.
+        #[arg(long, conflicts_with = "ca_file")]
+        insecure: bool,
+    },
     /// Write an account's mail out as a Maildir (folders as .Name, flags
     /// and keywords kept).
     Export { address: String, dir: PathBuf },

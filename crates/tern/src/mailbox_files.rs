@@ -30,12 +30,12 @@ type Result<T> = std::result::Result<T, AdminError>;
 /// Messages stored per transaction.
 const BATCH: usize = 200;
 
-/// One message found in the files.
-struct Found {
-    folder: String,
-    raw: Vec<u8>,
-    flags: Vec<String>,
-    date: i64,
+/// One message found in the files (or on another server).
+pub(crate) struct Found {
+    pub folder: String,
+    pub raw: Vec<u8>,
+    pub flags: Vec<String>,
+    pub date: i64,
 }
 
 /// A Maildir message file, read when its batch is stored (an import
@@ -284,8 +284,9 @@ async fn existing(store: &Arc<dyn Store>, account: AccountId) -> Result<HashSet<
 }
 
 /// Stores what it is given, a batch at a time, skipping what is there.
-struct Importer {
+pub(crate) struct Importer {
     store: Arc<dyn Store>,
+    address: String,
     account: AccountId,
     known: HashSet<(String, String)>,
     batch: Vec<NewMessage>,
@@ -297,7 +298,46 @@ struct Importer {
 }
 
 impl Importer {
-    async fn add(&mut self, f: Found) -> Result<()> {
+    /// An import into `address`'s account; what it holds is read first.
+    pub async fn start(store: Arc<dyn Store>, address: &str) -> Result<Importer> {
+        let account = crate::admin::account_by_address(&store, address).await?;
+        let known = existing(&store, account.id).await?;
+        Ok(Importer {
+            store,
+            address: account.address,
+            account: account.id,
+            known,
+            batch: Vec::with_capacity(BATCH),
+            folders: Default::default(),
+            stored: 0,
+            skipped: 0,
+            total: None,
+        })
+    }
+
+    pub fn account(&self) -> AccountId {
+        self.account
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Store the last batch and say what was done.
+    pub async fn finish(mut self) -> Result<()> {
+        self.flush().await?;
+        eprintln!();
+        println!(
+            "imported {} message(s) into {} folder(s) of {}; {} already there",
+            self.stored,
+            self.folders.len(),
+            self.address,
+            self.skipped
+        );
+        Ok(())
+    }
+
+    pub async fn add(&mut self, f: Found) -> Result<()> {
         let key = identity(&f.raw, f.raw.len() as u64, f.date);
         if self.known.contains(&(f.folder.clone(), key)) {
             self.skipped += 1;
@@ -339,19 +379,8 @@ impl Importer {
 }
 
 pub async fn import(store: Arc<dyn Store>, address: &str, path: &Path) -> Result<()> {
-    let account = crate::admin::account_by_address(&store, address).await?;
     let meta = std::fs::metadata(path).map_err(|e| io_err(path, e))?;
-    let known = existing(&store, account.id).await?;
-    let mut importer = Importer {
-        store,
-        account: account.id,
-        known,
-        batch: Vec::with_capacity(BATCH),
-        folders: Default::default(),
-        stored: 0,
-        skipped: 0,
-        total: None,
-    };
+    let mut importer = Importer::start(store, address).await?;
     if meta.is_dir() {
         let mut files = Vec::new();
         read_maildir_tree(path, "", &mut files)?;
@@ -376,16 +405,7 @@ pub async fn import(store: Arc<dyn Store>, address: &str, path: &Path) -> Result
     } else {
         import_mbox(path, &mut importer).await?;
     }
-    importer.flush().await?;
-    eprintln!();
-    println!(
-        "imported {} message(s) into {} folder(s) of {}; {} already there",
-        importer.stored,
-        importer.folders.len(),
-        account.address,
-        importer.skipped
-    );
-    Ok(())
+    importer.finish().await
 }
 
 fn progress(n: usize, total: Option<usize>) {

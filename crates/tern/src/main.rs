@@ -9,6 +9,7 @@ mod config;
 mod dns_check;
 mod filters;
 mod history;
+mod imap_import;
 mod mailbox_files;
 mod man;
 mod messages;
@@ -126,9 +127,28 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
         Command::Spam(c) => spam::spam(store, &config, c).await,
         Command::Greylist(c) => spam::greylist(store, c).await,
         Command::Sieve(c) => filters::sieve(store, &config, c).await,
-        Command::Import { address, path } => mailbox_files::import(store, &address, &path)
-            .await
-            .map_err(|e| e.to_string()),
+        Command::Import {
+            address,
+            source,
+            password,
+            ca_file,
+            insecure,
+        } => match imap_import::parse_url(&source) {
+            None => mailbox_files::import(store, &address, std::path::Path::new(&source))
+                .await
+                .map_err(|e| e.to_string()),
+            Some(_) => {
+                let tls = match insecure {
+                    true => net::tls::opportunistic_client(&[]),
+                    false => net::tls::verifying_client(ca_file.as_deref(), &[]),
+                }
+                .map_err(|e| e.to_string())?;
+                let password = admin::password(password).map_err(|e| e.to_string())?;
+                imap_import::import(store, &address, &source, &password, tls)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        },
         Command::Export { address, dir } => mailbox_files::export(store, &address, &dir)
             .await
             .map_err(|e| e.to_string()),

@@ -120,6 +120,53 @@ fn maildir_and_mbox_in_and_out() {
     let again = dump(&server, "bob@a.test", "bob-pw");
     assert_eq!(again, listing);
 
+    // From another IMAP server (this one, over IMAPS, as alice): carol
+    // gets the same folders, flags and messages; the certificate checked
+    // against the server's own (self-signed) one.
+    server.admin_ok(&["account", "add", "carol@a.test", "--password", "carol-pw"]);
+    let url = format!(
+        "imaps://alice%40a.test@localhost:{}",
+        server.addr("imaps").port()
+    );
+    let cert = server.data_dir().join("tls/cert.pem");
+    let cert = cert.to_str().unwrap();
+    let from_imap = |extra: &[&str]| {
+        let mut args = vec![
+            "import",
+            "carol@a.test",
+            url.as_str(),
+            "--password",
+            "alice-pw",
+        ];
+        args.extend(extra);
+        server.admin_ok(&args)
+    };
+    let out = from_imap(&["--ca-file", cert]);
+    assert!(
+        out.contains("imported 7 message(s) into 5 folder(s) of carol@a.test"),
+        "{out}"
+    );
+    assert_eq!(dump(&server, "carol@a.test", "carol-pw"), listing);
+    // Again: nothing new; nothing marked seen at the source either.
+    let out = from_imap(&["--insecure"]);
+    assert!(
+        out.contains("imported 0 message(s)") && out.contains("; 7 already there"),
+        "{out}"
+    );
+    assert_eq!(dump(&server, "alice@a.test", "alice-pw"), listing);
+    // An unknown certificate, a wrong password, a bad URL: refused, clearly.
+    let err = server.admin_err(&["import", "carol@a.test", &url, "--password", "alice-pw"]);
+    assert!(err.contains("certificate"), "{err}");
+    let err = server.admin_err(&[
+        "import",
+        "carol@a.test",
+        &url,
+        "--password",
+        "wrong",
+        "--insecure",
+    ]);
+    assert!(err.contains("refused the login"), "{err}");
+
     // Errors: no such account, no such path, not a Maildir.
     let err = server.admin_err(&["import", "nobody@a.test", md.to_str().unwrap()]);
     assert!(err.contains("no account nobody@a.test"), "{err}");

@@ -219,6 +219,25 @@ impl Resolver {
             .collect())
     }
 
+    /// TLSA records (RFC 6698 §2): (usage, selector, matching type, data).
+    /// Whether the answer was DNSSEC-validated is not said here (DANE
+    /// needs it: RFC 7672 §2.2).
+    pub async fn tlsa(&self, name: &str) -> Result<Vec<(u8, u8, u8, Vec<u8>)>, DnsError> {
+        let records = self.lookup(name, RecordType::TLSA).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::TLSA(t) => Some((
+                    t.cert_usage.into(),
+                    t.selector.into(),
+                    t.matching.into(),
+                    t.cert_data,
+                )),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// A and AAAA records of a host (IPv6 first when it has both, as RFC 6724 would order them).
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
         let (v6, v4) = tokio::join!(

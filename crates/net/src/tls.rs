@@ -91,6 +91,66 @@ impl Identity {
     }
 }
 
+/// DANE-EE association data for the first certificate of a PEM file: the
+/// SHA-256 of its SubjectPublicKeyInfo, what a `TLSA 3 1 1` record
+/// publishes (RFC 7671 §5.1, RFC 7672 §3.1.1). The key, not the
+/// certificate: the record survives renewals that keep the key.
+pub fn dane_ee_spki_sha256(cert_file: &Path) -> Result<Vec<u8>, TlsError> {
+    use sha2::{Digest, Sha256};
+    let bad = |reason: String| TlsError::Certificate {
+        path: cert_file.into(),
+        reason,
+    };
+    let cert = CertificateDer::pem_file_iter(cert_file)
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no certificate in the file".into()))?
+        .map_err(|e| bad(e.to_string()))?;
+    let spki =
+        subject_public_key_info(&cert).ok_or_else(|| bad("not an X.509 certificate".into()))?;
+    Ok(Sha256::digest(spki).to_vec())
+}
+
+/// The SubjectPublicKeyInfo of a DER certificate, whole (tag and length
+/// included): the seventh field of tbsCertificate, after the optional
+/// version (RFC 5280 §4.1).
+pub fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+    let (_, certificate, _) = der_element(cert)?;
+    let (_, mut tbs, _) = der_element(certificate)?;
+    // [0] EXPLICIT version, then serialNumber, signature, issuer,
+    // validity, subject: skipped.
+    if tbs.first() == Some(&0xa0) {
+        tbs = der_element(tbs)?.2;
+    }
+    for _ in 0..5 {
+        tbs = der_element(tbs)?.2;
+    }
+    let (whole, _, _) = der_element(tbs)?;
+    (tbs.first() == Some(&0x30)).then_some(whole)
+}
+
+/// One DER element at the start of `bytes`: (the element whole, its
+/// contents, what follows it).
+fn der_element(bytes: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let first = *bytes.get(1)?;
+    let (length, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let length = bytes
+            .get(2..2 + n)?
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (length, 2 + n)
+    };
+    let end = header.checked_add(length)?;
+    let whole = bytes.get(..end)?;
+    Some((whole, &whole[header..], &bytes[end..]))
+}
+
 /// Write a file only its owner can read.
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -239,5 +299,26 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SPKI found by walking the DER is the one rcgen put in.
+    #[test]
+    fn finds_the_subject_public_key_info() {
+        let made = rcgen::generate_simple_self_signed(vec!["mx.a.test".into()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let der = made.cert.der();
+        let spki = subject_public_key_info(der).unwrap_or_default().to_vec();
+        use rcgen::PublicKeyData;
+        assert_eq!(spki, made.signing_key.subject_public_key_info());
+        assert_eq!(subject_public_key_info(&der[..40]), None);
+        assert_eq!(
+            subject_public_key_info(b"\x30\x85\xff\xff\xff\xff\xff"),
+            None
+        );
     }
 }

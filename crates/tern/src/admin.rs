@@ -366,6 +366,28 @@ pub struct DnsLines {
     /// RFC 6186 / RFC 8314 SRV records for mail clients: (owner, port,
     /// zone line) of each client service configured.
     pub srv: Vec<(String, u16, String)>,
+    /// DANE (RFC 7672 §3.1): (owner, SHA-256 of our key, zone line) of the
+    /// `TLSA 3 1 1` record for the certificate the MX serves; None without
+    /// an MX listener or before a certificate exists.
+    pub tlsa: Option<(String, Vec<u8>, String)>,
+}
+
+/// The certificate the listeners serve: `[tls] cert`, or the self-signed
+/// one made on the first start.
+pub fn served_certificate(config: &Config) -> std::path::PathBuf {
+    match &config.tls {
+        Some(files) => files.cert.clone(),
+        None => config.data_dir.join("tls").join("cert.pem"),
+    }
+}
+
+fn tlsa_line(config: &Config) -> Option<(String, Vec<u8>, String)> {
+    config.listeners.smtp?;
+    let hash = net::tls::dane_ee_spki_sha256(&served_certificate(config)).ok()?;
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let owner = format!("_25._tcp.{}", config.hostname);
+    let line = format!("{owner}. 3600 IN TLSA 3 1 1 {hex}");
+    Some((owner, hash, line))
 }
 
 /// MX, SPF, every DKIM key (older keys stay published for messages in
@@ -392,6 +414,7 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
             delivery::REPORT_LOCAL_PART
         ),
         srv: client_srv(config, name),
+        tlsa: tlsa_line(config),
     })
 }
 
@@ -421,6 +444,9 @@ pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<
             }
             println!("{}", lines.dmarc);
             for (_, _, line) in &lines.srv {
+                println!("{line}");
+            }
+            if let Some((_, _, line)) = &lines.tlsa {
                 println!("{line}");
             }
             Ok(())

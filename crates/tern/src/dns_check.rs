@@ -5,8 +5,9 @@
 //! and its forward match (FCrDNS, what Gmail-class receivers ask of a
 //! sender); SPF, evaluated for each address Tern sends from; every DKIM
 //! key; DMARC; the SRV records mail clients look for (RFC 6186, only a
-//! warning when missing). MTA-STS, TLS-RPT and TLSA come with the
-//! features that serve them.
+//! warning when missing); the MX's TLSA record against the certificate
+//! served now (DANE, RFC 7672: missing warns, wrong fails). MTA-STS and
+//! TLS-RPT come with the features that serve them.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -125,6 +126,9 @@ pub async fn check(store: Arc<dyn Store>, config: &Config, domain: &str) -> Resu
     findings.push(dmarc(&resolver, &name, &lines.dmarc).await);
     for (owner, port, line) in &lines.srv {
         findings.push(srv(&resolver, owner, *port, host, line).await);
+    }
+    if let Some((owner, hash, line)) = &lines.tlsa {
+        findings.push(tlsa(&resolver, owner, hash, line).await);
     }
 
     let mut failed = 0;
@@ -252,6 +256,37 @@ async fn srv(resolver: &dns::Resolver, owner: &str, port: u16, host: &str, line:
         )
         .warning(),
         Err(e) => Finding::bad(what, format!("DNS: {e}"), Some(line.to_string())).warning(),
+    }
+}
+
+/// RFC 7672 §3.1: a TLSA RRset for the MX must match the certificate we
+/// serve, or senders that check DANE cannot deliver at all; none is a
+/// warning (they fall back to opportunistic TLS). Only DANE-EE records
+/// with the SPKI and SHA-256 (3 1 1, what `dns records` prints) are
+/// checked; others are reported as not checked.
+async fn tlsa(resolver: &dns::Resolver, owner: &str, hash: &[u8], line: &str) -> Finding {
+    let what = format!("TLSA {owner}");
+    let fix = Some(line.to_string());
+    match found(resolver.tlsa(owner).await) {
+        Ok(r) if r.is_empty() => Finding::bad(
+            what,
+            "not published (senders that check DANE use opportunistic TLS)",
+            fix,
+        )
+        .warning(),
+        Ok(r)
+            if r.iter()
+                .any(|(u, s, m, d)| (*u, *s, *m) == (3, 1, 1) && d == hash) =>
+        {
+            Finding::ok(what)
+        }
+        Ok(r) if r.iter().any(|(u, s, m, _)| (*u, *s, *m) == (3, 1, 1)) => Finding::bad(
+            what,
+            "no record matches the certificate served now: DANE senders cannot deliver",
+            fix,
+        ),
+        Ok(_) => Finding::bad(what, "only records Tern does not check (not 3 1 1)", fix).warning(),
+        Err(e) => Finding::bad(what, format!("DNS: {e}"), fix),
     }
 }
 

@@ -73,6 +73,47 @@ fn a_published_zone_passes_and_each_broken_record_is_named() {
     let (ok, out) = check(&server);
     assert!(ok && out.contains("OK    SRV _imaps._tcp.b.test"), "{out}");
 
+    // DANE: no TLSA warns; the one `dns records` prints matches the
+    // certificate served (checked here against openssl's own hash of it);
+    // a TLSA for another key fails (DANE senders could not deliver).
+    assert!(
+        out.contains("WARN  TLSA _25._tcp.mx.b.test: not published"),
+        "{out}"
+    );
+    let records = server.admin_ok(&["dns", "records", "b.test"]);
+    let tlsa = records
+        .lines()
+        .find(|l| l.starts_with("_25._tcp.mx.b.test. 3600 IN TLSA 3 1 1 "))
+        .unwrap_or_else(|| panic!("no TLSA line in:\n{records}"));
+    let hex = tlsa.rsplit(' ').next().unwrap();
+    let cert = server.data_dir().join("tls/cert.pem");
+    let openssl = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in {} -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r",
+            cert.display()
+        ))
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&openssl.stdout);
+    assert_eq!(expected.split_whitespace().next(), Some(hex), "{expected}");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    net.dns.tlsa("_25._tcp.mx.b.test", 3, 1, 1, &[0u8; 32]);
+    let (ok, out) = check(&server);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  TLSA _25._tcp.mx.b.test: no record matches the certificate served now"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("fix: {tlsa}")), "{out}");
+    net.dns.remove("_25._tcp.mx.b.test");
+    net.dns.tlsa("_25._tcp.mx.b.test", 3, 1, 1, &bytes);
+    let (ok, out) = check(&server);
+    assert!(ok && out.contains("OK    TLSA _25._tcp.mx.b.test"), "{out}");
+
     // No PTR: FCrDNS fails.
     net.dns
         .remove(&format!("20.{}.0.127.in-addr.arpa", ip.octets()[2]));

@@ -161,6 +161,19 @@ impl TestDns {
         self
     }
 
+    /// A TLSA record (RFC 6698): usage, selector, matching type, data.
+    pub fn tlsa(&self, owner: &str, usage: u8, selector: u8, matching: u8, data: &[u8]) -> &Self {
+        use hickory_proto::rr::rdata::TLSA;
+        let tlsa = TLSA::new(
+            usage.into(),
+            selector.into(),
+            matching.into(),
+            data.to_vec(),
+        );
+        self.add(owner, RData::TLSA(tlsa));
+        self
+    }
+
     /// The reverse record of an IPv4 address (`d.c.b.a.in-addr.arpa PTR name`).
     pub fn ptr(&self, ip: Ipv4Addr, name_: &str) -> &Self {
         let [a, b, c, d] = ip.octets();

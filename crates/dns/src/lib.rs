@@ -4,9 +4,13 @@
 //! records of that type, and "try again later" (SERVFAIL, timeouts: never
 //! a reason to bounce). `mx` plans delivery by RFC 5321 §5.1 and RFC 7505.
 //!
+//! `mta_sts` reads and writes MTA-STS policies and fetches them (RFC 8461).
+//!
 //! Implementation notes
 //! - Every query is for a fully qualified name: no search domains.
 //! - Answers are bounded ([`MAX_MX`], [`MAX_ADDRESSES`]), hardening.md C-OB9.
+
+pub mod mta_sts;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -370,6 +370,32 @@ pub struct DnsLines {
     /// `TLSA 3 1 1` record for the certificate the MX serves; None without
     /// an MX listener or before a certificate exists.
     pub tlsa: Option<(String, Vec<u8>, String)>,
+    /// MTA-STS (RFC 8461 §3.1): the `_mta-sts` TXT line with the id of our
+    /// policy and the `mta-sts.DOMAIN` name senders fetch it from; None
+    /// without an https listener to serve it.
+    pub mta_sts: Option<MtaStsLines>,
+}
+
+pub struct MtaStsLines {
+    pub owner: String,
+    pub id: String,
+    pub txt: String,
+    pub host: String,
+    pub cname: String,
+}
+
+fn mta_sts_lines(config: &Config, name: &str) -> Option<MtaStsLines> {
+    config.listeners.https?;
+    let owner = format!("_mta-sts.{name}");
+    let id = config.mta_sts_policy().id();
+    let host = format!("mta-sts.{name}");
+    Some(MtaStsLines {
+        txt: format!("{owner}. 3600 IN TXT \"v=STSv1; id={id}\""),
+        cname: format!("{host}. 3600 IN CNAME {}.", config.hostname),
+        owner,
+        id,
+        host,
+    })
 }
 
 /// The certificate the listeners serve: `[tls] cert`, or the self-signed
@@ -415,6 +441,7 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
         ),
         srv: client_srv(config, name),
         tlsa: tlsa_line(config),
+        mta_sts: mta_sts_lines(config, name),
     })
 }
 
@@ -448,6 +475,10 @@ pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<
             }
             if let Some((_, _, line)) = &lines.tlsa {
                 println!("{line}");
+            }
+            if let Some(m) = &lines.mta_sts {
+                println!("{}", m.txt);
+                println!("{}", m.cname);
             }
             Ok(())
         }

@@ -65,6 +65,51 @@ pub struct Config {
     pub http: HttpSettings,
     #[serde(default)]
     pub history: HistorySettings,
+    #[serde(default)]
+    pub mta_sts: MtaStsSettings,
+}
+
+/// `[mta_sts]`: our own MTA-STS policy (RFC 8461), served on the https
+/// listener at `mta-sts.DOMAIN` for every domain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtaStsSettings {
+    /// "testing" (senders report failures, deliver anyway), "enforce"
+    /// (senders deliver only over verified TLS to our MX), "none".
+    #[serde(default = "default_mta_sts_mode")]
+    pub mode: String,
+    /// How long senders keep the policy.
+    #[serde(default = "default_mta_sts_max_age")]
+    pub max_age: Seconds,
+}
+
+impl Default for MtaStsSettings {
+    fn default() -> Self {
+        MtaStsSettings {
+            mode: default_mta_sts_mode(),
+            max_age: default_mta_sts_max_age(),
+        }
+    }
+}
+
+fn default_mta_sts_mode() -> String {
+    "testing".into()
+}
+
+fn default_mta_sts_max_age() -> Seconds {
+    Seconds(Duration::from_secs(7 * 86_400))
+}
+
+impl Config {
+    /// The MTA-STS policy we publish: our host name as the one MX.
+    pub fn mta_sts_policy(&self) -> dns::mta_sts::Policy {
+        dns::mta_sts::Policy {
+            mode: dns::mta_sts::Mode::parse(&self.mta_sts.mode)
+                .unwrap_or(dns::mta_sts::Mode::Testing),
+            mx: vec![self.hostname.clone()],
+            max_age: self.mta_sts.max_age.0.as_secs(),
+        }
+    }
 }
 
 /// `[history]`: the delivery history (`tern history`).
@@ -301,6 +346,16 @@ pub struct Outbound {
     pub data_timeout: Seconds,
     /// A relay for all mail (or some domains) instead of MX lookups.
     pub smarthost: Option<Smarthost>,
+    /// Trust roots (PEM) for WebPKI checks (MTA-STS policies); absent: the
+    /// system's (SSL_CERT_FILE honoured).
+    pub ca_file: Option<PathBuf>,
+    /// The port MTA-STS policies are fetched from (443; tests point it elsewhere).
+    #[serde(default = "default_mta_sts_port")]
+    pub mta_sts_port: u16,
+}
+
+fn default_mta_sts_port() -> u16 {
+    443
 }
 
 impl Default for Outbound {
@@ -314,6 +369,8 @@ impl Default for Outbound {
             command_timeout: default_smtp_timeout(),
             data_timeout: default_final_timeout(),
             smarthost: None,
+            ca_file: None,
+            mta_sts_port: default_mta_sts_port(),
         }
     }
 }
@@ -983,6 +1040,12 @@ impl Config {
         }
         if self.store.backend == BackendName::Postgres && self.store.url.is_none() {
             return Err("store.url: needed with backend = \"postgres\"".into());
+        }
+        if dns::mta_sts::Mode::parse(&self.mta_sts.mode).is_none() {
+            return Err(format!(
+                "mta_sts.mode: {:?} is not \"enforce\", \"testing\" or \"none\"",
+                self.mta_sts.mode
+            ));
         }
         Ok(())
     }

@@ -6,8 +6,9 @@
 //! sender); SPF, evaluated for each address Tern sends from; every DKIM
 //! key; DMARC; the SRV records mail clients look for (RFC 6186, only a
 //! warning when missing); the MX's TLSA record against the certificate
-//! served now (DANE, RFC 7672: missing warns, wrong fails). MTA-STS and
-//! TLS-RPT come with the features that serve them.
+//! served now (DANE, RFC 7672: missing warns, wrong fails); MTA-STS (RFC
+//! 8461: the `_mta-sts` record's id, then the policy fetched over HTTPS
+//! as a sender would, compared with ours).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -129,6 +130,9 @@ pub async fn check(store: Arc<dyn Store>, config: &Config, domain: &str) -> Resu
     }
     if let Some((owner, hash, line)) = &lines.tlsa {
         findings.push(tlsa(&resolver, owner, hash, line).await);
+    }
+    if let Some(m) = &lines.mta_sts {
+        findings.extend(mta_sts(&resolver, config, &name, m).await);
     }
 
     let mut failed = 0;
@@ -288,6 +292,68 @@ async fn tlsa(resolver: &dns::Resolver, owner: &str, hash: &[u8], line: &str) ->
         Ok(_) => Finding::bad(what, "only records Tern does not check (not 3 1 1)", fix).warning(),
         Err(e) => Finding::bad(what, format!("DNS: {e}"), fix),
     }
+}
+
+/// RFC 8461: the `_mta-sts` record names our policy's id, and the policy
+/// fetched as a sender would (HTTPS, verified certificate) is ours and
+/// names our MX. No record only warns (MTA-STS is optional); a record that
+/// leads nowhere fails (senders would find no policy, or an old one).
+async fn mta_sts(
+    resolver: &dns::Resolver,
+    config: &Config,
+    domain: &str,
+    m: &crate::admin::MtaStsLines,
+) -> Vec<Finding> {
+    let what = format!("MTA-STS {}", m.owner);
+    let fix = Some(m.txt.clone());
+    let id = match found(resolver.txt(&m.owner).await) {
+        Ok(r) if r.is_empty() => {
+            return vec![Finding::bad(what, "not published", fix).warning()];
+        }
+        Ok(r) => dns::mta_sts::record_id(&r),
+        Err(e) => Err(format!("DNS: {e}")),
+    };
+    let mut findings = vec![match id {
+        Ok(id) if id == m.id => Finding::ok(what),
+        Ok(id) => Finding::bad(
+            what,
+            format!(
+                "id={id}, not the id of the policy served now ({}): senders keep an old policy",
+                m.id
+            ),
+            fix,
+        ),
+        Err(e) => Finding::bad(what, e, fix),
+    }];
+    let what = format!("MTA-STS policy https://{}/.well-known/mta-sts.txt", m.host);
+    let fix = Some(format!(
+        "{} (and a certificate for {} on the https listener)",
+        m.cname, m.host
+    ));
+    let tls = match net::tls::verifying_client(config.outbound.ca_file.as_deref(), &[b"http/1.1"]) {
+        Ok(t) => t,
+        Err(e) => {
+            findings.push(Finding::bad(what, e.to_string(), fix));
+            return findings;
+        }
+    };
+    let ours = config.mta_sts_policy();
+    findings.push(
+        match dns::mta_sts::fetch(resolver, domain, tls, config.outbound.mta_sts_port).await {
+            Ok(p) if p == ours => Finding::ok(format!("{what}: mode {}", p.mode.as_str())),
+            Ok(p) if !p.matches(&config.hostname) => Finding::bad(
+                what,
+                format!(
+                    "does not name {} as an MX: senders in enforce mode would refuse it",
+                    config.hostname
+                ),
+                fix,
+            ),
+            Ok(_) => Finding::bad(what, "another policy than the one Tern serves", fix),
+            Err(e) => Finding::bad(what, format!("senders cannot fetch it: {e}"), fix),
+        },
+    );
+    findings
 }
 
 /// RFC 7489 §6.3: one record with a policy; p=none protects nothing.

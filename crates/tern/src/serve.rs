@@ -168,6 +168,7 @@ pub async fn serve(
                 hostname: config.hostname.clone(),
                 services: config.client_services(),
                 metrics_allow: config.http.metrics_allow.iter().map(|c| c.0).collect(),
+                mta_sts: config.mta_sts_policy(),
             },
             store.clone(),
             crate::metrics::ServerMetrics::install(store.clone())

@@ -86,6 +86,46 @@ pub fn mx_port() -> u16 {
     if root { 25 } else { 2525 }
 }
 
+/// The port of https listeners in multi-server tests (MTA-STS policies are
+/// fetched from 443): 443 when we may bind it (root), else 8443.
+pub fn https_port() -> u16 {
+    if mx_port() == 25 { 443 } else { 8443 }
+}
+
+/// A certificate and key made by openssl for these names, in `dir`:
+/// (cert.pem, key.pem).
+pub fn certificate(dir: &std::path::Path, names: &[&str]) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args(["-subj", &format!("/CN={}", names[0])])
+        .args(["-addext", &format!("subjectAltName={}", san.join(","))])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert.display().to_string(), key.display().to_string())
+}
+
 /// A test mail network: its own block 127.0.N.0/24 (N unique per test), an
 /// authoritative DNS server for the test domains, Tern servers and other peers.
 pub struct MailNet {

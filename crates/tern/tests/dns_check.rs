@@ -42,9 +42,19 @@ fn check(server: &TernServer) -> (bool, String) {
 #[test]
 fn a_published_zone_passes_and_each_broken_record_is_named() {
     let net = MailNet::new(151);
-    let imaps = format!("[listeners]\nimaps = \"{}:1993\"\n", net.ip(20));
-    let server = net.tern(20, "b.test", &[], &imaps);
     let ip = net.ip(20);
+    // A certificate for the MX and the MTA-STS host, trusted by the
+    // policy fetch (`[outbound] ca_file`).
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::certificate(dir.path(), &["mx.b.test", "mta-sts.b.test"]);
+    let port = common::https_port();
+    let extra = format!(
+        "[listeners]\nimaps = \"{ip}:1993\"\nhttps = \"{ip}:{port}\"\n\
+         [tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\
+         [outbound]\nca_file = \"{cert}\"\nmta_sts_port = {port}\n"
+    );
+    let server = net.tern(20, "b.test", &[], &extra);
+    net.dns.a("mta-sts.b.test", ip);
     publish(&net, &server, None);
     net.dns.ptr(ip, "mx.b.test");
 
@@ -56,6 +66,8 @@ fn a_published_zone_passes_and_each_broken_record_is_named() {
         &format!("OK    PTR {ip} -> mx.b.test -> {ip}"),
         &format!("OK    SPF b.test for {ip}"),
         "OK    DMARC _dmarc.b.test",
+        "OK    MTA-STS _mta-sts.b.test",
+        "OK    MTA-STS policy https://mta-sts.b.test/.well-known/mta-sts.txt: mode testing",
     ] {
         assert!(out.contains(what), "{what:?} missing in:\n{out}");
     }
@@ -86,12 +98,10 @@ fn a_published_zone_passes_and_each_broken_record_is_named() {
         .find(|l| l.starts_with("_25._tcp.mx.b.test. 3600 IN TLSA 3 1 1 "))
         .unwrap_or_else(|| panic!("no TLSA line in:\n{records}"));
     let hex = tlsa.rsplit(' ').next().unwrap();
-    let cert = server.data_dir().join("tls/cert.pem");
     let openssl = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "openssl x509 -in {} -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r",
-            cert.display()
+            "openssl x509 -in {cert} -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r"
         ))
         .output()
         .unwrap();
@@ -113,6 +123,37 @@ fn a_published_zone_passes_and_each_broken_record_is_named() {
     net.dns.tlsa("_25._tcp.mx.b.test", 3, 1, 1, &bytes);
     let (ok, out) = check(&server);
     assert!(ok && out.contains("OK    TLSA _25._tcp.mx.b.test"), "{out}");
+
+    // MTA-STS: a record with another id (senders would keep an old
+    // policy), then a policy host that does not resolve.
+    let mta_sts_line = records
+        .lines()
+        .find(|l| l.starts_with("_mta-sts.b.test. 3600 IN TXT \"v=STSv1; id="))
+        .unwrap_or_else(|| panic!("no _mta-sts line in:\n{records}"));
+    assert!(
+        records.contains("mta-sts.b.test. 3600 IN CNAME mx.b.test."),
+        "{records}"
+    );
+    net.dns
+        .remove("_mta-sts.b.test")
+        .txt("_mta-sts.b.test", "v=STSv1; id=old1");
+    let (ok, out) = check(&server);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  MTA-STS _mta-sts.b.test: id=old1, not the id"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("fix: {mta_sts_line}")), "{out}");
+    net.dns.remove("_mta-sts.b.test");
+    publish(&net, &server, Some("_mta-sts.b.test"));
+    net.dns.remove("mta-sts.b.test");
+    let (ok, out) = check(&server);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  MTA-STS policy https://mta-sts.b.test/.well-known/mta-sts.txt: senders cannot fetch it"),
+        "{out}"
+    );
+    net.dns.a("mta-sts.b.test", ip);
 
     // No PTR: FCrDNS fails.
     net.dns

@@ -303,6 +303,28 @@ fn bad_requests_get_clear_answers() {
         ),
     );
     assert_eq!(status, 413);
+    // Our MTA-STS policy, for our domains only (RFC 8461 §3.2).
+    let sts = |host: &str| {
+        http(
+            &server,
+            &format!(
+                "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    let (status, body) = sts("mta-sts.a.test");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{body}"
+    );
+    assert!(
+        body.ends_with("version: STSv1\r\nmode: testing\r\nmx: mx.a.test\r\nmax_age: 604800\r\n"),
+        "{body}"
+    );
+    assert_eq!(sts("mta-sts.elsewhere.test").0, 404);
+    assert_eq!(sts("a.test").0, 404);
     // Garbage is answered 400 and the server lives on.
     let (status, _) = http(&server, "NOT HTTP AT ALL\r\n\r\n");
     assert_eq!(status, 400);

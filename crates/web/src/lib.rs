@@ -1,7 +1,8 @@
 //! HTTP on the `http` and `https` listeners: what a mail server answers over
 //! the web. Today that is the operator's `/metrics` (Prometheus text format,
 //! from `[http] metrics_allow` only) and client autoconfiguration
-//! (Thunderbird autoconfig, Microsoft autodiscover, Apple profiles); JMAP and
+//! (Thunderbird autoconfig, Microsoft autodiscover, Apple profiles), our
+//! MTA-STS policy at `mta-sts.DOMAIN` (RFC 8461); JMAP and
 //! the webmail come on the same routes table.
 //!
 //! [`Web::respond`] is the whole of what a request gets: a pure function of

@@ -21,6 +21,8 @@ pub struct WebConfig {
     pub services: Vec<ClientService>,
     /// Who may read `/metrics` (`[http] metrics_allow`).
     pub metrics_allow: Vec<Cidr>,
+    /// Our MTA-STS policy (RFC 8461), served at `mta-sts.DOMAIN`.
+    pub mta_sts: dns::mta_sts::Policy,
 }
 
 /// Renders the Prometheus text exposition of the server's metrics.
@@ -43,6 +45,7 @@ enum Route {
     Autoconfig,
     Autodiscover,
     Mobileconfig,
+    MtaSts,
     NotFound,
 }
 
@@ -57,6 +60,7 @@ impl Route {
             }
             "/autodiscover/autodiscover.xml" => Route::Autodiscover,
             "/apple/mail.mobileconfig" => Route::Mobileconfig,
+            "/.well-known/mta-sts.txt" => Route::MtaSts,
             _ => Route::NotFound,
         }
     }
@@ -67,6 +71,7 @@ impl Route {
             Route::Autoconfig => "autoconfig",
             Route::Autodiscover => "autodiscover",
             Route::Mobileconfig => "mobileconfig",
+            Route::MtaSts => "mta-sts",
             Route::NotFound => "none",
         }
     }
@@ -113,6 +118,7 @@ impl Web {
                 Route::Autoconfig => self.autoconfig(&req).await,
                 Route::Autodiscover => self.autodiscover(&req).await,
                 Route::Mobileconfig => self.mobileconfig(&req).await,
+                Route::MtaSts => self.mta_sts(&req).await,
                 Route::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
             }
         };
@@ -209,6 +215,26 @@ impl Web {
                 StatusCode::NOT_FOUND,
                 "this server offers no IMAP or POP3 with submission to configure\n",
             ),
+        }
+    }
+
+    /// RFC 8461 §3.2: our policy, at `https://mta-sts.DOMAIN/.well-known/
+    /// mta-sts.txt` for each DOMAIN we serve (over plain http too: a
+    /// sender only believes it over https with a valid certificate).
+    async fn mta_sts(&self, req: &Request<Bytes>) -> Response<Bytes> {
+        let domain = host(req).and_then(|h| h.strip_prefix("mta-sts.").map(str::to_string));
+        let Some(domain) = domain else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        match self.serves_domain(&domain).await {
+            Ok(true) => {
+                let mut r = Response::new(Bytes::from(self.config.mta_sts.text()));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                r
+            }
+            Ok(false) => text(StatusCode::NOT_FOUND, "not a domain of this server\n"),
+            Err(r) => r,
         }
     }
 

@@ -97,6 +97,8 @@ pub enum Resolution {
 /// The local part of the address where each of our domains receives DMARC
 /// aggregate reports (the `rua=` that `tern dns records` prints).
 pub const REPORT_LOCAL_PART: &str = "dmarc-reports";
+/// Where TLS reports (RFC 8460) come, on every domain (`_smtp._tls` rua).
+pub const TLSRPT_LOCAL_PART: &str = "tls-reports";
 
 /// One accepted recipient of a transaction.
 #[derive(Debug, Clone)]

@@ -8,7 +8,9 @@ use message::{Domain, Mailbox};
 use policy::srs::Srs;
 use store::{AddressKind, StoreError};
 
-use crate::{LocalTarget, MAX_DEPTH, MAX_TARGETS, Mda, REPORT_LOCAL_PART, Resolution};
+use crate::{
+    LocalTarget, MAX_DEPTH, MAX_TARGETS, Mda, REPORT_LOCAL_PART, Resolution, TLSRPT_LOCAL_PART,
+};
 
 impl Mda {
     /// What `rcpt` means here (see the crate documentation for the order).
@@ -36,7 +38,11 @@ impl Mda {
         }
         match found {
             AddressKind::NotLocal => Ok(Resolution::NotLocal),
-            AddressKind::Unknown if rcpt.local().eq_ignore_ascii_case(REPORT_LOCAL_PART) => {
+            AddressKind::Unknown
+                if [REPORT_LOCAL_PART, TLSRPT_LOCAL_PART]
+                    .iter()
+                    .any(|l| rcpt.local().eq_ignore_ascii_case(l)) =>
+            {
                 Ok(Resolution::Reports)
             }
             AddressKind::Unknown => Ok(Resolution::Unknown),

@@ -1,18 +1,80 @@
-//! DMARC aggregate reports that other receivers send to our report address
-//! (RFC 7489 §7.2): found in the message (XML, gzip or zip attachment),
-//! decompressed within a bound (hardening.md C-MM9), summarised for the store
-//! and described for the operator (`tern report list` / `show`).
+//! Reports other receivers send to our report address: DMARC aggregate
+//! reports (RFC 7489 §7.2: XML, gzip or zip attachment) and TLS reports
+//! (RFC 8460: JSON, gzip), found in the message, decompressed within a
+//! bound (hardening.md C-MM9), summarised for the store and described for
+//! the operator (`tern report list` / `show`).
 
 use std::fmt::Write as _;
 
+use mail_auth::report::tlsrpt::TlsReport;
 use mail_auth::report::{DmarcResult, Report};
+use store::ReportKind;
 
 /// The largest report document Tern decompresses (RFC 7489 reports from the
 /// largest receivers stay well below).
 pub const MAX_DOCUMENT: usize = 20 << 20;
 
-/// The report in `message`, ready to keep; Err with the reason otherwise.
+const NO_DMARC: &str = "no DMARC aggregate report in it";
+
+/// The report in `message` (DMARC aggregate or TLS), ready to keep; Err
+/// with the reason otherwise.
 pub fn parse(message: &[u8], received_at: i64) -> Result<store::ReceivedReport, String> {
+    let dmarc = match parse_dmarc(message, received_at) {
+        Ok(report) => return Ok(report),
+        Err(e) => e,
+    };
+    // A TLS report's gzipped JSON also reads as a broken DMARC report.
+    parse_tls(message, received_at).map_err(|tls| match dmarc.as_str() {
+        NO_DMARC => format!("neither a DMARC aggregate report nor a TLS report ({tls})"),
+        _ => dmarc,
+    })
+}
+
+/// RFC 8460 §4: a TLS report, its sessions counted over every policy.
+fn parse_tls(message: &[u8], received_at: i64) -> Result<store::ReceivedReport, String> {
+    let report = TlsReport::parse_rfc5322(message, MAX_DOCUMENT).map_err(|e| match e {
+        mail_auth::report::Error::ReportParseError(why) => format!("bad TLS report JSON: {why}"),
+        mail_auth::report::Error::UncompressError(why) => format!("cannot decompress: {why}"),
+        mail_auth::report::Error::ReportTooLarge => {
+            format!("report larger than {} MiB", MAX_DOCUMENT >> 20)
+        }
+        _ => "no TLS report in it".to_string(),
+    })?;
+    let domain = report
+        .policies
+        .first()
+        .map(|p| p.policy.policy_domain.to_ascii_lowercase())
+        .unwrap_or_default();
+    if report.report_id.is_empty() || domain.is_empty() {
+        return Err("TLS report without report-id or policy-domain".into());
+    }
+    let sum = |f: fn(&mail_auth::report::tlsrpt::Summary) -> u32| -> u64 {
+        report
+            .policies
+            .iter()
+            .map(|p| u64::from(f(&p.summary)))
+            .sum()
+    };
+    let failed = sum(|s| s.total_failure);
+    Ok(store::ReceivedReport {
+        id: 0,
+        kind: ReportKind::Tls,
+        received_at,
+        org: report
+            .organization_name
+            .clone()
+            .unwrap_or_else(|| "(unnamed)".into()),
+        report_id: report.report_id.clone(),
+        domain,
+        begin: report.date_range.start_datetime.to_timestamp(),
+        end: report.date_range.end_datetime.to_timestamp(),
+        messages: sum(|s| s.total_success) + failed,
+        failed,
+        document: serde_json::to_vec(&report).map_err(|e| e.to_string())?,
+    })
+}
+
+fn parse_dmarc(message: &[u8], received_at: i64) -> Result<store::ReceivedReport, String> {
     let report = Report::parse_rfc5322(message, MAX_DOCUMENT).map_err(|e| match e {
         mail_auth::report::Error::MailParseError => "not a MIME message".to_string(),
         mail_auth::report::Error::ReportParseError(why) => format!("bad report XML: {why}"),
@@ -20,7 +82,7 @@ pub fn parse(message: &[u8], received_at: i64) -> Result<store::ReceivedReport, 
         mail_auth::report::Error::ReportTooLarge => {
             format!("report larger than {} MiB", MAX_DOCUMENT >> 20)
         }
-        mail_auth::report::Error::NoReportsFound => "no DMARC aggregate report in it".to_string(),
+        mail_auth::report::Error::NoReportsFound => NO_DMARC.to_string(),
     })?;
     let meta = &report.report_metadata;
     if meta.org_name.is_empty()
@@ -38,6 +100,7 @@ pub fn parse(message: &[u8], received_at: i64) -> Result<store::ReceivedReport, 
         .sum();
     Ok(store::ReceivedReport {
         id: 0,
+        kind: ReportKind::Dmarc,
         received_at,
         org: meta.org_name.clone(),
         report_id: meta.report_id.clone(),
@@ -58,22 +121,72 @@ fn passed(r: &mail_auth::report::Record) -> bool {
 
 /// One line for `tern report list`.
 pub fn summary(r: &store::ReceivedReport) -> String {
+    let counted = match r.kind {
+        ReportKind::Dmarc => format!("{} messages, {} failing DMARC", r.messages, r.failed),
+        ReportKind::Tls => format!("{} TLS sessions, {} failed", r.messages, r.failed),
+    };
     format!(
-        "{}\t{}\t{}\t{} to {}\t{} messages, {} failing DMARC\t{}",
+        "{}\t{}\t{}\t{}\t{} to {}\t{counted}\t{}",
         r.id,
+        r.kind.as_str(),
         r.domain,
         r.org,
         message::date::rfc5322(r.begin),
         message::date::rfc5322(r.end),
-        r.messages,
-        r.failed,
         r.report_id
     )
+}
+
+/// A TLS report for `tern report show`: per policy, the sessions that
+/// worked and failed, and why they failed (RFC 8460 §4.3 result types).
+fn describe_tls(r: &store::ReceivedReport) -> Result<String, String> {
+    let report: TlsReport = serde_json::from_slice(&r.document)
+        .map_err(|e| format!("stored report unreadable: {e}"))?;
+    let mut out = String::new();
+    let contact = report.contact_info.as_deref().unwrap_or("no contact");
+    let _ = writeln!(out, "TLS report {} from {} <{contact}>", r.report_id, r.org);
+    let _ = writeln!(
+        out,
+        "Period: {} to {}",
+        message::date::rfc5322(r.begin),
+        message::date::rfc5322(r.end)
+    );
+    let _ = writeln!(out, "Sessions: {} ({} failed)", r.messages, r.failed);
+    for p in &report.policies {
+        let d = &p.policy;
+        let _ = writeln!(
+            out,
+            "\nPolicy {:?} for {} (MX {}): {} successful, {} failed",
+            d.policy_type,
+            d.policy_domain,
+            d.mx_host.join(", "),
+            p.summary.total_success,
+            p.summary.total_failure
+        );
+        for f in &p.failure_details {
+            let ip = f.sending_mta_ip.map_or("?".into(), |ip| ip.to_string());
+            let mx = f.receiving_mx_hostname.as_deref().unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "  {:?}: {} session(s) from {ip} to {mx}{}",
+                f.result_type,
+                f.failed_session_count,
+                f.additional_information
+                    .as_deref()
+                    .map(|i| format!(" ({i})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Everything a report says, for `tern report show`: who sent mail as our
 /// domain, from which IPs, with which SPF/DKIM/DMARC outcome.
 pub fn describe(r: &store::ReceivedReport) -> Result<String, String> {
+    if r.kind == ReportKind::Tls {
+        return describe_tls(r);
+    }
     let report: Report = serde_json::from_slice(&r.document)
         .map_err(|e| format!("stored report unreadable: {e}"))?;
     let p = &report.policy_published;
@@ -181,9 +294,9 @@ mod tests {
     fn not_a_report_is_refused() {
         let plain = b"From: <x@y.test>\r\nSubject: hi\r\n\r\nhello\r\n";
         assert!(
-            parse(plain, 0)
-                .unwrap_err()
-                .contains("no DMARC aggregate report")
+            parse(plain, 0).unwrap_err().contains(
+                "neither a DMARC aggregate report nor a TLS report (no TLS report in it)"
+            )
         );
         // A gzip bomb is cut at the bound (C-MM9).
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

@@ -195,7 +195,7 @@ impl SmtpError {
                 Reply::new(
                     550,
                     Enhanced(5, 6, 0),
-                    format!("Not a DMARC aggregate report: {why}"),
+                    format!("Not a DMARC aggregate or TLS report: {why}"),
                 ),
                 false,
             ),

@@ -436,6 +436,7 @@ pub struct DomainEvaluations {
 pub struct ReceivedReport {
     /// Assigned by the store (0 when new).
     pub id: i64,
+    pub kind: ReportKind,
     pub received_at: i64,
     pub org: String,
     pub report_id: String,
@@ -443,11 +444,36 @@ pub struct ReceivedReport {
     pub domain: String,
     pub begin: i64,
     pub end: i64,
-    /// Messages counted, and those that failed DMARC.
+    /// Messages (DMARC) or TLS sessions (TLS-RPT) counted, and those that
+    /// failed DMARC or failed to set up TLS.
     pub messages: u64,
     pub failed: u64,
     /// The report as parsed, serialized by the policy crate (empty in listings).
     pub document: Vec<u8>,
+}
+
+/// What a received report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// A DMARC aggregate report (RFC 7489 §7.2).
+    Dmarc,
+    /// A TLS report (RFC 8460): how senders' TLS to our MX went.
+    Tls,
+}
+
+impl ReportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportKind::Dmarc => "dmarc",
+            ReportKind::Tls => "tls",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReportKind> {
+        [ReportKind::Dmarc, ReportKind::Tls]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 /// What a backup holds (counted in the copy, after its integrity check).

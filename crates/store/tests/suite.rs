@@ -210,6 +210,7 @@ async fn dmarc_reporting(s: Arc<dyn Store>) {
 
     let report = ReceivedReport {
         id: 0,
+        kind: ReportKind::Dmarc,
         received_at: 5,
         org: "google.com".into(),
         report_id: "r1".into(),
@@ -234,8 +235,23 @@ async fn dmarc_reporting(s: Arc<dyn Store>) {
     assert_eq!(list.len(), 1);
     assert!(list[0].document.is_empty());
     let got = s.received_report(id).await.unwrap().unwrap();
-    assert_eq!(got, ReceivedReport { id, ..report });
-    assert_eq!(s.received_report(id + 1).await.unwrap(), None);
+    assert_eq!(
+        got,
+        ReceivedReport {
+            id,
+            ..report.clone()
+        }
+    );
+    // A TLS report with the same organisation and id is another report.
+    let tls = ReceivedReport {
+        kind: ReportKind::Tls,
+        ..report
+    };
+    let tls_id = s.add_received_report(tls.clone()).await.unwrap().unwrap();
+    assert_eq!(s.add_received_report(tls.clone()).await.unwrap(), None);
+    let got = s.received_report(tls_id).await.unwrap().unwrap();
+    assert_eq!(got, ReceivedReport { id: tls_id, ..tls });
+    assert_eq!(s.received_report(tls_id + 1).await.unwrap(), None);
 }
 
 async fn dkim_keys(s: Arc<dyn Store>) {

@@ -374,6 +374,9 @@ pub struct DnsLines {
     /// policy and the `mta-sts.DOMAIN` name senders fetch it from; None
     /// without an https listener to serve it.
     pub mta_sts: Option<MtaStsLines>,
+    /// TLS reporting (RFC 8460 §3): (owner, zone line) of `_smtp._tls`,
+    /// the reports to our TLS report address.
+    pub tlsrpt: (String, String),
 }
 
 pub struct MtaStsLines {
@@ -442,6 +445,14 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
         srv: client_srv(config, name),
         tlsa: tlsa_line(config),
         mta_sts: mta_sts_lines(config, name),
+        tlsrpt: {
+            let owner = format!("_smtp._tls.{name}");
+            let line = format!(
+                "{owner}. 3600 IN TXT \"v=TLSRPTv1; rua=mailto:{}@{name}\"",
+                delivery::TLSRPT_LOCAL_PART
+            );
+            (owner, line)
+        },
     })
 }
 
@@ -480,6 +491,7 @@ pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<
                 println!("{}", m.txt);
                 println!("{}", m.cname);
             }
+            println!("{}", lines.tlsrpt.1);
             Ok(())
         }
         DnsCmd::Check { domain } => crate::dns_check::check(store, config, &domain).await,

@@ -195,10 +195,12 @@ pub enum GreylistCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCmd {
-    /// One line per DMARC aggregate report received at our report address.
+    /// One line per report received at our report addresses: DMARC
+    /// aggregate reports and TLS reports (RFC 8460).
     List,
     /// One received report: who sent mail as our domain, from which IPs, with
-    /// which SPF/DKIM/DMARC outcome.
+    /// which SPF/DKIM/DMARC outcome; or, for a TLS report, how senders' TLS
+    /// to our MX went and why sessions failed.
     Show { id: i64 },
     /// Send the aggregate reports that are due now (everything recorded
     /// before the current reporting interval began).

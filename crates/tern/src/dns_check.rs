@@ -8,7 +8,8 @@
 //! warning when missing); the MX's TLSA record against the certificate
 //! served now (DANE, RFC 7672: missing warns, wrong fails); MTA-STS (RFC
 //! 8461: the `_mta-sts` record's id, then the policy fetched over HTTPS
-//! as a sender would, compared with ours).
+//! as a sender would, compared with ours); TLS-RPT (RFC 8460: the
+//! `_smtp._tls` record reaches our report address).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -134,6 +135,7 @@ pub async fn check(store: Arc<dyn Store>, config: &Config, domain: &str) -> Resu
     if let Some(m) = &lines.mta_sts {
         findings.extend(mta_sts(&resolver, config, &name, m).await);
     }
+    findings.push(tlsrpt(&resolver, &name, &lines.tlsrpt.0, &lines.tlsrpt.1).await);
 
     let mut failed = 0;
     for f in &findings {
@@ -354,6 +356,32 @@ async fn mta_sts(
         },
     );
     findings
+}
+
+/// RFC 8460 §3: one `v=TLSRPTv1` record whose rua reaches our TLS report
+/// address (optional: missing or elsewhere warns).
+async fn tlsrpt(resolver: &dns::Resolver, domain: &str, owner: &str, line: &str) -> Finding {
+    let what = format!("TLS-RPT {owner}");
+    let fix = Some(line.to_string());
+    let ours = format!("mailto:{}@{domain}", delivery::TLSRPT_LOCAL_PART);
+    let records: Vec<String> = match found(resolver.txt(owner).await) {
+        Ok(r) => r
+            .into_iter()
+            .filter(|t| t.trim_start().starts_with("v=TLSRPTv1"))
+            .collect(),
+        Err(e) => return Finding::bad(what, format!("DNS: {e}"), fix),
+    };
+    match records.as_slice() {
+        [] => Finding::bad(
+            what,
+            "not published (no reports on senders' TLS to us)",
+            fix,
+        )
+        .warning(),
+        [one] if one.to_ascii_lowercase().contains(&ours) => Finding::ok(what),
+        [_] => Finding::bad(what, format!("reports go elsewhere, not to {ours}"), fix).warning(),
+        _ => Finding::bad(what, "more than one record (senders report to none)", fix).warning(),
+    }
 }
 
 /// RFC 7489 §6.3: one record with a policy; p=none protects nothing.

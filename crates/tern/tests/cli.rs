@@ -221,7 +221,7 @@ fn dns_records_and_queue() {
     e.ok(&["domain", "add", "a.test"]);
     let records = e.ok(&["dns", "records", "a.test"]);
     let lines: Vec<&str> = records.lines().collect();
-    assert_eq!(lines.len(), 5, "{records}");
+    assert_eq!(lines.len(), 6, "{records}");
     assert_eq!(lines[0], "a.test. 3600 IN MX 10 mx.a.test.");
     assert_eq!(lines[1], "a.test. 3600 IN TXT \"v=spf1 mx -all\"");
     let dkim: Vec<&&str> = lines
@@ -239,6 +239,10 @@ fn dns_records_and_queue() {
         lines[4],
         "_dmarc.a.test. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@a.test\""
     );
+    assert_eq!(
+        lines[5],
+        "_smtp._tls.a.test. 3600 IN TXT \"v=TLSRPTv1; rua=mailto:tls-reports@a.test\""
+    );
     // Rotation adds two selectors (published at once, signing later).
     let rotated = e.ok(&["dkim", "rotate", "a.test"]);
     assert_eq!(
@@ -249,7 +253,7 @@ fn dns_records_and_queue() {
     let list = e.ok(&["dkim", "list", "a.test"]);
     assert_eq!(list.matches(" signing").count(), 2, "{list}");
     assert_eq!(list.matches(" signs from ").count(), 2, "{list}");
-    assert_eq!(e.ok(&["dns", "records", "a.test"]).lines().count(), 7);
+    assert_eq!(e.ok(&["dns", "records", "a.test"]).lines().count(), 8);
     e.fails(
         &["dkim", "rotate", "nowhere.test"],
         "domain nowhere.test not found",

@@ -88,7 +88,7 @@ fn a_reporting_period_is_reported_and_read_back() {
         !a.admin_ok(&["report", "list"]).is_empty()
     });
     let list = a.admin_ok(&["report", "list"]);
-    assert!(list.starts_with("1\ta.test\tc.test\t"), "{list}");
+    assert!(list.starts_with("1\tdmarc\ta.test\tc.test\t"), "{list}");
     assert!(list.contains("3 messages, 1 failing DMARC"), "{list}");
     let shown = a.admin_ok(&["report", "show", "1"]);
     for line in [
@@ -175,4 +175,55 @@ fn reports_go_out_on_schedule() {
         a.admin_ok(&["report", "list"])
             .contains("1 messages, 0 failing DMARC")
     });
+}
+
+/// RFC 8460: a TLS report (gzipped JSON in a multipart/report) sent to
+/// the address `dns records` publishes in `_smtp._tls` is parsed and kept,
+/// listed and shown beside the DMARC reports.
+#[test]
+fn tls_reports_are_received() {
+    let net = MailNet::new(163);
+    let a = net.tern(10, "a.test", &[], "");
+    let records = a.admin_ok(&["dns", "records", "a.test"]);
+    assert!(
+        records.contains(
+            "_smtp._tls.a.test. 3600 IN TXT \"v=TLSRPTv1; rua=mailto:tls-reports@a.test\""
+        ),
+        "{records}"
+    );
+    let report = common::python("tlsrpt_message.py", &["a.test", "5065427c-23d3"], b"");
+    let r = net.send_from(
+        60,
+        a.addr("smtp"),
+        "company-x.example",
+        "tls-reporting@company-x.example",
+        "tls-reports@a.test",
+        &report,
+    );
+    assert!(r[2].starts_with("250 "), "{r:?}");
+    let list = a.admin_ok(&["report", "list"]);
+    assert!(list.starts_with("1\ttls\ta.test\tCompany-X\t"), "{list}");
+    assert!(
+        list.contains("5629 TLS sessions, 303 failed\t5065427c-23d3"),
+        "{list}"
+    );
+    let shown = a.admin_ok(&["report", "show", "1"]);
+    for line in [
+        "TLS report 5065427c-23d3 from Company-X <sts-reporting@company-x.example>",
+        "Sessions: 5629 (303 failed)",
+        "for a.test (MX mx.a.test): 5326 successful, 303 failed",
+        "200 session(s) from 2001:db8:abcd:13::1 to mx.a.test",
+    ] {
+        assert!(shown.contains(line), "no {line:?} in\n{shown}");
+    }
+    // The same report again: kept once.
+    net.send_from(
+        60,
+        a.addr("smtp"),
+        "company-x.example",
+        "tls-reporting@company-x.example",
+        "tls-reports@a.test",
+        &report,
+    );
+    assert_eq!(a.admin_ok(&["report", "list"]).lines().count(), 1);
 }

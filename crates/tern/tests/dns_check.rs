@@ -67,6 +67,7 @@ fn a_published_zone_passes_and_each_broken_record_is_named() {
         &format!("OK    SPF b.test for {ip}"),
         "OK    DMARC _dmarc.b.test",
         "OK    MTA-STS _mta-sts.b.test",
+        "OK    TLS-RPT _smtp._tls.b.test",
         "OK    MTA-STS policy https://mta-sts.b.test/.well-known/mta-sts.txt: mode testing",
     ] {
         assert!(out.contains(what), "{what:?} missing in:\n{out}");
@@ -154,6 +155,20 @@ fn a_published_zone_passes_and_each_broken_record_is_named() {
         "{out}"
     );
     net.dns.a("mta-sts.b.test", ip);
+
+    // TLS-RPT to someone else's address: a warning.
+    net.dns.remove("_smtp._tls.b.test").txt(
+        "_smtp._tls.b.test",
+        "v=TLSRPTv1; rua=mailto:tls@elsewhere.test",
+    );
+    let (ok, out) = check(&server);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("WARN  TLS-RPT _smtp._tls.b.test: reports go elsewhere, not to mailto:tls-reports@b.test"),
+        "{out}"
+    );
+    net.dns.remove("_smtp._tls.b.test");
+    publish(&net, &server, Some("_smtp._tls.b.test"));
 
     // No PTR: FCrDNS fails.
     net.dns

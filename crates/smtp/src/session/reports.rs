@@ -34,7 +34,8 @@ impl SmtpSession {
                 return Ok(());
             }
         };
-        let (org, id, domain) = (
+        let (kind, org, id, domain) = (
+            report.kind,
             report.org.clone(),
             report.report_id.clone(),
             report.domain.clone(),
@@ -52,7 +53,8 @@ impl SmtpSession {
             report_id = %escape(&id),
             domain = %escape(&domain),
             kept = ?added,
-            "DMARC aggregate report received"
+            kind = kind.as_str(),
+            "report received"
         );
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! DMARC reporting (RFC 7489 §7): evaluations waiting for the next aggregate
-//! report, and the reports other receivers sent us.
+//! report, and the reports other receivers sent us (DMARC aggregate and
+//! TLS-RPT, RFC 8460).
 //!
 //! Implementation notes
 //! - Counting happens at report time (GROUP BY on the serialized row), so
@@ -14,10 +15,12 @@ use crate::error::Result;
 use crate::types::*;
 
 const REPORT_COLUMNS: &str =
-    "id, received_at, org, report_id, domain, begin, end, messages, failed";
+    "id, received_at, org, report_id, domain, begin, end, messages, failed, kind";
 
 fn received(r: &Row<'_>) -> rusqlite::Result<ReceivedReport> {
+    let kind: String = r.get(9)?;
     Ok(ReceivedReport {
+        kind: ReportKind::parse(&kind).unwrap_or(ReportKind::Dmarc),
         id: r.get(0)?,
         received_at: r.get(1)?,
         org: r.get(2)?,
@@ -125,8 +128,8 @@ impl SqliteStore {
         self.write(move |c| {
             let added = c
                 .prepare_cached(
-                    "INSERT INTO dmarc_reports(received_at, org, report_id, domain, begin, end, messages, failed, document)
-                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(org, report_id) DO NOTHING",
+                    "INSERT INTO received_reports(received_at, org, report_id, domain, begin, end, messages, failed, document, kind)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(kind, org, report_id) DO NOTHING",
                 )
                 .and_then(|mut st| {
                     st.execute(params![
@@ -138,7 +141,8 @@ impl SqliteStore {
                         r.end,
                         r.messages as i64,
                         r.failed as i64,
-                        r.document
+                        r.document,
+                        r.kind.as_str()
                     ])
                 })
                 .map_err(sql)?;
@@ -150,7 +154,7 @@ impl SqliteStore {
     pub(crate) async fn sql_received_reports(&self) -> Result<Vec<ReceivedReport>> {
         self.read(move |c| {
             c.prepare_cached(&format!(
-                "SELECT {REPORT_COLUMNS} FROM dmarc_reports ORDER BY id"
+                "SELECT {REPORT_COLUMNS} FROM received_reports ORDER BY id"
             ))
             .and_then(|mut st| st.query_map([], received)?.collect())
             .map_err(sql)
@@ -161,12 +165,12 @@ impl SqliteStore {
     pub(crate) async fn sql_received_report(&self, id: i64) -> Result<Option<ReceivedReport>> {
         self.read(move |c| {
             c.prepare_cached(&format!(
-                "SELECT {REPORT_COLUMNS}, document FROM dmarc_reports WHERE id = ?1"
+                "SELECT {REPORT_COLUMNS}, document FROM received_reports WHERE id = ?1"
             ))
             .and_then(|mut st| {
                 st.query_row([id], |r| {
                     let mut report = received(r)?;
-                    report.document = r.get(9)?;
+                    report.document = r.get(10)?;
                     Ok(report)
                 })
                 .optional()

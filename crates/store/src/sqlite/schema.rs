@@ -356,4 +356,32 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS history_sender ON history(sender) WHERE sender IS NOT NULL;
     CREATE INDEX IF NOT EXISTS history_recipient ON history(recipient) WHERE recipient IS NOT NULL;
     "#,
+    // 18: received reports of every kind (DMARC aggregate, TLS-RPT) in one
+    // table, unique per kind, organisation and report id. Written to run
+    // again harmlessly (the old table is made empty if it is gone).
+    r#"
+    CREATE TABLE IF NOT EXISTS received_reports (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        org TEXT NOT NULL,
+        report_id TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        begin INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        messages INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        document BLOB NOT NULL,
+        UNIQUE (kind, org, report_id)
+    );
+    CREATE TABLE IF NOT EXISTS dmarc_reports (
+        id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, org TEXT NOT NULL,
+        report_id TEXT NOT NULL, domain TEXT NOT NULL, begin INTEGER NOT NULL,
+        end INTEGER NOT NULL, messages INTEGER NOT NULL, failed INTEGER NOT NULL,
+        document BLOB NOT NULL
+    );
+    INSERT OR IGNORE INTO received_reports(id, kind, received_at, org, report_id, domain, begin, end, messages, failed, document)
+        SELECT id, 'dmarc', received_at, org, report_id, domain, begin, end, messages, failed, document FROM dmarc_reports;
+    DROP TABLE dmarc_reports;
+    "#,
 ];

@@ -377,6 +377,10 @@ pub struct DnsLines {
     /// TLS reporting (RFC 8460 §3): (owner, zone line) of `_smtp._tls`,
     /// the reports to our TLS report address.
     pub tlsrpt: (String, String),
+    /// The names clients ask for their settings (Thunderbird's
+    /// `autoconfig.DOMAIN`, Outlook's `autodiscover.DOMAIN`): (name, zone
+    /// line) pointing at us; empty without an http or https listener.
+    pub autoconfig: Vec<(String, String)>,
 }
 
 pub struct MtaStsLines {
@@ -445,6 +449,17 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
         srv: client_srv(config, name),
         tlsa: tlsa_line(config),
         mta_sts: mta_sts_lines(config, name),
+        autoconfig: match config.listeners.http.or(config.listeners.https) {
+            None => Vec::new(),
+            Some(_) => ["autoconfig", "autodiscover"]
+                .iter()
+                .map(|label| {
+                    let owner = format!("{label}.{name}");
+                    let line = format!("{owner}. 3600 IN CNAME {}.", config.hostname);
+                    (owner, line)
+                })
+                .collect(),
+        },
         tlsrpt: {
             let owner = format!("_smtp._tls.{name}");
             let line = format!(
@@ -492,6 +507,9 @@ pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<
                 println!("{}", m.cname);
             }
             println!("{}", lines.tlsrpt.1);
+            for (_, line) in &lines.autoconfig {
+                println!("{line}");
+            }
             Ok(())
         }
         DnsCmd::Check { domain } => crate::dns_check::check(store, config, &domain).await,

@@ -9,7 +9,8 @@
 //! served now (DANE, RFC 7672: missing warns, wrong fails); MTA-STS (RFC
 //! 8461: the `_mta-sts` record's id, then the policy fetched over HTTPS
 //! as a sender would, compared with ours); TLS-RPT (RFC 8460: the
-//! `_smtp._tls` record reaches our report address).
+//! `_smtp._tls` record reaches our report address); the autoconfig and
+//! autodiscover names clients ask (warnings only).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -136,6 +137,9 @@ pub async fn check(store: Arc<dyn Store>, config: &Config, domain: &str) -> Resu
         findings.extend(mta_sts(&resolver, config, &name, m).await);
     }
     findings.push(tlsrpt(&resolver, &name, &lines.tlsrpt.0, &lines.tlsrpt.1).await);
+    for (owner, line) in &lines.autoconfig {
+        findings.push(client_name(&resolver, owner, &addresses, line).await);
+    }
 
     let mut failed = 0;
     for f in &findings {
@@ -356,6 +360,26 @@ async fn mta_sts(
         },
     );
     findings
+}
+
+/// A name clients ask for their settings leads to our addresses (optional:
+/// a missing one only warns).
+async fn client_name(
+    resolver: &dns::Resolver,
+    owner: &str,
+    ours: &[IpAddr],
+    line: &str,
+) -> Finding {
+    let what = format!("autoconfig {owner}");
+    let fix = Some(line.to_string());
+    match resolver.addresses(owner).await {
+        Ok(found) if found.iter().any(|ip| ours.contains(ip)) => Finding::ok(what),
+        Ok(_) => Finding::bad(what, "leads to another server", fix).warning(),
+        Err(e) if e.is_temporary() => Finding::bad(what, format!("DNS: {e}"), fix).warning(),
+        Err(_) => {
+            Finding::bad(what, "not published (clients must be set up by hand)", fix).warning()
+        }
+    }
 }
 
 /// RFC 8460 §3: one `v=TLSRPTv1` record whose rua reaches our TLS report

@@ -85,6 +85,24 @@ fn a_published_zone_passes_and_each_broken_record_is_named() {
     net.dns.srv("_imaps._tcp.b.test", 1993, "mx.b.test");
     let (ok, out) = check(&server);
     assert!(ok && out.contains("OK    SRV _imaps._tcp.b.test"), "{out}");
+    // The names clients ask for their settings: warnings until they lead here.
+    assert!(
+        out.contains("WARN  autoconfig autoconfig.b.test: not published")
+            && out.contains("fix: autodiscover.b.test. 3600 IN CNAME mx.b.test."),
+        "{out}"
+    );
+    net.dns
+        .a("autoconfig.b.test", ip)
+        .a("autodiscover.b.test", net.ip(99));
+    let (ok, out) = check(&server);
+    assert!(
+        ok && out.contains("OK    autoconfig autoconfig.b.test"),
+        "{out}"
+    );
+    assert!(
+        out.contains("WARN  autoconfig autodiscover.b.test: leads to another server"),
+        "{out}"
+    );
 
     // DANE: no TLSA warns; the one `dns records` prints matches the
     // certificate served (checked here against openssl's own hash of it);

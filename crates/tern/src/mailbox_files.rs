@@ -225,26 +225,17 @@ async fn import_mbox(path: &Path, into: &mut Importer) -> Result<()> {
     } else {
         stem
     };
-    let iter = mail_parser::mailbox::mbox::MessageIterator::new(std::io::BufReader::new(file));
-    for (i, m) in iter.enumerate() {
-        let m = m.map_err(|_| {
-            AdminError(format!(
-                "{}: message {} of the mbox is broken",
-                path.display(),
-                i + 1
-            ))
-        })?;
-        let date = i64::try_from(m.internal_date()).unwrap_or(0);
-        let raw = crlf(m.unwrap_contents());
+    let mut reader = crate::mbox::MboxReader::new(std::io::BufReader::new(file));
+    while let Some(m) = reader
+        .next_message()
+        .map_err(|e| AdminError(format!("{}: {e}", path.display())))?
+    {
+        let raw = crlf(m.raw);
         into.add(Found {
             folder: folder.clone(),
             flags: mbox_flags(&raw),
             raw,
-            date: if date > 0 {
-                date
-            } else {
-                message::date::unix_now()
-            },
+            date: m.date.unwrap_or_else(message::date::unix_now),
         })
         .await?;
     }

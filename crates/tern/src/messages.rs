@@ -1,6 +1,6 @@
 //! Messages from files an operator points at: one message in a file, a
 //! directory of such files, a Maildir (its `cur` and `new`), or an mbox
-//! (a file that starts with "From "). Read with mail-parser's readers.
+//! (a file that starts with "From ", read by `crate::mbox`).
 
 use std::path::{Path, PathBuf};
 
@@ -18,19 +18,15 @@ pub fn read(path: &Path) -> Result<Vec<FileMessage>, String> {
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.starts_with(b"From ") {
-        let iter = mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(bytes));
+        let mut reader = crate::mbox::MboxReader::new(std::io::Cursor::new(bytes));
         let mut out = Vec::new();
-        for (i, m) in iter.enumerate() {
-            let m = m.map_err(|_| {
-                format!(
-                    "{}: message {} of the mbox is broken",
-                    path.display(),
-                    i + 1
-                )
-            })?;
+        while let Some(m) = reader
+            .next_message()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+        {
             out.push(FileMessage {
-                origin: format!("{}#{}", path.display(), i + 1),
-                raw: m.unwrap_contents(),
+                origin: format!("{}#{}", path.display(), out.len() + 1),
+                raw: m.raw,
             });
         }
         return Ok(out);

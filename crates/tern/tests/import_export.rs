@@ -177,3 +177,69 @@ fn maildir_and_mbox_in_and_out() {
     let err = server.admin_err(&["import", "alice@a.test", empty.to_str().unwrap()]);
     assert!(err.contains("not a Maildir"), "{err}");
 }
+
+/// 10,000 messages in one mbox, with 8-bit header fields, a body line that
+/// starts with "From " (not a separator: no address and date after it),
+/// and flags: every message arrives once, whole; a second run adds none.
+#[test]
+fn ten_thousand_messages_from_an_mbox() {
+    let server = common::smtp_server("");
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = dir.path().join("inbox");
+    let mut text = String::new();
+    for i in 0..10_000 {
+        text.push_str(&format!("From sender{i}@b.test Mon Jan  1 10:00:00 2024\n"));
+        if i % 1000 == 0 {
+            text.push_str(&format!("Subject: Grüße Nummer {i}\nStatus: RO\n"));
+        } else {
+            text.push_str(&format!("Subject: message {i}\n"));
+        }
+        text.push_str(&format!("Message-ID: <m{i}@b.test>\n\n"));
+        if i % 500 == 0 {
+            text.push_str("From the desk of the editor:\n");
+        }
+        text.push_str(&format!("body {i}\n\n"));
+    }
+    std::fs::write(&mbox, text).unwrap();
+    let out = server.admin_ok(&["import", "alice@a.test", mbox.to_str().unwrap()]);
+    assert!(
+        out.contains("imported 10000 message(s) into 1 folder(s) of alice@a.test; 0 already there"),
+        "{out}"
+    );
+    let store = common::probe(&server);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (count, seen, utf8, desk) = rt.block_on(async {
+        let account = store.0.list_accounts().await.unwrap();
+        let alice = account
+            .iter()
+            .find(|a| a.address == "alice@a.test")
+            .unwrap();
+        let inbox = store.0.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+        let entries = store.0.messages(inbox.id).await.unwrap();
+        let seen = entries
+            .iter()
+            .filter(|e| e.flags.iter().any(|f| f == "\\Seen"))
+            .count();
+        let first = store
+            .0
+            .message_content(inbox.id, entries[0].uid)
+            .await
+            .unwrap()
+            .unwrap();
+        (
+            entries.len(),
+            seen,
+            String::from_utf8_lossy(&first).contains("Subject: Grüße Nummer 0"),
+            String::from_utf8_lossy(&first).contains("\r\nFrom the desk of the editor:\r\nbody 0"),
+        )
+    });
+    assert_eq!(count, 10_000);
+    assert_eq!(seen, 10, "Status: RO on every 1000th");
+    assert!(utf8, "8-bit header kept");
+    assert!(desk, "a body line starting with From is the body's");
+    let out = server.admin_ok(&["import", "alice@a.test", mbox.to_str().unwrap()]);
+    assert!(
+        out.contains("imported 0 message(s)") && out.contains("; 10000 already there"),
+        "{out}"
+    );
+}

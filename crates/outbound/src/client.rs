@@ -126,6 +126,21 @@ pub enum ClientError {
     Protocol(String),
     #[error("TLS handshake failed: {0}")]
     Tls(String),
+    /// TLS was required (MTA-STS) and the server did not offer or refused it.
+    #[error("TLS required: {0}")]
+    TlsRequired(String),
+}
+
+/// How a connection does TLS.
+#[derive(Clone, Copy)]
+pub enum TlsUse<'a> {
+    /// None (a retry after an opportunistic handshake failed).
+    Off,
+    /// STARTTLS when offered, any certificate (`ClientSettings::tls`).
+    Opportunistic,
+    /// STARTTLS required and the certificate checked by this config for the
+    /// MX host's name (RFC 8461 §4.2).
+    Verified(&'a Arc<rustls::ClientConfig>),
 }
 
 impl ClientError {
@@ -257,14 +272,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connect, read the greeting, EHLO (HELO if refused), and STARTTLS when offered
-    /// and `try_tls`.
+    /// Connect, read the greeting, EHLO (HELO if refused), and STARTTLS as
+    /// `tls` says.
     pub async fn open(
         mx: &str,
         ip: IpAddr,
         port: u16,
         settings: &ClientSettings,
-        try_tls: bool,
+        tls: TlsUse<'_>,
     ) -> Result<Session, ClientError> {
         let t = &settings.timeouts;
         let tcp = tokio::time::timeout(
@@ -299,8 +314,16 @@ impl Session {
             .unwrap_or_default()
             .to_string();
         s.hello(&settings.helo_name).await?;
-        if try_tls && s.ext.starttls {
-            s.starttls(settings).await?;
+        match tls {
+            TlsUse::Off => {}
+            TlsUse::Opportunistic if s.ext.starttls => {
+                s.starttls(settings, &settings.tls, false).await?;
+            }
+            TlsUse::Opportunistic => {}
+            TlsUse::Verified(_) if !s.ext.starttls => {
+                return Err(ClientError::TlsRequired("STARTTLS is not offered".into()));
+            }
+            TlsUse::Verified(config) => s.starttls(settings, config, true).await?,
         }
         Ok(s)
     }
@@ -351,8 +374,21 @@ impl Session {
         Ok(())
     }
 
-    async fn starttls(&mut self, settings: &ClientSettings) -> Result<(), ClientError> {
+    /// STARTTLS with `config`; `required`: a refusal is an error (else the
+    /// session goes on in plaintext, RFC 3207 §4.1).
+    async fn starttls(
+        &mut self,
+        settings: &ClientSettings,
+        config: &Arc<rustls::ClientConfig>,
+        required: bool,
+    ) -> Result<(), ClientError> {
         let r = self.command("STARTTLS", "the STARTTLS reply").await?;
+        if r.code != 220 && required {
+            return Err(ClientError::TlsRequired(format!(
+                "STARTTLS refused: {}",
+                r.one_line()
+            )));
+        }
         if r.code != 220 {
             // Opportunistic TLS: go on in plaintext (RFC 3207 §4.1).
             tracing::info!(mx = %self.mx, reply = %r.one_line(), "STARTTLS refused; continuing without TLS");
@@ -368,13 +404,18 @@ impl Session {
         };
         let name = rustls::pki_types::ServerName::try_from(self.mx.clone())
             .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(self.ip.into()));
-        let connector = TlsConnector::from(settings.tls.clone());
+        let connector = TlsConnector::from(config.clone());
         let tls = tokio::time::timeout(self.timeouts.command, connector.connect(name, tcp))
             .await
             .map_err(|_| ClientError::Timeout("the TLS handshake"))?
             .map_err(|e| ClientError::Tls(e.to_string()))?;
         let info = net::tls::info(tls.get_ref().1);
-        self.tls = Some(format!("{} {}", info.version, info.cipher));
+        let checked = if required {
+            ", certificate verified"
+        } else {
+            ""
+        };
+        self.tls = Some(format!("{} {}{checked}", info.version, info.cipher));
         self.stream = Stream::Tls(Box::new(tls));
         // RFC 3207 §4.2: forget what the server said before; ask again.
         self.hello(&settings.helo_name).await

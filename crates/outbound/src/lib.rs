@@ -2,3 +2,4 @@ pub mod client;
 pub mod dmarc_reports;
 pub mod reply;
 pub mod runner;
+pub mod tls_policy;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use outbound::client::{
-    ClientError, ClientSettings, OutEnvelope, OutRecipient, RcptResult, Session, Timeouts,
+    ClientError, ClientSettings, OutEnvelope, OutRecipient, RcptResult, Session, Timeouts, TlsUse,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -126,7 +126,11 @@ async fn open(addr: SocketAddr, try_tls: bool) -> Result<Session, ClientError> {
         ip,
         addr.port(),
         &settings(Duration::from_secs(2)),
-        try_tls,
+        if try_tls {
+            TlsUse::Opportunistic
+        } else {
+            TlsUse::Off
+        },
     )
     .await
 }
@@ -365,7 +369,7 @@ async fn stalls_and_hangups() {
     let (addr, _) = server(vec![Stall(Duration::from_secs(10))]).await;
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let fast = settings(Duration::from_millis(300));
-    let e = Session::open("mx.test", ip, addr.port(), &fast, true)
+    let e = Session::open("mx.test", ip, addr.port(), &fast, TlsUse::Opportunistic)
         .await
         .err()
         .unwrap();
@@ -382,7 +386,7 @@ async fn stalls_and_hangups() {
         Stall(Duration::from_secs(10)),
     ]);
     let (addr, _) = server(script).await;
-    let mut s = Session::open("mx.test", ip, addr.port(), &fast, true)
+    let mut s = Session::open("mx.test", ip, addr.port(), &fast, TlsUse::Opportunistic)
         .await
         .unwrap();
     let e = s
@@ -412,7 +416,7 @@ async fn stalls_and_hangups() {
             line.clear();
         }
     });
-    let mut s = Session::open("mx.test", ip, port, &fast, true)
+    let mut s = Session::open("mx.test", ip, port, &fast, TlsUse::Opportunistic)
         .await
         .unwrap();
     let e = s

@@ -529,6 +529,33 @@ async fn queue_entries(s: Arc<dyn Store>) {
             ("y@c.test".to_string(), "queued".to_string())
         ]
     );
+    // A deleted message's id is never given again (the history links a
+    // message's attempts by it).
+    let first = stored.queue_id.unwrap();
+    s.queue_delete(first).await.unwrap();
+    let again = s
+        .store_message(NewMessage {
+            data: b"Subject: again\r\n\r\nx\r\n".to_vec(),
+            received_at: 6,
+            deliveries: vec![],
+            queue: Some(QueueInsert {
+                sender: "alice@a.test".into(),
+                recipients: vec![QueueRecipient {
+                    address: "x@b.test".into(),
+                    orcpt: None,
+                    notify: None,
+                }],
+                envid: None,
+                ret: None,
+                smtputf8: false,
+                eight_bit: false,
+                options: Default::default(),
+                submitter: None,
+            }),
+        })
+        .await
+        .unwrap();
+    assert!(again.queue_id.unwrap() > first, "{again:?} reuses {first}");
 }
 
 /// RFC 6710: due messages are claimed highest MT-PRIORITY first; RFC 4865:

@@ -352,6 +352,9 @@ pub struct Outbound {
     /// The port MTA-STS policies are fetched from (443; tests point it elsewhere).
     #[serde(default = "default_mta_sts_port")]
     pub mta_sts_port: u16,
+    /// Honour other domains' MTA-STS policies (RFC 8461) when sending.
+    #[serde(default = "yes")]
+    pub mta_sts: bool,
 }
 
 fn default_mta_sts_port() -> u16 {
@@ -371,6 +374,7 @@ impl Default for Outbound {
             smarthost: None,
             ca_file: None,
             mta_sts_port: default_mta_sts_port(),
+            mta_sts: true,
         }
     }
 }

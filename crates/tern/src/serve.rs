@@ -186,13 +186,8 @@ pub async fn serve(
         config.history.keep.0,
     ));
     let reporter = reporter(&config, &store, &mda, &resolver, &signer, psl);
-    let runner = outbound::runner::Runner::new(
-        store.clone(),
-        mda,
-        resolver,
-        outbound_config(&config)?,
-        signer,
-    );
+    let outbound = outbound_config(&config, &resolver)?;
+    let runner = outbound::runner::Runner::new(store.clone(), mda, resolver, outbound, signer);
     let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
     let runner_task = tokio::spawn(runner.run(async {
         let _ = runner_stopped.await;
@@ -423,7 +418,30 @@ pub(crate) fn any_verifier(
     policy::verify::Verifier::new(resolver.clone(), psl.clone(), cfg)
 }
 
-fn outbound_config(config: &Config) -> Result<OutboundConfig, ServeError> {
+/// Other domains' MTA-STS policies, when `[outbound] mta_sts` (and trust
+/// roots exist to check their certificates; without, a warning).
+fn mta_sts(config: &Config, resolver: &dns::Resolver) -> Option<Arc<outbound::tls_policy::MtaSts>> {
+    let o = &config.outbound;
+    if !o.mta_sts {
+        return None;
+    }
+    match net::tls::verifying_client(o.ca_file.as_deref(), &[]) {
+        Ok(verifying) => Some(Arc::new(outbound::tls_policy::MtaSts::new(
+            resolver.clone(),
+            verifying,
+            o.mta_sts_port,
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, "MTA-STS policies of other domains are not enforced");
+            None
+        }
+    }
+}
+
+fn outbound_config(
+    config: &Config,
+    resolver: &dns::Resolver,
+) -> Result<OutboundConfig, ServeError> {
     let o = &config.outbound;
     let tls = net::tls::opportunistic_client(&[]).map_err(|e| ServeError(e.to_string()))?;
     let smarthost = match &o.smarthost {
@@ -469,6 +487,7 @@ fn outbound_config(config: &Config) -> Result<OutboundConfig, ServeError> {
         max_per_domain: o.max_per_domain,
         local_ips,
         smarthost,
+        mta_sts: mta_sts(config, resolver),
     })
 }
 

@@ -12,6 +12,8 @@ pub(super) struct Route {
     port: u16,
     /// AUTH PLAIN credentials (smarthost only).
     credentials: Option<(String, String)>,
+    /// The TLS this destination gets (chosen once, here, for every connection).
+    pub(super) tls: TlsPolicy,
 }
 
 impl Runner {
@@ -34,11 +36,13 @@ impl Runner {
                 return run;
             }
         };
+        run.tls_policy = route.tls.label();
         // A session kept from the previous message to this domain: its last
         // transaction ended cleanly, so no RSET. If the server has closed it
         // meanwhile, that is no attempt worth recording: a new connection follows.
         if let Some(mut session) = self.take_pooled(domain) {
             let mut reused = DomainRun::new();
+            reused.tls_policy = run.tls_policy;
             match self
                 .transact(&mut session, &env, content, rcpts, &mut reused)
                 .await
@@ -156,7 +160,7 @@ impl Runner {
         rcpts: &[QueuedRecipient],
         run: &mut DomainRun,
     ) -> Result<Session, Reply> {
-        let mut session = match self.open(host, ip, route.port).await {
+        let mut session = match self.open(host, ip, route.port, &route.tls).await {
             Ok(s) => s,
             Err(e) => {
                 let reply = error_reply(&e);
@@ -191,19 +195,38 @@ impl Runner {
                 hosts: vec![s.host.clone()],
                 port: s.port,
                 credentials: s.credentials.clone(),
+                tls: TlsPolicy::Opportunistic,
             });
         }
         let reply = crate::client::local_reply;
         match self.resolver.mx_plan(domain).await {
-            Ok(MxPlan::Hosts(mut hosts)) => Ok(Route {
-                hosts: {
-                    // hardening.md C-OB9: a domain with 50 MX hosts gets the best few.
-                    hosts.truncate(MAX_MX_HOSTS);
-                    hosts
-                },
-                port: self.cfg.port,
-                credentials: None,
-            }),
+            Ok(MxPlan::Hosts(mut hosts)) => {
+                // hardening.md C-OB9: a domain with 50 MX hosts gets the best few.
+                hosts.truncate(MAX_MX_HOSTS);
+                let tls = match &self.cfg.mta_sts {
+                    Some(m) => m.policy_for(domain).await,
+                    None => TlsPolicy::Opportunistic,
+                };
+                // RFC 8461 §4.2: in enforce mode only the MX hosts the policy
+                // names; none left is a temporary failure.
+                let allowed: Vec<String> = hosts.into_iter().filter(|h| tls.allows_mx(h)).collect();
+                if allowed.is_empty() {
+                    return Err((
+                        reply(
+                            451,
+                            "4.7.5",
+                            &format!("MTA-STS: no MX host of {domain} is named by its policy"),
+                        ),
+                        false,
+                    ));
+                }
+                Ok(Route {
+                    hosts: allowed,
+                    port: self.cfg.port,
+                    credentials: None,
+                    tls,
+                })
+            }
             // RFC 7505 §4.2: 5.1.10.
             Ok(MxPlan::NullMx) => Err((
                 reply(
@@ -222,17 +245,38 @@ impl Runner {
         }
     }
 
+    /// A session as the destination's TLS policy asks: verified TLS first
+    /// when it has one (enforce: nothing else; testing: a failure is noted,
+    /// then opportunistic), else opportunistic, which falls back to
+    /// plaintext after a failed handshake (RFC 7435 §6).
     pub(super) async fn open(
         &self,
         host: &str,
         ip: IpAddr,
         port: u16,
+        policy: &TlsPolicy,
     ) -> Result<Session, ClientError> {
-        match Session::open(host, ip, port, &self.cfg.client, true).await {
-            // A failed handshake: opportunistic TLS falls back to plaintext (RFC 7435 §6).
+        let client = &self.cfg.client;
+        if let (true, Some(m)) = (policy.verifies(), &self.cfg.mta_sts) {
+            match Session::open(host, ip, port, client, TlsUse::Verified(&m.verifying)).await {
+                Ok(mut s) => {
+                    s.tls = s.tls.map(|t| format!("{t} ({})", policy.label()));
+                    return Ok(s);
+                }
+                Err(e @ (ClientError::Tls(_) | ClientError::TlsRequired(_))) => {
+                    if policy.enforced() {
+                        return Err(e);
+                    }
+                    // RFC 8461 §5: testing mode delivers anyway (and reports).
+                    tracing::info!(%host, %ip, error = %e, "MTA-STS testing: TLS would have failed; delivering anyway");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match Session::open(host, ip, port, client, TlsUse::Opportunistic).await {
             Err(ClientError::Tls(e)) => {
                 tracing::info!(%host, %ip, error = %e, "TLS failed; retrying without it");
-                Session::open(host, ip, port, &self.cfg.client, false).await
+                Session::open(host, ip, port, client, TlsUse::Off).await
             }
             other => other,
         }

@@ -27,8 +27,11 @@ use store::{
 };
 use tokio::sync::{Notify, Semaphore};
 
-use crate::client::{ClientError, ClientSettings, OutEnvelope, OutRecipient, RcptResult, Session};
+use crate::client::{
+    ClientError, ClientSettings, OutEnvelope, OutRecipient, RcptResult, Session, TlsUse,
+};
 use crate::reply::Reply;
+use crate::tls_policy::{MtaSts, TlsPolicy};
 use message::dsn::{self, Action, Report, Reported};
 
 mod hosts;
@@ -82,6 +85,9 @@ pub struct OutboundConfig {
     pub smarthost: Option<Smarthost>,
     /// Tell the sender once when a message is still undelivered after this long.
     pub delay_warning: Option<Duration>,
+    /// Other domains' MTA-STS policies, enforced (`[outbound] mta_sts`);
+    /// None: opportunistic TLS everywhere.
+    pub mta_sts: Option<Arc<MtaSts>>,
 }
 
 impl OutboundConfig {
@@ -134,6 +140,8 @@ struct DomainRun {
     relayed: Vec<String>,
     /// Recipients delivered into a local mailbox from the queue (held mail).
     delivered: Vec<String>,
+    /// The destination's TLS policy (`TlsPolicy::label`), for the metrics.
+    tls_policy: &'static str,
 }
 
 impl DomainRun {
@@ -143,6 +151,7 @@ impl DomainRun {
             results: Vec::new(),
             relayed: Vec::new(),
             delivered: Vec::new(),
+            tls_policy: TlsPolicy::Opportunistic.label(),
         }
     }
 
@@ -356,11 +365,9 @@ impl Runner {
                     reply = %a.reply,
                     "delivery attempt"
                 );
-                // Until destinations have typed TLS policies (DANE, MTA-STS),
-                // TLS on the way out is opportunistic or absent.
                 let tls = match (&a.mx, &a.tls) {
                     (None, _) => "local",
-                    (Some(_), Some(_)) => "opportunistic",
+                    (Some(_), Some(_)) => run.tls_policy,
                     (Some(_), None) => "none",
                 };
                 metrics::counter!("tern_delivery_attempts_total", "tls" => tls).increment(1);
@@ -511,6 +518,10 @@ fn join(rcpts: &[QueuedRecipient]) -> String {
 fn error_reply(e: &ClientError) -> Reply {
     match e {
         ClientError::Reply { reply, .. } => reply.clone(),
+        // RFC 3463 X.7.5: cryptographic failure (only when TLS was required).
+        ClientError::Tls(_) | ClientError::TlsRequired(_) => {
+            crate::client::local_reply(451, "4.7.5", &e.to_string())
+        }
         other => crate::client::local_reply(451, "4.4.2", &other.to_string()),
     }
 }
@@ -616,6 +627,7 @@ mod tests {
             local_ips: vec![],
             smarthost: None,
             delay_warning: None,
+            mta_sts: None,
         }
     }
 

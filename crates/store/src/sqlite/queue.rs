@@ -32,8 +32,16 @@ fn deliver_by(deadline: Option<i64>, mode: Option<String>) -> Option<DeliverBy> 
 
 pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Result<i64> {
     let o = &q.options;
-    c.prepare_cached("INSERT INTO queue_messages(blob_id, sender, envid, ret, smtputf8, eight_bit, created, release_at, deliver_by, by_mode, priority, submitter) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
-        .and_then(|mut st| st.execute(params![blob, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, now, o.release_at, o.deliver_by.map(|b| b.deadline), o.deliver_by.as_ref().map(by_mode), o.priority, q.submitter]))
+    // Never an id used before (migration 19): above every live one and the
+    // highest ever deleted.
+    let id: i64 = c
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT max(id) FROM queue_messages), 0), (SELECT id FROM queue_floor)) + 1",
+        )
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(sql)?;
+    c.prepare_cached("INSERT INTO queue_messages(id, blob_id, sender, envid, ret, smtputf8, eight_bit, created, release_at, deliver_by, by_mode, priority, submitter) VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+        .and_then(|mut st| st.execute(params![blob, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, now, o.release_at, o.deliver_by.map(|b| b.deadline), o.deliver_by.as_ref().map(by_mode), o.priority, q.submitter, id]))
         .map_err(sql)?;
     // A held account's mail waits with it (the compromised-account hold).
     let held: bool = match &q.submitter {
@@ -44,7 +52,6 @@ pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Re
         None => false,
     };
     let state = if held { HELD } else { QUEUED };
-    let id = c.last_insert_rowid();
     // RFC 4865: a held message is first due at its release time.
     let first = o.release_at.map_or(now, |at| at.max(now));
     let mut st = c

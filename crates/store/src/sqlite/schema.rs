@@ -384,4 +384,15 @@ pub const MIGRATIONS: &[&str] = &[
         SELECT id, 'dmarc', received_at, org, report_id, domain, begin, end, messages, failed, document FROM dmarc_reports;
     DROP TABLE dmarc_reports;
     "#,
+    // 19: queue ids are never used twice (the delivery history links a
+    // message's attempts by its queue id): the highest id ever deleted is
+    // remembered, as for blobs (13). Written to run again harmlessly.
+    r#"
+    CREATE TABLE IF NOT EXISTS queue_floor (id INTEGER NOT NULL);
+    INSERT INTO queue_floor SELECT coalesce(max(id), 0) FROM queue_messages
+        WHERE NOT EXISTS (SELECT 1 FROM queue_floor);
+    CREATE TRIGGER IF NOT EXISTS queue_messages_floor AFTER DELETE ON queue_messages BEGIN
+        UPDATE queue_floor SET id = max(id, old.id);
+    END;
+    "#,
 ];

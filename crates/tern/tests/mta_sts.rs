@@ -1,0 +1,131 @@
+//! MTA-STS enforced on send (RFC 8461 §4, §5): b.test publishes an
+//! enforce policy (served by a Tern over HTTPS); its MX is a server that
+//! is not Tern. With STARTTLS and a certificate valid for the MX name, the
+//! mail goes, and the attempt says the certificate was verified under the
+//! policy. An MX without STARTTLS, then an MX the policy does not name:
+//! the mail waits (4.7.5), never goes in plaintext or elsewhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{MailNet, Sink, mx_port, submit};
+use serde_json::Value;
+use testkit::TernServer;
+
+fn history(server: &TernServer, what: &str) -> Vec<Value> {
+    let out = server.admin_ok(&["history", what, "--json"]);
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn send(a: &TernServer, to: &str, subject: &str) {
+    let message = format!(
+        "From: <alice@a.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@a.test>\r\n\r\nHello.\r\n"
+    );
+    assert_eq!(submit(a, "alice@a.test", "alice-pw", &[to], &message), "{}");
+}
+
+/// The details of the attempts for the message `subject`, once `n` exist.
+fn attempts(net: &MailNet, a: &TernServer, subject: &str, n: usize) -> Vec<String> {
+    let id = format!("<{subject}@a.test>");
+    net.wait(30, &format!("{n} attempt(s) for {subject}"), &[a], || {
+        history(a, &id)
+            .iter()
+            .filter(|e| e["event"] == "attempt")
+            .count()
+            >= n
+    });
+    history(a, &id)
+        .iter()
+        .filter(|e| e["event"] == "attempt")
+        .map(|e| e["detail"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_enforce_policy_is_honoured() {
+    let net = MailNet::new(164);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::certificate(
+        dir.path(),
+        &["mx.b.test", "mta-sts.b.test", "mta-sts.c.test"],
+    );
+    let port = common::https_port();
+    let b_ip = net.ip(20);
+    let b = net.tern(
+        20,
+        "b.test",
+        &[],
+        &format!(
+            "[listeners]\nhttps = \"{b_ip}:{port}\"\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\
+             [mta_sts]\nmode = \"enforce\"\n"
+        ),
+    );
+    // b.test's MX is a server that is not Tern, at .30; its policy is b's.
+    let mx_ip = net.ip(30);
+    net.dns
+        .remove("mx.b.test")
+        .a("mx.b.test", mx_ip)
+        .a("mta-sts.b.test", b_ip);
+    let records = b.admin_ok(&["dns", "records", "b.test"]);
+    let txt = records
+        .lines()
+        .find(|l| l.starts_with("_mta-sts.b.test."))
+        .and_then(|l| l.split('"').nth(1))
+        .unwrap()
+        .to_string();
+    net.dns.txt("_mta-sts.b.test", &txt);
+    let a = net.tern(
+        10,
+        "a.test",
+        &[],
+        &format!("[outbound]\nca_file = \"{cert}\"\nmta_sts_port = {port}\n"),
+    );
+
+    // STARTTLS with a certificate for mx.b.test: delivered, verified.
+    let sink = Sink::start(mx_ip, mx_port(), &["--tls", &cert, &key]);
+    send(&a, "carol@b.test", "verified");
+    net.wait(30, "the message at the MX", &[&a], || {
+        sink.messages().len() == 1
+    });
+    let tried = attempts(&net, &a, "verified", 1);
+    assert!(
+        tried[0].contains("certificate verified (mta-sts)") && tried[0].contains("250"),
+        "{tried:?}"
+    );
+    drop(sink);
+
+    // The same MX without STARTTLS: enforce mode waits, nothing in plaintext.
+    let plain = Sink::start(mx_ip, mx_port(), &[]);
+    send(&a, "carol@b.test", "no-starttls");
+    let tried = attempts(&net, &a, "no-starttls", 2);
+    assert!(
+        tried
+            .iter()
+            .all(|t| t.contains("451 4.7.5") && t.contains("STARTTLS is not offered")),
+        "{tried:?}"
+    );
+    assert!(plain.messages().is_empty(), "sent in plaintext");
+    assert_eq!(net.queue(&a).len(), 1);
+
+    // c.test (also b's, so the same policy: mx.b.test only) has an MX
+    // host the policy does not name: it is not used at all.
+    b.admin_ok(&["domain", "add", "c.test"]);
+    net.dns
+        .mx("c.test", 10, "other.c.test")
+        .a("other.c.test", mx_ip);
+    net.dns
+        .a("mta-sts.c.test", b_ip)
+        .txt("_mta-sts.c.test", &txt);
+    send(&a, "dave@c.test", "unnamed-mx");
+    let tried = attempts(&net, &a, "unnamed-mx", 1);
+    assert!(
+        tried[0].contains("4.7.5 MTA-STS: no MX host of c.test is named by its policy"),
+        "{tried:?}"
+    );
+    assert!(plain.messages().is_empty());
+}

@@ -13,6 +13,24 @@ fn creds(tag: &str) -> Credentials {
     }
 }
 
+/// A plain queue entry from `sender` to x@b.test.
+fn to_x(sender: &str) -> QueueInsert {
+    QueueInsert {
+        sender: sender.into(),
+        recipients: vec![QueueRecipient {
+            address: "x@b.test".into(),
+            orcpt: None,
+            notify: None,
+        }],
+        envid: None,
+        ret: None,
+        smtputf8: false,
+        eight_bit: false,
+        options: Default::default(),
+        submitter: None,
+    }
+}
+
 fn open_sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
     store::open(&Backend::Sqlite(dir.path().to_path_buf())).unwrap()
 }
@@ -538,20 +556,7 @@ async fn queue_entries(s: Arc<dyn Store>) {
             data: b"Subject: again\r\n\r\nx\r\n".to_vec(),
             received_at: 6,
             deliveries: vec![],
-            queue: Some(QueueInsert {
-                sender: "alice@a.test".into(),
-                recipients: vec![QueueRecipient {
-                    address: "x@b.test".into(),
-                    orcpt: None,
-                    notify: None,
-                }],
-                envid: None,
-                ret: None,
-                smtputf8: false,
-                eight_bit: false,
-                options: Default::default(),
-                submitter: None,
-            }),
+            queue: Some(to_x("alice@a.test")),
         })
         .await
         .unwrap();
@@ -564,27 +569,16 @@ async fn queue_entries(s: Arc<dyn Store>) {
 async fn queue_priorities_and_holds(s: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for (priority, release_at) in [(-2, None), (0, None), (7, None), (9, Some(500))] {
-        let q = QueueInsert {
-            sender: "alice@a.test".into(),
-            recipients: vec![QueueRecipient {
-                address: format!("p{priority}@b.test"),
-                orcpt: None,
-                notify: None,
-            }],
-            envid: None,
-            ret: None,
-            smtputf8: false,
-            eight_bit: false,
-            submitter: None,
-            options: QueueOptions {
-                release_at,
-                deliver_by: Some(DeliverBy {
-                    deadline: 1000,
-                    returns: priority > 0,
-                    trace: true,
-                }),
-                priority,
-            },
+        let mut q = to_x("alice@a.test");
+        q.recipients[0].address = format!("p{priority}@b.test");
+        q.options = QueueOptions {
+            release_at,
+            deliver_by: Some(DeliverBy {
+                deadline: 1000,
+                returns: priority > 0,
+                trace: true,
+            }),
+            priority,
         };
         let stored = s
             .store_message(NewMessage {
@@ -876,20 +870,7 @@ async fn blobs_are_freed_with_their_last_reference() {
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("a")).await.unwrap();
     let b = s.add_account("bob@a.test", creds("b")).await.unwrap();
-    let queue = QueueInsert {
-        sender: "alice@a.test".into(),
-        recipients: vec![QueueRecipient {
-            address: "x@b.test".into(),
-            orcpt: None,
-            notify: None,
-        }],
-        envid: None,
-        ret: None,
-        smtputf8: false,
-        eight_bit: false,
-        options: Default::default(),
-        submitter: None,
-    };
+    let queue = to_x("alice@a.test");
     // One blob shared by alice's INBOX and the queue.
     let stored = s
         .store_message(NewMessage {

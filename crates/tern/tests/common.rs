@@ -570,3 +570,13 @@ impl OfflineTern {
         )
     }
 }
+
+/// `tern history WHAT --json`: the events.
+pub fn history(server: &TernServer, what: &str) -> Vec<serde_json::Value> {
+    let out = server.admin_ok(&["history", what, "--json"]);
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}

@@ -8,19 +8,8 @@
 
 mod common;
 
-use common::{MailNet, Sink, mx_port, submit};
+use common::{MailNet, Sink, history, mx_port, submit};
 use serde_json::Value;
-use testkit::TernServer;
-
-/// `tern history WHAT --json`: the events.
-fn history(server: &TernServer, what: &str) -> Vec<Value> {
-    let out = server.admin_ok(&["history", what, "--json"]);
-    serde_json::from_str::<Value>(&out)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
 
 /// The (event, recipient) pairs, in order.
 fn kinds(events: &[Value]) -> Vec<(String, String)> {

@@ -8,18 +8,8 @@
 
 mod common;
 
-use common::{MailNet, Sink, mx_port, submit};
-use serde_json::Value;
+use common::{MailNet, Sink, history, mx_port, submit};
 use testkit::TernServer;
-
-fn history(server: &TernServer, what: &str) -> Vec<Value> {
-    let out = server.admin_ok(&["history", what, "--json"]);
-    serde_json::from_str::<Value>(&out)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
 
 fn send(a: &TernServer, to: &str, subject: &str) {
     let message = format!(

@@ -110,18 +110,23 @@ fn index_of(msg: &NewMessage) -> Option<MessageIndex> {
 
 /// Keep a message's bytes; its id is never one used before (migration 13).
 ///
+/// An id `table` never had: above every live row and the highest ever
+/// deleted (kept in `floor` by a trigger). `SELECT max(id)` alone reads
+/// the last row; wrapped it would scan.
+pub(super) fn unused_id(c: &Connection, table: &str, floor: &str) -> Result<i64> {
+    c.prepare_cached(&format!(
+        "SELECT max(coalesce((SELECT max(id) FROM {table}), 0), (SELECT id FROM {floor})) + 1"
+    ))
+    .and_then(|mut st| st.query_row([], |r| r.get(0)))
+    .map_err(sql)
+}
+
 /// The id is read first, then inserted as a plain value: an INSERT that
 /// reads its own table in a subquery runs under a statement savepoint, and
 /// every savepoint makes FTS5 flush the search index's pending terms to
 /// disk (a third of the ingest speed, measured with `scripts/bench-sieve`).
 pub(super) fn insert_blob(c: &Connection, data: &[u8]) -> Result<i64> {
-    // `SELECT max(id)` alone reads the last row; wrapped it would scan.
-    let id: i64 = c
-        .prepare_cached(
-            "SELECT max(coalesce((SELECT max(id) FROM blobs), 0), (SELECT id FROM blob_floor)) + 1",
-        )
-        .and_then(|mut st| st.query_row([], |r| r.get(0)))
-        .map_err(sql)?;
+    let id = unused_id(c, "blobs", "blob_floor")?;
     c.prepare_cached("INSERT INTO blobs(id, data) VALUES (?1, ?2)")
         .and_then(|mut st| st.execute(params![id, data]))
         .map_err(sql)?;

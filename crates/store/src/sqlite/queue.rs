@@ -32,14 +32,8 @@ fn deliver_by(deadline: Option<i64>, mode: Option<String>) -> Option<DeliverBy> 
 
 pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Result<i64> {
     let o = &q.options;
-    // Never an id used before (migration 19): above every live one and the
-    // highest ever deleted.
-    let id: i64 = c
-        .prepare_cached(
-            "SELECT max(coalesce((SELECT max(id) FROM queue_messages), 0), (SELECT id FROM queue_floor)) + 1",
-        )
-        .and_then(|mut st| st.query_row([], |r| r.get(0)))
-        .map_err(sql)?;
+    // Never an id used before (migration 19).
+    let id = super::mail::unused_id(c, "queue_messages", "queue_floor")?;
     c.prepare_cached("INSERT INTO queue_messages(id, blob_id, sender, envid, ret, smtputf8, eight_bit, created, release_at, deliver_by, by_mode, priority, submitter) VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
         .and_then(|mut st| st.execute(params![blob, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, now, o.release_at, o.deliver_by.map(|b| b.deadline), o.deliver_by.as_ref().map(by_mode), o.priority, q.submitter, id]))
         .map_err(sql)?;

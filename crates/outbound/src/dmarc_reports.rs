@@ -43,6 +43,20 @@ pub struct Outcome {
     pub skipped: Vec<(String, String)>,
 }
 
+/// The domain our reports come from: the one our host name is in, else the first.
+pub(crate) async fn reporting_domain(
+    store: &Arc<dyn Store>,
+    hostname: &str,
+) -> Result<Option<String>, StoreError> {
+    let domains = store.list_domains().await?;
+    let host = hostname.to_ascii_lowercase();
+    let by_host = domains
+        .iter()
+        .filter(|d| host == d.name || host.ends_with(&format!(".{}", d.name)))
+        .max_by_key(|d| d.name.len());
+    Ok(by_host.or(domains.first()).map(|d| d.name.clone()))
+}
+
 pub struct Reporter {
     store: Arc<dyn Store>,
     mda: Arc<Mda>,
@@ -127,13 +141,7 @@ impl Reporter {
 
     /// Ours that reports come from: the domain of our hostname, else the first.
     async fn reporting_domain(&self) -> Result<Option<String>, StoreError> {
-        let domains = self.store.list_domains().await?;
-        let host = self.cfg.hostname.to_ascii_lowercase();
-        let by_host = domains
-            .iter()
-            .filter(|d| host == d.name || host.ends_with(&format!(".{}", d.name)))
-            .max_by_key(|d| d.name.len());
-        Ok(by_host.or(domains.first()).map(|d| d.name.clone()))
+        reporting_domain(&self.store, &self.cfg.hostname).await
     }
 
     async fn send_one(

@@ -3,3 +3,4 @@ pub mod dmarc_reports;
 pub mod reply;
 pub mod runner;
 pub mod tls_policy;
+pub mod tls_reports;

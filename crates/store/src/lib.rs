@@ -19,6 +19,7 @@ pub mod object_id;
 pub mod search;
 pub mod sieve;
 mod sqlite;
+pub mod tls_results;
 pub mod types;
 
 use std::sync::Arc;
@@ -34,15 +35,17 @@ pub use sqlite::SqliteStore;
 pub use sqlite::backup::FILE as SQLITE_FILE;
 /// (schema version of the database, version this build writes), read only.
 pub use sqlite::schema_status as sqlite_schema_status;
+pub use tls_results::{DomainTlsResults, TlsResult, TlsResultStore};
 pub use types::*;
 
 /// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).
 /// The spam defences' part is its own contract, [`AntispamStore`], and so
 /// are Sieve's, [`SieveStore`], the search index's, [`SearchStore`],
-/// shared mailboxes', [`AclStore`], and the delivery history's, [`HistoryStore`].
+/// shared mailboxes', [`AclStore`], the delivery history's, [`HistoryStore`],
+/// and TLS reporting's, [`TlsResultStore`].
 #[async_trait::async_trait]
 pub trait Store:
-    AntispamStore + SieveStore + SearchStore + AclStore + HistoryStore + Send + Sync
+    AntispamStore + SieveStore + SearchStore + AclStore + HistoryStore + TlsResultStore + Send + Sync
 {
     async fn add_domain(&self, name: &str) -> Result<DomainRecord>;
     async fn list_domains(&self) -> Result<Vec<DomainRecord>>;

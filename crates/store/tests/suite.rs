@@ -63,8 +63,50 @@ on_every_backend!(
     sieve_tracking,
     delivery_versions_and_created_folders,
     search_index,
-    delivery_history
+    delivery_history,
+    tls_results
 );
+
+/// RFC 8460 results: counted per domain, policy and failure; forgotten per
+/// domain once reported.
+async fn tls_results(s: Arc<dyn Store>) {
+    let r = |at, domain: &str, failure: Option<&str>| TlsResult {
+        at,
+        domain: domain.into(),
+        policy: "p".into(),
+        failure: failure.map(String::from),
+    };
+    s.record_tls_results(vec![
+        r(1, "B.test", None),
+        r(2, "b.test", None),
+        r(3, "b.test", Some("f")),
+        r(4, "c.test", None),
+        r(50, "b.test", None),
+    ]);
+    s.add_domain("flush.test").await.unwrap();
+    let due = s.tls_results_before(10).await.unwrap();
+    assert_eq!(
+        due,
+        [
+            DomainTlsResults {
+                domain: "b.test".into(),
+                rows: vec![("p".into(), None, 2), ("p".into(), Some("f".into()), 1)],
+            },
+            DomainTlsResults {
+                domain: "c.test".into(),
+                rows: vec![("p".into(), None, 1)],
+            },
+        ]
+    );
+    s.delete_tls_results("b.test", 10).await.unwrap();
+    let due = s.tls_results_before(100).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(
+        due[0].rows,
+        [("p".to_string(), None, 1)],
+        "the later one stays"
+    );
+}
 
 /// Events of two messages: found by address, Message-ID, SMTP id and queue
 /// id, each message's events linked by its ids, in the order of its life;

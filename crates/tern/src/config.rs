@@ -802,6 +802,13 @@ pub struct ReportSettings {
     /// at least daily is expected).
     #[serde(default = "default_report_interval")]
     pub dmarc_interval: Seconds,
+    /// Send TLS reports (RFC 8460) to the domains we deliver to that ask
+    /// for them (`_smtp._tls` rua=mailto:).
+    #[serde(default = "yes")]
+    pub tls_rpt_send: bool,
+    /// Their period (RFC 8460 §4.1: a day, from 00:00 UTC).
+    #[serde(default = "default_report_interval")]
+    pub tls_rpt_interval: Seconds,
 }
 
 impl Default for ReportSettings {
@@ -809,6 +816,8 @@ impl Default for ReportSettings {
         ReportSettings {
             dmarc_send: true,
             dmarc_interval: default_report_interval(),
+            tls_rpt_send: true,
+            tls_rpt_interval: default_report_interval(),
         }
     }
 }

@@ -186,6 +186,16 @@ pub async fn serve(
         config.history.keep.0,
     ));
     let reporter = reporter(&config, &store, &mda, &resolver, &signer, psl);
+    let tls_reporter = outbound::tls_reports::TlsReporter::new(
+        store.clone(),
+        mda.clone(),
+        signer.clone(),
+        resolver.clone(),
+        outbound::dmarc_reports::ReporterConfig {
+            hostname: config.hostname.clone(),
+            interval: config.reports.tls_rpt_interval.0.as_secs().max(1) as i64,
+        },
+    );
     let outbound = outbound_config(&config, &resolver)?;
     let runner = outbound::runner::Runner::new(store.clone(), mda, resolver, outbound, signer);
     let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -198,6 +208,12 @@ pub async fn serve(
             let _ = reporter_stopped.await;
         }));
     }
+    let (stop_tls_reporter, tls_reporter_stopped) = tokio::sync::oneshot::channel::<()>();
+    if config.reports.tls_rpt_send {
+        tokio::spawn(tls_reporter.run(async {
+            let _ = tls_reporter_stopped.await;
+        }));
+    }
     // Listening for SIGTERM before saying so: a stop right after "ready" must
     // be graceful too.
     let stop = stop_signal();
@@ -205,6 +221,7 @@ pub async fn serve(
     stop.await;
     let _ = stop_runner.send(());
     let _ = stop_reporter.send(());
+    let _ = stop_tls_reporter.send(());
     tracing::info!(
         "stopping: no new connections; sessions get {:?} to finish",
         config.shutdown_timeout.0

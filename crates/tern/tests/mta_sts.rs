@@ -119,3 +119,62 @@ fn an_enforce_policy_is_honoured() {
     );
     assert!(plain.messages().is_empty());
 }
+
+/// RFC 8460: a counts the TLS setups of its deliveries and, at the end of
+/// each period, sends each domain that asks (`_smtp._tls`) a TLS report:
+/// b.test (a Tern: STARTTLS, counted a success) and c.test (an MX without
+/// STARTTLS: a failure, "starttls-not-supported"). Both reports go to b's
+/// report address, where b reads them.
+#[test]
+fn tls_reports_go_to_the_domains_that_ask() {
+    let net = MailNet::new(165);
+    let a = net.tern(10, "a.test", &[], "[reports]\ntls_rpt_interval = \"2s\"\n");
+    let b = net.tern(20, "b.test", &[("carol@b.test", "carol-pw")], "");
+    let records = b.admin_ok(&["dns", "records", "b.test"]);
+    let rua = records
+        .lines()
+        .find(|l| l.starts_with("_smtp._tls.b.test."))
+        .and_then(|l| l.split('"').nth(1))
+        .unwrap()
+        .to_string();
+    net.dns.txt("_smtp._tls.b.test", &rua);
+    let mx_ip = net.ip(30);
+    net.dns
+        .mx("c.test", 10, "mx.c.test")
+        .a("mx.c.test", mx_ip)
+        .txt(
+            "_smtp._tls.c.test",
+            "v=TLSRPTv1; rua=mailto:tls-reports@b.test",
+        );
+    let sink = Sink::start(mx_ip, mx_port(), &[]);
+    send(&a, "carol@b.test", "to-b");
+    send(&a, "dave@c.test", "to-c");
+    net.wait(30, "both delivered", &[&a, &b], || {
+        sink.messages().len() == 1 && !net.inbox(&b, "carol@b.test").is_empty()
+    });
+    net.wait(30, "two TLS reports at b", &[&a, &b], || {
+        b.admin_ok(&["report", "list"])
+            .lines()
+            .filter(|l| l.contains("\ttls\t"))
+            .count()
+            >= 2
+    });
+    let list = b.admin_ok(&["report", "list"]);
+    let line = |domain: &str| {
+        list.lines()
+            .find(|l| l.contains(&format!("\ttls\t{domain}\ta.test\t")))
+            .unwrap_or_else(|| panic!("no report about {domain} in\n{list}"))
+            .to_string()
+    };
+    assert!(line("b.test").contains("TLS sessions, 0 failed"), "{list}");
+    let c = line("c.test");
+    assert!(c.contains("1 TLS sessions, 1 failed"), "{list}");
+    let id = c.split('\t').next().unwrap();
+    let shown = b.admin_ok(&["report", "show", id]);
+    assert!(shown.contains("TLS report c.test."), "{shown}");
+    assert!(
+        shown.contains("StartTlsNotSupported: 1 session(s)"),
+        "{shown}"
+    );
+    assert!(shown.contains("to mx.c.test"), "{shown}");
+}

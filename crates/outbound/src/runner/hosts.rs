@@ -14,6 +14,9 @@ pub(super) struct Route {
     credentials: Option<(String, String)>,
     /// The TLS this destination gets (chosen once, here, for every connection).
     pub(super) tls: TlsPolicy,
+    /// The destination domain whose TLS report (RFC 8460) counts these
+    /// connections; None through a smarthost.
+    report_for: Option<String>,
 }
 
 impl Runner {
@@ -160,7 +163,7 @@ impl Runner {
         rcpts: &[QueuedRecipient],
         run: &mut DomainRun,
     ) -> Result<Session, Reply> {
-        let mut session = match self.open(host, ip, route.port, &route.tls).await {
+        let mut session = match self.open(host, ip, route).await {
             Ok(s) => s,
             Err(e) => {
                 let reply = error_reply(&e);
@@ -196,6 +199,7 @@ impl Runner {
                 port: s.port,
                 credentials: s.credentials.clone(),
                 tls: TlsPolicy::Opportunistic,
+                report_for: None,
             });
         }
         let reply = crate::client::local_reply;
@@ -225,6 +229,7 @@ impl Runner {
                     port: self.cfg.port,
                     credentials: None,
                     tls,
+                    report_for: Some(domain.to_ascii_lowercase()),
                 })
             }
             // RFC 7505 §4.2: 5.1.10.
@@ -253,30 +258,64 @@ impl Runner {
         &self,
         host: &str,
         ip: IpAddr,
-        port: u16,
-        policy: &TlsPolicy,
+        route: &Route,
     ) -> Result<Session, ClientError> {
-        let client = &self.cfg.client;
+        let (client, port, policy) = (&self.cfg.client, route.port, &route.tls);
+        // RFC 8460: each TLS setup to the destination counts in its report.
+        let report = |failure: Option<(tls_reports::ResultType, String)>| {
+            if let Some(domain) = &route.report_for {
+                let r = tls_reports::result(domain, policy, host, ip, failure);
+                self.store.record_tls_results(vec![r]);
+            }
+        };
+        let failure = |e: &ClientError| Some((tls_reports::result_type(e), e.to_string()));
         if let (true, Some(m)) = (policy.verifies(), &self.cfg.mta_sts) {
             match Session::open(host, ip, port, client, TlsUse::Verified(&m.verifying)).await {
                 Ok(mut s) => {
+                    report(None);
                     s.tls = s.tls.map(|t| format!("{t} ({})", policy.label()));
                     return Ok(s);
                 }
                 Err(e @ (ClientError::Tls(_) | ClientError::TlsRequired(_))) => {
+                    report(failure(&e));
                     if policy.enforced() {
                         return Err(e);
                     }
                     // RFC 8461 §5: testing mode delivers anyway (and reports).
                     tracing::info!(%host, %ip, error = %e, "MTA-STS testing: TLS would have failed; delivering anyway");
+                    return self.open_opportunistic(host, ip, port, |_| {}).await;
                 }
                 Err(e) => return Err(e),
             }
         }
+        self.open_opportunistic(host, ip, port, report).await
+    }
+
+    /// STARTTLS when offered with any certificate, plaintext after a failed
+    /// handshake (RFC 7435 §6); `report` hears how TLS went.
+    async fn open_opportunistic(
+        &self,
+        host: &str,
+        ip: IpAddr,
+        port: u16,
+        report: impl Fn(Option<(tls_reports::ResultType, String)>),
+    ) -> Result<Session, ClientError> {
+        let client = &self.cfg.client;
         match Session::open(host, ip, port, client, TlsUse::Opportunistic).await {
-            Err(ClientError::Tls(e)) => {
+            Err(e @ ClientError::Tls(_)) => {
+                report(Some((tls_reports::result_type(&e), e.to_string())));
                 tracing::info!(%host, %ip, error = %e, "TLS failed; retrying without it");
                 Session::open(host, ip, port, client, TlsUse::Off).await
+            }
+            Ok(s) => {
+                match s.tls {
+                    Some(_) => report(None),
+                    None => report(Some((
+                        tls_reports::ResultType::StartTlsNotSupported,
+                        "STARTTLS not offered or refused".into(),
+                    ))),
+                }
+                Ok(s)
             }
             other => other,
         }

@@ -32,6 +32,7 @@ use crate::client::{
 };
 use crate::reply::Reply;
 use crate::tls_policy::{MtaSts, TlsPolicy};
+use crate::tls_reports;
 use message::dsn::{self, Action, Report, Reported};
 
 mod hosts;

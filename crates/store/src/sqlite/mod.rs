@@ -26,6 +26,7 @@ mod reports;
 mod schema;
 mod search;
 mod sieve;
+mod tls_results;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

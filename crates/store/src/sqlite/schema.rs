@@ -395,4 +395,16 @@ pub const MIGRATIONS: &[&str] = &[
         UPDATE queue_floor SET id = max(id, old.id);
     END;
     "#,
+    // 20: TLS session outcomes until the TLS report about them goes out
+    // (RFC 8460; store::tls_results).
+    r#"
+    CREATE TABLE IF NOT EXISTS tls_results (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        domain TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        failure TEXT
+    );
+    CREATE INDEX IF NOT EXISTS tls_results_domain ON tls_results(domain, at);
+    "#,
 ];

@@ -43,6 +43,32 @@ pub struct Outcome {
     pub skipped: Vec<(String, String)>,
 }
 
+/// Run `work` with the end of each period of `interval` seconds (periods
+/// aligned to multiples of it since 1970), half a second after it (so the
+/// last results are in), until `stop`.
+pub(crate) async fn at_each_period_end<F, Fut>(
+    interval: i64,
+    stop: impl std::future::Future<Output = ()>,
+    mut work: F,
+) where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let interval = interval.max(1);
+    let period_start = |now: i64| now - now.rem_euclid(interval);
+    tokio::pin!(stop);
+    loop {
+        let now = message::date::unix_now();
+        let next = period_start(now) + interval;
+        let wait = Duration::from_secs((next - now).max(0) as u64) + Duration::from_millis(500);
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        work(period_start(message::date::unix_now())).await;
+    }
+}
+
 /// The domain our reports come from: the one our host name is in, else the first.
 pub(crate) async fn reporting_domain(
     store: &Arc<dyn Store>,
@@ -118,17 +144,9 @@ impl Reporter {
     /// Run until `stop`: at each period's end (a few seconds after, so the
     /// last evaluations are in), send what is due.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            let now = message::date::unix_now();
-            let next = self.due_until(now) + self.cfg.interval.max(1);
-            let wait = Duration::from_secs((next - now).max(0) as u64) + Duration::from_millis(500);
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            let until = self.due_until(message::date::unix_now());
-            match self.send_due(until).await {
+        let this = &self;
+        at_each_period_end(self.cfg.interval, stop, |until| async move {
+            match this.send_due(until).await {
                 Ok(outcomes) => {
                     for o in outcomes {
                         tracing::info!(domain = %o.domain, messages = o.messages, sent = ?o.sent, skipped = ?o.skipped, "DMARC aggregate report");
@@ -136,7 +154,8 @@ impl Reporter {
                 }
                 Err(e) => tracing::warn!(error = %e, "DMARC reports: cannot send"),
             }
-        }
+        })
+        .await;
     }
 
     /// Ours that reports come from: the domain of our hostname, else the first.

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use delivery::Mda;
 pub use mail_auth::report::tlsrpt::ResultType;
@@ -181,10 +180,6 @@ impl TlsReporter {
         }
     }
 
-    fn due_until(&self, now: i64) -> i64 {
-        now - now.rem_euclid(self.cfg.interval.max(1))
-    }
-
     /// Send the report of every domain with results before `until`; the
     /// domains reported to.
     pub async fn send_due(&self, until: i64) -> Result<Vec<String>, StoreError> {
@@ -254,22 +249,13 @@ impl TlsReporter {
 
     /// Run until `stop`: at each period's end, send what is due.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            let now = message::date::unix_now();
-            let next = self.due_until(now) + self.cfg.interval.max(1);
-            let wait = Duration::from_secs((next - now).max(0) as u64) + Duration::from_millis(500);
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            if let Err(e) = self
-                .send_due(self.due_until(message::date::unix_now()))
-                .await
-            {
+        let this = &self;
+        crate::dmarc_reports::at_each_period_end(self.cfg.interval, stop, |until| async move {
+            if let Err(e) = this.send_due(until).await {
                 tracing::warn!(error = %e, "TLS reports: cannot send");
             }
-        }
+        })
+        .await;
     }
 }
 

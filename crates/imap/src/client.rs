@@ -120,7 +120,9 @@ impl Parser<'_> {
             }
             Some(b'"') => self.quoted(),
             Some(b'{') => self.literal(),
-            Some(_) => Ok(self.atom()),
+            // A line end (outside a literal) inside a list: it is not closed.
+            Some(b'\r' | b'\n') => Err("a list is cut by a line end".into()),
+            Some(_) => self.atom(),
             None => Err("a token is missing".into()),
         }
     }
@@ -173,7 +175,7 @@ impl Parser<'_> {
 
     /// An atom, with the brackets of a section (`BODY[]`, `BODY[HEADER]<0>`)
     /// kept inside it.
-    fn atom(&mut self) -> Token {
+    fn atom(&mut self) -> Result<Token, String> {
         let start = self.at;
         let mut brackets = 0usize;
         while let Some(&c) = self.s.get(self.at) {
@@ -186,11 +188,15 @@ impl Parser<'_> {
             }
             self.at += 1;
         }
+        if self.at == start {
+            // A stray ")": nothing an atom could be.
+            return Err(format!("unexpected {:?}", char::from(self.s[start])));
+        }
         let text = String::from_utf8_lossy(&self.s[start..self.at]).into_owned();
-        match text.eq_ignore_ascii_case("NIL") {
+        Ok(match text.eq_ignore_ascii_case("NIL") {
             true => Token::Nil,
             false => Token::Atom(text),
-        }
+        })
     }
 }
 
@@ -331,6 +337,11 @@ mod tests {
         }
         let deep = "(".repeat(100);
         assert!(tokens(deep.as_bytes()).is_err());
+        // Found by fuzzing (fuzz/fuzz_targets/imap_response.rs): a list cut by
+        // a line end looped forever on empty atoms, until memory ran out.
+        let cut = b"* SEARCH 2 (MODODSE6* THREAD (1)\r\n (4 5)(2))\r\n";
+        assert!(tokens(cut).is_err());
+        assert!(tokens(b"* OK )\r\n").is_err());
     }
 
     #[test]

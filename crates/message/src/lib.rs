@@ -7,10 +7,12 @@
 //! (the MIME tree with byte ranges, decoders), `envelope` (IMAP ENVELOPE fields),
 //! `xtext` (the RFC 3461 encoding of ESMTP parameters), `seven_bit` (8-bit
 //! content to quoted-printable or base64 for servers without 8BITMIME).
+//! `mbox` (RFC 4155 files, one message at a time),
 //! `dsn` (delivery status notifications, RFC 3464), `mdn` (disposition
 //! notifications, RFC 8098, for Sieve rejections), `subject` (RFC 5256 base
 //! subjects), `index` (what the search index keeps of a message), `xml`
-//! (text in the XML documents Tern writes). Pure: no I/O.
+//! (text in the XML documents Tern writes). Pure: no I/O of its own (`mbox`
+//! reads the reader it is given).
 
 pub mod address;
 pub mod date;
@@ -18,6 +20,7 @@ pub mod dsn;
 pub mod envelope;
 pub mod header;
 pub mod index;
+pub mod mbox;
 pub mod mdn;
 pub mod mime;
 pub mod seven_bit;

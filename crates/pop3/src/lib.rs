@@ -4,7 +4,7 @@
 //! Layout: `command` (the grammar), `session` (the state machine and the
 //! maildrop), `server` (the [`net::Protocol`]).
 
-mod command;
+pub mod command;
 mod server;
 mod session;
 

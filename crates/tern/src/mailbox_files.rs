@@ -225,7 +225,7 @@ async fn import_mbox(path: &Path, into: &mut Importer) -> Result<()> {
     } else {
         stem
     };
-    let mut reader = crate::mbox::MboxReader::new(std::io::BufReader::new(file));
+    let mut reader = message::mbox::MboxReader::new(std::io::BufReader::new(file));
     while let Some(m) = reader
         .next_message()
         .map_err(|e| AdminError(format!("{}: {e}", path.display())))?

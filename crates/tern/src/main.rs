@@ -12,7 +12,6 @@ mod history;
 mod imap_import;
 mod mailbox_files;
 mod man;
-mod mbox;
 mod messages;
 mod metrics;
 mod reports;

@@ -1,6 +1,6 @@
 //! Messages from files an operator points at: one message in a file, a
 //! directory of such files, a Maildir (its `cur` and `new`), or an mbox
-//! (a file that starts with "From ", read by `crate::mbox`).
+//! (a file that starts with "From ", read by `message::mbox`).
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ pub fn read(path: &Path) -> Result<Vec<FileMessage>, String> {
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if bytes.starts_with(b"From ") {
-        let mut reader = crate::mbox::MboxReader::new(std::io::Cursor::new(bytes));
+        let mut reader = message::mbox::MboxReader::new(std::io::Cursor::new(bytes));
         let mut out = Vec::new();
         while let Some(m) = reader
             .next_message()

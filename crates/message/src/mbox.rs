@@ -96,7 +96,7 @@ fn separator_date(line: &[u8]) -> Option<Option<i64>> {
     let (_sender, rest) = words.split_first()?;
     // ctime: Www Mmm dd hh:mm:ss yyyy (a time zone may come between).
     let at = rest.windows(4).position(|w| {
-        message::date::month_number(w[0]).is_some()
+        crate::date::month_number(w[0]).is_some()
             && w[1].parse::<u32>().is_ok()
             && w[2].split(':').count() >= 2
     })?;
@@ -105,12 +105,12 @@ fn separator_date(line: &[u8]) -> Option<Option<i64>> {
         .iter()
         .find_map(|w| w.parse::<i64>().ok().filter(|y| *y > 1900));
     let date = year.and_then(|year| {
-        let month = message::date::month_number(month)?;
+        let month = crate::date::month_number(month)?;
         let day: u32 = day.parse().ok()?;
         let mut hms = time.split(':').map(|p| p.parse::<i64>().ok());
         let (h, m) = (hms.next()??, hms.next()??);
         let s = hms.next().flatten().unwrap_or(0);
-        Some(message::date::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
+        Some(crate::date::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
     });
     Some(date)
 }

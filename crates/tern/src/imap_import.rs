@@ -136,9 +136,21 @@ impl Conn {
     /// Send a command; its untagged responses (tokens) once it completes
     /// OK; NO or BAD is an error naming the command.
     async fn command(&mut self, what: &str, line: &str) -> Result<Vec<Vec<Token>>> {
+        let tag = self.send(line).await?;
+        self.complete(&tag, what).await
+    }
+
+    /// Send a command line under a new tag; the tag.
+    async fn send(&mut self, line: &str) -> Result<String> {
         self.tag += 1;
         let tag = format!("t{}", self.tag);
         self.write(format!("{tag} {line}\r\n").as_bytes()).await?;
+        Ok(tag)
+    }
+
+    /// The untagged responses until `tag` completes OK; NO or BAD is an
+    /// error naming `what`.
+    async fn complete(&mut self, tag: &str, what: &str) -> Result<Vec<Vec<Token>>> {
         let mut untagged = Vec::new();
         loop {
             let r = self.response().await?;
@@ -274,10 +286,7 @@ async fn login(conn: &mut Conn, user: &str, password: &str) -> Result<()> {
         use base64::Engine;
         let plain =
             base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-        conn.tag += 1;
-        let tag = format!("t{}", conn.tag);
-        conn.write(format!("{tag} AUTHENTICATE PLAIN\r\n").as_bytes())
-            .await?;
+        let tag = conn.send("AUTHENTICATE PLAIN").await?;
         let cont = conn.response().await?;
         if !cont.starts_with(b"+") {
             return Err(AdminError(format!(
@@ -286,18 +295,7 @@ async fn login(conn: &mut Conn, user: &str, password: &str) -> Result<()> {
             )));
         }
         conn.write(format!("{plain}\r\n").as_bytes()).await?;
-        loop {
-            let r = conn.response().await?;
-            if let Some(rest) = r.strip_prefix(format!("{tag} ").as_bytes()) {
-                let rest = String::from_utf8_lossy(rest);
-                return match rest.get(..2).map(|s| s.eq_ignore_ascii_case("OK")) {
-                    Some(true) => Ok(()),
-                    _ => Err(AdminError(format!(
-                        "the source server refused the login: {rest}"
-                    ))),
-                };
-            }
-        }
+        return conn.complete(&tag, "the login").await.map(drop);
     }
     let line = format!(
         "LOGIN {} {}",

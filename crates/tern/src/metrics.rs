@@ -115,7 +115,7 @@ fn describe() {
     );
     describe_counter!(
         "tern_delivery_attempts_total",
-        "Delivery attempts from the queue, by TLS kind (local, none, opportunistic)"
+        "Delivery attempts from the queue, by TLS: local, none, opportunistic, mta-sts, mta-sts-testing"
     );
     describe_counter!(
         "tern_deliveries_total",

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use clock::Clock;
 use dns::Resolver;
+use message::spool::Spooled;
 use net::Cidr;
 use policy::sign::ArcKey;
 use policy::verify::{Action, SenderChecks, Verifier};
@@ -134,6 +135,12 @@ const DOMAINS_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Clients that passed the pregreet test lately (skip it for a day), bounded.
 const PREGREET_MEMORY: usize = 100_000;
+
+/// How much of a message the content rules and the Bayesian filter read:
+/// its beginning, header section included (the tokens take at most 512 KiB
+/// of decoded text anyway). A large message is never read whole for them
+/// (hardening.md C-FT9).
+pub const CONTENT_VIEW: usize = 1024 * 1024;
 const PREGREET_PASS_FOR: i64 = 86_400;
 
 /// What [`Checks::classify`] found.
@@ -319,7 +326,7 @@ impl Checks {
     pub async fn data(
         &self,
         a: &mut Assessment,
-        raw: &[u8],
+        content: &Spooled,
         envelope_sender: &str,
         seal: Option<ArcKey>,
         accounts: &[AccountId],
@@ -333,7 +340,7 @@ impl Checks {
             accounts: Vec::new(),
         };
         if let (Some(v), Some(sender)) = (&self.verifier, &a.sender) {
-            let auth = v.message(sender, raw, seal).await;
+            let auth = v.message(sender, content, seal).await;
             // Reported whatever happens next, refusals included (RFC 7489 §7.2).
             self.record_evaluations(&auth.reports);
             match auth.action {
@@ -354,6 +361,11 @@ impl Checks {
         // One parse for the rules and the tokens (which only the Bayesian
         // filter and the domain lists need).
         let want_tokens = self.cfg.bayes || !self.cfg.domain_lists.is_empty();
+        let view = content.view(CONTENT_VIEW).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "spool: cannot read the message; checking its head only");
+            bytes::Bytes::copy_from_slice(content.head())
+        });
+        let raw = &view[..];
         let (content_hits, words) = {
             let parsed = mail_parser::MessageParser::default().parse(raw);
             let words = match want_tokens {

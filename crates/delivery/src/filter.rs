@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use message::spool::Spooled;
 use sieve::{Action, Outcome, Script};
 use store::{AccountId, Store};
 
@@ -161,7 +162,12 @@ impl sieve::Host for StoreHost<'_> {
 impl Mda {
     /// Every local account's run, once per account. A held message
     /// (FUTURERELEASE) is filtered when it is released.
-    pub(crate) async fn filter_all(&self, envelope: &Envelope, data: &[u8], now: i64) -> Vec<Run> {
+    pub(crate) async fn filter_all(
+        &self,
+        envelope: &Envelope,
+        data: &Spooled,
+        now: i64,
+    ) -> Vec<Run> {
         let mut runs: Vec<Run> = Vec::new();
         if envelope.queue_options.release_at.is_some() {
             return runs;
@@ -216,7 +222,7 @@ impl Mda {
         t: &LocalTarget,
         rcpt: &str,
         envelope: &Envelope,
-        data: &[u8],
+        data: &Spooled,
         verdict: Option<&Verdict>,
         now: i64,
     ) -> Option<Outcome> {
@@ -224,6 +230,15 @@ impl Mda {
         if scripts.is_empty() {
             return None;
         }
+        // A script sees the whole message (body tests, editheader): read
+        // from the spool for the accounts that have one.
+        let whole = match data.read_all() {
+            Ok(whole) => whole,
+            Err(e) => {
+                tracing::warn!(to = %t.address, error = %e, "spool: cannot read the message for Sieve; kept unfiltered");
+                return None;
+            }
+        };
         let mut ctx = sieve::Context::new(&t.address, &envelope.sender, rcpt, now);
         ctx.auth = envelope.submitter.clone();
         ctx.spam = verdict.and_then(|v| v.spam);
@@ -237,7 +252,7 @@ impl Mda {
         let mut view = verdict
             .map(|v| v.field.clone().into_bytes())
             .unwrap_or_default();
-        view.extend_from_slice(data);
+        view.extend_from_slice(&whole);
         let host = StoreHost {
             store: self.store.as_ref(),
             account: Some(t.account),
@@ -250,7 +265,7 @@ impl Mda {
             .actions
             .iter()
             .any(|a| matches!(a, Action::Redirect { .. }))
-            && let Some(why) = self.redirect_refusal(t, data, now).await
+            && let Some(why) = self.redirect_refusal(t, data.header(), now).await
         {
             outcome = Outcome {
                 actions: vec![Action::Keep {

@@ -28,6 +28,7 @@ mod resolve;
 use std::sync::Arc;
 
 use message::Mailbox;
+use message::spool::Spooled;
 use policy::srs::Srs;
 use store::{AccountId, AddressKind, QueueOptions, Store, StoreError};
 
@@ -226,7 +227,7 @@ impl Mda {
     pub async fn deliver(
         &self,
         envelope: &Envelope,
-        data: Vec<u8>,
+        data: Spooled,
         received_at: i64,
     ) -> Result<Delivered, StoreError> {
         let runs = self.filter_all(envelope, &data, received_at).await;
@@ -239,7 +240,7 @@ impl Mda {
             return Ok(Delivered::Refused(reason));
         }
         let head = match runs.iter().any(|r| r.rejection().is_some()) {
-            true => data[..message::header::header_end(&data)].to_vec(),
+            true => data.header().to_vec(),
             false => Vec::new(),
         };
         let queue_sender = self.queue_sender(envelope).await?;
@@ -325,7 +326,7 @@ impl Mda {
             ..Default::default()
         };
         // Boxed: what the recipients' filters send comes back here.
-        Box::pin(self.deliver(&envelope, data, now)).await?;
+        Box::pin(self.deliver(&envelope, Spooled::from_vec(data), now)).await?;
         Ok(envelope.recipients.len())
     }
 

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use message::spool::Spooled;
 use sieve::{Action, Content};
 use store::{AccountId, Delivery, Folder, NewMessage, QueueInsert, QueueRecipient};
 
@@ -22,7 +23,7 @@ struct Version {
     content: Content,
     /// Redirected copies: the account whose script sent them.
     redirected_by: Option<String>,
-    data: Vec<u8>,
+    data: Spooled,
     deliveries: Vec<Delivery>,
     queue: Vec<QueueRecipient>,
     sender: Option<String>,
@@ -32,7 +33,7 @@ pub(crate) fn build(
     envelope: &Envelope,
     queue_sender: &str,
     redirect_senders: &[(AccountId, String)],
-    data: Vec<u8>,
+    data: Spooled,
     received_at: i64,
     runs: &[Run],
 ) -> Built {
@@ -186,7 +187,7 @@ fn edited_version<'v>(versions: &'v mut Vec<Version>, content: &Content) -> &'v 
             versions.push(Version {
                 content: content.clone(),
                 redirected_by: None,
-                data: content.as_ref().map(|c| c.to_vec()).unwrap_or_default(),
+                data: Spooled::from_vec(content.as_ref().map(|c| c.to_vec()).unwrap_or_default()),
                 deliveries: Vec::new(),
                 queue: Vec::new(),
                 sender: None,
@@ -201,7 +202,7 @@ fn edited_version<'v>(versions: &'v mut Vec<Version>, content: &Content) -> &'v 
 /// the script left it.
 fn redirect_version<'v>(
     versions: &'v mut Vec<Version>,
-    original: &[u8],
+    original: &Spooled,
     run: &Run,
     content: &Content,
     sender: String,
@@ -213,8 +214,18 @@ fn redirect_version<'v>(
     match at {
         Some(i) => &mut versions[i],
         None => {
-            let mut data = format!("Delivered-To: {by}\r\n").into_bytes();
-            data.extend_from_slice(content.as_deref().map_or(original, |c| c.as_slice()));
+            let delivered_to = format!("Delivered-To: {by}\r\n");
+            let data = match content.as_deref() {
+                Some(edited) => Spooled::from_vec([delivered_to.as_bytes(), edited].concat()),
+                // A spool that cannot be read or copied (the disk is full):
+                // the redirect carries the head alone, and says so.
+                None => original
+                    .with_prefix(delivered_to.as_bytes())
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "spool: cannot copy the message for a redirect");
+                        Spooled::from_vec([delivered_to.as_bytes(), original.head()].concat())
+                    }),
+            };
             versions.push(Version {
                 content: content.clone(),
                 redirected_by: Some(by.clone()),
@@ -275,7 +286,14 @@ mod tests {
             ..Default::default()
         };
         let runs = vec![run(1, "a@d.test", None), run(2, "b@d.test", None)];
-        let b = build(&env, "SRS0=x@d.test", &[], b"x".to_vec(), 0, &runs);
+        let b = build(
+            &env,
+            "SRS0=x@d.test",
+            &[],
+            Spooled::from_vec(b"x".to_vec()),
+            0,
+            &runs,
+        );
         assert_eq!(b.messages.len(), 1);
         let m = &b.messages[0];
         assert_eq!(m.deliveries.len(), 2);
@@ -322,7 +340,7 @@ mod tests {
             &env,
             "s@x.test",
             &[(1, "SRS0=y@d.test".into())],
-            b"x".to_vec(),
+            Spooled::from_vec(b"x".to_vec()),
             0,
             &runs,
         );
@@ -336,9 +354,9 @@ mod tests {
             vec!["\\Seen".to_string()]
         );
         assert!(b.messages[0].queue.is_none());
-        assert_eq!(b.messages[1].data, b"X-E: 1\r\n\r\nx");
+        assert_eq!(b.messages[1].data.head(), b"X-E: 1\r\n\r\nx");
         assert_eq!(b.messages[1].deliveries[0].folder, Folder::Inbox);
-        assert_eq!(b.messages[2].data, b"Delivered-To: a@d.test\r\nx");
+        assert_eq!(b.messages[2].data.head(), b"Delivered-To: a@d.test\r\nx");
         let q = b.messages[2].queue.as_ref().unwrap();
         assert_eq!(q.sender, "SRS0=y@d.test");
         assert_eq!(q.recipients[0].orcpt.as_deref(), Some("rfc822;a@d.test"));

@@ -24,6 +24,7 @@ pub mod mbox;
 pub mod mdn;
 pub mod mime;
 pub mod seven_bit;
+pub mod spool;
 pub mod subject;
 pub mod trace;
 pub mod xml;

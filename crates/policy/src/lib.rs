@@ -1,5 +1,6 @@
 //! Sender authentication (design.md `policy`).
 pub mod aggregate;
+pub mod body_hash;
 pub mod dmarc;
 pub mod feedback;
 pub mod keys;

@@ -7,14 +7,16 @@
 
 use std::net::IpAddr;
 
+use mail_auth::common::crypto::HashAlgorithm;
 use mail_auth::dkim::{Canonicalization, DkimError};
 use mail_auth::{ArcOutput, AuthenticatedMessage, DkimOutput, DkimResult, MessageAuthenticator};
+use message::spool::Spooled;
 
 use crate::aggregate::{Published, Recordable, Row};
 use crate::dmarc::{self, DmarcResult, Evaluation, Identities, Policy, Record};
 use crate::psl::PublicSuffixList;
 use crate::results::{Clause, header};
-use crate::sign::{ArcKey, without_trailing_blank_lines};
+use crate::sign::ArcKey;
 use crate::spf::{self, SpfOutcome, SpfRequest, SpfResult};
 use mail_auth::AuthenticationResults;
 use mail_auth::arc::ArcSealer;
@@ -240,12 +242,19 @@ impl Verifier {
     }
 
     /// DKIM, ARC and DMARC on the whole message, and the verdict; with
-    /// `seal`, also the ARC set of a forwarding hop (RFC 8617 §5.1).
-    pub async fn message(&self, s: &SenderChecks, data: &[u8], seal: Option<ArcKey>) -> Verdict {
+    /// `seal`, also the ARC set of a forwarding hop (RFC 8617 §5.1). The
+    /// body is only streamed through the body hashes: a message of any
+    /// size costs its header section in memory.
+    pub async fn message(
+        &self,
+        s: &SenderChecks,
+        content: &Spooled,
+        seal: Option<ArcKey>,
+    ) -> Verdict {
         // RFC 7489 §6.6.1 leaves mail without one usable From: to the
         // receiver: refused by default (`[policy] require_from`), else
         // accepted with no DMARC evaluation and the reason in the header.
-        let (from, from_problem) = match from_domains(data) {
+        let (from, from_problem) = match from_domains(content.header()) {
             Ok(f) => (f, None),
             Err(refusal) if self.cfg.require_from => {
                 return Verdict {
@@ -258,11 +267,11 @@ impl Verifier {
             }
             Err(refusal) => (Vec::new(), Some(refusal.to_string())),
         };
-        let (dkim, arc) = match AuthenticatedMessage::parse(data) {
-            Some(mut msg) => {
-                bound(&mut msg);
-                let dkim = self.dkim(&msg, data).await;
-                let arc = self.ma.verify_arc(&msg).await;
+        let parsed = parse_streamed(content, seal.is_some());
+        let (dkim, arc) = match &parsed {
+            Some(msg) => {
+                let dkim = self.dkim(msg).await;
+                let arc = self.ma.verify_arc(msg).await;
                 (dkim, Some(arc_summary(&arc)))
             }
             None => (Vec::new(), None),
@@ -286,9 +295,9 @@ impl Verifier {
         if let Some(problem) = from_problem {
             clauses.push(Clause::new("dmarc", "none").comment(problem));
         }
-        let arc_set = match seal {
-            Some(key) if !matches!(action, Action::Refuse(_)) => {
-                self.seal(s, data, &from, &evaluations, key).await
+        let arc_set = match (seal, &parsed) {
+            (Some(key), Some(msg)) if !matches!(action, Action::Refuse(_)) => {
+                self.seal(s, msg, &from, &evaluations, key).await
             }
             _ => String::new(),
         };
@@ -303,24 +312,18 @@ impl Verifier {
 
     /// The ARC set for the next hop: ARC-Authentication-Results with what we
     /// found (iprev, SPF, DKIM, the chain so far), ARC-Message-Signature and
-    /// ARC-Seal, instance numbers continuing the chain. Sealed over the
-    /// message without trailing whitespace-only lines, as signing is (the
-    /// relaxed body hash is the same, and mail-auth gets it right then).
+    /// ARC-Seal, instance numbers continuing the chain. The body hash is the
+    /// streamed relaxed one (`parse_streamed`).
     async fn seal(
         &self,
         s: &SenderChecks,
-        data: &[u8],
+        msg: &AuthenticatedMessage<'_>,
         from: &[String],
         evaluations: &[Evaluation],
         key: ArcKey,
     ) -> String {
-        let normalized = without_trailing_blank_lines(data);
-        let Some(mut msg) = AuthenticatedMessage::parse(&normalized) else {
-            return String::new();
-        };
-        bound(&mut msg);
-        let dkim = self.ma.verify_dkim(&msg).await;
-        let arc = self.ma.verify_arc(&msg).await;
+        let dkim = self.ma.verify_dkim(msg).await;
+        let arc = self.ma.verify_arc(msg).await;
         if !arc.can_be_sealed() {
             tracing::info!("ARC: the chain so far failed; not sealing");
             return String::new();
@@ -356,7 +359,7 @@ impl Verifier {
                     .copied()
                     .chain(["DKIM-Signature"]),
             );
-        match sealer.seal(&msg, &results, &arc) {
+        match sealer.seal(msg, &results, &arc) {
             Ok(set) => set.to_header(),
             Err(e) => {
                 tracing::warn!(domain = %key.domain, error = %e, "ARC: cannot seal");
@@ -365,33 +368,10 @@ impl Verifier {
         }
     }
 
-    /// Every signature's result. Where the body ends with whitespace-only
-    /// lines, relaxed-body signatures are checked on the message without them
-    /// (mail-auth 0.13 counts them; RFC 6376 §3.4.4 does not).
-    async fn dkim(&self, msg: &AuthenticatedMessage<'_>, data: &[u8]) -> Vec<DkimCheck> {
+    /// Every signature's result.
+    async fn dkim(&self, msg: &AuthenticatedMessage<'_>) -> Vec<DkimCheck> {
         let plain = self.ma.verify_dkim(msg).await;
         let mut checks: Vec<DkimCheck> = plain.iter().map(DkimCheck::from_output).collect();
-        let relaxed: Vec<usize> = plain
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| {
-                o.signature()
-                    .is_some_and(|s| s.cb == Canonicalization::Relaxed)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if let std::borrow::Cow::Owned(n) = without_trailing_blank_lines(data)
-            && !relaxed.is_empty()
-            && let Some(mut norm) = AuthenticatedMessage::parse(&n)
-        {
-            bound(&mut norm);
-            let again = self.ma.verify_dkim(&norm).await;
-            for i in relaxed {
-                if let Some(o) = again.get(i) {
-                    checks[i] = DkimCheck::from_output(o);
-                }
-            }
-        }
         for c in checks.iter_mut().filter(|c| c.pass) {
             if let Some(why) = self.key_refuses(&c.domain, &c.selector).await {
                 c.pass = false;
@@ -690,6 +670,37 @@ fn spf_output(spf: &SpfOutcome) -> mail_auth::SpfOutput {
         SpfResult::None => M::None,
     };
     mail_auth::SpfOutput::new(spf.domain.clone()).with_result(result)
+}
+
+/// The message as mail-auth sees it: its header section parsed, the body
+/// hashes its signatures ask for (and, for sealing, relaxed SHA-256)
+/// computed by streaming the body from the spool (`body_hash`). Our
+/// canonicalization follows RFC 6376 §3.4.4 where mail-auth 0.13's does
+/// not (it counts trailing whitespace-only lines in relaxed mode).
+fn parse_streamed(content: &Spooled, sealing: bool) -> Option<AuthenticatedMessage<'_>> {
+    let mut msg = AuthenticatedMessage::parse(content.header())?;
+    bound(&mut msg);
+    let relaxed = (Canonicalization::Relaxed, HashAlgorithm::Sha256, 0);
+    if sealing
+        && !msg
+            .body_hashes
+            .iter()
+            .any(|(c, h, l, _)| (*c, *h, *l) == relaxed)
+    {
+        msg.body_hashes
+            .push((relaxed.0, relaxed.1, relaxed.2, Vec::new()));
+    }
+    for (cb, ha, l, bh) in &mut msg.body_hashes {
+        match crate::body_hash::body_hash(content, *cb, *ha, *l) {
+            Ok(hash) => *bh = hash,
+            Err(e) => {
+                // The spool could not be read: no signature can pass.
+                tracing::warn!(error = %e, "DKIM: cannot read the message body");
+                bh.clear();
+            }
+        }
+    }
+    Some(msg)
 }
 
 /// hardening.md C-OB11: at most [`MAX_DKIM_SIGNATURES`] signatures (and

@@ -10,6 +10,12 @@
 //! - Limits: message size (C-SM18: bytes past the limit are not kept), text line
 //!   length when configured (C-SM7: off by default, long lines are accepted),
 //!   header section size (C-MM3, C-MM4).
+//! - The content goes to a [`SpoolWriter`]: past 64 KiB it is in a spool
+//!   file, so a session's memory does not grow with the message (C-FT9). A
+//!   spool that cannot be written (a full disk) refuses the message with a
+//!   temporary reply (C-FT5).
+
+use message::spool::{Spool, SpoolWriter, Spooled};
 
 use crate::error::SmtpError;
 
@@ -41,7 +47,8 @@ pub struct DataReader {
     /// DATA (dot-terminated, dot-stuffed) or BDAT (counted, raw).
     dot_mode: bool,
     state: State,
-    body: Vec<u8>,
+    /// None once the message is refused: the rest is only counted.
+    body: Option<SpoolWriter>,
     size: u64,
     line_len: usize,
     in_header: bool,
@@ -50,13 +57,12 @@ pub struct DataReader {
 }
 
 impl DataReader {
-    pub fn new(limits: DataLimits, dot_mode: bool) -> DataReader {
-        let initial = limits.max_size.min(64 * 1024) as usize;
+    pub fn new(limits: DataLimits, dot_mode: bool, spool: &Spool) -> DataReader {
         DataReader {
             limits,
             dot_mode,
             state: State::LineStart,
-            body: Vec::with_capacity(initial),
+            body: Some(spool.writer()),
             size: 0,
             line_len: 0,
             in_header: true,
@@ -130,17 +136,17 @@ impl DataReader {
 
     /// The message, or the first problem found in it. BDAT content may end anywhere
     /// but inside a CR LF pair.
-    pub fn finish(mut self) -> Result<Vec<u8>, SmtpError> {
+    pub fn finish(mut self) -> Result<Spooled, SmtpError> {
         if self.state == State::MidCr {
             self.mark(SmtpError::BareLineEnding);
         }
         if let Some(p) = self.problem {
             return Err(p);
         }
-        if self.body.is_empty() {
-            return Err(SmtpError::EmptyMessage);
+        match self.body {
+            Some(body) if !body.is_empty() => body.finish().map_err(spool_error),
+            _ => Err(SmtpError::EmptyMessage),
         }
-        Ok(self.body)
     }
 
     /// Bytes of content taken so far (after unstuffing).
@@ -166,8 +172,11 @@ impl DataReader {
         if self.limits.max_line.is_some_and(|max| self.line_len > max) {
             self.mark(SmtpError::TextLineTooLong);
         }
-        if self.problem.is_none() {
-            self.body.extend_from_slice(bytes);
+        if self.problem.is_none()
+            && let Some(body) = &mut self.body
+            && let Err(e) = body.write(bytes)
+        {
+            self.mark(spool_error(e));
         }
     }
 
@@ -183,9 +192,15 @@ impl DataReader {
     fn mark(&mut self, problem: SmtpError) {
         if self.problem.is_none() {
             self.problem = Some(problem);
-            self.body = Vec::new();
+            self.body = None;
         }
     }
+}
+
+/// The spool could not be written: 452 4.3.1 for a full disk, else 451 4.3.0.
+pub(crate) fn spool_error(e: std::io::Error) -> SmtpError {
+    tracing::error!(error = %e, "spool: cannot keep the message being received");
+    SmtpError::Store(store::StoreError::from(e))
 }
 
 #[cfg(test)]
@@ -199,9 +214,13 @@ mod tests {
     };
 
     fn data(input: &[u8]) -> (Option<usize>, Result<Vec<u8>, SmtpError>) {
-        let mut r = DataReader::new(LIMITS, true);
+        let mut r = reader(LIMITS, true);
         let end = r.feed(input);
-        (end, r.finish())
+        (end, r.finish().map(|s| s.head().to_vec()))
+    }
+
+    fn reader(limits: DataLimits, dot_mode: bool) -> DataReader {
+        DataReader::new(limits, dot_mode, &Spool::memory())
     }
 
     #[test]
@@ -215,7 +234,7 @@ mod tests {
     fn any_split_gives_the_same_result() {
         let input = b"A: b\r\n\r\n..x\r\nline\r\n.\r\n";
         for split in 0..input.len() {
-            let mut r = DataReader::new(LIMITS, true);
+            let mut r = reader(LIMITS, true);
             let first = r.feed(&input[..split]);
             assert_eq!(first, None, "split {split}");
             let second = r.feed(&input[split..]);
@@ -224,7 +243,7 @@ mod tests {
                 Some(input.len()),
                 "split {split}"
             );
-            assert_eq!(r.finish().unwrap(), b"A: b\r\n\r\n.x\r\nline\r\n");
+            assert_eq!(r.finish().unwrap().head(), b"A: b\r\n\r\n.x\r\nline\r\n");
         }
     }
 
@@ -257,7 +276,7 @@ mod tests {
 
     #[test]
     fn limits() {
-        let mut r = DataReader::new(
+        let mut r = reader(
             DataLimits {
                 max_size: 10,
                 ..LIMITS
@@ -265,12 +284,12 @@ mod tests {
             true,
         );
         assert_eq!(r.feed(b"0123456789abcdef\r\n.\r\n"), Some(21));
-        assert_eq!(r.finish(), Err(SmtpError::MessageTooBig));
+        assert_eq!(r.finish().err(), Some(SmtpError::MessageTooBig));
         let long = [vec![b'x'; 1000], b"\r\n.\r\n".to_vec()].concat();
         assert_eq!(data(&long).1, Err(SmtpError::TextLineTooLong));
         let ok = [vec![b'x'; 998], b"\r\n.\r\n".to_vec()].concat();
         assert!(data(&ok).1.is_ok());
-        let mut r = DataReader::new(
+        let mut r = reader(
             DataLimits {
                 max_header: 20,
                 ..LIMITS
@@ -278,21 +297,21 @@ mod tests {
             true,
         );
         r.feed(b"A: 0123456789\r\nB: 0123456789\r\n\r\n.\r\n");
-        assert_eq!(r.finish(), Err(SmtpError::HeaderTooBig));
+        assert_eq!(r.finish().err(), Some(SmtpError::HeaderTooBig));
         assert_eq!(data(b".\r\n").1, Err(SmtpError::EmptyMessage));
     }
 
     #[test]
     fn bdat_mode_keeps_dots_and_checks_line_endings() {
-        let mut r = DataReader::new(LIMITS, false);
+        let mut r = reader(LIMITS, false);
         assert_eq!(r.feed(b"A: b\r\n\r\n.\r\n.x\r"), None);
         assert_eq!(r.feed(b"\n"), None);
-        assert_eq!(r.finish().unwrap(), b"A: b\r\n\r\n.\r\n.x\r\n");
-        let mut r = DataReader::new(LIMITS, false);
+        assert_eq!(r.finish().unwrap().head(), b"A: b\r\n\r\n.\r\n.x\r\n");
+        let mut r = reader(LIMITS, false);
         r.feed(b"A: b\r\n\r\nx\ny\r\n");
-        assert_eq!(r.finish(), Err(SmtpError::BareLineEnding));
-        let mut r = DataReader::new(LIMITS, false);
+        assert_eq!(r.finish().err(), Some(SmtpError::BareLineEnding));
+        let mut r = reader(LIMITS, false);
         r.feed(b"A: b\r\n\r\nx\r");
-        assert_eq!(r.finish(), Err(SmtpError::BareLineEnding));
+        assert_eq!(r.finish().err(), Some(SmtpError::BareLineEnding));
     }
 }

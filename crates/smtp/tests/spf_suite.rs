@@ -166,6 +166,7 @@ async fn mx(dns: &TestDns) -> Mx {
         )),
         checks: Arc::new(checks),
         signer: None,
+        spool: message::spool::Spool::memory(),
     });
     let mut config = SmtpConfig::new(fixture::HOST, Role::Mx);
     config.error_delay = Duration::ZERO;

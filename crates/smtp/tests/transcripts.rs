@@ -48,6 +48,7 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
         auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
         checks: Arc::new(checks),
         signer: None,
+        spool: message::spool::Spool::in_dir(&dir.path().join("spool")).unwrap(),
     });
     let role = if listener == "smtp" {
         Role::Mx

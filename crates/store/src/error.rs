@@ -33,4 +33,14 @@ impl StoreError {
     }
 }
 
+impl From<std::io::Error> for StoreError {
+    /// A full disk (ENOSPC, EDQUOT) is `Full`; anything else `Io`.
+    fn from(e: std::io::Error) -> StoreError {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => StoreError::Full,
+            _ => StoreError::Io(e.to_string()),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;

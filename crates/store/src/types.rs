@@ -167,7 +167,8 @@ pub struct DeliverBy {
 /// recipient's mailbox and queued once for the remote ones, in one transaction.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub data: Vec<u8>,
+    /// The content, in memory or in the spool (`message::spool`).
+    pub data: message::spool::Spooled,
     pub received_at: i64,
     pub deliveries: Vec<Delivery>,
     pub queue: Option<QueueInsert>,

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use message::spool::Spooled;
+
 use store::*;
 
 fn creds(tag: &str) -> Credentials {
@@ -499,7 +501,7 @@ async fn delivery_assigns_ascending_uids(s: Arc<dyn Store>) {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let msg = NewMessage {
-                data: format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
+                data: Spooled::from_vec(format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes()),
                 received_at: 1000 + i,
                 deliveries: vec![delivery(a.id, "X-For: alice\r\n"), delivery(b.id, "")],
                 queue: None,
@@ -527,7 +529,7 @@ async fn delivery_assigns_ascending_uids(s: Arc<dyn Store>) {
     assert_eq!(msgs[0].size, content.len() as u64);
     // A message to a special-use folder, and one to a folder that does not exist (INBOX).
     let junk = NewMessage {
-        data: b"Subject: spam\r\n\r\n".to_vec(),
+        data: Spooled::from_vec(b"Subject: spam\r\n\r\n".to_vec()),
         received_at: 1,
         deliveries: vec![
             Delivery {
@@ -570,7 +572,7 @@ async fn queue_entries(s: Arc<dyn Store>) {
     };
     let stored = s
         .store_message(NewMessage {
-            data: b"Subject: out\r\n\r\nx\r\n".to_vec(),
+            data: Spooled::from_vec(b"Subject: out\r\n\r\nx\r\n".to_vec()),
             received_at: 5,
             deliveries: vec![],
             queue: Some(q),
@@ -595,7 +597,7 @@ async fn queue_entries(s: Arc<dyn Store>) {
     s.queue_delete(first).await.unwrap();
     let again = s
         .store_message(NewMessage {
-            data: b"Subject: again\r\n\r\nx\r\n".to_vec(),
+            data: Spooled::from_vec(b"Subject: again\r\n\r\nx\r\n".to_vec()),
             received_at: 6,
             deliveries: vec![],
             queue: Some(to_x("alice@a.test")),
@@ -624,7 +626,7 @@ async fn queue_priorities_and_holds(s: Arc<dyn Store>) {
         };
         let stored = s
             .store_message(NewMessage {
-                data: b"Subject: p\r\n\r\nx\r\n".to_vec(),
+                data: Spooled::from_vec(b"Subject: p\r\n\r\nx\r\n".to_vec()),
                 received_at: 100,
                 deliveries: vec![],
                 queue: Some(q),
@@ -685,7 +687,7 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
     };
     let id = s
         .store_message(NewMessage {
-            data: b"Subject: q\r\n\r\nx\r\n".to_vec(),
+            data: Spooled::from_vec(b"Subject: q\r\n\r\nx\r\n".to_vec()),
             received_at: 100,
             deliveries: vec![],
             queue: Some(q),
@@ -797,7 +799,7 @@ async fn removing_an_account_frees_its_mail(s: Arc<dyn Store>) {
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("a")).await.unwrap();
     let msg = NewMessage {
-        data: b"x".to_vec(),
+        data: Spooled::from_vec(b"x".to_vec()),
         received_at: 0,
         deliveries: vec![delivery(a.id, "")],
         queue: None,
@@ -850,7 +852,7 @@ async fn concurrent_writers_on_one_file() {
         tokio::spawn(async move {
             for i in 0..200 {
                 let msg = NewMessage {
-                    data: format!("m{i}").into_bytes(),
+                    data: Spooled::from_vec(format!("m{i}").into_bytes()),
                     received_at: i,
                     deliveries: vec![delivery(acct.id, "")],
                     queue: None,
@@ -916,7 +918,7 @@ async fn blobs_are_freed_with_their_last_reference() {
     // One blob shared by alice's INBOX and the queue.
     let stored = s
         .store_message(NewMessage {
-            data: b"Subject: shared\r\n\r\nx\r\n".to_vec(),
+            data: Spooled::from_vec(b"Subject: shared\r\n\r\nx\r\n".to_vec()),
             received_at: 0,
             deliveries: vec![delivery(a.id, "")],
             queue: Some(queue),
@@ -933,7 +935,7 @@ async fn blobs_are_freed_with_their_last_reference() {
     // One blob in two accounts' INBOXes.
     let stored = s
         .store_message(NewMessage {
-            data: b"Subject: both\r\n\r\ny\r\n".to_vec(),
+            data: Spooled::from_vec(b"Subject: both\r\n\r\ny\r\n".to_vec()),
             received_at: 0,
             deliveries: vec![delivery(a.id, ""), delivery(b.id, "")],
             queue: None,
@@ -1044,7 +1046,7 @@ async fn delivery_versions_and_created_folders(s: Arc<dyn Store>) {
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
     let first = NewMessage {
-        data: b"Subject: one\r\n\r\nx\r\n".to_vec(),
+        data: Spooled::from_vec(b"Subject: one\r\n\r\nx\r\n".to_vec()),
         received_at: 1,
         deliveries: vec![Delivery {
             account: a,
@@ -1055,7 +1057,7 @@ async fn delivery_versions_and_created_folders(s: Arc<dyn Store>) {
         queue: None,
     };
     let second = NewMessage {
-        data: b"X-Edited: yes\r\nSubject: one\r\n\r\nx\r\n".to_vec(),
+        data: Spooled::from_vec(b"X-Edited: yes\r\nSubject: one\r\n\r\nx\r\n".to_vec()),
         received_at: 1,
         deliveries: vec![
             Delivery {

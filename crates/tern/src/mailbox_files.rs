@@ -341,7 +341,7 @@ impl Importer {
             Folder::Create(f.folder)
         };
         self.batch.push(NewMessage {
-            data: f.raw,
+            data: message::spool::Spooled::from_vec(f.raw),
             received_at: f.date,
             deliveries: vec![Delivery {
                 account: self.account,

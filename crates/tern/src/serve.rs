@@ -66,6 +66,12 @@ pub async fn serve(
         auth: authenticator.clone(),
         checks: checks.clone(),
         signer: signer.clone(),
+        spool: message::spool::Spool::in_dir(&config.data_dir.join("spool")).map_err(|e| {
+            ServeError(format!(
+                "spool directory {}: {e}",
+                config.data_dir.join("spool").display()
+            ))
+        })?,
     });
     let imap_services = Arc::new(imap::Services {
         store: store.clone(),

@@ -117,7 +117,13 @@ async fn recheck(config: &Config, raw: &[u8], hops: &[Hop]) -> Result<Option<Str
     let verifier = crate::serve::any_verifier(config, &resolver, &psl);
     let checks = async {
         let sender = verifier.sender(ip, &helo, &mail_from).await;
-        verifier.message(&sender, raw, None).await
+        verifier
+            .message(
+                &sender,
+                &message::spool::Spooled::from_vec(raw.to_vec()),
+                None,
+            )
+            .await
     };
     let Ok(verdict) = tokio::time::timeout(RECHECK_TIMEOUT, checks).await else {
         return Ok(Some(format!(

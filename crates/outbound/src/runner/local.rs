@@ -92,7 +92,15 @@ impl Runner {
                 ..Default::default()
             },
         };
-        let result = match self.mda.deliver(&envelope, content.to_vec(), now()).await {
+        let result = match self
+            .mda
+            .deliver(
+                &envelope,
+                message::spool::Spooled::from_vec(content.to_vec()),
+                now(),
+            )
+            .await
+        {
             Ok(delivery::Delivered::Accepted { .. }) => RcptResult::Delivered(
                 crate::client::local_reply(250, "2.0.0", "delivered to the mailbox"),
             ),

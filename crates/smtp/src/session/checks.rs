@@ -6,6 +6,7 @@
 use antispam::{Assessment, Client};
 use delivery::Envelope;
 use message::ReversePath;
+use message::spool::Spooled;
 
 use super::envelope::escape;
 use super::{SmtpSession, Transaction, is_submission};
@@ -16,7 +17,7 @@ pub(super) struct Assessed {
     /// Our Authentication-Results (and ARC set), to put on top.
     pub header: String,
     /// The message, with forged claims of our authserv-id removed.
-    pub body: Vec<u8>,
+    pub body: Spooled,
     /// Per local account: Junk or not, and its X-Spam-Status field.
     pub verdicts: Vec<delivery::Verdict>,
     /// The spam score and the rules that made it, for the delivery history.
@@ -104,7 +105,7 @@ impl SmtpSession {
     pub(super) async fn assess_message(
         &self,
         tx: &mut Transaction,
-        body: Vec<u8>,
+        body: Spooled,
     ) -> Result<Assessed, SmtpError> {
         let accounts: Vec<store::AccountId> = tx
             .recipients
@@ -154,9 +155,14 @@ impl SmtpSession {
             junk = verdict.accounts.iter().filter(|a| a.junk).count(),
             "checks"
         );
-        let body = match policy::results::without_our_results(&body, &self.cfg.hostname) {
+        // Fields claiming to be our own results go (RFC 8601 §5); the body
+        // after the header section stays where it is.
+        let body = match policy::results::without_our_results(body.header(), &self.cfg.hostname) {
             std::borrow::Cow::Borrowed(_) => body,
-            std::borrow::Cow::Owned(stripped) => stripped,
+            std::borrow::Cow::Owned(stripped) => body
+                .skip(body.header().len())
+                .with_prefix(&stripped)
+                .map_err(crate::data::spool_error)?,
         };
         let spam = format!(
             "{:.1} ({})",
@@ -187,7 +193,7 @@ impl SmtpSession {
     /// when the user's sending now looks like a stolen password, tell the
     /// administrator (the account is held by then). MX: a delivery report
     /// from `<>` counts as a bounce for the local accounts it reaches.
-    pub(super) async fn after_delivery(&self, envelope: &Envelope, body: &[u8]) {
+    pub(super) async fn after_delivery(&self, envelope: &Envelope, body: &Spooled) {
         let checks = &self.services.checks;
         if let (true, Some(user)) = (is_submission(&self.cfg), &self.user) {
             let mut domains: Vec<String> = envelope
@@ -202,12 +208,16 @@ impl SmtpSession {
             domains.sort();
             domains.dedup();
             let count = envelope.recipients.len() as u64;
-            if let Some(reason) = checks.submitted(&user.address, domains, count, body).await {
+            // Scored on its beginning, as the MX scores (C-FT9).
+            let view = body
+                .view(antispam::pipeline::CONTENT_VIEW)
+                .unwrap_or_else(|_| bytes::Bytes::copy_from_slice(body.head()));
+            if let Some(reason) = checks.submitted(&user.address, domains, count, &view).await {
                 self.notify_hold(&user.address, &reason).await;
             }
             return;
         }
-        if envelope.sender.is_empty() && is_delivery_report(body) {
+        if envelope.sender.is_empty() && is_delivery_report(body.header()) {
             let now = self.now();
             for target in envelope.recipients.iter().flat_map(|r| &r.local) {
                 if let Err(e) = self

@@ -3,12 +3,13 @@
 
 use delivery::{Delivered, Envelope};
 use message::header;
+use message::spool::Spooled;
 use message::trace::{ReceivedInfo, received, with_protocol};
 use store::{HistoryEvent, HistoryKind, MessageKey};
 
 use super::envelope::escape;
 use super::{Mode, SmtpSession, Transaction, is_submission};
-use crate::data::{DataLimits, DataReader};
+use crate::data::{DataLimits, DataReader, spool_error};
 use crate::error::SmtpError;
 use crate::reply::{Enhanced, Reply};
 
@@ -44,7 +45,7 @@ impl SmtpSession {
         if more_pending {
             return Err(SmtpError::ImproperPipelining);
         }
-        self.mode = Mode::Data(DataReader::new(self.limits(), true));
+        self.mode = Mode::Data(DataReader::new(self.limits(), true, &self.services.spool));
         Ok(Reply::bare(354, "End data with <CR><LF>.<CR><LF>"))
     }
 
@@ -60,7 +61,7 @@ impl SmtpSession {
         if let (None, Some(tx)) = (&refused, &mut self.tx)
             && tx.chunks.is_none()
         {
-            tx.chunks = Some(Ok(DataReader::new(limits, false)));
+            tx.chunks = Some(Ok(DataReader::new(limits, false, &self.services.spool)));
         }
         self.mode = Mode::Bdat {
             remaining: size,
@@ -126,7 +127,7 @@ impl SmtpSession {
     /// answer; a refusal goes into the delivery history.
     pub(super) async fn end_of_message(
         &mut self,
-        content: Result<Vec<u8>, SmtpError>,
+        content: Result<Spooled, SmtpError>,
     ) -> Result<Reply, SmtpError> {
         let tx = self
             .tx
@@ -167,22 +168,23 @@ impl SmtpSession {
     async fn complete(
         &mut self,
         mut tx: Transaction,
-        content: Result<Vec<u8>, SmtpError>,
+        content: Result<Spooled, SmtpError>,
     ) -> Result<Reply, SmtpError> {
         let body = content?;
         // RFC 5321 §6.3: too many Received lines means a loop (C-RL9).
-        if header::fields_named(&body, "Received").len() > self.cfg.max_received {
+        if header::fields_named(body.header(), "Received").len() > self.cfg.max_received {
             return Err(SmtpError::Loop);
         }
         let mut added = String::new();
         if is_submission(&self.cfg) {
-            added = self.submission_fixes(&body)?;
+            added = self.submission_fixes(body.header())?;
         }
         let now = self.now();
         let assessed = self.assess_message(&mut tx, body).await?;
         let body = assessed.body;
         if tx.reports {
-            self.receive_report(&tx, &body, now).await?;
+            let whole = body.read_all().map_err(spool_error)?;
+            self.receive_report(&tx, &whole, now).await?;
         }
         let helo = self.helo.as_ref();
         let info = ReceivedInfo {
@@ -207,15 +209,17 @@ impl SmtpSession {
             date: now,
         };
         let auth_header = assessed.header.clone();
-        let mut data = assessed.header.into_bytes();
-        data.extend_from_slice(received(&info).as_bytes());
+        let mut prefix = assessed.header.into_bytes();
+        prefix.extend_from_slice(received(&info).as_bytes());
         if is_submission(&self.cfg) {
-            data.extend_from_slice(self.dkim_signatures(&added, &body, now).await.as_bytes());
+            prefix.extend_from_slice(self.dkim_signatures(&added, &body, now).await?.as_bytes());
         }
-        data.extend_from_slice(added.as_bytes());
-        data.extend_from_slice(&body);
+        prefix.extend_from_slice(added.as_bytes());
+        // The body stays where it is (memory or spool file); our lines go
+        // in front of it.
+        let data = body.with_prefix(&prefix).map_err(spool_error)?;
         let size = data.len();
-        let message_id = header::fields_named(&data[..header::header_end(&data)], "Message-ID")
+        let message_id = header::fields_named(data.header(), "Message-ID")
             .first()
             .and_then(|f| header::message_ids(f.value).into_iter().next());
         let accepted_detail = self.accepted_detail(size, &auth_header, assessed.spam.as_deref());
@@ -236,7 +240,7 @@ impl SmtpSession {
         };
         let head = self
             .wants_delivered_report(&envelope)
-            .then(|| data[..header::header_end(&data)].to_vec());
+            .then(|| data.header().to_vec());
         // Design principle 2: the 250 goes out only after this returns (durable commit).
         let delivered = self
             .services
@@ -295,7 +299,7 @@ impl SmtpSession {
     /// What the history says of an accepted message: the client, TLS, the
     /// authenticated user, the size, the checks' Authentication-Results
     /// and the spam score.
-    fn accepted_detail(&self, size: usize, auth_header: &str, spam: Option<&str>) -> String {
+    fn accepted_detail(&self, size: u64, auth_header: &str, spam: Option<&str>) -> String {
         let mut detail = format!(
             "{} from [{}] helo={}",
             self.cfg.role.name(),
@@ -324,26 +328,34 @@ impl SmtpSession {
     }
 
     /// RFC 6376: DKIM-Signature fields for a submitted message, by the keys of
-    /// its From: domain.
-    async fn dkim_signatures(&self, added: &str, body: &[u8], now: i64) -> String {
+    /// its From: domain. The signer reads the whole message (the user's own
+    /// submission, bounded by the size limit).
+    async fn dkim_signatures(
+        &self,
+        added: &str,
+        body: &Spooled,
+        now: i64,
+    ) -> Result<String, SmtpError> {
         let Some(signer) = &self.services.signer else {
-            return String::new();
+            return Ok(String::new());
         };
-        let mut message = added.as_bytes().to_vec();
-        message.extend_from_slice(body);
-        let Some(domain) = policy::verify::from_domains(&message)
+        let mut header = added.as_bytes().to_vec();
+        header.extend_from_slice(body.header());
+        let Some(domain) = policy::verify::from_domains(&header)
             .ok()
             .and_then(|d| d.into_iter().next())
         else {
-            return String::new();
+            return Ok(String::new());
         };
-        signer.sign(&domain, &message, now).await
+        let mut message = added.as_bytes().to_vec();
+        message.extend_from_slice(&body.read_all().map_err(spool_error)?);
+        Ok(signer.sign(&domain, &message, now).await)
     }
 
     /// RFC 6409 §8: the MSA checks From: against the login (C-RL6) and adds Date:
     /// and Message-ID: when missing. Returns the header lines to add.
-    fn submission_fixes(&self, body: &[u8]) -> Result<String, SmtpError> {
-        let fields = header::fields(body);
+    fn submission_fixes(&self, header_section: &[u8]) -> Result<String, SmtpError> {
+        let fields = header::fields(header_section);
         let from: Vec<_> = fields
             .iter()
             .filter(|f| f.name.eq_ignore_ascii_case("From"))

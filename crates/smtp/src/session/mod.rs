@@ -43,6 +43,8 @@ pub struct Services {
     pub checks: Arc<antispam::Checks>,
     /// DKIM signing of submitted mail (None: not signed).
     pub signer: Option<Arc<policy::sign::Signer>>,
+    /// Where message content goes past 64 KiB while it is received.
+    pub spool: message::spool::Spool,
 }
 
 /// The HELO/EHLO the client gave.

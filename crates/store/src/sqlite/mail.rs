@@ -10,6 +10,7 @@
 //!   every change (RFC 7162 §3.1).
 
 use message::index::MessageIndex;
+use message::spool::Spooled;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, sql};
@@ -105,8 +106,19 @@ pub(super) fn insert_entry(
 /// What the search index keeps of a message that goes into mailboxes
 /// (computed before the write job: the writer thread only writes).
 fn index_of(msg: &NewMessage) -> Option<MessageIndex> {
-    (!msg.deliveries.is_empty()).then(|| MessageIndex::of(&msg.data))
+    (!msg.deliveries.is_empty()).then(|| {
+        // A large message is indexed by its beginning: its header section
+        // and the first text (hardening.md C-FT9).
+        match msg.data.view(INDEX_VIEW) {
+            Ok(view) => MessageIndex::of(&view),
+            Err(_) => MessageIndex::of(msg.data.head()),
+        }
+    })
 }
+
+/// How much of a message the search index reads: the text it keeps is at
+/// most `message::index::MAX_BODY_TEXT` anyway.
+const INDEX_VIEW: usize = 1024 * 1024;
 
 /// Keep a message's bytes; its id is never one used before (migration 13).
 ///
@@ -133,19 +145,49 @@ pub(super) fn insert_blob(c: &Connection, data: &[u8]) -> Result<i64> {
     Ok(id)
 }
 
+/// Keep a message received into the spool: its content is copied from the
+/// spool file into the row a block at a time (SQLite's incremental blob
+/// I/O), never held whole in memory (hardening.md C-FT9).
+fn insert_spooled(c: &Connection, content: &Spooled) -> Result<i64> {
+    if !content.is_spooled() {
+        return insert_blob(c, content.head());
+    }
+    let id = unused_id(c, "blobs", "blob_floor")?;
+    c.prepare_cached("INSERT INTO blobs(id, data) VALUES (?1, zeroblob(?2))")
+        .and_then(|mut st| st.execute(params![id, content.len() as i64]))
+        .map_err(sql)?;
+    let mut blob = c
+        .blob_open(rusqlite::MAIN_DB, "blobs", "data", id, false)
+        .map_err(sql)?;
+    let mut failed = None;
+    content
+        .chunks(|chunk| {
+            if failed.is_none()
+                && let Err(e) = std::io::Write::write_all(&mut blob, chunk)
+            {
+                failed = Some(e);
+            }
+        })
+        .map_err(StoreError::from)?;
+    if let Some(e) = failed {
+        return Err(StoreError::from(e));
+    }
+    Ok(id)
+}
+
 fn store_new_message(
     c: &Connection,
     msg: &NewMessage,
     index: Option<&MessageIndex>,
 ) -> Result<Stored> {
-    let blob = insert_blob(c, &msg.data)?;
+    let blob = insert_spooled(c, &msg.data)?;
     if let Some(i) = index {
         super::search::insert(c, blob, i)?;
     }
     let mut placed = Vec::with_capacity(msg.deliveries.len());
     for d in &msg.deliveries {
         let mailbox = folder_mailbox(c, d.account, &d.folder)?;
-        let size = (d.prefix.len() + msg.data.len()) as u64;
+        let size = d.prefix.len() as u64 + msg.data.len();
         let uid = insert_entry(c, mailbox, blob, &d.prefix, size, msg.received_at, &d.flags)?;
         placed.push((mailbox, uid));
     }

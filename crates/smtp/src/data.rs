@@ -301,6 +301,38 @@ mod tests {
         assert_eq!(data(b".\r\n").1, Err(SmtpError::EmptyMessage));
     }
 
+    /// C-FT5, C-FT6: a spool that cannot be written is a temporary refusal,
+    /// "insufficient storage" when the disk is full.
+    #[test]
+    fn spool_failures_are_temporary() {
+        let full = spool_error(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(
+            full.reply().0.one_line(),
+            "452 4.3.1 Insufficient system storage"
+        );
+        let other = spool_error(std::io::Error::other("EIO"));
+        assert!(other.reply().0.one_line().starts_with("451 4.3.0"));
+    }
+
+    /// A large message is spooled, and read back as it was sent.
+    #[test]
+    fn large_content_goes_through_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::in_dir(dir.path()).unwrap();
+        let mut r = DataReader::new(LIMITS, true, &spool);
+        let line = format!("..{}\r\n", "x".repeat(70));
+        let mut expected = b"Subject: big\r\n\r\n".to_vec();
+        r.feed(b"Subject: big\r\n\r\n");
+        for _ in 0..5000 {
+            assert_eq!(r.feed(line.as_bytes()), None);
+            expected.extend_from_slice(&line.as_bytes()[1..]);
+        }
+        assert_eq!(r.feed(b".\r\n"), Some(3));
+        let s = r.finish().unwrap();
+        assert!(s.is_spooled());
+        assert_eq!(&s.read_all().unwrap()[..], &expected[..]);
+    }
+
     #[test]
     fn bdat_mode_keeps_dots_and_checks_line_endings() {
         let mut r = reader(LIMITS, false);

@@ -43,7 +43,8 @@ fn simple_message(from: &str, subject: &str) -> String {
 /// Mail from one Tern to another with everything published: iprev, SPF, both
 /// DKIM signatures and DMARC pass; dkimpy verifies Tern's signatures on the
 /// stored message, including one whose body ends with whitespace-only lines
-/// (the mail-auth 0.13 relaxed-body bug, dependencies.md).
+/// (the mail-auth 0.13 relaxed-body bug, dependencies.md) and one large
+/// enough to be spooled.
 #[test]
 fn tern_to_tern_passes_every_check() {
     let net = MailNet::new(120);
@@ -59,12 +60,26 @@ fn tern_to_tern_passes_every_check() {
         &simple_message("alice@a.test", "plain"),
     );
     submit(&a, "alice@a.test", "alice-pw", &["carol@b.test"], body_ws);
-    net.wait(20, "two messages", &[&a, &b], || {
-        net.inbox(&b, "carol@b.test").len() == 2
+    // 3 MB: received through the spool file on both sides, its body
+    // hashes streamed (hardening.md C-FT9).
+    let mut large =
+        String::from("From: Alice <alice@a.test>\r\nTo: carol@b.test\r\nSubject: large\r\n\r\n");
+    for i in 0..40_000 {
+        large += &format!("line {i}  with \t runs   of  whitespace \t\r\n");
+        if i % 1000 == 0 {
+            large += "\r\n \r\n";
+        }
+    }
+    large += "\r\n  \r\n";
+    assert!(large.len() > 1_500_000);
+    submit(&a, "alice@a.test", "alice-pw", &["carol@b.test"], &large);
+    net.wait(30, "three messages", &[&a, &b], || {
+        net.inbox(&b, "carol@b.test").len() == 3
     });
     let got = by_subject(&net, &b, "INBOX");
+    assert!(got["large"].ends_with(&large[large.find("\r\n\r\n").unwrap()..]));
     let ip = net.ip(10);
-    for subject in ["plain", "trailing"] {
+    for subject in ["plain", "trailing", "large"] {
         let ar = auth_results(&got[subject]);
         for want in [
             "Authentication-Results: mx.b.test;".to_string(),

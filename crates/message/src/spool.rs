@@ -426,6 +426,15 @@ mod tests {
         (pieces.concat(), pieces)
     }
 
+    /// The large message, spooled (the directory lives as long as it is kept).
+    fn large_spooled() -> (tempfile::TempDir, Spooled, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::in_dir(dir.path()).unwrap();
+        let (expected, pieces) = large_message();
+        let parts: Vec<&[u8]> = pieces.iter().map(|p| &p[..]).collect();
+        (dir, write_all(&spool, &parts), expected)
+    }
+
     #[test]
     fn large_content_goes_to_a_file_and_reads_back_whole() {
         let dir = tempfile::tempdir().unwrap();
@@ -487,11 +496,7 @@ mod tests {
 
     #[test]
     fn a_prefix_larger_than_the_room_is_copied() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::in_dir(dir.path()).unwrap();
-        let (expected, pieces) = large_message();
-        let parts: Vec<&[u8]> = pieces.iter().map(|p| &p[..]).collect();
-        let s = write_all(&spool, &parts);
+        let (_dir, s, expected) = large_spooled();
         let prefix = [b"X: ".to_vec(), vec![b'p'; ROOM as usize], b"\r\n".to_vec()].concat();
         let whole = s.with_prefix(&prefix).unwrap();
         assert_eq!(collect(&whole), [prefix, expected.clone()].concat());
@@ -499,11 +504,7 @@ mod tests {
 
     #[test]
     fn a_header_replaced_in_front_of_a_spooled_body() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::in_dir(dir.path()).unwrap();
-        let (expected, pieces) = large_message();
-        let parts: Vec<&[u8]> = pieces.iter().map(|p| &p[..]).collect();
-        let s = write_all(&spool, &parts);
+        let (_dir, s, expected) = large_spooled();
         let old = s.header().len();
         let replaced = s.skip(old).with_prefix(b"Subject: new\r\n\r\n").unwrap();
         assert_eq!(replaced.header(), b"Subject: new\r\n\r\n");
@@ -517,13 +518,8 @@ mod tests {
     /// Two versions of one message (two redirects) never share room.
     #[test]
     fn two_prefixes_on_one_content_do_not_overwrite_each_other() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::in_dir(dir.path()).unwrap();
-        let (expected, pieces) = large_message();
-        let parts: Vec<&[u8]> = pieces.iter().map(|p| &p[..]).collect();
-        let base = write_all(&spool, &parts)
-            .with_prefix(b"Received: x\r\n")
-            .unwrap();
+        let (_dir, s, expected) = large_spooled();
+        let base = s.with_prefix(b"Received: x\r\n").unwrap();
         let a = base.with_prefix(b"Delivered-To: a@d.test\r\n").unwrap();
         let b = base.with_prefix(b"Delivered-To: bb@d.test\r\n").unwrap();
         let original = [b"Received: x\r\n".to_vec(), expected].concat();

@@ -24,6 +24,46 @@ use crate::config::Config;
 #[error("{0}")]
 pub struct ServeError(pub String);
 
+/// File descriptors a connection may need beyond its socket (the store,
+/// the spool, logs), kept as headroom.
+const FD_HEADROOM: u64 = 1024;
+
+/// hardening.md C-FT8: every connection is a file descriptor. The soft
+/// limit (often 1024) is raised to the hard one at start; when even that is
+/// below `max_connections` and some headroom, the log says so once, with
+/// the fix. Past the limit the accept loop backs off (`net::listener`).
+fn raise_open_files_limit(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let current = getrlimit(Resource::Nofile);
+    let want = max_connections as u64 + FD_HEADROOM;
+    let mut soft = current.current.unwrap_or(u64::MAX);
+    if let Some(hard) = current.maximum.or(Some(u64::MAX))
+        && soft < want.min(hard)
+    {
+        let raised = want.min(hard);
+        match setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(raised),
+                maximum: current.maximum,
+            },
+        ) {
+            Ok(()) => {
+                tracing::info!(from = soft, to = raised, "open files limit raised");
+                soft = raised;
+            }
+            Err(e) => tracing::warn!(limit = soft, error = %e, "cannot raise the open files limit"),
+        }
+    }
+    if soft < want {
+        tracing::warn!(
+            limit = soft,
+            max_connections,
+            "the open files limit is below [limits] max_connections plus {FD_HEADROOM}: raise the hard limit (LimitNOFILE= in the systemd unit, ulimit -Hn) or lower max_connections"
+        );
+    }
+}
+
 pub async fn serve(
     config: Config,
     store: Arc<dyn Store>,
@@ -32,6 +72,7 @@ pub async fn serve(
     if development {
         bootstrap_development(&store).await?;
     }
+    raise_open_files_limit(config.limits.max_connections);
     let identity = match &config.tls {
         Some(files) => Identity::load(&files.cert, &files.key),
         None => Identity::self_signed(

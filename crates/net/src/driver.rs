@@ -22,6 +22,49 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long writing one batch of replies may take before the client is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Slow clients (slowloris, hardening.md C-SL1): while a command is
+/// incomplete or a transaction is in progress, the idle timeout alone would
+/// let a client hold the session forever by sending a byte before each
+/// timeout. So work in progress has a deadline of its own: the session's
+/// timeout, plus one second for every [`MIN_RATE`] octets received since
+/// the work began (Postfix's `smtpd_min_data_rate` is the same idea). An
+/// idle session (nothing buffered, nothing in progress: IMAP IDLE too)
+/// only has the idle timeout.
+pub const MIN_RATE: u64 = 500;
+
+/// Work in progress: since when, and how much has arrived since.
+#[derive(Debug, Default)]
+struct Progress {
+    since: Option<tokio::time::Instant>,
+    octets: u64,
+}
+
+impl Progress {
+    /// Starts or ends the clock as the session is busy or not.
+    fn track(&mut self, busy: bool) {
+        match (busy, self.since) {
+            (true, None) => {
+                self.since = Some(tokio::time::Instant::now());
+                self.octets = 0;
+            }
+            (false, Some(_)) => self.since = None,
+            _ => {}
+        }
+    }
+
+    /// How long the next read may wait: the idle limit, or less when the
+    /// work in progress is due sooner.
+    fn read_limit(&self, idle_limit: Duration) -> Duration {
+        match self.since {
+            None => idle_limit,
+            Some(since) => {
+                let allowed = idle_limit + Duration::from_secs(self.octets / MIN_RATE);
+                idle_limit.min(allowed.saturating_sub(since.elapsed()))
+            }
+        }
+    }
+}
+
 /// Run one connection to its end.
 pub async fn drive<S: Session>(
     mut stream: Stream,
@@ -58,6 +101,7 @@ pub async fn drive<S: Session>(
     // and every batch of replies is deflated.
     let mut deflate: Option<Deflate> = None;
     let mut raw = BytesMut::with_capacity(RAW_MIN);
+    let mut progress = Progress::default();
     loop {
         if *phase.borrow() == Phase::Stop
             || (*phase.borrow() == Phase::Draining && session.is_idle())
@@ -67,6 +111,8 @@ pub async fn drive<S: Session>(
             break;
         }
         let idle_limit = session.timeout();
+        progress.track(!input.is_empty() || !session.is_idle());
+        let read_limit = progress.read_limit(idle_limit);
         let flow = tokio::select! {
             changed = phase.changed() => {
                 if changed.is_err() {
@@ -78,9 +124,12 @@ pub async fn drive<S: Session>(
                 continue;
             }
             _ = session.wait_event() => session.on_event(&mut out).await,
-            read = tokio::time::timeout(idle_limit, read_some(&mut stream, &mut raw, &mut input, deflate.as_mut())) => match read {
+            read = tokio::time::timeout(read_limit, read_some(&mut stream, &mut raw, &mut input, deflate.as_mut())) => match read {
                 Err(_) => {
-                    tracing::info!("idle timeout");
+                    match read_limit < idle_limit {
+                        true => tracing::info!(octets = progress.octets, "too slow: work in progress past its deadline"),
+                        false => tracing::info!("idle timeout"),
+                    }
                     session.on_timeout(&mut out);
                     let _ = write_maybe_compressed(&mut stream, &mut out, deflate.is_some()).await;
                     break;
@@ -90,7 +139,10 @@ pub async fn drive<S: Session>(
                     tracing::debug!(error = %e, "read failed");
                     break;
                 }
-                Ok(Ok(_)) => session.receive(&mut input, &mut out).await,
+                Ok(Ok(n)) => {
+                    progress.octets += n as u64;
+                    session.receive(&mut input, &mut out).await
+                }
             },
         };
         if write_maybe_compressed(&mut stream, &mut out, deflate.is_some())
@@ -218,4 +270,31 @@ async fn write(stream: &mut Stream, out: &mut Vec<u8>) -> std::io::Result<()> {
     });
     out.clear();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn work_in_progress_has_a_deadline_that_data_extends() {
+        let idle = Duration::from_secs(60);
+        let mut p = Progress::default();
+        p.track(false);
+        assert_eq!(p.read_limit(idle), idle);
+        p.track(true);
+        tokio::time::advance(Duration::from_secs(50)).await;
+        assert_eq!(p.read_limit(idle), Duration::from_secs(10));
+        // 5,000 octets buy 10 more seconds.
+        p.octets += 5000;
+        p.track(true);
+        assert_eq!(p.read_limit(idle), Duration::from_secs(20));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(p.read_limit(idle), Duration::ZERO);
+        // Idle again: the clock stops, and starts afresh with the next work.
+        p.track(false);
+        assert_eq!(p.read_limit(idle), idle);
+        p.track(true);
+        assert_eq!(p.read_limit(idle), idle);
+    }
 }

@@ -123,6 +123,66 @@ fn idle_timeout() {
     );
 }
 
+/// hardening.md C-SL1: a client that sends one byte before each timeout
+/// (slowloris), in a command line or in DATA, is cut off once its work is
+/// past the deadline; one that sends whole commands with pauses is not.
+#[test]
+fn slowloris_is_cut_off() {
+    let server = common::smtp_server("[smtp]\ncommand_timeout = \"2s\"\ndata_timeout = \"2s\"\n");
+    let drip = |prelude: &[&str]| {
+        let (mut s, _) = greeting(server.addr("smtp"));
+        let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+        for line in prelude {
+            s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+            let mut reply = String::new();
+            loop {
+                reply.clear();
+                std::io::BufRead::read_line(&mut reader, &mut reply).unwrap();
+                if reply.as_bytes().get(3) != Some(&b'-') {
+                    break;
+                }
+            }
+        }
+        s.set_read_timeout(Some(Duration::from_millis(400)))
+            .unwrap();
+        let start = Instant::now();
+        let mut got = Vec::new();
+        while start.elapsed() < Duration::from_secs(15) {
+            if s.write_all(b"x").is_err() {
+                break;
+            }
+            let mut buf = [0; 256];
+            match reader.get_mut().read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        (start.elapsed(), String::from_utf8_lossy(&got).to_string())
+    };
+    let (took, said) = drip(&["EHLO x"]);
+    assert!(said.contains("421 4.4.2"), "{said}");
+    assert!(took < Duration::from_secs(6), "command line: {took:?}");
+    let (took, said) = drip(&[
+        "EHLO x",
+        "MAIL FROM:<a@far.test>",
+        "RCPT TO:<bob@a.test>",
+        "DATA",
+    ]);
+    assert!(said.contains("421 4.4.2"), "{said}");
+    assert!(took < Duration::from_secs(6), "DATA: {took:?}");
+    // Whole commands, with pauses shorter than the timeout: never cut.
+    let (mut s, _) = greeting(server.addr("smtp"));
+    let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+    for _ in 0..5 {
+        s.write_all(b"NOOP\r\n").unwrap();
+        let mut reply = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut reply).unwrap();
+        assert!(reply.starts_with("250"), "{reply}");
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+}
+
 /// hardening.md C-FT11: SIGTERM stops accepting, closes idle sessions with 421,
 /// lets a transaction in progress finish, then exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,7 +131,11 @@ fn alignment(v: &str) -> Option<Alignment> {
 fn uris(v: &str) -> Vec<String> {
     v.split(',')
         .map(str::trim)
-        .filter(|u| u.len() > 7 && u[..7].eq_ignore_ascii_case("mailto:"))
+        .filter(|u| {
+            u.len() > 7
+                && u.get(..7)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("mailto:"))
+        })
         .map(String::from)
         .collect()
 }
@@ -272,6 +276,15 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (hardening.md C-FZ3): a report URI with a multi-byte
+    /// character across its seventh octet panicked the parser.
+    #[test]
+    fn a_multibyte_uri_is_not_cut_inside_a_character() {
+        let r = Record::parse("v=DMARC1; p=none; rua=mailtg\u{30b} s, mailto:r@a.test").unwrap();
+        assert_eq!(r.rua, vec!["mailto:r@a.test".to_string()]);
+        assert!(Record::parse("v=DMARC1; rua=ma\u{e9}lto:x@y").is_none());
+    }
 
     #[test]
     fn records() {

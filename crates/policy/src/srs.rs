@@ -113,9 +113,8 @@ pub fn is_srs(local: &str) -> bool {
 
 /// `SRS0=rest` (any case) -> `rest`.
 fn strip_tag<'a>(local: &'a str, tag: &str) -> Option<&'a str> {
-    let head = local.get(..5)?;
-    (head[..4].eq_ignore_ascii_case(tag) && matches!(&head[4..], "=" | "+" | "-"))
-        .then(|| &local[5..])
+    let (name, separator) = (local.get(..4)?, local.get(4..5)?);
+    (name.eq_ignore_ascii_case(tag) && matches!(separator, "=" | "+" | "-")).then(|| &local[5..])
 }
 
 /// Days since the epoch, mod 1024, as two base32 characters.
@@ -165,6 +164,15 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_795_443_664;
+
+    /// Found reading for C-FZ3: a UTF-8 local part (SMTPUTF8) with a
+    /// character across its fourth octet panicked the SRS check.
+    #[test]
+    fn a_multibyte_local_part_is_not_cut_inside_a_character() {
+        assert!(!is_srs("SRS\u{e9}=x"));
+        assert!(!is_srs("SR\u{e9}0=x"));
+        assert!(is_srs("srs0=x"));
+    }
 
     #[test]
     fn srs0_round_trip() {

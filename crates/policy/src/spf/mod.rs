@@ -26,6 +26,8 @@ use std::net::IpAddr;
 pub use check::{MAX_DNS_TERMS, MAX_NAMES, MAX_VOID_LOOKUPS, in_network, valid_name};
 use dns::DnsError;
 pub use record::is_spf_record;
+/// A record's syntax alone (RFC 7208 §4.6, §12), for tools and fuzzing.
+pub use record::parse as parse_record;
 
 /// The results of RFC 7208 §2.6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

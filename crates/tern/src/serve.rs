@@ -36,11 +36,10 @@ fn raise_open_files_limit(max_connections: usize) {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let current = getrlimit(Resource::Nofile);
     let want = max_connections as u64 + FD_HEADROOM;
+    // None is "unlimited".
     let mut soft = current.current.unwrap_or(u64::MAX);
-    if let Some(hard) = current.maximum.or(Some(u64::MAX))
-        && soft < want.min(hard)
-    {
-        let raised = want.min(hard);
+    let raised = want.min(current.maximum.unwrap_or(u64::MAX));
+    if soft < raised {
         match setrlimit(
             Resource::Nofile,
             Rlimit {

@@ -103,8 +103,13 @@ pub async fn drive<S: Session>(
     let mut raw = BytesMut::with_capacity(RAW_MIN);
     let mut progress = Progress::default();
     loop {
+        if *phase.borrow() == Phase::Stop && session.has_more() {
+            // In the middle of an answer: a goodbye now would be read as
+            // part of it.
+            break;
+        }
         if *phase.borrow() == Phase::Stop
-            || (*phase.borrow() == Phase::Draining && session.is_idle())
+            || (*phase.borrow() == Phase::Draining && session.is_idle() && !session.has_more())
         {
             session.on_shutdown(&mut out);
             let _ = write_maybe_compressed(&mut stream, &mut out, deflate.is_some()).await;
@@ -113,7 +118,14 @@ pub async fn drive<S: Session>(
         let idle_limit = session.timeout();
         progress.track(!input.is_empty() || !session.is_idle());
         let read_limit = progress.read_limit(idle_limit);
-        let flow = tokio::select! {
+        let flow = if session.has_more() {
+            // Backpressure (C-SL2): the previous piece is written; make the
+            // next one. Nothing is read meanwhile, so a client that does
+            // not read stalls its own answer, each piece bounded by
+            // WRITE_TIMEOUT.
+            session.resume(&mut input, &mut out).await
+        } else {
+            tokio::select! {
             changed = phase.changed() => {
                 if changed.is_err() {
                     // The server is gone without saying goodbye: treat as Stop.
@@ -144,6 +156,7 @@ pub async fn drive<S: Session>(
                     session.receive(&mut input, &mut out).await
                 }
             },
+            }
         };
         if write_maybe_compressed(&mut stream, &mut out, deflate.is_some())
             .await

@@ -58,6 +58,25 @@ pub trait Session: Send + 'static {
         out: &mut Vec<u8>,
     ) -> impl Future<Output = Flow> + Send;
 
+    /// The session has more to write before it reads again: a long answer
+    /// (an IMAP FETCH of many or large messages) is produced a piece at a
+    /// time, each piece written before the next is made, so a client that
+    /// reads slowly or not at all holds one piece of memory, not the whole
+    /// answer (backpressure, hardening.md C-SL2).
+    fn has_more(&self) -> bool {
+        false
+    }
+
+    /// Append the next piece of the answer to `out`; once it is finished,
+    /// go on with the commands the client pipelined behind it in `input`.
+    fn resume(
+        &mut self,
+        _input: &mut BytesMut,
+        _out: &mut Vec<u8>,
+    ) -> impl Future<Output = Flow> + Send {
+        async { Flow::Continue }
+    }
+
     /// Postscreen's pregreet test: when Some, the greeting just written is
     /// only its first part, and the driver waits this long for the client to
     /// stay silent before asking for the rest ([`Session::greeting_done`]).

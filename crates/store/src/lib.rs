@@ -172,6 +172,16 @@ pub trait Store:
     async fn entries(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<MessageEntry>>;
     /// The contents of several messages, those that still exist.
     async fn contents(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, Vec<u8>)>>;
+    /// At most `len` octets of a message's content from octet `start`
+    /// (fewer at its end): a large message is sent to a client a piece at
+    /// a time (hardening.md C-FT9). None if the message is gone.
+    async fn content_range(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        start: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>>;
     /// Claim the \Recent messages of a mailbox; the first UID that is recent for the caller.
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32>;
     /// Mailbox ids announced after every change of their contents.
@@ -420,6 +430,15 @@ impl Store for SqliteStore {
     }
     async fn contents(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, Vec<u8>)>> {
         self.sql_contents(mailbox, uids).await
+    }
+    async fn content_range(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        start: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        self.sql_content_range(mailbox, uid, start, len).await
     }
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32> {
         self.sql_claim_recent(mailbox).await

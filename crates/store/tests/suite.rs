@@ -66,8 +66,50 @@ on_every_backend!(
     delivery_versions_and_created_folders,
     search_index,
     delivery_history,
-    tls_results
+    tls_results,
+    content_in_pieces
 );
+
+/// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
+/// messages) is the message read whole, whatever the piece boundaries,
+/// our prefix included.
+async fn content_in_pieces(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap();
+    let body: String = (0..2000).map(|i| format!("line {i}\r\n")).collect();
+    let msg = NewMessage {
+        data: Spooled::from_vec(format!("Subject: big\r\n\r\n{body}").into_bytes()),
+        received_at: 1,
+        deliveries: vec![delivery(a.id, "X-Trace: one\r\n")],
+        queue: None,
+    };
+    s.store_message(msg).await.unwrap();
+    let inbox = s
+        .mailboxes(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "INBOX")
+        .unwrap()
+        .id;
+    let whole = s.message_content(inbox, 1).await.unwrap().unwrap();
+    for piece in [1, 5, 14, 15, 4096, whole.len(), whole.len() + 9] {
+        let mut joined = Vec::new();
+        while joined.len() < whole.len() {
+            let got = s
+                .content_range(inbox, 1, joined.len() as u64, piece)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(!got.is_empty() && got.len() <= piece);
+            joined.extend_from_slice(&got);
+        }
+        assert_eq!(joined, whole, "pieces of {piece}");
+    }
+    let past = s.content_range(inbox, 1, whole.len() as u64 + 3, 10).await;
+    assert_eq!(past.unwrap(), Some(vec![]));
+    assert_eq!(s.content_range(inbox, 2, 0, 10).await.unwrap(), None);
+}
 
 /// RFC 8460 results: counted per domain, policy and failure; forgotten per
 /// domain once reported.

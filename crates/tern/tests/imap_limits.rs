@@ -1,4 +1,4 @@
-//! IMAP limits that need more than a transcript (hardening.md C-IM8, C-AU1 over IMAP).
+//! IMAP limits that need more than a transcript (hardening.md C-IM8, C-AU1 over IMAP, C-SL2).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -70,4 +70,142 @@ async fn imap_password_guessing() {
         r,
         "* BYE [UNAVAILABLE] Too many authentication failures; try again later"
     );
+}
+
+/// The server's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Read one response line; when it ends in a literal `{n}`, the literal's
+/// octets and the rest of the line are read too. Returns the line's text
+/// and the literals in it.
+fn read_response(r: &mut impl std::io::BufRead) -> (String, Vec<Vec<u8>>) {
+    let mut text = String::new();
+    let mut literals = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        r.read_until(b'\n', &mut line).unwrap();
+        assert!(!line.is_empty(), "connection closed after {text:?}");
+        let line = String::from_utf8_lossy(&line).into_owned();
+        text.push_str(&line);
+        let trimmed = line.trim_end();
+        let Some(n) = trimmed
+            .strip_suffix('}')
+            .and_then(|t| t.rsplit_once('{'))
+            .and_then(|(_, n)| n.parse::<usize>().ok())
+        else {
+            return (text, literals);
+        };
+        let mut lit = vec![0; n];
+        r.read_exact(&mut lit).unwrap();
+        literals.push(lit);
+    }
+}
+
+/// C-SL2 and C-FT9: a client asks for 48 MB (twelve 4 MB messages) and
+/// reads nothing for two seconds: the server makes its answer a piece at a
+/// time as the client reads, so its memory hardly moves (the answer made
+/// whole, before, took its size several times over). Read afterwards, every
+/// message arrives byte for byte (large ones streamed from the store), a
+/// partial range of a large one is right, and the command pipelined behind
+/// the FETCH is answered after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_answers_at_the_pace_of_the_reader() {
+    let server = tokio::task::spawn_blocking(|| {
+        common::full_server("[imap]\nplaintext_on_loopback = true\n")
+    })
+    .await
+    .unwrap();
+    let store = common::probe(&server).0.clone();
+    let store::AddressKind::Account(alice) = store.lookup_address("alice@a.test").await.unwrap()
+    else {
+        panic!("no alice")
+    };
+    let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    let mut sent = Vec::new();
+    for i in 0..12u8 {
+        let line = format!("{i:02} {}\r\n", "x".repeat(70));
+        let body = line.repeat(4 * 1024 * 1024 / line.len());
+        let msg = format!("Subject: big {i}\r\n\r\n{body}").into_bytes();
+        store
+            .append(inbox.id, msg.clone(), vec![], 1)
+            .await
+            .unwrap();
+        sent.push(msg);
+    }
+    let small = b"Subject: small\r\n\r\nhello\r\n".to_vec();
+    store
+        .append(inbox.id, small.clone(), vec![], 1)
+        .await
+        .unwrap();
+    sent.push(small);
+    let pid = server.pid().unwrap();
+    let addr = server.addr("imap");
+    tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, Write};
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let mut w = tcp.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(tcp);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        w.write_all(b"a LOGIN alice@a.test alice-pw\r\nb SELECT INBOX\r\n")
+            .unwrap();
+        loop {
+            let (text, _) = read_response(&mut r);
+            if text.starts_with("b OK") {
+                break;
+            }
+        }
+        let before = rss_kib(pid);
+        w.write_all(b"c FETCH 1:* (UID BODY.PEEK[])\r\nd NOOP\r\n")
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let during = rss_kib(pid);
+        eprintln!("server RSS {before} KiB before the FETCH, {during} KiB with it unread");
+        assert!(
+            during < before + 24 * 1024,
+            "server memory grew from {before} KiB to {during} KiB with a 48 MB answer unread"
+        );
+        let mut got = Vec::new();
+        let tagged = loop {
+            let (text, mut literals) = read_response(&mut r);
+            if text.starts_with("* ") {
+                assert_eq!(literals.len(), 1, "{text}");
+                got.push(literals.remove(0));
+                continue;
+            }
+            break text;
+        };
+        assert!(tagged.starts_with("c OK FETCH completed"), "{tagged}");
+        assert_eq!(got.len(), sent.len());
+        for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
+            assert!(
+                g == s,
+                "message {} differs ({} vs {} octets)",
+                i + 1,
+                g.len(),
+                s.len()
+            );
+        }
+        let (noop, _) = read_response(&mut r);
+        assert!(noop.starts_with("d OK"), "{noop}");
+        // A range of a large message, and RFC822, streamed as well.
+        w.write_all(b"e FETCH 3 (BODY.PEEK[]<1000000.300000> RFC822)\r\n")
+            .unwrap();
+        let (text, literals) = read_response(&mut r);
+        assert!(text.contains("BODY[]<1000000> {300000}"), "{text}");
+        assert_eq!(literals[0], sent[2][1_000_000..1_300_000]);
+        assert_eq!(literals[1], sent[2]);
+        let (done, _) = read_response(&mut r);
+        assert!(done.starts_with("e OK"), "{done}");
+        // RFC822 sets \Seen, reported with the data.
+        assert!(text.contains("FLAGS (\\Seen"), "{text}");
+    })
+    .await
+    .unwrap();
 }

@@ -65,7 +65,11 @@ impl<S: Session> Wire for MemoryWire<S> {
         }
         self.input.extend_from_slice(bytes);
         let mut out = Vec::new();
-        let flow = self.session.receive(&mut self.input, &mut out).await;
+        let mut flow = self.session.receive(&mut self.input, &mut out).await;
+        // As the driver does: an answer made in pieces is made to its end.
+        while flow == Flow::Continue && self.session.has_more() {
+            flow = self.session.resume(&mut self.input, &mut out).await;
+        }
         self.output.extend(out);
         match flow {
             Flow::Continue => {}

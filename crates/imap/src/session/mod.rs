@@ -248,6 +248,8 @@ pub struct ImapSession {
     _permit: Option<(user_limit::UserIpPermit, net::Gauged)>,
     /// Counted in the IDLE gauge while in IDLE.
     idling: Option<net::Gauged>,
+    /// A FETCH whose answer is not all written yet (backpressure).
+    fetching: Option<Box<fetch::Fetching>>,
 }
 
 impl ImapSession {
@@ -273,6 +275,7 @@ impl ImapSession {
             changes: None,
             _permit: None,
             idling: None,
+            fetching: None,
         }
     }
 
@@ -309,7 +312,8 @@ impl ImapSession {
             if flow != Flow::Continue {
                 return flow;
             }
-            if input.is_empty() {
+            // A FETCH answered in pieces: the commands behind it wait.
+            if input.is_empty() || self.fetching.is_some() {
                 return Flow::Continue;
             }
         }
@@ -379,6 +383,21 @@ impl ImapSession {
             }
             Command::Authenticate { mechanism, initial } => {
                 self.authenticate_start(tag, &mechanism, initial, out).await
+            }
+            Command::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+                vanished,
+            } => {
+                let started = self
+                    .fetch_start(&tag, uid, &set, items, changed_since, vanished, out)
+                    .await;
+                match started {
+                    Ok(()) => self.fetch_more(out).await,
+                    Err(e) => self.fail(&tag, e, out),
+                }
             }
             other => {
                 let outcome = self.run(other, &tag, out).await;
@@ -463,16 +482,6 @@ impl ImapSession {
                 algorithm,
                 key,
             } => self.thread(uid, algorithm, &key, out).await,
-            Command::Fetch {
-                uid,
-                set,
-                items,
-                changed_since,
-                vanished,
-            } => {
-                self.fetch(uid, &set, &items, changed_since, vanished, out)
-                    .await
-            }
             Command::Store {
                 uid,
                 set,
@@ -524,6 +533,7 @@ impl ImapSession {
             | Command::StartTls
             | Command::Idle
             | Command::Authenticate { .. }
+            | Command::Fetch { .. }
             | Command::Compress(_) => Err(ImapError::WrongState),
         }
     }
@@ -575,6 +585,18 @@ impl net::Session for ImapSession {
     }
 
     async fn receive(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
+        self.process(input, out).await
+    }
+
+    fn has_more(&self) -> bool {
+        self.fetching.is_some()
+    }
+
+    async fn resume(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
+        let flow = self.fetch_more(out).await;
+        if flow != Flow::Continue || self.fetching.is_some() || input.is_empty() {
+            return flow;
+        }
         self.process(input, out).await
     }
 

@@ -344,9 +344,7 @@ impl ImapSession {
             Err(_) => return,
         };
         if !new.is_empty()
-            && let Err(e) = self
-                .fetch(true, &SequenceSet::of(&new), &items, None, false, out)
-                .await
+            && let Err(e) = self.fetch_now(&SequenceSet::of(&new), items, out).await
         {
             tracing::warn!(error = %e, "NOTIFY FETCH failed");
         }

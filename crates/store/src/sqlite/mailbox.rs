@@ -473,6 +473,50 @@ impl SqliteStore {
         .await
     }
 
+    /// A piece of one message: the part of its prefix (our trace lines)
+    /// that falls in the range, then the rest read from the blob with
+    /// SQLite's incremental blob I/O, so only the piece is in memory.
+    pub(crate) async fn sql_content_range(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        start: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>> {
+        self.read(move |c| {
+            let found = c
+                .prepare_cached("SELECT m.prefix, m.blob_id FROM mailbox_messages m WHERE m.mailbox_id = ?1 AND m.uid = ?2")
+                .and_then(|mut st| {
+                    st.query_row(params![mailbox, uid], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
+                        .optional()
+                })
+                .map_err(sql)?;
+            let Some((prefix, blob_id)) = found else {
+                return Ok(None);
+            };
+            let mut out = Vec::with_capacity(len.min(1 << 20));
+            let start = usize::try_from(start).unwrap_or(usize::MAX);
+            if start < prefix.len() {
+                let end = prefix.len().min(start.saturating_add(len));
+                out.extend_from_slice(&prefix[start..end]);
+            }
+            let want = len - out.len();
+            if want == 0 {
+                return Ok(Some(out));
+            }
+            let from = start.saturating_sub(prefix.len());
+            let blob = c
+                .blob_open(rusqlite::MAIN_DB, "blobs", "data", blob_id, true)
+                .map_err(sql)?;
+            let available = blob.len().saturating_sub(from).min(want);
+            let at = out.len();
+            out.resize(at + available, 0);
+            blob.read_at_exact(&mut out[at..], from).map_err(sql)?;
+            Ok(Some(out))
+        })
+        .await
+    }
+
     /// RFC 3501 §2.3.2: the first session to select a mailbox after new mail claims it
     /// as \Recent. Returns the first UID this session sees as recent.
     pub(crate) async fn sql_claim_recent(&self, mailbox: MailboxId) -> Result<u32> {

@@ -32,7 +32,17 @@ const LISTENERS: &[(&str, Option<&str>)] = &[
 fn scan(addr: std::net::SocketAddr, starttls: Option<&str>) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("scan.json");
-    let mut cmd = Command::new("testssl");
+    // Every openssl connect and the whole scan are bounded: an s_client
+    // once hung for good on a loaded machine, and the test with it.
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "300",
+        "testssl",
+        "--openssl-timeout",
+        "15",
+        "--connect-timeout",
+        "15",
+    ]);
     cmd.args([
         "--quiet",
         "--color",

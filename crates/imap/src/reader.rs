@@ -3,8 +3,17 @@
 //! (hardening.md C-IM1, C-IM2, C-IM3): literals before login are small, the
 //! literals of one command add up to a bound (APPEND: the message size limit),
 //! and a line without CRLF cannot grow past the line limit.
+//!
+//! The message of an APPEND is not held in memory when it is large
+//! (hardening.md C-FT9): a literal over [`SPOOL_OVER`] octets goes to a
+//! spool file as it arrives, its place in the command is left empty
+//! (`{0}`), and the session takes it with [`CommandReader::take_spooled`].
 
 use bytes::{Buf, BytesMut};
+use message::spool::{Spool, SpoolWriter, Spooled};
+
+/// An APPEND literal larger than this is spooled.
+const SPOOL_OVER: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -42,9 +51,35 @@ pub struct CommandReader {
     literal_left: usize,
     literal_total: usize,
     skipping: bool,
+    spool: Spool,
+    /// The literal being spooled, and the one spooled for this command.
+    spooling: Option<Spooling>,
+    spooled: Option<std::io::Result<Spooled>>,
+}
+
+/// A literal on its way to the spool; after a write error its bytes are
+/// still read (they are on their way), and dropped.
+#[derive(Debug)]
+enum Spooling {
+    Writing(SpoolWriter),
+    Failed(std::io::Error),
 }
 
 impl CommandReader {
+    /// A reader whose large APPEND literals go to `spool`.
+    pub fn with_spool(spool: Spool) -> CommandReader {
+        CommandReader {
+            spool,
+            ..CommandReader::default()
+        }
+    }
+
+    /// The message the last command's APPEND literal held, if it was
+    /// spooled (an error if the spool could not be written).
+    pub fn take_spooled(&mut self) -> Option<std::io::Result<Spooled>> {
+        self.spooled.take()
+    }
+
     /// Take what is there of the next command. `continuation` collects the
     /// "+ Ready" lines to send before a synchronizing literal.
     pub fn next(
@@ -71,14 +106,32 @@ impl CommandReader {
             }
             if self.literal_left > 0 {
                 let take = self.literal_left.min(input.len());
-                self.buf.extend_from_slice(&input[..take]);
+                match self.spooling.take() {
+                    None => self.buf.extend_from_slice(&input[..take]),
+                    Some(Spooling::Writing(mut w)) => {
+                        self.spooling = Some(match w.write(&input[..take]) {
+                            Ok(()) => Spooling::Writing(w),
+                            Err(e) => Spooling::Failed(e),
+                        });
+                    }
+                    failed @ Some(Spooling::Failed(_)) => self.spooling = failed,
+                }
                 input.advance(take);
                 self.literal_left -= take;
                 if self.literal_left > 0 {
                     return None;
                 }
+                self.spooled = match self.spooling.take() {
+                    Some(Spooling::Writing(w)) => Some(w.finish()),
+                    Some(Spooling::Failed(e)) => Some(Err(e)),
+                    None => self.spooled.take(),
+                };
             }
             let line_start = self.buf.len();
+            if line_start == 0 {
+                // A new command: what the last one spooled is not for it.
+                self.spooled = None;
+            }
             let Some(nl) = input.iter().take(limits.max_line).position(|&b| b == b'\n') else {
                 if input.len() >= limits.max_line {
                     input.clear();
@@ -112,6 +165,10 @@ impl CommandReader {
             if sync {
                 continuation.extend_from_slice(b"+ Ready for literal data\r\n");
             }
+            if n > SPOOL_OVER && authenticated && self.spooled.is_none() && is_append(&self.buf) {
+                leave_literal_empty(&mut self.buf);
+                self.spooling = Some(Spooling::Writing(self.spool.writer()));
+            }
             self.literal_left = n;
             if n == 0 {
                 continue;
@@ -130,6 +187,8 @@ impl CommandReader {
         self.literal_left = 0;
         self.literal_total = 0;
         self.skipping = skip_rest;
+        self.spooling = None;
+        self.spooled = None;
         Read::Error(e)
     }
 
@@ -139,6 +198,8 @@ impl CommandReader {
         self.literal_left = 0;
         self.literal_total = 0;
         self.skipping = false;
+        self.spooling = None;
+        self.spooled = None;
     }
 }
 
@@ -157,6 +218,15 @@ fn literal_marker(line: &[u8]) -> Option<(usize, bool)> {
     }
     let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
     Some((usize::try_from(n).unwrap_or(usize::MAX), sync))
+}
+
+/// Rewrite the literal marker ending `buf` (`{n}`, `{n+}`, `~{n}`) to
+/// `{0}`: the literal's octets are kept elsewhere.
+fn leave_literal_empty(buf: &mut Vec<u8>) {
+    if let Some(open) = buf.iter().rposition(|&b| b == b'{') {
+        buf.truncate(open);
+        buf.extend_from_slice(b"{0}\r\n");
+    }
 }
 
 fn tag_of(buf: &[u8]) -> Option<String> {
@@ -244,6 +314,55 @@ mod tests {
         cmd.extend_from_slice(b"\r\n");
         let (got, _) = feed(&mut r, &cmd, true);
         assert_eq!(got, Some(Read::Error(ReadError::NonSyncTooLarge)));
+    }
+
+    /// C-FT9: a large APPEND literal is spooled, in whatever pieces it
+    /// comes, and its place in the command left empty.
+    #[test]
+    fn a_large_append_literal_is_spooled() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::in_dir(dir.path()).unwrap();
+        let limits = Limits {
+            max_append: 1 << 20,
+            ..LIMITS
+        };
+        let message: Vec<u8> = b"Subject: big\r\n\r\n"
+            .iter()
+            .copied()
+            .chain((0..200_000u32).map(|i| b'a' + (i % 26) as u8))
+            .collect();
+        let mut r = CommandReader::with_spool(spool);
+        let mut wire = format!("a APPEND INBOX (\\Seen) {{{}+}}\r\n", message.len()).into_bytes();
+        wire.extend_from_slice(&message);
+        wire.extend_from_slice(b"\r\nb NOOP\r\n");
+        let mut input = BytesMut::new();
+        let (mut got, mut spooled) = (Vec::new(), Vec::new());
+        for piece in wire.chunks(7_000) {
+            input.extend_from_slice(piece);
+            while let Some(read) = r.next(&mut input, true, &limits, &mut Vec::new()) {
+                // As the session does: it takes the message with the command.
+                spooled.push(r.take_spooled());
+                got.push(read);
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                Read::Command(b"a APPEND INBOX (\\Seen) {0}\r\n\r\n".to_vec()),
+                Read::Command(b"b NOOP\r\n".to_vec())
+            ]
+        );
+        assert!(spooled[1].is_none(), "NOOP has no message");
+        let spooled = spooled.remove(0).unwrap().unwrap();
+        assert!(spooled.is_spooled());
+        assert_eq!(&spooled.read_all().unwrap()[..], &message[..]);
+        // Small literals stay in the command.
+        let (got, _) = feed(&mut r, b"c APPEND INBOX {5+}\r\nhello\r\n", true);
+        assert_eq!(
+            got,
+            Some(Read::Command(b"c APPEND INBOX {5+}\r\nhello\r\n".to_vec()))
+        );
+        assert!(r.take_spooled().is_none());
     }
 
     #[test]

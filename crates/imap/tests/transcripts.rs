@@ -31,6 +31,7 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
         user_ip: Arc::default(),
         index: Arc::default(),
         events: Arc::default(),
+        spool: message::spool::Spool::memory(),
     });
     let mut config = ImapConfig::new(fixture::HOST, 50 << 20);
     config.starttls = true;

@@ -3,8 +3,8 @@
 //! whatever the size of the message (hardening.md C-FT9).
 //!
 //! - [`SpoolWriter`] takes the content as it arrives. The first
-//!   [`MEMORY_LIMIT`] octets, and the whole header section however long
-//!   (the receiver bounds it), stay in memory. Past that, the content goes
+//!   [`MEMORY_LIMIT`] octets, and the whole header section up to
+//!   [`HEADER_IN_MEMORY`] (SMTP bounds it far below), stay in memory. Past that, the content goes
 //!   to an anonymous file in the spool directory (`O_TMPFILE`: it has no
 //!   name, so a crash leaves nothing behind) through a buffer of
 //!   [`MEMORY_LIMIT`] octets.
@@ -37,6 +37,10 @@ use bytes::Bytes;
 /// Content kept in memory before it moves to a file; the file's write
 /// buffer and read block.
 pub const MEMORY_LIMIT: usize = 64 * 1024;
+
+/// A header section longer than this (an IMAP APPEND of a message with
+/// no blank line, say) is not kept in memory past it: the head ends there.
+pub const HEADER_IN_MEMORY: usize = 1 << 20;
 
 /// Room left at the start of a spool file for the lines Tern adds.
 pub const ROOM: u64 = 64 * 1024;
@@ -127,6 +131,7 @@ impl SpoolWriter {
                 None if in_header => bytes.len(),
                 None => 0,
             };
+            let header_part = header_part.min(HEADER_IN_MEMORY.saturating_sub(self.head.len()));
             let room = MEMORY_LIMIT.saturating_sub(self.head.len());
             let keep = header_part.max(room.min(bytes.len()));
             self.head.extend_from_slice(&bytes[..keep]);
@@ -492,6 +497,21 @@ mod tests {
         assert!(s.is_spooled());
         assert_eq!(s.header(), &header[..]);
         assert_eq!(collect(&s), [header, body].concat());
+    }
+
+    /// An APPEND of a message without a blank line: its "header section"
+    /// is the whole message, and only [`HEADER_IN_MEMORY`] of it is held.
+    #[test]
+    fn a_header_section_without_end_is_held_only_so_far() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::in_dir(dir.path()).unwrap();
+        let line = b"X-Endless: 0123456789012345678901234567890123456789\r\n";
+        let endless: Vec<u8> = line.repeat(3 * HEADER_IN_MEMORY / line.len());
+        let pieces: Vec<&[u8]> = endless.chunks(10_000).collect();
+        let s = write_all(&spool, &pieces);
+        assert!(s.is_spooled());
+        assert_eq!(s.head().len(), HEADER_IN_MEMORY);
+        assert_eq!(collect(&s), endless);
     }
 
     #[test]

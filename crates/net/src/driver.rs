@@ -122,7 +122,9 @@ pub async fn drive<S: Session>(
             // Backpressure (C-SL2): the previous piece is written; make the
             // next one. Nothing is read meanwhile, so a client that does
             // not read stalls its own answer, each piece bounded by
-            // WRITE_TIMEOUT.
+            // WRITE_TIMEOUT. The client reading it is progress: the
+            // slowloris clock starts again.
+            progress = Progress::default();
             session.resume(&mut input, &mut out).await
         } else {
             tokio::select! {

@@ -5,6 +5,11 @@
 //! connection just drops. One POP3 session per maildrop at a time
 //! (`-ERR [IN-USE]`, RFC 2449 §8.1.1). Removals go through the store like
 //! IMAP's, so IMAP sessions see them as EXPUNGE.
+//!
+//! A large message is sent a piece at a time (hardening.md C-SL2, C-FT9):
+//! RETR and TOP read it from the store [`PIECE`] octets at a time and
+//! dot-stuff each piece as it goes ([`Stuffing`]); the driver writes each
+//! part of the reply before the next is made.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -94,11 +99,30 @@ struct Maildrop {
     /// Contents read ahead: clients fetch messages in order, and one store read
     /// for several messages costs less than one each.
     ahead: std::collections::HashMap<u32, Vec<u8>>,
+    /// A large message being sent.
+    sending: Option<Sending>,
     _lock: MaildropLock,
 }
 
 /// Messages read at once when a RETR or TOP finds nothing read ahead.
 const READ_AHEAD: usize = 16;
+/// ... and at most this many octets of them.
+const READ_AHEAD_BUDGET: u64 = 1 << 20;
+/// A message larger than this is sent a piece at a time, never read whole.
+const STREAM_OVER: u64 = 256 * 1024;
+/// What one read of a streamed message takes from the store.
+const PIECE: usize = 64 * 1024;
+/// The reply is handed to the driver when it holds this much.
+const OUT_PIECE: usize = 256 * 1024;
+
+/// The rest of a large message's RETR or TOP.
+struct Sending {
+    uid: u32,
+    /// The next octet to read, and the message's size.
+    next: u64,
+    end: u64,
+    stuffing: Stuffing,
+}
 
 impl Maildrop {
     /// The content of message `n` (uid `uid`), from the read-ahead or the store.
@@ -111,13 +135,18 @@ impl Maildrop {
         if let Some(bytes) = self.ahead.remove(&uid) {
             return Ok(bytes);
         }
-        // This message and the next few that are not deleted.
+        // This message and the next few small ones that are not deleted.
+        let mut budget = 0;
         let uids: Vec<u32> = self
             .messages
             .iter()
             .skip((n - 1) as usize)
-            .filter(|m| !m.deleted)
+            .filter(|m| !m.deleted && m.size <= STREAM_OVER)
             .take(READ_AHEAD)
+            .take_while(|m| {
+                budget += m.size;
+                budget <= READ_AHEAD_BUDGET || m.uid == uid
+            })
             .map(|m| m.uid)
             .collect();
         self.ahead = store
@@ -145,6 +174,8 @@ pub struct Pop3Session {
     state: State,
     sasl: Option<Box<Exchange>>,
     errors: u32,
+    /// Pipelined commands wait until the answers so far are written.
+    paused: bool,
 }
 
 /// A command's success: a one-line `+OK text`, or a multi-line reply already written.
@@ -169,6 +200,7 @@ impl Pop3Session {
             state: State::Authorization { user: None },
             sasl: None,
             errors: 0,
+            paused: false,
         }
     }
 
@@ -195,7 +227,13 @@ impl Pop3Session {
             } else {
                 self.command(&line, out).await
             };
-            if flow != Flow::Continue || input.is_empty() {
+            // A message being sent in pieces: the commands behind it wait.
+            if flow != Flow::Continue || input.is_empty() || net::Session::has_more(self) {
+                return flow;
+            }
+            // Many commands pipelined: what is answered is written first.
+            if out.len() >= OUT_PIECE {
+                self.paused = true;
                 return flow;
             }
         }
@@ -354,6 +392,7 @@ impl Pop3Session {
             mailbox,
             messages,
             ahead: Default::default(),
+            sending: None,
             _lock: lock,
         })
     }
@@ -533,13 +572,37 @@ async fn transaction(
         }
         Command::Retr(n) | Command::Top(n, _) => {
             let m = message(drop, n)?;
-            let bytes = drop.content(n, m.uid, store).await?;
-            let body = match cmd {
-                Command::Top(_, lines) => top(&bytes, lines),
-                _ => &bytes[..],
-            };
+            let mut stuffing = Stuffing::new(match cmd {
+                Command::Top(_, lines) => Some(lines),
+                _ => None,
+            });
+            if m.size <= STREAM_OVER {
+                let bytes = drop.content(n, m.uid, store).await?;
+                out.extend_from_slice(format!("+OK {} octets\r\n", m.size).as_bytes());
+                stuffing.feed(&bytes, out);
+                stuffing.finish(out);
+                return Ok(Answer::Written);
+            }
+            // The first piece before the +OK, so that a message gone is an -ERR.
+            let first = store
+                .content_range(drop.mailbox.id, m.uid, 0, PIECE)
+                .await
+                .map_err(|e| format!("[SYS/TEMP] {e}"))?
+                .filter(|b| !b.is_empty())
+                .ok_or("Message is gone")?;
             out.extend_from_slice(format!("+OK {} octets\r\n", m.size).as_bytes());
-            dot_stuff(body, out);
+            let done = stuffing.feed(&first, out);
+            let next = first.len() as u64;
+            if done || next >= m.size {
+                stuffing.finish(out);
+            } else {
+                drop.sending = Some(Sending {
+                    uid: m.uid,
+                    next,
+                    end: m.size,
+                    stuffing,
+                });
+            }
             Ok(Answer::Written)
         }
         Command::Dele(n) => {
@@ -563,40 +626,124 @@ async fn transaction(
     }
 }
 
-/// RFC 1939 §7 TOP: the header section, the blank line, and `lines` lines of the body.
-fn top(bytes: &[u8], lines: u32) -> &[u8] {
-    let head = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-        .unwrap_or(bytes.len());
-    let mut end = head;
-    for _ in 0..lines {
-        match bytes[end..].windows(2).position(|w| w == b"\r\n") {
-            Some(i) => end += i + 2,
-            None => {
-                end = bytes.len();
-                break;
+/// The rest of a large message being sent, as much as fits in one part
+/// of the reply; the connection is closed if the message vanished (another
+/// client deleted it over IMAP) or cannot be read: after the +OK nothing
+/// else can be said.
+async fn send_more(drop: &mut Maildrop, store: &Arc<dyn Store>, out: &mut Vec<u8>) -> Flow {
+    let Some(mut s) = drop.sending.take() else {
+        return Flow::Continue;
+    };
+    while s.next < s.end {
+        let want = (s.end - s.next).min(PIECE as u64) as usize;
+        let piece = match store
+            .content_range(drop.mailbox.id, s.uid, s.next, want)
+            .await
+        {
+            Ok(Some(piece)) if piece.len() == want => piece,
+            Ok(_) => {
+                tracing::info!("a message vanished while it was being sent; closing");
+                return Flow::Close;
             }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a message for RETR failed; closing");
+                return Flow::Close;
+            }
+        };
+        s.next = match s.stuffing.feed(&piece, out) {
+            true => s.end,
+            false => s.next + want as u64,
+        };
+        if s.next < s.end && out.len() >= OUT_PIECE {
+            drop.sending = Some(s);
+            return Flow::Continue;
         }
     }
-    &bytes[..end]
+    s.stuffing.finish(out);
+    Flow::Continue
 }
 
-/// RFC 1939 §3: lines starting with "." get another one; CRLF "." CRLF ends it.
-fn dot_stuff(bytes: &[u8], out: &mut Vec<u8>) {
-    let mut at_line_start = true;
-    for &b in bytes {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
+/// A message as a multi-line reply, fed a piece at a time: RFC 1939 §3
+/// (lines starting with "." get another one; CRLF "." CRLF ends it) and §7
+/// (TOP: the header section, the blank line, and so many body lines).
+#[derive(Debug)]
+struct Stuffing {
+    at_line_start: bool,
+    /// The last two octets sent.
+    last_two: [u8; 2],
+    /// Octets of the current line, its CR aside.
+    line_len: usize,
+    in_header: bool,
+    /// TOP: body lines still to send.
+    lines_left: Option<u32>,
+    done: bool,
+}
+
+impl Stuffing {
+    fn new(top_lines: Option<u32>) -> Stuffing {
+        Stuffing {
+            at_line_start: true,
+            last_two: [0; 2],
+            line_len: 0,
+            in_header: true,
+            lines_left: top_lines,
+            done: false,
         }
-        out.push(b);
-        at_line_start = b == b'\n';
     }
-    if !bytes.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
+
+    /// Stuff `bytes` onto `out`; true once TOP has sent what it asked for.
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> bool {
+        if self.done {
+            return true;
+        }
+        if self.lines_left == Some(0) && !self.in_header {
+            self.done = true;
+            return true;
+        }
+        for &b in bytes {
+            if self.at_line_start && b == b'.' {
+                out.push(b'.');
+            }
+            out.push(b);
+            self.last_two = [self.last_two[1], b];
+            self.at_line_start = b == b'\n';
+            if b == b'\n' {
+                self.end_of_line();
+                if self.done {
+                    return true;
+                }
+            } else if b != b'\r' {
+                self.line_len += 1;
+            }
+        }
+        false
     }
-    out.extend_from_slice(b".\r\n");
+
+    fn end_of_line(&mut self) {
+        let blank = self.line_len == 0;
+        self.line_len = 0;
+        if self.in_header {
+            // The blank line ends the header section, and is sent with it.
+            self.in_header = !blank;
+            if !self.in_header && self.lines_left == Some(0) {
+                self.done = true;
+            }
+            return;
+        }
+        if let Some(left) = &mut self.lines_left {
+            *left -= 1;
+            self.done = *left == 0;
+        }
+    }
+
+    /// The end of the reply: a CRLF if the message did not end with one,
+    /// then the terminating ".".
+    fn finish(&self, out: &mut Vec<u8>) {
+        if self.last_two != *b"\r\n" {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
 }
 
 impl net::Session for Pop3Session {
@@ -605,6 +752,24 @@ impl net::Session for Pop3Session {
     }
 
     async fn receive(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
+        self.process(input, out).await
+    }
+
+    fn has_more(&self) -> bool {
+        self.paused || matches!(&self.state, State::Transaction(drop) if drop.sending.is_some())
+    }
+
+    async fn resume(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
+        if std::mem::take(&mut self.paused) {
+            return self.process(input, out).await;
+        }
+        let State::Transaction(drop) = &mut self.state else {
+            return Flow::Continue;
+        };
+        let flow = send_more(drop, &self.services.store, out).await;
+        if flow != Flow::Continue || self.has_more() || input.is_empty() {
+            return flow;
+        }
         self.process(input, out).await
     }
 
@@ -629,14 +794,44 @@ impl net::Session for Pop3Session {
 mod tests {
     use super::*;
 
+    /// Stuff `msg` fed in pieces of `n` octets, as RETR or TOP sends it.
+    fn stuffed(msg: &[u8], top: Option<u32>, n: usize) -> Vec<u8> {
+        let mut s = Stuffing::new(top);
+        let mut out = Vec::new();
+        for piece in msg.chunks(n) {
+            if s.feed(piece, &mut out) {
+                break;
+            }
+        }
+        s.finish(&mut out);
+        out
+    }
+
     #[test]
     fn stuffing_and_top() {
-        let mut out = Vec::new();
-        dot_stuff(b"A: b\r\n\r\n.hidden\r\nx", &mut out);
-        assert_eq!(out, b"A: b\r\n\r\n..hidden\r\nx\r\n.\r\n");
-        let msg = b"A: b\r\nC: d\r\n\r\nl1\r\nl2\r\nl3\r\n";
-        assert_eq!(top(msg, 0), b"A: b\r\nC: d\r\n\r\n");
-        assert_eq!(top(msg, 2), b"A: b\r\nC: d\r\n\r\nl1\r\nl2\r\n");
-        assert_eq!(top(msg, 99), msg);
+        let msg = b"A: b\r\nC: d\r\n\r\nl1\r\n.l2\r\nl3\r\n";
+        // Whatever the pieces, the same reply.
+        for n in 1..=msg.len() {
+            assert_eq!(
+                stuffed(b"A: b\r\n\r\n.hidden\r\nx", None, n),
+                b"A: b\r\n\r\n..hidden\r\nx\r\n.\r\n"
+            );
+            assert_eq!(stuffed(msg, Some(0), n), b"A: b\r\nC: d\r\n\r\n.\r\n");
+            assert_eq!(
+                stuffed(msg, Some(2), n),
+                b"A: b\r\nC: d\r\n\r\nl1\r\n..l2\r\n.\r\n"
+            );
+            assert_eq!(
+                stuffed(msg, Some(99), n),
+                b"A: b\r\nC: d\r\n\r\nl1\r\n..l2\r\nl3\r\n.\r\n"
+            );
+            assert_eq!(
+                stuffed(msg, None, n),
+                b"A: b\r\nC: d\r\n\r\nl1\r\n..l2\r\nl3\r\n.\r\n"
+            );
+        }
+        // No header end: TOP sends it all; an empty message is an empty reply.
+        assert_eq!(stuffed(b"A: b\r\n", Some(0), 3), b"A: b\r\n.\r\n");
+        assert_eq!(stuffed(b"", None, 1), b"\r\n.\r\n");
     }
 }

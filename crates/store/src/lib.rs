@@ -24,6 +24,8 @@ pub mod types;
 
 use std::sync::Arc;
 
+pub use message::spool::Spooled;
+
 pub use acl::{ANYONE, AclStore, SharedMailbox};
 pub use antispam::AntispamStore;
 pub use error::{Result, StoreError};
@@ -141,10 +143,13 @@ pub trait Store:
     /// Messages added or changed, and UIDs expunged, after `since` (a MODSEQ).
     async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<MailboxChanges>;
     /// Store a message in a mailbox (IMAP APPEND); its UID.
+    /// Keep a message a client put into a mailbox (IMAP APPEND, import):
+    /// large content comes spooled and is copied into the store a block at
+    /// a time (hardening.md C-FT9).
     async fn append(
         &self,
         mailbox: MailboxId,
-        data: Vec<u8>,
+        data: Spooled,
         flags: Vec<String>,
         internal_date: i64,
     ) -> Result<u32>;
@@ -378,7 +383,7 @@ impl Store for SqliteStore {
     async fn append(
         &self,
         mailbox: MailboxId,
-        data: Vec<u8>,
+        data: Spooled,
         flags: Vec<String>,
         internal_date: i64,
     ) -> Result<u32> {

@@ -1142,7 +1142,7 @@ async fn search_index(s: Arc<dyn Store>) {
         "From: carol@c.test\r\nSubject: lunch\r\nReferences: <zz@nowhere> <q2@e.test>\r\n\r\nok\r\n",
     ];
     for m in msgs {
-        s.append(inbox, m.as_bytes().to_vec(), vec![], 0)
+        s.append(inbox, Spooled::from_vec(m.as_bytes().to_vec()), vec![], 0)
             .await
             .unwrap();
     }

@@ -101,17 +101,18 @@ pub async fn serve(
         &store,
         clock.clone(),
     ));
+    let spool = message::spool::Spool::in_dir(&config.data_dir.join("spool")).map_err(|e| {
+        ServeError(format!(
+            "spool directory {}: {e}",
+            config.data_dir.join("spool").display()
+        ))
+    })?;
     let smtp_services = Arc::new(smtp::Services {
         mda: mda.clone(),
         auth: authenticator.clone(),
         checks: checks.clone(),
         signer: signer.clone(),
-        spool: message::spool::Spool::in_dir(&config.data_dir.join("spool")).map_err(|e| {
-            ServeError(format!(
-                "spool directory {}: {e}",
-                config.data_dir.join("spool").display()
-            ))
-        })?,
+        spool: spool.clone(),
     });
     let imap_services = Arc::new(imap::Services {
         store: store.clone(),
@@ -119,6 +120,7 @@ pub async fn serve(
         user_ip: Arc::default(),
         index: Arc::default(),
         events: Arc::default(),
+        spool,
     });
     let pop3_auth = authenticator.clone();
     let sieve_services = Arc::new(managesieve::Services {

@@ -580,3 +580,11 @@ pub fn history(server: &TernServer, what: &str) -> Vec<serde_json::Value> {
         .unwrap()
         .clone()
 }
+
+/// A process's resident memory in KiB, from /proc.
+#[allow(dead_code)]
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}

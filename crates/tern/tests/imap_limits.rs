@@ -72,13 +72,6 @@ async fn imap_password_guessing() {
     );
 }
 
-/// The server's resident memory, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Read one response line; when it ends in a literal `{n}`, the literal's
 /// octets and the rest of the line are read too. Returns the line's text
 /// and the literals in it.
@@ -111,7 +104,7 @@ fn read_response(r: &mut impl std::io::BufRead) -> (String, Vec<Vec<u8>>) {
 /// whole, before, took its size several times over). Read afterwards, every
 /// message arrives byte for byte (large ones streamed from the store), a
 /// partial range of a large one is right, and the command pipelined behind
-/// the FETCH is answered after it.
+/// the FETCH is answered after it. Many FETCHes pipelined wait likewise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_answers_at_the_pace_of_the_reader() {
     let server = tokio::task::spawn_blocking(|| {
@@ -131,14 +124,14 @@ async fn fetch_answers_at_the_pace_of_the_reader() {
         let body = line.repeat(4 * 1024 * 1024 / line.len());
         let msg = format!("Subject: big {i}\r\n\r\n{body}").into_bytes();
         store
-            .append(inbox.id, msg.clone(), vec![], 1)
+            .append(inbox.id, store::Spooled::from_vec(msg.clone()), vec![], 1)
             .await
             .unwrap();
         sent.push(msg);
     }
-    let small = b"Subject: small\r\n\r\nhello\r\n".to_vec();
+    let small = format!("Subject: small\r\n\r\n{}", "hello world\r\n".repeat(15_000)).into_bytes();
     store
-        .append(inbox.id, small.clone(), vec![], 1)
+        .append(inbox.id, store::Spooled::from_vec(small.clone()), vec![], 1)
         .await
         .unwrap();
     sent.push(small);
@@ -161,11 +154,11 @@ async fn fetch_answers_at_the_pace_of_the_reader() {
                 break;
             }
         }
-        let before = rss_kib(pid);
+        let before = common::rss_kib(pid);
         w.write_all(b"c FETCH 1:* (UID BODY.PEEK[])\r\nd NOOP\r\n")
             .unwrap();
         std::thread::sleep(std::time::Duration::from_secs(2));
-        let during = rss_kib(pid);
+        let during = common::rss_kib(pid);
         eprintln!("server RSS {before} KiB before the FETCH, {during} KiB with it unread");
         assert!(
             during < before + 24 * 1024,
@@ -205,6 +198,93 @@ async fn fetch_answers_at_the_pace_of_the_reader() {
         assert!(done.starts_with("e OK"), "{done}");
         // RFC822 sets \Seen, reported with the data.
         assert!(text.contains("FLAGS (\\Seen"), "{text}");
+        // 200 FETCHes of a 200 KB message pipelined, 40 MB unread: the
+        // commands wait while the answers so far are unwritten.
+        let before = common::rss_kib(pid);
+        let pipelined: String = (0..200)
+            .map(|i| format!("p{i} FETCH 13 (BODY.PEEK[])\r\n"))
+            .collect();
+        w.write_all(pipelined.as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let during = common::rss_kib(pid);
+        eprintln!("server RSS {before} KiB before 200 FETCHes, {during} KiB with them unread");
+        assert!(
+            during < before + 24 * 1024,
+            "server memory grew from {before} KiB to {during} KiB with 40 MB unread"
+        );
+        for i in 0..200 {
+            let (text, literals) = read_response(&mut r);
+            assert_eq!(literals[0], sent[12], "{text}");
+            let (done, _) = read_response(&mut r);
+            assert!(done.starts_with(&format!("p{i} OK")), "{done}");
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// C-FT9 for APPEND: a 24 MB message is spooled as it arrives. Two thirds
+/// in, the server holds little more memory than before (the literal was
+/// collected whole in the command, then copied, before); the stored
+/// message is the one sent, octet for octet, and the spool is left empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_append_is_spooled_as_it_arrives() {
+    let server = tokio::task::spawn_blocking(|| {
+        common::full_server("[imap]\nplaintext_on_loopback = true\n")
+    })
+    .await
+    .unwrap();
+    let pid = server.pid().unwrap();
+    let addr = server.addr("imap");
+    let spool_dir = server.data_dir().join("spool");
+    tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, Write};
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let mut w = tcp.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(tcp);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        w.write_all(b"a LOGIN alice@a.test alice-pw\r\n").unwrap();
+        let (login, _) = read_response(&mut r);
+        assert!(login.starts_with("a OK"), "{login}");
+        let line = format!("{} an appended line\r\n", "z".repeat(60));
+        let message = format!(
+            "Subject: appended\r\n\r\n{}",
+            line.repeat(24 * 1024 * 1024 / line.len())
+        )
+        .into_bytes();
+        let before = common::rss_kib(pid);
+        w.write_all(format!("b APPEND INBOX {{{}+}}\r\n", message.len()).as_bytes())
+            .unwrap();
+        let two_thirds = message.len() * 2 / 3;
+        w.write_all(&message[..two_thirds]).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let during = common::rss_kib(pid);
+        eprintln!(
+            "server RSS {before} KiB before the APPEND, {during} KiB with 16 MB of it received"
+        );
+        assert!(
+            during < before + 8 * 1024,
+            "server memory grew from {before} KiB to {during} KiB while receiving the literal"
+        );
+        w.write_all(&message[two_thirds..]).unwrap();
+        w.write_all(b"\r\nc SELECT INBOX\r\n").unwrap();
+        let (appended, _) = read_response(&mut r);
+        assert!(appended.starts_with("b OK [APPENDUID"), "{appended}");
+        loop {
+            let (text, _) = read_response(&mut r);
+            if text.starts_with("c OK") {
+                break;
+            }
+        }
+        w.write_all(b"d FETCH 1 BODY.PEEK[]\r\n").unwrap();
+        let (_, literals) = read_response(&mut r);
+        assert!(literals[0] == message, "the stored message differs");
+        let (done, _) = read_response(&mut r);
+        assert!(done.starts_with("d OK"), "{done}");
+        assert_eq!(std::fs::read_dir(&spool_dir).unwrap().count(), 0);
     })
     .await
     .unwrap();

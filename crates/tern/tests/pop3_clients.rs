@@ -1,5 +1,6 @@
 //! Real POP3 clients against a real server: Python's poplib (with POP3/IMAP
-//! consistency) and fetchmail delivering into a local mbox file.
+//! consistency) and fetchmail delivering into a local mbox file; and a
+//! client on a raw socket that asks for large messages without reading.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -118,4 +119,92 @@ async fn fetchmail_into_mbox() {
     assert!(inbox(&store, "alice@a.test").await.unwrap().is_empty());
     // Nothing new: fetchmail says so with exit code 1.
     assert_eq!(fetch().status.code(), Some(1));
+}
+
+/// C-SL2 and C-FT9 over POP3: six 4 MB messages asked for at once and not
+/// read for two seconds cost the server little memory (each was read
+/// whole, sixteen at a time, before); read afterwards, each arrives
+/// dot-stuffed exactly, and TOP of a large message stops where it should.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_are_sent_at_the_pace_of_the_reader() {
+    let server = tokio::task::spawn_blocking(|| common::full_server(CONFIG))
+        .await
+        .unwrap();
+    let store = common::probe(&server).0.clone();
+    let store::AddressKind::Account(alice) = store.lookup_address("alice@a.test").await.unwrap()
+    else {
+        panic!("no alice")
+    };
+    let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    let mut sent = Vec::new();
+    for i in 0..6u8 {
+        let line = format!(".{i} a line that starts with a dot {}\r\n", "y".repeat(40));
+        let body = line.repeat(4 * 1024 * 1024 / line.len());
+        let msg = format!("Subject: big {i}\r\n\r\n{body}").into_bytes();
+        store
+            .append(inbox.id, store::Spooled::from_vec(msg.clone()), vec![], 1)
+            .await
+            .unwrap();
+        sent.push(msg);
+    }
+    let pid = server.pid().unwrap();
+    let addr = server.addr("pop3");
+    tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, Write};
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let mut w = tcp.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(tcp);
+        let mut line = String::new();
+        let mut status = |r: &mut std::io::BufReader<std::net::TcpStream>| {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with("+OK"), "{line}");
+        };
+        status(&mut r);
+        w.write_all(b"USER alice@a.test\r\nPASS alice-pw\r\n")
+            .unwrap();
+        status(&mut r);
+        status(&mut r);
+        let before = common::rss_kib(pid);
+        w.write_all(b"RETR 1\r\nRETR 2\r\nRETR 3\r\nRETR 4\r\nRETR 5\r\nRETR 6\r\nTOP 3 2\r\n")
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let during = common::rss_kib(pid);
+        eprintln!("server RSS {before} KiB before the RETRs, {during} KiB with them unread");
+        assert!(
+            during < before + 24 * 1024,
+            "server memory grew from {before} KiB to {during} KiB with 24 MB unread"
+        );
+        // A multi-line reply, un-stuffed.
+        let mut multi_line = |r: &mut std::io::BufReader<std::net::TcpStream>| {
+            status(r);
+            let mut msg = Vec::new();
+            loop {
+                let mut l = Vec::new();
+                r.read_until(b'\n', &mut l).unwrap();
+                assert!(!l.is_empty(), "connection closed");
+                if l == b".\r\n" {
+                    return msg;
+                }
+                msg.extend_from_slice(l.strip_prefix(b".").unwrap_or(&l));
+            }
+        };
+        for (i, s) in sent.iter().enumerate() {
+            let got = multi_line(&mut r);
+            assert!(
+                got == *s,
+                "message {} differs ({} vs {} octets)",
+                i + 1,
+                got.len(),
+                s.len()
+            );
+        }
+        let top = multi_line(&mut r);
+        let head_and_two = sent[2].split_inclusive(|&b| b == b'\n').take(4).flatten();
+        assert_eq!(top, head_and_two.copied().collect::<Vec<u8>>());
+    })
+    .await
+    .unwrap();
 }

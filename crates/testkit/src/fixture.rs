@@ -184,7 +184,12 @@ pub async fn seed_messages(store: &Arc<dyn Store>) {
     let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
     for m in SEED {
         store
-            .append(inbox.id, m.as_bytes().to_vec(), vec![], 1_795_000_000)
+            .append(
+                inbox.id,
+                store::Spooled::from_vec(m.as_bytes().to_vec()),
+                vec![],
+                1_795_000_000,
+            )
             .await
             .unwrap();
     }

@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use net::Flow;
 use store::{FlagOp, MailboxId, MessageEntry, flags};
 
-use super::ImapSession;
+use super::{ImapSession, OUT_PIECE};
 use crate::error::ImapError;
 use crate::parse::{FetchItem, Section, SequenceSet, format_set};
 use crate::render;
@@ -25,8 +25,6 @@ use crate::response::{self, Cursor};
 /// Message contents read from the store at once, at most (one message
 /// larger than this is read alone).
 const CONTENT_BUDGET: u64 = 1 << 20;
-/// The answer is handed to the driver when it holds this much.
-const OUT_PIECE: usize = 256 * 1024;
 /// A message larger than this, asked for whole, is streamed from the store.
 const STREAM_OVER: u64 = 256 * 1024;
 /// What one read of a streamed message takes from the store.

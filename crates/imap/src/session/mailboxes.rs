@@ -340,6 +340,11 @@ impl ImapSession {
         data: Vec<u8>,
         out: &mut Vec<u8>,
     ) -> Outcome {
+        // A large message was spooled by the reader as it came (C-FT9).
+        let data = match self.reader.take_spooled() {
+            Some(spooled) => spooled.map_err(store::StoreError::from)?,
+            None => store::Spooled::from_vec(data),
+        };
         let mailbox = match self.mailbox_with(raw, 'i').await {
             Err(ImapError::NoSuchMailbox) => return Err(ImapError::TryCreate),
             other => other?,
@@ -347,15 +352,14 @@ impl ImapSession {
         if data.is_empty() {
             return Err(ImapError::Syntax("empty message".into()));
         }
-        if data.len() > self.cfg.limits.max_append {
+        if data.len() > self.cfg.limits.max_append as u64 {
             return Err(ImapError::TooBig);
         }
         let flag_list: Vec<String> = flag_list
             .into_iter()
             .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
             .collect();
-        self.check_quota(mailbox.account, data.len() as u64, 1)
-            .await?;
+        self.check_quota(mailbox.account, data.len(), 1).await?;
         let date = date.unwrap_or_else(message::date::unix_now);
         let uid = self
             .store()

@@ -54,6 +54,8 @@ pub struct Services {
     /// Mailbox names, subscriptions and annotations changed by a session,
     /// for the user's other sessions that asked with NOTIFY.
     pub events: Arc<MailboxEvents>,
+    /// Where large APPEND literals go as they arrive.
+    pub spool: message::spool::Spool,
 }
 
 #[derive(Debug, Clone)]
@@ -250,18 +252,25 @@ pub struct ImapSession {
     idling: Option<net::Gauged>,
     /// A FETCH whose answer is not all written yet (backpressure).
     fetching: Option<Box<fetch::Fetching>>,
+    /// Pipelined commands wait until the answers so far are written.
+    paused: bool,
 }
+
+/// Answers are handed to the driver when they hold this much
+/// (backpressure, hardening.md C-SL2).
+const OUT_PIECE: usize = 256 * 1024;
 
 impl ImapSession {
     pub fn new(cfg: Arc<ImapConfig>, services: Arc<Services>, conn: &ConnInfo) -> ImapSession {
         let session_id = services.events.session_id();
+        let spool = services.spool.clone();
         ImapSession {
             cfg,
             services,
             peer: conn.peer,
             tls: conn.tls.clone(),
             state: SessionState::NotAuthenticated,
-            reader: CommandReader::default(),
+            reader: CommandReader::with_spool(spool),
             mode: Mode::Command,
             rev2: false,
             condstore: false,
@@ -276,6 +285,7 @@ impl ImapSession {
             _permit: None,
             idling: None,
             fetching: None,
+            paused: false,
         }
     }
 
@@ -314,6 +324,11 @@ impl ImapSession {
             }
             // A FETCH answered in pieces: the commands behind it wait.
             if input.is_empty() || self.fetching.is_some() {
+                return Flow::Continue;
+            }
+            // Many commands pipelined: what is answered is written first.
+            if out.len() >= OUT_PIECE {
+                self.paused = true;
                 return Flow::Continue;
             }
         }
@@ -589,10 +604,13 @@ impl net::Session for ImapSession {
     }
 
     fn has_more(&self) -> bool {
-        self.fetching.is_some()
+        self.fetching.is_some() || self.paused
     }
 
     async fn resume(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
+        if std::mem::take(&mut self.paused) {
+            return self.process(input, out).await;
+        }
         let flow = self.fetch_more(out).await;
         if flow != Flow::Continue || self.fetching.is_some() || input.is_empty() {
             return flow;

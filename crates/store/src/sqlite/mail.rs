@@ -106,14 +106,16 @@ pub(super) fn insert_entry(
 /// What the search index keeps of a message that goes into mailboxes
 /// (computed before the write job: the writer thread only writes).
 fn index_of(msg: &NewMessage) -> Option<MessageIndex> {
-    (!msg.deliveries.is_empty()).then(|| {
-        // A large message is indexed by its beginning: its header section
-        // and the first text (hardening.md C-FT9).
-        match msg.data.view(INDEX_VIEW) {
-            Ok(view) => MessageIndex::of(&view),
-            Err(_) => MessageIndex::of(msg.data.head()),
-        }
-    })
+    (!msg.deliveries.is_empty()).then(|| index_of_content(&msg.data))
+}
+
+/// A large message is indexed by its beginning: its header section and
+/// the first text (hardening.md C-FT9).
+pub(super) fn index_of_content(data: &Spooled) -> MessageIndex {
+    match data.view(INDEX_VIEW) {
+        Ok(view) => MessageIndex::of(&view),
+        Err(_) => MessageIndex::of(data.head()),
+    }
 }
 
 /// How much of a message the search index reads: the text it keeps is at
@@ -148,7 +150,7 @@ pub(super) fn insert_blob(c: &Connection, data: &[u8]) -> Result<i64> {
 /// Keep a message received into the spool: its content is copied from the
 /// spool file into the row a block at a time (SQLite's incremental blob
 /// I/O), never held whole in memory (hardening.md C-FT9).
-fn insert_spooled(c: &Connection, content: &Spooled) -> Result<i64> {
+pub(super) fn insert_spooled(c: &Connection, content: &Spooled) -> Result<i64> {
     if !content.is_spooled() {
         return insert_blob(c, content.head());
     }

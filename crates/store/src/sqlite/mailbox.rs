@@ -19,6 +19,7 @@ use super::{SqliteStore, sql};
 use crate::error::{Result, StoreError};
 use crate::flags;
 use crate::types::*;
+use message::spool::Spooled;
 
 /// Take the mailbox's next MODSEQ.
 fn bump(c: &Connection, mailbox: MailboxId) -> Result<u64> {
@@ -302,20 +303,20 @@ impl SqliteStore {
     pub(crate) async fn sql_append(
         &self,
         mailbox: MailboxId,
-        data: Vec<u8>,
+        data: Spooled,
         flag_list: Vec<String>,
         date: i64,
     ) -> Result<u32> {
-        let index = message::index::MessageIndex::of(&data);
+        let index = super::mail::index_of_content(&data);
         self.write(move |c| {
-            let blob = super::mail::insert_blob(c, &data)?;
+            let blob = super::mail::insert_spooled(c, &data)?;
             super::search::insert(c, blob, &index)?;
             insert_entry(
                 c,
                 mailbox,
                 blob,
                 &[],
-                data.len() as u64,
+                data.len(),
                 date,
                 &flags::normalize(&flag_list),
             )

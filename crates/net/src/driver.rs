@@ -9,7 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use std::sync::Arc;
+
 use crate::deflate::Deflate;
+use crate::listener::ConnLimiter;
 use crate::session::{Flow, Session};
 use crate::shutdown::Phase;
 use crate::stream::Stream;
@@ -69,7 +72,7 @@ impl Progress {
 pub async fn drive<S: Session>(
     mut stream: Stream,
     mut session: S,
-    tls: Option<TlsAcceptor>,
+    tls: Option<(TlsAcceptor, Arc<ConnLimiter>)>,
     mut phase: watch::Receiver<Phase>,
 ) {
     let mut input = BytesMut::with_capacity(4096);
@@ -197,10 +200,19 @@ pub async fn drive<S: Session>(
                 // C-TLS1: whatever the client pipelined after STARTTLS was sent in the
                 // clear and must not be read as commands inside TLS.
                 input.clear();
-                let (Stream::Plain(tcp), Some(acceptor)) = (stream, tls.as_ref()) else {
+                let (Stream::Plain(tcp), Some((acceptor, limiter))) = (stream, tls.as_ref()) else {
                     tracing::warn!("STARTTLS asked on a connection that cannot upgrade");
                     return;
                 };
+                // C-TLS12: the session has said "go ahead"; closing now is
+                // what a failed handshake looks like, and the client retries
+                // later.
+                if let Ok(peer) = tcp.peer_addr()
+                    && !limiter.allow_handshake(peer.ip())
+                {
+                    tracing::info!("too many TLS handshakes from this address; closing");
+                    return;
+                }
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls_stream)) => {
                         let info = crate::tls::info(tls_stream.get_ref().1);

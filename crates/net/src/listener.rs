@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -26,8 +26,12 @@ static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Limits {
     pub max_connections: usize,
     pub max_per_ip: usize,
-    /// Client ranges the per-IP limit does not apply to (local proxies, webmail).
+    /// Client ranges the per-IP limits do not apply to (local proxies, webmail).
     pub per_ip_exempt: Vec<Cidr>,
+    /// TLS handshakes one client IP may start per minute (implicit TLS and
+    /// STARTTLS alike; a burst of as many is allowed); 0: no limit
+    /// (hardening.md C-TLS12).
+    pub handshakes_per_ip_minute: u32,
 }
 
 impl Default for Limits {
@@ -36,6 +40,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_per_ip: 100,
             per_ip_exempt: vec![Cidr::from_loopback_v4(), Cidr::from_loopback_v6()],
+            handshakes_per_ip_minute: 300,
         }
     }
 }
@@ -49,13 +54,26 @@ impl Cidr {
     }
 }
 
-/// Counts connections in total and per client IP.
+/// Counts connections in total and per client IP, and TLS handshakes per
+/// client IP.
 #[derive(Debug)]
 pub struct ConnLimiter {
     limits: Limits,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    handshakes: Mutex<HashMap<IpAddr, Bucket>>,
 }
+
+/// A token bucket: handshakes left, as of `at`.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Buckets kept before the full ones are forgotten (a full bucket is the
+/// same as no bucket).
+const BUCKETS_KEPT: usize = 10_000;
 
 /// Holds one connection's place; frees it on drop.
 pub struct ConnPermit {
@@ -69,7 +87,45 @@ impl ConnLimiter {
             limits,
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            handshakes: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether a client may start a TLS handshake now (hardening.md
+    /// C-TLS12): each costs the server a key exchange and a signature, so
+    /// one address opening and closing connections in a loop would take
+    /// the CPU from everyone else, whatever the connection limits.
+    pub fn allow_handshake(&self, ip: IpAddr) -> bool {
+        let per_minute = f64::from(self.limits.handshakes_per_ip_minute);
+        if per_minute == 0.0 || self.limits.per_ip_exempt.iter().any(|c| c.contains(ip)) {
+            return true;
+        }
+        self.allow_handshake_at(ip, Instant::now(), per_minute)
+    }
+
+    fn allow_handshake_at(&self, ip: IpAddr, now: Instant, per_minute: f64) -> bool {
+        let refill = |b: &Bucket| {
+            let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+            (b.tokens + elapsed * per_minute / 60.0).min(per_minute)
+        };
+        let mut buckets = self.handshakes.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= BUCKETS_KEPT {
+            buckets.retain(|_, b| refill(b) < per_minute);
+        }
+        let bucket = buckets.entry(ip).or_insert(Bucket {
+            tokens: per_minute,
+            at: now,
+        });
+        let tokens = refill(bucket);
+        let allowed = tokens >= 1.0;
+        *bucket = Bucket {
+            tokens: if allowed { tokens - 1.0 } else { tokens },
+            at: now,
+        };
+        if !allowed {
+            metrics::counter!("tern_tls_handshakes_refused_total").increment(1);
+        }
+        allowed
     }
 
     /// A place for a connection from `ip`, or None when a limit is reached.
@@ -134,6 +190,8 @@ pub struct Accepted {
     pub info: ConnInfo,
     /// The server's phase, to close idle connections when it drains.
     pub phase: tokio::sync::watch::Receiver<Phase>,
+    /// The limits, for the TLS handshakes this connection starts.
+    pub limiter: Arc<ConnLimiter>,
 }
 
 /// What a listener is, for the accept loop: its name in logs and metrics
@@ -203,6 +261,7 @@ pub async fn accept_loop<F, Fut>(
                 tls: None,
             },
             phase: shutdown.subscribe(),
+            limiter: limiter.clone(),
         };
         let (guard, work) = (shutdown.track(), handle(accepted));
         metrics::counter!("tern_connections_total", "listener" => label.clone()).increment(1);
@@ -223,11 +282,19 @@ pub async fn accept_loop<F, Fut>(
 }
 
 /// The server side of a TLS handshake, bounded in time (hardening.md
-/// C-TLS11); None (logged) when it fails or times out.
+/// C-TLS11) and in rate per client address (C-TLS12); None (logged) when
+/// it is refused, fails or times out.
 pub async fn accept_tls(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
+    limiter: &ConnLimiter,
 ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, TlsInfo)> {
+    if let Ok(peer) = tcp.peer_addr()
+        && !limiter.allow_handshake(peer.ip())
+    {
+        tracing::info!("too many TLS handshakes from this address; closing");
+        return None;
+    }
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => {
             let info = crate::tls::info(s.get_ref().1);
@@ -279,12 +346,13 @@ async fn connection<P: Protocol>(accepted: Accepted, protocol: Arc<P>, tls: TlsM
         tcp,
         mut info,
         phase,
+        limiter,
     } = accepted;
     let (stream, upgrade) = match tls {
         TlsMode::None => (Stream::Plain(tcp), None),
-        TlsMode::StartTls(acceptor) => (Stream::Plain(tcp), Some(acceptor)),
+        TlsMode::StartTls(acceptor) => (Stream::Plain(tcp), Some((acceptor, limiter))),
         TlsMode::Implicit(acceptor) => {
-            let Some((s, tls)) = accept_tls(&acceptor, tcp).await else {
+            let Some((s, tls)) = accept_tls(&acceptor, tcp, &limiter).await else {
                 return;
             };
             info.tls = Some(tls);
@@ -303,4 +371,34 @@ fn refuse(mut tcp: TcpStream, reply: &'static [u8], implicit_tls: bool) {
         }
         let _ = tcp.shutdown().await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// C-TLS12: a burst of the minute's handshakes, then one per
+    /// 60/N seconds; other addresses and exempt ranges unaffected.
+    #[test]
+    fn handshakes_are_limited_per_address() {
+        let limiter = ConnLimiter::new(Limits {
+            handshakes_per_ip_minute: 6,
+            ..Limits::default()
+        });
+        let (a, b): (IpAddr, IpAddr) = ([192, 0, 2, 1].into(), [192, 0, 2, 2].into());
+        let t0 = Instant::now();
+        let allow =
+            |ip, secs: u64| limiter.allow_handshake_at(ip, t0 + Duration::from_secs(secs), 6.0);
+        assert!((0..6).all(|_| allow(a, 0)));
+        assert!(!allow(a, 0));
+        assert!(allow(b, 0), "another address has its own bucket");
+        assert!(!allow(a, 9), "one token per 10 s");
+        assert!(allow(a, 10));
+        assert!(!allow(a, 10));
+        let loopback: IpAddr = [127, 0, 0, 1].into();
+        assert!(
+            (0..100).all(|_| limiter.allow_handshake(loopback)),
+            "exempt"
+        );
+    }
 }

@@ -482,6 +482,10 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     #[serde(default = "default_exempt")]
     pub per_ip_exempt: Vec<CidrValue>,
+    /// TLS handshakes one client address may start per minute (0: no
+    /// limit); `per_ip_exempt` ranges are not counted.
+    #[serde(default = "default_handshakes_per_ip_minute")]
+    pub tls_handshakes_per_ip_minute: u32,
     /// Per user and hour: past it, new mail is held and the admin told.
     #[serde(default = "default_submission_per_hour")]
     pub submission_per_hour: u64,
@@ -512,6 +516,7 @@ impl Default for Limits {
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_per_ip(),
             per_ip_exempt: default_exempt(),
+            tls_handshakes_per_ip_minute: default_handshakes_per_ip_minute(),
             submission_per_hour: default_submission_per_hour(),
             messages_per_hour: default_messages_per_hour(),
             recipients_per_hour: default_recipients_per_hour(),
@@ -983,6 +988,9 @@ fn default_max_connections() -> usize {
 }
 fn default_max_per_ip() -> usize {
     100
+}
+fn default_handshakes_per_ip_minute() -> u32 {
+    300
 }
 fn default_exempt() -> Vec<CidrValue> {
     ["127.0.0.0/8", "::1/128"]

@@ -133,6 +133,7 @@ pub async fn serve(
         max_connections: config.limits.max_connections,
         max_per_ip: config.limits.max_connections_per_ip,
         per_ip_exempt: config.limits.per_ip_exempt.iter().map(|c| c.0).collect(),
+        handshakes_per_ip_minute: config.limits.tls_handshakes_per_ip_minute,
     });
     let mut servers = Servers {
         shutdown: shutdown.clone(),

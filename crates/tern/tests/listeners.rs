@@ -55,32 +55,78 @@ fn connection_limits() {
     );
 }
 
+/// `openssl s_client` to `addr` that says QUIT: what it printed.
+fn s_client(addr: &str, extra: &[&str]) -> String {
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            addr,
+            "-servername",
+            "localhost",
+            "-crlf",
+            "-ign_eof",
+        ])
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"QUIT\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// C-TLS12: one address gets so many TLS handshakes a minute, implicit
+/// TLS and STARTTLS together; past them its connections are closed before
+/// any handshake work, while plain connections go on and the loopback
+/// range (exempt by default) is never counted.
+#[test]
+fn tls_handshakes_are_limited_per_address() {
+    let server =
+        common::smtp_server("[limits]\nper_ip_exempt = []\ntls_handshakes_per_ip_minute = 3\n");
+    let submissions = server.addr("submissions").to_string();
+    let smtp = server.addr("smtp").to_string();
+    for i in 0..2 {
+        let out = s_client(&submissions, &[]);
+        assert!(
+            out.contains("220 mx.a.test ESMTP Tern"),
+            "handshake {i}: {out}"
+        );
+    }
+    let out = s_client(&smtp, &["-starttls", "smtp"]);
+    assert!(
+        out.contains("250 ") && out.contains("TLSv1.3"),
+        "STARTTLS: {out}"
+    );
+    let out = s_client(&submissions, &[]);
+    assert!(
+        !out.contains("220 mx.a.test"),
+        "the fourth handshake: {out}"
+    );
+    let out = s_client(&smtp, &["-starttls", "smtp"]);
+    assert!(!out.contains("TLSv1.3"), "a STARTTLS past the limit: {out}");
+    let (_plain, greeting) = greeting(server.addr("smtp"));
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    assert!(
+        server
+            .log()
+            .contains("too many TLS handshakes from this address")
+    );
+    let exempt = common::smtp_server("[limits]\ntls_handshakes_per_ip_minute = 1\n");
+    let addr = exempt.addr("submissions").to_string();
+    for _ in 0..3 {
+        assert!(s_client(&addr, &[]).contains("220 mx.a.test"));
+    }
+}
+
 /// TLS 1.2 and 1.3 only (hardening.md C-TLS8, C-TLS9), ALPN enforced (C-TLS10).
 #[test]
 fn tls_versions_and_alpn() {
     let server = common::smtp_server("");
     let addr = server.addr("submissions").to_string();
-    let s_client = |extra: &[&str]| {
-        let mut child = Command::new("openssl")
-            .args([
-                "s_client",
-                "-connect",
-                &addr,
-                "-servername",
-                "localhost",
-                "-crlf",
-                "-ign_eof",
-            ])
-            .args(extra)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"QUIT\n").unwrap();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    };
+    let s_client = |extra: &[&str]| s_client(&addr, extra);
     assert!(s_client(&["-tls1_3"]).contains("220 mx.a.test ESMTP Tern"));
     let tls12 = s_client(&["-tls1_2"]);
     assert!(

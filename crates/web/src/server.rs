@@ -52,12 +52,17 @@ pub async fn serve(
 }
 
 async fn connection(accepted: Accepted, web: Arc<Web>, tls: Option<TlsAcceptor>) {
-    let Accepted { tcp, info, phase } = accepted;
+    let Accepted {
+        tcp,
+        info,
+        phase,
+        limiter,
+    } = accepted;
     let client = info.peer.ip();
     match tls {
         None => run(tcp, web, client, phase).await,
         Some(acceptor) => {
-            if let Some((stream, _)) = accept_tls(&acceptor, tcp).await {
+            if let Some((stream, _)) = accept_tls(&acceptor, tcp, &limiter).await {
                 run(stream, web, client, phase).await;
             }
         }

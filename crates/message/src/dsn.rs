@@ -79,9 +79,10 @@ fn headers_only(ret: Option<&str>, failed: bool) -> bool {
     !failed || ret.is_some_and(|r| r.eq_ignore_ascii_case("HDRS"))
 }
 
-/// The xtext-decoded ORCPT of RFC 3461 §4.2 (`rfc822;addr`), as the report shows it.
+/// The xtext-decoded ORCPT of RFC 3461 §4.2 (`rfc822;addr`), as the report
+/// shows it: on one line, since xtext can encode CR LF (C-FZ3).
 fn original_recipient(orcpt: &str) -> String {
-    crate::xtext::decode(orcpt).replacen(';', "; ", 1)
+    one_line(&crate::xtext::decode(orcpt)).replacen(';', "; ", 1)
 }
 
 /// Keep report fields on one line: a remote's reply may hold anything.
@@ -272,6 +273,31 @@ mod tests {
             .parse(text.as_bytes())
             .unwrap();
         assert_eq!(parsed.parts.len(), 4);
+    }
+
+    /// C-FZ3 (found by reading for the `dsn_report` fuzz target): an ORCPT
+    /// whose xtext encodes CR LF must not add fields to the report.
+    #[test]
+    fn an_orcpt_cannot_smuggle_fields_in() {
+        let r = rcpt("x@b.test", Some("rfc822;x+0D+0AX-Injected:+20yes@b.test"));
+        let report = Report {
+            reporting_mta: "mx.a.test",
+            sender: "alice@a.test",
+            envid: None,
+            ret: None,
+            arrival: 0,
+            now: 60,
+            message_id: "dsn.3@mx.a.test".into(),
+            retry_until: None,
+            recipients: vec![Reported {
+                recipient: r,
+                action: Action::Failed,
+            }],
+            original: b"Subject: hi\r\n\r\nbody\r\n",
+        };
+        let text = String::from_utf8(report.build()).unwrap();
+        assert!(!text.contains("\nX-Injected"), "{text}");
+        assert!(text.contains("Original-Recipient: rfc822; x  X-Injected: yes@b.test\r\n"));
     }
 
     #[test]

@@ -25,15 +25,6 @@ async fn say(w: &mut TcpWire, line: &str) -> String {
     last
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// hardening.md C-SM6: a 1 MiB command line is answered once and never buffered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn megabyte_command_line() {
@@ -41,7 +32,7 @@ async fn megabyte_command_line() {
         .await
         .unwrap();
     let mut w = connect(server.addr("smtp")).await;
-    let before = rss_kib(server.pid().unwrap());
+    let before = common::rss_kib(server.pid().unwrap());
     w.send(b"MAIL FROM:<").await.unwrap();
     let chunk = vec![b'a'; 64 * 1024];
     for _ in 0..16 {
@@ -53,7 +44,7 @@ async fn megabyte_command_line() {
     );
     w.send(b"@x>\r\n").await.unwrap();
     assert_eq!(say(&mut w, "NOOP").await, "250 2.0.0 Ok");
-    let grown = rss_kib(server.pid().unwrap()).saturating_sub(before);
+    let grown = common::rss_kib(server.pid().unwrap()).saturating_sub(before);
     assert!(
         grown < 512,
         "the server grew by {grown} KiB for one long line"
@@ -326,4 +317,21 @@ async fn trace_and_submission_headers() {
     );
     let header_end = submitted.find("\r\n\r\n").unwrap();
     assert!(submitted.find("Message-ID:").unwrap() < header_end);
+}
+
+/// C-FZ3: an XCLIENT value is xtext, which can encode CR LF; a HELO name
+/// that holds one would split our Received field, so it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xclient_values_stay_on_one_line() {
+    let server = tokio::task::spawn_blocking(|| {
+        common::smtp_server("[smtp]\nxclient_trusted = [\"127.0.0.0/8\"]\n")
+    })
+    .await
+    .unwrap();
+    let mut w = connect(server.addr("smtp")).await;
+    say(&mut w, "EHLO proxy.test").await;
+    let r = say(&mut w, "XCLIENT ADDR=192.0.2.7 HELO=a+0D+0AX-Injected:+20y").await;
+    assert!(r.starts_with("501 "), "{r}");
+    let r = say(&mut w, "XCLIENT ADDR=192.0.2.7 HELO=client+2Eexample").await;
+    assert!(r.starts_with("220 "), "{r}");
 }

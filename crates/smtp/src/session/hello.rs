@@ -103,9 +103,12 @@ impl SmtpSession {
         let mut extended = None;
         for a in attrs {
             // Postfix XCLIENT_README: attribute values are xtext (RFC 1891).
+            // xtext can encode CR LF and other controls; no value may hold
+            // one (it would split the Received field the HELO goes into).
             let value = a
                 .value
                 .map(message::xtext::decode)
+                .filter(|v| !v.chars().any(char::is_control))
                 .ok_or_else(|| SmtpError::BadParameter(a.keyword.clone()))?;
             let value = value.as_str();
             // "[UNAVAILABLE]" and "[TEMPUNAVAIL]" mean the proxy does not know: keep ours.

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::{DkimSigner, Done};
+use mail_auth::dkim::{DkimSigner, DkimSigningStream, Done};
+use message::spool::Spooled;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
 use store::{DkimKey, Store};
 
@@ -53,10 +54,32 @@ impl Prepared {
         Ok(Prepared::Rsa(signer))
     }
 
-    fn sign(&self, message: &[u8]) -> Result<String, mail_auth::Error> {
+    fn stream(&self) -> Stream<'_> {
+        match self {
+            Prepared::Rsa(s) => Stream::Rsa(s.sign_streaming()),
+            Prepared::Ed25519(s) => Stream::Ed25519(s.sign_streaming()),
+        }
+    }
+}
+
+/// One signature being made as the message goes by.
+enum Stream<'a> {
+    Rsa(DkimSigningStream<'a, RsaKey<Sha256>>),
+    Ed25519(DkimSigningStream<'a, Ed25519Key>),
+}
+
+impl Stream<'_> {
+    fn write(&mut self, bytes: &[u8]) {
+        match self {
+            Stream::Rsa(s) => s.write(bytes),
+            Stream::Ed25519(s) => s.write(bytes),
+        }
+    }
+
+    fn finish(self) -> Result<String, mail_auth::Error> {
         Ok(match self {
-            Prepared::Rsa(s) => s.sign(message)?.to_header(),
-            Prepared::Ed25519(s) => s.sign(message)?.to_header(),
+            Stream::Rsa(s) => s.finish()?.to_header(),
+            Stream::Ed25519(s) => s.finish()?.to_header(),
         })
     }
 }
@@ -80,31 +103,67 @@ impl Signer {
     /// from `MAILER-DAEMON@mx.a.test` is signed by a.test: relaxed DMARC
     /// alignment). Empty when no key applies.
     pub async fn sign(&self, domain: &str, message: &[u8], now: i64) -> String {
+        let content = Spooled::from_vec(message.to_vec());
+        self.sign_content(domain, &[], &content, now)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Like [`Signer::sign`], for `added` header lines on top of `content`,
+    /// which is read once, a block at a time (hardening.md C-FT9): the
+    /// body goes through our RFC 6376 §3.4.4 relaxed canonicalizer
+    /// (`body_hash`) into mail-auth's streaming signer. Canonical text is
+    /// its own canonical form, so the body hash is the RFC's even where
+    /// mail-auth 0.13's own canonicalizer differs (it hashes whitespace-only
+    /// lines at the end of the body). An error if the spool cannot be read.
+    pub async fn sign_content(
+        &self,
+        domain: &str,
+        added: &[u8],
+        content: &Spooled,
+        now: i64,
+    ) -> std::io::Result<String> {
         let keys = match self.keys_for(domain).await {
             Ok(k) => k,
             Err(e) => {
                 tracing::warn!(%domain, error = %e, "DKIM: cannot read the keys; not signing");
-                return String::new();
+                return Ok(String::new());
             }
         };
-        let active = active_keys(&keys, now);
-        if active.is_empty() {
-            return String::new();
+        let mut prepared = Vec::new();
+        for key in active_keys(&keys, now) {
+            match self.prepared(key) {
+                Ok(p) => prepared.push((key, p)),
+                Err(e) => {
+                    tracing::warn!(%domain, selector = %key.key.selector, error = %e, "DKIM: cannot use the key")
+                }
+            }
         }
-        // mail-auth 0.13 hashes whitespace-only lines at the end of the body
-        // under relaxed canonicalization; RFC 6376 §3.4.4 ignores them. The same
-        // message without them has the right body hash (dependencies.md).
-        let canonical = without_trailing_blank_lines(message);
+        if prepared.is_empty() {
+            return Ok(String::new());
+        }
+        let mut streams: Vec<Stream<'_>> = prepared.iter().map(|(_, p)| p.stream()).collect();
+        let header = content.header();
+        for s in &mut streams {
+            s.write(added);
+            s.write(header);
+        }
+        let mut canonical = crate::body_hash::Canonicalizer::new(true, 0);
+        let mut to_all = |b: &[u8]| streams.iter_mut().for_each(|s| s.write(b));
+        content
+            .skip(header.len())
+            .chunks(|chunk| canonical.feed(chunk, &mut to_all))?;
+        canonical.finish(&mut to_all);
         let mut out = String::new();
-        for key in active {
-            match self.prepared(key).and_then(|p| p.sign(&canonical)) {
+        for ((key, _), stream) in prepared.iter().zip(streams) {
+            match stream.finish() {
                 Ok(header) => out.push_str(&header),
                 Err(e) => {
                     tracing::warn!(%domain, selector = %key.key.selector, error = %e, "DKIM: cannot sign")
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// The message with our DKIM signatures made again: after a change of
@@ -209,58 +268,61 @@ pub fn active_keys(keys: &[DkimKey], now: i64) -> Vec<&DkimKey> {
     out
 }
 
-/// The message with whitespace-only lines at the end of its body removed (a
-/// relaxed body hash does not see them: RFC 6376 §3.4.4). Unchanged when there
-/// are none, so simple canonicalization is never affected in practice.
-pub fn without_trailing_blank_lines(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let body_start = message::header::header_end(message);
-    let mut end = message.len();
-    let mut saw_whitespace = false;
-    // Remove blank lines (empty or whitespace only) from the end.
-    while let Some(without_crlf) = message[body_start..end].strip_suffix(b"\r\n") {
-        let line_start = without_crlf
-            .windows(2)
-            .rposition(|w| w == b"\r\n")
-            .map_or(0, |i| i + 2);
-        let line = &without_crlf[line_start..];
-        if !line.iter().all(|b| *b == b' ' || *b == b'\t') {
-            break;
-        }
-        saw_whitespace |= !line.is_empty();
-        end = body_start + line_start;
-    }
-    if saw_whitespace {
-        std::borrow::Cow::Owned(message[..end].to_vec())
-    } else {
-        std::borrow::Cow::Borrowed(message)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use mail_auth::common::crypto::HashAlgorithm;
+    use mail_auth::dkim::Canonicalization;
 
-    #[test]
-    fn trailing_whitespace_lines() {
-        let m = b"Subject: x\r\n\r\nbody\r\n  \r\n\t\r\n";
+    /// C-FT9: a spooled message is signed a block at a time, with the
+    /// RFC 6376 §3.4.4 relaxed body hash even where the body ends with
+    /// whitespace-only lines (mail-auth alone hashes them), and the same
+    /// body hash as the message signed in memory.
+    #[tokio::test]
+    async fn a_spooled_message_is_signed_with_the_rfc_body_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::open(&store::Backend::Sqlite(dir.path().to_path_buf())).unwrap();
+        store.add_domain("a.test").await.unwrap();
+        for k in crate::keys::generate(0, 0, &[]).unwrap() {
+            store.add_dkim_key("a.test", k).await.unwrap();
+        }
+        let signer = Signer::new(store);
+        let mut whole = b"From: a@a.test\r\nSubject: big\r\n\r\n".to_vec();
+        for i in 0..20_000 {
+            whole.extend_from_slice(format!("line {i}  with \t spaces \r\n").as_bytes());
+        }
+        whole.extend_from_slice(b"\r\n  \r\n\t\r\n");
+        let spool = message::spool::Spool::in_dir(&dir.path().join("spool")).unwrap();
+        let mut w = spool.writer();
+        w.write(&whole).unwrap();
+        let spooled = w.finish().unwrap();
+        assert!(spooled.is_spooled());
+        let expected = crate::body_hash::body_hash(
+            &spooled,
+            Canonicalization::Relaxed,
+            HashAlgorithm::Sha256,
+            0,
+        )
+        .unwrap();
+        let expected = base64::engine::general_purpose::STANDARD.encode(expected);
+        let bh = |headers: &str| -> Vec<String> {
+            headers
+                .split("DKIM-Signature:")
+                .skip(1)
+                .map(|h| tag(h, "bh").unwrap())
+                .collect()
+        };
+        let streamed = signer
+            .sign_content("a.test", b"X-Added: 1\r\n", &spooled, 10)
+            .await
+            .unwrap();
         assert_eq!(
-            &*without_trailing_blank_lines(m),
-            b"Subject: x\r\n\r\nbody\r\n"
+            bh(&streamed),
+            [expected.clone(), expected.clone()],
+            "{streamed}"
         );
-        let m = b"Subject: x\r\n\r\nbody\r\n\r\n";
-        assert_eq!(
-            &*without_trailing_blank_lines(m),
-            &m[..],
-            "empty lines: nothing to do"
-        );
-        let m = b"Subject: x\r\n\r\nbody \r\n";
-        assert_eq!(&*without_trailing_blank_lines(m), &m[..]);
-        let m = b"Subject: x\r\n\r\n \r\n";
-        assert_eq!(&*without_trailing_blank_lines(m), b"Subject: x\r\n\r\n");
-        let m = b"Subject: x\r\n\r\nbody\r\n \r\n\r\n";
-        assert_eq!(
-            &*without_trailing_blank_lines(m),
-            b"Subject: x\r\n\r\nbody\r\n"
-        );
+        let in_memory = signer.sign("a.test", &whole, 10).await;
+        assert_eq!(bh(&in_memory), [expected.clone(), expected]);
     }
 }

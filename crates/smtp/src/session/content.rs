@@ -328,8 +328,8 @@ impl SmtpSession {
     }
 
     /// RFC 6376: DKIM-Signature fields for a submitted message, by the keys of
-    /// its From: domain. The signer reads the whole message (the user's own
-    /// submission, bounded by the size limit).
+    /// its From: domain. The signer reads the message a block at a time
+    /// (hardening.md C-FT9).
     async fn dkim_signatures(
         &self,
         added: &str,
@@ -347,9 +347,10 @@ impl SmtpSession {
         else {
             return Ok(String::new());
         };
-        let mut message = added.as_bytes().to_vec();
-        message.extend_from_slice(&body.read_all().map_err(spool_error)?);
-        Ok(signer.sign(&domain, &message, now).await)
+        signer
+            .sign_content(&domain, added.as_bytes(), body, now)
+            .await
+            .map_err(spool_error)
     }
 
     /// RFC 6409 §8: the MSA checks From: against the login (C-RL6) and adds Date:

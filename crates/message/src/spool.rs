@@ -307,6 +307,24 @@ impl Spooled {
         Ok(())
     }
 
+    /// Octets from `offset` into `buf`, as many as fit and are left (0 at
+    /// the end): for a reader that awaits between pieces (the outbound
+    /// client writing to a socket).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.len {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(self.len - offset) as usize;
+        let head = self.head.len() as u64;
+        if offset < head {
+            let n = want.min((head - offset) as usize);
+            buf[..n].copy_from_slice(&self.head[offset as usize..offset as usize + n]);
+            return Ok(n);
+        }
+        let file = self.file.as_ref().ok_or_else(no_file)?;
+        file.file.read_at(&mut buf[..want], self.start + offset)
+    }
+
     /// The first `limit` octets (all of them when shorter).
     pub fn view(&self, limit: usize) -> io::Result<Bytes> {
         if self.file.is_none() || limit <= self.head.len() {
@@ -512,6 +530,25 @@ mod tests {
         assert!(s.is_spooled());
         assert_eq!(s.head().len(), HEADER_IN_MEMORY);
         assert_eq!(collect(&s), endless);
+    }
+
+    #[test]
+    fn read_at_reads_any_piece() {
+        let (_dir, s, expected) = large_spooled();
+        let mut got = Vec::new();
+        let mut buf = vec![0; 10_007];
+        loop {
+            let n = s.read_at(got.len() as u64, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, expected);
+        let small = Spooled::from_vec(b"abc".to_vec());
+        assert_eq!(small.read_at(1, &mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"bc");
+        assert_eq!(small.read_at(3, &mut buf).unwrap(), 0);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use message::spool::Spooled;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
@@ -423,10 +424,13 @@ impl Session {
 
     /// One mail transaction. Recipient-level answers come back per recipient; a
     /// failure of the whole transaction is an error.
+    /// The message is read from `data` a piece at a time as it goes out
+    /// (hardening.md C-FT9): first one pass to learn whether it is 8-bit
+    /// and, for BDAT, its size on the wire; then the pieces.
     pub async fn send(
         &mut self,
         env: &OutEnvelope,
-        data: &[u8],
+        data: &Spooled,
     ) -> Result<Vec<RcptResult>, ClientError> {
         let all = |r: Reply, permanent: bool| -> Vec<RcptResult> {
             env.recipients
@@ -442,7 +446,7 @@ impl Session {
         };
         // RFC 6531 §3.4: a message that needs SMTPUTF8 cannot go to a server
         // without it. (Declared but not needed: it goes without the parameter.)
-        if needs_smtputf8(env, data) && !self.ext.smtputf8 {
+        if needs_smtputf8(env, data.header()) && !self.ext.smtputf8 {
             return Ok(all(
                 local_reply(553, "5.6.7", "the next server does not support SMTPUTF8"),
                 true,
@@ -451,7 +455,8 @@ impl Session {
         // RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME. The
         // runner converts what it can (message::seven_bit); what is left has
         // 8-bit header fields, which only SMTPUTF8 could carry.
-        let eight_bit = data.iter().any(|b| *b >= 0x80);
+        let survey = survey(data).map_err(spool_error)?;
+        let eight_bit = survey.eight_bit;
         if eight_bit && !self.ext.eight_bit {
             return Ok(all(
                 local_reply(
@@ -463,7 +468,7 @@ impl Session {
             ));
         }
         // RFC 1870 §6: do not send what the server said it would refuse.
-        if self.ext.size.is_some_and(|max| data.len() as u64 > max) {
+        if self.ext.size.is_some_and(|max| data.len() > max) {
             return Ok(all(
                 local_reply(552, "5.3.4", "message larger than the next server accepts"),
                 true,
@@ -524,7 +529,7 @@ impl Session {
             self.abandon(data_reply).await;
             return Ok(results.into_iter().flatten().collect());
         }
-        let final_reply = self.content(data, data_reply).await?;
+        let final_reply = self.content(data, survey.wire_len, data_reply).await?;
         let outcome = |r: &Reply| match r.code {
             200..=299 => RcptResult::Delivered(r.clone()),
             500.. => RcptResult::Permanent(r.clone()),
@@ -538,7 +543,7 @@ impl Session {
         Ok(results.into_iter().flatten().collect())
     }
 
-    fn mail_command(&self, env: &OutEnvelope, size: usize, eight_bit: bool) -> String {
+    fn mail_command(&self, env: &OutEnvelope, size: u64, eight_bit: bool) -> String {
         let mut c = format!("MAIL FROM:<{}>", env.sender);
         if self.ext.size.is_some() {
             c.push_str(&format!(" SIZE={size}"));
@@ -593,18 +598,18 @@ impl Session {
         self.reset().await;
     }
 
-    /// The message: BDAT when CHUNKING is offered, else DATA with dot-stuffing
-    /// (`data_reply`: the answer to a DATA already sent in a pipelined group).
+    /// The message: BDAT when CHUNKING is offered (`wire_len`: its size on
+    /// the wire), else DATA with dot-stuffing (`data_reply`: the answer to
+    /// a DATA already sent in a pipelined group).
     async fn content(
         &mut self,
-        data: &[u8],
+        data: &Spooled,
+        wire_len: u64,
         data_reply: Option<Reply>,
     ) -> Result<Reply, ClientError> {
         if self.ext.chunking {
-            let body = wire_form(data, false);
-            let mut out = format!("BDAT {} LAST\r\n", body.len()).into_bytes();
-            out.extend_from_slice(&body);
-            self.write(&out, self.timeouts.data_block).await?;
+            let command = format!("BDAT {wire_len} LAST\r\n");
+            self.write_message(command.as_bytes(), data, false).await?;
             return self
                 .read(self.timeouts.data_final, "the reply after BDAT")
                 .await;
@@ -624,11 +629,39 @@ impl Session {
             self.reset().await;
             return Ok(r);
         }
-        let mut body = wire_form(data, true);
-        body.extend_from_slice(b".\r\n");
-        self.write(&body, self.timeouts.data_block).await?;
+        self.write_message(b"", data, true).await?;
         self.read(self.timeouts.data_final, "the reply after the data")
             .await
+    }
+
+    /// `before`, then the message in its wire form, a piece at a time
+    /// (each piece within the data block timeout); with `stuff`, DATA's
+    /// dot-stuffing and the final ".".
+    async fn write_message(
+        &mut self,
+        before: &[u8],
+        data: &Spooled,
+        stuff: bool,
+    ) -> Result<(), ClientError> {
+        let mut form = WireForm::new(stuff);
+        let mut piece = vec![0; PIECE];
+        let mut out = before.to_vec();
+        let mut at = 0;
+        loop {
+            let n = data.read_at(at, &mut piece).map_err(spool_error)?;
+            if n == 0 {
+                break;
+            }
+            at += n as u64;
+            form.feed(&piece[..n], &mut out);
+            self.write(&out, self.timeouts.data_block).await?;
+            out.clear();
+        }
+        form.finish(&mut out);
+        if stuff {
+            out.extend_from_slice(b".\r\n");
+        }
+        self.write(&out, self.timeouts.data_block).await
     }
 
     /// RSET between transactions (RFC 5321 §4.1.1.5); false if the session is no
@@ -673,11 +706,11 @@ impl Session {
 
 /// RFC 6531 §3.2: whether a message declared SMTPUTF8 really needs it: a
 /// non-ASCII address in the envelope, or non-ASCII in the header section.
-fn needs_smtputf8(env: &OutEnvelope, data: &[u8]) -> bool {
+fn needs_smtputf8(env: &OutEnvelope, header: &[u8]) -> bool {
     env.smtputf8
         && (!env.sender.is_ascii()
             || env.recipients.iter().any(|r| !r.address.is_ascii())
-            || !data[..message::header::header_end(data)].is_ascii())
+            || !header.is_ascii())
 }
 
 async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
@@ -692,36 +725,99 @@ async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<Tc
     socket.connect(addr).await
 }
 
-/// The message as it goes on the wire (hardening.md C-SM4): every line ending
-/// CRLF (a lone CR or LF becomes CRLF), ending with CRLF, and with `stuff` a dot
-/// doubled at the start of a line (RFC 5321 §4.5.2).
-pub fn wire_form(data: &[u8], stuff: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 50 + 2);
-    let mut at_line_start = true;
-    let mut i = 0;
-    while i < data.len() {
-        let b = data[i];
-        match b {
-            b'\r' | b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                // CRLF counts once.
-                i += if b == b'\r' && data.get(i + 1) == Some(&b'\n') {
-                    2
-                } else {
-                    1
-                };
-                at_line_start = true;
-                continue;
-            }
-            b'.' if stuff && at_line_start => out.extend_from_slice(b".."),
-            _ => out.push(b),
+/// What goes on the wire is read this many octets at a time.
+const PIECE: usize = 64 * 1024;
+
+fn spool_error(e: std::io::Error) -> ClientError {
+    ClientError::Protocol(format!("cannot read the queued message: {e}"))
+}
+
+/// What the client must know before sending a message: whether it holds
+/// 8-bit octets, and its size in wire form (BDAT's count).
+struct Survey {
+    eight_bit: bool,
+    wire_len: u64,
+}
+
+fn survey(data: &Spooled) -> std::io::Result<Survey> {
+    let mut form = WireForm::new(false);
+    let (mut eight_bit, mut wire_len) = (false, 0u64);
+    let mut out = Vec::with_capacity(PIECE + PIECE / 8);
+    let mut count = |out: &mut Vec<u8>| {
+        wire_len += out.len() as u64;
+        out.clear();
+    };
+    data.chunks(|chunk| {
+        eight_bit |= chunk.iter().any(|b| *b >= 0x80);
+        form.feed(chunk, &mut out);
+        count(&mut out);
+    })?;
+    form.finish(&mut out);
+    count(&mut out);
+    Ok(Survey {
+        eight_bit,
+        wire_len,
+    })
+}
+
+/// The message as it goes on the wire (hardening.md C-SM4), made a piece
+/// at a time: every line ending CRLF (a lone CR or LF becomes CRLF), ending
+/// with CRLF, and with `stuff` a dot doubled at the start of a line
+/// (RFC 5321 §4.5.2).
+struct WireForm {
+    stuff: bool,
+    at_line_start: bool,
+    /// A CR was just written as CRLF: an LF right after it is part of it.
+    after_cr: bool,
+    /// What was written last ends with CRLF (nothing written: no).
+    ends_crlf: bool,
+}
+
+impl WireForm {
+    fn new(stuff: bool) -> WireForm {
+        WireForm {
+            stuff,
+            at_line_start: true,
+            after_cr: false,
+            ends_crlf: false,
         }
-        at_line_start = false;
-        i += 1;
     }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
+
+    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        out.reserve(data.len() + data.len() / 50);
+        for &b in data {
+            let after_cr = std::mem::take(&mut self.after_cr);
+            match b {
+                // CRLF counts once.
+                b'\n' if after_cr => continue,
+                b'\r' | b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    self.after_cr = b == b'\r';
+                    self.at_line_start = true;
+                    self.ends_crlf = true;
+                    continue;
+                }
+                b'.' if self.stuff && self.at_line_start => out.extend_from_slice(b".."),
+                _ => out.push(b),
+            }
+            self.at_line_start = false;
+            self.ends_crlf = false;
+        }
     }
+
+    fn finish(self, out: &mut Vec<u8>) {
+        if !self.ends_crlf {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// The whole message in wire form (for tests and small messages).
+pub fn wire_form(data: &[u8], stuff: bool) -> Vec<u8> {
+    let mut form = WireForm::new(stuff);
+    let mut out = Vec::new();
+    form.feed(data, &mut out);
+    form.finish(&mut out);
     out
 }
 
@@ -744,6 +840,34 @@ mod tests {
                 .windows(2)
                 .enumerate()
                 .all(|(i, w)| w[1] != b'\n' || w[0] == b'\r' || i == 0)
+        );
+    }
+
+    /// The wire form made in pieces is the wire form made whole, whatever
+    /// the boundaries (a CR LF split between two pieces counts once).
+    #[test]
+    fn wire_form_in_pieces() {
+        let data = b"a\r\n.b\n.\n\rc\r\r\n\n.x\r";
+        for stuff in [false, true] {
+            let whole = wire_form(data, stuff);
+            for n in 1..data.len() {
+                let mut form = WireForm::new(stuff);
+                let mut out = Vec::new();
+                for piece in data.chunks(n) {
+                    form.feed(piece, &mut out);
+                }
+                form.finish(&mut out);
+                assert_eq!(out, whole, "pieces of {n}, stuff {stuff}");
+            }
+        }
+        let spooled = Spooled::from_vec(data.to_vec());
+        let s = survey(&spooled).unwrap();
+        assert_eq!(s.wire_len, wire_form(data, false).len() as u64);
+        assert!(!s.eight_bit);
+        assert!(
+            survey(&Spooled::from_vec(vec![b'a', 0xC3, 0xA9]))
+                .unwrap()
+                .eight_bit
         );
     }
 

@@ -156,6 +156,14 @@ fn envelope(to: &[&str]) -> OutEnvelope {
 
 const MESSAGE: &[u8] = b"Subject: t\r\n\r\nline\r\n.\r\n.x\nbare LF\rbare CR\r\n";
 
+fn message() -> message::spool::Spooled {
+    spooled(MESSAGE)
+}
+
+fn spooled(content: &[u8]) -> message::spool::Spooled {
+    message::spool::Spooled::from_vec(content.to_vec())
+}
+
 /// The plain EHLO of a server with PIPELINING (no CHUNKING, no DSN).
 fn greet_and_ehlo() -> Vec<Step> {
     vec![
@@ -186,7 +194,7 @@ async fn transaction(
     steps.extend(script);
     let (addr, _) = server(steps).await;
     let mut s = open(addr, true).await?;
-    Ok(codes(&s.send(&envelope(to), MESSAGE).await?))
+    Ok(codes(&s.send(&envelope(to), &message()).await?))
 }
 
 /// C-OB4 and C-SM4: one recipient refused, the others get the message, which
@@ -210,7 +218,7 @@ async fn one_refused_recipient_and_clean_data() {
     let results = s
         .send(
             &envelope(&["x@b.test", "nobody@b.test", "y@b.test"]),
-            MESSAGE,
+            &message(),
         )
         .await
         .unwrap();
@@ -322,7 +330,7 @@ async fn pipelined_data_after_refused_recipients() {
     ]);
     let (addr, heard) = server(script).await;
     let mut s = open(addr, true).await.unwrap();
-    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
+    let results = s.send(&envelope(&["x@b.test"]), &message()).await.unwrap();
     assert_eq!(codes(&results), [('P', 550)]);
     let heard = String::from_utf8(heard.lock().unwrap().clone()).unwrap();
     assert!(!heard.contains("Subject"), "{heard:?}");
@@ -353,7 +361,7 @@ async fn garbage_replies_are_temporary_errors() {
         let (addr, _) = server(script).await;
         let mut s = open(addr, true).await.unwrap();
         let e = s
-            .send(&envelope(&["x@b.test"]), MESSAGE)
+            .send(&envelope(&["x@b.test"]), &message())
             .await
             .err()
             .unwrap();
@@ -390,7 +398,7 @@ async fn stalls_and_hangups() {
         .await
         .unwrap();
     let e = s
-        .send(&envelope(&["x@b.test"]), MESSAGE)
+        .send(&envelope(&["x@b.test"]), &message())
         .await
         .err()
         .unwrap();
@@ -420,7 +428,7 @@ async fn stalls_and_hangups() {
         .await
         .unwrap();
     let e = s
-        .send(&envelope(&["x@b.test"]), MESSAGE)
+        .send(&envelope(&["x@b.test"]), &message())
         .await
         .err()
         .unwrap();
@@ -454,7 +462,7 @@ async fn injected_plaintext_before_tls_is_dropped() {
         s.ext.chunking && !s.ext.starttls,
         "extensions come from the EHLO after TLS"
     );
-    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
+    let results = s.send(&envelope(&["x@b.test"]), &message()).await.unwrap();
     assert_eq!(codes(&results), [('T', 451)], "not the injected 250");
 }
 
@@ -479,7 +487,7 @@ async fn helo_fallback_and_bdat() {
     ];
     let (addr, _) = server(script).await;
     let mut s = open(addr, true).await.unwrap();
-    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
+    let results = s.send(&envelope(&["x@b.test"]), &message()).await.unwrap();
     assert_eq!(codes(&results), [('D', 250)]);
 
     let script = vec![
@@ -494,7 +502,7 @@ async fn helo_fallback_and_bdat() {
     ];
     let (addr, heard) = server(script).await;
     let mut s = open(addr, true).await.unwrap();
-    let results = s.send(&envelope(&["x@b.test"]), MESSAGE).await.unwrap();
+    let results = s.send(&envelope(&["x@b.test"]), &message()).await.unwrap();
     assert_eq!(codes(&results), [('D', 250)]);
     let heard = String::from_utf8(heard.lock().unwrap().clone()).unwrap();
     let body = "Subject: t\r\n\r\nline\r\n.\r\n.x\r\nbare LF\r\nbare CR\r\n";
@@ -522,7 +530,7 @@ async fn eight_bit_and_smtputf8_to_a_plain_server() {
     let results = s
         .send(
             &envelope(&["x@b.test"]),
-            "Subject: café\r\n\r\nx\r\n".as_bytes(),
+            &spooled("Subject: café\r\n\r\nx\r\n".as_bytes()),
         )
         .await
         .unwrap();
@@ -531,7 +539,10 @@ async fn eight_bit_and_smtputf8_to_a_plain_server() {
 
     let mut utf8 = envelope(&["jörg@b.test"]);
     utf8.smtputf8 = true;
-    let results = s.send(&utf8, b"Subject: x\r\n\r\nx\r\n").await.unwrap();
+    let results = s
+        .send(&utf8, &spooled(b"Subject: x\r\n\r\nx\r\n"))
+        .await
+        .unwrap();
     assert_eq!(results[0].reply().status(), "5.6.7");
 
     let mut declared = envelope(&["x@b.test"]);
@@ -549,7 +560,10 @@ async fn eight_bit_and_smtputf8_to_a_plain_server() {
     ]);
     let (addr, _) = server(script).await;
     let mut s = open(addr, true).await.unwrap();
-    let results = s.send(&declared, b"Subject: x\r\n\r\nx\r\n").await.unwrap();
+    let results = s
+        .send(&declared, &spooled(b"Subject: x\r\n\r\nx\r\n"))
+        .await
+        .unwrap();
     assert_eq!(codes(&results), [('D', 250)]);
 }
 
@@ -581,7 +595,7 @@ async fn deliverby_and_priority_are_passed_on() {
         ])
         .await;
         let mut s = open(addr, false).await.unwrap();
-        let results = s.send(&env, MESSAGE).await.unwrap();
+        let results = s.send(&env, &message()).await.unwrap();
         assert_eq!(codes(&results), [('D', 250)]);
         let heard = String::from_utf8(heard.lock().unwrap().clone()).unwrap();
         let mail = heard.lines().find(|l| l.starts_with("MAIL")).unwrap();

@@ -118,7 +118,13 @@ pub trait Store:
         lease_until: i64,
         limit: usize,
     ) -> Result<Vec<QueueJob>>;
-    async fn queue_content(&self, id: i64) -> Result<Option<Vec<u8>>>;
+    /// A queued message's content, copied a block at a time into `spool`
+    /// (memory while small, a spool file past that: hardening.md C-FT9).
+    async fn queue_content(
+        &self,
+        id: i64,
+        spool: &message::spool::Spool,
+    ) -> Result<Option<Spooled>>;
     /// Record a delivery run: attempts, and each recipient's new state; releases
     /// leases. If no recipient is left to try, the message leaves the queue in the
     /// same transaction and comes back (with its content if a recipient failed).
@@ -336,8 +342,12 @@ impl Store for SqliteStore {
     ) -> Result<Vec<QueueJob>> {
         self.sql_queue_claim(claim, now, lease_until, limit).await
     }
-    async fn queue_content(&self, id: i64) -> Result<Option<Vec<u8>>> {
-        self.sql_queue_content(id).await
+    async fn queue_content(
+        &self,
+        id: i64,
+        spool: &message::spool::Spool,
+    ) -> Result<Option<Spooled>> {
+        self.sql_queue_content(id, spool.writer()).await
     }
     async fn queue_report(&self, report: QueueReport) -> Result<Option<FinishedMessage>> {
         self.sql_queue_report(report).await

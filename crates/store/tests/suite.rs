@@ -749,10 +749,9 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(
-        s.queue_content(id).await.unwrap().unwrap(),
-        b"Subject: q\r\n\r\nx\r\n"
-    );
+    let spool = message::spool::Spool::memory();
+    let content = s.queue_content(id, &spool).await.unwrap().unwrap();
+    assert_eq!(&content.read_all().unwrap()[..], b"Subject: q\r\n\r\nx\r\n");
     let (x, y) = (jobs[0].recipients[0].id, jobs[0].recipients[1].id);
     let attempt = Attempt {
         at: 100,

@@ -120,7 +120,7 @@ pub async fn serve(
         user_ip: Arc::default(),
         index: Arc::default(),
         events: Arc::default(),
-        spool,
+        spool: spool.clone(),
     });
     let pop3_auth = authenticator.clone();
     let sieve_services = Arc::new(managesieve::Services {
@@ -245,7 +245,7 @@ pub async fn serve(
             interval: config.reports.tls_rpt_interval.0.as_secs().max(1) as i64,
         },
     );
-    let outbound = outbound_config(&config, &resolver)?;
+    let outbound = outbound_config(&config, &resolver, spool)?;
     let runner = outbound::runner::Runner::new(store.clone(), mda, resolver, outbound, signer);
     let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
     let runner_task = tokio::spawn(runner.run(async {
@@ -507,6 +507,7 @@ fn mta_sts(config: &Config, resolver: &dns::Resolver) -> Option<Arc<outbound::tl
 fn outbound_config(
     config: &Config,
     resolver: &dns::Resolver,
+    spool: message::spool::Spool,
 ) -> Result<OutboundConfig, ServeError> {
     let o = &config.outbound;
     let tls = net::tls::opportunistic_client(&[]).map_err(|e| ServeError(e.to_string()))?;
@@ -554,6 +555,7 @@ fn outbound_config(
         local_ips,
         smarthost,
         mta_sts: mta_sts(config, resolver),
+        spool,
     })
 }
 

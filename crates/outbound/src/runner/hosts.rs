@@ -4,6 +4,7 @@
 //! servers without 8BITMIME.
 
 use super::*;
+use message::spool::Spooled;
 
 /// Where mail for one domain goes.
 pub(super) struct Route {
@@ -26,7 +27,7 @@ impl Runner {
         job: &QueueJob,
         domain: &str,
         rcpts: &[QueuedRecipient],
-        content: &[u8],
+        content: &Spooled,
     ) -> DomainRun {
         let mut run = DomainRun::new();
         let env = out_envelope(job, rcpts);
@@ -324,13 +325,25 @@ impl Runner {
     /// RFC 6152 §3: the 7-bit form of an 8-bit message for a server without
     /// 8BITMIME, with our DKIM signatures made again over it. None when
     /// there is nothing to convert (or it cannot be: 8-bit header fields).
-    pub(super) async fn seven_bit(&self, content: &[u8]) -> Option<Vec<u8>> {
-        let converted = message::seven_bit::convert(content)?;
+    pub(super) async fn seven_bit(&self, content: &Spooled) -> Option<Spooled> {
+        if !has_8bit(content) {
+            return None;
+        }
+        // The conversion needs the whole message: an 8-bit message to a
+        // server without 8BITMIME, which has become rare.
+        let whole = match content.read_all() {
+            Ok(whole) => whole,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the queued message to convert it");
+                return None;
+            }
+        };
+        let converted = message::seven_bit::convert(&whole)?;
         tracing::info!("next server has no 8BITMIME: converted to 7 bit");
-        Some(match &self.signer {
+        Some(Spooled::from_vec(match &self.signer {
             Some(signer) => signer.resign(&converted, now()).await,
             None => converted,
-        })
+        }))
     }
 
     /// Send over an open session. None if the session failed before any answer
@@ -339,7 +352,7 @@ impl Runner {
         &self,
         session: &mut Session,
         env: &OutEnvelope,
-        content: &[u8],
+        content: &Spooled,
         rcpts: &[QueuedRecipient],
         run: &mut DomainRun,
     ) -> Result<Vec<(QueuedRecipient, RcptResult, Option<String>)>, Reply> {
@@ -367,7 +380,7 @@ impl Runner {
         &self,
         session: &mut Session,
         env: &OutEnvelope,
-        content: &[u8],
+        content: &Spooled,
         rcpts: &[QueuedRecipient],
         run: &mut DomainRun,
     ) -> Result<Vec<(QueuedRecipient, RcptResult, Option<String>)>, Reply> {
@@ -376,7 +389,7 @@ impl Runner {
             true => None,
             false => self.seven_bit(content).await,
         };
-        let content = converted.as_deref().unwrap_or(content);
+        let content = converted.as_ref().unwrap_or(content);
         let results = match session.send(env, content).await {
             Ok(results) => results,
             Err(e) => {
@@ -492,4 +505,12 @@ impl Runner {
             });
         }
     }
+}
+
+/// Whether the content holds an 8-bit octet past its head (read a block at
+/// a time).
+fn has_8bit(content: &Spooled) -> bool {
+    let mut found = false;
+    let _ = content.chunks(|c| found |= c.iter().any(|b| *b >= 0x80));
+    found
 }

@@ -21,7 +21,7 @@ impl Runner {
         &self,
         job: &QueueJob,
         rcpts: &[QueuedRecipient],
-        content: &[u8],
+        content: &message::spool::Spooled,
     ) -> DomainRun {
         let mut run = DomainRun::new();
         let mut recipients = Vec::new();
@@ -34,7 +34,7 @@ impl Runner {
             let resolved = match resolved {
                 Ok(delivery::Resolution::Deliver { local, .. })
                     if matches!(
-                        self.mda.over_quota(&local, content.len() as u64).await,
+                        self.mda.over_quota(&local, content.len()).await,
                         Ok(Some(_))
                     ) =>
                 {
@@ -92,15 +92,7 @@ impl Runner {
                 ..Default::default()
             },
         };
-        let result = match self
-            .mda
-            .deliver(
-                &envelope,
-                message::spool::Spooled::from_vec(content.to_vec()),
-                now(),
-            )
-            .await
-        {
+        let result = match self.mda.deliver(&envelope, content.clone(), now()).await {
             Ok(delivery::Delivered::Accepted { .. }) => RcptResult::Delivered(
                 crate::client::local_reply(250, "2.0.0", "delivered to the mailbox"),
             ),

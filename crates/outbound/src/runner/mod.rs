@@ -89,6 +89,9 @@ pub struct OutboundConfig {
     /// Other domains' MTA-STS policies, enforced (`[outbound] mta_sts`);
     /// None: opportunistic TLS everywhere.
     pub mta_sts: Option<Arc<MtaSts>>,
+    /// Where a queued message is read to while it is delivered: a large
+    /// one is sent from a spool file a piece at a time (C-FT9).
+    pub spool: message::spool::Spool,
 }
 
 impl OutboundConfig {
@@ -310,7 +313,7 @@ impl Runner {
     }
 
     async fn deliver(self: Arc<Self>, job: QueueJob) {
-        let content = match self.store.queue_content(job.id).await {
+        let content = match self.store.queue_content(job.id, &self.cfg.spool).await {
             Ok(Some(c)) => c,
             Ok(None) => return,
             Err(e) => {
@@ -423,11 +426,11 @@ impl Runner {
             let wait = Duration::from_secs(u64::try_from(at - now()).unwrap_or(0));
             self.schedule(job.id, wait);
         }
-        self.report_progress(&job, &content, &relayed, Action::Relayed)
+        self.report_progress(&job, content.header(), &relayed, Action::Relayed)
             .await;
-        self.report_progress(&job, &content, &delivered, Action::Delivered)
+        self.report_progress(&job, content.header(), &delivered, Action::Delivered)
             .await;
-        self.report_progress(&job, &content, &delayed, Action::Delayed)
+        self.report_progress(&job, content.header(), &delayed, Action::Delayed)
             .await;
         if let Some(done) = finished {
             self.report_failures(done).await;
@@ -629,6 +632,7 @@ mod tests {
             smarthost: None,
             delay_warning: None,
             mta_sts: None,
+            spool: message::spool::Spool::memory(),
         }
     }
 

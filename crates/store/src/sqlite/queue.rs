@@ -244,9 +244,35 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_queue_content(&self, id: i64) -> Result<Option<Vec<u8>>> {
+    pub(crate) async fn sql_queue_content(
+        &self,
+        id: i64,
+        mut writer: message::spool::SpoolWriter,
+    ) -> Result<Option<message::spool::Spooled>> {
         self.read(move |c| {
-            c.query_row("SELECT b.data FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1", [id], |r| r.get(0)).optional().map_err(sql)
+            let blob_id: Option<i64> = c
+                .query_row(
+                    "SELECT blob_id FROM queue_messages WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql)?;
+            let Some(blob_id) = blob_id else {
+                return Ok(None);
+            };
+            let blob = c
+                .blob_open(rusqlite::MAIN_DB, "blobs", "data", blob_id, true)
+                .map_err(sql)?;
+            let mut piece = vec![0; message::spool::MEMORY_LIMIT];
+            let mut at = 0;
+            while at < blob.len() {
+                let n = piece.len().min(blob.len() - at);
+                blob.read_at_exact(&mut piece[..n], at).map_err(sql)?;
+                writer.write(&piece[..n])?;
+                at += n;
+            }
+            Ok(Some(writer.finish()?))
         })
         .await
     }

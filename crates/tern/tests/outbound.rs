@@ -760,3 +760,55 @@ fn restart_with_a_big_deferred_queue() {
         "{sessions} connections for {COUNT} messages"
     );
 }
+
+/// C-FT9 outbound: six 6 MB messages wait for b.test, then go out at once.
+/// The sender reads each from the spool a piece at a time as it writes it
+/// (each was read whole, and copied again for the wire, before), so its
+/// memory hardly moves; every message arrives whole (BDAT, Tern to Tern).
+#[test]
+fn large_messages_leave_a_piece_at_a_time() {
+    let net = MailNet::new(119);
+    let a = net.tern(10, "a.test", &[], "[queue]\nretry = [\"1h\"]\n");
+    net.dns
+        .mx("b.test", 10, "mx.b.test")
+        .a("mx.b.test", net.ip(20));
+    let line = format!("{} a line of a large message\r\n", "w".repeat(50));
+    let body = line.repeat(6 * 1024 * 1024 / line.len());
+    for i in 0..6 {
+        let msg = format!(
+            "From: <{}>\r\nTo: <carol@b.test>\r\nSubject: large {i}\r\nMessage-ID: <large{i}@a.test>\r\n\r\n{body}",
+            ALICE.0
+        );
+        let refused = submit(&a, ALICE.0, ALICE.1, &["carol@b.test"], &msg);
+        assert_eq!(refused, "{}");
+    }
+    net.wait(20, "six queued with an attempt each", &[&a], || {
+        net.queue(&a).len() == 6 && a.log().matches("delivery attempt").count() >= 6
+    });
+    let b = net.tern(20, "b.test", &[CAROL], "");
+    let pid = a.pid().unwrap();
+    let before = common::rss_kib(pid);
+    a.admin_ok(&["queue", "retry", "--all"]);
+    let mut peak = before;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while net.inbox(&b, "carol@b.test").len() < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            common::tail(&a.log(), 20)
+        );
+        peak = peak.max(common::rss_kib(pid));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!("sender RSS {before} KiB before, peak {peak} KiB while sending 36 MB");
+    assert!(
+        peak < before + 24 * 1024,
+        "the sender's memory grew from {before} KiB to {peak} KiB"
+    );
+    for m in net.inbox(&b, "carol@b.test") {
+        assert!(
+            text(&m).ends_with(&body),
+            "a message arrived cut or changed"
+        );
+    }
+}

@@ -69,6 +69,12 @@ impl Progress {
 }
 
 /// Run one connection to its end.
+///
+/// The session's futures (`receive`, `resume`, `on_event`) are boxed: an
+/// SMTP `receive` that may deliver a message is a large state machine, and
+/// held inline it would make every idle connection's task that large
+/// (30.6 KiB per idle SMTP connection before, 15.8 KiB after, measured with
+/// `scripts/prove-connections 2000`).
 pub async fn drive<S: Session>(
     mut stream: Stream,
     mut session: S,
@@ -128,7 +134,7 @@ pub async fn drive<S: Session>(
             // WRITE_TIMEOUT. The client reading it is progress: the
             // slowloris clock starts again.
             progress = Progress::default();
-            session.resume(&mut input, &mut out).await
+            Box::pin(session.resume(&mut input, &mut out)).await
         } else {
             tokio::select! {
             changed = phase.changed() => {
@@ -140,7 +146,7 @@ pub async fn drive<S: Session>(
                 }
                 continue;
             }
-            _ = session.wait_event() => session.on_event(&mut out).await,
+            _ = session.wait_event() => Box::pin(session.on_event(&mut out)).await,
             read = tokio::time::timeout(read_limit, read_some(&mut stream, &mut raw, &mut input, deflate.as_mut())) => match read {
                 Err(_) => {
                     match read_limit < idle_limit {
@@ -158,7 +164,7 @@ pub async fn drive<S: Session>(
                 }
                 Ok(Ok(n)) => {
                     progress.octets += n as u64;
-                    session.receive(&mut input, &mut out).await
+                    Box::pin(session.receive(&mut input, &mut out)).await
                 }
             },
             }
@@ -186,7 +192,7 @@ pub async fn drive<S: Session>(
                 }
                 deflate = Some(d);
                 if !input.is_empty() {
-                    let flow = session.receive(&mut input, &mut out).await;
+                    let flow = Box::pin(session.receive(&mut input, &mut out)).await;
                     if write_maybe_compressed(&mut stream, &mut out, true)
                         .await
                         .is_err()

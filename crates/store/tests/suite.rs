@@ -84,14 +84,7 @@ async fn content_in_pieces(s: Arc<dyn Store>) {
         queue: None,
     };
     s.store_message(msg).await.unwrap();
-    let inbox = s
-        .mailboxes(a.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| m.name == "INBOX")
-        .unwrap()
-        .id;
+    let inbox = s.mailbox(a.id, "INBOX").await.unwrap().unwrap().id;
     let whole = s.message_content(inbox, 1).await.unwrap().unwrap();
     for piece in [1, 5, 14, 15, 4096, whole.len(), whole.len() + 9] {
         let mut joined = Vec::new();

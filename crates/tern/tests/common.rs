@@ -588,3 +588,38 @@ pub fn rss_kib(pid: u32) -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// Put `messages` into alice@a.test's INBOX through the store, as a
+/// second writer would.
+#[allow(dead_code)]
+pub async fn append_to_alice(server: &TernServer, messages: &[Vec<u8>]) {
+    let store = probe(server).0.clone();
+    let store::AddressKind::Account(alice) = store.lookup_address("alice@a.test").await.unwrap()
+    else {
+        panic!("no alice")
+    };
+    let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    for m in messages {
+        store
+            .append(inbox.id, store::Spooled::from_vec(m.clone()), vec![], 1)
+            .await
+            .unwrap();
+    }
+}
+
+/// A plain connection to `addr` with its greeting read: the writing half
+/// and a line reader (a minute's read timeout).
+#[allow(dead_code)]
+pub fn raw_client(
+    addr: std::net::SocketAddr,
+) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    use std::io::BufRead;
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let w = tcp.try_clone().unwrap();
+    let mut r = std::io::BufReader::new(tcp);
+    let mut greeting = String::new();
+    r.read_line(&mut greeting).unwrap();
+    (w, r)
+}

@@ -112,40 +112,20 @@ async fn fetch_answers_at_the_pace_of_the_reader() {
     })
     .await
     .unwrap();
-    let store = common::probe(&server).0.clone();
-    let store::AddressKind::Account(alice) = store.lookup_address("alice@a.test").await.unwrap()
-    else {
-        panic!("no alice")
-    };
-    let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
     let mut sent = Vec::new();
     for i in 0..12u8 {
         let line = format!("{i:02} {}\r\n", "x".repeat(70));
         let body = line.repeat(4 * 1024 * 1024 / line.len());
-        let msg = format!("Subject: big {i}\r\n\r\n{body}").into_bytes();
-        store
-            .append(inbox.id, store::Spooled::from_vec(msg.clone()), vec![], 1)
-            .await
-            .unwrap();
-        sent.push(msg);
+        sent.push(format!("Subject: big {i}\r\n\r\n{body}").into_bytes());
     }
-    let small = format!("Subject: small\r\n\r\n{}", "hello world\r\n".repeat(15_000)).into_bytes();
-    store
-        .append(inbox.id, store::Spooled::from_vec(small.clone()), vec![], 1)
-        .await
-        .unwrap();
-    sent.push(small);
+    let small = format!("Subject: small\r\n\r\n{}", "hello world\r\n".repeat(15_000));
+    sent.push(small.into_bytes());
+    common::append_to_alice(&server, &sent).await;
     let pid = server.pid().unwrap();
     let addr = server.addr("imap");
     tokio::task::spawn_blocking(move || {
-        use std::io::{BufRead, Write};
-        let tcp = std::net::TcpStream::connect(addr).unwrap();
-        tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-            .unwrap();
-        let mut w = tcp.try_clone().unwrap();
-        let mut r = std::io::BufReader::new(tcp);
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
+        use std::io::Write;
+        let (mut w, mut r) = common::raw_client(addr);
         w.write_all(b"a LOGIN alice@a.test alice-pw\r\nb SELECT INBOX\r\n")
             .unwrap();
         loop {
@@ -238,14 +218,8 @@ async fn a_large_append_is_spooled_as_it_arrives() {
     let addr = server.addr("imap");
     let spool_dir = server.data_dir().join("spool");
     tokio::task::spawn_blocking(move || {
-        use std::io::{BufRead, Write};
-        let tcp = std::net::TcpStream::connect(addr).unwrap();
-        tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-            .unwrap();
-        let mut w = tcp.try_clone().unwrap();
-        let mut r = std::io::BufReader::new(tcp);
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
+        use std::io::Write;
+        let (mut w, mut r) = common::raw_client(addr);
         w.write_all(b"a LOGIN alice@a.test alice-pw\r\n").unwrap();
         let (login, _) = read_response(&mut r);
         assert!(login.starts_with("a OK"), "{login}");

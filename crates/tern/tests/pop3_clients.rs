@@ -130,39 +130,24 @@ async fn large_messages_are_sent_at_the_pace_of_the_reader() {
     let server = tokio::task::spawn_blocking(|| common::full_server(CONFIG))
         .await
         .unwrap();
-    let store = common::probe(&server).0.clone();
-    let store::AddressKind::Account(alice) = store.lookup_address("alice@a.test").await.unwrap()
-    else {
-        panic!("no alice")
-    };
-    let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
     let mut sent = Vec::new();
     for i in 0..6u8 {
         let line = format!(".{i} a line that starts with a dot {}\r\n", "y".repeat(40));
         let body = line.repeat(4 * 1024 * 1024 / line.len());
-        let msg = format!("Subject: big {i}\r\n\r\n{body}").into_bytes();
-        store
-            .append(inbox.id, store::Spooled::from_vec(msg.clone()), vec![], 1)
-            .await
-            .unwrap();
-        sent.push(msg);
+        sent.push(format!("Subject: big {i}\r\n\r\n{body}").into_bytes());
     }
+    common::append_to_alice(&server, &sent).await;
     let pid = server.pid().unwrap();
     let addr = server.addr("pop3");
     tokio::task::spawn_blocking(move || {
         use std::io::{BufRead, Write};
-        let tcp = std::net::TcpStream::connect(addr).unwrap();
-        tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-            .unwrap();
-        let mut w = tcp.try_clone().unwrap();
-        let mut r = std::io::BufReader::new(tcp);
+        let (mut w, mut r) = common::raw_client(addr);
         let mut line = String::new();
         let mut status = |r: &mut std::io::BufReader<std::net::TcpStream>| {
             line.clear();
             r.read_line(&mut line).unwrap();
             assert!(line.starts_with("+OK"), "{line}");
         };
-        status(&mut r);
         w.write_all(b"USER alice@a.test\r\nPASS alice-pw\r\n")
             .unwrap();
         status(&mut r);

@@ -27,6 +27,7 @@ pub mod seven_bit;
 pub mod spool;
 pub mod subject;
 pub mod trace;
+pub mod wire;
 pub mod xml;
 pub mod xtext;
 

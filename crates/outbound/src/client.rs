@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use message::spool::Spooled;
+use message::wire::WireForm;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
@@ -760,65 +761,9 @@ fn survey(data: &Spooled) -> std::io::Result<Survey> {
     })
 }
 
-/// The message as it goes on the wire (hardening.md C-SM4), made a piece
-/// at a time: every line ending CRLF (a lone CR or LF becomes CRLF), ending
-/// with CRLF, and with `stuff` a dot doubled at the start of a line
-/// (RFC 5321 §4.5.2).
-struct WireForm {
-    stuff: bool,
-    at_line_start: bool,
-    /// A CR was just written as CRLF: an LF right after it is part of it.
-    after_cr: bool,
-    /// What was written last ends with CRLF (nothing written: no).
-    ends_crlf: bool,
-}
-
-impl WireForm {
-    fn new(stuff: bool) -> WireForm {
-        WireForm {
-            stuff,
-            at_line_start: true,
-            after_cr: false,
-            ends_crlf: false,
-        }
-    }
-
-    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        out.reserve(data.len() + data.len() / 50);
-        for &b in data {
-            let after_cr = std::mem::take(&mut self.after_cr);
-            match b {
-                // CRLF counts once.
-                b'\n' if after_cr => continue,
-                b'\r' | b'\n' => {
-                    out.extend_from_slice(b"\r\n");
-                    self.after_cr = b == b'\r';
-                    self.at_line_start = true;
-                    self.ends_crlf = true;
-                    continue;
-                }
-                b'.' if self.stuff && self.at_line_start => out.extend_from_slice(b".."),
-                _ => out.push(b),
-            }
-            self.at_line_start = false;
-            self.ends_crlf = false;
-        }
-    }
-
-    fn finish(self, out: &mut Vec<u8>) {
-        if !self.ends_crlf {
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-}
-
-/// The whole message in wire form (for tests and small messages).
+/// The whole message in wire form (tests, small messages).
 pub fn wire_form(data: &[u8], stuff: bool) -> Vec<u8> {
-    let mut form = WireForm::new(stuff);
-    let mut out = Vec::new();
-    form.feed(data, &mut out);
-    form.finish(&mut out);
-    out
+    message::wire::wire_form(data, stuff)
 }
 
 #[cfg(test)]
@@ -843,25 +788,10 @@ mod tests {
         );
     }
 
-    /// The wire form made in pieces is the wire form made whole, whatever
-    /// the boundaries (a CR LF split between two pieces counts once).
     #[test]
-    fn wire_form_in_pieces() {
+    fn the_survey_counts_the_wire_form() {
         let data = b"a\r\n.b\n.\n\rc\r\r\n\n.x\r";
-        for stuff in [false, true] {
-            let whole = wire_form(data, stuff);
-            for n in 1..data.len() {
-                let mut form = WireForm::new(stuff);
-                let mut out = Vec::new();
-                for piece in data.chunks(n) {
-                    form.feed(piece, &mut out);
-                }
-                form.finish(&mut out);
-                assert_eq!(out, whole, "pieces of {n}, stuff {stuff}");
-            }
-        }
-        let spooled = Spooled::from_vec(data.to_vec());
-        let s = survey(&spooled).unwrap();
+        let s = survey(&Spooled::from_vec(data.to_vec())).unwrap();
         assert_eq!(s.wire_len, wire_form(data, false).len() as u64);
         assert!(!s.eight_bit);
         assert!(

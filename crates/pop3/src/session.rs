@@ -23,6 +23,8 @@ use bytes::{Buf, BytesMut};
 use net::{ConnInfo, Flow, TlsInfo};
 use store::{AccountId, AccountRecord, MailboxRecord, Store};
 
+use message::wire::WireForm;
+
 use crate::command::{Command, MAX_LINE, parse};
 
 pub struct Services {
@@ -664,13 +666,12 @@ async fn send_more(drop: &mut Maildrop, store: &Arc<dyn Store>, out: &mut Vec<u8
 }
 
 /// A message as a multi-line reply, fed a piece at a time: RFC 1939 §3
-/// (lines starting with "." get another one; CRLF "." CRLF ends it) and §7
-/// (TOP: the header section, the blank line, and so many body lines).
+/// (lines starting with "." get another one, every line ends CRLF, CRLF "."
+/// CRLF ends it: [`WireForm`]) and §7 (TOP: the header section, the blank
+/// line, and so many body lines).
 #[derive(Debug)]
 struct Stuffing {
-    at_line_start: bool,
-    /// The last two octets sent.
-    last_two: [u8; 2],
+    form: WireForm,
     /// Octets of the current line, its CR aside.
     line_len: usize,
     in_header: bool,
@@ -682,8 +683,7 @@ struct Stuffing {
 impl Stuffing {
     fn new(top_lines: Option<u32>) -> Stuffing {
         Stuffing {
-            at_line_start: true,
-            last_two: [0; 2],
+            form: WireForm::new(true),
             line_len: 0,
             in_header: true,
             lines_left: top_lines,
@@ -696,27 +696,29 @@ impl Stuffing {
         if self.done {
             return true;
         }
-        if self.lines_left == Some(0) && !self.in_header {
-            self.done = true;
-            return true;
-        }
-        for &b in bytes {
-            if self.at_line_start && b == b'.' {
-                out.push(b'.');
-            }
-            out.push(b);
-            self.last_two = [self.last_two[1], b];
-            self.at_line_start = b == b'\n';
-            if b == b'\n' {
-                self.end_of_line();
-                if self.done {
-                    return true;
+        let end = match self.lines_left {
+            None => bytes.len(),
+            Some(_) => self.top_end(bytes),
+        };
+        self.form.feed(&bytes[..end], out);
+        self.done
+    }
+
+    /// How much of `bytes` TOP sends: up to the end of its last line.
+    fn top_end(&mut self, bytes: &[u8]) -> usize {
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'\n' => {
+                    self.end_of_line();
+                    if self.done {
+                        return i + 1;
+                    }
                 }
-            } else if b != b'\r' {
-                self.line_len += 1;
+                b'\r' => {}
+                _ => self.line_len += 1,
             }
         }
-        false
+        bytes.len()
     }
 
     fn end_of_line(&mut self) {
@@ -738,10 +740,8 @@ impl Stuffing {
 
     /// The end of the reply: a CRLF if the message did not end with one,
     /// then the terminating ".".
-    fn finish(&self, out: &mut Vec<u8>) {
-        if self.last_two != *b"\r\n" {
-            out.extend_from_slice(b"\r\n");
-        }
+    fn finish(self, out: &mut Vec<u8>) {
+        self.form.finish(out);
         out.extend_from_slice(b".\r\n");
     }
 }

@@ -6,10 +6,15 @@
 //!
 //! `mta_sts` reads and writes MTA-STS policies and fetches them (RFC 8461).
 //!
+//! `dnssec`: with `[dns] dnssec` on, a second, validating path (RFC 4035
+//! §4) answers the lookups DANE rests on (MX, addresses, TLSA) with how far
+//! they can be trusted: secure, insecure, or bogus, which is never used.
+//!
 //! Implementation notes
 //! - Every query is for a fully qualified name: no search domains.
 //! - Answers are bounded ([`MAX_MX`], [`MAX_ADDRESSES`]), hardening.md C-OB9.
 
+pub mod dnssec;
 pub mod mta_sts;
 
 use std::net::{IpAddr, SocketAddr};
@@ -43,11 +48,15 @@ pub enum DnsError {
     /// SERVFAIL, timeout, network trouble: try again later.
     #[error("{0}: temporary DNS failure ({1})")]
     Temporary(String, String),
+    /// DNSSEC validation failed (RFC 4033 §5): an attack or a broken zone;
+    /// nothing may be decided on it, so it is temporary too.
+    #[error("{0}: DNSSEC validation failed ({1})")]
+    Bogus(String, String),
 }
 
 impl DnsError {
     pub fn is_temporary(&self) -> bool {
-        matches!(self, DnsError::Temporary(..))
+        matches!(self, DnsError::Temporary(..) | DnsError::Bogus(..))
     }
 }
 
@@ -66,6 +75,11 @@ pub struct DnsConfig {
     pub nameservers: Vec<SocketAddr>,
     /// Per-attempt timeout; default [`ATTEMPT_TIMEOUT`].
     pub timeout: Option<Duration>,
+    /// DNSSEC validation for the lookups DANE needs (`[dns] dnssec`).
+    pub dnssec: bool,
+    /// The trust anchor (DNSKEY records in zone-file form); None: the IANA
+    /// root keys shipped in hickory (KSK-2017 and KSK-2024).
+    pub trust_anchor: Option<String>,
 }
 
 /// Where mail for a domain goes (RFC 5321 §5.1).
@@ -81,6 +95,8 @@ pub enum MxPlan {
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,
+    /// The validating path (DNSSEC on): DO bit set, every answer checked.
+    validating: Option<TokioResolver>,
     /// The configured servers (empty: the system's), for [`Resolver::ptr`].
     nameservers: Vec<SocketAddr>,
     timeout: Duration,
@@ -107,48 +123,66 @@ fn wire_name(name: &str) -> Option<hickory_resolver::proto::rr::Name> {
     Some(fq)
 }
 
+/// A resolver builder for the configured servers and our options.
+fn builder(
+    config: &DnsConfig,
+    timeout: Duration,
+) -> Result<hickory_resolver::ResolverBuilder<TokioRuntimeProvider>, DnsError> {
+    let err = |e: NetError| DnsError::Temporary("resolver".into(), e.to_string());
+    let mut builder = if config.nameservers.is_empty() {
+        TokioResolver::builder_tokio().map_err(err)?
+    } else {
+        let servers = config
+            .nameservers
+            .iter()
+            .map(|s| {
+                let connection = |protocol| {
+                    let mut c = ConnectionConfig::new(protocol);
+                    c.port = s.port();
+                    c
+                };
+                NameServerConfig::new(
+                    s.ip(),
+                    true,
+                    vec![
+                        connection(ProtocolConfig::Udp),
+                        connection(ProtocolConfig::Tcp),
+                    ],
+                )
+            })
+            .collect();
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_parts(None, vec![], servers),
+            TokioRuntimeProvider::default(),
+        )
+    };
+    let opts: &mut ResolverOpts = builder.options_mut();
+    opts.ndots = 0;
+    opts.timeout = timeout;
+    opts.attempts = ATTEMPTS;
+    // A "no such name" without an SOA (some forwarders send them so)
+    // would not be cached at all, and every message asks again for the
+    // same SPF and DMARC names; a second keeps that to one query a second
+    // (RFC 2308 §5 advises against caching them long).
+    opts.negative_min_ttl = Some(NEGATIVE_MIN_TTL);
+    Ok(builder)
+}
+
 impl Resolver {
     pub fn new(config: &DnsConfig) -> Result<Resolver, DnsError> {
         let err = |e: NetError| DnsError::Temporary("resolver".into(), e.to_string());
-        let mut builder = if config.nameservers.is_empty() {
-            TokioResolver::builder_tokio().map_err(err)?
-        } else {
-            let servers = config
-                .nameservers
-                .iter()
-                .map(|s| {
-                    let connection = |protocol| {
-                        let mut c = ConnectionConfig::new(protocol);
-                        c.port = s.port();
-                        c
-                    };
-                    NameServerConfig::new(
-                        s.ip(),
-                        true,
-                        vec![
-                            connection(ProtocolConfig::Udp),
-                            connection(ProtocolConfig::Tcp),
-                        ],
-                    )
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_parts(None, vec![], servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
-        let opts: &mut ResolverOpts = builder.options_mut();
-        opts.ndots = 0;
         let timeout = config.timeout.unwrap_or(ATTEMPT_TIMEOUT);
-        opts.timeout = timeout;
-        opts.attempts = ATTEMPTS;
-        // A "no such name" without an SOA (some forwarders send them so)
-        // would not be cached at all, and every message asks again for the
-        // same SPF and DMARC names; a second keeps that to one query a second
-        // (RFC 2308 §5 advises against caching them long).
-        opts.negative_min_ttl = Some(NEGATIVE_MIN_TTL);
+        let validating = match config.dnssec {
+            true => {
+                let anchors = dnssec::trust_anchors(config.trust_anchor.as_deref())?;
+                let builder = builder(config, timeout)?.with_trust_anchor(anchors);
+                Some(builder.build().map_err(err)?)
+            }
+            false => None,
+        };
         Ok(Resolver {
-            inner: builder.build().map_err(err)?,
+            inner: builder(config, timeout)?.build().map_err(err)?,
+            validating,
             nameservers: config.nameservers.clone(),
             timeout: timeout * ATTEMPTS as u32,
         })

@@ -19,6 +19,7 @@ async fn outcomes() {
     let r = Resolver::new(&DnsConfig {
         nameservers: vec![z.addr()],
         timeout: Some(std::time::Duration::from_secs(2)),
+        ..Default::default()
     })
     .unwrap();
     assert_eq!(
@@ -49,5 +50,86 @@ async fn outcomes() {
     assert_eq!(
         r.txt("a.test").await.unwrap(),
         vec!["v=spf1 mx -all".to_string()]
+    );
+}
+
+/// The validating path (RFC 4035 §4.3) against a test DNS that signs its
+/// root and a delegated zone: secure, insecure and bogus answers.
+#[tokio::test]
+async fn dnssec_secure_insecure_bogus() {
+    let z = TestDns::start().await;
+    let anchor = z.dnssec();
+    z.signed_zone("signed.test").unsigned_zone("plain.test");
+    z.mx("signed.test", 10, "mx.signed.test")
+        .a("mx.signed.test", "127.0.0.5".parse().unwrap())
+        .tlsa("_25._tcp.mx.signed.test", 3, 1, 1, &[7u8; 32])
+        .a("nomail.signed.test", "127.0.0.6".parse().unwrap())
+        .a("forged.signed.test", "127.0.0.7".parse().unwrap())
+        .tlsa("_25._tcp.forged.signed.test", 3, 1, 1, &[8u8; 32])
+        .bogus("_25._tcp.forged.signed.test")
+        .bogus("forged.signed.test");
+    z.mx("plain.test", 10, "mx.plain.test")
+        .a("mx.plain.test", "127.0.0.8".parse().unwrap())
+        .tlsa("_25._tcp.mx.plain.test", 3, 1, 1, &[9u8; 32]);
+    let r = Resolver::new(&DnsConfig {
+        nameservers: vec![z.addr()],
+        timeout: Some(std::time::Duration::from_secs(2)),
+        dnssec: true,
+        trust_anchor: Some(anchor),
+    })
+    .unwrap();
+
+    let mx = r.secure_mx("signed.test").await.unwrap();
+    assert!(mx.secure, "{mx:?}");
+    assert_eq!(mx.value, vec![(10, "mx.signed.test".to_string())]);
+    let a = r.secure_addresses("mx.signed.test").await.unwrap();
+    assert!(a.secure && a.value == vec!["127.0.0.5".parse::<std::net::IpAddr>().unwrap()]);
+    let tlsa = r.secure_tlsa("_25._tcp.mx.signed.test").await.unwrap();
+    assert!(tlsa.secure && tlsa.value[0].data == [7u8; 32], "{tlsa:?}");
+    // Proved absent (NSEC): no records, not a failure.
+    assert_eq!(
+        r.secure_tlsa("_25._tcp.nomail.signed.test").await,
+        Err(DnsError::NoSuchDomain("_25._tcp.nomail.signed.test".into()))
+    );
+    assert!(matches!(
+        r.secure_mx("nomail.signed.test").await,
+        Err(DnsError::NoRecords(_))
+    ));
+
+    // An unsigned zone: answers, not secure.
+    let mx = r.secure_mx("plain.test").await.unwrap();
+    assert!(!mx.secure && mx.value == vec![(10, "mx.plain.test".to_string())]);
+    let tlsa = r.secure_tlsa("_25._tcp.mx.plain.test").await.unwrap();
+    assert!(!tlsa.secure);
+
+    // A forged signature: bogus, never an answer.
+    assert!(
+        matches!(
+            r.secure_tlsa("_25._tcp.forged.signed.test").await,
+            Err(DnsError::Bogus(..))
+        ),
+        "{:?}",
+        r.secure_tlsa("_25._tcp.forged.signed.test").await
+    );
+    assert!(matches!(
+        r.secure_addresses("forged.signed.test").await,
+        Err(DnsError::Bogus(..))
+    ));
+
+    // A key that is not the root's: nothing is secure.
+    let stranger = TestDns::start().await.dnssec();
+    let r = Resolver::new(&DnsConfig {
+        nameservers: vec![z.addr()],
+        timeout: Some(std::time::Duration::from_secs(2)),
+        dnssec: true,
+        trust_anchor: Some(stranger),
+    })
+    .unwrap();
+    let outcome = r.secure_mx("signed.test").await;
+    assert!(!matches!(outcome, Ok(ref v) if v.secure), "{outcome:?}");
+    // The plain path is unchanged.
+    assert_eq!(
+        r.mx_plan("signed.test").await.unwrap(),
+        MxPlan::Hosts(vec!["mx.signed.test".into()])
     );
 }

@@ -135,6 +135,7 @@ async fn mx(dns: &TestDns) -> Mx {
     let resolver = dns::Resolver::new(&dns::DnsConfig {
         nameservers: vec![dns.addr()],
         timeout: Some(Duration::from_millis(500)),
+        ..Default::default()
     })
     .unwrap();
     let verifier = policy::verify::Verifier::new(

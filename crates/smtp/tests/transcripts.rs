@@ -31,6 +31,7 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
     let resolver = dns::Resolver::new(&dns::DnsConfig {
         nameservers: vec!["127.0.0.1:9".parse().unwrap()],
         timeout: Some(Duration::from_millis(100)),
+        ..Default::default()
     })
     .unwrap();
     let checks = antispam::Checks::new(

@@ -28,6 +28,8 @@ struct Zone {
     servfail: HashSet<String>,
     /// Names that answer SERVFAIL for the types they have no records of.
     servfail_unanswered: HashSet<String>,
+    /// Signed answers for questions with the DO bit, once `dnssec` is on.
+    dnssec: Option<crate::dnssec::Dnssec>,
 }
 
 #[derive(Clone)]
@@ -240,6 +242,46 @@ impl TestDns {
         self
     }
 
+    /// Sign the root zone (and so every name not in a zone declared
+    /// unsigned): DNSSEC answers for questions with the DO bit from now on.
+    /// Returns the trust anchor for `[dns] trust_anchor` (a DNSKEY line).
+    pub fn dnssec(&self) -> String {
+        let mut z = self.zone.lock().unwrap();
+        z.dnssec
+            .get_or_insert_with(crate::dnssec::Dnssec::new)
+            .trust_anchor()
+    }
+
+    /// A zone delegated from the (signed) root, with its own key and a DS
+    /// in the root (a secure delegation, RFC 4035 §5.2).
+    pub fn signed_zone(&self, apex: &str) -> &Self {
+        self.delegate(apex, true)
+    }
+
+    /// A zone delegated from the root without DS: its names are insecure
+    /// (RFC 4035 §5.2, the NSEC of the delegation proves no DS).
+    pub fn unsigned_zone(&self, apex: &str) -> &Self {
+        self.delegate(apex, false)
+    }
+
+    fn delegate(&self, apex: &str, signed: bool) -> &Self {
+        let mut z = self.zone.lock().unwrap();
+        let dnssec = z.dnssec.as_mut().expect("call dnssec() first");
+        dnssec.delegate(name(apex), signed);
+        drop(z);
+        self
+    }
+
+    /// Sign the records of this name with a signature that does not verify
+    /// (bogus, RFC 4033 §5: a forger's answer).
+    pub fn bogus(&self, owner: &str) -> &Self {
+        let mut z = self.zone.lock().unwrap();
+        let dnssec = z.dnssec.as_mut().expect("call dnssec() first");
+        dnssec.mark_bogus(name(owner));
+        drop(z);
+        self
+    }
+
     /// Forget every record of a name.
     pub fn remove(&self, owner: &str) -> &Self {
         let mut z = self.zone.lock().unwrap();
@@ -260,6 +302,24 @@ fn answer(zone: &Mutex<Zone>, query: &[u8]) -> Option<Vec<u8>> {
     let kind = question.query_type();
     r.add_query(question.clone());
     let z = zone.lock().ok()?;
+    let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    if let (true, Some(dnssec)) = (dnssec_ok, &z.dnssec)
+        && !z
+            .servfail
+            .contains(&question.name().to_lowercase().to_ascii())
+    {
+        let records = z
+            .records
+            .iter()
+            .map(|(k, v)| (name(k), v.clone()))
+            .collect();
+        if dnssec.answer(&records, &mut r, question.name(), kind) {
+            let mut edns = hickory_proto::op::Edns::new();
+            edns.set_dnssec_ok(true).set_max_payload(4096);
+            r.edns = Some(edns);
+            return r.to_vec().ok();
+        }
+    }
     let mut owner = question.name().clone();
     // Follow CNAMEs as a recursive server does, at most 8 steps.
     for _ in 0..8 {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod dns;
+mod dnssec;
 pub mod fixture;
 pub mod memory;
 pub mod server;

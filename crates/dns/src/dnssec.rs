@@ -19,7 +19,7 @@ use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
-use crate::{DnsError, MAX_ADDRESSES, Resolver, name_text, wire_name};
+use crate::{DnsError, MAX_ADDRESSES, MxPlan, Resolver, name_text, wire_name};
 
 /// An answer and whether DNSSEC proved it (RFC 4035 §4.3 "secure").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,38 @@ impl Resolver {
     /// Whether the validating path is on (`[dns] dnssec`).
     pub fn validates(&self) -> bool {
         self.validating.is_some()
+    }
+
+    /// Whether validated answers can be had: the path is on and the root's
+    /// DNSKEY has come back secure. A resolver that strips DNSSEC records
+    /// (or a wrong trust anchor) would make every answer bogus and every
+    /// delivery wait; instead DANE is off, said in the log, and asked again
+    /// every ten minutes. Once secure, it stays on for the life of the
+    /// process: a later forged answer cannot turn DANE off (RFC 7672 §8.1
+    /// expects the resolver path itself to be trusted).
+    pub async fn dnssec_ready(&self) -> bool {
+        const AGAIN: std::time::Duration = std::time::Duration::from_secs(600);
+        if !self.validates() {
+            return false;
+        }
+        if let Some((ready, at)) = *self.probe.lock().unwrap_or_else(|p| p.into_inner())
+            && (ready || at.elapsed() < AGAIN)
+        {
+            return ready;
+        }
+        let ready = match self.lookup_validated(".", RecordType::DNSKEY).await {
+            Ok(v) => v.secure,
+            Err(_) => false,
+        };
+        if !ready {
+            tracing::warn!(
+                "DNSSEC: no validated answer for the root's DNSKEY (the resolver strips \
+                 DNSSEC records, or [dns] trust_anchor is not its root's key): DANE is off"
+            );
+        }
+        *self.probe.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((ready, std::time::Instant::now()));
+        ready
     }
 
     /// One validated lookup: the records of `kind` and whether every one
@@ -146,6 +178,18 @@ impl Resolver {
                 })
                 .collect(),
             secure: v.secure,
+        })
+    }
+
+    /// The MX plan (RFC 5321 §5.1) from validated MX records: a bogus MX
+    /// RRset is an error, never a plan (RFC 7672 §2.2.1).
+    pub async fn secure_mx_plan(&self, domain: &str) -> Result<Validated<MxPlan>, DnsError> {
+        let answer = self.secure_mx(domain).await;
+        let secure = matches!(&answer, Ok(v) if v.secure);
+        let plan = crate::plan_for(domain, answer.map(|v| v.value))?;
+        Ok(Validated {
+            value: plan,
+            secure,
         })
     }
 

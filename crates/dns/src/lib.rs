@@ -97,6 +97,8 @@ pub struct Resolver {
     inner: TokioResolver,
     /// The validating path (DNSSEC on): DO bit set, every answer checked.
     validating: Option<TokioResolver>,
+    /// Whether the servers give signed answers (see [`Resolver::dnssec_ready`]).
+    probe: std::sync::Arc<std::sync::Mutex<Option<(bool, std::time::Instant)>>>,
     /// The configured servers (empty: the system's), for [`Resolver::ptr`].
     nameservers: Vec<SocketAddr>,
     timeout: Duration,
@@ -110,6 +112,9 @@ pub struct Resolver {
 fn wire_name(name: &str) -> Option<hickory_resolver::proto::rr::Name> {
     use hickory_resolver::proto::rr::{Name, domain::Label};
     let trimmed = name.strip_suffix('.').unwrap_or(name);
+    if trimmed.is_empty() && !name.is_empty() {
+        return Some(Name::root());
+    }
     let mut fq = if trimmed.is_ascii() {
         let labels: Option<Vec<Label>> = trimmed
             .split('.')
@@ -183,6 +188,7 @@ impl Resolver {
         Ok(Resolver {
             inner: builder(config, timeout)?.build().map_err(err)?,
             validating,
+            probe: Default::default(),
             nameservers: config.nameservers.clone(),
             timeout: timeout * ATTEMPTS as u32,
         })
@@ -416,13 +422,21 @@ impl Resolver {
 
     /// RFC 5321 §5.1 and RFC 7505: the hosts to try for a domain.
     pub async fn mx_plan(&self, domain: &str) -> Result<MxPlan, DnsError> {
-        match self.mx(domain).await {
-            Ok(records) if records.is_empty() => Ok(MxPlan::Hosts(vec![domain.to_string()])),
-            Ok(records) => Ok(plan(records)),
-            // No MX: the domain itself is the implicit MX, if it has addresses.
-            Err(DnsError::NoRecords(_)) => Ok(MxPlan::Hosts(vec![domain.to_string()])),
-            Err(e) => Err(e),
-        }
+        plan_for(domain, self.mx(domain).await)
+    }
+}
+
+/// The plan from an MX answer: no MX records make the domain its own
+/// implicit MX (RFC 5321 §5.1), if it has addresses.
+pub(crate) fn plan_for(
+    domain: &str,
+    answer: Result<Vec<(u16, String)>, DnsError>,
+) -> Result<MxPlan, DnsError> {
+    match answer {
+        Ok(records) if records.is_empty() => Ok(MxPlan::Hosts(vec![domain.to_string()])),
+        Ok(records) => Ok(plan(records)),
+        Err(DnsError::NoRecords(_)) => Ok(MxPlan::Hosts(vec![domain.to_string()])),
+        Err(e) => Err(e),
     }
 }
 

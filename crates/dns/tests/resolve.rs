@@ -79,6 +79,7 @@ async fn dnssec_secure_insecure_bogus() {
     })
     .unwrap();
 
+    assert!(r.dnssec_ready().await);
     let mx = r.secure_mx("signed.test").await.unwrap();
     assert!(mx.secure, "{mx:?}");
     assert_eq!(mx.value, vec![(10, "mx.signed.test".to_string())]);
@@ -125,8 +126,23 @@ async fn dnssec_secure_insecure_bogus() {
         trust_anchor: Some(stranger),
     })
     .unwrap();
+    assert!(
+        !r.dnssec_ready().await,
+        "a stranger's root key proves nothing"
+    );
     let outcome = r.secure_mx("signed.test").await;
     assert!(!matches!(outcome, Ok(ref v) if v.secure), "{outcome:?}");
+    // A server without DNSSEC: validation is not ready (DANE stays off).
+    let unsigned = TestDns::start().await;
+    unsigned.mx("signed.test", 10, "mx.signed.test");
+    let r = Resolver::new(&DnsConfig {
+        nameservers: vec![unsigned.addr()],
+        timeout: Some(std::time::Duration::from_secs(2)),
+        dnssec: true,
+        trust_anchor: None,
+    })
+    .unwrap();
+    assert!(!r.dnssec_ready().await);
     // The plain path is unchanged.
     assert_eq!(
         r.mx_plan("signed.test").await.unwrap(),

@@ -1,4 +1,5 @@
 pub mod client;
+pub mod dane;
 pub mod dmarc_reports;
 pub mod reply;
 pub mod runner;

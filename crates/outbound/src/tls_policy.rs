@@ -3,19 +3,20 @@
 //! connection to that domain, and written into every attempt it makes
 //! (`tern queue show`, the delivery history, the metrics).
 //!
-//! Today: opportunistic TLS (RFC 7435) unless the domain publishes an
-//! MTA-STS policy (RFC 8461). DANE (RFC 7672) and REQUIRETLS (RFC 8689)
-//! are the next variants.
+//! Opportunistic TLS (RFC 7435) unless the domain publishes an MTA-STS
+//! policy (RFC 8461); an MX host with DNSSEC-validated TLSA records gets
+//! DANE (RFC 7672), which wins over MTA-STS for that host (RFC 8461 §2).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dns::Resolver;
+use dns::dnssec::Tlsa;
 use dns::mta_sts::{Mode, Policy};
 
 /// The TLS a destination gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TlsPolicy {
     /// RFC 7435: STARTTLS when offered, any certificate; plaintext after a
     /// failed handshake (the alternative to encryption is none at all).
@@ -25,6 +26,14 @@ pub enum TlsPolicy {
     /// In testing mode (`enforce` false) a failure is noted and the
     /// delivery goes on as opportunistic.
     MtaSts { policy: Arc<Policy>, enforce: bool },
+    /// RFC 7672 §2.2: an MX host whose address and TLSA records are secure:
+    /// STARTTLS required, the certificate matched against the records; a
+    /// failure defers (never plaintext).
+    Dane {
+        host: String,
+        records: Vec<Tlsa>,
+        config: Arc<rustls::ClientConfig>,
+    },
 }
 
 impl TlsPolicy {
@@ -34,6 +43,7 @@ impl TlsPolicy {
             TlsPolicy::Opportunistic => "opportunistic",
             TlsPolicy::MtaSts { enforce: true, .. } => "mta-sts",
             TlsPolicy::MtaSts { enforce: false, .. } => "mta-sts-testing",
+            TlsPolicy::Dane { .. } => "dane",
         }
     }
 
@@ -50,13 +60,38 @@ impl TlsPolicy {
 
     /// Whether connections try verified TLS first.
     pub fn verifies(&self) -> bool {
-        matches!(self, TlsPolicy::MtaSts { .. })
+        matches!(self, TlsPolicy::MtaSts { .. } | TlsPolicy::Dane { .. })
     }
 
     /// Whether a verified-TLS failure stops the connection (enforce), or
     /// only gets noted before an opportunistic retry (testing).
     pub fn enforced(&self) -> bool {
-        matches!(self, TlsPolicy::MtaSts { enforce: true, .. })
+        matches!(
+            self,
+            TlsPolicy::MtaSts { enforce: true, .. } | TlsPolicy::Dane { .. }
+        )
+    }
+
+    /// The TLS client that checks the certificate for this policy: DANE's
+    /// own, or the WebPKI one (`webpki`) for MTA-STS; None: opportunistic.
+    pub fn verifying_client<'a>(
+        &'a self,
+        webpki: Option<&'a Arc<rustls::ClientConfig>>,
+    ) -> Option<&'a Arc<rustls::ClientConfig>> {
+        match self {
+            TlsPolicy::Dane { config, .. } => Some(config),
+            TlsPolicy::MtaSts { .. } => webpki,
+            TlsPolicy::Opportunistic => None,
+        }
+    }
+
+    /// DANE for one MX host from its validated TLSA records (RFC 7672 §2.2).
+    pub fn dane(host: &str, records: Vec<Tlsa>) -> Result<TlsPolicy, String> {
+        Ok(TlsPolicy::Dane {
+            host: host.to_string(),
+            config: crate::dane::client(records.clone(), host)?,
+            records,
+        })
     }
 }
 

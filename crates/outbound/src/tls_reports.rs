@@ -30,6 +30,19 @@ pub fn policy_details(domain: &str, policy: &TlsPolicy) -> PolicyDetails {
             policy_domain: domain.to_string(),
             mx_host: policy.mx.clone(),
         },
+        // §4.1: the TLSA records, each in presentation form.
+        TlsPolicy::Dane { host, records, .. } => PolicyDetails {
+            policy_type: PolicyType::Tlsa,
+            policy_string: records
+                .iter()
+                .map(|t| {
+                    let hex: String = t.data.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("{} {} {} {hex}", t.usage, t.selector, t.matching)
+                })
+                .collect(),
+            policy_domain: domain.to_string(),
+            mx_host: vec![host.clone()],
+        },
         TlsPolicy::Opportunistic => PolicyDetails {
             policy_type: PolicyType::NoPolicyFound,
             policy_string: Vec::new(),
@@ -45,6 +58,7 @@ pub fn result_type(error: &crate::client::ClientError) -> ResultType {
     let text = error.to_string().to_ascii_lowercase();
     match error {
         ClientError::TlsRequired(_) => ResultType::StartTlsNotSupported,
+        ClientError::Tls(_) if text.contains("dane:") => ResultType::TlsaInvalid,
         ClientError::Tls(_) if text.contains("notvalidforname") => {
             ResultType::CertificateHostMismatch
         }
@@ -61,7 +75,7 @@ pub fn result(
     domain: &str,
     policy: &TlsPolicy,
     mx: &str,
-    ip: std::net::IpAddr,
+    ip: Option<std::net::IpAddr>,
     failure: Option<(ResultType, String)>,
 ) -> TlsResult {
     let details = policy_details(domain, policy);
@@ -75,7 +89,7 @@ pub fn result(
                 sending_mta_ip: None,
                 receiving_mx_hostname: Some(mx.to_string()),
                 receiving_mx_helo: None,
-                receiving_ip: Some(ip),
+                receiving_ip: ip,
                 failed_session_count: 0,
                 additional_information: Some(info),
                 failure_reason_code: None,
@@ -276,12 +290,18 @@ mod tests {
     #[test]
     fn results_counted_per_policy() {
         let policy = TlsPolicy::Opportunistic;
-        let ok = result("b.test", &policy, "mx.b.test", [127, 0, 0, 1].into(), None);
+        let ok = result(
+            "b.test",
+            &policy,
+            "mx.b.test",
+            Some([127, 0, 0, 1].into()),
+            None,
+        );
         let bad = result(
             "b.test",
             &policy,
             "mx.b.test",
-            [127, 0, 0, 1].into(),
+            Some([127, 0, 0, 1].into()),
             Some((ResultType::StartTlsNotSupported, "no".into())),
         );
         let d = DomainTlsResults {

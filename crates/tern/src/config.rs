@@ -193,11 +193,10 @@ pub struct Dns {
     /// The resolvers outbound delivery asks; empty: the system's (/etc/resolv.conf).
     #[serde(default)]
     pub nameservers: Vec<SocketAddr>,
-    /// Validation (for DANE) is not built yet: read and checked only.
+    /// DNSSEC validation of the lookups DANE needs (RFC 4035 §4).
     #[serde(default = "yes")]
-    #[allow(dead_code)]
     pub dnssec: bool,
-    #[allow(dead_code)]
+    /// DNSKEY records in zone-file form to trust; absent: the IANA root's.
     pub trust_anchor: Option<PathBuf>,
 }
 
@@ -355,6 +354,10 @@ pub struct Outbound {
     /// Honour other domains' MTA-STS policies (RFC 8461) when sending.
     #[serde(default = "yes")]
     pub mta_sts: bool,
+    /// DANE for MX hosts with DNSSEC-validated TLSA records (RFC 7672);
+    /// needs `[dns] dnssec`.
+    #[serde(default = "yes")]
+    pub dane: bool,
 }
 
 fn default_mta_sts_port() -> u16 {
@@ -374,6 +377,7 @@ impl Default for Outbound {
             smarthost: None,
             ca_file: None,
             mta_sts_port: default_mta_sts_port(),
+            dane: true,
             mta_sts: true,
         }
     }

@@ -370,9 +370,18 @@ pub(crate) fn reporter(
 }
 
 pub(crate) fn resolver(config: &Config) -> Result<dns::Resolver, ServeError> {
+    let trust_anchor = match &config.dns.trust_anchor {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| ServeError(format!("[dns] trust_anchor {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     dns::Resolver::new(&dns::DnsConfig {
         nameservers: config.dns.nameservers.clone(),
         timeout: None,
+        dnssec: config.dns.dnssec,
+        trust_anchor,
     })
     .map_err(|e| ServeError(format!("DNS resolver: {e}")))
 }
@@ -555,6 +564,7 @@ fn outbound_config(
         local_ips,
         smarthost,
         mta_sts: mta_sts(config, resolver),
+        dane: o.dane && config.dns.dnssec,
         spool,
     })
 }

@@ -62,18 +62,27 @@ impl Runner {
             }
         }
         let mut last_error = crate::client::local_reply(451, "4.4.1", "no MX host answered");
+        // RFC 7672 §2.2: once a host with DANE failed, a host without it
+        // is no way around the failure (hardening.md C-OB12).
+        let mut dane_failed = false;
         'hosts: for (i, host) in route.hosts.iter().enumerate() {
-            let ips = match self.host_addresses(host).await {
-                Ok(ips) => ips,
-                Err(e) => {
-                    last_error = crate::client::local_reply(
-                        451,
-                        "4.4.3",
-                        &format!("cannot resolve {host}: {e}"),
-                    );
+            let (ips, tls) = match self.host_route(host, &route).await {
+                Ok(found) => found,
+                Err(reply) => {
+                    if reply.enhanced.as_deref() == Some("4.7.5") {
+                        // A DNSSEC failure is an attempt the operator must see.
+                        dane_failed = true;
+                        run.attempts
+                            .push(self.attempt(rcpts, Some(host), None, None, &reply));
+                    }
+                    last_error = reply;
                     continue;
                 }
             };
+            if dane_failed && !matches!(tls, TlsPolicy::Dane { .. }) {
+                tracing::info!(%domain, %host, "not tried: an MX host with DANE failed before it");
+                continue;
+            }
             // RFC 5321 §5.1: MX hosts from our own preference on are not used;
             // if we are the best MX, the mail loops (hardening.md C-RL10).
             if self.is_me(host, &ips) {
@@ -84,9 +93,11 @@ impl Runner {
                 break;
             }
             for ip in ips {
-                let mut session = match self.connect(host, ip, &route, rcpts, &mut run).await {
+                let connected = self.connect(host, ip, &route, &tls, rcpts, &mut run).await;
+                let mut session = match connected {
                     Ok(s) => s,
                     Err(reply) => {
+                        dane_failed |= matches!(tls, TlsPolicy::Dane { .. });
                         last_error = reply;
                         continue;
                     }
@@ -148,6 +159,68 @@ impl Runner {
         Ok(ips)
     }
 
+    /// A host's addresses and the TLS it gets: DANE when its address and
+    /// TLSA records are DNSSEC-validated (RFC 7672 §2.2.2, §2.2.3, the port
+    /// delivered to naming the TLSA records), else the domain's policy. A
+    /// bogus answer or a TLSA lookup that failed (not proved absent) is a
+    /// reply, 4.7.5: the host is not used (RFC 7672 §2.2).
+    pub(super) async fn host_route(
+        &self,
+        host: &str,
+        route: &Route,
+    ) -> Result<(Vec<IpAddr>, TlsPolicy), Reply> {
+        let reply = crate::client::local_reply;
+        let unresolved = |e: DnsError| reply(451, "4.4.3", &format!("cannot resolve {host}: {e}"));
+        let dane = self.cfg.dane
+            && route.report_for.is_some()
+            && host.trim_matches(['[', ']']).parse::<IpAddr>().is_err()
+            && self.resolver.dnssec_ready().await;
+        if !dane {
+            let ips = self.host_addresses(host).await.map_err(unresolved)?;
+            return Ok((ips, route.tls.clone()));
+        }
+        let dnssec_failed = |e: DnsError| {
+            self.note_dnssec_failure(route, host, &e);
+            reply(451, "4.7.5", &format!("DANE: {e}"))
+        };
+        let addresses = match self.resolver.secure_addresses(host).await {
+            Ok(a) => a,
+            Err(e @ DnsError::Bogus(..)) => return Err(dnssec_failed(e)),
+            Err(e) => return Err(unresolved(e)),
+        };
+        let mut ips = addresses.value;
+        ips.truncate(MAX_ADDRESSES_PER_HOST);
+        if !addresses.secure {
+            return Ok((ips, route.tls.clone()));
+        }
+        let name = format!("_{}._tcp.{}", route.port, host.trim_end_matches('.'));
+        match self.resolver.secure_tlsa(&name).await {
+            Ok(t) if t.secure && !t.value.is_empty() => match TlsPolicy::dane(host, t.value) {
+                Ok(dane) => Ok((ips, dane)),
+                Err(e) => Err(reply(451, "4.7.5", &format!("DANE: {e}"))),
+            },
+            Ok(_) | Err(DnsError::NoRecords(_) | DnsError::NoSuchDomain(_)) => {
+                Ok((ips, route.tls.clone()))
+            }
+            Err(e) => Err(dnssec_failed(e)),
+        }
+    }
+
+    /// RFC 8460 §4.3: a DNSSEC failure on the way to a host counts in the
+    /// destination's TLS report.
+    fn note_dnssec_failure(&self, route: &Route, host: &str, e: &DnsError) {
+        let Some(domain) = &route.report_for else {
+            return;
+        };
+        let kind = match e {
+            DnsError::Bogus(..) => tls_reports::ResultType::DnssecInvalid,
+            _ => tls_reports::ResultType::TlsaInvalid,
+        };
+        let failure = Some((kind, e.to_string()));
+        let r = tls_reports::result(domain, &route.tls, host, None, failure);
+        self.store.record_tls_results(vec![r]);
+    }
+
     pub(super) fn is_me(&self, host: &str, ips: &[IpAddr]) -> bool {
         host.trim_end_matches('.')
             .eq_ignore_ascii_case(&self.cfg.hostname)
@@ -161,10 +234,12 @@ impl Runner {
         host: &str,
         ip: IpAddr,
         route: &Route,
+        tls: &TlsPolicy,
         rcpts: &[QueuedRecipient],
         run: &mut DomainRun,
     ) -> Result<Session, Reply> {
-        let mut session = match self.open(host, ip, route).await {
+        run.tls_policy = tls.label();
+        let mut session = match self.open(host, ip, route, tls).await {
             Ok(s) => s,
             Err(e) => {
                 let reply = error_reply(&e);
@@ -204,7 +279,13 @@ impl Runner {
             });
         }
         let reply = crate::client::local_reply;
-        match self.resolver.mx_plan(domain).await {
+        // With DANE the MX records are validated: bogus ones defer
+        // (RFC 7672 §2.2.1); secure or insecure, the plan is the same.
+        let plan = match self.cfg.dane && self.resolver.dnssec_ready().await {
+            true => self.resolver.secure_mx_plan(domain).await.map(|v| v.value),
+            false => self.resolver.mx_plan(domain).await,
+        };
+        match plan {
             Ok(MxPlan::Hosts(mut hosts)) => {
                 // hardening.md C-OB9: a domain with 50 MX hosts gets the best few.
                 hosts.truncate(MAX_MX_HOSTS);
@@ -246,6 +327,9 @@ impl Runner {
                 reply(550, "5.1.2", &format!("domain {domain} does not exist")),
                 true,
             )),
+            Err(e @ DnsError::Bogus(..)) => {
+                Err((reply(451, "4.7.5", &format!("DNSSEC: {e}")), false))
+            }
             // SERVFAIL, timeouts: never a bounce before max_age.
             Err(e) => Err((reply(451, "4.4.3", &format!("DNS: {e}")), false)),
         }
@@ -260,18 +344,20 @@ impl Runner {
         host: &str,
         ip: IpAddr,
         route: &Route,
+        policy: &TlsPolicy,
     ) -> Result<Session, ClientError> {
-        let (client, port, policy) = (&self.cfg.client, route.port, &route.tls);
+        let (client, port) = (&self.cfg.client, route.port);
         // RFC 8460: each TLS setup to the destination counts in its report.
         let report = |failure: Option<(tls_reports::ResultType, String)>| {
             if let Some(domain) = &route.report_for {
-                let r = tls_reports::result(domain, policy, host, ip, failure);
+                let r = tls_reports::result(domain, policy, host, Some(ip), failure);
                 self.store.record_tls_results(vec![r]);
             }
         };
         let failure = |e: &ClientError| Some((tls_reports::result_type(e), e.to_string()));
-        if let (true, Some(m)) = (policy.verifies(), &self.cfg.mta_sts) {
-            match Session::open(host, ip, port, client, TlsUse::Verified(&m.verifying)).await {
+        let webpki = self.cfg.mta_sts.as_ref().map(|m| &m.verifying);
+        if let Some(verifying) = policy.verifying_client(webpki) {
+            match Session::open(host, ip, port, client, TlsUse::Verified(verifying)).await {
                 Ok(mut s) => {
                     report(None);
                     s.tls = s.tls.map(|t| format!("{t} ({})", policy.label()));
@@ -283,6 +369,7 @@ impl Runner {
                         return Err(e);
                     }
                     // RFC 8461 §5: testing mode delivers anyway (and reports).
+                    // (DANE is always enforced: RFC 7672 §2.2.)
                     tracing::info!(%host, %ip, error = %e, "MTA-STS testing: TLS would have failed; delivering anyway");
                     return self.open_opportunistic(host, ip, port, |_| {}).await;
                 }

@@ -89,6 +89,9 @@ pub struct OutboundConfig {
     /// Other domains' MTA-STS policies, enforced (`[outbound] mta_sts`);
     /// None: opportunistic TLS everywhere.
     pub mta_sts: Option<Arc<MtaSts>>,
+    /// DANE for MX hosts with DNSSEC-validated TLSA records (`[outbound]
+    /// dane`, RFC 7672); needs the resolver's validating path.
+    pub dane: bool,
     /// Where a queued message is read to while it is delivered: a large
     /// one is sent from a spool file a piece at a time (C-FT9).
     pub spool: message::spool::Spool,
@@ -632,6 +635,7 @@ mod tests {
             smarthost: None,
             delay_warning: None,
             mta_sts: None,
+            dane: false,
             spool: message::spool::Spool::memory(),
         }
     }

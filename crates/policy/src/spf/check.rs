@@ -180,7 +180,9 @@ impl<D: SpfDns> Evaluation<'_, D> {
                 self.count_void()?;
                 Ok(Vec::new())
             }
-            Err(e @ DnsError::Temporary(..)) => Err(Abort::Temp(e.to_string())),
+            Err(e @ (DnsError::Temporary(..) | DnsError::Bogus(..))) => {
+                Err(Abort::Temp(e.to_string()))
+            }
         }
     }
 

@@ -1,0 +1,142 @@
+//! DANE on send (RFC 7672) over a DNSSEC-validating resolver (RFC 4035):
+//! the test DNS signs its root (whose key is a's trust anchor) and the
+//! destination zones; each destination's MX is a server that is not Tern.
+//!
+//! - secure TLSA matching the MX's key: delivered, the attempt says DANE;
+//! - TLSA that match nothing: deferred (4.7.5), never plaintext, and the
+//!   failure counted for the TLS report (tlsa-invalid);
+//! - the MX without STARTTLS (stripped): deferred;
+//! - a forged (bogus) TLSA answer: deferred;
+//! - an unsigned zone: its TLSA mean nothing, opportunistic TLS delivers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{MailNet, Sink, history, mx_port, submit};
+use testkit::TernServer;
+
+fn send(a: &TernServer, to: &str, subject: &str) {
+    let message = format!(
+        "From: <alice@a.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@a.test>\r\n\r\nHello.\r\n"
+    );
+    assert_eq!(submit(a, "alice@a.test", "alice-pw", &[to], &message), "{}");
+}
+
+/// The details of the attempts for the message `subject`, once `n` exist.
+fn attempts(net: &MailNet, a: &TernServer, subject: &str, n: usize) -> Vec<String> {
+    let id = format!("<{subject}@a.test>");
+    net.wait(30, &format!("{n} attempt(s) for {subject}"), &[a], || {
+        history(a, &id)
+            .iter()
+            .filter(|e| e["event"] == "attempt")
+            .count()
+            >= n
+    });
+    history(a, &id)
+        .iter()
+        .filter(|e| e["event"] == "attempt")
+        .map(|e| e["detail"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An MX for `domain` at 127.0.N.`host` with TLSA records `3 1 1 hash`.
+fn destination(net: &MailNet, domain: &str, host: u8, hash: &[u8]) {
+    let mx = format!("mx.{domain}");
+    net.dns.mx(domain, 10, &mx).a(&mx, net.ip(host)).tlsa(
+        &format!("_{}._tcp.{mx}", mx_port()),
+        3,
+        1,
+        1,
+        hash,
+    );
+}
+
+#[test]
+fn dane_is_enforced_where_dnssec_proves_it() {
+    let net = MailNet::new(166);
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = dir.path().join("root.key");
+    std::fs::write(&anchor, net.dns.dnssec()).unwrap();
+    for zone in ["b.test", "c.test", "d.test", "e.test"] {
+        net.dns.signed_zone(zone);
+    }
+    net.dns.unsigned_zone("plain.test");
+    // A self-signed certificate: only DANE-EE can vouch for it.
+    let (cert, key) = common::certificate(dir.path(), &["mx.b.test"]);
+    let hash = net::tls::dane_ee_spki_sha256(std::path::Path::new(&cert)).unwrap();
+    destination(&net, "b.test", 30, &hash);
+    destination(&net, "c.test", 31, &[0u8; 32]);
+    destination(&net, "d.test", 32, &hash);
+    destination(&net, "e.test", 33, &hash);
+    net.dns.bogus(&format!("_{}._tcp.mx.e.test", mx_port()));
+    destination(&net, "plain.test", 34, &[0u8; 32]);
+    let a = net.tern(
+        10,
+        "a.test",
+        &[],
+        &format!("[dns]\ntrust_anchor = \"{}\"\n", anchor.display()),
+    );
+    let tls = ["--tls", cert.as_str(), key.as_str()];
+
+    // The TLSA record names the MX's key: delivered, under DANE.
+    let b = Sink::start(net.ip(30), mx_port(), &tls);
+    send(&a, "carol@b.test", "matched");
+    net.wait(30, "the message at b's MX", &[&a], || {
+        b.messages().len() == 1
+    });
+    let tried = attempts(&net, &a, "matched", 1);
+    assert!(
+        tried[0].contains("certificate verified (dane)") && tried[0].contains("250"),
+        "{tried:?}"
+    );
+
+    // TLSA that match nothing: deferred, the handshake refused.
+    let c = Sink::start(net.ip(31), mx_port(), &tls);
+    send(&a, "carol@c.test", "mismatch");
+    let tried = attempts(&net, &a, "mismatch", 2);
+    assert!(
+        tried
+            .iter()
+            .all(|t| t.contains("DANE: no TLSA record matches")),
+        "{tried:?}"
+    );
+    assert!(c.messages().is_empty(), "delivered despite DANE");
+
+    // STARTTLS stripped (the MX offers none): deferred, nothing in plaintext.
+    let d = Sink::start(net.ip(32), mx_port(), &[]);
+    send(&a, "carol@d.test", "stripped");
+    let tried = attempts(&net, &a, "stripped", 2);
+    assert!(
+        tried
+            .iter()
+            .all(|t| t.contains("4.7.5") && t.contains("STARTTLS is not offered")),
+        "{tried:?}"
+    );
+    assert!(d.messages().is_empty(), "sent in plaintext");
+
+    // A forged TLSA answer: bogus, the host is not used at all.
+    let e = Sink::start(net.ip(33), mx_port(), &tls);
+    send(&a, "carol@e.test", "forged");
+    let tried = attempts(&net, &a, "forged", 2);
+    assert!(
+        tried
+            .iter()
+            .all(|t| t.contains("451 4.7.5 DANE") && t.contains("DNSSEC validation failed")),
+        "{tried:?}"
+    );
+    assert!(e.messages().is_empty());
+
+    // An unsigned zone: its TLSA records prove nothing; opportunistic TLS.
+    let plain = Sink::start(net.ip(34), mx_port(), &tls);
+    send(&a, "carol@plain.test", "insecure");
+    net.wait(30, "the message at plain's MX", &[&a], || {
+        plain.messages().len() == 1
+    });
+    let tried = attempts(&net, &a, "insecure", 1);
+    assert!(
+        !tried[0].contains("dane") && tried[0].contains("250"),
+        "{tried:?}"
+    );
+    assert_eq!(net.queue(&a).len(), 3, "mismatch, stripped, forged wait");
+}

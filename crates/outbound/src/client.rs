@@ -80,6 +80,8 @@ pub struct Extensions {
     pub mt_priority: bool,
     /// RFC 9422 `LIMITS RCPTMAX=`: recipients per transaction.
     pub rcpt_max: Option<usize>,
+    /// RFC 8689.
+    pub require_tls: bool,
 }
 
 impl Extensions {
@@ -100,6 +102,7 @@ impl Extensions {
                 "AUTH" => e.auth = words.map(|w| w.to_ascii_uppercase()).collect(),
                 "DELIVERBY" => e.deliver_by = true,
                 "MT-PRIORITY" => e.mt_priority = true,
+                "REQUIRETLS" => e.require_tls = true,
                 "LIMITS" => {
                     e.rcpt_max = words
                         .filter_map(|w| w.split_once('='))
@@ -182,6 +185,8 @@ pub struct OutEnvelope {
     pub by: Option<(i64, bool, bool)>,
     /// RFC 6710, passed on when not 0.
     pub priority: i8,
+    /// RFC 8689: REQUIRETLS, passed on (and required of the next server).
+    pub require_tls: bool,
 }
 
 /// What the server said about one recipient, in the end.
@@ -445,6 +450,18 @@ impl Session {
                 })
                 .collect()
         };
+        // RFC 8689 §4.2.1: REQUIRETLS goes only over TLS, to a server that
+        // offers it (the runner has checked the TLS was authenticated).
+        if env.require_tls && (self.tls.is_none() || !self.ext.require_tls) {
+            return Ok(all(
+                local_reply(
+                    550,
+                    "5.7.30",
+                    "REQUIRETLS: the next server does not offer REQUIRETLS over TLS",
+                ),
+                true,
+            ));
+        }
         // RFC 6531 §3.4: a message that needs SMTPUTF8 cannot go to a server
         // without it. (Declared but not needed: it goes without the parameter.)
         if needs_smtputf8(env, data.header()) && !self.ext.smtputf8 {
@@ -562,6 +579,9 @@ impl Session {
             let mode = if returns { "R" } else { "N" };
             let t = if trace { "T" } else { "" };
             c.push_str(&format!(" BY={seconds};{mode}{t}"));
+        }
+        if env.require_tls {
+            c.push_str(" REQUIRETLS");
         }
         if env.priority != 0 && self.ext.mt_priority {
             c.push_str(&format!(" MT-PRIORITY={}", env.priority));

@@ -15,6 +15,39 @@ use dns::Resolver;
 use dns::dnssec::Tlsa;
 use dns::mta_sts::{Mode, Policy};
 
+/// What a message itself asks of TLS (RFC 8689).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageTls {
+    /// Nothing: the destination's policy decides.
+    Default,
+    /// REQUIRETLS (§4.2.1): only TLS that the destination's DNSSEC (DANE)
+    /// or MTA-STS policy (enforce mode) authenticates, to a server that
+    /// offers REQUIRETLS; otherwise the message is returned (5.7.30).
+    Required,
+    /// `TLS-Required: No` (§3, §4.2.2): the destination's DANE and MTA-STS
+    /// policies are not applied; TLS stays opportunistic.
+    PolicyIgnored,
+}
+
+impl MessageTls {
+    /// From the envelope's REQUIRETLS and the header section. REQUIRETLS
+    /// wins over the header field (§3).
+    pub fn of(require_tls: bool, header: &[u8]) -> MessageTls {
+        let no = message::header::fields_named(header, "TLS-Required")
+            .iter()
+            .any(|f| {
+                String::from_utf8_lossy(f.value)
+                    .trim()
+                    .eq_ignore_ascii_case("No")
+            });
+        match (require_tls, no) {
+            (true, _) => MessageTls::Required,
+            (false, true) => MessageTls::PolicyIgnored,
+            (false, false) => MessageTls::Default,
+        }
+    }
+}
+
 /// The TLS a destination gets.
 #[derive(Debug, Clone)]
 pub enum TlsPolicy {
@@ -69,6 +102,15 @@ impl TlsPolicy {
         matches!(
             self,
             TlsPolicy::MtaSts { enforce: true, .. } | TlsPolicy::Dane { .. }
+        )
+    }
+
+    /// Whether this TLS is authenticated as REQUIRETLS needs (RFC 8689
+    /// §4.2.1): DANE, or MTA-STS in enforce mode.
+    pub fn satisfies_require_tls(&self) -> bool {
+        matches!(
+            self,
+            TlsPolicy::Dane { .. } | TlsPolicy::MtaSts { enforce: true, .. }
         )
     }
 

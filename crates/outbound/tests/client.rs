@@ -149,6 +149,7 @@ fn envelope(to: &[&str]) -> OutEnvelope {
         envid: None,
         ret: None,
         smtputf8: false,
+        require_tls: false,
         by: None,
         priority: 0,
     }

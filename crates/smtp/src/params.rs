@@ -1,7 +1,7 @@
 //! MAIL and RCPT parameters of the ESMTP extensions Tern implements:
 //! SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID/NOTIFY/ORCPT
 //! (RFC 3461), AUTH (RFC 4954 §5), HOLDFOR/HOLDUNTIL (RFC 4865), BY (RFC
-//! 2852), MT-PRIORITY (RFC 6710). Anything else is refused with 555; the
+//! 2852), MT-PRIORITY (RFC 6710), REQUIRETLS (RFC 8689). Anything else is refused with 555; the
 //! session refuses those of an extension it does not offer there.
 
 use crate::command::{Param, truncate};
@@ -24,6 +24,8 @@ pub struct MailParams {
     pub by: Option<By>,
     /// RFC 6710: -9..9.
     pub priority: Option<i8>,
+    /// RFC 8689 §2: REQUIRETLS (no value).
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,7 @@ pub fn mail_params(params: &[Param<'_>]) -> Result<MailParams, SmtpError> {
                 )));
             }
             ("SMTPUTF8", None) => out.smtputf8 = true,
+            ("REQUIRETLS", None) => out.require_tls = true,
             ("RET", Some(v))
                 if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") =>
             {
@@ -95,7 +98,7 @@ pub fn mail_params(params: &[Param<'_>]) -> Result<MailParams, SmtpError> {
             }
             (
                 "SIZE" | "BODY" | "SMTPUTF8" | "RET" | "ENVID" | "AUTH" | "HOLDFOR" | "HOLDUNTIL"
-                | "BY" | "MT-PRIORITY",
+                | "BY" | "MT-PRIORITY" | "REQUIRETLS",
                 _,
             ) => {
                 return Err(SmtpError::BadParameter(p.keyword.clone()));
@@ -275,9 +278,10 @@ mod tests {
             mail_params(&[p("BODY", Some("BINARYMIME"))]),
             Err(SmtpError::UnsupportedParameter(_))
         ));
+        assert!(mail_params(&[p("REQUIRETLS", None)]).is_ok_and(|m| m.require_tls));
         assert!(matches!(
-            mail_params(&[p("REQUIRETLS", None)]),
-            Err(SmtpError::UnsupportedParameter(_))
+            mail_params(&[p("REQUIRETLS", Some("yes"))]),
+            Err(SmtpError::BadParameter(_))
         ));
         assert!(matches!(
             mail_params(&[p("SMTPUTF8", Some("x"))]),

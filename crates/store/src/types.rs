@@ -150,6 +150,9 @@ pub struct QueueOptions {
     /// RFC 6710 MT-PRIORITY, -9 (lowest) to 9; due messages go out
     /// highest priority first.
     pub priority: i8,
+    /// RFC 8689 REQUIRETLS: only over TLS the next hop's DNSSEC (DANE) or
+    /// MTA-STS policy authenticates, to a server that offers REQUIRETLS.
+    pub require_tls: bool,
 }
 
 /// RFC 2852 §4: the deadline and what to do when it passes.

@@ -658,6 +658,7 @@ async fn queue_priorities_and_holds(s: Arc<dyn Store>) {
                 trace: true,
             }),
             priority,
+            require_tls: priority == 9,
         };
         let stored = s
             .store_message(NewMessage {
@@ -673,6 +674,7 @@ async fn queue_priorities_and_holds(s: Arc<dyn Store>) {
     let first = s.queue_claim(Claim::Due(100), 100, 700, 1).await.unwrap();
     assert_eq!(first[0].id, ids[2], "priority 7 first; 9 is held");
     assert_eq!(first[0].options.priority, 7);
+    assert!(!first[0].options.require_tls);
     assert_eq!(
         first[0].options.deliver_by,
         Some(DeliverBy {
@@ -696,6 +698,8 @@ async fn queue_priorities_and_holds(s: Arc<dyn Store>) {
     let held = s.queue_claim(Claim::Due(500), 500, 900, 10).await.unwrap();
     assert_eq!(held[0].id, ids[3]);
     assert_eq!(held[0].options.release_at, Some(500));
+    // RFC 8689: REQUIRETLS stays with the message.
+    assert!(held[0].options.require_tls);
 }
 
 async fn queue_lifecycle(s: Arc<dyn Store>) {

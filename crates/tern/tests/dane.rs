@@ -8,11 +8,16 @@
 //! - the MX without STARTTLS (stripped): deferred;
 //! - a forged (bogus) TLSA answer: deferred;
 //! - an unsigned zone: its TLSA mean nothing, opportunistic TLS delivers.
+//!
+//! REQUIRETLS (RFC 8689): a message marked so goes to a Tern whose TLS
+//! DANE authenticates and that offers REQUIRETLS; to a destination without
+//! DANE or MTA-STS it comes back at once (5.7.30, its header only); a
+//! message with `TLS-Required: No` goes where DANE would have refused it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{MailNet, Sink, history, mx_port, submit};
+use common::{MailNet, Sink, history, mx_port, submit, submit_with};
 use testkit::TernServer;
 
 fn send(a: &TernServer, to: &str, subject: &str) {
@@ -139,4 +144,95 @@ fn dane_is_enforced_where_dnssec_proves_it() {
         "{tried:?}"
     );
     assert_eq!(net.queue(&a).len(), 3, "mismatch, stripped, forged wait");
+}
+
+#[test]
+fn requiretls_goes_only_where_tls_is_authenticated() {
+    let net = MailNet::new(167);
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = dir.path().join("root.key");
+    std::fs::write(&anchor, net.dns.dnssec()).unwrap();
+    net.dns
+        .signed_zone("b.test")
+        .signed_zone("c.test")
+        .unsigned_zone("plain.test");
+    let (cert, key) = common::certificate(dir.path(), &["mx.b.test"]);
+    let hash = net::tls::dane_ee_spki_sha256(std::path::Path::new(&cert)).unwrap();
+    let b = net.tern(
+        20,
+        "b.test",
+        &[("carol@b.test", "carol-pw")],
+        &format!("[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n"),
+    );
+    net.dns
+        .tlsa(&format!("_{}._tcp.mx.b.test", mx_port()), 3, 1, 1, &hash);
+    destination(&net, "plain.test", 34, &hash);
+    destination(&net, "c.test", 31, &[0u8; 32]);
+    let a = net.tern(
+        10,
+        "a.test",
+        &[],
+        &format!("[dns]\ntrust_anchor = \"{}\"\n", anchor.display()),
+    );
+    let message = |to: &str, subject: &str, extra: &str| {
+        format!(
+            "From: <alice@a.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n{extra}\
+             Message-ID: <{subject}@a.test>\r\n\r\nThe secret body.\r\n"
+        )
+    };
+    let required = ["MAIL:REQUIRETLS"];
+
+    // DANE-authenticated TLS to a server that offers REQUIRETLS: delivered.
+    let sent = message("carol@b.test", "rt-dane", "");
+    assert_eq!(
+        submit_with(
+            &a,
+            "alice@a.test",
+            "alice-pw",
+            &["carol@b.test"],
+            &required,
+            &sent
+        ),
+        "{}"
+    );
+    net.wait_for(&b, "carol@b.test", |m| m.contains("rt-dane"));
+    let tried = attempts(&net, &a, "rt-dane", 1);
+    assert!(tried[0].contains("(dane)"), "{tried:?}");
+
+    // No DANE (unsigned zone), no MTA-STS: returned, 5.7.30, header only.
+    let tls = ["--tls", cert.as_str(), key.as_str()];
+    let plain = Sink::start(net.ip(34), mx_port(), &tls);
+    let sent = message("carol@plain.test", "rt-plain", "");
+    assert_eq!(
+        submit_with(
+            &a,
+            "alice@a.test",
+            "alice-pw",
+            &["carol@plain.test"],
+            &required,
+            &sent
+        ),
+        "{}"
+    );
+    let bounce = net.wait_for(&a, "alice@a.test", |m| m.contains("rt-plain@a.test"));
+    assert!(bounce.contains("5.7.30"), "{bounce}");
+    assert!(!bounce.contains("The secret body"), "{bounce}");
+    assert!(plain.messages().is_empty());
+
+    // TLS-Required: No: c.test's TLSA match nothing, it goes anyway.
+    let c = Sink::start(net.ip(31), mx_port(), &tls);
+    send_raw(
+        &a,
+        &message("carol@c.test", "no-policy", "TLS-Required: No\r\n"),
+        "carol@c.test",
+    );
+    net.wait(30, "the message at c's MX", &[&a], || {
+        c.messages().len() == 1
+    });
+    let tried = attempts(&net, &a, "no-policy", 1);
+    assert!(!tried[0].contains("dane"), "{tried:?}");
+}
+
+fn send_raw(a: &TernServer, message: &str, to: &str) {
+    assert_eq!(submit(a, "alice@a.test", "alice-pw", &[to], message), "{}");
 }

@@ -18,6 +18,8 @@ pub(super) struct Route {
     /// The destination domain whose TLS report (RFC 8460) counts these
     /// connections; None through a smarthost.
     report_for: Option<String>,
+    /// What the message asks of TLS (RFC 8689).
+    asked: MessageTls,
 }
 
 impl Runner {
@@ -31,7 +33,8 @@ impl Runner {
     ) -> DomainRun {
         let mut run = DomainRun::new();
         let env = out_envelope(job, rcpts);
-        let route = match self.route(domain).await {
+        let asked = MessageTls::of(job.options.require_tls, content.header());
+        let route = match self.route(domain, asked).await {
             Ok(r) => r,
             Err((reply, permanent)) => {
                 run.attempts
@@ -44,7 +47,12 @@ impl Runner {
         // A session kept from the previous message to this domain: its last
         // transaction ended cleanly, so no RSET. If the server has closed it
         // meanwhile, that is no attempt worth recording: a new connection follows.
-        if let Some(mut session) = self.take_pooled(domain) {
+        // (A REQUIRETLS message needs its own, authenticated one.)
+        let pooled = match asked {
+            MessageTls::Required => None,
+            _ => self.take_pooled(domain),
+        };
+        if let Some(mut session) = pooled {
             let mut reused = DomainRun::new();
             reused.tls_policy = run.tls_policy;
             match self
@@ -81,6 +89,16 @@ impl Runner {
             };
             if dane_failed && !matches!(tls, TlsPolicy::Dane { .. }) {
                 tracing::info!(%domain, %host, "not tried: an MX host with DANE failed before it");
+                continue;
+            }
+            if asked == MessageTls::Required && !tls.satisfies_require_tls() {
+                last_error = crate::client::local_reply(
+                    550,
+                    "5.7.30",
+                    &format!("REQUIRETLS: {host} has neither DANE nor an enforced MTA-STS policy"),
+                );
+                run.attempts
+                    .push(self.attempt(rcpts, Some(host), None, None, &last_error));
                 continue;
             }
             // RFC 5321 §5.1: MX hosts from our own preference on are not used;
@@ -127,7 +145,9 @@ impl Runner {
                 }
             }
         }
-        run.settle(rcpts, last_error, false);
+        // RFC 8689 §4.2.1: REQUIRETLS that no host can meet returns the message.
+        let permanent = last_error.enhanced.as_deref() == Some("5.7.30");
+        run.settle(rcpts, last_error, permanent);
         run
     }
 
@@ -172,6 +192,7 @@ impl Runner {
         let reply = crate::client::local_reply;
         let unresolved = |e: DnsError| reply(451, "4.4.3", &format!("cannot resolve {host}: {e}"));
         let dane = self.cfg.dane
+            && route.asked != MessageTls::PolicyIgnored
             && route.report_for.is_some()
             && host.trim_matches(['[', ']']).parse::<IpAddr>().is_err()
             && self.resolver.dnssec_ready().await;
@@ -266,7 +287,11 @@ impl Runner {
 
     /// Where mail for a domain goes: (hosts, port, credentials), or the reply that
     /// settles it (and whether that is permanent).
-    pub(super) async fn route(&self, domain: &str) -> Result<Route, (Reply, bool)> {
+    pub(super) async fn route(
+        &self,
+        domain: &str,
+        asked: MessageTls,
+    ) -> Result<Route, (Reply, bool)> {
         if let Some(s) = &self.cfg.smarthost
             && (s.domains.is_empty() || s.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
         {
@@ -276,6 +301,7 @@ impl Runner {
                 credentials: s.credentials.clone(),
                 tls: TlsPolicy::Opportunistic,
                 report_for: None,
+                asked,
             });
         }
         let reply = crate::client::local_reply;
@@ -289,9 +315,9 @@ impl Runner {
             Ok(MxPlan::Hosts(mut hosts)) => {
                 // hardening.md C-OB9: a domain with 50 MX hosts gets the best few.
                 hosts.truncate(MAX_MX_HOSTS);
-                let tls = match &self.cfg.mta_sts {
-                    Some(m) => m.policy_for(domain).await,
-                    None => TlsPolicy::Opportunistic,
+                let tls = match (&self.cfg.mta_sts, asked) {
+                    (_, MessageTls::PolicyIgnored) | (None, _) => TlsPolicy::Opportunistic,
+                    (Some(m), _) => m.policy_for(domain).await,
                 };
                 // RFC 8461 §4.2: in enforce mode only the MX hosts the policy
                 // names; none left is a temporary failure.
@@ -312,6 +338,7 @@ impl Runner {
                     credentials: None,
                     tls,
                     report_for: Some(domain.to_ascii_lowercase()),
+                    asked,
                 })
             }
             // RFC 7505 §4.2: 5.1.10.

@@ -89,6 +89,7 @@ impl Runner {
             },
             queue_options: store::QueueOptions {
                 priority: job.options.priority,
+                require_tls: job.options.require_tls,
                 ..Default::default()
             },
         };

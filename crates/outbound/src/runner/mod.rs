@@ -31,7 +31,7 @@ use crate::client::{
     ClientError, ClientSettings, OutEnvelope, OutRecipient, RcptResult, Session, TlsUse,
 };
 use crate::reply::Reply;
-use crate::tls_policy::{MtaSts, TlsPolicy};
+use crate::tls_policy::{MessageTls, MtaSts, TlsPolicy};
 use crate::tls_reports;
 use message::dsn::{self, Action, Report, Reported};
 
@@ -596,6 +596,7 @@ fn out_envelope(job: &QueueJob, rcpts: &[QueuedRecipient]) -> OutEnvelope {
             .deliver_by
             .map(|b| (b.deadline - now(), b.returns, b.trace)),
         priority: job.options.priority,
+        require_tls: job.options.require_tls,
     }
 }
 

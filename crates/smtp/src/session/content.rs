@@ -402,5 +402,6 @@ fn queue_options(p: &crate::params::MailParams, now: i64) -> store::QueueOptions
             trace: b.trace,
         }),
         priority: p.priority.unwrap_or(0),
+        require_tls: p.require_tls,
     }
 }

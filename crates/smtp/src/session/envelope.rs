@@ -63,6 +63,11 @@ impl SmtpSession {
     /// 6710): only where offered, within our limits.
     fn check_queue_params(&self, params: &mut MailParams) -> Result<(), SmtpError> {
         let now = self.now();
+        if params.require_tls && !self.require_tls_offered() {
+            return Err(SmtpError::UnsupportedParameter(
+                "REQUIRETLS (TLS first)".into(),
+            ));
+        }
         match params.hold {
             Some(_) if !self.future_release_offered() => {
                 return Err(SmtpError::UnsupportedParameter("HOLDFOR/HOLDUNTIL".into()));

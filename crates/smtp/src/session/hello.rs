@@ -48,6 +48,9 @@ impl SmtpSession {
         if self.cfg.starttls && self.tls.is_none() {
             lines.push("STARTTLS".into());
         }
+        if self.require_tls_offered() {
+            lines.push("REQUIRETLS".into());
+        }
         // RFC 8314 §3 / RFC 4954 §4: AUTH only over TLS, only on submission (C-TLS5, C-AU7).
         if is_submission(&self.cfg) && self.tls.is_some() && self.user.is_none() {
             let mechs: Vec<&str> = auth::Mechanism::offered(self.channel_binding().is_some())
@@ -77,6 +80,12 @@ impl SmtpSession {
     }
 
     /// RFC 4865 §6: holding mail is for authenticated submission only.
+    /// RFC 8689 §2: REQUIRETLS only on a session that is itself over TLS
+    /// (its MAIL parameter elsewhere is one of an extension not offered).
+    pub(super) fn require_tls_offered(&self) -> bool {
+        self.tls.is_some()
+    }
+
     pub(super) fn future_release_offered(&self) -> bool {
         is_submission(&self.cfg) && self.user.is_some()
     }

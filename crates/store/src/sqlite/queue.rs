@@ -37,6 +37,11 @@ pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Re
     c.prepare_cached("INSERT INTO queue_messages(id, blob_id, sender, envid, ret, smtputf8, eight_bit, created, release_at, deliver_by, by_mode, priority, submitter) VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
         .and_then(|mut st| st.execute(params![blob, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, now, o.release_at, o.deliver_by.map(|b| b.deadline), o.deliver_by.as_ref().map(by_mode), o.priority, q.submitter, id]))
         .map_err(sql)?;
+    if o.require_tls {
+        c.prepare_cached("INSERT INTO queue_require_tls(queue_id) VALUES (?1)")
+            .and_then(|mut st| st.execute([id]))
+            .map_err(sql)?;
+    }
     // A held account's mail waits with it (the compromised-account hold).
     let held: bool = match &q.submitter {
         Some(a) => c
@@ -97,7 +102,9 @@ fn finish_if_done(c: &Connection, id: i64) -> Result<Option<FinishedMessage>> {
     let with_content = recipients.iter().any(|r| !r.delivered);
     let Some((sender, envid, ret, created, blob, content)) = c
         .prepare_cached(
-            "SELECT q.sender, q.envid, q.ret, q.created, q.blob_id, CASE WHEN ?2 THEN b.data END FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1",
+            // RFC 8689 §5: the report about a REQUIRETLS message carries
+            // its header section only (it may travel less protected).
+            "SELECT q.sender, q.envid, CASE WHEN EXISTS (SELECT 1 FROM queue_require_tls t WHERE t.queue_id = q.id) THEN 'HDRS' ELSE q.ret END, q.created, q.blob_id, CASE WHEN ?2 THEN b.data END FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1",
         )
         .and_then(|mut st| {
             st.query_row(params![id, with_content], |r| {
@@ -163,12 +170,13 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueJob> {
             release_at: r.get(8)?,
             deliver_by: deliver_by(r.get(9)?, r.get(10)?),
             priority: r.get(11)?,
+            require_tls: r.get(12)?,
         },
         recipients: Vec::new(),
     })
 }
 
-const JOB_COLUMNS: &str = "q.id, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, q.created, length(b.data), q.release_at, q.deliver_by, q.by_mode, q.priority";
+const JOB_COLUMNS: &str = "q.id, q.sender, q.envid, q.ret, q.smtputf8, q.eight_bit, q.created, length(b.data), q.release_at, q.deliver_by, q.by_mode, q.priority, EXISTS (SELECT 1 FROM queue_require_tls t WHERE t.queue_id = q.id)";
 
 /// RFC 6710 priorities, highest first.
 const PRIORITIES: std::ops::RangeInclusive<i8> = -9..=9;

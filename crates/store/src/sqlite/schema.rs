@@ -407,4 +407,12 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX IF NOT EXISTS tls_results_domain ON tls_results(domain, at);
     "#,
+    // 21: the queued messages marked REQUIRETLS (RFC 8689), gone with
+    // them. Written to run again harmlessly.
+    r#"
+    CREATE TABLE IF NOT EXISTS queue_require_tls (queue_id INTEGER PRIMARY KEY);
+    CREATE TRIGGER IF NOT EXISTS queue_require_tls_gone AFTER DELETE ON queue_messages BEGIN
+        DELETE FROM queue_require_tls WHERE queue_id = old.id;
+    END;
+    "#,
 ];

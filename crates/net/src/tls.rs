@@ -3,12 +3,15 @@
 //! C-TLS8, C-TLS9, C-TLS12). The certificate comes from `[tls]` or, when none is
 //! configured, a self-signed pair generated once into the data directory.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use crate::session::TlsInfo;
 
@@ -56,6 +59,22 @@ impl Identity {
         })
     }
 
+    /// From PEM text: the full chain and the private key.
+    pub fn from_pem(chain: &str, key: &str) -> Result<Identity, TlsError> {
+        let bad = |reason: String| TlsError::Config(format!("certificate from PEM: {reason}"));
+        let chain = CertificateDer::pem_slice_iter(chain.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if chain.is_empty() {
+            return Err(bad("no certificate".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        Ok(Identity {
+            chain,
+            key: Arc::new(key),
+        })
+    }
+
     /// The self-signed pair in `dir` (`cert.pem`, `key.pem`), created on first use for
     /// these host names.
     pub fn self_signed(dir: &Path, names: &[String]) -> Result<Identity, TlsError> {
@@ -77,17 +96,95 @@ impl Identity {
         Identity::load(&cert, &key)
     }
 
-    /// A server configuration answering to these ALPN ids.
+    /// The chain and its signing key, as a handshake uses them.
+    fn certified(&self) -> Result<Arc<CertifiedKey>, TlsError> {
+        let key = rustls::crypto::ring::sign::any_supported_type(&self.key)
+            .map_err(|e| TlsError::Config(format!("the private key: {e}")))?;
+        Ok(Arc::new(CertifiedKey::new(self.chain.clone(), key)))
+    }
+
+    /// The end-entity certificate.
+    pub fn end_entity(&self) -> &CertificateDer<'static> {
+        &self.chain[0]
+    }
+
+    /// A server configuration with this certificate alone (never replaced).
     pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+        Certificates::new(self)?.server_config(alpn)
+    }
+}
+
+/// The ALPN id of the tls-alpn-01 challenge (RFC 8737 §6.2).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// The certificate every TLS listener serves, replaceable while the server
+/// runs (ACME renewal, RFC 8555): each handshake takes the current one;
+/// connections already open keep theirs. It also holds the tls-alpn-01
+/// challenge certificates (RFC 8737 §3), shown only to a client that asks
+/// for ALPN `acme-tls/1` and the challenged name.
+#[derive(Debug)]
+pub struct Certificates {
+    current: RwLock<Arc<CertifiedKey>>,
+    challenges: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl Certificates {
+    pub fn new(identity: &Identity) -> Result<Arc<Certificates>, TlsError> {
+        Ok(Arc::new(Certificates {
+            current: RwLock::new(identity.certified()?),
+            challenges: RwLock::new(HashMap::new()),
+        }))
+    }
+
+    /// Serve this certificate from the next handshake on.
+    pub fn replace(&self, identity: &Identity) -> Result<(), TlsError> {
+        let certified = identity.certified()?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = certified;
+        Ok(())
+    }
+
+    /// The tls-alpn-01 certificate for `name` (None: remove it).
+    pub fn set_challenge(&self, name: &str, identity: Option<&Identity>) -> Result<(), TlsError> {
+        let mut challenges = self.challenges.write().unwrap_or_else(|p| p.into_inner());
+        let name = name.to_ascii_lowercase();
+        match identity {
+            Some(i) => challenges.insert(name, i.certified()?),
+            None => challenges.remove(&name),
+        };
+        Ok(())
+    }
+
+    /// A server configuration answering to these ALPN ids with the
+    /// current certificate.
+    pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::Config(e.to_string()))?
             .with_no_client_auth()
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .with_cert_resolver(self.clone());
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut ids| ids.any(|id| id == ACME_TLS_ALPN));
+        if acme {
+            // RFC 8737 §3: the challenge certificate, or no handshake at all.
+            let name = hello.server_name()?.to_ascii_lowercase();
+            let challenges = self.challenges.read().unwrap_or_else(|p| p.into_inner());
+            return challenges.get(&name).cloned();
+        }
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
     }
 }
 
@@ -151,8 +248,8 @@ fn der_element(bytes: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     Some((whole, &whole[header..], &bytes[end..]))
 }
 
-/// Write a file only its owner can read.
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Write a file only its owner may read (keys, credentials), synced.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

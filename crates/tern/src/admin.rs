@@ -370,6 +370,10 @@ pub struct DnsLines {
     /// `TLSA 3 1 1` record for the certificate the MX serves; None without
     /// an MX listener or before a certificate exists.
     pub tlsa: Option<(String, Vec<u8>, String)>,
+    /// With ACME: the `TLSA 3 1 1` line of the key the next certificate
+    /// will have, to publish beside the current one before the renewal
+    /// (RFC 7671 §8.1: "current + next").
+    pub tlsa_next: Option<String>,
     /// MTA-STS (RFC 8461 §3.1): the `_mta-sts` TXT line with the id of our
     /// policy and the `mta-sts.DOMAIN` name senders fetch it from; None
     /// without an https listener to serve it.
@@ -405,13 +409,31 @@ fn mta_sts_lines(config: &Config, name: &str) -> Option<MtaStsLines> {
     })
 }
 
-/// The certificate the listeners serve: `[tls] cert`, or the self-signed
-/// one made on the first start.
+/// The certificate the listeners serve: ACME's once it has one, else
+/// `[tls] cert`, else the self-signed one made on the first start.
 pub fn served_certificate(config: &Config) -> std::path::PathBuf {
+    let acme = crate::acme::dir(&config.data_dir).join("cert.pem");
     match &config.tls {
+        _ if config.acme.is_some() && acme.exists() => acme,
         Some(files) => files.cert.clone(),
         None => config.data_dir.join("tls").join("cert.pem"),
     }
+}
+
+/// The TLSA line of ACME's next key (see [`DnsLines::tlsa_next`]).
+fn tlsa_next_line(config: &Config) -> Option<String> {
+    use sha2::Digest;
+    config.listeners.smtp?;
+    config.acme.as_ref()?;
+    let spki = crate::acme::next_key_spki(&config.data_dir)?;
+    let hex: String = sha2::Sha256::digest(&spki)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(format!(
+        "_25._tcp.{}. 3600 IN TLSA 3 1 1 {hex}",
+        config.hostname
+    ))
 }
 
 fn tlsa_line(config: &Config) -> Option<(String, Vec<u8>, String)> {
@@ -448,6 +470,7 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
         ),
         srv: client_srv(config, name),
         tlsa: tlsa_line(config),
+        tlsa_next: tlsa_next_line(config),
         mta_sts: mta_sts_lines(config, name),
         autoconfig: match config.listeners.http.or(config.listeners.https) {
             None => Vec::new(),
@@ -501,6 +524,9 @@ pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<
             }
             if let Some((_, _, line)) = &lines.tlsa {
                 println!("{line}");
+            }
+            if let Some(line) = &lines.tlsa_next {
+                println!("{line}   ; the next certificate's key (ACME)");
             }
             if let Some(m) = &lines.mta_sts {
                 println!("{}", m.txt);

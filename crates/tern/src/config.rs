@@ -67,6 +67,43 @@ pub struct Config {
     pub history: HistorySettings,
     #[serde(default)]
     pub mta_sts: MtaStsSettings,
+    /// Certificates from an ACME CA (RFC 8555); absent: `[tls]` or
+    /// self-signed. With both, `[tls]` serves until ACME's first certificate.
+    pub acme: Option<AcmeSettings>,
+}
+
+/// `[acme]`: the certificate of every listener obtained and renewed from
+/// an ACME CA (RFC 8555), by http-01 on the http listener or tls-alpn-01
+/// (RFC 8737) on the https one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeSettings {
+    /// The CA's directory URL (Let's Encrypt: https://acme-v02.api.letsencrypt.org/directory).
+    pub directory: String,
+    /// A `mailto:` URL for the CA's notices.
+    pub contact: Option<String>,
+    /// The names the certificate is for; default: the hostname.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Trust roots (PEM) for the CA's HTTPS (a private CA); absent: the WebPKI.
+    pub ca_file: Option<PathBuf>,
+    /// Renew when the certificate has less than this left (default 30 days).
+    #[serde(default = "default_acme_renew_before")]
+    pub renew_before: Seconds,
+}
+
+fn default_acme_renew_before() -> Seconds {
+    Seconds(Duration::from_secs(30 * 86_400))
+}
+
+impl AcmeSettings {
+    /// The names to certify: `names`, or the hostname.
+    pub fn names(&self, hostname: &str) -> Vec<String> {
+        match self.names.is_empty() {
+            true => vec![hostname.to_string()],
+            false => self.names.clone(),
+        }
+    }
 }
 
 /// `[mta_sts]`: our own MTA-STS policy (RFC 8461), served on the https
@@ -1065,6 +1102,16 @@ impl Config {
         }
         if self.store.backend == BackendName::Postgres && self.store.url.is_none() {
             return Err("store.url: needed with backend = \"postgres\"".into());
+        }
+        if let Some(acme) = &self.acme {
+            if !acme.directory.starts_with("https://") {
+                return Err("acme.directory: an https:// URL".into());
+            }
+            if self.listeners.http.is_none() && self.listeners.https.is_none() {
+                return Err(
+                    "acme: needs an http listener (http-01) or an https one (tls-alpn-01)".into(),
+                );
+            }
         }
         if dns::mta_sts::Mode::parse(&self.mta_sts.mode).is_none() {
             return Err(format!(

@@ -2,6 +2,7 @@
 //! line (`cli`), the configuration (`config`), the admin commands (`admin`)
 //! and the wiring of `tern serve` (`serve`); every protocol lives in its own crate.
 
+mod acme;
 mod admin;
 mod backup;
 mod cli;

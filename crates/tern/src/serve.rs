@@ -72,14 +72,22 @@ pub async fn serve(
         bootstrap_development(&store).await?;
     }
     raise_open_files_limit(config.limits.max_connections);
-    let identity = match &config.tls {
-        Some(files) => Identity::load(&files.cert, &files.key),
-        None => Identity::self_signed(
+    // ACME's certificate from an earlier run first, then [tls], then a
+    // self-signed one (until ACME has one, when configured).
+    let identity = match (&config.acme, &config.tls) {
+        (Some(_), _) if crate::acme::stored(&config.data_dir).is_some() => {
+            crate::acme::stored(&config.data_dir).ok_or_else(|| ServeError("acme".into()))
+        }
+        (_, Some(files)) => {
+            Identity::load(&files.cert, &files.key).map_err(|e| ServeError(e.to_string()))
+        }
+        (_, None) => Identity::self_signed(
             &config.data_dir.join("tls"),
             &[config.hostname.clone(), "localhost".into()],
-        ),
-    }
-    .map_err(|e| ServeError(e.to_string()))?;
+        )
+        .map_err(|e| ServeError(e.to_string())),
+    }?;
+    let certs = net::tls::Certificates::new(&identity).map_err(|e| ServeError(e.to_string()))?;
 
     let throttle = ThrottleConfig {
         failure_delay: config.auth.failure_delay.0,
@@ -138,7 +146,8 @@ pub async fn serve(
     let mut servers = Servers {
         shutdown: shutdown.clone(),
         limiter,
-        identity,
+        certs: certs.clone(),
+        acme_alpn: config.acme.is_some(),
         tasks: Vec::new(),
     };
 
@@ -211,8 +220,9 @@ pub async fn serve(
             )
             .await?;
     }
+    let http01 = (config.acme.is_some() && l.http.is_some()).then(Arc::<web::Http01>::default);
     if l.http.is_some() || l.https.is_some() {
-        let web = Arc::new(web::Web::new(
+        let web = web::Web::new(
             web::WebConfig {
                 hostname: config.hostname.clone(),
                 services: config.client_services(),
@@ -222,13 +232,21 @@ pub async fn serve(
             store.clone(),
             crate::metrics::ServerMetrics::install(store.clone())
                 .map(|m| m as Arc<dyn web::MetricsSource>),
-        ));
+        );
+        let web = Arc::new(match &http01 {
+            Some(tokens) => web.with_http01(tokens.clone()),
+            None => web,
+        });
         if let Some(addr) = l.http {
             servers.start_web(addr, web.clone(), false).await?;
         }
         if let Some(addr) = l.https {
             servers.start_web(addr, web, true).await?;
         }
+    }
+    if let Some(settings) = &config.acme {
+        let acme = crate::acme::Acme::new(&config, settings, certs.clone(), http01.clone());
+        tokio::spawn(acme.run());
     }
     tokio::spawn(crate::history::expire_loop(
         store.clone(),
@@ -629,7 +647,10 @@ enum Tls {
 struct Servers {
     shutdown: Shutdown,
     limiter: Arc<ConnLimiter>,
-    identity: Identity,
+    /// The certificate every listener serves (replaced by ACME renewals).
+    certs: Arc<net::tls::Certificates>,
+    /// The https listener also answers tls-alpn-01 (RFC 8737).
+    acme_alpn: bool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -642,7 +663,7 @@ impl Servers {
     ) -> Result<(), ServeError> {
         let name = protocol.name();
         let config = self
-            .identity
+            .certs
             .server_config(protocol.alpn())
             .map_err(|e| ServeError(e.to_string()))?;
         let acceptor = TlsAcceptor::from(config);
@@ -671,10 +692,14 @@ impl Servers {
         web: Arc<web::Web>,
         tls: bool,
     ) -> Result<(), ServeError> {
+        let alpn: &[&[u8]] = match self.acme_alpn {
+            true => &[b"h2", b"http/1.1", net::tls::ACME_TLS_ALPN],
+            false => &[b"h2", b"http/1.1"],
+        };
         let acceptor = match tls {
             true => Some(TlsAcceptor::from(
-                self.identity
-                    .server_config(&[b"h2", b"http/1.1"])
+                self.certs
+                    .server_config(alpn)
                     .map_err(|e| ServeError(e.to_string()))?,
             )),
             false => None,

@@ -18,5 +18,5 @@ mod server;
 pub use autoconfig::{ClientService, ServiceKind, ServiceTls};
 /// `%XX` escapes of a URL part (RFC 3986 §2.1) decoded.
 pub use query::percent_decode;
-pub use routes::{MetricsSource, Web, WebConfig};
+pub use routes::{Http01, MetricsSource, Web, WebConfig};
 pub use server::serve;

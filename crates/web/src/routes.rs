@@ -31,11 +31,32 @@ pub trait MetricsSource: Send + Sync {
     async fn render(&self) -> String;
 }
 
+/// The http-01 challenges being answered (RFC 8555 §8.3): token → key
+/// authorization, filled by the ACME client while an order is pending.
+#[derive(Debug, Default)]
+pub struct Http01(std::sync::RwLock<std::collections::HashMap<String, String>>);
+
+impl Http01 {
+    pub fn set(&self, token: &str, key_authorization: Option<&str>) {
+        let mut m = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match key_authorization {
+            Some(k) => m.insert(token.to_string(), k.to_string()),
+            None => m.remove(token),
+        };
+    }
+
+    fn get(&self, token: &str) -> Option<String> {
+        let m = self.0.read().unwrap_or_else(|p| p.into_inner());
+        m.get(token).cloned()
+    }
+}
+
 /// The handler of every HTTP request.
 pub struct Web {
     config: WebConfig,
     store: Arc<dyn Store>,
     metrics: Option<Arc<dyn MetricsSource>>,
+    http01: Arc<Http01>,
 }
 
 /// The routes, by name (the `route` label of `tern_http_requests_total`).
@@ -46,6 +67,7 @@ enum Route {
     Autodiscover,
     Mobileconfig,
     MtaSts,
+    AcmeChallenge,
     NotFound,
 }
 
@@ -61,6 +83,7 @@ impl Route {
             "/autodiscover/autodiscover.xml" => Route::Autodiscover,
             "/apple/mail.mobileconfig" => Route::Mobileconfig,
             "/.well-known/mta-sts.txt" => Route::MtaSts,
+            p if p.starts_with("/.well-known/acme-challenge/") => Route::AcmeChallenge,
             _ => Route::NotFound,
         }
     }
@@ -72,6 +95,7 @@ impl Route {
             Route::Autodiscover => "autodiscover",
             Route::Mobileconfig => "mobileconfig",
             Route::MtaSts => "mta-sts",
+            Route::AcmeChallenge => "acme-challenge",
             Route::NotFound => "none",
         }
     }
@@ -96,7 +120,14 @@ impl Web {
             config,
             store,
             metrics,
+            http01: Arc::default(),
         }
+    }
+
+    /// Answer the http-01 challenges `http01` holds (ACME, RFC 8555 §8.3).
+    pub fn with_http01(mut self, http01: Arc<Http01>) -> Web {
+        self.http01 = http01;
+        self
     }
 
     /// The answer to one request from `client`; the body is already read
@@ -119,6 +150,7 @@ impl Web {
                 Route::Autodiscover => self.autodiscover(&req).await,
                 Route::Mobileconfig => self.mobileconfig(&req).await,
                 Route::MtaSts => self.mta_sts(&req).await,
+                Route::AcmeChallenge => self.acme_challenge(req.uri().path()),
                 Route::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
             }
         };
@@ -129,6 +161,23 @@ impl Web {
         )
         .increment(1);
         response
+    }
+
+    /// RFC 8555 §8.3: `/.well-known/acme-challenge/TOKEN` answers the key
+    /// authorization of a pending challenge, as is (the path's case kept).
+    fn acme_challenge(&self, path: &str) -> Response<Bytes> {
+        let token = path.rsplit('/').next().unwrap_or_default();
+        match self.http01.get(token) {
+            Some(key_authorization) => {
+                let mut r = Response::new(Bytes::from(key_authorization));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                r
+            }
+            None => text(StatusCode::NOT_FOUND, "no such challenge\n"),
+        }
     }
 
     /// `/metrics`: the Prometheus text format, to `[http] metrics_allow` only.

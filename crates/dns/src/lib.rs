@@ -15,6 +15,7 @@
 //! - Answers are bounded ([`MAX_MX`], [`MAX_ADDRESSES`]), hardening.md C-OB9.
 
 pub mod dnssec;
+pub mod https;
 pub mod mta_sts;
 
 use std::net::{IpAddr, SocketAddr};

@@ -5,9 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
-use tokio::net::TcpStream;
-
 use crate::Resolver;
 
 /// RFC 8461 §3.3: "policy bodies larger than 64 KiB" are refused.
@@ -175,72 +172,25 @@ async fn fetch_unbounded(
     port: u16,
 ) -> Result<Policy, String> {
     let host = format!("mta-sts.{}", domain.trim_end_matches('.'));
-    let addresses = resolver.addresses(&host).await.map_err(|e| e.to_string())?;
-    let mut last = format!("{host}: no address");
-    for ip in addresses {
-        match get(&host, ip, port, tls.clone()).await {
-            Ok(body) => return parse(&body),
-            Err(e) => last = format!("{host} [{ip}]: {e}"),
-        }
-    }
-    Err(last)
-}
-
-async fn get(
-    host: &str,
-    ip: std::net::IpAddr,
-    port: u16,
-    tls: Arc<rustls::ClientConfig>,
-) -> Result<String, String> {
-    let tcp = TcpStream::connect((ip, port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let name =
-        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS: {e}"))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(conn);
-    let request = http::Request::get("/.well-known/mta-sts.txt")
-        .header(http::header::HOST, host)
-        .header(http::header::USER_AGENT, "Tern")
-        .body(Empty::<bytes::Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string());
-    let result = match response {
-        Ok(r) if r.status() != http::StatusCode::OK => {
-            // §3.3: no redirects followed, any other status is no policy.
-            Err(format!("HTTP status {}", r.status()))
-        }
-        Ok(r) => {
-            let media = r
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            if !media.starts_with("text/plain") {
-                Err(format!("Content-Type {media:?}, not text/plain"))
-            } else {
-                match Limited::new(r.into_body(), MAX_POLICY).collect().await {
-                    Ok(body) => String::from_utf8(body.to_bytes().to_vec())
-                        .map_err(|_| "the policy is not UTF-8".to_string()),
-                    Err(_) => Err(format!("a policy over {MAX_POLICY} octets")),
-                }
-            }
-        }
-        Err(e) => Err(e),
+    let ask = crate::https::Ask {
+        method: http::Method::GET,
+        path: "/.well-known/mta-sts.txt",
+        body: None,
+        max_answer: MAX_POLICY,
     };
-    driver.abort();
-    result
+    let answer = crate::https::request(resolver, &host, port, tls, &ask).await?;
+    // §3.3: no redirects followed, any other status is no policy.
+    if answer.status != http::StatusCode::OK {
+        return Err(format!("HTTP status {}", answer.status));
+    }
+    if !answer.content_type.starts_with("text/plain") {
+        return Err(format!(
+            "Content-Type {:?}, not text/plain",
+            answer.content_type
+        ));
+    }
+    let text = String::from_utf8(answer.body).map_err(|_| "the policy is not UTF-8".to_string())?;
+    parse(&text)
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! on failure, the RFC 8460 §4.3 result type); once per reporting interval,
 //! each domain whose `_smtp._tls` record asks for reports by mail gets one:
 //! the JSON gzipped in a multipart/report (§5.3), from our TLS report
-//! address, DKIM-signed, queued like any other mail. Reports to https
-//! endpoints (§3) are not sent (noted in the log).
+//! address, DKIM-signed, queued like any other mail; to https endpoints
+//! (§3) the gzipped JSON is POSTed (`application/tlsrpt+gzip`, §5.3.2)
+//! over TLS checked against the WebPKI.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,11 +100,10 @@ pub fn result(
     }
 }
 
-/// The mailto: destinations of a `_smtp._tls` record (§3), and whether it
-/// also named https ones.
-fn destinations(records: &[String]) -> (Vec<String>, bool) {
+/// The mailto: and https: destinations of a `_smtp._tls` record (§3).
+fn destinations(records: &[String]) -> (Vec<String>, Vec<String>) {
     let mut mail = Vec::new();
-    let mut https = false;
+    let mut https = Vec::new();
     for r in records
         .iter()
         .filter(|r| r.trim_start().starts_with("v=TLSRPTv1"))
@@ -115,7 +115,8 @@ fn destinations(records: &[String]) -> (Vec<String>, bool) {
             for uri in value.split(',').map(str::trim) {
                 match uri.strip_prefix("mailto:") {
                     Some(address) => mail.push(address.to_string()),
-                    None => https |= uri.starts_with("https:"),
+                    None if uri.starts_with("https:") => https.push(uri.to_string()),
+                    None => {}
                 }
             }
         }
@@ -175,7 +176,13 @@ pub struct TlsReporter {
     signer: Option<Arc<Signer>>,
     dns: dns::Resolver,
     cfg: ReporterConfig,
+    /// The TLS client for https destinations (WebPKI-verifying); None:
+    /// they are skipped.
+    https: Option<Arc<rustls::ClientConfig>>,
 }
+
+/// The most octets of an https destination's answer read.
+const MAX_HTTPS_ANSWER: usize = 16 << 10;
 
 impl TlsReporter {
     pub fn new(
@@ -191,7 +198,19 @@ impl TlsReporter {
             signer,
             dns,
             cfg,
+            https: None,
         }
+    }
+
+    /// Send to https destinations too, over TLS checked by `client`.
+    pub fn with_https(mut self, client: Arc<rustls::ClientConfig>) -> TlsReporter {
+        self.https = Some(client);
+        self
+    }
+
+    /// The end of the last whole period before `now` (what is due then).
+    pub fn due_until(&self, now: i64) -> i64 {
+        now - now.rem_euclid(self.cfg.interval.max(1))
     }
 
     /// Send the report of every domain with results before `until`; the
@@ -215,11 +234,11 @@ impl TlsReporter {
                 Err(_) => {}
                 Ok(records) => {
                     let (to, https) = destinations(&records);
-                    if https {
-                        tracing::info!(domain = %d.domain, "TLS reports: https destinations are not served");
-                    }
                     if !to.is_empty() {
                         self.send(d, &ours, until, &to).await?;
+                    }
+                    let posted = self.post(d, &ours, until, &https).await;
+                    if !to.is_empty() || posted {
                         sent.push(d.domain.clone());
                     }
                 }
@@ -261,6 +280,53 @@ impl TlsReporter {
         Ok(())
     }
 
+    /// §3, §5.3.2: POST the gzipped report to each https destination;
+    /// whether one took it (a 2xx). A failure is logged, not retried: the
+    /// next period's report follows.
+    async fn post(&self, d: &DomainTlsResults, ours: &str, until: i64, urls: &[String]) -> bool {
+        let Some(client) = &self.https else {
+            if !urls.is_empty() {
+                tracing::info!(domain = %d.domain, "TLS reports: no TLS client for https destinations");
+            }
+            return false;
+        };
+        if urls.is_empty() {
+            return false;
+        }
+        let begin = until - self.cfg.interval.max(1);
+        let json = report(d, ours, &self.cfg.hostname, begin, until).to_json();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let gzipped = std::io::Write::write_all(&mut gz, json.as_bytes())
+            .and_then(|()| gz.finish())
+            .unwrap_or_default();
+        let mut any = false;
+        for url in urls {
+            let Some((host, port, path)) = dns::https::parts(url) else {
+                tracing::info!(domain = %d.domain, %url, "TLS reports: not an https URL");
+                continue;
+            };
+            let ask = dns::https::Ask {
+                method: http::Method::POST,
+                path: &path,
+                body: Some(("application/tlsrpt+gzip", gzipped.clone())),
+                max_answer: MAX_HTTPS_ANSWER,
+            };
+            match dns::https::request(&self.dns, &host, port, client.clone(), &ask).await {
+                Ok(a) if a.status.is_success() => {
+                    tracing::info!(domain = %d.domain, %url, "TLS report posted");
+                    any = true;
+                }
+                Ok(a) => {
+                    tracing::warn!(domain = %d.domain, %url, status = %a.status, "TLS report refused")
+                }
+                Err(e) => {
+                    tracing::warn!(domain = %d.domain, %url, error = %e, "TLS report not posted")
+                }
+            }
+        }
+        any
+    }
+
     /// Run until `stop`: at each period's end, send what is due.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let this = &self;
@@ -284,7 +350,7 @@ mod tests {
             "v=spf1 -all".into(),
         ]);
         assert_eq!(mail, ["tls@a.test"]);
-        assert!(https);
+        assert_eq!(https, ["https://r.a.test/x"]);
     }
 
     #[test]

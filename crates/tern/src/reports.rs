@@ -32,7 +32,8 @@ pub async fn report(
     Ok(())
 }
 
-/// Send what is due now, one line per domain reported on.
+/// Send what is due now (DMARC aggregate and TLS reports), one line per
+/// domain reported on.
 async fn send(store: Arc<dyn Store>, config: &Config) -> Result<(), AdminError> {
     let fail = |e: serve::ServeError| AdminError(e.0);
     let mda = serve::mda(config, &store).await.map_err(fail)?;
@@ -54,6 +55,15 @@ async fn send(store: Arc<dyn Store>, config: &Config) -> Result<(), AdminError> 
             line.push_str(&format!("; not to {to}: {why}"));
         }
         println!("{line}");
+    }
+    // RFC 8460: the TLS reports of the period that ended, too.
+    let tls = serve::tls_reporter(config, &store, &mda, &resolver, &signer);
+    let domains = tls
+        .send_due(tls.due_until(message::date::unix_now()))
+        .await?;
+    match domains.is_empty() {
+        true => println!("no TLS reports due"),
+        false => println!("TLS reports sent about {}", domains.join(", ")),
     }
     Ok(())
 }

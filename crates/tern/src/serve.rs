@@ -253,16 +253,7 @@ pub async fn serve(
         config.history.keep.0,
     ));
     let reporter = reporter(&config, &store, &mda, &resolver, &signer, psl);
-    let tls_reporter = outbound::tls_reports::TlsReporter::new(
-        store.clone(),
-        mda.clone(),
-        signer.clone(),
-        resolver.clone(),
-        outbound::dmarc_reports::ReporterConfig {
-            hostname: config.hostname.clone(),
-            interval: config.reports.tls_rpt_interval.0.as_secs().max(1) as i64,
-        },
-    );
+    let tls_reporter = tls_reporter(&config, &store, &mda, &resolver, &signer);
     let outbound = outbound_config(&config, &resolver, spool)?;
     let runner = outbound::runner::Runner::new(store.clone(), mda, resolver, outbound, signer);
     let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -385,6 +376,34 @@ pub(crate) fn reporter(
             interval: config.reports.dmarc_interval.0.as_secs().max(1) as i64,
         },
     )
+}
+
+/// The TLS reports we send (RFC 8460): by mail, and to https destinations
+/// over WebPKI-checked TLS.
+pub(crate) fn tls_reporter(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    mda: &Arc<Mda>,
+    resolver: &dns::Resolver,
+    signer: &Option<Arc<policy::sign::Signer>>,
+) -> outbound::tls_reports::TlsReporter {
+    let reporter = outbound::tls_reports::TlsReporter::new(
+        store.clone(),
+        mda.clone(),
+        signer.clone(),
+        resolver.clone(),
+        outbound::dmarc_reports::ReporterConfig {
+            hostname: config.hostname.clone(),
+            interval: config.reports.tls_rpt_interval.0.as_secs().max(1) as i64,
+        },
+    );
+    match net::tls::verifying_client(config.outbound.ca_file.as_deref(), &[]) {
+        Ok(client) => reporter.with_https(client),
+        Err(e) => {
+            tracing::warn!(error = %e, "TLS reports to https destinations are not sent");
+            reporter
+        }
+    }
 }
 
 pub(crate) fn resolver(config: &Config) -> Result<dns::Resolver, ServeError> {

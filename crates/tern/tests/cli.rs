@@ -270,7 +270,7 @@ fn dns_records_and_queue() {
     e.fails(&["report", "show", "7"], "report 7 not found");
     assert_eq!(
         e.ok(&["report", "send"]),
-        "no DMARC aggregate reports due\n"
+        "no DMARC aggregate reports due\nno TLS reports due\n"
     );
 }
 

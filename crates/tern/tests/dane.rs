@@ -4,7 +4,8 @@
 //!
 //! - secure TLSA matching the MX's key: delivered, the attempt says DANE;
 //! - TLSA that match nothing: deferred (4.7.5), never plaintext, and the
-//!   failure counted for the TLS report (tlsa-invalid);
+//!   failure in the TLS report (tlsa-invalid) POSTed to c.test's https
+//!   report endpoint (RFC 8460 §3);
 //! - the MX without STARTTLS (stripped): deferred;
 //! - a forged (bogus) TLSA answer: deferred;
 //! - an unsigned zone: its TLSA mean nothing, opportunistic TLS delivers.
@@ -76,11 +77,25 @@ fn dane_is_enforced_where_dnssec_proves_it() {
     destination(&net, "e.test", 33, &hash);
     net.dns.bogus(&format!("_{}._tcp.mx.e.test", mx_port()));
     destination(&net, "plain.test", 34, &[0u8; 32]);
+    // c.test takes TLS reports over https.
+    let rpt_dir = dir.path().join("rpt");
+    std::fs::create_dir(&rpt_dir).unwrap();
+    let (rpt_cert, rpt_key) = common::certificate(&rpt_dir, &["rpt.c.test"]);
+    let port = common::https_port();
+    net.dns.a("rpt.c.test", net.ip(40)).txt(
+        "_smtp._tls.c.test",
+        &format!("v=TLSRPTv1; rua=https://rpt.c.test:{port}/tlsrpt"),
+    );
+    let reports = HttpsSink::start(&net.ip(40).to_string(), port, &rpt_cert, &rpt_key);
     let a = net.tern(
         10,
         "a.test",
         &[],
-        &format!("[dns]\ntrust_anchor = \"{}\"\n", anchor.display()),
+        &format!(
+            "[dns]\ntrust_anchor = \"{}\"\n[outbound]\nca_file = \"{rpt_cert}\"\n\
+             [reports]\ntls_rpt_interval = \"2s\"\n",
+            anchor.display()
+        ),
     );
     let tls = ["--tls", cert.as_str(), key.as_str()];
 
@@ -107,6 +122,27 @@ fn dane_is_enforced_where_dnssec_proves_it() {
         "{tried:?}"
     );
     assert!(c.messages().is_empty(), "delivered despite DANE");
+    // The TLS report about c.test, POSTed gzipped: the TLSA policy and why.
+    net.wait(30, "a TLS report POSTed for c.test", &[&a], || {
+        reports
+            .posted()
+            .iter()
+            .any(|(_, json)| json.contains("\"c.test\""))
+    });
+    let (meta, json) = reports
+        .posted()
+        .into_iter()
+        .find(|(_, json)| json.contains("\"c.test\""))
+        .unwrap();
+    assert!(
+        meta.contains("application/tlsrpt+gzip") && meta.contains("/tlsrpt"),
+        "{meta}"
+    );
+    assert!(
+        json.contains("\"policy-type\":\"tlsa\"")
+            && json.contains("\"result-type\":\"tlsa-invalid\""),
+        "{json}"
+    );
 
     // STARTTLS stripped (the MX offers none): deferred, nothing in plaintext.
     let d = Sink::start(net.ip(32), mx_port(), &[]);
@@ -235,4 +271,57 @@ fn requiretls_goes_only_where_tls_is_authenticated() {
 
 fn send_raw(a: &TernServer, message: &str, to: &str) {
     assert_eq!(submit(a, "alice@a.test", "alice-pw", &[to], message), "{}");
+}
+
+/// An HTTPS server that keeps what is POSTed (tests/clients/https_sink.py).
+struct HttpsSink {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl HttpsSink {
+    fn start(ip: &str, port: u16, cert: &str, key: &str) -> HttpsSink {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("python3")
+            .arg(common::repo("tests/clients/https_sink.py"))
+            .args([ip, &port.to_string(), cert, key])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "https_sink.py did not start");
+        HttpsSink { child, dir }
+    }
+
+    /// (Content-Type and path as JSON, the body gunzipped) of each POST.
+    fn posted(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let base = self.dir.path().join(n.to_string());
+            let Ok(meta) = std::fs::read_to_string(base.with_extension("json")) else {
+                break;
+            };
+            let unzipped = std::process::Command::new("gzip")
+                .args(["-dc"])
+                .arg(base.with_extension("body"))
+                .output()
+                .unwrap();
+            out.push((meta, String::from_utf8_lossy(&unzipped.stdout).into_owned()));
+        }
+        out
+    }
+}
+
+impl Drop for HttpsSink {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
 }

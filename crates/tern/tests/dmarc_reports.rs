@@ -79,7 +79,7 @@ fn a_reporting_period_is_reported_and_read_back() {
     assert!(sent.starts_with("a.test: 3 messages; sent to dmarc-reports@a.test, agg@r.test; not to agg@s.test: external destination not authorized (a.test._report._dmarc.s.test)"), "{sent}");
     assert_eq!(
         c.admin_ok(&["report", "send"]).trim(),
-        "no DMARC aggregate reports due",
+        "no DMARC aggregate reports due\nno TLS reports due",
         "reported once"
     );
 

@@ -143,7 +143,12 @@ struct Cached {
     id: String,
     policy: Arc<Policy>,
     until: Instant,
+    /// When it is fetched again in the background: half its max_age on.
+    refresh_at: Instant,
 }
+
+/// The longest the refresh loop sleeps between looks at the cache.
+const REFRESH_LOOK: Duration = Duration::from_secs(3600);
 
 /// Finds, fetches and caches other domains' MTA-STS policies.
 pub struct MtaSts {
@@ -153,6 +158,8 @@ pub struct MtaSts {
     pub verifying: Arc<rustls::ClientConfig>,
     port: u16,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Wakes the refresh loop when a policy is cached.
+    cached_one: tokio::sync::Notify,
 }
 
 impl MtaSts {
@@ -162,6 +169,7 @@ impl MtaSts {
             verifying,
             port,
             cache: Mutex::new(HashMap::new()),
+            cached_one: tokio::sync::Notify::new(),
         }
     }
 
@@ -220,14 +228,91 @@ impl MtaSts {
     }
 
     fn keep(&self, domain: &str, id: String, policy: Arc<Policy>) {
-        let until = Instant::now() + Duration::from_secs(policy.max_age);
+        let now = Instant::now();
+        let max_age = Duration::from_secs(policy.max_age);
+        let (until, refresh_at) = (now + max_age, now + max_age / 2);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded: a flood of distinct domains does not grow it forever.
         if cache.len() >= 10_000 {
-            let now = Instant::now();
             cache.retain(|_, c| c.until > now);
         }
-        cache.insert(domain.to_string(), Cached { id, policy, until });
+        let cached = Cached {
+            id,
+            policy,
+            until,
+            refresh_at,
+        };
+        cache.insert(domain.to_string(), cached);
+        drop(cache);
+        self.cached_one.notify_one();
+    }
+
+    /// RFC 8461 §5.1 (and §10.2: an attacker who blocks the fetch when a
+    /// policy expires must not win): every cached policy is fetched again
+    /// once half its max_age has passed, so that one in use never lapses
+    /// while its domain keeps publishing it. A failed fetch leaves the
+    /// cached policy as it is, tried again at the next look.
+    pub async fn refresh_loop(self: Arc<Self>) {
+        loop {
+            let now = Instant::now();
+            let due: Vec<String> = {
+                let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                cache
+                    .iter()
+                    .filter(|(_, c)| c.refresh_at <= now && c.until > now)
+                    .map(|(d, _)| d.clone())
+                    .collect()
+            };
+            for domain in due {
+                self.refresh(&domain).await;
+            }
+            let next = {
+                let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                cache
+                    .values()
+                    .filter(|c| c.until > Instant::now())
+                    .map(|c| c.refresh_at.saturating_duration_since(Instant::now()))
+                    .min()
+                    .unwrap_or(REFRESH_LOOK)
+            };
+            let wait = next.clamp(Duration::from_secs(1), REFRESH_LOOK);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.cached_one.notified() => {}
+            }
+        }
+    }
+
+    /// Fetch one domain's policy again; on failure, look again a tenth of
+    /// its remaining life later.
+    async fn refresh(&self, domain: &str) {
+        let id = match self.resolver.txt(&format!("_mta-sts.{domain}")).await {
+            Ok(records) => dns::mta_sts::record_id(&records).ok(),
+            Err(_) => None,
+        };
+        let fetched = match id {
+            Some(id) => {
+                let tls = self.verifying.clone();
+                dns::mta_sts::fetch(&self.resolver, domain, tls, self.port)
+                    .await
+                    .map(|p| (id, p))
+            }
+            None => Err("no _mta-sts record".into()),
+        };
+        match fetched {
+            Ok((id, policy)) => {
+                tracing::debug!(%domain, "MTA-STS: policy refreshed");
+                self.keep(domain, id, Arc::new(policy));
+            }
+            Err(e) => {
+                tracing::info!(%domain, error = %e, "MTA-STS: refresh failed; the cached policy stands");
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(c) = cache.get_mut(domain) {
+                    let left = c.until.saturating_duration_since(Instant::now());
+                    c.refresh_at = Instant::now() + (left / 10).max(Duration::from_secs(1));
+                }
+            }
+        }
     }
 }
 

@@ -538,11 +538,15 @@ fn mta_sts(config: &Config, resolver: &dns::Resolver) -> Option<Arc<outbound::tl
         return None;
     }
     match net::tls::verifying_client(o.ca_file.as_deref(), &[]) {
-        Ok(verifying) => Some(Arc::new(outbound::tls_policy::MtaSts::new(
-            resolver.clone(),
-            verifying,
-            o.mta_sts_port,
-        ))),
+        Ok(verifying) => {
+            let m = Arc::new(outbound::tls_policy::MtaSts::new(
+                resolver.clone(),
+                verifying,
+                o.mta_sts_port,
+            ));
+            tokio::spawn(m.clone().refresh_loop());
+            Some(m)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "MTA-STS policies of other domains are not enforced");
             None

@@ -178,3 +178,54 @@ fn tls_reports_go_to_the_domains_that_ask() {
     );
     assert!(shown.contains("to mx.c.test"), "{shown}");
 }
+
+/// RFC 8461 §5.1: a cached policy is fetched again in the background once
+/// half its max_age has passed (here 4 s, so every 2 s), with no mail
+/// being sent, so that a policy in use never lapses.
+#[test]
+fn a_cached_policy_is_refreshed_before_it_expires() {
+    let net = MailNet::new(170);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::certificate(dir.path(), &["mx.b.test", "mta-sts.b.test"]);
+    let port = common::https_port();
+    let b_ip = net.ip(20);
+    let b = net.tern(
+        20,
+        "b.test",
+        &[("carol@b.test", "carol-pw")],
+        &format!(
+            "[listeners]\nhttps = \"{b_ip}:{port}\"\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\
+             [mta_sts]\nmode = \"testing\"\nmax_age = \"4s\"\n"
+        ),
+    );
+    net.dns.a("mta-sts.b.test", b_ip);
+    let records = b.admin_ok(&["dns", "records", "b.test"]);
+    let txt = records
+        .lines()
+        .find(|l| l.starts_with("_mta-sts.b.test."))
+        .and_then(|l| l.split('"').nth(1))
+        .unwrap()
+        .to_string();
+    net.dns.txt("_mta-sts.b.test", &txt);
+    let a = net.tern(
+        10,
+        "a.test",
+        &[],
+        &format!("[outbound]\nca_file = \"{cert}\"\nmta_sts_port = {port}\n"),
+    );
+    let fetches = || {
+        b.log()
+            .lines()
+            .filter(|l| l.contains("proto=\"https\"") && l.ends_with("connected"))
+            .count()
+    };
+    send(&a, "carol@b.test", "fetches-the-policy");
+    net.wait(30, "the message at b", &[&a, &b], || {
+        !net.inbox(&b, "carol@b.test").is_empty()
+    });
+    let first = fetches();
+    assert!(first >= 1, "the policy was fetched for the delivery");
+    net.wait(15, "two background refreshes", &[&a, &b], || {
+        fetches() >= first + 2
+    });
+}

@@ -8,15 +8,20 @@
 //! exist or has no records is an error as on the plain path; for DANE the
 //! absence of TLSA records means "no DANE" whether proved or not.
 //!
-//! The trust anchor is `[dns] trust_anchor` (DNSKEY records in zone-file
-//! form, the root's or any zone's), or the IANA root keys in hickory.
+//! The trust anchor is `[dns] trust_anchor` (DNSKEY or DS records in
+//! zone-file form, the root's or any zone's), or the IANA root keys in
+//! hickory. A DS anchor's key is looked up, and checked against the
+//! digest, when the validating resolver is first needed.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use hickory_resolver::TokioResolver;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
-use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DS};
+use hickory_resolver::proto::dnssec::{Algorithm, DigestType, Proof, TrustAnchors};
 use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::Name;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use crate::{DnsError, MAX_ADDRESSES, MxPlan, Resolver, name_text, wire_name};
@@ -37,24 +42,130 @@ pub struct Tlsa {
     pub data: Vec<u8>,
 }
 
-/// The trust anchors from `[dns] trust_anchor`'s text, or the IANA root's.
-pub(crate) fn trust_anchors(text: Option<&str>) -> Result<Arc<TrustAnchors>, DnsError> {
-    let Some(text) = text else {
-        return Ok(Arc::new(TrustAnchors::default()));
-    };
-    let anchors: TrustAnchors = text.parse().map_err(|e| {
-        DnsError::Temporary(
-            "trust anchor".into(),
-            format!("not DNSKEY records in zone-file form: {e}"),
-        )
-    })?;
-    if anchors.is_empty() && !text.lines().any(|l| l.contains("DNSKEY")) {
-        return Err(DnsError::Temporary(
-            "trust anchor".into(),
-            "no DNSKEY record in it".into(),
-        ));
+/// The validating resolver, built on first use: a DS trust anchor needs
+/// the DNSKEY it names looked up first (RFC 4035 §4.4).
+pub(crate) struct Validating {
+    config: crate::DnsConfig,
+    timeout: std::time::Duration,
+    keys: TrustAnchors,
+    /// DS anchors: (owner, record), matched against the owner's DNSKEYs.
+    ds: Vec<(Name, DS)>,
+    built: tokio::sync::Mutex<Option<TokioResolver>>,
+}
+
+impl Validating {
+    /// The trust anchor is read now (a bad one stops the start).
+    pub(crate) fn new(
+        config: &crate::DnsConfig,
+        timeout: std::time::Duration,
+    ) -> Result<Validating, DnsError> {
+        let (keys, ds) = trust_anchors(config.trust_anchor.as_deref())?;
+        Ok(Validating {
+            config: config.clone(),
+            timeout,
+            keys,
+            ds,
+            built: tokio::sync::Mutex::new(None),
+        })
     }
-    Ok(Arc::new(anchors))
+
+    /// The resolver, building it the first time (`plain` finds the DNSKEYs
+    /// that DS anchors name; until one matches, there is none).
+    async fn resolver(&self, plain: &TokioResolver) -> Result<TokioResolver, DnsError> {
+        let mut built = self.built.lock().await;
+        if let Some(r) = built.as_ref() {
+            return Ok(r.clone());
+        }
+        let mut keys = self.keys.clone();
+        for (owner, ds) in &self.ds {
+            let found = plain
+                .lookup(owner.clone(), RecordType::DNSKEY)
+                .await
+                .map_err(|e| DnsError::Temporary(owner.to_string(), e.to_string()))?;
+            let mut matched = false;
+            for record in found.answers() {
+                if let RData::DNSSEC(DNSSECRData::DNSKEY(key)) = &record.data
+                    && ds.covers(owner, key).unwrap_or(false)
+                {
+                    keys.insert_with_name(key.public_key(), owner.into());
+                    matched = true;
+                }
+            }
+            if !matched {
+                return Err(DnsError::Temporary(
+                    "trust anchor".into(),
+                    format!("no DNSKEY of {owner} matches its DS record"),
+                ));
+            }
+        }
+        let resolver = crate::builder(&self.config, self.timeout)?
+            .with_trust_anchor(Arc::new(keys))
+            .build()
+            .map_err(|e| DnsError::Temporary("resolver".into(), e.to_string()))?;
+        *built = Some(resolver.clone());
+        Ok(resolver)
+    }
+}
+
+/// The trust anchors of `[dns] trust_anchor`'s text (DNSKEY and DS
+/// records in zone-file form), or the IANA root keys.
+fn trust_anchors(text: Option<&str>) -> Result<(TrustAnchors, Vec<(Name, DS)>), DnsError> {
+    let bad = |why: String| DnsError::Temporary("trust anchor".into(), why);
+    let Some(text) = text else {
+        return Ok((TrustAnchors::default(), Vec::new()));
+    };
+    let mut ds = Vec::new();
+    let mut dnskeys = String::new();
+    for line in text.lines() {
+        let content = line.split(';').next().unwrap_or_default();
+        let words: Vec<&str> = content.split_whitespace().collect();
+        match words.iter().position(|w| w.eq_ignore_ascii_case("DS")) {
+            Some(i) => ds
+                .push(ds_record(&words, i).ok_or_else(|| bad(format!("not a DS record: {line}")))?),
+            None if words.iter().any(|w| w.eq_ignore_ascii_case("DNSKEY")) => {
+                dnskeys.push_str(line);
+                dnskeys.push('\n');
+            }
+            None if words.is_empty() => {}
+            None => return Err(bad(format!("neither DNSKEY nor DS: {line}"))),
+        }
+    }
+    let keys: TrustAnchors = match dnskeys.is_empty() {
+        true => TrustAnchors::empty(),
+        false => dnskeys
+            .parse()
+            .map_err(|e| bad(format!("DNSKEY records: {e}")))?,
+    };
+    if dnskeys.is_empty() && ds.is_empty() {
+        return Err(bad("no DNSKEY or DS record in it".into()));
+    }
+    Ok((keys, ds))
+}
+
+/// `owner [ttl] [class] DS key-tag algorithm digest-type digest` (RFC 4034
+/// §5.3; the digest may be split by spaces).
+fn ds_record(words: &[&str], at: usize) -> Option<(Name, DS)> {
+    let owner = Name::from_ascii(words.first()?).ok()?;
+    let tag: u16 = words.get(at + 1)?.parse().ok()?;
+    let algorithm: u8 = words.get(at + 2)?.parse().ok()?;
+    let digest_type: u8 = words.get(at + 3)?.parse().ok()?;
+    let hex: String = words.get(at + 4..)?.concat();
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let digest: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    Some((
+        owner,
+        DS::new(
+            tag,
+            Algorithm::from_u8(algorithm),
+            DigestType::from(digest_type),
+            digest?,
+        ),
+    ))
 }
 
 impl Resolver {
@@ -102,12 +213,13 @@ impl Resolver {
         name: &str,
         kind: RecordType,
     ) -> Result<Validated<Vec<RData>>, DnsError> {
-        let Some(resolver) = &self.validating else {
+        let Some(validating) = &self.validating else {
             return Err(DnsError::Temporary(
                 name.into(),
                 "DNSSEC validation is off".into(),
             ));
         };
+        let resolver = validating.resolver(&self.inner).await?;
         let query = wire_name(name).ok_or_else(|| DnsError::NoSuchDomain(name.into()))?;
         let started = std::time::Instant::now();
         let result = resolver.lookup(query, kind).await;

@@ -78,8 +78,9 @@ pub struct DnsConfig {
     pub timeout: Option<Duration>,
     /// DNSSEC validation for the lookups DANE needs (`[dns] dnssec`).
     pub dnssec: bool,
-    /// The trust anchor (DNSKEY records in zone-file form); None: the IANA
-    /// root keys shipped in hickory (KSK-2017 and KSK-2024).
+    /// The trust anchor: DNSKEY or DS records in zone-file form (a DS names
+    /// the key by its digest: RFC 4034 §5); None: the IANA root keys
+    /// shipped in hickory (KSK-2017 and KSK-2024).
     pub trust_anchor: Option<String>,
 }
 
@@ -97,7 +98,7 @@ pub enum MxPlan {
 pub struct Resolver {
     inner: TokioResolver,
     /// The validating path (DNSSEC on): DO bit set, every answer checked.
-    validating: Option<TokioResolver>,
+    validating: Option<std::sync::Arc<dnssec::Validating>>,
     /// Whether the servers give signed answers (see [`Resolver::dnssec_ready`]).
     probe: std::sync::Arc<std::sync::Mutex<Option<(bool, std::time::Instant)>>>,
     /// The configured servers (empty: the system's), for [`Resolver::ptr`].
@@ -179,11 +180,9 @@ impl Resolver {
         let err = |e: NetError| DnsError::Temporary("resolver".into(), e.to_string());
         let timeout = config.timeout.unwrap_or(ATTEMPT_TIMEOUT);
         let validating = match config.dnssec {
-            true => {
-                let anchors = dnssec::trust_anchors(config.trust_anchor.as_deref())?;
-                let builder = builder(config, timeout)?.with_trust_anchor(anchors);
-                Some(builder.build().map_err(err)?)
-            }
+            true => Some(std::sync::Arc::new(dnssec::Validating::new(
+                config, timeout,
+            )?)),
             false => None,
         };
         Ok(Resolver {

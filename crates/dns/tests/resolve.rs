@@ -132,6 +132,36 @@ async fn dnssec_secure_insecure_bogus() {
     );
     let outcome = r.secure_mx("signed.test").await;
     assert!(!matches!(outcome, Ok(ref v) if v.secure), "{outcome:?}");
+    // The root's key named by its DS record, as IANA publishes it.
+    let r = Resolver::new(&DnsConfig {
+        nameservers: vec![z.addr()],
+        timeout: Some(std::time::Duration::from_secs(2)),
+        dnssec: true,
+        trust_anchor: Some(format!("; the root\n{}", z.ds_anchor())),
+    })
+    .unwrap();
+    assert!(r.dnssec_ready().await);
+    assert!(r.secure_mx("signed.test").await.unwrap().secure);
+    // A DS that matches no key: nothing is validated.
+    let wrong = TestDns::start().await;
+    wrong.dnssec();
+    let r = Resolver::new(&DnsConfig {
+        nameservers: vec![z.addr()],
+        timeout: Some(std::time::Duration::from_secs(2)),
+        dnssec: true,
+        trust_anchor: Some(wrong.ds_anchor()),
+    })
+    .unwrap();
+    assert!(!r.dnssec_ready().await);
+    // Not a trust anchor at all: refused at start.
+    let refused = Resolver::new(&DnsConfig {
+        nameservers: vec![z.addr()],
+        dnssec: true,
+        trust_anchor: Some("example.org. IN A 192.0.2.1".into()),
+        ..Default::default()
+    });
+    assert!(refused.is_err());
+
     // A server without DNSSEC: validation is not ready (DANE stays off).
     let unsigned = TestDns::start().await;
     unsigned.mx("signed.test", 10, "mx.signed.test");

@@ -252,6 +252,13 @@ impl TestDns {
             .trust_anchor()
     }
 
+    /// The root's key as a DS line (what IANA publishes), for
+    /// `[dns] trust_anchor`; `dnssec()` must have been called.
+    pub fn ds_anchor(&self) -> String {
+        let z = self.zone.lock().unwrap();
+        z.dnssec.as_ref().expect("call dnssec() first").ds_anchor()
+    }
+
     /// A zone delegated from the (signed) root, with its own key and a DS
     /// in the root (a secure delegation, RFC 4035 §5.2).
     pub fn signed_zone(&self, apex: &str) -> &Self {
@@ -302,7 +309,9 @@ fn answer(zone: &Mutex<Zone>, query: &[u8]) -> Option<Vec<u8>> {
     let kind = question.query_type();
     r.add_query(question.clone());
     let z = zone.lock().ok()?;
-    let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    // DNSKEYs are asked for without DO too (a DS trust anchor's key).
+    let dnssec_ok =
+        q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok) || kind == RecordType::DNSKEY;
     if let (true, Some(dnssec)) = (dnssec_ok, &z.dnssec)
         && !z
             .servfail

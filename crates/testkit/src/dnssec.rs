@@ -74,6 +74,17 @@ impl Dnssec {
         format!("{record}\n")
     }
 
+    /// The root's key as a DS line (RFC 4034 §5.3, SHA-256): the form IANA
+    /// publishes the root trust anchor in.
+    pub(crate) fn ds_anchor(&self) -> String {
+        let record = Record::from_rdata(
+            Name::root(),
+            3600,
+            RData::DNSSEC(DNSSECRData::DS(ds_of(&Name::root(), &self.root.dnskey))),
+        );
+        format!("{record}\n")
+    }
+
     pub(crate) fn delegate(&mut self, apex: Name, signed: bool) {
         let key = signed.then(|| ZoneKey::generate(&apex));
         self.zones.insert(apex, key);
@@ -194,16 +205,7 @@ impl Dnssec {
                 types.clear();
                 types.insert(RecordType::NS, vec![ns(child)]);
                 if let Some(k) = child_key {
-                    let ds = DS::new(
-                        k.dnskey.calculate_key_tag().expect("key tag"),
-                        k.dnskey.algorithm(),
-                        DigestType::SHA256,
-                        k.dnskey
-                            .to_digest(child, DigestType::SHA256)
-                            .expect("digest")
-                            .as_ref()
-                            .to_vec(),
-                    );
+                    let ds = ds_of(child, &k.dnskey);
                     types.insert(RecordType::DS, vec![RData::DNSSEC(DNSSECRData::DS(ds))]);
                 }
             }
@@ -275,6 +277,19 @@ fn predecessor(zone: &BTreeMap<Name, BTreeMap<RecordType, Vec<RData>>>, name: &N
         .or_else(|| zone.iter().next_back())
         .map(|(n, _)| n.clone())
         .expect("a zone has its apex")
+}
+
+/// The DS record of a zone's key (SHA-256).
+fn ds_of(apex: &Name, key: &DNSKEY) -> DS {
+    DS::new(
+        key.calculate_key_tag().expect("key tag"),
+        key.algorithm(),
+        DigestType::SHA256,
+        key.to_digest(apex, DigestType::SHA256)
+            .expect("digest")
+            .as_ref()
+            .to_vec(),
+    )
 }
 
 fn soa(apex: &Name) -> RData {

@@ -235,7 +235,7 @@ fn requiretls_goes_only_where_tls_is_authenticated() {
     );
     net.wait_for(&b, "carol@b.test", |m| m.contains("rt-dane"));
     let tried = attempts(&net, &a, "rt-dane", 1);
-    assert!(tried[0].contains("(dane)"), "{tried:?}");
+    assert!(tried[0].contains("(dane, REQUIRETLS)"), "{tried:?}");
 
     // No DANE (unsigned zone), no MTA-STS: returned, 5.7.30, header only.
     let tls = ["--tls", cert.as_str(), key.as_str()];

@@ -181,7 +181,9 @@ fn tls_reports_go_to_the_domains_that_ask() {
 
 /// RFC 8461 §5.1: a cached policy is fetched again in the background once
 /// half its max_age has passed (here 4 s, so every 2 s), with no mail
-/// being sent, so that a policy in use never lapses.
+/// being sent, so that a policy in use never lapses. And testing mode
+/// (§5): d.test shares the policy, its MX offers no STARTTLS; the mail is
+/// delivered all the same, and the failure reported (RFC 8460).
 #[test]
 fn a_cached_policy_is_refreshed_before_it_expires() {
     let net = MailNet::new(170);
@@ -211,7 +213,10 @@ fn a_cached_policy_is_refreshed_before_it_expires() {
         10,
         "a.test",
         &[],
-        &format!("[outbound]\nca_file = \"{cert}\"\nmta_sts_port = {port}\n"),
+        &format!(
+            "[outbound]\nca_file = \"{cert}\"\nmta_sts_port = {port}\n\
+             [reports]\ntls_rpt_interval = \"2s\"\n"
+        ),
     );
     let fetches = || {
         b.log()
@@ -227,5 +232,29 @@ fn a_cached_policy_is_refreshed_before_it_expires() {
     assert!(first >= 1, "the policy was fetched for the delivery");
     net.wait(15, "two background refreshes", &[&a, &b], || {
         fetches() >= first + 2
+    });
+
+    // Testing mode: an MX without STARTTLS still gets the mail; the
+    // failure goes into d.test's TLS report, read at b.
+    b.admin_ok(&["domain", "add", "d.test"]);
+    let mx_ip = net.ip(30);
+    net.dns
+        .mx("d.test", 10, "mx.d.test")
+        .a("mx.d.test", mx_ip)
+        .a("mta-sts.d.test", b_ip)
+        .txt("_mta-sts.d.test", &txt)
+        .txt(
+            "_smtp._tls.d.test",
+            "v=TLSRPTv1; rua=mailto:tls-reports@b.test",
+        );
+    let sink = Sink::start(mx_ip, mx_port(), &[]);
+    send(&a, "dave@d.test", "testing-mode");
+    net.wait(30, "the message at d's MX", &[&a], || {
+        sink.messages().len() == 1
+    });
+    net.wait(30, "the TLS report about d.test at b", &[&a, &b], || {
+        b.admin_ok(&["report", "list"])
+            .lines()
+            .any(|l| l.contains("\ttls\td.test\t") && l.contains("1 failed"))
     });
 }

@@ -387,7 +387,11 @@ impl Runner {
             match Session::open(host, ip, port, client, TlsUse::Verified(verifying)).await {
                 Ok(mut s) => {
                     report(None);
-                    s.tls = s.tls.map(|t| format!("{t} ({})", policy.label()));
+                    let required = match route.asked {
+                        MessageTls::Required => ", REQUIRETLS",
+                        _ => "",
+                    };
+                    s.tls = s.tls.map(|t| format!("{t} ({}{required})", policy.label()));
                     return Ok(s);
                 }
                 Err(e @ (ClientError::Tls(_) | ClientError::TlsRequired(_))) => {

@@ -20,7 +20,6 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DS};
 use hickory_resolver::proto::dnssec::{Algorithm, DigestType, Proof, TrustAnchors};
-use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::Name;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
@@ -260,15 +259,7 @@ impl Resolver {
                 name.into(),
                 "no chain of valid signatures".into(),
             )),
-            Err(NetError::Dns(HickoryDnsError::NoRecordsFound(nr)))
-                if nr.response_code == ResponseCode::NXDomain =>
-            {
-                Err(DnsError::NoSuchDomain(name.into()))
-            }
-            Err(NetError::Dns(HickoryDnsError::NoRecordsFound(_))) => {
-                Err(DnsError::NoRecords(name.into()))
-            }
-            Err(e) => Err(DnsError::Temporary(name.into(), e.to_string())),
+            Err(e) => Err(crate::lookup_error(name, e)),
         };
         if let Err(e @ DnsError::Bogus(..)) = &outcome {
             metrics::counter!("tern_dns_bogus_total", "type" => kind.to_string()).increment(1);

@@ -221,15 +221,7 @@ impl Resolver {
                 .filter(|r| r.record_type() == kind)
                 .map(|r| r.data.clone())
                 .collect()),
-            Err(NetError::Dns(HickoryDnsError::NoRecordsFound(nr)))
-                if nr.response_code == ResponseCode::NXDomain =>
-            {
-                Err(DnsError::NoSuchDomain(name.into()))
-            }
-            Err(NetError::Dns(HickoryDnsError::NoRecordsFound(_))) => {
-                Err(DnsError::NoRecords(name.into()))
-            }
-            Err(e) => Err(DnsError::Temporary(name.into(), e.to_string())),
+            Err(e) => Err(lookup_error(name, e)),
         }
     }
 
@@ -437,6 +429,20 @@ pub(crate) fn plan_for(
         Ok(records) => Ok(plan(records)),
         Err(DnsError::NoRecords(_)) => Ok(MxPlan::Hosts(vec![domain.to_string()])),
         Err(e) => Err(e),
+    }
+}
+
+/// What a failed lookup means for mail: no such name, no records of the
+/// type, or try again later.
+fn lookup_error(name: &str, e: NetError) -> DnsError {
+    match e {
+        NetError::Dns(HickoryDnsError::NoRecordsFound(nr))
+            if nr.response_code == ResponseCode::NXDomain =>
+        {
+            DnsError::NoSuchDomain(name.into())
+        }
+        NetError::Dns(HickoryDnsError::NoRecordsFound(_)) => DnsError::NoRecords(name.into()),
+        e => DnsError::Temporary(name.into(), e.to_string()),
     }
 }
 

@@ -30,20 +30,9 @@ impl Pebble {
         (http_port, tls_port): (u16, u16),
         dns: SocketAddr,
     ) -> Pebble {
-        let (cert, key) = (dir.join("pebble.pem"), dir.join("pebble.key"));
-        let out = std::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-            .args(["-subj", "/CN=pebble"])
-            .args(["-addext", &format!("subjectAltName=IP:{ip}")])
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", common::text(&out.stderr));
+        let own = dir.join("pebble");
+        std::fs::create_dir(&own).unwrap();
+        let (cert, key) = common::certificate(&own, &[&ip.to_string()]);
         let config = serde_json::json!({"pebble": {
             "listenAddress": format!("{ip}:14000"),
             "managementListenAddress": format!("{ip}:15000"),
@@ -76,7 +65,7 @@ impl Pebble {
         std::thread::spawn(move || for _ in lines {});
         Pebble {
             child,
-            ca_file: cert.display().to_string(),
+            ca_file: cert,
             url: format!("https://{ip}:14000/dir"),
         }
     }

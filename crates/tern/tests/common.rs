@@ -92,11 +92,17 @@ pub fn https_port() -> u16 {
     if mx_port() == 25 { 443 } else { 8443 }
 }
 
-/// A certificate and key made by openssl for these names, in `dir`:
-/// (cert.pem, key.pem).
+/// A certificate and key made by openssl for these names (host names or IP
+/// addresses), in `dir`: (cert.pem, key.pem).
 pub fn certificate(dir: &std::path::Path, names: &[&str]) -> (String, String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+    let san: Vec<String> = names
+        .iter()
+        .map(|n| match n.parse::<std::net::IpAddr>() {
+            Ok(_) => format!("IP:{n}"),
+            Err(_) => format!("DNS:{n}"),
+        })
+        .collect();
     let out = std::process::Command::new("openssl")
         .args([
             "req",
@@ -622,4 +628,42 @@ pub fn raw_client(
     let mut greeting = String::new();
     r.read_line(&mut greeting).unwrap();
     (w, r)
+}
+
+/// alice@a.test sends `to` a message whose Message-ID is `<SUBJECT@a.test>`.
+pub fn send_from_alice(a: &TernServer, to: &str, subject: &str) {
+    let message = format!(
+        "From: <alice@a.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@a.test>\r\n\r\nHello.\r\n"
+    );
+    assert_eq!(submit(a, "alice@a.test", "alice-pw", &[to], &message), "{}");
+}
+
+/// The details of the delivery attempts of alice's message `subject`
+/// (see [`send_from_alice`]), once `n` exist.
+pub fn attempts(net: &MailNet, a: &TernServer, subject: &str, n: usize) -> Vec<String> {
+    let id = format!("<{subject}@a.test>");
+    net.wait(30, &format!("{n} attempt(s) for {subject}"), &[a], || {
+        history(a, &id)
+            .iter()
+            .filter(|e| e["event"] == "attempt")
+            .count()
+            >= n
+    });
+    history(a, &id)
+        .iter()
+        .filter(|e| e["event"] == "attempt")
+        .map(|e| e["detail"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The `_mta-sts` TXT record `tern dns records DOMAIN` prints on `server`.
+pub fn mta_sts_record(server: &TernServer, domain: &str) -> String {
+    let records = server.admin_ok(&["dns", "records", domain]);
+    records
+        .lines()
+        .find(|l| l.starts_with(&format!("_mta-sts.{domain}.")))
+        .and_then(|l| l.split('"').nth(1))
+        .unwrap_or_else(|| panic!("no _mta-sts line in:\n{records}"))
+        .to_string()
 }

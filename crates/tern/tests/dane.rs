@@ -18,33 +18,7 @@
 
 mod common;
 
-use common::{MailNet, Sink, history, mx_port, submit, submit_with};
-use testkit::TernServer;
-
-fn send(a: &TernServer, to: &str, subject: &str) {
-    let message = format!(
-        "From: <alice@a.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
-         Message-ID: <{subject}@a.test>\r\n\r\nHello.\r\n"
-    );
-    assert_eq!(submit(a, "alice@a.test", "alice-pw", &[to], &message), "{}");
-}
-
-/// The details of the attempts for the message `subject`, once `n` exist.
-fn attempts(net: &MailNet, a: &TernServer, subject: &str, n: usize) -> Vec<String> {
-    let id = format!("<{subject}@a.test>");
-    net.wait(30, &format!("{n} attempt(s) for {subject}"), &[a], || {
-        history(a, &id)
-            .iter()
-            .filter(|e| e["event"] == "attempt")
-            .count()
-            >= n
-    });
-    history(a, &id)
-        .iter()
-        .filter(|e| e["event"] == "attempt")
-        .map(|e| e["detail"].as_str().unwrap().to_string())
-        .collect()
-}
+use common::{MailNet, Sink, attempts, mx_port, send_from_alice, submit, submit_with};
 
 /// An MX for `domain` at 127.0.N.`host` with TLSA records `3 1 1 hash`.
 fn destination(net: &MailNet, domain: &str, host: u8, hash: &[u8]) {
@@ -101,7 +75,7 @@ fn dane_is_enforced_where_dnssec_proves_it() {
 
     // The TLSA record names the MX's key: delivered, under DANE.
     let b = Sink::start(net.ip(30), mx_port(), &tls);
-    send(&a, "carol@b.test", "matched");
+    send_from_alice(&a, "carol@b.test", "matched");
     net.wait(30, "the message at b's MX", &[&a], || {
         b.messages().len() == 1
     });
@@ -113,7 +87,7 @@ fn dane_is_enforced_where_dnssec_proves_it() {
 
     // TLSA that match nothing: deferred, the handshake refused.
     let c = Sink::start(net.ip(31), mx_port(), &tls);
-    send(&a, "carol@c.test", "mismatch");
+    send_from_alice(&a, "carol@c.test", "mismatch");
     let tried = attempts(&net, &a, "mismatch", 2);
     assert!(
         tried
@@ -146,7 +120,7 @@ fn dane_is_enforced_where_dnssec_proves_it() {
 
     // STARTTLS stripped (the MX offers none): deferred, nothing in plaintext.
     let d = Sink::start(net.ip(32), mx_port(), &[]);
-    send(&a, "carol@d.test", "stripped");
+    send_from_alice(&a, "carol@d.test", "stripped");
     let tried = attempts(&net, &a, "stripped", 2);
     assert!(
         tried
@@ -158,7 +132,7 @@ fn dane_is_enforced_where_dnssec_proves_it() {
 
     // A forged TLSA answer: bogus, the host is not used at all.
     let e = Sink::start(net.ip(33), mx_port(), &tls);
-    send(&a, "carol@e.test", "forged");
+    send_from_alice(&a, "carol@e.test", "forged");
     let tried = attempts(&net, &a, "forged", 2);
     assert!(
         tried
@@ -170,7 +144,7 @@ fn dane_is_enforced_where_dnssec_proves_it() {
 
     // An unsigned zone: its TLSA records prove nothing; opportunistic TLS.
     let plain = Sink::start(net.ip(34), mx_port(), &tls);
-    send(&a, "carol@plain.test", "insecure");
+    send_from_alice(&a, "carol@plain.test", "insecure");
     net.wait(30, "the message at plain's MX", &[&a], || {
         plain.messages().len() == 1
     });
@@ -259,20 +233,16 @@ fn requiretls_goes_only_where_tls_is_authenticated() {
 
     // TLS-Required: No: c.test's TLSA match nothing, it goes anyway.
     let c = Sink::start(net.ip(31), mx_port(), &tls);
-    send_raw(
-        &a,
-        &message("carol@c.test", "no-policy", "TLS-Required: No\r\n"),
-        "carol@c.test",
+    let sent = message("carol@c.test", "no-policy", "TLS-Required: No\r\n");
+    assert_eq!(
+        submit(&a, "alice@a.test", "alice-pw", &["carol@c.test"], &sent),
+        "{}"
     );
     net.wait(30, "the message at c's MX", &[&a], || {
         c.messages().len() == 1
     });
     let tried = attempts(&net, &a, "no-policy", 1);
     assert!(!tried[0].contains("dane"), "{tried:?}");
-}
-
-fn send_raw(a: &TernServer, message: &str, to: &str) {
-    assert_eq!(submit(a, "alice@a.test", "alice-pw", &[to], message), "{}");
 }
 
 /// An HTTPS server that keeps what is POSTed (tests/clients/https_sink.py).

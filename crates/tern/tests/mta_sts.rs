@@ -8,33 +8,7 @@
 
 mod common;
 
-use common::{MailNet, Sink, history, mx_port, submit};
-use testkit::TernServer;
-
-fn send(a: &TernServer, to: &str, subject: &str) {
-    let message = format!(
-        "From: <alice@a.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
-         Message-ID: <{subject}@a.test>\r\n\r\nHello.\r\n"
-    );
-    assert_eq!(submit(a, "alice@a.test", "alice-pw", &[to], &message), "{}");
-}
-
-/// The details of the attempts for the message `subject`, once `n` exist.
-fn attempts(net: &MailNet, a: &TernServer, subject: &str, n: usize) -> Vec<String> {
-    let id = format!("<{subject}@a.test>");
-    net.wait(30, &format!("{n} attempt(s) for {subject}"), &[a], || {
-        history(a, &id)
-            .iter()
-            .filter(|e| e["event"] == "attempt")
-            .count()
-            >= n
-    });
-    history(a, &id)
-        .iter()
-        .filter(|e| e["event"] == "attempt")
-        .map(|e| e["detail"].as_str().unwrap().to_string())
-        .collect()
-}
+use common::{MailNet, Sink, attempts, mta_sts_record, mx_port, send_from_alice};
 
 #[test]
 fn an_enforce_policy_is_honoured() {
@@ -61,13 +35,7 @@ fn an_enforce_policy_is_honoured() {
         .remove("mx.b.test")
         .a("mx.b.test", mx_ip)
         .a("mta-sts.b.test", b_ip);
-    let records = b.admin_ok(&["dns", "records", "b.test"]);
-    let txt = records
-        .lines()
-        .find(|l| l.starts_with("_mta-sts.b.test."))
-        .and_then(|l| l.split('"').nth(1))
-        .unwrap()
-        .to_string();
+    let txt = mta_sts_record(&b, "b.test");
     net.dns.txt("_mta-sts.b.test", &txt);
     let a = net.tern(
         10,
@@ -78,7 +46,7 @@ fn an_enforce_policy_is_honoured() {
 
     // STARTTLS with a certificate for mx.b.test: delivered, verified.
     let sink = Sink::start(mx_ip, mx_port(), &["--tls", &cert, &key]);
-    send(&a, "carol@b.test", "verified");
+    send_from_alice(&a, "carol@b.test", "verified");
     net.wait(30, "the message at the MX", &[&a], || {
         sink.messages().len() == 1
     });
@@ -91,7 +59,7 @@ fn an_enforce_policy_is_honoured() {
 
     // The same MX without STARTTLS: enforce mode waits, nothing in plaintext.
     let plain = Sink::start(mx_ip, mx_port(), &[]);
-    send(&a, "carol@b.test", "no-starttls");
+    send_from_alice(&a, "carol@b.test", "no-starttls");
     let tried = attempts(&net, &a, "no-starttls", 2);
     assert!(
         tried
@@ -111,7 +79,7 @@ fn an_enforce_policy_is_honoured() {
     net.dns
         .a("mta-sts.c.test", b_ip)
         .txt("_mta-sts.c.test", &txt);
-    send(&a, "dave@c.test", "unnamed-mx");
+    send_from_alice(&a, "dave@c.test", "unnamed-mx");
     let tried = attempts(&net, &a, "unnamed-mx", 1);
     assert!(
         tried[0].contains("4.7.5 MTA-STS: no MX host of c.test is named by its policy"),
@@ -147,8 +115,8 @@ fn tls_reports_go_to_the_domains_that_ask() {
             "v=TLSRPTv1; rua=mailto:tls-reports@b.test",
         );
     let sink = Sink::start(mx_ip, mx_port(), &[]);
-    send(&a, "carol@b.test", "to-b");
-    send(&a, "dave@c.test", "to-c");
+    send_from_alice(&a, "carol@b.test", "to-b");
+    send_from_alice(&a, "dave@c.test", "to-c");
     net.wait(30, "both delivered", &[&a, &b], || {
         sink.messages().len() == 1 && !net.inbox(&b, "carol@b.test").is_empty()
     });
@@ -201,13 +169,7 @@ fn a_cached_policy_is_refreshed_before_it_expires() {
         ),
     );
     net.dns.a("mta-sts.b.test", b_ip);
-    let records = b.admin_ok(&["dns", "records", "b.test"]);
-    let txt = records
-        .lines()
-        .find(|l| l.starts_with("_mta-sts.b.test."))
-        .and_then(|l| l.split('"').nth(1))
-        .unwrap()
-        .to_string();
+    let txt = mta_sts_record(&b, "b.test");
     net.dns.txt("_mta-sts.b.test", &txt);
     let a = net.tern(
         10,
@@ -224,7 +186,7 @@ fn a_cached_policy_is_refreshed_before_it_expires() {
             .filter(|l| l.contains("proto=\"https\"") && l.ends_with("connected"))
             .count()
     };
-    send(&a, "carol@b.test", "fetches-the-policy");
+    send_from_alice(&a, "carol@b.test", "fetches-the-policy");
     net.wait(30, "the message at b", &[&a, &b], || {
         !net.inbox(&b, "carol@b.test").is_empty()
     });
@@ -248,7 +210,7 @@ fn a_cached_policy_is_refreshed_before_it_expires() {
             "v=TLSRPTv1; rua=mailto:tls-reports@b.test",
         );
     let sink = Sink::start(mx_ip, mx_port(), &[]);
-    send(&a, "dave@d.test", "testing-mode");
+    send_from_alice(&a, "dave@d.test", "testing-mode");
     net.wait(30, "the message at d's MX", &[&a], || {
         sink.messages().len() == 1
     });

@@ -202,7 +202,7 @@ pub enum ReportCmd {
     /// which SPF/DKIM/DMARC outcome; or, for a TLS report, how senders' TLS
     /// to our MX went and why sessions failed.
     Show { id: i64 },
-    /// Send the aggregate reports that are due now (everything recorded
+    /// Send the DMARC aggregate and TLS reports that are due now (everything recorded
     /// before the current reporting interval began).
     Send,
 }

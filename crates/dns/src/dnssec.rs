@@ -109,7 +109,7 @@ impl Validating {
 /// The trust anchors of `[dns] trust_anchor`'s text (DNSKEY and DS
 /// records in zone-file form), or the IANA root keys.
 fn trust_anchors(text: Option<&str>) -> Result<(TrustAnchors, Vec<(Name, DS)>), DnsError> {
-    let bad = |why: String| DnsError::Temporary("trust anchor".into(), why);
+    let bad = |why: String| DnsError::Config(format!("[dns] trust_anchor: {why}"));
     let Some(text) = text else {
         return Ok((TrustAnchors::default(), Vec::new()));
     };

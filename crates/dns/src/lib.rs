@@ -53,6 +53,9 @@ pub enum DnsError {
     /// nothing may be decided on it, so it is temporary too.
     #[error("{0}: DNSSEC validation failed ({1})")]
     Bogus(String, String),
+    /// The resolver's configuration is wrong (a trust anchor that is not one).
+    #[error("{0}")]
+    Config(String),
 }
 
 impl DnsError {

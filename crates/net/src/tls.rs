@@ -96,8 +96,21 @@ impl Identity {
         Identity::load(&cert, &key)
     }
 
-    /// The chain and its signing key, as a handshake uses them.
+    /// The chain and its signing key, as a handshake uses them; a key
+    /// that is not the certificate's is refused here, not at each handshake.
     fn certified(&self) -> Result<Arc<CertifiedKey>, TlsError> {
+        let certified = self.certified_unchecked()?;
+        certified
+            .keys_match()
+            .map_err(|e| TlsError::Config(format!("the key is not the certificate's: {e}")))?;
+        Ok(certified)
+    }
+
+    /// The same without the check, which parses the certificate as the
+    /// WebPKI would: a tls-alpn-01 certificate's critical acmeIdentifier
+    /// extension (RFC 8737 §3) fails that parse, and the pair was made
+    /// together a moment before anyway.
+    fn certified_unchecked(&self) -> Result<Arc<CertifiedKey>, TlsError> {
         let key = rustls::crypto::ring::sign::any_supported_type(&self.key)
             .map_err(|e| TlsError::Config(format!("the private key: {e}")))?;
         Ok(Arc::new(CertifiedKey::new(self.chain.clone(), key)))
@@ -148,7 +161,7 @@ impl Certificates {
         let mut challenges = self.challenges.write().unwrap_or_else(|p| p.into_inner());
         let name = name.to_ascii_lowercase();
         match identity {
-            Some(i) => challenges.insert(name, i.certified()?),
+            Some(i) => challenges.insert(name, i.certified_unchecked()?),
             None => challenges.remove(&name),
         };
         Ok(())
@@ -403,6 +416,19 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key that is not the certificate's is refused when the pair is
+    /// loaded (ACME's files after a crash between the two writes).
+    #[test]
+    fn a_key_must_be_the_certificates() {
+        let one = rcgen::generate_simple_self_signed(vec!["a.test".into()]).unwrap();
+        let two = rcgen::generate_simple_self_signed(vec!["a.test".into()]).unwrap();
+        let pair = Identity::from_pem(&one.cert.pem(), &one.signing_key.serialize_pem()).unwrap();
+        assert!(Certificates::new(&pair).is_ok());
+        let mixed = Identity::from_pem(&one.cert.pem(), &two.signing_key.serialize_pem()).unwrap();
+        let err = Certificates::new(&mixed).unwrap_err().to_string();
+        assert!(err.contains("not the certificate's"), "{err}");
+    }
 
     /// The SPKI found by walking the DER is the one rcgen put in.
     #[test]

@@ -40,10 +40,14 @@ pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("acme")
 }
 
-/// The certificate obtained on an earlier run, if there is one.
+/// The certificate obtained on an earlier run, if there is one whose key
+/// is the one beside it (a crash between writing the two leaves a pair
+/// that does not match: then none, and a new one is ordered).
 pub fn stored(data_dir: &Path) -> Option<Identity> {
     let d = dir(data_dir);
-    Identity::load(&d.join("cert.pem"), &d.join("key.pem")).ok()
+    let identity = Identity::load(&d.join("cert.pem"), &d.join("key.pem")).ok()?;
+    net::tls::Certificates::new(&identity).ok()?;
+    Some(identity)
 }
 
 /// The SubjectPublicKeyInfo DER of the key the next certificate will
@@ -95,8 +99,10 @@ impl Acme {
         }
     }
 
-    /// How long the stored certificate has left (None: there is none).
+    /// How long the stored certificate has left (None: there is none, or
+    /// its key is not beside it).
     fn time_left(&self) -> Option<Duration> {
+        stored(self.dir.parent()?)?;
         let pem = std::fs::read(self.dir.join("cert.pem")).ok()?;
         let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
         let cert = pem.parse_x509().ok()?;

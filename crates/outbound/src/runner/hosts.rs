@@ -6,6 +6,14 @@
 use super::*;
 use message::spool::Spooled;
 
+/// Why an MX host is not tried.
+pub(super) enum HostFailure {
+    /// Its addresses could not be found.
+    Dns(Reply),
+    /// DANE applies and cannot be met: a bogus answer, a failed TLSA lookup.
+    Dane(Reply),
+}
+
 /// Where mail for one domain goes.
 pub(super) struct Route {
     /// MX hosts in order (or the smarthost).
@@ -76,13 +84,15 @@ impl Runner {
         'hosts: for (i, host) in route.hosts.iter().enumerate() {
             let (ips, tls) = match self.host_route(host, &route).await {
                 Ok(found) => found,
-                Err(reply) => {
-                    if reply.enhanced.as_deref() == Some("4.7.5") {
-                        // A DNSSEC failure is an attempt the operator must see.
-                        dane_failed = true;
-                        run.attempts
-                            .push(self.attempt(rcpts, Some(host), None, None, &reply));
-                    }
+                Err(HostFailure::Dns(reply)) => {
+                    last_error = reply;
+                    continue;
+                }
+                Err(HostFailure::Dane(reply)) => {
+                    // A DANE failure is an attempt the operator must see.
+                    dane_failed = true;
+                    run.attempts
+                        .push(self.attempt(rcpts, Some(host), None, None, &reply));
                     last_error = reply;
                     continue;
                 }
@@ -183,14 +193,16 @@ impl Runner {
     /// TLSA records are DNSSEC-validated (RFC 7672 §2.2.2, §2.2.3, the port
     /// delivered to naming the TLSA records), else the domain's policy. A
     /// bogus answer or a TLSA lookup that failed (not proved absent) is a
-    /// reply, 4.7.5: the host is not used (RFC 7672 §2.2).
+    /// DANE failure, 4.7.5: the host is not used (RFC 7672 §2.2).
     pub(super) async fn host_route(
         &self,
         host: &str,
         route: &Route,
-    ) -> Result<(Vec<IpAddr>, TlsPolicy), Reply> {
+    ) -> Result<(Vec<IpAddr>, TlsPolicy), HostFailure> {
         let reply = crate::client::local_reply;
-        let unresolved = |e: DnsError| reply(451, "4.4.3", &format!("cannot resolve {host}: {e}"));
+        let unresolved = |e: DnsError| {
+            HostFailure::Dns(reply(451, "4.4.3", &format!("cannot resolve {host}: {e}")))
+        };
         let dane = self.cfg.dane
             && route.asked != MessageTls::PolicyIgnored
             && route.report_for.is_some()
@@ -202,7 +214,7 @@ impl Runner {
         }
         let dnssec_failed = |e: DnsError| {
             self.note_dnssec_failure(route, host, &e);
-            reply(451, "4.7.5", &format!("DANE: {e}"))
+            HostFailure::Dane(reply(451, "4.7.5", &format!("DANE: {e}")))
         };
         let addresses = match self.resolver.secure_addresses(host).await {
             Ok(a) => a,
@@ -218,7 +230,11 @@ impl Runner {
         match self.resolver.secure_tlsa(&name).await {
             Ok(t) if t.secure && !t.value.is_empty() => match TlsPolicy::dane(host, t.value) {
                 Ok(dane) => Ok((ips, dane)),
-                Err(e) => Err(reply(451, "4.7.5", &format!("DANE: {e}"))),
+                Err(e) => Err(HostFailure::Dane(reply(
+                    451,
+                    "4.7.5",
+                    &format!("DANE: {e}"),
+                ))),
             },
             Ok(_) | Err(DnsError::NoRecords(_) | DnsError::NoSuchDomain(_)) => {
                 Ok((ips, route.tls.clone()))

@@ -180,7 +180,7 @@ impl<D: SpfDns> Evaluation<'_, D> {
                 self.count_void()?;
                 Ok(Vec::new())
             }
-            Err(e @ (DnsError::Temporary(..) | DnsError::Bogus(..))) => {
+            Err(e @ (DnsError::Temporary(..) | DnsError::Bogus(..) | DnsError::Config(..))) => {
                 Err(Abort::Temp(e.to_string()))
             }
         }

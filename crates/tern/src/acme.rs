@@ -10,8 +10,9 @@
 //!   record (`TLSA 3 1 1`, printed by `tern dns records`) is published
 //!   before it is used (RFC 7671 §8.1). Keys and credentials are 0600.
 //! - Renewal when less than `renew_before` is left (30 days by default); a
-//!   failure is logged and tried again an hour later (a tenth of the time
-//!   left when that is shorter), never by stopping the server.
+//!   failure is logged and tried again after 5 s, doubling with each
+//!   failure up to an hour (CAs limit failed validations: Let's Encrypt
+//!   allows five an hour per name), never by stopping the server.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,20 +79,22 @@ impl Acme {
     /// Obtain a certificate when none is there or it is due for renewal,
     /// then sleep until the next one is due; for the life of the server.
     pub async fn run(self) {
+        let mut failures = 0u32;
         loop {
             let wait = match self.time_left() {
                 Some(left) if left > self.settings.renew_before.0 => {
                     left - self.settings.renew_before.0
                 }
                 _ => match self.obtain().await {
-                    Ok(()) => continue,
+                    Ok(()) => {
+                        failures = 0;
+                        continue;
+                    }
                     Err(e) => {
                         metrics::counter!("tern_acme_failures_total").increment(1);
                         tracing::warn!(error = %e, names = ?self.names, "ACME: no certificate; trying again later");
-                        let left = self.time_left().unwrap_or_default();
-                        Duration::from_secs(3600)
-                            .min(left / 10)
-                            .max(Duration::from_secs(5))
+                        failures = failures.saturating_add(1);
+                        retry_after(failures)
                     }
                 },
             };
@@ -286,6 +289,13 @@ impl Acme {
     }
 }
 
+/// The wait after the `failures`-th failure in a row: 5 s, doubling, at
+/// most an hour.
+fn retry_after(failures: u32) -> Duration {
+    let doubled = 5u64.saturating_mul(1 << failures.saturating_sub(1).min(20));
+    Duration::from_secs(doubled.min(3600))
+}
+
 /// The tls-alpn-01 certificate (RFC 8737 §3): self-signed for the name,
 /// with the critical acmeIdentifier extension holding the SHA-256 of the
 /// key authorization.
@@ -298,4 +308,14 @@ fn alpn_certificate(name: &str, digest: &[u8]) -> Result<Identity, String> {
         .push(rcgen::CustomExtension::new_acme_identifier(digest));
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
     Identity::from_pem(&cert.pem(), &key.serialize_pem()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retries_back_off_to_an_hour() {
+        let waits: Vec<u64> = (1..=12).map(|n| super::retry_after(n).as_secs()).collect();
+        assert_eq!(waits[..5], [5, 10, 20, 40, 80]);
+        assert_eq!(waits[11], 3600);
+    }
 }

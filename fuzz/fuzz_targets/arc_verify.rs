@@ -39,6 +39,7 @@ fn world() -> &'static World {
             dns::Resolver::new(&dns::DnsConfig {
                 nameservers: vec![addr],
                 timeout: Some(std::time::Duration::from_millis(200)),
+                ..Default::default()
             })
             .expect("resolver")
         });

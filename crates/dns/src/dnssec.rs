@@ -169,7 +169,7 @@ fn ds_record(words: &[&str], at: usize) -> Option<(Name, DS)> {
 
 impl Resolver {
     /// Whether the validating path is on (`[dns] dnssec`).
-    pub fn validates(&self) -> bool {
+    fn validates(&self) -> bool {
         self.validating.is_some()
     }
 

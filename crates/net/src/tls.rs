@@ -116,11 +116,6 @@ impl Identity {
         Ok(Arc::new(CertifiedKey::new(self.chain.clone(), key)))
     }
 
-    /// The end-entity certificate.
-    pub fn end_entity(&self) -> &CertificateDer<'static> {
-        &self.chain[0]
-    }
-
     /// A server configuration with this certificate alone (never replaced).
     pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
         Certificates::new(self)?.server_config(alpn)

@@ -12,6 +12,7 @@
 
 pub mod acl;
 pub mod antispam;
+pub mod changes;
 pub mod error;
 pub mod flags;
 pub mod history;
@@ -28,6 +29,7 @@ pub use message::spool::Spooled;
 
 pub use acl::{ANYONE, AclStore, SharedMailbox};
 pub use antispam::AntispamStore;
+pub use changes::{Change, ChangeRow, ChangeStore, DataType};
 pub use error::{Result, StoreError};
 pub use history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, MessageKey};
 pub use search::{EmailCopy, IndexRow, SearchStore, TextField};
@@ -44,10 +46,19 @@ pub use types::*;
 /// The spam defences' part is its own contract, [`AntispamStore`], and so
 /// are Sieve's, [`SieveStore`], the search index's, [`SearchStore`],
 /// shared mailboxes', [`AclStore`], the delivery history's, [`HistoryStore`],
-/// and TLS reporting's, [`TlsResultStore`].
+/// TLS reporting's, [`TlsResultStore`], and the account change log's,
+/// [`ChangeStore`].
 #[async_trait::async_trait]
 pub trait Store:
-    AntispamStore + SieveStore + SearchStore + AclStore + HistoryStore + TlsResultStore + Send + Sync
+    AntispamStore
+    + SieveStore
+    + SearchStore
+    + AclStore
+    + HistoryStore
+    + TlsResultStore
+    + ChangeStore
+    + Send
+    + Sync
 {
     async fn add_domain(&self, name: &str) -> Result<DomainRecord>;
     async fn list_domains(&self) -> Result<Vec<DomainRecord>>;
@@ -195,7 +206,9 @@ pub trait Store:
     ) -> Result<Option<Vec<u8>>>;
     /// Claim the \Recent messages of a mailbox; the first UID that is recent for the caller.
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32>;
-    /// Mailbox ids announced after every change of their contents.
+    /// Mailbox ids announced after every change of their contents, and
+    /// after a mailbox is created, deleted or (un)subscribed (a deleted
+    /// one's id names nothing any more).
     fn watch(&self) -> tokio::sync::broadcast::Receiver<MailboxId>;
     /// Write a consistent copy of everything into the empty directory
     /// `dir` while writers go on, synced and checked; what it holds.
@@ -371,10 +384,15 @@ impl Store for SqliteStore {
         self.sql_mailbox(account, name.to_string()).await
     }
     async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxRecord> {
-        self.sql_create_mailbox(account, name.to_string()).await
+        let created = self.sql_create_mailbox(account, name.to_string()).await?;
+        self.announce([created.id]);
+        Ok(created)
     }
     async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
-        self.sql_delete_mailbox(account, name.to_string()).await
+        let gone = self.sql_mailbox(account, name.to_string()).await?;
+        self.sql_delete_mailbox(account, name.to_string()).await?;
+        self.announce(gone.map(|m| m.id));
+        Ok(())
     }
     async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
         let touched = self
@@ -385,7 +403,10 @@ impl Store for SqliteStore {
     }
     async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()> {
         self.sql_set_subscribed(account, name.to_string(), subscribed)
-            .await
+            .await?;
+        let changed = self.sql_mailbox(account, name.to_string()).await?;
+        self.announce(changed.map(|m| m.id));
+        Ok(())
     }
     async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<MailboxChanges> {
         self.sql_changes_since(mailbox, since).await

@@ -67,7 +67,8 @@ on_every_backend!(
     search_index,
     delivery_history,
     tls_results,
-    content_in_pieces
+    content_in_pieces,
+    change_log
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
@@ -1200,5 +1201,143 @@ async fn search_index(s: Arc<dyn Store>) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// The changes since a state, as (object, change) pairs.
+async fn changes(
+    s: &Arc<dyn Store>,
+    a: AccountId,
+    kind: DataType,
+    since: u64,
+) -> Vec<(i64, Change)> {
+    s.changes_after(a, kind, since, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.object, r.change))
+        .collect()
+}
+
+/// Every path that changes an account's mail writes the change log
+/// (JMAP /changes): delivery, flags, copy, move, expunge, mailbox
+/// create / rename / delete; states only go up; another account's
+/// changes are not ours.
+async fn change_log(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
+    let inbox = s.mailbox(a, "INBOX").await.unwrap().unwrap();
+    let start = s.change_state(a, DataType::Email).await.unwrap();
+    let mailboxes_start = s.change_state(a, DataType::Mailbox).await.unwrap();
+    let stored = s
+        .store_message(NewMessage {
+            data: Spooled::from_vec(
+                b"Message-ID: <m1@a.test>\r\nSubject: one\r\n\r\nhi\r\n".to_vec(),
+            ),
+            received_at: 1,
+            deliveries: vec![delivery(a, ""), delivery(b, "")],
+            queue: None,
+        })
+        .await
+        .unwrap();
+    let uid = stored.placed[0].1;
+    let email = s.entries(inbox.id, vec![uid]).await.unwrap()[0].email_id;
+    let after_delivery = s.change_state(a, DataType::Email).await.unwrap();
+    assert!(after_delivery > start);
+    assert_eq!(
+        changes(&s, a, DataType::Email, start).await,
+        vec![(email, Change::Created)]
+    );
+    let thread = s.index_rows(inbox.id, 0).await.unwrap()[0].thread_id;
+    assert_eq!(
+        changes(&s, a, DataType::Thread, 0).await,
+        vec![(thread, Change::Created)]
+    );
+    assert_eq!(
+        changes(&s, a, DataType::Mailbox, mailboxes_start).await,
+        vec![(inbox.uid_validity as i64, Change::Counts)]
+    );
+    // Flags: the email changes; \Seen changes the mailbox's counts too.
+    s.set_flags(inbox.id, vec![uid], FlagOp::Add, vec!["$Work".into()], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        changes(&s, a, DataType::Email, after_delivery).await,
+        vec![(email, Change::Updated)]
+    );
+    let before_seen = s.change_state(a, DataType::Mailbox).await.unwrap();
+    s.set_flags(
+        inbox.id,
+        vec![uid],
+        FlagOp::Add,
+        vec!["\\Seen".into()],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        changes(&s, a, DataType::Mailbox, before_seen).await,
+        vec![(inbox.uid_validity as i64, Change::Counts)]
+    );
+    // A new mailbox; a copy into it updates the email (no second email).
+    let before_copy = s.change_state(a, DataType::Email).await.unwrap();
+    let work = s.create_mailbox(a, "Work").await.unwrap();
+    let copied = s
+        .copy_messages(inbox.id, vec![uid], work.id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        changes(&s, a, DataType::Email, before_copy).await,
+        vec![(email, Change::Updated)]
+    );
+    // Removing one copy updates it; removing the last destroys it.
+    let before_remove = s.change_state(a, DataType::Email).await.unwrap();
+    s.remove_messages(inbox.id, vec![uid]).await.unwrap();
+    s.remove_messages(work.id, vec![copied[0].1]).await.unwrap();
+    assert_eq!(
+        changes(&s, a, DataType::Email, before_remove).await,
+        vec![(email, Change::Updated), (email, Change::Destroyed)]
+    );
+    assert_eq!(
+        changes(&s, a, DataType::Thread, before_remove).await.last(),
+        Some(&(thread, Change::Destroyed))
+    );
+    // Mailboxes: renamed, then deleted with a message in it.
+    let before_rename = s.change_state(a, DataType::Mailbox).await.unwrap();
+    s.rename_mailbox(a, "Work", "Jobs").await.unwrap();
+    assert_eq!(
+        changes(&s, a, DataType::Mailbox, before_rename).await,
+        vec![(work.uid_validity as i64, Change::Updated)]
+    );
+    let jobs = s.mailbox(a, "Jobs").await.unwrap().unwrap();
+    s.append(
+        jobs.id,
+        Spooled::from_vec(b"Subject: two\r\n\r\n".to_vec()),
+        vec![],
+        0,
+    )
+    .await
+    .unwrap();
+    let before_delete = s.change_state(a, DataType::Email).await.unwrap();
+    s.delete_mailbox(a, "Jobs").await.unwrap();
+    let gone = changes(&s, a, DataType::Email, before_delete).await;
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].1, Change::Destroyed);
+    assert_eq!(
+        changes(&s, a, DataType::Mailbox, before_delete)
+            .await
+            .last(),
+        Some(&(jobs.uid_validity as i64, Change::Destroyed))
+    );
+    // Bob's delivery was logged for Bob only.
+    assert_eq!(changes(&s, b, DataType::Email, 0).await.len(), 1);
+    assert!(changes(&s, a, DataType::Email, 0).await.len() >= 5);
+    assert_eq!(
+        s.changes_after(a, DataType::Email, 0, 2)
+            .await
+            .unwrap()
+            .len(),
+        2
     );
 }

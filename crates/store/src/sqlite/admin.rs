@@ -259,12 +259,21 @@ impl SqliteStore {
             // address must not inherit it.
             c.execute("DELETE FROM acl WHERE grantee = ?1", [&address])
                 .map_err(sql)?;
-            let n = c
-                .execute("DELETE FROM accounts WHERE address = ?1", [&address])
+            let id: Option<i64> = c
+                .query_row("SELECT id FROM accounts WHERE address = ?1", [&address], |r| {
+                    r.get(0)
+                })
+                .optional()
                 .map_err(sql)?;
-            if n == 0 {
+            let Some(id) = id else {
                 return Err(StoreError::NotFound(format!("account {address}")));
-            }
+            };
+            c.execute("DELETE FROM accounts WHERE id = ?1", [id])
+                .map_err(sql)?;
+            // Its change log too (written by the cascade above): an account
+            // id may be used again.
+            c.execute("DELETE FROM changes WHERE account_id = ?1", [id])
+                .map_err(sql)?;
             super::mail::collect_blobs(c, &blobs)
         })
         .await

@@ -18,6 +18,7 @@ mod acl;
 mod admin;
 mod antispam;
 pub(crate) mod backup;
+mod changes;
 mod history;
 mod mail;
 mod mailbox;

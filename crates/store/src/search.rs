@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::types::MailboxId;
 
 /// Where a text search looks (RFC 9051 §6.4.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TextField {
     Subject,
     From,

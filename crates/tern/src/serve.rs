@@ -133,7 +133,7 @@ pub async fn serve(
     let pop3_auth = authenticator.clone();
     let sieve_services = Arc::new(managesieve::Services {
         store: store.clone(),
-        auth: authenticator,
+        auth: authenticator.clone(),
     });
 
     let shutdown = Shutdown::new();
@@ -233,6 +233,10 @@ pub async fn serve(
             crate::metrics::ServerMetrics::install(store.clone())
                 .map(|m| m as Arc<dyn web::MetricsSource>),
         );
+        let web = web.with_jmap(web::JmapRoutes {
+            jmap: Arc::new(jmap::Jmap::new(store.clone())),
+            auth: authenticator.clone(),
+        });
         let web = Arc::new(match &http01 {
             Some(tokens) => web.with_http01(tokens.clone()),
             None => web,

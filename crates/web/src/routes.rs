@@ -10,6 +10,7 @@ use net::Cidr;
 use store::{AddressKind, Store};
 
 use crate::autoconfig::{self, ClientService};
+use crate::jmap::{JmapRoute, JmapRoutes};
 use crate::query;
 
 /// What the web side is told at start.
@@ -57,6 +58,7 @@ pub struct Web {
     store: Arc<dyn Store>,
     metrics: Option<Arc<dyn MetricsSource>>,
     http01: Arc<Http01>,
+    jmap: Option<JmapRoutes>,
 }
 
 /// The routes, by name (the `route` label of `tern_http_requests_total`).
@@ -121,7 +123,14 @@ impl Web {
             store,
             metrics,
             http01: Arc::default(),
+            jmap: None,
         }
+    }
+
+    /// Serve JMAP (RFC 8620) on these listeners.
+    pub fn with_jmap(mut self, jmap: JmapRoutes) -> Web {
+        self.jmap = Some(jmap);
+        self
     }
 
     /// Answer the http-01 challenges `http01` holds (ACME, RFC 8555 §8.3).
@@ -133,6 +142,20 @@ impl Web {
     /// The answer to one request from `client`; the body is already read
     /// (and bounded) by the server.
     pub async fn respond(&self, req: Request<Bytes>, client: IpAddr) -> Response<Bytes> {
+        if let (Some(jmap), Some(route)) = (&self.jmap, JmapRoute::of(req.uri().path())) {
+            let response = if route.allows(req.method()) {
+                jmap.respond(route, &req, client).await
+            } else {
+                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            };
+            metrics::counter!(
+                "tern_http_requests_total",
+                "route" => route.name(),
+                "status" => response.status().as_str().to_string()
+            )
+            .increment(1);
+            return response;
+        }
         let route = Route::of(req.uri().path());
         let response = if !route.allows(req.method()) {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");

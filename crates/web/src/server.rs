@@ -19,11 +19,14 @@ use net::{ConnLimiter, Phase, Shutdown, TlsAcceptor};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+use crate::jmap::Secure;
 use crate::routes::{Web, text};
 
 /// The largest request body read (the autodiscover request is a few
 /// hundred bytes); past it the answer is 413.
 const MAX_BODY: usize = 64 << 10;
+/// The largest JMAP API request (the session's `maxSizeRequest`).
+const MAX_JMAP_BODY: usize = jmap::Limits::MAX_SIZE_REQUEST as usize;
 /// How long a client may take to send a request's header section, also
 /// between requests on a kept-alive connection (slowloris: hardening.md).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,10 +63,10 @@ async fn connection(accepted: Accepted, web: Arc<Web>, tls: Option<TlsAcceptor>)
     } = accepted;
     let client = info.peer.ip();
     match tls {
-        None => run(tcp, web, client, phase).await,
+        None => run(tcp, web, client, false, phase).await,
         Some(acceptor) => {
             if let Some((stream, _)) = accept_tls(&acceptor, tcp, &limiter).await {
-                run(stream, web, client, phase).await;
+                run(stream, web, client, true, phase).await;
             }
         }
     }
@@ -76,12 +79,14 @@ async fn run<IO>(
     io: IO,
     web: Arc<Web>,
     client: IpAddr,
+    secure: bool,
     mut phase: tokio::sync::watch::Receiver<Phase>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req: Request<Incoming>| {
+    let service = service_fn(move |mut req: Request<Incoming>| {
         let web = web.clone();
+        req.extensions_mut().insert(Secure(secure));
         async move { Ok::<_, Infallible>(answer(&web, req, client).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -119,7 +124,12 @@ async fn run<IO>(
 /// Read the body (bounded), then let the routes answer.
 async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let response = match Limited::new(body, MAX_BODY).collect().await {
+    let limit = if parts.uri.path().starts_with("/jmap/") {
+        MAX_JMAP_BODY
+    } else {
+        MAX_BODY
+    };
+    let response = match Limited::new(body, limit).collect().await {
         Ok(collected) => {
             web.respond(Request::from_parts(parts, collected.to_bytes()), client)
                 .await

@@ -1,0 +1,289 @@
+//! JMAP (RFC 8620 core, RFC 8621 mail): what the `/jmap` routes of the web
+//! listeners run, on the same store as IMAP and POP3, so a change made one
+//! way is seen the other at once.
+//!
+//! Layout: `request` (the Request envelope, result references), `error`
+//! (every request, method and set error, mapped to the wire once),
+//! `args` (typed arguments), `account` (an account's mailboxes and emails
+//! as JMAP sees them: ids, keywords, threads, counts), `changes` (folding
+//! the store's change log for `/changes`), then one file per data type:
+//! `mailbox`, `thread`, `email` (get, query, set), and `session` (the
+//! session resource). [`Jmap::api`] is the whole of an API request: it
+//! owns no socket (the web crate does HTTP and authentication).
+//!
+//! Ids (RFC 8620 §1.2) are the store's object ids (`store::object_id`):
+//! `M<uidvalidity>` mailboxes, `E<blob>` emails, `T<thread>` threads,
+//! `B<blob>` a message's raw octets and `B<blob>-<part>` a part's.
+
+pub mod account;
+pub mod args;
+pub mod changes;
+pub mod email;
+pub mod error;
+pub mod mailbox;
+pub mod request;
+pub mod session;
+pub mod set;
+pub mod thread;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use store::{AccountRecord, Store};
+
+use crate::account::{AccountView, ViewCache};
+use crate::args::Args;
+pub use crate::error::{MethodError, RequestError, SetError};
+
+/// The capabilities this server has (RFC 8620 §2, RFC 8621 §1.3).
+pub const CORE: &str = "urn:ietf:params:jmap:core";
+pub const MAIL: &str = "urn:ietf:params:jmap:mail";
+
+/// The limits the session resource announces and requests are held to
+/// (RFC 8620 §2 `urn:ietf:params:jmap:core`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_size_upload: u64,
+    pub max_concurrent_upload: u64,
+    pub max_size_request: u64,
+    pub max_concurrent_requests: u64,
+    pub max_calls_in_request: u64,
+    pub max_objects_in_get: u64,
+    pub max_objects_in_set: u64,
+}
+
+impl Limits {
+    /// The largest API request taken (the web server reads no more).
+    pub const MAX_SIZE_REQUEST: u64 = 10_000_000;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_size_upload: 50_000_000,
+            max_concurrent_upload: 4,
+            max_size_request: Limits::MAX_SIZE_REQUEST,
+            max_concurrent_requests: 8,
+            max_calls_in_request: 32,
+            max_objects_in_get: 500,
+            max_objects_in_set: 500,
+        }
+    }
+}
+
+/// The JMAP service of one server.
+pub struct Jmap {
+    store: Arc<dyn Store>,
+    views: ViewCache,
+    pub limits: Limits,
+}
+
+/// What a method is run with: the account, the request's creation ids.
+pub struct Context<'a> {
+    pub jmap: &'a Jmap,
+    pub account: &'a AccountRecord,
+    /// This account's JMAP id.
+    pub account_id: String,
+    /// Creation id → the id of what it created, in this request (§5.3).
+    pub created: HashMap<String, String>,
+}
+
+impl Context<'_> {
+    pub fn store(&self) -> &dyn Store {
+        self.jmap.store.as_ref()
+    }
+
+    /// The account's mailboxes and emails now.
+    pub async fn view(&self) -> Result<Arc<AccountView>, MethodError> {
+        self.jmap.views.get(self.store(), self.account.id).await
+    }
+
+    /// `accountId` must be the one account this user has (§3.6.2).
+    pub fn check_account(&self, args: &Args) -> Result<(), MethodError> {
+        match args::string(args, "accountId")? {
+            Some(id) if id == self.account_id => Ok(()),
+            Some(_) => Err(MethodError::AccountNotFound),
+            None => Err(MethodError::InvalidArguments(
+                "accountId is required".into(),
+            )),
+        }
+    }
+
+    /// An id as given, or the id a `#creationId` of this request stands for.
+    pub fn resolve_id(&self, id: &str) -> Option<String> {
+        match id.strip_prefix('#') {
+            Some(creation) => self.created.get(creation).cloned(),
+            None => Some(id.to_string()),
+        }
+    }
+}
+
+/// The JMAP id of an account.
+pub fn account_id(account: &AccountRecord) -> String {
+    format!("A{}", account.id)
+}
+
+impl Jmap {
+    pub fn new(store: Arc<dyn Store>) -> Jmap {
+        Jmap {
+            store,
+            views: ViewCache::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Run one API request (RFC 8620 §3) for an authenticated account:
+    /// the Response object, or the request-level error.
+    pub async fn api(&self, account: &AccountRecord, body: &[u8]) -> Result<Value, RequestError> {
+        if body.len() as u64 > self.limits.max_size_request {
+            return Err(RequestError::Limit("maxSizeRequest"));
+        }
+        let request = request::parse(body, self.limits.max_calls_in_request as usize)?;
+        for capability in &request.using {
+            if capability != CORE && capability != MAIL {
+                return Err(RequestError::UnknownCapability(capability.clone()));
+            }
+        }
+        let mut context = Context {
+            jmap: self,
+            account,
+            account_id: account_id(account),
+            created: HashMap::new(),
+        };
+        if let Some(ids) = &request.created_ids {
+            for (k, v) in ids {
+                if let Value::String(v) = v {
+                    context.created.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let mut responses: Vec<(String, Value, String)> = Vec::new();
+        for call in request.calls {
+            let outcome = match request::resolve_references(call.arguments, &responses) {
+                Ok(arguments) => {
+                    self.call(&mut context, &request.using, &call.name, arguments)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            metrics::counter!("tern_jmap_calls_total", "method" => method_label(&call.name), "result" => match &outcome { Ok(_) => "ok", Err(e) => e.kind() }).increment(1);
+            match outcome {
+                Ok(result) => responses.push((call.name, result, call.call_id)),
+                Err(e) => responses.push(("error".into(), e.to_arguments(), call.call_id)),
+            }
+        }
+        let mut response = json!({
+            "methodResponses": responses
+                .into_iter()
+                .map(|(n, a, id)| json!([n, a, id]))
+                .collect::<Vec<_>>(),
+            "sessionState": session::STATE,
+        });
+        if request.created_ids.is_some() {
+            response["createdIds"] = json!(context.created);
+        }
+        Ok(response)
+    }
+
+    async fn call(
+        &self,
+        context: &mut Context<'_>,
+        using: &[String],
+        name: &str,
+        args: Args,
+    ) -> Result<Value, MethodError> {
+        let needs = if name.starts_with("Core/") {
+            CORE
+        } else {
+            MAIL
+        };
+        if !using.iter().any(|u| u == needs) {
+            return Err(MethodError::UnknownMethod);
+        }
+        if name == "Core/echo" {
+            return Ok(Value::Object(args));
+        }
+        if !KNOWN_METHODS.contains(&name) {
+            return Err(MethodError::UnknownMethod);
+        }
+        context.check_account(&args)?;
+        match name {
+            "Mailbox/get" => mailbox::get(context, &args).await,
+            "Mailbox/changes" => mailbox::changes(context, &args).await,
+            "Mailbox/query" => mailbox::query(context, &args).await,
+            "Mailbox/queryChanges" | "Email/queryChanges" => {
+                Err(MethodError::CannotCalculateChanges)
+            }
+            "Mailbox/set" => mailbox::set(context, &args).await,
+            "Thread/get" => thread::get(context, &args).await,
+            "Thread/changes" => thread::changes(context, &args).await,
+            "Email/get" => email::get::get(context, &args).await,
+            "Email/changes" => email::changes(context, &args).await,
+            "Email/query" => email::query::query(context, &args).await,
+            "Email/set" => email::set::set(context, &args).await,
+            _ => Err(MethodError::UnknownMethod),
+        }
+    }
+
+    /// A blob this account may read: a message's or a part's octets
+    /// (RFC 8620 §6.2), with the part's media type if it is a part.
+    pub async fn download(
+        &self,
+        account: &AccountRecord,
+        blob_id: &str,
+    ) -> Result<Option<email::Blob>, MethodError> {
+        let view = self.views.get(self.store.as_ref(), account.id).await?;
+        email::blob(self.store.as_ref(), &view, blob_id).await
+    }
+
+    /// The account's states now (push: RFC 8620 §7.1 StateChange).
+    pub async fn states(
+        &self,
+        account: &AccountRecord,
+    ) -> Result<Vec<(&'static str, String)>, MethodError> {
+        let mut out = Vec::new();
+        for (name, kind) in [
+            ("Mailbox", store::DataType::Mailbox),
+            ("Email", store::DataType::Email),
+            ("Thread", store::DataType::Thread),
+        ] {
+            out.push((
+                name,
+                self.store.change_state(account.id, kind).await?.to_string(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The methods this server runs.
+const KNOWN_METHODS: [&str; 13] = [
+    "Core/echo",
+    "Mailbox/get",
+    "Mailbox/changes",
+    "Mailbox/query",
+    "Mailbox/queryChanges",
+    "Mailbox/set",
+    "Thread/get",
+    "Thread/changes",
+    "Email/get",
+    "Email/changes",
+    "Email/query",
+    "Email/queryChanges",
+    "Email/set",
+];
+
+/// The `method` label of the calls counter: known names, else "other"
+/// (a client cannot grow the label set).
+fn method_label(name: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|k| **k == name)
+        .copied()
+        .unwrap_or("other")
+}

@@ -1,0 +1,120 @@
+//! The common shape of `Foo/set` (RFC 8620 §5.3): create, update and
+//! destroy maps read and bounded, `ifInState` checked, and the response
+//! with its created / updated / destroyed and not-* maps.
+
+use serde_json::{Map, Value, json};
+
+use crate::args::{self, Args};
+use crate::error::{MethodError, SetError};
+
+/// The parts of a `/set` call.
+#[derive(Debug, Default)]
+pub struct SetRequest {
+    pub create: Vec<(String, Args)>,
+    pub update: Vec<(String, Args)>,
+    pub destroy: Vec<String>,
+}
+
+impl SetRequest {
+    /// Read the call; `state` is the type's current state, checked
+    /// against `ifInState` (`stateMismatch`).
+    pub fn parse(args: &Args, max_objects: u64, state: u64) -> Result<SetRequest, MethodError> {
+        if let Some(wanted) = args::string(args, "ifInState")?
+            && args::state(&wanted) != Some(state)
+        {
+            return Err(MethodError::StateMismatch);
+        }
+        let objects = |name: &str| -> Result<Vec<(String, Args)>, MethodError> {
+            Ok(args::object(args, name)?
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| match v {
+                            Value::Object(o) => Ok((k.clone(), o.clone())),
+                            _ => Err(MethodError::InvalidArguments(format!(
+                                "{name}/{k} is not an object"
+                            ))),
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default())
+        };
+        let request = SetRequest {
+            create: objects("create")?,
+            update: objects("update")?,
+            destroy: args::strings(args, "destroy")?.unwrap_or_default(),
+        };
+        let n = request.create.len() + request.update.len() + request.destroy.len();
+        if n as u64 > max_objects {
+            return Err(MethodError::RequestTooLarge);
+        }
+        Ok(request)
+    }
+}
+
+/// What a `/set` call did, object by object.
+#[derive(Debug, Default)]
+pub struct SetResponse {
+    pub created: Map<String, Value>,
+    pub not_created: Map<String, Value>,
+    pub updated: Map<String, Value>,
+    pub not_updated: Map<String, Value>,
+    pub destroyed: Vec<String>,
+    pub not_destroyed: Map<String, Value>,
+}
+
+impl SetResponse {
+    pub fn created(&mut self, creation: String, object: Value) {
+        self.created.insert(creation, object);
+    }
+    pub fn not_created(&mut self, creation: String, e: SetError) {
+        self.not_created.insert(creation, e.to_value());
+    }
+    pub fn updated(&mut self, id: String) {
+        self.updated.insert(id, Value::Null);
+    }
+    pub fn not_updated(&mut self, id: String, e: SetError) {
+        self.not_updated.insert(id, e.to_value());
+    }
+    pub fn not_destroyed(&mut self, id: String, e: SetError) {
+        self.not_destroyed.insert(id, e.to_value());
+    }
+
+    /// The response arguments.
+    pub fn into_value(self, account_id: &str, old_state: u64, new_state: u64) -> Value {
+        let or_null = |m: Map<String, Value>| {
+            if m.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(m)
+            }
+        };
+        json!({
+            "accountId": account_id,
+            "oldState": old_state.to_string(),
+            "newState": new_state.to_string(),
+            "created": or_null(self.created),
+            "updated": or_null(self.updated),
+            "destroyed": if self.destroyed.is_empty() { Value::Null } else { json!(self.destroyed) },
+            "notCreated": or_null(self.not_created),
+            "notUpdated": or_null(self.not_updated),
+            "notDestroyed": or_null(self.not_destroyed),
+        })
+    }
+}
+
+/// `ids` and `properties` of a `/get` call; None: all, the default.
+pub type GetArguments = (Option<Vec<String>>, Option<Vec<String>>);
+
+/// A `/get` call's `ids` (null: all) and `properties` (null: the
+/// default), `ids` bounded by `maxObjectsInGet` (RFC 8620 §5.1).
+pub fn get_arguments(args: &Args, max_objects: u64) -> Result<GetArguments, MethodError> {
+    let ids = args::strings(args, "ids")?;
+    if ids
+        .as_ref()
+        .is_some_and(|ids| ids.len() as u64 > max_objects)
+    {
+        return Err(MethodError::RequestTooLarge);
+    }
+    Ok((ids, args::strings(args, "properties")?))
+}

@@ -1,0 +1,369 @@
+//! JMAP (RFC 8620, RFC 8621) against a real `tern serve`, through HTTP as
+//! a client sends it (Python's urllib), with SMTP and IMAP alongside: a
+//! message delivered by SMTP is found by Email/query; a keyword set over
+//! JMAP is an IMAP flag, and a flag set over IMAP is a JMAP change; a
+//! mailbox made over JMAP is one IMAP selects.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use serde_json::{Value, json};
+use testkit::TernServer;
+
+const ALICE: (&str, &str) = ("alice@a.test", "alice-pw");
+
+/// One HTTP request: (status, body as JSON or text, whole answer).
+fn http(
+    server: &TernServer,
+    method: &str,
+    path: &str,
+    user: (&str, &str),
+    body: &[u8],
+) -> (u64, Value, Value) {
+    let url = format!("http://{}{path}", server.addr("http"));
+    let out = common::python("jmap_call.py", &[method, &url, user.0, user.1], body);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    (v["status"].as_u64().unwrap(), v["body"].clone(), v)
+}
+
+/// An API request of these calls; the method responses.
+fn api(server: &TernServer, calls: Value) -> Vec<Value> {
+    let request = json!({
+        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+        "methodCalls": calls,
+    });
+    let (status, body, _) = http(
+        server,
+        "POST",
+        "/jmap/api",
+        ALICE,
+        request.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["methodResponses"].as_array().unwrap().clone()
+}
+
+/// The arguments of the one response to one call.
+fn call(server: &TernServer, name: &str, args: Value) -> Value {
+    let r = api(server, json!([[name, args, "c"]]));
+    r[0][1].clone()
+}
+
+fn imap_session(
+    server: &TernServer,
+) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    let (mut w, mut r) = common::raw_client(server.addr("imap"));
+    imap(&mut w, &mut r, "a LOGIN alice@a.test alice-pw");
+    (w, r)
+}
+
+/// Send an IMAP command; the lines up to its tagged answer.
+fn imap(
+    w: &mut std::net::TcpStream,
+    r: &mut std::io::BufReader<std::net::TcpStream>,
+    line: &str,
+) -> String {
+    use std::io::{BufRead, Write};
+    w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    let tag = line.split(' ').next().unwrap();
+    let mut out = String::new();
+    loop {
+        let mut l = String::new();
+        assert!(r.read_line(&mut l).unwrap() > 0, "closed: {out}");
+        out.push_str(&l);
+        if l.starts_with(&format!("{tag} ")) {
+            return out;
+        }
+    }
+}
+
+fn server() -> TernServer {
+    let listeners = testkit::ephemeral_listeners(&["smtp", "imap", "http"]);
+    common::smtp_server_with(&listeners, "[imap]\nplaintext_on_loopback = true\n")
+}
+
+fn deliver(server: &TernServer, subject: &str, body: &str) {
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "bob@far.test",
+        "alice@a.test",
+        &format!(
+            "From: Bob <bob@far.test>\r\nTo: alice@a.test\r\nSubject: {subject}\r\nMessage-ID: <{subject}@far.test>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0100\r\n\r\n{body}\r\n"
+        ),
+    );
+}
+
+fn inbox_id(server: &TernServer) -> String {
+    let got = call(
+        server,
+        "Mailbox/query",
+        json!({"accountId": account(server), "filter": {"role": "inbox"}}),
+    );
+    got["ids"][0].as_str().unwrap().to_string()
+}
+
+fn account(server: &TernServer) -> String {
+    let (_, session, _) = http(server, "GET", "/.well-known/jmap", ALICE, b"");
+    session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn session_and_authentication() {
+    let server = server();
+    let (status, session, _) = http(&server, "GET", "/.well-known/jmap", ALICE, b"");
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["username"], "alice@a.test");
+    let core = &session["capabilities"]["urn:ietf:params:jmap:core"];
+    assert_eq!(core["maxCallsInRequest"], 32);
+    let id = session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+        .as_str()
+        .unwrap();
+    assert_eq!(session["accounts"][id]["name"], "alice@a.test");
+    let api_url = session["apiUrl"].as_str().unwrap();
+    assert!(
+        api_url.starts_with("http://") && api_url.ends_with("/jmap/api"),
+        "{api_url}"
+    );
+    // Wrong password and no credentials: 401 with a Basic challenge.
+    let (status, _, _) = http(
+        &server,
+        "GET",
+        "/.well-known/jmap",
+        ("alice@a.test", "nope"),
+        b"",
+    );
+    assert_eq!(status, 401);
+    let (status, _, _) = http(&server, "GET", "/.well-known/jmap", ("", ""), b"");
+    assert_eq!(status, 401);
+    // The API takes POST only.
+    let (status, _, _) = http(&server, "GET", "/jmap/api", ALICE, b"");
+    assert_eq!(status, 405);
+}
+
+#[test]
+fn request_and_method_errors() {
+    let server = server();
+    // Request-level: not JSON, not a request, an unknown capability.
+    let (status, body, whole) = http(&server, "POST", "/jmap/api", ALICE, b"{nope");
+    assert_eq!(status, 400);
+    assert_eq!(body["type"], "urn:ietf:params:jmap:error:notJSON");
+    assert_eq!(whole["type"], "application/problem+json");
+    let (_, body, _) = http(
+        &server,
+        "POST",
+        "/jmap/api",
+        ALICE,
+        br#"{"methodCalls":[]}"#,
+    );
+    assert_eq!(body["type"], "urn:ietf:params:jmap:error:notRequest");
+    let (_, body, _) = http(
+        &server,
+        "POST",
+        "/jmap/api",
+        ALICE,
+        br#"{"using":["urn:x"],"methodCalls":[]}"#,
+    );
+    assert_eq!(body["type"], "urn:ietf:params:jmap:error:unknownCapability");
+    let many: Vec<Value> = (0..33)
+        .map(|i| json!(["Core/echo", {}, i.to_string()]))
+        .collect();
+    let (_, body, _) = http(
+        &server,
+        "POST",
+        "/jmap/api",
+        ALICE,
+        json!({"using": ["urn:ietf:params:jmap:core"], "methodCalls": many})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(body["type"], "urn:ietf:params:jmap:error:limit");
+    assert_eq!(body["limit"], "maxCallsInRequest");
+    // Method-level errors, each in its place; the request goes on.
+    let acct = account(&server);
+    let r = api(
+        &server,
+        json!([
+            ["Core/echo", {"hello": true}, "0"],
+            ["Nope/get", {}, "1"],
+            ["Mailbox/get", {"accountId": "A999"}, "2"],
+            ["Mailbox/get", {"accountId": acct, "#ids": {"resultOf": "9", "name": "Mailbox/query", "path": "/ids"}}, "3"],
+            ["Mailbox/changes", {"accountId": acct, "sinceState": "bogus"}, "4"],
+            ["Mailbox/set", {"accountId": acct, "ifInState": "999999", "create": {}}, "5"],
+            ["Email/query", {"accountId": acct, "sort": [{"property": "nope"}]}, "6"],
+            ["Email/get", {"accountId": acct, "ids": ["E1"], "properties": ["nope"]}, "7"],
+        ]),
+    );
+    assert_eq!(r[0], json!(["Core/echo", {"hello": true}, "0"]));
+    let kinds: Vec<&str> = r[1..]
+        .iter()
+        .map(|x| x[1]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "unknownMethod",
+            "accountNotFound",
+            "invalidResultReference",
+            "cannotCalculateChanges",
+            "stateMismatch",
+            "unsupportedSort",
+            "invalidArguments"
+        ]
+    );
+    assert!(r.iter().all(|x| x[0] == "error" || x[0] == "Core/echo"));
+}
+
+#[test]
+fn mail_delivered_by_smtp_read_and_changed_over_jmap_and_imap() {
+    let server = server();
+    let acct = account(&server);
+    let inbox = inbox_id(&server);
+    let start = call(&server, "Email/get", json!({"accountId": acct, "ids": []}))["state"].clone();
+    deliver(&server, "first", "Hello Alice,\r\nthe figures are in.");
+    deliver(&server, "second", "Another one.");
+    // Query + get in one request, the ids by back-reference.
+    let r = api(
+        &server,
+        json!([
+            ["Email/query", {"accountId": acct, "filter": {"inMailbox": inbox}, "sort": [{"property": "receivedAt", "isAscending": true}], "calculateTotal": true}, "q"],
+            ["Email/get", {"accountId": acct, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                "properties": ["subject", "from", "messageId", "sentAt", "mailboxIds", "keywords", "textBody", "bodyValues", "preview", "threadId", "blobId"],
+                "fetchTextBodyValues": true}, "g"],
+        ]),
+    );
+    assert_eq!(r[0][1]["total"], 2, "{}", r[0][1]);
+    let list = r[1][1]["list"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let first = &list[0];
+    assert_eq!(first["subject"], "first");
+    assert_eq!(
+        first["from"],
+        json!([{"name": "Bob", "email": "bob@far.test"}])
+    );
+    assert_eq!(first["messageId"], json!(["first@far.test"]));
+    assert_eq!(first["sentAt"], "2026-12-01T10:00:00+01:00");
+    assert_eq!(first["mailboxIds"], json!({inbox.clone(): true}));
+    assert_eq!(first["keywords"], json!({}));
+    let part = first["textBody"][0]["partId"].as_str().unwrap();
+    assert!(
+        first["bodyValues"][part]["value"]
+            .as_str()
+            .unwrap()
+            .contains("the figures are in")
+    );
+    assert!(first["preview"].as_str().unwrap().contains("Hello Alice"));
+    let email = first["id"].as_str().unwrap().to_string();
+    // Text search through the shared index; changes since the start.
+    let found = call(
+        &server,
+        "Email/query",
+        json!({"accountId": acct, "filter": {"body": "figures"}}),
+    );
+    assert_eq!(found["ids"], json!([email.clone()]));
+    let changes = call(
+        &server,
+        "Email/changes",
+        json!({"accountId": acct, "sinceState": start}),
+    );
+    assert_eq!(changes["created"].as_array().unwrap().len(), 2, "{changes}");
+    // The raw message by its blob id.
+    let blob = first["blobId"].as_str().unwrap();
+    let (status, raw, whole) = http(
+        &server,
+        "GET",
+        &format!("/jmap/download/{acct}/{blob}/first.eml?accept=message/rfc822"),
+        ALICE,
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(raw.as_str().unwrap().contains("Subject: first"));
+    assert!(whole["disposition"].as_str().unwrap().contains("first.eml"));
+
+    // A keyword set over JMAP is an IMAP flag.
+    let state = call(&server, "Email/get", json!({"accountId": acct, "ids": []}))["state"].clone();
+    let set = call(
+        &server,
+        "Email/set",
+        json!({"accountId": acct, "ifInState": state, "update": {email.clone(): {"keywords/$seen": true, "keywords/$flagged": true}}}),
+    );
+    assert_eq!(set["updated"], json!({email.clone(): null}), "{set}");
+    let (mut w, mut r) = imap_session(&server);
+    imap(&mut w, &mut r, "b SELECT INBOX");
+    let fetched = imap(&mut w, &mut r, "c FETCH 1 (FLAGS)");
+    assert!(
+        fetched.contains("\\Seen") && fetched.contains("\\Flagged"),
+        "{fetched}"
+    );
+    // A flag set over IMAP is a JMAP change.
+    let before = call(&server, "Email/get", json!({"accountId": acct, "ids": []}))["state"].clone();
+    imap(&mut w, &mut r, "d STORE 1 +FLAGS (\\Answered $Work)");
+    let changes = call(
+        &server,
+        "Email/changes",
+        json!({"accountId": acct, "sinceState": before}),
+    );
+    assert_eq!(changes["updated"], json!([email.clone()]), "{changes}");
+    let got = call(
+        &server,
+        "Email/get",
+        json!({"accountId": acct, "ids": [email.clone()], "properties": ["keywords"]}),
+    );
+    assert_eq!(
+        got["list"][0]["keywords"],
+        json!({"$answered": true, "$flagged": true, "$seen": true, "$work": true})
+    );
+
+    // A mailbox made over JMAP; the email moved into it; IMAP sees both.
+    let made = call(
+        &server,
+        "Mailbox/set",
+        json!({"accountId": acct, "create": {"p": {"name": "Projects", "parentId": null}}}),
+    );
+    let projects = made["created"]["p"]["id"].as_str().unwrap().to_string();
+    let moved = call(
+        &server,
+        "Email/set",
+        json!({"accountId": acct, "update": {email.clone(): {"mailboxIds": {projects.clone(): true}}}}),
+    );
+    assert_eq!(moved["updated"], json!({email.clone(): null}), "{moved}");
+    let status = imap(&mut w, &mut r, "e STATUS Projects (MESSAGES)");
+    assert!(status.contains("MESSAGES 1"), "{status}");
+    let status = imap(&mut w, &mut r, "f STATUS INBOX (MESSAGES)");
+    assert!(status.contains("MESSAGES 1"), "{status}");
+    let boxes = call(
+        &server,
+        "Mailbox/get",
+        json!({"accountId": acct, "ids": [projects.clone(), inbox.clone()]}),
+    );
+    assert_eq!(boxes["list"][0]["name"], "Projects");
+    assert_eq!(boxes["list"][0]["totalEmails"], 1);
+    assert_eq!(boxes["list"][1]["role"], "inbox");
+    assert_eq!(boxes["list"][1]["unreadEmails"], 1);
+    // Not destroyed while it holds mail; destroyed with it when asked.
+    let refused = call(
+        &server,
+        "Mailbox/set",
+        json!({"accountId": acct, "destroy": [projects.clone()]}),
+    );
+    assert_eq!(
+        refused["notDestroyed"][&projects]["type"],
+        "mailboxHasEmail"
+    );
+    let gone = call(
+        &server,
+        "Mailbox/set",
+        json!({"accountId": acct, "destroy": [projects.clone()], "onDestroyRemoveEmails": true}),
+    );
+    assert_eq!(gone["destroyed"], json!([projects]));
+    let listed = imap(&mut w, &mut r, "g LIST \"\" \"*\"");
+    assert!(!listed.contains("Projects"), "{listed}");
+    let after = call(
+        &server,
+        "Email/get",
+        json!({"accountId": acct, "ids": [email.clone()]}),
+    );
+    assert_eq!(after["notFound"], json!([email]));
+}

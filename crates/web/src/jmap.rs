@@ -1,0 +1,285 @@
+//! The JMAP routes (RFC 8620): the session resource at `/.well-known/jmap`
+//! (and `/jmap/session`), the API at `/jmap/api`, blob downloads at
+//! `/jmap/download/{accountId}/{blobId}/{name}`. What a request asks is
+//! answered by the `jmap` crate; here are HTTP and authentication.
+//!
+//! Authentication (RFC 8620 §1.6.1 leaves it to HTTP): Basic with the
+//! account's address and password, checked and throttled by the same
+//! [`auth::Authenticator`] as IMAP, POP3 and SMTP AUTH. A password is only
+//! taken over https, or over plain http from a loopback client (a TLS
+//! proxy on the same machine): never in clear over the network.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use auth::{Authenticator, Verdict};
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use jmap::Jmap;
+use store::AccountRecord;
+
+use crate::query;
+use crate::routes::text;
+
+/// Whether the request came over TLS (set by the server per connection).
+#[derive(Debug, Clone, Copy)]
+pub struct Secure(pub bool);
+
+/// JMAP with the authenticator it checks passwords with.
+pub struct JmapRoutes {
+    pub jmap: Arc<Jmap>,
+    pub auth: Arc<Authenticator>,
+}
+
+/// The JMAP paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JmapRoute {
+    Session,
+    Api,
+    Download,
+    Upload,
+}
+
+impl JmapRoute {
+    pub fn of(path: &str) -> Option<JmapRoute> {
+        Some(match path {
+            "/.well-known/jmap" | "/jmap/session" => JmapRoute::Session,
+            "/jmap/api" | "/jmap/api/" => JmapRoute::Api,
+            p if p.starts_with("/jmap/download/") => JmapRoute::Download,
+            p if p.starts_with("/jmap/upload/") => JmapRoute::Upload,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JmapRoute::Session => "jmap-session",
+            JmapRoute::Api => "jmap-api",
+            JmapRoute::Download => "jmap-download",
+            JmapRoute::Upload => "jmap-upload",
+        }
+    }
+
+    pub fn allows(self, method: &Method) -> bool {
+        match self {
+            JmapRoute::Api | JmapRoute::Upload => *method == Method::POST,
+            _ => matches!(*method, Method::GET | Method::HEAD),
+        }
+    }
+}
+
+impl JmapRoutes {
+    pub async fn respond(
+        &self,
+        route: JmapRoute,
+        req: &Request<Bytes>,
+        client: IpAddr,
+    ) -> Response<Bytes> {
+        let account = match self.authenticate(req, client).await {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        match route {
+            JmapRoute::Session => {
+                let base = base_url(req);
+                json(
+                    StatusCode::OK,
+                    &jmap::session::session(&account, &self.jmap.limits, &base),
+                )
+            }
+            JmapRoute::Api => self.api(req, &account).await,
+            JmapRoute::Download => self.download(req, &account).await,
+            JmapRoute::Upload => problem(
+                StatusCode::NOT_IMPLEMENTED,
+                "urn:ietf:params:jmap:error:notImplemented",
+                "uploads are not supported by this server yet",
+            ),
+        }
+    }
+
+    async fn api(&self, req: &Request<Bytes>, account: &AccountRecord) -> Response<Bytes> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v.to_ascii_lowercase().starts_with("application/json"));
+        if !is_json {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &jmap::RequestError::NotJson.to_problem(),
+            );
+        }
+        match self.jmap.api(account, req.body()).await {
+            Ok(response) => json(StatusCode::OK, &response),
+            Err(e) => {
+                let mut r = json(StatusCode::BAD_REQUEST, &e.to_problem());
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/problem+json"),
+                );
+                r
+            }
+        }
+    }
+
+    /// `/jmap/download/{accountId}/{blobId}/{name}?accept={type}` (RFC 8620 §6.2).
+    async fn download(&self, req: &Request<Bytes>, account: &AccountRecord) -> Response<Bytes> {
+        let path = req.uri().path();
+        let mut parts = path.trim_start_matches("/jmap/download/").splitn(3, '/');
+        let (Some(account_id), Some(blob_id)) = (parts.next(), parts.next()) else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        let name = parts
+            .next()
+            .and_then(query::percent_decode)
+            .unwrap_or_else(|| "download".into());
+        if account_id != jmap::account_id(account) {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        }
+        let blob = match self.jmap.download(account, blob_id).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return text(StatusCode::NOT_FOUND, "no such blob\n"),
+            Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n"),
+        };
+        let accept = query::param(req.uri().query(), "accept")
+            .filter(|t| is_media_type(t))
+            .or(blob.media_type)
+            .unwrap_or_else(|| "message/rfc822".into());
+        let mut r = Response::new(Bytes::from(blob.data));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            r.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        let disposition = format!("attachment; filename=\"{}\"", file_name(&name));
+        if let Ok(v) = HeaderValue::from_str(&disposition) {
+            r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+        // RFC 8620 §6.2: the blob of an id never changes.
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, immutable, max-age=31536000"),
+        );
+        r.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        r
+    }
+
+    /// The account of a request's `Authorization: Basic`, or the response
+    /// that refuses it.
+    async fn authenticate(
+        &self,
+        req: &Request<Bytes>,
+        client: IpAddr,
+    ) -> Result<AccountRecord, Response<Bytes>> {
+        let secure = req.extensions().get::<Secure>().is_some_and(|s| s.0);
+        if !secure && !client.is_loopback() {
+            return Err(text(
+                StatusCode::FORBIDDEN,
+                "JMAP is served over https only (passwords are never taken in clear)\n",
+            ));
+        }
+        let Some((user, password)) = basic_credentials(req) else {
+            return Err(unauthorized());
+        };
+        match self.auth.check_password(client, &user, &password).await {
+            Verdict::Success(account) => Ok(account),
+            Verdict::Denied { .. } => Err(unauthorized()),
+            Verdict::Blocked => Err(text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins from this address; try later\n",
+            )),
+            Verdict::TemporaryFailure => {
+                Err(text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n"))
+            }
+        }
+    }
+}
+
+/// User and password of `Authorization: Basic` (RFC 7617).
+fn basic_credentials(req: &Request<Bytes>) -> Option<(String, String)> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn unauthorized() -> Response<Bytes> {
+    let mut r = text(StatusCode::UNAUTHORIZED, "authentication required\n");
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"tern\", charset=\"UTF-8\""),
+    );
+    r
+}
+
+/// `https://host` (or `http://` on a plain listener) as the client asked.
+fn base_url(req: &Request<Bytes>) -> String {
+    let secure = req.extensions().get::<Secure>().is_some_and(|s| s.0);
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{}://{host}", if secure { "https" } else { "http" })
+}
+
+fn is_media_type(t: &str) -> bool {
+    let Some((kind, sub)) = t.split_once('/') else {
+        return false;
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    token(kind) && token(sub)
+}
+
+fn file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() || c == '"' || c == '\\' || c == '/' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(value.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn problem(status: StatusCode, kind: &str, detail: &str) -> Response<Bytes> {
+    let mut r = json(
+        status,
+        &serde_json::json!({"type": kind, "status": status.as_u16(), "detail": detail}),
+    );
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}

@@ -367,3 +367,51 @@ fn mail_delivered_by_smtp_read_and_changed_over_jmap_and_imap() {
     );
     assert_eq!(after["notFound"], json!([email]));
 }
+
+/// Push (RFC 8620 §7.3): an event source client sees a StateChange for
+/// Email within a second of an SMTP delivery, and `closeafter=state`
+/// ends the stream after it.
+#[test]
+fn event_source_sees_an_smtp_delivery() {
+    use std::io::BufRead;
+    let server = server();
+    let acct = account(&server);
+    let url = format!(
+        "http://{}/jmap/eventsource?types=Email,Mailbox&closeafter=state&ping=0",
+        server.addr("http")
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg(common::repo("tests/clients/jmap_events.py"))
+        .args([url.as_str(), ALICE.0, ALICE.1, "20"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "open");
+    // The server read the states before it started the response: the
+    // delivery below is a change for it.
+    let sent = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    deliver(&server, "pushed", "Hi.");
+    let event: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(event["event"], "state");
+    assert_eq!(event["data"]["@type"], "StateChange");
+    let changed = &event["data"]["changed"][&acct];
+    assert!(changed["Email"].is_string(), "{event}");
+    assert!(
+        changed.get("Thread").is_none(),
+        "types= limits the types: {event}"
+    );
+    let latency = event["at"].as_f64().unwrap() - sent;
+    assert!(
+        latency < 1.0,
+        "StateChange {latency:.3} s after the delivery"
+    );
+    // closeafter=state: the server ends the response.
+    assert!(lines.next().is_none());
+    assert!(child.wait().unwrap().success());
+    let state = call(&server, "Email/get", json!({"accountId": acct, "ids": []}))["state"].clone();
+    assert_eq!(changed["Email"], state);
+}

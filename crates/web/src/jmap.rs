@@ -70,6 +70,26 @@ impl JmapRoute {
 }
 
 impl JmapRoutes {
+    /// `/jmap/eventsource` (RFC 8620 §7.3): the push stream, or the
+    /// response that refuses it.
+    pub async fn event_source(
+        &self,
+        req: &Request<Bytes>,
+        client: IpAddr,
+    ) -> Result<Response<crate::eventsource::ChannelBody>, Response<Bytes>> {
+        if !matches!(*req.method(), Method::GET) {
+            return Err(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"));
+        }
+        let account = self.authenticate(req, client).await?;
+        let Some(options) = crate::eventsource::Options::parse(req.uri().query()) else {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "types, closeafter or ping is not valid\n",
+            ));
+        };
+        Ok(crate::eventsource::open(self.jmap.clone(), account, options).await)
+    }
+
     pub async fn respond(
         &self,
         route: JmapRoute,

@@ -12,6 +12,7 @@
 //! with the connection limits, TLS and graceful stop every listener shares.
 
 pub mod autoconfig;
+pub mod eventsource;
 pub mod jmap;
 mod query;
 mod routes;

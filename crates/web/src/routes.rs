@@ -139,6 +139,29 @@ impl Web {
         self
     }
 
+    /// The JMAP event stream (RFC 8620 §7.3) if `req` asks for it: a
+    /// response whose body stays open.
+    pub async fn event_source(
+        &self,
+        req: &Request<Bytes>,
+        client: IpAddr,
+    ) -> Option<Result<Response<crate::eventsource::ChannelBody>, Response<Bytes>>> {
+        let jmap = self.jmap.as_ref()?;
+        (req.uri().path() == "/jmap/eventsource").then_some(())?;
+        let result = jmap.event_source(req, client).await;
+        let status = match &result {
+            Ok(r) => r.status(),
+            Err(r) => r.status(),
+        };
+        metrics::counter!(
+            "tern_http_requests_total",
+            "route" => "jmap-eventsource",
+            "status" => status.as_str().to_string()
+        )
+        .increment(1);
+        Some(result)
+    }
+
     /// The answer to one request from `client`; the body is already read
     /// (and bounded) by the server.
     pub async fn respond(&self, req: Request<Bytes>, client: IpAddr) -> Response<Bytes> {

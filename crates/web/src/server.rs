@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,6 +19,7 @@ use net::{ConnLimiter, Phase, Shutdown, TlsAcceptor};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+use crate::eventsource::ChannelBody;
 use crate::jmap::Secure;
 use crate::routes::{Web, text};
 
@@ -121,9 +122,20 @@ async fn run<IO>(
     }
 }
 
+/// What a response's body is: whole, or a stream that stays open (push).
+type Reply = Response<Either<Full<Bytes>, ChannelBody>>;
+
 /// Read the body (bounded), then let the routes answer.
-async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Response<Full<Bytes>> {
+async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Reply {
     let (parts, body) = req.into_parts();
+    if parts.uri.path() == "/jmap/eventsource" {
+        let head = Request::from_parts(parts.clone(), Bytes::new());
+        match web.event_source(&head, client).await {
+            Some(Ok(stream)) => return stream.map(Either::Right),
+            Some(Err(refused)) => return refused.map(|b| Either::Left(Full::new(b))),
+            None => {}
+        }
+    }
     let limit = if parts.uri.path().starts_with("/jmap/") {
         MAX_JMAP_BODY
     } else {
@@ -142,5 +154,5 @@ async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Response<F
         }
         Err(_) => text(StatusCode::BAD_REQUEST, "request body unreadable\n"),
     };
-    response.map(Full::new)
+    response.map(|b| Either::Left(Full::new(b)))
 }

@@ -414,7 +414,11 @@ async fn create(context: &Context<'_>, object: &Args) -> Result<MailboxRecord, S
     Ok(created)
 }
 
-async fn update(context: &Context<'_>, id: &str, patch: &Args) -> Result<(), SetError> {
+/// The account's view and the mailbox an id (or `#creation`) names.
+async fn view_and_mailbox(
+    context: &Context<'_>,
+    id: &str,
+) -> Result<(std::sync::Arc<AccountView>, MailboxRecord), SetError> {
     let view = context
         .view()
         .await
@@ -424,6 +428,11 @@ async fn update(context: &Context<'_>, id: &str, patch: &Args) -> Result<(), Set
         .and_then(|real| view.mailbox_by_jmap_id(&real))
         .ok_or(SetError::NotFound)?
         .clone();
+    Ok((view, m))
+}
+
+async fn update(context: &Context<'_>, id: &str, patch: &Args) -> Result<(), SetError> {
+    let (view, m) = view_and_mailbox(context, id).await?;
     for key in patch.keys() {
         if !["name", "parentId", "isSubscribed", "sortOrder", "role"].contains(&key.as_str()) {
             return Err(SetError::invalid(key, "cannot be changed"));
@@ -486,14 +495,8 @@ async fn update(context: &Context<'_>, id: &str, patch: &Args) -> Result<(), Set
 }
 
 async fn destroy(context: &Context<'_>, id: &str, remove_emails: bool) -> Result<(), SetError> {
-    let view = context
-        .view()
-        .await
-        .map_err(|_| SetError::Forbidden("try again later".into()))?;
-    let m = context
-        .resolve_id(id)
-        .and_then(|real| view.mailbox_by_jmap_id(&real))
-        .ok_or(SetError::NotFound)?;
+    let (view, m) = view_and_mailbox(context, id).await?;
+    let m = &m;
     if role(m).as_deref() == Some("inbox") {
         return Err(SetError::Forbidden("INBOX cannot be destroyed".into()));
     }

@@ -153,19 +153,27 @@ pub fn decoded(value: &[u8]) -> String {
 /// The message ids (`<left@right>`, brackets dropped) in a Message-ID,
 /// In-Reply-To or References value, in order (RFC 5322 §3.6.4).
 pub fn message_ids(value: &[u8]) -> Vec<String> {
+    bracketed(value)
+        .into_iter()
+        .filter(|id| !id.is_empty() && id.len() <= 998)
+        .collect()
+}
+
+/// What each `<...>` of a value holds, white space dropped, in order
+/// (message ids; the URLs of List-* fields, RFC 2369 §2).
+pub fn bracketed(value: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(value);
     let mut out = Vec::new();
     let mut rest = text.as_ref();
     while let Some(open) = rest.find('<') {
         let after = &rest[open + 1..];
         let Some(close) = after.find('>') else { break };
-        let id: String = after[..close]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        if !id.is_empty() && id.len() <= 998 {
-            out.push(id);
-        }
+        out.push(
+            after[..close]
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect(),
+        );
         rest = &after[close + 1..];
     }
     out

@@ -183,20 +183,7 @@ fn date(value: &[u8]) -> Option<String> {
 
 /// The URLs of a List-* field: each `<...>`, in order (RFC 2369 §2).
 fn urls(value: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(value);
-    let mut out = Vec::new();
-    let mut rest = text.as_ref();
-    while let Some(open) = rest.find('<') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('>') else { break };
-        let url: String = after[..close]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        out.push(url);
-        rest = &after[close + 1..];
-    }
-    out
+    header::bracketed(value)
 }
 
 /// Every field of a header section as `{name, value}` (§4.1.3 `headers`).

@@ -37,10 +37,11 @@ impl EmailView {
         self.flags.iter().filter_map(|f| keyword_of(f)).collect()
     }
 
+    /// Whether it has this keyword (compared as its IMAP flag: queries
+    /// and counts ask this of every email, so nothing is built per flag).
     pub fn has_keyword(&self, keyword: &str) -> bool {
-        self.keywords()
-            .iter()
-            .any(|k| k.eq_ignore_ascii_case(keyword))
+        let flag = flag_of(keyword);
+        self.flags.iter().any(|f| f.eq_ignore_ascii_case(&flag))
     }
 
     pub fn in_mailbox(&self, mailbox: MailboxId) -> bool {
@@ -200,6 +201,10 @@ impl AccountView {
     }
 }
 
+/// How many accounts' views are kept at once; past it the kept ones are
+/// dropped (each is rebuilt at its account's next request).
+const MAX_KEPT_VIEWS: usize = 256;
+
 /// Views kept per account while their states hold.
 #[derive(Default)]
 pub struct ViewCache {
@@ -223,6 +228,9 @@ impl ViewCache {
         }
         let view = Arc::new(AccountView::load(store, account).await?);
         if let Ok(mut views) = self.views.lock() {
+            if views.len() >= MAX_KEPT_VIEWS && !views.contains_key(&account) {
+                views.clear();
+            }
             views.insert(account, view.clone());
         }
         Ok(view)

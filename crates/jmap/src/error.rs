@@ -60,9 +60,7 @@ pub enum MethodError {
     InvalidArguments(String),
     /// A `#` argument's result reference does not resolve (§3.7).
     InvalidResultReference(String),
-    Forbidden(String),
     AccountNotFound,
-    AccountReadOnly,
     /// More ids than `maxObjectsInGet` / `maxObjectsInSet`.
     RequestTooLarge,
     /// `ifInState` does not match the current state (§5.3).
@@ -83,9 +81,7 @@ impl MethodError {
             MethodError::UnknownMethod => "unknownMethod",
             MethodError::InvalidArguments(_) => "invalidArguments",
             MethodError::InvalidResultReference(_) => "invalidResultReference",
-            MethodError::Forbidden(_) => "forbidden",
             MethodError::AccountNotFound => "accountNotFound",
-            MethodError::AccountReadOnly => "accountReadOnly",
             MethodError::RequestTooLarge => "requestTooLarge",
             MethodError::StateMismatch => "stateMismatch",
             MethodError::CannotCalculateChanges => "cannotCalculateChanges",
@@ -101,7 +97,6 @@ impl MethodError {
             MethodError::ServerFail(d)
             | MethodError::InvalidArguments(d)
             | MethodError::InvalidResultReference(d)
-            | MethodError::Forbidden(d)
             | MethodError::UnsupportedFilter(d)
             | MethodError::UnsupportedSort(d) => Some(d.as_str()),
             _ => None,

@@ -71,7 +71,7 @@ fn patched(
     current: BTreeSet<String>,
     patch: &Args,
     property: &str,
-    member: fn(&str) -> Option<String>,
+    member: impl Fn(&str) -> Option<String>,
 ) -> Result<BTreeSet<String>, SetError> {
     let mut out = current;
     if let Some(whole) = patch.get(property) {
@@ -132,31 +132,8 @@ async fn update(
         .filter_map(|(m, _)| view.mailbox(*m))
         .map(|m| store::object_id::mailbox(m.uid_validity))
         .collect();
-    let resolved: Vec<(String, Value)> = patch
-        .iter()
-        .map(|(k, v)| match k.strip_prefix("mailboxIds/") {
-            Some(id) => (
-                format!("mailboxIds/{}", context.resolve_id(id).unwrap_or_default()),
-                v.clone(),
-            ),
-            None => (k.clone(), v.clone()),
-        })
-        .collect();
-    let mut patch = Args::new();
-    for (k, v) in resolved {
-        let v = match (k.as_str(), v) {
-            ("mailboxIds", Value::Object(m)) => Value::Object(
-                m.into_iter()
-                    .map(|(id, t)| (context.resolve_id(&id).unwrap_or_default(), t))
-                    .collect(),
-            ),
-            (_, v) => v,
-        };
-        patch.insert(k, v);
-    }
-    let mailboxes = patched(current.clone(), &patch, "mailboxIds", |id| {
-        Some(id.to_string())
-    })?;
+    // Mailbox ids may be `#creation` ids of this request.
+    let mailboxes = patched(current, patch, "mailboxIds", |id| context.resolve_id(id))?;
     let targets: Vec<MailboxId> = mailboxes
         .iter()
         .map(|id| view.mailbox_by_jmap_id(id).map(|m| m.id))

@@ -27,11 +27,12 @@ pub enum DataType {
 }
 
 impl DataType {
-    pub fn code(self) -> i64 {
+    /// The log's columns for this type: (object, change).
+    pub fn columns(self) -> (&'static str, &'static str) {
         match self {
-            DataType::Mailbox => 1,
-            DataType::Email => 2,
-            DataType::Thread => 3,
+            DataType::Mailbox => ("mailbox", "mailbox_change"),
+            DataType::Email => ("email", "email_change"),
+            DataType::Thread => ("thread", "thread_change"),
         }
     }
 }

@@ -415,77 +415,78 @@ pub const MIGRATIONS: &[&str] = &[
         DELETE FROM queue_require_tls WHERE queue_id = old.id;
     END;
     "#,
-    // 22: the account change log (JMAP /changes, RFC 8620 §5.2): one row
-    // per change of a mailbox, an email (a stored content in the account,
-    // whatever mailboxes hold it) or a thread, written by triggers in the
-    // transaction that made the change, so that no write path can forget
-    // it. `kind`: 1 mailbox, 2 email, 3 thread; `change`: 1 created,
-    // 2 updated, 3 destroyed, 4 a mailbox's counts changed. `object`: the
-    // mailbox's UIDVALIDITY, the blob id, the thread id (store::object_id).
+    // 22: the account change log (JMAP /changes, RFC 8620 §5.2), written
+    // by triggers in the transaction that made the change, so that no
+    // write path can forget it. One row per change of a mailbox entry or
+    // a mailbox, saying at once what it did to each data type: to the
+    // mailbox (`mailbox`: its UIDVALIDITY; `mailbox_change` 1 created,
+    // 2 updated, 3 destroyed, 4 only its counts), to the email (`email`:
+    // the blob id; 1, 2, 3) and to the thread (`thread`; 1, 2, 3); NULL
+    // where it did nothing to that type. One row, not three: a delivery
+    // writes it on the ingest path. `seq` without AUTOINCREMENT: a new row
+    // is above every live one, so each account's states only go up.
     // A mailbox's messages leave before it does, so their triggers still
     // see which account they were in.
     r#"
     CREATE TABLE IF NOT EXISTS changes (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         account_id INTEGER NOT NULL,
-        kind INTEGER NOT NULL,
-        object INTEGER NOT NULL,
-        change INTEGER NOT NULL
+        mailbox INTEGER,
+        mailbox_change INTEGER,
+        email INTEGER,
+        email_change INTEGER,
+        thread INTEGER,
+        thread_change INTEGER
     );
-    CREATE INDEX IF NOT EXISTS changes_account ON changes(account_id, kind, seq);
+    CREATE INDEX IF NOT EXISTS changes_account ON changes(account_id, seq);
     CREATE INDEX IF NOT EXISTS message_index_thread ON message_index(thread_id);
     CREATE TRIGGER IF NOT EXISTS changes_mailbox_created AFTER INSERT ON mailboxes BEGIN
-        INSERT INTO changes(account_id, kind, object, change) VALUES (new.account_id, 1, new.uid_validity, 1);
+        INSERT INTO changes(account_id, mailbox, mailbox_change) VALUES (new.account_id, new.uid_validity, 1);
     END;
     CREATE TRIGGER IF NOT EXISTS changes_mailbox_updated AFTER UPDATE ON mailboxes
     WHEN old.name IS NOT new.name OR old.subscribed IS NOT new.subscribed OR old.special_use IS NOT new.special_use BEGIN
-        INSERT INTO changes(account_id, kind, object, change) VALUES (new.account_id, 1, new.uid_validity, 2);
+        INSERT INTO changes(account_id, mailbox, mailbox_change) VALUES (new.account_id, new.uid_validity, 2);
     END;
     CREATE TRIGGER IF NOT EXISTS changes_mailbox_emptied BEFORE DELETE ON mailboxes BEGIN
         DELETE FROM mailbox_messages WHERE mailbox_id = old.id;
     END;
     CREATE TRIGGER IF NOT EXISTS changes_mailbox_destroyed AFTER DELETE ON mailboxes BEGIN
-        INSERT INTO changes(account_id, kind, object, change) VALUES (old.account_id, 1, old.uid_validity, 3);
+        INSERT INTO changes(account_id, mailbox, mailbox_change) VALUES (old.account_id, old.uid_validity, 3);
     END;
     CREATE TRIGGER IF NOT EXISTS changes_email_placed AFTER INSERT ON mailbox_messages BEGIN
-        INSERT INTO changes(account_id, kind, object, change)
-        SELECT m.account_id, 2, new.blob_id,
+        INSERT INTO changes(account_id, mailbox, mailbox_change, email, email_change, thread, thread_change)
+        SELECT m.account_id, m.uid_validity, 4, new.blob_id,
             CASE WHEN EXISTS (SELECT 1 FROM mailbox_messages x JOIN mailboxes y ON y.id = x.mailbox_id
                 WHERE x.blob_id = new.blob_id AND y.account_id = m.account_id
-                AND NOT (x.mailbox_id = new.mailbox_id AND x.uid = new.uid)) THEN 2 ELSE 1 END
-        FROM mailboxes m WHERE m.id = new.mailbox_id;
-        INSERT INTO changes(account_id, kind, object, change)
-        SELECT m.account_id, 3, coalesce(i.thread_id, new.blob_id),
+                AND NOT (x.mailbox_id = new.mailbox_id AND x.uid = new.uid)) THEN 2 ELSE 1 END,
+            coalesce(i.thread_id, new.blob_id),
             CASE WHEN EXISTS (SELECT 1 FROM message_index t JOIN mailbox_messages x ON x.blob_id = t.blob_id
                 JOIN mailboxes y ON y.id = x.mailbox_id
                 WHERE t.thread_id = i.thread_id AND y.account_id = m.account_id
                 AND NOT (x.mailbox_id = new.mailbox_id AND x.uid = new.uid)) THEN 2 ELSE 1 END
         FROM mailboxes m LEFT JOIN message_index i ON i.blob_id = new.blob_id WHERE m.id = new.mailbox_id;
-        INSERT INTO changes(account_id, kind, object, change)
-        SELECT account_id, 1, uid_validity, 4 FROM mailboxes WHERE id = new.mailbox_id;
     END;
     CREATE TRIGGER IF NOT EXISTS changes_email_flags AFTER UPDATE OF flags ON mailbox_messages
     WHEN old.flags IS NOT new.flags BEGIN
-        INSERT INTO changes(account_id, kind, object, change)
-        SELECT account_id, 2, new.blob_id, 2 FROM mailboxes WHERE id = new.mailbox_id;
-        INSERT INTO changes(account_id, kind, object, change)
-        SELECT account_id, 1, uid_validity, 4 FROM mailboxes WHERE id = new.mailbox_id
-        AND (instr(' ' || old.flags || ' ', ' \Seen ') > 0) != (instr(' ' || new.flags || ' ', ' \Seen ') > 0);
+        INSERT INTO changes(account_id, mailbox, mailbox_change, email, email_change)
+        SELECT account_id,
+            CASE WHEN (instr(' ' || old.flags || ' ', ' \Seen ') > 0) != (instr(' ' || new.flags || ' ', ' \Seen ') > 0)
+                THEN uid_validity END,
+            CASE WHEN (instr(' ' || old.flags || ' ', ' \Seen ') > 0) != (instr(' ' || new.flags || ' ', ' \Seen ') > 0)
+                THEN 4 END,
+            new.blob_id, 2
+        FROM mailboxes WHERE id = new.mailbox_id;
     END;
     CREATE TRIGGER IF NOT EXISTS changes_email_removed AFTER DELETE ON mailbox_messages BEGIN
-        INSERT INTO changes(account_id, kind, object, change)
-        SELECT m.account_id, 2, old.blob_id,
+        INSERT INTO changes(account_id, mailbox, mailbox_change, email, email_change, thread, thread_change)
+        SELECT m.account_id, m.uid_validity, 4, old.blob_id,
             CASE WHEN EXISTS (SELECT 1 FROM mailbox_messages x JOIN mailboxes y ON y.id = x.mailbox_id
-                WHERE x.blob_id = old.blob_id AND y.account_id = m.account_id) THEN 2 ELSE 3 END
-        FROM mailboxes m WHERE m.id = old.mailbox_id;
-        INSERT INTO changes(account_id, kind, object, change)
-        SELECT m.account_id, 3, coalesce(i.thread_id, old.blob_id),
+                WHERE x.blob_id = old.blob_id AND y.account_id = m.account_id) THEN 2 ELSE 3 END,
+            coalesce(i.thread_id, old.blob_id),
             CASE WHEN EXISTS (SELECT 1 FROM message_index t JOIN mailbox_messages x ON x.blob_id = t.blob_id
                 JOIN mailboxes y ON y.id = x.mailbox_id
                 WHERE t.thread_id = i.thread_id AND y.account_id = m.account_id) THEN 2 ELSE 3 END
         FROM mailboxes m LEFT JOIN message_index i ON i.blob_id = old.blob_id WHERE m.id = old.mailbox_id;
-        INSERT INTO changes(account_id, kind, object, change)
-        SELECT account_id, 1, uid_validity, 4 FROM mailboxes WHERE id = old.mailbox_id;
     END;
     "#,
 ];

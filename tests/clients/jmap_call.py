@@ -1,7 +1,7 @@
 """One HTTP request as a JMAP client sends it (Python's urllib, Basic
 authentication). Prints one JSON object: status, content type and body
 (parsed when it is JSON, else text).
-Usage: jmap_call.py METHOD URL USER PASSWORD < body"""
+Usage: jmap_call.py METHOD URL USER PASSWORD [CONTENT-TYPE] < body"""
 import base64
 import json
 import sys
@@ -9,13 +9,14 @@ import urllib.error
 import urllib.request
 
 method, url, user, password = sys.argv[1:5]
+content_type = sys.argv[5] if len(sys.argv) > 5 else "application/json"
 body = sys.stdin.buffer.read() or None
 request = urllib.request.Request(url, data=body, method=method)
 if user:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
 if body is not None:
-    request.add_header("Content-Type", "application/json")
+    request.add_header("Content-Type", content_type)
 try:
     with urllib.request.urlopen(request, timeout=20) as response:
         status, headers, raw = response.status, response.headers, response.read()

@@ -132,6 +132,10 @@ pub enum SetError {
     AlreadyExists,
     /// A `#` creation id that was never created.
     InvalidPatch(String),
+    /// Email/import: the blob is not (or no longer) there (RFC 8621 §4.8).
+    BlobNotFound(Vec<String>),
+    /// Email/import: the blob is not an RFC 5322 message.
+    InvalidEmail(String),
 }
 
 impl SetError {
@@ -147,6 +151,8 @@ impl SetError {
             SetError::MailboxHasEmail => json!({"type": "mailboxHasEmail"}),
             SetError::AlreadyExists => json!({"type": "alreadyExists"}),
             SetError::InvalidPatch(d) => json!({"type": "invalidPatch", "description": d}),
+            SetError::BlobNotFound(ids) => json!({"type": "blobNotFound", "notFound": ids}),
+            SetError::InvalidEmail(d) => json!({"type": "invalidEmail", "description": d}),
         }
     }
 

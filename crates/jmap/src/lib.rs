@@ -25,6 +25,7 @@ pub mod request;
 pub mod session;
 pub mod set;
 pub mod thread;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,12 +57,14 @@ pub struct Limits {
 impl Limits {
     /// The largest API request taken (the web server reads no more).
     pub const MAX_SIZE_REQUEST: u64 = 10_000_000;
+    /// The largest upload taken (the web server reads no more).
+    pub const MAX_SIZE_UPLOAD: u64 = 25_000_000;
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_size_upload: 50_000_000,
+            max_size_upload: Limits::MAX_SIZE_UPLOAD,
             max_concurrent_upload: 4,
             max_size_request: Limits::MAX_SIZE_REQUEST,
             max_concurrent_requests: 8,
@@ -76,6 +79,7 @@ impl Default for Limits {
 pub struct Jmap {
     store: Arc<dyn Store>,
     views: ViewCache,
+    pub uploads: upload::Uploads,
     pub limits: Limits,
 }
 
@@ -129,6 +133,7 @@ impl Jmap {
         Jmap {
             store,
             views: ViewCache::default(),
+            uploads: upload::Uploads::default(),
             limits: Limits::default(),
         }
     }
@@ -226,6 +231,7 @@ impl Jmap {
             "Email/changes" => email::changes(context, &args).await,
             "Email/query" => email::query::query(context, &args).await,
             "Email/set" => email::set::set(context, &args).await,
+            "Email/import" => email::import::import(context, &args).await,
             _ => Err(MethodError::UnknownMethod),
         }
     }
@@ -237,6 +243,13 @@ impl Jmap {
         account: &AccountRecord,
         blob_id: &str,
     ) -> Result<Option<email::Blob>, MethodError> {
+        if let Some(u) = self.uploads.get(account.id, blob_id) {
+            return Ok(Some(email::Blob {
+                data: u.data.to_vec(),
+                media_type: Some(u.media_type),
+                name: None,
+            }));
+        }
         let view = self.views.get(self.store.as_ref(), account.id).await?;
         email::blob(self.store.as_ref(), &view, blob_id).await
     }
@@ -262,7 +275,7 @@ impl Jmap {
 }
 
 /// The methods this server runs.
-const KNOWN_METHODS: [&str; 13] = [
+const KNOWN_METHODS: [&str; 14] = [
     "Core/echo",
     "Mailbox/get",
     "Mailbox/changes",
@@ -276,6 +289,7 @@ const KNOWN_METHODS: [&str; 13] = [
     "Email/query",
     "Email/queryChanges",
     "Email/set",
+    "Email/import",
 ];
 
 /// The `method` label of the calls counter: known names, else "other"

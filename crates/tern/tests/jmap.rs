@@ -415,3 +415,101 @@ fn event_source_sees_an_smtp_delivery() {
     let state = call(&server, "Email/get", json!({"accountId": acct, "ids": []}))["state"].clone();
     assert_eq!(changed["Email"], state);
 }
+
+/// Upload (RFC 8620 §6.1) and Email/import (RFC 8621 §4.8): the uploaded
+/// message lands in two mailboxes with its keywords, IMAP sees it there,
+/// the upload reads back; a missing blob and a blob that is no message
+/// are refused one by one.
+#[test]
+fn upload_and_import() {
+    let server = server();
+    let acct = account(&server);
+    let inbox = inbox_id(&server);
+    let message = b"From: carol@c.test\r\nTo: alice@a.test\r\nSubject: imported\r\nMessage-ID: <imp1@c.test>\r\n\r\nKept from elsewhere.\r\n";
+    let url = format!("http://{}/jmap/upload/{acct}/", server.addr("http"));
+    let out = common::python(
+        "jmap_call.py",
+        &["POST", &url, ALICE.0, ALICE.1, "message/rfc822"],
+        message,
+    );
+    let uploaded: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(uploaded["status"], 201, "{uploaded}");
+    let body = &uploaded["body"];
+    assert_eq!(body["type"], "message/rfc822");
+    assert_eq!(body["size"], message.len());
+    let blob = body["blobId"].as_str().unwrap().to_string();
+    // Another account's upload URL is not ours.
+    let other = format!("http://{}/jmap/upload/A999/", server.addr("http"));
+    let out = common::python(
+        "jmap_call.py",
+        &["POST", &other, ALICE.0, ALICE.1, "text/plain"],
+        b"x",
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out).unwrap()["status"],
+        404
+    );
+    let (status, raw, _) = http(
+        &server,
+        "GET",
+        &format!("/jmap/download/{acct}/{blob}/m.eml"),
+        ALICE,
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(raw.as_str().unwrap().contains("Kept from elsewhere."));
+    let archive = call(
+        &server,
+        "Mailbox/query",
+        json!({"accountId": acct, "filter": {"role": "archive"}}),
+    )["ids"][0]
+        .clone();
+    let notes = format!("http://{}/jmap/upload/{acct}/", server.addr("http"));
+    let out = common::python(
+        "jmap_call.py",
+        &["POST", &notes, ALICE.0, ALICE.1, "text/plain"],
+        b"just text, no header\r\n",
+    );
+    let not_a_message = serde_json::from_slice::<Value>(&out).unwrap()["body"]["blobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = call(
+        &server,
+        "Email/import",
+        json!({"accountId": acct, "emails": {
+            "a": {"blobId": blob, "mailboxIds": {inbox.clone(): true, archive.as_str().unwrap(): true},
+                  "keywords": {"$seen": true, "$imported": true}, "receivedAt": "2026-11-30T08:00:00Z"},
+            "b": {"blobId": "U999999", "mailboxIds": {inbox.clone(): true}},
+            "c": {"blobId": not_a_message, "mailboxIds": {inbox.clone(): true}},
+        }}),
+    );
+    assert_eq!(r["notCreated"]["b"]["type"], "blobNotFound", "{r}");
+    assert_eq!(r["notCreated"]["c"]["type"], "invalidEmail", "{r}");
+    let id = r["created"]["a"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r["created"]["a"]["size"], message.len());
+    let got = call(
+        &server,
+        "Email/get",
+        json!({"accountId": acct, "ids": [id], "properties": ["subject", "mailboxIds", "keywords", "receivedAt"]}),
+    );
+    let e = &got["list"][0];
+    assert_eq!(e["subject"], "imported");
+    assert_eq!(e["mailboxIds"].as_object().unwrap().len(), 2);
+    assert_eq!(e["keywords"], json!({"$seen": true, "$imported": true}));
+    assert_eq!(e["receivedAt"], "2026-11-30T08:00:00Z");
+    let (mut w, mut rd) = imap_session(&server);
+    let status = imap(&mut w, &mut rd, "b STATUS Archive (MESSAGES)");
+    assert!(status.contains("MESSAGES 1"), "{status}");
+    imap(&mut w, &mut rd, "c SELECT INBOX");
+    let fetched = imap(
+        &mut w,
+        &mut rd,
+        "d FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
+    assert!(
+        fetched.contains("\\Seen") && fetched.contains("$imported"),
+        "{fetched}"
+    );
+    assert!(fetched.contains("Subject: imported"), "{fetched}");
+}

@@ -110,11 +110,7 @@ impl JmapRoutes {
             }
             JmapRoute::Api => self.api(req, &account).await,
             JmapRoute::Download => self.download(req, &account).await,
-            JmapRoute::Upload => problem(
-                StatusCode::NOT_IMPLEMENTED,
-                "urn:ietf:params:jmap:error:notImplemented",
-                "uploads are not supported by this server yet",
-            ),
+            JmapRoute::Upload => self.upload(req, &account),
         }
     }
 
@@ -141,6 +137,40 @@ impl JmapRoutes {
                 r
             }
         }
+    }
+
+    /// `/jmap/upload/{accountId}/` (RFC 8620 §6.1): the body kept as a
+    /// blob of the account (the server reads at most `maxSizeUpload`).
+    fn upload(&self, req: &Request<Bytes>, account: &AccountRecord) -> Response<Bytes> {
+        let account_id = req
+            .uri()
+            .path()
+            .trim_start_matches("/jmap/upload/")
+            .trim_end_matches('/');
+        if account_id != jmap::account_id(account) {
+            return text(StatusCode::NOT_FOUND, "no such account\n");
+        }
+        let media_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| t.len() <= 255 && t.bytes().all(|b| (0x20..0x7f).contains(&b)))
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let size = req.body().len();
+        let blob_id = self
+            .jmap
+            .uploads
+            .add(account.id, req.body().to_vec(), media_type.clone());
+        json(
+            StatusCode::CREATED,
+            &serde_json::json!({
+                "accountId": account_id,
+                "blobId": blob_id,
+                "type": media_type,
+                "size": size,
+            }),
+        )
     }
 
     /// `/jmap/download/{accountId}/{blobId}/{name}?accept={type}` (RFC 8620 §6.2).
@@ -289,17 +319,5 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<By
     );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-fn problem(status: StatusCode, kind: &str, detail: &str) -> Response<Bytes> {
-    let mut r = json(
-        status,
-        &serde_json::json!({"type": kind, "status": status.as_u16(), "detail": detail}),
-    );
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
     r
 }

@@ -136,7 +136,10 @@ async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Reply {
             None => {}
         }
     }
-    let limit = if parts.uri.path().starts_with("/jmap/") {
+    let path = parts.uri.path();
+    let limit = if path.starts_with("/jmap/upload/") {
+        jmap::Limits::MAX_SIZE_UPLOAD as usize
+    } else if path.starts_with("/jmap/") {
         MAX_JMAP_BODY
     } else {
         MAX_BODY

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod get;
 pub mod headers;
+pub mod import;
 pub mod query;
 pub mod set;
 

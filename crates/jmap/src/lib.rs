@@ -232,6 +232,7 @@ impl Jmap {
             "Email/query" => email::query::query(context, &args).await,
             "Email/set" => email::set::set(context, &args).await,
             "Email/import" => email::import::import(context, &args).await,
+            "Email/parse" => email::parse::parse(context, &args).await,
             _ => Err(MethodError::UnknownMethod),
         }
     }
@@ -275,7 +276,7 @@ impl Jmap {
 }
 
 /// The methods this server runs.
-const KNOWN_METHODS: [&str; 14] = [
+const KNOWN_METHODS: [&str; 15] = [
     "Core/echo",
     "Mailbox/get",
     "Mailbox/changes",
@@ -290,6 +291,7 @@ const KNOWN_METHODS: [&str; 14] = [
     "Email/queryChanges",
     "Email/set",
     "Email/import",
+    "Email/parse",
 ];
 
 /// The `method` label of the calls counter: known names, else "other"

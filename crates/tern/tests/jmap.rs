@@ -513,3 +513,57 @@ fn upload_and_import() {
     );
     assert!(fetched.contains("Subject: imported"), "{fetched}");
 }
+
+/// Email/parse (RFC 8621 §4.9): a forwarded message attached to one that
+/// came by SMTP is read as an Email without being stored, and its own
+/// parts download by the blob ids the parse gave.
+#[test]
+fn attached_message_parsed_and_its_parts_downloaded() {
+    let server = server();
+    let acct = account(&server);
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "bob@far.test",
+        "alice@a.test",
+        "From: bob@far.test\r\nTo: alice@a.test\r\nSubject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: Dan <dan@d.test>\r\nSubject: the original\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nT3JpZ2luYWwgdGV4dCwgY2Fmw6ku\r\n--b--\r\n",
+    );
+    let found = call(
+        &server,
+        "Email/query",
+        json!({"accountId": acct, "filter": {"subject": "fwd"}}),
+    );
+    let id = found["ids"][0].as_str().unwrap().to_string();
+    let got = call(
+        &server,
+        "Email/get",
+        json!({"accountId": acct, "ids": [id], "properties": ["attachments", "hasAttachment"]}),
+    );
+    let attached = &got["list"][0]["attachments"][0];
+    assert_eq!(attached["type"], "message/rfc822", "{got}");
+    assert_eq!(got["list"][0]["hasAttachment"], true);
+    let blob = attached["blobId"].as_str().unwrap().to_string();
+    let r = call(
+        &server,
+        "Email/parse",
+        json!({"accountId": acct, "blobIds": [blob.clone(), "B999999"], "fetchTextBodyValues": true}),
+    );
+    let parsed = &r["parsed"][&blob];
+    assert_eq!(parsed["subject"], "the original", "{r}");
+    assert_eq!(
+        parsed["from"],
+        json!([{"name": "Dan", "email": "dan@d.test"}])
+    );
+    assert_eq!(r["notFound"], json!(["B999999"]));
+    let part = parsed["textBody"][0]["partId"].as_str().unwrap();
+    assert_eq!(parsed["bodyValues"][part]["value"], "Original text, café.");
+    let inner = parsed["textBody"][0]["blobId"].as_str().unwrap();
+    let (status, text, _) = http(
+        &server,
+        "GET",
+        &format!("/jmap/download/{acct}/{inner}/t.txt"),
+        ALICE,
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(text, "Original text, café.");
+}

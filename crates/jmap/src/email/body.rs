@@ -62,9 +62,13 @@ fn join(section: &[u32], sep: &str) -> String {
         .join(sep)
 }
 
-/// The message's blob id and a part's.
-pub fn part_blob_id(email: i64, section: &[u32]) -> String {
-    format!("B{email}-{}", join(section, "-"))
+/// A part's blob id: its message's blob id and its section, `-` between
+/// numbers. The parts of a message attached inside (Email/parse) add
+/// their section after `_`: `B42-2_1-1` is part 1.1 of the message that
+/// is part 2 of email 42.
+pub fn part_blob_id(message_blob: &str, section: &[u32]) -> String {
+    let sep = if message_blob.contains('-') { "_" } else { "-" };
+    format!("{message_blob}{sep}{}", join(section, "-"))
 }
 
 /// The entity at a section as numbered here (a leaf message is its own part 1).
@@ -139,7 +143,7 @@ pub fn text(raw: &[u8], e: &Entity) -> (String, bool) {
 /// An EmailBodyPart object with the asked properties (§4.1.4).
 pub fn part_json(
     raw: &[u8],
-    email: i64,
+    message_blob: &str,
     e: &Entity,
     section: &[u32],
     properties: &[String],
@@ -151,7 +155,7 @@ pub fn part_json(
             "partId" if multipart => Value::Null,
             "partId" => json!(join(section, ".")),
             "blobId" if multipart => Value::Null,
-            "blobId" => json!(part_blob_id(email, section)),
+            "blobId" => json!(part_blob_id(message_blob, section)),
             "size" if multipart => json!(0),
             "size" => json!(decoded(raw, e).len()),
             "headers" => super::headers::all(&raw[e.header.clone()]),
@@ -183,7 +187,7 @@ pub fn part_json(
                     .map(|(i, c)| {
                         let mut s = section.to_vec();
                         s.push(i as u32 + 1);
-                        part_json(raw, email, c, &s, properties)
+                        part_json(raw, message_blob, c, &s, properties)
                     })
                     .collect::<Vec<_>>()
             ),
@@ -382,7 +386,8 @@ mod tests {
         assert_eq!(name(raw, pdf).as_deref(), Some("report.pdf"));
         assert_eq!(decoded(raw, pdf), b"%PDF-");
         assert!(find(&root, &[1]).is_none(), "a multipart has no part id");
-        assert_eq!(part_blob_id(42, &[1, 2]), "B42-1-2");
+        assert_eq!(part_blob_id("B42", &[1, 2]), "B42-1-2");
+        assert_eq!(part_blob_id("B42-2", &[1, 1]), "B42-2_1-1");
     }
 
     #[test]

@@ -43,7 +43,7 @@ const DEFAULT_PROPERTIES: [&str; 24] = [
 ];
 
 /// Properties answered without reading the message.
-const METADATA: [&str; 8] = [
+pub(super) const METADATA: [&str; 8] = [
     "id",
     "blobId",
     "threadId",
@@ -106,7 +106,7 @@ fn is_known(property: &str) -> bool {
 }
 
 /// How body values are asked for (§4.2).
-struct BodyOptions {
+pub(super) struct BodyOptions {
     properties: Vec<String>,
     text_values: bool,
     html_values: bool,
@@ -114,20 +114,21 @@ struct BodyOptions {
     max_bytes: usize,
 }
 
-/// Email/get.
-pub async fn get(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
-    let (ids, asked) = get_arguments(args, context.jmap.limits.max_objects_in_get)?;
-    let mut properties: Vec<String> = match asked {
+/// `properties` (or `defaults`), `bodyProperties` and the body value
+/// arguments of Email/get and Email/parse (§4.2, §4.9), checked.
+pub(super) fn properties_and_options(
+    args: &Args,
+    asked: Option<Vec<String>>,
+    defaults: &[&str],
+) -> Result<(Vec<String>, BodyOptions), MethodError> {
+    let properties: Vec<String> = match asked {
         Some(p) => p,
-        None => DEFAULT_PROPERTIES.iter().map(|s| s.to_string()).collect(),
+        None => defaults.iter().map(|s| s.to_string()).collect(),
     };
     if let Some(bad) = properties.iter().find(|p| !is_known(p)) {
         return Err(MethodError::InvalidArguments(format!(
             "unknown property {bad}"
         )));
-    }
-    if !properties.iter().any(|p| p == "id") {
-        properties.insert(0, "id".into());
     }
     let body_properties = match args::strings(args, "bodyProperties")? {
         Some(list) => {
@@ -152,6 +153,16 @@ pub async fn get(context: &Context<'_>, args: &Args) -> Result<Value, MethodErro
         all_values: args::boolean(args, "fetchAllBodyValues", false)?,
         max_bytes: args::unsigned(args, "maxBodyValueBytes")?.unwrap_or(0) as usize,
     };
+    Ok((properties, options))
+}
+
+/// Email/get.
+pub async fn get(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
+    let (ids, asked) = get_arguments(args, context.jmap.limits.max_objects_in_get)?;
+    let (mut properties, options) = properties_and_options(args, asked, &DEFAULT_PROPERTIES)?;
+    if !properties.iter().any(|p| p == "id") {
+        properties.insert(0, "id".into());
+    }
     let view = context.view().await?;
     let ids = match ids {
         Some(ids) => ids,
@@ -232,26 +243,20 @@ async fn to_json(
     properties: &[String],
     options: &BodyOptions,
 ) -> Result<Value, MethodError> {
-    let head = &raw[..header::header_end(raw)];
-    let needs_tree = properties.iter().any(|p| need_of(p) == Need::Whole);
-    let root = needs_tree.then(|| message::mime::parse(raw));
-    let display = root.as_ref().map(|r| body::display(raw, r));
     let mut out = Map::new();
     for p in properties {
         let v = match p.as_str() {
             "id" => json!(object_id::email(email.id)),
             "blobId" => json!(format!("B{}", email.id)),
             "threadId" => json!(object_id::thread(email.thread)),
-            "mailboxIds" => {
-                let ids: Map<String, Value> = email
+            "mailboxIds" => Value::Object(
+                email
                     .entries
                     .iter()
                     .filter_map(|(m, _)| view.mailbox(*m))
-                    .map(|m| object_id::mailbox(m.uid_validity))
-                    .map(|id| (id, Value::Bool(true)))
-                    .collect();
-                Value::Object(ids)
-            }
+                    .map(|m| (object_id::mailbox(m.uid_validity), Value::Bool(true)))
+                    .collect(),
+            ),
             "keywords" => Value::Object(
                 email
                     .keywords()
@@ -262,11 +267,42 @@ async fn to_json(
             "size" => json!(email.size),
             "receivedAt" => json!(message::date::rfc3339_text(email.received_at)),
             "preview" => json!(preview(context, email).await?),
+            _ => continue,
+        };
+        out.insert(p.clone(), v);
+    }
+    content_json(
+        raw,
+        &format!("B{}", email.id),
+        properties,
+        options,
+        &mut out,
+    );
+    Ok(Value::Object(out))
+}
+
+/// The properties the message itself answers (its header fields and
+/// body), for Email/get and Email/parse; `blob` is the message's blob id
+/// (its parts' ids are made from it). Other properties are left alone.
+pub(super) fn content_json(
+    raw: &[u8],
+    blob: &str,
+    properties: &[String],
+    options: &BodyOptions,
+    out: &mut Map<String, Value>,
+) {
+    let head = &raw[..header::header_end(raw)];
+    let needs_tree = properties.iter().any(|p| need_of(p) == Need::Whole);
+    let root = needs_tree.then(|| message::mime::parse(raw));
+    let display = root.as_ref().map(|r| body::display(raw, r));
+    for p in properties {
+        let v = match p.as_str() {
+            p if METADATA.contains(&p) => continue,
             "headers" => super::headers::all(head),
             "bodyStructure" => match &root {
                 Some(r) => body::part_json(
                     raw,
-                    email.id,
+                    blob,
                     r,
                     &body::root_section(r),
                     &with_sub_parts(&options.properties),
@@ -285,7 +321,7 @@ async fn to_json(
                             .iter()
                             .map(|l| body::part_json(
                                 raw,
-                                email.id,
+                                blob,
                                 l.entity,
                                 &l.section,
                                 &options.properties
@@ -307,7 +343,6 @@ async fn to_json(
         };
         out.insert(p.clone(), v);
     }
-    Ok(Value::Object(out))
 }
 
 fn with_sub_parts(properties: &[String]) -> Vec<String> {

@@ -5,6 +5,7 @@ pub mod body;
 pub mod get;
 pub mod headers;
 pub mod import;
+pub mod parse;
 pub mod query;
 pub mod set;
 
@@ -38,44 +39,76 @@ pub struct Blob {
     pub name: Option<String>,
 }
 
-/// The blob `B<email>` (the message) or `B<email>-<section>` (a part,
-/// its transfer encoding undone), if this account holds that email.
+/// The blob `B<email>` (the message), `B<email>-<section>` (a part, its
+/// transfer encoding undone) or deeper, `_<section>` into a message
+/// attached there, if this account holds that email.
 pub async fn blob(
     store: &dyn Store,
     view: &AccountView,
     blob_id: &str,
 ) -> Result<Option<Blob>, MethodError> {
-    let Some(rest) = blob_id.strip_prefix('B') else {
-        return Ok(None);
-    };
-    let mut numbers = rest.split('-');
-    let Some(email) = numbers
-        .next()
-        .and_then(|n| object_id::parse(&format!("E{n}"), 'E'))
-    else {
-        return Ok(None);
-    };
-    let section: Option<Vec<u32>> = numbers.map(|n| n.parse().ok().filter(|n| *n > 0)).collect();
-    let Some(section) = section else {
+    let Some((email, levels)) = parse_blob_id(blob_id) else {
         return Ok(None);
     };
     let Some(view) = view.emails.get(&email) else {
         return Ok(None);
     };
-    let Some(raw) = content(store, view).await? else {
+    let Some(mut raw) = content(store, view).await? else {
         return Ok(None);
     };
-    if section.is_empty() {
-        return Ok(Some(Blob {
-            data: raw,
-            media_type: None,
-            name: None,
-        }));
+    let mut found = Blob {
+        data: Vec::new(),
+        media_type: None,
+        name: None,
+    };
+    for section in levels {
+        let root = message::mime::parse(&raw);
+        let Some(part) = body::find(&root, &section) else {
+            return Ok(None);
+        };
+        found.media_type = Some(body::media_type(part));
+        found.name = body::name(&raw, part);
+        raw = body::decoded(&raw, part);
     }
-    let root = message::mime::parse(&raw);
-    Ok(body::find(&root, &section).map(|part| Blob {
-        data: body::decoded(&raw, part),
-        media_type: Some(body::media_type(part)),
-        name: body::name(&raw, part),
-    }))
+    found.data = raw;
+    Ok(Some(found))
+}
+
+/// `B42-2_1-1` as (42, [[2], [1, 1]]); None if it is not a blob id of ours.
+fn parse_blob_id(id: &str) -> Option<(i64, Vec<Vec<u32>>)> {
+    let rest = id.strip_prefix('B')?;
+    let (email, parts) = match rest.split_once('-') {
+        Some((e, p)) => (e, Some(p)),
+        None => (rest, None),
+    };
+    let email = object_id::parse(&format!("E{email}"), 'E')?;
+    let levels = match parts {
+        None => Vec::new(),
+        Some(p) => p
+            .split('_')
+            .map(|level| {
+                level
+                    .split('-')
+                    .map(|n| n.parse::<u32>().ok().filter(|n| *n > 0))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .collect::<Option<Vec<_>>>()?,
+    };
+    Some((email, levels))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn blob_ids_name_parts_at_any_depth() {
+        assert_eq!(super::parse_blob_id("B42"), Some((42, vec![])));
+        assert_eq!(
+            super::parse_blob_id("B42-2_1-1"),
+            Some((42, vec![vec![2], vec![1, 1]]))
+        );
+        assert_eq!(super::parse_blob_id("B42-0"), None);
+        assert_eq!(super::parse_blob_id("B42-"), None);
+        assert_eq!(super::parse_blob_id("B042"), None);
+        assert_eq!(super::parse_blob_id("U1"), None);
+    }
 }

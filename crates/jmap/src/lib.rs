@@ -78,6 +78,8 @@ impl Default for Limits {
 /// The JMAP service of one server.
 pub struct Jmap {
     store: Arc<dyn Store>,
+    /// This server's name (the right side of the Message-IDs it makes).
+    pub hostname: String,
     views: ViewCache,
     pub uploads: upload::Uploads,
     pub limits: Limits,
@@ -129,9 +131,10 @@ pub fn account_id(account: &AccountRecord) -> String {
 }
 
 impl Jmap {
-    pub fn new(store: Arc<dyn Store>) -> Jmap {
+    pub fn new(store: Arc<dyn Store>, hostname: &str) -> Jmap {
         Jmap {
             store,
+            hostname: hostname.to_string(),
             views: ViewCache::default(),
             uploads: upload::Uploads::default(),
             limits: Limits::default(),

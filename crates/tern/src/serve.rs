@@ -234,7 +234,7 @@ pub async fn serve(
                 .map(|m| m as Arc<dyn web::MetricsSource>),
         );
         let web = web.with_jmap(web::JmapRoutes {
-            jmap: Arc::new(jmap::Jmap::new(store.clone())),
+            jmap: Arc::new(jmap::Jmap::new(store.clone(), &config.hostname)),
             auth: authenticator.clone(),
         });
         let web = Arc::new(match &http01 {

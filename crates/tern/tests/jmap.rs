@@ -567,3 +567,111 @@ fn attached_message_parsed_and_its_parts_downloaded() {
     assert_eq!(status, 200);
     assert_eq!(text, "Original text, café.");
 }
+
+/// Email/set create (RFC 8621 §4.6): a draft with a text and an HTML
+/// body and an uploaded attachment, referred to by creation id in the
+/// same request; read back over JMAP and IMAP. A value with a line break
+/// (header injection) is refused.
+#[test]
+fn a_draft_created_with_an_attachment() {
+    let server = server();
+    let acct = account(&server);
+    let drafts = call(
+        &server,
+        "Mailbox/query",
+        json!({"accountId": acct, "filter": {"role": "drafts"}}),
+    )["ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("http://{}/jmap/upload/{acct}/", server.addr("http"));
+    let out = common::python(
+        "jmap_call.py",
+        &["POST", &url, ALICE.0, ALICE.1, "application/pdf"],
+        b"%PDF-1.4 tiny",
+    );
+    let pdf = serde_json::from_slice::<Value>(&out).unwrap()["body"]["blobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = api(
+        &server,
+        json!([
+            ["Email/set", {"accountId": acct, "create": {
+                "d": {
+                    "mailboxIds": {drafts.clone(): true},
+                    "keywords": {"$draft": true, "$seen": true},
+                    "from": [{"name": "Alice Ä", "email": "alice@a.test"}],
+                    "to": [{"name": null, "email": "bob@far.test"}],
+                    "subject": "Plan für Montag",
+                    "textBody": [{"partId": "t", "type": "text/plain"}],
+                    "htmlBody": [{"partId": "h", "type": "text/html"}],
+                    "bodyValues": {"t": {"value": "See the plan, café."}, "h": {"value": "<p>See the plan, café.</p>"}},
+                    "attachments": [{"blobId": pdf, "type": "application/pdf", "name": "plan.pdf"}],
+                    "header:X-Client:asText": "tern-test",
+                },
+                "bad": {"mailboxIds": {drafts.clone(): true}, "subject": "x\r\nBcc: victim@far.test",
+                        "textBody": [{"partId": "t"}], "bodyValues": {"t": {"value": "x"}}},
+            }}, "s"],
+            ["Email/get", {"accountId": acct, "ids": ["#d"], "fetchTextBodyValues": true,
+                "properties": ["subject", "from", "to", "keywords", "mailboxIds", "textBody", "htmlBody", "attachments", "bodyValues", "header:X-Client:asText", "messageId"]}, "g"],
+        ]),
+    );
+    let set = &r[0][1];
+    assert_eq!(
+        set["notCreated"]["bad"]["type"], "invalidProperties",
+        "{set}"
+    );
+    let id = set["created"]["d"]["id"].as_str().unwrap().to_string();
+    let e = &r[1][1]["list"][0];
+    assert_eq!(
+        e["id"],
+        id.as_str(),
+        "the #d reference named the created email: {}",
+        r[1][1]
+    );
+    assert_eq!(e["subject"], "Plan für Montag");
+    assert_eq!(
+        e["from"],
+        json!([{"name": "Alice Ä", "email": "alice@a.test"}])
+    );
+    assert_eq!(e["to"], json!([{"name": null, "email": "bob@far.test"}]));
+    assert_eq!(e["keywords"], json!({"$draft": true, "$seen": true}));
+    assert_eq!(e["mailboxIds"], json!({drafts: true}));
+    assert_eq!(e["header:X-Client:asText"], "tern-test");
+    let message_id = e["messageId"][0].as_str().unwrap();
+    assert!(
+        message_id.ends_with("@mx.a.test"),
+        "made by the server: {message_id}"
+    );
+    let part = e["textBody"][0]["partId"].as_str().unwrap();
+    assert_eq!(e["bodyValues"][part]["value"], "See the plan, café.");
+    assert_eq!(e["htmlBody"][0]["type"], "text/html");
+    assert_eq!(e["attachments"][0]["name"], "plan.pdf");
+    assert_eq!(e["attachments"][0]["type"], "application/pdf");
+    let attached = e["attachments"][0]["blobId"].as_str().unwrap();
+    let (status, pdf_back, _) = http(
+        &server,
+        "GET",
+        &format!("/jmap/download/{acct}/{attached}/plan.pdf"),
+        ALICE,
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(pdf_back, "%PDF-1.4 tiny");
+    let (mut w, mut rd) = imap_session(&server);
+    imap(&mut w, &mut rd, "b SELECT Drafts");
+    let fetched = imap(
+        &mut w,
+        &mut rd,
+        "c FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
+    assert!(
+        fetched.contains("\\Draft") && fetched.contains("\\Seen"),
+        "{fetched}"
+    );
+    assert!(
+        fetched.contains("Subject: =?"),
+        "encoded as RFC 2047: {fetched}"
+    );
+}

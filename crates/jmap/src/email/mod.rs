@@ -2,6 +2,7 @@
 //! messages and their parts (RFC 8620 §6.2 download).
 
 pub mod body;
+mod create;
 pub mod get;
 pub mod headers;
 pub mod import;

@@ -3,8 +3,7 @@
 //! email (IMAP sees it as a flag change in each); a mailbox added is a
 //! copy of an entry, one removed is that entry removed.
 //!
-//! Creating emails (drafts) is not built yet: `create` is refused per
-//! object with `forbidden`, saying so.
+//! `create` makes a message from its properties (`create.rs`).
 
 use std::collections::BTreeSet;
 
@@ -25,12 +24,18 @@ pub async fn set(context: &mut Context<'_>, args: &Args) -> Result<Value, Method
         .await?;
     let request = SetRequest::parse(args, context.jmap.limits.max_objects_in_set, old_state)?;
     let mut response = SetResponse::default();
-    for (creation, _) in request.create {
-        response.not_created(
-            creation,
-            SetError::Forbidden("creating emails is not supported by this server yet".into()),
-        );
+    for (creation, object) in request.create {
+        match super::create::create(context, &object).await {
+            Ok(created) => {
+                if let Some(id) = created["id"].as_str() {
+                    context.created.insert(creation.clone(), id.to_string());
+                }
+                response.created(creation, created);
+            }
+            Err(e) => response.not_created(creation, e),
+        }
     }
+
     for (id, patch) in request.update {
         let view = context.view().await?;
         let result = match context

@@ -1,0 +1,256 @@
+//! Email/set `create` (RFC 8621 §4.6): a message made from its JMAP
+//! properties — addresses, subject, dates, message ids, `header:` fields,
+//! `textBody` / `htmlBody` with their `bodyValues`, and `attachments`
+//! from blobs (uploads or parts of stored mail) — written as RFC 5322 and
+//! MIME (mail-builder: RFC 2047 encoded words, folding, transfer
+//! encodings), then stored like an import: a draft a client keeps, or
+//! the message it submits next.
+//!
+//! Not taken (refused with `invalidProperties`): `bodyStructure` (the
+//! three lists cover what mail clients make), and a header form other
+//! than asText / asRaw.
+
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::message_id::MessageId;
+use mail_builder::headers::raw::Raw;
+use mail_builder::headers::text::Text;
+use serde_json::Value;
+
+use super::headers::{Form, HeaderProperty};
+use super::import::Placement;
+use crate::Context;
+use crate::args::Args;
+use crate::error::SetError;
+
+/// Properties the server sets; a client may not give them (§4.6).
+const SERVER_SET: [&str; 6] = [
+    "id",
+    "blobId",
+    "threadId",
+    "size",
+    "hasAttachment",
+    "preview",
+];
+
+/// Create one email; the created Email's id, blobId, threadId, size.
+pub(super) async fn create(context: &Context<'_>, object: &Args) -> Result<Value, SetError> {
+    if let Some(p) = SERVER_SET.iter().find(|p| object.contains_key(**p)) {
+        return Err(SetError::invalid(p, "set by the server"));
+    }
+    if object.contains_key("bodyStructure") || object.contains_key("headers") {
+        return Err(SetError::invalid(
+            "bodyStructure",
+            "give textBody, htmlBody and attachments instead",
+        ));
+    }
+    let placement = Placement::of(context, object).await?;
+    let data = build(context, object).await?;
+    placement.store(context, data).await
+}
+
+async fn build(context: &Context<'_>, object: &Args) -> Result<Vec<u8>, SetError> {
+    let mut b = MessageBuilder::new();
+    for (property, field) in [
+        ("from", "From"),
+        ("sender", "Sender"),
+        ("to", "To"),
+        ("cc", "Cc"),
+        ("bcc", "Bcc"),
+        ("replyTo", "Reply-To"),
+    ] {
+        if let Some(v) = object.get(property).filter(|v| !v.is_null()) {
+            b = b.header(field, addresses(property, v)?);
+        }
+    }
+    if let Some(v) = object.get("subject").filter(|v| !v.is_null()) {
+        let text = v
+            .as_str()
+            .ok_or_else(|| SetError::invalid("subject", "not a string"))?;
+        b = b.subject(Text::new(single_line("subject", text)?.to_string()));
+    }
+    let sent = match object.get("sentAt").filter(|v| !v.is_null()) {
+        Some(v) => v
+            .as_str()
+            .and_then(message::date::rfc3339)
+            .ok_or_else(|| SetError::invalid("sentAt", "not a Date"))?,
+        None => message::date::unix_now(),
+    };
+    b = b.date(Date::new(sent));
+    let message_id = match ids(object, "messageId")? {
+        Some(ids) => ids,
+        None => vec![format!(
+            "{}@{}",
+            message::trace::unique_id(),
+            context.jmap.hostname
+        )],
+    };
+    b = b.message_id(MessageId::from(message_id));
+    if let Some(v) = ids(object, "inReplyTo")? {
+        b = b.in_reply_to(MessageId::from(v));
+    }
+    if let Some(v) = ids(object, "references")? {
+        b = b.references(MessageId::from(v));
+    }
+    for (key, value) in object {
+        if !key.starts_with("header:") || value.is_null() {
+            continue;
+        }
+        let h = HeaderProperty::parse(key)
+            .filter(|h| !h.all && matches!(h.form, Form::Raw | Form::Text))
+            .ok_or_else(|| SetError::invalid(key, "only one asText or asRaw value is taken"))?;
+        let text = value
+            .as_str()
+            .ok_or_else(|| SetError::invalid(key, "not a string"))?;
+        let text = single_line(key, text)?.to_string();
+        b = match h.form {
+            Form::Text => b.header(h.name, Text::new(text)),
+            _ => b.header(h.name, Raw::new(text)),
+        };
+    }
+    b = body(context, object, b).await?;
+    b.write_to_vec()
+        .map_err(|e| SetError::Forbidden(format!("the message could not be made: {e}")))
+}
+
+/// Header values are one line: a CR or LF would start another field.
+fn single_line<'a>(property: &str, text: &'a str) -> Result<&'a str, SetError> {
+    if text.contains(['\r', '\n']) {
+        return Err(SetError::invalid(property, "line breaks are not allowed"));
+    }
+    Ok(text)
+}
+
+/// EmailAddress[] (§4.1.2.3) as an address list.
+fn addresses(property: &str, value: &Value) -> Result<Address<'static>, SetError> {
+    let list = value
+        .as_array()
+        .ok_or_else(|| SetError::invalid(property, "not a list of addresses"))?;
+    let mut out = Vec::new();
+    for a in list {
+        let email = a.get("email").and_then(Value::as_str).unwrap_or_default();
+        let ok =
+            email.contains('@') && !email.contains(['<', '>', ',', ' ', '"', '\r', '\n', '\0']);
+        if !ok {
+            return Err(SetError::invalid(property, "an address is not valid"));
+        }
+        let name = match a.get("name") {
+            Some(Value::String(n)) => Some(single_line(property, n)?.to_string()),
+            _ => None,
+        };
+        out.push(Address::new_address(name, email.to_string()));
+    }
+    Ok(Address::new_list(out))
+}
+
+/// `messageId`, `inReplyTo`, `references`: lists of ids without brackets.
+fn ids(object: &Args, property: &str) -> Result<Option<Vec<String>>, SetError> {
+    let Some(v) = object.get(property).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| SetError::invalid(property, "not a list"))?;
+    list.iter()
+        .map(|id| {
+            id.as_str()
+                .filter(|s| {
+                    !s.is_empty() && s.contains('@') && !s.contains(['<', '>', ' ', '\r', '\n'])
+                })
+                .map(String::from)
+                .ok_or_else(|| SetError::invalid(property, "not a message id"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// One text part of textBody or htmlBody: its value from bodyValues.
+fn text_part(object: &Args, property: &str, media_type: &str) -> Result<Option<String>, SetError> {
+    let Some(parts) = object.get(property).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let parts = parts
+        .as_array()
+        .ok_or_else(|| SetError::invalid(property, "not a list"))?;
+    let [part] = parts.as_slice() else {
+        return Err(SetError::invalid(property, "exactly one part is taken"));
+    };
+    let t = part
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or(media_type);
+    if !t.eq_ignore_ascii_case(media_type) {
+        return Err(SetError::invalid(property, "wrong media type"));
+    }
+    let id = part
+        .get("partId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SetError::invalid(property, "a partId is needed"))?;
+    let value = object
+        .get("bodyValues")
+        .and_then(|v| v.get(id))
+        .and_then(|v| v.get("value"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| SetError::invalid("bodyValues", "no value for that partId"))?;
+    Ok(Some(value.to_string()))
+}
+
+async fn body(
+    context: &Context<'_>,
+    object: &Args,
+    mut b: MessageBuilder<'static>,
+) -> Result<MessageBuilder<'static>, SetError> {
+    let text = text_part(object, "textBody", "text/plain")?;
+    let html = text_part(object, "htmlBody", "text/html")?;
+    if text.is_none() && html.is_none() && !object.contains_key("attachments") {
+        return Err(SetError::invalid("textBody", "the email has no body"));
+    }
+    if let Some(t) = text {
+        b = b.text_body(t);
+    }
+    if let Some(h) = html {
+        b = b.html_body(h);
+    }
+    let attachments = match object.get("attachments").filter(|v| !v.is_null()) {
+        Some(a) => a
+            .as_array()
+            .ok_or_else(|| SetError::invalid("attachments", "not a list"))?
+            .clone(),
+        None => Vec::new(),
+    };
+    for a in attachments {
+        let blob_id = a
+            .get("blobId")
+            .and_then(Value::as_str)
+            .and_then(|id| context.resolve_id(id))
+            .ok_or_else(|| SetError::invalid("attachments", "a blobId is needed"))?;
+        let blob = match context.jmap.download(context.account, &blob_id).await {
+            Ok(Some(blob)) => blob,
+            Ok(None) => return Err(SetError::BlobNotFound(vec![blob_id])),
+            Err(_) => return Err(SetError::Forbidden("try again later".into())),
+        };
+        let media_type = a
+            .get("type")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or(blob.media_type)
+            .unwrap_or_else(|| "application/octet-stream".into());
+        if !media_type.contains('/') || media_type.contains(['\r', '\n', ';', '"']) {
+            return Err(SetError::invalid("attachments", "not a media type"));
+        }
+        let name = a.get("name").and_then(Value::as_str).map(String::from);
+        let inline = a.get("disposition").and_then(Value::as_str) == Some("inline");
+        b = match (inline, a.get("cid").and_then(Value::as_str)) {
+            (true, Some(cid)) => {
+                b.inline(media_type, single_line("cid", cid)?.to_string(), blob.data)
+            }
+            _ => b.attachment(
+                media_type,
+                name.unwrap_or_else(|| "attachment".into()),
+                blob.data,
+            ),
+        };
+    }
+    Ok(b)
+}

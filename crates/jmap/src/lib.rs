@@ -20,10 +20,12 @@ pub mod args;
 pub mod changes;
 pub mod email;
 pub mod error;
+pub mod identity;
 pub mod mailbox;
 pub mod request;
 pub mod session;
 pub mod set;
+pub mod submission;
 pub mod thread;
 pub mod upload;
 
@@ -40,6 +42,8 @@ pub use crate::error::{MethodError, RequestError, SetError};
 /// The capabilities this server has (RFC 8620 §2, RFC 8621 §1.3).
 pub const CORE: &str = "urn:ietf:params:jmap:core";
 pub const MAIL: &str = "urn:ietf:params:jmap:mail";
+/// Identities and EmailSubmission (RFC 8621 §1.3.2), when a submitter is set.
+pub const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
 
 /// The limits the session resource announces and requests are held to
 /// (RFC 8620 §2 `urn:ietf:params:jmap:core`).
@@ -82,6 +86,9 @@ pub struct Jmap {
     pub hostname: String,
     views: ViewCache,
     pub uploads: upload::Uploads,
+    /// The server's submission path (None: no EmailSubmission, and the
+    /// capability is not announced).
+    pub submitter: Option<Arc<dyn submission::Submitter>>,
     pub limits: Limits,
 }
 
@@ -91,6 +98,8 @@ pub struct Context<'a> {
     pub account: &'a AccountRecord,
     /// This account's JMAP id.
     pub account_id: String,
+    /// Where the request came from (submission's limits and logs).
+    pub client: std::net::IpAddr,
     /// Creation id → the id of what it created, in this request (§5.3).
     pub created: HashMap<String, String>,
 }
@@ -137,8 +146,24 @@ impl Jmap {
             hostname: hostname.to_string(),
             views: ViewCache::default(),
             uploads: upload::Uploads::default(),
+            submitter: None,
             limits: Limits::default(),
         }
+    }
+
+    /// Send mail through this submission path (EmailSubmission).
+    pub fn with_submitter(mut self, submitter: Arc<dyn submission::Submitter>) -> Jmap {
+        self.submitter = Some(submitter);
+        self
+    }
+
+    /// The capabilities a request may use.
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        let mut out = vec![CORE, MAIL];
+        if self.submitter.is_some() {
+            out.push(SUBMISSION);
+        }
+        out
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -147,13 +172,19 @@ impl Jmap {
 
     /// Run one API request (RFC 8620 §3) for an authenticated account:
     /// the Response object, or the request-level error.
-    pub async fn api(&self, account: &AccountRecord, body: &[u8]) -> Result<Value, RequestError> {
+    pub async fn api(
+        &self,
+        account: &AccountRecord,
+        client: std::net::IpAddr,
+        body: &[u8],
+    ) -> Result<Value, RequestError> {
         if body.len() as u64 > self.limits.max_size_request {
             return Err(RequestError::Limit("maxSizeRequest"));
         }
         let request = request::parse(body, self.limits.max_calls_in_request as usize)?;
+        let capabilities = self.capabilities();
         for capability in &request.using {
-            if capability != CORE && capability != MAIL {
+            if !capabilities.contains(&capability.as_str()) {
                 return Err(RequestError::UnknownCapability(capability.clone()));
             }
         }
@@ -161,6 +192,7 @@ impl Jmap {
             jmap: self,
             account,
             account_id: account_id(account),
+            client,
             created: HashMap::new(),
         };
         if let Some(ids) = &request.created_ids {
@@ -181,7 +213,11 @@ impl Jmap {
             };
             metrics::counter!("tern_jmap_calls_total", "method" => method_label(&call.name), "result" => match &outcome { Ok(_) => "ok", Err(e) => e.kind() }).increment(1);
             match outcome {
-                Ok(result) => responses.push((call.name, result, call.call_id)),
+                Ok(results) => {
+                    for (name, result) in results {
+                        responses.push((name, result, call.call_id.clone()));
+                    }
+                }
                 Err(e) => responses.push(("error".into(), e.to_arguments(), call.call_id)),
             }
         }
@@ -198,35 +234,44 @@ impl Jmap {
         Ok(response)
     }
 
+    /// Run one method call: its response(s) (EmailSubmission/set may add
+    /// an implicit Email/set, RFC 8621 §7.5), or its error.
     async fn call(
         &self,
         context: &mut Context<'_>,
         using: &[String],
         name: &str,
         args: Args,
-    ) -> Result<Value, MethodError> {
+    ) -> Result<Vec<(String, Value)>, MethodError> {
         let needs = if name.starts_with("Core/") {
             CORE
+        } else if name.starts_with("Identity/") || name.starts_with("EmailSubmission/") {
+            SUBMISSION
         } else {
             MAIL
         };
-        if !using.iter().any(|u| u == needs) {
+        if !using.iter().any(|u| u == needs) || !self.capabilities().contains(&needs) {
             return Err(MethodError::UnknownMethod);
         }
         if name == "Core/echo" {
-            return Ok(Value::Object(args));
+            return Ok(vec![(name.to_string(), Value::Object(args))]);
         }
         if !KNOWN_METHODS.contains(&name) {
             return Err(MethodError::UnknownMethod);
         }
         context.check_account(&args)?;
-        match name {
+        if name == "EmailSubmission/set" {
+            return submission::set(context, &args).await;
+        }
+        let result = match name {
             "Mailbox/get" => mailbox::get(context, &args).await,
             "Mailbox/changes" => mailbox::changes(context, &args).await,
             "Mailbox/query" => mailbox::query(context, &args).await,
-            "Mailbox/queryChanges" | "Email/queryChanges" => {
-                Err(MethodError::CannotCalculateChanges)
-            }
+            "Mailbox/queryChanges"
+            | "Email/queryChanges"
+            | "Identity/changes"
+            | "EmailSubmission/changes"
+            | "EmailSubmission/queryChanges" => Err(MethodError::CannotCalculateChanges),
             "Mailbox/set" => mailbox::set(context, &args).await,
             "Thread/get" => thread::get(context, &args).await,
             "Thread/changes" => thread::changes(context, &args).await,
@@ -236,8 +281,13 @@ impl Jmap {
             "Email/set" => email::set::set(context, &args).await,
             "Email/import" => email::import::import(context, &args).await,
             "Email/parse" => email::parse::parse(context, &args).await,
+            "Identity/get" => identity::get(context, &args).await,
+            "Identity/set" => identity::set(context, &args).await,
+            "EmailSubmission/get" => submission::get(context, &args).await,
+            "EmailSubmission/query" => submission::query(context, &args).await,
             _ => Err(MethodError::UnknownMethod),
-        }
+        }?;
+        Ok(vec![(name.to_string(), result)])
     }
 
     /// A blob this account may read: a message's or a part's octets
@@ -279,7 +329,7 @@ impl Jmap {
 }
 
 /// The methods this server runs.
-const KNOWN_METHODS: [&str; 15] = [
+const KNOWN_METHODS: [&str; 23] = [
     "Core/echo",
     "Mailbox/get",
     "Mailbox/changes",
@@ -295,6 +345,14 @@ const KNOWN_METHODS: [&str; 15] = [
     "Email/set",
     "Email/import",
     "Email/parse",
+    "Identity/get",
+    "Identity/changes",
+    "Identity/set",
+    "EmailSubmission/get",
+    "EmailSubmission/changes",
+    "EmailSubmission/query",
+    "EmailSubmission/queryChanges",
+    "EmailSubmission/set",
 ];
 
 /// The `method` label of the calls counter: known names, else "other"

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use store::AccountRecord;
 
-use crate::{CORE, Limits, MAIL, account_id};
+use crate::{CORE, Limits, MAIL, SUBMISSION, account_id};
 
 /// The session's state: it changes only when the session object would
 /// (a new capability in a new build), so clients need not fetch it again.
@@ -25,10 +25,10 @@ pub const EMAIL_SORT: [&str; 9] = [
 ];
 
 /// The session object for `account`, its URLs under `base`
-/// (`https://host`).
-pub fn session(account: &AccountRecord, limits: &Limits, base: &str) -> Value {
+/// (`https://host`); the submission capability when `submission`.
+pub fn session(account: &AccountRecord, limits: &Limits, base: &str, submission: bool) -> Value {
     let id = account_id(account);
-    json!({
+    let mut session = json!({
         "capabilities": {
             CORE: {
                 "maxSizeUpload": limits.max_size_upload,
@@ -66,5 +66,12 @@ pub fn session(account: &AccountRecord, limits: &Limits, base: &str) -> Value {
         "uploadUrl": format!("{base}/jmap/upload/{{accountId}}/"),
         "eventSourceUrl": format!("{base}/jmap/eventsource?types={{types}}&closeafter={{closeafter}}&ping={{ping}}"),
         "state": STATE,
-    })
+    });
+    if submission {
+        session["capabilities"][SUBMISSION] = json!({});
+        session["accounts"][&id]["accountCapabilities"][SUBMISSION] =
+            json!({"maxDelayedSend": 0, "submissionExtensions": {}});
+        session["primaryAccounts"][SUBMISSION] = json!(id);
+    }
+    session
 }

@@ -20,6 +20,7 @@ pub mod object_id;
 pub mod search;
 pub mod sieve;
 mod sqlite;
+pub mod submissions;
 pub mod tls_results;
 pub mod types;
 
@@ -39,6 +40,7 @@ pub use sqlite::SqliteStore;
 pub use sqlite::backup::FILE as SQLITE_FILE;
 /// (schema version of the database, version this build writes), read only.
 pub use sqlite::schema_status as sqlite_schema_status;
+pub use submissions::{Submission, SubmissionStore};
 pub use tls_results::{DomainTlsResults, TlsResult, TlsResultStore};
 pub use types::*;
 
@@ -46,8 +48,8 @@ pub use types::*;
 /// The spam defences' part is its own contract, [`AntispamStore`], and so
 /// are Sieve's, [`SieveStore`], the search index's, [`SearchStore`],
 /// shared mailboxes', [`AclStore`], the delivery history's, [`HistoryStore`],
-/// TLS reporting's, [`TlsResultStore`], and the account change log's,
-/// [`ChangeStore`].
+/// TLS reporting's, [`TlsResultStore`], the account change log's,
+/// [`ChangeStore`], and JMAP submissions', [`SubmissionStore`].
 #[async_trait::async_trait]
 pub trait Store:
     AntispamStore
@@ -57,6 +59,7 @@ pub trait Store:
     + HistoryStore
     + TlsResultStore
     + ChangeStore
+    + SubmissionStore
     + Send
     + Sync
 {

@@ -68,7 +68,8 @@ on_every_backend!(
     delivery_history,
     tls_results,
     content_in_pieces,
-    change_log
+    change_log,
+    submissions
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
@@ -1340,4 +1341,40 @@ async fn change_log(s: Arc<dyn Store>) {
             .len(),
         2
     );
+}
+
+/// JMAP submissions: kept per account, newest first, removed one by one,
+/// gone with their account.
+async fn submissions(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
+    let one = |account, at| Submission {
+        id: 0,
+        account,
+        smtp_id: format!("smtp{at}"),
+        email_id: 7,
+        thread_id: 7,
+        identity: "alice@a.test".into(),
+        envelope: "{}".into(),
+        send_at: at,
+    };
+    let first = s.add_submission(one(a, 100)).await.unwrap();
+    let second = s.add_submission(one(a, 200)).await.unwrap();
+    s.add_submission(one(b, 150)).await.unwrap();
+    let kept = s.submissions(a).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![second, first]
+    );
+    assert_eq!(kept[1].smtp_id, "smtp100");
+    assert!(
+        !s.remove_submission(b, first).await.unwrap(),
+        "not Bob's to remove"
+    );
+    assert!(s.remove_submission(a, first).await.unwrap());
+    assert_eq!(s.submissions(a).await.unwrap().len(), 1);
+    s.remove_account("alice@a.test").await.unwrap();
+    assert_eq!(s.submissions(a).await.unwrap().len(), 0);
+    assert_eq!(s.submissions(b).await.unwrap().len(), 1);
 }

@@ -233,8 +233,14 @@ pub async fn serve(
             crate::metrics::ServerMetrics::install(store.clone())
                 .map(|m| m as Arc<dyn web::MetricsSource>),
         );
+        let submitter = crate::jmap_submit::SmtpSubmitter {
+            config: Arc::new(smtp_config(&config, Role::Submission)),
+            services: smtp_services.clone(),
+        };
+        let jmap =
+            jmap::Jmap::new(store.clone(), &config.hostname).with_submitter(Arc::new(submitter));
         let web = web.with_jmap(web::JmapRoutes {
-            jmap: Arc::new(jmap::Jmap::new(store.clone(), &config.hostname)),
+            jmap: Arc::new(jmap),
             auth: authenticator.clone(),
         });
         let web = Arc::new(match &http01 {

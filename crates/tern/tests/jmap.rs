@@ -675,3 +675,131 @@ fn a_draft_created_with_an_attachment() {
         "encoded as RFC 2047: {fetched}"
     );
 }
+
+/// EmailSubmission (RFC 8621 §7) through the submission port's own
+/// steps: a draft sent to Bob arrives in his INBOX without its Bcc:
+/// field, the implicit Email/set moves the draft to Sent, the delivery
+/// status comes from the history; a From: Alice does not own is
+/// `forbiddenFrom`, as SMTP submission would refuse it.
+#[test]
+fn a_draft_sent_with_email_submission() {
+    let server = server();
+    let acct = account(&server);
+    let (_, session, _) = http(&server, "GET", "/.well-known/jmap", ALICE, b"");
+    assert!(session["capabilities"]["urn:ietf:params:jmap:submission"].is_object());
+    let using = json!([
+        "urn:ietf:params:jmap:core",
+        "urn:ietf:params:jmap:mail",
+        "urn:ietf:params:jmap:submission"
+    ]);
+    let send = |calls: Value| -> Vec<Value> {
+        let body = json!({"using": using, "methodCalls": calls}).to_string();
+        let (status, r, _) = http(&server, "POST", "/jmap/api", ALICE, body.as_bytes());
+        assert_eq!(status, 200, "{r}");
+        r["methodResponses"].as_array().unwrap().clone()
+    };
+    let ids = send(json!([
+        ["Identity/get", {"accountId": acct}, "i"],
+        ["Mailbox/query", {"accountId": acct, "filter": {"role": "drafts"}}, "d"],
+        ["Mailbox/query", {"accountId": acct, "filter": {"role": "sent"}}, "s"],
+    ]));
+    let identities = ids[0][1]["list"].as_array().unwrap();
+    let emails: Vec<&str> = identities
+        .iter()
+        .map(|i| i["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails[0], "alice@a.test");
+    assert!(
+        emails.contains(&"info@a.test"),
+        "aliases are identities: {emails:?}"
+    );
+    let identity = identities[0]["id"].as_str().unwrap().to_string();
+    let drafts = ids[1][1]["ids"][0].as_str().unwrap().to_string();
+    let sent_box = ids[2][1]["ids"][0].as_str().unwrap().to_string();
+    let r = send(json!([
+        ["Email/set", {"accountId": acct, "create": {
+            "m": {"mailboxIds": {drafts.clone(): true}, "keywords": {"$draft": true},
+                  "from": [{"name": "Alice", "email": "alice@a.test"}],
+                  "to": [{"name": "Bob", "email": "bob@a.test"}],
+                  "bcc": [{"name": null, "email": "alice@a.test"}],
+                  "subject": "lunch?", "textBody": [{"partId": "1"}], "bodyValues": {"1": {"value": "At noon."}}},
+            "forged": {"mailboxIds": {drafts.clone(): true},
+                  "from": [{"name": null, "email": "ceo@far.test"}], "to": [{"name": null, "email": "bob@a.test"}],
+                  "subject": "wire money", "textBody": [{"partId": "1"}], "bodyValues": {"1": {"value": "x"}}},
+        }}, "c"],
+        ["EmailSubmission/set", {"accountId": acct,
+            "create": {
+                "go": {"identityId": identity, "emailId": "#m"},
+                "bad": {"identityId": identity, "emailId": "#forged"},
+            },
+            "onSuccessUpdateEmail": {"#go": {
+                format!("mailboxIds/{drafts}"): null,
+                format!("mailboxIds/{sent_box}"): true,
+                "keywords/$draft": null,
+            }}}, "s"],
+    ]));
+    let submitted = &r[1][1];
+    assert_eq!(r[1][0], "EmailSubmission/set", "{r:?}");
+    assert_eq!(
+        submitted["notCreated"]["bad"]["type"], "forbiddenFrom",
+        "{submitted}"
+    );
+    let submission = submitted["created"]["go"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(submitted["created"]["go"]["undoStatus"], "final");
+    // The implicit Email/set of onSuccessUpdateEmail, with the same call id.
+    assert_eq!(r[2][0], "Email/set");
+    assert_eq!(r[2][2], "s");
+    let email = r[0][1]["created"]["m"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r[2][1]["updated"],
+        json!({email.clone(): null}),
+        "{}",
+        r[2][1]
+    );
+    let moved = call(
+        &server,
+        "Email/get",
+        json!({"accountId": acct, "ids": [email], "properties": ["mailboxIds", "keywords"]}),
+    );
+    assert_eq!(moved["list"][0]["mailboxIds"], json!({sent_box: true}));
+    assert_eq!(moved["list"][0]["keywords"], json!({}));
+    // Bob has it, without the Bcc: field, with the server's Received line.
+    let (mut w, mut rd) = common::raw_client(server.addr("imap"));
+    imap(&mut w, &mut rd, "a LOGIN bob@a.test bob-pw");
+    imap(&mut w, &mut rd, "b SELECT INBOX");
+    let fetched = imap(&mut w, &mut rd, "c FETCH 1 BODY.PEEK[]");
+    assert!(fetched.contains("Subject: lunch?"), "{fetched}");
+    assert!(fetched.contains("At noon."), "{fetched}");
+    assert!(
+        !fetched.to_ascii_lowercase().contains("\nbcc:"),
+        "Bcc removed: {fetched}"
+    );
+    // Its status, from the delivery history (written with the next commit).
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        let got = send(
+            json!([["EmailSubmission/get", {"accountId": acct, "ids": [submission.clone()]}, "g"]]),
+        );
+        status = got[0][1]["list"][0]["deliveryStatus"]["bob@a.test"].clone();
+        if status["delivered"] == "yes" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status["delivered"], "yes", "{status}");
+    let listed = send(
+        json!([["EmailSubmission/query", {"accountId": acct, "filter": {"identityIds": [identity]}}, "q"]]),
+    );
+    assert_eq!(listed[0][1]["ids"], json!([submission.clone()]));
+    // Sent is final: no undo.
+    let undo = send(
+        json!([["EmailSubmission/set", {"accountId": acct, "update": {submission.clone(): {"undoStatus": "canceled"}}}, "u"]]),
+    );
+    assert_eq!(
+        undo[0][1]["notUpdated"][&submission]["type"],
+        "cannotUnsend"
+    );
+}

@@ -103,18 +103,26 @@ impl JmapRoutes {
         match route {
             JmapRoute::Session => {
                 let base = base_url(req);
-                json(
-                    StatusCode::OK,
-                    &jmap::session::session(&account, &self.jmap.limits, &base),
-                )
+                let session = jmap::session::session(
+                    &account,
+                    &self.jmap.limits,
+                    &base,
+                    self.jmap.submitter.is_some(),
+                );
+                json(StatusCode::OK, &session)
             }
-            JmapRoute::Api => self.api(req, &account).await,
+            JmapRoute::Api => self.api(req, &account, client).await,
             JmapRoute::Download => self.download(req, &account).await,
             JmapRoute::Upload => self.upload(req, &account),
         }
     }
 
-    async fn api(&self, req: &Request<Bytes>, account: &AccountRecord) -> Response<Bytes> {
+    async fn api(
+        &self,
+        req: &Request<Bytes>,
+        account: &AccountRecord,
+        client: IpAddr,
+    ) -> Response<Bytes> {
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -126,7 +134,7 @@ impl JmapRoutes {
                 &jmap::RequestError::NotJson.to_problem(),
             );
         }
-        match self.jmap.api(account, req.body()).await {
+        match self.jmap.api(account, client, req.body()).await {
             Ok(response) => json(StatusCode::OK, &response),
             Err(e) => {
                 let mut r = json(StatusCode::BAD_REQUEST, &e.to_problem());

@@ -76,7 +76,7 @@ impl SmtpSession {
         }
     }
 
-    async fn auth_verdict(&mut self, verdict: Verdict) -> Result<Reply, SmtpError> {
+    pub(super) async fn auth_verdict(&mut self, verdict: Verdict) -> Result<Reply, SmtpError> {
         match verdict {
             Verdict::Success(account) => {
                 let mut owned = vec![account.address.clone()];

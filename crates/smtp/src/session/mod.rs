@@ -3,7 +3,8 @@
 //! STARTTLS, XCLIENT), `envelope` (MAIL, RCPT), `content` (DATA, BDAT and the
 //! end of a message), `authenticate` (AUTH); `checks` asks the inbound check
 //! pipeline at each stage, `reports` handles DMARC reports received and the
-//! "delivered" DSNs.
+//! "delivered" DSNs; `local` takes a message submitted through another
+//! protocol (JMAP) through the same steps.
 //!
 //! Which commands each state allows is decided in [`SmtpSession::command`];
 //! every failure is an [`SmtpError`], turned into a reply in one place.
@@ -13,6 +14,9 @@ mod checks;
 mod content;
 mod envelope;
 mod hello;
+mod local;
+
+pub use local::{LocalSubmission, Submitted};
 mod reports;
 
 use std::net::SocketAddr;

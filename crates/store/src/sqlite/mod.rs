@@ -27,6 +27,7 @@ mod reports;
 mod schema;
 mod search;
 mod sieve;
+mod submissions;
 mod tls_results;
 
 use std::path::{Path, PathBuf};

@@ -489,4 +489,20 @@ pub const MIGRATIONS: &[&str] = &[
         FROM mailboxes m LEFT JOIN message_index i ON i.blob_id = old.blob_id WHERE m.id = old.mailbox_id;
     END;
     "#,
+    // 23: the messages a user submitted through JMAP (RFC 8621 §7
+    // EmailSubmission): which email, as which identity, with which
+    // envelope, and the SMTP id that links them to the delivery history.
+    r#"
+    CREATE TABLE IF NOT EXISTS submissions (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        smtp_id TEXT NOT NULL,
+        email_id INTEGER NOT NULL,
+        thread_id INTEGER NOT NULL,
+        identity TEXT NOT NULL,
+        envelope TEXT NOT NULL,
+        send_at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS submissions_account ON submissions(account_id, send_at);
+    "#,
 ];

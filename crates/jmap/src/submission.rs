@@ -1,0 +1,506 @@
+//! EmailSubmission (RFC 8621 §7): sending an email the account holds.
+//! The message and its envelope go through the server's own submission
+//! path (a [`Submitter`]: the SMTP submission session's steps, called
+//! directly), so JMAP gets exactly SMTP submission's checks (the From:
+//! and envelope sender the user owns), fixes, sending limits, DKIM
+//! signature, durable queueing and history. The Bcc: field is removed
+//! from what is sent (§7.5).
+//!
+//! Sending is final: `undoStatus` is always "final" (no delayed send to
+//! cancel), so an update asking "canceled" gets `cannotUnsend`. Delivery
+//! status comes from the delivery history. `onSuccessUpdateEmail` and
+//! `onSuccessDestroyEmail` run an implicit Email/set whose response
+//! follows this one (§7.5).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde_json::{Map, Value, json};
+use store::{AccountRecord, HistoryKind, HistoryQuery, Submission, object_id};
+
+use crate::Context;
+use crate::args::{self, Args};
+use crate::error::{MethodError, SetError};
+use crate::set::{SetRequest, SetResponse, get_arguments};
+
+/// Why the submission path refused a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The envelope sender is not the user's (§7.5 forbiddenMailFrom).
+    MailFrom(String),
+    /// The From: field is not the user's, or missing (forbiddenFrom).
+    From(String),
+    /// Sending limits, or a policy (forbiddenToSend).
+    ToSend(String),
+    /// No recipient was taken (invalidRecipients).
+    Recipients(Vec<String>, String),
+    TooLarge(String),
+    /// Anything else, with the reply's text.
+    Other(String),
+}
+
+/// What the submission path did with a message taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The id of "queued as" (links the delivery history).
+    pub smtp_id: String,
+    /// Recipients refused, each with the reply's text.
+    pub refused: Vec<(String, String)>,
+}
+
+/// The server's submission path, as JMAP uses it.
+pub trait Submitter: Send + Sync {
+    fn submit(
+        &self,
+        account: &AccountRecord,
+        client: IpAddr,
+        sender: &str,
+        recipients: &[String],
+        message: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Sent, Refusal>> + Send + '_>>;
+}
+
+impl Refusal {
+    fn to_set_error(&self) -> Value {
+        let (kind, description) = match self {
+            Refusal::MailFrom(d) => ("forbiddenMailFrom", d),
+            Refusal::From(d) => ("forbiddenFrom", d),
+            Refusal::ToSend(d) => ("forbiddenToSend", d),
+            Refusal::Recipients(list, d) => {
+                return json!({"type": "invalidRecipients", "invalidRecipients": list, "description": d});
+            }
+            Refusal::TooLarge(d) => ("tooLarge", d),
+            Refusal::Other(d) => ("forbidden", d),
+        };
+        json!({"type": kind, "description": description})
+    }
+}
+
+/// The submission id of a stored submission.
+fn id_of(n: i64) -> String {
+    format!("S{n}")
+}
+
+/// Line ends as SMTP carries them: a bare LF (an uploaded draft) becomes CRLF.
+fn crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+    for (i, b) in raw.iter().enumerate() {
+        if *b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(*b);
+    }
+    out
+}
+
+/// The envelope of §7: given, or made from the identity and the
+/// To/Cc/Bcc fields.
+fn envelope(
+    given: Option<&Value>,
+    identity: &str,
+    head: &[u8],
+) -> Result<(String, Vec<String>), SetError> {
+    if let Some(e) = given.filter(|e| !e.is_null()) {
+        let mail_from = e
+            .get("mailFrom")
+            .and_then(|m| m.get("email"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| SetError::invalid("envelope", "mailFrom/email is required"))?;
+        let rcpt: Vec<String> = e
+            .get("rcptTo")
+            .and_then(Value::as_array)
+            .ok_or_else(|| SetError::invalid("envelope", "rcptTo is required"))?
+            .iter()
+            .map(|r| r.get("email").and_then(Value::as_str).map(String::from))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| SetError::invalid("envelope", "each rcptTo needs an email"))?;
+        let has_params = |v: Option<&Value>| {
+            v.and_then(|m| m.get("parameters"))
+                .is_some_and(|p| !p.is_null())
+        };
+        if has_params(e.get("mailFrom"))
+            || e["rcptTo"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|r| has_params(Some(r))))
+        {
+            return Err(SetError::invalid(
+                "envelope",
+                "SMTP parameters are not taken",
+            ));
+        }
+        return Ok((mail_from.to_string(), rcpt));
+    }
+    let mut seen = BTreeSet::new();
+    let mut rcpt = Vec::new();
+    for name in ["To", "Cc", "Bcc"] {
+        for f in message::header::fields_named(head, name) {
+            for a in message::header::addresses(f.value) {
+                let a = a.to_string();
+                if seen.insert(a.to_ascii_lowercase()) {
+                    rcpt.push(a);
+                }
+            }
+        }
+    }
+    Ok((identity.to_string(), rcpt))
+}
+
+/// EmailSubmission/set: create (send), update (undo: refused), destroy
+/// (forget the record; the mail is sent).
+pub async fn set(
+    context: &mut Context<'_>,
+    args: &Args,
+) -> Result<Vec<(String, Value)>, MethodError> {
+    let Some(submitter) = context.jmap.submitter.clone() else {
+        return Err(MethodError::UnknownMethod);
+    };
+    let store = context.jmap.store().clone();
+    let before = store.submissions(context.account.id).await?;
+    let old_state = state(&before);
+    let mut rest = args.clone();
+    let wanted_state = args::string(args, "ifInState")?;
+    rest.remove("ifInState");
+    if wanted_state.is_some_and(|w| w != old_state) {
+        return Err(MethodError::StateMismatch);
+    }
+    let request = SetRequest::parse(&rest, context.jmap.limits.max_objects_in_set, 0)?;
+    let mut response = SetResponse::default();
+    let mut sent_emails: Vec<(String, String)> = Vec::new(); // (submission ref, email id)
+    for (creation, object) in request.create {
+        match create(context, submitter.as_ref(), &object).await {
+            Ok((created, email)) => {
+                if let Some(id) = created["id"].as_str() {
+                    context.created.insert(creation.clone(), id.to_string());
+                    sent_emails.push((format!("#{creation}"), email.clone()));
+                    sent_emails.push((id.to_string(), email));
+                }
+                response.created(creation, created);
+            }
+            Err(Ok(e)) => response.not_created(creation, e),
+            Err(Err(refusal)) => {
+                response
+                    .not_created
+                    .insert(creation, refusal.to_set_error());
+            }
+        }
+    }
+    for (id, patch) in request.update {
+        let exists = before.iter().any(|s| id_of(s.id) == id);
+        let e = if !exists {
+            SetError::NotFound
+        } else if patch.get("undoStatus").and_then(Value::as_str) == Some("canceled") {
+            response.not_updated.insert(
+                id,
+                json!({"type": "cannotUnsend", "description": "the message was sent at once"}),
+            );
+            continue;
+        } else {
+            SetError::invalid("undoStatus", "only undoStatus may change")
+        };
+        response.not_updated(id, e);
+    }
+    for id in request.destroy {
+        let removed = match id.strip_prefix('S').and_then(|n| n.parse::<i64>().ok()) {
+            Some(n) => store.remove_submission(context.account.id, n).await?,
+            None => false,
+        };
+        if removed {
+            response.destroyed.push(id);
+        } else {
+            response.not_destroyed(id, SetError::NotFound);
+        }
+    }
+    let new_state = state(&store.submissions(context.account.id).await?);
+    let mut out = response.into_value(&context.account_id, 0, 0);
+    out["oldState"] = json!(old_state);
+    out["newState"] = json!(new_state);
+    let mut responses = vec![("EmailSubmission/set".to_string(), out)];
+    if let Some(implicit) = on_success(context, args, &sent_emails).await? {
+        responses.push(("Email/set".to_string(), implicit));
+    }
+    Ok(responses)
+}
+
+/// The state of the account's submissions: the newest id and the count.
+fn state(all: &[Submission]) -> String {
+    format!(
+        "{}-{}",
+        all.iter().map(|s| s.id).max().unwrap_or(0),
+        all.len()
+    )
+}
+
+/// Send one email; the created object and the email's id, or why not
+/// (a SetError, or the submission path's refusal).
+async fn create(
+    context: &Context<'_>,
+    submitter: &dyn Submitter,
+    object: &Args,
+) -> Result<(Value, String), Result<SetError, Refusal>> {
+    let identity_id = object
+        .get("identityId")
+        .and_then(Value::as_str)
+        .ok_or(Ok(SetError::invalid("identityId", "required")))?;
+    let addresses = crate::identity::addresses(context)
+        .await
+        .map_err(|_| Ok(SetError::Forbidden("try again later".into())))?;
+    let identity = addresses
+        .iter()
+        .find(|a| crate::identity::id_of(a) == identity_id)
+        .ok_or(Ok(SetError::invalid("identityId", "no such identity")))?
+        .clone();
+    let email_id = object
+        .get("emailId")
+        .and_then(Value::as_str)
+        .and_then(|id| context.resolve_id(id))
+        .ok_or(Ok(SetError::invalid("emailId", "required")))?;
+    let view = context
+        .view()
+        .await
+        .map_err(|_| Ok(SetError::Forbidden("try again later".into())))?;
+    let email = view
+        .email_by_jmap_id(&email_id)
+        .ok_or(Ok(SetError::invalid("emailId", "no such email")))?;
+    let raw = crate::email::content(context.store(), email)
+        .await
+        .map_err(|_| Ok(SetError::Forbidden("try again later".into())))?
+        .ok_or(Ok(SetError::invalid("emailId", "no such email")))?;
+    let head_end = message::header::header_end(&raw);
+    let (sender, recipients) =
+        envelope(object.get("envelope"), &identity, &raw[..head_end]).map_err(Ok)?;
+    if recipients.is_empty() {
+        return Err(Ok(SetError::InvalidProperties(
+            vec!["envelope".into()],
+            "no recipients (noRecipients)".into(),
+        )));
+    }
+    let without_bcc = message::header::without_fields(&raw, |f| f.name.eq_ignore_ascii_case("Bcc"));
+    let sent = submitter
+        .submit(
+            context.account,
+            context.client,
+            &sender,
+            &recipients,
+            crlf(&without_bcc),
+        )
+        .await
+        .map_err(Err)?;
+    let now = message::date::unix_now();
+    let envelope_json = json!({
+        "mailFrom": {"email": sender, "parameters": null},
+        "rcptTo": recipients.iter().map(|r| json!({"email": r, "parameters": null})).collect::<Vec<_>>(),
+    });
+    let record = Submission {
+        id: 0,
+        account: context.account.id,
+        smtp_id: sent.smtp_id.clone(),
+        email_id: email.id,
+        thread_id: email.thread,
+        identity: identity_id.to_string(),
+        envelope: envelope_json.to_string(),
+        send_at: now,
+    };
+    let n = context
+        .store()
+        .add_submission(record)
+        .await
+        .map_err(|e| Ok(SetError::from(e)))?;
+    tracing::info!(account = %context.account.address, msg = %sent.smtp_id, recipients = recipients.len(), "jmap: email submitted");
+    Ok((
+        json!({
+            "id": id_of(n),
+            "undoStatus": "final",
+            "sendAt": message::date::rfc3339_text(now),
+            "threadId": object_id::thread(email.thread),
+        }),
+        object_id::email(email.id),
+    ))
+}
+
+/// The implicit Email/set of `onSuccessUpdateEmail` / `onSuccessDestroyEmail`
+/// (§7.5): keys are submission ids or `#creation` ids of this call.
+async fn on_success(
+    context: &mut Context<'_>,
+    args: &Args,
+    sent: &[(String, String)],
+) -> Result<Option<Value>, MethodError> {
+    let email_of = |key: &str| sent.iter().find(|(k, _)| k == key).map(|(_, e)| e.clone());
+    let mut update = Map::new();
+    if let Some(patches) = args::object(args, "onSuccessUpdateEmail")? {
+        for (key, patch) in patches {
+            if let Some(email) = email_of(key) {
+                update.insert(email, patch.clone());
+            }
+        }
+    }
+    let mut destroy = Vec::new();
+    for key in args::strings(args, "onSuccessDestroyEmail")?.unwrap_or_default() {
+        if let Some(email) = email_of(&key) {
+            destroy.push(Value::String(email));
+        }
+    }
+    if update.is_empty() && destroy.is_empty() {
+        return Ok(None);
+    }
+    let mut implicit = Map::new();
+    implicit.insert("accountId".into(), json!(context.account_id));
+    implicit.insert("update".into(), Value::Object(update));
+    implicit.insert("destroy".into(), Value::Array(destroy));
+    crate::email::set::set(context, &implicit).await.map(Some)
+}
+
+/// EmailSubmission/get: the kept records, with each recipient's delivery
+/// status from the delivery history.
+pub async fn get(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
+    let (ids, _) = get_arguments(args, context.jmap.limits.max_objects_in_get)?;
+    let all = context.store().submissions(context.account.id).await?;
+    let wanted = ids.unwrap_or_else(|| all.iter().map(|s| id_of(s.id)).collect());
+    let (mut list, mut not_found) = (Vec::new(), Vec::new());
+    for id in wanted {
+        match all.iter().find(|s| id_of(s.id) == id) {
+            Some(s) => list.push(to_json(context, s).await?),
+            None => not_found.push(id),
+        }
+    }
+    Ok(json!({
+        "accountId": context.account_id,
+        "state": state(&all),
+        "list": list,
+        "notFound": not_found,
+    }))
+}
+
+async fn to_json(context: &Context<'_>, s: &Submission) -> Result<Value, MethodError> {
+    let envelope: Value = serde_json::from_str(&s.envelope).unwrap_or(Value::Null);
+    let events = context
+        .store()
+        .history(HistoryQuery::Message(s.smtp_id.clone()), 1)
+        .await?;
+    let mut status = Map::new();
+    for r in envelope["rcptTo"].as_array().into_iter().flatten() {
+        let Some(rcpt) = r["email"].as_str() else {
+            continue;
+        };
+        let last = events.iter().rfind(|e| {
+            e.recipient
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(rcpt))
+                && matches!(
+                    e.kind,
+                    HistoryKind::Delivered
+                        | HistoryKind::Deferred
+                        | HistoryKind::Bounced
+                        | HistoryKind::Refused
+                        | HistoryKind::Filed
+                )
+        });
+        let (delivered, reply) = match last.map(|e| (e.kind, e.detail.clone())) {
+            Some((HistoryKind::Delivered | HistoryKind::Filed, d)) => ("yes", d),
+            Some((HistoryKind::Deferred, d)) => ("queued", d),
+            Some((HistoryKind::Bounced | HistoryKind::Refused, d)) => ("no", d),
+            _ => ("queued", "250 2.0.0 queued".to_string()),
+        };
+        status.insert(
+            rcpt.to_string(),
+            json!({"smtpReply": reply, "delivered": delivered, "displayed": "unknown"}),
+        );
+    }
+    Ok(json!({
+        "id": id_of(s.id),
+        "identityId": s.identity,
+        "emailId": object_id::email(s.email_id),
+        "threadId": object_id::thread(s.thread_id),
+        "envelope": envelope,
+        "sendAt": message::date::rfc3339_text(s.send_at),
+        "undoStatus": "final",
+        "deliveryStatus": status,
+        "dsnBlobIds": [],
+        "mdnBlobIds": [],
+    }))
+}
+
+/// EmailSubmission/query (§7.3): filter on identityIds, emailIds,
+/// threadIds, undoStatus, before, after; sorted by sendAt (newest
+/// first unless asked), paged.
+pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
+    let all = context.store().submissions(context.account.id).await?;
+    let filter = args::object(args, "filter")?.cloned().unwrap_or_default();
+    let list_of = |name: &str| {
+        filter.get(name).and_then(Value::as_array).map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+    };
+    let date = |name: &str| {
+        filter
+            .get(name)
+            .and_then(Value::as_str)
+            .and_then(message::date::rfc3339)
+    };
+    for key in filter.keys() {
+        if ![
+            "identityIds",
+            "emailIds",
+            "threadIds",
+            "undoStatus",
+            "before",
+            "after",
+        ]
+        .contains(&key.as_str())
+        {
+            return Err(MethodError::UnsupportedFilter(format!(
+                "cannot filter on {key}"
+            )));
+        }
+    }
+    let mut found: Vec<&Submission> = all
+        .iter()
+        .filter(|s| list_of("identityIds").is_none_or(|l| l.contains(&s.identity)))
+        .filter(|s| list_of("emailIds").is_none_or(|l| l.contains(&object_id::email(s.email_id))))
+        .filter(|s| {
+            list_of("threadIds").is_none_or(|l| l.contains(&object_id::thread(s.thread_id)))
+        })
+        .filter(|_| {
+            filter
+                .get("undoStatus")
+                .and_then(Value::as_str)
+                .is_none_or(|u| u == "final")
+        })
+        .filter(|s| date("before").is_none_or(|t| s.send_at < t))
+        .filter(|s| date("after").is_none_or(|t| s.send_at >= t))
+        .collect();
+    let ascending = args
+        .get("sort")
+        .and_then(Value::as_array)
+        .and_then(|l| l.first())
+        .and_then(|s| s.get("isAscending"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if ascending {
+        found.reverse();
+    }
+    let total = found.len();
+    let position = (args::unsigned(args, "position")?.unwrap_or(0) as usize).min(total);
+    let limit = args::unsigned(args, "limit")?
+        .map(|l| l as usize)
+        .unwrap_or(usize::MAX);
+    let ids: Vec<String> = found
+        .iter()
+        .skip(position)
+        .take(limit)
+        .map(|s| id_of(s.id))
+        .collect();
+    let mut out = json!({
+        "accountId": context.account_id,
+        "queryState": state(&all),
+        "canCalculateChanges": false,
+        "position": position,
+        "ids": ids,
+    });
+    if args::boolean(args, "calculateTotal", false)? {
+        out["total"] = json!(total);
+    }
+    Ok(out)
+}

@@ -1,6 +1,7 @@
 //! Sieve at final delivery: each local account's active script (after the
-//! site's scripts, if any) runs once on the message as the account gets
-//! it, spam verdict field on top. Scripts are compiled once per text and
+//! site's scripts, if any, and before its JMAP vacation response's, kept
+//! as a script: `store::VACATION_SCRIPT`) runs once on the message as the
+//! account gets it, spam verdict field on top. Scripts are compiled once per text and
 //! kept ([`ScriptCache`]).
 //!
 //! Loops and floods: a message that already carries `Delivered-To:` this
@@ -199,19 +200,23 @@ impl Mda {
     }
 
     /// The scripts that apply to an account: the site's, then its own
-    /// active one (one that does not compile is skipped, with a warning).
+    /// active one, then its JMAP vacation response's (a script that does
+    /// not compile is skipped, with a warning).
     async fn scripts_for(&self, t: &LocalTarget) -> Vec<Arc<Script>> {
         let mut scripts = self.config.sieve.before.clone();
-        match self.store.sieve_active(t.account).await {
-            Ok(Some((name, text))) => match self.scripts.compile(&text) {
-                Ok(s) => scripts.push(s),
-                Err(e) => {
-                    tracing::warn!(account = %t.address, script = %name, error = %e, "sieve: the active script does not compile")
+        match self.store.sieve_delivery(t.account).await {
+            Ok(own) => {
+                for (name, text) in own {
+                    match self.scripts.compile(&text) {
+                        Ok(s) => scripts.push(s),
+                        Err(e) => {
+                            tracing::warn!(account = %t.address, script = %name, error = %e, "sieve: a script does not compile")
+                        }
+                    }
                 }
-            },
-            Ok(None) => {}
+            }
             Err(e) => {
-                tracing::warn!(account = %t.address, error = %e, "sieve: cannot read the active script")
+                tracing::warn!(account = %t.address, error = %e, "sieve: cannot read the account's scripts")
             }
         }
         scripts

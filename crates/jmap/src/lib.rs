@@ -28,6 +28,7 @@ pub mod set;
 pub mod submission;
 pub mod thread;
 pub mod upload;
+pub mod vacation;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,7 +160,7 @@ impl Jmap {
 
     /// The capabilities a request may use.
     pub fn capabilities(&self) -> Vec<&'static str> {
-        let mut out = vec![CORE, MAIL];
+        let mut out = vec![CORE, MAIL, vacation::CAPABILITY];
         if self.submitter.is_some() {
             out.push(SUBMISSION);
         }
@@ -247,6 +248,8 @@ impl Jmap {
             CORE
         } else if name.starts_with("Identity/") || name.starts_with("EmailSubmission/") {
             SUBMISSION
+        } else if name.starts_with("VacationResponse/") {
+            vacation::CAPABILITY
         } else {
             MAIL
         };
@@ -285,6 +288,8 @@ impl Jmap {
             "Identity/set" => identity::set(context, &args).await,
             "EmailSubmission/get" => submission::get(context, &args).await,
             "EmailSubmission/query" => submission::query(context, &args).await,
+            "VacationResponse/get" => vacation::get(context, &args).await,
+            "VacationResponse/set" => vacation::set(context, &args).await,
             _ => Err(MethodError::UnknownMethod),
         }?;
         Ok(vec![(name.to_string(), result)])
@@ -329,7 +334,7 @@ impl Jmap {
 }
 
 /// The methods this server runs.
-const KNOWN_METHODS: [&str; 23] = [
+const KNOWN_METHODS: [&str; 25] = [
     "Core/echo",
     "Mailbox/get",
     "Mailbox/changes",
@@ -353,6 +358,8 @@ const KNOWN_METHODS: [&str; 23] = [
     "EmailSubmission/query",
     "EmailSubmission/queryChanges",
     "EmailSubmission/set",
+    "VacationResponse/get",
+    "VacationResponse/set",
 ];
 
 /// The `method` label of the calls counter: known names, else "other"

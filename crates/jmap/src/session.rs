@@ -41,6 +41,7 @@ pub fn session(account: &AccountRecord, limits: &Limits, base: &str, submission:
                 "collationAlgorithms": ["i;ascii-casemap", "i;octet", "i;unicode-casemap"],
             },
             MAIL: {},
+            crate::vacation::CAPABILITY: {},
         },
         "accounts": {
             id.clone(): {
@@ -56,10 +57,11 @@ pub fn session(account: &AccountRecord, limits: &Limits, base: &str, submission:
                         "emailQuerySortOptions": EMAIL_SORT,
                         "mayCreateTopLevelMailbox": true,
                     },
+                    crate::vacation::CAPABILITY: {},
                 },
             },
         },
-        "primaryAccounts": { MAIL: id },
+        "primaryAccounts": { MAIL: id, crate::vacation::CAPABILITY: id },
         "username": account.address,
         "apiUrl": format!("{base}/jmap/api"),
         "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}"),

@@ -34,7 +34,7 @@ pub use changes::{Change, ChangeRow, ChangeStore, DataType};
 pub use error::{Result, StoreError};
 pub use history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, MessageKey};
 pub use search::{EmailCopy, IndexRow, SearchStore, TextField};
-pub use sieve::{SieveScriptInfo, SieveStore};
+pub use sieve::{SieveScriptInfo, SieveStore, VACATION_SCRIPT};
 pub use sqlite::SqliteStore;
 /// The database file of the SQLite store, in a data directory and in a backup.
 pub use sqlite::backup::FILE as SQLITE_FILE;

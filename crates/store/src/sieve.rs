@@ -9,6 +9,11 @@
 use crate::error::Result;
 use crate::types::AccountId;
 
+/// The script JMAP's VacationResponse (RFC 8621 §8) is kept as: it runs at
+/// delivery after the active script, so the vacation logic is Sieve's
+/// (RFC 5230: once per sender per period, never to lists or robots).
+pub const VACATION_SCRIPT: &str = "jmap-vacation";
+
 /// One script as ManageSieve LISTSCRIPTS shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SieveScriptInfo {
@@ -25,6 +30,9 @@ pub trait SieveStore: Send + Sync {
     async fn sieve_get(&self, account: AccountId, name: &str) -> Result<Option<String>>;
     /// The active script's name and text.
     async fn sieve_active(&self, account: AccountId) -> Result<Option<(String, String)>>;
+    /// What runs at final delivery, in order: the active script, then the
+    /// [`VACATION_SCRIPT`] if there is one and it is not the active one.
+    async fn sieve_delivery(&self, account: AccountId) -> Result<Vec<(String, String)>>;
     /// Add a script or replace its text (an active script stays active).
     async fn sieve_put(&self, account: AccountId, name: &str, text: &str) -> Result<()>;
     /// Make `name` the active script, or (None) leave none active.

@@ -803,3 +803,87 @@ fn a_draft_sent_with_email_submission() {
         "cannotUnsend"
     );
 }
+
+/// VacationResponse (RFC 8621 §8), kept as a Sieve script run at
+/// delivery: enabled over JMAP, a message from Bob gets one automatic
+/// reply (Sieve's vacation: once per sender), read back as set; disabled,
+/// no more replies.
+#[test]
+fn vacation_response_answers_once() {
+    let server = server();
+    let acct = account(&server);
+    let using = json!([
+        "urn:ietf:params:jmap:core",
+        "urn:ietf:params:jmap:vacationresponse"
+    ]);
+    let send = |calls: Value| -> Vec<Value> {
+        let body = json!({"using": using, "methodCalls": calls}).to_string();
+        let (status, r, _) = http(&server, "POST", "/jmap/api", ALICE, body.as_bytes());
+        assert_eq!(status, 200, "{r}");
+        r["methodResponses"].as_array().unwrap().clone()
+    };
+    let r = send(json!([
+        ["VacationResponse/get", {"accountId": acct}, "0"],
+        ["VacationResponse/set", {"accountId": acct, "update": {"singleton": {
+            "isEnabled": true, "fromDate": "2020-01-01T00:00:00Z", "toDate": "2099-01-01T00:00:00Z",
+            "subject": "Away", "textBody": "Back in January."}},
+            "create": {"x": {}}}, "1"],
+        ["VacationResponse/get", {"accountId": acct}, "2"],
+    ]));
+    assert_eq!(r[0][1]["list"][0]["isEnabled"], false);
+    assert_eq!(
+        r[1][1]["updated"],
+        json!({"singleton": null}),
+        "{}",
+        r[1][1]
+    );
+    assert_eq!(r[1][1]["notCreated"]["x"]["type"], "singleton");
+    let v = &r[2][1]["list"][0];
+    assert_eq!(v["id"], "singleton");
+    assert_eq!(v["subject"], "Away");
+    assert_eq!(v["toDate"], "2099-01-01T00:00:00Z");
+    let from_bob = |subject: &str| {
+        testkit::send_smtp(
+            server.addr("smtp"),
+            "bob@a.test",
+            "alice@a.test",
+            &format!(
+                "From: bob@a.test\r\nTo: alice@a.test\r\nSubject: {subject}\r\nMessage-ID: <{subject}@a.test>\r\n\r\nhi\r\n"
+            ),
+        )
+    };
+    from_bob("one");
+    from_bob("two");
+    let (mut w, mut rd) = common::raw_client(server.addr("imap"));
+    imap(&mut w, &mut rd, "a LOGIN bob@a.test bob-pw");
+    let mut replies = String::new();
+    for _ in 0..50 {
+        imap(&mut w, &mut rd, "b SELECT INBOX");
+        replies = imap(&mut w, &mut rd, "c SEARCH SUBJECT Away");
+        if replies.contains("* SEARCH 1") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        replies.contains("* SEARCH 1\r\n"),
+        "one reply, not two: {replies}"
+    );
+    let reply = imap(&mut w, &mut rd, "d FETCH 1 BODY.PEEK[]");
+    assert!(reply.contains("Back in January."), "{reply}");
+    assert!(reply.contains("Auto-Submitted: auto-replied"), "{reply}");
+    // Disabled: the script no longer answers.
+    let off = send(
+        json!([["VacationResponse/set", {"accountId": acct, "update": {"singleton": {"isEnabled": false}}}, "3"]]),
+    );
+    assert_eq!(off[0][1]["updated"], json!({"singleton": null}));
+    let got = send(
+        json!([["VacationResponse/get", {"accountId": acct, "ids": ["singleton", "other"]}, "4"]]),
+    );
+    assert_eq!(got[0][1]["list"][0]["isEnabled"], false);
+    assert_eq!(
+        got[0][1]["list"][0]["subject"], "Away",
+        "the text is kept while off"
+    );
+    assert_eq!(got[0][1]["notFound"], json!(["other"]));
+}

@@ -28,7 +28,8 @@ pub(crate) const ACTIVE_FOR: Duration = Duration::from_secs(2);
 /// Accounts whose answer is kept (past it the memory starts over).
 const ACTIVE_ENTRIES: usize = 100_000;
 
-type Active = Option<(String, String)>;
+/// The scripts of an account that run at delivery: (name, text, active).
+type Active = Vec<(String, String, bool)>;
 
 /// Active scripts by account, with when they were read.
 #[derive(Default)]
@@ -57,6 +58,34 @@ impl ActiveScripts {
         if let Ok(mut map) = self.map.lock() {
             map.remove(&account);
         }
+    }
+}
+
+impl SqliteStore {
+    /// The active script and the JMAP vacation script (when it is not the
+    /// active one), active first: one query, kept [`ACTIVE_FOR`].
+    async fn delivery_scripts(&self, account: AccountId) -> Result<Active> {
+        if let Some(known) = self.inner.active_scripts.get(account) {
+            return Ok(known);
+        }
+        let scripts = self
+            .read(move |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT name, script, active FROM sieve_scripts
+                         WHERE account_id = ?1 AND (active = 1 OR name = ?2) ORDER BY active DESC",
+                    )
+                    .map_err(sql)?;
+                let rows = st
+                    .query_map(params![account, VACATION_SCRIPT], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(sql)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+            })
+            .await?;
+        self.inner.active_scripts.put(account, scripts.clone());
+        Ok(scripts)
     }
 }
 
@@ -104,23 +133,21 @@ impl SieveStore for SqliteStore {
     }
 
     async fn sieve_active(&self, account: AccountId) -> Result<Option<(String, String)>> {
-        if let Some(known) = self.inner.active_scripts.get(account) {
-            return Ok(known);
-        }
-        let active = self
-            .read(move |c| {
-                c.prepare_cached(
-                    "SELECT name, script FROM sieve_scripts WHERE account_id = ?1 AND active = 1",
-                )
-                .and_then(|mut st| {
-                    st.query_row([account], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                })
-                .map_err(sql)
-            })
-            .await?;
-        self.inner.active_scripts.put(account, active.clone());
-        Ok(active)
+        Ok(self
+            .delivery_scripts(account)
+            .await?
+            .into_iter()
+            .find(|(_, _, active)| *active)
+            .map(|(name, text, _)| (name, text)))
+    }
+
+    async fn sieve_delivery(&self, account: AccountId) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .delivery_scripts(account)
+            .await?
+            .into_iter()
+            .map(|(name, text, _)| (name, text))
+            .collect())
     }
 
     async fn sieve_put(&self, account: AccountId, name: &str, text: &str) -> Result<()> {

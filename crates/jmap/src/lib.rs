@@ -25,6 +25,7 @@ pub mod mailbox;
 pub mod request;
 pub mod session;
 pub mod set;
+pub mod snippet;
 pub mod submission;
 pub mod thread;
 pub mod upload;
@@ -289,6 +290,7 @@ impl Jmap {
             "EmailSubmission/get" => submission::get(context, &args).await,
             "EmailSubmission/query" => submission::query(context, &args).await,
             "VacationResponse/get" => vacation::get(context, &args).await,
+            "SearchSnippet/get" => snippet::get(context, &args).await,
             "VacationResponse/set" => vacation::set(context, &args).await,
             _ => Err(MethodError::UnknownMethod),
         }?;
@@ -334,7 +336,7 @@ impl Jmap {
 }
 
 /// The methods this server runs.
-const KNOWN_METHODS: [&str; 25] = [
+const KNOWN_METHODS: [&str; 26] = [
     "Core/echo",
     "Mailbox/get",
     "Mailbox/changes",
@@ -360,6 +362,7 @@ const KNOWN_METHODS: [&str; 25] = [
     "EmailSubmission/set",
     "VacationResponse/get",
     "VacationResponse/set",
+    "SearchSnippet/get",
 ];
 
 /// The `method` label of the calls counter: known names, else "other"

@@ -263,6 +263,20 @@ fn mail_delivered_by_smtp_read_and_changed_over_jmap_and_imap() {
         json!({"accountId": acct, "filter": {"body": "figures"}}),
     );
     assert_eq!(found["ids"], json!([email.clone()]));
+    let snippets = call(
+        &server,
+        "SearchSnippet/get",
+        json!({"accountId": acct, "filter": {"body": "figures"}, "emailIds": [email.clone()]}),
+    );
+    let snippet = &snippets["list"][0];
+    assert!(
+        snippet["preview"]
+            .as_str()
+            .unwrap()
+            .contains("<mark>figures</mark>"),
+        "{snippets}"
+    );
+    assert_eq!(snippet["subject"], Value::Null, "no match in the subject");
     let changes = call(
         &server,
         "Email/changes",

@@ -153,6 +153,20 @@ impl Authenticator {
             .await
     }
 
+    /// Check a bearer token (RFC 6750; JMAP's programs): throttled like a
+    /// password, the failures counted against the client address.
+    pub async fn check_token(&self, ip: IpAddr, token: &str) -> Verdict {
+        const WHO: &str = "(bearer token)";
+        if let Some(v) = self.before_attempt(ip, WHO).await {
+            return v;
+        }
+        let found = match self.store.token_account(token_digest(token)).await {
+            Ok(found) => found,
+            Err(e) => return temporary(e),
+        };
+        self.after_attempt(ip, WHO, found).await
+    }
+
     /// The SCRAM keys of a user, or None (with a made-up salt that is stable per user,
     /// so probing twice does not reveal that the user is unknown).
     pub async fn scram_keys(
@@ -253,6 +267,23 @@ impl Authenticator {
         }
         ok
     }
+}
+
+/// A new bearer token: `tern_` and 32 random octets, base64url.
+pub fn new_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes[..]);
+    format!(
+        "tern_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// What the store keeps of a token: its SHA-256 digest.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 /// Accounts are named by their address; compare them in canonical form

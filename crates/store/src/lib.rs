@@ -22,6 +22,7 @@ pub mod sieve;
 mod sqlite;
 pub mod submissions;
 pub mod tls_results;
+pub mod tokens;
 pub mod types;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub use sqlite::backup::FILE as SQLITE_FILE;
 pub use sqlite::schema_status as sqlite_schema_status;
 pub use submissions::{Submission, SubmissionStore};
 pub use tls_results::{DomainTlsResults, TlsResult, TlsResultStore};
+pub use tokens::{TokenInfo, TokenStore};
 pub use types::*;
 
 /// Everything Tern keeps. Addresses passed in are canonical (see `Mailbox::key`).
@@ -49,7 +51,8 @@ pub use types::*;
 /// are Sieve's, [`SieveStore`], the search index's, [`SearchStore`],
 /// shared mailboxes', [`AclStore`], the delivery history's, [`HistoryStore`],
 /// TLS reporting's, [`TlsResultStore`], the account change log's,
-/// [`ChangeStore`], and JMAP submissions', [`SubmissionStore`].
+/// [`ChangeStore`], JMAP submissions', [`SubmissionStore`], and bearer
+/// tokens', [`TokenStore`].
 #[async_trait::async_trait]
 pub trait Store:
     AntispamStore
@@ -60,6 +63,7 @@ pub trait Store:
     + TlsResultStore
     + ChangeStore
     + SubmissionStore
+    + TokenStore
     + Send
     + Sync
 {

@@ -69,7 +69,8 @@ on_every_backend!(
     tls_results,
     content_in_pieces,
     change_log,
-    submissions
+    submissions,
+    tokens
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
@@ -1377,4 +1378,33 @@ async fn submissions(s: Arc<dyn Store>) {
     s.remove_account("alice@a.test").await.unwrap();
     assert_eq!(s.submissions(a).await.unwrap().len(), 0);
     assert_eq!(s.submissions(b).await.unwrap().len(), 1);
+}
+
+/// Bearer tokens: kept as digests under a name unique per account, found
+/// by digest, revoked by name, gone with their account.
+async fn tokens(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap();
+    let b = s.add_account("bob@a.test", creds("b")).await.unwrap();
+    s.add_token(a.id, "phone", [1; 32], 10).await.unwrap();
+    s.add_token(b.id, "phone", [2; 32], 11).await.unwrap();
+    assert!(matches!(
+        s.add_token(a.id, "phone", [3; 32], 12).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(s.token_account([1; 32]).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.token_account([2; 32]).await.unwrap().unwrap().id, b.id);
+    assert_eq!(s.token_account([9; 32]).await.unwrap(), None);
+    assert_eq!(
+        s.tokens(a.id).await.unwrap(),
+        vec![TokenInfo {
+            name: "phone".into(),
+            created: 10
+        }]
+    );
+    assert!(!s.remove_token(a.id, "laptop").await.unwrap());
+    assert!(s.remove_token(a.id, "phone").await.unwrap());
+    assert_eq!(s.token_account([1; 32]).await.unwrap(), None);
+    s.remove_account("bob@a.test").await.unwrap();
+    assert_eq!(s.token_account([2; 32]).await.unwrap(), None);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use message::{Domain, Mailbox};
 use store::{Store, StoreError};
 
-use crate::cli::{AccountCmd, AliasCmd, DkimCmd, DnsCmd, DomainCmd, QueueCmd};
+use crate::cli::{AccountCmd, AliasCmd, DkimCmd, DnsCmd, DomainCmd, QueueCmd, TokenCmd};
 use crate::config::Config;
 
 /// An admin failure: one clear line for standard error.
@@ -147,6 +147,50 @@ pub async fn account(store: Arc<dyn Store>, cmd: AccountCmd) -> Result<()> {
             storage,
             messages,
         } => quota(store, &address(&a)?.key(), storage, messages).await?,
+        AccountCmd::Token(cmd) => token(store, cmd).await?,
+    }
+    Ok(())
+}
+
+/// `tern account token add | list | remove`.
+async fn token(store: Arc<dyn Store>, cmd: TokenCmd) -> Result<()> {
+    match cmd {
+        TokenCmd::Add { address: a, name } => {
+            let account = account_by_address(&store, &address(&a)?.key()).await?;
+            if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+                return Err(AdminError(
+                    "a token name is 1 to 64 printable characters".into(),
+                ));
+            }
+            let token = auth::new_token();
+            store
+                .add_token(
+                    account.id,
+                    &name,
+                    auth::token_digest(&token),
+                    message::date::unix_now(),
+                )
+                .await?;
+            tracing::info!(account = %account.address, token = %name, "bearer token issued by the administrator");
+            println!("{token}");
+        }
+        TokenCmd::List { address: a } => {
+            let account = account_by_address(&store, &address(&a)?.key()).await?;
+            for t in store.tokens(account.id).await? {
+                println!("{}\t{}", t.name, message::date::rfc3339_text(t.created));
+            }
+        }
+        TokenCmd::Remove { address: a, name } => {
+            let account = account_by_address(&store, &address(&a)?.key()).await?;
+            if !store.remove_token(account.id, &name).await? {
+                return Err(AdminError(format!(
+                    "{} has no token named {name}",
+                    account.address
+                )));
+            }
+            tracing::info!(account = %account.address, token = %name, "bearer token revoked by the administrator");
+            println!("revoked token {name} of {}", account.address);
+        }
     }
     Ok(())
 }

@@ -253,6 +253,21 @@ pub enum AccountCmd {
         #[arg(long)]
         messages: Option<String>,
     },
+    /// Bearer tokens the account's programs sign in to JMAP with instead
+    /// of the password (RFC 6750).
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Issue a token named NAME and print it (only this once: Tern keeps
+    /// only its digest).
+    Add { address: String, name: String },
+    /// The account's tokens, by name, with when each was issued.
+    List { address: String },
+    /// Revoke the token named NAME: programs using it are refused at once.
+    Remove { address: String, name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -454,6 +454,9 @@ fn man_pages_for_every_command() {
         expected.push(format!("tern-{c}"));
         for sub in commands(&[c]) {
             expected.push(format!("tern-{c}-{sub}"));
+            for leaf in commands(&[c, &sub]) {
+                expected.push(format!("tern-{c}-{sub}-{leaf}"));
+            }
         }
     }
     for name in &expected {

@@ -901,3 +901,67 @@ fn vacation_response_answers_once() {
     );
     assert_eq!(got[0][1]["notFound"], json!(["other"]));
 }
+
+/// A real JMAP client: jmap-jam (npm, MIT) signs in with a bearer token
+/// issued by `tern account token add`, reads the inbox by query and get
+/// in one request, sets a keyword and uploads a blob. A revoked or wrong
+/// token is refused.
+#[test]
+fn jmap_jam_with_a_bearer_token() {
+    let server = server();
+    deliver(&server, "for-jam", "Hello, Jam.");
+    let token = server
+        .admin_ok(&["account", "token", "add", "alice@a.test", "jam"])
+        .trim()
+        .to_string();
+    assert!(token.starts_with("tern_"), "{token}");
+    let listed = server.admin_ok(&["account", "token", "list", "alice@a.test"]);
+    assert!(listed.starts_with("jam\t"), "{listed}");
+    assert!(!listed.contains(&token), "the token is never shown again");
+    let session_url = format!("http://{}/.well-known/jmap", server.addr("http"));
+    let out = std::process::Command::new("node")
+        .arg(common::repo("tests/clients/jmap_jam.mjs"))
+        .args([session_url.as_str(), token.as_str()])
+        .output()
+        .expect("node (see scripts/install-test-deps)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["total"], 1, "{seen}");
+    assert_eq!(seen["subject"], "for-jam");
+    assert_eq!(seen["from"][0]["email"], "bob@far.test");
+    assert_eq!(seen["updated"].as_array().unwrap().len(), 1);
+    assert_eq!(seen["upload"]["size"], 14);
+    let acct = account(&server);
+    let got = call(
+        &server,
+        "Email/get",
+        json!({"accountId": acct, "ids": seen["updated"].clone(), "properties": ["keywords"]}),
+    );
+    assert_eq!(got["list"][0]["keywords"], json!({"$flagged": true}));
+    // Revoked: refused at once; a made-up token too.
+    let bearer = |t: &str| {
+        let url = format!("http://{}/.well-known/jmap", server.addr("http"));
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                &format!("Authorization: Bearer {t}"),
+                &url,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(bearer(&token), "200");
+    server.admin_ok(&["account", "token", "remove", "alice@a.test", "jam"]);
+    assert_eq!(bearer(&token), "401");
+    assert_eq!(bearer("tern_made-up"), "401");
+}

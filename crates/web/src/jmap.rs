@@ -4,7 +4,8 @@
 //! answered by the `jmap` crate; here are HTTP and authentication.
 //!
 //! Authentication (RFC 8620 §1.6.1 leaves it to HTTP): Basic with the
-//! account's address and password, checked and throttled by the same
+//! account's address and password, or a Bearer token (RFC 6750) issued by
+//! `tern account token`, checked and throttled by the same
 //! [`auth::Authenticator`] as IMAP, POP3 and SMTP AUTH. A password is only
 //! taken over https, or over plain http from a loopback client (a TLS
 //! proxy on the same machine): never in clear over the network.
@@ -238,10 +239,14 @@ impl JmapRoutes {
                 "JMAP is served over https only (passwords are never taken in clear)\n",
             ));
         }
-        let Some((user, password)) = basic_credentials(req) else {
-            return Err(unauthorized());
+        let verdict = match credentials(req) {
+            Some(Credentials::Basic(user, password)) => {
+                self.auth.check_password(client, &user, &password).await
+            }
+            Some(Credentials::Bearer(token)) => self.auth.check_token(client, &token).await,
+            None => return Err(unauthorized()),
         };
-        match self.auth.check_password(client, &user, &password).await {
+        match verdict {
             Verdict::Success(account) => Ok(account),
             Verdict::Denied { .. } => Err(unauthorized()),
             Verdict::Blocked => Err(text(
@@ -255,19 +260,29 @@ impl JmapRoutes {
     }
 }
 
-/// User and password of `Authorization: Basic` (RFC 7617).
-fn basic_credentials(req: &Request<Bytes>) -> Option<(String, String)> {
+/// What `Authorization` carries.
+enum Credentials {
+    /// User and password (RFC 7617).
+    Basic(String, String),
+    /// A token from `tern account token` (RFC 6750).
+    Bearer(String),
+}
+
+fn credentials(req: &Request<Bytes>) -> Option<Credentials> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(Credentials::Bearer(rest.trim().to_string()));
+    }
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
+        .decode(rest.trim())
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
+    Some(Credentials::Basic(user.to_string(), password.to_string()))
 }
 
 fn unauthorized() -> Response<Bytes> {
@@ -275,6 +290,10 @@ fn unauthorized() -> Response<Bytes> {
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Basic realm=\"tern\", charset=\"UTF-8\""),
+    );
+    r.headers_mut().append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"tern\""),
     );
     r
 }

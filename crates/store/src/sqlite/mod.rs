@@ -29,6 +29,7 @@ mod search;
 mod sieve;
 mod submissions;
 mod tls_results;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

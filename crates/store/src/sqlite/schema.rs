@@ -505,4 +505,16 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX IF NOT EXISTS submissions_account ON submissions(account_id, send_at);
     "#,
+    // 24: bearer tokens a user's programs sign in to JMAP with (issued
+    // and revoked by `tern account token`): only a digest of each is kept.
+    r#"
+    CREATE TABLE IF NOT EXISTS tokens (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        digest BLOB NOT NULL UNIQUE,
+        created INTEGER NOT NULL,
+        UNIQUE (account_id, name)
+    );
+    "#,
 ];

@@ -19,7 +19,7 @@ libfuzzer_sys::fuzz_target!(|raw: &[u8]| {
     let _ = jmap::email::headers::all(head);
     let root = message::mime::parse(raw);
     let properties: Vec<String> = body::BODY_PROPERTIES.iter().map(|s| s.to_string()).collect();
-    let _ = body::part_json(raw, 1, &root, &body::root_section(&root), &properties);
+    let _ = body::part_json(raw, "B1", &root, &body::root_section(&root), &properties);
     let display = body::display(raw, &root);
     for leaf in display.text.iter().chain(&display.html).chain(&display.attachments) {
         assert!(body::find(&root, &leaf.section).is_some(), "a listed part can be found again");

@@ -31,12 +31,7 @@ pub async fn addresses(context: &Context<'_>) -> Result<Vec<String>, MethodError
 
 /// The identities' state: it changes when the list of addresses does.
 fn state(addresses: &[String]) -> String {
-    // FNV-1a over the list: a short stable digest, not a secret.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in addresses.join("\n").bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
-    format!("{h:x}")
+    crate::set::digest(&addresses.join("\n"))
 }
 
 /// Identity/get.
@@ -72,16 +67,8 @@ pub async fn get(context: &Context<'_>, args: &Args) -> Result<Value, MethodErro
 /// Identity/set: every change refused (identities are the operator's
 /// aliases, `tern alias`).
 pub async fn set(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
-    let addresses = addresses(context).await?;
-    let current = state(&addresses);
-    if let Some(wanted) = crate::args::string(args, "ifInState")?
-        && wanted != current
-    {
-        return Err(MethodError::StateMismatch);
-    }
-    let mut rest = args.clone();
-    rest.remove("ifInState");
-    let request = SetRequest::parse(&rest, context.jmap.limits.max_objects_in_set, 0)?;
+    let current = state(&addresses(context).await?);
+    let request = SetRequest::parse(args, context.jmap.limits.max_objects_in_set, &current)?;
     let why = || {
         SetError::Forbidden(
             "identities are the account's address and aliases, kept by the operator".into(),
@@ -97,8 +84,5 @@ pub async fn set(context: &Context<'_>, args: &Args) -> Result<Value, MethodErro
     for id in request.destroy {
         response.not_destroyed(id, why());
     }
-    let mut out = response.into_value(&context.account_id, 0, 0);
-    out["oldState"] = json!(current);
-    out["newState"] = json!(current);
-    Ok(out)
+    Ok(response.into_value(&context.account_id, &current, &current))
 }

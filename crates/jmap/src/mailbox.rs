@@ -310,7 +310,11 @@ pub async fn set(context: &mut Context<'_>, args: &Args) -> Result<Value, Method
     let old_state = store
         .change_state(context.account.id, DataType::Mailbox)
         .await?;
-    let request = SetRequest::parse(args, context.jmap.limits.max_objects_in_set, old_state)?;
+    let request = SetRequest::parse(
+        args,
+        context.jmap.limits.max_objects_in_set,
+        &old_state.to_string(),
+    )?;
     let remove_emails = args::boolean(args, "onDestroyRemoveEmails", false)?;
     let mut response = SetResponse::default();
     for (creation, object) in request.create {
@@ -346,7 +350,11 @@ pub async fn set(context: &mut Context<'_>, args: &Args) -> Result<Value, Method
     let new_state = store
         .change_state(context.account.id, DataType::Mailbox)
         .await?;
-    Ok(response.into_value(&context.account_id, old_state, new_state))
+    Ok(response.into_value(
+        &context.account_id,
+        &old_state.to_string(),
+        &new_state.to_string(),
+    ))
 }
 
 /// The full stored name of a new or renamed mailbox.

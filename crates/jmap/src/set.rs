@@ -17,10 +17,10 @@ pub struct SetRequest {
 
 impl SetRequest {
     /// Read the call; `state` is the type's current state, checked
-    /// against `ifInState` (`stateMismatch`).
-    pub fn parse(args: &Args, max_objects: u64, state: u64) -> Result<SetRequest, MethodError> {
+    /// against `ifInState` (`stateMismatch`; states are opaque strings).
+    pub fn parse(args: &Args, max_objects: u64, state: &str) -> Result<SetRequest, MethodError> {
         if let Some(wanted) = args::string(args, "ifInState")?
-            && args::state(&wanted) != Some(state)
+            && wanted != state
         {
             return Err(MethodError::StateMismatch);
         }
@@ -81,7 +81,7 @@ impl SetResponse {
     }
 
     /// The response arguments.
-    pub fn into_value(self, account_id: &str, old_state: u64, new_state: u64) -> Value {
+    pub fn into_value(self, account_id: &str, old_state: &str, new_state: &str) -> Value {
         let or_null = |m: Map<String, Value>| {
             if m.is_empty() {
                 Value::Null
@@ -91,8 +91,8 @@ impl SetResponse {
         };
         json!({
             "accountId": account_id,
-            "oldState": old_state.to_string(),
-            "newState": new_state.to_string(),
+            "oldState": old_state,
+            "newState": new_state,
             "created": or_null(self.created),
             "updated": or_null(self.updated),
             "destroyed": if self.destroyed.is_empty() { Value::Null } else { json!(self.destroyed) },
@@ -117,4 +117,15 @@ pub fn get_arguments(args: &Args, max_objects: u64) -> Result<GetArguments, Meth
         return Err(MethodError::RequestTooLarge);
     }
     Ok((ids, args::strings(args, "properties")?))
+}
+
+/// A state made from what a type's objects are (identities, the vacation
+/// response), for types without a change log: FNV-1a, short and stable,
+/// not a secret.
+pub fn digest(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    format!("{h:x}")
 }

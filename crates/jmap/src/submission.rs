@@ -157,13 +157,7 @@ pub async fn set(
     let store = context.jmap.store().clone();
     let before = store.submissions(context.account.id).await?;
     let old_state = state(&before);
-    let mut rest = args.clone();
-    let wanted_state = args::string(args, "ifInState")?;
-    rest.remove("ifInState");
-    if wanted_state.is_some_and(|w| w != old_state) {
-        return Err(MethodError::StateMismatch);
-    }
-    let request = SetRequest::parse(&rest, context.jmap.limits.max_objects_in_set, 0)?;
+    let request = SetRequest::parse(args, context.jmap.limits.max_objects_in_set, &old_state)?;
     let mut response = SetResponse::default();
     let mut sent_emails: Vec<(String, String)> = Vec::new(); // (submission ref, email id)
     for (creation, object) in request.create {
@@ -211,9 +205,7 @@ pub async fn set(
         }
     }
     let new_state = state(&store.submissions(context.account.id).await?);
-    let mut out = response.into_value(&context.account_id, 0, 0);
-    out["oldState"] = json!(old_state);
-    out["newState"] = json!(new_state);
+    let out = response.into_value(&context.account_id, &old_state, &new_state);
     let mut responses = vec![("EmailSubmission/set".to_string(), out)];
     if let Some(implicit) = on_success(context, args, &sent_emails).await? {
         responses.push(("Email/set".to_string(), implicit));

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use store::VACATION_SCRIPT;
 
 use crate::Context;
-use crate::args::{self, Args};
+use crate::args::Args;
 use crate::error::{MethodError, SetError};
 use crate::set::{SetRequest, SetResponse, get_arguments};
 
@@ -158,11 +158,7 @@ pub async fn get(context: &Context<'_>, args: &Args) -> Result<Value, MethodErro
 
 /// The state: a digest of the script (it changes when the object does).
 fn state(text: Option<&str>) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.unwrap_or_default().bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
-    format!("{h:x}")
+    crate::set::digest(text.unwrap_or_default())
 }
 
 /// VacationResponse/set: only the singleton, only updated (§8.2).
@@ -170,14 +166,7 @@ pub async fn set(context: &Context<'_>, args: &Args) -> Result<Value, MethodErro
     let store = context.store();
     let text = store.sieve_get(context.account.id, VACATION_SCRIPT).await?;
     let old = state(text.as_deref());
-    if let Some(wanted) = args::string(args, "ifInState")?
-        && wanted != old
-    {
-        return Err(MethodError::StateMismatch);
-    }
-    let mut rest = args.clone();
-    rest.remove("ifInState");
-    let request = SetRequest::parse(&rest, context.jmap.limits.max_objects_in_set, 0)?;
+    let request = SetRequest::parse(args, context.jmap.limits.max_objects_in_set, &old)?;
     let singleton = || json!({"type": "singleton", "description": "there is one VacationResponse, \"singleton\", to update"});
     let mut response = SetResponse::default();
     for (creation, _) in request.create {
@@ -210,10 +199,7 @@ pub async fn set(context: &Context<'_>, args: &Args) -> Result<Value, MethodErro
         }
     }
     let new_text = store.sieve_get(context.account.id, VACATION_SCRIPT).await?;
-    let mut out = response.into_value(&context.account_id, 0, 0);
-    out["oldState"] = json!(old);
-    out["newState"] = json!(state(new_text.as_deref()));
-    Ok(out)
+    Ok(response.into_value(&context.account_id, &old, &state(new_text.as_deref())))
 }
 
 /// A patch of the object's properties, each checked for its type.

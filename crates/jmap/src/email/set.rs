@@ -22,7 +22,11 @@ pub async fn set(context: &mut Context<'_>, args: &Args) -> Result<Value, Method
     let old_state = store
         .change_state(context.account.id, DataType::Email)
         .await?;
-    let request = SetRequest::parse(args, context.jmap.limits.max_objects_in_set, old_state)?;
+    let request = SetRequest::parse(
+        args,
+        context.jmap.limits.max_objects_in_set,
+        &old_state.to_string(),
+    )?;
     let mut response = SetResponse::default();
     for (creation, object) in request.create {
         match super::create::create(context, &object).await {
@@ -67,7 +71,11 @@ pub async fn set(context: &mut Context<'_>, args: &Args) -> Result<Value, Method
     let new_state = store
         .change_state(context.account.id, DataType::Email)
         .await?;
-    Ok(response.into_value(&context.account_id, old_state, new_state))
+    Ok(response.into_value(
+        &context.account_id,
+        &old_state.to_string(),
+        &new_state.to_string(),
+    ))
 }
 
 /// A set of strings patched (§5.3 PatchObject): the whole set

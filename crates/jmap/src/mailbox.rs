@@ -222,28 +222,7 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
         .iter()
         .map(|m| object_id::mailbox(m.uid_validity))
         .collect();
-    let total = ids.len();
-    let position = args::signed(args, "position")?.unwrap_or(0);
-    let start = if position < 0 {
-        total.saturating_sub(position.unsigned_abs() as usize)
-    } else {
-        (position as usize).min(total)
-    };
-    let limit = args::unsigned(args, "limit")?
-        .map(|l| l as usize)
-        .unwrap_or(usize::MAX);
-    let page: Vec<&String> = ids.iter().skip(start).take(limit).collect();
-    let mut out = json!({
-        "accountId": context.account_id,
-        "queryState": view.mailbox_state.to_string(),
-        "canCalculateChanges": false,
-        "position": start,
-        "ids": page,
-    });
-    if args::boolean(args, "calculateTotal", false)? {
-        out["total"] = json!(total);
-    }
-    Ok(out)
+    crate::set::query_page(context, args, ids, &view.mailbox_state.to_string())
 }
 
 fn matches_filter(

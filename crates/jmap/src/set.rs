@@ -129,3 +129,54 @@ pub fn digest(text: &str) -> String {
     }
     format!("{h:x}")
 }
+
+/// The most ids one `/query` answer holds when the client sets no smaller
+/// limit (said in the answer's `limit`, RFC 8620 §5.5).
+pub const MAX_QUERY_LIMIT: usize = 10_000;
+
+/// The page of a `/query` answer (RFC 8620 §5.5): `position` (negative:
+/// from the end) or `anchor` with `anchorOffset`, `limit`,
+/// `calculateTotal`; `ids` are every result in order.
+pub fn query_page(
+    context: &crate::Context<'_>,
+    args: &Args,
+    ids: Vec<String>,
+    query_state: &str,
+) -> Result<Value, MethodError> {
+    let total = ids.len();
+    let start = match args::string(args, "anchor")? {
+        Some(anchor) => {
+            let at = ids
+                .iter()
+                .position(|i| *i == anchor)
+                .ok_or(MethodError::AnchorNotFound)? as i64;
+            let offset = args::signed(args, "anchorOffset")?.unwrap_or(0);
+            (at + offset).clamp(0, total as i64) as usize
+        }
+        None => {
+            let position = args::signed(args, "position")?.unwrap_or(0);
+            if position < 0 {
+                total.saturating_sub(position.unsigned_abs() as usize)
+            } else {
+                (position as usize).min(total)
+            }
+        }
+    };
+    let asked = args::unsigned(args, "limit")?.map(|l| l as usize);
+    let limit = asked.unwrap_or(MAX_QUERY_LIMIT).min(MAX_QUERY_LIMIT);
+    let page: Vec<&String> = ids.iter().skip(start).take(limit).collect();
+    let mut out = json!({
+        "accountId": context.account_id,
+        "queryState": query_state,
+        "canCalculateChanges": false,
+        "position": start,
+        "ids": page,
+    });
+    if args::boolean(args, "calculateTotal", false)? {
+        out["total"] = json!(total);
+    }
+    if asked.is_none_or(|a| a > MAX_QUERY_LIMIT) && total > start + MAX_QUERY_LIMIT {
+        out["limit"] = json!(MAX_QUERY_LIMIT);
+    }
+    Ok(out)
+}

@@ -473,26 +473,6 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
     if ascending {
         found.reverse();
     }
-    let total = found.len();
-    let position = (args::unsigned(args, "position")?.unwrap_or(0) as usize).min(total);
-    let limit = args::unsigned(args, "limit")?
-        .map(|l| l as usize)
-        .unwrap_or(usize::MAX);
-    let ids: Vec<String> = found
-        .iter()
-        .skip(position)
-        .take(limit)
-        .map(|s| id_of(s.id))
-        .collect();
-    let mut out = json!({
-        "accountId": context.account_id,
-        "queryState": state(&all),
-        "canCalculateChanges": false,
-        "position": position,
-        "ids": ids,
-    });
-    if args::boolean(args, "calculateTotal", false)? {
-        out["total"] = json!(total);
-    }
-    Ok(out)
+    let ids: Vec<String> = found.iter().map(|s| id_of(s.id)).collect();
+    crate::set::query_page(context, args, ids, &state(&all))
 }

@@ -15,7 +15,7 @@ use crate::error::MethodError;
 use crate::set::get_arguments;
 
 /// The properties given when the client names none (§4.2).
-const DEFAULT_PROPERTIES: [&str; 24] = [
+pub(super) const DEFAULT_PROPERTIES: [&str; 24] = [
     "id",
     "blobId",
     "threadId",

@@ -4,31 +4,21 @@
 
 use serde_json::{Map, Value, json};
 
-use super::get::{METADATA, content_json, properties_and_options};
+use super::get::{DEFAULT_PROPERTIES, METADATA, content_json, properties_and_options};
 use crate::Context;
 use crate::args::{self, Args};
 use crate::error::MethodError;
 
-/// The properties given when the client names none (§4.9).
-const DEFAULT_PROPERTIES: [&str; 17] = [
-    "messageId",
-    "inReplyTo",
-    "references",
-    "sender",
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "replyTo",
-    "subject",
-    "sentAt",
-    "hasAttachment",
-    "preview",
-    "bodyValues",
-    "textBody",
-    "htmlBody",
-    "attachments",
-];
+/// The properties given when the client names none (§4.9): Email/get's
+/// but those of a stored email (id, blobId, threadId, mailboxIds,
+/// keywords, size, receivedAt).
+fn default_properties() -> Vec<&'static str> {
+    DEFAULT_PROPERTIES
+        .iter()
+        .copied()
+        .filter(|p| !METADATA.contains(p) || *p == "preview")
+        .collect()
+}
 
 /// Email/parse.
 pub async fn parse(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
@@ -40,7 +30,7 @@ pub async fn parse(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
     let (properties, options) = properties_and_options(
         args,
         args::strings(args, "properties")?,
-        &DEFAULT_PROPERTIES,
+        &default_properties(),
     )?;
     let mut parsed = Map::new();
     let mut not_parsable = Vec::new();

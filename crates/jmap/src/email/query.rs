@@ -5,16 +5,13 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use store::{MailboxId, TextField, object_id};
 
 use crate::Context;
 use crate::account::{AccountView, EmailView};
 use crate::args::{self, Args};
 use crate::error::MethodError;
-
-/// The most ids one answer holds when the client sets no smaller limit.
-pub const MAX_LIMIT: usize = 10_000;
 
 /// A filter, compiled: text conditions already answered by the index.
 #[derive(Debug)]
@@ -292,7 +289,7 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
         found.retain(|e| seen.insert(e.thread));
     }
     let ids: Vec<String> = found.iter().map(|e| object_id::email(e.id)).collect();
-    page(context, &view, args, ids)
+    crate::set::query_page(context, args, ids, &view.email_state.to_string())
 }
 
 /// The emails each text condition matches, from the index of every
@@ -321,51 +318,6 @@ async fn text_matches(
             }
         }
         out.insert((field, needle), set);
-    }
-    Ok(out)
-}
-
-/// position / anchor / anchorOffset / limit / calculateTotal (RFC 8620 §5.5).
-fn page(
-    context: &Context<'_>,
-    view: &AccountView,
-    args: &Args,
-    ids: Vec<String>,
-) -> Result<Value, MethodError> {
-    let total = ids.len();
-    let start = match args::string(args, "anchor")? {
-        Some(anchor) => {
-            let at = ids
-                .iter()
-                .position(|i| *i == anchor)
-                .ok_or(MethodError::AnchorNotFound)? as i64;
-            let offset = args::signed(args, "anchorOffset")?.unwrap_or(0);
-            (at + offset).clamp(0, total as i64) as usize
-        }
-        None => {
-            let position = args::signed(args, "position")?.unwrap_or(0);
-            if position < 0 {
-                total.saturating_sub(position.unsigned_abs() as usize)
-            } else {
-                (position as usize).min(total)
-            }
-        }
-    };
-    let asked = args::unsigned(args, "limit")?.map(|l| l as usize);
-    let limit = asked.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
-    let page: Vec<&String> = ids.iter().skip(start).take(limit).collect();
-    let mut out = json!({
-        "accountId": context.account_id,
-        "queryState": view.email_state.to_string(),
-        "canCalculateChanges": false,
-        "position": start,
-        "ids": page,
-    });
-    if args::boolean(args, "calculateTotal", false)? {
-        out["total"] = json!(total);
-    }
-    if asked.is_none_or(|a| a > MAX_LIMIT) && total > start + MAX_LIMIT {
-        out["limit"] = json!(MAX_LIMIT);
     }
     Ok(out)
 }

@@ -128,6 +128,94 @@ pub async fn method(
 /// The most objects one `/changes` answer lists.
 pub const MAX_CHANGES: usize = 5000;
 
+/// The most change rows one `/queryChanges` call reads; past this the
+/// client is told to query again (`cannotCalculateChanges`).
+const MAX_QUERY_CHANGE_ROWS: usize = 50_000;
+
+/// The `sinceQueryState` of a `/queryChanges` call, which must be a state
+/// of this type not after `state`, the one the current results are at.
+pub fn since_query_state(args: &crate::args::Args, state: u64) -> Result<u64, crate::MethodError> {
+    use crate::MethodError;
+    let since = crate::args::string(args, "sinceQueryState")?
+        .ok_or_else(|| MethodError::InvalidArguments("sinceQueryState is required".into()))?;
+    crate::args::state(&since)
+        .filter(|s| *s <= state)
+        .ok_or(MethodError::CannotCalculateChanges)
+}
+
+/// The objects of `kind` that changed after `since` up to `state`
+/// (creations, updates, destructions alike), by the changes `counts`:
+/// a query whose results do not depend on a mailbox's counts passes a
+/// filter that leaves `Change::Counts` out.
+pub async fn changed_objects(
+    context: &crate::Context<'_>,
+    kind: store::DataType,
+    (since, state): (u64, u64),
+    counts: fn(&ChangeRow) -> bool,
+) -> Result<Vec<i64>, crate::MethodError> {
+    if since == state {
+        return Ok(Vec::new());
+    }
+    let rows = context
+        .store()
+        .changes_after(context.account.id, kind, since, MAX_QUERY_CHANGE_ROWS)
+        .await?;
+    if rows.len() == MAX_QUERY_CHANGE_ROWS {
+        return Err(crate::MethodError::CannotCalculateChanges);
+    }
+    let mut seen = std::collections::HashSet::new();
+    Ok(rows
+        .into_iter()
+        .take_while(|r| r.seq <= state)
+        .filter(counts)
+        .map(|r| r.object)
+        .filter(|o| seen.insert(*o))
+        .collect())
+}
+
+/// The answer of a `Foo/queryChanges` call (RFC 8620 §5.6), from the
+/// query's current `results` (in order, at `state`) and the ids that
+/// `may` have moved since `since`: the objects that changed, and those
+/// whose place depends on them. Every one of them is in `removed` (the
+/// RFC lets a server name ids that were not in the old results), and
+/// those in the current results are in `added` with their index, so a
+/// client that splices them out and back in has the current results.
+/// `upToId` is not used: the filters may be on mutable properties.
+pub fn query_changes(
+    context: &crate::Context<'_>,
+    args: &crate::args::Args,
+    (since, state): (u64, u64),
+    results: &[String],
+    may: Vec<String>,
+) -> Result<serde_json::Value, crate::MethodError> {
+    use crate::MethodError;
+    let mut seen = std::collections::HashSet::new();
+    let removed: Vec<String> = may
+        .into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect();
+    if crate::args::unsigned(args, "maxChanges")?.is_some_and(|max| removed.len() as u64 > max) {
+        return Err(MethodError::TooManyChanges);
+    }
+    let added: Vec<serde_json::Value> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| seen.contains(*id))
+        .map(|(index, id)| serde_json::json!({"id": id, "index": index}))
+        .collect();
+    let mut out = serde_json::json!({
+        "accountId": context.account_id,
+        "oldQueryState": since.to_string(),
+        "newQueryState": state.to_string(),
+        "removed": removed,
+        "added": added,
+    });
+    if crate::args::boolean(args, "calculateTotal", false)? {
+        out["total"] = serde_json::json!(results.len());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,6 +67,8 @@ pub enum MethodError {
     StateMismatch,
     /// The server cannot tell what changed since that state (§5.2, §5.6).
     CannotCalculateChanges,
+    /// More changes than the client's `maxChanges` (§5.6).
+    TooManyChanges,
     /// A filter this server does not support (§5.5).
     UnsupportedFilter(String),
     UnsupportedSort(String),
@@ -85,6 +87,7 @@ impl MethodError {
             MethodError::RequestTooLarge => "requestTooLarge",
             MethodError::StateMismatch => "stateMismatch",
             MethodError::CannotCalculateChanges => "cannotCalculateChanges",
+            MethodError::TooManyChanges => "tooManyChanges",
             MethodError::UnsupportedFilter(_) => "unsupportedFilter",
             MethodError::UnsupportedSort(_) => "unsupportedSort",
             MethodError::AnchorNotFound => "anchorNotFound",

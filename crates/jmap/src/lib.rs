@@ -87,6 +87,8 @@ pub struct Jmap {
     /// This server's name (the right side of the Message-IDs it makes).
     pub hostname: String,
     views: ViewCache,
+    /// Email/query's `hasAttachment`, per stored content.
+    pub attachments: email::AttachmentCache,
     pub uploads: upload::Uploads,
     /// The server's submission path (None: no EmailSubmission, and the
     /// capability is not announced).
@@ -147,6 +149,7 @@ impl Jmap {
             store,
             hostname: hostname.to_string(),
             views: ViewCache::default(),
+            attachments: email::AttachmentCache::default(),
             uploads: upload::Uploads::default(),
             submitter: None,
             limits: Limits::default(),
@@ -271,11 +274,11 @@ impl Jmap {
             "Mailbox/get" => mailbox::get(context, &args).await,
             "Mailbox/changes" => mailbox::changes(context, &args).await,
             "Mailbox/query" => mailbox::query(context, &args).await,
-            "Mailbox/queryChanges"
-            | "Email/queryChanges"
-            | "Identity/changes"
-            | "EmailSubmission/changes"
-            | "EmailSubmission/queryChanges" => Err(MethodError::CannotCalculateChanges),
+            "Mailbox/queryChanges" => mailbox::query_changes(context, &args).await,
+            "Email/queryChanges" => email::query::query_changes(context, &args).await,
+            "Identity/changes" | "EmailSubmission/changes" | "EmailSubmission/queryChanges" => {
+                Err(MethodError::CannotCalculateChanges)
+            }
             "Mailbox/set" => mailbox::set(context, &args).await,
             "Thread/get" => thread::get(context, &args).await,
             "Thread/changes" => thread::changes(context, &args).await,

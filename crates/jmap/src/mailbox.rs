@@ -170,10 +170,34 @@ pub async fn changes(context: &Context<'_>, args: &Args) -> Result<Value, Method
 /// hasAnyRole, isSubscribed; sort by name or sortOrder (or as a tree).
 pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
     let view = context.view().await?;
+    let ids = results(&view, args)?;
+    crate::set::query_page(context, args, ids, &view.mailbox_state.to_string(), true)
+}
+
+/// Mailbox/queryChanges (RFC 8620 §5.6): a mailbox's place in the
+/// results depends on nothing but itself, and not on its counts, so what
+/// may have moved is what changed otherwise.
+pub async fn query_changes(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
+    let view = context.view().await?;
+    let state = view.mailbox_state;
+    let since = change_log::since_query_state(args, state)?;
+    let changed = change_log::changed_objects(context, DataType::Mailbox, (since, state), |r| {
+        r.change != store::Change::Counts
+    })
+    .await?;
+    let may = changed
+        .into_iter()
+        .map(|m| object_id::mailbox(m as u32))
+        .collect();
+    change_log::query_changes(context, args, (since, state), &results(&view, args)?, may)
+}
+
+/// Every mailbox the query finds, in order.
+fn results(view: &AccountView, args: &Args) -> Result<Vec<String>, MethodError> {
     let filter = args::object(args, "filter")?.cloned().unwrap_or_default();
     let mut found: Vec<&MailboxRecord> = Vec::new();
     for m in &view.mailboxes {
-        if matches_filter(&view, m, &filter)? {
+        if matches_filter(view, m, &filter)? {
             found.push(m);
         }
     }
@@ -206,9 +230,9 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
         }
         for (property, ascending) in &keys {
             let ord = match property.as_str() {
-                "name" => leaf_name(&view, a)
+                "name" => leaf_name(view, a)
                     .to_lowercase()
-                    .cmp(&leaf_name(&view, b).to_lowercase()),
+                    .cmp(&leaf_name(view, b).to_lowercase()),
                 _ => sort_order(role(a).as_deref()).cmp(&sort_order(role(b).as_deref())),
             };
             let ord = if *ascending { ord } else { ord.reverse() };
@@ -218,11 +242,10 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
         }
         a.name.cmp(&b.name)
     });
-    let ids: Vec<String> = found
+    Ok(found
         .iter()
         .map(|m| object_id::mailbox(m.uid_validity))
-        .collect();
-    crate::set::query_page(context, args, ids, &view.mailbox_state.to_string())
+        .collect())
 }
 
 fn matches_filter(

@@ -136,12 +136,14 @@ pub const MAX_QUERY_LIMIT: usize = 10_000;
 
 /// The page of a `/query` answer (RFC 8620 §5.5): `position` (negative:
 /// from the end) or `anchor` with `anchorOffset`, `limit`,
-/// `calculateTotal`; `ids` are every result in order.
+/// `calculateTotal`; `ids` are every result in order. `changes`: whether
+/// `/queryChanges` can answer from this `queryState`.
 pub fn query_page(
     context: &crate::Context<'_>,
     args: &Args,
     ids: Vec<String>,
     query_state: &str,
+    changes: bool,
 ) -> Result<Value, MethodError> {
     let total = ids.len();
     let start = match args::string(args, "anchor")? {
@@ -168,7 +170,7 @@ pub fn query_page(
     let mut out = json!({
         "accountId": context.account_id,
         "queryState": query_state,
-        "canCalculateChanges": false,
+        "canCalculateChanges": changes,
         "position": start,
         "ids": page,
     });

@@ -474,5 +474,5 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
         found.reverse();
     }
     let ids: Vec<String> = found.iter().map(|s| id_of(s.id)).collect();
-    crate::set::query_page(context, args, ids, &state(&all))
+    crate::set::query_page(context, args, ids, &state(&all), false)
 }

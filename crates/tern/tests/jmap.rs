@@ -555,6 +555,36 @@ fn attached_message_parsed_and_its_parts_downloaded() {
     let attached = &got["list"][0]["attachments"][0];
     assert_eq!(attached["type"], "message/rfc822", "{got}");
     assert_eq!(got["list"][0]["hasAttachment"], true);
+    // The filters that read the message (RFC 8621 §4.4.1): hasAttachment
+    // (twice: the second from what was remembered) and header.
+    deliver(&server, "plain", "No attachment here.");
+    let ids = |filter: Value| {
+        call(
+            &server,
+            "Email/query",
+            json!({"accountId": acct, "filter": filter}),
+        )["ids"]
+            .clone()
+    };
+    for _ in 0..2 {
+        assert_eq!(ids(json!({"hasAttachment": true})), json!([id]));
+    }
+    let plain = ids(json!({"hasAttachment": false}));
+    assert_eq!(plain.as_array().unwrap().len(), 1);
+    assert_ne!(plain[0], json!(id));
+    assert_eq!(ids(json!({"header": ["MIME-Version"]})), json!([id]));
+    assert_eq!(ids(json!({"header": ["subject", "PLAIN"]})), plain);
+    assert_eq!(ids(json!({"header": ["Subject", "absent"]})), json!([]));
+    assert_eq!(
+        ids(json!({"operator": "NOT", "conditions": [{"header": ["Message-ID", "plain@"]}]})),
+        json!([id])
+    );
+    let wrong = call(
+        &server,
+        "Email/query",
+        json!({"accountId": acct, "filter": {"header": []}}),
+    );
+    assert_eq!(wrong["type"], "invalidArguments", "{wrong}");
     let blob = attached["blobId"].as_str().unwrap().to_string();
     let r = call(
         &server,
@@ -580,6 +610,97 @@ fn attached_message_parsed_and_its_parts_downloaded() {
     );
     assert_eq!(status, 200);
     assert_eq!(text, "Original text, café.");
+}
+
+/// What a client does with a `/queryChanges` answer (RFC 8620 §5.6):
+/// take out every removed id, then put each added one at its index.
+fn splice(old: &Value, changes: &Value) -> Vec<Value> {
+    let removed = changes["removed"].as_array().unwrap();
+    let mut ids: Vec<Value> = old
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| !removed.contains(i))
+        .cloned()
+        .collect();
+    for a in changes["added"].as_array().unwrap() {
+        ids.insert(a["index"].as_u64().unwrap() as usize, a["id"].clone());
+    }
+    ids
+}
+
+/// Email/queryChanges and Mailbox/queryChanges (RFC 8620 §5.6): after an
+/// SMTP delivery and an IMAP flag change, the client's spliced results
+/// are the query's new results; collapsed threads too; `maxChanges` and
+/// unknown states are refused as the RFC says.
+#[test]
+fn query_changes_follow_smtp_and_imap() {
+    let server = server();
+    let acct = account(&server);
+    deliver(&server, "one", "First.");
+    deliver(&server, "two", "Second.");
+    let unread =
+        json!({"accountId": acct, "filter": {"notKeyword": "$seen"}, "collapseThreads": true});
+    let before = call(&server, "Email/query", unread.clone());
+    assert_eq!(before["canCalculateChanges"], true);
+    assert_eq!(before["ids"].as_array().unwrap().len(), 2);
+    let mailboxes = call(&server, "Mailbox/query", json!({"accountId": acct}));
+    // Changes: "one" read over IMAP, a third message, a new mailbox.
+    let (mut w, mut r) = imap_session(&server);
+    imap(&mut w, &mut r, "b SELECT INBOX");
+    let out = imap(&mut w, &mut r, "c UID SEARCH HEADER Subject one");
+    let uid = out
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    imap(
+        &mut w,
+        &mut r,
+        &format!("d UID STORE {uid} +FLAGS (\\Seen)"),
+    );
+    deliver(&server, "three", "Third.");
+    call(
+        &server,
+        "Mailbox/set",
+        json!({"accountId": acct, "create": {"k": {"name": "Projects"}}}),
+    );
+    let mut args = unread.clone();
+    args["sinceQueryState"] = before["queryState"].clone();
+    args["calculateTotal"] = json!(true);
+    let changes = call(&server, "Email/queryChanges", args.clone());
+    let after = call(&server, "Email/query", unread.clone());
+    assert_eq!(changes["newQueryState"], after["queryState"], "{changes}");
+    assert_eq!(changes["oldQueryState"], before["queryState"]);
+    assert_eq!(
+        json!(splice(&before["ids"], &changes)),
+        after["ids"],
+        "{changes}"
+    );
+    assert_eq!(changes["total"], 2);
+    args["maxChanges"] = json!(1);
+    assert_eq!(
+        call(&server, "Email/queryChanges", args.clone())["type"],
+        "tooManyChanges"
+    );
+    args["sinceQueryState"] = json!("bogus");
+    args.as_object_mut().unwrap().remove("maxChanges");
+    assert_eq!(
+        call(&server, "Email/queryChanges", args)["type"],
+        "cannotCalculateChanges"
+    );
+    let m = call(
+        &server,
+        "Mailbox/queryChanges",
+        json!({"accountId": acct, "sinceQueryState": mailboxes["queryState"]}),
+    );
+    let now = call(&server, "Mailbox/query", json!({"accountId": acct}));
+    assert_eq!(json!(splice(&mailboxes["ids"], &m)), now["ids"], "{m}");
+    assert_eq!(m["added"].as_array().unwrap().len(), 1, "{m}");
 }
 
 /// Email/set create (RFC 8621 §4.6): a draft with a text and an HTML

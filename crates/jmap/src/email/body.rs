@@ -231,6 +231,23 @@ pub struct Display<'a> {
     pub attachments: Vec<Leaf<'a>>,
 }
 
+impl Display<'_> {
+    /// `hasAttachment` (RFC 8621 §4.1.4): an attachment that is not
+    /// `Content-Disposition: inline` (an image shown in the text is not
+    /// one a reader thinks of as attached).
+    pub fn has_attachment(&self, raw: &[u8]) -> bool {
+        self.attachments
+            .iter()
+            .any(|a| disposition(raw, a.entity).is_none_or(|(k, _)| k != "inline"))
+    }
+}
+
+/// Whether a message has an attachment (Email/get's `hasAttachment`).
+pub fn has_attachment(raw: &[u8]) -> bool {
+    let root = message::mime::parse(raw);
+    display(raw, &root).has_attachment(raw)
+}
+
 fn is_inline_media(t: &str) -> bool {
     t.starts_with("image/") || t.starts_with("audio/") || t.starts_with("video/")
 }

@@ -331,7 +331,7 @@ pub(super) fn content_json(
                 }
                 None => Value::Null,
             },
-            "hasAttachment" => json!(display.as_ref().is_some_and(|d| !d.attachments.is_empty())),
+            "hasAttachment" => json!(display.as_ref().is_some_and(|d| d.has_attachment(raw))),
             "bodyValues" => match (&root, &display) {
                 (Some(r), Some(d)) => body_values(raw, r, d, options),
                 _ => json!({}),

@@ -31,6 +31,30 @@ pub async fn content(store: &dyn Store, email: &EmailView) -> Result<Option<Vec<
     Ok(store.message_content(*mailbox, *uid).await?)
 }
 
+/// Whether each stored content has an attachment, remembered: a content
+/// never changes and its id is never reused (store migration 13), so
+/// neither does the answer. Bounded: emptied when it reaches
+/// [`AttachmentCache::MAX`] entries (a few MB).
+#[derive(Debug, Default)]
+pub struct AttachmentCache(std::sync::Mutex<std::collections::HashMap<i64, bool>>);
+
+impl AttachmentCache {
+    pub const MAX: usize = 200_000;
+
+    pub fn get(&self, email: i64) -> Option<bool> {
+        self.0.lock().ok()?.get(&email).copied()
+    }
+
+    pub fn insert(&self, email: i64, has: bool) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+            map.insert(email, has);
+        }
+    }
+}
+
 /// What a download sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {

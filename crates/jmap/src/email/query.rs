@@ -6,12 +6,12 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
-use store::{MailboxId, TextField, object_id};
+use store::{DataType, MailboxId, TextField, object_id};
 
-use crate::Context;
 use crate::account::{AccountView, EmailView};
 use crate::args::{self, Args};
 use crate::error::MethodError;
+use crate::{Context, changes as change_log};
 
 /// A filter, compiled: text conditions already answered by the index.
 #[derive(Debug)]
@@ -47,20 +47,77 @@ fn text_field(name: &str) -> Option<TextField> {
     })
 }
 
-/// Every text condition of a filter, so they can be looked up first.
-fn text_conditions(filter: &Value, out: &mut Vec<(TextField, String)>) {
-    let Some(object) = filter.as_object() else {
-        return;
-    };
-    if let Some(conditions) = object.get("conditions").and_then(Value::as_array) {
-        conditions.iter().for_each(|c| text_conditions(c, out));
-        return;
+/// A condition answered before the filter runs: by the search index
+/// (text), or by reading the messages (`header`, `hasAttachment`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Lookup {
+    Text(TextField, String),
+    /// A header field by name (lower case) and, if given, text its value
+    /// contains (RFC 8621 §4.4.1 `header`).
+    Header(String, Option<String>),
+    HasAttachment,
+}
+
+impl Lookup {
+    /// The lookup a condition needs, if it is one; Err if its value is wrong.
+    fn of(name: &str, value: &Value) -> Result<Option<Lookup>, MethodError> {
+        if let Some(field) = text_field(name) {
+            let needle = value
+                .as_str()
+                .ok_or_else(|| invalid("a text condition needs a string"))?;
+            return Ok(Some(Lookup::Text(field, needle.to_string())));
+        }
+        Ok(match name {
+            "hasAttachment" => Some(Lookup::HasAttachment),
+            "header" => {
+                let parts: Vec<&str> = value
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                match parts.as_slice() {
+                    [name] => Some(Lookup::Header(name.to_ascii_lowercase(), None)),
+                    [name, text] => Some(Lookup::Header(
+                        name.to_ascii_lowercase(),
+                        Some(text.to_lowercase()),
+                    )),
+                    _ => return Err(invalid("header is a name and at most a value")),
+                }
+            }
+            _ => None,
+        })
     }
-    for (k, v) in object {
-        if let (Some(field), Some(needle)) = (text_field(k), v.as_str()) {
-            out.push((field, needle.to_string()));
+
+    /// Whether a message's octets meet it (not for text lookups).
+    fn meets(&self, raw: &[u8]) -> bool {
+        match self {
+            Lookup::HasAttachment => super::body::has_attachment(raw),
+            Lookup::Header(name, text) => message::header::fields(raw).iter().any(|f| {
+                f.name.eq_ignore_ascii_case(name)
+                    && text.as_ref().is_none_or(|t| {
+                        message::header::decoded(f.value).to_lowercase().contains(t)
+                    })
+            }),
+            Lookup::Text(..) => false,
         }
     }
+}
+
+/// Every lookup of a filter, so they can be answered first.
+fn lookups(filter: &Value, out: &mut Vec<Lookup>) -> Result<(), MethodError> {
+    let Some(object) = filter.as_object() else {
+        return Ok(());
+    };
+    if let Some(conditions) = object.get("conditions").and_then(Value::as_array) {
+        return conditions.iter().try_for_each(|c| lookups(c, out));
+    }
+    for (k, v) in object {
+        if let Some(l) = Lookup::of(k, v)?
+            && !out.contains(&l)
+        {
+            out.push(l);
+        }
+    }
+    Ok(())
 }
 
 fn invalid(why: &str) -> MethodError {
@@ -83,7 +140,7 @@ fn keyword_of(v: &Value) -> Result<String, MethodError> {
 fn compile(
     view: &AccountView,
     filter: &Value,
-    text: &HashMap<(TextField, String), HashSet<i64>>,
+    found: &HashMap<Lookup, HashSet<i64>>,
 ) -> Result<Node, MethodError> {
     let object = filter.as_object().ok_or_else(|| invalid("not an object"))?;
     if let Some(operator) = object.get("operator") {
@@ -93,7 +150,7 @@ fn compile(
             .ok_or_else(|| invalid("an operator needs conditions"))?;
         let nodes = conditions
             .iter()
-            .map(|c| compile(view, c, text))
+            .map(|c| compile(view, c, found))
             .collect::<Result<Vec<_>, _>>()?;
         return match operator.as_str() {
             Some("AND") => Ok(Node::All(nodes)),
@@ -127,14 +184,21 @@ fn compile(
             "allInThreadHaveKeyword" => Node::AllInThread(keyword_of(v)?),
             "someInThreadHaveKeyword" => Node::SomeInThread(keyword_of(v)?),
             "noneInThreadHaveKeyword" => Node::NoneInThread(keyword_of(v)?),
-            name => match (text_field(name), v.as_str()) {
-                (Some(field), Some(needle)) => Node::Matches(
-                    text.get(&(field, needle.to_string()))
-                        .cloned()
-                        .unwrap_or_default(),
-                ),
-                (Some(_), None) => return Err(invalid("a text condition needs a string")),
-                (None, _) => {
+            "hasAttachment" => {
+                let wanted = v.as_bool().ok_or_else(|| invalid("hasAttachment"))?;
+                let with = found
+                    .get(&Lookup::HasAttachment)
+                    .cloned()
+                    .unwrap_or_default();
+                if wanted {
+                    Node::Matches(with)
+                } else {
+                    Node::None(vec![Node::Matches(with)])
+                }
+            }
+            name => match Lookup::of(name, v)? {
+                Some(l) => Node::Matches(found.get(&l).cloned().unwrap_or_default()),
+                None => {
                     return Err(MethodError::UnsupportedFilter(format!(
                         "cannot filter on {name}"
                     )));
@@ -144,6 +208,17 @@ fn compile(
         all.push(node);
     }
     Ok(Node::All(all))
+}
+
+impl Node {
+    /// Whether the condition looks at the other emails of the thread.
+    fn on_thread(&self) -> bool {
+        match self {
+            Node::All(n) | Node::Any(n) | Node::None(n) => n.iter().any(Node::on_thread),
+            Node::AllInThread(_) | Node::SomeInThread(_) | Node::NoneInThread(_) => true,
+            _ => false,
+        }
+    }
 }
 
 fn thread_keyword(view: &AccountView, e: &EmailView, keyword: &str) -> (bool, bool) {
@@ -256,20 +331,61 @@ fn compare(view: &AccountView, a: &EmailView, b: &EmailView, sort: &Sort) -> Ord
 /// Email/query.
 pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
     let view = context.view().await?;
+    let (ids, _) = results(context, &view, args).await?;
+    crate::set::query_page(context, args, ids, &view.email_state.to_string(), true)
+}
+
+/// Email/queryChanges (RFC 8620 §5.6, RFC 8621 §4.5). What may have moved:
+/// the emails that changed; and when a place depends on the rest of the
+/// thread (`collapseThreads`, the thread keyword conditions), every email
+/// of a thread one of them is or was in.
+pub async fn query_changes(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
+    let view = context.view().await?;
+    let state = view.email_state;
+    let since = change_log::since_query_state(args, state)?;
+    let (ids, by_thread) = results(context, &view, args).await?;
+    let mut may =
+        change_log::changed_objects(context, DataType::Email, (since, state), |_| true).await?;
+    if by_thread {
+        let mut threads: HashSet<i64> = may
+            .iter()
+            .filter_map(|e| view.emails.get(e).map(|e| e.thread))
+            .collect();
+        // Threads an email left or was destroyed from (the log's rows
+        // share one sequence, so the same `since` holds).
+        threads.extend(
+            change_log::changed_objects(context, DataType::Thread, (since, state), |_| true)
+                .await?,
+        );
+        for t in threads {
+            may.extend(view.threads.get(&t).into_iter().flatten());
+        }
+    }
+    let may = may.into_iter().map(object_id::email).collect();
+    change_log::query_changes(context, args, (since, state), &ids, may)
+}
+
+/// Every email the query finds, in order; and whether an email's place
+/// depends on the other emails of its thread.
+async fn results(
+    context: &Context<'_>,
+    view: &AccountView,
+    args: &Args,
+) -> Result<(Vec<String>, bool), MethodError> {
     let filter = args.get("filter").cloned().unwrap_or(Value::Null);
     let sorts = sorts(args)?;
     let node = if filter.is_null() {
         Node::All(vec![])
     } else {
         let mut wanted = Vec::new();
-        text_conditions(&filter, &mut wanted);
-        let text = text_matches(context, &view, wanted).await?;
-        compile(&view, &filter, &text)?
+        lookups(&filter, &mut wanted)?;
+        let found = look_up(context, view, wanted).await?;
+        compile(view, &filter, &found)?
     };
     let mut found: Vec<&EmailView> = view
         .emails
         .values()
-        .filter(|e| matches(&view, e, &node))
+        .filter(|e| matches(view, e, &node))
         .collect();
     // Ties: in the order the emails came (their ids), the way the first
     // criterion goes.
@@ -277,47 +393,86 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
     found.sort_by(|a, b| {
         sorts
             .iter()
-            .map(|s| compare(&view, a, b, s))
+            .map(|s| compare(view, a, b, s))
             .find(|o| o.is_ne())
             .unwrap_or_else(|| {
                 let by_id = a.id.cmp(&b.id);
                 if newest_first { by_id.reverse() } else { by_id }
             })
     });
-    if args::boolean(args, "collapseThreads", false)? {
+    let collapse = args::boolean(args, "collapseThreads", false)?;
+    if collapse {
         let mut seen = HashSet::new();
         found.retain(|e| seen.insert(e.thread));
     }
-    let ids: Vec<String> = found.iter().map(|e| object_id::email(e.id)).collect();
-    crate::set::query_page(context, args, ids, &view.email_state.to_string())
+    let by_thread =
+        collapse || node.on_thread() || sorts.iter().any(|s| s.property.contains("InThread"));
+    let ids = found.iter().map(|e| object_id::email(e.id)).collect();
+    Ok((ids, by_thread))
 }
 
-/// The emails each text condition matches, from the index of every
-/// mailbox of the account.
-async fn text_matches(
+/// The emails each lookup finds: text on the index of every mailbox of
+/// the account; the others by reading each email once (the cost of a
+/// scan: rare conditions; `hasAttachment` is remembered per content).
+async fn look_up(
     context: &Context<'_>,
     view: &AccountView,
-    wanted: Vec<(TextField, String)>,
-) -> Result<HashMap<(TextField, String), HashSet<i64>>, MethodError> {
-    let mut out = HashMap::new();
-    if wanted.is_empty() {
-        return Ok(out);
-    }
-    let by_entry: HashMap<(MailboxId, u32), i64> = view
-        .emails
-        .values()
-        .flat_map(|e| e.entries.iter().map(move |entry| (*entry, e.id)))
-        .collect();
-    for (field, needle) in wanted {
-        let mut set = HashSet::new();
-        for m in &view.mailboxes {
-            for uid in context.store().search_text(m.id, field, &needle).await? {
-                if let Some(id) = by_entry.get(&(m.id, uid)) {
-                    set.insert(*id);
+    wanted: Vec<Lookup>,
+) -> Result<HashMap<Lookup, HashSet<i64>>, MethodError> {
+    let mut out: HashMap<Lookup, HashSet<i64>> = HashMap::new();
+    let (text, read): (Vec<Lookup>, Vec<Lookup>) = wanted
+        .into_iter()
+        .partition(|l| matches!(l, Lookup::Text(..)));
+    if !text.is_empty() {
+        let by_entry: HashMap<(MailboxId, u32), i64> = view
+            .emails
+            .values()
+            .flat_map(|e| e.entries.iter().map(move |entry| (*entry, e.id)))
+            .collect();
+        for l in text {
+            let Lookup::Text(field, needle) = &l else {
+                continue;
+            };
+            let mut set = HashSet::new();
+            for m in &view.mailboxes {
+                for uid in context.store().search_text(m.id, *field, needle).await? {
+                    if let Some(id) = by_entry.get(&(m.id, uid)) {
+                        set.insert(*id);
+                    }
                 }
             }
+            out.insert(l, set);
         }
-        out.insert((field, needle), set);
+    }
+    if read.is_empty() {
+        return Ok(out);
+    }
+    let attachments = &context.jmap.attachments;
+    for e in view.emails.values() {
+        let known = attachments.get(e.id);
+        let needs_content = read
+            .iter()
+            .any(|l| !(matches!(l, Lookup::HasAttachment) && known.is_some()));
+        let raw = match needs_content {
+            true => super::content(context.store(), e)
+                .await?
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
+        for l in &read {
+            let yes = match (l, known) {
+                (Lookup::HasAttachment, Some(k)) => k,
+                (Lookup::HasAttachment, None) => {
+                    let k = l.meets(&raw);
+                    attachments.insert(e.id, k);
+                    k
+                }
+                _ => l.meets(&raw),
+            };
+            if yes {
+                out.entry(l.clone()).or_default().insert(e.id);
+            }
+        }
     }
     Ok(out)
 }

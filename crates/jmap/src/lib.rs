@@ -22,6 +22,7 @@ pub mod email;
 pub mod error;
 pub mod identity;
 pub mod mailbox;
+pub mod push;
 pub mod request;
 pub mod session;
 pub mod set;
@@ -30,6 +31,7 @@ pub mod submission;
 pub mod thread;
 pub mod upload;
 pub mod vacation;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -164,7 +166,7 @@ impl Jmap {
 
     /// The capabilities a request may use.
     pub fn capabilities(&self) -> Vec<&'static str> {
-        let mut out = vec![CORE, MAIL, vacation::CAPABILITY];
+        let mut out = vec![CORE, MAIL, vacation::CAPABILITY, websocket::CAPABILITY];
         if self.submitter.is_some() {
             out.push(SUBMISSION);
         }
@@ -187,6 +189,16 @@ impl Jmap {
             return Err(RequestError::Limit("maxSizeRequest"));
         }
         let request = request::parse(body, self.limits.max_calls_in_request as usize)?;
+        self.run(account, client, request).await
+    }
+
+    /// Run a parsed request (over HTTP, or a WebSocket message).
+    pub async fn run(
+        &self,
+        account: &AccountRecord,
+        client: std::net::IpAddr,
+        request: request::Request,
+    ) -> Result<Value, RequestError> {
         let capabilities = self.capabilities();
         for capability in &request.using {
             if !capabilities.contains(&capability.as_str()) {
@@ -319,10 +331,7 @@ impl Jmap {
     }
 
     /// The account's states now (push: RFC 8620 §7.1 StateChange).
-    pub async fn states(
-        &self,
-        account: &AccountRecord,
-    ) -> Result<Vec<(&'static str, String)>, MethodError> {
+    pub async fn states(&self, account: &AccountRecord) -> Result<push::States, MethodError> {
         let mut out = Vec::new();
         for (name, kind) in [
             ("Mailbox", store::DataType::Mailbox),

@@ -28,6 +28,13 @@ pub struct Request {
 /// Parse a request body, checking the shape (§3.3) and the call limit.
 pub fn parse(body: &[u8], max_calls: usize) -> Result<Request, RequestError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| RequestError::NotJson)?;
+    from_value(value, max_calls)
+}
+
+/// A Request from JSON already parsed (RFC 8887 §4.3.2: a WebSocket
+/// message is read before its `@type` says it is a Request). Other
+/// members (`@type`, `id`) are left alone.
+pub fn from_value(value: Value, max_calls: usize) -> Result<Request, RequestError> {
     let Value::Object(mut object) = value else {
         return Err(RequestError::NotRequest("not an object".into()));
     };

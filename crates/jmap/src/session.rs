@@ -25,7 +25,7 @@ pub const EMAIL_SORT: [&str; 9] = [
 ];
 
 /// The session object for `account`, its URLs under `base`
-/// (`https://host`); the submission capability when `submission`.
+/// (`https://host`; the WebSocket's `wss://host`); the submission capability when `submission`.
 pub fn session(account: &AccountRecord, limits: &Limits, base: &str, submission: bool) -> Value {
     let id = account_id(account);
     let mut session = json!({
@@ -42,6 +42,10 @@ pub fn session(account: &AccountRecord, limits: &Limits, base: &str, submission:
             },
             MAIL: {},
             crate::vacation::CAPABILITY: {},
+            crate::websocket::CAPABILITY: {
+                "url": format!("{}/jmap/ws", base.replacen("http", "ws", 1)),
+                "supportsPush": true,
+            },
         },
         "accounts": {
             id.clone(): {

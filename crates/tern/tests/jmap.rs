@@ -430,6 +430,160 @@ fn event_source_sees_an_smtp_delivery() {
     assert_eq!(changed["Email"], state);
 }
 
+/// JMAP over WebSocket (RFC 8887) with the `websockets` client (PyPI):
+/// the session announces the endpoint; the handshake agrees on `jmap`; a
+/// Request is answered with its requestId; what is not JSON, not a
+/// Request, or binary is a RequestError and the connection lives on;
+/// push, once enabled, tells an SMTP delivery within a second with a
+/// pushState, and a second connection that gives that pushState back
+/// hears at once what moved since. Without the subprotocol, or the
+/// password, there is no WebSocket.
+/// The `websockets` client (tests/clients/jmap_ws.py), one connection.
+struct WsClient {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl WsClient {
+    fn open(url: &str, user: (&str, &str)) -> WsClient {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .arg(common::repo("tests/clients/jmap_ws.py"))
+            .args([url, user.0, user.1])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdin = child.stdin.take();
+        WsClient {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn line(&mut self) -> Option<String> {
+        self.lines.next().map(Result::unwrap)
+    }
+
+    fn send(&mut self, message: &str) {
+        use std::io::Write;
+        writeln!(self.stdin.as_mut().unwrap(), "{message}").unwrap();
+    }
+
+    fn receive(&mut self) -> Value {
+        serde_json::from_str(&self.line().unwrap()).unwrap()
+    }
+
+    fn exchange(&mut self, message: &str) -> Value {
+        self.send(message);
+        self.receive()
+    }
+
+    /// Close from the client's side; whether the client ended well.
+    fn close(mut self) -> bool {
+        self.stdin = None;
+        while self.line().is_some() {}
+        self.child.wait().unwrap().success()
+    }
+}
+
+#[test]
+fn websocket_requests_and_push() {
+    use std::io::{BufRead, Write};
+    let server = server();
+    let acct = account(&server);
+    let (_, session, _) = http(&server, "GET", "/.well-known/jmap", ALICE, b"");
+    let url = session["capabilities"]["urn:ietf:params:jmap:websocket"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        url.starts_with("ws://") && url.ends_with("/jmap/ws"),
+        "{session}"
+    );
+    let mut ws = WsClient::open(&url, ALICE);
+    assert_eq!(ws.line().unwrap(), "open jmap");
+    let r = ws.exchange(
+        &json!({"@type": "Request", "id": "R1", "using": ["urn:ietf:params:jmap:core"],
+                "methodCalls": [["Core/echo", {"hello": true}, "b3ff"]]})
+        .to_string(),
+    );
+    assert_eq!(r["@type"], "Response");
+    assert_eq!(r["requestId"], "R1");
+    assert_eq!(
+        r["methodResponses"],
+        json!([["Core/echo", {"hello": true}, "b3ff"]])
+    );
+    let e = ws.exchange("The quick brown fox jumps over the lazy dog.");
+    assert_eq!(e["@type"], "RequestError");
+    assert_eq!(e["type"], "urn:ietf:params:jmap:error:notJSON");
+    assert_eq!(e["requestId"], Value::Null);
+    let e = ws.exchange(&json!({"@type": "Request", "id": "R2", "using": []}).to_string());
+    assert_eq!(e["type"], "urn:ietf:params:jmap:error:notRequest", "{e}");
+    assert_eq!(e["requestId"], "R2");
+    let e = ws.exchange("BINARY {}");
+    assert_eq!(e["type"], "urn:ietf:params:jmap:error:notJSON");
+    // Push: nothing is sent on enabling without a pushState; a delivery
+    // is told.
+    ws.send(&json!({"@type": "WebSocketPushEnable", "dataTypes": ["Email"]}).to_string());
+    let sent = std::time::Instant::now();
+    deliver(&server, "pushed", "Hi.");
+    let change = ws.receive();
+    assert!(sent.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(change["@type"], "StateChange");
+    let email_state =
+        call(&server, "Email/get", json!({"accountId": acct, "ids": []}))["state"].clone();
+    assert_eq!(
+        change["changed"][&acct],
+        json!({"Email": email_state}),
+        "{change}"
+    );
+    let push_state = change["pushState"].as_str().unwrap().to_string();
+    ws.send(&json!({"@type": "WebSocketPushDisable"}).to_string());
+    deliver(&server, "unheard", "Nobody listens.");
+    let r = ws.exchange(
+        &json!({"@type": "Request", "using": ["urn:ietf:params:jmap:core"],
+                "methodCalls": [["Core/echo", {}, "0"]]})
+        .to_string(),
+    );
+    assert_eq!(
+        r["@type"], "Response",
+        "push off: no StateChange came first: {r}"
+    );
+    assert!(ws.close());
+    // A new connection resumes from the pushState: "unheard" is told.
+    let mut ws = WsClient::open(&url, ALICE);
+    assert_eq!(ws.line().unwrap(), "open jmap");
+    let change = ws.exchange(
+        &json!({"@type": "WebSocketPushEnable", "dataTypes": null, "pushState": push_state})
+            .to_string(),
+    );
+    let now = call(&server, "Email/get", json!({"accountId": acct, "ids": []}))["state"].clone();
+    assert_eq!(change["changed"][&acct]["Email"], now, "{change}");
+    assert!(change["changed"][&acct]["Mailbox"].is_string(), "{change}");
+    assert!(ws.close());
+    // Refused handshakes: a wrong password; no jmap subprotocol.
+    assert!(!WsClient::open(&url, ("alice@a.test", "wrong")).close());
+    let head = format!(
+        "GET /jmap/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Basic {}\r\n\r\n",
+        base64_basic(ALICE)
+    );
+    let mut tcp = std::net::TcpStream::connect(server.addr("http")).unwrap();
+    tcp.write_all(head.as_bytes()).unwrap();
+    let mut status = String::new();
+    std::io::BufReader::new(tcp).read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+}
+
+fn base64_basic(user: (&str, &str)) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", user.0, user.1))
+}
+
 /// Upload (RFC 8620 §6.1) and Email/import (RFC 8621 §4.8): the uploaded
 /// message lands in two mailboxes with its keywords, IMAP sees it there,
 /// the upload reads back; a missing blob and a blob that is no message

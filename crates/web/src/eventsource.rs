@@ -111,7 +111,7 @@ async fn push(
     jmap: Arc<Jmap>,
     account: AccountRecord,
     options: Options,
-    mut last: Vec<(&'static str, String)>,
+    mut last: jmap::push::States,
     mut watch: broadcast::Receiver<store::MailboxId>,
     tx: mpsc::Sender<Bytes>,
 ) {
@@ -129,22 +129,9 @@ async fn push(
                 // Several announcements of one change come together.
                 while watch.try_recv().is_ok() {}
                 let Ok(now) = jmap.states(&account).await else { continue };
-                let changed: serde_json::Map<String, serde_json::Value> = now
-                    .iter()
-                    .filter(|(name, state)| {
-                        !last.iter().any(|(n, s)| n == name && s == state)
-                            && options.types.as_ref().is_none_or(|t| t.iter().any(|x| x == name))
-                    })
-                    .map(|(name, state)| (name.to_string(), serde_json::Value::String(state.clone())))
-                    .collect();
+                let change = jmap::push::state_change(&account_id, &last, &now, options.types.as_deref());
                 last = now;
-                if changed.is_empty() {
-                    continue;
-                }
-                let event = serde_json::json!({
-                    "@type": "StateChange",
-                    "changed": { account_id.clone(): changed },
-                });
+                let Some(event) = change else { continue };
                 if tx.send(Bytes::from(format!("event: state\ndata: {event}\n\n"))).await.is_err()
                     || options.close_after_state
                 {

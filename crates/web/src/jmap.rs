@@ -91,6 +91,21 @@ impl JmapRoutes {
         Ok(crate::eventsource::open(self.jmap.clone(), account, options).await)
     }
 
+    /// `/jmap/ws` (RFC 8887): the 101 answer and the session of the
+    /// authenticated account, or the response that refuses it.
+    pub async fn websocket(
+        &self,
+        req: &Request<Bytes>,
+        client: IpAddr,
+    ) -> Result<(Response<Bytes>, jmap::websocket::WsSession), Response<Bytes>> {
+        let account = self.authenticate(req, client).await?;
+        let answer = crate::websocket::handshake(req);
+        if answer.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(answer);
+        }
+        Ok((answer, jmap::websocket::WsSession::new(account, client)))
+    }
+
     pub async fn respond(
         &self,
         route: JmapRoute,

@@ -3,7 +3,7 @@
 //! from `[http] metrics_allow` only) and client autoconfiguration
 //! (Thunderbird autoconfig, Microsoft autodiscover, Apple profiles), our
 //! MTA-STS policy at `mta-sts.DOMAIN` (RFC 8461), JMAP (RFC 8620, `jmap`:
-//! HTTP and authentication here, the methods in the `jmap` crate); the
+//! HTTP, WebSocket (RFC 8887) and authentication here, the methods in the `jmap` crate); the
 //! webmail comes on the same routes table.
 //!
 //! [`Web::respond`] is the whole of what a request gets: a pure function of
@@ -17,6 +17,7 @@ pub mod jmap;
 mod query;
 mod routes;
 mod server;
+pub mod websocket;
 
 pub use autoconfig::{ClientService, ServiceKind, ServiceTls};
 pub use jmap::JmapRoutes;

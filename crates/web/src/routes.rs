@@ -52,6 +52,11 @@ impl Http01 {
     }
 }
 
+/// What a WebSocket handshake leads to: the 101 answer, the session and
+/// the service; or the answer that refuses it.
+pub type WsOpening =
+    Result<(Response<Bytes>, jmap::websocket::WsSession, Arc<jmap::Jmap>), Response<Bytes>>;
+
 /// The handler of every HTTP request.
 pub struct Web {
     config: WebConfig,
@@ -156,6 +161,28 @@ impl Web {
         metrics::counter!(
             "tern_http_requests_total",
             "route" => "jmap-eventsource",
+            "status" => status.as_str().to_string()
+        )
+        .increment(1);
+        Some(result)
+    }
+
+    /// A JMAP WebSocket (RFC 8887) if `req` asks for one: the 101 answer,
+    /// the connection's session and the JMAP service it runs on.
+    pub async fn websocket(&self, req: &Request<Bytes>, client: IpAddr) -> Option<WsOpening> {
+        let jmap = self.jmap.as_ref()?;
+        (req.uri().path() == crate::websocket::PATH).then_some(())?;
+        let result = jmap
+            .websocket(req, client)
+            .await
+            .map(|(answer, session)| (answer, session, jmap.jmap.clone()));
+        let status = match &result {
+            Ok((r, ..)) => r.status(),
+            Err(r) => r.status(),
+        };
+        metrics::counter!(
+            "tern_http_requests_total",
+            "route" => "jmap-websocket",
             "status" => status.as_str().to_string()
         )
         .increment(1);

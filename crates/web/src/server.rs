@@ -85,10 +85,22 @@ async fn run<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // A WebSocket's task, once the connection is upgraded: the
+    // connection lives (and counts against the limits) until it ends.
+    let upgraded: Upgraded = Arc::default();
+    let conn_phase = phase.clone();
+    let slot = upgraded.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
         let web = web.clone();
+        let slot = slot.clone();
+        let phase = conn_phase.clone();
         req.extensions_mut().insert(Secure(secure));
-        async move { Ok::<_, Infallible>(answer(&web, req, client).await) }
+        async move {
+            if req.uri().path() == crate::websocket::PATH {
+                return Ok(websocket(&web, req, client, slot, phase).await);
+            }
+            Ok::<_, Infallible>(answer(&web, req, client).await)
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -101,12 +113,12 @@ async fn run<IO>(
         .timer(TokioTimer::new())
         .max_concurrent_streams(100)
         .keep_alive_interval(Some(Duration::from_secs(60)));
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut draining = false;
     loop {
         tokio::select! {
-            _ = conn.as_mut() => return,
+            _ = conn.as_mut() => break,
             changed = phase.changed() => {
                 let now = *phase.borrow();
                 match (changed, now) {
@@ -120,6 +132,48 @@ async fn run<IO>(
             }
         }
     }
+    let task = upgraded.lock().ok().and_then(|mut t| t.take());
+    if let Some(task) = task {
+        // The task closes on a drain itself; a stop ends it.
+        let abort = task.abort_handle();
+        tokio::select! {
+            _ = task => {}
+            _ = phase.wait_for(|p| *p == Phase::Stop) => abort.abort(),
+        }
+    }
+}
+
+/// The task of a connection upgraded to a WebSocket, if it was.
+type Upgraded = Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>;
+
+/// `/jmap/ws`: answer the handshake; when it is accepted, the WebSocket
+/// runs in a task of this connection once hyper hands the socket over.
+async fn websocket(
+    web: &Web,
+    mut req: Request<Incoming>,
+    client: IpAddr,
+    slot: Upgraded,
+    phase: tokio::sync::watch::Receiver<Phase>,
+) -> Reply {
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _) = req.into_parts();
+    let head = Request::from_parts(parts, Bytes::new());
+    let (answer, session, jmap) = match web.websocket(&head, client).await {
+        Some(Ok(opening)) => opening,
+        Some(Err(refused)) => return refused.map(|b| Either::Left(Full::new(b))),
+        None => {
+            return text(StatusCode::NOT_FOUND, "not found\n").map(|b| Either::Left(Full::new(b)));
+        }
+    };
+    let task = tokio::spawn(async move {
+        if let Ok(io) = on_upgrade.await {
+            crate::websocket::serve(TokioIo::new(io), jmap, session, phase).await;
+        }
+    });
+    if let Ok(mut s) = slot.lock() {
+        *s = Some(task);
+    }
+    answer.map(|b| Either::Left(Full::new(b)))
 }
 
 /// What a response's body is: whole, or a stream that stays open (push).

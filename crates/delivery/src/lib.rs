@@ -129,8 +129,12 @@ pub struct Verdict {
 /// What became of a message handed to [`Mda::deliver`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivered {
-    /// Stored durably: copies in mailboxes, and whether the queue took some.
-    Accepted { placed: usize, queued: bool },
+    /// Stored durably: copies in mailboxes, and the queue entry that took
+    /// the rest (if one did: a held message's every copy is there).
+    Accepted {
+        placed: usize,
+        queue_id: Option<i64>,
+    },
     /// Every recipient's filter refused it (Sieve `reject`, RFC 5429 §2.1):
     /// the reason to answer the client with; nothing was stored.
     Refused(String),
@@ -262,7 +266,7 @@ impl Mda {
             self.after_commit(envelope, &head, &runs, received_at).await;
             return Ok(Delivered::Accepted {
                 placed: 0,
-                queued: false,
+                queue_id: None,
             });
         }
         let stored = self.store.store_messages(built.messages).await?;
@@ -273,14 +277,14 @@ impl Mda {
             &stored,
             received_at,
         ));
-        let queued = stored.iter().any(|s| s.queue_id.is_some());
-        if queued {
+        let queue_id = stored.iter().find_map(|s| s.queue_id);
+        if queue_id.is_some() {
             self.queued.notify_one();
         }
         self.after_commit(envelope, &head, &runs, received_at).await;
         Ok(Delivered::Accepted {
             placed: stored.iter().map(|s| s.placed.len()).sum(),
-            queued,
+            queue_id,
         })
     }
 

@@ -25,8 +25,14 @@ pub const EMAIL_SORT: [&str; 9] = [
 ];
 
 /// The session object for `account`, its URLs under `base`
-/// (`https://host`; the WebSocket's `wss://host`); the submission capability when `submission`.
-pub fn session(account: &AccountRecord, limits: &Limits, base: &str, submission: bool) -> Value {
+/// (`https://host`; the WebSocket's `wss://host`); the submission
+/// capability when there is a `submission` path.
+pub fn session(
+    account: &AccountRecord,
+    limits: &Limits,
+    base: &str,
+    submission: Option<&dyn crate::submission::Submitter>,
+) -> Value {
     let id = account_id(account);
     let mut session = json!({
         "capabilities": {
@@ -73,10 +79,10 @@ pub fn session(account: &AccountRecord, limits: &Limits, base: &str, submission:
         "eventSourceUrl": format!("{base}/jmap/eventsource?types={{types}}&closeafter={{closeafter}}&ping={{ping}}"),
         "state": STATE,
     });
-    if submission {
+    if let Some(submitter) = submission {
         session["capabilities"][SUBMISSION] = json!({});
         session["accounts"][&id]["accountCapabilities"][SUBMISSION] =
-            json!({"maxDelayedSend": 0, "submissionExtensions": {}});
+            crate::submission::capability(&submitter.extensions(account));
         session["primaryAccounts"][SUBMISSION] = json!(id);
     }
     session

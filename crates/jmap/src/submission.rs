@@ -6,11 +6,17 @@
 //! signature, durable queueing and history. The Bcc: field is removed
 //! from what is sent (§7.5).
 //!
-//! Sending is final: `undoStatus` is always "final" (no delayed send to
-//! cancel), so an update asking "canceled" gets `cannotUnsend`. Delivery
-//! status comes from the delivery history. `onSuccessUpdateEmail` and
-//! `onSuccessDestroyEmail` run an implicit Email/set whose response
-//! follows this one (§7.5).
+//! The envelope's SMTP parameters go to the submission session as MAIL
+//! and RCPT parameters, checked there: FUTURERELEASE's `HOLDFOR` or
+//! `HOLDUNTIL` (RFC 4865) holds the message in the queue (every copy,
+//! local ones too) until its release, and until then the submission's
+//! `undoStatus` is "pending" and an update to "canceled" takes it out of
+//! the queue (delayed send, undo). Otherwise sending is final and a
+//! cancel gets `cannotUnsend`. The extensions the session offers are the
+//! capability's `submissionExtensions`, FUTURERELEASE's interval its
+//! `maxDelayedSend`. Delivery status comes from the delivery history.
+//! `onSuccessUpdateEmail` and `onSuccessDestroyEmail` run an implicit
+//! Email/set whose response follows this one (§7.5).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -35,6 +41,8 @@ pub enum Refusal {
     /// No recipient was taken (invalidRecipients).
     Recipients(Vec<String>, String),
     TooLarge(String),
+    /// An envelope parameter the submission path does not take.
+    Parameter(String),
     /// Anything else, with the reply's text.
     Other(String),
 }
@@ -44,8 +52,22 @@ pub enum Refusal {
 pub struct Sent {
     /// The id of "queued as" (links the delivery history).
     pub smtp_id: String,
+    /// The queue entry holding it, if the queue took it.
+    pub queue_id: Option<i64>,
+    /// The release time of a held message (FUTURERELEASE), Unix seconds.
+    pub release_at: Option<i64>,
     /// Recipients refused, each with the reply's text.
     pub refused: Vec<(String, String)>,
+}
+
+/// ESMTP parameters (keyword, value) of MAIL or RCPT.
+pub type Parameters = Vec<(String, Option<String>)>;
+
+/// The SMTP envelope of a submission (RFC 8621 §7 Envelope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub mail_from: (String, Parameters),
+    pub rcpt_to: Vec<(String, Parameters)>,
 }
 
 /// The server's submission path, as JMAP uses it.
@@ -54,10 +76,29 @@ pub trait Submitter: Send + Sync {
         &self,
         account: &AccountRecord,
         client: IpAddr,
-        sender: &str,
-        recipients: &[String],
+        envelope: &Envelope,
         message: Vec<u8>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Sent, Refusal>> + Send + '_>>;
+
+    /// The SMTP extensions whose parameters an envelope may carry, with
+    /// their EHLO arguments (`submissionExtensions`, RFC 8621 §1.3.2).
+    fn extensions(&self, account: &AccountRecord) -> Vec<(String, Vec<String>)>;
+}
+
+/// The capability's account object: `maxDelayedSend` (FUTURERELEASE's
+/// longest interval, 0 without it) and `submissionExtensions`.
+pub fn capability(extensions: &[(String, Vec<String>)]) -> Value {
+    let max_delay = extensions
+        .iter()
+        .find(|(name, _)| name == "FUTURERELEASE")
+        .and_then(|(_, args)| args.first())
+        .and_then(|a| a.parse::<u64>().ok())
+        .unwrap_or(0);
+    let map: Map<String, Value> = extensions
+        .iter()
+        .map(|(name, args)| (name.clone(), json!(args)))
+        .collect();
+    json!({"maxDelayedSend": max_delay, "submissionExtensions": map})
 }
 
 impl Refusal {
@@ -70,6 +111,9 @@ impl Refusal {
                 return json!({"type": "invalidRecipients", "invalidRecipients": list, "description": d});
             }
             Refusal::TooLarge(d) => ("tooLarge", d),
+            Refusal::Parameter(d) => {
+                return json!({"type": "invalidProperties", "properties": ["envelope"], "description": d});
+            }
             Refusal::Other(d) => ("forbidden", d),
         };
         json!({"type": kind, "description": description})
@@ -93,56 +137,108 @@ fn crlf(raw: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An esmtp-keyword (RFC 5321 §4.1.2).
+fn is_keyword(k: &str) -> bool {
+    k.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// An esmtp-value (RFC 5321 §4.1.2: printable, no space, no `=`).
+fn is_value(v: &str) -> bool {
+    !v.is_empty() && v.bytes().all(|b| (33..=126).contains(&b) && b != b'=')
+}
+
+/// An Address object of §7: its email and SMTP parameters.
+fn address(a: &Value) -> Result<(String, Parameters), SetError> {
+    let email = a
+        .get("email")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SetError::invalid("envelope", "each address needs an email"))?;
+    let mut params = Parameters::new();
+    match a.get("parameters") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let value = match v {
+                    Value::Null => None,
+                    Value::String(s) if is_value(s) => Some(s.clone()),
+                    _ => {
+                        return Err(SetError::invalid(
+                            "envelope",
+                            "a parameter value is not an esmtp-value",
+                        ));
+                    }
+                };
+                if !is_keyword(k) {
+                    return Err(SetError::invalid(
+                        "envelope",
+                        "a parameter name is not an esmtp-keyword",
+                    ));
+                }
+                params.push((k.clone(), value));
+            }
+        }
+        Some(_) => return Err(SetError::invalid("envelope", "parameters is not an object")),
+    }
+    Ok((email.to_string(), params))
+}
+
 /// The envelope of §7: given, or made from the identity and the
 /// To/Cc/Bcc fields.
-fn envelope(
-    given: Option<&Value>,
-    identity: &str,
-    head: &[u8],
-) -> Result<(String, Vec<String>), SetError> {
+fn envelope(given: Option<&Value>, identity: &str, head: &[u8]) -> Result<Envelope, SetError> {
     if let Some(e) = given.filter(|e| !e.is_null()) {
-        let mail_from = e
-            .get("mailFrom")
-            .and_then(|m| m.get("email"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| SetError::invalid("envelope", "mailFrom/email is required"))?;
-        let rcpt: Vec<String> = e
+        let mail_from = address(
+            e.get("mailFrom")
+                .ok_or_else(|| SetError::invalid("envelope", "mailFrom is required"))?,
+        )?;
+        let rcpt_to = e
             .get("rcptTo")
             .and_then(Value::as_array)
             .ok_or_else(|| SetError::invalid("envelope", "rcptTo is required"))?
             .iter()
-            .map(|r| r.get("email").and_then(Value::as_str).map(String::from))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| SetError::invalid("envelope", "each rcptTo needs an email"))?;
-        let has_params = |v: Option<&Value>| {
-            v.and_then(|m| m.get("parameters"))
-                .is_some_and(|p| !p.is_null())
-        };
-        if has_params(e.get("mailFrom"))
-            || e["rcptTo"]
-                .as_array()
-                .is_some_and(|l| l.iter().any(|r| has_params(Some(r))))
-        {
-            return Err(SetError::invalid(
-                "envelope",
-                "SMTP parameters are not taken",
-            ));
-        }
-        return Ok((mail_from.to_string(), rcpt));
+            .map(address)
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Envelope { mail_from, rcpt_to });
     }
     let mut seen = BTreeSet::new();
-    let mut rcpt = Vec::new();
+    let mut rcpt_to = Vec::new();
     for name in ["To", "Cc", "Bcc"] {
         for f in message::header::fields_named(head, name) {
             for a in message::header::addresses(f.value) {
                 let a = a.to_string();
                 if seen.insert(a.to_ascii_lowercase()) {
-                    rcpt.push(a);
+                    rcpt_to.push((a, Parameters::new()));
                 }
             }
         }
     }
-    Ok((identity.to_string(), rcpt))
+    Ok(Envelope {
+        mail_from: (identity.to_string(), Parameters::new()),
+        rcpt_to,
+    })
+}
+
+/// The Envelope object of §7.
+fn envelope_json(e: &Envelope) -> Value {
+    let address = |(email, params): &(String, Parameters)| {
+        let p: Map<String, Value> = params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        json!({"email": email, "parameters": if p.is_empty() { Value::Null } else { Value::Object(p) }})
+    };
+    json!({
+        "mailFrom": address(&e.mail_from),
+        "rcptTo": e.rcpt_to.iter().map(address).collect::<Vec<_>>(),
+    })
+}
+
+/// `undoStatus` (§7) now: a held message not yet released is "pending".
+fn undo_status(s: &Submission, now: i64) -> &'static str {
+    if s.canceled {
+        "canceled"
+    } else if s.queue_id.is_some() && s.send_at > now {
+        "pending"
+    } else {
+        "final"
+    }
 }
 
 /// EmailSubmission/set: create (send), update (undo: refused), destroy
@@ -179,19 +275,33 @@ pub async fn set(
         }
     }
     for (id, patch) in request.update {
-        let exists = before.iter().any(|s| id_of(s.id) == id);
-        let e = if !exists {
-            SetError::NotFound
-        } else if patch.get("undoStatus").and_then(Value::as_str) == Some("canceled") {
-            response.not_updated.insert(
+        let Some(found) = before.iter().find(|s| id_of(s.id) == id) else {
+            response.not_updated(id, SetError::NotFound);
+            continue;
+        };
+        if patch.len() != 1 || patch.get("undoStatus").and_then(Value::as_str) != Some("canceled") {
+            response.not_updated(
                 id,
-                json!({"type": "cannotUnsend", "description": "the message was sent at once"}),
+                SetError::invalid("undoStatus", "only undoStatus may change, to canceled"),
             );
             continue;
+        }
+        let now = message::date::unix_now();
+        if store
+            .cancel_submission(context.account.id, found.id, now)
+            .await?
+        {
+            tracing::info!(account = %context.account.address, msg = %found.smtp_id, "jmap: held submission canceled");
+            response.updated(id);
         } else {
-            SetError::invalid("undoStatus", "only undoStatus may change")
-        };
-        response.not_updated(id, e);
+            let why = match undo_status(found, now) {
+                "canceled" => "it was canceled already",
+                _ => "it was released for delivery already",
+            };
+            response
+                .not_updated
+                .insert(id, json!({"type": "cannotUnsend", "description": why}));
+        }
     }
     for id in request.destroy {
         let removed = match id.strip_prefix('S').and_then(|n| n.parse::<i64>().ok()) {
@@ -213,13 +323,15 @@ pub async fn set(
     Ok(responses)
 }
 
-/// The state of the account's submissions: the newest id and the count.
+/// The state of the account's submissions: what each is now (a held
+/// one's release changes it, as a cancel does).
 fn state(all: &[Submission]) -> String {
-    format!(
-        "{}-{}",
-        all.iter().map(|s| s.id).max().unwrap_or(0),
-        all.len()
-    )
+    let now = message::date::unix_now();
+    let text: String = all
+        .iter()
+        .map(|s| format!("{}:{};", s.id, undo_status(s, now)))
+        .collect();
+    crate::set::digest(&text)
 }
 
 /// Send one email; the created object and the email's id, or why not
@@ -258,9 +370,8 @@ async fn create(
         .map_err(|_| Ok(SetError::Forbidden("try again later".into())))?
         .ok_or(Ok(SetError::invalid("emailId", "no such email")))?;
     let head_end = message::header::header_end(&raw);
-    let (sender, recipients) =
-        envelope(object.get("envelope"), &identity, &raw[..head_end]).map_err(Ok)?;
-    if recipients.is_empty() {
+    let envelope = envelope(object.get("envelope"), &identity, &raw[..head_end]).map_err(Ok)?;
+    if envelope.rcpt_to.is_empty() {
         return Err(Ok(SetError::InvalidProperties(
             vec!["envelope".into()],
             "no recipients (noRecipients)".into(),
@@ -271,17 +382,12 @@ async fn create(
         .submit(
             context.account,
             context.client,
-            &sender,
-            &recipients,
+            &envelope,
             crlf(&without_bcc),
         )
         .await
         .map_err(Err)?;
-    let now = message::date::unix_now();
-    let envelope_json = json!({
-        "mailFrom": {"email": sender, "parameters": null},
-        "rcptTo": recipients.iter().map(|r| json!({"email": r, "parameters": null})).collect::<Vec<_>>(),
-    });
+    let send_at = sent.release_at.unwrap_or_else(message::date::unix_now);
     let record = Submission {
         id: 0,
         account: context.account.id,
@@ -289,20 +395,22 @@ async fn create(
         email_id: email.id,
         thread_id: email.thread,
         identity: identity_id.to_string(),
-        envelope: envelope_json.to_string(),
-        send_at: now,
+        envelope: envelope_json(&envelope).to_string(),
+        send_at,
+        queue_id: sent.release_at.and(sent.queue_id),
+        canceled: false,
     };
     let n = context
         .store()
         .add_submission(record)
         .await
         .map_err(|e| Ok(SetError::from(e)))?;
-    tracing::info!(account = %context.account.address, msg = %sent.smtp_id, recipients = recipients.len(), "jmap: email submitted");
+    tracing::info!(account = %context.account.address, msg = %sent.smtp_id, recipients = envelope.rcpt_to.len(), held = sent.release_at.is_some(), "jmap: email submitted");
     Ok((
         json!({
             "id": id_of(n),
-            "undoStatus": "final",
-            "sendAt": message::date::rfc3339_text(now),
+            "undoStatus": if sent.release_at.is_some() { "pending" } else { "final" },
+            "sendAt": message::date::rfc3339_text(send_at),
             "threadId": object_id::thread(email.thread),
         }),
         object_id::email(email.id),
@@ -404,7 +512,7 @@ async fn to_json(context: &Context<'_>, s: &Submission) -> Result<Value, MethodE
         "threadId": object_id::thread(s.thread_id),
         "envelope": envelope,
         "sendAt": message::date::rfc3339_text(s.send_at),
-        "undoStatus": "final",
+        "undoStatus": undo_status(s, message::date::unix_now()),
         "deliveryStatus": status,
         "dsnBlobIds": [],
         "mdnBlobIds": [],
@@ -416,6 +524,7 @@ async fn to_json(context: &Context<'_>, s: &Submission) -> Result<Value, MethodE
 /// first unless asked), paged.
 pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
     let all = context.store().submissions(context.account.id).await?;
+    let now = message::date::unix_now();
     let filter = args::object(args, "filter")?.cloned().unwrap_or_default();
     let list_of = |name: &str| {
         filter.get(name).and_then(Value::as_array).map(|l| {
@@ -454,11 +563,11 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
         .filter(|s| {
             list_of("threadIds").is_none_or(|l| l.contains(&object_id::thread(s.thread_id)))
         })
-        .filter(|_| {
+        .filter(|s| {
             filter
                 .get("undoStatus")
                 .and_then(Value::as_str)
-                .is_none_or(|u| u == "final")
+                .is_none_or(|u| u == undo_status(s, now))
         })
         .filter(|s| date("before").is_none_or(|t| s.send_at < t))
         .filter(|s| date("after").is_none_or(|t| s.send_at >= t))

@@ -18,4 +18,4 @@ mod session;
 
 pub use config::{Role, SmtpConfig};
 pub use server::SmtpProtocol;
-pub use session::{LocalSubmission, Services, SmtpSession, Submitted};
+pub use session::{LocalSubmission, Parameters, Services, SmtpSession, Submitted};

@@ -70,6 +70,7 @@ on_every_backend!(
     content_in_pieces,
     change_log,
     submissions,
+    submissions_canceled_while_held,
     tokens
 );
 
@@ -1359,6 +1360,8 @@ async fn submissions(s: Arc<dyn Store>) {
         identity: "alice@a.test".into(),
         envelope: "{}".into(),
         send_at: at,
+        queue_id: None,
+        canceled: false,
     };
     let first = s.add_submission(one(a, 100)).await.unwrap();
     let second = s.add_submission(one(a, 200)).await.unwrap();
@@ -1378,6 +1381,72 @@ async fn submissions(s: Arc<dyn Store>) {
     s.remove_account("alice@a.test").await.unwrap();
     assert_eq!(s.submissions(a).await.unwrap().len(), 0);
     assert_eq!(s.submissions(b).await.unwrap().len(), 1);
+}
+
+/// A held submission (FUTURERELEASE) is canceled with its queue entry
+/// before its release, once; not after its release, not once a delivery
+/// of it is under way, and not by another account.
+async fn submissions_canceled_while_held(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
+    let held = |release: i64| {
+        let mut q = to_x("alice@a.test");
+        q.options = QueueOptions {
+            release_at: Some(release),
+            ..QueueOptions::default()
+        };
+        NewMessage {
+            data: Spooled::from_vec(b"Subject: later\r\n\r\nx\r\n".to_vec()),
+            received_at: 100,
+            deliveries: vec![],
+            queue: Some(q),
+        }
+    };
+    let mut ids = Vec::new();
+    for release in [500, 500, 150] {
+        let queue_id = s.store_message(held(release)).await.unwrap().queue_id;
+        let n = s
+            .add_submission(Submission {
+                id: 0,
+                account: a,
+                smtp_id: format!("q{release}"),
+                email_id: 1,
+                thread_id: 1,
+                identity: "alice@a.test".into(),
+                envelope: "{}".into(),
+                send_at: release,
+                queue_id,
+                canceled: false,
+            })
+            .await
+            .unwrap();
+        ids.push((n, queue_id.unwrap()));
+    }
+    assert_eq!(s.queue_list().await.unwrap().len(), 3);
+    assert!(
+        !s.cancel_submission(b, ids[0].0, 100).await.unwrap(),
+        "Bob's?"
+    );
+    assert!(s.cancel_submission(a, ids[0].0, 100).await.unwrap());
+    assert!(
+        !s.cancel_submission(a, ids[0].0, 100).await.unwrap(),
+        "twice"
+    );
+    let left: Vec<i64> = s.queue_list().await.unwrap().iter().map(|q| q.id).collect();
+    assert!(!left.contains(&ids[0].1), "{left:?}");
+    let kept = s.submissions(a).await.unwrap();
+    assert!(kept.iter().find(|k| k.id == ids[0].0).unwrap().canceled);
+    // Released already (150 < 200): too late.
+    assert!(!s.cancel_submission(a, ids[2].0, 200).await.unwrap());
+    // Claimed by a delivery run (at its release): too late as well.
+    let jobs = s
+        .queue_claim(Claim::Message(ids[1].1), 100, 700, 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(!s.cancel_submission(a, ids[1].0, 101).await.unwrap());
+    assert_eq!(s.queue_list().await.unwrap().len(), 2);
 }
 
 /// Bearer tokens: kept as digests under a name unique per account, found

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use jmap::submission::{Refusal, Sent, Submitter};
+use jmap::submission::{Envelope, Refusal, Sent, Submitter};
 use smtp::error::SmtpError;
 use smtp::{LocalSubmission, SmtpConfig, SmtpSession};
 use store::AccountRecord;
@@ -30,6 +30,7 @@ fn refusal(e: SmtpError) -> Refusal {
         SmtpError::FromNotOwned | SmtpError::NoFrom => Refusal::From(text),
         SmtpError::Policy(_) => Refusal::ToSend(text),
         SmtpError::MessageTooBig | SmtpError::HeaderTooBig => Refusal::TooLarge(text),
+        SmtpError::UnsupportedParameter(_) | SmtpError::BadParameter(_) => Refusal::Parameter(text),
         _ => Refusal::Other(text),
     }
 }
@@ -39,19 +40,23 @@ impl Submitter for SmtpSubmitter {
         &self,
         account: &AccountRecord,
         client: IpAddr,
-        sender: &str,
-        recipients: &[String],
+        envelope: &Envelope,
         message: Vec<u8>,
     ) -> Pin<Box<dyn Future<Output = Result<Sent, Refusal>> + Send + '_>> {
         let submission = LocalSubmission {
-            sender: sender.to_string(),
-            recipients: recipients.to_vec(),
+            sender: envelope.mail_from.0.clone(),
+            sender_params: envelope.mail_from.1.clone(),
+            recipients: envelope.rcpt_to.clone(),
             message,
             client,
         };
         let account = account.clone();
         Box::pin(async move {
-            let all = submission.recipients.clone();
+            let all: Vec<String> = submission
+                .recipients
+                .iter()
+                .map(|(r, _)| r.clone())
+                .collect();
             match SmtpSession::submit_as(
                 self.config.clone(),
                 self.services.clone(),
@@ -62,6 +67,8 @@ impl Submitter for SmtpSubmitter {
             {
                 Ok(done) => Ok(Sent {
                     smtp_id: done.id,
+                    queue_id: done.queue_id,
+                    release_at: done.release_at,
                     refused: done
                         .refused
                         .iter()
@@ -80,5 +87,9 @@ impl Submitter for SmtpSubmitter {
                 Err(e) => Err(refusal(e)),
             }
         })
+    }
+
+    fn extensions(&self, account: &AccountRecord) -> Vec<(String, Vec<String>)> {
+        SmtpSession::submission_extensions(self.config.clone(), self.services.clone(), account)
     }
 }

@@ -1093,6 +1093,132 @@ fn a_draft_sent_with_email_submission() {
     );
 }
 
+/// The number of messages in a user's INBOX, over IMAP.
+fn inbox_count(server: &TernServer, user: (&str, &str)) -> usize {
+    let (mut w, mut r) = common::raw_client(server.addr("imap"));
+    imap(&mut w, &mut r, &format!("a LOGIN {} {}", user.0, user.1));
+    let out = imap(&mut w, &mut r, "b STATUS INBOX (MESSAGES)");
+    out.split("MESSAGES ")
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Delayed send and undo (RFC 8621 §7, FUTURERELEASE RFC 4865): the
+/// session says how long a send may wait and which envelope parameters
+/// go through; a held submission is "pending" and reaches nobody (not
+/// even a local mailbox) until it is released; canceled before that, it
+/// leaves the queue and is never sent; released, it is delivered and
+/// final, and no longer canceled. A parameter the submission port does
+/// not take is refused as an invalid envelope.
+#[test]
+fn delayed_send_pending_canceled_and_released() {
+    let server = server();
+    let acct = account(&server);
+    let (_, session, _) = http(&server, "GET", "/.well-known/jmap", ALICE, b"");
+    let caps =
+        &session["accounts"][&acct]["accountCapabilities"]["urn:ietf:params:jmap:submission"];
+    assert_eq!(caps["maxDelayedSend"], 30 * 86_400, "{caps}");
+    assert!(
+        caps["submissionExtensions"]["FUTURERELEASE"].is_array(),
+        "{caps}"
+    );
+    assert!(caps["submissionExtensions"]["DSN"].is_array(), "{caps}");
+    let using = json!([
+        "urn:ietf:params:jmap:core",
+        "urn:ietf:params:jmap:mail",
+        "urn:ietf:params:jmap:submission"
+    ]);
+    let send = |calls: Value| -> Vec<Value> {
+        let body = json!({"using": using, "methodCalls": calls}).to_string();
+        let (status, r, _) = http(&server, "POST", "/jmap/api", ALICE, body.as_bytes());
+        assert_eq!(status, 200, "{r}");
+        r["methodResponses"].as_array().unwrap().clone()
+    };
+    let identity = send(json!([["Identity/get", {"accountId": acct}, "i"]]))[0][1]["list"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let inbox = inbox_id(&server);
+    // Three drafts to Bob, each submitted with its own envelope.
+    let submit = |subject: &str, mail_params: Value| -> Value {
+        let r = send(json!([
+            ["Email/set", {"accountId": acct, "create": {"m": {
+                "mailboxIds": {inbox.clone(): true},
+                "from": [{"email": "alice@a.test"}], "to": [{"email": "bob@a.test"}],
+                "subject": subject, "textBody": [{"partId": "1"}], "bodyValues": {"1": {"value": "Later."}}}}}, "c"],
+            ["EmailSubmission/set", {"accountId": acct, "create": {"s": {
+                "identityId": identity, "emailId": "#m",
+                "envelope": {"mailFrom": {"email": "alice@a.test", "parameters": mail_params},
+                             "rcptTo": [{"email": "bob@a.test", "parameters": {"NOTIFY": "FAILURE"}}]}}}}, "s"],
+        ]));
+        r[1][1].clone()
+    };
+    let before = message::date::unix_now();
+    let held = submit("held then canceled", json!({"HOLDFOR": "600"}));
+    let created = &held["created"]["s"];
+    assert_eq!(created["undoStatus"], "pending", "{held}");
+    let send_at = message::date::rfc3339(created["sendAt"].as_str().unwrap()).unwrap();
+    assert!(
+        (before + 599..=before + 602).contains(&send_at),
+        "{created}"
+    );
+    let held_id = created["id"].as_str().unwrap().to_string();
+    let soon = submit("released", json!({"HOLDFOR": "2"}));
+    let soon_id = soon["created"]["s"]["id"].as_str().unwrap().to_string();
+    let pending = send(
+        json!([["EmailSubmission/query", {"accountId": acct, "filter": {"undoStatus": "pending"}}, "q"]]),
+    );
+    assert_eq!(
+        pending[0][1]["ids"].as_array().unwrap().len(),
+        2,
+        "{pending:?}"
+    );
+    assert_eq!(
+        inbox_count(&server, ("bob@a.test", "bob-pw")),
+        0,
+        "held: not even locally"
+    );
+    // Undo the first: out of the queue, canceled, and only once.
+    let undo = json!([["EmailSubmission/set", {"accountId": acct, "update": {held_id.clone(): {"undoStatus": "canceled"}}}, "u"]]);
+    let r = send(undo.clone());
+    assert_eq!(r[0][1]["updated"], json!({held_id.clone(): null}), "{r:?}");
+    let r = send(undo);
+    assert_eq!(r[0][1]["notUpdated"][&held_id]["type"], "cannotUnsend");
+    let got =
+        send(json!([["EmailSubmission/get", {"accountId": acct, "ids": [held_id.clone()]}, "g"]]));
+    assert_eq!(got[0][1]["list"][0]["undoStatus"], "canceled");
+    assert_eq!(
+        got[0][1]["list"][0]["envelope"]["mailFrom"]["parameters"],
+        json!({"HOLDFOR": "600"})
+    );
+    // The second is released after 2 s: Bob has it, and it is final.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while inbox_count(&server, ("bob@a.test", "bob-pw")) == 0 {
+        assert!(std::time::Instant::now() < deadline, "never released");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let got =
+        send(json!([["EmailSubmission/get", {"accountId": acct, "ids": [soon_id.clone()]}, "g"]]));
+    assert_eq!(got[0][1]["list"][0]["undoStatus"], "final");
+    let r = send(
+        json!([["EmailSubmission/set", {"accountId": acct, "update": {soon_id.clone(): {"undoStatus": "canceled"}}}, "u"]]),
+    );
+    assert_eq!(r[0][1]["notUpdated"][&soon_id]["type"], "cannotUnsend");
+    assert_eq!(
+        inbox_count(&server, ("bob@a.test", "bob-pw")),
+        1,
+        "the canceled one never came"
+    );
+    // Parameters the submission port refuses.
+    let bad = submit("bad", json!({"XYZZY": "1"}));
+    assert_eq!(bad["notCreated"]["s"]["type"], "invalidProperties", "{bad}");
+    let bad = submit("too far", json!({"HOLDFOR": "99999999"}));
+    assert_eq!(bad["notCreated"]["s"]["type"], "invalidProperties", "{bad}");
+}
+
 /// VacationResponse (RFC 8621 §8), kept as a Sieve script run at
 /// delivery: enabled over JMAP, a message from Bob gets one automatic
 /// reply (Sieve's vacation: once per sender), read back as set; disabled,

@@ -123,7 +123,7 @@ impl JmapRoutes {
                     &account,
                     &self.jmap.limits,
                     &base,
-                    self.jmap.submitter.is_some(),
+                    self.jmap.submitter.as_deref(),
                 );
                 json(StatusCode::OK, &session)
             }

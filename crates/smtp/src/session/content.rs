@@ -249,7 +249,10 @@ impl SmtpSession {
             .await
             .map_err(SmtpError::Store)?;
         let (placed, queued) = match delivered {
-            Delivered::Accepted { placed, queued } => (placed, queued),
+            Delivered::Accepted { placed, queue_id } => {
+                self.last_queue_id = queue_id;
+                (placed, queue_id.is_some())
+            }
             Delivered::Refused(reason) => {
                 tracing::info!(msg = %tx.id, from = %escape(&envelope.sender), "message refused by the recipients' filters");
                 return Err(SmtpError::Refused(reason));
@@ -389,7 +392,7 @@ impl SmtpSession {
 }
 
 /// What MAIL asked of the queue, in absolute times.
-fn queue_options(p: &crate::params::MailParams, now: i64) -> store::QueueOptions {
+pub(super) fn queue_options(p: &crate::params::MailParams, now: i64) -> store::QueueOptions {
     use crate::params::Hold;
     store::QueueOptions {
         release_at: p.hold.map(|h| match h {

@@ -16,7 +16,7 @@ mod envelope;
 mod hello;
 mod local;
 
-pub use local::{LocalSubmission, Submitted};
+pub use local::{LocalSubmission, Parameters, Submitted};
 mod reports;
 
 use std::net::SocketAddr;
@@ -103,6 +103,9 @@ pub struct SmtpSession {
     errors: u32,
     /// The client as the check pipeline sees it (looked up at the first MAIL).
     client: Option<antispam::Client>,
+    /// The queue entry of the last message accepted, if the queue took
+    /// it (a submission from JMAP cancels a held one by it).
+    last_queue_id: Option<i64>,
 }
 
 impl SmtpSession {
@@ -119,6 +122,7 @@ impl SmtpSession {
             mode: Mode::Command,
             errors: 0,
             client: None,
+            last_queue_id: None,
         }
     }
 

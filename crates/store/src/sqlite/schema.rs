@@ -517,4 +517,11 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (account_id, name)
     );
     "#,
+    // 25: a JMAP submission held for later (FUTURERELEASE, RFC 8621 §7
+    // undoStatus "pending") keeps its queue entry, so it can be canceled
+    // before its release; a canceled one says so.
+    r#"
+    ALTER TABLE submissions ADD COLUMN queue_id INTEGER;
+    ALTER TABLE submissions ADD COLUMN canceled INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];

@@ -22,11 +22,14 @@ pub struct Ask<'a> {
     pub method: http::Method,
     pub path: &'a str,
     pub body: Option<(&'a str, Vec<u8>)>,
+    /// Further header fields (name, value).
+    pub headers: &'a [(&'static str, String)],
     /// The most octets of the answer's body read.
     pub max_answer: usize,
 }
 
-/// `ask` of `host` on `port`, trying each of its addresses in turn.
+/// `ask` of `host` (a name, or an IP address) on `port`, trying each of
+/// its addresses in turn.
 pub async fn request(
     resolver: &Resolver,
     host: &str,
@@ -34,7 +37,10 @@ pub async fn request(
     tls: Arc<rustls::ClientConfig>,
     ask: &Ask<'_>,
 ) -> Result<Answer, String> {
-    let addresses = resolver.addresses(host).await.map_err(|e| e.to_string())?;
+    let addresses = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => resolver.addresses(host).await.map_err(|e| e.to_string())?,
+    };
     let mut last = format!("{host}: no address");
     for ip in addresses {
         match once(host, ip, port, tls.clone(), ask).await {
@@ -71,6 +77,9 @@ async fn once(
         .uri(ask.path)
         .header(http::header::HOST, host)
         .header(http::header::USER_AGENT, "Tern");
+    for (name, value) in ask.headers {
+        request = request.header(*name, value.as_str());
+    }
     let body = match &ask.body {
         Some((media, bytes)) => {
             request = request.header(http::header::CONTENT_TYPE, *media);

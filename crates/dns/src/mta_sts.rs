@@ -176,6 +176,7 @@ async fn fetch_unbounded(
         method: http::Method::GET,
         path: "/.well-known/mta-sts.txt",
         body: None,
+        headers: &[],
         max_answer: MAX_POLICY,
     };
     let answer = crate::https::request(resolver, &host, port, tls, &ask).await?;

@@ -74,6 +74,8 @@ pub enum MethodError {
     UnsupportedSort(String),
     /// An `anchor` not in the results (§5.5).
     AnchorNotFound,
+    /// Not allowed, whatever the arguments (§3.6.2).
+    Forbidden(String),
 }
 
 impl MethodError {
@@ -91,6 +93,7 @@ impl MethodError {
             MethodError::UnsupportedFilter(_) => "unsupportedFilter",
             MethodError::UnsupportedSort(_) => "unsupportedSort",
             MethodError::AnchorNotFound => "anchorNotFound",
+            MethodError::Forbidden(_) => "forbidden",
         }
     }
 
@@ -101,7 +104,8 @@ impl MethodError {
             | MethodError::InvalidArguments(d)
             | MethodError::InvalidResultReference(d)
             | MethodError::UnsupportedFilter(d)
-            | MethodError::UnsupportedSort(d) => Some(d.as_str()),
+            | MethodError::UnsupportedSort(d)
+            | MethodError::Forbidden(d) => Some(d.as_str()),
             _ => None,
         };
         match description {

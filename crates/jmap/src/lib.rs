@@ -23,6 +23,7 @@ pub mod error;
 pub mod identity;
 pub mod mailbox;
 pub mod push;
+pub mod push_subscription;
 pub mod request;
 pub mod session;
 pub mod set;
@@ -31,6 +32,7 @@ pub mod submission;
 pub mod thread;
 pub mod upload;
 pub mod vacation;
+pub mod webpush;
 pub mod websocket;
 
 use std::collections::HashMap;
@@ -95,6 +97,10 @@ pub struct Jmap {
     /// The server's submission path (None: no EmailSubmission, and the
     /// capability is not announced).
     pub submitter: Option<Arc<dyn submission::Submitter>>,
+    /// Where push subscriptions are posted to (None: no PushSubscription).
+    pub push_sender: Option<Arc<dyn push_subscription::PushSender>>,
+    /// Poked when a push subscription changed (the pusher reads them again).
+    pub push_changed: tokio::sync::Notify,
     pub limits: Limits,
 }
 
@@ -154,8 +160,16 @@ impl Jmap {
             attachments: email::AttachmentCache::default(),
             uploads: upload::Uploads::default(),
             submitter: None,
+            push_sender: None,
+            push_changed: tokio::sync::Notify::new(),
             limits: Limits::default(),
         }
+    }
+
+    /// Post push subscriptions' messages through this sender.
+    pub fn with_push_sender(mut self, sender: Arc<dyn push_subscription::PushSender>) -> Jmap {
+        self.push_sender = Some(sender);
+        self
     }
 
     /// Send mail through this submission path (EmailSubmission).
@@ -260,7 +274,7 @@ impl Jmap {
         name: &str,
         args: Args,
     ) -> Result<Vec<(String, Value)>, MethodError> {
-        let needs = if name.starts_with("Core/") {
+        let needs = if name.starts_with("Core/") || name.starts_with("PushSubscription/") {
             CORE
         } else if name.starts_with("Identity/") || name.starts_with("EmailSubmission/") {
             SUBMISSION
@@ -277,6 +291,14 @@ impl Jmap {
         }
         if !KNOWN_METHODS.contains(&name) {
             return Err(MethodError::UnknownMethod);
+        }
+        if let Some(method) = name.strip_prefix("PushSubscription/") {
+            push_subscription::check_no_account(&args)?;
+            let result = match method {
+                "get" => push_subscription::get(context, &args).await,
+                _ => push_subscription::set(context, &args).await,
+            }?;
+            return Ok(vec![(name.to_string(), result)]);
         }
         context.check_account(&args)?;
         if name == "EmailSubmission/set" {
@@ -332,6 +354,14 @@ impl Jmap {
 
     /// The account's states now (push: RFC 8620 §7.1 StateChange).
     pub async fn states(&self, account: &AccountRecord) -> Result<push::States, MethodError> {
+        self.account_states(account.id).await
+    }
+
+    /// The states of an account by its store id.
+    pub async fn account_states(
+        &self,
+        account: store::AccountId,
+    ) -> Result<push::States, MethodError> {
         let mut out = Vec::new();
         for (name, kind) in [
             ("Mailbox", store::DataType::Mailbox),
@@ -340,7 +370,7 @@ impl Jmap {
         ] {
             out.push((
                 name,
-                self.store.change_state(account.id, kind).await?.to_string(),
+                self.store.change_state(account, kind).await?.to_string(),
             ));
         }
         Ok(out)
@@ -348,7 +378,7 @@ impl Jmap {
 }
 
 /// The methods this server runs.
-const KNOWN_METHODS: [&str; 26] = [
+const KNOWN_METHODS: [&str; 28] = [
     "Core/echo",
     "Mailbox/get",
     "Mailbox/changes",
@@ -375,6 +405,8 @@ const KNOWN_METHODS: [&str; 26] = [
     "VacationResponse/get",
     "VacationResponse/set",
     "SearchSnippet/get",
+    "PushSubscription/get",
+    "PushSubscription/set",
 ];
 
 /// The `method` label of the calls counter: known names, else "other"

@@ -309,6 +309,7 @@ impl TlsReporter {
                 method: http::Method::POST,
                 path: &path,
                 body: Some(("application/tlsrpt+gzip", gzipped.clone())),
+                headers: &[],
                 max_answer: MAX_HTTPS_ANSWER,
             };
             match dns::https::request(&self.dns, &host, port, client.clone(), &ask).await {

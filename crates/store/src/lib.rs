@@ -17,6 +17,7 @@ pub mod error;
 pub mod flags;
 pub mod history;
 pub mod object_id;
+pub mod push;
 pub mod search;
 pub mod sieve;
 mod sqlite;
@@ -34,6 +35,7 @@ pub use antispam::AntispamStore;
 pub use changes::{Change, ChangeRow, ChangeStore, DataType};
 pub use error::{Result, StoreError};
 pub use history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, MessageKey};
+pub use push::{PushStore, PushSubscription};
 pub use search::{EmailCopy, IndexRow, SearchStore, TextField};
 pub use sieve::{SieveScriptInfo, SieveStore, VACATION_SCRIPT};
 pub use sqlite::SqliteStore;
@@ -51,8 +53,8 @@ pub use types::*;
 /// are Sieve's, [`SieveStore`], the search index's, [`SearchStore`],
 /// shared mailboxes', [`AclStore`], the delivery history's, [`HistoryStore`],
 /// TLS reporting's, [`TlsResultStore`], the account change log's,
-/// [`ChangeStore`], JMAP submissions', [`SubmissionStore`], and bearer
-/// tokens', [`TokenStore`].
+/// [`ChangeStore`], JMAP submissions', [`SubmissionStore`], bearer
+/// tokens', [`TokenStore`], and JMAP push subscriptions', [`PushStore`].
 #[async_trait::async_trait]
 pub trait Store:
     AntispamStore
@@ -64,6 +66,7 @@ pub trait Store:
     + ChangeStore
     + SubmissionStore
     + TokenStore
+    + PushStore
     + Send
     + Sync
 {

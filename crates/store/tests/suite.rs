@@ -71,7 +71,8 @@ on_every_backend!(
     change_log,
     submissions,
     submissions_canceled_while_held,
-    tokens
+    tokens,
+    push_subscriptions
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
@@ -1476,4 +1477,74 @@ async fn tokens(s: Arc<dyn Store>) {
     assert_eq!(s.token_account([1; 32]).await.unwrap(), None);
     s.remove_account("bob@a.test").await.unwrap();
     assert_eq!(s.token_account([2; 32]).await.unwrap(), None);
+}
+
+/// JMAP push subscriptions: kept per account; active once verified and
+/// until they expire; updated and removed by their own account only;
+/// expired ones forgotten; gone with their account.
+async fn push_subscriptions(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
+    let one = |account, device: &str, expires| PushSubscription {
+        id: 0,
+        account,
+        device_client_id: device.into(),
+        url: format!("https://push.test/{device}"),
+        keys: (device == "phone").then(|| ("BPub".to_string(), "auth".to_string())),
+        verification_code: format!("code-{device}"),
+        verified: false,
+        expires,
+        types: (device == "phone").then(|| vec!["Email".to_string(), "Mailbox".to_string()]),
+    };
+    let phone = s
+        .add_push_subscription(one(a, "phone", 1000))
+        .await
+        .unwrap();
+    let laptop = s
+        .add_push_subscription(one(a, "laptop", 200))
+        .await
+        .unwrap();
+    let bobs = s
+        .add_push_subscription(one(b, "tablet", 1000))
+        .await
+        .unwrap();
+    let mine = s.push_subscriptions(a).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![phone, laptop]
+    );
+    assert_eq!(mine[0].keys, Some(("BPub".into(), "auth".into())));
+    assert_eq!(
+        mine[0].types.as_deref(),
+        Some(&["Email".to_string(), "Mailbox".to_string()][..])
+    );
+    assert_eq!(mine[1].types, None);
+    assert!(
+        s.active_push_subscriptions(100).await.unwrap().is_empty(),
+        "none verified"
+    );
+    let mut verified = mine[0].clone();
+    verified.verified = true;
+    verified.types = None;
+    assert!(s.update_push_subscription(&verified).await.unwrap());
+    let mut laptop_v = mine[1].clone();
+    laptop_v.verified = true;
+    assert!(s.update_push_subscription(&laptop_v).await.unwrap());
+    let mut not_hers = verified.clone();
+    not_hers.account = b;
+    assert!(!s.update_push_subscription(&not_hers).await.unwrap());
+    let active = s.active_push_subscriptions(300).await.unwrap();
+    assert_eq!(
+        active.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![phone],
+        "laptop expired"
+    );
+    assert_eq!(active[0].types, None);
+    assert!(!s.remove_push_subscription(b, phone).await.unwrap());
+    assert_eq!(s.remove_expired_push_subscriptions(300).await.unwrap(), 1);
+    assert_eq!(s.push_subscriptions(a).await.unwrap().len(), 1);
+    s.remove_account("alice@a.test").await.unwrap();
+    assert!(s.push_subscriptions(a).await.unwrap().is_empty());
+    assert!(s.remove_push_subscription(b, bobs).await.unwrap());
 }

@@ -11,6 +11,7 @@ mod dns_check;
 mod filters;
 mod history;
 mod imap_import;
+mod jmap_push;
 mod jmap_submit;
 mod mailbox_files;
 mod man;

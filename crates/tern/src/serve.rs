@@ -237,10 +237,26 @@ pub async fn serve(
             config: Arc::new(smtp_config(&config, Role::Submission)),
             services: smtp_services.clone(),
         };
-        let jmap =
+        let mut jmap =
             jmap::Jmap::new(store.clone(), &config.hostname).with_submitter(Arc::new(submitter));
+        // Push subscriptions post over WebPKI-checked TLS (the outbound
+        // trust store); without a TLS client there are none.
+        let push = net::tls::verifying_client(config.outbound.ca_file.as_deref(), &[]).map(|tls| {
+            Arc::new(crate::jmap_push::HttpsPushSender {
+                resolver: resolver.clone(),
+                tls,
+            }) as Arc<dyn jmap::push_subscription::PushSender>
+        });
+        match &push {
+            Ok(sender) => jmap = jmap.with_push_sender(sender.clone()),
+            Err(e) => tracing::warn!(error = %e, "JMAP push subscriptions are not offered"),
+        }
+        let jmap = Arc::new(jmap);
+        if let Ok(sender) = push {
+            tokio::spawn(crate::jmap_push::run(jmap.clone(), sender));
+        }
         let web = web.with_jmap(web::JmapRoutes {
-            jmap: Arc::new(jmap),
+            jmap,
             auth: authenticator.clone(),
         });
         let web = Arc::new(match &http01 {

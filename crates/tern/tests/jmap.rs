@@ -1093,6 +1093,205 @@ fn a_draft_sent_with_email_submission() {
     );
 }
 
+/// A Web Push receiver (tests/clients/push_receiver.py): an HTTPS server
+/// with a device's keys that decrypts what it is sent.
+struct PushReceiver {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    port: u16,
+    p256dh: String,
+    auth: String,
+}
+
+impl PushReceiver {
+    fn start(cert: &str, key: &str) -> PushReceiver {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .arg(common::repo("tests/clients/push_receiver.py"))
+            .args(["127.0.0.1", cert, key])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next().unwrap().unwrap();
+        let words: Vec<&str> = ready.split(' ').collect();
+        assert_eq!(words[0], "ready", "{ready}");
+        PushReceiver {
+            port: words[1].parse().unwrap(),
+            p256dh: words[2].to_string(),
+            auth: words[3].to_string(),
+            child,
+            lines,
+        }
+    }
+
+    /// The next POST: path, TTL, Content-Encoding, the message.
+    fn next(&mut self) -> Value {
+        serde_json::from_str(&self.lines.next().unwrap().unwrap()).unwrap()
+    }
+}
+
+impl Drop for PushReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Push subscriptions (RFC 8620 §7.2) to an HTTPS receiver that holds a
+/// device's keys: the verification comes encrypted (RFC 8291, decrypted
+/// by Python's `cryptography`), nothing is pushed before the code comes
+/// back, then an SMTP delivery is told as a StateChange of the types
+/// asked; `url` and `keys` are never shown; a subscription without keys
+/// is sent JSON in clear; one the push service says is gone (410) is
+/// forgotten.
+#[test]
+fn push_subscriptions_verified_encrypted_and_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::certificate(dir.path(), &["127.0.0.1"]);
+    let mut device = PushReceiver::start(&cert, &key);
+    let listeners = testkit::ephemeral_listeners(&["smtp", "imap", "http"]);
+    let server = common::smtp_server_with(
+        &listeners,
+        &format!("[imap]\nplaintext_on_loopback = true\n[outbound]\nca_file = \"{cert}\"\n"),
+    );
+    let acct = account(&server);
+    let base = format!("https://127.0.0.1:{}", device.port);
+    let created = call(
+        &server,
+        "PushSubscription/set",
+        json!({"create": {
+            "phone": {"deviceClientId": "phone-1", "url": format!("{base}/push/phone"),
+                      "keys": {"p256dh": device.p256dh, "auth": device.auth}, "types": ["Email"],
+                      "expires": "2099-01-01T00:00:00Z"},
+            "plain": {"deviceClientId": "laptop-1", "url": format!("{base}/push/plain")},
+            "gone": {"deviceClientId": "old-1", "url": format!("{base}/gone/old")},
+            "http": {"deviceClientId": "x", "url": "http://127.0.0.1/push"},
+            "keys": {"deviceClientId": "y", "url": format!("{base}/push/y"), "keys": {"p256dh": "AAAA", "auth": "AAAA"}},
+        }}),
+    );
+    assert!(created.get("accountId").is_none(), "{created}");
+    assert_eq!(
+        created["notCreated"]["http"]["properties"],
+        json!(["url"]),
+        "{created}"
+    );
+    assert_eq!(
+        created["notCreated"]["keys"]["properties"],
+        json!(["keys"]),
+        "{created}"
+    );
+    let phone = created["created"]["phone"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plain = created["created"]["plain"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gone = created["created"]["gone"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expires = created["created"]["phone"]["expires"].as_str().unwrap();
+    let expires = message::date::rfc3339(expires).unwrap();
+    assert!(
+        expires <= message::date::unix_now() + 7 * 86_400 + 5,
+        "the server's limit"
+    );
+    // Three verifications, one encrypted, in the order created.
+    let mut codes = std::collections::HashMap::new();
+    for _ in 0..3 {
+        let v = device.next();
+        assert_eq!(v["message"]["@type"], "PushVerification", "{v}");
+        assert!(v["ttl"].as_str().is_some(), "{v}");
+        let id = v["message"]["pushSubscriptionId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if id == phone {
+            assert_eq!(v["encoding"], "aes128gcm", "{v}");
+        } else {
+            assert_eq!(v["type"], "application/json", "{v}");
+        }
+        codes.insert(
+            id,
+            v["message"]["verificationCode"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // Not verified: a delivery is told to nobody.
+    deliver(&server, "before", "Not pushed.");
+    let wrong = call(
+        &server,
+        "PushSubscription/set",
+        json!({"update": {phone.clone(): {"verificationCode": "guess"}}}),
+    );
+    assert_eq!(
+        wrong["notUpdated"][&phone]["type"], "invalidProperties",
+        "{wrong}"
+    );
+    let mut update = serde_json::Map::new();
+    for id in [&phone, &plain, &gone] {
+        update.insert(id.clone(), json!({"verificationCode": codes[id]}));
+    }
+    let verified = call(&server, "PushSubscription/set", json!({"update": update}));
+    assert_eq!(
+        verified["updated"].as_object().unwrap().len(),
+        3,
+        "{verified}"
+    );
+    // A delivery is told to all three: the phone only of Email.
+    let sent = std::time::Instant::now();
+    deliver(&server, "after", "Pushed.");
+    let mut told = std::collections::HashMap::new();
+    for _ in 0..3 {
+        let p = device.next();
+        told.insert(p["path"].as_str().unwrap().to_string(), p);
+    }
+    assert!(sent.elapsed() < std::time::Duration::from_secs(2));
+    let state = call(&server, "Email/get", json!({"accountId": acct, "ids": []}))["state"].clone();
+    let to_phone = &told["/push/phone"];
+    assert_eq!(to_phone["encoding"], "aes128gcm");
+    assert_eq!(to_phone["message"]["@type"], "StateChange", "{to_phone}");
+    assert_eq!(
+        to_phone["message"]["changed"][&acct],
+        json!({"Email": state})
+    );
+    let to_laptop = &told["/push/plain"]["message"]["changed"][&acct];
+    assert_eq!(to_laptop["Email"], state);
+    assert!(to_laptop["Mailbox"].is_string(), "every type: {to_laptop}");
+    // Gone (410): forgotten. url and keys are never shown.
+    let got = call(&server, "PushSubscription/get", json!({}));
+    let ids: Vec<&str> = got["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![phone.as_str(), plain.as_str()], "{got}");
+    assert!(got["list"][0].get("url").is_none() && got["list"][0].get("keys").is_none());
+    assert_eq!(got["list"][0]["verificationCode"], codes[&phone]);
+    assert_eq!(got["list"][0]["types"], json!(["Email"]));
+    let refused = call(
+        &server,
+        "PushSubscription/get",
+        json!({"properties": ["url"]}),
+    );
+    assert_eq!(refused["type"], "forbidden", "{refused}");
+    let refused = call(&server, "PushSubscription/get", json!({"accountId": acct}));
+    assert_eq!(refused["type"], "invalidArguments", "{refused}");
+    let destroyed = call(
+        &server,
+        "PushSubscription/set",
+        json!({"destroy": [plain.clone(), "P999"]}),
+    );
+    assert_eq!(destroyed["destroyed"], json!([plain]));
+    assert_eq!(destroyed["notDestroyed"]["P999"]["type"], "notFound");
+}
+
 /// The number of messages in a user's INBOX, over IMAP.
 fn inbox_count(server: &TernServer, user: (&str, &str)) -> usize {
     let (mut w, mut r) = common::raw_client(server.addr("imap"));

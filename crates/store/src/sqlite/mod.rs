@@ -22,6 +22,7 @@ mod changes;
 mod history;
 mod mail;
 mod mailbox;
+mod push;
 mod queue;
 mod reports;
 mod schema;

@@ -524,4 +524,21 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE submissions ADD COLUMN queue_id INTEGER;
     ALTER TABLE submissions ADD COLUMN canceled INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 26: JMAP push subscriptions (RFC 8620 §7.2): where a device wants
+    // StateChange objects posted, pushed to once verified, until expiry.
+    r#"
+    CREATE TABLE IF NOT EXISTS push_subscriptions (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        device_client_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        p256dh TEXT,
+        auth TEXT,
+        verification_code TEXT NOT NULL,
+        verified INTEGER NOT NULL DEFAULT 0,
+        expires INTEGER NOT NULL,
+        types TEXT
+    );
+    CREATE INDEX IF NOT EXISTS push_subscriptions_account ON push_subscriptions(account_id);
+    "#,
 ];

@@ -76,6 +76,8 @@ pub enum MethodError {
     AnchorNotFound,
     /// Not allowed, whatever the arguments (§3.6.2).
     Forbidden(String),
+    /// `/copy`: the account to copy from is not one this user has (§5.4).
+    FromAccountNotFound,
 }
 
 impl MethodError {
@@ -94,6 +96,7 @@ impl MethodError {
             MethodError::UnsupportedSort(_) => "unsupportedSort",
             MethodError::AnchorNotFound => "anchorNotFound",
             MethodError::Forbidden(_) => "forbidden",
+            MethodError::FromAccountNotFound => "fromAccountNotFound",
         }
     }
 

@@ -274,7 +274,10 @@ impl Jmap {
         name: &str,
         args: Args,
     ) -> Result<Vec<(String, Value)>, MethodError> {
-        let needs = if name.starts_with("Core/") || name.starts_with("PushSubscription/") {
+        let needs = if name.starts_with("Core/")
+            || name.starts_with("PushSubscription/")
+            || name.starts_with("Blob/")
+        {
             CORE
         } else if name.starts_with("Identity/") || name.starts_with("EmailSubmission/") {
             SUBMISSION
@@ -301,6 +304,9 @@ impl Jmap {
             return Ok(vec![(name.to_string(), result)]);
         }
         context.check_account(&args)?;
+        if name.ends_with("/copy") {
+            return Err(copy_refused(context, &args));
+        }
         if name == "EmailSubmission/set" {
             return submission::set(context, &args).await;
         }
@@ -377,8 +383,23 @@ impl Jmap {
     }
 }
 
+/// `Email/copy` and `Blob/copy` (RFC 8620 §5.4, §6.3) copy between two
+/// accounts; a user here has one account (the session lists it alone),
+/// so a copy names either it twice, or an account this user does not
+/// have.
+fn copy_refused(context: &Context<'_>, args: &args::Args) -> MethodError {
+    match args::string(args, "fromAccountId") {
+        Ok(Some(from)) if from == context.account_id => MethodError::InvalidArguments(
+            "fromAccountId must differ from accountId (RFC 8620 §5.4)".into(),
+        ),
+        Ok(Some(_)) => MethodError::FromAccountNotFound,
+        Ok(None) => MethodError::InvalidArguments("fromAccountId is required".into()),
+        Err(e) => e,
+    }
+}
+
 /// The methods this server runs.
-const KNOWN_METHODS: [&str; 28] = [
+const KNOWN_METHODS: [&str; 30] = [
     "Core/echo",
     "Mailbox/get",
     "Mailbox/changes",
@@ -407,6 +428,8 @@ const KNOWN_METHODS: [&str; 28] = [
     "SearchSnippet/get",
     "PushSubscription/get",
     "PushSubscription/set",
+    "Email/copy",
+    "Blob/copy",
 ];
 
 /// The `method` label of the calls counter: known names, else "other"

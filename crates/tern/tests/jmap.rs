@@ -194,6 +194,9 @@ fn request_and_method_errors() {
             ["Mailbox/set", {"accountId": acct, "ifInState": "999999", "create": {}}, "5"],
             ["Email/query", {"accountId": acct, "sort": [{"property": "nope"}]}, "6"],
             ["Email/get", {"accountId": acct, "ids": ["E1"], "properties": ["nope"]}, "7"],
+            ["Email/copy", {"accountId": acct, "fromAccountId": "A999", "create": {}}, "8"],
+            ["Email/copy", {"accountId": acct, "fromAccountId": acct, "create": {}}, "9"],
+            ["Blob/copy", {"accountId": acct, "fromAccountId": "A999", "blobIds": []}, "10"],
         ]),
     );
     assert_eq!(r[0], json!(["Core/echo", {"hello": true}, "0"]));
@@ -210,7 +213,10 @@ fn request_and_method_errors() {
             "cannotCalculateChanges",
             "stateMismatch",
             "unsupportedSort",
-            "invalidArguments"
+            "invalidArguments",
+            "fromAccountNotFound",
+            "invalidArguments",
+            "fromAccountNotFound"
         ]
     );
     assert!(r.iter().all(|x| x[0] == "error" || x[0] == "Core/echo"));
@@ -764,6 +770,118 @@ fn attached_message_parsed_and_its_parts_downloaded() {
     );
     assert_eq!(status, 200);
     assert_eq!(text, "Original text, café.");
+}
+
+/// Email/set create from `bodyStructure` (RFC 8621 §4.6): a tree of a
+/// text/HTML alternative, an inline image from an upload with its cid
+/// and an attachment; read back over JMAP as the same tree, and over
+/// IMAP as that MIME structure; wrong trees are refused one by one.
+#[test]
+fn a_draft_created_from_its_body_structure() {
+    let server = server();
+    let acct = account(&server);
+    let inbox = inbox_id(&server);
+    let url = format!("http://{}/jmap/upload/{acct}/", server.addr("http"));
+    let out = common::python(
+        "jmap_call.py",
+        &["POST", &url, ALICE.0, ALICE.1, "image/png"],
+        b"\x89PNG\r\n\x1a\nfake",
+    );
+    let png = serde_json::from_slice::<Value>(&out).unwrap()["body"]["blobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tree = json!({"type": "multipart/mixed", "subParts": [
+        {"type": "multipart/related", "subParts": [
+            {"type": "multipart/alternative", "subParts": [
+                {"partId": "t", "type": "text/plain"},
+                {"partId": "h", "type": "text/html"}]},
+            {"blobId": png, "type": "image/png", "disposition": "inline", "cid": "logo@a.test"}]},
+        {"blobId": png, "type": "application/octet-stream", "disposition": "attachment", "name": "logo.bin",
+         "headers": [{"name": "X-Part", "value": " kept"}]}]});
+    let wrong = |tree: Value, extra: Value| {
+        let mut d = json!({"mailboxIds": {inbox.clone(): true}, "subject": "w", "bodyStructure": tree,
+                           "bodyValues": {"t": {"value": "x"}}});
+        for (k, v) in extra.as_object().unwrap() {
+            d[k] = v.clone();
+        }
+        d
+    };
+    let r = api(
+        &server,
+        json!([
+            ["Email/set", {"accountId": acct, "create": {
+                "d": {"mailboxIds": {inbox.clone(): true}, "from": [{"email": "alice@a.test"}],
+                      "subject": "tree", "bodyStructure": tree,
+                      "bodyValues": {"t": {"value": "Plain, café."}, "h": {"value": "<p>Rich <img src=\"cid:logo@a.test\"></p>"}}},
+                "noSubParts": wrong(json!({"type": "multipart/mixed"}), json!({})),
+                "both": wrong(json!({"partId": "t"}), json!({"textBody": [{"partId": "t"}]})),
+                "contentHeader": wrong(json!({"partId": "t", "headers": [{"name": "Content-Type", "value": "x/y"}]}), json!({})),
+                "noValue": wrong(json!({"partId": "missing"}), json!({})),
+                "binaryText": wrong(json!({"partId": "t", "type": "image/png"}), json!({})),
+                "noBlob": wrong(json!({"blobId": "Bnope", "type": "image/png"}), json!({})),
+            }}, "s"],
+            ["Email/get", {"accountId": acct, "ids": ["#d"], "fetchAllBodyValues": true,
+                "properties": ["bodyStructure", "textBody", "htmlBody", "attachments", "bodyValues", "hasAttachment"],
+                "bodyProperties": ["partId", "blobId", "type", "disposition", "name", "cid", "subParts", "header:X-Part:asText"]}, "g"],
+        ]),
+    );
+    let set = &r[0][1];
+    for k in [
+        "noSubParts",
+        "both",
+        "contentHeader",
+        "noValue",
+        "binaryText",
+    ] {
+        assert_eq!(
+            set["notCreated"][k]["type"], "invalidProperties",
+            "{k}: {set}"
+        );
+    }
+    assert_eq!(set["notCreated"]["noBlob"]["type"], "blobNotFound", "{set}");
+    let e = &r[1][1]["list"][0];
+    let root = &e["bodyStructure"];
+    assert_eq!(root["type"], "multipart/mixed", "{e}");
+    let related = &root["subParts"][0];
+    assert_eq!(related["type"], "multipart/related");
+    assert_eq!(related["subParts"][0]["type"], "multipart/alternative");
+    assert_eq!(related["subParts"][1]["cid"], "logo@a.test");
+    assert_eq!(related["subParts"][1]["disposition"], "inline");
+    let attached = &root["subParts"][1];
+    assert_eq!(attached["name"], "logo.bin");
+    assert_eq!(attached["header:X-Part:asText"], "kept");
+    assert_eq!(e["hasAttachment"], true);
+    let html = e["htmlBody"][0]["partId"].as_str().unwrap();
+    assert!(
+        e["bodyValues"][html]["value"]
+            .as_str()
+            .unwrap()
+            .contains("cid:logo@a.test")
+    );
+    let text = e["textBody"][0]["partId"].as_str().unwrap();
+    assert_eq!(e["bodyValues"][text]["value"], "Plain, café.");
+    // The attachment's octets are the upload's.
+    let blob = attached["blobId"].as_str().unwrap();
+    let (status, body, raw) = http(
+        &server,
+        "GET",
+        &format!("/jmap/download/{acct}/{blob}/logo.bin"),
+        ALICE,
+        b"",
+    );
+    assert_eq!(status, 200, "{raw}");
+    assert!(body.as_str().is_some_and(|b| b.contains("PNG")), "{raw}");
+    // IMAP sees the same MIME tree.
+    let (mut w, mut rd) = imap_session(&server);
+    imap(&mut w, &mut rd, "b SELECT INBOX");
+    let structure = imap(&mut w, &mut rd, "c FETCH 1 BODYSTRUCTURE");
+    assert!(
+        structure.contains("\"RELATED\"")
+            && structure.contains("\"ALTERNATIVE\"")
+            && structure.contains("\"MIXED\""),
+        "{structure}"
+    );
 }
 
 /// What a client does with a `/queryChanges` answer (RFC 8620 §5.6):

@@ -192,6 +192,11 @@ pub fn part_json(
                     .collect::<Vec<_>>()
             ),
             "subParts" => Value::Null,
+            // §4.1.4: a part's header fields in any of the forms.
+            p if p.starts_with("header:") => match super::headers::HeaderProperty::parse(p) {
+                Some(h) => h.value(&raw[e.header.clone()]),
+                None => continue,
+            },
             _ => continue,
         };
         out.insert(p.clone(), v);

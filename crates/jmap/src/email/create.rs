@@ -6,9 +6,9 @@
 //! encodings), then stored like an import: a draft a client keeps, or
 //! the message it submits next.
 //!
-//! Not taken (refused with `invalidProperties`): `bodyStructure` (the
-//! three lists cover what mail clients make), and a header form other
-//! than asText / asRaw.
+//! Or the body is given whole as `bodyStructure` (`structure`). Not
+//! taken (refused with `invalidProperties`): the `headers` list of the
+//! whole message, and a header form other than asText / asRaw.
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
@@ -39,10 +39,10 @@ pub(super) async fn create(context: &Context<'_>, object: &Args) -> Result<Value
     if let Some(p) = SERVER_SET.iter().find(|p| object.contains_key(**p)) {
         return Err(SetError::invalid(p, "set by the server"));
     }
-    if object.contains_key("bodyStructure") || object.contains_key("headers") {
+    if object.get("headers").is_some_and(|v| !v.is_null()) {
         return Err(SetError::invalid(
-            "bodyStructure",
-            "give textBody, htmlBody and attachments instead",
+            "headers",
+            "give header:Name:asRaw properties instead",
         ));
     }
     let placement = Placement::of(context, object).await?;
@@ -109,7 +109,10 @@ async fn build(context: &Context<'_>, object: &Args) -> Result<Vec<u8>, SetError
             _ => b.header(h.name, Raw::new(text)),
         };
     }
-    b = body(context, object, b).await?;
+    b = match object.get("bodyStructure").filter(|v| !v.is_null()) {
+        Some(_) => b.body(super::structure::body(context, object).await?),
+        None => body(context, object, b).await?,
+    };
     b.write_to_vec()
         .map_err(|e| SetError::Forbidden(format!("the message could not be made: {e}")))
 }

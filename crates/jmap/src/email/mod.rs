@@ -9,6 +9,7 @@ pub mod import;
 pub mod parse;
 pub mod query;
 pub mod set;
+mod structure;
 
 use serde_json::Value;
 use store::{DataType, Store, object_id};

@@ -90,7 +90,7 @@ pub async fn method(
     let since = crate::args::state(&since).ok_or(MethodError::CannotCalculateChanges)?;
     let store = context.store();
     let current = store.change_state(context.account.id, kind).await?;
-    if since > current {
+    if since > current || since < store.change_floor(context.account.id).await? {
         return Err(MethodError::CannotCalculateChanges);
     }
     // Rows, not objects, are limited by the store: ask for enough rows
@@ -133,13 +133,19 @@ pub const MAX_CHANGES: usize = 5000;
 const MAX_QUERY_CHANGE_ROWS: usize = 50_000;
 
 /// The `sinceQueryState` of a `/queryChanges` call, which must be a state
-/// of this type not after `state`, the one the current results are at.
-pub fn since_query_state(args: &crate::args::Args, state: u64) -> Result<u64, crate::MethodError> {
+/// of this type not after `state`, the one the current results are at,
+/// and not before the log's floor.
+pub async fn since_query_state(
+    context: &crate::Context<'_>,
+    args: &crate::args::Args,
+    state: u64,
+) -> Result<u64, crate::MethodError> {
     use crate::MethodError;
     let since = crate::args::string(args, "sinceQueryState")?
         .ok_or_else(|| MethodError::InvalidArguments("sinceQueryState is required".into()))?;
+    let floor = context.store().change_floor(context.account.id).await?;
     crate::args::state(&since)
-        .filter(|s| *s <= state)
+        .filter(|s| *s <= state && *s >= floor)
         .ok_or(MethodError::CannotCalculateChanges)
 }
 

@@ -180,7 +180,7 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
 pub async fn query_changes(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
     let view = context.view().await?;
     let state = view.mailbox_state;
-    let since = change_log::since_query_state(args, state)?;
+    let since = change_log::since_query_state(context, args, state).await?;
     let changed = change_log::changed_objects(context, DataType::Mailbox, (since, state), |r| {
         r.change != store::Change::Counts
     })

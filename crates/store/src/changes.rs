@@ -81,4 +81,12 @@ pub trait ChangeStore: Send + Sync {
         since: u64,
         limit: usize,
     ) -> Result<Vec<ChangeRow>>;
+    /// The oldest state the log still answers from: changes after a
+    /// state below it were forgotten (`prune_changes`), so a client there
+    /// must sync again (RFC 8620 §5.2 `cannotCalculateChanges`).
+    async fn change_floor(&self, account: AccountId) -> Result<u64>;
+    /// Forget each account's changes but its newest `keep` (and the
+    /// newest of each data type, which are its states, so states never
+    /// go back); the accounts' floors move up. How many rows went.
+    async fn prune_changes(&self, keep: usize) -> Result<usize>;
 }

@@ -72,7 +72,8 @@ on_every_backend!(
     submissions,
     submissions_canceled_while_held,
     tokens,
-    push_subscriptions
+    push_subscriptions,
+    change_log_pruned
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
@@ -1547,4 +1548,105 @@ async fn push_subscriptions(s: Arc<dyn Store>) {
     s.remove_account("alice@a.test").await.unwrap();
     assert!(s.push_subscriptions(a).await.unwrap().is_empty());
     assert!(s.remove_push_subscription(b, bobs).await.unwrap());
+}
+
+/// The change log pruned to each account's newest rows: the states stay
+/// (each type's newest row is kept, so they never go back), the floor
+/// says from where changes are still known, an account under the limit
+/// keeps everything, a removed account's rows go.
+async fn change_log_pruned(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
+    let c = s.add_account("carol@a.test", creds("c")).await.unwrap().id;
+    let inbox = s.mailbox(a, "INBOX").await.unwrap().unwrap();
+    s.create_mailbox(a, "Old").await.unwrap();
+    let mut to = vec![a; 30];
+    to.extend([b, c]);
+    for (n, account) in to.into_iter().enumerate() {
+        s.store_message(NewMessage {
+            data: Spooled::from_vec(format!("Subject: {n}\r\n\r\nhi\r\n").into_bytes()),
+            received_at: n as i64,
+            deliveries: vec![delivery(account, "")],
+            queue: None,
+        })
+        .await
+        .unwrap();
+    }
+    let uids: Vec<u32> = s
+        .messages(inbox.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    s.set_flags(
+        inbox.id,
+        uids[..1].to_vec(),
+        FlagOp::Add,
+        vec!["$Work".into()],
+        None,
+    )
+    .await
+    .unwrap();
+    let states = |acct| {
+        let s = s.clone();
+        async move {
+            let mut out = Vec::new();
+            for kind in [DataType::Mailbox, DataType::Email, DataType::Thread] {
+                out.push(s.change_state(acct, kind).await.unwrap());
+            }
+            out
+        }
+    };
+    let before = states(a).await;
+    let everything = s.changes_after(a, DataType::Email, 0, 1000).await.unwrap();
+    assert_eq!(s.change_floor(a).await.unwrap(), 0);
+    s.remove_account("carol@a.test").await.unwrap();
+    let pruned = s.prune_changes(20).await.unwrap();
+    assert!(pruned >= 10, "{pruned}");
+    assert_eq!(states(a).await, before, "states never go back");
+    let floor = s.change_floor(a).await.unwrap();
+    assert!(floor > 0);
+    let kept = s
+        .changes_after(a, DataType::Email, floor, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        everything
+            .iter()
+            .filter(|r| r.seq > floor)
+            .copied()
+            .collect::<Vec<_>>(),
+        "from the floor on, nothing was lost"
+    );
+    assert_eq!(
+        s.change_floor(b).await.unwrap(),
+        0,
+        "Bob is under the limit"
+    );
+    assert!(
+        !s.changes_after(b, DataType::Email, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.changes_after(c, DataType::Email, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A later change is above every state given before.
+    s.set_flags(
+        inbox.id,
+        uids[..1].to_vec(),
+        FlagOp::Add,
+        vec!["$Later".into()],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(s.change_state(a, DataType::Email).await.unwrap() > before[1]);
 }

@@ -973,6 +973,32 @@ fn query_changes_follow_smtp_and_imap() {
     let now = call(&server, "Mailbox/query", json!({"accountId": acct}));
     assert_eq!(json!(splice(&mailboxes["ids"], &m)), now["ids"], "{m}");
     assert_eq!(m["added"].as_array().unwrap().len(), 1, "{m}");
+    // The change log pruned (as the hourly upkeep does, here to one row):
+    // the old state can no longer be answered, the current one can.
+    let store = common::probe(&server).0.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(rt.block_on(store.prune_changes(1)).unwrap() > 0);
+    let old = call(
+        &server,
+        "Email/changes",
+        json!({"accountId": acct, "sinceState": before["queryState"]}),
+    );
+    assert_eq!(old["type"], "cannotCalculateChanges", "{old}");
+    let mut args = unread.clone();
+    args["sinceQueryState"] = before["queryState"].clone();
+    assert_eq!(
+        call(&server, "Email/queryChanges", args)["type"],
+        "cannotCalculateChanges"
+    );
+    let now = call(
+        &server,
+        "Email/changes",
+        json!({"accountId": acct, "sinceState": after["queryState"]}),
+    );
+    assert_eq!(now["created"], json!([]), "{now}");
 }
 
 /// Email/set create (RFC 8621 §4.6): a draft with a text and an HTML

@@ -342,7 +342,7 @@ pub async fn query(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
 pub async fn query_changes(context: &Context<'_>, args: &Args) -> Result<Value, MethodError> {
     let view = context.view().await?;
     let state = view.email_state;
-    let since = change_log::since_query_state(args, state)?;
+    let since = change_log::since_query_state(context, args, state).await?;
     let (ids, by_thread) = results(context, &view, args).await?;
     let mut may =
         change_log::changed_objects(context, DataType::Email, (since, state), |_| true).await?;

@@ -65,4 +65,71 @@ impl ChangeStore for SqliteStore {
         })
         .await
     }
+
+    async fn change_floor(&self, account: AccountId) -> Result<u64> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT seq FROM change_floor WHERE account_id = ?1")
+                .and_then(|mut st| st.query_row([account], |r| r.get::<_, i64>(0)).optional())
+                .map(|s| s.unwrap_or(0) as u64)
+                .map_err(sql)
+        })
+        .await
+    }
+
+    async fn prune_changes(&self, keep: usize) -> Result<usize> {
+        // The accounts over the limit, then one write job each (the writer
+        // is not held for the whole log at once).
+        let over: Vec<i64> = self
+            .read(move |c| {
+                c.prepare("SELECT account_id FROM changes GROUP BY account_id HAVING count(*) > ?1")
+                    .and_then(|mut st| st.query_map([keep as i64], |r| r.get(0))?.collect())
+                    .map_err(sql)
+            })
+            .await?;
+        // The rows of accounts removed go first.
+        let mut pruned = self
+            .write(|c| {
+                c.execute(
+                    "DELETE FROM changes WHERE account_id NOT IN (SELECT id FROM accounts)",
+                    [],
+                )
+                .map_err(sql)
+            })
+            .await?;
+        for account in over {
+            pruned += self
+                .write(move |c| {
+                    // Below the newest `keep` rows, and below each type's
+                    // newest row (its state).
+                    let floor: Option<i64> = c
+                        .query_row(
+                            "SELECT min(
+                                 (SELECT seq FROM changes WHERE account_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2),
+                                 coalesce((SELECT max(seq) FROM changes WHERE account_id = ?1 AND mailbox IS NOT NULL), 1 << 62),
+                                 coalesce((SELECT max(seq) FROM changes WHERE account_id = ?1 AND email IS NOT NULL), 1 << 62),
+                                 coalesce((SELECT max(seq) FROM changes WHERE account_id = ?1 AND thread IS NOT NULL), 1 << 62))",
+                            params![account, keep as i64 - 1],
+                            |r| r.get(0),
+                        )
+                        .map_err(sql)?;
+                    let Some(floor) = floor else { return Ok(0) };
+                    let n = c
+                        .execute(
+                            "DELETE FROM changes WHERE account_id = ?1 AND seq < ?2",
+                            params![account, floor],
+                        )
+                        .map_err(sql)?;
+                    // The oldest state still answered: the newest forgotten row's.
+                    c.execute(
+                        "INSERT INTO change_floor(account_id, seq) VALUES (?1, ?2 - 1)
+                         ON CONFLICT(account_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+                        params![account, floor],
+                    )
+                    .map_err(sql)?;
+                    Ok(n)
+                })
+                .await?;
+        }
+        Ok(pruned)
+    }
 }

@@ -541,4 +541,12 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX IF NOT EXISTS push_subscriptions_account ON push_subscriptions(account_id);
     "#,
+    // 27: how far back each account's change log was pruned: a JMAP
+    // client at an older state syncs again (cannotCalculateChanges).
+    r#"
+    CREATE TABLE IF NOT EXISTS change_floor (
+        account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL
+    );
+    "#,
 ];

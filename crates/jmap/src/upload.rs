@@ -1,8 +1,9 @@
 //! Uploaded blobs (RFC 8620 §6.1): what a client sends to the upload URL
 //! before it refers to it (Email/import). Kept in memory for an hour
 //! (§6.1: "at least 1 hour") or until the server restarts; each account
-//! may hold at most [`PER_ACCOUNT`] octets of them at once, the oldest
-//! dropped first. An upload is only ever given to the account that sent
+//! may hold at most [`PER_ACCOUNT`] octets of them at once, and all
+//! accounts together [`TOTAL`] (memory stays bounded whoever uploads),
+//! the oldest dropped first. An upload is only ever given to the account that sent
 //! it. Ids are `U<n>`, never used twice by a process.
 
 use std::collections::HashMap;
@@ -16,6 +17,8 @@ use store::AccountId;
 pub const KEEP: Duration = Duration::from_secs(3600);
 /// The most octets of uploads one account holds at once.
 pub const PER_ACCOUNT: u64 = 4 * crate::Limits::MAX_SIZE_UPLOAD;
+/// The most octets of uploads the server holds at once.
+pub const TOTAL: u64 = 5 * PER_ACCOUNT;
 
 /// One uploaded blob.
 #[derive(Debug, Clone)]
@@ -42,20 +45,25 @@ impl Uploads {
             return id;
         };
         kept.retain(|_, u| now.duration_since(u.at) < KEEP);
-        let mut held: u64 = kept
-            .values()
-            .filter(|u| u.account == account)
-            .map(|u| u.data.len() as u64)
-            .sum();
-        while held + data.len() as u64 > PER_ACCOUNT {
-            let oldest = kept
-                .iter()
-                .filter(|(_, u)| u.account == account)
-                .min_by_key(|(_, u)| u.at)
-                .map(|(k, u)| (k.clone(), u.data.len() as u64));
-            let Some((key, len)) = oldest else { break };
-            kept.remove(&key);
-            held -= len;
+        let size = data.len() as u64;
+        // The account's oldest first, then anyone's.
+        for (mine, limit) in [(true, PER_ACCOUNT), (false, TOTAL)] {
+            let counts = |u: &Upload| !mine || u.account == account;
+            let mut held: u64 = kept
+                .values()
+                .filter(|u| counts(u))
+                .map(|u| u.data.len() as u64)
+                .sum();
+            while held + size > limit {
+                let oldest = kept
+                    .iter()
+                    .filter(|(_, u)| counts(u))
+                    .min_by_key(|(_, u)| u.at)
+                    .map(|(k, u)| (k.clone(), u.data.len() as u64));
+                let Some((key, len)) = oldest else { break };
+                kept.remove(&key);
+                held -= len;
+            }
         }
         kept.insert(
             id.clone(),
@@ -95,5 +103,18 @@ mod tests {
         assert!(u.get(1, &b).is_none());
         assert!(u.get(1, &c).is_some());
         assert_ne!(b, c);
+    }
+
+    #[test]
+    fn all_accounts_together_are_bounded() {
+        let u = Uploads::default();
+        let part = vec![0u8; (PER_ACCOUNT / 2) as usize];
+        let first = u.add(1, part.clone(), "x/y".into());
+        for account in 2..=11 {
+            u.add(account, part.clone(), "x/y".into());
+        }
+        let held: usize = u.kept.lock().unwrap().values().map(|x| x.data.len()).sum();
+        assert!(held as u64 <= TOTAL);
+        assert!(u.get(1, &first).is_none(), "the oldest of all went");
     }
 }

@@ -16,6 +16,7 @@
 //! `B<blob>` a message's raw octets and `B<blob>-<part>` a part's.
 
 pub mod account;
+pub mod admission;
 pub mod args;
 pub mod changes;
 pub mod email;
@@ -101,6 +102,8 @@ pub struct Jmap {
     pub push_sender: Option<Arc<dyn push_subscription::PushSender>>,
     /// Poked when a push subscription changed (the pusher reads them again).
     pub push_changed: tokio::sync::Notify,
+    /// API requests and uploads under way, per account.
+    pub in_flight: admission::InFlight,
     pub limits: Limits,
 }
 
@@ -162,8 +165,23 @@ impl Jmap {
             submitter: None,
             push_sender: None,
             push_changed: tokio::sync::Notify::new(),
+            in_flight: admission::InFlight::default(),
             limits: Limits::default(),
         }
+    }
+
+    /// Admit one more API request or upload of `account`, if its
+    /// concurrency limit allows; the admission ends when it is dropped.
+    pub fn admit(
+        &self,
+        account: store::AccountId,
+        work: admission::Work,
+    ) -> Option<admission::Admitted> {
+        let limit = match work {
+            admission::Work::Request => self.limits.max_concurrent_requests,
+            admission::Work::Upload => self.limits.max_concurrent_upload,
+        };
+        self.in_flight.admit(account, work, limit)
     }
 
     /// Post push subscriptions' messages through this sender.

@@ -436,6 +436,76 @@ fn event_source_sees_an_smtp_delivery() {
     assert_eq!(changed["Email"], state);
 }
 
+/// The status line of what the server answers to `head` (a request
+/// whose body, if any, is not sent yet) on a new connection; the
+/// connection stays open for the body.
+fn answer_to_head(server: &TernServer, head: &str) -> (String, std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(server.addr("http")).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    tcp.write_all(head.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n") {
+        if tcp.read(&mut byte).unwrap_or(0) == 0 {
+            break;
+        }
+        got.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&got).trim().to_string(), tcp)
+}
+
+/// An upload or API request is authenticated before its body is read (a
+/// stranger's 20 MB is never buffered), and an account's concurrent
+/// uploads are held to the session's `maxConcurrentUpload`: the one past
+/// it is refused with the `limit` request error at once, and a slot
+/// freed takes the next.
+#[test]
+fn bodies_wait_for_credentials_and_concurrency_limits() {
+    let server = server();
+    let acct = account(&server);
+    let head = |auth: &str, len: usize| {
+        format!(
+            "POST /jmap/upload/{acct}/ HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    let wrong = base64_basic(("alice@a.test", "wrong"));
+    let (status, _) = answer_to_head(&server, &head(&wrong, 20_000_000));
+    assert!(
+        status.starts_with("HTTP/1.1 401"),
+        "before the body: {status}"
+    );
+    let alice = base64_basic(ALICE);
+    // Four uploads under way (their bodies not sent), the fifth refused.
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        use std::io::Write;
+        let mut tcp = std::net::TcpStream::connect(server.addr("http")).unwrap();
+        tcp.write_all(head(&alice, 5).as_bytes()).unwrap();
+        waiting.push(tcp);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, mut fifth) = answer_to_head(&server, &head(&alice, 5));
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    let mut rest = String::new();
+    use std::io::Read;
+    let _ = fifth.read_to_string(&mut rest);
+    assert!(rest.contains("maxConcurrentUpload"), "{rest}");
+    // One finishes; then there is room again.
+    {
+        use std::io::{BufRead, Write};
+        let mut first = waiting.remove(0);
+        first.write_all(b"hello").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(first).read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 201"), "{line}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (status, _) = answer_to_head(&server, &(head(&alice, 5) + "world"));
+    assert!(status.starts_with("HTTP/1.1 201"), "{status}");
+}
+
 /// JMAP over WebSocket (RFC 8887) with the `websockets` client (PyPI):
 /// the session announces the endpoint; the handshake agrees on `jmap`; a
 /// Request is answered with its requestId; what is not JSON, not a

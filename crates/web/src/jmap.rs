@@ -27,6 +27,18 @@ use crate::routes::text;
 #[derive(Debug, Clone, Copy)]
 pub struct Secure(pub bool);
 
+/// A request whose credentials were checked before its body was read
+/// (set by the server; the routes do not check them again).
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub AccountRecord);
+
+/// An API request or upload let in: its account, and its place among the
+/// account's concurrent ones (given back when dropped).
+pub struct Admission {
+    pub account: AccountRecord,
+    _counted: jmap::admission::Admitted,
+}
+
 /// JMAP with the authenticator it checks passwords with.
 pub struct JmapRoutes {
     pub jmap: Arc<Jmap>,
@@ -91,6 +103,30 @@ impl JmapRoutes {
         Ok(crate::eventsource::open(self.jmap.clone(), account, options).await)
     }
 
+    /// Before an API request's or an upload's body is read: who sends it
+    /// (an unknown client never gets a body buffered), and whether the
+    /// account's concurrency limit lets it in (RFC 8620 §2; past it the
+    /// `limit` request error).
+    pub async fn admit(
+        &self,
+        route: JmapRoute,
+        req: &Request<Bytes>,
+        client: IpAddr,
+    ) -> Result<Admission, Response<Bytes>> {
+        let work = match route {
+            JmapRoute::Upload => jmap::admission::Work::Upload,
+            _ => jmap::admission::Work::Request,
+        };
+        let account = self.authenticate(req, client).await?;
+        match self.jmap.admit(account.id, work) {
+            Some(counted) => Ok(Admission {
+                account,
+                _counted: counted,
+            }),
+            None => Err(problem(&jmap::RequestError::Limit(work.limit_name()))),
+        }
+    }
+
     /// `/jmap/ws` (RFC 8887): the 101 answer and the session of the
     /// authenticated account, or the response that refuses it.
     pub async fn websocket(
@@ -152,14 +188,7 @@ impl JmapRoutes {
         }
         match self.jmap.api(account, client, req.body()).await {
             Ok(response) => json(StatusCode::OK, &response),
-            Err(e) => {
-                let mut r = json(StatusCode::BAD_REQUEST, &e.to_problem());
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/problem+json"),
-                );
-                r
-            }
+            Err(e) => problem(&e),
         }
     }
 
@@ -247,6 +276,9 @@ impl JmapRoutes {
         req: &Request<Bytes>,
         client: IpAddr,
     ) -> Result<AccountRecord, Response<Bytes>> {
+        if let Some(Authenticated(account)) = req.extensions().get::<Authenticated>() {
+            return Ok(account.clone());
+        }
         let secure = req.extensions().get::<Secure>().is_some_and(|s| s.0);
         if !secure && !client.is_loopback() {
             return Err(text(
@@ -273,6 +305,16 @@ impl JmapRoutes {
             }
         }
     }
+}
+
+/// A request error (RFC 8620 §3.6.1): problem details, status 400.
+fn problem(e: &jmap::RequestError) -> Response<Bytes> {
+    let mut r = json(StatusCode::BAD_REQUEST, &e.to_problem());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    r
 }
 
 /// What `Authorization` carries.

@@ -167,6 +167,29 @@ impl Web {
         Some(result)
     }
 
+    /// For a JMAP API request or upload (the routes with a body), before
+    /// the body is read: the admission, or the answer that refuses it.
+    pub async fn admit(
+        &self,
+        req: &Request<Bytes>,
+        client: IpAddr,
+    ) -> Option<Result<crate::jmap::Admission, Response<Bytes>>> {
+        let jmap = self.jmap.as_ref()?;
+        let route = JmapRoute::of(req.uri().path()).filter(|r| {
+            matches!(r, JmapRoute::Api | JmapRoute::Upload) && r.allows(req.method())
+        })?;
+        let result = jmap.admit(route, req, client).await;
+        if let Err(r) = &result {
+            metrics::counter!(
+                "tern_http_requests_total",
+                "route" => route.name(),
+                "status" => r.status().as_str().to_string()
+            )
+            .increment(1);
+        }
+        Some(result)
+    }
+
     /// A JMAP WebSocket (RFC 8887) if `req` asks for one: the 101 answer,
     /// the connection's session and the JMAP service it runs on.
     pub async fn websocket(&self, req: &Request<Bytes>, client: IpAddr) -> Option<WsOpening> {

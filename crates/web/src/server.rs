@@ -190,6 +190,13 @@ async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Reply {
             None => {}
         }
     }
+    // The credentials (and the account's concurrency) before the body.
+    let head = Request::from_parts(parts.clone(), Bytes::new());
+    let admission = match web.admit(&head, client).await {
+        Some(Ok(a)) => Some(a),
+        Some(Err(refused)) => return refused.map(|b| Either::Left(Full::new(b))),
+        None => None,
+    };
     let path = parts.uri.path();
     let limit = if path.starts_with("/jmap/upload/") {
         jmap::Limits::MAX_SIZE_UPLOAD as usize
@@ -200,8 +207,12 @@ async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Reply {
     };
     let response = match Limited::new(body, limit).collect().await {
         Ok(collected) => {
-            web.respond(Request::from_parts(parts, collected.to_bytes()), client)
-                .await
+            let mut req = Request::from_parts(parts, collected.to_bytes());
+            if let Some(a) = &admission {
+                req.extensions_mut()
+                    .insert(crate::jmap::Authenticated(a.account.clone()));
+            }
+            web.respond(req, client).await
         }
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -211,5 +222,6 @@ async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Reply {
         }
         Err(_) => text(StatusCode::BAD_REQUEST, "request body unreadable\n"),
     };
+    drop(admission);
     response.map(|b| Either::Left(Full::new(b)))
 }

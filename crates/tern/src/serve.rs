@@ -258,6 +258,7 @@ pub async fn serve(
         let web = web.with_jmap(web::JmapRoutes {
             jmap,
             auth: authenticator.clone(),
+            sessions: Default::default(),
         });
         let web = Arc::new(match &http01 {
             Some(tokens) => web.with_http01(tokens.clone()),

@@ -43,6 +43,9 @@ pub struct Admission {
 pub struct JmapRoutes {
     pub jmap: Arc<Jmap>,
     pub auth: Arc<Authenticator>,
+    /// The webmail's signed-in browsers (their cookie stands for the
+    /// password on these routes too).
+    pub sessions: crate::webmail::Sessions,
 }
 
 /// The JMAP paths.
@@ -291,7 +294,12 @@ impl JmapRoutes {
                 self.auth.check_password(client, &user, &password).await
             }
             Some(Credentials::Bearer(token)) => self.auth.check_token(client, &token).await,
-            None => return Err(unauthorized()),
+            None => {
+                return match self.session_account(req).await {
+                    Some(result) => result,
+                    None => Err(unauthorized()),
+                };
+            }
         };
         match verdict {
             Verdict::Success(account) => Ok(account),

@@ -16,7 +16,9 @@ pub mod eventsource;
 pub mod jmap;
 mod query;
 mod routes;
+pub mod sanitize;
 mod server;
+pub mod webmail;
 pub mod websocket;
 
 pub use autoconfig::{ClientService, ServiceKind, ServiceTls};

@@ -215,6 +215,19 @@ impl Web {
     /// The answer to one request from `client`; the body is already read
     /// (and bounded) by the server.
     pub async fn respond(&self, req: Request<Bytes>, client: IpAddr) -> Response<Bytes> {
+        if let (Some(jmap), Some(route)) = (
+            &self.jmap,
+            crate::webmail::WebmailRoute::of(req.uri().path()),
+        ) {
+            let response = jmap.webmail(route, &req, client).await;
+            metrics::counter!(
+                "tern_http_requests_total",
+                "route" => route.name(),
+                "status" => response.status().as_str().to_string()
+            )
+            .increment(1);
+            return response;
+        }
         if let (Some(jmap), Some(route)) = (&self.jmap, JmapRoute::of(req.uri().path())) {
             let response = if route.allows(req.method()) {
                 jmap.respond(route, &req, client).await

@@ -1,0 +1,282 @@
+//! The webmail in a real browser: Debian's Chromium driven by Playwright
+//! (tests/clients/webmail.mjs) against a Tern server, the mail checked
+//! over IMAP and JMAP afterwards. Screenshots of each step are kept in
+//! `target/test-artefacts/webmail/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use serde_json::{Value, json};
+use testkit::TernServer;
+
+const ALICE: (&str, &str) = ("alice@a.test", "alice-pw");
+
+fn server() -> TernServer {
+    let listeners = testkit::ephemeral_listeners(&["smtp", "imap", "http"]);
+    common::smtp_server_with(&listeners, "[imap]\nplaintext_on_loopback = true\n")
+}
+
+fn deliver(server: &TernServer, subject: &str, headers: &str, body: &str) {
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "bob@far.test",
+        "alice@a.test",
+        &format!(
+            "From: Bob <bob@far.test>\r\nTo: alice@a.test\r\nSubject: {subject}\r\nMessage-ID: <{}@far.test>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0100\r\n{headers}\r\n{body}\r\n",
+            subject.replace(' ', "-")
+        ),
+    );
+}
+
+/// IMAP: each message's raw text in a user's mailbox.
+fn mailbox(server: &TernServer, user: (&str, &str), name: &str) -> Vec<String> {
+    use std::io::{BufRead, Write};
+    let (mut w, mut r) = common::raw_client(server.addr("imap"));
+    let mut run = |line: &str| {
+        w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        let tag = line.split(' ').next().unwrap().to_string();
+        let mut out = String::new();
+        loop {
+            let mut l = String::new();
+            assert!(r.read_line(&mut l).unwrap() > 0);
+            out.push_str(&l);
+            if l.starts_with(&format!("{tag} ")) {
+                return out;
+            }
+        }
+    };
+    run(&format!("a LOGIN {} {}", user.0, user.1));
+    run(&format!("b SELECT \"{name}\""));
+    let fetched = run("c FETCH 1:* BODY.PEEK[]");
+    fetched.split("* ").skip(1).map(str::to_string).collect()
+}
+
+#[test]
+fn a_user_reads_writes_and_files_mail_in_the_browser() {
+    let server = server();
+    deliver(
+        &server,
+        "Hello from Bob",
+        "",
+        "Hello Alice,\r\nthe figures are in.",
+    );
+    deliver(
+        &server,
+        "Hostile",
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n",
+        "<p>Hi</p><script>window.__pwned=true;alert(1)</script>\
+         <img src=\"https://evil.test/pixel.gif\" onerror=\"alert(2)\">\
+         <a href=\"javascript:alert(3)\">click</a><form action=\"https://evil.test/f\"><input name=p></form>\
+         <style>body{background:url(https://evil.test/bg)}</style>\
+         <div style=\"background:url(https://evil.test/css)\">css</div>\
+         <iframe src=\"https://evil.test/frame\"></iframe><object data=\"https://evil.test/o\"></object>\
+         <svg onload=\"alert(4)\"></svg><meta http-equiv=\"refresh\" content=\"0;url=https://evil.test/r\">",
+    );
+    deliver(&server, "Cheap pills", "", "Buy now.");
+    let dir = common::repo("target/test-artefacts/webmail");
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = format!("http://{}", server.addr("http"));
+    let out = std::process::Command::new("node")
+        .arg(common::repo("tests/clients/webmail.mjs"))
+        .args([base.as_str(), ALICE.0, ALICE.1])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "webmail.mjs: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        r["steps"],
+        json!([
+            "sign-in", "read", "hostile", "compose", "reply", "search", "folder", "spam",
+            "vacation", "sign-out"
+        ]),
+        "{r}"
+    );
+    assert_eq!(
+        r["external"],
+        json!([]),
+        "nothing but our server was asked: {r}"
+    );
+    assert_eq!(r["dialogs"], json!([]), "no script ran: {r}");
+    assert_eq!(r["pageErrors"], json!([]), "{r}");
+    assert_eq!(r["pwned"], false);
+    assert!(
+        r["read"].as_str().unwrap().contains("the figures are in"),
+        "{r}"
+    );
+    let frame = r["hostileFrame"].as_str().unwrap().to_lowercase();
+    for bad in [
+        "<script",
+        "javascript:",
+        "evil.test",
+        "onerror",
+        "onload",
+        "<form",
+        "<iframe",
+        "<object",
+        "http-equiv",
+    ] {
+        assert!(!frame.contains(bad), "{bad} reached the frame: {frame}");
+    }
+    assert!(frame.contains("hi"), "{frame}");
+    assert_eq!(
+        r["remoteImagesButton"], 1,
+        "the reader is offered the blocked images"
+    );
+    assert_eq!(r["searchFound"], json!(["Hello from Bob"]));
+    assert_eq!(r["afterSignOut"], 401, "the session ended");
+    // Bob has the message with its attachment; the reply went out.
+    let bob = mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX").concat();
+    assert!(bob.contains("Subject: Lunch on Friday"), "{bob}");
+    assert!(bob.contains("agenda.txt"), "{bob}");
+    let sent = mailbox(&server, ALICE, "Sent").concat();
+    assert!(sent.contains("Subject: Re: Hello from Bob"), "{sent}");
+    assert!(
+        sent.contains("In-Reply-To: <Hello-from-Bob@far.test>"),
+        "{sent}"
+    );
+    let junk = mailbox(&server, ALICE, "Junk").concat();
+    assert!(junk.contains("Subject: Cheap pills"), "{junk}");
+    // The vacation reply set in Settings, read back over JMAP.
+    let url = format!("{base}/.well-known/jmap");
+    let session: Value = serde_json::from_slice(&common::python(
+        "jmap_call.py",
+        &["GET", &url, ALICE.0, ALICE.1],
+        b"",
+    ))
+    .unwrap();
+    let acct = session["body"]["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+        .as_str()
+        .unwrap();
+    let call = json!({"using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:vacationresponse"],
+        "methodCalls": [["VacationResponse/get", {"accountId": acct}, "v"]]});
+    let got: Value = serde_json::from_slice(&common::python(
+        "jmap_call.py",
+        &["POST", &format!("{base}/jmap/api"), ALICE.0, ALICE.1],
+        call.to_string().as_bytes(),
+    ))
+    .unwrap();
+    let vacation = &got["body"]["methodResponses"][0][1]["list"][0];
+    assert_eq!(vacation["isEnabled"], true, "{got}");
+    assert_eq!(vacation["textBody"], "Back on Monday.");
+    println!(
+        "webmail figures: first load {} bytes, sign-in to message list {} ms",
+        r["figures"]["firstLoadBytes"], r["figures"]["signInToListMs"]
+    );
+}
+
+/// One HTTP/1.1 request on a new connection: (status, head, body).
+fn http(server: &TernServer, request: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(server.addr("http")).unwrap();
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+fn post(path: &str, extra: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The session's rules on the wire: the cookie is Secure, HttpOnly and
+/// SameSite=Strict; a wrong password gets no session; a change made
+/// with the cookie but without the CSRF token is refused, with it
+/// accepted; every page carries a strict Content-Security-Policy; a
+/// signed-out cookie opens nothing.
+#[test]
+fn sessions_cookies_and_csrf_on_the_wire() {
+    let server = server();
+    let (status, head, _) = http(
+        &server,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    let csp = head
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{head}"
+    );
+    let (status, _, _) = http(
+        &server,
+        &post(
+            "/webmail/login",
+            "",
+            r#"{"username":"alice@a.test","password":"nope"}"#,
+        ),
+    );
+    assert_eq!(status, 401);
+    let (status, head, body) = http(
+        &server,
+        &post(
+            "/webmail/login",
+            "",
+            r#"{"username":"alice@a.test","password":"alice-pw"}"#,
+        ),
+    );
+    assert_eq!(status, 200, "{head}");
+    let set_cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap();
+    for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(flag), "{set_cookie}");
+    }
+    let cookie = set_cookie
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = serde_json::from_str::<Value>(&body).unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let api =
+        r#"{"using":["urn:ietf:params:jmap:core"],"methodCalls":[["Core/echo",{"x":1},"0"]]}"#;
+    let (status, _, _) = http(
+        &server,
+        &post("/jmap/api", &format!("Cookie: {cookie}\r\n"), api),
+    );
+    assert_eq!(status, 403, "no CSRF token");
+    let (status, _, _) = http(
+        &server,
+        &post(
+            "/jmap/api",
+            &format!("Cookie: {cookie}\r\nX-Tern-CSRF: wrong\r\n"),
+            api,
+        ),
+    );
+    assert_eq!(status, 403, "a wrong CSRF token");
+    let with = format!("Cookie: {cookie}\r\nX-Tern-CSRF: {csrf}\r\n");
+    let (status, _, body) = http(&server, &post("/jmap/api", &with, api));
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = http(&server, &post("/webmail/logout", &with, ""));
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = http(&server, &post("/jmap/api", &with, api));
+    assert_eq!(status, 401, "signed out");
+}

@@ -1,0 +1,597 @@
+// Tern's webmail: a JMAP client (RFC 8620, RFC 8621) of its own server,
+// in plain JavaScript modules served from the binary. The server keeps
+// the session (an HttpOnly cookie); every change carries the session's
+// CSRF token. Text from messages is only ever put in the page as text
+// (textContent); a message's HTML is shown sanitized by the server in a
+// sandboxed frame that may run nothing and load nothing remote until
+// the reader allows its images.
+
+const PAGE = 50;
+const $ = (id) => document.getElementById(id);
+const state = {
+  csrf: "", username: "", account: "", mailboxes: [], current: null,
+  ids: [], position: 0, total: 0, selected: null, search: "",
+  identities: [], uploads: [], draft: null, checked: new Set(),
+};
+
+// ---- the server -------------------------------------------------------
+
+async function request(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (options.method && options.method !== "GET") headers["X-Tern-CSRF"] = state.csrf;
+  const r = await fetch(path, { credentials: "same-origin", ...options, headers });
+  if (r.status === 401) { showSignin(); throw new Error("signed out"); }
+  return r;
+}
+
+async function jmap(calls, using = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:ietf:params:jmap:submission", "urn:ietf:params:jmap:vacationresponse"]) {
+  const r = await request("/jmap/api", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ using, methodCalls: calls }),
+  });
+  if (!r.ok) throw new Error(`the server said ${r.status}`);
+  const out = (await r.json()).methodResponses;
+  for (const [name, args] of out) {
+    if (name === "error") throw new Error(args.description || args.type);
+  }
+  return out;
+}
+
+const call = async (name, args) => (await jmap([[name, { accountId: state.account, ...args }, "0"]]))[0][1];
+
+function toast(text) {
+  $("toast").textContent = text;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { $("toast").textContent = ""; }, 4000);
+}
+
+// ---- signing in and out -----------------------------------------------
+
+function showSignin() {
+  $("app").hidden = true;
+  $("signin").hidden = false;
+  $("username").focus();
+}
+
+async function start(session) {
+  state.csrf = session.csrf;
+  state.username = session.username;
+  const s = await (await request("/.well-known/jmap")).json();
+  state.account = s.primaryAccounts["urn:ietf:params:jmap:mail"];
+  $("me").textContent = state.username;
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  await loadMailboxes();
+  const inbox = state.mailboxes.find((m) => m.role === "inbox") || state.mailboxes[0];
+  await openMailbox(inbox.id);
+}
+
+$("signin-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("signin-error").textContent = "";
+  const r = await fetch("/webmail/login", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: $("username").value, password: $("password").value }),
+  });
+  if (!r.ok) { $("signin-error").textContent = (await r.text()).trim(); return; }
+  $("password").value = "";
+  await start(await r.json());
+});
+
+$("signout").addEventListener("click", async () => {
+  await request("/webmail/logout", { method: "POST" });
+  state.csrf = "";
+  showSignin();
+});
+
+// ---- folders ----------------------------------------------------------
+
+const ROLE_ORDER = ["inbox", "drafts", "sent", "junk", "trash", "archive"];
+
+async function loadMailboxes() {
+  const r = await call("Mailbox/get", { ids: null });
+  state.mailboxes = r.list.sort((a, b) => {
+    const ra = ROLE_ORDER.indexOf(a.role), rb = ROLE_ORDER.indexOf(b.role);
+    return (ra < 0 ? 99 : ra) - (rb < 0 ? 99 : rb) || a.name.localeCompare(b.name);
+  });
+  const ul = $("folder-list");
+  ul.replaceChildren();
+  for (const m of state.mailboxes) {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = "#";
+    a.dataset.id = m.id;
+    a.setAttribute("aria-current", String(m.id === state.current));
+    const name = document.createElement("span");
+    name.textContent = m.name;
+    a.append(name);
+    if (m.unreadEmails) {
+      const count = document.createElement("span");
+      count.className = "count";
+      count.textContent = m.unreadEmails;
+      count.setAttribute("aria-label", `${m.unreadEmails} unread`);
+      a.append(count);
+    }
+    a.addEventListener("click", (e) => { e.preventDefault(); $("folders").classList.remove("open"); openMailbox(m.id); });
+    li.append(a);
+    ul.append(li);
+  }
+}
+
+const byRole = (role) => state.mailboxes.find((m) => m.role === role);
+
+$("new-folder").addEventListener("click", async () => {
+  const name = prompt("Folder name");
+  if (!name) return;
+  const r = await call("Mailbox/set", { create: { n: { name, parentId: null } } });
+  if (r.notCreated) toast(`Not created: ${r.notCreated.n.description || r.notCreated.n.type}`);
+  await loadMailboxes();
+});
+
+$("menu").addEventListener("click", () => $("folders").classList.toggle("open"));
+
+// ---- the message list -------------------------------------------------
+
+function filter() {
+  return state.search ? { text: state.search } : { inMailbox: state.current };
+}
+
+async function openMailbox(id) {
+  state.current = id;
+  state.search = "";
+  $("search").value = "";
+  await loadMailboxes();
+  await loadList(true);
+}
+
+async function loadList(reset) {
+  if (reset) { state.ids = []; state.position = 0; state.checked.clear(); $("message-list").replaceChildren(); }
+  const out = await jmap([
+    ["Email/query", { accountId: state.account, filter: filter(), sort: [{ property: "receivedAt", isAscending: false }],
+      collapseThreads: false, position: state.position, limit: PAGE, calculateTotal: true }, "q"],
+    ["Email/get", { accountId: state.account, "#ids": { resultOf: "q", name: "Email/query", path: "/ids" },
+      properties: ["from", "subject", "receivedAt", "keywords", "preview", "hasAttachment", "mailboxIds"] }, "g"],
+  ]);
+  const q = out[0][1], list = out[1][1].list;
+  state.total = q.total;
+  state.position += list.length;
+  for (const e of list) {
+    state.ids.push(e.id);
+    $("message-list").append(row(e));
+  }
+  $("more").hidden = state.position >= state.total;
+  $("list-count").textContent = `${state.total} message${state.total === 1 ? "" : "s"}`;
+  updateBulk();
+}
+
+function row(e) {
+  const li = document.createElement("li");
+  li.dataset.id = e.id;
+  li.tabIndex = 0;
+  li.setAttribute("role", "option");
+  li.setAttribute("aria-selected", "false");
+  if (!e.keywords.$seen) li.classList.add("unread");
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.setAttribute("aria-label", "Select");
+  box.addEventListener("click", (ev) => {
+    ev.stopPropagation();
+    if (box.checked) state.checked.add(e.id); else state.checked.delete(e.id);
+    updateBulk();
+  });
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = (e.from && e.from[0]) ? (e.from[0].name || e.from[0].email) : "(no sender)";
+  const when = document.createElement("time");
+  when.className = "muted";
+  when.dateTime = e.receivedAt;
+  when.textContent = new Date(e.receivedAt).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+  const subject = document.createElement("span");
+  subject.className = "subject";
+  subject.textContent = (e.hasAttachment ? "📎 " : "") + (e.subject || "(no subject)");
+  const preview = document.createElement("span");
+  preview.className = "preview";
+  preview.textContent = e.preview || "";
+  li.append(box, who, when, subject, preview);
+  li.addEventListener("click", () => openMessage(e.id));
+  li.addEventListener("keydown", (ev) => { if (ev.key === "Enter") openMessage(e.id); });
+  return li;
+}
+
+function updateBulk() {
+  const n = state.checked.size;
+  $("bulk-read").disabled = n === 0;
+  $("bulk-delete").disabled = n === 0;
+}
+
+$("more").addEventListener("click", () => loadList(false));
+$("message-list").addEventListener("scroll", () => {
+  const l = $("list-pane");
+  if (!$("more").hidden && l.scrollTop + l.clientHeight > l.scrollHeight - 200) loadList(false);
+});
+$("select-all").addEventListener("change", () => {
+  for (const li of $("message-list").children) {
+    const box = li.querySelector("input");
+    box.checked = $("select-all").checked;
+    if (box.checked) state.checked.add(li.dataset.id); else state.checked.delete(li.dataset.id);
+  }
+  updateBulk();
+});
+$("bulk-read").addEventListener("click", async () => {
+  const update = {};
+  for (const id of state.checked) update[id] = { "keywords/$seen": true };
+  await call("Email/set", { update });
+  await openMailboxKeepSearch();
+});
+$("bulk-delete").addEventListener("click", async () => {
+  await moveTo([...state.checked], byRole("trash"));
+});
+
+async function openMailboxKeepSearch() {
+  await loadMailboxes();
+  await loadList(true);
+}
+
+$("search-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  state.search = $("search").value.trim();
+  await loadList(true);
+});
+
+// ---- reading ----------------------------------------------------------
+
+const READ_PROPERTIES = ["from", "to", "cc", "replyTo", "subject", "receivedAt", "sentAt", "keywords", "mailboxIds",
+  "messageId", "references", "textBody", "htmlBody", "attachments", "bodyValues", "header:Authentication-Results:asText"];
+
+function verdict(results) {
+  // Authentication-Results (RFC 8601) as a plain sentence.
+  if (!results) return null;
+  const text = results.toLowerCase();
+  if (/dmarc=fail/.test(text)) return { bad: true, text: "Failed DMARC: possibly forged" };
+  const signed = /dkim=pass[^;]*header\.d=([^\s;]+)/.exec(text);
+  if (signed) return { bad: false, text: `Signed by ${signed[1]}` };
+  if (/spf=fail/.test(text)) return { bad: true, text: "Sent from a server the sender's domain does not allow" };
+  return null;
+}
+
+async function openMessage(id) {
+  state.selected = id;
+  for (const li of $("message-list").children) li.setAttribute("aria-selected", String(li.dataset.id === id));
+  const r = await call("Email/get", { ids: [id], properties: READ_PROPERTIES, fetchTextBodyValues: true,
+    bodyProperties: ["partId", "blobId", "type", "name", "size", "disposition", "cid"] });
+  const e = r.list[0];
+  if (!e) return;
+  if (!e.keywords.$seen) {
+    await call("Email/set", { update: { [id]: { "keywords/$seen": true } } });
+    const li = [...$("message-list").children].find((x) => x.dataset.id === id);
+    if (li) li.classList.remove("unread");
+    loadMailboxes();
+  }
+  renderMessage(e);
+}
+
+function addresses(list) {
+  return (list || []).map((a) => a.name ? `${a.name} <${a.email}>` : a.email).join(", ");
+}
+
+function button(label, action, title) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  if (title) b.title = title;
+  b.addEventListener("click", action);
+  return b;
+}
+
+function renderMessage(e) {
+  const reader = $("reader");
+  reader.classList.remove("closed");
+  reader.replaceChildren();
+  const h = document.createElement("h2");
+  h.textContent = e.subject || "(no subject)";
+  const head = document.createElement("div");
+  head.className = "headers";
+  for (const [label, value] of [["From", addresses(e.from)], ["To", addresses(e.to)], ["Cc", addresses(e.cc)],
+    ["Date", new Date(e.sentAt || e.receivedAt).toLocaleString()]]) {
+    if (!value) continue;
+    const line = document.createElement("div");
+    line.textContent = `${label}: ${value}`;
+    head.append(line);
+  }
+  reader.append(h, head);
+  const v = verdict(e["header:Authentication-Results:asText"]);
+  if (v) {
+    const badge = document.createElement("div");
+    badge.className = v.bad ? "verdict bad" : "verdict";
+    badge.textContent = v.text;
+    reader.append(badge);
+  }
+  const tools = document.createElement("div");
+  tools.className = "tools";
+  const moveSelect = document.createElement("select");
+  moveSelect.setAttribute("aria-label", "Move to folder");
+  moveSelect.append(new Option("Move to…", ""));
+  for (const m of state.mailboxes) moveSelect.append(new Option(m.name, m.id));
+  moveSelect.addEventListener("change", () => moveSelect.value && moveTo([e.id], state.mailboxes.find((m) => m.id === moveSelect.value)));
+  const inJunk = byRole("junk") && e.mailboxIds[byRole("junk").id];
+  tools.append(
+    button("Reply", () => compose(replyDraft(e, false)), "Reply (r)"),
+    button("Reply all", () => compose(replyDraft(e, true))),
+    button("Forward", () => compose(forwardDraft(e))),
+    button("Delete", () => moveTo([e.id], byRole("trash")), "Delete (#)"),
+    button(inJunk ? "Not spam" : "Spam", () => moveTo([e.id], inJunk ? byRole("inbox") : byRole("junk"))),
+    button(e.keywords.$flagged ? "Unflag" : "Flag", async () => {
+      await call("Email/set", { update: { [e.id]: { "keywords/$flagged": e.keywords.$flagged ? null : true } } });
+      openMessage(e.id);
+    }),
+    button("Mark unread", async () => {
+      await call("Email/set", { update: { [e.id]: { "keywords/$seen": null } } });
+      openMailboxKeepSearch();
+    }),
+    moveSelect,
+  );
+  reader.append(tools);
+  const html = (e.htmlBody || []).some((p) => p.type === "text/html");
+  if (html) {
+    const frame = document.createElement("iframe");
+    frame.className = "body-frame";
+    frame.title = "Message";
+    // No scripts, no same-origin access, no forms; links open outside.
+    frame.setAttribute("sandbox", "allow-popups allow-popups-to-escape-sandbox");
+    frame.setAttribute("referrerpolicy", "no-referrer");
+    const url = `/webmail/html/${encodeURIComponent(e.id)}`;
+    reader.append(frame);
+    request(url, { method: "HEAD" }).then((r) => {
+      if (r.headers.get("X-Tern-Remote-Images") === "blocked") {
+        const allow = button("Show remote images", () => { frame.src = `${url}?images=1`; allow.remove(); });
+        tools.append(allow);
+      }
+    });
+    frame.src = url;
+  } else {
+    const pre = document.createElement("div");
+    pre.className = "body-text";
+    pre.textContent = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || "").join("\n");
+    reader.append(pre);
+  }
+  const files = (e.attachments || []).filter((a) => a.disposition !== "inline" || !a.cid);
+  if (files.length) {
+    const list = document.createElement("div");
+    list.className = "attachments";
+    for (const a of files) {
+      const link = document.createElement("a");
+      const name = a.name || "attachment";
+      link.href = `/jmap/download/${state.account}/${encodeURIComponent(a.blobId)}/${encodeURIComponent(name)}?accept=${encodeURIComponent(a.type)}`;
+      link.download = name;
+      link.textContent = `${name} (${Math.ceil((a.size || 0) / 1024)} KB)`;
+      if (/^image\/(png|jpeg|gif|webp)$/.test(a.type)) {
+        const img = document.createElement("img");
+        img.src = link.href;
+        img.alt = name;
+        link.prepend(img);
+      }
+      list.append(link);
+    }
+    reader.append(list);
+  }
+  reader.focus();
+}
+
+async function moveTo(ids, mailbox) {
+  if (!mailbox || !ids.length) return;
+  const update = {};
+  for (const id of ids) update[id] = { mailboxIds: { [mailbox.id]: true } };
+  const r = await call("Email/set", { update });
+  if (r.notUpdated) toast("Some messages could not be moved");
+  else toast(`Moved to ${mailbox.name}`);
+  $("reader").replaceChildren();
+  await openMailboxKeepSearch();
+}
+
+// ---- writing ----------------------------------------------------------
+
+function quote(e) {
+  const text = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || "").join("\n");
+  const who = e.from && e.from[0] ? (e.from[0].name || e.from[0].email) : "someone";
+  return `\n\nOn ${new Date(e.sentAt || e.receivedAt).toLocaleString()}, ${who} wrote:\n` + text.split("\n").map((l) => `> ${l}`).join("\n");
+}
+
+function replyDraft(e, all) {
+  const to = (e.replyTo && e.replyTo.length ? e.replyTo : e.from) || [];
+  const cc = all ? [...(e.to || []), ...(e.cc || [])].filter((a) => a.email !== state.username) : [];
+  return {
+    to: addresses(to), cc: addresses(cc),
+    subject: /^re:/i.test(e.subject || "") ? e.subject : `Re: ${e.subject || ""}`,
+    body: quote(e), inReplyTo: e.messageId, references: [...(e.references || []), ...(e.messageId || [])],
+  };
+}
+
+function forwardDraft(e) {
+  return {
+    to: "", cc: "", subject: `Fwd: ${e.subject || ""}`,
+    body: `\n\n---------- Forwarded message ----------\nFrom: ${addresses(e.from)}\nSubject: ${e.subject || ""}\n\n` +
+      (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || "").join("\n"),
+    attachments: (e.attachments || []).map((a) => ({ blobId: a.blobId, type: a.type, name: a.name || "attachment", size: a.size })),
+  };
+}
+
+async function compose(draft = {}) {
+  if (!state.identities.length) {
+    state.identities = (await call("Identity/get", { ids: null })).list;
+    $("c-from").replaceChildren(...state.identities.map((i) => new Option(i.name ? `${i.name} <${i.email}>` : i.email, i.id)));
+  }
+  $("c-to").value = draft.to || "";
+  $("c-cc").value = draft.cc || "";
+  $("c-subject").value = draft.subject || "";
+  $("c-body").value = draft.body || "";
+  $("compose-error").textContent = "";
+  state.uploads = (draft.attachments || []).slice();
+  state.draft = draft;
+  renderUploads();
+  loadCorrespondents();
+  $("compose").showModal();
+  (draft.to ? $("c-body") : $("c-to")).focus();
+}
+
+async function loadCorrespondents() {
+  // Address completion from the people in the last messages.
+  const r = await jmap([
+    ["Email/query", { accountId: state.account, sort: [{ property: "receivedAt", isAscending: false }], limit: 200 }, "q"],
+    ["Email/get", { accountId: state.account, "#ids": { resultOf: "q", name: "Email/query", path: "/ids" }, properties: ["from", "to"] }, "g"],
+  ]);
+  const seen = new Map();
+  for (const e of r[1][1].list) for (const a of [...(e.from || []), ...(e.to || [])]) if (a.email !== state.username) seen.set(a.email, a);
+  $("c-addresses").replaceChildren(...[...seen.values()].map((a) => new Option(a.name ? `${a.name} <${a.email}>` : a.email)));
+}
+
+function parseAddresses(text) {
+  return text.split(",").map((s) => s.trim()).filter(Boolean).map((s) => {
+    const m = /^(.*)<([^>]+)>$/.exec(s);
+    return m ? { name: m[1].trim().replace(/^"|"$/g, "") || null, email: m[2].trim() } : { name: null, email: s };
+  });
+}
+
+function renderUploads() {
+  $("c-attachments").replaceChildren(...state.uploads.map((u, i) => {
+    const li = document.createElement("li");
+    li.textContent = `${u.name} (${Math.ceil((u.size || 0) / 1024)} KB) `;
+    if (u.progress !== undefined && !u.blobId) {
+      const p = document.createElement("progress");
+      p.max = 1; p.value = u.progress;
+      li.append(p);
+    }
+    li.append(button("Remove", () => { state.uploads.splice(i, 1); renderUploads(); }));
+    return li;
+  }));
+}
+
+function upload(file) {
+  // XMLHttpRequest for its upload progress events.
+  const entry = { name: file.name, type: file.type || "application/octet-stream", size: file.size, progress: 0 };
+  state.uploads.push(entry);
+  renderUploads();
+  return new Promise((resolve) => {
+    const x = new XMLHttpRequest();
+    x.open("POST", `/jmap/upload/${state.account}/`);
+    x.setRequestHeader("Content-Type", entry.type);
+    x.setRequestHeader("X-Tern-CSRF", state.csrf);
+    x.upload.onprogress = (ev) => { entry.progress = ev.loaded / ev.total; renderUploads(); };
+    x.onload = () => {
+      if (x.status === 201) entry.blobId = JSON.parse(x.responseText).blobId;
+      else { toast(`${file.name} was not uploaded`); state.uploads.splice(state.uploads.indexOf(entry), 1); }
+      renderUploads();
+      resolve();
+    };
+    x.onerror = () => { toast(`${file.name} was not uploaded`); resolve(); };
+    x.send(file);
+  });
+}
+
+$("c-files").addEventListener("change", () => { for (const f of $("c-files").files) upload(f); $("c-files").value = ""; });
+$("c-drop").addEventListener("dragover", (e) => { e.preventDefault(); $("c-drop").classList.add("over"); });
+$("c-drop").addEventListener("dragleave", () => $("c-drop").classList.remove("over"));
+$("c-drop").addEventListener("drop", (e) => {
+  e.preventDefault();
+  $("c-drop").classList.remove("over");
+  for (const f of e.dataTransfer.files) upload(f);
+});
+
+function draftEmail(keywords, mailbox) {
+  const identity = state.identities.find((i) => i.id === $("c-from").value) || state.identities[0];
+  const email = {
+    mailboxIds: { [mailbox.id]: true }, keywords,
+    from: [{ name: identity.name || null, email: identity.email }],
+    to: parseAddresses($("c-to").value), subject: $("c-subject").value,
+    textBody: [{ partId: "body", type: "text/plain" }],
+    bodyValues: { body: { value: $("c-body").value } },
+    attachments: state.uploads.filter((u) => u.blobId).map((u) => ({ blobId: u.blobId, type: u.type, name: u.name })),
+  };
+  const cc = parseAddresses($("c-cc").value);
+  if (cc.length) email.cc = cc;
+  if (state.draft && state.draft.inReplyTo) { email.inReplyTo = state.draft.inReplyTo; email.references = state.draft.references; }
+  return { email, identity };
+}
+
+async function send() {
+  if (state.uploads.some((u) => !u.blobId)) { $("compose-error").textContent = "Wait for the uploads to finish."; return false; }
+  const drafts = byRole("drafts"), sent = byRole("sent");
+  const { email, identity } = draftEmail({ $draft: true, $seen: true }, drafts);
+  const out = await jmap([
+    ["Email/set", { accountId: state.account, create: { m: email } }, "c"],
+    ["EmailSubmission/set", { accountId: state.account, create: { s: { identityId: identity.id, emailId: "#m" } },
+      onSuccessUpdateEmail: { "#s": { [`mailboxIds/${drafts.id}`]: null, [`mailboxIds/${sent.id}`]: true, "keywords/$draft": null } } }, "s"],
+  ]);
+  const created = out[0][1], submitted = out[1][1];
+  const failed = (created.notCreated && created.notCreated.m) || (submitted.notCreated && submitted.notCreated.s);
+  if (failed) { $("compose-error").textContent = `Not sent: ${failed.description || failed.type}`; return false; }
+  toast("Sent");
+  return true;
+}
+
+$("compose-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  if (await send()) { $("compose").close(); openMailboxKeepSearch(); }
+});
+$("c-save").addEventListener("click", async () => {
+  const { email } = draftEmail({ $draft: true, $seen: true }, byRole("drafts"));
+  const r = await call("Email/set", { create: { d: email } });
+  if (r.notCreated) { $("compose-error").textContent = "The draft was not saved."; return; }
+  toast("Draft saved");
+  $("compose").close();
+  openMailboxKeepSearch();
+});
+$("c-cancel").addEventListener("click", () => $("compose").close());
+$("compose-button").addEventListener("click", () => compose());
+
+// ---- settings ---------------------------------------------------------
+
+async function openSettings() {
+  const v = (await call("VacationResponse/get", { ids: ["singleton"] })).list[0] || {};
+  $("v-enabled").checked = !!v.isEnabled;
+  $("v-subject").value = v.subject || "";
+  $("v-body").value = v.textBody || "";
+  const sessions = (await (await request("/webmail/sessions")).json()).sessions;
+  $("sessions").replaceChildren(...sessions.map((s) => {
+    const li = document.createElement("li");
+    li.textContent = `${s.client}, signed in ${Math.round(s.signedInSecondsAgo / 60)} min ago${s.current ? " (this browser)" : ""} `;
+    if (!s.current) li.append(button("End", async () => {
+      await request("/webmail/sessions/end", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: s.id }) });
+      openSettings();
+    }));
+    return li;
+  }));
+  if (!$("settings").open) $("settings").showModal();
+}
+
+$("settings-button").addEventListener("click", openSettings);
+$("settings-close").addEventListener("click", () => $("settings").close());
+$("settings-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const r = await call("VacationResponse/set", { update: { singleton: {
+    isEnabled: $("v-enabled").checked, subject: $("v-subject").value || null, textBody: $("v-body").value || null } } });
+  if (r.notUpdated) { toast("Not saved"); return; }
+  toast("Settings saved");
+  $("settings").close();
+});
+
+// ---- keys -------------------------------------------------------------
+
+document.addEventListener("keydown", (e) => {
+  if ($("app").hidden || e.target.closest("input, textarea, select, dialog")) return;
+  const ids = [...$("message-list").children].map((li) => li.dataset.id);
+  const at = ids.indexOf(state.selected);
+  if (e.key === "j" && at + 1 < ids.length) openMessage(ids[at + 1]);
+  else if (e.key === "k" && at > 0) openMessage(ids[at - 1]);
+  else if (e.key === "c") { e.preventDefault(); compose(); }
+  else if (e.key === "/") { e.preventDefault(); $("search").focus(); }
+  else if (e.key === "#" && state.selected) moveTo([state.selected], byRole("trash"));
+  else if (e.key === "r" && state.selected) call("Email/get", { ids: [state.selected], properties: READ_PROPERTIES, fetchTextBodyValues: true })
+    .then((r) => compose(replyDraft(r.list[0], false)));
+});
+
+// ---- start ------------------------------------------------------------
+
+(async () => {
+  const r = await fetch("/webmail/session", { credentials: "same-origin" });
+  if (r.ok) await start(await r.json());
+  else showSignin();
+})();

@@ -1,0 +1,139 @@
+// The webmail as a user drives it, in Debian's Chromium under Playwright
+// (npm playwright-core; no browser is downloaded): sign in, read a
+// message, open a hostile HTML message, compose with an attachment and
+// send, reply, search, mark spam, set a vacation reply, sign out. Every
+// request to a host other than the server, every dialog and every error
+// the page throws is recorded. A screenshot of each step goes to DIR.
+// Prints one JSON object: the steps done, what was recorded, figures.
+// Usage: node webmail.mjs BASE_URL USER PASSWORD DIR
+import { chromium } from "playwright-core";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, user, password, dir] = process.argv.slice(2);
+const out = { steps: [], external: [], dialogs: [], pageErrors: [], figures: {} };
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+const page = await context.newPage();
+page.setDefaultTimeout(15000);
+let loaded = 0;
+page.on("request", (r) => {
+  const url = r.url();
+  if (!url.startsWith(base) && !url.startsWith("data:") && !url.startsWith("about:")) out.external.push(url);
+});
+page.on("response", async (r) => {
+  if (r.url().startsWith(base)) {
+    try { loaded += (await r.body()).length; } catch { /* a redirect or an aborted load */ }
+  }
+});
+page.on("dialog", async (d) => {
+  if (d.type() === "prompt" && d.message() === "Folder name") { await d.accept("Projects"); return; }
+  out.dialogs.push(`${d.type()}: ${d.message()}`);
+  await d.dismiss();
+});
+page.on("pageerror", (e) => out.pageErrors.push(String(e)));
+
+let n = 0;
+async function step(name, body) {
+  await body();
+  n += 1;
+  await page.screenshot({ path: join(dir, `${String(n).padStart(2, "0")}-${name}.png`) });
+  out.steps.push(name);
+}
+
+const rowWith = (subject) => page.locator("#message-list li", { hasText: subject });
+
+await step("sign-in", async () => {
+  const started = Date.now();
+  await page.goto(base + "/");
+  await page.fill("#username", user);
+  await page.fill("#password", password);
+  await page.click("#signin-form button[type=submit]");
+  await page.waitForSelector("#message-list li");
+  out.figures.signInToListMs = Date.now() - started;
+  out.figures.firstLoadBytes = loaded;
+});
+
+await step("read", async () => {
+  await rowWith("Hello from Bob").click();
+  await page.waitForSelector("#reader .body-text");
+  out.read = await page.textContent("#reader .body-text");
+  out.verdict = await page.locator("#reader .verdict").allTextContents();
+});
+
+await step("hostile", async () => {
+  await rowWith("Hostile").click();
+  const frame = page.frameLocator("#reader iframe");
+  await frame.locator("body").waitFor();
+  await page.waitForTimeout(800);
+  const element = await page.$("#reader iframe");
+  const content = await (await element.contentFrame()).content();
+  out.hostileFrame = content;
+  out.pwned = await page.evaluate(() => window.__pwned === true || document.cookie.includes("stolen"));
+  out.remoteImagesButton = await page.locator("#reader button", { hasText: "Show remote images" }).count();
+});
+
+await step("compose", async () => {
+  await page.click("#compose-button");
+  await page.fill("#c-to", "bob@a.test");
+  await page.fill("#c-subject", "Lunch on Friday");
+  await page.fill("#c-body", "Shall we meet at noon?");
+  const file = join(dir, "agenda.txt");
+  writeFileSync(file, "1. lunch\n2. plans\n");
+  await page.setInputFiles("#c-files", file);
+  await page.waitForFunction(() => !document.querySelector("#c-attachments progress"));
+  await page.click("#c-send");
+  await page.waitForSelector("#toast:text('Sent')");
+});
+
+await step("reply", async () => {
+  await rowWith("Hello from Bob").click();
+  await page.click("#reader button:text-is('Reply')");
+  await page.fill("#c-body", "Thanks Bob!");
+  await page.click("#c-send");
+  await page.waitForSelector("#toast:text('Sent')");
+});
+
+await step("search", async () => {
+  await page.fill("#search", "figures");
+  await page.press("#search", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#message-list li").length === 1);
+  out.searchFound = await page.locator("#message-list li .subject").allTextContents();
+  await page.fill("#search", "");
+  await page.click("#folder-list a >> text=INBOX");
+  await page.waitForSelector("#message-list li");
+});
+
+await step("folder", async () => {
+  await page.click("#new-folder");
+  await page.waitForSelector("#folder-list a >> text=Projects");
+});
+
+await step("spam", async () => {
+  await rowWith("Cheap pills").click();
+  await page.click("#reader button:text-is('Spam')");
+  await page.waitForSelector("#toast:text('Moved to Junk')");
+});
+
+await step("vacation", async () => {
+  await page.click("#settings-button");
+  await page.check("#v-enabled");
+  await page.fill("#v-subject", "Away");
+  await page.fill("#v-body", "Back on Monday.");
+  await page.click("#settings-save");
+  await page.waitForSelector("#toast:text('Settings saved')");
+  out.sessionsListed = true;
+});
+
+await step("sign-out", async () => {
+  await page.click("#signout");
+  await page.waitForSelector("#signin-form");
+  const r = await page.evaluate(async () => (await fetch("/webmail/session")).status);
+  out.afterSignOut = r;
+});
+
+await browser.close();
+console.log(JSON.stringify(out));

@@ -77,6 +77,20 @@ fn imap(
     }
 }
 
+/// Upload `data` as `media_type` over JMAP (RFC 8620 §6.1); its blob id.
+fn upload(server: &TernServer, acct: &str, media_type: &str, data: &[u8]) -> String {
+    let url = format!("http://{}/jmap/upload/{acct}/", server.addr("http"));
+    let out = common::python(
+        "jmap_call.py",
+        &["POST", &url, ALICE.0, ALICE.1, media_type],
+        data,
+    );
+    serde_json::from_slice::<Value>(&out).unwrap()["body"]["blobId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn server() -> TernServer {
     let listeners = testkit::ephemeral_listeners(&["smtp", "imap", "http"]);
     common::smtp_server_with(&listeners, "[imap]\nplaintext_on_loopback = true\n")
@@ -708,16 +722,7 @@ fn upload_and_import() {
         json!({"accountId": acct, "filter": {"role": "archive"}}),
     )["ids"][0]
         .clone();
-    let notes = format!("http://{}/jmap/upload/{acct}/", server.addr("http"));
-    let out = common::python(
-        "jmap_call.py",
-        &["POST", &notes, ALICE.0, ALICE.1, "text/plain"],
-        b"just text, no header\r\n",
-    );
-    let not_a_message = serde_json::from_slice::<Value>(&out).unwrap()["body"]["blobId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let not_a_message = upload(&server, &acct, "text/plain", b"just text, no header\r\n");
     let r = call(
         &server,
         "Email/import",
@@ -851,16 +856,7 @@ fn a_draft_created_from_its_body_structure() {
     let server = server();
     let acct = account(&server);
     let inbox = inbox_id(&server);
-    let url = format!("http://{}/jmap/upload/{acct}/", server.addr("http"));
-    let out = common::python(
-        "jmap_call.py",
-        &["POST", &url, ALICE.0, ALICE.1, "image/png"],
-        b"\x89PNG\r\n\x1a\nfake",
-    );
-    let png = serde_json::from_slice::<Value>(&out).unwrap()["body"]["blobId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let png = upload(&server, &acct, "image/png", b"\x89PNG\r\n\x1a\nfake");
     let tree = json!({"type": "multipart/mixed", "subParts": [
         {"type": "multipart/related", "subParts": [
             {"type": "multipart/alternative", "subParts": [
@@ -1087,16 +1083,7 @@ fn a_draft_created_with_an_attachment() {
         .as_str()
         .unwrap()
         .to_string();
-    let url = format!("http://{}/jmap/upload/{acct}/", server.addr("http"));
-    let out = common::python(
-        "jmap_call.py",
-        &["POST", &url, ALICE.0, ALICE.1, "application/pdf"],
-        b"%PDF-1.4 tiny",
-    );
-    let pdf = serde_json::from_slice::<Value>(&out).unwrap()["body"]["blobId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pdf = upload(&server, &acct, "application/pdf", b"%PDF-1.4 tiny");
     let r = api(
         &server,
         json!([

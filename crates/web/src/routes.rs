@@ -154,16 +154,13 @@ impl Web {
         let jmap = self.jmap.as_ref()?;
         (req.uri().path() == "/jmap/eventsource").then_some(())?;
         let result = jmap.event_source(req, client).await;
-        let status = match &result {
-            Ok(r) => r.status(),
-            Err(r) => r.status(),
-        };
-        metrics::counter!(
-            "tern_http_requests_total",
-            "route" => "jmap-eventsource",
-            "status" => status.as_str().to_string()
-        )
-        .increment(1);
+        count(
+            "jmap-eventsource",
+            match &result {
+                Ok(r) => r.status(),
+                Err(r) => r.status(),
+            },
+        );
         Some(result)
     }
 
@@ -180,12 +177,7 @@ impl Web {
         })?;
         let result = jmap.admit(route, req, client).await;
         if let Err(r) = &result {
-            metrics::counter!(
-                "tern_http_requests_total",
-                "route" => route.name(),
-                "status" => r.status().as_str().to_string()
-            )
-            .increment(1);
+            count(route.name(), r.status());
         }
         Some(result)
     }
@@ -199,16 +191,13 @@ impl Web {
             .websocket(req, client)
             .await
             .map(|(answer, session)| (answer, session, jmap.jmap.clone()));
-        let status = match &result {
-            Ok((r, ..)) => r.status(),
-            Err(r) => r.status(),
-        };
-        metrics::counter!(
-            "tern_http_requests_total",
-            "route" => "jmap-websocket",
-            "status" => status.as_str().to_string()
-        )
-        .increment(1);
+        count(
+            "jmap-websocket",
+            match &result {
+                Ok((r, ..)) => r.status(),
+                Err(r) => r.status(),
+            },
+        );
         Some(result)
     }
 
@@ -219,14 +208,7 @@ impl Web {
             &self.jmap,
             crate::webmail::WebmailRoute::of(req.uri().path()),
         ) {
-            let response = jmap.webmail(route, &req, client).await;
-            metrics::counter!(
-                "tern_http_requests_total",
-                "route" => route.name(),
-                "status" => response.status().as_str().to_string()
-            )
-            .increment(1);
-            return response;
+            return counted(route.name(), jmap.webmail(route, &req, client).await);
         }
         if let (Some(jmap), Some(route)) = (&self.jmap, JmapRoute::of(req.uri().path())) {
             let response = if route.allows(req.method()) {
@@ -234,13 +216,7 @@ impl Web {
             } else {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             };
-            metrics::counter!(
-                "tern_http_requests_total",
-                "route" => route.name(),
-                "status" => response.status().as_str().to_string()
-            )
-            .increment(1);
-            return response;
+            return counted(route.name(), response);
         }
         let route = Route::of(req.uri().path());
         let response = if !route.allows(req.method()) {
@@ -263,13 +239,7 @@ impl Web {
                 Route::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
             }
         };
-        metrics::counter!(
-            "tern_http_requests_total",
-            "route" => route.name(),
-            "status" => response.status().as_str().to_string()
-        )
-        .increment(1);
-        response
+        counted(route.name(), response)
     }
 
     /// RFC 8555 §8.3: `/.well-known/acme-challenge/TOKEN` answers the key
@@ -454,6 +424,22 @@ fn safe_file_name(name: &str) -> String {
             _ => '_',
         })
         .collect()
+}
+
+/// Count one answer in `tern_http_requests_total` by route and status.
+fn count(route: &'static str, status: StatusCode) {
+    metrics::counter!(
+        "tern_http_requests_total",
+        "route" => route,
+        "status" => status.as_str().to_string()
+    )
+    .increment(1);
+}
+
+/// A response, counted.
+fn counted<B>(route: &'static str, response: Response<B>) -> Response<B> {
+    count(route, response.status());
+    response
 }
 
 pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Bytes> {

@@ -190,13 +190,17 @@ fn text_part(object: &Args, property: &str, media_type: &str) -> Result<Option<S
         .get("partId")
         .and_then(Value::as_str)
         .ok_or_else(|| SetError::invalid(property, "a partId is needed"))?;
-    let value = object
+    Ok(Some(body_value(object, id)?.to_string()))
+}
+
+/// The text `bodyValues` holds for a `partId` (§4.6 create).
+pub(super) fn body_value<'a>(object: &'a Args, part_id: &str) -> Result<&'a str, SetError> {
+    object
         .get("bodyValues")
-        .and_then(|v| v.get(id))
+        .and_then(|v| v.get(part_id))
         .and_then(|v| v.get("value"))
         .and_then(Value::as_str)
-        .ok_or_else(|| SetError::invalid("bodyValues", "no value for that partId"))?;
-    Ok(Some(value.to_string()))
+        .ok_or_else(|| SetError::invalid("bodyValues", "no value for that partId"))
 }
 
 async fn body(

@@ -201,12 +201,7 @@ fn leaf(
             if text(p, "charset")?.is_some_and(|c| !c.eq_ignore_ascii_case("utf-8")) {
                 return Err(invalid("a partId's text is written as utf-8"));
             }
-            let value = object
-                .get("bodyValues")
-                .and_then(|v| v.get(id))
-                .and_then(|v| v.get("value"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| SetError::invalid("bodyValues", "no value for that partId"))?;
+            let value = super::create::body_value(object, id)?;
             Ok(MimePart::new(ContentType::new(kind), value.to_string()))
         }
         (None, Some(id)) => {

@@ -278,6 +278,9 @@ impl SmtpSession {
             None,
             &accepted_detail,
         );
+        // The time it was received, as its other events of this moment
+        // (filed, queued) have: a second may have passed since.
+        accepted.at = now;
         accepted.message_id = message_id;
         accepted.recipient = Some(
             envelope

@@ -28,8 +28,17 @@ fn http(
 
 /// An API request of these calls; the method responses.
 fn api(server: &TernServer, calls: Value) -> Vec<Value> {
+    api_using(
+        server,
+        json!(["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]),
+        calls,
+    )
+}
+
+/// The same, using these capabilities.
+fn api_using(server: &TernServer, using: Value, calls: Value) -> Vec<Value> {
     let request = json!({
-        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+        "using": using,
         "methodCalls": calls,
     });
     let (status, body, _) = http(
@@ -1182,12 +1191,7 @@ fn a_draft_sent_with_email_submission() {
         "urn:ietf:params:jmap:mail",
         "urn:ietf:params:jmap:submission"
     ]);
-    let send = |calls: Value| -> Vec<Value> {
-        let body = json!({"using": using, "methodCalls": calls}).to_string();
-        let (status, r, _) = http(&server, "POST", "/jmap/api", ALICE, body.as_bytes());
-        assert_eq!(status, 200, "{r}");
-        r["methodResponses"].as_array().unwrap().clone()
-    };
+    let send = |calls: Value| api_using(&server, using.clone(), calls);
     let ids = send(json!([
         ["Identity/get", {"accountId": acct}, "i"],
         ["Mailbox/query", {"accountId": acct, "filter": {"role": "drafts"}}, "d"],
@@ -1531,12 +1535,7 @@ fn delayed_send_pending_canceled_and_released() {
         "urn:ietf:params:jmap:mail",
         "urn:ietf:params:jmap:submission"
     ]);
-    let send = |calls: Value| -> Vec<Value> {
-        let body = json!({"using": using, "methodCalls": calls}).to_string();
-        let (status, r, _) = http(&server, "POST", "/jmap/api", ALICE, body.as_bytes());
-        assert_eq!(status, 200, "{r}");
-        r["methodResponses"].as_array().unwrap().clone()
-    };
+    let send = |calls: Value| api_using(&server, using.clone(), calls);
     let identity = send(json!([["Identity/get", {"accountId": acct}, "i"]]))[0][1]["list"][0]["id"]
         .as_str()
         .unwrap()
@@ -1631,12 +1630,7 @@ fn vacation_response_answers_once() {
         "urn:ietf:params:jmap:core",
         "urn:ietf:params:jmap:vacationresponse"
     ]);
-    let send = |calls: Value| -> Vec<Value> {
-        let body = json!({"using": using, "methodCalls": calls}).to_string();
-        let (status, r, _) = http(&server, "POST", "/jmap/api", ALICE, body.as_bytes());
-        assert_eq!(status, 200, "{r}");
-        r["methodResponses"].as_array().unwrap().clone()
-    };
+    let send = |calls: Value| api_using(&server, using.clone(), calls);
     let r = send(json!([
         ["VacationResponse/get", {"accountId": acct}, "0"],
         ["VacationResponse/set", {"accountId": acct, "update": {"singleton": {

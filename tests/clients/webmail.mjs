@@ -19,15 +19,13 @@ const browser = await chromium.launch({
 const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
 const page = await context.newPage();
 page.setDefaultTimeout(15000);
-let loaded = 0;
 page.on("request", (r) => {
   const url = r.url();
   if (!url.startsWith(base) && !url.startsWith("data:") && !url.startsWith("about:")) out.external.push(url);
 });
-page.on("response", async (r) => {
-  if (r.url().startsWith(base)) {
-    try { loaded += (await r.body()).length; } catch { /* a redirect or an aborted load */ }
-  }
+const sizes = [];
+page.on("requestfinished", (r) => {
+  if (r.url().startsWith(base)) sizes.push(r.sizes().then((s) => s.responseBodySize + s.responseHeadersSize, () => 0));
 });
 page.on("dialog", async (d) => {
   if (d.type() === "prompt" && d.message() === "Folder name") { await d.accept("Projects"); return; }
@@ -54,7 +52,7 @@ await step("sign-in", async () => {
   await page.click("#signin-form button[type=submit]");
   await page.waitForSelector("#message-list li");
   out.figures.signInToListMs = Date.now() - started;
-  out.figures.firstLoadBytes = loaded;
+  out.figures.firstLoadBytes = (await Promise.all(sizes)).reduce((a, b) => a + b, 0);
 });
 
 await step("read", async () => {
@@ -118,6 +116,20 @@ await step("spam", async () => {
   await page.waitForSelector("#toast:text('Moved to Junk')");
 });
 
+await step("draft", async () => {
+  await page.click("#compose-button");
+  await page.fill("#c-to", "carol@far.test");
+  await page.fill("#c-subject", "Plans for spring");
+  await page.fill("#c-body", "Half written.");
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("#toast:text('Draft saved')");
+  await page.click("#folder-list a >> text=Drafts");
+  await page.waitForSelector("#message-list li:has-text('Plans for spring')");
+  out.drafts = await page.locator("#message-list li .subject").allTextContents();
+  await page.click("#folder-list a >> text=INBOX");
+  await page.waitForSelector("#message-list li");
+});
+
 await step("vacation", async () => {
   await page.click("#settings-button");
   await page.check("#v-enabled");
@@ -126,6 +138,19 @@ await step("vacation", async () => {
   await page.click("#settings-save");
   await page.waitForSelector("#toast:text('Settings saved')");
   out.sessionsListed = true;
+});
+
+await step("password", async () => {
+  await page.click("#settings-button");
+  await page.fill("#p-current", "wrong-password");
+  await page.fill("#p-new", "a-new-secret-1");
+  await page.fill("#p-repeat", "a-new-secret-1");
+  await page.click("#p-change");
+  await page.waitForSelector("#p-error:has-text('wrong')");
+  await page.fill("#p-current", password);
+  await page.click("#p-change");
+  await page.waitForSelector("#toast:text('Password changed')");
+  await page.click("#settings-close");
 });
 
 await step("sign-out", async () => {

@@ -11,6 +11,22 @@ use serde_json::{Value, json};
 use testkit::TernServer;
 
 const ALICE: (&str, &str) = ("alice@a.test", "alice-pw");
+/// The password Alice chooses in the webmail's Settings.
+const NEW_ALICE: (&str, &str) = ("alice@a.test", "a-new-secret-1");
+
+/// Whether IMAP LOGIN takes these credentials.
+fn imap_login(server: &TernServer, user: (&str, &str)) -> bool {
+    use std::io::{BufRead, Write};
+    let (mut w, mut r) = common::raw_client(server.addr("imap"));
+    w.write_all(format!("a LOGIN {} {}\r\n", user.0, user.1).as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    while !line.starts_with("a ") {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0);
+    }
+    line.starts_with("a OK")
+}
 
 fn server() -> TernServer {
     let listeners = testkit::ephemeral_listeners(&["smtp", "imap", "http"]);
@@ -93,8 +109,8 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     assert_eq!(
         r["steps"],
         json!([
-            "sign-in", "read", "hostile", "compose", "reply", "search", "folder", "spam",
-            "vacation", "sign-out"
+            "sign-in", "read", "hostile", "compose", "reply", "search", "folder", "spam", "draft",
+            "vacation", "password", "sign-out"
         ]),
         "{r}"
     );
@@ -131,23 +147,34 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     );
     assert_eq!(r["searchFound"], json!(["Hello from Bob"]));
     assert_eq!(r["afterSignOut"], 401, "the session ended");
+    assert!(
+        r["drafts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d == "Plans for spring"),
+        "{r}"
+    );
+    // The password changed in Settings is the one IMAP takes now.
+    assert!(!imap_login(&server, ALICE), "the old password still works");
+    assert!(imap_login(&server, NEW_ALICE));
     // Bob has the message with its attachment; the reply went out.
     let bob = mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX").concat();
     assert!(bob.contains("Subject: Lunch on Friday"), "{bob}");
     assert!(bob.contains("agenda.txt"), "{bob}");
-    let sent = mailbox(&server, ALICE, "Sent").concat();
+    let sent = mailbox(&server, NEW_ALICE, "Sent").concat();
     assert!(sent.contains("Subject: Re: Hello from Bob"), "{sent}");
     assert!(
         sent.contains("In-Reply-To: <Hello-from-Bob@far.test>"),
         "{sent}"
     );
-    let junk = mailbox(&server, ALICE, "Junk").concat();
+    let junk = mailbox(&server, NEW_ALICE, "Junk").concat();
     assert!(junk.contains("Subject: Cheap pills"), "{junk}");
     // The vacation reply set in Settings, read back over JMAP.
     let url = format!("{base}/.well-known/jmap");
     let session: Value = serde_json::from_slice(&common::python(
         "jmap_call.py",
-        &["GET", &url, ALICE.0, ALICE.1],
+        &["GET", &url, NEW_ALICE.0, NEW_ALICE.1],
         b"",
     ))
     .unwrap();
@@ -158,7 +185,12 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         "methodCalls": [["VacationResponse/get", {"accountId": acct}, "v"]]});
     let got: Value = serde_json::from_slice(&common::python(
         "jmap_call.py",
-        &["POST", &format!("{base}/jmap/api"), ALICE.0, ALICE.1],
+        &[
+            "POST",
+            &format!("{base}/jmap/api"),
+            NEW_ALICE.0,
+            NEW_ALICE.1,
+        ],
         call.to_string().as_bytes(),
     ))
     .unwrap();

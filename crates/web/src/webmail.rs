@@ -136,6 +136,17 @@ impl Sessions {
         Some(s.clone())
     }
 
+    /// End every session of an account but `current`'s; how many.
+    fn end_others(&self, account: &AccountRecord, current: &str) -> usize {
+        let keep = digest(current);
+        let Ok(mut map) = self.0.lock() else {
+            return 0;
+        };
+        let before = map.len();
+        map.retain(|k, s| s.account.id != account.id || *k == keep);
+        before - map.len()
+    }
+
     fn end(&self, token: &str) {
         if let Ok(mut map) = self.0.lock() {
             map.remove(&digest(token));
@@ -213,6 +224,7 @@ pub enum WebmailRoute {
     Session,
     Sessions,
     EndSession,
+    Password,
     Html,
 }
 
@@ -227,6 +239,7 @@ impl WebmailRoute {
             "/webmail/session" => WebmailRoute::Session,
             "/webmail/sessions" => WebmailRoute::Sessions,
             "/webmail/sessions/end" => WebmailRoute::EndSession,
+            "/webmail/password" => WebmailRoute::Password,
             p if p.starts_with("/webmail/html/") => WebmailRoute::Html,
             _ => return None,
         })
@@ -239,13 +252,17 @@ impl WebmailRoute {
             WebmailRoute::Logout => "webmail-logout",
             WebmailRoute::Session | WebmailRoute::Sessions => "webmail-session",
             WebmailRoute::EndSession => "webmail-end-session",
+            WebmailRoute::Password => "webmail-password",
             WebmailRoute::Html => "webmail-html",
         }
     }
 
     fn method(self) -> Method {
         match self {
-            WebmailRoute::Login | WebmailRoute::Logout | WebmailRoute::EndSession => Method::POST,
+            WebmailRoute::Login
+            | WebmailRoute::Logout
+            | WebmailRoute::EndSession
+            | WebmailRoute::Password => Method::POST,
             _ => Method::GET,
         }
     }
@@ -392,11 +409,73 @@ impl JmapRoutes {
                     &json!({"ended": ended}),
                 )
             }
+            WebmailRoute::Password => self.password(req, account, client, &token).await,
             WebmailRoute::Html => self.html(req, account, client).await,
             WebmailRoute::Asset(_) | WebmailRoute::Login => {
                 text(StatusCode::NOT_FOUND, "not found\n")
             }
         }
+    }
+
+    /// `POST /webmail/password` with `{"current", "new"}`: the current
+    /// password checked (and throttled) like a sign-in, the new one taken
+    /// as `tern account passwd` takes it; the account's other sessions end.
+    async fn password(
+        &self,
+        req: &Request<Bytes>,
+        account: &AccountRecord,
+        client: IpAddr,
+        token: &str,
+    ) -> Response<Bytes> {
+        const MIN_LENGTH: usize = 8;
+        let form: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+        let (Some(current), Some(new)) = (form["current"].as_str(), form["new"].as_str()) else {
+            return text(StatusCode::BAD_REQUEST, "current and new are required\n");
+        };
+        if new.chars().count() < MIN_LENGTH || auth::prepare(new).is_err() {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "the new password needs at least 8 characters, none of them control characters\n",
+            );
+        }
+        match self
+            .auth
+            .check_password(client, &account.address, current)
+            .await
+        {
+            auth::Verdict::Success(_) => {}
+            auth::Verdict::Blocked => {
+                return text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many failed attempts; try later\n",
+                );
+            }
+            auth::Verdict::TemporaryFailure => {
+                return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+            }
+            auth::Verdict::Denied { .. } => {
+                return text(StatusCode::FORBIDDEN, "the current password is wrong\n");
+            }
+        }
+        let new = new.to_string();
+        let Ok(credentials) = tokio::task::spawn_blocking(move || auth::derive(&new)).await else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        };
+        if self
+            .jmap
+            .store()
+            .set_credentials(&account.address, credentials)
+            .await
+            .is_err()
+        {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        }
+        let ended = self.sessions.end_others(account, token);
+        tracing::info!(account = %account.address, %client, other_sessions_ended = ended, "webmail: password changed");
+        json(
+            StatusCode::OK,
+            &json!({"changed": true, "otherSessionsEnded": ended}),
+        )
     }
 
     /// `POST /webmail/login` with `{"username", "password"}`.

@@ -12,7 +12,9 @@ const state = {
   csrf: "", username: "", account: "", mailboxes: [], current: null,
   ids: [], position: 0, total: 0, selected: null, search: "",
   identities: [], uploads: [], draft: null, checked: new Set(),
+  autosaved: null, savedText: "", autosaveTimer: null,
 };
+const AUTOSAVE_MS = 15000;
 
 // ---- the server -------------------------------------------------------
 
@@ -426,9 +428,13 @@ async function compose(draft = {}) {
   $("compose-error").textContent = "";
   state.uploads = (draft.attachments || []).slice();
   state.draft = draft;
+  state.autosaved = null;
+  state.savedText = composeText();
   renderUploads();
   loadCorrespondents();
   $("compose").showModal();
+  clearInterval(state.autosaveTimer);
+  state.autosaveTimer = setInterval(() => saveDraft(), AUTOSAVE_MS);
   (draft.to ? $("c-body") : $("c-to")).focus();
 }
 
@@ -523,6 +529,8 @@ async function send() {
   const created = out[0][1], submitted = out[1][1];
   const failed = (created.notCreated && created.notCreated.m) || (submitted.notCreated && submitted.notCreated.s);
   if (failed) { $("compose-error").textContent = `Not sent: ${failed.description || failed.type}`; return false; }
+  if (state.autosaved) await call("Email/set", { destroy: [state.autosaved] });
+  stopAutosave();
   toast("Sent");
   return true;
 }
@@ -531,15 +539,45 @@ $("compose-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   if (await send()) { $("compose").close(); openMailboxKeepSearch(); }
 });
-$("c-save").addEventListener("click", async () => {
+// Drafts save themselves while being written, and when the window is
+// closed without sending; each save replaces the one before.
+function composeText() {
+  return JSON.stringify([$("c-to").value, $("c-cc").value, $("c-subject").value, $("c-body").value,
+    state.uploads.map((u) => u.blobId)]);
+}
+
+async function saveDraft() {
+  if (composeText() === state.savedText) return true;
   const { email } = draftEmail({ $draft: true, $seen: true }, byRole("drafts"));
-  const r = await call("Email/set", { create: { d: email } });
-  if (r.notCreated) { $("compose-error").textContent = "The draft was not saved."; return; }
+  const r = await call("Email/set", { create: { d: email }, destroy: state.autosaved ? [state.autosaved] : [] });
+  if (r.notCreated) return false;
+  state.autosaved = r.created.d.id;
+  state.savedText = composeText();
+  return true;
+}
+
+function stopAutosave() {
+  clearInterval(state.autosaveTimer);
+  state.autosaveTimer = null;
+}
+
+$("c-save").addEventListener("click", async () => {
+  if (!(await saveDraft())) { $("compose-error").textContent = "The draft was not saved."; return; }
+  stopAutosave();
   toast("Draft saved");
   $("compose").close();
   openMailboxKeepSearch();
 });
-$("c-cancel").addEventListener("click", () => $("compose").close());
+$("compose").addEventListener("cancel", async () => {
+  // Escape: keep what was written.
+  stopAutosave();
+  if (await saveDraft()) toast("Draft saved");
+});
+$("c-cancel").addEventListener("click", async () => {
+  stopAutosave();
+  if (state.autosaved) await call("Email/set", { destroy: [state.autosaved] });
+  $("compose").close();
+});
 $("compose-button").addEventListener("click", () => compose());
 
 // ---- settings ---------------------------------------------------------
@@ -561,6 +599,19 @@ async function openSettings() {
   }));
   if (!$("settings").open) $("settings").showModal();
 }
+
+$("p-change").addEventListener("click", async () => {
+  $("p-error").textContent = "";
+  if ($("p-new").value !== $("p-repeat").value) { $("p-error").textContent = "The new passwords differ."; return; }
+  const r = await request("/webmail/password", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ current: $("p-current").value, new: $("p-new").value }),
+  });
+  if (!r.ok) { $("p-error").textContent = (await r.text()).trim(); return; }
+  for (const id of ["p-current", "p-new", "p-repeat"]) $(id).value = "";
+  toast("Password changed; other browsers were signed out");
+  openSettings();
+});
 
 $("settings-button").addEventListener("click", openSettings);
 $("settings-close").addEventListener("click", () => $("settings").close());

@@ -259,6 +259,16 @@ fn sessions_cookies_and_csrf_on_the_wire() {
         ),
     );
     assert_eq!(status, 401);
+    // A form another site could post (text/plain) signs nobody in.
+    let plain = post(
+        "/webmail/login",
+        "",
+        r#"{"username":"alice@a.test","password":"alice-pw"}"#,
+    )
+    .replace("application/json", "text/plain");
+    let (status, head, _) = http(&server, &plain);
+    assert_eq!(status, 415);
+    assert!(!head.to_ascii_lowercase().contains("set-cookie"), "{head}");
     let (status, head, body) = http(
         &server,
         &post(

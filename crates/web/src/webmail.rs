@@ -490,6 +490,20 @@ impl JmapRoutes {
                 "sign in over https (passwords are never taken in clear)\n",
             );
         }
+        // JSON only: another site's page cannot send it without a CORS
+        // preflight, which is refused (no sign-in into someone else's
+        // account behind the user's back).
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+        if !is_json {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send application/json\n",
+            );
+        }
         let form: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
         let (Some(user), Some(password)) = (form["username"].as_str(), form["password"].as_str())
         else {

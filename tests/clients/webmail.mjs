@@ -74,6 +74,13 @@ await step("hostile", async () => {
   out.remoteImagesButton = await page.locator("#reader button", { hasText: "Show remote images" }).count();
 });
 
+await step("attached", async () => {
+  await rowWith("Forwarded note").click();
+  await page.click("#reader button:text-is('Read attached message')");
+  await page.waitForSelector("#reader .attached .body-text");
+  out.attached = await page.textContent("#reader .attached");
+});
+
 await step("compose", async () => {
   await page.click("#compose-button");
   await page.fill("#c-to", "bob@a.test");

@@ -90,6 +90,13 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
          <svg onload=\"alert(4)\"></svg><meta http-equiv=\"refresh\" content=\"0;url=https://evil.test/r\">",
     );
     deliver(&server, "Cheap pills", "", "Buy now.");
+    deliver(
+        &server,
+        "Forwarded note",
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n",
+        "--b\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
+         From: Dan <dan@d.test>\r\nTo: bob@far.test\r\nSubject: the original\r\n\r\nOriginal words.\r\n--b--",
+    );
     let dir = common::repo("target/test-artefacts/webmail");
     std::fs::create_dir_all(&dir).unwrap();
     let base = format!("http://{}", server.addr("http"));
@@ -109,8 +116,8 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     assert_eq!(
         r["steps"],
         json!([
-            "sign-in", "read", "hostile", "compose", "reply", "search", "folder", "spam", "draft",
-            "vacation", "password", "sign-out"
+            "sign-in", "read", "hostile", "attached", "compose", "reply", "search", "folder",
+            "spam", "draft", "vacation", "password", "sign-out"
         ]),
         "{r}"
     );
@@ -147,6 +154,11 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     );
     assert_eq!(r["searchFound"], json!(["Hello from Bob"]));
     assert_eq!(r["afterSignOut"], 401, "the session ended");
+    let attached = r["attached"].as_str().unwrap();
+    assert!(
+        attached.contains("the original") && attached.contains("Original words."),
+        "{r}"
+    );
     assert!(
         r["drafts"]
             .as_array()

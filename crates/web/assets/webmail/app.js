@@ -190,7 +190,13 @@ function row(e) {
   when.textContent = new Date(e.receivedAt).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
   const subject = document.createElement("span");
   subject.className = "subject";
-  subject.textContent = (e.hasAttachment ? "📎 " : "") + (e.subject || "(no subject)");
+  subject.textContent = e.subject || "(no subject)";
+  if (e.hasAttachment) {
+    const clip = document.createElement("span");
+    clip.className = "muted";
+    clip.textContent = " · attachment";
+    subject.append(clip);
+  }
   const preview = document.createElement("span");
   preview.className = "preview";
   preview.textContent = e.preview || "";
@@ -372,10 +378,37 @@ function renderMessage(e) {
         link.prepend(img);
       }
       list.append(link);
+      if (a.type === "message/rfc822") list.append(button("Read attached message", () => readAttached(a.blobId, list)));
     }
     reader.append(list);
   }
   reader.focus();
+}
+
+// A message attached to this one (message/rfc822), read with Email/parse
+// and shown under it: its headers and text, as text.
+async function readAttached(blobId, after) {
+  const r = await call("Email/parse", { blobIds: [blobId], fetchTextBodyValues: true,
+    properties: ["from", "to", "subject", "sentAt", "textBody", "bodyValues"] });
+  const e = r.parsed && r.parsed[blobId];
+  const section = document.createElement("section");
+  section.className = "attached";
+  section.setAttribute("aria-label", "Attached message");
+  if (!e) {
+    section.textContent = "The attached message could not be read.";
+  } else {
+    const h = document.createElement("h3");
+    h.textContent = e.subject || "(no subject)";
+    const head = document.createElement("div");
+    head.className = "headers";
+    head.textContent = `From: ${addresses(e.from)} · To: ${addresses(e.to)}`;
+    const body = document.createElement("div");
+    body.className = "body-text";
+    body.textContent = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || "").join("\n")
+      || "(no text part; download it to read it)";
+    section.append(h, head, body);
+  }
+  after.after(section);
 }
 
 async function moveTo(ids, mailbox) {

@@ -58,11 +58,116 @@ pub fn html(html: &str, cid: &HashMap<String, String>, remote_images: bool) -> S
         seen.store(true, Ordering::Relaxed);
         None
     });
-    let html = b.clean(html).to_string();
+    let html = mark_misleading_links(&b.clean(html).to_string());
     Sanitized {
         html,
         remote_images_blocked: blocked.load(Ordering::Relaxed),
     }
+}
+
+/// After each link whose text names another host than its target (the
+/// phisher's `<a href="https://evil.test">https://bank.test</a>`), the
+/// host it really leads to, marked. Works on ammonia's output, which is
+/// serialized by html5ever: attributes double-quoted, anchors never
+/// nested.
+fn mark_misleading_links(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find("<a ") {
+        let Some(open_end) = rest[start..].find('>').map(|i| start + i + 1) else {
+            break;
+        };
+        let Some(close) = rest[open_end..].find("</a>").map(|i| open_end + i) else {
+            break;
+        };
+        let tag = &rest[start..open_end];
+        let text = decode(&strip_tags(&rest[open_end..close]));
+        out.push_str(&rest[..close + 4]);
+        let target = tag
+            .split_once("href=\"")
+            .and_then(|(_, v)| v.split_once('"'))
+            .map(|(v, _)| decode(v));
+        if let (Some(target), Some(shown)) =
+            (target.as_deref().and_then(host_of), host_in_text(&text))
+            && !same_site(&target, &shown)
+        {
+            out.push_str(&format!(
+                "<span style=\"color:#a40e26;font-weight:bold\" title=\"the link's text names another site than it leads to\"> [leads to {}]</span>",
+                ammonia::clean_text(&target)
+            ));
+        }
+        rest = &rest[close + 4..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn strip_tags(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The entities html5ever writes.
+fn decode(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+}
+
+/// The host of an http(s) or bare URL, lower case.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let host = rest
+        .split(['/', '?', '#', ':'])
+        .next()?
+        .trim_end_matches('.');
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// The host a link's text shows, if it shows one (`https://x.test/…`,
+/// `www.x.test`, `x.test/path`).
+fn host_in_text(text: &str) -> Option<String> {
+    let t = text.trim();
+    if t.contains(char::is_whitespace) {
+        return None;
+    }
+    if let Some(h) = host_of(t) {
+        return Some(h);
+    }
+    let host = t
+        .split(['/', '?', '#'])
+        .next()?
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let looks_like_host = host.contains('.')
+        && host
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()))
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    looks_like_host.then_some(host)
+}
+
+/// The same site: equal, or one a subdomain of the other.
+fn same_site(a: &str, b: &str) -> bool {
+    let a = a.trim_start_matches("www.");
+    let b = b.trim_start_matches("www.");
+    a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
 }
 
 /// Whether an inline style can load nothing and hide nothing behind
@@ -148,6 +253,21 @@ mod tests {
         assert!(out.contains("color: red"), "{out}");
         assert!(
             !out.contains("evil.test") && !out.contains("expression"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn links_that_name_another_site_are_marked() {
+        let out = clean(
+            "<a href=\"https://evil.test/login\">https://bank.test/login</a> \
+             <a href=\"https://www.bank.test/x\">bank.test</a> \
+             <a href=\"https://mail.bank.test/\">Your <b>statement</b></a> \
+             <a href=\"https://evil.test/\">www.bank.test</a>",
+        );
+        assert_eq!(out.matches("[leads to evil.test]").count(), 2, "{out}");
+        assert!(
+            !out.contains("leads to www.bank.test") && !out.contains("leads to mail.bank.test"),
             "{out}"
         );
     }

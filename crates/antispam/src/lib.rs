@@ -12,6 +12,7 @@ pub mod bayes;
 pub mod dnsbl;
 pub mod greylist;
 pub mod html;
+pub mod learn;
 pub mod limits;
 pub mod objection;
 pub mod pipeline;

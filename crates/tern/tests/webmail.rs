@@ -182,6 +182,13 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     );
     let junk = mailbox(&server, NEW_ALICE, "Junk").concat();
     assert!(junk.contains("Subject: Cheap pills"), "{junk}");
+    // Marking it spam taught Alice's filter (as moving it over IMAP does).
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("spam filter trained by the user") && l.contains("spam=true")),
+        "{log}"
+    );
     // The vacation reply set in Settings, read back over JMAP.
     let url = format!("{base}/.well-known/jmap");
     let session: Value = serde_json::from_slice(&common::python(

@@ -52,7 +52,7 @@ impl ImapSession {
         }
         let src: Vec<u32> = pairs.iter().map(|p| p.0).collect();
         let dst: Vec<u32> = pairs.iter().map(|p| p.1).collect();
-        if let Some(spam) = super::learn::lesson_of_move(&self.selected()?.mailbox, &dest) {
+        if let Some(spam) = antispam::learn::lesson_of_move(&self.selected()?.mailbox, &dest) {
             self.learn(dest.id, &dst, spam);
         }
         let code = format!(

@@ -51,7 +51,7 @@ impl ImapSession {
             .collect();
         let uids: Vec<u32> = targets.iter().map(|t| t.1).collect();
         let lesson = match op {
-            FlagOp::Add | FlagOp::Replace => super::learn::lesson_of_keywords(&flag_list),
+            FlagOp::Add | FlagOp::Replace => antispam::learn::lesson_of_keywords(&flag_list),
             FlagOp::Remove => None,
         };
         let update = self

@@ -1,7 +1,9 @@
 //! Email/set (RFC 8621 §4.6): keywords and mailboxes changed, emails
 //! destroyed. A keyword change is written to every mailbox entry of the
 //! email (IMAP sees it as a flag change in each); a mailbox added is a
-//! copy of an entry, one removed is that entry removed.
+//! copy of an entry, one removed is that entry removed. Moving into or
+//! out of Junk, and the `$junk`/`$notjunk` keywords, teach the user's
+//! spam filter, as they do over IMAP (`antispam::learn`).
 //!
 //! `create` makes a message from its properties (`create.rs`).
 
@@ -159,6 +161,18 @@ async fn update(
         ));
     }
     let store = context.store();
+    // What the change teaches the spam filter, and the message to learn
+    // from, read while its entries are still there.
+    let added: Vec<String> = keywords
+        .iter()
+        .filter(|k| !email.has_keyword(k))
+        .map(|k| flag_of(k))
+        .collect();
+    let spam = lesson(view, email, &targets, &added);
+    let raw = match spam {
+        Some(_) => super::content(store, email).await.ok().flatten(),
+        None => None,
+    };
     if keywords != email.keywords().into_iter().collect() {
         for (mailbox, uid) in &email.entries {
             let kept = store
@@ -188,7 +202,42 @@ async fn update(
             store.remove_messages(*mailbox, vec![*uid]).await?;
         }
     }
+    if let (Some(spam), Some(raw)) = (spam, raw) {
+        antispam::learn::learn(
+            context.jmap.store().clone(),
+            context.account.id,
+            vec![raw],
+            spam,
+        );
+    }
     Ok(())
+}
+
+/// What an update says about spam: the keywords added, or a move between
+/// one of the email's mailboxes and one it entered.
+fn lesson(
+    view: &AccountView,
+    email: &EmailView,
+    targets: &[MailboxId],
+    added: &[String],
+) -> Option<bool> {
+    if let Some(spam) = antispam::learn::lesson_of_keywords(added) {
+        return Some(spam);
+    }
+    let entered: Vec<_> = targets
+        .iter()
+        .filter(|t| !email.in_mailbox(**t))
+        .filter_map(|t| view.mailbox(*t))
+        .collect();
+    email
+        .entries
+        .iter()
+        .filter_map(|(m, _)| view.mailbox(*m))
+        .find_map(|from| {
+            entered
+                .iter()
+                .find_map(|to| antispam::learn::lesson_of_move(from, to))
+        })
 }
 
 async fn destroy(context: &Context<'_>, email: &EmailView) -> Result<(), SetError> {

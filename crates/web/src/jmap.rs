@@ -178,12 +178,8 @@ impl JmapRoutes {
         account: &AccountRecord,
         client: IpAddr,
     ) -> Response<Bytes> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|v| v.to_ascii_lowercase().starts_with("application/json"));
-        if !is_json {
+        // A client that names no media type is taken at its word.
+        if json_body(req) == Some(false) {
             return json(
                 StatusCode::BAD_REQUEST,
                 &jmap::RequestError::NotJson.to_problem(),
@@ -313,6 +309,15 @@ impl JmapRoutes {
             }
         }
     }
+}
+
+/// Whether the request's body is declared JSON (`application/json`);
+/// None when it declares no media type.
+pub(crate) fn json_body(req: &Request<Bytes>) -> Option<bool> {
+    req.headers().get(header::CONTENT_TYPE).map(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().starts_with("application/json"))
+    })
 }
 
 /// A request error (RFC 8620 §3.6.1): problem details, status 400.

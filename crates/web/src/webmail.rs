@@ -493,12 +493,7 @@ impl JmapRoutes {
         // JSON only: another site's page cannot send it without a CORS
         // preflight, which is refused (no sign-in into someone else's
         // account behind the user's back).
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-        if !is_json {
+        if crate::jmap::json_body(req) != Some(true) {
             return text(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "send application/json\n",

@@ -64,8 +64,7 @@ pub(crate) fn password(given: Option<String>) -> Result<String> {
 pub async fn domain(store: Arc<dyn Store>, cmd: DomainCmd) -> Result<()> {
     match cmd {
         DomainCmd::Add { domain } => {
-            let name = domain_name(&domain)?;
-            let selectors = create_domain(&store, &name).await?;
+            let (name, selectors) = add_domain(&store, &domain).await?;
             println!(
                 "added domain {name} (DKIM selectors {})",
                 selectors.join(", ")
@@ -77,12 +76,27 @@ pub async fn domain(store: Arc<dyn Store>, cmd: DomainCmd) -> Result<()> {
             }
         }
         DomainCmd::Remove { domain } => {
-            let name = domain_name(&domain)?;
-            store.remove_domain(&name).await?;
+            let name = remove_domain(&store, &domain).await?;
             println!("removed domain {name}");
         }
     }
     Ok(())
+}
+
+/// The operations of the admin CLI and the web admin, with the same
+/// checks: each takes what the operator typed and returns what changed.
+/// A new domain with its DKIM keys: (its name, the selectors).
+pub async fn add_domain(store: &Arc<dyn Store>, text: &str) -> Result<(String, Vec<String>)> {
+    let name = domain_name(text)?;
+    let selectors = create_domain(store, &name).await?;
+    Ok((name, selectors))
+}
+
+/// Refused while the domain still has accounts or aliases.
+pub async fn remove_domain(store: &Arc<dyn Store>, text: &str) -> Result<String> {
+    let name = domain_name(text)?;
+    store.remove_domain(&name).await?;
+    Ok(name)
 }
 
 /// The canonical address and the hashed credentials of a new password (Argon2 runs
@@ -100,26 +114,85 @@ async fn key_and_credentials(
     Ok((key, creds))
 }
 
+/// A new account; its canonical address. `password` None: read from stdin.
+pub async fn add_account(
+    store: &Arc<dyn Store>,
+    text: &str,
+    password: Option<String>,
+) -> Result<String> {
+    let (key, creds) = key_and_credentials(text, password).await?;
+    store.add_account(&key, creds).await?;
+    Ok(key)
+}
+
+pub async fn set_password(
+    store: &Arc<dyn Store>,
+    text: &str,
+    password: Option<String>,
+) -> Result<String> {
+    let (key, creds) = key_and_credentials(text, password).await?;
+    store.set_credentials(&key, creds).await?;
+    Ok(key)
+}
+
+/// The account goes with its mailboxes and messages.
+pub async fn remove_account(store: &Arc<dyn Store>, text: &str) -> Result<String> {
+    let key = address(text)?.key();
+    store.remove_account(&key).await?;
+    Ok(key)
+}
+
+/// Stop (`hold`) or resume a user's outgoing mail: (the address, how many
+/// queued recipients it touched).
+pub async fn hold(store: &Arc<dyn Store>, text: &str, hold: bool) -> Result<(String, usize)> {
+    let key = address(text)?.key();
+    let n = store
+        .set_held(&key, hold, message::date::unix_now())
+        .await?;
+    let word = if hold { "held" } else { "released" };
+    tracing::info!(account = %key, recipients = n, "outgoing mail {word} by the administrator");
+    Ok((key, n))
+}
+
+/// Change the limits given (`none`, or a size like `2G` / a count), then
+/// the account's limits and usage.
+pub async fn set_quota(
+    store: &Arc<dyn Store>,
+    text: &str,
+    storage: Option<&str>,
+    messages: Option<&str>,
+) -> Result<(String, store::QuotaUsage)> {
+    let key = address(text)?.key();
+    let account = account_by_address(store, &key).await?;
+    let mut usage = store.quota(account.id).await?;
+    if storage.is_some() || messages.is_some() {
+        let mut quota = usage.quota;
+        if let Some(s) = storage {
+            quota.storage = limit(s, parse_size)?;
+        }
+        if let Some(m) = messages {
+            quota.messages = limit(m, |v| v.parse::<u64>().ok())?;
+        }
+        store.set_quota(&key, quota).await?;
+        usage = store.quota(account.id).await?;
+    }
+    Ok((key, usage))
+}
+
 pub async fn account(store: Arc<dyn Store>, cmd: AccountCmd) -> Result<()> {
-    let cmd_kind = match cmd {
-        AccountCmd::Release { .. } => HoldOrRelease::Release,
-        _ => HoldOrRelease::Hold,
-    };
     match cmd {
         AccountCmd::Add {
             address: a,
             password: p,
         } => {
-            let (key, creds) = key_and_credentials(&a, p).await?;
-            store.add_account(&key, creds).await?;
+            let key = add_account(&store, &a, p).await?;
             println!("added account {key}");
         }
         AccountCmd::Passwd {
             address: a,
             password: p,
         } => {
-            let (key, creds) = key_and_credentials(&a, p).await?;
-            store.set_credentials(&key, creds).await?;
+            let key = set_password(&store, &a, p).await?;
             println!("changed the password of {key}");
         }
         AccountCmd::List => {
@@ -128,25 +201,35 @@ pub async fn account(store: Arc<dyn Store>, cmd: AccountCmd) -> Result<()> {
             }
         }
         AccountCmd::Remove { address: a } => {
-            let key = address(&a)?.key();
-            store.remove_account(&key).await?;
+            let key = remove_account(&store, &a).await?;
             println!("removed account {key}");
         }
-        AccountCmd::Hold { address: a } | AccountCmd::Release { address: a } => {
-            let key = address(&a)?.key();
-            let hold = matches!(cmd_kind, HoldOrRelease::Hold);
-            let n = store
-                .set_held(&key, hold, message::date::unix_now())
-                .await?;
-            let word = if hold { "held" } else { "released" };
-            tracing::info!(account = %key, recipients = n, "outgoing mail {word} by the administrator");
-            println!("{word} the outgoing mail of {key} ({n} queued recipients)");
+        AccountCmd::Hold { address: a } => {
+            let (key, n) = hold(&store, &a, true).await?;
+            println!("held the outgoing mail of {key} ({n} queued recipients)");
+        }
+        AccountCmd::Release { address: a } => {
+            let (key, n) = hold(&store, &a, false).await?;
+            println!("released the outgoing mail of {key} ({n} queued recipients)");
         }
         AccountCmd::Quota {
             address: a,
             storage,
             messages,
-        } => quota(store, &address(&a)?.key(), storage, messages).await?,
+        } => {
+            let (key, usage) =
+                set_quota(&store, &a, storage.as_deref(), messages.as_deref()).await?;
+            let show = |used: u64, limit: Option<u64>| match limit {
+                Some(l) => format!("{used} of {l}"),
+                None => format!("{used} (no limit)"),
+            };
+            println!("{key}");
+            println!(
+                "  storage:  {} octets",
+                show(usage.storage, usage.quota.storage)
+            );
+            println!("  messages: {}", show(usage.messages, usage.quota.messages));
+        }
         AccountCmd::Token(cmd) => token(store, cmd).await?,
     }
     Ok(())
@@ -195,39 +278,6 @@ async fn token(store: Arc<dyn Store>, cmd: TokenCmd) -> Result<()> {
     Ok(())
 }
 
-/// `tern account quota`: change what is given, then show limits and usage.
-async fn quota(
-    store: Arc<dyn Store>,
-    key: &str,
-    storage: Option<String>,
-    messages: Option<String>,
-) -> Result<()> {
-    let account = account_by_address(&store, key).await?;
-    let mut usage = store.quota(account.id).await?;
-    if storage.is_some() || messages.is_some() {
-        let mut quota = usage.quota;
-        if let Some(s) = storage {
-            quota.storage = limit(&s, parse_size)?;
-        }
-        if let Some(m) = messages {
-            quota.messages = limit(&m, |v| v.parse::<u64>().ok())?;
-        }
-        store.set_quota(key, quota).await?;
-        usage = store.quota(account.id).await?;
-    }
-    let show = |used: u64, limit: Option<u64>| match limit {
-        Some(l) => format!("{used} of {l}"),
-        None => format!("{used} (no limit)"),
-    };
-    println!("{key}");
-    println!(
-        "  storage:  {} octets",
-        show(usage.storage, usage.quota.storage)
-    );
-    println!("  messages: {}", show(usage.messages, usage.quota.messages));
-    Ok(())
-}
-
 /// An account by the address an operator typed.
 pub async fn account_by_address(
     store: &Arc<dyn Store>,
@@ -270,11 +320,6 @@ fn parse_size(s: &str) -> Option<u64> {
     digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
-enum HoldOrRelease {
-    Hold,
-    Release,
-}
-
 /// An alias address: `user@domain`, or `@domain` for the catch-all.
 fn alias_address(s: &str) -> Result<String> {
     match s.strip_prefix('@') {
@@ -283,23 +328,40 @@ fn alias_address(s: &str) -> Result<String> {
     }
 }
 
+/// A new alias (`@domain`: the catch-all) to comma-separated targets:
+/// (the alias, its targets).
+pub async fn add_alias(
+    store: &Arc<dyn Store>,
+    text: &str,
+    targets: &str,
+) -> Result<(String, Vec<String>)> {
+    let key = alias_address(text)?;
+    let targets: Vec<String> = targets
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| address(t).map(|m| m.key()))
+        .collect::<Result<_>>()?;
+    if targets.is_empty() {
+        return Err(AdminError("an alias needs at least one target".into()));
+    }
+    store.add_alias(&key, &targets).await?;
+    Ok((key, targets))
+}
+
+pub async fn remove_alias(store: &Arc<dyn Store>, text: &str) -> Result<String> {
+    let key = alias_address(text)?;
+    store.remove_alias(&key).await?;
+    Ok(key)
+}
+
 pub async fn alias(store: Arc<dyn Store>, cmd: AliasCmd) -> Result<()> {
     match cmd {
         AliasCmd::Add {
             address: a,
             targets,
         } => {
-            let key = alias_address(&a)?;
-            let targets: Vec<String> = targets
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(|t| address(t).map(|m| m.key()))
-                .collect::<Result<_>>()?;
-            if targets.is_empty() {
-                return Err(AdminError("an alias needs at least one target".into()));
-            }
-            store.add_alias(&key, &targets).await?;
+            let (key, targets) = add_alias(&store, &a, &targets).await?;
             println!("added alias {key} -> {}", targets.join(","));
         }
         AliasCmd::List => {
@@ -308,8 +370,7 @@ pub async fn alias(store: Arc<dyn Store>, cmd: AliasCmd) -> Result<()> {
             }
         }
         AliasCmd::Remove { address: a } => {
-            let key = alias_address(&a)?;
-            store.remove_alias(&key).await?;
+            let key = remove_alias(&store, &a).await?;
             println!("removed alias {key}");
         }
     }
@@ -429,6 +490,29 @@ pub struct DnsLines {
     /// `autoconfig.DOMAIN`, Outlook's `autodiscover.DOMAIN`): (name, zone
     /// line) pointing at us; empty without an http or https listener.
     pub autoconfig: Vec<(String, String)>,
+}
+
+impl DnsLines {
+    /// Every line to publish, in the order `tern dns records` prints them.
+    pub fn zone_lines(&self) -> Vec<String> {
+        let mut out = vec![self.mx.clone(), self.spf.clone()];
+        out.extend(self.dkim.iter().map(|(_, _, line)| line.clone()));
+        out.push(self.dmarc.clone());
+        out.extend(self.srv.iter().map(|(_, _, line)| line.clone()));
+        if let Some((_, _, line)) = &self.tlsa {
+            out.push(line.clone());
+        }
+        if let Some(line) = &self.tlsa_next {
+            out.push(format!("{line}   ; the next certificate's key (ACME)"));
+        }
+        if let Some(m) = &self.mta_sts {
+            out.push(m.txt.clone());
+            out.push(m.cname.clone());
+        }
+        out.push(self.tlsrpt.1.clone());
+        out.extend(self.autoconfig.iter().map(|(_, line)| line.clone()));
+        out
+    }
 }
 
 pub struct MtaStsLines {
@@ -556,28 +640,7 @@ pub async fn dns(store: Arc<dyn Store>, config: &Config, cmd: DnsCmd) -> Result<
     match cmd {
         DnsCmd::Records { domain } => {
             let name = known_domain(&store, &domain).await?;
-            let lines = dns_lines(&store, config, &name).await?;
-            println!("{}", lines.mx);
-            println!("{}", lines.spf);
-            for (_, _, line) in &lines.dkim {
-                println!("{line}");
-            }
-            println!("{}", lines.dmarc);
-            for (_, _, line) in &lines.srv {
-                println!("{line}");
-            }
-            if let Some((_, _, line)) = &lines.tlsa {
-                println!("{line}");
-            }
-            if let Some(line) = &lines.tlsa_next {
-                println!("{line}   ; the next certificate's key (ACME)");
-            }
-            if let Some(m) = &lines.mta_sts {
-                println!("{}", m.txt);
-                println!("{}", m.cname);
-            }
-            println!("{}", lines.tlsrpt.1);
-            for (_, line) in &lines.autoconfig {
+            for line in dns_lines(&store, config, &name).await?.zone_lines() {
                 println!("{line}");
             }
             Ok(())
@@ -670,15 +733,7 @@ pub async fn queue(store: Arc<dyn Store>, cmd: QueueCmd) -> Result<()> {
             }
         }
         QueueCmd::Retry { id, all } => {
-            let id = if all { None } else { id };
-            let n = store.queue_retry(id, message::date::unix_now()).await?;
-            if let Some(id) = id
-                && n == 0
-            {
-                return Err(AdminError(format!(
-                    "queued message {id} not found (or nothing left to send)"
-                )));
-            }
+            let n = queue_retry(&store, if all { None } else { id }).await?;
             println!("{n} recipient(s) due now");
         }
         QueueCmd::Delete { id } => {
@@ -687,6 +742,19 @@ pub async fn queue(store: Arc<dyn Store>, cmd: QueueCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Make one queued message's recipients (None: every one) due now; how many.
+pub async fn queue_retry(store: &Arc<dyn Store>, id: Option<i64>) -> Result<usize> {
+    let n = store.queue_retry(id, message::date::unix_now()).await?;
+    if let Some(id) = id
+        && n == 0
+    {
+        return Err(AdminError(format!(
+            "queued message {id} not found (or nothing left to send)"
+        )));
+    }
+    Ok(n)
 }
 
 fn reverse_path(sender: &str) -> String {

@@ -21,13 +21,13 @@ use crate::admin::{AdminError, dns_lines, known_domain};
 use crate::config::Config;
 
 /// One record's verdict.
-struct Finding {
-    what: String,
-    problem: Option<String>,
+pub struct Finding {
+    pub what: String,
+    pub problem: Option<String>,
     /// A problem here makes the check fail (otherwise a warning).
-    required: bool,
+    pub required: bool,
     /// What to publish (or ask for) to fix it.
-    fix: Option<String>,
+    pub fix: Option<String>,
 }
 
 impl Finding {
@@ -71,8 +71,38 @@ fn same_host(a: &str, b: &str) -> bool {
 /// Print the verdicts; an error when something required is wrong.
 pub async fn check(store: Arc<dyn Store>, config: &Config, domain: &str) -> Result<(), AdminError> {
     let name = known_domain(&store, domain).await?;
+    let findings = findings(&store, config, &name).await?;
+    let mut failed = 0;
+    for f in &findings {
+        match &f.problem {
+            None => println!("OK    {}", f.what),
+            Some(p) => {
+                let word = if f.required { "FAIL " } else { "WARN " };
+                failed += usize::from(f.required);
+                println!("{word} {}: {p}", f.what);
+                if let Some(fix) = &f.fix {
+                    println!("      fix: {fix}");
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(AdminError(format!(
+            "{failed} record(s) of {name} need fixing (see above)"
+        )));
+    }
+    Ok(())
+}
+
+/// The verdict on every record one of our domains (`name`, checked) needs.
+pub async fn findings(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    name: &str,
+) -> Result<Vec<Finding>, AdminError> {
+    let name = name.to_string();
     let resolver = crate::serve::resolver(config).map_err(|e| AdminError(e.0))?;
-    let lines = dns_lines(&store, config, &name).await?;
+    let lines = dns_lines(store, config, &name).await?;
     let host = config.hostname.as_str();
     let mut findings = Vec::new();
 
@@ -140,27 +170,7 @@ pub async fn check(store: Arc<dyn Store>, config: &Config, domain: &str) -> Resu
     for (owner, line) in &lines.autoconfig {
         findings.push(client_name(&resolver, owner, &addresses, line).await);
     }
-
-    let mut failed = 0;
-    for f in &findings {
-        match &f.problem {
-            None => println!("OK    {}", f.what),
-            Some(p) => {
-                let word = if f.required { "FAIL " } else { "WARN " };
-                failed += usize::from(f.required);
-                println!("{word} {}: {p}", f.what);
-                if let Some(fix) = &f.fix {
-                    println!("      fix: {fix}");
-                }
-            }
-        }
-    }
-    if failed > 0 {
-        return Err(AdminError(format!(
-            "{failed} record(s) of {name} need fixing (see above)"
-        )));
-    }
-    Ok(())
+    Ok(findings)
 }
 
 /// Forward-confirmed reverse DNS (RFC 8601 §3 iprev): the address's PTR

@@ -45,7 +45,7 @@ pub struct JmapRoutes {
     pub auth: Arc<Authenticator>,
     /// The webmail's signed-in browsers (their cookie stands for the
     /// password on these routes too).
-    pub sessions: crate::webmail::Sessions,
+    pub sessions: crate::session::Sessions,
 }
 
 /// The JMAP paths.

@@ -18,6 +18,7 @@ mod query;
 mod routes;
 pub mod sanitize;
 mod server;
+pub mod session;
 pub mod webmail;
 pub mod websocket;
 

@@ -106,11 +106,7 @@ impl Acme {
     /// its key is not beside it).
     fn time_left(&self) -> Option<Duration> {
         stored(self.dir.parent()?)?;
-        let pem = std::fs::read(self.dir.join("cert.pem")).ok()?;
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
-        let cert = pem.parse_x509().ok()?;
-        let not_after = cert.validity().not_after.timestamp();
-        let left = not_after - message::date::unix_now();
+        let left = not_after(&self.dir.join("cert.pem"))? - message::date::unix_now();
         Some(Duration::from_secs(left.max(0) as u64))
     }
 
@@ -308,6 +304,14 @@ fn alpn_certificate(name: &str, digest: &[u8]) -> Result<Identity, String> {
         .push(rcgen::CustomExtension::new_acme_identifier(digest));
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
     Identity::from_pem(&cert.pem(), &key.serialize_pem()).map_err(|e| e.to_string())
+}
+
+/// When the first certificate of a PEM file expires (Unix time).
+pub fn not_after(path: &Path) -> Option<i64> {
+    let pem = std::fs::read(path).ok()?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 #[cfg(test)]

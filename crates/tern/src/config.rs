@@ -177,12 +177,17 @@ pub struct HttpSettings {
     /// Client ranges that may read `/metrics`; everyone else gets 403.
     #[serde(default = "default_metrics_allow")]
     pub metrics_allow: Vec<CidrValue>,
+    /// The accounts that may use the web admin at `/admin` (signed in as
+    /// at the webmail); none by default.
+    #[serde(default)]
+    pub admins: Vec<String>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             metrics_allow: default_metrics_allow(),
+            admins: Vec::new(),
         }
     }
 }
@@ -1164,6 +1169,8 @@ impl Config {
         // Mail comes from this machine: SPF and DMARC would only measure the
         // laptop's DNS (and defer everything when it is offline).
         c.policy.verify = false;
+        // The one account the setup creates runs it, from the browser too.
+        c.http.admins = vec!["admin@localhost".into()];
         c
     }
 }

@@ -104,31 +104,14 @@ pub async fn findings(
     let resolver = crate::serve::resolver(config).map_err(|e| AdminError(e.0))?;
     let lines = dns_lines(store, config, &name).await?;
     let host = config.hostname.as_str();
-    let mut findings = Vec::new();
-
-    findings.push(match found(resolver.mx(&name).await) {
-        Ok(mx) if mx.iter().any(|(_, h)| same_host(h, host)) => {
-            Finding::ok(format!("MX {name} -> {host}"))
-        }
-        Ok(mx) if mx.is_empty() => {
-            Finding::bad(format!("MX {name}"), "no MX record", Some(lines.mx.clone()))
-        }
-        Ok(mx) => {
-            let hosts: Vec<&str> = mx.iter().map(|(_, h)| h.as_str()).collect();
-            Finding::bad(
-                format!("MX {name}"),
-                format!("points at {} (not {host})", hosts.join(", ")),
-                Some(lines.mx.clone()),
-            )
-        }
-        Err(e) => Finding::bad(
-            format!("MX {name}"),
-            format!("DNS: {e}"),
-            Some(lines.mx.clone()),
-        ),
-    });
-
-    let addresses = resolver.addresses(host).await.unwrap_or_default();
+    // The lookups are independent: asked together, a silent DNS costs one
+    // timeout, not one per record.
+    let (mx, addresses) = tokio::join!(
+        mx(&resolver, &name, host, &lines.mx),
+        resolver.addresses(host)
+    );
+    let addresses = addresses.unwrap_or_default();
+    let mut findings = vec![mx];
     findings.push(if addresses.is_empty() {
         Finding::bad(
             format!("A/AAAA {host}"),
@@ -147,30 +130,70 @@ pub async fn findings(
         Some(ip) => vec![ip],
         None => addresses.clone(),
     };
+    let r = &resolver;
+    let mut checks: Vec<Check<'_>> = Vec::new();
     for ip in &senders {
-        findings.push(fcrdns(&resolver, *ip, host).await);
+        checks.push(one(fcrdns(r, *ip, host)));
     }
     for ip in &senders {
-        findings.push(spf(&resolver, *ip, &name, host, &lines.spf).await);
+        checks.push(one(spf(r, *ip, &name, host, &lines.spf)));
     }
     for (owner, expected, line) in &lines.dkim {
-        findings.push(dkim(&resolver, owner, expected, line).await);
+        checks.push(one(dkim(r, owner, expected, line)));
     }
-    findings.push(dmarc(&resolver, &name, &lines.dmarc).await);
+    checks.push(one(dmarc(r, &name, &lines.dmarc)));
     for (owner, port, line) in &lines.srv {
-        findings.push(srv(&resolver, owner, *port, host, line).await);
+        checks.push(one(srv(r, owner, *port, host, line)));
     }
     if let Some((owner, hash, line)) = &lines.tlsa {
-        findings.push(tlsa(&resolver, owner, hash, line).await);
+        checks.push(one(tlsa(r, owner, hash, line)));
     }
     if let Some(m) = &lines.mta_sts {
-        findings.extend(mta_sts(&resolver, config, &name, m).await);
+        checks.push(Box::pin(mta_sts(r, config, &name, m)));
     }
-    findings.push(tlsrpt(&resolver, &name, &lines.tlsrpt.0, &lines.tlsrpt.1).await);
+    checks.push(one(tlsrpt(r, &name, &lines.tlsrpt.0, &lines.tlsrpt.1)));
     for (owner, line) in &lines.autoconfig {
-        findings.push(client_name(&resolver, owner, &addresses, line).await);
+        checks.push(one(client_name(r, owner, &addresses, line)));
     }
+    findings.extend(
+        futures_util::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten(),
+    );
     Ok(findings)
+}
+
+/// A check under way: its findings (in the order they were listed).
+type Check<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Finding>> + Send + 'a>>;
+
+fn one<'a>(check: impl std::future::Future<Output = Finding> + Send + 'a) -> Check<'a> {
+    Box::pin(async move { vec![check.await] })
+}
+
+/// The domain's MX names our host.
+async fn mx(resolver: &dns::Resolver, name: &str, host: &str, line: &str) -> Finding {
+    match found(resolver.mx(name).await) {
+        Ok(mx) if mx.iter().any(|(_, h)| same_host(h, host)) => {
+            Finding::ok(format!("MX {name} -> {host}"))
+        }
+        Ok(mx) if mx.is_empty() => {
+            Finding::bad(format!("MX {name}"), "no MX record", Some(line.to_string()))
+        }
+        Ok(mx) => {
+            let hosts: Vec<&str> = mx.iter().map(|(_, h)| h.as_str()).collect();
+            Finding::bad(
+                format!("MX {name}"),
+                format!("points at {} (not {host})", hosts.join(", ")),
+                Some(line.to_string()),
+            )
+        }
+        Err(e) => Finding::bad(
+            format!("MX {name}"),
+            format!("DNS: {e}"),
+            Some(line.to_string()),
+        ),
+    }
 }
 
 /// Forward-confirmed reverse DNS (RFC 8601 §3 iprev): the address's PTR

@@ -40,18 +40,7 @@ fn queries(what: &str) -> Vec<HistoryQuery> {
 }
 
 pub async fn history(store: Arc<dyn Store>, what: &str, json: bool, limit: usize) -> Result<()> {
-    let mut events = Vec::new();
-    for query in queries(what) {
-        events = store.history(query, limit).await?;
-        if !events.is_empty() {
-            break;
-        }
-    }
-    if events.is_empty() {
-        return Err(AdminError(format!(
-            "no history for {what} (kept for [history] keep; older events are gone)"
-        )));
-    }
+    let events = find(&store, what, limit).await?;
     if json {
         let list: Vec<_> = events.iter().map(event_json).collect();
         println!("{}", serde_json::Value::Array(list));
@@ -61,6 +50,19 @@ pub async fn history(store: Arc<dyn Store>, what: &str, json: bool, limit: usize
         }
     }
     Ok(())
+}
+
+/// The events of `what` (read as [`queries`] says), at most `limit`.
+pub async fn find(store: &Arc<dyn Store>, what: &str, limit: usize) -> Result<Vec<HistoryEvent>> {
+    for query in queries(what) {
+        let events = store.history(query, limit).await?;
+        if !events.is_empty() {
+            return Ok(events);
+        }
+    }
+    Err(AdminError(format!(
+        "no history for {what} (kept for [history] keep; older events are gone)"
+    )))
 }
 
 /// Which message an event is about: its SMTP id, else its queue id.

@@ -21,6 +21,7 @@ mod reports;
 mod serve;
 mod spam;
 mod trace;
+mod web_admin;
 
 use std::path::Path;
 use std::process::ExitCode;

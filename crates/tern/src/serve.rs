@@ -255,11 +255,16 @@ pub async fn serve(
         if let Ok(sender) = push {
             tokio::spawn(crate::jmap_push::run(jmap.clone(), sender));
         }
-        let web = web.with_jmap(web::JmapRoutes {
-            jmap,
-            auth: authenticator.clone(),
-            sessions: Default::default(),
-        });
+        let web = web
+            .with_jmap(web::JmapRoutes {
+                jmap,
+                auth: authenticator.clone(),
+                sessions: Default::default(),
+            })
+            .with_admin(Arc::new(crate::web_admin::WebAdmin::new(
+                store.clone(),
+                Arc::new(config.clone()),
+            )));
         let web = Arc::new(match &http01 {
             Some(tokens) => web.with_http01(tokens.clone()),
             None => web,

@@ -667,3 +667,59 @@ pub fn mta_sts_record(server: &TernServer, domain: &str) -> String {
         .unwrap_or_else(|| panic!("no _mta-sts line in:\n{records}"))
         .to_string()
 }
+
+/// One HTTP/1.1 request on a new connection: (status, head, body).
+pub fn http1(server: &TernServer, request: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(server.addr("http")).unwrap();
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+pub fn post(path: &str, extra: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Sign in as the webmail does: (the `Cookie:` value, the CSRF token).
+pub fn sign_in(server: &TernServer, user: (&str, &str)) -> (String, String) {
+    let body = serde_json::json!({"username": user.0, "password": user.1}).to_string();
+    let (status, head, body) = http1(server, &post("/webmail/login", "", &body));
+    assert_eq!(status, 200, "{head}\n{body}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .and_then(|l| l.split_once(':'))
+        .and_then(|(_, v)| v.trim().split(';').next())
+        .unwrap()
+        .to_string();
+    let csrf = serde_json::from_str::<serde_json::Value>(&body).unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (cookie, csrf)
+}
+
+/// Whether IMAP LOGIN takes these credentials.
+pub fn imap_login(server: &TernServer, user: (&str, &str)) -> bool {
+    use std::io::{BufRead, Write};
+    let (mut w, mut r) = raw_client(server.addr("imap"));
+    w.write_all(format!("a LOGIN {} {}\r\n", user.0, user.1).as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    while !line.starts_with("a ") {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0);
+    }
+    line.starts_with("a OK")
+}

@@ -14,20 +14,6 @@ const ALICE: (&str, &str) = ("alice@a.test", "alice-pw");
 /// The password Alice chooses in the webmail's Settings.
 const NEW_ALICE: (&str, &str) = ("alice@a.test", "a-new-secret-1");
 
-/// Whether IMAP LOGIN takes these credentials.
-fn imap_login(server: &TernServer, user: (&str, &str)) -> bool {
-    use std::io::{BufRead, Write};
-    let (mut w, mut r) = common::raw_client(server.addr("imap"));
-    w.write_all(format!("a LOGIN {} {}\r\n", user.0, user.1).as_bytes())
-        .unwrap();
-    let mut line = String::new();
-    while !line.starts_with("a ") {
-        line.clear();
-        assert!(r.read_line(&mut line).unwrap() > 0);
-    }
-    line.starts_with("a OK")
-}
-
 fn server() -> TernServer {
     let listeners = testkit::ephemeral_listeners(&["smtp", "imap", "http"]);
     common::smtp_server_with(&listeners, "[imap]\nplaintext_on_loopback = true\n")
@@ -168,8 +154,11 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         "{r}"
     );
     // The password changed in Settings is the one IMAP takes now.
-    assert!(!imap_login(&server, ALICE), "the old password still works");
-    assert!(imap_login(&server, NEW_ALICE));
+    assert!(
+        !common::imap_login(&server, ALICE),
+        "the old password still works"
+    );
+    assert!(common::imap_login(&server, NEW_ALICE));
     // Bob has the message with its attachment; the reply went out.
     let bob = mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX").concat();
     assert!(bob.contains("Subject: Lunch on Friday"), "{bob}");
@@ -222,29 +211,6 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     );
 }
 
-/// One HTTP/1.1 request on a new connection: (status, head, body).
-fn http(server: &TernServer, request: &str) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(server.addr("http")).unwrap();
-    tcp.write_all(request.as_bytes()).unwrap();
-    let mut raw = String::new();
-    tcp.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
-}
-
-fn post(path: &str, extra: &str, body: &str) -> String {
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
 /// The session's rules on the wire: the cookie is Secure, HttpOnly and
 /// SameSite=Strict; a wrong password gets no session; a change made
 /// with the cookie but without the CSRF token is refused, with it
@@ -253,7 +219,7 @@ fn post(path: &str, extra: &str, body: &str) -> String {
 #[test]
 fn sessions_cookies_and_csrf_on_the_wire() {
     let server = server();
-    let (status, head, _) = http(
+    let (status, head, _) = common::http1(
         &server,
         "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
@@ -269,9 +235,9 @@ fn sessions_cookies_and_csrf_on_the_wire() {
         csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
         "{head}"
     );
-    let (status, _, _) = http(
+    let (status, _, _) = common::http1(
         &server,
-        &post(
+        &common::post(
             "/webmail/login",
             "",
             r#"{"username":"alice@a.test","password":"nope"}"#,
@@ -279,18 +245,18 @@ fn sessions_cookies_and_csrf_on_the_wire() {
     );
     assert_eq!(status, 401);
     // A form another site could post (text/plain) signs nobody in.
-    let plain = post(
+    let plain = common::post(
         "/webmail/login",
         "",
         r#"{"username":"alice@a.test","password":"alice-pw"}"#,
     )
     .replace("application/json", "text/plain");
-    let (status, head, _) = http(&server, &plain);
+    let (status, head, _) = common::http1(&server, &plain);
     assert_eq!(status, 415);
     assert!(!head.to_ascii_lowercase().contains("set-cookie"), "{head}");
-    let (status, head, body) = http(
+    let (status, head, body) = common::http1(
         &server,
-        &post(
+        &common::post(
             "/webmail/login",
             "",
             r#"{"username":"alice@a.test","password":"alice-pw"}"#,
@@ -319,14 +285,14 @@ fn sessions_cookies_and_csrf_on_the_wire() {
         .to_string();
     let api =
         r#"{"using":["urn:ietf:params:jmap:core"],"methodCalls":[["Core/echo",{"x":1},"0"]]}"#;
-    let (status, _, _) = http(
+    let (status, _, _) = common::http1(
         &server,
-        &post("/jmap/api", &format!("Cookie: {cookie}\r\n"), api),
+        &common::post("/jmap/api", &format!("Cookie: {cookie}\r\n"), api),
     );
     assert_eq!(status, 403, "no CSRF token");
-    let (status, _, _) = http(
+    let (status, _, _) = common::http1(
         &server,
-        &post(
+        &common::post(
             "/jmap/api",
             &format!("Cookie: {cookie}\r\nX-Tern-CSRF: wrong\r\n"),
             api,
@@ -334,10 +300,10 @@ fn sessions_cookies_and_csrf_on_the_wire() {
     );
     assert_eq!(status, 403, "a wrong CSRF token");
     let with = format!("Cookie: {cookie}\r\nX-Tern-CSRF: {csrf}\r\n");
-    let (status, _, body) = http(&server, &post("/jmap/api", &with, api));
+    let (status, _, body) = common::http1(&server, &common::post("/jmap/api", &with, api));
     assert_eq!(status, 200, "{body}");
-    let (status, _, body) = http(&server, &post("/webmail/logout", &with, ""));
+    let (status, _, body) = common::http1(&server, &common::post("/webmail/logout", &with, ""));
     assert_eq!(status, 200, "{body}");
-    let (status, _, _) = http(&server, &post("/jmap/api", &with, api));
+    let (status, _, _) = common::http1(&server, &common::post("/jmap/api", &with, api));
     assert_eq!(status, 401, "signed out");
 }

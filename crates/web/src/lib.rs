@@ -11,6 +11,7 @@
 //! tests call it directly). [`serve`] runs it under hyper on a listener,
 //! with the connection limits, TLS and graceful stop every listener shares.
 
+pub mod admin;
 pub mod autoconfig;
 pub mod eventsource;
 pub mod jmap;

@@ -64,6 +64,7 @@ pub struct Web {
     metrics: Option<Arc<dyn MetricsSource>>,
     http01: Arc<Http01>,
     jmap: Option<JmapRoutes>,
+    admin: Option<Arc<dyn crate::admin::AdminOps>>,
 }
 
 /// The routes, by name (the `route` label of `tern_http_requests_total`).
@@ -129,12 +130,20 @@ impl Web {
             metrics,
             http01: Arc::default(),
             jmap: None,
+            admin: None,
         }
     }
 
     /// Serve JMAP (RFC 8620) on these listeners.
     pub fn with_jmap(mut self, jmap: JmapRoutes) -> Web {
         self.jmap = Some(jmap);
+        self
+    }
+
+    /// Serve the web admin at `/admin` (needs JMAP's sessions: the
+    /// administrator signs in as any webmail user does).
+    pub fn with_admin(mut self, ops: Arc<dyn crate::admin::AdminOps>) -> Web {
+        self.admin = Some(ops);
         self
     }
 
@@ -204,6 +213,14 @@ impl Web {
     /// The answer to one request from `client`; the body is already read
     /// (and bounded) by the server.
     pub async fn respond(&self, req: Request<Bytes>, client: IpAddr) -> Response<Bytes> {
+        if let (Some(ops), Some(jmap), Some(route)) = (
+            &self.admin,
+            &self.jmap,
+            crate::admin::AdminRoute::of(req.uri().path()),
+        ) {
+            let response = crate::admin::respond(ops, jmap, route, &req, client).await;
+            return counted(route.name(), response);
+        }
         if let (Some(jmap), Some(route)) = (
             &self.jmap,
             crate::webmail::WebmailRoute::of(req.uri().path()),

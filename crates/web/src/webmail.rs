@@ -94,7 +94,7 @@ impl WebmailRoute {
 }
 
 /// The headers every webmail answer carries.
-fn harden(r: &mut Response<Bytes>, csp: &'static str) {
+pub(crate) fn harden(r: &mut Response<Bytes>, csp: &'static str) {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,

@@ -1,7 +1,8 @@
 // The webmail as a user drives it, in Debian's Chromium under Playwright
 // (npm playwright-core; no browser is downloaded): sign in, read a
 // message, open a hostile HTML message, compose with an attachment and
-// send, reply, search, mark spam, set a vacation reply, sign out. Every
+// send, reply, search, mark spam, set a vacation reply and a filter,
+// change the password, sign out. Every
 // request to a host other than the server, every dialog and every error
 // the page throws is recorded. A screenshot of each step goes to DIR.
 // Prints one JSON object: the steps done, what was recorded, figures.
@@ -145,6 +146,20 @@ await step("vacation", async () => {
   await page.click("#settings-save");
   await page.waitForSelector("#toast:text('Settings saved')");
   out.sessionsListed = true;
+});
+
+await step("filters", async () => {
+  await page.click("#settings-button");
+  await page.click("#f-add");
+  const rule = page.locator("#f-rules li").last();
+  await rule.locator(".f-field").selectOption("subject");
+  await rule.locator(".f-value").fill("[report]");
+  await rule.locator(".f-then").selectOption("move");
+  await rule.locator(".f-target").fill("Reports");
+  await page.click("#f-save");
+  await page.waitForSelector("#toast:text('Filters saved (1 rule)')");
+  out.filterRules = await page.locator("#f-rules li").count();
+  await page.click("#settings-close");
 });
 
 await step("password", async () => {

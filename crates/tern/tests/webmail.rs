@@ -103,7 +103,7 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         r["steps"],
         json!([
             "sign-in", "read", "hostile", "attached", "compose", "reply", "search", "folder",
-            "spam", "draft", "vacation", "password", "sign-out"
+            "spam", "draft", "vacation", "filters", "password", "sign-out"
         ]),
         "{r}"
     );
@@ -169,6 +169,11 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         sent.contains("In-Reply-To: <Hello-from-Bob@far.test>"),
         "{sent}"
     );
+    // The filter made in Settings files new mail (a Sieve script).
+    assert_eq!(r["filterRules"], 1, "{r}");
+    deliver(&server, "[report] weekly", "", "Numbers.");
+    let reports = mailbox(&server, NEW_ALICE, "Reports").concat();
+    assert!(reports.contains("Subject: [report] weekly"), "{reports}");
     let junk = mailbox(&server, NEW_ALICE, "Junk").concat();
     assert!(junk.contains("Subject: Cheap pills"), "{junk}");
     // Marking it spam taught Alice's filter (as moving it over IMAP does).
@@ -306,4 +311,77 @@ fn sessions_cookies_and_csrf_on_the_wire() {
     assert_eq!(status, 200, "{body}");
     let (status, _, _) = common::http1(&server, &common::post("/jmap/api", &with, api));
     assert_eq!(status, 401, "signed out");
+}
+
+/// The filter editor's rules on the wire: read back as saved, a bad rule
+/// refused with its reason, another client's active script (put by
+/// `tern sieve put`, as ManageSieve would) replaced only when asked.
+#[test]
+fn filters_are_a_sieve_script_the_user_owns() {
+    let server = server();
+    let (cookie, csrf) = common::sign_in(&server, ("alice@a.test", "alice-pw"));
+    let with = format!("Cookie: {cookie}\r\nX-Tern-CSRF: {csrf}\r\n");
+    let get = |server: &TernServer| {
+        let request = format!(
+            "GET /webmail/filters HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+        );
+        let (status, _, body) = common::http1(server, &request);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    assert_eq!(
+        get(&server),
+        json!({"rules": [], "editedElsewhere": false, "active": null})
+    );
+    let script = server.data_dir().join("mine.sieve");
+    std::fs::write(&script, "require \"fileinto\";\nfileinto \"Elsewhere\";\n").unwrap();
+    server.admin_ok(&[
+        "sieve",
+        "put",
+        "alice@a.test",
+        "mine",
+        script.to_str().unwrap(),
+        "--activate",
+    ]);
+    let rule = json!({"field": "from", "test": "contains", "value": "news@", "then": "move", "target": "News"});
+    let save = |rules: Value, replace: bool| {
+        let body = json!({"rules": rules, "replace": replace}).to_string();
+        let (status, _, body) = common::http1(
+            &server,
+            &common::post("/webmail/filters/save", &with, &body),
+        );
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let (status, answer) = save(json!([rule]), false);
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["active"], "mine");
+    let bad = json!({"field": "subject", "test": "is", "value": "x", "then": "forward", "target": "nobody"});
+    let (status, answer) = save(json!([bad]), true);
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"].as_str().unwrap().contains("not an address"),
+        "{answer}"
+    );
+    let (status, answer) = save(json!([rule]), true);
+    assert_eq!(status, 200, "{answer}");
+    let now = get(&server);
+    assert_eq!(now["active"], "webmail-filters");
+    assert_eq!(now["rules"][0]["target"], "News", "{now}");
+    let listed = server.admin_ok(&["sieve", "list", "alice@a.test"]);
+    assert!(
+        listed.contains("webmail-filters") && listed.contains("mine"),
+        "{listed}"
+    );
+    // The rule files mail at delivery.
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "news@far.test",
+        "alice@a.test",
+        "From: news@far.test\r\nTo: alice@a.test\r\nSubject: Issue 9\r\n\r\nNews.\r\n",
+    );
+    let news = mailbox(&server, ("alice@a.test", "alice-pw"), "News").concat();
+    assert!(news.contains("Subject: Issue 9"), "{news}");
 }

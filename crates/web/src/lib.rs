@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod autoconfig;
 pub mod eventsource;
+pub mod filters;
 pub mod jmap;
 mod query;
 mod routes;

@@ -51,6 +51,8 @@ pub enum WebmailRoute {
     EndSession,
     Password,
     Html,
+    Filters,
+    SaveFilters,
 }
 
 impl WebmailRoute {
@@ -65,6 +67,8 @@ impl WebmailRoute {
             "/webmail/sessions" => WebmailRoute::Sessions,
             "/webmail/sessions/end" => WebmailRoute::EndSession,
             "/webmail/password" => WebmailRoute::Password,
+            "/webmail/filters" => WebmailRoute::Filters,
+            "/webmail/filters/save" => WebmailRoute::SaveFilters,
             p if p.starts_with("/webmail/html/") => WebmailRoute::Html,
             _ => return None,
         })
@@ -79,6 +83,7 @@ impl WebmailRoute {
             WebmailRoute::EndSession => "webmail-end-session",
             WebmailRoute::Password => "webmail-password",
             WebmailRoute::Html => "webmail-html",
+            WebmailRoute::Filters | WebmailRoute::SaveFilters => "webmail-filters",
         }
     }
 
@@ -87,7 +92,8 @@ impl WebmailRoute {
             WebmailRoute::Login
             | WebmailRoute::Logout
             | WebmailRoute::EndSession
-            | WebmailRoute::Password => Method::POST,
+            | WebmailRoute::Password
+            | WebmailRoute::SaveFilters => Method::POST,
             _ => Method::GET,
         }
     }
@@ -189,6 +195,8 @@ impl JmapRoutes {
             }
             WebmailRoute::Password => self.password(req, account, client, &token).await,
             WebmailRoute::Html => self.html(req, account, client).await,
+            WebmailRoute::Filters => self.filters(account).await,
+            WebmailRoute::SaveFilters => self.save_filters(req, account, client).await,
             WebmailRoute::Asset(_) | WebmailRoute::Login => {
                 text(StatusCode::NOT_FOUND, "not found\n")
             }
@@ -254,6 +262,88 @@ impl JmapRoutes {
             StatusCode::OK,
             &json!({"changed": true, "otherSessionsEnded": ended}),
         )
+    }
+
+    /// `GET /webmail/filters`: the editor's rules (None when its script
+    /// is not there or was changed by something else) and the name of the
+    /// active script.
+    async fn filters(&self, account: &AccountRecord) -> Response<Bytes> {
+        let store = self.jmap.store();
+        let (Ok(mine), Ok(active)) = (
+            store.sieve_get(account.id, crate::filters::SCRIPT).await,
+            self.active_script(account).await,
+        ) else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        };
+        let rules = mine.as_deref().map(crate::filters::rules);
+        json(
+            StatusCode::OK,
+            &json!({
+                "rules": rules.clone().flatten().unwrap_or_default(),
+                "editedElsewhere": matches!(rules, Some(None)),
+                "active": active,
+            }),
+        )
+    }
+
+    /// The name of the account's active script, as stored now (delivery's
+    /// cached answer may lag behind another process's change).
+    async fn active_script(&self, account: &AccountRecord) -> store::Result<Option<String>> {
+        let list = self.jmap.store().sieve_list(account.id).await?;
+        Ok(list.into_iter().find(|s| s.active).map(|s| s.name))
+    }
+
+    /// `POST /webmail/filters/save` with `{"rules": [...], "replace"}`:
+    /// the rules written as the editor's script and made the active one;
+    /// another active script (from a ManageSieve client) is only replaced
+    /// with `replace: true` (409 names it otherwise).
+    async fn save_filters(
+        &self,
+        req: &Request<Bytes>,
+        account: &AccountRecord,
+        client: IpAddr,
+    ) -> Response<Bytes> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Save {
+            rules: Vec<crate::filters::Rule>,
+            #[serde(default)]
+            replace: bool,
+        }
+        let save: Save = match serde_json::from_slice(req.body()) {
+            Ok(s) => s,
+            Err(e) => return json(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+        };
+        let script = match crate::filters::script(&save.rules) {
+            Ok(s) => s,
+            Err(why) => return json(StatusCode::BAD_REQUEST, &json!({"error": why})),
+        };
+        let store = self.jmap.store();
+        let Ok(active) = self.active_script(account).await else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        };
+        if let Some(name) = active
+            && name != crate::filters::SCRIPT
+            && !save.replace
+        {
+            return json(
+                StatusCode::CONFLICT,
+                &json!({"error": format!("the script {name:?} is active (set by another mail client); saving replaces it"), "active": name}),
+            );
+        }
+        let saved = async {
+            store
+                .sieve_put(account.id, crate::filters::SCRIPT, &script)
+                .await?;
+            store
+                .sieve_activate(account.id, Some(crate::filters::SCRIPT))
+                .await
+        };
+        if saved.await.is_err() {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        }
+        tracing::info!(account = %account.address, %client, rules = save.rules.len(), "webmail: filters saved");
+        json(StatusCode::OK, &json!({"saved": save.rules.len()}))
     }
 
     /// `POST /webmail/login` with `{"username", "password"}`.

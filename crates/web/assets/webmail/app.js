@@ -630,6 +630,7 @@ async function openSettings() {
     }));
     return li;
   }));
+  await loadFilters();
   if (!$("settings").open) $("settings").showModal();
 }
 
@@ -645,6 +646,80 @@ $("p-change").addEventListener("click", async () => {
   toast("Password changed; other browsers were signed out");
   openSettings();
 });
+
+// Filters: simple rules the server writes as a Sieve script.
+const FIELDS = [["from", "From"], ["to", "To or Cc"], ["subject", "Subject"]];
+const TESTS = [["contains", "contains"], ["notContains", "does not contain"], ["is", "is"]];
+const THENS = [["move", "move to folder"], ["markRead", "mark as read"], ["flag", "flag"], ["delete", "delete"], ["forward", "forward to"]];
+
+function choice(options, value, label, cls) {
+  const s = document.createElement("select");
+  s.className = cls;
+  s.setAttribute("aria-label", label);
+  for (const [v, text] of options) s.append(new Option(text, v, false, v === value));
+  return s;
+}
+
+function ruleItem(rule) {
+  const li = document.createElement("li");
+  const value = Object.assign(document.createElement("input"), { type: "text", className: "f-value", value: rule.value || "" });
+  const target = Object.assign(document.createElement("input"), { type: "text", className: "f-target", value: rule.target || "" });
+  const then = choice(THENS, rule.then || "move", "then", "f-then");
+  const stop = Object.assign(document.createElement("input"), { type: "checkbox", className: "f-stop", checked: rule.stop !== false });
+  const stopLabel = document.createElement("label");
+  stopLabel.append(stop, " and stop");
+  const showTarget = () => {
+    target.hidden = !["move", "forward"].includes(then.value);
+    target.placeholder = then.value === "move" ? "Folder" : "Address";
+  };
+  then.addEventListener("change", showTarget);
+  showTarget();
+  li.append("When", choice(FIELDS, rule.field || "subject", "header", "f-field"),
+    choice(TESTS, rule.test || "contains", "comparison", "f-test"), value, then, target, stopLabel,
+    button("Remove", () => li.remove()));
+  value.setAttribute("aria-label", "Text to look for");
+  target.setAttribute("aria-label", "Folder or address");
+  return li;
+}
+
+function readRules() {
+  return [...$("f-rules").children].map((li) => ({
+    field: li.querySelector(".f-field").value, test: li.querySelector(".f-test").value,
+    value: li.querySelector(".f-value").value, then: li.querySelector(".f-then").value,
+    target: li.querySelector(".f-target").value, stop: li.querySelector(".f-stop").checked,
+  }));
+}
+
+async function loadFilters() {
+  const f = await (await request("/webmail/filters")).json();
+  $("f-rules").replaceChildren(...f.rules.map(ruleItem));
+  $("f-error").textContent = "";
+  $("f-note").textContent = f.editedElsewhere
+    ? "Your filters were changed by another mail client; saving here replaces them."
+    : f.active && f.active !== "webmail-filters"
+      ? `Another mail client's filter script (${f.active}) is active; saving here replaces it.`
+      : "Rules run on new mail as it arrives, in order.";
+}
+
+async function saveFilters(replace = false) {
+  $("f-error").textContent = "";
+  const r = await request("/webmail/filters/save", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ rules: readRules(), replace }),
+  });
+  const body = await r.json().catch(() => ({}));
+  if (r.status === 409 && confirm(`${body.error}. Replace it?`)) return saveFilters(true);
+  if (!r.ok) { $("f-error").textContent = body.error || `the server said ${r.status}`; return; }
+  toast(`Filters saved (${body.saved} rule${body.saved === 1 ? "" : "s"})`);
+  loadFilters();
+}
+
+$("f-add").addEventListener("click", () => {
+  const li = ruleItem({});
+  $("f-rules").append(li);
+  li.querySelector(".f-value").focus();
+});
+$("f-save").addEventListener("click", () => saveFilters());
 
 $("settings-button").addEventListener("click", openSettings);
 $("settings-close").addEventListener("click", () => $("settings").close());

@@ -12,7 +12,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const [base, user, password, dir] = process.argv.slice(2);
-const out = { steps: [], external: [], dialogs: [], pageErrors: [], figures: {} };
+const out = { steps: [], external: [], allowedImages: [], dialogs: [], pageErrors: [], figures: {} };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-dev-shm-usage"],
@@ -22,7 +22,8 @@ const page = await context.newPage();
 page.setDefaultTimeout(15000);
 page.on("request", (r) => {
   const url = r.url();
-  if (!url.startsWith(base) && !url.startsWith("data:") && !url.startsWith("about:")) out.external.push(url);
+  if (url.startsWith("https://images.invalid/")) out.allowedImages.push(url);
+  else if (!url.startsWith(base) && !url.startsWith("data:") && !url.startsWith("about:")) out.external.push(url);
 });
 const sizes = [];
 page.on("requestfinished", (r) => {
@@ -80,6 +81,21 @@ await step("attached", async () => {
   await page.click("#reader button:text-is('Read attached message')");
   await page.waitForSelector("#reader .attached .body-text");
   out.attached = await page.textContent("#reader .attached");
+});
+
+// An attached HTML message, sanitized in its own frame; its remote
+// images allowed for its sender (the only request to another host the
+// page may make, recorded apart).
+await step("attached-html", async () => {
+  await rowWith("Forwarded page").click();
+  await page.click("#reader button:text-is('Read attached message')");
+  const frame = await (await page.waitForSelector("#reader .attached iframe")).contentFrame();
+  await frame.waitForSelector("p");
+  out.attachedHtml = await frame.content();
+  await page.click("#reader .attached button:text-is('Always show images from dan@d.test')");
+  await page.waitForFunction(() => document.querySelector("#reader .attached iframe").src.endsWith("?images=1"));
+  await page.waitForTimeout(300);
+  out.imagesFrom = await page.evaluate(() => localStorage.getItem("tern-images-from"));
 });
 
 await step("compose", async () => {

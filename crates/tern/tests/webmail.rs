@@ -83,6 +83,14 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         "--b\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
          From: Dan <dan@d.test>\r\nTo: bob@far.test\r\nSubject: the original\r\n\r\nOriginal words.\r\n--b--",
     );
+    deliver(
+        &server,
+        "Forwarded page",
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n",
+        "--b\r\nContent-Type: text/plain\r\n\r\nThe page.\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
+         From: Dan <dan@d.test>\r\nTo: bob@far.test\r\nSubject: the page\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n\
+         <p>Inner <b>page</b></p><script>window.__pwned=true</script><img src=\"https://images.invalid/dan.png\">\r\n--b--",
+    );
     let dir = common::repo("target/test-artefacts/webmail");
     std::fs::create_dir_all(&dir).unwrap();
     let base = format!("http://{}", server.addr("http"));
@@ -102,8 +110,21 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     assert_eq!(
         r["steps"],
         json!([
-            "sign-in", "read", "hostile", "attached", "compose", "reply", "search", "folder",
-            "spam", "draft", "vacation", "filters", "password", "sign-out"
+            "sign-in",
+            "read",
+            "hostile",
+            "attached",
+            "attached-html",
+            "compose",
+            "reply",
+            "search",
+            "folder",
+            "spam",
+            "draft",
+            "vacation",
+            "filters",
+            "password",
+            "sign-out"
         ]),
         "{r}"
     );
@@ -113,6 +134,20 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         "nothing but our server was asked: {r}"
     );
     assert_eq!(r["dialogs"], json!([]), "no script ran: {r}");
+    let inner = r["attachedHtml"].as_str().unwrap();
+    assert!(
+        inner.contains("Inner <b>page</b>") && !inner.contains("<script"),
+        "{inner}"
+    );
+    assert!(
+        r["imagesFrom"].as_str().unwrap().contains("dan@d.test"),
+        "{r}"
+    );
+    assert_eq!(
+        r["allowedImages"],
+        json!(["https://images.invalid/dan.png"]),
+        "{r}"
+    );
     assert_eq!(r["pageErrors"], json!([]), "{r}");
     assert_eq!(r["pwned"], false);
     assert!(

@@ -405,7 +405,8 @@ impl JmapRoutes {
         r
     }
 
-    /// `GET /webmail/html/{emailId}[?images=1]`: the message's HTML body,
+    /// `GET /webmail/html/{emailId}[?images=1]` (or `/webmail/html/
+    /// attached/{blobId}` for an attached message): the message's HTML body,
     /// sanitized, for a sandboxed frame; `X-Tern-Remote-Images: blocked`
     /// when remote images were taken out.
     async fn html(
@@ -414,21 +415,32 @@ impl JmapRoutes {
         account: &AccountRecord,
         client: IpAddr,
     ) -> Response<Bytes> {
-        let id = req
-            .uri()
-            .path()
-            .trim_start_matches("/webmail/html/")
-            .to_string();
+        // A stored message by its id, or a message attached to one
+        // (message/rfc822) by its blob id, read with Email/parse.
+        let path = req.uri().path();
+        let (method, id) = match path.strip_prefix("/webmail/html/attached/") {
+            Some(blob) => ("Email/parse", blob.to_string()),
+            None => (
+                "Email/get",
+                path.trim_start_matches("/webmail/html/").to_string(),
+            ),
+        };
         let images = crate::query::param(req.uri().query(), "images").as_deref() == Some("1");
         let account_id = jmap::account_id(account);
+        let mut args = json!({
+            "accountId": account_id,
+            "properties": ["htmlBody", "attachments", "bodyValues"],
+            "bodyProperties": ["partId", "blobId", "type", "cid", "name"],
+            "fetchHTMLBodyValues": true,
+        });
+        args[if method == "Email/get" {
+            "ids"
+        } else {
+            "blobIds"
+        }] = json!([id]);
         let request = json!({
             "using": [jmap::CORE, jmap::MAIL],
-            "methodCalls": [["Email/get", {
-                "accountId": account_id, "ids": [id],
-                "properties": ["htmlBody", "attachments", "bodyValues"],
-                "bodyProperties": ["partId", "blobId", "type", "cid", "name"],
-                "fetchHTMLBodyValues": true,
-            }, "h"]],
+            "methodCalls": [[method, args, "h"]],
         });
         let Ok(answer) = self
             .jmap
@@ -437,7 +449,11 @@ impl JmapRoutes {
         else {
             return text(StatusCode::BAD_REQUEST, "bad message id\n");
         };
-        let email = &answer["methodResponses"][0][1]["list"][0];
+        let found = &answer["methodResponses"][0][1];
+        let email = match method {
+            "Email/get" => &found["list"][0],
+            _ => &found["parsed"][id.as_str()],
+        };
         if email.is_null() {
             return text(StatusCode::NOT_FOUND, "no such message\n");
         }

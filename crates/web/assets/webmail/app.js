@@ -340,21 +340,7 @@ function renderMessage(e) {
   reader.append(tools);
   const html = (e.htmlBody || []).some((p) => p.type === "text/html");
   if (html) {
-    const frame = document.createElement("iframe");
-    frame.className = "body-frame";
-    frame.title = "Message";
-    // No scripts, no same-origin access, no forms; links open outside.
-    frame.setAttribute("sandbox", "allow-popups allow-popups-to-escape-sandbox");
-    frame.setAttribute("referrerpolicy", "no-referrer");
-    const url = `/webmail/html/${encodeURIComponent(e.id)}`;
-    reader.append(frame);
-    request(url, { method: "HEAD" }).then((r) => {
-      if (r.headers.get("X-Tern-Remote-Images") === "blocked") {
-        const allow = button("Show remote images", () => { frame.src = `${url}?images=1`; allow.remove(); });
-        tools.append(allow);
-      }
-    });
-    frame.src = url;
+    reader.append(htmlFrame(`/webmail/html/${encodeURIComponent(e.id)}`, tools, sender(e)));
   } else {
     const pre = document.createElement("div");
     pre.className = "body-text";
@@ -385,11 +371,40 @@ function renderMessage(e) {
   reader.focus();
 }
 
+// Remote images are shown for the senders the reader chose (kept in this
+// browser only).
+const IMAGES_KEY = "tern-images-from";
+const imageSenders = () => JSON.parse(localStorage.getItem(IMAGES_KEY) || "[]");
+const sender = (e) => ((e.from || [])[0] || {}).email?.toLowerCase() || "";
+
+// A message's HTML, sanitized by the server, in a frame that may run
+// nothing (no scripts, no same-origin access, no forms; links open
+// outside); its remote images on the reader's word.
+function htmlFrame(url, tools, from) {
+  const frame = document.createElement("iframe");
+  frame.className = "body-frame";
+  frame.title = "Message";
+  frame.setAttribute("sandbox", "allow-popups allow-popups-to-escape-sandbox");
+  frame.setAttribute("referrerpolicy", "no-referrer");
+  const trusted = from && imageSenders().includes(from);
+  frame.src = trusted ? `${url}?images=1` : url;
+  if (!trusted) request(url, { method: "HEAD" }).then((r) => {
+    if (r.headers.get("X-Tern-Remote-Images") !== "blocked") return;
+    const show = button("Show remote images", () => { frame.src = `${url}?images=1`; show.remove(); always?.remove(); });
+    const always = from && button(`Always show images from ${from}`, () => {
+      localStorage.setItem(IMAGES_KEY, JSON.stringify([...new Set([...imageSenders(), from])].slice(-500)));
+      frame.src = `${url}?images=1`; show.remove(); always.remove();
+    });
+    tools.append(...[show, always].filter(Boolean));
+  });
+  return frame;
+}
+
 // A message attached to this one (message/rfc822), read with Email/parse
 // and shown under it: its headers and text, as text.
 async function readAttached(blobId, after) {
   const r = await call("Email/parse", { blobIds: [blobId], fetchTextBodyValues: true,
-    properties: ["from", "to", "subject", "sentAt", "textBody", "bodyValues"] });
+    properties: ["from", "to", "subject", "sentAt", "textBody", "htmlBody", "bodyValues"] });
   const e = r.parsed && r.parsed[blobId];
   const section = document.createElement("section");
   section.className = "attached";
@@ -402,11 +417,18 @@ async function readAttached(blobId, after) {
     const head = document.createElement("div");
     head.className = "headers";
     head.textContent = `From: ${addresses(e.from)} · To: ${addresses(e.to)}`;
-    const body = document.createElement("div");
-    body.className = "body-text";
-    body.textContent = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || "").join("\n")
-      || "(no text part; download it to read it)";
-    section.append(h, head, body);
+    const tools = document.createElement("div");
+    tools.className = "tools";
+    section.append(h, head, tools);
+    if ((e.htmlBody || []).some((p) => p.type === "text/html")) {
+      section.append(htmlFrame(`/webmail/html/attached/${encodeURIComponent(blobId)}`, tools, sender(e)));
+    } else {
+      const body = document.createElement("div");
+      body.className = "body-text";
+      body.textContent = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || "").join("\n")
+        || "(no text part; download it to read it)";
+      section.append(body);
+    }
   }
   after.after(section);
 }

@@ -8,9 +8,10 @@
 // Usage: node admin.mjs BASE_URL ADMIN PASSWORD USER USER_PASSWORD DIR
 import { chromium } from "playwright-core";
 import { join } from "node:path";
+import { audit } from "./a11y.mjs";
 
 const [base, admin, adminPassword, user, userPassword, dir] = process.argv.slice(2);
-const out = { steps: [], external: [], dialogs: [], pageErrors: [] };
+const out = { a11y: [], steps: [], external: [], dialogs: [], pageErrors: [] };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-dev-shm-usage"],
@@ -33,6 +34,7 @@ page.on("dialog", async (d) => {
 let n = 0;
 async function step(name, body) {
   await body();
+  for (const p of await audit(page)) out.a11y.push(`${name}: ${p}`);
   n += 1;
   await page.screenshot({ path: join(dir, `${String(n).padStart(2, "0")}-${name}.png`), fullPage: true });
   out.steps.push(name);

@@ -10,9 +10,10 @@
 import { chromium } from "playwright-core";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { audit } from "./a11y.mjs";
 
 const [base, user, password, dir] = process.argv.slice(2);
-const out = { steps: [], external: [], allowedImages: [], dialogs: [], pageErrors: [], figures: {} };
+const out = { a11y: [], steps: [], external: [], allowedImages: [], dialogs: [], pageErrors: [], figures: {} };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-dev-shm-usage"],
@@ -39,6 +40,7 @@ page.on("pageerror", (e) => out.pageErrors.push(String(e)));
 let n = 0;
 async function step(name, body) {
   await body();
+  for (const p of await audit(page)) out.a11y.push(`${name}: ${p}`);
   n += 1;
   await page.screenshot({ path: join(dir, `${String(n).padStart(2, "0")}-${name}.png`) });
   out.steps.push(name);

@@ -149,6 +149,7 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         "{r}"
     );
     assert_eq!(r["pageErrors"], json!([]), "{r}");
+    assert_eq!(r["a11y"], json!([]), "unnamed controls or low contrast: {r}");
     assert_eq!(r["pwned"], false);
     assert!(
         r["read"].as_str().unwrap().contains("the figures are in"),

@@ -32,6 +32,8 @@ page.on("requestfinished", (r) => {
 });
 page.on("dialog", async (d) => {
   if (d.type() === "prompt" && d.message() === "Folder name") { await d.accept("Projects"); return; }
+  if (d.type() === "prompt" && d.message() === "New name") { await d.accept("Plans"); return; }
+  if (d.type() === "confirm" && d.message() === "Delete the folder Plans?") { await d.accept(); return; }
   out.dialogs.push(`${d.type()}: ${d.message()}`);
   await d.dismiss();
 });
@@ -134,6 +136,35 @@ await step("search", async () => {
 await step("folder", async () => {
   await page.click("#new-folder");
   await page.waitForSelector("#folder-list a >> text=Projects");
+});
+
+// Rename and delete a folder of one's own (roles' folders offer neither).
+await step("rename-folder", async () => {
+  await page.click("#folder-list a >> text=Projects");
+  await page.click("#rename-folder");
+  await page.waitForSelector("#folder-list a >> text=Plans");
+  await page.click("#folder-list a >> text=Plans");
+  await page.click("#delete-folder");
+  await page.waitForSelector("#toast:text('Deleted Plans')");
+  out.foldersAfter = await page.locator("#folder-list a span:first-child").allTextContents();
+  out.inboxRenameHidden = await page.locator("#rename-folder").isHidden();
+});
+
+// Conversations: Bob's message and Alice's reply are one row, counted;
+// the reader lists both. Sorting by subject puts "Cheap pills" first.
+await step("conversation", async () => {
+  await page.check("#threads");
+  await page.waitForSelector("#message-list li .thread-count");
+  out.threadRow = await page.locator("#message-list li", { has: page.locator(".thread-count") }).first().textContent();
+  await rowWith("Hello from Bob").click();
+  await page.waitForSelector("#reader nav.conversation li");
+  out.conversation = await page.locator("#reader nav.conversation li").count();
+  await page.uncheck("#threads");
+  await page.selectOption("#sort", "subject");
+  await page.waitForFunction(() => document.querySelector("#message-list li .subject")?.textContent.startsWith("Cheap pills"));
+  out.sortedFirst = await page.locator("#message-list li .subject").first().textContent();
+  await page.selectOption("#sort", "newest");
+  await page.waitForFunction(() => !document.querySelector("#message-list li .subject")?.textContent.startsWith("Cheap pills"));
 });
 
 await step("spam", async () => {

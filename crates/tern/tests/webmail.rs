@@ -119,6 +119,8 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
             "reply",
             "search",
             "folder",
+            "rename-folder",
+            "conversation",
             "spam",
             "draft",
             "vacation",
@@ -134,6 +136,18 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         "nothing but our server was asked: {r}"
     );
     assert_eq!(r["dialogs"], json!([]), "no script ran: {r}");
+    let folders = r["foldersAfter"].as_array().unwrap();
+    assert!(
+        !folders.iter().any(|f| f == "Projects" || f == "Plans"),
+        "{r}"
+    );
+    assert_eq!(r["inboxRenameHidden"], true, "INBOX is not renamed");
+    assert!(r["threadRow"].as_str().unwrap().contains("Bob (2)"), "{r}");
+    assert_eq!(r["conversation"], 2, "{r}");
+    assert!(
+        r["sortedFirst"].as_str().unwrap().starts_with("Cheap pills"),
+        "{r}"
+    );
     let inner = r["attachedHtml"].as_str().unwrap();
     assert!(
         inner.contains("Inner <b>page</b>") && !inner.contains("<script"),

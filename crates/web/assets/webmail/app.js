@@ -130,6 +130,37 @@ $("new-folder").addEventListener("click", async () => {
   await loadMailboxes();
 });
 
+// Folders of the user's own (no role) can be renamed and deleted; a
+// folder that still holds mail is not deleted (RFC 8621 §2.5).
+function folderTools() {
+  const m = state.mailboxes.find((x) => x.id === state.current);
+  const own = !!m && !m.role && !state.search;
+  $("rename-folder").hidden = !own;
+  $("delete-folder").hidden = !own;
+}
+
+$("rename-folder").addEventListener("click", async () => {
+  const m = state.mailboxes.find((x) => x.id === state.current);
+  const name = m && prompt("New name", m.name);
+  if (!name || name === m.name) return;
+  const r = await call("Mailbox/set", { update: { [m.id]: { name } } });
+  toast(r.notUpdated ? `Not renamed: ${r.notUpdated[m.id].description || r.notUpdated[m.id].type}` : `Renamed to ${name}`);
+  await loadMailboxes();
+});
+
+$("delete-folder").addEventListener("click", async () => {
+  const m = state.mailboxes.find((x) => x.id === state.current);
+  if (!m || !confirm(`Delete the folder ${m.name}?`)) return;
+  const r = await call("Mailbox/set", { destroy: [m.id], onDestroyRemoveEmails: false });
+  if (r.notDestroyed) {
+    const why = r.notDestroyed[m.id];
+    toast(why.type === "mailboxHasEmail" ? "Move or delete its messages first" : `Not deleted: ${why.description || why.type}`);
+    return;
+  }
+  toast(`Deleted ${m.name}`);
+  await openMailbox(byRole("inbox").id);
+});
+
 $("menu").addEventListener("click", () => $("folders").classList.toggle("open"));
 
 // ---- the message list -------------------------------------------------
@@ -143,30 +174,47 @@ async function openMailbox(id) {
   state.search = "";
   $("search").value = "";
   await loadMailboxes();
+  folderTools();
   await loadList(true);
 }
 
+// The list's order (RFC 8621 §4.4.2 sort properties).
+const SORTS = {
+  newest: [{ property: "receivedAt", isAscending: false }],
+  oldest: [{ property: "receivedAt", isAscending: true }],
+  from: [{ property: "from", isAscending: true }, { property: "receivedAt", isAscending: false }],
+  subject: [{ property: "subject", isAscending: true }, { property: "receivedAt", isAscending: false }],
+  size: [{ property: "size", isAscending: false }],
+};
+
 async function loadList(reset) {
   if (reset) { state.ids = []; state.position = 0; state.checked.clear(); $("message-list").replaceChildren(); }
-  const out = await jmap([
-    ["Email/query", { accountId: state.account, filter: filter(), sort: [{ property: "receivedAt", isAscending: false }],
-      collapseThreads: false, position: state.position, limit: PAGE, calculateTotal: true }, "q"],
+  const threads = $("threads").checked;
+  const calls = [
+    ["Email/query", { accountId: state.account, filter: filter(), sort: SORTS[$("sort").value] || SORTS.newest,
+      collapseThreads: threads, position: state.position, limit: PAGE, calculateTotal: true }, "q"],
     ["Email/get", { accountId: state.account, "#ids": { resultOf: "q", name: "Email/query", path: "/ids" },
-      properties: ["from", "subject", "receivedAt", "keywords", "preview", "hasAttachment", "mailboxIds"] }, "g"],
-  ]);
+      properties: ["from", "subject", "receivedAt", "keywords", "preview", "hasAttachment", "mailboxIds", "threadId"] }, "g"],
+  ];
+  // In conversations, each row counts the messages of its thread.
+  if (threads) calls.push(["Thread/get", { accountId: state.account,
+    "#ids": { resultOf: "g", name: "Email/get", path: "/list/*/threadId" } }, "t"]);
+  const out = await jmap(calls);
   const q = out[0][1], list = out[1][1].list;
+  const sizes = new Map(threads ? out[2][1].list.map((t) => [t.id, t.emailIds.length]) : []);
   state.total = q.total;
   state.position += list.length;
   for (const e of list) {
     state.ids.push(e.id);
-    $("message-list").append(row(e));
+    $("message-list").append(row(e, sizes.get(e.threadId) || 1));
   }
   $("more").hidden = state.position >= state.total;
-  $("list-count").textContent = `${state.total} message${state.total === 1 ? "" : "s"}`;
+  const noun = threads ? "conversation" : "message";
+  $("list-count").textContent = `${state.total} ${noun}${state.total === 1 ? "" : "s"}`;
   updateBulk();
 }
 
-function row(e) {
+function row(e, inThread = 1) {
   const li = document.createElement("li");
   li.dataset.id = e.id;
   li.tabIndex = 0;
@@ -184,6 +232,13 @@ function row(e) {
   const who = document.createElement("span");
   who.className = "who";
   who.textContent = (e.from && e.from[0]) ? (e.from[0].name || e.from[0].email) : "(no sender)";
+  if (inThread > 1) {
+    const n = document.createElement("span");
+    n.className = "thread-count";
+    n.textContent = ` (${inThread})`;
+    n.setAttribute("aria-label", `, ${inThread} messages in the conversation`);
+    who.append(n);
+  }
   const when = document.createElement("time");
   when.className = "muted";
   when.dateTime = e.receivedAt;
@@ -213,6 +268,14 @@ function updateBulk() {
 }
 
 $("more").addEventListener("click", () => loadList(false));
+for (const id of ["sort", "threads"]) {
+  $(id).addEventListener("change", () => {
+    localStorage.setItem(`tern-${id}`, id === "threads" ? String($(id).checked) : $(id).value);
+    loadList(true);
+  });
+}
+$("sort").value = localStorage.getItem("tern-sort") || "newest";
+$("threads").checked = localStorage.getItem("tern-threads") === "true";
 $("message-list").addEventListener("scroll", () => {
   const l = $("list-pane");
   if (!$("more").hidden && l.scrollTop + l.clientHeight > l.scrollHeight - 200) loadList(false);
@@ -248,7 +311,7 @@ $("search-form").addEventListener("submit", async (e) => {
 
 // ---- reading ----------------------------------------------------------
 
-const READ_PROPERTIES = ["from", "to", "cc", "replyTo", "subject", "receivedAt", "sentAt", "keywords", "mailboxIds",
+const READ_PROPERTIES = ["from", "to", "cc", "replyTo", "subject", "receivedAt", "sentAt", "keywords", "mailboxIds", "threadId",
   "messageId", "references", "textBody", "htmlBody", "attachments", "bodyValues", "header:Authentication-Results:asText"];
 
 function verdict(results) {
@@ -276,6 +339,37 @@ async function openMessage(id) {
     loadMailboxes();
   }
   renderMessage(e);
+  showConversation(e);
+}
+
+// The other messages of the message's thread, oldest first, each a link.
+async function showConversation(e) {
+  const out = await jmap([
+    ["Thread/get", { accountId: state.account, ids: [e.threadId] }, "t"],
+    ["Email/get", { accountId: state.account, "#ids": { resultOf: "t", name: "Thread/get", path: "/list/*/emailIds" },
+      properties: ["from", "subject", "receivedAt"] }, "g"],
+  ]);
+  const others = out[1][1].list;
+  if (others.length < 2 || state.selected !== e.id) return;
+  const nav = document.createElement("nav");
+  nav.className = "conversation";
+  nav.setAttribute("aria-label", "Conversation");
+  const title = document.createElement("h3");
+  title.textContent = `${others.length} messages in this conversation`;
+  const ol = document.createElement("ol");
+  for (const m of others) {
+    const li = document.createElement("li");
+    const label = `${(m.from && m.from[0]) ? (m.from[0].name || m.from[0].email) : "(no sender)"}, ${new Date(m.receivedAt).toLocaleString([], { dateStyle: "short", timeStyle: "short" })}`;
+    if (m.id === e.id) {
+      li.textContent = `${label} (this message)`;
+      li.setAttribute("aria-current", "true");
+    } else {
+      li.append(button(label, () => openMessage(m.id)));
+    }
+    ol.append(li);
+  }
+  nav.append(title, ol);
+  $("reader").querySelector(".headers")?.after(nav);
 }
 
 function addresses(list) {

@@ -146,6 +146,7 @@ await step("rename-folder", async () => {
   await page.click("#folder-list a >> text=Plans");
   await page.click("#delete-folder");
   await page.waitForSelector("#toast:text('Deleted Plans')");
+  await page.waitForSelector("#folder-list a >> text=Plans", { state: "detached" });
   out.foldersAfter = await page.locator("#folder-list a span:first-child").allTextContents();
   out.inboxRenameHidden = await page.locator("#rename-folder").isHidden();
 });
@@ -165,6 +166,15 @@ await step("conversation", async () => {
   out.sortedFirst = await page.locator("#message-list li .subject").first().textContent();
   await page.selectOption("#sort", "newest");
   await page.waitForFunction(() => !document.querySelector("#message-list li .subject")?.textContent.startsWith("Cheap pills"));
+});
+
+await step("forward-attached", async () => {
+  await rowWith("Hello from Bob").click();
+  await page.click("#reader button:text-is('Forward as attachment')");
+  await page.waitForSelector("#c-attachments li");
+  await page.fill("#c-to", "bob@a.test");
+  await page.click("#c-send");
+  await page.waitForSelector("#toast:text('Sent')");
 });
 
 await step("spam", async () => {

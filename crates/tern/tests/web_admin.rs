@@ -385,7 +385,11 @@ fn an_administrator_adds_a_domain_and_an_account_in_the_browser() {
     );
     assert_eq!(r["external"], json!([]), "{r}");
     assert_eq!(r["pageErrors"], json!([]), "{r}");
-    assert_eq!(r["a11y"], json!([]), "unnamed controls or low contrast: {r}");
+    assert_eq!(
+        r["a11y"],
+        json!([]),
+        "unnamed controls or low contrast: {r}"
+    );
     assert!(
         r["notAdmin"]
             .as_str()

@@ -121,6 +121,7 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
             "folder",
             "rename-folder",
             "conversation",
+            "forward-attached",
             "spam",
             "draft",
             "vacation",
@@ -145,7 +146,10 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     assert!(r["threadRow"].as_str().unwrap().contains("Bob (2)"), "{r}");
     assert_eq!(r["conversation"], 2, "{r}");
     assert!(
-        r["sortedFirst"].as_str().unwrap().starts_with("Cheap pills"),
+        r["sortedFirst"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cheap pills"),
         "{r}"
     );
     let inner = r["attachedHtml"].as_str().unwrap();
@@ -163,7 +167,11 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         "{r}"
     );
     assert_eq!(r["pageErrors"], json!([]), "{r}");
-    assert_eq!(r["a11y"], json!([]), "unnamed controls or low contrast: {r}");
+    assert_eq!(
+        r["a11y"],
+        json!([]),
+        "unnamed controls or low contrast: {r}"
+    );
     assert_eq!(r["pwned"], false);
     assert!(
         r["read"].as_str().unwrap().contains("the figures are in"),
@@ -213,6 +221,16 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     let bob = mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX").concat();
     assert!(bob.contains("Subject: Lunch on Friday"), "{bob}");
     assert!(bob.contains("agenda.txt"), "{bob}");
+    let forwarded = mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX")
+        .into_iter()
+        .find(|m| m.contains("Subject: Fwd: Hello from Bob"))
+        .unwrap_or_else(|| panic!("{bob}"));
+    assert!(
+        forwarded.contains("Content-Type: message/rfc822")
+            && forwarded.contains("Content-Transfer-Encoding: 7bit")
+            && forwarded.contains("the figures are in"),
+        "{forwarded}"
+    );
     let sent = mailbox(&server, NEW_ALICE, "Sent").concat();
     assert!(sent.contains("Subject: Re: Hello from Bob"), "{sent}");
     assert!(

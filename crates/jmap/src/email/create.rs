@@ -248,6 +248,12 @@ async fn body(
         }
         let name = a.get("name").and_then(Value::as_str).map(String::from);
         let inline = a.get("disposition").and_then(Value::as_str) == Some("inline");
+        if media_type.eq_ignore_ascii_case("message/rfc822") {
+            let mut part = embedded_message(blob.data);
+            part = part.attachment(name.unwrap_or_else(|| "message.eml".into()));
+            b.attachments.get_or_insert_with(Vec::new).push(part);
+            continue;
+        }
         b = match (inline, a.get("cid").and_then(Value::as_str)) {
             (true, Some(cid)) => {
                 b.inline(media_type, single_line("cid", cid)?.to_string(), blob.data)
@@ -260,4 +266,63 @@ async fn body(
         };
     }
     Ok(b)
+}
+
+/// A message attached whole (message/rfc822). RFC 2046 §5.2.1: its body
+/// is never encoded, only 7bit or 8bit; one that cannot be sent so (lines
+/// over 998 octets, NUL, bare CR or LF: RFC 5322 §2.3) goes as
+/// application/octet-stream in base64 instead.
+pub(super) fn embedded_message(data: Vec<u8>) -> mail_builder::mime::MimePart<'static> {
+    use mail_builder::mime::{BodyPart, MimePart};
+    let lines_ok = sendable_as_is(&data);
+    if !lines_ok {
+        return MimePart::new("application/octet-stream", BodyPart::Binary(data.into()));
+    }
+    let encoding = if data.is_ascii() { "7bit" } else { "8bit" };
+    MimePart::new("message/rfc822", BodyPart::Binary(data.into())).transfer_encoding(encoding)
+}
+
+/// Lines of CRLF, none over 998 octets, no NUL or bare CR/LF.
+fn sendable_as_is(data: &[u8]) -> bool {
+    let mut rest = data;
+    loop {
+        let (line, next) = match rest.iter().position(|b| *b == b'\n') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        let line = match (next, line.strip_suffix(b"\r")) {
+            (Some(_), Some(l)) => l,
+            (Some(_), None) => return false,
+            (None, _) => line,
+        };
+        if line.len() > 998 || line.contains(&b'\r') || line.contains(&0) {
+            return false;
+        }
+        match next {
+            Some(n) => rest = n,
+            None => return true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 2046 §5.2.1: an attached message goes as it is, never encoded.
+    #[test]
+    fn attached_messages_are_not_encoded() {
+        let mut out = Vec::new();
+        let part = embedded_message(b"From: a@b.test\r\nSubject: hi\r\n\r\nbody\r\n".to_vec());
+        part.write_part(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Content-Transfer-Encoding: 7bit"), "{text}");
+        assert!(text.contains("Subject: hi\r\n\r\nbody"), "{text}");
+        assert!(sendable_as_is("caf\u{e9}\r\n".as_bytes()));
+        assert!(!sendable_as_is(b"bare\nnewline"));
+        assert!(!sendable_as_is(&[b'x'; 999]));
+        let mut out = Vec::new();
+        embedded_message(b"a\0b".to_vec()).write_part(&mut out);
+        assert!(String::from_utf8_lossy(&out).contains("application/octet-stream"));
+    }
 }

@@ -209,6 +209,9 @@ fn leaf(
                 .resolve_id(id)
                 .ok_or_else(|| invalid("an unknown creation id"))?;
             let data = blobs.get(&id).cloned().unwrap_or_default();
+            if kind.eq_ignore_ascii_case("message/rfc822") {
+                return Ok(super::create::embedded_message(data));
+            }
             let mut content_type = ContentType::new(kind);
             if let Some(charset) = text(p, "charset")? {
                 content_type = content_type.attribute("charset", charset.to_string());

@@ -12,7 +12,7 @@ const state = {
   csrf: "", username: "", account: "", mailboxes: [], current: null,
   ids: [], position: 0, total: 0, selected: null, search: "",
   identities: [], uploads: [], draft: null, checked: new Set(),
-  autosaved: null, savedText: "", autosaveTimer: null,
+  autosaved: null, savedText: "", autosaveTimer: null, listGen: 0,
 };
 const AUTOSAVE_MS = 15000;
 
@@ -188,7 +188,9 @@ const SORTS = {
 };
 
 async function loadList(reset) {
-  if (reset) { state.ids = []; state.position = 0; state.checked.clear(); $("message-list").replaceChildren(); }
+  if (reset) { state.ids = []; state.position = 0; state.checked.clear(); $("message-list").replaceChildren(); state.listGen += 1; }
+  // A list asked for again meanwhile (another sort, another folder) wins.
+  const generation = state.listGen;
   const threads = $("threads").checked;
   const calls = [
     ["Email/query", { accountId: state.account, filter: filter(), sort: SORTS[$("sort").value] || SORTS.newest,
@@ -200,6 +202,7 @@ async function loadList(reset) {
   if (threads) calls.push(["Thread/get", { accountId: state.account,
     "#ids": { resultOf: "g", name: "Email/get", path: "/list/*/threadId" } }, "t"]);
   const out = await jmap(calls);
+  if (generation !== state.listGen) return;
   const q = out[0][1], list = out[1][1].list;
   const sizes = new Map(threads ? out[2][1].list.map((t) => [t.id, t.emailIds.length]) : []);
   state.total = q.total;
@@ -311,7 +314,7 @@ $("search-form").addEventListener("submit", async (e) => {
 
 // ---- reading ----------------------------------------------------------
 
-const READ_PROPERTIES = ["from", "to", "cc", "replyTo", "subject", "receivedAt", "sentAt", "keywords", "mailboxIds", "threadId",
+const READ_PROPERTIES = ["from", "to", "cc", "replyTo", "subject", "receivedAt", "sentAt", "keywords", "mailboxIds", "threadId", "blobId", "size",
   "messageId", "references", "textBody", "htmlBody", "attachments", "bodyValues", "header:Authentication-Results:asText"];
 
 function verdict(results) {
@@ -419,6 +422,7 @@ function renderMessage(e) {
     button("Reply", () => compose(replyDraft(e, false)), "Reply (r)"),
     button("Reply all", () => compose(replyDraft(e, true))),
     button("Forward", () => compose(forwardDraft(e))),
+    button("Forward as attachment", () => compose(forwardAttachedDraft(e))),
     button("Delete", () => moveTo([e.id], byRole("trash")), "Delete (#)"),
     button(inJunk ? "Not spam" : "Spam", () => moveTo([e.id], inJunk ? byRole("inbox") : byRole("junk"))),
     button(e.keywords.$flagged ? "Unflag" : "Flag", async () => {
@@ -562,6 +566,15 @@ function forwardDraft(e) {
     body: `\n\n---------- Forwarded message ----------\nFrom: ${addresses(e.from)}\nSubject: ${e.subject || ""}\n\n` +
       (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || "").join("\n"),
     attachments: (e.attachments || []).map((a) => ({ blobId: a.blobId, type: a.type, name: a.name || "attachment", size: a.size })),
+  };
+}
+
+// Forward as attachment: the original whole, as message/rfc822 (RFC 2046 §5.2.1).
+function forwardAttachedDraft(e) {
+  const name = `${(e.subject || "message").replace(/[\\/:*?"<>|]/g, "_").slice(0, 60)}.eml`;
+  return {
+    to: "", cc: "", subject: `Fwd: ${e.subject || ""}`, body: "",
+    attachments: [{ blobId: e.blobId, type: "message/rfc822", name, size: e.size }],
   };
 }
 

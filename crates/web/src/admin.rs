@@ -259,11 +259,8 @@ async fn api(
             "this account is not an administrator\n",
         );
     }
-    if crate::jmap::json_body(req) != Some(true) {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send application/json\n",
-        );
+    if let Some(refused) = crate::jmap::refuse_unless_json(req) {
+        return refused;
     }
     let action: Action = match serde_json::from_slice(req.body()) {
         Ok(a) => a,

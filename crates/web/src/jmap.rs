@@ -320,6 +320,18 @@ pub(crate) fn json_body(req: &Request<Bytes>) -> Option<bool> {
     })
 }
 
+/// The 415 for a body that is not declared JSON (another site's page
+/// cannot send JSON without a CORS preflight, which is refused); None
+/// when it is.
+pub(crate) fn refuse_unless_json(req: &Request<Bytes>) -> Option<Response<Bytes>> {
+    (json_body(req) != Some(true)).then(|| {
+        text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send application/json\n",
+        )
+    })
+}
+
 /// A request error (RFC 8620 §3.6.1): problem details, status 400.
 fn problem(e: &jmap::RequestError) -> Response<Bytes> {
     let mut r = json(StatusCode::BAD_REQUEST, &e.to_problem());

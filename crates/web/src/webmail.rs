@@ -361,11 +361,8 @@ impl JmapRoutes {
         // JSON only: another site's page cannot send it without a CORS
         // preflight, which is refused (no sign-in into someone else's
         // account behind the user's back).
-        if crate::jmap::json_body(req) != Some(true) {
-            return text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "send application/json\n",
-            );
+        if let Some(refused) = crate::jmap::refuse_unless_json(req) {
+            return refused;
         }
         let form: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
         let (Some(user), Some(password)) = (form["username"].as_str(), form["password"].as_str())

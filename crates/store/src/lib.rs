@@ -16,6 +16,7 @@ pub mod changes;
 pub mod error;
 pub mod flags;
 pub mod history;
+pub mod keys;
 pub mod object_id;
 pub mod push;
 pub mod search;
@@ -35,6 +36,7 @@ pub use antispam::AntispamStore;
 pub use changes::{Change, ChangeRow, ChangeStore, DataType};
 pub use error::{Result, StoreError};
 pub use history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, MessageKey};
+pub use keys::{KeyKind, KeyStore, PublicKey};
 pub use push::{PushStore, PushSubscription};
 pub use search::{EmailCopy, IndexRow, SearchStore, TextField};
 pub use sieve::{SieveScriptInfo, SieveStore, VACATION_SCRIPT};
@@ -54,7 +56,8 @@ pub use types::*;
 /// shared mailboxes', [`AclStore`], the delivery history's, [`HistoryStore`],
 /// TLS reporting's, [`TlsResultStore`], the account change log's,
 /// [`ChangeStore`], JMAP submissions', [`SubmissionStore`], bearer
-/// tokens', [`TokenStore`], and JMAP push subscriptions', [`PushStore`].
+/// tokens', [`TokenStore`], JMAP push subscriptions', [`PushStore`], and
+/// the public keys users publish, [`KeyStore`].
 #[async_trait::async_trait]
 pub trait Store:
     AntispamStore
@@ -67,6 +70,7 @@ pub trait Store:
     + SubmissionStore
     + TokenStore
     + PushStore
+    + KeyStore
     + Send
     + Sync
 {

@@ -73,7 +73,8 @@ on_every_backend!(
     submissions_canceled_while_held,
     tokens,
     push_subscriptions,
-    change_log_pruned
+    change_log_pruned,
+    public_keys
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
@@ -1649,4 +1650,61 @@ async fn change_log_pruned(s: Arc<dyn Store>) {
     .await
     .unwrap();
     assert!(s.change_state(a, DataType::Email).await.unwrap() > before[1]);
+}
+
+/// Published keys: one of each kind per account, replaced by a new one,
+/// listed per domain (not another domain's, nor a domain that only ends
+/// the same way), withdrawn, gone with their account.
+async fn public_keys(s: Arc<dyn Store>) {
+    use store::{KeyKind, PublicKey};
+    s.add_domain("a.test").await.unwrap();
+    s.add_domain("ba.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let b = s.add_account("bob@ba.test", creds("b")).await.unwrap().id;
+    let key = |kind, data: &[u8], at| PublicKey {
+        kind,
+        data: data.to_vec(),
+        fingerprint: format!("fp{at}"),
+        created: at,
+    };
+    s.put_public_key(a, key(KeyKind::OpenPgp, b"old", 1))
+        .await
+        .unwrap();
+    s.put_public_key(a, key(KeyKind::OpenPgp, b"new", 2))
+        .await
+        .unwrap();
+    s.put_public_key(a, key(KeyKind::Smime, b"cert", 3))
+        .await
+        .unwrap();
+    s.put_public_key(b, key(KeyKind::OpenPgp, b"bob", 4))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.public_keys(a).await.unwrap(),
+        vec![
+            key(KeyKind::OpenPgp, b"new", 2),
+            key(KeyKind::Smime, b"cert", 3)
+        ]
+    );
+    assert_eq!(
+        s.domain_public_keys("A.test", KeyKind::OpenPgp)
+            .await
+            .unwrap(),
+        vec![("alice@a.test".to_string(), key(KeyKind::OpenPgp, b"new", 2))]
+    );
+    assert_eq!(
+        s.domain_public_keys("ba.test", KeyKind::Smime)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert!(s.remove_public_key(a, KeyKind::Smime).await.unwrap());
+    assert!(!s.remove_public_key(a, KeyKind::Smime).await.unwrap());
+    s.remove_account("bob@ba.test").await.unwrap();
+    assert_eq!(
+        s.domain_public_keys("ba.test", KeyKind::OpenPgp)
+            .await
+            .unwrap(),
+        vec![]
+    );
 }

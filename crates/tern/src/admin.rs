@@ -490,6 +490,12 @@ pub struct DnsLines {
     /// `autoconfig.DOMAIN`, Outlook's `autodiscover.DOMAIN`): (name, zone
     /// line) pointing at us; empty without an http or https listener.
     pub autoconfig: Vec<(String, String)>,
+    /// The Web Key Directory's host (`openpgpkey.DOMAIN`, the advanced
+    /// method) pointing at us; None without an https listener.
+    pub wkd: Option<String>,
+    /// The users' published keys: OPENPGPKEY (RFC 7929) and SMIMEA (RFC
+    /// 8162) lines, trustworthy in a DNSSEC-signed zone.
+    pub keys: Vec<String>,
 }
 
 impl DnsLines {
@@ -511,6 +517,8 @@ impl DnsLines {
         }
         out.push(self.tlsrpt.1.clone());
         out.extend(self.autoconfig.iter().map(|(_, line)| line.clone()));
+        out.extend(self.wkd.clone());
+        out.extend(self.keys.iter().cloned());
         out
     }
 }
@@ -611,6 +619,11 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
                 })
                 .collect(),
         },
+        wkd: config
+            .listeners
+            .https
+            .map(|_| format!("openpgpkey.{name}. 3600 IN CNAME {}.", config.hostname)),
+        keys: key_lines(store, name).await?,
         tlsrpt: {
             let owner = format!("_smtp._tls.{name}");
             let line = format!(
@@ -620,6 +633,25 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
             (owner, line)
         },
     })
+}
+
+/// The OPENPGPKEY and SMIMEA lines of every key published in `name`.
+async fn key_lines(store: &Arc<dyn Store>, name: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for kind in [store::KeyKind::OpenPgp, store::KeyKind::Smime] {
+        for (address, key) in store.domain_public_keys(name, kind).await? {
+            let local = address
+                .rsplit_once('@')
+                .map_or(address.as_str(), |(l, _)| l);
+            out.push(match kind {
+                store::KeyKind::OpenPgp => {
+                    policy::openpgp::openpgpkey_record(local, name, &key.data)
+                }
+                store::KeyKind::Smime => policy::smime::smimea_record(local, name, &key.data),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// RFC 6186 §3 (and RFC 8314 §5.1 for implicit TLS): where mail clients

@@ -61,6 +61,10 @@ pub enum Command {
     /// Users' Sieve filters (RFC 5228).
     #[command(subcommand)]
     Sieve(SieveCmd),
+    /// Users' public keys (OpenPGP, S/MIME), served by WKD and printed
+    /// as OPENPGPKEY / SMIMEA records by `dns records`.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Bring mail into an account from a Maildir (with its folders, flags
     /// and Dovecot keywords), an mbox file, or another IMAP server
     /// (imaps://USER@HOST[:PORT], or imap:// with STARTTLS: every folder,
@@ -123,6 +127,18 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Publish FILE (an OpenPGP public key, armored or binary, or an
+    /// S/MIME certificate, PEM or DER) for ADDRESS; it must name ADDRESS.
+    /// Replaces ADDRESS's key of that kind.
+    Put { address: String, file: PathBuf },
+    /// ADDRESS's published keys: kind, fingerprint, when.
+    List { address: String },
+    /// Withdraw ADDRESS's key of KIND (openpgp or smime).
+    Remove { address: String, kind: String },
 }
 
 #[derive(Debug, Subcommand)]

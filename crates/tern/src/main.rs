@@ -13,6 +13,7 @@ mod history;
 mod imap_import;
 mod jmap_push;
 mod jmap_submit;
+mod keys;
 mod mailbox_files;
 mod man;
 mod messages;
@@ -131,6 +132,7 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
         Command::Spam(c) => spam::spam(store, &config, c).await,
         Command::Greylist(c) => spam::greylist(store, c).await,
         Command::Sieve(c) => filters::sieve(store, &config, c).await,
+        Command::Key(c) => keys::key(store, c).await.map_err(|e| e.to_string()),
         Command::Import {
             address,
             source,

@@ -76,6 +76,7 @@ enum Route {
     Mobileconfig,
     MtaSts,
     AcmeChallenge,
+    Wkd,
     NotFound,
 }
 
@@ -92,6 +93,7 @@ impl Route {
             "/apple/mail.mobileconfig" => Route::Mobileconfig,
             "/.well-known/mta-sts.txt" => Route::MtaSts,
             p if p.starts_with("/.well-known/acme-challenge/") => Route::AcmeChallenge,
+            p if p.starts_with("/.well-known/openpgpkey/") => Route::Wkd,
             _ => Route::NotFound,
         }
     }
@@ -104,6 +106,7 @@ impl Route {
             Route::Mobileconfig => "mobileconfig",
             Route::MtaSts => "mta-sts",
             Route::AcmeChallenge => "acme-challenge",
+            Route::Wkd => "wkd",
             Route::NotFound => "none",
         }
     }
@@ -253,6 +256,7 @@ impl Web {
                 Route::Mobileconfig => self.mobileconfig(&req).await,
                 Route::MtaSts => self.mta_sts(&req).await,
                 Route::AcmeChallenge => self.acme_challenge(req.uri().path()),
+                Route::Wkd => self.wkd(&req).await,
                 Route::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
             }
         };
@@ -381,6 +385,71 @@ impl Web {
             Ok(false) => text(StatusCode::NOT_FOUND, "not a domain of this server\n"),
             Err(r) => r,
         }
+    }
+
+    /// The Web Key Directory (draft-koch-openpgp-webkey-service §3.1): a
+    /// user's published OpenPGP key by the z-base-32 SHA-1 of their local
+    /// part, by the advanced method (`openpgpkey.DOMAIN/.well-known/
+    /// openpgpkey/DOMAIN/hu/HASH`) or the direct one (`DOMAIN/.well-known/
+    /// openpgpkey/hu/HASH`), and the (empty) `policy` file of each of our
+    /// domains, which says a directory is there.
+    async fn wkd(&self, req: &Request<Bytes>) -> Response<Bytes> {
+        let rest = req
+            .uri()
+            .path()
+            .trim_start_matches("/.well-known/openpgpkey/");
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (domain, hash) = match parts.as_slice() {
+            ["policy"] => (host(req), None),
+            ["hu", hash] => (host(req), Some(*hash)),
+            [domain, "policy"] => (Some(domain.to_ascii_lowercase()), None),
+            [domain, "hu", hash] => (Some(domain.to_ascii_lowercase()), Some(*hash)),
+            _ => return text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+        let Some(domain) = domain else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        match self.serves_domain(&domain).await {
+            Ok(true) => {}
+            Ok(false) => return text(StatusCode::NOT_FOUND, "not a domain of this server\n"),
+            Err(r) => return r,
+        }
+        let body = match hash {
+            None => Bytes::new(),
+            Some(hash) => match self.wkd_key(&domain, hash).await {
+                Ok(Some(key)) => Bytes::from(key),
+                Ok(None) => return text(StatusCode::NOT_FOUND, "no key published\n"),
+                Err(r) => return r,
+            },
+        };
+        let mut r = Response::new(body);
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        r
+    }
+
+    /// The OpenPGP key published in `domain` whose local part hashes to
+    /// `hash`.
+    async fn wkd_key(&self, domain: &str, hash: &str) -> Result<Option<Vec<u8>>, Response<Bytes>> {
+        let keys = self
+            .store
+            .domain_public_keys(domain, store::KeyKind::OpenPgp)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "store unavailable for a WKD request");
+                text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
+            })?;
+        Ok(keys.into_iter().find_map(|(address, key)| {
+            let local = address.rsplit_once('@')?.0;
+            (policy::openpgp::wkd_hash(local) == hash).then_some(key.data)
+        }))
     }
 
     /// An address of one of our domains, lower-cased domain; whether the

@@ -20,6 +20,7 @@ mod antispam;
 pub(crate) mod backup;
 mod changes;
 mod history;
+mod keys;
 mod mail;
 mod mailbox;
 mod push;

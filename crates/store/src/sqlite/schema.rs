@@ -549,4 +549,16 @@ pub const MIGRATIONS: &[&str] = &[
         seq INTEGER NOT NULL
     );
     "#,
+    // 28: the public keys users publish (an OpenPGP key, an S/MIME
+    // certificate), served by WKD and printed as OPENPGPKEY / SMIMEA.
+    r#"
+    CREATE TABLE IF NOT EXISTS public_keys (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        data BLOB NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (account_id, kind)
+    );
+    "#,
 ];

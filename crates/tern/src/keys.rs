@@ -1,0 +1,125 @@
+//! `tern key put | list | remove`: the public keys users publish. An
+//! OpenPGP key must carry a user ID with the address, an S/MIME
+//! certificate must be for the address (its subjectAltName): nobody
+//! publishes a key under someone else's name. Private keys are refused.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use store::{KeyKind, PublicKey, Store};
+
+use crate::admin::{AdminError, account_by_address};
+use crate::cli::KeyCmd;
+
+type Result<T> = std::result::Result<T, AdminError>;
+
+pub async fn key(store: Arc<dyn Store>, cmd: KeyCmd) -> Result<()> {
+    match cmd {
+        KeyCmd::Put { address, file } => {
+            let key = put(&store, &address, &read(&file)?).await?;
+            println!(
+                "published the {} key {} of {address}",
+                key.kind.as_str(),
+                key.fingerprint
+            );
+        }
+        KeyCmd::List { address } => {
+            let account = account_by_address(&store, &address).await?;
+            for k in store.public_keys(account.id).await? {
+                println!(
+                    "{}\t{}\t{}",
+                    k.kind.as_str(),
+                    k.fingerprint,
+                    message::date::rfc3339_text(k.created)
+                );
+            }
+        }
+        KeyCmd::Remove { address, kind } => {
+            let account = account_by_address(&store, &address).await?;
+            let kind = KeyKind::parse(&kind).ok_or_else(|| {
+                AdminError(format!("not a key kind: {kind:?} (openpgp or smime)"))
+            })?;
+            if !store.remove_public_key(account.id, kind).await? {
+                return Err(AdminError(format!(
+                    "{} has no {} key",
+                    account.address,
+                    kind.as_str()
+                )));
+            }
+            println!("withdrew the {} key of {}", kind.as_str(), account.address);
+        }
+    }
+    Ok(())
+}
+
+fn read(file: &Path) -> Result<Vec<u8>> {
+    let meta =
+        std::fs::metadata(file).map_err(|e| AdminError(format!("{}: {e}", file.display())))?;
+    if meta.len() > policy::openpgp::MAX_KEY as u64 {
+        return Err(AdminError(format!(
+            "{}: too large for a key",
+            file.display()
+        )));
+    }
+    std::fs::read(file).map_err(|e| AdminError(format!("{}: {e}", file.display())))
+}
+
+/// What a key file is: an OpenPGP key or an S/MIME certificate, checked
+/// to name `address`.
+pub fn understand(address: &str, data: &[u8]) -> Result<PublicKey> {
+    let now = message::date::unix_now();
+    match policy::openpgp::read_public_key(data) {
+        Ok(k) if k.names(address) => {
+            return Ok(PublicKey {
+                kind: KeyKind::OpenPgp,
+                data: k.binary,
+                fingerprint: k.fingerprint,
+                created: now,
+            });
+        }
+        Ok(k) => {
+            return Err(AdminError(format!(
+                "the OpenPGP key {} has no user ID for {address} (it has: {})",
+                k.fingerprint,
+                k.user_ids.join(", ")
+            )));
+        }
+        Err(e) if e.contains("private key") => return Err(AdminError(e)),
+        Err(_) => {}
+    }
+    match policy::smime::read_certificate(data) {
+        Ok(c)
+            if c.addresses
+                .iter()
+                .any(|a| a == &address.to_ascii_lowercase()) =>
+        {
+            Ok(PublicKey {
+                kind: KeyKind::Smime,
+                data: c.der,
+                fingerprint: c.fingerprint,
+                created: now,
+            })
+        }
+        Ok(c) => Err(AdminError(format!(
+            "the certificate is for {}, not {address}",
+            if c.addresses.is_empty() {
+                "no address".to_string()
+            } else {
+                c.addresses.join(", ")
+            }
+        ))),
+        Err(e) if e.contains("private key") => Err(AdminError(e)),
+        Err(_) => Err(AdminError(
+            "neither an OpenPGP public key nor an X.509 certificate".into(),
+        )),
+    }
+}
+
+/// Publish a key file's key for an account.
+pub async fn put(store: &Arc<dyn Store>, address: &str, data: &[u8]) -> Result<PublicKey> {
+    let account = account_by_address(store, address).await?;
+    let key = understand(&account.address, data)?;
+    store.put_public_key(account.id, key.clone()).await?;
+    tracing::info!(account = %account.address, kind = key.kind.as_str(), fingerprint = %key.fingerprint, "public key published");
+    Ok(key)
+}

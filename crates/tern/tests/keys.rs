@@ -1,0 +1,333 @@
+//! Published keys: an OpenPGP key made by Debian's gpg and an S/MIME
+//! certificate made by openssl, published with `tern key put`; the Web
+//! Key Directory serves the key at the path gpg itself computes
+//! (`--with-wkd-hash`) and gpg imports what it serves; `tern dns
+//! records` prints the OPENPGPKEY record gpg prints (`export-dane`), byte
+//! for byte, and the SMIMEA record of the certificate's DER.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use testkit::TernServer;
+
+fn server() -> TernServer {
+    let listeners = testkit::ephemeral_listeners(&["smtp", "http"]);
+    common::smtp_server_with(&listeners, "")
+}
+
+/// gpg with its own home (the agent it starts is stopped at the end).
+struct Gpg(tempfile::TempDir);
+
+impl Gpg {
+    fn new() -> Gpg {
+        let home = tempfile::Builder::new()
+            .prefix("g")
+            .tempdir_in("/tmp")
+            .unwrap();
+        Gpg(home)
+    }
+
+    fn run(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", self.0.path())
+            .args(["--batch", "--quiet", "--no-tty"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn text(&self, args: &[&str]) -> String {
+        String::from_utf8(self.run(args)).unwrap()
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.0.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
+
+/// GET `path` with this Host: (status, body).
+fn get(server: &TernServer, host: &str, path: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(server.addr("http")).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, raw[split + 4..].to_vec())
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// gpg's own record lines: (owner label, the key's octets).
+fn dane_record(text: &str) -> (String, Vec<u8>) {
+    let mut lines = text.lines().skip_while(|l| !l.contains("TYPE61"));
+    let first = lines.next().unwrap();
+    let label = first.split(' ').next().unwrap().to_string();
+    let hex: String = lines
+        .take_while(|l| !l.trim().starts_with(')'))
+        .map(str::trim)
+        .collect();
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    (label, bytes)
+}
+
+#[test]
+fn an_openpgp_key_is_published_by_wkd_and_openpgpkey() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Gpg::new();
+    alice.run(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Alice <alice@a.test>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let armored = alice.run(&["--armor", "--export", "alice@a.test"]);
+    let binary = alice.run(&["--export", "alice@a.test"]);
+    let secret = alice.run(&[
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        "--armor",
+        "--export-secret-keys",
+        "alice@a.test",
+    ]);
+    let bob = Gpg::new();
+    bob.run(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Bob <bob@a.test>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let bobs = bob.run(&["--export", "bob@a.test"]);
+
+    // Only a public key naming the address.
+    let e = server.admin_err(&[
+        "key",
+        "put",
+        "alice@a.test",
+        &write(dir.path(), "s.asc", &secret),
+    ]);
+    assert!(e.contains("private key"), "{e}");
+    let e = server.admin_err(&[
+        "key",
+        "put",
+        "alice@a.test",
+        &write(dir.path(), "b.gpg", &bobs),
+    ]);
+    assert!(e.contains("no user ID for alice@a.test"), "{e}");
+    let e = server.admin_err(&[
+        "key",
+        "put",
+        "alice@a.test",
+        &write(dir.path(), "x", b"hello"),
+    ]);
+    assert!(e.contains("neither"), "{e}");
+    let out = server.admin_ok(&[
+        "key",
+        "put",
+        "alice@a.test",
+        &write(dir.path(), "a.asc", &armored),
+    ]);
+    let fingerprint = alice
+        .text(&["--with-colons", "--list-keys", "alice@a.test"])
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .unwrap()
+        .split(':')
+        .nth(9)
+        .unwrap()
+        .to_string();
+    assert!(out.contains(&fingerprint), "{out}");
+    let listed = server.admin_ok(&["key", "list", "alice@a.test"]);
+    assert!(
+        listed.starts_with(&format!("openpgp\t{fingerprint}")),
+        "{listed}"
+    );
+
+    // WKD at the path gpg computes, both methods; gpg imports what it gets.
+    let hash = alice
+        .text(&["--with-wkd-hash", "--list-keys", "alice@a.test"])
+        .lines()
+        .find_map(|l| l.trim().strip_suffix("@a.test").map(str::to_string))
+        .unwrap();
+    let (status, advanced) = get(
+        &server,
+        "openpgpkey.a.test",
+        &format!("/.well-known/openpgpkey/a.test/hu/{hash}?l=alice"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(advanced, binary, "the key as gpg exports it");
+    let (status, direct) = get(
+        &server,
+        "a.test",
+        &format!("/.well-known/openpgpkey/hu/{hash}"),
+    );
+    assert_eq!((status, direct), (200, binary.clone()));
+    assert_eq!(
+        get(
+            &server,
+            "openpgpkey.a.test",
+            "/.well-known/openpgpkey/a.test/policy"
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        get(
+            &server,
+            "a.test",
+            "/.well-known/openpgpkey/hu/iy9q119eutrkn8s1mk4r39qejnbu3n5q"
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        get(&server, "x.test", "/.well-known/openpgpkey/x.test/policy").0,
+        404
+    );
+    let reader = Gpg::new();
+    let fetched = write(dir.path(), "fetched.gpg", &advanced);
+    reader.run(&["--import", &fetched]);
+    assert!(
+        reader
+            .text(&["--with-colons", "--list-keys"])
+            .contains(&fingerprint)
+    );
+
+    // The OPENPGPKEY record: the owner and the octets gpg's export-dane gives.
+    let (label, octets) = dane_record(&alice.text(&[
+        "--export-options",
+        "export-dane",
+        "--export",
+        "alice@a.test",
+    ]));
+    assert_eq!(octets, binary);
+    let records = server.admin_ok(&["dns", "records", "a.test"]);
+    let line = records
+        .lines()
+        .find(|l| l.contains(" OPENPGPKEY "))
+        .unwrap_or_else(|| panic!("{records}"));
+    assert!(
+        line.starts_with(&format!("{label}._openpgpkey.a.test. 3600 IN OPENPGPKEY ")),
+        "{line}"
+    );
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(line.rsplit(' ').next().unwrap())
+        .unwrap();
+    assert_eq!(data, binary);
+
+    // Withdrawn: WKD and the records forget it.
+    server.admin_ok(&["key", "remove", "alice@a.test", "openpgp"]);
+    assert_eq!(
+        get(
+            &server,
+            "a.test",
+            &format!("/.well-known/openpgpkey/hu/{hash}")
+        )
+        .0,
+        404
+    );
+    assert!(
+        !server
+            .admin_ok(&["dns", "records", "a.test"])
+            .contains("OPENPGPKEY")
+    );
+    let e = server.admin_err(&["key", "remove", "alice@a.test", "openpgp"]);
+    assert!(e.contains("has no openpgp key"), "{e}");
+}
+
+#[test]
+fn an_smime_certificate_is_published_as_smimea() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("alice.pem");
+    let make = |subject_alt: &str, out: &Path| {
+        let status = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "30",
+            ])
+            .args(["-subj", "/CN=Alice", "-addext", subject_alt])
+            .arg("-keyout")
+            .arg(dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    make("subjectAltName=email:alice@a.test", &cert);
+    let other = dir.path().join("other.pem");
+    make("subjectAltName=email:carol@c.test", &other);
+    let e = server.admin_err(&["key", "put", "alice@a.test", other.to_str().unwrap()]);
+    assert!(e.contains("carol@c.test, not alice@a.test"), "{e}");
+    let e = server.admin_err(&[
+        "key",
+        "put",
+        "alice@a.test",
+        dir.path().join("key.pem").to_str().unwrap(),
+    ]);
+    assert!(e.contains("private key"), "{e}");
+    server.admin_ok(&["key", "put", "alice@a.test", cert.to_str().unwrap()]);
+    let der = Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap()
+        .stdout;
+    let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+    use sha2::Digest;
+    let label: String = sha2::Sha256::digest(b"alice")[..28]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let records = server.admin_ok(&["dns", "records", "a.test"]);
+    assert!(
+        records.contains(&format!(
+            "{label}._smimecert.a.test. 3600 IN SMIMEA 3 0 0 {hex}"
+        )),
+        "{records}"
+    );
+    let listed = server.admin_ok(&["key", "list", "alice@a.test"]);
+    assert!(listed.starts_with("smime\t"), "{listed}");
+}

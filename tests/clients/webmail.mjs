@@ -221,6 +221,19 @@ await step("filters", async () => {
   await page.click("#settings-close");
 });
 
+// A certificate the test made for this address (DIR/alice-cert.pem) is
+// published from Settings; a private key is refused with a reason.
+await step("keys", async () => {
+  await page.click("#settings-button");
+  await page.setInputFiles("#k-file", join(dir, "alice-key.pem"));
+  await page.waitForFunction(() => document.getElementById("k-error").textContent.length > 0);
+  out.keyRefused = await page.textContent("#k-error");
+  await page.setInputFiles("#k-file", join(dir, "alice-cert.pem"));
+  await page.waitForSelector("#k-list li");
+  out.keys = await page.textContent("#k-list");
+  await page.click("#settings-close");
+});
+
 await step("password", async () => {
   await page.click("#settings-button");
   await page.fill("#p-current", "wrong-password");

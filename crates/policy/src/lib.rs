@@ -6,6 +6,7 @@ pub mod feedback;
 pub mod keys;
 pub mod openpgp;
 pub mod psl;
+pub mod publish;
 pub mod results;
 pub mod sign;
 pub mod smime;

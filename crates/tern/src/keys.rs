@@ -64,61 +64,11 @@ fn read(file: &Path) -> Result<Vec<u8>> {
     std::fs::read(file).map_err(|e| AdminError(format!("{}: {e}", file.display())))
 }
 
-/// What a key file is: an OpenPGP key or an S/MIME certificate, checked
-/// to name `address`.
-pub fn understand(address: &str, data: &[u8]) -> Result<PublicKey> {
-    let now = message::date::unix_now();
-    match policy::openpgp::read_public_key(data) {
-        Ok(k) if k.names(address) => {
-            return Ok(PublicKey {
-                kind: KeyKind::OpenPgp,
-                data: k.binary,
-                fingerprint: k.fingerprint,
-                created: now,
-            });
-        }
-        Ok(k) => {
-            return Err(AdminError(format!(
-                "the OpenPGP key {} has no user ID for {address} (it has: {})",
-                k.fingerprint,
-                k.user_ids.join(", ")
-            )));
-        }
-        Err(e) if e.contains("private key") => return Err(AdminError(e)),
-        Err(_) => {}
-    }
-    match policy::smime::read_certificate(data) {
-        Ok(c)
-            if c.addresses
-                .iter()
-                .any(|a| a == &address.to_ascii_lowercase()) =>
-        {
-            Ok(PublicKey {
-                kind: KeyKind::Smime,
-                data: c.der,
-                fingerprint: c.fingerprint,
-                created: now,
-            })
-        }
-        Ok(c) => Err(AdminError(format!(
-            "the certificate is for {}, not {address}",
-            if c.addresses.is_empty() {
-                "no address".to_string()
-            } else {
-                c.addresses.join(", ")
-            }
-        ))),
-        Err(e) if e.contains("private key") => Err(AdminError(e)),
-        Err(_) => Err(AdminError(
-            "neither an OpenPGP public key nor an X.509 certificate".into(),
-        )),
-    }
-}
-
 /// Publish a key file's key for an account.
 pub async fn put(store: &Arc<dyn Store>, address: &str, data: &[u8]) -> Result<PublicKey> {
     let account = account_by_address(store, address).await?;
-    let key = understand(&account.address, data)?;
+    let key = policy::publish::understand(&account.address, data, message::date::unix_now())
+        .map_err(AdminError)?;
     store.put_public_key(account.id, key.clone()).await?;
     tracing::info!(account = %account.address, kind = key.kind.as_str(), fingerprint = %key.fingerprint, "public key published");
     Ok(key)

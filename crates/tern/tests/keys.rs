@@ -271,6 +271,36 @@ fn an_openpgp_key_is_published_by_wkd_and_openpgpkey() {
     );
     let e = server.admin_err(&["key", "remove", "alice@a.test", "openpgp"]);
     assert!(e.contains("has no openpgp key"), "{e}");
+
+    // The same from the webmail's Settings (its own session and checks).
+    let (cookie, csrf) = common::sign_in(&server, ("alice@a.test", "alice-pw"));
+    let with = format!("Cookie: {cookie}\r\nX-Tern-CSRF: {csrf}\r\n");
+    let publish = |data: &[u8]| {
+        let body =
+            serde_json::json!({"data": base64::engine::general_purpose::STANDARD.encode(data)});
+        common::http1(
+            &server,
+            &common::post("/webmail/keys/publish", &with, &body.to_string()),
+        )
+    };
+    let (status, _, body) = publish(&bobs);
+    assert_eq!(status, 400);
+    assert!(body.contains("no user ID for alice@a.test"), "{body}");
+    let (status, _, body) = publish(&armored);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&fingerprint), "{body}");
+    assert_eq!(
+        get(
+            &server,
+            "a.test",
+            &format!("/.well-known/openpgpkey/hu/{hash}")
+        )
+        .1,
+        binary
+    );
+    let withdraw = common::post("/webmail/keys/withdraw", &with, r#"{"kind":"openpgp"}"#);
+    assert_eq!(common::http1(&server, &withdraw).0, 200);
+    assert_eq!(common::http1(&server, &withdraw).0, 404);
 }
 
 #[test]

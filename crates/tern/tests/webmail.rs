@@ -93,6 +93,24 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     );
     let dir = common::repo("target/test-artefacts/webmail");
     std::fs::create_dir_all(&dir).unwrap();
+    // A certificate for Alice, to publish from Settings.
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "30",
+        ])
+        .args([
+            "-subj",
+            "/CN=Alice",
+            "-addext",
+            "subjectAltName=email:alice@a.test",
+        ])
+        .arg("-keyout")
+        .arg(format!("{dir}/alice-key.pem"))
+        .arg("-out")
+        .arg(format!("{dir}/alice-cert.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success());
     let base = format!("http://{}", server.addr("http"));
     let out = std::process::Command::new("node")
         .arg(common::repo("tests/clients/webmail.mjs"))
@@ -126,6 +144,7 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
             "draft",
             "vacation",
             "filters",
+            "keys",
             "password",
             "sign-out"
         ]),
@@ -137,6 +156,13 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         "nothing but our server was asked: {r}"
     );
     assert_eq!(r["dialogs"], json!([]), "no script ran: {r}");
+    assert!(
+        r["keyRefused"].as_str().unwrap().contains("private key"),
+        "{r}"
+    );
+    assert!(r["keys"].as_str().unwrap().starts_with("S/MIME "), "{r}");
+    let listed = server.admin_ok(&["key", "list", "alice@a.test"]);
+    assert!(listed.starts_with("smime\t"), "{listed}");
     let folders = r["foldersAfter"].as_array().unwrap();
     assert!(
         !folders.iter().any(|f| f == "Projects" || f == "Plans"),

@@ -53,6 +53,9 @@ pub enum WebmailRoute {
     Html,
     Filters,
     SaveFilters,
+    Keys,
+    PublishKey,
+    WithdrawKey,
 }
 
 impl WebmailRoute {
@@ -69,6 +72,9 @@ impl WebmailRoute {
             "/webmail/password" => WebmailRoute::Password,
             "/webmail/filters" => WebmailRoute::Filters,
             "/webmail/filters/save" => WebmailRoute::SaveFilters,
+            "/webmail/keys" => WebmailRoute::Keys,
+            "/webmail/keys/publish" => WebmailRoute::PublishKey,
+            "/webmail/keys/withdraw" => WebmailRoute::WithdrawKey,
             p if p.starts_with("/webmail/html/") => WebmailRoute::Html,
             _ => return None,
         })
@@ -84,6 +90,9 @@ impl WebmailRoute {
             WebmailRoute::Password => "webmail-password",
             WebmailRoute::Html => "webmail-html",
             WebmailRoute::Filters | WebmailRoute::SaveFilters => "webmail-filters",
+            WebmailRoute::Keys | WebmailRoute::PublishKey | WebmailRoute::WithdrawKey => {
+                "webmail-keys"
+            }
         }
     }
 
@@ -93,7 +102,9 @@ impl WebmailRoute {
             | WebmailRoute::Logout
             | WebmailRoute::EndSession
             | WebmailRoute::Password
-            | WebmailRoute::SaveFilters => Method::POST,
+            | WebmailRoute::SaveFilters
+            | WebmailRoute::PublishKey
+            | WebmailRoute::WithdrawKey => Method::POST,
             _ => Method::GET,
         }
     }
@@ -197,6 +208,9 @@ impl JmapRoutes {
             WebmailRoute::Html => self.html(req, account, client).await,
             WebmailRoute::Filters => self.filters(account).await,
             WebmailRoute::SaveFilters => self.save_filters(req, account, client).await,
+            WebmailRoute::Keys => self.keys(account).await,
+            WebmailRoute::PublishKey => self.publish_key(req, account, client).await,
+            WebmailRoute::WithdrawKey => self.withdraw_key(req, account, client).await,
             WebmailRoute::Asset(_) | WebmailRoute::Login => {
                 text(StatusCode::NOT_FOUND, "not found\n")
             }
@@ -344,6 +358,84 @@ impl JmapRoutes {
         }
         tracing::info!(account = %account.address, %client, rules = save.rules.len(), "webmail: filters saved");
         json(StatusCode::OK, &json!({"saved": save.rules.len()}))
+    }
+
+    /// `GET /webmail/keys`: the user's published keys.
+    async fn keys(&self, account: &AccountRecord) -> Response<Bytes> {
+        let Ok(keys) = self.jmap.store().public_keys(account.id).await else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        };
+        let list: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({"kind": k.kind.as_str(), "fingerprint": k.fingerprint, "published": message::date::rfc3339_text(k.created)}))
+            .collect();
+        json(StatusCode::OK, &json!({ "keys": list }))
+    }
+
+    /// `POST /webmail/keys/publish` with `{"data": base64}`: an OpenPGP
+    /// public key or S/MIME certificate that names the user, as `tern key
+    /// put` takes it (the same checks: `policy::publish`).
+    async fn publish_key(
+        &self,
+        req: &Request<Bytes>,
+        account: &AccountRecord,
+        client: IpAddr,
+    ) -> Response<Bytes> {
+        use base64::Engine;
+        let form: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+        let Some(Ok(data)) = form["data"]
+            .as_str()
+            .map(|d| base64::engine::general_purpose::STANDARD.decode(d))
+        else {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "data (base64) is required"}),
+            );
+        };
+        let now = message::date::unix_now();
+        let key = match policy::publish::understand(&account.address, &data, now) {
+            Ok(k) => k,
+            Err(why) => return json(StatusCode::BAD_REQUEST, &json!({"error": why})),
+        };
+        let (kind, fingerprint) = (key.kind.as_str(), key.fingerprint.clone());
+        if self
+            .jmap
+            .store()
+            .put_public_key(account.id, key)
+            .await
+            .is_err()
+        {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        }
+        tracing::info!(account = %account.address, %client, kind, %fingerprint, "webmail: public key published");
+        json(
+            StatusCode::OK,
+            &json!({"kind": kind, "fingerprint": fingerprint}),
+        )
+    }
+
+    /// `POST /webmail/keys/withdraw` with `{"kind": "openpgp"|"smime"}`.
+    async fn withdraw_key(
+        &self,
+        req: &Request<Bytes>,
+        account: &AccountRecord,
+        client: IpAddr,
+    ) -> Response<Bytes> {
+        let form: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+        let Some(kind) = form["kind"].as_str().and_then(store::KeyKind::parse) else {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "kind is openpgp or smime"}),
+            );
+        };
+        match self.jmap.store().remove_public_key(account.id, kind).await {
+            Ok(true) => {
+                tracing::info!(account = %account.address, %client, kind = kind.as_str(), "webmail: public key withdrawn");
+                json(StatusCode::OK, &json!({"withdrawn": kind.as_str()}))
+            }
+            Ok(false) => json(StatusCode::NOT_FOUND, &json!({"error": "no such key"})),
+            Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n"),
+        }
     }
 
     /// `POST /webmail/login` with `{"username", "password"}`.

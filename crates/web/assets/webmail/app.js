@@ -760,6 +760,7 @@ async function openSettings() {
     return li;
   }));
   await loadFilters();
+  await loadKeys();
   if (!$("settings").open) $("settings").showModal();
 }
 
@@ -849,6 +850,38 @@ $("f-add").addEventListener("click", () => {
   li.querySelector(".f-value").focus();
 });
 $("f-save").addEventListener("click", () => saveFilters());
+
+// Public keys: published from a file, withdrawn; the server checks that a
+// key names this address and is not a private one.
+async function loadKeys() {
+  const keys = (await (await request("/webmail/keys")).json()).keys;
+  $("k-list").replaceChildren(...keys.map((k) => {
+    const li = document.createElement("li");
+    li.textContent = `${k.kind === "openpgp" ? "OpenPGP" : "S/MIME"} ${k.fingerprint} `;
+    li.append(button("Withdraw", async () => {
+      await request("/webmail/keys/withdraw", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ kind: k.kind }) });
+      loadKeys();
+    }));
+    return li;
+  }));
+}
+
+$("k-file").addEventListener("change", async () => {
+  const file = $("k-file").files[0];
+  if (!file) return;
+  $("k-error").textContent = "";
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  const r = await request("/webmail/keys/publish", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ data: btoa(binary) }),
+  });
+  const body = await r.json().catch(() => ({}));
+  $("k-file").value = "";
+  if (!r.ok) { $("k-error").textContent = body.error || `the server said ${r.status}`; return; }
+  toast(`Published your ${body.kind === "openpgp" ? "OpenPGP key" : "certificate"}`);
+  loadKeys();
+});
 
 $("settings-button").addEventListener("click", openSettings);
 $("settings-close").addEventListener("click", () => $("settings").close());

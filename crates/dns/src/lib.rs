@@ -277,6 +277,36 @@ impl Resolver {
             .collect())
     }
 
+    /// OPENPGPKEY records (RFC 7929 §2): each a transferable public key.
+    pub async fn openpgpkey(&self, name: &str) -> Result<Vec<Vec<u8>>, DnsError> {
+        let records = self.lookup(name, RecordType::OPENPGPKEY).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::OPENPGPKEY(k) => Some(k.public_key),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// SMIMEA records (RFC 8162 §2, TLSA's format): (usage, selector,
+    /// matching type, data).
+    pub async fn smimea(&self, name: &str) -> Result<Vec<(u8, u8, u8, Vec<u8>)>, DnsError> {
+        let records = self.lookup(name, RecordType::SMIMEA).await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| match r {
+                RData::SMIMEA(s) => Some((
+                    s.0.cert_usage.into(),
+                    s.0.selector.into(),
+                    s.0.matching.into(),
+                    s.0.cert_data,
+                )),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// A and AAAA records of a host (IPv6 first when it has both, as RFC 6724 would order them).
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
         let (v6, v4) = tokio::join!(

@@ -493,9 +493,18 @@ pub struct DnsLines {
     /// The Web Key Directory's host (`openpgpkey.DOMAIN`, the advanced
     /// method) pointing at us; None without an https listener.
     pub wkd: Option<String>,
-    /// The users' published keys: OPENPGPKEY (RFC 7929) and SMIMEA (RFC
-    /// 8162) lines, trustworthy in a DNSSEC-signed zone.
-    pub keys: Vec<String>,
+    /// The users' published keys as OPENPGPKEY (RFC 7929) and SMIMEA (RFC
+    /// 8162) records, trustworthy in a DNSSEC-signed zone.
+    pub keys: Vec<KeyRecord>,
+}
+
+/// One published key's record.
+pub struct KeyRecord {
+    pub owner: String,
+    pub kind: store::KeyKind,
+    /// The key's octets (OPENPGPKEY), the certificate's DER (SMIMEA 3 0 0).
+    pub data: Vec<u8>,
+    pub line: String,
 }
 
 impl DnsLines {
@@ -518,7 +527,7 @@ impl DnsLines {
         out.push(self.tlsrpt.1.clone());
         out.extend(self.autoconfig.iter().map(|(_, line)| line.clone()));
         out.extend(self.wkd.clone());
-        out.extend(self.keys.iter().cloned());
+        out.extend(self.keys.iter().map(|k| k.line.clone()));
         out
     }
 }
@@ -635,19 +644,30 @@ pub async fn dns_lines(store: &Arc<dyn Store>, config: &Config, name: &str) -> R
     })
 }
 
-/// The OPENPGPKEY and SMIMEA lines of every key published in `name`.
-async fn key_lines(store: &Arc<dyn Store>, name: &str) -> Result<Vec<String>> {
+/// The OPENPGPKEY and SMIMEA records of every key published in `name`.
+async fn key_lines(store: &Arc<dyn Store>, name: &str) -> Result<Vec<KeyRecord>> {
     let mut out = Vec::new();
     for kind in [store::KeyKind::OpenPgp, store::KeyKind::Smime] {
         for (address, key) in store.domain_public_keys(name, kind).await? {
             let local = address
                 .rsplit_once('@')
                 .map_or(address.as_str(), |(l, _)| l);
-            out.push(match kind {
-                store::KeyKind::OpenPgp => {
-                    policy::openpgp::openpgpkey_record(local, name, &key.data)
-                }
-                store::KeyKind::Smime => policy::smime::smimea_record(local, name, &key.data),
+            let label = policy::openpgp::dane_local_label(local);
+            let (owner, line) = match kind {
+                store::KeyKind::OpenPgp => (
+                    format!("{label}._openpgpkey.{name}"),
+                    policy::openpgp::openpgpkey_record(local, name, &key.data),
+                ),
+                store::KeyKind::Smime => (
+                    format!("{label}._smimecert.{name}"),
+                    policy::smime::smimea_record(local, name, &key.data),
+                ),
+            };
+            out.push(KeyRecord {
+                owner,
+                kind,
+                data: key.data,
+                line,
             });
         }
     }

@@ -155,6 +155,9 @@ pub async fn findings(
     for (owner, line) in &lines.autoconfig {
         checks.push(one(client_name(r, owner, &addresses, line)));
     }
+    for key in &lines.keys {
+        checks.push(one(published_key(r, key)));
+    }
     findings.extend(
         futures_util::future::join_all(checks)
             .await
@@ -329,6 +332,39 @@ async fn tlsa(resolver: &dns::Resolver, owner: &str, hash: &[u8], line: &str) ->
             fix,
         ),
         Ok(_) => Finding::bad(what, "only records Tern does not check (not 3 1 1)", fix).warning(),
+        Err(e) => Finding::bad(what, format!("DNS: {e}"), fix),
+    }
+}
+
+/// A user's published key (RFC 7929 OPENPGPKEY, RFC 8162 SMIMEA): missing
+/// only warns (publishing is the user's choice); a record with another
+/// key fails (senders would encrypt to a key the user no longer has).
+async fn published_key(resolver: &dns::Resolver, key: &crate::admin::KeyRecord) -> Finding {
+    let (what, found_now) = match key.kind {
+        store::KeyKind::OpenPgp => (
+            format!("OPENPGPKEY {}", key.owner),
+            found(resolver.openpgpkey(&key.owner).await)
+                .map(|r| (r.is_empty(), r.iter().any(|d| *d == key.data))),
+        ),
+        store::KeyKind::Smime => (
+            format!("SMIMEA {}", key.owner),
+            found(resolver.smimea(&key.owner).await).map(|r| {
+                let ours = r
+                    .iter()
+                    .any(|(u, s, m, d)| (*u, *s, *m) == (3, 0, 0) && *d == key.data);
+                (r.is_empty(), ours)
+            }),
+        ),
+    };
+    let fix = Some(key.line.clone());
+    match found_now {
+        Ok((_, true)) => Finding::ok(what),
+        Ok((true, _)) => Finding::bad(what, "not published", fix).warning(),
+        Ok((false, false)) => Finding::bad(
+            what,
+            "another key is published: senders would use a key the user does not have now",
+            fix,
+        ),
         Err(e) => Finding::bad(what, format!("DNS: {e}"), fix),
     }
 }

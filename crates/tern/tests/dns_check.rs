@@ -268,3 +268,64 @@ fn a_published_zone_passes_and_each_broken_record_is_named() {
     let err = server.admin_err(&["dns", "check", "nowhere.test"]);
     assert!(err.contains("domain nowhere.test not found"), "{err}");
 }
+
+/// A user's published certificate: its SMIMEA record warns until
+/// published, is OK as `dns records` prints it, and fails when the DNS
+/// holds another certificate (senders would encrypt to a stale one).
+#[test]
+fn published_keys_are_checked_in_the_dns() {
+    let net = MailNet::new(152);
+    let server = net.tern(20, "b.test", &[("ann@b.test", "ann-pw")], "");
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "30",
+            ])
+            .args([
+                "-subj",
+                "/CN=Ann",
+                "-addext",
+                "subjectAltName=email:ann@b.test",
+            ])
+            .arg("-keyout")
+            .arg(dir.path().join("key.pem"))
+            .arg("-outform")
+            .arg("DER")
+            .arg("-out")
+            .arg(dir.path().join(name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(dir.path().join(name)).unwrap()
+    };
+    let old = make("old.der");
+    let new = make("new.der");
+    let path = dir.path().join("new.der");
+    server.admin_ok(&["key", "put", "ann@b.test", path.to_str().unwrap()]);
+    let records = server.admin_ok(&["dns", "records", "b.test"]);
+    let line = records
+        .lines()
+        .find(|l| l.contains(" SMIMEA "))
+        .unwrap_or_else(|| panic!("{records}"));
+    let owner = line.split(". ").next().unwrap().to_string();
+    let (_, out) = check(&server);
+    assert!(
+        out.contains(&format!("WARN  SMIMEA {owner}: not published")),
+        "{out}"
+    );
+    net.dns.smimea(&owner, 3, 0, 0, &old);
+    let (_, out) = check(&server);
+    assert!(
+        out.contains(&format!("FAIL  SMIMEA {owner}: another key is published")),
+        "{out}"
+    );
+    net.dns.remove(&owner);
+    net.dns.smimea(&owner, 3, 0, 0, &new);
+    let (_, out) = check(&server);
+    assert!(out.contains(&format!("OK    SMIMEA {owner}")), "{out}");
+}

@@ -176,6 +176,19 @@ impl TestDns {
         self
     }
 
+    /// An SMIMEA record (RFC 8162): TLSA's fields for a user's certificate.
+    pub fn smimea(&self, owner: &str, usage: u8, selector: u8, matching: u8, data: &[u8]) -> &Self {
+        use hickory_proto::rr::rdata::SMIMEA;
+        let smimea = SMIMEA::new(
+            usage.into(),
+            selector.into(),
+            matching.into(),
+            data.to_vec(),
+        );
+        self.add(owner, RData::SMIMEA(smimea));
+        self
+    }
+
     /// The reverse record of an IPv4 address (`d.c.b.a.in-addr.arpa PTR name`).
     pub fn ptr(&self, ip: Ipv4Addr, name_: &str) -> &Self {
         let [a, b, c, d] = ip.octets();

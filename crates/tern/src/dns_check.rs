@@ -344,7 +344,7 @@ async fn published_key(resolver: &dns::Resolver, key: &crate::admin::KeyRecord) 
         store::KeyKind::OpenPgp => (
             format!("OPENPGPKEY {}", key.owner),
             found(resolver.openpgpkey(&key.owner).await)
-                .map(|r| (r.is_empty(), r.iter().any(|d| *d == key.data))),
+                .map(|r| (r.is_empty(), r.contains(&key.data))),
         ),
         store::KeyKind::Smime => (
             format!("SMIMEA {}", key.owner),

@@ -38,6 +38,9 @@ pub use sieve::SpamLevel;
 pub const MAX_DEPTH: usize = 10;
 pub const MAX_TARGETS: usize = 1000;
 
+/// The largest signed message whose signature is checked at delivery.
+pub const MAX_SIGNED: u64 = 25 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct MdaConfig {
     /// The sub-address separator (`+` in `user+tag@domain`); None turns sub-addressing off.
@@ -181,6 +184,61 @@ impl Mda {
         }
     }
 
+    /// RFC 3156 §5: a PGP/MIME signed message checked with the key its
+    /// From address published here; the Authentication-Results field to
+    /// add to the local copies (empty for a message that is not signed,
+    /// or larger than [`MAX_SIGNED`]).
+    async fn signature_check(&self, data: &Spooled) -> String {
+        let head = data.header();
+        let signed_type = message::header::fields_named(head, "Content-Type")
+            .first()
+            .is_some_and(|f| {
+                let v = f.unfolded().to_ascii_lowercase();
+                v.contains("multipart/signed") && v.contains("application/pgp-signature")
+            });
+        if !signed_type {
+            return String::new();
+        }
+        let from = message::header::fields_named(head, "From")
+            .first()
+            .and_then(|f| message::header::addresses(f.value).into_iter().next())
+            .map(|m| m.key())
+            .unwrap_or_default();
+        // A signed message always gets our verdict on top (readers trust
+        // the first x-pgp result of a signed message, never one it came with).
+        let unchecked = |why: &str| {
+            let outcome = policy::pgp_mime::Outcome::Unchecked(why.to_string());
+            policy::pgp_mime::result_field(&self.config.hostname, &from, &outcome)
+        };
+        if data.len() > MAX_SIGNED {
+            return unchecked("signed; too large to check");
+        }
+        let Ok(raw) = data.read_all() else {
+            return unchecked("signed; could not be read");
+        };
+        let Some(signed) = policy::pgp_mime::signed(&raw) else {
+            return unchecked("signed; not a well-formed PGP/MIME message");
+        };
+        let key = match self.store.account_credentials(&from).await {
+            Ok(Some(c)) => self
+                .store
+                .public_keys(c.account.id)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .find(|k| k.kind == store::KeyKind::OpenPgp),
+            _ => None,
+        };
+        let outcome = match key {
+            Some(k) => policy::pgp_mime::verify(&signed, &k),
+            None => policy::pgp_mime::Outcome::Unchecked(
+                "signed; no key published here for the sender".into(),
+            ),
+        };
+        tracing::info!(from = %from, outcome = ?outcome, "PGP/MIME signature checked");
+        policy::pgp_mime::result_field(&self.config.hostname, &from, &outcome)
+    }
+
     /// The domain whose ARC seal a forwarded copy should carry: the first
     /// recipient an alias forwards elsewhere, or whose account's script
     /// may redirect (RFC 8617 §5.1: the forwarder seals).
@@ -249,6 +307,7 @@ impl Mda {
         };
         let queue_sender = self.queue_sender(envelope).await?;
         let redirect_senders = self.redirect_senders(envelope, &runs).await?;
+        let signature = self.signature_check(&data).await;
         let built = plan::build(
             envelope,
             &queue_sender,
@@ -256,6 +315,7 @@ impl Mda {
             data,
             received_at,
             &runs,
+            &signature,
         );
         let planned = history::Planned::of(&built.messages);
         if built.messages.is_empty() {

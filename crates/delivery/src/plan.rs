@@ -36,6 +36,7 @@ pub(crate) fn build(
     data: Spooled,
     received_at: i64,
     runs: &[Run],
+    signature: &str,
 ) -> Built {
     let mut base = Version {
         content: None,
@@ -62,7 +63,8 @@ pub(crate) fn build(
     }
     for run in runs {
         let prefix = message::trace::delivery_prefix(&envelope.sender, &run.target.address);
-        let field = run.verdict.as_ref().map(|v| v.field.as_str()).unwrap_or("");
+        let verdict = run.verdict.as_ref().map(|v| v.field.as_str()).unwrap_or("");
+        let field = format!("{verdict}{signature}");
         let keep_folder = match &run.verdict {
             Some(v) if v.junk => Folder::SpecialUse("\\Junk".into()),
             _ => Folder::Inbox,
@@ -293,6 +295,7 @@ mod tests {
             Spooled::from_vec(b"x".to_vec()),
             0,
             &runs,
+            "",
         );
         assert_eq!(b.messages.len(), 1);
         let m = &b.messages[0];
@@ -343,6 +346,7 @@ mod tests {
             Spooled::from_vec(b"x".to_vec()),
             0,
             &runs,
+            "",
         );
         assert_eq!(b.messages.len(), 3);
         assert_eq!(

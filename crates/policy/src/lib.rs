@@ -5,6 +5,7 @@ pub mod dmarc;
 pub mod feedback;
 pub mod keys;
 pub mod openpgp;
+pub mod pgp_mime;
 pub mod psl;
 pub mod publish;
 pub mod results;

@@ -723,3 +723,26 @@ pub fn imap_login(server: &TernServer, user: (&str, &str)) -> bool {
     }
     line.starts_with("a OK")
 }
+
+/// IMAP: each message's raw text in a user's mailbox.
+pub fn imap_mailbox(server: &TernServer, user: (&str, &str), name: &str) -> Vec<String> {
+    use std::io::{BufRead, Write};
+    let (mut w, mut r) = raw_client(server.addr("imap"));
+    let mut run = |line: &str| {
+        w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        let tag = line.split(' ').next().unwrap().to_string();
+        let mut out = String::new();
+        loop {
+            let mut l = String::new();
+            assert!(r.read_line(&mut l).unwrap() > 0);
+            out.push_str(&l);
+            if l.starts_with(&format!("{tag} ")) {
+                return out;
+            }
+        }
+    };
+    run(&format!("a LOGIN {} {}", user.0, user.1));
+    run(&format!("b SELECT \"{name}\""));
+    let fetched = run("c FETCH 1:* BODY.PEEK[]");
+    fetched.split("* ").skip(1).map(str::to_string).collect()
+}

@@ -15,8 +15,8 @@ use std::process::Command;
 use testkit::TernServer;
 
 fn server() -> TernServer {
-    let listeners = testkit::ephemeral_listeners(&["smtp", "http"]);
-    common::smtp_server_with(&listeners, "")
+    let listeners = testkit::ephemeral_listeners(&["smtp", "imap", "http"]);
+    common::smtp_server_with(&listeners, "[imap]\nplaintext_on_loopback = true\n")
 }
 
 /// gpg with its own home (the agent it starts is stopped at the end).
@@ -360,4 +360,137 @@ fn an_smime_certificate_is_published_as_smimea() {
     );
     let listed = server.admin_ok(&["key", "list", "alice@a.test"]);
     assert!(listed.starts_with("smime\t"), "{listed}");
+}
+
+/// A PGP/MIME message (RFC 3156 §5) signed by gpg with Alice's key: with
+/// her key published, Bob's copy says `x-pgp=pass` with its fingerprint;
+/// a message changed after signing says `fail`; a sender with no key
+/// published here, `neutral`.
+#[test]
+fn a_pgp_mime_signature_is_checked_at_delivery() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Gpg::new();
+    alice.run(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Alice <alice@a.test>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let key = alice.run(&["--armor", "--export", "alice@a.test"]);
+    server.admin_ok(&[
+        "key",
+        "put",
+        "alice@a.test",
+        &write(dir.path(), "a.asc", &key),
+    ]);
+    let fingerprint = server
+        .admin_ok(&["key", "list", "alice@a.test"])
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let part = "Content-Type: text/plain; charset=utf-8\r\n\r\nHello Bob, this is really me.\r\n";
+    let part_file = write(dir.path(), "part.txt", part.as_bytes());
+    let sig_file = dir.path().join("part.asc");
+    alice.run(&[
+        "--armor",
+        "--detach-sign",
+        "--digest-algo",
+        "SHA256",
+        "--local-user",
+        "alice@a.test",
+        "--output",
+        sig_file.to_str().unwrap(),
+        &part_file,
+    ]);
+    let signature = std::fs::read_to_string(&sig_file)
+        .unwrap()
+        .replace('\n', "\r\n");
+    let message = |from: &str, subject: &str, part: &str| {
+        format!(
+            "From: {from}\r\nTo: bob@a.test\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/signed; micalg=pgp-sha256;\r\n protocol=\"application/pgp-signature\"; boundary=\"sig\"\r\n\r\n\
+             --sig\r\n{part}\r\n--sig\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n\r\n\
+             {signature}\r\n--sig--\r\n"
+        )
+    };
+    let send = |from: &str, subject: &str, part: &str| {
+        testkit::send_smtp(
+            server.addr("smtp"),
+            from,
+            "bob@a.test",
+            &message(from, subject, part),
+        );
+    };
+    send("alice@a.test", "Signed", part);
+    send(
+        "alice@a.test",
+        "Changed",
+        &part.replace("really me", "really him"),
+    );
+    send("carol@far.test", "Unknown signer", part);
+    let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
+    let find = |subject: &str| {
+        inbox
+            .iter()
+            .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
+            .unwrap_or_else(|| panic!("{subject}: {inbox:?}"))
+            .clone()
+    };
+    let signed = find("Signed");
+    assert!(
+        signed.contains(&format!(
+            "Authentication-Results: mx.a.test; x-pgp=pass header.from=alice@a.test (signed with key {fingerprint})"
+        )),
+        "{signed}"
+    );
+    assert!(
+        find("Changed").contains(
+            "x-pgp=fail header.from=alice@a.test (the signature does not match the message)"
+        ),
+        "{inbox:?}"
+    );
+    assert!(
+        find("Unknown signer").contains("x-pgp=neutral header.from=carol@far.test"),
+        "{inbox:?}"
+    );
+
+    // The webmail shows each verdict (Chromium under Playwright).
+    let out = Command::new("node")
+        .arg(common::repo("tests/clients/webmail_read.mjs"))
+        .arg(format!("http://{}", server.addr("http")))
+        .args([
+            "bob@a.test",
+            "bob-pw",
+            "Signed",
+            "Changed",
+            "Unknown signer",
+        ])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        shown["Signed"],
+        serde_json::json!(["Signed by alice@a.test (OpenPGP), verified"]),
+        "{shown}"
+    );
+    assert!(
+        shown["Changed"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("OpenPGP signature invalid"),
+        "{shown}"
+    );
+    assert!(
+        shown["Unknown signer"][0]
+            .as_str()
+            .unwrap()
+            .contains("not verified (signed; no key published here"),
+        "{shown}"
+    );
 }

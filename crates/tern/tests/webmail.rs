@@ -31,29 +31,6 @@ fn deliver(server: &TernServer, subject: &str, headers: &str, body: &str) {
     );
 }
 
-/// IMAP: each message's raw text in a user's mailbox.
-fn mailbox(server: &TernServer, user: (&str, &str), name: &str) -> Vec<String> {
-    use std::io::{BufRead, Write};
-    let (mut w, mut r) = common::raw_client(server.addr("imap"));
-    let mut run = |line: &str| {
-        w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        let tag = line.split(' ').next().unwrap().to_string();
-        let mut out = String::new();
-        loop {
-            let mut l = String::new();
-            assert!(r.read_line(&mut l).unwrap() > 0);
-            out.push_str(&l);
-            if l.starts_with(&format!("{tag} ")) {
-                return out;
-            }
-        }
-    };
-    run(&format!("a LOGIN {} {}", user.0, user.1));
-    run(&format!("b SELECT \"{name}\""));
-    let fetched = run("c FETCH 1:* BODY.PEEK[]");
-    fetched.split("* ").skip(1).map(str::to_string).collect()
-}
-
 #[test]
 fn a_user_reads_writes_and_files_mail_in_the_browser() {
     let server = server();
@@ -244,10 +221,10 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     );
     assert!(common::imap_login(&server, NEW_ALICE));
     // Bob has the message with its attachment; the reply went out.
-    let bob = mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX").concat();
+    let bob = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX").concat();
     assert!(bob.contains("Subject: Lunch on Friday"), "{bob}");
     assert!(bob.contains("agenda.txt"), "{bob}");
-    let forwarded = mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX")
+    let forwarded = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX")
         .into_iter()
         .find(|m| m.contains("Subject: Fwd: Hello from Bob"))
         .unwrap_or_else(|| panic!("{bob}"));
@@ -257,7 +234,7 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
             && forwarded.contains("the figures are in"),
         "{forwarded}"
     );
-    let sent = mailbox(&server, NEW_ALICE, "Sent").concat();
+    let sent = common::imap_mailbox(&server, NEW_ALICE, "Sent").concat();
     assert!(sent.contains("Subject: Re: Hello from Bob"), "{sent}");
     assert!(
         sent.contains("In-Reply-To: <Hello-from-Bob@far.test>"),
@@ -266,9 +243,9 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     // The filter made in Settings files new mail (a Sieve script).
     assert_eq!(r["filterRules"], 1, "{r}");
     deliver(&server, "[report] weekly", "", "Numbers.");
-    let reports = mailbox(&server, NEW_ALICE, "Reports").concat();
+    let reports = common::imap_mailbox(&server, NEW_ALICE, "Reports").concat();
     assert!(reports.contains("Subject: [report] weekly"), "{reports}");
-    let junk = mailbox(&server, NEW_ALICE, "Junk").concat();
+    let junk = common::imap_mailbox(&server, NEW_ALICE, "Junk").concat();
     assert!(junk.contains("Subject: Cheap pills"), "{junk}");
     // Marking it spam taught Alice's filter (as moving it over IMAP does).
     let log = server.log();
@@ -476,6 +453,6 @@ fn filters_are_a_sieve_script_the_user_owns() {
         "alice@a.test",
         "From: news@far.test\r\nTo: alice@a.test\r\nSubject: Issue 9\r\n\r\nNews.\r\n",
     );
-    let news = mailbox(&server, ("alice@a.test", "alice-pw"), "News").concat();
+    let news = common::imap_mailbox(&server, ("alice@a.test", "alice-pw"), "News").concat();
     assert!(news.contains("Subject: Issue 9"), "{news}");
 }

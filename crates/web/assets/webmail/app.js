@@ -315,7 +315,8 @@ $("search-form").addEventListener("submit", async (e) => {
 // ---- reading ----------------------------------------------------------
 
 const READ_PROPERTIES = ["from", "to", "cc", "replyTo", "subject", "receivedAt", "sentAt", "keywords", "mailboxIds", "threadId", "blobId", "size",
-  "messageId", "references", "textBody", "htmlBody", "attachments", "bodyValues", "header:Authentication-Results:asText"];
+  "messageId", "references", "textBody", "htmlBody", "attachments", "bodyValues", "header:Authentication-Results:asText",
+  "header:Authentication-Results:asText:all", "bodyStructure"];
 
 function verdict(results) {
   // Authentication-Results (RFC 8601) as a plain sentence.
@@ -326,6 +327,19 @@ function verdict(results) {
   if (signed) return { bad: false, text: `Signed by ${signed[1]}` };
   if (/spf=fail/.test(text)) return { bad: true, text: "Sent from a server the sender's domain does not allow" };
   return null;
+}
+
+// A PGP/MIME signed message (RFC 3156): the server's check, the first
+// x-pgp result (it puts its own on top of every signed message).
+function signatureVerdict(e) {
+  if ((e.bodyStructure || {}).type !== "multipart/signed") return null;
+  const field = (e["header:Authentication-Results:asText:all"] || []).find((v) => /x-pgp=/i.test(v));
+  const m = field && /x-pgp=(\w+)\s+header\.from=(\S+)/i.exec(field);
+  if (!m) return null;
+  const [, result, from] = m;
+  if (result === "pass") return { bad: false, text: `Signed by ${from} (OpenPGP), verified` };
+  if (result === "fail") return { bad: true, text: `OpenPGP signature invalid: the message may have been changed` };
+  return { bad: false, text: `Signed with OpenPGP by ${from}; not verified (${(/\(([^)]*)\)/.exec(field) || [, "no key"])[1]})` };
 }
 
 async function openMessage(id) {
@@ -403,8 +417,8 @@ function renderMessage(e) {
     head.append(line);
   }
   reader.append(h, head);
-  const v = verdict(e["header:Authentication-Results:asText"]);
-  if (v) {
+  for (const v of [verdict(e["header:Authentication-Results:asText"]), signatureVerdict(e)]) {
+    if (!v) continue;
     const badge = document.createElement("div");
     badge.className = v.bad ? "verdict bad" : "verdict";
     badge.textContent = v.text;

@@ -184,6 +184,59 @@ impl Mda {
         }
     }
 
+    /// Encryption at rest: the message (as it came, our trace fields
+    /// apart) encrypted to the OpenPGP key of each recipient account that
+    /// asked for it; none for a message already encrypted end to end.
+    async fn encrypted_copies(
+        &self,
+        data: &Spooled,
+        runs: &[filter::Run],
+    ) -> std::collections::HashMap<AccountId, sieve::Content> {
+        let mut out = std::collections::HashMap::new();
+        if policy::pgp_mime::is_encrypted(data.header()) {
+            return out;
+        }
+        let mut raw = None;
+        for run in runs {
+            let account = run.target.account;
+            if out.contains_key(&account)
+                || !self.store.encrypts_at_rest(account).await.unwrap_or(false)
+            {
+                continue;
+            }
+            let key = self
+                .store
+                .public_keys(account)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .find(|k| k.kind == store::KeyKind::OpenPgp);
+            let Some(key) = key else {
+                tracing::warn!(account = %run.target.address, "encryption at rest is on but the account has no OpenPGP key: stored as it came");
+                continue;
+            };
+            if raw.is_none() {
+                raw = data.read_all().ok();
+            }
+            let Some(bytes) = raw.clone() else {
+                continue;
+            };
+            let sealed =
+                tokio::task::spawn_blocking(move || policy::pgp_mime::encrypt(&bytes, &key.data))
+                    .await;
+            match sealed {
+                Ok(Ok(sealed)) => {
+                    out.insert(account, Some(std::sync::Arc::new(sealed)));
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(account = %run.target.address, error = %e, "cannot encrypt at rest: stored as it came");
+                }
+                Err(e) => tracing::warn!(error = %e, "encryption task failed"),
+            }
+        }
+        out
+    }
+
     /// RFC 3156 §5: a PGP/MIME signed message checked with the key its
     /// From address published here; the Authentication-Results field to
     /// add to the local copies (empty for a message that is not signed,
@@ -308,6 +361,7 @@ impl Mda {
         let queue_sender = self.queue_sender(envelope).await?;
         let redirect_senders = self.redirect_senders(envelope, &runs).await?;
         let signature = self.signature_check(&data).await;
+        let encrypted = self.encrypted_copies(&data, &runs).await;
         let built = plan::build(
             envelope,
             &queue_sender,
@@ -315,7 +369,10 @@ impl Mda {
             data,
             received_at,
             &runs,
-            &signature,
+            &plan::Extras {
+                signature: &signature,
+                encrypted: &encrypted,
+            },
         );
         let planned = history::Planned::of(&built.messages);
         if built.messages.is_empty() {

@@ -29,6 +29,14 @@ struct Version {
     sender: Option<String>,
 }
 
+/// What delivery adds to the local copies beyond the filters' verdicts.
+pub(crate) struct Extras<'a> {
+    /// The PGP/MIME signature's Authentication-Results field (or empty).
+    pub signature: &'a str,
+    /// The copy an account stores instead, encrypted at rest.
+    pub encrypted: &'a std::collections::HashMap<AccountId, Content>,
+}
+
 pub(crate) fn build(
     envelope: &Envelope,
     queue_sender: &str,
@@ -36,8 +44,9 @@ pub(crate) fn build(
     data: Spooled,
     received_at: i64,
     runs: &[Run],
-    signature: &str,
+    extras: &Extras<'_>,
 ) -> Built {
+    let signature = extras.signature;
     let mut base = Version {
         content: None,
         redirected_by: None,
@@ -70,7 +79,11 @@ pub(crate) fn build(
             _ => Folder::Inbox,
         };
         let Some(outcome) = &run.outcome else {
-            base.deliveries.push(Delivery {
+            let version = match extras.encrypted.get(&run.target.account) {
+                Some(sealed) => edited_version(&mut versions, sealed),
+                None => &mut base,
+            };
+            version.deliveries.push(Delivery {
                 account: run.target.account,
                 folder: keep_folder,
                 prefix: format!("{prefix}{field}").into_bytes(),
@@ -106,10 +119,16 @@ pub(crate) fn build(
                 }
                 _ => continue,
             };
-            // The version a script edited holds the verdict field already.
-            let (version, prefix) = match content {
-                None => (&mut base, format!("{prefix}{field}")),
-                Some(_) => (edited_version(&mut versions, content), prefix.clone()),
+            // The version a script edited holds the verdict field already;
+            // one encrypted at rest has it outside, in clear.
+            let encrypted = extras.encrypted.get(&run.target.account);
+            let (version, prefix) = match (content, encrypted) {
+                (None, Some(sealed)) => (
+                    edited_version(&mut versions, sealed),
+                    format!("{prefix}{field}"),
+                ),
+                (None, None) => (&mut base, format!("{prefix}{field}")),
+                (Some(_), _) => (edited_version(&mut versions, content), prefix.clone()),
             };
             version.deliveries.push(Delivery {
                 account: run.target.account,
@@ -295,7 +314,10 @@ mod tests {
             Spooled::from_vec(b"x".to_vec()),
             0,
             &runs,
-            "",
+            &Extras {
+                signature: "",
+                encrypted: &Default::default(),
+            },
         );
         assert_eq!(b.messages.len(), 1);
         let m = &b.messages[0];
@@ -346,7 +368,10 @@ mod tests {
             Spooled::from_vec(b"x".to_vec()),
             0,
             &runs,
-            "",
+            &Extras {
+                signature: "",
+                encrypted: &Default::default(),
+            },
         );
         assert_eq!(b.messages.len(), 3);
         assert_eq!(

@@ -83,3 +83,101 @@ pub fn result_field(authserv_id: &str, from: &str, outcome: &Outcome) -> String 
         "Authentication-Results: {authserv_id}; x-pgp={result} header.from={from} ({comment})\r\n"
     )
 }
+
+/// The header fields a mail client needs to list and thread a message,
+/// left readable outside an encrypted one (a trade-off the user makes by
+/// turning encryption at rest on: docs/operations.md).
+const KEPT_CLEAR: [&str; 9] = [
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Reply-To",
+];
+
+/// The largest message encrypted at rest (larger ones are kept as they
+/// came, with a warning).
+pub const MAX_ENCRYPTED: usize = 64 * 1024 * 1024;
+
+/// Whether a message is already encrypted end to end (RFC 3156 §4
+/// multipart/encrypted, or S/MIME enveloped-data: RFC 8551 §3.3).
+pub fn is_encrypted(header: &[u8]) -> bool {
+    message::header::fields_named(header, "Content-Type")
+        .first()
+        .is_some_and(|f| {
+            let v = f.unfolded().to_ascii_lowercase();
+            v.contains("multipart/encrypted")
+                || (v.contains("application/pkcs7-mime") && !v.contains("signed-data"))
+        })
+}
+
+/// The key's subkeys that may encrypt (or the primary key's own
+/// algorithm when it can and it has no such subkey).
+fn encryption_keys(key: &SignedPublicKey) -> Vec<&pgp::composed::SignedPublicSubKey> {
+    use pgp::types::KeyDetails;
+    key.public_subkeys
+        .iter()
+        .filter(|s| s.key.algorithm().can_encrypt())
+        .collect()
+}
+
+/// Whether a published key can be encrypted to.
+pub fn can_encrypt(published: &[u8]) -> bool {
+    SignedPublicKey::from_bytes(published).is_ok_and(|k| !encryption_keys(&k).is_empty())
+}
+
+/// `message` as a PGP/MIME encrypted message (RFC 3156 §4) to the
+/// published key: the whole message (header and body) is the encrypted
+/// part (AES-256, SEIPD, RFC 9580 §5.13), a few header fields stay
+/// readable outside ([`KEPT_CLEAR`]).
+pub fn encrypt(message: &[u8], published: &[u8]) -> Result<Vec<u8>, String> {
+    use pgp::composed::MessageBuilder;
+    use pgp::crypto::sym::SymmetricKeyAlgorithm;
+    if message.len() > MAX_ENCRYPTED {
+        return Err("too large to encrypt".into());
+    }
+    let key = SignedPublicKey::from_bytes(published).map_err(|e| format!("the key: {e}"))?;
+    let targets = encryption_keys(&key);
+    if targets.is_empty() {
+        return Err("the key has no encryption subkey".into());
+    }
+    let mut rng = rand08::thread_rng();
+    let mut builder = MessageBuilder::from_bytes("", message.to_vec())
+        .seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
+    for target in targets {
+        builder
+            .encrypt_to_key(&mut rng, &target)
+            .map_err(|e| format!("encrypting: {e}"))?;
+    }
+    let armored = builder
+        .to_armored_string(&mut rng, Default::default())
+        .map_err(|e| format!("encrypting: {e}"))?
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    let header = &message[..message::header::header_end(message)];
+    let mut out = Vec::new();
+    for f in message::header::fields(header) {
+        if KEPT_CLEAR.iter().any(|k| f.name.eq_ignore_ascii_case(k)) {
+            out.extend_from_slice(f.name.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(f.value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    let boundary = format!("tern-encrypted-{:016x}", rand08::random::<u64>());
+    out.extend_from_slice(
+        format!(
+            "MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\";\r\n boundary=\"{boundary}\"\r\n\r\n\
+             This message was encrypted by the mail server to its recipient's OpenPGP key.\r\n\
+             --{boundary}\r\nContent-Type: application/pgp-encrypted\r\nContent-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n\r\n\
+             --{boundary}\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\nContent-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n\
+             {armored}\r\n--{boundary}--\r\n"
+        )
+        .as_bytes(),
+    );
+    Ok(out)
+}

@@ -50,6 +50,10 @@ pub trait KeyStore: Send + Sync {
     async fn public_keys(&self, account: AccountId) -> Result<Vec<PublicKey>>;
     /// Withdraw one; whether it was there.
     async fn remove_public_key(&self, account: AccountId, kind: KeyKind) -> Result<bool>;
+    /// Turn encryption at rest on or off for the account: its new mail
+    /// is stored encrypted to its OpenPGP key.
+    async fn set_encrypt_at_rest(&self, account: AccountId, on: bool) -> Result<()>;
+    async fn encrypts_at_rest(&self, account: AccountId) -> Result<bool>;
     /// Every key of this kind published in a domain, with its account's
     /// address, by address.
     async fn domain_public_keys(

@@ -1698,6 +1698,12 @@ async fn public_keys(s: Arc<dyn Store>) {
             .unwrap(),
         vec![]
     );
+    assert!(!s.encrypts_at_rest(a).await.unwrap());
+    s.set_encrypt_at_rest(a, true).await.unwrap();
+    assert!(s.encrypts_at_rest(a).await.unwrap());
+    assert!(!s.encrypts_at_rest(b).await.unwrap());
+    s.set_encrypt_at_rest(a, false).await.unwrap();
+    assert!(!s.encrypts_at_rest(a).await.unwrap());
     assert!(s.remove_public_key(a, KeyKind::Smime).await.unwrap());
     assert!(!s.remove_public_key(a, KeyKind::Smime).await.unwrap());
     s.remove_account("bob@ba.test").await.unwrap();

@@ -48,6 +48,47 @@ pub async fn key(store: Arc<dyn Store>, cmd: KeyCmd) -> Result<()> {
             }
             println!("withdrew the {} key of {}", kind.as_str(), account.address);
         }
+        KeyCmd::Encrypt { address, state } => {
+            let account = account_by_address(&store, &address).await?;
+            let on = match state.as_str() {
+                "on" => true,
+                "off" => false,
+                other => return Err(AdminError(format!("{other:?}: say on or off"))),
+            };
+            if on {
+                let key = store
+                    .public_keys(account.id)
+                    .await?
+                    .into_iter()
+                    .find(|k| k.kind == KeyKind::OpenPgp);
+                match key {
+                    Some(k) if policy::pgp_mime::can_encrypt(&k.data) => {}
+                    Some(_) => {
+                        return Err(AdminError(format!(
+                            "the OpenPGP key of {} has no encryption subkey",
+                            account.address
+                        )));
+                    }
+                    None => {
+                        return Err(AdminError(format!(
+                            "{} has no OpenPGP key: publish one first (tern key put)",
+                            account.address
+                        )));
+                    }
+                }
+            }
+            store.set_encrypt_at_rest(account.id, on).await?;
+            tracing::info!(account = %account.address, on, "encryption at rest changed");
+            println!(
+                "new mail of {} is stored {}",
+                account.address,
+                if on {
+                    "encrypted to its OpenPGP key"
+                } else {
+                    "as it comes"
+                }
+            );
+        }
     }
     Ok(())
 }

@@ -494,3 +494,117 @@ fn a_pgp_mime_signature_is_checked_at_delivery() {
         "{shown}"
     );
 }
+
+/// Encryption at rest (opt-in): with it on, Bob's new mail is stored as
+/// PGP/MIME encrypted to his key (RFC 3156 §4), From/To/Subject/Date
+/// readable outside; gpg with Bob's private key gives back the message as
+/// it came, byte for byte. Mail already encrypted is stored as it came;
+/// turned off, mail is stored in clear again.
+#[test]
+fn mail_is_encrypted_at_rest_to_the_users_key() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let e = server.admin_err(&["key", "encrypt", "bob@a.test", "on"]);
+    assert!(e.contains("has no OpenPGP key"), "{e}");
+    let signing_only = Gpg::new();
+    signing_only.run(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Bob <bob@a.test>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let key = signing_only.run(&["--export", "bob@a.test"]);
+    server.admin_ok(&[
+        "key",
+        "put",
+        "bob@a.test",
+        &write(dir.path(), "s.gpg", &key),
+    ]);
+    let e = server.admin_err(&["key", "encrypt", "bob@a.test", "on"]);
+    assert!(e.contains("no encryption subkey"), "{e}");
+    let bob = Gpg::new();
+    bob.run(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Bob <bob@a.test>",
+        "future-default",
+        "default",
+        "never",
+    ]);
+    let key = bob.run(&["--export", "bob@a.test"]);
+    server.admin_ok(&[
+        "key",
+        "put",
+        "bob@a.test",
+        &write(dir.path(), "b.gpg", &key),
+    ]);
+    server.admin_ok(&["key", "encrypt", "bob@a.test", "on"]);
+
+    let original = "From: Carol <carol@far.test>\r\nTo: bob@a.test\r\nSubject: The plans\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\nMessage-ID: <plans@far.test>\r\n\r\nThe vault code is 4711.\r\n";
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "carol@far.test",
+        "bob@a.test",
+        original,
+    );
+    let already = "From: Carol <carol@far.test>\r\nTo: bob@a.test\r\nSubject: Sealed\r\nMIME-Version: 1.0\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=x\r\n\r\n--x\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--x\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\nopaque\r\n-----END PGP MESSAGE-----\r\n--x--\r\n";
+    testkit::send_smtp(server.addr("smtp"), "carol@far.test", "bob@a.test", already);
+    let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
+    let stored = inbox
+        .iter()
+        .find(|m| m.contains("Subject: The plans"))
+        .unwrap();
+    assert!(
+        !stored.contains("4711"),
+        "the body is not in clear: {stored}"
+    );
+    for clear in [
+        "From: Carol <carol@far.test>",
+        "Date: Thu, 03 Dec 2026",
+        "Message-ID: <plans@far.test>",
+        "Delivered-To: bob@a.test",
+    ] {
+        assert!(stored.contains(clear), "{clear}: {stored}");
+    }
+    assert!(
+        stored.contains("multipart/encrypted; protocol=\"application/pgp-encrypted\""),
+        "{stored}"
+    );
+    let start = stored.find("-----BEGIN PGP MESSAGE-----").unwrap();
+    let end = stored.find("-----END PGP MESSAGE-----").unwrap() + "-----END PGP MESSAGE-----".len();
+    let armored = write(dir.path(), "m.asc", stored[start..end].as_bytes());
+    let plain = bob.run(&["--decrypt", &armored]);
+    let plain = String::from_utf8(plain).unwrap();
+    assert!(plain.starts_with("Received: "), "{plain}");
+    // send_smtp ends the content with CRLF before the final dot.
+    assert!(
+        plain.ends_with(&format!("{original}\r\n")),
+        "byte for byte after our Received line: {plain:?}"
+    );
+    let sealed = inbox
+        .iter()
+        .find(|m| m.contains("Subject: Sealed"))
+        .unwrap();
+    assert!(
+        sealed.contains("-----BEGIN PGP MESSAGE-----\r\nopaque"),
+        "not encrypted twice: {sealed}"
+    );
+
+    server.admin_ok(&["key", "encrypt", "bob@a.test", "off"]);
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "carol@far.test",
+        "bob@a.test",
+        &original.replace("The plans", "Later"),
+    );
+    let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
+    assert!(
+        inbox
+            .iter()
+            .any(|m| m.contains("Subject: Later") && m.contains("4711"))
+    );
+}

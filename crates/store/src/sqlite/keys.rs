@@ -1,6 +1,6 @@
 //! Published public keys in SQLite (migration 28); see [`crate::keys`].
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, sql};
 use crate::error::Result;
@@ -62,6 +62,29 @@ impl KeyStore for SqliteStore {
             )
             .map(|n| n > 0)
             .map_err(sql)
+        })
+        .await
+    }
+
+    async fn set_encrypt_at_rest(&self, account: AccountId, on: bool) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO key_settings(account_id, encrypt_at_rest) VALUES (?1, ?2)
+                 ON CONFLICT(account_id) DO UPDATE SET encrypt_at_rest = excluded.encrypt_at_rest",
+                params![account, on],
+            )
+            .map(|_| ())
+            .map_err(sql)
+        })
+        .await
+    }
+
+    async fn encrypts_at_rest(&self, account: AccountId) -> Result<bool> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT encrypt_at_rest FROM key_settings WHERE account_id = ?1")
+                .and_then(|mut st| st.query_row([account], |r| r.get(0)).optional())
+                .map(|v| v.unwrap_or(false))
+                .map_err(sql)
         })
         .await
     }

@@ -561,4 +561,12 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, kind)
     );
     "#,
+    // 29: encryption at rest, per account (opt-in): new mail stored
+    // encrypted to the account's published OpenPGP key.
+    r#"
+    CREATE TABLE IF NOT EXISTS key_settings (
+        account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        encrypt_at_rest INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];

@@ -576,7 +576,7 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
     );
     let start = stored.find("-----BEGIN PGP MESSAGE-----").unwrap();
     let end = stored.find("-----END PGP MESSAGE-----").unwrap() + "-----END PGP MESSAGE-----".len();
-    let armored = write(dir.path(), "m.asc", stored[start..end].as_bytes());
+    let armored = write(dir.path(), "m.asc", &stored.as_bytes()[start..end]);
     let plain = bob.run(&["--decrypt", &armored]);
     let plain = String::from_utf8(plain).unwrap();
     assert!(plain.starts_with("Received: "), "{plain}");

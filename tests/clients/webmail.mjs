@@ -231,6 +231,11 @@ await step("keys", async () => {
   await page.setInputFiles("#k-file", join(dir, "alice-cert.pem"));
   await page.waitForSelector("#k-list li");
   out.keys = await page.textContent("#k-list");
+  // Encryption at rest needs an OpenPGP key: refused with the reason.
+  await page.check("#k-encrypt");
+  await page.waitForFunction(() => document.getElementById("k-error").textContent.includes("OpenPGP"));
+  out.encryptRefused = await page.textContent("#k-error");
+  out.encryptChecked = await page.isChecked("#k-encrypt");
   await page.click("#settings-close");
 });
 

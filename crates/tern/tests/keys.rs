@@ -607,4 +607,24 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
             .iter()
             .any(|m| m.contains("Subject: Later") && m.contains("4711"))
     );
+    // The webmail's Settings turn it on again, as the CLI does.
+    let (cookie, csrf) = common::sign_in(&server, ("bob@a.test", "bob-pw"));
+    let with = format!("Cookie: {cookie}\r\nX-Tern-CSRF: {csrf}\r\n");
+    let (status, _, body) = common::http1(
+        &server,
+        &common::post("/webmail/keys/encrypt", &with, r#"{"on":true}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "carol@far.test",
+        "bob@a.test",
+        &original.replace("The plans", "Again"),
+    );
+    let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
+    let again = inbox.iter().find(|m| m.contains("Subject: Again")).unwrap();
+    assert!(
+        !again.contains("4711") && again.contains("multipart/encrypted"),
+        "{again}"
+    );
 }

@@ -138,6 +138,14 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         "{r}"
     );
     assert!(r["keys"].as_str().unwrap().starts_with("S/MIME "), "{r}");
+    assert!(
+        r["encryptRefused"]
+            .as_str()
+            .unwrap()
+            .contains("publish an OpenPGP key"),
+        "{r}"
+    );
+    assert_eq!(r["encryptChecked"], false);
     let listed = server.admin_ok(&["key", "list", "alice@a.test"]);
     assert!(listed.starts_with("smime\t"), "{listed}");
     let folders = r["foldersAfter"].as_array().unwrap();

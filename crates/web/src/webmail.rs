@@ -56,6 +56,7 @@ pub enum WebmailRoute {
     Keys,
     PublishKey,
     WithdrawKey,
+    EncryptAtRest,
 }
 
 impl WebmailRoute {
@@ -75,6 +76,7 @@ impl WebmailRoute {
             "/webmail/keys" => WebmailRoute::Keys,
             "/webmail/keys/publish" => WebmailRoute::PublishKey,
             "/webmail/keys/withdraw" => WebmailRoute::WithdrawKey,
+            "/webmail/keys/encrypt" => WebmailRoute::EncryptAtRest,
             p if p.starts_with("/webmail/html/") => WebmailRoute::Html,
             _ => return None,
         })
@@ -90,9 +92,10 @@ impl WebmailRoute {
             WebmailRoute::Password => "webmail-password",
             WebmailRoute::Html => "webmail-html",
             WebmailRoute::Filters | WebmailRoute::SaveFilters => "webmail-filters",
-            WebmailRoute::Keys | WebmailRoute::PublishKey | WebmailRoute::WithdrawKey => {
-                "webmail-keys"
-            }
+            WebmailRoute::Keys
+            | WebmailRoute::PublishKey
+            | WebmailRoute::WithdrawKey
+            | WebmailRoute::EncryptAtRest => "webmail-keys",
         }
     }
 
@@ -104,7 +107,8 @@ impl WebmailRoute {
             | WebmailRoute::Password
             | WebmailRoute::SaveFilters
             | WebmailRoute::PublishKey
-            | WebmailRoute::WithdrawKey => Method::POST,
+            | WebmailRoute::WithdrawKey
+            | WebmailRoute::EncryptAtRest => Method::POST,
             _ => Method::GET,
         }
     }
@@ -211,6 +215,7 @@ impl JmapRoutes {
             WebmailRoute::Keys => self.keys(account).await,
             WebmailRoute::PublishKey => self.publish_key(req, account, client).await,
             WebmailRoute::WithdrawKey => self.withdraw_key(req, account, client).await,
+            WebmailRoute::EncryptAtRest => self.encrypt_at_rest(req, account, client).await,
             WebmailRoute::Asset(_) | WebmailRoute::Login => {
                 text(StatusCode::NOT_FOUND, "not found\n")
             }
@@ -362,14 +367,59 @@ impl JmapRoutes {
 
     /// `GET /webmail/keys`: the user's published keys.
     async fn keys(&self, account: &AccountRecord) -> Response<Bytes> {
-        let Ok(keys) = self.jmap.store().public_keys(account.id).await else {
+        let store = self.jmap.store();
+        let (Ok(keys), Ok(encrypting)) = (
+            store.public_keys(account.id).await,
+            store.encrypts_at_rest(account.id).await,
+        ) else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
         };
         let list: Vec<Value> = keys
             .iter()
             .map(|k| json!({"kind": k.kind.as_str(), "fingerprint": k.fingerprint, "published": message::date::rfc3339_text(k.created)}))
             .collect();
-        json(StatusCode::OK, &json!({ "keys": list }))
+        json(
+            StatusCode::OK,
+            &json!({ "keys": list, "encryptAtRest": encrypting }),
+        )
+    }
+
+    /// `POST /webmail/keys/encrypt` with `{"on": bool}`: encryption at
+    /// rest, as `tern key encrypt` turns it (on needs an OpenPGP key that
+    /// can encrypt).
+    async fn encrypt_at_rest(
+        &self,
+        req: &Request<Bytes>,
+        account: &AccountRecord,
+        client: IpAddr,
+    ) -> Response<Bytes> {
+        let form: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+        let Some(on) = form["on"].as_bool() else {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "on (true or false) is required"}),
+            );
+        };
+        let store = self.jmap.store();
+        if on {
+            let Ok(keys) = store.public_keys(account.id).await else {
+                return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+            };
+            let usable = keys.iter().any(|k| {
+                k.kind == store::KeyKind::OpenPgp && policy::pgp_mime::can_encrypt(&k.data)
+            });
+            if !usable {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "publish an OpenPGP key with an encryption subkey first"}),
+                );
+            }
+        }
+        if store.set_encrypt_at_rest(account.id, on).await.is_err() {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        }
+        tracing::info!(account = %account.address, %client, on, "webmail: encryption at rest changed");
+        json(StatusCode::OK, &json!({"encryptAtRest": on}))
     }
 
     /// `POST /webmail/keys/publish` with `{"data": base64}`: an OpenPGP

@@ -868,7 +868,9 @@ $("f-save").addEventListener("click", () => saveFilters());
 // Public keys: published from a file, withdrawn; the server checks that a
 // key names this address and is not a private one.
 async function loadKeys() {
-  const keys = (await (await request("/webmail/keys")).json()).keys;
+  const answer = await (await request("/webmail/keys")).json();
+  const keys = answer.keys;
+  $("k-encrypt").checked = answer.encryptAtRest;
   $("k-list").replaceChildren(...keys.map((k) => {
     const li = document.createElement("li");
     li.textContent = `${k.kind === "openpgp" ? "OpenPGP" : "S/MIME"} ${k.fingerprint} `;
@@ -879,6 +881,16 @@ async function loadKeys() {
     return li;
   }));
 }
+
+$("k-encrypt").addEventListener("change", async () => {
+  $("k-error").textContent = "";
+  const r = await request("/webmail/keys/encrypt", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ on: $("k-encrypt").checked }),
+  });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) { $("k-error").textContent = body.error || `the server said ${r.status}`; $("k-encrypt").checked = false; return; }
+  toast(body.encryptAtRest ? "New mail will be stored encrypted" : "New mail will be stored as it comes");
+});
 
 $("k-file").addEventListener("change", async () => {
   const file = $("k-file").files[0];

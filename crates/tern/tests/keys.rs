@@ -46,6 +46,19 @@ impl Gpg {
         out.stdout
     }
 
+    /// A key for `uid` that never expires (`gpg --quick-gen-key`).
+    fn generate(&self, uid: &str, algorithm: &str, usage: &str) {
+        self.run(&[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            algorithm,
+            usage,
+            "never",
+        ]);
+    }
+
     fn text(&self, args: &[&str]) -> String {
         String::from_utf8(self.run(args)).unwrap()
     }
@@ -104,15 +117,7 @@ fn an_openpgp_key_is_published_by_wkd_and_openpgpkey() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
     let alice = Gpg::new();
-    alice.run(&[
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "Alice <alice@a.test>",
-        "ed25519",
-        "sign",
-        "never",
-    ]);
+    alice.generate("Alice <alice@a.test>", "ed25519", "sign");
     let armored = alice.run(&["--armor", "--export", "alice@a.test"]);
     let binary = alice.run(&["--export", "alice@a.test"]);
     let secret = alice.run(&[
@@ -125,15 +130,7 @@ fn an_openpgp_key_is_published_by_wkd_and_openpgpkey() {
         "alice@a.test",
     ]);
     let bob = Gpg::new();
-    bob.run(&[
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "Bob <bob@a.test>",
-        "ed25519",
-        "sign",
-        "never",
-    ]);
+    bob.generate("Bob <bob@a.test>", "ed25519", "sign");
     let bobs = bob.run(&["--export", "bob@a.test"]);
 
     // Only a public key naming the address.
@@ -371,15 +368,7 @@ fn a_pgp_mime_signature_is_checked_at_delivery() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
     let alice = Gpg::new();
-    alice.run(&[
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "Alice <alice@a.test>",
-        "ed25519",
-        "sign",
-        "never",
-    ]);
+    alice.generate("Alice <alice@a.test>", "ed25519", "sign");
     let key = alice.run(&["--armor", "--export", "alice@a.test"]);
     server.admin_ok(&[
         "key",
@@ -507,15 +496,7 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
     let e = server.admin_err(&["key", "encrypt", "bob@a.test", "on"]);
     assert!(e.contains("has no OpenPGP key"), "{e}");
     let signing_only = Gpg::new();
-    signing_only.run(&[
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "Bob <bob@a.test>",
-        "ed25519",
-        "sign",
-        "never",
-    ]);
+    signing_only.generate("Bob <bob@a.test>", "ed25519", "sign");
     let key = signing_only.run(&["--export", "bob@a.test"]);
     server.admin_ok(&[
         "key",
@@ -526,15 +507,7 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
     let e = server.admin_err(&["key", "encrypt", "bob@a.test", "on"]);
     assert!(e.contains("no encryption subkey"), "{e}");
     let bob = Gpg::new();
-    bob.run(&[
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "Bob <bob@a.test>",
-        "future-default",
-        "default",
-        "never",
-    ]);
+    bob.generate("Bob <bob@a.test>", "future-default", "default");
     let key = bob.run(&["--export", "bob@a.test"]);
     server.admin_ok(&[
         "key",

@@ -21,6 +21,7 @@ mod routes;
 pub mod sanitize;
 mod server;
 pub mod session;
+mod settings;
 pub mod webmail;
 pub mod websocket;
 

@@ -746,3 +746,34 @@ pub fn imap_mailbox(server: &TernServer, user: (&str, &str), name: &str) -> Vec<
     let fetched = run("c FETCH 1:* BODY.PEEK[]");
     fetched.split("* ").skip(1).map(str::to_string).collect()
 }
+
+/// An S/MIME certificate for `address` (self-signed, Ed25519, by
+/// openssl) in `dir`: (the certificate's path, PEM or DER, its key's).
+pub fn smime_certificate(
+    dir: &std::path::Path,
+    name: &str,
+    address: &str,
+    der: bool,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(name);
+    let key = dir.join(format!("{name}.key"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "30",
+        ])
+        .args(["-subj", "/CN=Test"])
+        .args(["-addext", &format!("subjectAltName=email:{address}")])
+        .args(["-outform", if der { "DER" } else { "PEM" }])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}

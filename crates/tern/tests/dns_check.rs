@@ -278,30 +278,8 @@ fn published_keys_are_checked_in_the_dns() {
     let server = net.tern(20, "b.test", &[("ann@b.test", "ann-pw")], "");
     let dir = tempfile::tempdir().unwrap();
     let make = |name: &str| {
-        let out = std::process::Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "30",
-            ])
-            .args([
-                "-subj",
-                "/CN=Ann",
-                "-addext",
-                "subjectAltName=email:ann@b.test",
-            ])
-            .arg("-keyout")
-            .arg(dir.path().join("key.pem"))
-            .arg("-outform")
-            .arg("DER")
-            .arg("-out")
-            .arg(dir.path().join(name))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::read(dir.path().join(name)).unwrap()
+        let (path, _) = common::smime_certificate(dir.path(), name, "ann@b.test", true);
+        std::fs::read(path).unwrap()
     };
     let old = make("old.der");
     let new = make("new.der");

@@ -304,36 +304,11 @@ fn an_openpgp_key_is_published_by_wkd_and_openpgpkey() {
 fn an_smime_certificate_is_published_as_smimea() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("alice.pem");
-    let make = |subject_alt: &str, out: &Path| {
-        let status = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "30",
-            ])
-            .args(["-subj", "/CN=Alice", "-addext", subject_alt])
-            .arg("-keyout")
-            .arg(dir.path().join("key.pem"))
-            .arg("-out")
-            .arg(out)
-            .output()
-            .unwrap();
-        assert!(
-            status.status.success(),
-            "{}",
-            String::from_utf8_lossy(&status.stderr)
-        );
-    };
-    make("subjectAltName=email:alice@a.test", &cert);
-    let other = dir.path().join("other.pem");
-    make("subjectAltName=email:carol@c.test", &other);
+    let (cert, key) = common::smime_certificate(dir.path(), "alice.pem", "alice@a.test", false);
+    let (other, _) = common::smime_certificate(dir.path(), "other.pem", "carol@c.test", false);
     let e = server.admin_err(&["key", "put", "alice@a.test", other.to_str().unwrap()]);
     assert!(e.contains("carol@c.test, not alice@a.test"), "{e}");
-    let e = server.admin_err(&[
-        "key",
-        "put",
-        "alice@a.test",
-        dir.path().join("key.pem").to_str().unwrap(),
-    ]);
+    let e = server.admin_err(&["key", "put", "alice@a.test", key.to_str().unwrap()]);
     assert!(e.contains("private key"), "{e}");
     server.admin_ok(&["key", "put", "alice@a.test", cert.to_str().unwrap()]);
     let der = Command::new("openssl")

@@ -71,23 +71,9 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     let dir = common::repo("target/test-artefacts/webmail");
     std::fs::create_dir_all(&dir).unwrap();
     // A certificate for Alice, to publish from Settings.
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "30",
-        ])
-        .args([
-            "-subj",
-            "/CN=Alice",
-            "-addext",
-            "subjectAltName=email:alice@a.test",
-        ])
-        .arg("-keyout")
-        .arg(format!("{dir}/alice-key.pem"))
-        .arg("-out")
-        .arg(format!("{dir}/alice-cert.pem"))
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    let dir_path = std::path::Path::new(&dir);
+    let (_, key) = common::smime_certificate(dir_path, "alice-cert.pem", "alice@a.test", false);
+    std::fs::rename(key, dir_path.join("alice-key.pem")).unwrap();
     let base = format!("http://{}", server.addr("http"));
     let out = std::process::Command::new("node")
         .arg(common::repo("tests/clients/webmail.mjs"))

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -297,12 +297,7 @@ fn failed(status: StatusCode, why: &str) -> Response<Bytes> {
 
 fn asset(i: usize) -> Response<Bytes> {
     let (_, media_type, content) = ASSETS[i];
-    let mut r = Response::new(Bytes::from_static(content));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    crate::webmail::embedded(media_type, content)
 }
 
 #[cfg(test)]

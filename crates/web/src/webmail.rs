@@ -448,6 +448,11 @@ impl JmapRoutes {
 
 fn asset(i: usize) -> Response<Bytes> {
     let (_, media_type, content) = ASSETS[i];
+    embedded(media_type, content)
+}
+
+/// An asset embedded in the binary, revalidated on each load.
+pub(crate) fn embedded(media_type: &'static str, content: &'static [u8]) -> Response<Bytes> {
     let mut r = Response::new(Bytes::from_static(content));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));

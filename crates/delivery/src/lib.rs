@@ -242,54 +242,62 @@ impl Mda {
     /// add to the local copies (empty for a message that is not signed,
     /// or larger than [`MAX_SIGNED`]).
     async fn signature_check(&self, data: &Spooled) -> String {
+        use policy::pgp_mime::{Outcome, SignatureKind};
         let head = data.header();
-        let signed_type = message::header::fields_named(head, "Content-Type")
+        let Some(kind) = message::header::fields_named(head, "Content-Type")
             .first()
-            .is_some_and(|f| {
-                let v = f.unfolded().to_ascii_lowercase();
-                v.contains("multipart/signed") && v.contains("application/pgp-signature")
-            });
-        if !signed_type {
+            .and_then(|f| SignatureKind::of(&f.unfolded()))
+        else {
             return String::new();
-        }
+        };
         let from = message::header::fields_named(head, "From")
             .first()
             .and_then(|f| message::header::addresses(f.value).into_iter().next())
             .map(|m| m.key())
             .unwrap_or_default();
         // A signed message always gets our verdict on top (readers trust
-        // the first x-pgp result of a signed message, never one it came with).
-        let unchecked = |why: &str| {
-            let outcome = policy::pgp_mime::Outcome::Unchecked(why.to_string());
-            policy::pgp_mime::result_field(&self.config.hostname, &from, &outcome)
+        // the first result of a signed message, never one it came with).
+        let field = |outcome: &Outcome| {
+            tracing::info!(from = %from, method = kind.method(), outcome = ?outcome, "signature checked");
+            policy::pgp_mime::result_field(&self.config.hostname, kind, &from, outcome)
         };
+        let unchecked = |why: &str| field(&Outcome::Unchecked(why.to_string()));
         if data.len() > MAX_SIGNED {
             return unchecked("signed; too large to check");
         }
         let Ok(raw) = data.read_all() else {
             return unchecked("signed; could not be read");
         };
-        let Some(signed) = policy::pgp_mime::signed(&raw) else {
-            return unchecked("signed; not a well-formed PGP/MIME message");
+        let signed = match kind {
+            SignatureKind::OpenPgp => policy::pgp_mime::signed(&raw),
+            SignatureKind::Smime => policy::smime_mime::signed(&raw),
         };
-        let key = match self.store.account_credentials(&from).await {
+        let Some(signed) = signed else {
+            return unchecked("signed; not a well-formed signed message");
+        };
+        let wanted = match kind {
+            SignatureKind::OpenPgp => store::KeyKind::OpenPgp,
+            SignatureKind::Smime => store::KeyKind::Smime,
+        };
+        let published = match self.store.account_credentials(&from).await {
             Ok(Some(c)) => self
                 .store
                 .public_keys(c.account.id)
                 .await
                 .unwrap_or_default()
                 .into_iter()
-                .find(|k| k.kind == store::KeyKind::OpenPgp),
+                .find(|k| k.kind == wanted),
             _ => None,
         };
-        let outcome = match key {
-            Some(k) => policy::pgp_mime::verify(&signed, &k),
-            None => policy::pgp_mime::Outcome::Unchecked(
-                "signed; no key published here for the sender".into(),
-            ),
-        };
-        tracing::info!(from = %from, outcome = ?outcome, "PGP/MIME signature checked");
-        policy::pgp_mime::result_field(&self.config.hostname, &from, &outcome)
+        field(&match (kind, published) {
+            (SignatureKind::OpenPgp, Some(k)) => policy::pgp_mime::verify(&signed, &k),
+            (SignatureKind::OpenPgp, None) => {
+                Outcome::Unchecked("signed; no key published here for the sender".into())
+            }
+            (SignatureKind::Smime, published) => {
+                policy::smime_mime::judge(&signed, &from, published.as_ref())
+            }
+        })
     }
 
     /// The domain whose ARC seal a forwarded copy should carry: the first

@@ -11,6 +11,7 @@ pub mod publish;
 pub mod results;
 pub mod sign;
 pub mod smime;
+pub mod smime_mime;
 pub mod spf;
 pub mod srs;
 pub mod verify;

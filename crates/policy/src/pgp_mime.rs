@@ -71,16 +71,57 @@ pub fn verify(signed: &Signed, published: &store::PublicKey) -> Outcome {
     Outcome::Fail("the signature does not match the message".into())
 }
 
+/// Which kind of signed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureKind {
+    /// RFC 3156 §5.
+    OpenPgp,
+    /// RFC 8551 §3.5.3.
+    Smime,
+}
+
+impl SignatureKind {
+    /// The kind a `Content-Type` value announces, if signed.
+    pub fn of(content_type: &str) -> Option<SignatureKind> {
+        let v = content_type.to_ascii_lowercase();
+        if !v.contains("multipart/signed") {
+            return None;
+        }
+        if v.contains("application/pgp-signature") {
+            Some(SignatureKind::OpenPgp)
+        } else if v.contains("pkcs7-signature") {
+            Some(SignatureKind::Smime)
+        } else {
+            None
+        }
+    }
+
+    /// The Authentication-Results method: `smime` is RFC 7281's; OpenPGP
+    /// has none registered, hence the experimental `x-pgp`.
+    pub fn method(self) -> &'static str {
+        match self {
+            SignatureKind::OpenPgp => "x-pgp",
+            SignatureKind::Smime => "smime",
+        }
+    }
+}
+
 /// The Authentication-Results field (RFC 8601 §2.2) of a check of mail
 /// from `from`.
-pub fn result_field(authserv_id: &str, from: &str, outcome: &Outcome) -> String {
+pub fn result_field(
+    authserv_id: &str,
+    kind: SignatureKind,
+    from: &str,
+    outcome: &Outcome,
+) -> String {
     let (result, comment) = match outcome {
         Outcome::Pass(fingerprint) => ("pass", format!("signed with key {fingerprint}")),
         Outcome::Fail(why) => ("fail", why.clone()),
         Outcome::Unchecked(why) => ("neutral", why.clone()),
     };
+    let method = kind.method();
     format!(
-        "Authentication-Results: {authserv_id}; x-pgp={result} header.from={from} ({comment})\r\n"
+        "Authentication-Results: {authserv_id}; {method}={result} header.from={from} ({comment})\r\n"
     )
 }
 
@@ -180,4 +221,33 @@ pub fn encrypt(message: &[u8], published: &[u8]) -> Result<Vec<u8>, String> {
         .as_bytes(),
     );
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_kinds_and_fields() {
+        let pgp = "multipart/signed; micalg=pgp-sha256; protocol=\"application/pgp-signature\"";
+        assert_eq!(SignatureKind::of(pgp), Some(SignatureKind::OpenPgp));
+        let smime = "Multipart/Signed; protocol=\"application/x-pkcs7-signature\"";
+        assert_eq!(SignatureKind::of(smime), Some(SignatureKind::Smime));
+        assert_eq!(SignatureKind::of("multipart/mixed"), None);
+        assert_eq!(
+            SignatureKind::of("multipart/signed; protocol=\"x/y\""),
+            None
+        );
+        let field = result_field(
+            "mx.a.test",
+            SignatureKind::Smime,
+            "a@a.test",
+            &Outcome::Fail("why".into()),
+        );
+        assert_eq!(
+            field,
+            "Authentication-Results: mx.a.test; smime=fail header.from=a@a.test (why)\r\n"
+        );
+        assert!(signed(b"Content-Type: text/plain\r\n\r\nhi\r\n").is_none());
+    }
 }

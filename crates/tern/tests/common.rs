@@ -747,7 +747,7 @@ pub fn imap_mailbox(server: &TernServer, user: (&str, &str), name: &str) -> Vec<
     fetched.split("* ").skip(1).map(str::to_string).collect()
 }
 
-/// An S/MIME certificate for `address` (self-signed, Ed25519, by
+/// An S/MIME certificate for `address` (self-signed, ECDSA P-256, by
 /// openssl) in `dir`: (the certificate's path, PEM or DER, its key's).
 pub fn smime_certificate(
     dir: &std::path::Path,
@@ -759,9 +759,14 @@ pub fn smime_certificate(
     let key = dir.join(format!("{name}.key"));
     let out = std::process::Command::new("openssl")
         .args([
-            "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "30",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
         ])
-        .args(["-subj", "/CN=Test"])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=Test"])
         .args(["-addext", &format!("subjectAltName=email:{address}")])
         .args(["-outform", if der { "DER" } else { "PEM" }])
         .arg("-keyout")

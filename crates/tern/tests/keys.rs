@@ -576,3 +576,134 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
         "{again}"
     );
 }
+
+/// An S/MIME signed message (RFC 8551 §3.5.3) signed by openssl: with
+/// the signer's certificate published for the sender, `smime=pass`; the
+/// message changed after signing, `fail`; signed with a certificate for
+/// the sender that is not the published one, `neutral`; the webmail says
+/// which.
+#[test]
+fn an_smime_signature_is_checked_at_delivery() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::smime_certificate(dir.path(), "alice.pem", "alice@a.test", false);
+    server.admin_ok(&["key", "put", "alice@a.test", cert.to_str().unwrap()]);
+    // Another certificate for the same address, RSA this time.
+    let (other, other_key) = (dir.path().join("other.pem"), dir.path().join("other.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Alice",
+        ])
+        .args(["-addext", "subjectAltName=email:alice@a.test"])
+        .arg("-keyout")
+        .arg(&other_key)
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let part =
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nHello Bob, signed the S/MIME way.\r\n";
+    let part_file = write(dir.path(), "part.txt", part.as_bytes());
+    let sign = |cert: &Path, key: &Path| {
+        let out = Command::new("openssl")
+            .args([
+                "cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER", "-in", &part_file,
+            ])
+            .arg("-signer")
+            .arg(cert)
+            .arg("-inkey")
+            .arg(key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(out.stdout);
+        b64.as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    let message = |subject: &str, part: &str, signature: &str| {
+        format!(
+            "From: alice@a.test\r\nTo: bob@a.test\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"s\"\r\n\r\n\
+             --s\r\n{part}\r\n--s\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{signature}\r\n--s--\r\n"
+        )
+    };
+    let good = sign(&cert, &key);
+    let send = |subject: &str, part: &str, signature: &str| {
+        testkit::send_smtp(
+            server.addr("smtp"),
+            "alice@a.test",
+            "bob@a.test",
+            &message(subject, part, signature),
+        );
+    };
+    send("Signed", part, &good);
+    send("Changed", &part.replace("signed", "changed"), &good);
+    send("Other certificate", part, &sign(&other, &other_key));
+    let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
+    let find = |subject: &str| {
+        inbox
+            .iter()
+            .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
+            .unwrap_or_else(|| panic!("{subject}: {inbox:?}"))
+            .clone()
+    };
+    let fingerprint = server
+        .admin_ok(&["key", "list", "alice@a.test"])
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let signed = find("Signed");
+    assert!(
+        signed.contains(&format!("Authentication-Results: mx.a.test; smime=pass header.from=alice@a.test (signed with key {fingerprint})")),
+        "{signed}"
+    );
+    assert!(
+        find("Changed").contains(
+            "smime=fail header.from=alice@a.test (the message was changed after it was signed)"
+        ),
+        "{inbox:?}"
+    );
+    assert!(
+        find("Other certificate").contains("smime=neutral header.from=alice@a.test (valid signature; the certificate is not one published here)"),
+        "{inbox:?}"
+    );
+    let out = Command::new("node")
+        .arg(common::repo("tests/clients/webmail_read.mjs"))
+        .arg(format!("http://{}", server.addr("http")))
+        .args(["bob@a.test", "bob-pw", "Signed", "Changed"])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        shown["Signed"],
+        serde_json::json!(["Signed by alice@a.test (S/MIME), verified"]),
+        "{shown}"
+    );
+    assert!(
+        shown["Changed"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("S/MIME signature invalid"),
+        "{shown}"
+    );
+}

@@ -329,17 +329,19 @@ function verdict(results) {
   return null;
 }
 
-// A PGP/MIME signed message (RFC 3156): the server's check, the first
-// x-pgp result (it puts its own on top of every signed message).
+// A signed message (PGP/MIME, RFC 3156; S/MIME, RFC 8551): the server's
+// check, the first x-pgp or smime result (it puts its own on top of
+// every signed message).
 function signatureVerdict(e) {
   if ((e.bodyStructure || {}).type !== "multipart/signed") return null;
-  const field = (e["header:Authentication-Results:asText:all"] || []).find((v) => /x-pgp=/i.test(v));
-  const m = field && /x-pgp=(\w+)\s+header\.from=(\S+)/i.exec(field);
+  const field = (e["header:Authentication-Results:asText:all"] || []).find((v) => /(x-pgp|smime)=/i.test(v));
+  const m = field && /(x-pgp|smime)=(\w+)\s+header\.from=(\S+)/i.exec(field);
   if (!m) return null;
-  const [, result, from] = m;
-  if (result === "pass") return { bad: false, text: `Signed by ${from} (OpenPGP), verified` };
-  if (result === "fail") return { bad: true, text: `OpenPGP signature invalid: the message may have been changed` };
-  return { bad: false, text: `Signed with OpenPGP by ${from}; not verified (${(/\(([^)]*)\)/.exec(field) || [, "no key"])[1]})` };
+  const [, method, result, from] = m;
+  const kind = method.toLowerCase() === "smime" ? "S/MIME" : "OpenPGP";
+  if (result === "pass") return { bad: false, text: `Signed by ${from} (${kind}), verified` };
+  if (result === "fail") return { bad: true, text: `${kind} signature invalid: the message may have been changed` };
+  return { bad: false, text: `Signed with ${kind} by ${from}; not verified (${(/\(([^)]*)\)/.exec(field) || [, "no key"])[1]})` };
 }
 
 async function openMessage(id) {

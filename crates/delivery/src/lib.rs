@@ -54,6 +54,11 @@ pub struct MdaConfig {
     /// Our host name (the Message-ID of what Sieve sends, reports).
     pub hostname: String,
     pub sieve: SieveConfig,
+    /// Look up the keys other domains publish for the senders of signed
+    /// mail (WKD, OPENPGPKEY, SMIMEA); None: only keys published here.
+    pub sender_keys: Option<Arc<policy::sender_keys::SenderKeys>>,
+    /// CA certificates that vouch for S/MIME signers.
+    pub smime_anchors: policy::smime_mime::TrustAnchors,
 }
 
 impl Default for MdaConfig {
@@ -64,6 +69,8 @@ impl Default for MdaConfig {
             signer: None,
             hostname: "localhost".into(),
             sieve: SieveConfig::default(),
+            sender_keys: None,
+            smime_anchors: Default::default(),
         }
     }
 }
@@ -237,8 +244,10 @@ impl Mda {
         out
     }
 
-    /// RFC 3156 §5: a PGP/MIME signed message checked with the key its
-    /// From address published here; the Authentication-Results field to
+    /// RFC 3156 §5 and RFC 8551 §3.5.3: a signed message checked with the
+    /// key its From address published here, or its domain publishes
+    /// ([`policy::sender_keys`]), or (S/MIME) a trust anchor's chain; the
+    /// Authentication-Results field to
     /// add to the local copies (empty for a message that is not signed,
     /// or larger than [`MAX_SIGNED`]).
     async fn signature_check(&self, data: &Spooled) -> String {
@@ -279,23 +288,48 @@ impl Mda {
             SignatureKind::OpenPgp => store::KeyKind::OpenPgp,
             SignatureKind::Smime => store::KeyKind::Smime,
         };
-        let published = match self.store.account_credentials(&from).await {
-            Ok(Some(c)) => self
+        let local = self.store.account_credentials(&from).await.ok().flatten();
+        let here = match &local {
+            Some(c) => self
                 .store
                 .public_keys(c.account.id)
                 .await
                 .unwrap_or_default()
                 .into_iter()
                 .find(|k| k.kind == wanted),
-            _ => None,
+            None => None,
         };
-        field(&match (kind, published) {
-            (SignatureKind::OpenPgp, Some(k)) => policy::pgp_mime::verify(&signed, &k),
-            (SignatureKind::OpenPgp, None) => {
-                Outcome::Unchecked("signed; no key published here for the sender".into())
+        // Another domain's sender: the keys its domain publishes.
+        let lookups = self.config.sender_keys.as_ref().filter(|_| local.is_none());
+        field(&match kind {
+            SignatureKind::OpenPgp => {
+                let mut keys: Vec<_> = here
+                    .into_iter()
+                    .map(|k| policy::sender_keys::FoundKey {
+                        data: k.data,
+                        source: policy::sender_keys::Source::Here,
+                    })
+                    .collect();
+                if let Some(lookups) = lookups {
+                    keys.extend(lookups.openpgp(&from).await);
+                }
+                policy::pgp_mime::judge(&signed, &from, &keys)
             }
-            (SignatureKind::Smime, published) => {
-                policy::smime_mime::judge(&signed, &from, published.as_ref())
+            SignatureKind::Smime => {
+                let smimea = match lookups {
+                    Some(l) => l.smimea(&from).await,
+                    None => None,
+                };
+                policy::smime_mime::judge(
+                    &signed,
+                    &from,
+                    &policy::smime_mime::Vouchers {
+                        here: here.as_ref(),
+                        smimea: smimea.as_ref(),
+                        anchors: &self.config.smime_anchors,
+                        now: rustls_pki_types::UnixTime::now(),
+                    },
+                )
             }
         })
     }

@@ -41,6 +41,42 @@ pub struct Tlsa {
     pub data: Vec<u8>,
 }
 
+impl Tlsa {
+    /// Whether a certificate (DER) matches (RFC 6698 §2.1.2, §2.1.3; an
+    /// SMIMEA record the same way, RFC 8162 §2): selector 0 the whole
+    /// certificate, 1 its SubjectPublicKeyInfo (`spki`, which the caller
+    /// reads); matching type 0 exact, 1 SHA-256, 2 SHA-512.
+    pub fn matches(&self, cert: &[u8], spki: Option<&[u8]>) -> bool {
+        use sha2::Digest;
+        let selected = match (self.selector, spki) {
+            (0, _) => cert,
+            (1, Some(spki)) => spki,
+            _ => return false,
+        };
+        match self.matching {
+            0 => selected == self.data.as_slice(),
+            1 => sha2::Sha256::digest(selected).as_slice() == self.data.as_slice(),
+            2 => sha2::Sha512::digest(selected).as_slice() == self.data.as_slice(),
+            _ => false,
+        }
+    }
+
+    /// A TLSA or SMIMEA record's fields.
+    fn of(record: RData) -> Option<Tlsa> {
+        let t = match record {
+            RData::TLSA(t) => t,
+            RData::SMIMEA(s) => s.0,
+            _ => return None,
+        };
+        Some(Tlsa {
+            usage: t.cert_usage.into(),
+            selector: t.selector.into(),
+            matching: t.matching.into(),
+            data: t.cert_data,
+        })
+    }
+}
+
 /// The validating resolver, built on first use: a DS trust anchor needs
 /// the DNSKEY it names looked up first (RFC 4035 §4.4).
 pub(crate) struct Validating {
@@ -336,19 +372,54 @@ impl Resolver {
     pub async fn secure_tlsa(&self, name: &str) -> Result<Validated<Vec<Tlsa>>, DnsError> {
         let v = self.lookup_validated(name, RecordType::TLSA).await?;
         Ok(Validated {
+            value: v.value.into_iter().filter_map(Tlsa::of).collect(),
+            secure: v.secure,
+        })
+    }
+
+    /// A sender's published key records (OPENPGPKEY, RFC 7929 §2; SMIMEA,
+    /// RFC 8162 §2), validated when DNSSEC is on and works
+    /// ([`Resolver::dnssec_ready`]); without it they come back, never
+    /// secure (the caller says how far it trusts them).
+    async fn key_records(
+        &self,
+        name: &str,
+        kind: RecordType,
+    ) -> Result<Validated<Vec<RData>>, DnsError> {
+        if self.dnssec_ready().await {
+            return self.lookup_validated(name, kind).await;
+        }
+        Ok(Validated {
+            value: self.lookup(name, kind).await?,
+            secure: false,
+        })
+    }
+
+    /// OPENPGPKEY records (RFC 7929 §2): each a transferable public key;
+    /// secure when DNSSEC proved them.
+    pub async fn openpgpkey_validated(
+        &self,
+        name: &str,
+    ) -> Result<Validated<Vec<Vec<u8>>>, DnsError> {
+        let v = self.key_records(name, RecordType::OPENPGPKEY).await?;
+        Ok(Validated {
             value: v
                 .value
                 .into_iter()
                 .filter_map(|r| match r {
-                    RData::TLSA(t) => Some(Tlsa {
-                        usage: t.cert_usage.into(),
-                        selector: t.selector.into(),
-                        matching: t.matching.into(),
-                        data: t.cert_data,
-                    }),
+                    RData::OPENPGPKEY(k) => Some(k.public_key),
                     _ => None,
                 })
                 .collect(),
+            secure: v.secure,
+        })
+    }
+
+    /// SMIMEA records (RFC 8162 §2); secure when DNSSEC proved them.
+    pub async fn smimea_validated(&self, name: &str) -> Result<Validated<Vec<Tlsa>>, DnsError> {
+        let v = self.key_records(name, RecordType::SMIMEA).await?;
+        Ok(Validated {
+            value: v.value.into_iter().filter_map(Tlsa::of).collect(),
             secure: v.secure,
         })
     }

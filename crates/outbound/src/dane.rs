@@ -19,7 +19,6 @@ use dns::dnssec::Tlsa;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::Digest;
 
 /// The TLS client for one MX host with TLSA records.
 pub fn client(records: Vec<Tlsa>, host: &str) -> Result<Arc<rustls::ClientConfig>, String> {
@@ -113,20 +112,7 @@ impl DaneVerifier {
 
 /// Whether a certificate matches a TLSA record (RFC 6698 §2.1.2, §2.1.3).
 fn matches(t: &Tlsa, cert: &CertificateDer<'_>) -> bool {
-    let selected: &[u8] = match t.selector {
-        0 => cert.as_ref(),
-        1 => match net::tls::subject_public_key_info(cert) {
-            Some(spki) => spki,
-            None => return false,
-        },
-        _ => return false,
-    };
-    match t.matching {
-        0 => selected == t.data.as_slice(),
-        1 => sha2::Sha256::digest(selected).as_slice() == t.data.as_slice(),
-        2 => sha2::Sha512::digest(selected).as_slice() == t.data.as_slice(),
-        _ => false,
-    }
+    t.matches(cert.as_ref(), net::tls::subject_public_key_info(cert))
 }
 
 impl ServerCertVerifier for DaneVerifier {
@@ -169,6 +155,7 @@ impl ServerCertVerifier for DaneVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     fn tlsa(usage: u8, selector: u8, matching: u8, data: Vec<u8>) -> Tlsa {
         Tlsa {

@@ -9,6 +9,7 @@ pub mod pgp_mime;
 pub mod psl;
 pub mod publish;
 pub mod results;
+pub mod sender_keys;
 pub mod sign;
 pub mod smime;
 pub mod smime_mime;

@@ -238,11 +238,16 @@ pub fn dane_local_label(local: &str) -> String {
         .collect()
 }
 
+/// The owner name of `local@domain`'s OPENPGPKEY record (RFC 7929 §3).
+pub fn openpgpkey_owner(local: &str, domain: &str) -> String {
+    format!("{}._openpgpkey.{domain}", dane_local_label(local))
+}
+
 /// The OPENPGPKEY record (RFC 7929) of `local@domain`'s key.
 pub fn openpgpkey_record(local: &str, domain: &str, key: &[u8]) -> String {
     format!(
-        "{}._openpgpkey.{domain}. 3600 IN OPENPGPKEY {}",
-        dane_local_label(local),
+        "{}. 3600 IN OPENPGPKEY {}",
+        openpgpkey_owner(local, domain),
         base64::engine::general_purpose::STANDARD.encode(key)
     )
 }

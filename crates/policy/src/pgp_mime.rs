@@ -18,12 +18,13 @@ pub struct Signed {
 /// What the check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Made with this key (its fingerprint).
+    /// Made with a key that vouches for the sender: which, and why it is
+    /// trusted.
     Pass(String),
     /// The signature does not match, or cannot be read: why.
     Fail(String),
-    /// Signed, but not checked: why (no key published for the sender,
-    /// too large).
+    /// Signed, but not vouched for: why (no key published for the sender,
+    /// a key from unsigned DNS, too large).
     Unchecked(String),
 }
 
@@ -47,28 +48,108 @@ pub fn signed(raw: &[u8]) -> Option<Signed> {
     })
 }
 
-/// Check `signed` with a published key: its primary key or one of its
-/// subkeys.
-pub fn verify(signed: &Signed, published: &store::PublicKey) -> Outcome {
-    let Ok(key) = SignedPublicKey::from_bytes(&published.data[..]) else {
-        return Outcome::Fail("the sender's published key cannot be read".into());
+/// How a signature stands against one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyCheck {
+    /// Made with this key (or a subkey of it).
+    Verified,
+    /// Says it was made with this key, but does not match the message.
+    Changed,
+    /// Made with another key.
+    OtherKey,
+    /// The key or the signature cannot be read: why.
+    Unreadable(String),
+}
+
+/// Check `signed` against a transferable public key: the primary key or
+/// one of its subkeys, the one the signature names as its issuer (RFC 9580
+/// §5.2.3.12, §5.2.3.35; any of them when it names none).
+fn check_with(signed: &Signed, key: &[u8]) -> KeyCheck {
+    use pgp::types::KeyDetails;
+    let Ok(key) = SignedPublicKey::from_bytes(key) else {
+        return KeyCheck::Unreadable("the sender's key cannot be read".into());
     };
     let signature = match DetachedSignature::from_armor_single(&signed.signature[..]) {
         Ok((s, _)) => s,
         Err(_) => match DetachedSignature::from_bytes(&signed.signature[..]) {
             Ok(s) => s,
-            Err(_) => return Outcome::Fail("the signature cannot be read".into()),
+            Err(_) => return KeyCheck::Unreadable("the signature cannot be read".into()),
         },
     };
-    if signature.verify(&key, &signed.data).is_ok()
-        || key
-            .public_subkeys
-            .iter()
-            .any(|sub| signature.verify(sub, &signed.data).is_ok())
-    {
-        return Outcome::Pass(published.fingerprint.clone());
+    let ids = signature.signature.issuer_key_id();
+    let fingerprints = signature.signature.issuer_fingerprint();
+    let named = |id: pgp::types::KeyId, fingerprint: pgp::types::Fingerprint| {
+        (ids.is_empty() && fingerprints.is_empty())
+            || ids.contains(&&id)
+            || fingerprints.contains(&&fingerprint)
+    };
+    let primary = named(key.legacy_key_id(), key.fingerprint());
+    let subkeys: Vec<_> = key
+        .public_subkeys
+        .iter()
+        .filter(|s| named(s.legacy_key_id(), s.fingerprint()))
+        .collect();
+    if !primary && subkeys.is_empty() {
+        return KeyCheck::OtherKey;
     }
-    Outcome::Fail("the signature does not match the message".into())
+    let verified = (primary && signature.verify(&key, &signed.data).is_ok())
+        || subkeys
+            .iter()
+            .any(|sub| signature.verify(*sub, &signed.data).is_ok());
+    match verified {
+        true => KeyCheck::Verified,
+        false => KeyCheck::Changed,
+    }
+}
+
+/// The verdict on a PGP/MIME signed message from `from` with the keys
+/// found for it (published here, or by the sender's domain): pass when one
+/// that vouches for `from` made it; fail when the key it names does not
+/// match the message; neutral when none of them made it, or only one that
+/// does not vouch (unsigned DNS).
+pub fn judge(signed: &Signed, from: &str, keys: &[crate::sender_keys::FoundKey]) -> Outcome {
+    use crate::sender_keys::Source;
+    let mut outcome = Outcome::Unchecked(match keys.is_empty() {
+        true => "signed; no key published for the sender".into(),
+        false => "signed with a key the sender does not publish".into(),
+    });
+    for key in keys {
+        // A key from elsewhere must name the address (a key published
+        // here was checked for it then).
+        let info = crate::openpgp::read_public_key(&key.data);
+        let named = key.source == Source::Here || info.as_ref().is_ok_and(|k| k.names(from));
+        if !named {
+            continue;
+        }
+        let fp = info.map(|k| k.fingerprint).unwrap_or_default();
+        match check_with(signed, &key.data) {
+            KeyCheck::Verified if key.source == Source::Here => {
+                return Outcome::Pass(format!("signed with key {fp}"));
+            }
+            KeyCheck::Verified if key.source.vouches() => {
+                return Outcome::Pass(format!(
+                    "signed with key {fp} {}",
+                    key.source.describe("OPENPGPKEY")
+                ));
+            }
+            KeyCheck::Verified => {
+                outcome = Outcome::Unchecked(format!(
+                    "valid signature with key {fp} {}",
+                    key.source.describe("OPENPGPKEY")
+                ));
+            }
+            KeyCheck::Changed => {
+                outcome = Outcome::Fail("the signature does not match the message".into());
+            }
+            KeyCheck::Unreadable(why) => {
+                if matches!(outcome, Outcome::Unchecked(_)) {
+                    outcome = Outcome::Fail(why);
+                }
+            }
+            KeyCheck::OtherKey => {}
+        }
+    }
+    outcome
 }
 
 /// Which kind of signed message.
@@ -115,7 +196,7 @@ pub fn result_field(
     outcome: &Outcome,
 ) -> String {
     let (result, comment) = match outcome {
-        Outcome::Pass(fingerprint) => ("pass", format!("signed with key {fingerprint}")),
+        Outcome::Pass(how) => ("pass", how.clone()),
         Outcome::Fail(why) => ("fail", why.clone()),
         Outcome::Unchecked(why) => ("neutral", why.clone()),
     };

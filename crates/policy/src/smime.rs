@@ -15,6 +15,8 @@ pub struct CertInfo {
     pub addresses: Vec<String>,
     pub not_after: i64,
     pub der: Vec<u8>,
+    /// The SubjectPublicKeyInfo, whole (an SMIMEA record may name it).
+    pub spki: Vec<u8>,
 }
 
 /// Read one certificate, PEM or DER.
@@ -47,6 +49,7 @@ pub fn read_certificate(input: &[u8]) -> Result<CertInfo, String> {
     }
     addresses.dedup();
     let not_after = cert.validity().not_after.timestamp();
+    let spki = cert.public_key().raw.to_vec();
     Ok(CertInfo {
         fingerprint: Sha256::digest(&der)
             .iter()
@@ -55,6 +58,7 @@ pub fn read_certificate(input: &[u8]) -> Result<CertInfo, String> {
         addresses,
         not_after,
         der,
+        spki,
     })
 }
 
@@ -64,7 +68,15 @@ pub fn read_certificate(input: &[u8]) -> Result<CertInfo, String> {
 pub fn smimea_record(local: &str, domain: &str, der: &[u8]) -> String {
     let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
     format!(
-        "{}._smimecert.{domain}. 3600 IN SMIMEA 3 0 0 {hex}",
+        "{}. 3600 IN SMIMEA 3 0 0 {hex}",
+        smimea_owner(local, domain)
+    )
+}
+
+/// The owner name of `local@domain`'s SMIMEA record (RFC 8162 §3).
+pub fn smimea_owner(local: &str, domain: &str) -> String {
+    format!(
+        "{}._smimecert.{domain}",
         crate::openpgp::dane_local_label(local)
     )
 }

@@ -4,7 +4,9 @@
 //! compared with the signed `messageDigest` attribute (§5.4), and the
 //! signature over the signed attributes checked with the signer's
 //! certificate (RSA PKCS #1 v1.5, ECDSA P-256/P-384, Ed25519, by ring).
-//! Which certificate it is, and whether it is trusted, the caller decides.
+//! Whether the certificate is trusted: the one the sender published here,
+//! one its domain names in a DNSSEC-signed SMIMEA record, or one that
+//! chains to a trust anchor the operator configured ([`judge`]).
 
 use cms::cert::CertificateChoices;
 use cms::content_info::ContentInfo;
@@ -12,7 +14,11 @@ use cms::signed_data::{SignedData, SignerIdentifier};
 use der::{Decode, Encode};
 use sha2::Digest;
 
+use dns::dnssec::{Tlsa, Validated};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
 use crate::pgp_mime::{Outcome, Signed};
+use crate::sender_keys::Source;
 
 const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 const MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
@@ -38,8 +44,15 @@ pub fn signed(raw: &[u8]) -> Option<Signed> {
     })
 }
 
-/// Check the signature: the signer's certificate (DER) when it holds.
-pub fn verify(signed: &Signed) -> Result<Vec<u8>, String> {
+/// The certificates a signature came with: the signer's, and the others
+/// (intermediates towards a trust anchor), DER.
+pub struct Signer {
+    pub certificate: Vec<u8>,
+    pub others: Vec<Vec<u8>>,
+}
+
+/// Check the signature: the signer's certificate when it holds.
+pub fn verify(signed: &Signed) -> Result<Signer, String> {
     let bad = |what: &str| format!("the signature cannot be read ({what})");
     let info = ContentInfo::from_der(&signed.signature).map_err(|_| bad("CMS"))?;
     if info.content_type.to_string() != SIGNED_DATA {
@@ -106,25 +119,138 @@ pub fn verify(signed: &Signed) -> Result<Vec<u8>, String> {
     ring::signature::UnparsedPublicKey::new(algorithm, key)
         .verify(&message, signer.signature.as_bytes())
         .map_err(|_| "the signature does not match the message".to_string())?;
-    certificate.to_der().map_err(|_| bad("certificate"))
+    let der = |c: &&cms::cert::x509::Certificate| c.to_der().map_err(|_| bad("certificate"));
+    let others = certificates
+        .iter()
+        .filter(|c| !std::ptr::eq(**c, *certificate))
+        .map(|c| der(&c))
+        .collect::<Result<_, _>>()?;
+    Ok(Signer {
+        certificate: der(certificate)?,
+        others,
+    })
 }
 
-/// The verdict on a signed message from `from`: pass when the signature
-/// holds and its certificate is the one `from` published here; neutral
-/// when it holds with a certificate for `from` that is not published
-/// here (nothing vouches for it); fail otherwise.
-pub fn judge(signed: &Signed, from: &str, published: Option<&store::PublicKey>) -> Outcome {
-    let der = match verify(signed) {
-        Ok(der) => der,
+/// The operator's S/MIME trust anchors (`[policy] smime_ca_file`): CA
+/// certificates whose chains vouch for a signer (RFC 8551 §4.1, RFC 5280
+/// §6 path validation, by webpki).
+#[derive(Debug, Clone, Default)]
+pub struct TrustAnchors(Vec<CertificateDer<'static>>);
+
+impl TrustAnchors {
+    /// The certificates of a PEM file.
+    pub fn from_pem_file(path: &std::path::Path) -> Result<TrustAnchors, String> {
+        use rustls_pki_types::pem::PemObject;
+        let certificates = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certificates.is_empty() {
+            return Err(format!("{}: no certificate", path.display()));
+        }
+        Ok(TrustAnchors(certificates))
+    }
+
+    /// Whether the signer's certificate chains to one of them, for email
+    /// protection (RFC 5280 §4.2.1.12, when it lists key purposes), at
+    /// `now`.
+    fn chain(&self, signer: &Signer, now: UnixTime) -> Result<(), String> {
+        let anchors: Vec<_> = self
+            .0
+            .iter()
+            .filter_map(|c| webpki::anchor_from_trusted_cert(c).ok())
+            .collect();
+        let certificate = CertificateDer::from(signer.certificate.as_slice());
+        let end_entity =
+            webpki::EndEntityCert::try_from(&certificate).map_err(|e| e.to_string())?;
+        let intermediates: Vec<_> = signer
+            .others
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        end_entity
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &anchors,
+                &intermediates,
+                now,
+                webpki::KeyUsage::required_if_present(EMAIL_PROTECTION),
+                None,
+                None,
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// id-kp-emailProtection (RFC 5280 §4.2.1.12), 1.3.6.1.5.5.7.3.4, DER.
+const EMAIL_PROTECTION: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04];
+
+/// What may vouch for a signer's certificate.
+pub struct Vouchers<'a> {
+    /// The certificate the sender published here.
+    pub here: Option<&'a store::PublicKey>,
+    /// The sender's SMIMEA records (RFC 8162).
+    pub smimea: Option<&'a Validated<Vec<Tlsa>>>,
+    /// The operator's trust anchors.
+    pub anchors: &'a TrustAnchors,
+    pub now: UnixTime,
+}
+
+/// The verdict on a signed message from `from`: fail when the signature
+/// does not hold or its certificate is not for `from`; pass when the
+/// certificate is the one `from` published here, is named by a
+/// DNSSEC-signed SMIMEA record of usage 3 (DANE-EE, RFC 8162 §2, RFC 7218),
+/// or chains to a trust anchor; neutral otherwise (nothing vouches for
+/// it: a valid signature proves only that someone held the key).
+pub fn judge(signed: &Signed, from: &str, vouchers: &Vouchers<'_>) -> Outcome {
+    let signer = match verify(signed) {
+        Ok(signer) => signer,
         Err(why) => return Outcome::Fail(why),
     };
-    if let Some(p) = published.filter(|p| p.data == der) {
-        return Outcome::Pass(p.fingerprint.clone());
+    if let Some(p) = vouchers.here.filter(|p| p.data == signer.certificate) {
+        return Outcome::Pass(format!("signed with key {}", p.fingerprint));
     }
-    match crate::smime::read_certificate(&der) {
-        Ok(c) if c.addresses.iter().any(|a| a.eq_ignore_ascii_case(from)) => {
-            Outcome::Unchecked("valid signature; the certificate is not one published here".into())
+    let info = match crate::smime::read_certificate(&signer.certificate) {
+        Ok(c) if c.addresses.iter().any(|a| a.eq_ignore_ascii_case(from)) => c,
+        _ => return Outcome::Fail(format!("the certificate is not for {from}")),
+    };
+    let fp = &info.fingerprint;
+    if let Some(records) = vouchers.smimea {
+        let named = records
+            .value
+            .iter()
+            .any(|t| t.usage == 3 && t.matches(&info.der, Some(&info.spki)));
+        let source = Source::Dns {
+            secure: records.secure,
+        };
+        match (named, source.vouches()) {
+            (true, true) => {
+                return Outcome::Pass(format!(
+                    "signed with certificate {fp} {}",
+                    source.describe("SMIMEA")
+                ));
+            }
+            (true, false) => {
+                return Outcome::Unchecked(format!(
+                    "valid signature with certificate {fp} {}",
+                    source.describe("SMIMEA")
+                ));
+            }
+            (false, _) => {}
         }
-        _ => Outcome::Fail(format!("the certificate is not for {from}")),
+    }
+    if vouchers.anchors.0.is_empty() {
+        return Outcome::Unchecked(
+            "valid signature; the certificate is not one published here".into(),
+        );
+    }
+    match vouchers.anchors.chain(&signer, vouchers.now) {
+        Ok(()) => Outcome::Pass(format!(
+            "signed with certificate {fp} issued under a trusted authority"
+        )),
+        Err(e) => Outcome::Unchecked(format!(
+            "valid signature; the certificate is not published and does not chain to a trusted authority ({e})"
+        )),
     }
 }

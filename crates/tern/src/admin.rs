@@ -652,14 +652,13 @@ async fn key_lines(store: &Arc<dyn Store>, name: &str) -> Result<Vec<KeyRecord>>
             let local = address
                 .rsplit_once('@')
                 .map_or(address.as_str(), |(l, _)| l);
-            let label = policy::openpgp::dane_local_label(local);
             let (owner, line) = match kind {
                 store::KeyKind::OpenPgp => (
-                    format!("{label}._openpgpkey.{name}"),
+                    policy::openpgp::openpgpkey_owner(local, name),
                     policy::openpgp::openpgpkey_record(local, name, &key.data),
                 ),
                 store::KeyKind::Smime => (
-                    format!("{label}._smimecert.{name}"),
+                    policy::smime::smimea_owner(local, name),
                     policy::smime::smimea_record(local, name, &key.data),
                 ),
             };

@@ -805,6 +805,12 @@ pub struct PolicySettings {
     /// `dmarc=none` with the reason.
     #[serde(default = "yes")]
     pub require_from: bool,
+    /// For signed mail from other domains, look up the keys the sender's
+    /// domain publishes (Web Key Directory, OPENPGPKEY, SMIMEA).
+    #[serde(default = "yes")]
+    pub sender_keys: bool,
+    /// CA certificates (PEM) whose chains vouch for S/MIME signers.
+    pub smime_ca_file: Option<PathBuf>,
 }
 
 impl Default for PolicySettings {
@@ -816,6 +822,8 @@ impl Default for PolicySettings {
             trusted_arc_sealers: Vec::new(),
             public_suffix_list: None,
             require_from: true,
+            sender_keys: true,
+            smime_ca_file: None,
         }
     }
 }

@@ -339,8 +339,38 @@ pub(crate) async fn mda(config: &Config, store: &Arc<dyn Store>) -> Result<Arc<M
             signer: signer(config, store),
             hostname: config.hostname.clone(),
             sieve: sieve_config(&config.sieve)?,
+            sender_keys: sender_keys(config)?,
+            smime_anchors: match &config.policy.smime_ca_file {
+                Some(path) => policy::smime_mime::TrustAnchors::from_pem_file(path)
+                    .map_err(|e| ServeError(format!("[policy] smime_ca_file: {e}")))?,
+                None => Default::default(),
+            },
         },
     )))
+}
+
+/// Other domains' published keys, when `[policy] sender_keys` (fetched
+/// from their Web Key Directories with certificates checked against
+/// `[outbound] ca_file` or the system's roots; without roots, DNS only).
+fn sender_keys(
+    config: &Config,
+) -> Result<Option<Arc<policy::sender_keys::SenderKeys>>, ServeError> {
+    if !config.policy.sender_keys {
+        return Ok(None);
+    }
+    let o = &config.outbound;
+    let tls = match net::tls::verifying_client(o.ca_file.as_deref(), &[]) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            tracing::warn!(error = %e, "no trust roots: other domains' Web Key Directories are not read");
+            None
+        }
+    };
+    Ok(Some(Arc::new(policy::sender_keys::SenderKeys::new(
+        resolver(config)?,
+        tls,
+        o.mta_sts_port,
+    ))))
 }
 
 /// The site's Sieve scripts, compiled: one that does not compile stops

@@ -782,3 +782,136 @@ pub fn smime_certificate(
     );
     (cert, key)
 }
+
+/// gpg with its own home (the agent it starts is stopped at the end).
+pub struct Gpg(tempfile::TempDir);
+
+impl Gpg {
+    pub fn new() -> Gpg {
+        let home = tempfile::Builder::new()
+            .prefix("g")
+            .tempdir_in("/tmp")
+            .unwrap();
+        Gpg(home)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Vec<u8> {
+        let out = std::process::Command::new("gpg")
+            .env("GNUPGHOME", self.0.path())
+            .args(["--batch", "--quiet", "--no-tty"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// A key for `uid` that never expires (`gpg --quick-gen-key`).
+    pub fn generate(&self, uid: &str, algorithm: &str, usage: &str) {
+        self.run(&[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            algorithm,
+            usage,
+            "never",
+        ]);
+    }
+
+    pub fn text(&self, args: &[&str]) -> String {
+        String::from_utf8(self.run(args)).unwrap()
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("gpgconf")
+            .env("GNUPGHOME", self.0.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
+
+/// An armored detached OpenPGP signature (CRLF lines) of `part` by
+/// `signer`'s key, made by gpg.
+pub fn pgp_signature(gpg: &Gpg, dir: &std::path::Path, signer: &str, part: &str) -> String {
+    let part_file = dir.join("part.txt");
+    std::fs::write(&part_file, part).unwrap();
+    let sig_file = dir.join("part.asc");
+    let _ = std::fs::remove_file(&sig_file);
+    gpg.run(&[
+        "--armor",
+        "--detach-sign",
+        "--digest-algo",
+        "SHA256",
+        "--local-user",
+        signer,
+        "--output",
+        sig_file.to_str().unwrap(),
+        part_file.to_str().unwrap(),
+    ]);
+    std::fs::read_to_string(&sig_file)
+        .unwrap()
+        .replace('\n', "\r\n")
+}
+
+/// A PGP/MIME signed message (RFC 3156 §5) of `part` with `signature`.
+pub fn pgp_signed(from: &str, to: &str, subject: &str, part: &str, signature: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/signed; micalg=pgp-sha256;\r\n protocol=\"application/pgp-signature\"; boundary=\"sig\"\r\n\r\n\
+         --sig\r\n{part}\r\n--sig\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n\r\n\
+         {signature}\r\n--sig--\r\n"
+    )
+}
+
+/// A base64 (76-column CRLF lines) CMS signature of `part` by `cert` and
+/// `key`, made by `openssl cms -sign`.
+pub fn smime_signature(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    dir: &std::path::Path,
+    part: &str,
+) -> String {
+    let part_file = dir.join("part.txt");
+    std::fs::write(&part_file, part).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER", "-in",
+        ])
+        .arg(&part_file)
+        .arg("-signer")
+        .arg(cert)
+        .arg("-inkey")
+        .arg(key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(out.stdout);
+    b64.as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// An S/MIME multipart/signed message (RFC 8551 §3.5.3) of `part` with
+/// `signature`.
+pub fn smime_signed(from: &str, to: &str, subject: &str, part: &str, signature: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"s\"\r\n\r\n\
+         --s\r\n{part}\r\n--s\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{signature}\r\n--s--\r\n"
+    )
+}

@@ -12,65 +12,12 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::Gpg;
 use testkit::TernServer;
 
 fn server() -> TernServer {
     let listeners = testkit::ephemeral_listeners(&["smtp", "imap", "http"]);
     common::smtp_server_with(&listeners, "[imap]\nplaintext_on_loopback = true\n")
-}
-
-/// gpg with its own home (the agent it starts is stopped at the end).
-struct Gpg(tempfile::TempDir);
-
-impl Gpg {
-    fn new() -> Gpg {
-        let home = tempfile::Builder::new()
-            .prefix("g")
-            .tempdir_in("/tmp")
-            .unwrap();
-        Gpg(home)
-    }
-
-    fn run(&self, args: &[&str]) -> Vec<u8> {
-        let out = Command::new("gpg")
-            .env("GNUPGHOME", self.0.path())
-            .args(["--batch", "--quiet", "--no-tty"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-
-    /// A key for `uid` that never expires (`gpg --quick-gen-key`).
-    fn generate(&self, uid: &str, algorithm: &str, usage: &str) {
-        self.run(&[
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            uid,
-            algorithm,
-            usage,
-            "never",
-        ]);
-    }
-
-    fn text(&self, args: &[&str]) -> String {
-        String::from_utf8(self.run(args)).unwrap()
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", self.0.path())
-            .args(["--kill", "gpg-agent"])
-            .status();
-    }
 }
 
 /// GET `path` with this Host: (status, body).
@@ -358,29 +305,9 @@ fn a_pgp_mime_signature_is_checked_at_delivery() {
         .unwrap()
         .to_string();
     let part = "Content-Type: text/plain; charset=utf-8\r\n\r\nHello Bob, this is really me.\r\n";
-    let part_file = write(dir.path(), "part.txt", part.as_bytes());
-    let sig_file = dir.path().join("part.asc");
-    alice.run(&[
-        "--armor",
-        "--detach-sign",
-        "--digest-algo",
-        "SHA256",
-        "--local-user",
-        "alice@a.test",
-        "--output",
-        sig_file.to_str().unwrap(),
-        &part_file,
-    ]);
-    let signature = std::fs::read_to_string(&sig_file)
-        .unwrap()
-        .replace('\n', "\r\n");
+    let signature = common::pgp_signature(&alice, dir.path(), "alice@a.test", part);
     let message = |from: &str, subject: &str, part: &str| {
-        format!(
-            "From: {from}\r\nTo: bob@a.test\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
-             Content-Type: multipart/signed; micalg=pgp-sha256;\r\n protocol=\"application/pgp-signature\"; boundary=\"sig\"\r\n\r\n\
-             --sig\r\n{part}\r\n--sig\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n\r\n\
-             {signature}\r\n--sig--\r\n"
-        )
+        common::pgp_signed(from, "bob@a.test", subject, part, &signature)
     };
     let send = |from: &str, subject: &str, part: &str| {
         testkit::send_smtp(
@@ -454,7 +381,7 @@ fn a_pgp_mime_signature_is_checked_at_delivery() {
         shown["Unknown signer"][0]
             .as_str()
             .unwrap()
-            .contains("not verified (signed; no key published here"),
+            .contains("not verified (signed; no key published for the sender"),
         "{shown}"
     );
 }
@@ -612,38 +539,9 @@ fn an_smime_signature_is_checked_at_delivery() {
     assert!(made.status.success());
     let part =
         "Content-Type: text/plain; charset=utf-8\r\n\r\nHello Bob, signed the S/MIME way.\r\n";
-    let part_file = write(dir.path(), "part.txt", part.as_bytes());
-    let sign = |cert: &Path, key: &Path| {
-        let out = Command::new("openssl")
-            .args([
-                "cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER", "-in", &part_file,
-            ])
-            .arg("-signer")
-            .arg(cert)
-            .arg("-inkey")
-            .arg(key)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(out.stdout);
-        b64.as_bytes()
-            .chunks(76)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join("\r\n")
-    };
+    let sign = |cert: &Path, key: &Path| common::smime_signature(cert, key, dir.path(), part);
     let message = |subject: &str, part: &str, signature: &str| {
-        format!(
-            "From: alice@a.test\r\nTo: bob@a.test\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
-             Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"s\"\r\n\r\n\
-             --s\r\n{part}\r\n--s\r\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n\
-             Content-Transfer-Encoding: base64\r\n\r\n{signature}\r\n--s--\r\n"
-        )
+        common::smime_signed("alice@a.test", "bob@a.test", subject, part, signature)
     };
     let good = sign(&cert, &key);
     let send = |subject: &str, part: &str, signature: &str| {

@@ -189,6 +189,13 @@ impl TestDns {
         self
     }
 
+    /// An OPENPGPKEY record (RFC 7929): a transferable public key, binary.
+    pub fn openpgpkey(&self, owner: &str, key: &[u8]) -> &Self {
+        use hickory_proto::rr::rdata::OPENPGPKEY;
+        self.add(owner, RData::OPENPGPKEY(OPENPGPKEY::new(key.to_vec())));
+        self
+    }
+
     /// The reverse record of an IPv4 address (`d.c.b.a.in-addr.arpa PTR name`).
     pub fn ptr(&self, ip: Ipv4Addr, name_: &str) -> &Self {
         let [a, b, c, d] = ip.octets();

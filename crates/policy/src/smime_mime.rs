@@ -123,7 +123,7 @@ pub fn verify(signed: &Signed) -> Result<Signer, String> {
     let others = certificates
         .iter()
         .filter(|c| !std::ptr::eq(**c, *certificate))
-        .map(|c| der(&c))
+        .map(der)
         .collect::<Result<_, _>>()?;
     Ok(Signer {
         certificate: der(certificate)?,

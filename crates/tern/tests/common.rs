@@ -828,6 +828,12 @@ impl Gpg {
     }
 }
 
+impl Default for Gpg {
+    fn default() -> Gpg {
+        Gpg::new()
+    }
+}
+
 impl Drop for Gpg {
     fn drop(&mut self) {
         let _ = std::process::Command::new("gpgconf")

@@ -760,7 +760,9 @@ $("compose-button").addEventListener("click", () => compose());
 
 // ---- settings ---------------------------------------------------------
 
-async function openSettings() {
+// What the settings show, read again (without opening the dialog: one
+// closed meanwhile stays closed).
+async function refreshSettings() {
   const v = (await call("VacationResponse/get", { ids: ["singleton"] })).list[0] || {};
   $("v-enabled").checked = !!v.isEnabled;
   $("v-subject").value = v.subject || "";
@@ -771,12 +773,16 @@ async function openSettings() {
     li.textContent = `${s.client}, signed in ${Math.round(s.signedInSecondsAgo / 60)} min ago${s.current ? " (this browser)" : ""} `;
     if (!s.current) li.append(button("End", async () => {
       await request("/webmail/sessions/end", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: s.id }) });
-      openSettings();
+      refreshSettings();
     }));
     return li;
   }));
   await loadFilters();
   await loadKeys();
+}
+
+async function openSettings() {
+  await refreshSettings();
   if (!$("settings").open) $("settings").showModal();
 }
 
@@ -790,7 +796,7 @@ $("p-change").addEventListener("click", async () => {
   if (!r.ok) { $("p-error").textContent = (await r.text()).trim(); return; }
   for (const id of ["p-current", "p-new", "p-repeat"]) $(id).value = "";
   toast("Password changed; other browsers were signed out");
-  openSettings();
+  refreshSettings();
 });
 
 // Filters: simple rules the server writes as a Sieve script.

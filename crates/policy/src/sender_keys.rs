@@ -28,7 +28,7 @@ pub const REMEMBER: Duration = Duration::from_secs(3600);
 /// The most addresses remembered (then all is forgotten at once).
 pub const MAX_REMEMBERED: usize = 10_000;
 /// The longest a lookup of one address takes (WKD and DNS together).
-pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest key read from a Web Key Directory.
 pub const MAX_KEY: usize = 256 * 1024;
 

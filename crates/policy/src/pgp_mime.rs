@@ -165,6 +165,9 @@ impl SignatureKind {
     /// The kind a `Content-Type` value announces, if signed.
     pub fn of(content_type: &str) -> Option<SignatureKind> {
         let v = content_type.to_ascii_lowercase();
+        if v.contains("pkcs7-mime") && v.contains("signed-data") {
+            return Some(SignatureKind::Smime);
+        }
         if !v.contains("multipart/signed") {
             return None;
         }

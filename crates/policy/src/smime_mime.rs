@@ -1,6 +1,8 @@
 //! S/MIME signed messages (RFC 8551 §3.5.3, multipart/signed with
-//! `application/pkcs7-signature`) checked at delivery: the CMS SignedData
-//! (RFC 5652 §5) of the second part read, the first part's digest
+//! `application/pkcs7-signature`; §3.5.2, opaque `application/pkcs7-mime;
+//! smime-type=signed-data`) checked at delivery: the CMS SignedData
+//! (RFC 5652 §5) of the second part (or of the whole body) read, the
+//! signed part's (or encapsulated content's) digest
 //! compared with the signed `messageDigest` attribute (§5.4), and the
 //! signature over the signed attributes checked with the signer's
 //! certificate (RSA PKCS #1 v1.5, ECDSA P-256/P-384, Ed25519, by ring).
@@ -23,11 +25,27 @@ use crate::sender_keys::Source;
 const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 const MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
 
-/// The signed part and its DER signature, if `raw` is an S/MIME
-/// multipart/signed message.
+/// The signed part and its DER signature, if `raw` is an S/MIME signed
+/// message: multipart/signed (§3.5.3), or opaque signed-data (§3.5.2,
+/// the signed entity inside the CMS object).
 pub fn signed(raw: &[u8]) -> Option<Signed> {
     let root = message::mime::parse(raw);
     let ct = &root.content_type;
+    let opaque = ct
+        .param("smime-type")
+        .is_some_and(|t| t.eq_ignore_ascii_case("signed-data"));
+    if ct.kind == "application"
+        && (ct.subtype == "pkcs7-mime" || ct.subtype == "x-pkcs7-mime")
+        && opaque
+    {
+        let encoding = root.field(raw, "Content-Transfer-Encoding");
+        let signature =
+            message::mime::decode_body(encoding.as_deref(), raw.get(root.body.clone())?)?;
+        return Some(Signed {
+            data: encapsulated(&signature)?,
+            signature,
+        });
+    }
     let smime = ct.param("protocol").is_some_and(|p| {
         p.eq_ignore_ascii_case("application/pkcs7-signature")
             || p.eq_ignore_ascii_case("application/x-pkcs7-signature")
@@ -42,6 +60,15 @@ pub fn signed(raw: &[u8]) -> Option<Signed> {
         data: raw.get(first.header.start..first.body.end)?.to_vec(),
         signature,
     })
+}
+
+/// The signed content inside opaque signed-data (RFC 5652 §5.2 eContent).
+fn encapsulated(der: &[u8]) -> Option<Vec<u8>> {
+    let info = ContentInfo::from_der(der).ok()?;
+    let data: SignedData = info.content.decode_as().ok()?;
+    let content = data.encap_content_info.econtent?;
+    let octets: der::asn1::OctetString = content.decode_as().ok()?;
+    Some(octets.into_bytes())
 }
 
 /// The certificates a signature came with: the signer's, and the others

@@ -877,12 +877,14 @@ pub fn pgp_signed(from: &str, to: &str, subject: &str, part: &str, signature: &s
 }
 
 /// A base64 (76-column CRLF lines) CMS signature of `part` by `cert` and
-/// `key`, made by `openssl cms -sign`.
+/// `key`, made by `openssl cms -sign`: detached, or (`opaque`) with `part`
+/// inside.
 pub fn smime_signature(
     cert: &std::path::Path,
     key: &std::path::Path,
     dir: &std::path::Path,
     part: &str,
+    opaque: bool,
 ) -> String {
     let part_file = dir.join("part.txt");
     std::fs::write(&part_file, part).unwrap();
@@ -891,6 +893,7 @@ pub fn smime_signature(
             "cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER", "-in",
         ])
         .arg(&part_file)
+        .args(opaque.then_some("-nodetach"))
         .arg("-signer")
         .arg(cert)
         .arg("-inkey")

@@ -539,7 +539,8 @@ fn an_smime_signature_is_checked_at_delivery() {
     assert!(made.status.success());
     let part =
         "Content-Type: text/plain; charset=utf-8\r\n\r\nHello Bob, signed the S/MIME way.\r\n";
-    let sign = |cert: &Path, key: &Path| common::smime_signature(cert, key, dir.path(), part);
+    let sign =
+        |cert: &Path, key: &Path| common::smime_signature(cert, key, dir.path(), part, false);
     let message = |subject: &str, part: &str, signature: &str| {
         common::smime_signed("alice@a.test", "bob@a.test", subject, part, signature)
     };
@@ -555,6 +556,18 @@ fn an_smime_signature_is_checked_at_delivery() {
     send("Signed", part, &good);
     send("Changed", &part.replace("signed", "changed"), &good);
     send("Other certificate", part, &sign(&other, &other_key));
+    // Opaque signed-data (RFC 8551 §3.5.2): the part inside the signature.
+    let opaque = common::smime_signature(&cert, &key, dir.path(), part, true);
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "alice@a.test",
+        "bob@a.test",
+        &format!(
+            "From: alice@a.test\r\nTo: bob@a.test\r\nSubject: Opaque\r\nMIME-Version: 1.0\r\n\
+             Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{opaque}\r\n"
+        ),
+    );
     let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
     let find = |subject: &str| {
         inbox
@@ -569,6 +582,10 @@ fn an_smime_signature_is_checked_at_delivery() {
         .nth(1)
         .unwrap()
         .to_string();
+    assert!(
+        find("Opaque").contains(&format!("Authentication-Results: mx.a.test; smime=pass header.from=alice@a.test (signed with key {fingerprint})")),
+        "{inbox:?}"
+    );
     let signed = find("Signed");
     assert!(
         signed.contains(&format!("Authentication-Results: mx.a.test; smime=pass header.from=alice@a.test (signed with key {fingerprint})")),

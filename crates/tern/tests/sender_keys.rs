@@ -219,7 +219,7 @@ fn signatures_from_other_domains_are_checked_with_their_published_keys() {
     pgp(&frank, "frank@wkd.test", "Frank", part);
     pgp(&ivan, "ivan@far.test", "Ivan", part);
     let smime = |cert: &Path, key: &Path, from: &str, subject: &str| {
-        let signature = common::smime_signature(cert, key, dir.path(), part);
+        let signature = common::smime_signature(cert, key, dir.path(), part, false);
         send(
             from,
             subject,

@@ -225,17 +225,23 @@ await step("filters", async () => {
 // published from Settings; a private key is refused with a reason.
 await step("keys", async () => {
   await page.click("#settings-button");
+  // Encryption at rest needs a key to encrypt to: refused with the reason.
+  await page.check("#k-encrypt");
+  await page.waitForFunction(() => document.getElementById("k-error").textContent.includes("publish"));
+  out.encryptRefused = await page.textContent("#k-error");
+  out.encryptCheckedWithoutKey = await page.isChecked("#k-encrypt");
   await page.setInputFiles("#k-file", join(dir, "alice-key.pem"));
   await page.waitForFunction(() => document.getElementById("k-error").textContent.length > 0);
   out.keyRefused = await page.textContent("#k-error");
   await page.setInputFiles("#k-file", join(dir, "alice-cert.pem"));
   await page.waitForSelector("#k-list li");
   out.keys = await page.textContent("#k-list");
-  // Encryption at rest needs an OpenPGP key: refused with the reason.
+  // With the certificate, it goes on (S/MIME), then off again.
   await page.check("#k-encrypt");
-  await page.waitForFunction(() => document.getElementById("k-error").textContent.includes("OpenPGP"));
-  out.encryptRefused = await page.textContent("#k-error");
+  await page.waitForSelector("#toast:text('New mail will be stored encrypted')");
   out.encryptChecked = await page.isChecked("#k-encrypt");
+  await page.uncheck("#k-encrypt");
+  await page.waitForSelector("#toast:text('New mail will be stored as it comes')");
   await page.click("#settings-close");
 });
 

@@ -192,8 +192,10 @@ impl Mda {
     }
 
     /// Encryption at rest: the message (as it came, our trace fields
-    /// apart) encrypted to the OpenPGP key of each recipient account that
-    /// asked for it; none for a message already encrypted end to end.
+    /// apart) encrypted to the key of each recipient account that asked
+    /// for it ([`policy::at_rest_key`]: PGP/MIME to its OpenPGP key, else
+    /// S/MIME to its certificate); none for a message already encrypted
+    /// end to end.
     async fn encrypted_copies(
         &self,
         data: &Spooled,
@@ -211,15 +213,9 @@ impl Mda {
             {
                 continue;
             }
-            let key = self
-                .store
-                .public_keys(account)
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .find(|k| k.kind == store::KeyKind::OpenPgp);
-            let Some(key) = key else {
-                tracing::warn!(account = %run.target.address, "encryption at rest is on but the account has no OpenPGP key: stored as it came");
+            let keys = self.store.public_keys(account).await.unwrap_or_default();
+            let Some(key) = policy::at_rest_key(&keys).cloned() else {
+                tracing::warn!(account = %run.target.address, "encryption at rest is on but the account has no key to encrypt to: stored as it came");
                 continue;
             };
             if raw.is_none() {
@@ -228,9 +224,11 @@ impl Mda {
             let Some(bytes) = raw.clone() else {
                 continue;
             };
-            let sealed =
-                tokio::task::spawn_blocking(move || policy::pgp_mime::encrypt(&bytes, &key.data))
-                    .await;
+            let sealed = tokio::task::spawn_blocking(move || match key.kind {
+                store::KeyKind::OpenPgp => policy::pgp_mime::encrypt(&bytes, &key.data),
+                store::KeyKind::Smime => policy::smime_encrypt::encrypt(&bytes, &key.data),
+            })
+            .await;
             match sealed {
                 Ok(Ok(sealed)) => {
                     out.insert(account, Some(std::sync::Arc::new(sealed)));

@@ -224,6 +224,22 @@ const KEPT_CLEAR: [&str; 9] = [
     "Reply-To",
 ];
 
+/// The fields of `message`'s header that stay readable outside its
+/// encrypted form ([`KEPT_CLEAR`]), as they came.
+pub fn kept_clear(message: &[u8]) -> Vec<u8> {
+    let header = &message[..message::header::header_end(message)];
+    let mut out = Vec::new();
+    for f in message::header::fields(header) {
+        if KEPT_CLEAR.iter().any(|k| f.name.eq_ignore_ascii_case(k)) {
+            out.extend_from_slice(f.name.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(f.value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
+}
+
 /// The largest message encrypted at rest (larger ones are kept as they
 /// came, with a warning).
 pub const MAX_ENCRYPTED: usize = 64 * 1024 * 1024;
@@ -283,16 +299,7 @@ pub fn encrypt(message: &[u8], published: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("encrypting: {e}"))?
         .replace("\r\n", "\n")
         .replace('\n', "\r\n");
-    let header = &message[..message::header::header_end(message)];
-    let mut out = Vec::new();
-    for f in message::header::fields(header) {
-        if KEPT_CLEAR.iter().any(|k| f.name.eq_ignore_ascii_case(k)) {
-            out.extend_from_slice(f.name.as_bytes());
-            out.push(b':');
-            out.extend_from_slice(f.value);
-            out.extend_from_slice(b"\r\n");
-        }
-    }
+    let mut out = kept_clear(message);
     let boundary = format!("tern-encrypted-{:016x}", rand08::random::<u64>());
     out.extend_from_slice(
         format!(

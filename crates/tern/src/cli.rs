@@ -139,8 +139,9 @@ pub enum KeyCmd {
     List { address: String },
     /// Withdraw ADDRESS's key of KIND (openpgp or smime).
     Remove { address: String, kind: String },
-    /// Store ADDRESS's new mail encrypted to its OpenPGP key (on), or as
-    /// it comes (off). Readable header fields stay readable.
+    /// Store ADDRESS's new mail encrypted (on) to its OpenPGP key, else
+    /// its S/MIME certificate, or as it comes (off). Readable header
+    /// fields stay readable.
     Encrypt { address: String, state: String },
 }
 

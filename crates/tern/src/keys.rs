@@ -55,39 +55,25 @@ pub async fn key(store: Arc<dyn Store>, cmd: KeyCmd) -> Result<()> {
                 "off" => false,
                 other => return Err(AdminError(format!("{other:?}: say on or off"))),
             };
-            if on {
-                let key = store
-                    .public_keys(account.id)
-                    .await?
-                    .into_iter()
-                    .find(|k| k.kind == KeyKind::OpenPgp);
-                match key {
-                    Some(k) if policy::pgp_mime::can_encrypt(&k.data) => {}
-                    Some(_) => {
-                        return Err(AdminError(format!(
-                            "the OpenPGP key of {} has no encryption subkey",
-                            account.address
-                        )));
-                    }
-                    None => {
-                        return Err(AdminError(format!(
-                            "{} has no OpenPGP key: publish one first (tern key put)",
-                            account.address
-                        )));
-                    }
+            let keys = store.public_keys(account.id).await?;
+            let how = match (on, policy::at_rest_key(&keys)) {
+                (false, _) => "as it comes",
+                (true, Some(k)) if k.kind == KeyKind::OpenPgp => {
+                    "encrypted to its OpenPGP key (PGP/MIME)"
                 }
-            }
+                (true, Some(_)) => "encrypted to its S/MIME certificate",
+                (true, None) => {
+                    return Err(AdminError(format!(
+                        "{} has no key to encrypt to: publish an OpenPGP key with an \
+                         encryption subkey, or an S/MIME certificate (RSA or EC P-256), \
+                         first (tern key put)",
+                        account.address
+                    )));
+                }
+            };
             store.set_encrypt_at_rest(account.id, on).await?;
             tracing::info!(account = %account.address, on, "encryption at rest changed");
-            println!(
-                "new mail of {} is stored {}",
-                account.address,
-                if on {
-                    "encrypted to its OpenPGP key"
-                } else {
-                    "as it comes"
-                }
-            );
+            println!("new mail of {} is stored {how}", account.address);
         }
     }
     Ok(())

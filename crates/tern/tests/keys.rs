@@ -396,7 +396,7 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
     let e = server.admin_err(&["key", "encrypt", "bob@a.test", "on"]);
-    assert!(e.contains("has no OpenPGP key"), "{e}");
+    assert!(e.contains("has no key to encrypt to"), "{e}");
     let signing_only = Gpg::new();
     signing_only.generate("Bob <bob@a.test>", "ed25519", "sign");
     let key = signing_only.run(&["--export", "bob@a.test"]);
@@ -407,7 +407,7 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
         &write(dir.path(), "s.gpg", &key),
     ]);
     let e = server.admin_err(&["key", "encrypt", "bob@a.test", "on"]);
-    assert!(e.contains("no encryption subkey"), "{e}");
+    assert!(e.contains("has no key to encrypt to"), "{e}");
     let bob = Gpg::new();
     bob.generate("Bob <bob@a.test>", "future-default", "default");
     let key = bob.run(&["--export", "bob@a.test"]);
@@ -621,4 +621,97 @@ fn an_smime_signature_is_checked_at_delivery() {
             .starts_with("S/MIME signature invalid"),
         "{shown}"
     );
+}
+
+/// Encryption at rest the S/MIME way (RFC 8551 §3.3): an account whose
+/// only key is an S/MIME certificate gets its new mail as enveloped-data
+/// to it, which `openssl cms -decrypt` with the private key turns back
+/// into the message as it came, byte for byte: an EC P-256 certificate
+/// (key agreement, RFC 5753) for Bob, an RSA one (key transport) for
+/// Alice.
+#[test]
+fn mail_is_encrypted_at_rest_the_smime_way() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (bob_cert, bob_key) = common::smime_certificate(dir.path(), "bob.pem", "bob@a.test", false);
+    let (alice_cert, alice_key) = (dir.path().join("alice.pem"), dir.path().join("alice.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
+        .args([
+            "-subj",
+            "/CN=Alice",
+            "-addext",
+            "subjectAltName=email:alice@a.test",
+        ])
+        .arg("-keyout")
+        .arg(&alice_key)
+        .arg("-out")
+        .arg(&alice_cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    for (address, cert) in [("bob@a.test", &bob_cert), ("alice@a.test", &alice_cert)] {
+        server.admin_ok(&["key", "put", address, cert.to_str().unwrap()]);
+        let said = server.admin_ok(&["key", "encrypt", address, "on"]);
+        assert!(
+            said.contains("encrypted to its S/MIME certificate"),
+            "{said}"
+        );
+    }
+    for (address, password, cert, key) in [
+        ("bob@a.test", "bob-pw", &bob_cert, &bob_key),
+        ("alice@a.test", "alice-pw", &alice_cert, &alice_key),
+    ] {
+        let original = format!(
+            "From: Carol <carol@far.test>\r\nTo: {address}\r\nSubject: For {address}\r\n\
+             Message-ID: <{address}.plans@far.test>\r\n\r\nThe vault code is 4711.\r\n"
+        );
+        testkit::send_smtp(server.addr("smtp"), "carol@far.test", address, &original);
+        let inbox = common::imap_mailbox(&server, (address, password), "INBOX");
+        let stored = inbox
+            .iter()
+            .find(|m| m.contains(&format!("Subject: For {address}")))
+            .unwrap_or_else(|| panic!("{inbox:?}"));
+        assert!(
+            !stored.contains("4711"),
+            "the body is not in clear: {stored}"
+        );
+        assert!(
+            stored.contains("Content-Type: application/pkcs7-mime; smime-type=enveloped-data"),
+            "{stored}"
+        );
+        let body = &stored[stored.find("\r\n\r\n").unwrap() + 4..];
+        use base64::Engine;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(
+                body.lines()
+                    .take_while(|l| !l.is_empty() && !l.starts_with(')'))
+                    .collect::<String>(),
+            )
+            .unwrap_or_else(|e| panic!("{e}: {stored}"));
+        let sealed = write(dir.path(), "m.p7m", &der);
+        let out = Command::new("openssl")
+            .args([
+                "cms", "-decrypt", "-inform", "DER", "-in", &sealed, "-binary",
+            ])
+            .arg("-recip")
+            .arg(cert)
+            .arg("-inkey")
+            .arg(key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{address}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plain = String::from_utf8(out.stdout).unwrap();
+        assert!(plain.starts_with("Received: "), "{plain}");
+        assert!(
+            plain.ends_with(&format!("{original}\r\n")),
+            "byte for byte after our Received line: {plain:?}"
+        );
+    }
 }

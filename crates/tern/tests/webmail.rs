@@ -128,10 +128,11 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
         r["encryptRefused"]
             .as_str()
             .unwrap()
-            .contains("publish an OpenPGP key"),
+            .contains("publish an OpenPGP key with an encryption subkey, or an S/MIME certificate"),
         "{r}"
     );
-    assert_eq!(r["encryptChecked"], false);
+    assert_eq!(r["encryptCheckedWithoutKey"], false, "{r}");
+    assert_eq!(r["encryptChecked"], true, "{r}");
     let listed = server.admin_ok(&["key", "list", "alice@a.test"]);
     assert!(listed.starts_with("smime\t"), "{listed}");
     let folders = r["foldersAfter"].as_array().unwrap();

@@ -127,8 +127,8 @@ impl JmapRoutes {
     }
 
     /// `POST /webmail/keys/encrypt` with `{"on": bool}`: encryption at
-    /// rest, as `tern key encrypt` turns it (on needs an OpenPGP key that
-    /// can encrypt).
+    /// rest, as `tern key encrypt` turns it (on needs a published key that
+    /// can encrypt: [`policy::at_rest_key`]).
     pub(crate) async fn encrypt_at_rest(
         &self,
         req: &Request<Bytes>,
@@ -144,11 +144,10 @@ impl JmapRoutes {
             let Ok(keys) = store.public_keys(account.id).await else {
                 return unavailable();
             };
-            let usable = keys.iter().any(|k| {
-                k.kind == store::KeyKind::OpenPgp && policy::pgp_mime::can_encrypt(&k.data)
-            });
-            if !usable {
-                return bad_request("publish an OpenPGP key with an encryption subkey first");
+            if policy::at_rest_key(&keys).is_none() {
+                return bad_request(
+                    "publish an OpenPGP key with an encryption subkey, or an S/MIME certificate, first",
+                );
             }
         }
         if store.set_encrypt_at_rest(account.id, on).await.is_err() {

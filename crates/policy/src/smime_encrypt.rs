@@ -1,0 +1,258 @@
+//! Encryption at rest the S/MIME way (RFC 8551 §3.3): the message as an
+//! `application/pkcs7-mime; smime-type=enveloped-data` entity, CMS
+//! EnvelopedData (RFC 5652 §6) with AES-256-CBC content encryption
+//! (RFC 3565) to the account's certificate:
+//!
+//! - an RSA key gets the content-encryption key by key transport
+//!   (RSAES-PKCS1-v1_5, RFC 8551 §2.3, which every S/MIME reader handles);
+//! - an EC P-256 key by key agreement (RFC 5753 §3.1: ephemeral-static
+//!   ECDH, the ANSI X9.63 KDF with SHA-256 over ECC-CMS-SharedInfo, the
+//!   key wrapped with AES-256 key wrap, RFC 3394).
+//!
+//! The header fields a mail client lists stay readable outside, as for
+//! PGP/MIME ([`crate::pgp_mime::kept_clear`]).
+
+use cms::builder::{
+    ContentEncryptionAlgorithm, EnvelopedDataBuilder, KeyEncryptionInfo,
+    KeyTransRecipientInfoBuilder, RecipientInfoBuilder, RecipientInfoType,
+};
+use cms::cert::IssuerAndSerialNumber;
+use cms::cert::x509::Certificate;
+use cms::cert::x509::spki::AlgorithmIdentifierOwned;
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::enveloped_data::{
+    KeyAgreeRecipientIdentifier, KeyAgreeRecipientInfo, OriginatorIdentifierOrKey,
+    OriginatorPublicKey, RecipientEncryptedKey, RecipientIdentifier, RecipientInfo,
+};
+use der::asn1::{BitString, ObjectIdentifier, OctetString};
+use der::{Decode, Encode};
+
+const RSA: &str = "1.2.840.113549.1.1.1";
+const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const P256: &str = "1.2.840.10045.3.1.7";
+const ENVELOPED_DATA: &str = "1.2.840.113549.1.7.3";
+/// dhSinglePass-stdDH-sha256kdf-scheme (RFC 5753 §7.1.4).
+const ECDH_SHA256_KDF: &str = "1.3.132.1.11.1";
+/// id-aes256-wrap (RFC 3565 §2.3.2).
+const AES256_WRAP: &str = "2.16.840.1.101.3.4.1.45";
+
+fn oid(text: &str) -> ObjectIdentifier {
+    // The constants above are well-formed.
+    ObjectIdentifier::new_unwrap(text)
+}
+
+/// Whether a certificate's key can be encrypted to (RSA or EC P-256).
+pub fn can_encrypt(certificate: &[u8]) -> bool {
+    Certificate::from_der(certificate).is_ok_and(|c| key_kind(&c).is_some())
+}
+
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Rsa,
+    P256,
+}
+
+fn key_kind(c: &Certificate) -> Option<KeyKind> {
+    let spki = &c.tbs_certificate.subject_public_key_info;
+    match spki.algorithm.oid.to_string().as_str() {
+        RSA => Some(KeyKind::Rsa),
+        EC_PUBLIC_KEY => {
+            let curve = spki.algorithm.parameters.as_ref()?;
+            let curve: ObjectIdentifier = curve.decode_as().ok()?;
+            (curve.to_string() == P256).then_some(KeyKind::P256)
+        }
+        _ => None,
+    }
+}
+
+/// `message` as an S/MIME enveloped-data message to `certificate` (DER):
+/// the whole message is the encrypted entity; the fields of
+/// [`crate::pgp_mime::KEPT_CLEAR`] stay readable outside.
+pub fn encrypt(message: &[u8], certificate: &[u8]) -> Result<Vec<u8>, String> {
+    if message.len() > crate::pgp_mime::MAX_ENCRYPTED {
+        return Err("too large to encrypt".into());
+    }
+    let der = enveloped(message, certificate)?;
+    let mut out = crate::pgp_mime::kept_clear(message);
+    out.extend_from_slice(
+        b"MIME-Version: 1.0\r\n\
+          Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\"\r\n\
+          Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\
+          Content-Transfer-Encoding: base64\r\n\r\n",
+    );
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    for line in b64.as_bytes().chunks(76) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(out)
+}
+
+/// The CMS ContentInfo (DER) holding `content` enveloped to `certificate`.
+fn enveloped(content: &[u8], certificate: &[u8]) -> Result<Vec<u8>, String> {
+    let cert = Certificate::from_der(certificate).map_err(|e| format!("the certificate: {e}"))?;
+    let kind = key_kind(&cert).ok_or("the certificate's key is neither RSA nor EC P-256")?;
+    let id = IssuerAndSerialNumber {
+        issuer: cert.tbs_certificate.issuer.clone(),
+        serial_number: cert.tbs_certificate.serial_number.clone(),
+    };
+    let key = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes()
+        .to_vec();
+    let fail = |e: cms::builder::Error| format!("encrypting: {e:?}");
+    let mut key_rng = rand08::rngs::OsRng;
+    let mut builder =
+        EnvelopedDataBuilder::new(None, content, ContentEncryptionAlgorithm::Aes256Cbc, None)
+            .map_err(fail)?;
+    match kind {
+        KeyKind::Rsa => {
+            use rsa::pkcs1::DecodeRsaPublicKey;
+            let public =
+                rsa::RsaPublicKey::from_pkcs1_der(&key).map_err(|e| format!("the RSA key: {e}"))?;
+            builder
+                .add_recipient_info(
+                    KeyTransRecipientInfoBuilder::new(
+                        RecipientIdentifier::IssuerAndSerialNumber(id),
+                        KeyEncryptionInfo::Rsa(public),
+                        &mut key_rng,
+                    )
+                    .map_err(fail)?,
+                )
+                .map_err(fail)?;
+        }
+        KeyKind::P256 => {
+            builder
+                .add_recipient_info(EcdhRecipient { id, key })
+                .map_err(fail)?;
+        }
+    }
+    let data = builder
+        .build_with_rng(&mut rand08::rngs::OsRng)
+        .map_err(fail)?;
+    let info = ContentInfo {
+        content_type: oid(ENVELOPED_DATA),
+        content: der::Any::encode_from(&data).map_err(|e| e.to_string())?,
+    };
+    info.to_der().map_err(|e| e.to_string())
+}
+
+/// A KeyAgreeRecipientInfo for an EC P-256 recipient (RFC 5753 §3.1.1).
+struct EcdhRecipient {
+    id: IssuerAndSerialNumber,
+    /// The recipient's public point, uncompressed.
+    key: Vec<u8>,
+}
+
+impl RecipientInfoBuilder for EcdhRecipient {
+    fn recipient_info_type(&self) -> RecipientInfoType {
+        RecipientInfoType::Kari
+    }
+
+    fn recipient_info_version(&self) -> CmsVersion {
+        CmsVersion::V3
+    }
+
+    fn build(
+        &mut self,
+        content_encryption_key: &[u8],
+    ) -> Result<RecipientInfo, cms::builder::Error> {
+        let fail = |what: &str| cms::builder::Error::Builder(what.to_string());
+        let rng = ring::rand::SystemRandom::new();
+        let ephemeral =
+            ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng)
+                .map_err(|_| fail("no ephemeral key"))?;
+        let ours = ephemeral
+            .compute_public_key()
+            .map_err(|_| fail("no ephemeral key"))?;
+        let theirs =
+            ring::agreement::UnparsedPublicKey::new(&ring::agreement::ECDH_P256, &self.key);
+        let wrap = AlgorithmIdentifierOwned {
+            oid: oid(AES256_WRAP),
+            parameters: None,
+        };
+        let shared_info = shared_info(&wrap)?;
+        let kek =
+            ring::agreement::agree_ephemeral(ephemeral, &theirs, |z| x963_kdf(z, &shared_info))
+                .map_err(|_| fail("key agreement failed"))?;
+        let wrapped = aes_kw::KekAes256::from(kek)
+            .wrap_vec(content_encryption_key)
+            .map_err(|_| fail("key wrap failed"))?;
+        Ok(RecipientInfo::Kari(KeyAgreeRecipientInfo {
+            version: CmsVersion::V3,
+            originator: OriginatorIdentifierOrKey::OriginatorKey(OriginatorPublicKey {
+                // RFC 5753 §3.1.1: id-ecPublicKey, parameters absent
+                // (the recipient's curve).
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: oid(EC_PUBLIC_KEY),
+                    parameters: None,
+                },
+                public_key: BitString::from_bytes(ours.as_ref())?,
+            }),
+            ukm: None,
+            key_enc_alg: AlgorithmIdentifierOwned {
+                oid: oid(ECDH_SHA256_KDF),
+                parameters: Some(der::Any::encode_from(&wrap)?),
+            },
+            recipient_enc_keys: vec![RecipientEncryptedKey {
+                rid: KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(self.id.clone()),
+                enc_key: OctetString::new(wrapped)?,
+            }],
+        }))
+    }
+}
+
+/// ECC-CMS-SharedInfo (RFC 5753 §7.2): the key-wrap algorithm, and the
+/// length of the key to derive in bits (256) as suppPubInfo [2].
+fn shared_info(wrap: &AlgorithmIdentifierOwned) -> Result<Vec<u8>, cms::builder::Error> {
+    let mut body = wrap.to_der()?;
+    let bits = OctetString::new(256u32.to_be_bytes().to_vec())?.to_der()?;
+    // [2] EXPLICIT OCTET STRING
+    body.push(0xa2);
+    body.push(u8::try_from(bits.len()).unwrap_or(0));
+    body.extend_from_slice(&bits);
+    let mut out = vec![0x30, u8::try_from(body.len()).unwrap_or(0)];
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// The ANSI X9.63 KDF with SHA-256 (SEC 1 §3.6.1), one block: 32 octets.
+fn x963_kdf(z: &[u8], shared_info: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(z);
+    h.update(1u32.to_be_bytes());
+    h.update(shared_info);
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_info_is_der() {
+        let wrap = AlgorithmIdentifierOwned {
+            oid: oid(AES256_WRAP),
+            parameters: None,
+        };
+        let info = shared_info(&wrap).unwrap();
+        // SEQUENCE { SEQUENCE { OID aes256-wrap }, [2] { OCTET STRING 00000100 } }
+        assert_eq!(
+            info,
+            [
+                0x30, 0x15, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01,
+                0x2d, 0xa2, 0x06, 0x04, 0x04, 0x00, 0x00, 0x01, 0x00
+            ]
+        );
+    }
+
+    #[test]
+    fn not_a_certificate_is_refused() {
+        assert!(!can_encrypt(b"nonsense"));
+        assert!(encrypt(b"Subject: x\r\n\r\nhi\r\n", b"nonsense").is_err());
+    }
+}

@@ -242,6 +242,11 @@ impl Mda {
         out
     }
 
+    /// The lookups of other domains' published keys, when on.
+    pub fn sender_keys(&self) -> Option<Arc<policy::sender_keys::SenderKeys>> {
+        self.config.sender_keys.clone()
+    }
+
     /// RFC 3156 §5 and RFC 8551 §3.5.3: a signed message checked with the
     /// key its From address published here, or its domain publishes
     /// ([`policy::sender_keys`]), or (S/MIME) a trust anchor's chain; the

@@ -174,7 +174,12 @@ impl RecipientInfoBuilder for EcdhRecipient {
             oid: oid(AES256_WRAP),
             parameters: None,
         };
-        let shared_info = shared_info(&wrap)?;
+        // User keying material (RFC 5753 §3.1.1, "MAY be present"): 64
+        // random octets. Readers that mishandle its absence (PKI.js 4
+        // derives with an empty one) then agree with the rest.
+        let mut ukm = [0u8; 64];
+        ring::rand::SecureRandom::fill(&rng, &mut ukm).map_err(|_| fail("no randomness"))?;
+        let shared_info = shared_info(&wrap, &ukm)?;
         let kek =
             ring::agreement::agree_ephemeral(ephemeral, &theirs, |z| x963_kdf(z, &shared_info))
                 .map_err(|_| fail("key agreement failed"))?;
@@ -184,15 +189,16 @@ impl RecipientInfoBuilder for EcdhRecipient {
         Ok(RecipientInfo::Kari(KeyAgreeRecipientInfo {
             version: CmsVersion::V3,
             originator: OriginatorIdentifierOrKey::OriginatorKey(OriginatorPublicKey {
-                // RFC 5753 §3.1.1: id-ecPublicKey, parameters absent
-                // (the recipient's curve).
+                // RFC 5753 §3.1.1: id-ecPublicKey with the curve named
+                // (absent would also do, but some readers, PKI.js among
+                // them, need it).
                 algorithm: AlgorithmIdentifierOwned {
                     oid: oid(EC_PUBLIC_KEY),
-                    parameters: None,
+                    parameters: Some(der::Any::encode_from(&oid(P256))?),
                 },
                 public_key: BitString::from_bytes(ours.as_ref())?,
             }),
-            ukm: None,
+            ukm: Some(OctetString::new(ukm.to_vec())?),
             key_enc_alg: AlgorithmIdentifierOwned {
                 oid: oid(ECDH_SHA256_KDF),
                 parameters: Some(der::Any::encode_from(&wrap)?),
@@ -205,18 +211,33 @@ impl RecipientInfoBuilder for EcdhRecipient {
     }
 }
 
-/// ECC-CMS-SharedInfo (RFC 5753 §7.2): the key-wrap algorithm, and the
-/// length of the key to derive in bits (256) as suppPubInfo [2].
-fn shared_info(wrap: &AlgorithmIdentifierOwned) -> Result<Vec<u8>, cms::builder::Error> {
+/// ECC-CMS-SharedInfo (RFC 5753 §7.2): the key-wrap algorithm, the user
+/// keying material as entityUInfo [0], and the length of the key to
+/// derive in bits (256) as suppPubInfo [2].
+fn shared_info(
+    wrap: &AlgorithmIdentifierOwned,
+    ukm: &[u8],
+) -> Result<Vec<u8>, cms::builder::Error> {
     let mut body = wrap.to_der()?;
+    let entity = OctetString::new(ukm.to_vec())?.to_der()?;
+    tagged(&mut body, 0xa0, &entity);
     let bits = OctetString::new(256u32.to_be_bytes().to_vec())?.to_der()?;
-    // [2] EXPLICIT OCTET STRING
-    body.push(0xa2);
-    body.push(u8::try_from(bits.len()).unwrap_or(0));
-    body.extend_from_slice(&bits);
-    let mut out = vec![0x30, u8::try_from(body.len()).unwrap_or(0)];
-    out.extend_from_slice(&body);
+    tagged(&mut body, 0xa2, &bits);
+    let mut out = Vec::new();
+    tagged(&mut out, 0x30, &body);
     Ok(out)
+}
+
+/// `content` under `tag` with its DER length (short or one-octet long
+/// form: the SharedInfo is under 256 octets).
+fn tagged(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    out.push(tag);
+    match u8::try_from(content.len()) {
+        Ok(n) if n < 0x80 => out.push(n),
+        Ok(n) => out.extend_from_slice(&[0x81, n]),
+        Err(_) => out.extend_from_slice(&[0x82, (content.len() >> 8) as u8, content.len() as u8]),
+    }
+    out.extend_from_slice(content);
 }
 
 /// The ANSI X9.63 KDF with SHA-256 (SEC 1 §3.6.1), one block: 32 octets.
@@ -239,15 +260,19 @@ mod tests {
             oid: oid(AES256_WRAP),
             parameters: None,
         };
-        let info = shared_info(&wrap).unwrap();
-        // SEQUENCE { SEQUENCE { OID aes256-wrap }, [2] { OCTET STRING 00000100 } }
+        let info = shared_info(&wrap, &[7, 7]).unwrap();
+        // SEQUENCE { SEQUENCE { OID aes256-wrap }, [0] { OCTET STRING 0707 },
+        // [2] { OCTET STRING 00000100 } }
         assert_eq!(
             info,
             [
-                0x30, 0x15, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01,
-                0x2d, 0xa2, 0x06, 0x04, 0x04, 0x00, 0x00, 0x01, 0x00
+                0x30, 0x1b, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01,
+                0x2d, 0xa0, 0x04, 0x04, 0x02, 0x07, 0x07, 0xa2, 0x06, 0x04, 0x04, 0x00, 0x00, 0x01,
+                0x00
             ]
         );
+        let long = shared_info(&wrap, &[0; 64]).unwrap();
+        assert_eq!(&long[..2], &[0x30, 13 + 68 + 8]);
     }
 
     #[test]

@@ -260,6 +260,7 @@ pub async fn serve(
                 jmap,
                 auth: authenticator.clone(),
                 sessions: Default::default(),
+                sender_keys: mda.sender_keys(),
             })
             .with_admin(Arc::new(crate::web_admin::WebAdmin::new(
                 store.clone(),

@@ -46,6 +46,9 @@ pub struct JmapRoutes {
     /// The webmail's signed-in browsers (their cookie stands for the
     /// password on these routes too).
     pub sessions: crate::session::Sessions,
+    /// Other domains' published keys (the webmail encrypts to their
+    /// certificates); None: only keys published here.
+    pub sender_keys: Option<Arc<policy::sender_keys::SenderKeys>>,
 }
 
 /// The JMAP paths.

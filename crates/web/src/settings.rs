@@ -107,6 +107,61 @@ impl JmapRoutes {
         json(StatusCode::OK, &json!({"saved": save.rules.len()}))
     }
 
+    /// `POST /webmail/keys/find` with `{"addresses": [...]}` (at most
+    /// [`MAX_FIND`]): the S/MIME certificate (base64 DER) the webmail may
+    /// encrypt to for each address, null where there is none: the one
+    /// published here, else the one the address's domain names whole in a
+    /// DNSSEC-signed SMIMEA record (usage 3, selector 0, matching 0: RFC
+    /// 8162 §2), as delivery trusts it.
+    pub(crate) async fn find_keys(&self, req: &Request<Bytes>) -> Response<Bytes> {
+        use base64::Engine;
+        const MAX_FIND: usize = 100;
+        let form: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+        let Some(addresses) = form["addresses"].as_array() else {
+            return bad_request("addresses (a list) is required");
+        };
+        if addresses.len() > MAX_FIND {
+            return bad_request(format!("at most {MAX_FIND} addresses"));
+        }
+        let store = self.jmap.store();
+        let mut found = serde_json::Map::new();
+        for address in addresses.iter().filter_map(Value::as_str) {
+            if address.len() > 254 || !address.contains('@') {
+                return bad_request(format!("{address:?} is not an address"));
+            }
+            let here = match store.account_credentials(address).await {
+                Ok(Some(c)) => store
+                    .public_keys(c.account.id)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|k| k.kind == store::KeyKind::Smime)
+                    .map(|k| k.data),
+                Ok(None) => None,
+                Err(_) => return unavailable(),
+            };
+            let certificate = match (here, &self.sender_keys) {
+                (Some(der), _) => Some(der),
+                (None, Some(lookups)) => lookups
+                    .smimea(address)
+                    .await
+                    .filter(|v| v.secure)
+                    .and_then(|v| {
+                        v.value
+                            .into_iter()
+                            .find(|t| (t.usage, t.selector, t.matching) == (3, 0, 0))
+                    })
+                    .map(|t| t.data),
+                (None, None) => None,
+            };
+            let value = certificate
+                .filter(|der| policy::smime_encrypt::can_encrypt(der))
+                .map(|der| Value::String(base64::engine::general_purpose::STANDARD.encode(der)));
+            found.insert(address.to_string(), value.unwrap_or(Value::Null));
+        }
+        json(StatusCode::OK, &json!({ "certificates": found }))
+    }
+
     /// `GET /webmail/keys`: the user's published keys.
     pub(crate) async fn keys(&self, account: &AccountRecord) -> Response<Bytes> {
         let store = self.jmap.store();

@@ -18,7 +18,7 @@ use crate::routes::text;
 use crate::session::{COOKIE, clear_cookie, cookie};
 
 /// The page and its modules: (path, media type, content).
-const ASSETS: [(&str, &str, &[u8]); 3] = [
+const ASSETS: [(&str, &str, &[u8]); 5] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -33,6 +33,18 @@ const ASSETS: [(&str, &str, &[u8]); 3] = [
         "/webmail/app.css",
         "text/css; charset=utf-8",
         include_bytes!("../assets/webmail/app.css"),
+    ),
+    (
+        "/webmail/smime.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/webmail/smime.js"),
+    ),
+    // PKI.js 4.0 with asn1js and their dependencies, one module
+    // (vendor/LICENSES.txt); loaded only when S/MIME is used.
+    (
+        "/webmail/vendor/pkijs.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/webmail/vendor/pkijs.js"),
     ),
 ];
 
@@ -57,6 +69,7 @@ pub enum WebmailRoute {
     PublishKey,
     WithdrawKey,
     EncryptAtRest,
+    FindKeys,
 }
 
 impl WebmailRoute {
@@ -77,6 +90,7 @@ impl WebmailRoute {
             "/webmail/keys/publish" => WebmailRoute::PublishKey,
             "/webmail/keys/withdraw" => WebmailRoute::WithdrawKey,
             "/webmail/keys/encrypt" => WebmailRoute::EncryptAtRest,
+            "/webmail/keys/find" => WebmailRoute::FindKeys,
             p if p.starts_with("/webmail/html/") => WebmailRoute::Html,
             _ => return None,
         })
@@ -95,7 +109,8 @@ impl WebmailRoute {
             WebmailRoute::Keys
             | WebmailRoute::PublishKey
             | WebmailRoute::WithdrawKey
-            | WebmailRoute::EncryptAtRest => "webmail-keys",
+            | WebmailRoute::EncryptAtRest
+            | WebmailRoute::FindKeys => "webmail-keys",
         }
     }
 
@@ -108,7 +123,8 @@ impl WebmailRoute {
             | WebmailRoute::SaveFilters
             | WebmailRoute::PublishKey
             | WebmailRoute::WithdrawKey
-            | WebmailRoute::EncryptAtRest => Method::POST,
+            | WebmailRoute::EncryptAtRest
+            | WebmailRoute::FindKeys => Method::POST,
             _ => Method::GET,
         }
     }
@@ -216,6 +232,7 @@ impl JmapRoutes {
             WebmailRoute::PublishKey => self.publish_key(req, account, client).await,
             WebmailRoute::WithdrawKey => self.withdraw_key(req, account, client).await,
             WebmailRoute::EncryptAtRest => self.encrypt_at_rest(req, account, client).await,
+            WebmailRoute::FindKeys => self.find_keys(req).await,
             WebmailRoute::Asset(_) | WebmailRoute::Login => {
                 text(StatusCode::NOT_FOUND, "not found\n")
             }

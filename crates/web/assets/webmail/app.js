@@ -461,6 +461,8 @@ function renderMessage(e) {
     pre.textContent = (e.textBody || []).map((p) => (e.bodyValues[p.partId] || {}).value || "").join("\n");
     reader.append(pre);
   }
+  const sealed = (e.attachments || []).find((a) => /^application\/(x-)?pkcs7-mime$/.test(a.type) && a.name !== "smime.p7s");
+  if (sealed) decryptTools(sealed, tools);
   const files = (e.attachments || []).filter((a) => a.disposition !== "inline" || !a.cid);
   if (files.length) {
     const list = document.createElement("div");
@@ -604,6 +606,7 @@ async function compose(draft = {}) {
   $("c-subject").value = draft.subject || "";
   $("c-body").value = draft.body || "";
   $("compose-error").textContent = "";
+  await showSmimeChoices();
   state.uploads = (draft.attachments || []).slice();
   state.draft = draft;
   state.autosaved = null;
@@ -699,6 +702,18 @@ async function send() {
   if (state.uploads.some((u) => !u.blobId)) { $("compose-error").textContent = "Wait for the uploads to finish."; return false; }
   const drafts = byRole("drafts"), sent = byRole("sent");
   const { email, identity } = draftEmail({ $draft: true, $seen: true }, drafts);
+  if (!$("c-smime").hidden && ($("c-sign").checked || $("c-encrypt").checked)) {
+    try {
+      await sendProtected(identity, drafts, sent);
+    } catch (err) {
+      $("compose-error").textContent = `Not sent: ${err.message}`;
+      return false;
+    }
+    if (state.autosaved) await call("Email/set", { destroy: [state.autosaved] });
+    stopAutosave();
+    toast("Sent");
+    return true;
+  }
   const out = await jmap([
     ["Email/set", { accountId: state.account, create: { m: email } }, "c"],
     ["EmailSubmission/set", { accountId: state.account, create: { s: { identityId: identity.id, emailId: "#m" } },
@@ -711,6 +726,147 @@ async function send() {
   stopAutosave();
   toast("Sent");
   return true;
+}
+
+// ---- S/MIME (smime.js; the private key stays in this browser) -------
+
+let smimeModule = null;
+const smime = async () => (smimeModule ||= await import("/webmail/smime.js"));
+
+async function showSmimeChoices() {
+  const identity = state.identities.find((i) => i.id === $("c-from").value) || state.identities[0];
+  const here = identity && (await smime()).hasKey(identity.email);
+  $("c-smime").hidden = !here;
+  $("c-sign").checked = false;
+  $("c-encrypt").checked = false;
+  $("c-passphrase").value = "";
+}
+$("c-from").addEventListener("change", showSmimeChoices);
+
+/// A header field value with non-ASCII text as RFC 2047 encoded words.
+function headerText(text) {
+  if (/^[\x20-\x7e]*$/.test(text)) return text;
+  const bytes = new TextEncoder().encode(text);
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return `=?UTF-8?B?${btoa(s)}?=`;
+}
+
+function mailbox(a) {
+  if (!a.name) return a.email;
+  const name = /^[\x20-\x7e]*$/.test(a.name) ? `"${a.name.replace(/["\\]/g, "\\$&")}"` : headerText(a.name);
+  return `${name} <${a.email}>`;
+}
+
+/// The message signed and/or encrypted here, then stored and sent as it
+/// is (Email/import, EmailSubmission): the server never sees the private
+/// key, and with encryption never the text.
+async function sendProtected(identity, drafts, sent) {
+  if (state.uploads.length) throw new Error("attachments are not signed or encrypted yet: remove them, or send without S/MIME");
+  const s = await smime();
+  const to = parseAddresses($("c-to").value), cc = parseAddresses($("c-cc").value);
+  const unlocked = await s.unlock(identity.email, $("c-passphrase").value);
+  let entity = s.textEntity($("c-body").value);
+  if ($("c-sign").checked) entity = await s.sign(entity, unlocked);
+  if ($("c-encrypt").checked) {
+    const wanted = [...to, ...cc].map((a) => a.email);
+    const r = await request("/webmail/keys/find", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ addresses: wanted }),
+    });
+    const found = (await r.json()).certificates || {};
+    const missing = wanted.filter((a) => !found[a]);
+    if (missing.length) throw new Error(`no certificate found for ${missing.join(", ")}: send without encryption, or ask them to publish one`);
+    const own = btoa(String.fromCharCode(...new Uint8Array(unlocked.certificate.toSchema().toBER())));
+    entity = await s.encrypt(entity, [...wanted.map((a) => found[a]), own]);
+  }
+  const domain = identity.email.split("@")[1];
+  const lines = [
+    `From: ${mailbox({ name: identity.name, email: identity.email })}`,
+    `To: ${to.map(mailbox).join(", ")}`,
+    ...(cc.length ? [`Cc: ${cc.map(mailbox).join(", ")}`] : []),
+    `Subject: ${headerText($("c-subject").value)}`,
+    `Date: ${new Date().toUTCString().replace("GMT", "+0000")}`,
+    `Message-ID: <${crypto.randomUUID()}@${domain}>`,
+  ];
+  if (state.draft && state.draft.inReplyTo) {
+    lines.push(`In-Reply-To: ${state.draft.inReplyTo.map((id) => `<${id}>`).join(" ")}`);
+    if (state.draft.references) lines.push(`References: ${state.draft.references.map((id) => `<${id}>`).join(" ")}`);
+  }
+  const raw = `${lines.join("\r\n")}\r\nMIME-Version: 1.0\r\n${entity}`;
+  const uploaded = await request(`/jmap/upload/${state.account}/`, {
+    method: "POST", headers: { "Content-Type": "message/rfc822" }, body: raw,
+  });
+  if (!uploaded.ok) throw new Error(`the server said ${uploaded.status}`);
+  const { blobId } = await uploaded.json();
+  const imported = await call("Email/import", {
+    emails: { m: { blobId, mailboxIds: { [drafts.id]: true }, keywords: { $draft: true, $seen: true } } },
+  });
+  const id = imported.created && imported.created.m && imported.created.m.id;
+  if (!id) throw new Error(((imported.notCreated || {}).m || {}).description || "the message was not stored");
+  const out = await jmap([
+    ["EmailSubmission/set", { accountId: state.account, create: { s: { identityId: identity.id, emailId: id } },
+      onSuccessUpdateEmail: { "#s": { [`mailboxIds/${drafts.id}`]: null, [`mailboxIds/${sent.id}`]: true, "keywords/$draft": null } } }, "s"],
+  ]);
+  const failed = out[0][1].notCreated && out[0][1].notCreated.s;
+  if (failed) throw new Error(failed.description || failed.type);
+}
+
+/// An enveloped-data message (`part`: its application/pkcs7-mime body)
+/// decrypted here with the user's key, its text shown under `after`.
+function decryptTools(part, after) {
+  const box = document.createElement("div");
+  box.className = "tools";
+  const label = document.createElement("label");
+  label.textContent = "Passphrase of your S/MIME key";
+  label.htmlFor = "d-passphrase";
+  const input = document.createElement("input");
+  input.type = "password";
+  input.id = "d-passphrase";
+  input.autocomplete = "off";
+  const shown = document.createElement("div");
+  shown.className = "body-text";
+  shown.id = "decrypted";
+  box.append(label, input, button("Decrypt", async () => {
+    shown.textContent = "";
+    try {
+      const s = await smime();
+      const unlocked = await s.unlock(state.username, input.value);
+      const r = await request(`/jmap/download/${state.account}/${encodeURIComponent(part.blobId)}/smime.p7m`);
+      const inner = await s.decrypt(new Uint8Array(await r.arrayBuffer()), unlocked);
+      shown.textContent = s.readableText(inner) || "(no text part)";
+    } catch (err) {
+      shown.textContent = `Not decrypted: ${err.message}`;
+    }
+  }));
+  after.after(box, shown);
+}
+
+$("s-import").addEventListener("click", async () => {
+  $("s-error").textContent = "";
+  const file = $("s-file").files[0];
+  if (!file) { $("s-error").textContent = "Choose your .p12 file first."; return; }
+  try {
+    await (await smime()).importKey(state.username, new Uint8Array(await file.arrayBuffer()), $("s-passphrase").value);
+  } catch (err) {
+    $("s-error").textContent = err.message;
+    return;
+  }
+  $("s-passphrase").value = "";
+  $("s-file").value = "";
+  toast("Your S/MIME key is kept in this browser");
+  smimeStatus();
+});
+$("s-forget").addEventListener("click", async () => {
+  (await smime()).forgetKey(state.username);
+  smimeStatus();
+});
+
+async function smimeStatus() {
+  const here = (await smime()).hasKey(state.username);
+  $("s-status").textContent = here
+    ? `This browser keeps your S/MIME key for ${state.username}, encrypted with its passphrase: you can sign, encrypt and decrypt.`
+    : "No S/MIME key in this browser.";
+  $("s-forget").hidden = !here;
 }
 
 $("compose-form").addEventListener("submit", async (e) => {
@@ -779,6 +935,7 @@ async function refreshSettings() {
   }));
   await loadFilters();
   await loadKeys();
+  await smimeStatus();
 }
 
 async function openSettings() {

@@ -112,6 +112,9 @@ await step("compose", async () => {
   await page.setInputFiles("#c-files", file);
   await page.waitForFunction(() => !document.querySelector("#c-attachments progress"));
   await page.click("#c-send");
+  // The window closes once the server took it (a toast may still show
+  // the send before).
+  await page.waitForSelector("#compose", { state: "hidden" });
   await page.waitForSelector("#toast:text('Sent')");
 });
 
@@ -120,6 +123,9 @@ await step("reply", async () => {
   await page.click("#reader button:text-is('Reply')");
   await page.fill("#c-body", "Thanks Bob!");
   await page.click("#c-send");
+  // The window closes once the server took it (a toast may still show
+  // the send before).
+  await page.waitForSelector("#compose", { state: "hidden" });
   await page.waitForSelector("#toast:text('Sent')");
 });
 
@@ -174,6 +180,9 @@ await step("forward-attached", async () => {
   await page.waitForSelector("#c-attachments li");
   await page.fill("#c-to", "bob@a.test");
   await page.click("#c-send");
+  // The window closes once the server took it (a toast may still show
+  // the send before).
+  await page.waitForSelector("#compose", { state: "hidden" });
   await page.waitForSelector("#toast:text('Sent')");
 });
 

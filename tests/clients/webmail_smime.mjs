@@ -69,6 +69,9 @@ async function write(page, subject, body, { sign, encrypt }) {
   if (encrypt) await page.check("#c-encrypt");
   await page.fill("#c-passphrase", passphrase);
   await page.click("#c-send");
+  // The window closes once the server took it (a toast may still show
+  // the send before).
+  await page.waitForSelector("#compose", { state: "hidden" });
   await page.waitForSelector("#toast:text('Sent')");
 }
 

@@ -49,6 +49,12 @@ async function step(name, body) {
 }
 
 const rowWith = (subject) => page.locator("#message-list li", { hasText: subject });
+// Open a message and wait until the reader shows it (its buttons act on
+// the message shown: clicking them before would act on the one before).
+async function read(subject) {
+  await rowWith(subject).click();
+  await page.waitForFunction((s) => document.querySelector("#reader h2")?.textContent === s, subject);
+}
 
 await step("sign-in", async () => {
   const started = Date.now();
@@ -62,14 +68,14 @@ await step("sign-in", async () => {
 });
 
 await step("read", async () => {
-  await rowWith("Hello from Bob").click();
+  await read("Hello from Bob");
   await page.waitForSelector("#reader .body-text");
   out.read = await page.textContent("#reader .body-text");
   out.verdict = await page.locator("#reader .verdict").allTextContents();
 });
 
 await step("hostile", async () => {
-  await rowWith("Hostile").click();
+  await read("Hostile");
   const frame = page.frameLocator("#reader iframe");
   await frame.locator("body").waitFor();
   await page.waitForTimeout(800);
@@ -81,7 +87,7 @@ await step("hostile", async () => {
 });
 
 await step("attached", async () => {
-  await rowWith("Forwarded note").click();
+  await read("Forwarded note");
   await page.click("#reader button:text-is('Read attached message')");
   await page.waitForSelector("#reader .attached .body-text");
   out.attached = await page.textContent("#reader .attached");
@@ -91,7 +97,7 @@ await step("attached", async () => {
 // images allowed for its sender (the only request to another host the
 // page may make, recorded apart).
 await step("attached-html", async () => {
-  await rowWith("Forwarded page").click();
+  await read("Forwarded page");
   await page.click("#reader button:text-is('Read attached message')");
   const frame = await (await page.waitForSelector("#reader .attached iframe")).contentFrame();
   await frame.waitForSelector("p");
@@ -119,7 +125,7 @@ await step("compose", async () => {
 });
 
 await step("reply", async () => {
-  await rowWith("Hello from Bob").click();
+  await read("Hello from Bob");
   await page.click("#reader button:text-is('Reply')");
   await page.fill("#c-body", "Thanks Bob!");
   await page.click("#c-send");
@@ -163,7 +169,7 @@ await step("conversation", async () => {
   await page.check("#threads");
   await page.waitForSelector("#message-list li .thread-count");
   out.threadRow = await page.locator("#message-list li", { has: page.locator(".thread-count") }).first().textContent();
-  await rowWith("Hello from Bob").click();
+  await read("Hello from Bob");
   await page.waitForSelector("#reader nav.conversation li");
   out.conversation = await page.locator("#reader nav.conversation li").count();
   await page.uncheck("#threads");
@@ -175,7 +181,7 @@ await step("conversation", async () => {
 });
 
 await step("forward-attached", async () => {
-  await rowWith("Hello from Bob").click();
+  await read("Hello from Bob");
   await page.click("#reader button:text-is('Forward as attachment')");
   await page.waitForSelector("#c-attachments li");
   await page.fill("#c-to", "bob@a.test");
@@ -187,7 +193,7 @@ await step("forward-attached", async () => {
 });
 
 await step("spam", async () => {
-  await rowWith("Cheap pills").click();
+  await read("Cheap pills");
   await page.click("#reader button:text-is('Spam')");
   await page.waitForSelector("#toast:text('Moved to Junk')");
 });

@@ -828,6 +828,13 @@ impl Gpg {
     }
 }
 
+impl Gpg {
+    /// Its home directory (GNUPGHOME).
+    pub fn home(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
 impl Default for Gpg {
     fn default() -> Gpg {
         Gpg::new()

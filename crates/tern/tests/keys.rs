@@ -715,3 +715,99 @@ fn mail_is_encrypted_at_rest_the_smime_way() {
         );
     }
 }
+
+/// gpg itself finds a key published here with `--locate-keys`: by the Web
+/// Key Directory (dirmngr fetching it from Tern over HTTPS) and by DANE
+/// (the OPENPGPKEY record `tern dns records` prints, served by a test
+/// DNS). dirmngr knows only port 443 and 53, /etc/hosts, /etc/resolv.conf
+/// and the system's CA bundle: gpg runs in a mount namespace of its own
+/// (`unshare -m`) where those three files are the test's. Root only (the
+/// ports, the namespace); elsewhere it says so and passes.
+#[test]
+fn gpg_locates_published_keys_by_wkd_and_dane() {
+    if common::mx_port() != 25 {
+        eprintln!("skipped: gpg --locate-keys needs root (ports 443 and 53, unshare -m)");
+        return;
+    }
+    let net = common::MailNet::new(172);
+    let dir = tempfile::tempdir().unwrap();
+    let ip = net.ip(10);
+    let (cert, key) = common::certificate(dir.path(), &["openpgpkey.a.test", "a.test"]);
+    let server = net.tern(
+        10,
+        "a.test",
+        &[],
+        &format!("[listeners]\nhttps = \"{ip}:443\"\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n"),
+    );
+    let alice = Gpg::new();
+    alice.generate("Alice <alice@a.test>", "ed25519", "sign");
+    let armored = alice.run(&["--armor", "--export", "alice@a.test"]);
+    server.admin_ok(&[
+        "key",
+        "put",
+        "alice@a.test",
+        &write(dir.path(), "a.asc", &armored),
+    ]);
+    let fingerprint = server
+        .admin_ok(&["key", "list", "alice@a.test"])
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .to_string();
+
+    // The OPENPGPKEY record as `tern dns records` prints it, on port 53.
+    let records = server.admin_ok(&["dns", "records", "a.test"]);
+    let line = records
+        .lines()
+        .find(|l| l.contains(" OPENPGPKEY "))
+        .unwrap_or_else(|| panic!("{records}"));
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(line.rsplit(' ').next().unwrap())
+        .unwrap();
+    let owner = line.split(' ').next().unwrap().trim_end_matches('.');
+    let dns_ip = net.ip(53);
+    let dns = net
+        .rt
+        .block_on(testkit::dns::TestDns::start_at((dns_ip, 53).into()))
+        .unwrap();
+    dns.openpgpkey(owner, &data);
+
+    let hosts = write(
+        dir.path(),
+        "hosts",
+        format!("127.0.0.1 localhost\n{ip} openpgpkey.a.test a.test\n").as_bytes(),
+    );
+    let resolv = write(
+        dir.path(),
+        "resolv.conf",
+        format!("nameserver {dns_ip}\n").as_bytes(),
+    );
+    for method in ["wkd", "dane"] {
+        let reader = Gpg::new();
+        let home = reader.home().display().to_string();
+        let script = format!(
+            "mount --bind {hosts} /etc/hosts && mount --bind {resolv} /etc/resolv.conf && \
+             mount --bind {cert} /etc/ssl/certs/ca-certificates.crt && \
+             GNUPGHOME={home} gpg --batch --auto-key-locate clear,nodefault,{method} \
+             --locate-keys alice@a.test; r=$?; GNUPGHOME={home} gpgconf --kill dirmngr; exit $r"
+        );
+        let out = Command::new("unshare")
+            .args(["-m", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{method}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            reader
+                .text(&["--with-colons", "--list-keys"])
+                .contains(&fingerprint),
+            "{method}: the key gpg found is Alice's"
+        );
+    }
+    drop(dns);
+}

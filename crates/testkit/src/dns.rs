@@ -63,11 +63,11 @@ impl TestDns {
         // UDP and TCP on the same port: retry when another socket holds the
         // TCP side of the port UDP got (tests run in parallel).
         let mut attempt = 0;
-        let (udp, tcp, addr) = loop {
+        let (udp, tcp) = loop {
             let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let addr = udp.local_addr().unwrap();
             match TcpListener::bind(addr).await {
-                Ok(tcp) => break (udp, tcp, addr),
+                Ok(tcp) => break (udp, tcp),
                 Err(e) if attempt < 50 => {
                     attempt += 1;
                     let _ = e;
@@ -75,6 +75,19 @@ impl TestDns {
                 Err(e) => panic!("test DNS: no port for both UDP and TCP: {e}"),
             }
         };
+        TestDns::serve(udp, tcp)
+    }
+
+    /// Start serving on `addr` (port 53 for resolvers that know no other:
+    /// root only).
+    pub async fn start_at(addr: SocketAddr) -> std::io::Result<TestDns> {
+        let udp = UdpSocket::bind(addr).await?;
+        let tcp = TcpListener::bind(addr).await?;
+        Ok(TestDns::serve(udp, tcp))
+    }
+
+    fn serve(udp: UdpSocket, tcp: TcpListener) -> TestDns {
+        let addr = udp.local_addr().unwrap_or_else(|e| panic!("test DNS: {e}"));
         let dns = TestDns {
             addr,
             zone: Arc::default(),

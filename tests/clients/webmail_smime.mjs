@@ -9,6 +9,7 @@
 // Usage: node webmail_smime.mjs BASE_URL DIR ALICE_P12 BOB_P12 PASSPHRASE
 import { chromium } from "playwright-core";
 import { join } from "node:path";
+import { writeFileSync } from "node:fs";
 import { audit } from "./a11y.mjs";
 
 const [base, dir, aliceP12, bobP12, passphrase] = process.argv.slice(2);
@@ -59,12 +60,19 @@ async function keepKey(page, file, out, key) {
   await page.click("#settings-close");
 }
 
-async function write(page, subject, body, { sign, encrypt }) {
+async function write(page, subject, body, { sign, encrypt, attach }) {
   await page.click("#compose-button");
   await page.waitForSelector("#c-smime:not([hidden])");
   await page.fill("#c-to", "bob@a.test");
   await page.fill("#c-subject", subject);
   await page.fill("#c-body", body);
+  if (attach) {
+    const file = join(dir, attach.name);
+    writeFileSync(file, attach.text);
+    await page.setInputFiles("#c-files", file);
+    await page.waitForSelector("#c-attachments li");
+    await page.waitForFunction(() => !document.querySelector("#c-attachments progress"));
+  }
   if (sign) await page.check("#c-sign");
   if (encrypt) await page.check("#c-encrypt");
   await page.fill("#c-passphrase", passphrase);
@@ -79,7 +87,8 @@ try {
   await session("alice@a.test", "alice-pw", async (page, step) => {
     await step("alice-keeps-her-key", () => keepKey(page, aliceP12, out, "alice"));
     await step("signed", () => write(page, "Signed in the browser", "Hello Bob,\nsigned by my own hand. Grüße!\n", { sign: true }));
-    await step("signed-and-encrypted", () => write(page, "Sealed in the browser", "The vault code is 4711.\n", { sign: true, encrypt: true }));
+    await step("signed-and-encrypted", () => write(page, "Sealed in the browser", "The vault code is 4711.\n",
+      { sign: true, encrypt: true, attach: { name: "plans.txt", text: "Floor plans, page 1.\n" } }));
     // Encrypting to someone without a certificate is refused, with the reason.
     await step("no-certificate", async () => {
       await page.click("#compose-button");

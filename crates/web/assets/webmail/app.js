@@ -762,11 +762,17 @@ function mailbox(a) {
 /// is (Email/import, EmailSubmission): the server never sees the private
 /// key, and with encryption never the text.
 async function sendProtected(identity, drafts, sent) {
-  if (state.uploads.length) throw new Error("attachments are not signed or encrypted yet: remove them, or send without S/MIME");
   const s = await smime();
   const to = parseAddresses($("c-to").value), cc = parseAddresses($("c-cc").value);
   const unlocked = await s.unlock(identity.email, $("c-passphrase").value);
-  let entity = s.textEntity($("c-body").value);
+  // The attachments go inside what is signed and encrypted.
+  const attachments = [];
+  for (const u of state.uploads.filter((x) => x.blobId)) {
+    const r = await request(`/jmap/download/${state.account}/${encodeURIComponent(u.blobId)}/file`);
+    if (!r.ok) throw new Error(`${u.name} could not be read back`);
+    attachments.push({ type: u.type, name: u.name, bytes: new Uint8Array(await r.arrayBuffer()) });
+  }
+  let entity = s.mixedEntity(s.textEntity($("c-body").value), attachments);
   if ($("c-sign").checked) entity = await s.sign(entity, unlocked);
   if ($("c-encrypt").checked) {
     const wanted = [...to, ...cc].map((a) => a.email);
@@ -794,7 +800,7 @@ async function sendProtected(identity, drafts, sent) {
   }
   const raw = `${lines.join("\r\n")}\r\nMIME-Version: 1.0\r\n${entity}`;
   const uploaded = await request(`/jmap/upload/${state.account}/`, {
-    method: "POST", headers: { "Content-Type": "message/rfc822" }, body: raw,
+    method: "POST", headers: { "Content-Type": "message/rfc822" }, body: s.octets(raw),
   });
   if (!uploaded.ok) throw new Error(`the server said ${uploaded.status}`);
   const { blobId } = await uploaded.json();

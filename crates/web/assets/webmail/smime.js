@@ -36,6 +36,12 @@ function fromBase64(text) {
   return out;
 }
 
+/// A string of octets (each character one octet, as entities are built
+/// here) as bytes.
+export function octets(text) {
+  return Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
+}
+
 /// The base64 of `bytes` in 76-column CRLF lines (RFC 2045 §6.8).
 function base64Lines(bytes) {
   return toBase64(bytes).replace(/.{1,76}/g, "$&\r\n");
@@ -109,7 +115,7 @@ export async function unlock(address, passphrase) {
 export async function sign(entity, unlocked) {
   const pki = await pkijs();
   const { asn1js } = pki;
-  const data = new TextEncoder().encode(entity);
+  const data = octets(entity);
   const cert = unlocked.certificate;
   const digest = await crypto.subtle.digest("SHA-256", data);
   const signed = new pki.SignedData({
@@ -149,7 +155,7 @@ export async function encrypt(entity, certificates) {
     const ec = cert.subjectPublicKeyInfo.algorithm.algorithmId === "1.2.840.10045.2.1";
     enveloped.addRecipientByCertificate(cert, ec ? {} : { oaepHashAlgorithm: "SHA-256" }, ec ? 2 : 1);
   }
-  await enveloped.encrypt({ name: "AES-CBC", length: 256 }, new TextEncoder().encode(entity));
+  await enveloped.encrypt({ name: "AES-CBC", length: 256 }, octets(entity));
   const info = new pki.ContentInfo({ contentType: pki.ContentInfo.ENVELOPED_DATA, content: enveloped.toSchema() });
   return `Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"\r\n` +
     `Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename="smime.p7m"\r\n\r\n` +
@@ -225,6 +231,31 @@ function textOf(entity, depth) {
   } catch {
     return new TextDecoder("utf-8").decode(octets);
   }
+}
+
+/// `text` (an entity) and the attachments ({type, name, bytes}) as one
+/// multipart/mixed entity (RFC 2046 §5.1.3); `text` alone without any.
+/// Attachments are base64 but a message/rfc822 one, which stays as it is
+/// (§5.2.1 forbids encoding it).
+export function mixedEntity(text, attachments) {
+  if (!attachments.length) return text;
+  const boundary = `tern-mixed-${crypto.randomUUID()}`;
+  let out = `Content-Type: multipart/mixed; boundary="${boundary}"\r\n\r\n`;
+  out += `--${boundary}\r\n${text}\r\n`;
+  for (const a of attachments) {
+    const name = a.name || "attachment";
+    const ascii = /^[\x20-\x7e]*$/.test(name) && !/["\\]/.test(name);
+    const param = ascii ? `filename="${name}"` : `filename*=UTF-8''${encodeURIComponent(name)}`;
+    out += `--${boundary}\r\nContent-Type: ${a.type || "application/octet-stream"}\r\nContent-Disposition: attachment; ${param}\r\n`;
+    if ((a.type || "").toLowerCase() === "message/rfc822") {
+      let s = "";
+      for (const b of a.bytes) s += String.fromCharCode(b);
+      out += `Content-Transfer-Encoding: 8bit\r\n\r\n${s.replace(/\r?\n$/, "")}\r\n`;
+    } else {
+      out += `Content-Transfer-Encoding: base64\r\n\r\n${base64Lines(a.bytes)}`;
+    }
+  }
+  return `${out}--${boundary}--\r\n`;
 }
 
 /// A text/plain entity (quoted-printable, UTF-8) for `text`: what is

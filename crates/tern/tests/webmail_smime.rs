@@ -191,7 +191,6 @@ fn the_webmail_signs_encrypts_and_decrypts_with_keys_only_it_holds() {
     let content = String::from_utf8(content).unwrap();
     assert!(content.contains("The vault code is 4711."), "{content}");
     // The attachment went inside, signed and encrypted with the text.
-    use base64::Engine as _;
     let attached = base64::engine::general_purpose::STANDARD.encode("Floor plans, page 1.\n");
     assert!(
         content.contains("filename=\"plans.txt\"") && content.contains(&attached),

@@ -13,7 +13,7 @@ import { writeFileSync } from "node:fs";
 import { audit } from "./a11y.mjs";
 
 const [base, dir, aliceP12, bobP12, passphrase] = process.argv.slice(2);
-const out = { steps: [], a11y: [], external: [], pageErrors: [] };
+const out = { steps: [], a11y: [], external: [], pageErrors: [], decrypted: {} };
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-dev-shm-usage"],
@@ -43,6 +43,16 @@ async function session(user, password, body) {
   await page.waitForSelector(`#me:text-is("${user}")`);
   await body(page, step);
   await context.close();
+}
+
+// Open the message and decrypt it with the key kept here: its text.
+async function decrypt(page, subject) {
+  await page.locator("#message-list li", { has: page.locator(`.subject:text-is("${subject}")`) }).click();
+  await page.waitForFunction((s) => document.querySelector("#reader h2")?.textContent === s, subject);
+  await page.fill("#d-passphrase", passphrase);
+  await page.click("#reader button:text('Decrypt')");
+  await page.waitForFunction(() => (document.getElementById("decrypted")?.textContent || "").length > 0);
+  return page.textContent("#decrypted");
 }
 
 async function keepKey(page, file, out, key) {
@@ -101,21 +111,19 @@ try {
       out.noCertificate = await page.textContent("#compose-error");
       await page.click("#c-cancel");
     });
+    // Her Sent copy was encrypted to her own certificate too.
+    await step("decrypt-sent", async () => {
+      await page.click("#folder-list a >> text=Sent");
+      await page.waitForSelector("#message-list li");
+      out.decryptedSent = await decrypt(page, "Sealed in the browser");
+    });
   });
   await session("bob@a.test", "bob-pw", async (page, step) => {
     await step("bob-keeps-his-key", () => keepKey(page, bobP12, out, "bob"));
     // What Alice's browser encrypted, and what the server encrypted at
     // rest to Bob's certificate.
-    out.decrypted = {};
     for (const [name, subject] of [["decrypt", "Sealed in the browser"], ["decrypt-at-rest", "Stored sealed"]]) {
-      await step(name, async () => {
-        await page.locator("#message-list li", { has: page.locator(`.subject:text-is("${subject}")`) }).click();
-        await page.waitForFunction((s) => document.querySelector("#reader h2")?.textContent === s, subject);
-        await page.fill("#d-passphrase", passphrase);
-        await page.click("#reader button:text('Decrypt')");
-        await page.waitForFunction(() => (document.getElementById("decrypted")?.textContent || "").length > 0);
-        out.decrypted[subject] = await page.textContent("#decrypted");
-      });
+      await step(name, async () => { out.decrypted[subject] = await decrypt(page, subject); });
     }
   });
 } catch (e) {

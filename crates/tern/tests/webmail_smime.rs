@@ -121,6 +121,7 @@ fn the_webmail_signs_encrypts_and_decrypts_with_keys_only_it_holds() {
         r["decrypted"]["Sealed in the browser"], "The vault code is 4711.\n",
         "{r}"
     );
+    assert_eq!(r["decryptedSent"], "The vault code is 4711.\n", "{r}");
     assert_eq!(
         r["decrypted"]["Stored sealed"],
         "Kept from prying eyes.\n\n", // send_smtp adds a line break

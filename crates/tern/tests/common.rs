@@ -931,3 +931,17 @@ pub fn smime_signed(from: &str, to: &str, subject: &str, part: &str, signature: 
          Content-Transfer-Encoding: base64\r\n\r\n{signature}\r\n--s--\r\n"
     )
 }
+
+/// The CMS object (DER) of an S/MIME enveloped-data message as an IMAP
+/// FETCH of BODY[] shows it: its base64 body, up to the literal's end.
+pub fn enveloped_der(fetched: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body = &fetched[fetched.find("\r\n\r\n").unwrap() + 4..];
+    base64::engine::general_purpose::STANDARD
+        .decode(
+            body.lines()
+                .take_while(|l| !l.is_empty() && !l.starts_with(')'))
+                .collect::<String>(),
+        )
+        .unwrap_or_else(|e| panic!("{e}: {fetched}"))
+}

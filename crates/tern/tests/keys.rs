@@ -20,6 +20,22 @@ fn server() -> TernServer {
     common::smtp_server_with(&listeners, "[imap]\nplaintext_on_loopback = true\n")
 }
 
+/// Alice makes a signing key with gpg and publishes it (`tern key put`):
+/// her gpg and the fingerprint `tern key list` shows.
+fn alice_publishes(server: &TernServer, dir: &Path) -> (Gpg, String) {
+    let alice = Gpg::new();
+    alice.generate("Alice <alice@a.test>", "ed25519", "sign");
+    let armored = alice.run(&["--armor", "--export", "alice@a.test"]);
+    server.admin_ok(&["key", "put", "alice@a.test", &write(dir, "a.asc", &armored)]);
+    let fingerprint = server
+        .admin_ok(&["key", "list", "alice@a.test"])
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    (alice, fingerprint)
+}
+
 /// GET `path` with this Host: (status, body).
 fn get(server: &TernServer, host: &str, path: &str) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
@@ -289,21 +305,7 @@ fn an_smime_certificate_is_published_as_smimea() {
 fn a_pgp_mime_signature_is_checked_at_delivery() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
-    let alice = Gpg::new();
-    alice.generate("Alice <alice@a.test>", "ed25519", "sign");
-    let key = alice.run(&["--armor", "--export", "alice@a.test"]);
-    server.admin_ok(&[
-        "key",
-        "put",
-        "alice@a.test",
-        &write(dir.path(), "a.asc", &key),
-    ]);
-    let fingerprint = server
-        .admin_ok(&["key", "list", "alice@a.test"])
-        .split('\t')
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let (alice, fingerprint) = alice_publishes(&server, dir.path());
     let part = "Content-Type: text/plain; charset=utf-8\r\n\r\nHello Bob, this is really me.\r\n";
     let signature = common::pgp_signature(&alice, dir.path(), "alice@a.test", part);
     let message = |from: &str, subject: &str, part: &str| {
@@ -682,16 +684,7 @@ fn mail_is_encrypted_at_rest_the_smime_way() {
             stored.contains("Content-Type: application/pkcs7-mime; smime-type=enveloped-data"),
             "{stored}"
         );
-        let body = &stored[stored.find("\r\n\r\n").unwrap() + 4..];
-        use base64::Engine;
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(
-                body.lines()
-                    .take_while(|l| !l.is_empty() && !l.starts_with(')'))
-                    .collect::<String>(),
-            )
-            .unwrap_or_else(|e| panic!("{e}: {stored}"));
-        let sealed = write(dir.path(), "m.p7m", &der);
+        let sealed = write(dir.path(), "m.p7m", &common::enveloped_der(stored));
         let out = Command::new("openssl")
             .args([
                 "cms", "-decrypt", "-inform", "DER", "-in", &sealed, "-binary",
@@ -739,21 +732,7 @@ fn gpg_locates_published_keys_by_wkd_and_dane() {
         &[],
         &format!("[listeners]\nhttps = \"{ip}:443\"\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n"),
     );
-    let alice = Gpg::new();
-    alice.generate("Alice <alice@a.test>", "ed25519", "sign");
-    let armored = alice.run(&["--armor", "--export", "alice@a.test"]);
-    server.admin_ok(&[
-        "key",
-        "put",
-        "alice@a.test",
-        &write(dir.path(), "a.asc", &armored),
-    ]);
-    let fingerprint = server
-        .admin_ok(&["key", "list", "alice@a.test"])
-        .split('\t')
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let (_alice, fingerprint) = alice_publishes(&server, dir.path());
 
     // The OPENPGPKEY record as `tern dns records` prints it, on port 53.
     let records = server.admin_ok(&["dns", "records", "a.test"]);

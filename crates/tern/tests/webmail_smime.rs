@@ -149,15 +149,7 @@ fn the_webmail_signs_encrypts_and_decrypts_with_keys_only_it_holds() {
         sealed.contains("application/pkcs7-mime; smime-type=enveloped-data"),
         "{sealed}"
     );
-    let body = &sealed[sealed.find("\r\n\r\n").unwrap() + 4..];
-    use base64::Engine;
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(
-            body.lines()
-                .take_while(|l| !l.is_empty() && !l.starts_with(')'))
-                .collect::<String>(),
-        )
-        .unwrap();
+    let der = common::enveloped_der(&sealed);
     let sealed_file = keys.path().join("sealed.p7m");
     std::fs::write(&sealed_file, der).unwrap();
     let inner_file = keys.path().join("inner.eml");
@@ -192,6 +184,7 @@ fn the_webmail_signs_encrypts_and_decrypts_with_keys_only_it_holds() {
     let content = String::from_utf8(content).unwrap();
     assert!(content.contains("The vault code is 4711."), "{content}");
     // The attachment went inside, signed and encrypted with the text.
+    use base64::Engine;
     let attached = base64::engine::general_purpose::STANDARD.encode("Floor plans, page 1.\n");
     assert!(
         content.contains("filename=\"plans.txt\"") && content.contains(&attached),

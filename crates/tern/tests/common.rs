@@ -945,3 +945,12 @@ pub fn enveloped_der(fetched: &str) -> Vec<u8> {
         )
         .unwrap_or_else(|e| panic!("{e}: {fetched}"))
 }
+
+/// The message of `fetched` (IMAP FETCH answers) with this subject.
+pub fn with_subject(fetched: &[String], subject: &str) -> String {
+    fetched
+        .iter()
+        .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
+        .unwrap_or_else(|| panic!("{subject}: {fetched:?}"))
+        .clone()
+}

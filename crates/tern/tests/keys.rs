@@ -36,6 +36,20 @@ fn alice_publishes(server: &TernServer, dir: &Path) -> (Gpg, String) {
     (alice, fingerprint)
 }
 
+/// The verdict badges the webmail shows Bob for each subject (Chromium
+/// under Playwright, tests/clients/webmail_read.mjs).
+fn verdicts_shown(server: &TernServer, subjects: &[&str]) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(common::repo("tests/clients/webmail_read.mjs"))
+        .arg(format!("http://{}", server.addr("http")))
+        .args(["bob@a.test", "bob-pw"])
+        .args(subjects)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+}
+
 /// GET `path` with this Host: (status, body).
 fn get(server: &TernServer, host: &str, path: &str) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
@@ -327,13 +341,7 @@ fn a_pgp_mime_signature_is_checked_at_delivery() {
     );
     send("carol@far.test", "Unknown signer", part);
     let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
-    let find = |subject: &str| {
-        inbox
-            .iter()
-            .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
-            .unwrap_or_else(|| panic!("{subject}: {inbox:?}"))
-            .clone()
-    };
+    let find = |subject: &str| common::with_subject(&inbox, subject);
     let signed = find("Signed");
     assert!(
         signed.contains(&format!(
@@ -353,20 +361,7 @@ fn a_pgp_mime_signature_is_checked_at_delivery() {
     );
 
     // The webmail shows each verdict (Chromium under Playwright).
-    let out = Command::new("node")
-        .arg(common::repo("tests/clients/webmail_read.mjs"))
-        .arg(format!("http://{}", server.addr("http")))
-        .args([
-            "bob@a.test",
-            "bob-pw",
-            "Signed",
-            "Changed",
-            "Unknown signer",
-        ])
-        .output()
-        .unwrap();
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let shown = verdicts_shown(&server, &["Signed", "Changed", "Unknown signer"]);
     assert_eq!(
         shown["Signed"],
         serde_json::json!(["Signed by alice@a.test (OpenPGP), verified"]),
@@ -571,13 +566,7 @@ fn an_smime_signature_is_checked_at_delivery() {
         ),
     );
     let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
-    let find = |subject: &str| {
-        inbox
-            .iter()
-            .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
-            .unwrap_or_else(|| panic!("{subject}: {inbox:?}"))
-            .clone()
-    };
+    let find = |subject: &str| common::with_subject(&inbox, subject);
     let fingerprint = server
         .admin_ok(&["key", "list", "alice@a.test"])
         .split('\t')
@@ -603,14 +592,7 @@ fn an_smime_signature_is_checked_at_delivery() {
         find("Other certificate").contains("smime=neutral header.from=alice@a.test (valid signature; the certificate is not one published here)"),
         "{inbox:?}"
     );
-    let out = Command::new("node")
-        .arg(common::repo("tests/clients/webmail_read.mjs"))
-        .arg(format!("http://{}", server.addr("http")))
-        .args(["bob@a.test", "bob-pw", "Signed", "Changed"])
-        .output()
-        .unwrap();
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let shown = verdicts_shown(&server, &["Signed", "Changed"]);
     assert_eq!(
         shown["Signed"],
         serde_json::json!(["Signed by alice@a.test (S/MIME), verified"]),

@@ -129,13 +129,7 @@ fn the_webmail_signs_encrypts_and_decrypts_with_keys_only_it_holds() {
     );
 
     let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
-    let find = |subject: &str| {
-        inbox
-            .iter()
-            .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
-            .unwrap_or_else(|| panic!("{subject}: {inbox:?}"))
-            .clone()
-    };
+    let find = |subject: &str| common::with_subject(&inbox, subject);
     // Signed in the browser: Tern checks it at delivery.
     let signed = find("Signed in the browser");
     assert!(

@@ -4,7 +4,8 @@
 //!
 //! Layout: `address` (mailboxes, paths, domains), `header` (field splitting,
 //! address lists), `date` (RFC 5322 dates, civil calendar), `trace`, `mime`
-//! (the MIME tree with byte ranges, decoders), `envelope` (IMAP ENVELOPE fields),
+//! (the MIME tree with byte ranges, decoders), `outline` (the same tree
+//! from a message read as a stream), `envelope` (IMAP ENVELOPE fields),
 //! `xtext` (the RFC 3461 encoding of ESMTP parameters), `seven_bit` (8-bit
 //! content to quoted-printable or base64 for servers without 8BITMIME).
 //! `mbox` (RFC 4155 files, one message at a time),
@@ -23,6 +24,7 @@ pub mod index;
 pub mod mbox;
 pub mod mdn;
 pub mod mime;
+pub mod outline;
 pub mod seven_bit;
 pub mod spool;
 pub mod subject;

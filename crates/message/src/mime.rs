@@ -36,7 +36,7 @@ impl ContentType {
             .map(|(_, v)| v.as_str())
     }
 
-    fn default_for(parent_is_digest: bool) -> ContentType {
+    pub(crate) fn default_for(parent_is_digest: bool) -> ContentType {
         if parent_is_digest {
             ContentType {
                 kind: "message".into(),
@@ -72,10 +72,7 @@ impl Entity {
 
     /// The value of a header field of this entity (unfolded), the first one.
     pub fn field(&self, raw: &[u8], name: &str) -> Option<String> {
-        header::fields(&raw[self.header.clone()])
-            .into_iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name))
-            .map(|f| f.unfolded())
+        raw.field(self, name)
     }
 
     /// RFC 9051 §6.4.5 section numbers: `[]` is this entity; `[n, ...]` walks parts.
@@ -97,6 +94,34 @@ impl Entity {
             return None;
         };
         child.part(rest)
+    }
+}
+
+/// What a reader of the tree needs besides the ranges: each entity's header
+/// section and its body's line count. The message itself (`[u8]`) answers
+/// from its octets; an [`crate::outline::Outline`] from what it kept of a
+/// message read as a stream.
+pub trait Source {
+    fn head(&self, e: &Entity) -> &[u8];
+    /// Lines in the body (for text/* and message/rfc822 in BODYSTRUCTURE).
+    fn lines(&self, e: &Entity) -> usize;
+
+    /// The value of a header field of an entity (unfolded), the first one.
+    fn field(&self, e: &Entity, name: &str) -> Option<String> {
+        header::fields(self.head(e))
+            .into_iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.unfolded())
+    }
+}
+
+impl Source for [u8] {
+    fn head(&self, e: &Entity) -> &[u8] {
+        &self[e.header.clone()]
+    }
+
+    fn lines(&self, e: &Entity) -> usize {
+        count_lines(&self[e.body.clone()])
     }
 }
 

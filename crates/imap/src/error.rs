@@ -33,6 +33,9 @@ pub enum ImapError {
     TryCreate,
     #[error("not allowed: {0}")]
     Cannot(&'static str),
+    /// RFC 3516 §4.3: BINARY of a part whose encoding is not known.
+    #[error("unknown Content-Transfer-Encoding")]
+    UnknownCte,
     #[error("bad mailbox name")]
     BadMailboxName,
     #[error("mailbox is read-only")]
@@ -105,6 +108,10 @@ impl ImapError {
             MailboxExists => ("NO", "[ALREADYEXISTS] Mailbox already exists".into()),
             TryCreate => ("NO", "[TRYCREATE] No such mailbox".into()),
             Cannot(why) => ("NO", format!("[CANNOT] {why}")),
+            UnknownCte => (
+                "NO",
+                "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding".into(),
+            ),
             BadMailboxName => ("NO", "[CANNOT] Invalid mailbox name".into()),
             ReadOnly => ("NO", "[READ-ONLY] Mailbox is read-only".into()),
             TooBig => ("NO", "[TOOBIG] Message too big".into()),

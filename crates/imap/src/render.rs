@@ -1,8 +1,13 @@
-//! FETCH data from a message's bytes (RFC 9051 §7.5.2): ENVELOPE, BODY and
-//! BODYSTRUCTURE, BODY[section] contents, BINARY. Pure functions.
+//! FETCH data from a message (RFC 9051 §7.5.2): ENVELOPE, BODY and
+//! BODYSTRUCTURE, BODY[section] contents, BINARY. Pure functions of the MIME
+//! tree and a [`Source`] of header sections and line counts: the message's
+//! octets, or the outline of a large one read as a stream, whose sections
+//! are then copied from the store by their ranges.
+
+use std::ops::Range;
 
 use message::envelope::{Envelope, EnvelopeAddress, envelope};
-use message::mime::{self, Entity};
+use message::mime::{Decoder, Entity, Source};
 
 use crate::parse::{Section, SectionText};
 use crate::response::{nstring, string};
@@ -61,12 +66,18 @@ fn addresses(out: &mut Vec<u8>, list: &[EnvelopeAddress], utf8: bool) {
 }
 
 /// BODYSTRUCTURE (`extended`) or BODY (RFC 9051 §7.5.2).
-pub fn write_structure(out: &mut Vec<u8>, raw: &[u8], e: &Entity, extended: bool, utf8: bool) {
+pub fn write_structure<S: Source + ?Sized>(
+    out: &mut Vec<u8>,
+    src: &S,
+    e: &Entity,
+    extended: bool,
+    utf8: bool,
+) {
     let ct = &e.content_type;
     out.push(b'(');
     if e.is_multipart() {
         for child in &e.children {
-            write_structure(out, raw, child, extended, utf8);
+            write_structure(out, src, child, extended, utf8);
         }
         out.push(b' ');
         string(out, ct.subtype.to_ascii_uppercase().as_bytes(), utf8);
@@ -74,7 +85,7 @@ pub fn write_structure(out: &mut Vec<u8>, raw: &[u8], e: &Entity, extended: bool
             out.push(b' ');
             params(out, &ct.params, utf8);
             out.push(b' ');
-            extension(out, raw, e, utf8);
+            extension(out, src, e, utf8);
         }
         out.push(b')');
         return;
@@ -86,43 +97,42 @@ pub fn write_structure(out: &mut Vec<u8>, raw: &[u8], e: &Entity, extended: bool
     params(out, &ct.params, utf8);
     for field in ["Content-ID", "Content-Description"] {
         out.push(b' ');
-        nstring(out, e.field(raw, field).as_deref().map(str::as_bytes), utf8);
+        nstring(out, src.field(e, field).as_deref().map(str::as_bytes), utf8);
     }
     out.push(b' ');
-    let encoding = e
-        .field(raw, "Content-Transfer-Encoding")
+    let encoding = src
+        .field(e, "Content-Transfer-Encoding")
         .map(|v| v.to_ascii_uppercase())
         .unwrap_or_else(|| "7BIT".into());
     string(out, encoding.as_bytes(), utf8);
-    let body = &raw[e.body.clone()];
-    out.extend_from_slice(format!(" {}", body.len()).as_bytes());
+    out.extend_from_slice(format!(" {}", e.body.len()).as_bytes());
     if let Some(inner) = &e.message {
         out.push(b' ');
-        write_envelope(out, &raw[inner.header.clone()], utf8);
+        write_envelope(out, src.head(inner), utf8);
         out.push(b' ');
-        write_structure(out, raw, inner, extended, utf8);
-        out.extend_from_slice(format!(" {}", mime::count_lines(body)).as_bytes());
+        write_structure(out, src, inner, extended, utf8);
+        out.extend_from_slice(format!(" {}", src.lines(e)).as_bytes());
     } else if ct.kind == "text" {
-        out.extend_from_slice(format!(" {}", mime::count_lines(body)).as_bytes());
+        out.extend_from_slice(format!(" {}", src.lines(e)).as_bytes());
     }
     if extended {
         out.push(b' ');
         nstring(
             out,
-            e.field(raw, "Content-MD5").as_deref().map(str::as_bytes),
+            src.field(e, "Content-MD5").as_deref().map(str::as_bytes),
             utf8,
         );
         out.push(b' ');
-        extension(out, raw, e, utf8);
+        extension(out, src, e, utf8);
     }
     out.push(b')');
 }
 
 /// `disposition language location`.
-fn extension(out: &mut Vec<u8>, raw: &[u8], e: &Entity, utf8: bool) {
-    match e.field(raw, "Content-Disposition") {
+fn extension<S: Source + ?Sized>(out: &mut Vec<u8>, src: &S, e: &Entity, utf8: bool) {
+    match src.field(e, "Content-Disposition") {
         Some(value) => {
-            let (kind, ps) = mime::parse_with_params(&value);
+            let (kind, ps) = message::mime::parse_with_params(&value);
             out.push(b'(');
             string(out, kind.to_ascii_uppercase().as_bytes(), utf8);
             out.push(b' ');
@@ -131,22 +141,10 @@ fn extension(out: &mut Vec<u8>, raw: &[u8], e: &Entity, utf8: bool) {
         }
         None => out.extend_from_slice(b"NIL"),
     }
-    out.push(b' ');
-    nstring(
-        out,
-        e.field(raw, "Content-Language")
-            .as_deref()
-            .map(str::as_bytes),
-        utf8,
-    );
-    out.push(b' ');
-    nstring(
-        out,
-        e.field(raw, "Content-Location")
-            .as_deref()
-            .map(str::as_bytes),
-        utf8,
-    );
+    for field in ["Content-Language", "Content-Location"] {
+        out.push(b' ');
+        nstring(out, src.field(e, field).as_deref().map(str::as_bytes), utf8);
+    }
 }
 
 fn params(out: &mut Vec<u8>, ps: &[(String, String)], utf8: bool) {
@@ -181,8 +179,21 @@ fn encoded_word(text: &str) -> String {
     )
 }
 
-/// The bytes of BODY[section]; None if the part does not exist.
-pub fn section(raw: &[u8], root: &Entity, s: &Section) -> Option<Vec<u8>> {
+/// What BODY[section] holds: octets of the message, or octets made from a
+/// header section (HEADER.FIELDS).
+#[derive(Debug, PartialEq, Eq)]
+pub enum SectionData {
+    Range(Range<usize>),
+    Made(Vec<u8>),
+}
+
+/// BODY[section] of a message of `len` octets; None if the part does not exist.
+pub fn section<S: Source + ?Sized>(
+    src: &S,
+    root: &Entity,
+    len: usize,
+    s: &Section,
+) -> Option<SectionData> {
     let part = root.part(&s.part)?;
     // HEADER, TEXT, HEADER.FIELDS of a part apply to the message inside it.
     let message = if s.part.is_empty() {
@@ -191,16 +202,16 @@ pub fn section(raw: &[u8], root: &Entity, s: &Section) -> Option<Vec<u8>> {
         part.message.as_deref()
     };
     Some(match &s.text {
-        None if s.part.is_empty() => raw.to_vec(),
-        None => raw[part.body.clone()].to_vec(),
-        Some(SectionText::Mime) => raw[part.header.clone()].to_vec(),
-        Some(SectionText::Header) => raw[message?.header.clone()].to_vec(),
-        Some(SectionText::Text) => raw[message?.body.clone()].to_vec(),
+        None if s.part.is_empty() => SectionData::Range(0..len),
+        None => SectionData::Range(part.body.clone()),
+        Some(SectionText::Mime) => SectionData::Range(part.header.clone()),
+        Some(SectionText::Header) => SectionData::Range(message?.header.clone()),
+        Some(SectionText::Text) => SectionData::Range(message?.body.clone()),
         Some(SectionText::HeaderFields(names)) => {
-            header_fields(&raw[message?.header.clone()], names, true)
+            SectionData::Made(header_fields(src.head(message?), names, true))
         }
         Some(SectionText::HeaderFieldsNot(names)) => {
-            header_fields(&raw[message?.header.clone()], names, false)
+            SectionData::Made(header_fields(src.head(message?), names, false))
         }
     })
 }
@@ -238,26 +249,41 @@ pub fn section_label(s: &Section) -> String {
     label.join(".")
 }
 
-/// RFC 3516 BINARY[part]: the part decoded; Err(()) for an unknown encoding.
-pub fn binary(raw: &[u8], root: &Entity, part: &[u32]) -> Option<Result<Vec<u8>, ()>> {
+/// RFC 3516 BINARY[part] of a message of `len` octets: the octets to decode
+/// and the decoder; Err(()) for an unknown encoding, None for no such part.
+pub fn binary<S: Source + ?Sized>(
+    src: &S,
+    root: &Entity,
+    len: usize,
+    part: &[u32],
+) -> Option<Result<(Range<usize>, Decoder), ()>> {
     let e = root.part(part)?;
     if part.is_empty() {
-        return Some(Ok(raw.to_vec()));
+        return Some(Ok((0..len, Decoder::Identity)));
     }
-    let encoding = e.field(raw, "Content-Transfer-Encoding");
-    Some(mime::decode_body(encoding.as_deref(), &raw[e.body.clone()]).ok_or(()))
+    let encoding = src.field(e, "Content-Transfer-Encoding");
+    Some(
+        Decoder::new(encoding.as_deref())
+            .map(|d| (e.body.clone(), d))
+            .ok_or(()),
+    )
+}
+
+/// `<start.count>` applied to a range of `len` octets (RFC 9051 §6.4.5).
+pub fn partial_range(len: u64, range: Option<(u32, u32)>) -> Range<u64> {
+    match range {
+        None => 0..len,
+        Some((start, count)) => {
+            let start = u64::from(start).min(len);
+            start..(start + u64::from(count)).min(len)
+        }
+    }
 }
 
 /// `<start.count>` applied to section data (RFC 9051 §6.4.5).
 pub fn partial(data: &[u8], range: Option<(u32, u32)>) -> &[u8] {
-    match range {
-        None => data,
-        Some((start, count)) => {
-            let start = (start as usize).min(data.len());
-            let end = start.saturating_add(count as usize).min(data.len());
-            &data[start..end]
-        }
-    }
+    let r = partial_range(data.len() as u64, range);
+    &data[r.start as usize..r.end as usize]
 }
 
 #[cfg(test)]
@@ -268,15 +294,15 @@ mod tests {
     fn simple_text_structure() {
         let raw =
             b"Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nline1\r\nline2\r\n";
-        let e = mime::parse(raw);
+        let e = message::mime::parse(raw);
         let mut out = Vec::new();
-        write_structure(&mut out, raw, &e, false, false);
+        write_structure(&mut out, &raw[..], &e, false, false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 14 2)"
         );
         let mut out = Vec::new();
-        write_structure(&mut out, raw, &e, true, false);
+        write_structure(&mut out, &raw[..], &e, true, false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 14 2 NIL NIL NIL NIL)"
@@ -286,28 +312,32 @@ mod tests {
     #[test]
     fn multipart_structure_and_sections() {
         let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n\r\naGVsbG8=\r\n--b--\r\n";
-        let e = mime::parse(raw);
+        let e = message::mime::parse(raw);
         let mut out = Vec::new();
-        write_structure(&mut out, raw, &e, true, false);
+        write_structure(&mut out, &raw[..], &e, true, false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 2 1 NIL NIL NIL NIL)(\"APPLICATION\" \"PDF\" NIL NIL NIL \"BASE64\" 8 NIL (\"ATTACHMENT\" (\"FILENAME\" \"a.pdf\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"b\") NIL NIL NIL)"
         );
         let s = |part: Vec<u32>, text| Section { part, text };
-        assert_eq!(section(raw, &e, &s(vec![1], None)).unwrap(), b"hi");
-        assert_eq!(section(raw, &e, &s(vec![2], Some(SectionText::Mime))).unwrap(), b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n\r\n");
-        assert_eq!(binary(raw, &e, &[2]).unwrap().unwrap(), b"hello");
-        assert!(section(raw, &e, &s(vec![3], None)).is_none());
+        let bytes = |d: SectionData| match d {
+            SectionData::Range(r) => raw[r].to_vec(),
+            SectionData::Made(b) => b,
+        };
+        let sec = |part, text| section(&raw[..], &e, raw.len(), &s(part, text));
+        assert_eq!(bytes(sec(vec![1], None).unwrap()), b"hi");
+        assert_eq!(bytes(sec(vec![2], Some(SectionText::Mime)).unwrap()), b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n\r\n");
+        let (range, decoder) = binary(&raw[..], &e, raw.len(), &[2]).unwrap().unwrap();
+        assert_eq!(decoder.all(&raw[range]), b"hello");
+        assert!(sec(vec![3], None).is_none());
         assert_eq!(
-            section(
-                raw,
-                &e,
-                &s(
+            bytes(
+                sec(
                     vec![],
                     Some(SectionText::HeaderFields(vec!["content-type".into()]))
                 )
-            )
-            .unwrap(),
+                .unwrap()
+            ),
             b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
         );
         assert_eq!(partial(b"abcdef", Some((2, 3))), b"cde");

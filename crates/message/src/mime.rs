@@ -484,49 +484,121 @@ pub fn count_lines(bytes: &[u8]) -> usize {
 /// Decode a body by its Content-Transfer-Encoding (for IMAP BINARY and searches).
 /// Unknown encodings give None (RFC 3516 §4.2: UNKNOWN-CTE).
 pub fn decode_body(encoding: Option<&str>, body: &[u8]) -> Option<Vec<u8>> {
-    match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("7bit" | "8bit" | "binary" | "") => Some(body.to_vec()),
-        Some("base64") => Some(decode_base64(body)),
-        Some("quoted-printable") => Some(decode_qp(body)),
-        Some(_) => None,
-    }
+    Some(Decoder::new(encoding)?.all(body))
 }
 
 /// Tolerant base64: whitespace and junk skipped, missing padding accepted (C-MM8).
 pub fn decode_base64(input: &[u8]) -> Vec<u8> {
-    fn value(c: u8) -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some(u32::from(c - b'A')),
-            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        }
+    Decoder::Base64 {
+        acc: 0,
+        bits: 0,
+        ended: false,
     }
-    let mut out = Vec::with_capacity(input.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for &c in input {
-        if c == b'=' {
-            break;
-        }
-        let Some(v) = value(c) else { continue };
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
+    .all(input)
 }
 
 /// Quoted-printable (RFC 2045 §6.7), tolerant of bad escapes and a final "=".
 pub fn decode_qp(input: &[u8]) -> Vec<u8> {
+    Decoder::QuotedPrintable { carry: Vec::new() }.all(input)
+}
+
+/// A Content-Transfer-Encoding decoder fed a piece at a time, so a large
+/// part is decoded as it is read (IMAP BINARY of a large message); the
+/// result is the same however the input is cut.
+#[derive(Debug, Clone)]
+pub enum Decoder {
+    /// 7bit, 8bit, binary: the octets as they are.
+    Identity,
+    Base64 {
+        acc: u32,
+        bits: u32,
+        /// `=` was seen: padding, the end of the data.
+        ended: bool,
+    },
+    QuotedPrintable {
+        /// An `=` and what followed it at the end of the last piece.
+        carry: Vec<u8>,
+    },
+}
+
+impl Decoder {
+    /// The decoder for an encoding; None for one not known (UNKNOWN-CTE).
+    pub fn new(encoding: Option<&str>) -> Option<Decoder> {
+        match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("7bit" | "8bit" | "binary" | "") => Some(Decoder::Identity),
+            Some("base64") => Some(Decoder::Base64 {
+                acc: 0,
+                bits: 0,
+                ended: false,
+            }),
+            Some("quoted-printable") => Some(Decoder::QuotedPrintable { carry: Vec::new() }),
+            Some(_) => None,
+        }
+    }
+
+    /// Decode one whole input.
+    pub fn all(mut self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len());
+        self.feed(input, &mut out);
+        self.finish(&mut out);
+        out
+    }
+
+    /// Decode the next octets onto `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Decoder::Identity => out.extend_from_slice(input),
+            Decoder::Base64 { acc, bits, ended } => {
+                for &c in input {
+                    if *ended || c == b'=' {
+                        *ended = true;
+                        return;
+                    }
+                    let Some(v) = base64_value(c) else { continue };
+                    *acc = (*acc << 6) | v;
+                    *bits += 6;
+                    if *bits >= 8 {
+                        *bits -= 8;
+                        out.push((*acc >> *bits) as u8);
+                        *acc &= (1 << *bits) - 1;
+                    }
+                }
+            }
+            Decoder::QuotedPrintable { carry } => {
+                if carry.is_empty() {
+                    *carry = qp(input, false, out).to_vec();
+                } else {
+                    let mut joined = std::mem::take(carry);
+                    joined.extend_from_slice(input);
+                    *carry = qp(&joined, false, out).to_vec();
+                }
+            }
+        }
+    }
+
+    /// The input has ended.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if let Decoder::QuotedPrintable { carry } = self {
+            qp(&std::mem::take(carry), true, out);
+        }
+    }
+}
+
+fn base64_value(c: u8) -> Option<u32> {
+    match c {
+        b'A'..=b'Z' => Some(u32::from(c - b'A')),
+        b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+        b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// Quoted-printable onto `out`; what is left undecided at the end (an `=`
+/// whose next two octets are not there yet) unless this is the `last` piece.
+fn qp<'a>(input: &'a [u8], last: bool, out: &mut Vec<u8>) -> &'a [u8] {
     let hex = |c: u8| (c as char).to_digit(16);
-    let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
         let c = input[i];
@@ -536,8 +608,9 @@ pub fn decode_qp(input: &[u8]) -> Vec<u8> {
             continue;
         }
         match (input.get(i + 1), input.get(i + 2)) {
-            (Some(b'\r'), Some(b'\n')) => i += 3,
             (Some(b'\n'), _) => i += 2,
+            (_, None) if !last => return &input[i..],
+            (Some(b'\r'), Some(b'\n')) => i += 3,
             (Some(&a), Some(&b)) if hex(a).is_some() && hex(b).is_some() => {
                 out.push((hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0)) as u8);
                 i += 3;
@@ -549,7 +622,7 @@ pub fn decode_qp(input: &[u8]) -> Vec<u8> {
             }
         }
     }
-    out
+    &[]
 }
 
 #[cfg(test)]
@@ -684,6 +757,32 @@ mod tests {
                 .param("boundary"),
             Some("a;b")
         );
+    }
+
+    /// A decoder fed in pieces gives what it gives for the whole.
+    #[test]
+    fn decoders_in_pieces() {
+        let inputs: [&[u8]; 4] = [
+            b"aGVs\r\nbG8gd29y bGQ=junk",
+            b"a=3Db=\r\nc=XYd=\ne==4=1=\r=",
+            b"=\r\n=0",
+            b"=",
+        ];
+        for input in inputs {
+            for encoding in ["base64", "quoted-printable", "8bit"] {
+                let whole = decode_body(Some(encoding), input).unwrap();
+                for cut in 0..=input.len() {
+                    let mut d = Decoder::new(Some(encoding)).unwrap();
+                    let mut out = Vec::new();
+                    d.feed(&input[..cut], &mut out);
+                    for &b in &input[cut..] {
+                        d.feed(&[b], &mut out);
+                    }
+                    d.finish(&mut out);
+                    assert_eq!(out, whole, "{encoding} cut at {cut}");
+                }
+            }
+        }
     }
 
     #[test]

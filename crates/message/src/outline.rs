@@ -37,6 +37,20 @@ pub struct Outline {
     lines: HashMap<(usize, usize), usize>,
 }
 
+impl Outline {
+    /// What is known of a message of `len` octets not read: its size.
+    pub fn unread(len: usize) -> Outline {
+        let mut root = mime::parse(b"");
+        root.body = 0..len;
+        Outline {
+            root,
+            len,
+            heads: HashMap::new(),
+            lines: HashMap::new(),
+        }
+    }
+}
+
 impl mime::Source for Outline {
     fn head(&self, e: &Entity) -> &[u8] {
         self.heads
@@ -94,7 +108,6 @@ struct Open {
     /// The header section read so far; None once it has ended.
     head: Option<Vec<u8>>,
     depth: usize,
-    in_digest: bool,
     /// `--boundary`, while this multipart's body is being split.
     delimiter: Option<Vec<u8>>,
     /// Its close delimiter was seen: the rest is epilogue.
@@ -115,7 +128,6 @@ impl Open {
             },
             head: Some(Vec::new()),
             depth,
-            in_digest,
             delimiter: None,
             closed: false,
             body_newlines: 0,

@@ -263,3 +263,67 @@ async fn a_large_append_is_spooled_as_it_arrives() {
     .await
     .unwrap();
 }
+
+/// C-FT9 for the structure and parts of a large message: a 40 MB message
+/// with a 30 MB base64 attachment, asked for its BODYSTRUCTURE, the
+/// attachment's decoded size and the attachment decoded (BINARY), not read
+/// for two seconds. Its structure comes from an outline made in one pass
+/// and the attachment is decoded from the store a piece at a time as it is
+/// written, so the server's memory hardly moves (read whole, parsed and
+/// decoded, it grew by several times the message). The attachment arrives
+/// decoded, octet for octet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_of_a_large_message_are_streamed() {
+    use base64::Engine;
+    let server = tokio::task::spawn_blocking(|| {
+        common::full_server("[imap]\nplaintext_on_loopback = true\n")
+    })
+    .await
+    .unwrap();
+    let attachment: Vec<u8> = (0..30_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&attachment);
+    let lines: Vec<&[u8]> = encoded.as_bytes().chunks(76).collect();
+    let message = [
+        &b"Subject: large attachment\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--zz\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"[..],
+        &lines.join(&b"\r\n"[..]),
+        b"\r\n--zz--\r\n",
+    ]
+    .concat();
+    let body_len = encoded.len() + 2 * (lines.len() - 1);
+    common::append_to_alice(&server, &[message]).await;
+    let pid = server.pid().unwrap();
+    let addr = server.addr("imap");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let (mut w, mut r) = common::raw_client(addr);
+        w.write_all(b"a LOGIN alice@a.test alice-pw\r\nb SELECT INBOX\r\n")
+            .unwrap();
+        loop {
+            let (text, _) = read_response(&mut r);
+            if text.starts_with("b OK") {
+                break;
+            }
+        }
+        let before = common::rss_kib(pid);
+        w.write_all(b"c FETCH 1 (BODYSTRUCTURE BINARY.SIZE[2] BINARY.PEEK[2])\r\n")
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let during = common::rss_kib(pid);
+        eprintln!("server RSS {before} KiB before the FETCH, {during} KiB with it unread");
+        assert!(
+            during < before + 12 * 1024,
+            "server memory grew from {before} KiB to {during} KiB for the parts of a 40 MB message"
+        );
+        let (text, literals) = read_response(&mut r);
+        assert!(text.contains(&format!("\"BASE64\" {body_len} ")), "{text}");
+        assert!(text.contains("BINARY.SIZE[2] 30000000"), "{text}");
+        assert!(text.contains("BINARY[2] ~{30000000}"), "{text}");
+        assert!(literals[0] == attachment, "the decoded attachment differs");
+        let (done, _) = read_response(&mut r);
+        assert!(done.starts_with("c OK"), "{done}");
+    })
+    .await
+    .unwrap();
+}

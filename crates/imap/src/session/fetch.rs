@@ -7,12 +7,18 @@
 //! Backpressure (hardening.md C-SL2): the answer is made a piece at a time
 //! ([`Fetching`]); the driver writes each piece before asking for the next,
 //! so a client that does not read holds about one batch of memory, however
-//! many messages it asked for. A large message asked for whole (`BODY[]`,
-//! `RFC822`, with or without a partial range) is not read whole either: its
-//! literal is copied from the store [`STREAM_PIECE`] octets at a time.
+//! many messages it asked for. A large message is not read whole either
+//! (hardening.md C-FT9): what it is asked for whole (`BODY[]`, `RFC822`) is
+//! copied from the store [`STREAM_PIECE`] octets at a time; what needs its
+//! structure (BODYSTRUCTURE, ENVELOPE, `BODY[2.1]`, `BINARY[2]`) is answered
+//! from its [`Outline`], made by reading it once as a stream, and the parts
+//! are then copied (or decoded, for BINARY) from the store the same way.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 
+use message::mime::{Decoder, Entity, Source};
+use message::outline::{HEAD_KEEP, Outline, OutlineBuilder};
 use net::Flow;
 use store::{FlagOp, MailboxId, MessageEntry, flags};
 
@@ -25,8 +31,6 @@ use crate::response::{self, Cursor};
 /// Message contents read from the store at once, at most (one message
 /// larger than this is read alone).
 const CONTENT_BUDGET: u64 = 1 << 20;
-/// A message larger than this, asked for whole, is streamed from the store.
-const STREAM_OVER: u64 = 256 * 1024;
 /// What one read of a streamed message takes from the store.
 const STREAM_PIECE: usize = 64 * 1024;
 
@@ -52,9 +56,9 @@ fn sets_seen(item: &FetchItem) -> bool {
     )
 }
 
-/// An item that a streamed message can answer without being read whole:
-/// the whole message, or a range of it.
-fn streamable(item: &FetchItem) -> bool {
+/// An item answered without the message's structure: the whole message,
+/// a range of it, or no content at all.
+fn without_structure(item: &FetchItem) -> bool {
     match item {
         FetchItem::Rfc822 => true,
         FetchItem::BodySection { section, .. } => *section == Section::default(),
@@ -91,12 +95,22 @@ pub(super) struct Fetching {
 
 enum Piece {
     Bytes(Vec<u8>),
-    /// Octets `next..end` of a message's content, still in the store.
+    /// Octets `next..end` of a message's content, still in the store;
+    /// decoded and cut on the way for BINARY.
     Content {
         uid: u32,
         next: u64,
         end: u64,
+        decoding: Option<Box<Decoding>>,
     },
+}
+
+/// A BINARY literal being decoded from the store: the decoded octets
+/// `skip..skip + left` are sent (its partial range).
+struct Decoding {
+    decoder: Decoder,
+    skip: u64,
+    left: u64,
 }
 
 /// The FETCH responses being made: bytes, and holes where a large
@@ -114,34 +128,128 @@ impl Responses<'_> {
         }
     }
 
-    /// A literal of octets `start..end` of the message, read later.
-    fn content(&mut self, uid: u32, start: u64, end: u64) {
-        let _ = std::fmt::Write::write_fmt(
-            &mut Cursor(self.bytes()),
-            format_args!("{{{}}}\r\n", end - start),
-        );
-        if end > start {
+    /// A literal filled from the store later.
+    fn hole(&mut self, uid: u32, hole: Hole) {
+        let (range, decoding) = match hole {
+            Hole::Octets(range) => (range, None),
+            Hole::Decoded {
+                range,
+                decoder,
+                send,
+            } => {
+                let decoding = Decoding {
+                    decoder,
+                    skip: send.start,
+                    left: send.end - send.start,
+                };
+                (range, Some(Box::new(decoding)))
+            }
+        };
+        let size = match &decoding {
+            Some(d) => d.left,
+            None => range.end - range.start,
+        };
+        let _ =
+            std::fmt::Write::write_fmt(&mut Cursor(self.bytes()), format_args!("{{{size}}}\r\n"));
+        if size > 0 {
             self.0.push_back(Piece::Content {
                 uid,
-                next: start,
-                end,
+                next: range.start,
+                end: range.end,
+                decoding,
             });
         }
     }
 }
 
-/// The octets of a streamed message that follow an item's bytes as its
-/// literal, if any.
-type Streamed = Option<(u64, u64)>;
+/// What follows an item's bytes as its literal, copied from the store.
+enum Hole {
+    /// These octets of the message.
+    Octets(Range<u64>),
+    /// These octets decoded, of which the octets `send`.
+    Decoded {
+        range: Range<u64>,
+        decoder: Decoder,
+        send: Range<u64>,
+    },
+}
 
 /// A message's content for its response.
 enum Content {
     /// No item needs it.
     Unneeded,
-    /// Read whole (small, or an item needs its structure).
+    /// Read whole (small).
     Read(Vec<u8>),
-    /// Large and asked for whole: copied from the store as it is written.
-    Streamed,
+    /// Large: its parts are copied from the store as they are written.
+    Streamed(Box<Streamed>),
+}
+
+/// What was learnt of a large message by reading it as a stream.
+struct Streamed {
+    /// Its structure, when an item needs it ([`Outline::unread`] if not).
+    outline: Outline,
+    /// For each BINARY item (by its index in the FETCH): the decoded size
+    /// and whether the octets it sends hold a NUL (RFC 3516 §4.3).
+    decoded: HashMap<usize, (u64, bool)>,
+}
+
+/// How the items see a message: held whole, or as its outline.
+enum View<'a> {
+    Whole(&'a [u8], Entity),
+    Outline(&'a Outline),
+}
+
+impl View<'_> {
+    fn root(&self) -> &Entity {
+        match self {
+            View::Whole(_, root) => root,
+            View::Outline(o) => &o.root,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            View::Whole(raw, _) => raw.len(),
+            View::Outline(o) => o.len,
+        }
+    }
+
+    /// Octets of the message as a literal: at once, or a hole.
+    fn literal(&self, p: &mut Vec<u8>, range: Range<usize>) -> Option<Hole> {
+        match self {
+            View::Whole(raw, _) => {
+                response::literal(p, &raw[range]);
+                None
+            }
+            View::Outline(..) => Some(Hole::Octets(range.start as u64..range.end as u64)),
+        }
+    }
+}
+
+impl Source for View<'_> {
+    fn head(&self, e: &Entity) -> &[u8] {
+        match self {
+            View::Whole(raw, _) => raw.head(e),
+            View::Outline(o) => o.head(e),
+        }
+    }
+
+    fn lines(&self, e: &Entity) -> usize {
+        match self {
+            View::Whole(raw, _) => raw.lines(e),
+            View::Outline(o) => o.lines(e),
+        }
+    }
+}
+
+/// The decoded octets of the next piece of a part (`last`: the part ends).
+fn decode_piece(decoder: &mut Decoder, got: &[u8], last: bool) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(got.len());
+    decoder.feed(got, &mut plain);
+    if last {
+        decoder.finish(&mut plain);
+    }
+    plain
 }
 
 /// What a step of a FETCH ended with.
@@ -339,21 +447,54 @@ impl ImapSession {
             while let Some(piece) = f.pending.pop_front() {
                 match piece {
                     Piece::Bytes(b) => out.extend_from_slice(&b),
-                    Piece::Content { uid, next, end } => {
-                        let want = (end - next).min(STREAM_PIECE as u64) as usize;
-                        let read = self.store().content_range(f.mailbox, uid, next, want).await;
-                        let got = match read {
-                            Ok(Some(got)) if got.len() == want => got,
-                            Ok(_) => return Ok(Step::Cut),
+                    Piece::Content {
+                        uid,
+                        next,
+                        end,
+                        mut decoding,
+                    } => {
+                        let got = match self.piece(f.mailbox, uid, next, end).await {
+                            Ok(Some(got)) => got,
+                            Ok(None) => return Ok(Step::Cut),
                             Err(e) => {
-                                f.pending.push_front(Piece::Content { uid, next, end });
-                                return Err(e.into());
+                                f.pending.push_front(Piece::Content {
+                                    uid,
+                                    next,
+                                    end,
+                                    decoding,
+                                });
+                                return Err(e);
                             }
                         };
-                        out.extend_from_slice(&got);
-                        let next = next + want as u64;
-                        if next < end {
-                            f.pending.push_front(Piece::Content { uid, next, end });
+                        let next = next + got.len() as u64;
+                        let more = match &mut decoding {
+                            None => {
+                                out.extend_from_slice(&got);
+                                next < end
+                            }
+                            Some(d) => {
+                                let plain = decode_piece(&mut d.decoder, &got, next == end);
+                                let skip = d.skip.min(plain.len() as u64);
+                                let take = (plain.len() as u64 - skip).min(d.left);
+                                out.extend_from_slice(
+                                    &plain[skip as usize..(skip + take) as usize],
+                                );
+                                d.skip -= skip;
+                                d.left -= take;
+                                if d.left > 0 && next == end {
+                                    // Decoding gave less than it did before.
+                                    return Ok(Step::Cut);
+                                }
+                                d.left > 0
+                            }
+                        };
+                        if more {
+                            f.pending.push_front(Piece::Content {
+                                uid,
+                                next,
+                                end,
+                                decoding,
+                            });
                         }
                     }
                 }
@@ -371,7 +512,7 @@ impl ImapSession {
     /// The responses of the next messages, as many as [`CONTENT_BUDGET`]
     /// of contents allows (at least one), onto `f.pending`.
     async fn fetch_batch(&self, f: &mut Fetching) -> Result<(), ImapError> {
-        let streams_whole = f.items.iter().all(streamable);
+        let structure = !f.items.iter().all(without_structure);
         let mut batch = Vec::new();
         let mut budget = 0;
         while let Some(&(seq, uid)) = f.targets.front() {
@@ -379,11 +520,13 @@ impl ImapSession {
                 f.targets.pop_front();
                 continue;
             };
-            let streamed = f.stream && f.want_content && streams_whole && entry.size > STREAM_OVER;
-            let cost = if f.want_content && !streamed {
-                entry.size
-            } else {
-                0
+            let streamed = f.stream && f.want_content && entry.size > self.cfg.stream_over;
+            let cost = match (f.want_content, streamed) {
+                (false, _) => 0,
+                (true, false) => entry.size,
+                // What an outline keeps, at most, for one header section.
+                (true, true) if structure => HEAD_KEEP as u64,
+                (true, true) => 0,
             };
             if !batch.is_empty() && budget + cost > CONTENT_BUDGET {
                 break;
@@ -407,9 +550,15 @@ impl ImapSession {
                 .collect()
         };
         for (seq, uid, streamed) in batch {
+            let Some(size) = f.entries.get(&uid).map(|e| e.size) else {
+                continue;
+            };
             let content = match (f.want_content, streamed) {
                 (false, _) => Content::Unneeded,
-                (true, true) => Content::Streamed,
+                (true, true) => match self.read_streamed(f, uid, size, structure).await? {
+                    Some(learnt) => Content::Streamed(Box::new(learnt)),
+                    None => continue,
+                },
                 (true, false) => match contents.remove(&uid) {
                     Some(raw) => Content::Read(raw),
                     // Expunged by another session since: nothing to say.
@@ -425,6 +574,87 @@ impl ImapSession {
             made?;
         }
         Ok(())
+    }
+
+    /// Read a large message as a stream for what its items need: its
+    /// outline, and the decoded sizes of its BINARY parts. None if it is
+    /// gone.
+    async fn read_streamed(
+        &self,
+        f: &Fetching,
+        uid: u32,
+        size: u64,
+        structure: bool,
+    ) -> Result<Option<Streamed>, ImapError> {
+        if !structure {
+            return Ok(Some(Streamed {
+                outline: Outline::unread(size as usize),
+                decoded: HashMap::new(),
+            }));
+        }
+        let mut builder = OutlineBuilder::new();
+        let mut next = 0;
+        while next < size {
+            let Some(got) = self.piece(f.mailbox, uid, next, size).await? else {
+                return Ok(None);
+            };
+            builder.feed(&got);
+            next += got.len() as u64;
+        }
+        let outline = builder.finish();
+        let mut decoded_sizes = HashMap::new();
+        for (index, item) in f.items.iter().enumerate() {
+            let (part, window) = match item {
+                FetchItem::Binary { part, partial, .. } => (part, *partial),
+                FetchItem::BinarySize(part) => (part, None),
+                _ => continue,
+            };
+            let Some(Ok((range, mut decoder))) =
+                render::binary(&outline, &outline.root, outline.len, part)
+            else {
+                continue;
+            };
+            // Decoded once for the size the literal announces; again as it is sent.
+            let (mut decoded, mut nul) = (0u64, false);
+            let mut next = range.start as u64;
+            let end = range.end as u64;
+            while next < end {
+                let Some(got) = self.piece(f.mailbox, uid, next, end).await? else {
+                    return Ok(None);
+                };
+                next += got.len() as u64;
+                let plain = decode_piece(&mut decoder, &got, next == end);
+                let sent = render::partial_range(u64::MAX, window);
+                let here = decoded..decoded + plain.len() as u64;
+                let (from, to) = (sent.start.max(here.start), sent.end.min(here.end));
+                if from < to {
+                    let slice = &plain[(from - here.start) as usize..(to - here.start) as usize];
+                    nul |= slice.contains(&0);
+                }
+                decoded = here.end;
+            }
+            decoded_sizes.insert(index, (decoded, nul));
+        }
+        Ok(Some(Streamed {
+            outline,
+            decoded: decoded_sizes,
+        }))
+    }
+
+    /// The next piece of a message's octets `next..end`; None if it is gone.
+    async fn piece(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        next: u64,
+        end: u64,
+    ) -> Result<Option<Vec<u8>>, ImapError> {
+        let want = (end - next).min(STREAM_PIECE as u64) as usize;
+        Ok(self
+            .store()
+            .content_range(mailbox, uid, next, want)
+            .await?
+            .filter(|got| got.len() == want))
     }
 
     /// Remember the MODSEQs of flag changes this session made itself, so that the
@@ -474,13 +704,23 @@ impl ImapSession {
         f: &Fetching,
     ) -> Result<(), ImapError> {
         let (items, extras) = (&f.items, &f.extras);
-        let raw = match content {
-            Content::Read(raw) => Some(raw.as_slice()),
-            Content::Unneeded | Content::Streamed => None,
+        let structure = !items.iter().all(without_structure);
+        let no_decoded = HashMap::new();
+        let (view, decoded) = match content {
+            Content::Read(raw) => {
+                let root = if structure {
+                    message::mime::parse(raw)
+                } else {
+                    message::mime::parse(b"")
+                };
+                (Some(View::Whole(raw, root)), &no_decoded)
+            }
+            Content::Streamed(learnt) => (Some(View::Outline(&learnt.outline)), &learnt.decoded),
+            Content::Unneeded => (None, &no_decoded),
         };
         let utf8 = self.utf8_names();
         let sel = self.selected()?;
-        let mut parts: Vec<(Vec<u8>, Streamed)> = Vec::new();
+        let mut parts: Vec<(Vec<u8>, Option<Hole>)> = Vec::new();
         if f.uid_mode && !items.contains(&FetchItem::Uid) {
             parts.push((format!("UID {}", e.uid).into_bytes(), None));
         }
@@ -489,197 +729,201 @@ impl ImapSession {
             response::flags(&mut p, &self.flags_for(sel, e.uid, &e.flags));
             parts.push((p, None));
         }
-        let structure = raw
-            .filter(|_| {
-                items.iter().any(|i| {
-                    !matches!(
-                        i,
-                        FetchItem::Rfc822
-                            | FetchItem::Flags
-                            | FetchItem::Uid
-                            | FetchItem::ModSeq
-                            | FetchItem::InternalDate
-                            | FetchItem::Rfc822Size
-                    )
-                })
-            })
-            .map(message::mime::parse);
-        for item in items {
+        for (index, item) in items.iter().enumerate() {
             let mut p = Vec::new();
-            match item {
+            let hole = match item {
                 FetchItem::Flags => {
                     p.extend_from_slice(b"FLAGS ");
                     response::flags(&mut p, &self.flags_for(sel, e.uid, &e.flags));
+                    None
                 }
-                FetchItem::Uid => p.extend_from_slice(format!("UID {}", e.uid).as_bytes()),
-                FetchItem::InternalDate => p.extend_from_slice(
-                    format!("INTERNALDATE {}", response::date_time(e.internal_date)).as_bytes(),
-                ),
+                FetchItem::Uid => {
+                    p.extend_from_slice(format!("UID {}", e.uid).as_bytes());
+                    None
+                }
+                FetchItem::InternalDate => {
+                    p.extend_from_slice(
+                        format!("INTERNALDATE {}", response::date_time(e.internal_date)).as_bytes(),
+                    );
+                    None
+                }
                 FetchItem::Rfc822Size => {
-                    p.extend_from_slice(format!("RFC822.SIZE {}", e.size).as_bytes())
+                    p.extend_from_slice(format!("RFC822.SIZE {}", e.size).as_bytes());
+                    None
                 }
                 FetchItem::ModSeq => continue,
-                FetchItem::SaveDate => p.extend_from_slice(
-                    format!("SAVEDATE {}", response::date_time(e.saved_at)).as_bytes(),
-                ),
-                FetchItem::EmailId => p.extend_from_slice(
-                    format!("EMAILID ({})", store::object_id::email(e.email_id)).as_bytes(),
-                ),
-                FetchItem::ThreadId => match extras.threads.get(&e.uid) {
-                    // RFC 8474 §5.2: a message the index does not know is in no thread.
-                    Some(&t) if t != 0 => p.extend_from_slice(
-                        format!("THREADID ({})", store::object_id::thread(t)).as_bytes(),
-                    ),
-                    _ => p.extend_from_slice(b"THREADID NIL"),
-                },
+                FetchItem::SaveDate => {
+                    p.extend_from_slice(
+                        format!("SAVEDATE {}", response::date_time(e.saved_at)).as_bytes(),
+                    );
+                    None
+                }
+                FetchItem::EmailId => {
+                    p.extend_from_slice(
+                        format!("EMAILID ({})", store::object_id::email(e.email_id)).as_bytes(),
+                    );
+                    None
+                }
+                FetchItem::ThreadId => {
+                    match extras.threads.get(&e.uid) {
+                        // RFC 8474 §5.2: a message the index does not know is in no thread.
+                        Some(&t) if t != 0 => p.extend_from_slice(
+                            format!("THREADID ({})", store::object_id::thread(t)).as_bytes(),
+                        ),
+                        _ => p.extend_from_slice(b"THREADID NIL"),
+                    }
+                    None
+                }
                 FetchItem::Preview => {
                     p.extend_from_slice(b"PREVIEW ");
                     match extras.previews.get(&e.uid) {
                         Some(text) => response::string(&mut p, text.as_bytes(), utf8),
                         None => p.extend_from_slice(b"NIL"),
                     }
+                    None
                 }
-                FetchItem::Envelope => {
-                    let (Some(raw), Some(s)) = (raw, &structure) else {
-                        continue;
-                    };
-                    p.extend_from_slice(b"ENVELOPE ");
-                    render::write_envelope(&mut p, &raw[s.header.clone()], utf8);
+                _ => {
+                    let Some(view) = &view else { continue };
+                    self.content_item(&mut p, view, item, decoded.get(&index), utf8)?
                 }
-                FetchItem::BodyStructure | FetchItem::Body => {
-                    let (Some(raw), Some(s)) = (raw, &structure) else {
-                        continue;
-                    };
-                    let extended = *item == FetchItem::BodyStructure;
-                    p.extend_from_slice(if extended {
-                        b"BODYSTRUCTURE "
-                    } else {
-                        b"BODY "
-                    });
-                    render::write_structure(&mut p, raw, s, extended, utf8);
-                }
-                FetchItem::Rfc822 => {
-                    p.extend_from_slice(b"RFC822 ");
-                    match (raw, content) {
-                        (Some(raw), _) => response::literal(&mut p, raw),
-                        (None, Content::Streamed) => {
-                            parts.push((p, Some((0, e.size))));
-                            continue;
-                        }
-                        (None, _) => continue,
-                    }
-                }
-                FetchItem::BodySection {
-                    section, partial, ..
-                } if matches!(content, Content::Streamed) => {
-                    // Only the whole message is streamed (`streamable`).
-                    let _ = std::fmt::Write::write_fmt(
-                        &mut Cursor(&mut p),
-                        format_args!("BODY[{}]", render::section_label(section)),
-                    );
-                    let range = match partial {
-                        None => (0, e.size),
-                        Some((start, count)) => {
-                            p.extend_from_slice(format!("<{start}>").as_bytes());
-                            let start = u64::from(*start).min(e.size);
-                            (start, (start + u64::from(*count)).min(e.size))
-                        }
-                    };
-                    p.push(b' ');
-                    parts.push((p, Some(range)));
-                    continue;
-                }
-                FetchItem::Rfc822Header | FetchItem::Rfc822Text => {
-                    let (Some(raw), Some(s)) = (raw, &structure) else {
-                        continue;
-                    };
-                    let (name, range) = if *item == FetchItem::Rfc822Header {
-                        ("RFC822.HEADER ", s.header.clone())
-                    } else {
-                        ("RFC822.TEXT ", s.body.clone())
-                    };
-                    p.extend_from_slice(name.as_bytes());
-                    response::literal(&mut p, &raw[range]);
-                }
-                FetchItem::BodySection {
-                    section, partial, ..
-                } => {
-                    let (Some(raw), Some(s)) = (raw, &structure) else {
-                        continue;
-                    };
-                    let data = render::section(raw, s, section).unwrap_or_default();
-                    let _ = std::fmt::Write::write_fmt(
-                        &mut Cursor(&mut p),
-                        format_args!("BODY[{}]", render::section_label(section)),
-                    );
-                    if let Some((start, _)) = partial {
-                        p.extend_from_slice(format!("<{start}>").as_bytes());
-                    }
-                    p.push(b' ');
-                    response::literal(&mut p, render::partial(&data, *partial));
-                }
-                FetchItem::Binary { part, partial, .. } => {
-                    let (Some(raw), Some(s)) = (raw, &structure) else {
-                        continue;
-                    };
-                    let data = match render::binary(raw, s, part) {
-                        Some(Ok(d)) => d,
-                        Some(Err(())) => {
-                            return Err(ImapError::Cannot(
-                                "[UNKNOWN-CTE] unknown Content-Transfer-Encoding",
-                            ));
-                        }
-                        None => Vec::new(),
-                    };
-                    let label: Vec<String> = part.iter().map(u32::to_string).collect();
-                    p.extend_from_slice(format!("BINARY[{}]", label.join(".")).as_bytes());
-                    if let Some((start, _)) = partial {
-                        p.extend_from_slice(format!("<{start}>").as_bytes());
-                    }
-                    p.push(b' ');
-                    let slice = render::partial(&data, *partial);
-                    // RFC 3516 §4.3: literal8 when the data holds NUL.
-                    if slice.contains(&0) {
-                        p.push(b'~');
-                    }
-                    response::literal(&mut p, slice);
-                }
-                FetchItem::BinarySize(part) => {
-                    let (Some(raw), Some(s)) = (raw, &structure) else {
-                        continue;
-                    };
-                    let size = match render::binary(raw, s, part) {
-                        Some(Ok(d)) => d.len(),
-                        Some(Err(())) => {
-                            return Err(ImapError::Cannot(
-                                "[UNKNOWN-CTE] unknown Content-Transfer-Encoding",
-                            ));
-                        }
-                        None => 0,
-                    };
-                    let label: Vec<String> = part.iter().map(u32::to_string).collect();
-                    p.extend_from_slice(
-                        format!("BINARY.SIZE[{}] {size}", label.join(".")).as_bytes(),
-                    );
-                }
-            }
-            parts.push((p, None));
+            };
+            parts.push((p, hole));
         }
         if f.want_modseq {
             parts.push((format!("MODSEQ ({})", e.modseq).into_bytes(), None));
         }
         r.bytes()
             .extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-        for (i, (p, streamed)) in parts.iter().enumerate() {
+        for (i, (p, hole)) in parts.into_iter().enumerate() {
             if i > 0 {
                 r.bytes().push(b' ');
             }
-            r.bytes().extend_from_slice(p);
-            if let Some((start, end)) = *streamed {
-                r.content(e.uid, start, end);
+            r.bytes().extend_from_slice(&p);
+            if let Some(hole) = hole {
+                r.hole(e.uid, hole);
             }
         }
         r.bytes().extend_from_slice(b")\r\n");
         Ok(())
+    }
+
+    /// An item that reads the message, onto `p`; its literal's octets when
+    /// the store is to fill them.
+    fn content_item(
+        &self,
+        p: &mut Vec<u8>,
+        view: &View<'_>,
+        item: &FetchItem,
+        decoded: Option<&(u64, bool)>,
+        utf8: bool,
+    ) -> Result<Option<Hole>, ImapError> {
+        let (root, len) = (view.root(), view.len());
+        Ok(match item {
+            FetchItem::Envelope => {
+                p.extend_from_slice(b"ENVELOPE ");
+                render::write_envelope(p, view.head(root), utf8);
+                None
+            }
+            FetchItem::BodyStructure | FetchItem::Body => {
+                let extended = *item == FetchItem::BodyStructure;
+                p.extend_from_slice(if extended {
+                    b"BODYSTRUCTURE "
+                } else {
+                    b"BODY "
+                });
+                render::write_structure(p, view, root, extended, utf8);
+                None
+            }
+            FetchItem::Rfc822 => {
+                p.extend_from_slice(b"RFC822 ");
+                view.literal(p, 0..len)
+            }
+            FetchItem::Rfc822Header => {
+                p.extend_from_slice(b"RFC822.HEADER ");
+                view.literal(p, root.header.clone())
+            }
+            FetchItem::Rfc822Text => {
+                p.extend_from_slice(b"RFC822.TEXT ");
+                view.literal(p, root.body.clone())
+            }
+            FetchItem::BodySection {
+                section, partial, ..
+            } => {
+                let data = render::section(view, root, len, section)
+                    .unwrap_or(render::SectionData::Made(Vec::new()));
+                let _ = std::fmt::Write::write_fmt(
+                    &mut Cursor(p),
+                    format_args!("BODY[{}]", render::section_label(section)),
+                );
+                if let Some((start, _)) = partial {
+                    p.extend_from_slice(format!("<{start}>").as_bytes());
+                }
+                p.push(b' ');
+                match data {
+                    render::SectionData::Range(r) => {
+                        let sent = render::partial_range(r.len() as u64, *partial);
+                        let at = r.start + sent.start as usize;
+                        view.literal(p, at..r.start + sent.end as usize)
+                    }
+                    render::SectionData::Made(b) => {
+                        response::literal(p, render::partial(&b, *partial));
+                        None
+                    }
+                }
+            }
+            FetchItem::Binary { part, partial, .. } => {
+                let (range, decoder) = binary_of(view, part)?;
+                let label: Vec<String> = part.iter().map(u32::to_string).collect();
+                p.extend_from_slice(format!("BINARY[{}]", label.join(".")).as_bytes());
+                if let Some((start, _)) = partial {
+                    p.extend_from_slice(format!("<{start}>").as_bytes());
+                }
+                p.push(b' ');
+                match view {
+                    View::Whole(raw, _) => {
+                        let data = decoder.all(&raw[range]);
+                        let slice = render::partial(&data, *partial);
+                        // RFC 3516 §4.3: literal8 when the data holds NUL.
+                        if slice.contains(&0) {
+                            p.push(b'~');
+                        }
+                        response::literal(p, slice);
+                        None
+                    }
+                    View::Outline(..) => {
+                        let &(size, nul) = decoded.unwrap_or(&(0, false));
+                        if nul {
+                            p.push(b'~');
+                        }
+                        Some(Hole::Decoded {
+                            range: range.start as u64..range.end as u64,
+                            decoder,
+                            send: render::partial_range(size, *partial),
+                        })
+                    }
+                }
+            }
+            FetchItem::BinarySize(part) => {
+                let (range, decoder) = binary_of(view, part)?;
+                let size = match view {
+                    View::Whole(raw, _) => decoder.all(&raw[range]).len() as u64,
+                    View::Outline(..) => decoded.map_or(0, |d| d.0),
+                };
+                let label: Vec<String> = part.iter().map(u32::to_string).collect();
+                p.extend_from_slice(format!("BINARY.SIZE[{}] {size}", label.join(".")).as_bytes());
+                None
+            }
+            _ => None,
+        })
+    }
+}
+
+/// BINARY[part]: the octets and their decoder (RFC 3516 §4.2: an unknown
+/// encoding is UNKNOWN-CTE; a missing part is empty).
+fn binary_of(view: &View<'_>, part: &[u32]) -> Result<(Range<usize>, Decoder), ImapError> {
+    match render::binary(view, view.root(), view.len(), part) {
+        Some(Ok(found)) => Ok(found),
+        Some(Err(())) => Err(ImapError::UnknownCte),
+        None => Ok((0..0, Decoder::Identity)),
     }
 }

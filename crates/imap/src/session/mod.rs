@@ -72,6 +72,9 @@ pub struct ImapConfig {
     pub max_errors: u32,
     /// Sessions of one user from one address (hardening.md C-IM8).
     pub max_per_user_ip: usize,
+    /// A message larger than this is read from the store as a stream,
+    /// never whole, for FETCH (hardening.md C-FT9).
+    pub stream_over: u64,
 }
 
 impl ImapConfig {
@@ -89,6 +92,7 @@ impl ImapConfig {
             idle_timeout: Duration::from_secs(30 * 60),
             max_errors: 20,
             max_per_user_ip: 20,
+            stream_over: 256 * 1024,
         }
     }
 }

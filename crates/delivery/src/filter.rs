@@ -235,15 +235,6 @@ impl Mda {
         if scripts.is_empty() {
             return None;
         }
-        // A script sees the whole message (body tests, editheader): read
-        // from the spool for the accounts that have one.
-        let whole = match data.read_all() {
-            Ok(whole) => whole,
-            Err(e) => {
-                tracing::warn!(to = %t.address, error = %e, "spool: cannot read the message for Sieve; kept unfiltered");
-                return None;
-            }
-        };
         let mut ctx = sieve::Context::new(&t.address, &envelope.sender, rcpt, now);
         ctx.auth = envelope.submitter.clone();
         ctx.spam = verdict.and_then(|v| v.spam);
@@ -254,10 +245,12 @@ impl Mda {
         if let Some((_, domain)) = t.address.rsplit_once('@') {
             ctx.environment.push(("domain".into(), domain.to_string()));
         }
-        let mut view = verdict
+        // The script sees the message with our verdict on top; a large
+        // one stays in its spool (C-FT9: read whole only when small).
+        let top = verdict
             .map(|v| v.field.clone().into_bytes())
             .unwrap_or_default();
-        view.extend_from_slice(&whole);
+        let view = sieve::mail::Mail::spooled(top, data.clone());
         let host = StoreHost {
             store: self.store.as_ref(),
             account: Some(t.account),

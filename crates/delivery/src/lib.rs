@@ -231,7 +231,10 @@ impl Mda {
             .await;
             match sealed {
                 Ok(Ok(sealed)) => {
-                    out.insert(account, Some(std::sync::Arc::new(sealed)));
+                    out.insert(
+                        account,
+                        Some(std::sync::Arc::new(sieve::mail::Edited::whole(sealed))),
+                    );
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(account = %run.target.address, error = %e, "cannot encrypt at rest: stored as it came");

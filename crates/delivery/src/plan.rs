@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use message::spool::Spooled;
+use sieve::mail::Edited;
 use sieve::{Action, Content};
 use store::{AccountId, Delivery, Folder, NewMessage, QueueInsert, QueueRecipient};
 
@@ -80,7 +81,7 @@ pub(crate) fn build(
         };
         let Some(outcome) = &run.outcome else {
             let version = match extras.encrypted.get(&run.target.account) {
-                Some(sealed) => edited_version(&mut versions, sealed),
+                Some(sealed) => edited_version(&mut versions, &base.data, sealed),
                 None => &mut base,
             };
             version.deliveries.push(Delivery {
@@ -124,11 +125,14 @@ pub(crate) fn build(
             let encrypted = extras.encrypted.get(&run.target.account);
             let (version, prefix) = match (content, encrypted) {
                 (None, Some(sealed)) => (
-                    edited_version(&mut versions, sealed),
+                    edited_version(&mut versions, &base.data, sealed),
                     format!("{prefix}{field}"),
                 ),
                 (None, None) => (&mut base, format!("{prefix}{field}")),
-                (Some(_), _) => (edited_version(&mut versions, content), prefix.clone()),
+                (Some(_), _) => (
+                    edited_version(&mut versions, &base.data, content),
+                    prefix.clone(),
+                ),
             };
             version.deliveries.push(Delivery {
                 account: run.target.account,
@@ -198,7 +202,39 @@ fn same(a: &Content, b: &Content) -> bool {
     }
 }
 
-fn edited_version<'v>(versions: &'v mut Vec<Version>, content: &Content) -> &'v mut Version {
+/// The message as it came with an edit applied, after the fields `top`.
+/// The body stays in its spool (C-FT9); a spool that cannot be extended or
+/// copied (the disk is full) is read whole instead, and if even that fails
+/// the message carries its head alone, and the log says so.
+fn edited_data(original: &Spooled, edited: Option<&Edited>, top: &[u8]) -> Spooled {
+    let made = match edited {
+        None => original.with_prefix(top),
+        Some(Edited {
+            head,
+            body_from: None,
+        }) => Ok(Spooled::from_vec([top, head].concat())),
+        Some(Edited {
+            head,
+            body_from: Some(n),
+        }) => original.skip(*n).with_prefix(&[top, head].concat()),
+    };
+    made.or_else(|e| {
+        tracing::warn!(error = %e, "spool: cannot copy the message for a changed version; reading it whole");
+        let whole = original.read_all()?;
+        let edited = edited.map_or_else(|| whole.to_vec(), |ed| ed.bytes(&whole));
+        Ok::<_, std::io::Error>(Spooled::from_vec([top, &edited].concat()))
+    })
+    .unwrap_or_else(|e: std::io::Error| {
+        tracing::warn!(error = %e, "spool: cannot read the message for a changed version: its head alone");
+        Spooled::from_vec([top, original.head()].concat())
+    })
+}
+
+fn edited_version<'v>(
+    versions: &'v mut Vec<Version>,
+    original: &Spooled,
+    content: &Content,
+) -> &'v mut Version {
     let at = versions
         .iter()
         .position(|v| v.redirected_by.is_none() && same(&v.content, content));
@@ -208,7 +244,7 @@ fn edited_version<'v>(versions: &'v mut Vec<Version>, content: &Content) -> &'v 
             versions.push(Version {
                 content: content.clone(),
                 redirected_by: None,
-                data: Spooled::from_vec(content.as_ref().map(|c| c.to_vec()).unwrap_or_default()),
+                data: edited_data(original, content.as_deref(), b""),
                 deliveries: Vec::new(),
                 queue: Vec::new(),
                 sender: None,
@@ -236,17 +272,7 @@ fn redirect_version<'v>(
         Some(i) => &mut versions[i],
         None => {
             let delivered_to = format!("Delivered-To: {by}\r\n");
-            let data = match content.as_deref() {
-                Some(edited) => Spooled::from_vec([delivered_to.as_bytes(), edited].concat()),
-                // A spool that cannot be read or copied (the disk is full):
-                // the redirect carries the head alone, and says so.
-                None => original
-                    .with_prefix(delivered_to.as_bytes())
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "spool: cannot copy the message for a redirect");
-                        Spooled::from_vec([delivered_to.as_bytes(), original.head()].concat())
-                    }),
-            };
+            let data = edited_data(original, content.as_deref(), delivered_to.as_bytes());
             versions.push(Version {
                 content: content.clone(),
                 redirected_by: Some(by.clone()),
@@ -334,7 +360,11 @@ mod tests {
 
     #[test]
     fn scripts_make_versions() {
-        let edited: Content = Some(std::sync::Arc::new(b"X-E: 1\r\n\r\nx".to_vec()));
+        // A new header section over the body as it came ("x").
+        let edited: Content = Some(std::sync::Arc::new(Edited {
+            head: b"X-E: 1\r\n\r\n".to_vec(),
+            body_from: Some(0),
+        }));
         let env = Envelope {
             sender: "s@x.test".into(),
             ..Default::default()

@@ -104,8 +104,9 @@ pub trait Host: Send + Sync {
 }
 
 /// A message as an action delivers it: None is the message as received,
-/// otherwise the message edited by `addheader`/`deleteheader` at that point.
-pub type Content = Option<Arc<Vec<u8>>>;
+/// otherwise the message edited by `addheader`/`deleteheader` at that point
+/// (its new header section over the body as it came).
+pub type Content = Option<Arc<crate::mail::Edited>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

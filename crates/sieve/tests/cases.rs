@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use sieve::mail::Mail;
 use sieve::{Context, Host, Script, SpamLevel};
 
 struct TestHost {
@@ -200,6 +201,32 @@ async fn run_case(c: &Case, dir: &Path) -> Result<(), String> {
     let outcome = sieve::run(&list, raw.clone(), &ctx, &host).await;
     let got: Vec<String> = outcome.actions.iter().map(|a| a.describe()).collect();
     let mut problems = Vec::new();
+    // The same message left in its spool, as a large one is (C-FT9): the
+    // same actions, the same edited message.
+    let data = message::spool::Spooled::from_vec(raw.clone());
+    let streamed = sieve::run(&list, Mail::streamed(Vec::new(), data), &ctx, &host).await;
+    let edited = |o: &sieve::Outcome| -> Vec<Option<Vec<u8>>> {
+        o.actions
+            .iter()
+            .map(|a| match a {
+                sieve::Action::Keep { content, .. }
+                | sieve::Action::FileInto { content, .. }
+                | sieve::Action::Redirect { content, .. } => {
+                    content.as_ref().map(|c| c.bytes(&raw))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let streamed_got: Vec<String> = streamed.actions.iter().map(|a| a.describe()).collect();
+    if streamed_got != got
+        || edited(&streamed) != edited(&outcome)
+        || streamed.error != outcome.error
+    {
+        problems.push(format!(
+            "the message left in its spool gives other actions\n  whole:    {got:?}\n  streamed: {streamed_got:?}"
+        ));
+    }
     if let Some(want) = c.section("expect") {
         let want: Vec<String> = want
             .lines()
@@ -227,7 +254,7 @@ async fn run_case(c: &Case, dir: &Path) -> Result<(), String> {
                 _ => None,
             })
             .flatten()
-            .map(|c| c.to_vec())
+            .map(|c| c.bytes(&raw))
             .unwrap_or(raw);
         let end = message::header::header_end(&edited);
         let head = String::from_utf8_lossy(&edited[..end]).replace("\r\n", "\n");

@@ -595,6 +595,14 @@ pub fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// The most memory the process has held since it started (VmHWM), KiB.
+#[allow(dead_code)]
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Put `messages` into alice@a.test's INBOX through the store, as a
 /// second writer would.
 #[allow(dead_code)]

@@ -397,3 +397,69 @@ fn site_scripts() {
         "{err}"
     );
 }
+
+/// C-FT9 for Sieve: a 30 MB message to an account whose script tests the
+/// body, edits the header and files the message. The message stays in its
+/// spool: the script's tests read its structure as a stream and at most a
+/// MiB of each text part, and the edited copy is the new header over the
+/// spooled body. The server's peak memory hardly moves (the message was
+/// read whole and copied for the script before); the stored message is
+/// the one sent, with the field the script added.
+#[test]
+fn a_large_message_is_filtered_from_its_spool() {
+    let server = common::full_server("[imap]\nplaintext_on_loopback = true\n");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("big.sieve");
+    std::fs::write(
+        &script,
+        "require [\"fileinto\", \"editheader\", \"body\", \"mailbox\", \"mime\", \"foreverypart\"];\n\
+         if body :text :contains \"needle\" { addheader \"X-Found\" \"needle\"; }\n\
+         foreverypart { if header :mime :contains \"Content-Type\" \"application/pdf\" { addheader \"X-Pdf\" \"yes\"; } }\n\
+         if exists \"X-Found\" { fileinto :create \"Found\"; }\n",
+    )
+    .unwrap();
+    server.admin_ok(&[
+        "sieve",
+        "put",
+        "alice@a.test",
+        "big",
+        &script.display().to_string(),
+        "--activate",
+    ]);
+    // A first message: the login's password hash has its peak before we measure.
+    let warm = "From: alice@a.test\r\nTo: alice@a.test\r\nSubject: warm up\r\n\r\nHi.\r\n";
+    submit(&server, "alice@a.test", "alice-pw", &["alice@a.test"], warm);
+    let pid = server.pid().unwrap();
+    let before = common::peak_rss_kib(pid);
+    let line = format!("{}\r\n", "QUJDRA".repeat(12));
+    let attachment = line.repeat(30_000_000 / line.len());
+    let big = format!(
+        "From: Alice <alice@a.test>\r\nTo: alice@a.test\r\nSubject: big\r\nMessage-ID: <big@a.test>\r\n\
+         Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+         The needle is here.\r\n--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         {attachment}--b--\r\n"
+    );
+    let refused = submit(&server, "alice@a.test", "alice-pw", &["alice@a.test"], &big);
+    assert_eq!(refused, "{}", "{refused}");
+    let view = imap_view(&server, "alice@a.test", "alice-pw");
+    assert_eq!(subjects(&view, "Found"), ["big"], "{view}");
+    let peak = common::peak_rss_kib(pid);
+    eprintln!("server peak RSS {before} KiB before a 30 MB message filtered, {peak} KiB after");
+    assert!(
+        peak < before + 16 * 1024,
+        "the server's peak memory grew from {before} KiB to {peak} KiB"
+    );
+    let store = common::probe(&server).0.clone();
+    let stored = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store::AddressKind::Account(alice) =
+            store.lookup_address("alice@a.test").await.unwrap()
+        else {
+            panic!("no alice")
+        };
+        let found = store.mailbox(alice.id, "Found").await.unwrap().unwrap();
+        store.contents(found.id, vec![1]).await.unwrap().remove(0).1
+    });
+    let text = String::from_utf8_lossy(&stored[..4096]);
+    assert!(text.contains("X-Pdf: yes\r\nX-Found: needle\r\n"), "{text}");
+    assert!(stored.ends_with(format!("{attachment}--b--\r\n").as_bytes()));
+}

@@ -354,7 +354,7 @@ impl Run<'_> {
                         .into_iter()
                         .map(<[u8]>::to_vec)
                         .collect(),
-                    false => message::header::fields(&self.mail.original()[e.header.clone()])
+                    false => message::header::fields(self.mail.part_head(e))
                         .into_iter()
                         .filter(|f| f.name.eq_ignore_ascii_case(n))
                         .map(|f| f.value.to_vec())
@@ -390,18 +390,17 @@ impl Run<'_> {
     }
 
     fn decode_body(&self, transform: BodyTransform, types: &[String]) -> Vec<String> {
-        let raw = self.mail.original();
         match transform {
-            BodyTransform::Raw => vec![String::from_utf8_lossy(self.mail.raw_body()).into_owned()],
+            BodyTransform::Raw => vec![String::from_utf8_lossy(&self.mail.raw_body()).into_owned()],
             BodyTransform::Text => leaves(self.mail.tree())
                 .into_iter()
                 .filter(|e| e.content_type.kind == "text")
-                .map(|e| mail::part_text(raw, e, true))
+                .map(|e| self.mail.part_text(e, true))
                 .collect(),
             BodyTransform::Content => leaves(self.mail.tree())
                 .into_iter()
                 .filter(|e| types.iter().any(|t| type_matches(e, t)))
-                .map(|e| mail::part_text(raw, e, false))
+                .map(|e| self.mail.part_text(e, false))
                 .collect(),
         }
     }

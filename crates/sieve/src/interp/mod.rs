@@ -40,8 +40,13 @@ enum Flow {
 /// Run `scripts` one after the other (the site's script before the
 /// user's), as one run: `stop` in any ends them all, and the implicit keep
 /// stands unless some action cancelled it.
-pub async fn run(scripts: &[Arc<Script>], raw: Vec<u8>, ctx: &Context, host: &dyn Host) -> Outcome {
-    let mut r = Run::new(ctx, host, Mail::new(raw));
+pub async fn run(
+    scripts: &[Arc<Script>],
+    mail: impl Into<Mail>,
+    ctx: &Context,
+    host: &dyn Host,
+) -> Outcome {
+    let mut r = Run::new(ctx, host, mail.into());
     let mut error = None;
     for script in scripts {
         let mut scope = Scope::default();
@@ -165,7 +170,7 @@ impl<'a> Run<'a> {
             return None;
         }
         if self.snapshot.is_none() {
-            self.snapshot = Some(Arc::new(self.mail.bytes()));
+            self.snapshot = Some(Arc::new(self.mail.edited()));
         }
         self.snapshot.clone()
     }

@@ -373,6 +373,11 @@ pub struct QueueReport {
     pub queue_id: i64,
     pub attempts: Vec<Attempt>,
     pub outcomes: Vec<RecipientOutcome>,
+    /// When the message leaves the queue with a failed recipient, its
+    /// content comes along for the report: whole when the sender asked
+    /// RET=FULL or it is at most this long, otherwise its first this many
+    /// octets (a bounce then returns the header section alone).
+    pub return_limit: u64,
 }
 
 /// A recipient's final word, for delivery status notifications.
@@ -395,7 +400,10 @@ pub struct FinishedMessage {
     pub envid: Option<String>,
     pub ret: Option<String>,
     pub created: i64,
+    /// The content, or its first [`QueueReport::return_limit`] octets.
     pub content: Vec<u8>,
+    /// Octets in the whole message.
+    pub size: u64,
     pub recipients: Vec<FinalRecipient>,
 }
 

@@ -52,6 +52,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     queue_lifecycle,
+    bounce_content_is_bounded,
     domains,
     accounts,
     aliases_and_lookup,
@@ -781,6 +782,7 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
                 outcome(x, RecipientState::Deferred(200)),
                 outcome(y, RecipientState::Failed),
             ],
+            return_limit: 1 << 20,
         })
         .await
         .unwrap();
@@ -822,14 +824,16 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
                 remote_mta: None,
                 warned: false,
             }],
+            return_limit: 1 << 20,
         })
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        !done.content.is_empty(),
+    assert_eq!(
+        done.content, b"Subject: q\r\n\r\nx\r\n",
         "y failed: the report needs the content"
     );
+    assert_eq!(done.size, 17);
     assert_eq!(done.recipients.len(), 2);
     assert!(done.recipients[0].delivered && !done.recipients[1].delivered);
     assert_eq!(done.recipients[1].orcpt.as_deref(), Some("rfc822;y@c.test"));
@@ -838,6 +842,61 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
         s.queue_delete(id).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// A failed message leaves the queue with its content for the bounce:
+/// past `return_limit`, only its first octets (the bounce returns the
+/// header section), unless the sender asked RET=FULL (RFC 3461 §4.3).
+async fn bounce_content_is_bounded(s: Arc<dyn Store>) {
+    for (ret, want) in [
+        (None, &b"Subject: q\r\n"[..]),
+        (Some("FULL"), &b"Subject: q\r\n\r\nbody\r\n"[..]),
+    ] {
+        let id = s
+            .store_message(NewMessage {
+                data: Spooled::from_vec(b"Subject: q\r\n\r\nbody\r\n".to_vec()),
+                received_at: 100,
+                deliveries: vec![],
+                queue: Some(QueueInsert {
+                    sender: "alice@a.test".into(),
+                    recipients: vec![QueueRecipient {
+                        address: "x@b.test".into(),
+                        orcpt: None,
+                        notify: None,
+                    }],
+                    envid: None,
+                    ret: ret.map(String::from),
+                    smtputf8: false,
+                    eight_bit: false,
+                    options: Default::default(),
+                    submitter: None,
+                }),
+            })
+            .await
+            .unwrap()
+            .queue_id
+            .unwrap();
+        let jobs = s.queue_claim(Claim::Message(id), 100, 700, 10).await.unwrap();
+        let done = s
+            .queue_report(QueueReport {
+                queue_id: id,
+                attempts: vec![],
+                outcomes: vec![RecipientOutcome {
+                    id: jobs[0].recipients[0].id,
+                    state: RecipientState::Failed,
+                    status: "5.1.1".into(),
+                    reply: "550 5.1.1 no".into(),
+                    remote_mta: None,
+                    warned: false,
+                }],
+                return_limit: 12,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.content, want, "RET {ret:?}");
+        assert_eq!(done.size, 20);
+    }
 }
 
 async fn removing_an_account_frees_its_mail(s: Arc<dyn Store>) {

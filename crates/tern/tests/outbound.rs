@@ -814,3 +814,30 @@ fn large_messages_leave_a_piece_at_a_time() {
         );
     }
 }
+
+/// A bounce returns a message up to a MiB whole (RFC 3461 §4.3: without RET
+/// the MTA chooses); a larger one goes back as its header section alone,
+/// and never leaves the queue whole (C-FT9).
+#[test]
+fn a_large_bounced_message_returns_its_header() {
+    let net = MailNet::new(173);
+    let a = net.tern(10, "a.test", &[], "");
+    net.dns.mx("nomail.test", 0, ".");
+    let small = message("x@nomail.test", "small");
+    assert_eq!(submit(&a, ALICE.0, ALICE.1, &["x@nomail.test"], &small), "{}");
+    let bounce = wait_for_mail(&net, &a, "alice@a.test", 1).remove(0);
+    assert!(bounce.contains("Content-Type: message/rfc822\r\n"), "{bounce}");
+    assert!(bounce.contains("..two dots\r\nBye.\r\n"), "{bounce}");
+    let line = format!("{}\r\n", "large body line ".repeat(4));
+    let large = format!(
+        "From: <alice@a.test>\r\nTo: <y@nomail.test>\r\nSubject: large\r\nMessage-ID: <large@a.test>\r\n\r\n{}",
+        line.repeat(3_000_000 / line.len())
+    );
+    assert_eq!(submit(&a, ALICE.0, ALICE.1, &["y@nomail.test"], &large), "{}");
+    let bounces = wait_for_mail(&net, &a, "alice@a.test", 2);
+    let bounce = bounces.iter().find(|b| b.contains("y@nomail.test")).unwrap();
+    assert_reported(bounce, "y@nomail.test", "failed", "5.1.10");
+    assert!(bounce.contains("Content-Type: text/rfc822-headers\r\n"), "{bounce}");
+    assert!(bounce.contains("Subject: large\r\n"), "{bounce}");
+    assert!(bounce.len() < 16 * 1024, "a bounce of {} octets", bounce.len());
+}

@@ -415,6 +415,7 @@ impl Runner {
             queue_id: job.id,
             attempts,
             outcomes: settled.into_iter().map(|(_, o)| o).collect(),
+            return_limit: reports::RETURN_LIMIT,
         };
         self.store.record_history(history);
         let finished = match self.store.queue_report(report).await {

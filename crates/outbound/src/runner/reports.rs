@@ -4,6 +4,12 @@
 
 use super::*;
 
+/// A bounce returns the whole message up to this size; a longer one comes
+/// back as its header section alone, unless its sender asked RET=FULL
+/// (RFC 3461 §4.3 leaves the choice to the MTA when RET is absent; the
+/// queue hands over only this much of it, hardening.md C-FT9).
+pub(super) const RETURN_LIMIT: u64 = 1024 * 1024;
+
 /// A queued recipient as a report shows it.
 pub(super) fn final_recipient(r: &QueuedRecipient, o: &RecipientOutcome) -> FinalRecipient {
     FinalRecipient {
@@ -94,11 +100,15 @@ impl Runner {
         {
             tracing::warn!(error = %e, "cannot count a bounce");
         }
+        // RFC 3461 §4.3: without RET the MTA chooses what a bounce
+        // returns; a message longer than RETURN_LIMIT came out of the
+        // queue cut, and its header section goes back alone.
+        let cut = (done.content.len() as u64) < done.size;
         let about = About {
             queue_id: done.id,
             sender: &done.sender,
             envid: done.envid.as_deref(),
-            ret: done.ret.as_deref(),
+            ret: if cut { Some("HDRS") } else { done.ret.as_deref() },
             arrival: done.created,
             original: &done.content,
         };

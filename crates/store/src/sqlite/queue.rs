@@ -71,8 +71,9 @@ pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Re
 }
 
 /// Take a message whose recipients are all done out of the queue. Its content
-/// comes along only when a recipient failed (for the report).
-fn finish_if_done(c: &Connection, id: i64) -> Result<Option<FinishedMessage>> {
+/// comes along only when a recipient failed (for the report), whole or its
+/// first `limit` octets ([`QueueReport::return_limit`]).
+fn finish_if_done(c: &Connection, id: i64, limit: u64) -> Result<Option<FinishedMessage>> {
     let pending: i64 = c
         .prepare_cached(
             "SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND state IN ('queued', 'held')",
@@ -100,21 +101,31 @@ fn finish_if_done(c: &Connection, id: i64) -> Result<Option<FinishedMessage>> {
         })
         .map_err(sql)?;
     let with_content = recipients.iter().any(|r| !r.delivered);
-    let Some((sender, envid, ret, created, blob, content)) = c
+    let Some((sender, envid, ret, created, blob, size)) = c
         .prepare_cached(
             // RFC 8689 §5: the report about a REQUIRETLS message carries
             // its header section only (it may travel less protected).
-            "SELECT q.sender, q.envid, CASE WHEN EXISTS (SELECT 1 FROM queue_require_tls t WHERE t.queue_id = q.id) THEN 'HDRS' ELSE q.ret END, q.created, q.blob_id, CASE WHEN ?2 THEN b.data END FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1",
+            "SELECT q.sender, q.envid, CASE WHEN EXISTS (SELECT 1 FROM queue_require_tls t WHERE t.queue_id = q.id) THEN 'HDRS' ELSE q.ret END, q.created, q.blob_id, length(b.data) FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = ?1",
         )
         .and_then(|mut st| {
-            st.query_row(params![id, with_content], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?, r.get::<_, Option<Vec<u8>>>(5)?))
+            st.query_row(params![id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?, r.get(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?))
             })
             .optional()
         })
         .map_err(sql)?
     else {
         return Ok(None);
+    };
+    let content = if with_content {
+        let full = ret.as_deref().is_some_and(|r| r.eq_ignore_ascii_case("FULL"));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let take = if full { size } else { size.min(limit) };
+        c.prepare_cached("SELECT substr(data, 1, ?2) FROM blobs WHERE id = ?1")
+            .and_then(|mut st| st.query_row(params![blob, take], |r| r.get::<_, Vec<u8>>(0)))
+            .map_err(sql)?
+    } else {
+        Vec::new()
     };
     c.prepare_cached("DELETE FROM queue_messages WHERE id = ?1")
         .and_then(|mut st| st.execute([id]))
@@ -126,7 +137,8 @@ fn finish_if_done(c: &Connection, id: i64) -> Result<Option<FinishedMessage>> {
         envid,
         ret,
         created,
-        content: content.unwrap_or_default(),
+        content,
+        size: u64::try_from(size).unwrap_or(0),
         recipients,
     }))
 }
@@ -310,7 +322,7 @@ impl SqliteStore {
                 };
                 update.execute(params![o.id, state, next, o.reply, o.status, o.remote_mta, o.warned]).map_err(sql)?;
             }
-            finish_if_done(c, report.queue_id)
+            finish_if_done(c, report.queue_id, report.return_limit)
         })
         .await
     }

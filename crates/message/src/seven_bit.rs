@@ -6,74 +6,158 @@
 //! cannot be converted this way (they need SMTPUTF8, RFC 6532): such a
 //! message is left alone.
 
+use std::io;
+use std::ops::Range;
+
 use crate::header;
-use crate::mime::{self, Entity};
+use crate::mime::Entity;
+use crate::outline::{Outline, OutlineBuilder};
+use crate::spool::{Spool, Spooled};
+
+/// Octets read from the spool at once.
+const PIECE: usize = 64 * 1024;
 
 /// The 7-bit form of `raw`, or None when it has no 8-bit content or when
 /// it has 8-bit header fields.
 pub fn convert(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_ascii() {
-        return None;
+    let content = Spooled::from_vec(raw.to_vec());
+    let converted = convert_spooled(&content, &Spool::memory()).ok()??;
+    converted.read_all().ok().map(|b| b.to_vec())
+}
+
+/// [`convert`] for a message in its spool, read and written a piece at a
+/// time into `spool` (hardening.md C-FT9): its structure from an outline,
+/// the 8-bit parts encoded as they are copied.
+pub fn convert_spooled(content: &Spooled, spool: &Spool) -> io::Result<Option<Spooled>> {
+    let mut has_8bit = false;
+    let mut builder = OutlineBuilder::new();
+    content.chunks(|c| {
+        has_8bit |= !c.is_ascii();
+        builder.feed(c);
+    })?;
+    if !has_8bit {
+        return Ok(None);
     }
-    let root = mime::parse(raw);
-    let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
-    plan(raw, &root, true, &mut edits)?;
+    let outline = builder.finish();
+    let mut edits: Vec<(Range<usize>, Edit)> = Vec::new();
+    if plan(content, &outline, &outline.root, true, &mut edits)?.is_none() {
+        return Ok(None);
+    }
     edits.sort_by_key(|(r, _)| r.start);
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 3);
+    let mut out = spool.writer();
     let mut at = 0;
-    for (range, bytes) in edits {
-        out.extend_from_slice(&raw[at..range.start]);
-        out.extend_from_slice(&bytes);
+    for (range, edit) in edits {
+        pieces(content, at..range.start, |c| out.write(c))?;
+        match edit {
+            Edit::Bytes(bytes) => out.write(&bytes)?,
+            Edit::Encode(mut encoder) => {
+                let mut encoded = Vec::new();
+                pieces(content, range.clone(), |c| {
+                    encoder.feed(c, &mut encoded);
+                    out.write(&std::mem::take(&mut encoded))
+                })?;
+                encoder.finish(&mut encoded);
+                out.write(&encoded)?;
+            }
+        }
         at = range.end;
     }
-    out.extend_from_slice(&raw[at..]);
-    Some(out)
+    pieces(content, at..content.len() as usize, |c| out.write(c))?;
+    out.finish().map(Some)
+}
+
+/// A replacement: new octets, or the octets there encoded.
+enum Edit {
+    Bytes(Vec<u8>),
+    Encode(Encoder),
+}
+
+/// `each` piece of the content's octets `range`, in order.
+fn pieces(
+    content: &Spooled,
+    range: Range<usize>,
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut block = vec![0; PIECE.min(range.len())];
+    let mut at = range.start as u64;
+    while at < range.end as u64 {
+        let want = ((range.end as u64 - at) as usize).min(PIECE);
+        let n = content.read_at(at, &mut block[..want])?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        each(&block[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Whether the octets `range` are all ASCII, and whether they are UTF-8.
+fn ascii_utf8(content: &Spooled, range: Range<usize>) -> io::Result<(bool, bool)> {
+    let (mut ascii, mut utf8) = (true, true);
+    // A character cut by the end of a piece waits for the next one.
+    let mut carry: Vec<u8> = Vec::new();
+    pieces(content, range, |c| {
+        ascii &= c.is_ascii();
+        if utf8 && !ascii {
+            carry.extend_from_slice(c);
+            match std::str::from_utf8(&carry) {
+                Ok(_) => carry.clear(),
+                Err(e) if e.error_len().is_none() => {
+                    carry.drain(..e.valid_up_to());
+                }
+                Err(_) => utf8 = false,
+            }
+        }
+        Ok(())
+    })?;
+    Ok((ascii, utf8 && carry.is_empty()))
 }
 
 /// The replacements for one entity and those inside it; None if a header
 /// section holds 8-bit bytes.
 fn plan(
-    raw: &[u8],
+    content: &Spooled,
+    o: &Outline,
     e: &Entity,
     top: bool,
-    edits: &mut Vec<(std::ops::Range<usize>, Vec<u8>)>,
-) -> Option<()> {
-    let head = &raw[e.header.clone()];
+    edits: &mut Vec<(Range<usize>, Edit)>,
+) -> io::Result<Option<()>> {
+    use crate::mime::Source;
+    let head = o.head(e);
     if !head.is_ascii() {
-        return None;
+        return Ok(None);
     }
-    let body = &raw[e.body.clone()];
-    if body.is_ascii() {
-        return Some(());
+    let (ascii, utf8) = ascii_utf8(content, e.body.clone())?;
+    if ascii {
+        return Ok(Some(()));
     }
     let has_type = header::fields(head)
         .iter()
         .any(|f| f.name.eq_ignore_ascii_case("Content-Type"));
     if e.is_multipart() || e.message.is_some() {
-        for child in &e.children {
-            plan(raw, child, false, edits)?;
-        }
-        if let Some(inner) = &e.message {
-            plan(raw, inner, false, edits)?;
+        for child in e.children.iter().chain(e.message.as_deref()) {
+            if plan(content, o, child, false, edits)?.is_none() {
+                return Ok(None);
+            }
         }
         // RFC 2045 §6.4: a composite entity's encoding is 7bit once its parts are.
-        edits.push((e.header.clone(), with_encoding(head, "7bit", None)));
-        return Some(());
+        edits.push((
+            e.header.clone(),
+            Edit::Bytes(with_encoding(head, "7bit", None)),
+        ));
+        return Ok(Some(()));
     }
     let text = e.content_type.kind == "text";
-    let (encoding, encoded) = if text {
-        ("quoted-printable", quoted_printable(body))
+    let (encoding, encoder) = if text {
+        ("quoted-printable", Encoder::qp())
     } else {
-        ("base64", base64_lines(body))
+        ("base64", Encoder::base64())
     };
     // RFC 2045 §5.2: no Content-Type is text/plain; say so, with the charset
     // the bytes are in when they are UTF-8.
     let added_type = (top && !has_type).then(|| {
-        let charset = if std::str::from_utf8(body).is_ok() {
-            "utf-8"
-        } else {
-            "unknown-8bit"
-        };
+        let charset = if utf8 { "utf-8" } else { "unknown-8bit" };
         format!("Content-Type: text/plain; charset={charset}\r\n")
     });
     let mut added = added_type.unwrap_or_default();
@@ -86,10 +170,10 @@ fn plan(
     }
     edits.push((
         e.header.clone(),
-        with_encoding(head, encoding, Some(&added)),
+        Edit::Bytes(with_encoding(head, encoding, Some(&added))),
     ));
-    edits.push((e.body.clone(), encoded));
-    Some(())
+    edits.push((e.body.clone(), Edit::Encode(encoder)));
+    Ok(Some(()))
 }
 
 /// A header section with its Content-Transfer-Encoding replaced (and more
@@ -115,67 +199,228 @@ fn with_encoding(head: &[u8], encoding: &str, added: Option<&str>) -> Vec<u8> {
 /// with soft breaks, `=`, controls, 8-bit bytes and trailing white space
 /// escaped.
 pub fn quoted_printable(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() * 3 / 2);
-    let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
-    for (i, line) in lines.iter().enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let mut width = 0;
-        for (j, &b) in line.iter().enumerate() {
-            let last = j + 1 == line.len();
-            let literal = match b {
-                b'=' => false,
-                b' ' | b'\t' => !last,
-                33..=126 => true,
-                _ => false,
-            };
-            let piece_len = if literal { 1 } else { 3 };
-            if width + piece_len > 75 {
-                out.extend_from_slice(b"=\r\n");
-                width = 0;
-            }
-            if literal {
-                out.push(b);
-            } else {
-                out.extend_from_slice(format!("={b:02X}").as_bytes());
-            }
-            width += piece_len;
-        }
-        if i + 1 < lines.len() {
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    out
+    Encoder::qp().all(body)
 }
 
 /// RFC 2045 §6.8: base64 in lines of 76 characters.
 pub fn base64_lines(body: &[u8]) -> Vec<u8> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(body.len() * 4 / 3 + body.len() / 38 + 4);
-    for (n, chunk) in body.chunks(3).enumerate() {
-        if n > 0 && n % 19 == 0 {
-            out.extend_from_slice(b"\r\n");
+    Encoder::base64().all(body)
+}
+
+/// A content transfer encoder fed a piece at a time; what it makes does
+/// not depend on where the input is cut.
+pub enum Encoder {
+    QuotedPrintable {
+        /// Characters on the output line so far.
+        width: usize,
+        /// A space or tab, then a CR, whose encoding waits for what
+        /// follows: white space at the end of a line is escaped; a CR
+        /// before the LF is the line break.
+        pending: Vec<u8>,
+    },
+    Base64 {
+        /// Up to two octets waiting for a third.
+        carry: Vec<u8>,
+        /// Groups of four written so far.
+        groups: usize,
+    },
+}
+
+impl Encoder {
+    pub fn qp() -> Encoder {
+        Encoder::QuotedPrintable {
+            width: 0,
+            pending: Vec::new(),
         }
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize]);
-            } else {
-                out.push(b'=');
+    }
+
+    pub fn base64() -> Encoder {
+        Encoder::Base64 {
+            carry: Vec::new(),
+            groups: 0,
+        }
+    }
+
+    /// Encode one whole input.
+    pub fn all(mut self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len() * 3 / 2);
+        self.feed(input, &mut out);
+        self.finish(&mut out);
+        out
+    }
+
+    /// Encode the next octets onto `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Encoder::QuotedPrintable { width, pending } => {
+                for &b in input {
+                    qp_octet(b, width, pending, out);
+                }
+            }
+            Encoder::Base64 { carry, groups } => {
+                let mut rest = input;
+                if !carry.is_empty() {
+                    let need = (3 - carry.len()).min(rest.len());
+                    carry.extend_from_slice(&rest[..need]);
+                    rest = &rest[need..];
+                    if carry.len() < 3 {
+                        return;
+                    }
+                    base64_group(carry, groups, out);
+                    carry.clear();
+                }
+                let whole = rest.len() / 3 * 3;
+                for group in rest[..whole].chunks(3) {
+                    base64_group(group, groups, out);
+                }
+                carry.extend_from_slice(&rest[whole..]);
             }
         }
     }
-    out.extend_from_slice(b"\r\n");
-    out
+
+    /// The input has ended.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Encoder::QuotedPrintable { width, pending } => qp_line_end(width, pending, out),
+            Encoder::Base64 { carry, groups } => {
+                if !carry.is_empty() {
+                    base64_group(&std::mem::take(carry), groups, out);
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+/// One octet of quoted-printable input.
+fn qp_octet(b: u8, width: &mut usize, pending: &mut Vec<u8>, out: &mut Vec<u8>) {
+    match b {
+        b'\n' => {
+            qp_line_end(width, pending, out);
+            out.extend_from_slice(b"\r\n");
+        }
+        b' ' | b'\t' | b'\r' => {
+            // What waits is not at the end of its line: the CR was not
+            // before an LF; white space before a CR waits with it.
+            let keep_space = b == b'\r' && pending.len() == 1 && pending[0] != b'\r';
+            if !keep_space {
+                for p in std::mem::take(pending) {
+                    qp_put(p, false, width, out);
+                }
+            }
+            pending.push(b);
+        }
+        _ => {
+            for p in std::mem::take(pending) {
+                qp_put(p, false, width, out);
+            }
+            qp_put(b, false, width, out);
+        }
+    }
+}
+
+/// The end of a line (an LF, or the end of the input): a CR just before it
+/// is the line break, the white space before that the line's last octet.
+fn qp_line_end(width: &mut usize, pending: &mut Vec<u8>, out: &mut Vec<u8>) {
+    let mut waiting = std::mem::take(pending);
+    if waiting.last() == Some(&b'\r') {
+        waiting.pop();
+    }
+    let n = waiting.len();
+    for (i, p) in waiting.into_iter().enumerate() {
+        qp_put(p, i + 1 == n, width, out);
+    }
+    *width = 0;
+}
+
+/// One octet as quoted-printable, `last` on its line.
+fn qp_put(b: u8, last: bool, width: &mut usize, out: &mut Vec<u8>) {
+    let literal = match b {
+        b'=' => false,
+        b' ' | b'\t' => !last,
+        33..=126 => true,
+        _ => false,
+    };
+    let piece_len = if literal { 1 } else { 3 };
+    if *width + piece_len > 75 {
+        out.extend_from_slice(b"=\r\n");
+        *width = 0;
+    }
+    if literal {
+        out.push(b);
+    } else {
+        out.extend_from_slice(format!("={b:02X}").as_bytes());
+    }
+    *width += piece_len;
+}
+
+/// One group of up to three octets as base64, after a line break every
+/// 19 groups (76 characters).
+fn base64_group(chunk: &[u8], groups: &mut usize, out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if *groups > 0 && (*groups).is_multiple_of(19) {
+        out.extend_from_slice(b"\r\n");
+    }
+    *groups += 1;
+    let b = [
+        chunk[0],
+        chunk.get(1).copied().unwrap_or(0),
+        chunk.get(2).copied().unwrap_or(0),
+    ];
+    let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+    for i in 0..4 {
+        if i <= chunk.len() {
+            out.push(ALPHABET[((v >> (18 - 6 * i)) & 63) as usize]);
+        } else {
+            out.push(b'=');
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mime;
+
+    /// Encoders fed in pieces give what they give for the whole, which
+    /// decodes back to the input, in lines of at most 76 characters.
+    #[test]
+    fn encoders_in_pieces() {
+        let inputs: [&[u8]; 6] = [
+            b"a \r\nb\t\r\n \r\r\n=\r x \n\ty \r",
+            "Grüße = 100% \t".as_bytes(),
+            b"\r\n\r\n  \r\r\n\n",
+            &[0, 1, 2, 255, 254, 13, 10, 32, 13, 32, 10],
+            b"",
+            b"  ",
+        ];
+        let long: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
+        for input in inputs.iter().copied().chain([long.as_slice()]) {
+            for make in [Encoder::qp, Encoder::base64] {
+                let whole = make().all(input);
+                assert!(whole.split(|&b| b == b'\n').all(|l| l.len() <= 77));
+                for cut in 0..=input.len().min(300) {
+                    let mut e = make();
+                    let mut out = Vec::new();
+                    e.feed(&input[..cut], &mut out);
+                    for piece in input[cut..].chunks(7) {
+                        e.feed(piece, &mut out);
+                    }
+                    e.finish(&mut out);
+                    assert_eq!(out, whole, "cut at {cut}");
+                }
+            }
+            assert_eq!(mime::decode_base64(&base64_lines(input)), input);
+            // Line breaks come back as CRLF; everything else as it was.
+            let qp = mime::decode_qp(&quoted_printable(input));
+            assert_eq!(
+                qp.iter().filter(|&&b| b != b'\r').count(),
+                input.iter().filter(|&&b| b != b'\r').count()
+            );
+        }
+        assert_eq!(quoted_printable(b"a \r\nb\t"), b"a=20\r\nb=09");
+        assert_eq!(quoted_printable(b"x \ry"), b"x =0Dy");
+    }
 
     #[test]
     fn plain_message_becomes_quoted_printable() {

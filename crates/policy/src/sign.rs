@@ -169,12 +169,15 @@ impl Signer {
     /// The message with our DKIM signatures made again: after a change of
     /// its content (the 7-bit conversion of RFC 6152 §3, which RFC 6376
     /// §5.3 says breaks body hashes). Signatures by others stay as they are.
-    pub async fn resign(&self, message: &[u8], now: i64) -> Vec<u8> {
-        let Some(domain) = crate::verify::from_domains(message)
+    /// The body stays in its spool (C-FT9); a spool that cannot take the
+    /// new header leaves the message as it was, and the log says so.
+    pub async fn resign(&self, message: &Spooled, now: i64) -> Spooled {
+        let header = message.header();
+        let Some(domain) = crate::verify::from_domains(header)
             .ok()
             .and_then(|d| d.into_iter().next())
         else {
-            return message.to_vec();
+            return message.clone();
         };
         let keys = self.keys_for(&domain).await.unwrap_or_default();
         let ours = |f: &message::header::Field<'_>| {
@@ -189,13 +192,19 @@ impl Signer {
                     && s.as_deref() == Some(k.key.selector.as_str())
             })
         };
-        let stripped = message::header::without_fields(message, ours);
-        if stripped.len() == message.len() {
-            return message.to_vec();
+        let stripped = message::header::without_fields(header, ours);
+        if stripped.len() == header.len() {
+            return message.clone();
         }
-        let mut out = self.sign(&domain, &stripped, now).await.into_bytes();
-        out.extend_from_slice(&stripped);
-        out
+        let signed = async {
+            let bare = message.skip(header.len()).with_prefix(&stripped)?;
+            let signatures = self.sign_content(&domain, &[], &bare, now).await?;
+            bare.with_prefix(signatures.as_bytes())
+        };
+        signed.await.unwrap_or_else(|e| {
+            tracing::warn!(%domain, error = %e, "DKIM: cannot sign the converted message again; sent as it is");
+            message.clone()
+        })
     }
 
     async fn keys_for(&self, domain: &str) -> Result<Vec<DkimKey>, store::StoreError> {

@@ -592,6 +592,32 @@ fn eight_bit_to_a_seven_bit_server_is_converted_and_resigned() {
         "dkimpy says {verdict}\n{got_text}"
     );
     assert!(net.inbox(&a, "alice@a.test").is_empty(), "no bounce");
+    // A large one is converted a piece at a time (C-FT9): the sender's
+    // peak memory hardly moves; the text arrives intact.
+    let line = "Grüße aus Köln, eine lange Zeile = 100%\r\n";
+    let text_body = line.repeat(12_000_000 / line.len());
+    let large = format!(
+        "From: <{}>\r\nTo: <u@sink.test>\r\nSubject: 8bit large\r\nMessage-ID: <8bit-large@a.test>\r\n\r\n{text_body}",
+        ALICE.0
+    );
+    let pid = a.pid().unwrap();
+    let before = common::peak_rss_kib(pid);
+    submit(&a, ALICE.0, ALICE.1, &["u@sink.test"], &large);
+    net.wait(30, "the large converted message", &[&a], || {
+        sink.messages().len() == 2
+    });
+    let peak = common::peak_rss_kib(pid);
+    eprintln!("sender peak RSS {before} KiB before, {peak} KiB after converting 12 MB");
+    assert!(
+        peak < before + 24 * 1024,
+        "the sender's peak memory grew from {before} KiB to {peak} KiB"
+    );
+    let (_, got) = sink.messages().remove(1);
+    assert!(got.is_ascii());
+    let body = &got[message::header::header_end(&got)..];
+    assert!(message::mime::decode_qp(body) == text_body.as_bytes());
+    let verdict = text(&dkim_tool(&["verify", records.to_str().unwrap()], &got));
+    assert_eq!(verdict.matches(" pass").count(), 2, "dkimpy says {verdict}");
 }
 
 /// RFC 5321 §5.1, hardening.md C-RL10: an MX that is this server, by name or
@@ -824,20 +850,39 @@ fn a_large_bounced_message_returns_its_header() {
     let a = net.tern(10, "a.test", &[], "");
     net.dns.mx("nomail.test", 0, ".");
     let small = message("x@nomail.test", "small");
-    assert_eq!(submit(&a, ALICE.0, ALICE.1, &["x@nomail.test"], &small), "{}");
+    assert_eq!(
+        submit(&a, ALICE.0, ALICE.1, &["x@nomail.test"], &small),
+        "{}"
+    );
     let bounce = wait_for_mail(&net, &a, "alice@a.test", 1).remove(0);
-    assert!(bounce.contains("Content-Type: message/rfc822\r\n"), "{bounce}");
+    assert!(
+        bounce.contains("Content-Type: message/rfc822\r\n"),
+        "{bounce}"
+    );
     assert!(bounce.contains("..two dots\r\nBye.\r\n"), "{bounce}");
     let line = format!("{}\r\n", "large body line ".repeat(4));
     let large = format!(
         "From: <alice@a.test>\r\nTo: <y@nomail.test>\r\nSubject: large\r\nMessage-ID: <large@a.test>\r\n\r\n{}",
         line.repeat(3_000_000 / line.len())
     );
-    assert_eq!(submit(&a, ALICE.0, ALICE.1, &["y@nomail.test"], &large), "{}");
+    assert_eq!(
+        submit(&a, ALICE.0, ALICE.1, &["y@nomail.test"], &large),
+        "{}"
+    );
     let bounces = wait_for_mail(&net, &a, "alice@a.test", 2);
-    let bounce = bounces.iter().find(|b| b.contains("y@nomail.test")).unwrap();
+    let bounce = bounces
+        .iter()
+        .find(|b| b.contains("y@nomail.test"))
+        .unwrap();
     assert_reported(bounce, "y@nomail.test", "failed", "5.1.10");
-    assert!(bounce.contains("Content-Type: text/rfc822-headers\r\n"), "{bounce}");
+    assert!(
+        bounce.contains("Content-Type: text/rfc822-headers\r\n"),
+        "{bounce}"
+    );
     assert!(bounce.contains("Subject: large\r\n"), "{bounce}");
-    assert!(bounce.len() < 16 * 1024, "a bounce of {} octets", bounce.len());
+    assert!(
+        bounce.len() < 16 * 1024,
+        "a bounce of {} octets",
+        bounce.len()
+    );
 }

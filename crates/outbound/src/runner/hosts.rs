@@ -463,21 +463,25 @@ impl Runner {
         if !has_8bit(content) {
             return None;
         }
-        // The conversion needs the whole message: an 8-bit message to a
-        // server without 8BITMIME, which has become rare.
-        let whole = match content.read_all() {
-            Ok(whole) => whole,
+        // Read and written a piece at a time (C-FT9), off the async threads.
+        let (from, spool) = (content.clone(), self.cfg.spool.clone());
+        let made =
+            tokio::task::spawn_blocking(move || message::seven_bit::convert_spooled(&from, &spool))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let converted = match made {
+            Ok(Some(converted)) => converted,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the queued message to convert it");
                 return None;
             }
         };
-        let converted = message::seven_bit::convert(&whole)?;
         tracing::info!("next server has no 8BITMIME: converted to 7 bit");
-        Some(Spooled::from_vec(match &self.signer {
+        Some(match &self.signer {
             Some(signer) => signer.resign(&converted, now()).await,
             None => converted,
-        }))
+        })
     }
 
     /// Send over an open session. None if the session failed before any answer

@@ -108,7 +108,11 @@ impl Runner {
             queue_id: done.id,
             sender: &done.sender,
             envid: done.envid.as_deref(),
-            ret: if cut { Some("HDRS") } else { done.ret.as_deref() },
+            ret: if cut {
+                Some("HDRS")
+            } else {
+                done.ret.as_deref()
+            },
             arrival: done.created,
             original: &done.content,
         };

@@ -376,6 +376,25 @@ impl Jmap {
         email::blob(self.store.as_ref(), &view, blob_id).await
     }
 
+    /// A blob for `/jmap/download`: a large message or its part is not
+    /// read here but named by its place in the store, for the caller to
+    /// send a piece at a time (hardening.md C-FT9).
+    pub async fn download_source(
+        &self,
+        account: &AccountRecord,
+        blob_id: &str,
+    ) -> Result<Option<email::BlobSource>, MethodError> {
+        if let Some(u) = self.uploads.get(account.id, blob_id) {
+            return Ok(Some(email::BlobSource {
+                octets: email::Octets::Held(u.data.to_vec()),
+                media_type: Some(u.media_type),
+                name: None,
+            }));
+        }
+        let view = self.views.get(self.store.as_ref(), account.id).await?;
+        email::blob_source(self.store.as_ref(), &view, blob_id).await
+    }
+
     /// The account's states now (push: RFC 8620 §7.1 StateChange).
     pub async fn states(&self, account: &AccountRecord) -> Result<push::States, MethodError> {
         self.account_states(account.id).await

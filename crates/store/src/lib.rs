@@ -22,6 +22,7 @@ pub mod push;
 pub mod search;
 pub mod sieve;
 mod sqlite;
+pub mod stream;
 pub mod submissions;
 pub mod tls_results;
 pub mod tokens;

@@ -876,7 +876,10 @@ async fn bounce_content_is_bounded(s: Arc<dyn Store>) {
             .unwrap()
             .queue_id
             .unwrap();
-        let jobs = s.queue_claim(Claim::Message(id), 100, 700, 10).await.unwrap();
+        let jobs = s
+            .queue_claim(Claim::Message(id), 100, 700, 10)
+            .await
+            .unwrap();
         let done = s
             .queue_report(QueueReport {
                 queue_id: id,

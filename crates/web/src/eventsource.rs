@@ -9,7 +9,6 @@
 //! server's store change announcements wake it, and it reads the three
 //! states of its account (three index lookups) to see what changed.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,21 +23,38 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::query;
 
-/// A response body fed from a channel: each message is one frame.
-pub struct ChannelBody(mpsc::Receiver<Bytes>);
+/// A response body fed from a channel: each message is one frame; an
+/// error ends the response without its proper end (a download whose
+/// message vanished half way is not taken for complete).
+pub struct ChannelBody(pub mpsc::Receiver<std::io::Result<Bytes>>);
 
 impl Body for ChannelBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.get_mut()
             .0
             .poll_recv(cx)
-            .map(|next| next.map(|b| Ok(Frame::data(b))))
+            .map(|next| next.map(|b| b.map(Frame::data)))
+    }
+}
+
+/// A streamed body riding on a `Response<Bytes>` through the routes (as a
+/// response extension), put in place of the empty body before it is sent.
+#[derive(Clone)]
+pub struct Streamed(Arc<std::sync::Mutex<Option<ChannelBody>>>);
+
+impl Streamed {
+    pub fn new(body: ChannelBody) -> Streamed {
+        Streamed(Arc::new(std::sync::Mutex::new(Some(body))))
+    }
+
+    pub fn take(&self) -> Option<ChannelBody> {
+        self.0.lock().ok()?.take()
     }
 }
 
@@ -113,7 +129,7 @@ async fn push(
     options: Options,
     mut last: jmap::push::States,
     mut watch: broadcast::Receiver<store::MailboxId>,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
 ) {
     let account_id = jmap::account_id(&account);
     let ping = options.ping.unwrap_or(Duration::from_secs(MAX_PING));
@@ -132,7 +148,7 @@ async fn push(
                 let change = jmap::push::state_change(&account_id, &last, &now, options.types.as_deref());
                 last = now;
                 let Some(event) = change else { continue };
-                if tx.send(Bytes::from(format!("event: state\ndata: {event}\n\n"))).await.is_err()
+                if tx.send(Ok(Bytes::from(format!("event: state\ndata: {event}\n\n")))).await.is_err()
                     || options.close_after_state
                 {
                     break;
@@ -140,7 +156,7 @@ async fn push(
             }
             _ = ticker.tick(), if options.ping.is_some() => {
                 let data = serde_json::json!({"interval": ping.as_secs()});
-                if tx.send(Bytes::from(format!("event: ping\ndata: {data}\n\n"))).await.is_err() {
+                if tx.send(Ok(Bytes::from(format!("event: ping\ndata: {data}\n\n")))).await.is_err() {
                     break;
                 }
             }

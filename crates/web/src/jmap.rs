@@ -242,7 +242,7 @@ impl JmapRoutes {
         if account_id != jmap::account_id(account) {
             return text(StatusCode::NOT_FOUND, "not found\n");
         }
-        let blob = match self.jmap.download(account, blob_id).await {
+        let blob = match self.jmap.download_source(account, blob_id).await {
             Ok(Some(b)) => b,
             Ok(None) => return text(StatusCode::NOT_FOUND, "no such blob\n"),
             Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n"),
@@ -251,7 +251,26 @@ impl JmapRoutes {
             .filter(|t| is_media_type(t))
             .or(blob.media_type)
             .unwrap_or_else(|| "message/rfc822".into());
-        let mut r = Response::new(Bytes::from(blob.data));
+        let mut r = match blob.octets {
+            jmap::email::Octets::Held(data) => Response::new(Bytes::from(data)),
+            jmap::email::Octets::Stored {
+                mailbox,
+                uid,
+                range,
+                decoder,
+            } => {
+                // C-FT9: a piece at a time, each sent before the next is
+                // read (the channel holds a few).
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                let store = self.jmap.store().clone();
+                tokio::spawn(send_stored(store, mailbox, uid, range, decoder, tx));
+                let mut r = Response::new(Bytes::new());
+                r.extensions_mut().insert(crate::eventsource::Streamed::new(
+                    crate::eventsource::ChannelBody(rx),
+                ));
+                r
+            }
+        };
         if let Ok(v) = HeaderValue::from_str(&accept) {
             r.headers_mut().insert(header::CONTENT_TYPE, v);
         }
@@ -432,4 +451,39 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<By
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// Send a message's octets `range` from the store, decoded, a piece at a
+/// time; an error (the message is gone, the store fails) ends the response
+/// short of its end, so the client does not take it for complete.
+async fn send_stored(
+    store: std::sync::Arc<dyn store::Store>,
+    mailbox: store::MailboxId,
+    uid: u32,
+    range: std::ops::Range<u64>,
+    mut decoder: message::mime::Decoder,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    let mut next = range.start;
+    while next < range.end {
+        let failure =
+            match store::stream::piece(store.as_ref(), mailbox, uid, next, range.end).await {
+                Ok(Some(got)) if !got.is_empty() => Ok(got),
+                Ok(_) => Err("the message is gone".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+        let got = match failure {
+            Ok(got) => got,
+            Err(why) => {
+                tracing::info!(%why, "download cut short");
+                let _ = tx.send(Err(std::io::Error::other(why))).await;
+                return;
+            }
+        };
+        next += got.len() as u64;
+        let plain = store::stream::decode_piece(&mut decoder, &got, next >= range.end);
+        if !plain.is_empty() && tx.send(Ok(Bytes::from(plain))).await.is_err() {
+            return;
+        }
+    }
 }

@@ -223,5 +223,13 @@ async fn answer(web: &Web, req: Request<Incoming>, client: IpAddr) -> Reply {
         Err(_) => text(StatusCode::BAD_REQUEST, "request body unreadable\n"),
     };
     drop(admission);
+    let mut response = response;
+    if let Some(body) = response
+        .extensions_mut()
+        .remove::<crate::eventsource::Streamed>()
+        .and_then(|s| s.take())
+    {
+        return response.map(|_| Either::Right(body));
+    }
     response.map(|b| Either::Left(Full::new(b)))
 }

@@ -9,7 +9,7 @@
 //! so a client that does not read holds about one batch of memory, however
 //! many messages it asked for. A large message is not read whole either
 //! (hardening.md C-FT9): what it is asked for whole (`BODY[]`, `RFC822`) is
-//! copied from the store [`STREAM_PIECE`] octets at a time; what needs its
+//! copied from the store [`store::stream::PIECE`] octets at a time; what needs its
 //! structure (BODYSTRUCTURE, ENVELOPE, `BODY[2.1]`, `BINARY[2]`) is answered
 //! from its [`Outline`], made by reading it once as a stream, and the parts
 //! are then copied (or decoded, for BINARY) from the store the same way.
@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 
 use message::mime::{Decoder, Entity, Source};
-use message::outline::{HEAD_KEEP, Outline, OutlineBuilder};
+use message::outline::{HEAD_KEEP, Outline};
 use net::Flow;
 use store::{FlagOp, MailboxId, MessageEntry, flags};
 
@@ -31,8 +31,6 @@ use crate::response::{self, Cursor};
 /// Message contents read from the store at once, at most (one message
 /// larger than this is read alone).
 const CONTENT_BUDGET: u64 = 1 << 20;
-/// What one read of a streamed message takes from the store.
-const STREAM_PIECE: usize = 64 * 1024;
 
 fn needs_content(item: &FetchItem) -> bool {
     !matches!(
@@ -242,16 +240,6 @@ impl Source for View<'_> {
     }
 }
 
-/// The decoded octets of the next piece of a part (`last`: the part ends).
-fn decode_piece(decoder: &mut Decoder, got: &[u8], last: bool) -> Vec<u8> {
-    let mut plain = Vec::with_capacity(got.len());
-    decoder.feed(got, &mut plain);
-    if last {
-        decoder.finish(&mut plain);
-    }
-    plain
-}
-
 /// What a step of a FETCH ended with.
 enum Step {
     /// A piece is ready; more to come.
@@ -453,7 +441,15 @@ impl ImapSession {
                         end,
                         mut decoding,
                     } => {
-                        let got = match self.piece(f.mailbox, uid, next, end).await {
+                        let got = match store::stream::piece(
+                            self.store().as_ref(),
+                            f.mailbox,
+                            uid,
+                            next,
+                            end,
+                        )
+                        .await
+                        {
                             Ok(Some(got)) => got,
                             Ok(None) => return Ok(Step::Cut),
                             Err(e) => {
@@ -463,7 +459,7 @@ impl ImapSession {
                                     end,
                                     decoding,
                                 });
-                                return Err(e);
+                                return Err(e.into());
                             }
                         };
                         let next = next + got.len() as u64;
@@ -473,7 +469,8 @@ impl ImapSession {
                                 next < end
                             }
                             Some(d) => {
-                                let plain = decode_piece(&mut d.decoder, &got, next == end);
+                                let plain =
+                                    store::stream::decode_piece(&mut d.decoder, &got, next == end);
                                 let skip = d.skip.min(plain.len() as u64);
                                 let take = (plain.len() as u64 - skip).min(d.left);
                                 out.extend_from_slice(
@@ -592,16 +589,11 @@ impl ImapSession {
                 decoded: HashMap::new(),
             }));
         }
-        let mut builder = OutlineBuilder::new();
-        let mut next = 0;
-        while next < size {
-            let Some(got) = self.piece(f.mailbox, uid, next, size).await? else {
-                return Ok(None);
-            };
-            builder.feed(&got);
-            next += got.len() as u64;
-        }
-        let outline = builder.finish();
+        let Some(outline) =
+            store::stream::outline(self.store().as_ref(), f.mailbox, uid, size).await?
+        else {
+            return Ok(None);
+        };
         let mut decoded_sizes = HashMap::new();
         for (index, item) in f.items.iter().enumerate() {
             let (part, window) = match item {
@@ -619,11 +611,13 @@ impl ImapSession {
             let mut next = range.start as u64;
             let end = range.end as u64;
             while next < end {
-                let Some(got) = self.piece(f.mailbox, uid, next, end).await? else {
+                let Some(got) =
+                    store::stream::piece(self.store().as_ref(), f.mailbox, uid, next, end).await?
+                else {
                     return Ok(None);
                 };
                 next += got.len() as u64;
-                let plain = decode_piece(&mut decoder, &got, next == end);
+                let plain = store::stream::decode_piece(&mut decoder, &got, next == end);
                 let sent = render::partial_range(u64::MAX, window);
                 let here = decoded..decoded + plain.len() as u64;
                 let (from, to) = (sent.start.max(here.start), sent.end.min(here.end));
@@ -639,22 +633,6 @@ impl ImapSession {
             outline,
             decoded: decoded_sizes,
         }))
-    }
-
-    /// The next piece of a message's octets `next..end`; None if it is gone.
-    async fn piece(
-        &self,
-        mailbox: MailboxId,
-        uid: u32,
-        next: u64,
-        end: u64,
-    ) -> Result<Option<Vec<u8>>, ImapError> {
-        let want = (end - next).min(STREAM_PIECE as u64) as usize;
-        Ok(self
-            .store()
-            .content_range(mailbox, uid, next, want)
-            .await?
-            .filter(|got| got.len() == want))
     }
 
     /// Remember the MODSEQs of flag changes this session made itself, so that the

@@ -8,7 +8,7 @@
 //! the message's followed by the section with `-` between numbers.
 
 use message::header;
-use message::mime::{self, Entity};
+use message::mime::{self, Entity, Source};
 use serde_json::{Map, Value, json};
 
 /// The body part properties given when the client names none (§4.2).
@@ -91,12 +91,12 @@ pub fn media_type(e: &Entity) -> String {
     format!("{}/{}", e.content_type.kind, e.content_type.subtype).to_ascii_lowercase()
 }
 
-fn field(raw: &[u8], e: &Entity, name: &str) -> Option<String> {
-    e.field(raw, name)
+fn field<S: Source + ?Sized>(raw: &S, e: &Entity, name: &str) -> Option<String> {
+    raw.field(e, name)
 }
 
 /// The disposition (`attachment`, `inline`) and its parameters.
-fn disposition(raw: &[u8], e: &Entity) -> Option<(String, Vec<(String, String)>)> {
+fn disposition<S: Source + ?Sized>(raw: &S, e: &Entity) -> Option<(String, Vec<(String, String)>)> {
     let value = field(raw, e, "Content-Disposition")?;
     let (kind, params) = mime::parse_with_params(&value);
     Some((kind.to_ascii_lowercase(), params))
@@ -104,7 +104,7 @@ fn disposition(raw: &[u8], e: &Entity) -> Option<(String, Vec<(String, String)>)
 
 /// The file name: Content-Disposition's `filename`, else Content-Type's
 /// `name` (RFC 2231 / RFC 2047 decoded by the parameter parser).
-pub fn name(raw: &[u8], e: &Entity) -> Option<String> {
+pub fn name<S: Source + ?Sized>(raw: &S, e: &Entity) -> Option<String> {
     let from_disposition = disposition(raw, e).and_then(|(_, params)| {
         params
             .into_iter()
@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(sections(&d.html), vec!["1.2"]);
         assert_eq!(sections(&d.attachments), vec!["2"]);
         let pdf = find(&root, &[2]).unwrap();
-        assert_eq!(name(raw, pdf).as_deref(), Some("report.pdf"));
+        assert_eq!(name(&raw[..], pdf).as_deref(), Some("report.pdf"));
         assert_eq!(decoded(raw, pdf), b"%PDF-");
         assert!(find(&root, &[1]).is_none(), "a multipart has no part id");
         assert_eq!(part_blob_id("B42", &[1, 2]), "B42-1-2");

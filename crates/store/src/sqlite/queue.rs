@@ -118,7 +118,9 @@ fn finish_if_done(c: &Connection, id: i64, limit: u64) -> Result<Option<Finished
         return Ok(None);
     };
     let content = if with_content {
-        let full = ret.as_deref().is_some_and(|r| r.eq_ignore_ascii_case("FULL"));
+        let full = ret
+            .as_deref()
+            .is_some_and(|r| r.eq_ignore_ascii_case("FULL"));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let take = if full { size } else { size.min(limit) };
         c.prepare_cached("SELECT substr(data, 1, ?2) FROM blobs WHERE id = ?1")

@@ -1,0 +1,56 @@
+//! Reading a stored message a piece at a time (hardening.md C-FT9): its
+//! octets in [`PIECE`]-sized reads, its MIME structure as an
+//! [`Outline`], a part decoded as it is read. For the readers that must not
+//! hold a large message whole (IMAP FETCH, JMAP downloads).
+
+use message::mime::Decoder;
+use message::outline::{Outline, OutlineBuilder};
+
+use crate::{MailboxId, Result, Store};
+
+/// What one read takes from the store.
+pub const PIECE: usize = 64 * 1024;
+
+/// The next piece of a message's octets `next..end`; None if it is gone.
+pub async fn piece(
+    store: &dyn Store,
+    mailbox: MailboxId,
+    uid: u32,
+    next: u64,
+    end: u64,
+) -> Result<Option<Vec<u8>>> {
+    let want = (end.saturating_sub(next)).min(PIECE as u64) as usize;
+    Ok(store
+        .content_range(mailbox, uid, next, want)
+        .await?
+        .filter(|got| got.len() == want))
+}
+
+/// The outline of a message of `size` octets, read once; None if it is gone.
+pub async fn outline(
+    store: &dyn Store,
+    mailbox: MailboxId,
+    uid: u32,
+    size: u64,
+) -> Result<Option<Outline>> {
+    let mut builder = OutlineBuilder::new();
+    let mut next = 0;
+    while next < size {
+        let Some(got) = piece(store, mailbox, uid, next, size).await? else {
+            return Ok(None);
+        };
+        builder.feed(&got);
+        next += got.len() as u64;
+    }
+    Ok(Some(builder.finish()))
+}
+
+/// The decoded octets of the next piece of a part (`last`: the part ends).
+pub fn decode_piece(decoder: &mut Decoder, got: &[u8], last: bool) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(got.len());
+    decoder.feed(got, &mut plain);
+    if last {
+        decoder.finish(&mut plain);
+    }
+    plain
+}

@@ -8,32 +8,19 @@
 //! partial ranges, missing parts, an unknown encoding.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
-use imap::{ImapConfig, ImapSession, Services};
+use imap::{ImapConfig, ImapSession};
 use net::{Flow, Session};
 use testkit::fixture;
 use testkit::memory::conn_info;
 
 /// A session on a store of its own holding `messages` in alice's INBOX.
 async fn session(stream_over: u64, messages: &[Vec<u8>]) -> (ImapSession, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
-    fixture::populate_store(&store).await;
-    let throttle = auth::ThrottleConfig {
-        failure_delay: Duration::ZERO,
-        ..Default::default()
-    };
-    let services = Arc::new(Services {
-        store: store.clone(),
-        auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
-        user_ip: Arc::default(),
-        index: Arc::default(),
-        events: Arc::default(),
-        spool: message::spool::Spool::memory(),
-    });
+    let (dir, _store, services) = common::world().await;
     let mut config = ImapConfig::new(fixture::HOST, 50 << 20);
     config.plaintext_on_loopback = true;
     config.stream_over = stream_over;

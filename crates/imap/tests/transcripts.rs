@@ -3,10 +3,11 @@
 //! plays the same files over TCP against a real `tern serve`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use imap::{ImapConfig, ImapSession, Services};
+use std::sync::Arc;
+
+use imap::{ImapConfig, ImapSession};
 use testkit::Transcript;
 use testkit::fixture;
 use testkit::memory::{MemoryWire, conn_info};
@@ -22,21 +23,7 @@ async fn play_with(name: &str, text: &str, stream_over: u64) -> Result<(), Strin
         .get("listener")
         .map(String::as_str)
         .unwrap_or("imap");
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
-    fixture::populate_store(&store).await;
-    let throttle = auth::ThrottleConfig {
-        failure_delay: Duration::ZERO,
-        ..Default::default()
-    };
-    let services = Arc::new(Services {
-        store: store.clone(),
-        auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
-        user_ip: Arc::default(),
-        index: Arc::default(),
-        events: Arc::default(),
-        spool: message::spool::Spool::memory(),
-    });
+    let (_dir, store, services) = common::world().await;
     let mut config = ImapConfig::new(fixture::HOST, 50 << 20);
     config.starttls = true;
     config.stream_over = stream_over;

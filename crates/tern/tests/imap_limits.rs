@@ -98,6 +98,22 @@ fn read_response(r: &mut impl std::io::BufRead) -> (String, Vec<Vec<u8>>) {
     }
 }
 
+/// A plain connection where alice has logged in and selected INBOX.
+fn alice_in_inbox(
+    addr: std::net::SocketAddr,
+) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    use std::io::Write;
+    let (mut w, mut r) = common::raw_client(addr);
+    w.write_all(b"a LOGIN alice@a.test alice-pw\r\nb SELECT INBOX\r\n")
+        .unwrap();
+    loop {
+        let (text, _) = read_response(&mut r);
+        if text.starts_with("b OK") {
+            return (w, r);
+        }
+    }
+}
+
 /// C-SL2 and C-FT9: a client asks for 48 MB (twelve 4 MB messages) and
 /// reads nothing for two seconds: the server makes its answer a piece at a
 /// time as the client reads, so its memory hardly moves (the answer made
@@ -125,15 +141,7 @@ async fn fetch_answers_at_the_pace_of_the_reader() {
     let addr = server.addr("imap");
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let (mut w, mut r) = common::raw_client(addr);
-        w.write_all(b"a LOGIN alice@a.test alice-pw\r\nb SELECT INBOX\r\n")
-            .unwrap();
-        loop {
-            let (text, _) = read_response(&mut r);
-            if text.starts_with("b OK") {
-                break;
-            }
-        }
+        let (mut w, mut r) = alice_in_inbox(addr);
         let before = common::rss_kib(pid);
         w.write_all(b"c FETCH 1:* (UID BODY.PEEK[])\r\nd NOOP\r\n")
             .unwrap();
@@ -297,15 +305,7 @@ async fn parts_of_a_large_message_are_streamed() {
     let addr = server.addr("imap");
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let (mut w, mut r) = common::raw_client(addr);
-        w.write_all(b"a LOGIN alice@a.test alice-pw\r\nb SELECT INBOX\r\n")
-            .unwrap();
-        loop {
-            let (text, _) = read_response(&mut r);
-            if text.starts_with("b OK") {
-                break;
-            }
-        }
+        let (mut w, mut r) = alice_in_inbox(addr);
         let before = common::rss_kib(pid);
         w.write_all(b"c FETCH 1 (BODYSTRUCTURE BINARY.SIZE[2] BINARY.PEEK[2])\r\n")
             .unwrap();

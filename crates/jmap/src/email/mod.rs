@@ -74,10 +74,7 @@ pub async fn blob(
     view: &AccountView,
     blob_id: &str,
 ) -> Result<Option<Blob>, MethodError> {
-    let Some((email, levels)) = parse_blob_id(blob_id) else {
-        return Ok(None);
-    };
-    let Some(view) = view.emails.get(&email) else {
+    let Some((view, levels)) = locate(view, blob_id) else {
         return Ok(None);
     };
     let Some(mut raw) = content(store, view).await? else {
@@ -139,10 +136,7 @@ pub async fn blob_source(
         media_type: b.media_type,
         name: b.name,
     };
-    let Some((email, levels)) = parse_blob_id(blob_id) else {
-        return Ok(None);
-    };
-    let Some(email) = view.emails.get(&email) else {
+    let Some((email, levels)) = locate(view, blob_id) else {
         return Ok(None);
     };
     let Some(&(mailbox, uid)) = email.entries.first() else {
@@ -182,6 +176,13 @@ pub async fn blob_source(
         media_type: Some(body::media_type(part)),
         name: body::name(&outline, part),
     }))
+}
+
+/// The email a blob id names, if this account holds it, and the sections
+/// into it.
+fn locate<'a>(view: &'a AccountView, blob_id: &str) -> Option<(&'a EmailView, Vec<Vec<u32>>)> {
+    let (email, levels) = parse_blob_id(blob_id)?;
+    Some((view.emails.get(&email)?, levels))
 }
 
 /// `B42-2_1-1` as (42, [[2], [1, 1]]); None if it is not a blob id of ours.

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use managesieve::{ManageSieveConfig, ManageSieveSession, Services};
 use testkit::Transcript;
@@ -14,16 +13,10 @@ use testkit::memory::{MemoryWire, conn_info};
 
 async fn play(name: &str, text: &str) -> Result<(), String> {
     let transcript = Transcript::parse(name, text, &fixture::all_vars())?;
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
-    fixture::populate_store(&store).await;
-    let throttle = auth::ThrottleConfig {
-        failure_delay: Duration::ZERO,
-        ..Default::default()
-    };
+    let (_dir, store, auth) = fixture::world().await;
     let services = Arc::new(Services {
         store: store.clone(),
-        auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
+        auth,
     });
     let mut config = ManageSieveConfig::new(fixture::HOST);
     config.starttls = true;

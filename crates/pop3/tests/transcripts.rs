@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use pop3::{Pop3Config, Pop3Session, Services};
 use testkit::Transcript;
@@ -18,19 +17,13 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
         .get("listener")
         .map(String::as_str)
         .unwrap_or("pop3");
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
-    fixture::populate_store(&store).await;
+    let (_dir, store, auth) = fixture::world().await;
     if transcript.headers.get("seed").map(String::as_str) == Some("messages") {
         fixture::seed_messages(&store).await;
     }
-    let throttle = auth::ThrottleConfig {
-        failure_delay: Duration::ZERO,
-        ..Default::default()
-    };
     let services = Arc::new(Services {
         store: store.clone(),
-        auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
+        auth,
         locks: Arc::default(),
     });
     let mut config = Pop3Config::new(fixture::HOST);

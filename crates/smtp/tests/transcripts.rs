@@ -19,13 +19,7 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
         .get("listener")
         .map(String::as_str)
         .unwrap_or("smtp");
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
-    fixture::populate_store(&store).await;
-    let throttle = auth::ThrottleConfig {
-        failure_delay: Duration::ZERO,
-        ..Default::default()
-    };
+    let (dir, store, auth) = fixture::world().await;
     // Sender authentication and DNS lists need DNS: tern's MailNet tests
     // cover them; here the pipeline runs its rules and scores.
     let resolver = dns::Resolver::new(&dns::DnsConfig {
@@ -46,7 +40,7 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
     );
     let services = Arc::new(Services {
         mda: Arc::new(Mda::new(store.clone(), MdaConfig::default())),
-        auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
+        auth,
         checks: Arc::new(checks),
         signer: None,
         spool: message::spool::Spool::in_dir(&dir.path().join("spool")).unwrap(),

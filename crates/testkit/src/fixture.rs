@@ -46,6 +46,21 @@ pub fn vars() -> HashMap<String, String> {
     v
 }
 
+/// A store holding the world in a temporary directory (the caller keeps
+/// it), and an authenticator on it that does not slow failures down: what
+/// an in-memory session runs on.
+pub async fn world() -> (tempfile::TempDir, Arc<dyn Store>, Arc<auth::Authenticator>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
+    populate_store(&store).await;
+    let throttle = auth::ThrottleConfig {
+        failure_delay: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let auth = Arc::new(auth::Authenticator::new(store.clone(), throttle));
+    (dir, store, auth)
+}
+
 /// Create the world in a store directly (in-memory transcript runs).
 pub async fn populate_store(store: &Arc<dyn Store>) {
     store.add_domain(DOMAIN).await.unwrap();

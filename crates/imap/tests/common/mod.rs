@@ -2,23 +2,16 @@
 //! in a directory of its own, and the services a session runs on.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use imap::Services;
 use testkit::fixture;
 
 /// The store (in `dir`, kept by the caller) and the session's services.
 pub async fn world() -> (tempfile::TempDir, Arc<dyn store::Store>, Arc<Services>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
-    fixture::populate_store(&store).await;
-    let throttle = auth::ThrottleConfig {
-        failure_delay: Duration::ZERO,
-        ..Default::default()
-    };
+    let (dir, store, auth) = fixture::world().await;
     let services = Arc::new(Services {
         store: store.clone(),
-        auth: Arc::new(auth::Authenticator::new(store.clone(), throttle)),
+        auth,
         user_ip: Arc::default(),
         index: Arc::default(),
         events: Arc::default(),

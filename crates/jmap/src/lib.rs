@@ -365,15 +365,21 @@ impl Jmap {
         account: &AccountRecord,
         blob_id: &str,
     ) -> Result<Option<email::Blob>, MethodError> {
-        if let Some(u) = self.uploads.get(account.id, blob_id) {
-            return Ok(Some(email::Blob {
-                data: u.data.to_vec(),
-                media_type: Some(u.media_type),
-                name: None,
-            }));
+        if let Some(b) = self.uploaded(account, blob_id) {
+            return Ok(Some(b));
         }
         let view = self.views.get(self.store.as_ref(), account.id).await?;
         email::blob(self.store.as_ref(), &view, blob_id).await
+    }
+
+    /// A blob this account uploaded (RFC 8620 §6.1).
+    fn uploaded(&self, account: &AccountRecord, blob_id: &str) -> Option<email::Blob> {
+        let u = self.uploads.get(account.id, blob_id)?;
+        Some(email::Blob {
+            data: u.data.to_vec(),
+            media_type: Some(u.media_type),
+            name: None,
+        })
     }
 
     /// A blob for `/jmap/download`: a large message or its part is not
@@ -384,12 +390,8 @@ impl Jmap {
         account: &AccountRecord,
         blob_id: &str,
     ) -> Result<Option<email::BlobSource>, MethodError> {
-        if let Some(u) = self.uploads.get(account.id, blob_id) {
-            return Ok(Some(email::BlobSource {
-                octets: email::Octets::Held(u.data.to_vec()),
-                media_type: Some(u.media_type),
-                name: None,
-            }));
+        if let Some(b) = self.uploaded(account, blob_id) {
+            return Ok(Some(b.into()));
         }
         let view = self.views.get(self.store.as_ref(), account.id).await?;
         email::blob_source(self.store.as_ref(), &view, blob_id).await

@@ -595,6 +595,25 @@ pub fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// A message with `top` as its first header fields, a line of text and a
+/// 30 MB attachment (`big.bin`, base64 in lines of 76): the attachment,
+/// the message and the octets of the attachment's body as encoded.
+#[allow(dead_code)]
+pub fn with_large_attachment(top: &str) -> (Vec<u8>, Vec<u8>, usize) {
+    use base64::Engine;
+    let attachment: Vec<u8> = (0..30_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&attachment);
+    let lines: Vec<&[u8]> = encoded.as_bytes().chunks(76).collect();
+    let head = format!(
+        "{top}Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nAttached.\r\n--zz\r\nContent-Type: application/octet-stream; name=\"big.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    );
+    let body = lines.join(&b"\r\n"[..]);
+    let message = [head.as_bytes(), &body, b"\r\n--zz--\r\n"].concat();
+    (attachment, message, body.len())
+}
+
 /// The most memory the process has held since it started (VmHWM), KiB.
 #[allow(dead_code)]
 pub fn peak_rss_kib(pid: u32) -> u64 {

@@ -282,24 +282,13 @@ async fn a_large_append_is_spooled_as_it_arrives() {
 /// decoded, octet for octet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_of_a_large_message_are_streamed() {
-    use base64::Engine;
     let server = tokio::task::spawn_blocking(|| {
         common::full_server("[imap]\nplaintext_on_loopback = true\n")
     })
     .await
     .unwrap();
-    let attachment: Vec<u8> = (0..30_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-        .collect();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&attachment);
-    let lines: Vec<&[u8]> = encoded.as_bytes().chunks(76).collect();
-    let message = [
-        &b"Subject: large attachment\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--zz\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"[..],
-        &lines.join(&b"\r\n"[..]),
-        b"\r\n--zz--\r\n",
-    ]
-    .concat();
-    let body_len = encoded.len() + 2 * (lines.len() - 1);
+    let (attachment, message, body_len) =
+        common::with_large_attachment("Subject: large attachment\r\n");
     common::append_to_alice(&server, &[message]).await;
     let pid = server.pid().unwrap();
     let addr = server.addr("imap");

@@ -1768,19 +1768,9 @@ fn jmap_jam_with_a_bearer_token() {
 /// attachment); each arrives octet for octet.
 #[test]
 fn large_downloads_come_a_piece_at_a_time() {
-    use base64::Engine;
     let server = server();
-    let attachment: Vec<u8> = (0..30_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
-        .collect();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&attachment);
-    let lines: Vec<&[u8]> = encoded.as_bytes().chunks(76).collect();
-    let message = [
-        &b"From: bob@far.test\r\nSubject: large\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nAttached.\r\n--zz\r\nContent-Type: application/octet-stream; name=\"big.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"[..],
-        &lines.join(&b"\r\n"[..]),
-        b"\r\n--zz--\r\n",
-    ]
-    .concat();
+    let (attachment, message, _) =
+        common::with_large_attachment("From: bob@far.test\r\nSubject: large\r\n");
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(common::append_to_alice(

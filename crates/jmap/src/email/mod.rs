@@ -124,6 +124,16 @@ pub struct BlobSource {
     pub name: Option<String>,
 }
 
+impl From<Blob> for BlobSource {
+    fn from(b: Blob) -> BlobSource {
+        BlobSource {
+            octets: Octets::Held(b.data),
+            media_type: b.media_type,
+            name: b.name,
+        }
+    }
+}
+
 /// Like [`blob`], but a large message, or a part of one, is named by its
 /// place in the store instead of read (its structure read as a stream).
 pub async fn blob_source(
@@ -131,11 +141,6 @@ pub async fn blob_source(
     view: &AccountView,
     blob_id: &str,
 ) -> Result<Option<BlobSource>, MethodError> {
-    let held = |b: Blob| BlobSource {
-        octets: Octets::Held(b.data),
-        media_type: b.media_type,
-        name: b.name,
-    };
     let Some((email, levels)) = locate(view, blob_id) else {
         return Ok(None);
     };
@@ -143,7 +148,7 @@ pub async fn blob_source(
         return Ok(None);
     };
     if email.size <= STREAM_OVER || levels.len() > 1 {
-        return Ok(blob(store, view, blob_id).await?.map(held));
+        return Ok(blob(store, view, blob_id).await?.map(BlobSource::from));
     }
     let Some(section) = levels.first() else {
         return Ok(Some(BlobSource {

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, sql};
+use crate::directory::DirectoryStore;
 use crate::error::{Result, StoreError};
 use crate::types::*;
 
@@ -69,8 +70,10 @@ pub(super) fn next_uid_validity(conn: &Connection) -> Result<u32> {
     Ok(candidate)
 }
 
-impl SqliteStore {
-    pub(crate) async fn sql_add_domain(&self, name: String) -> Result<DomainRecord> {
+#[async_trait::async_trait]
+impl DirectoryStore for SqliteStore {
+    async fn add_domain(&self, name: &str) -> Result<DomainRecord> {
+        let name = name.to_string();
         self.write(move |c| {
             let created = now();
             c.execute(
@@ -90,7 +93,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_list_domains(&self) -> Result<Vec<DomainRecord>> {
+    async fn list_domains(&self) -> Result<Vec<DomainRecord>> {
         self.read(|c| {
             let mut st = c
                 .prepare_cached("SELECT id, name, created FROM domains ORDER BY name")
@@ -109,7 +112,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_remove_domain(&self, name: String) -> Result<()> {
+    async fn remove_domain(&self, name: &str) -> Result<()> {
+        let name = name.to_string();
         self.write(move |c| {
             let id = domain_id(c, &name)?;
             let accounts: i64 = c.query_row("SELECT count(*) FROM accounts WHERE domain_id = ?1", [id], |r| r.get(0)).map_err(sql)?;
@@ -125,7 +129,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_add_dkim_key(&self, domain: String, key: NewDkimKey) -> Result<()> {
+    async fn add_dkim_key(&self, domain: &str, key: NewDkimKey) -> Result<()> {
+        let domain = domain.to_string();
         self.write(move |c| {
             let id = domain_id(c, &domain)?;
             c.execute(
@@ -141,11 +146,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_setting_or_init(
-        &self,
-        name: String,
-        initial: Vec<u8>,
-    ) -> Result<Vec<u8>> {
+    async fn setting_or_init(&self, name: &str, initial: Vec<u8>) -> Result<Vec<u8>> {
+        let name = name.to_string();
         self.write(move |c| {
             c.execute(
                 "INSERT INTO settings(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
@@ -160,7 +162,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_dkim_keys(&self, domain: String) -> Result<Vec<DkimKey>> {
+    async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
+        let domain = domain.to_string();
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT k.selector, k.algorithm, k.private_key, k.public_key, k.active_from, k.created FROM dkim_keys k JOIN domains d ON d.id = k.domain_id WHERE d.name = ?1 ORDER BY k.active_from DESC, k.id DESC",
@@ -186,11 +189,9 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_add_account(
-        &self,
-        address: String,
-        creds: Credentials,
-    ) -> Result<AccountRecord> {
+    async fn add_account(&self, address: &str, credentials: Credentials) -> Result<AccountRecord> {
+        let address = address.to_string();
+        let creds = credentials;
         self.write(move |c| {
             let domain = domain_id(c, domain_of(&address)?)?;
             ensure_no_alias(c, &address)?;
@@ -217,11 +218,9 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_set_credentials(
-        &self,
-        address: String,
-        creds: Credentials,
-    ) -> Result<()> {
+    async fn set_credentials(&self, address: &str, credentials: Credentials) -> Result<()> {
+        let address = address.to_string();
+        let creds = credentials;
         self.write(move |c| {
             let n = c
                 .execute(
@@ -237,7 +236,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_list_accounts(&self) -> Result<Vec<AccountRecord>> {
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>> {
         self.read(|c| {
             let mut st = c
                 .prepare_cached("SELECT id, address, created FROM accounts ORDER BY address")
@@ -248,7 +247,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_remove_account(&self, address: String) -> Result<()> {
+    async fn remove_account(&self, address: &str) -> Result<()> {
+        let address = address.to_string();
         self.write(move |c| {
             let blobs = super::mail::blobs_of(
                 c,
@@ -279,7 +279,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_set_quota(&self, address: String, quota: Quota) -> Result<()> {
+    async fn set_quota(&self, address: &str, quota: Quota) -> Result<()> {
+        let address = address.to_string();
         self.write(move |c| {
             let n = c
                 .execute(
@@ -295,7 +296,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_metadata(
+    async fn metadata(
         &self,
         account: AccountId,
         mailbox: Option<MailboxId>,
@@ -316,7 +317,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_set_metadata(
+    async fn set_metadata(
         &self,
         account: AccountId,
         mailbox: Option<MailboxId>,
@@ -351,11 +352,11 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_quota_limits(&self, account: AccountId) -> Result<Quota> {
+    async fn quota_limits(&self, account: AccountId) -> Result<Quota> {
         self.read(move |c| quota_limits(c, account)).await
     }
 
-    pub(crate) async fn sql_quota(&self, account: AccountId) -> Result<QuotaUsage> {
+    async fn quota(&self, account: AccountId) -> Result<QuotaUsage> {
         self.read(move |c| {
             let quota = quota_limits(c, account)?;
             let (count, octets): (i64, i64) = c
@@ -374,10 +375,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_account_credentials(
-        &self,
-        address: String,
-    ) -> Result<Option<AccountCredentials>> {
+    async fn account_credentials(&self, address: &str) -> Result<Option<AccountCredentials>> {
+        let address = address.to_string();
         self.read(move |c| {
             c.query_row("SELECT id, address, created, password_hash, scram_sha256 FROM accounts WHERE address = ?1", [address], |r| {
                 Ok(AccountCredentials { account: account_row(r)?, credentials: Credentials { password_hash: r.get(3)?, scram_sha256: r.get(4)? } })
@@ -388,7 +387,9 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_add_alias(&self, address: String, targets: Vec<String>) -> Result<()> {
+    async fn add_alias(&self, address: &str, targets: &[String]) -> Result<()> {
+        let address = address.to_string();
+        let targets = targets.to_vec();
         self.write(move |c| {
             let domain = domain_id(c, domain_of(&address)?)?;
             let is_account: bool = c
@@ -416,7 +417,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_list_aliases(&self) -> Result<Vec<AliasRecord>> {
+    async fn list_aliases(&self) -> Result<Vec<AliasRecord>> {
         self.read(|c| {
             let mut st = c
                 .prepare_cached("SELECT address, targets FROM aliases ORDER BY address")
@@ -434,7 +435,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_remove_alias(&self, address: String) -> Result<()> {
+    async fn remove_alias(&self, address: &str) -> Result<()> {
+        let address = address.to_string();
         self.write(move |c| {
             let n = c
                 .execute("DELETE FROM aliases WHERE address = ?1", [&address])
@@ -447,7 +449,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_lookup_address(&self, address: String) -> Result<AddressKind> {
+    async fn lookup_address(&self, address: &str) -> Result<AddressKind> {
+        let address = address.to_string();
         self.read(move |c| {
             let account = c
                 .prepare_cached("SELECT id, address, created FROM accounts WHERE address = ?1")
@@ -477,7 +480,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_aliases_targeting(&self, address: String) -> Result<Vec<String>> {
+    async fn aliases_targeting(&self, address: &str) -> Result<Vec<String>> {
+        let address = address.to_string();
         self.read(move |c| {
             let mut st = c.prepare_cached("SELECT address, targets FROM aliases WHERE address NOT LIKE '@%' AND instr(',' || targets || ',', ',' || ?1 || ',') > 0").map_err(sql)?;
             let rows = st.query_map([&address], |r| r.get::<_, String>(0)).map_err(sql)?;

@@ -4,7 +4,7 @@
 //! (`PRAGMA integrity_check`) before it is called a backup. Restoring is
 //! putting that file back as `tern.db` of an empty data directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -45,8 +45,10 @@ pub(super) fn copy_checked(conn: &Connection, target: &Path, check: &str) -> Res
     Ok(copy)
 }
 
-impl SqliteStore {
-    pub(crate) async fn sql_backup(&self, dir: PathBuf) -> Result<BackupSummary> {
+#[async_trait::async_trait]
+impl crate::Store for SqliteStore {
+    async fn backup(&self, dir: &std::path::Path) -> Result<BackupSummary> {
+        let dir = dir.to_path_buf();
         let target = dir.join(FILE);
         if target.exists() {
             return Err(StoreError::Duplicate(format!(

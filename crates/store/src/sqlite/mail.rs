@@ -14,6 +14,7 @@ use message::spool::Spooled;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, sql};
+use crate::delivery::DeliveryStore;
 use crate::error::{Result, StoreError};
 use crate::types::*;
 
@@ -216,70 +217,30 @@ pub(super) fn mailbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxReco
 
 pub(super) const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed, first_recent_uid";
 
-impl SqliteStore {
-    pub(crate) async fn sql_store_message(&self, msg: NewMessage) -> Result<Stored> {
-        let index = index_of(&msg);
-        self.write(move |c| store_new_message(c, &msg, index.as_ref()))
-            .await
+#[async_trait::async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn store_message(&self, message: NewMessage) -> Result<Stored> {
+        let index = index_of(&message);
+        let stored = self
+            .write(move |c| store_new_message(c, &message, index.as_ref()))
+            .await?;
+        self.feed().publish(stored.placed.iter().map(|p| p.0));
+        Ok(stored)
     }
 
-    pub(crate) async fn sql_store_messages(&self, msgs: Vec<NewMessage>) -> Result<Vec<Stored>> {
-        let indexes: Vec<Option<MessageIndex>> = msgs.iter().map(index_of).collect();
-        self.write(move |c| {
-            msgs.iter()
-                .zip(&indexes)
-                .map(|(m, i)| store_new_message(c, m, i.as_ref()))
-                .collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn sql_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name"
-                ))
-                .map_err(sql)?;
-            let rows = st.query_map([account], mailbox_row).map_err(sql)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
-        })
-        .await
-    }
-
-    pub(crate) async fn sql_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {} FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",
-                    super::mailbox::ENTRY_COLUMNS
-                ))
-                .map_err(sql)?;
-            let rows = st
-                .query_map([mailbox], super::mailbox::entry_row)
-                .map_err(sql)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
-        })
-        .await
-    }
-
-    pub(crate) async fn sql_message_content(
-        &self,
-        mailbox: MailboxId,
-        uid: u32,
-    ) -> Result<Option<Vec<u8>>> {
-        self.read(move |c| {
-            c.prepare_cached("SELECT m.prefix, b.data FROM mailbox_messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2")
-                .and_then(|mut st| {
-                    st.query_row(params![mailbox, uid], |r| {
-                        let mut out: Vec<u8> = r.get(0)?;
-                        out.extend_from_slice(r.get_ref(1)?.as_blob()?);
-                        Ok(out)
-                    })
-                    .optional()
-                })
-                .map_err(sql)
-        })
-        .await
+    async fn store_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<Stored>> {
+        let indexes: Vec<Option<MessageIndex>> = messages.iter().map(index_of).collect();
+        let stored: Vec<Stored> = self
+            .write(move |c| {
+                messages
+                    .iter()
+                    .zip(&indexes)
+                    .map(|(m, i)| store_new_message(c, m, i.as_ref()))
+                    .collect()
+            })
+            .await?;
+        let placed = stored.iter().flat_map(|s| s.placed.iter().map(|p| p.0));
+        self.feed().publish(placed);
+        Ok(stored)
     }
 }

@@ -6,8 +6,8 @@
 //!   every message it touches (RFC 7162 §3.1: MODSEQs only need to rise).
 //! - Expunged UIDs are kept with their MODSEQ in `expunged`, so any session can
 //!   learn what disappeared since it last looked (RFC 7162 §3.2.5.1).
-//! - Operations that change a mailbox announce its id on the change channel
-//!   after the commit (IMAP IDLE wakes on it).
+//! - Operations that change a mailbox publish its id on the change feed
+//!   after the commit (`crate::feed`: IMAP IDLE and JMAP push wake on it).
 
 use std::collections::HashSet;
 
@@ -18,6 +18,7 @@ use super::mail::{MAILBOX_COLUMNS, blobs_of, collect_blobs, insert_entry, mailbo
 use super::{SqliteStore, sql};
 use crate::error::{Result, StoreError};
 use crate::flags;
+use crate::mailbox::MailboxStore;
 use crate::types::*;
 use message::spool::Spooled;
 
@@ -142,37 +143,83 @@ fn has_prefix(name: &str, parent: &str) -> bool {
         && name.as_bytes().get(parent.len()) == Some(&b'/')
 }
 
-impl SqliteStore {
-    pub(crate) async fn sql_mailbox(
-        &self,
-        account: AccountId,
-        name: String,
-    ) -> Result<Option<MailboxRecord>> {
-        self.read(move |c| mailbox_by_name(c, account, &name)).await
-    }
-
-    pub(crate) async fn sql_create_mailbox(
-        &self,
-        account: AccountId,
-        name: String,
-    ) -> Result<MailboxRecord> {
-        self.write(move |c| {
-            if mailbox_by_name(c, account, &name)?.is_some() {
-                return Err(StoreError::Duplicate(format!("mailbox {name}")));
-            }
-            let validity = next_uid_validity(c)?;
-            c.execute(
-                "INSERT INTO mailboxes(account_id, name, uid_validity) VALUES (?1, ?2, ?3)",
-                params![account, name, validity],
-            )
-            .map_err(sql)?;
-            mailbox_by_id(c, c.last_insert_rowid())
+#[async_trait::async_trait]
+impl MailboxStore for SqliteStore {
+    async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name"
+                ))
+                .map_err(sql)?;
+            let rows = st.query_map([account], mailbox_row).map_err(sql)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
         .await
     }
 
-    pub(crate) async fn sql_delete_mailbox(&self, account: AccountId, name: String) -> Result<()> {
-        self.write(move |c| {
+    async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",
+                    super::mailbox::ENTRY_COLUMNS
+                ))
+                .map_err(sql)?;
+            let rows = st
+                .query_map([mailbox], super::mailbox::entry_row)
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        })
+        .await
+    }
+
+    async fn message_content(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT m.prefix, b.data FROM mailbox_messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2")
+                .and_then(|mut st| {
+                    st.query_row(params![mailbox, uid], |r| {
+                        let mut out: Vec<u8> = r.get(0)?;
+                        out.extend_from_slice(r.get_ref(1)?.as_blob()?);
+                        Ok(out)
+                    })
+                    .optional()
+                })
+                .map_err(sql)
+        })
+        .await
+    }
+
+    async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
+        let name = name.to_string();
+        self.read(move |c| mailbox_by_name(c, account, &name)).await
+    }
+
+    async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxRecord> {
+        let name = name.to_string();
+        let created = self
+            .write(move |c| {
+                if mailbox_by_name(c, account, &name)?.is_some() {
+                    return Err(StoreError::Duplicate(format!("mailbox {name}")));
+                }
+                let validity = next_uid_validity(c)?;
+                c.execute(
+                    "INSERT INTO mailboxes(account_id, name, uid_validity) VALUES (?1, ?2, ?3)",
+                    params![account, name, validity],
+                )
+                .map_err(sql)?;
+                mailbox_by_id(c, c.last_insert_rowid())
+            })
+            .await?;
+        self.feed().publish([created.id]);
+        Ok(created)
+    }
+
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = name.to_string();
+        let gone = self.write(move |c| {
+            let gone = mailbox_by_name(c, account, &name)?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
             let blobs = blobs_of(
                 c,
                 "m.mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2)",
@@ -187,98 +234,93 @@ impl SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("mailbox {name}")));
             }
-            collect_blobs(c, &blobs)
+            collect_blobs(c, &blobs)?;
+            Ok(gone.id)
         })
-        .await
+        .await?;
+        self.feed().publish([gone]);
+        Ok(())
     }
 
     /// Rename a mailbox and everything below it. Renaming INBOX moves its messages
     /// into a new mailbox and leaves INBOX empty (RFC 9051 §6.3.6).
-    pub(crate) async fn sql_rename_mailbox(
-        &self,
-        account: AccountId,
-        from: String,
-        to: String,
-    ) -> Result<Vec<MailboxId>> {
-        self.write(move |c| {
-            let source = mailbox_by_name(c, account, &from)?
-                .ok_or_else(|| StoreError::NotFound(format!("mailbox {from}")))?;
-            if mailbox_by_name(c, account, &to)?.is_some() {
-                return Err(StoreError::Duplicate(format!("mailbox {to}")));
-            }
-            if from == "INBOX" {
-                let validity = next_uid_validity(c)?;
-                c.execute(
-                    "INSERT INTO mailboxes(account_id, name, uid_validity) VALUES (?1, ?2, ?3)",
-                    params![account, to, validity],
-                )
-                .map_err(sql)?;
-                let target = c.last_insert_rowid();
-                let uids: Vec<u32> = c
-                    .prepare_cached(
-                        "SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",
-                    )
-                    .and_then(|mut st| st.query_map([source.id], |r| r.get(0))?.collect())
-                    .map_err(sql)?;
-                copy_entries(c, source.id, &uids, target)?;
-                remove_entries(c, source.id, &uids)?;
-                return Ok(vec![source.id, target]);
-            }
-            let names: Vec<(MailboxId, String)> = c
-                .prepare_cached("SELECT id, name FROM mailboxes WHERE account_id = ?1")
-                .and_then(|mut st| {
-                    st.query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect()
-                })
-                .map_err(sql)?;
-            let mut touched = Vec::new();
-            for (id, name) in names {
-                if name == from || has_prefix(&name, &from) {
-                    let renamed = format!("{to}{}", &name[from.len()..]);
-                    c.execute(
-                        "UPDATE mailboxes SET name = ?2 WHERE id = ?1",
-                        params![id, renamed],
-                    )
-                    .map_err(|e| match sql(e) {
-                        StoreError::Duplicate(_) => {
-                            StoreError::Duplicate(format!("mailbox {renamed}"))
-                        }
-                        other => other,
-                    })?;
-                    touched.push(id);
+    async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        let from = from.to_string();
+        let to = to.to_string();
+        let touched = self
+            .write(move |c| {
+                let source = mailbox_by_name(c, account, &from)?
+                    .ok_or_else(|| StoreError::NotFound(format!("mailbox {from}")))?;
+                if mailbox_by_name(c, account, &to)?.is_some() {
+                    return Err(StoreError::Duplicate(format!("mailbox {to}")));
                 }
-            }
-            Ok(touched)
-        })
-        .await
+                if from == "INBOX" {
+                    let validity = next_uid_validity(c)?;
+                    c.execute(
+                        "INSERT INTO mailboxes(account_id, name, uid_validity) VALUES (?1, ?2, ?3)",
+                        params![account, to, validity],
+                    )
+                    .map_err(sql)?;
+                    let target = c.last_insert_rowid();
+                    let uids: Vec<u32> = c
+                        .prepare_cached(
+                            "SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",
+                        )
+                        .and_then(|mut st| st.query_map([source.id], |r| r.get(0))?.collect())
+                        .map_err(sql)?;
+                    copy_entries(c, source.id, &uids, target)?;
+                    remove_entries(c, source.id, &uids)?;
+                    return Ok(vec![source.id, target]);
+                }
+                let names: Vec<(MailboxId, String)> = c
+                    .prepare_cached("SELECT id, name FROM mailboxes WHERE account_id = ?1")
+                    .and_then(|mut st| {
+                        st.query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect()
+                    })
+                    .map_err(sql)?;
+                let mut touched = Vec::new();
+                for (id, name) in names {
+                    if name == from || has_prefix(&name, &from) {
+                        let renamed = format!("{to}{}", &name[from.len()..]);
+                        c.execute(
+                            "UPDATE mailboxes SET name = ?2 WHERE id = ?1",
+                            params![id, renamed],
+                        )
+                        .map_err(|e| match sql(e) {
+                            StoreError::Duplicate(_) => {
+                                StoreError::Duplicate(format!("mailbox {renamed}"))
+                            }
+                            other => other,
+                        })?;
+                        touched.push(id);
+                    }
+                }
+                Ok(touched)
+            })
+            .await?;
+        self.feed().publish(touched);
+        Ok(())
     }
 
-    pub(crate) async fn sql_set_subscribed(
-        &self,
-        account: AccountId,
-        name: String,
-        subscribed: bool,
-    ) -> Result<()> {
-        self.write(move |c| {
-            let n = c
-                .execute(
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()> {
+        let name = name.to_string();
+        let changed = self
+            .write(move |c| {
+                c.execute(
                     "UPDATE mailboxes SET subscribed = ?3 WHERE account_id = ?1 AND name = ?2",
                     params![account, name, subscribed],
                 )
                 .map_err(sql)?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("mailbox {name}")));
-            }
-            Ok(())
-        })
-        .await
+                mailbox_by_name(c, account, &name)?
+                    .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))
+            })
+            .await?;
+        self.feed().publish([changed.id]);
+        Ok(())
     }
 
-    pub(crate) async fn sql_changes_since(
-        &self,
-        mailbox: MailboxId,
-        since: u64,
-    ) -> Result<MailboxChanges> {
+    async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<MailboxChanges> {
         self.read(move |c| {
             // One snapshot for the three queries.
             c.execute_batch("BEGIN").map_err(sql)?;
@@ -300,39 +342,45 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_append(
+    async fn append(
         &self,
         mailbox: MailboxId,
         data: Spooled,
-        flag_list: Vec<String>,
-        date: i64,
+        flags: Vec<String>,
+        internal_date: i64,
     ) -> Result<u32> {
+        let flag_list = flags;
+        let date = internal_date;
         let index = super::mail::index_of_content(&data);
-        self.write(move |c| {
-            let blob = super::mail::insert_spooled(c, &data)?;
-            super::search::insert(c, blob, &index)?;
-            insert_entry(
-                c,
-                mailbox,
-                blob,
-                &[],
-                data.len(),
-                date,
-                &flags::normalize(&flag_list),
-            )
-        })
-        .await
+        let uid = self
+            .write(move |c| {
+                let blob = super::mail::insert_spooled(c, &data)?;
+                super::search::insert(c, blob, &index)?;
+                insert_entry(
+                    c,
+                    mailbox,
+                    blob,
+                    &[],
+                    data.len(),
+                    date,
+                    &flags::normalize(&flag_list),
+                )
+            })
+            .await?;
+        self.feed().publish([mailbox]);
+        Ok(uid)
     }
 
-    pub(crate) async fn sql_set_flags(
+    async fn set_flags(
         &self,
         mailbox: MailboxId,
         uids: Vec<u32>,
         op: FlagOp,
-        flag_list: Vec<String>,
+        flags: Vec<String>,
         unchanged_since: Option<u64>,
     ) -> Result<FlagUpdate> {
-        self.write(move |c| {
+        let flag_list = flags;
+        let update = self.write(move |c| {
             let mut out = FlagUpdate::default();
             let mut modseq = None;
             let mut update = c.prepare_cached("UPDATE mailbox_messages SET flags = ?3, modseq = ?4 WHERE mailbox_id = ?1 AND uid = ?2").map_err(sql)?;
@@ -357,16 +405,16 @@ impl SqliteStore {
             }
             Ok(out)
         })
-        .await
+        .await?;
+        if !update.updated.is_empty() {
+            self.feed().publish([mailbox]);
+        }
+        Ok(update)
     }
 
     /// Remove the messages flagged \Deleted (among `uids`, if given). Returns their UIDs.
-    pub(crate) async fn sql_expunge(
-        &self,
-        mailbox: MailboxId,
-        uids: Option<Vec<u32>>,
-    ) -> Result<Vec<u32>> {
-        self.write(move |c| {
+    async fn expunge(&self, mailbox: MailboxId, uids: Option<Vec<u32>>) -> Result<Vec<u32>> {
+        let gone = self.write(move |c| {
             let deleted: Vec<u32> = c
                 .prepare_cached("SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 AND instr(' ' || flags || ' ', ' \\Deleted ') > 0 ORDER BY uid")
                 .and_then(|mut st| st.query_map([mailbox], |r| r.get(0))?.collect())
@@ -381,42 +429,46 @@ impl SqliteStore {
             remove_entries(c, mailbox, &chosen)?;
             Ok(chosen)
         })
-        .await
+        .await?;
+        if !gone.is_empty() {
+            self.feed().publish([mailbox]);
+        }
+        Ok(gone)
     }
 
     /// Remove these messages whatever their flags (POP3 DELE at QUIT).
-    pub(crate) async fn sql_remove_messages(
-        &self,
-        mailbox: MailboxId,
-        uids: Vec<u32>,
-    ) -> Result<()> {
-        self.write(move |c| remove_entries(c, mailbox, &uids)).await
+    async fn remove_messages(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<()> {
+        self.write(move |c| remove_entries(c, mailbox, &uids))
+            .await?;
+        self.feed().publish([mailbox]);
+        Ok(())
     }
 
-    pub(crate) async fn sql_copy(
+    async fn copy_messages(
         &self,
         from: MailboxId,
         uids: Vec<u32>,
         to: MailboxId,
         remove: bool,
     ) -> Result<Vec<(u32, u32)>> {
-        self.write(move |c| {
-            let pairs = copy_entries(c, from, &uids, to)?;
-            if remove {
-                let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
-                remove_entries(c, from, &moved)?;
-            }
-            Ok(pairs)
-        })
-        .await
+        let pairs = self
+            .write(move |c| {
+                let pairs = copy_entries(c, from, &uids, to)?;
+                if remove {
+                    let moved: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+                    remove_entries(c, from, &moved)?;
+                }
+                Ok(pairs)
+            })
+            .await?;
+        self.feed()
+            .publish(if remove { vec![from, to] } else { vec![to] });
+        Ok(pairs)
     }
 
     /// The entries of these UIDs (those that exist), in UID order.
-    pub(crate) async fn sql_entries(
-        &self,
-        mailbox: MailboxId,
-        mut uids: Vec<u32>,
-    ) -> Result<Vec<MessageEntry>> {
+    async fn entries(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<MessageEntry>> {
+        let mut uids = uids;
         uids.sort_unstable();
         uids.dedup();
         self.read(move |c| {
@@ -446,11 +498,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_contents(
-        &self,
-        mailbox: MailboxId,
-        uids: Vec<u32>,
-    ) -> Result<Vec<(u32, Vec<u8>)>> {
+    async fn contents(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, Vec<u8>)>> {
         self.read(move |c| {
             let mut st = c
                 .prepare_cached("SELECT m.prefix, b.data FROM mailbox_messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2")
@@ -477,7 +525,7 @@ impl SqliteStore {
     /// A piece of one message: the part of its prefix (our trace lines)
     /// that falls in the range, then the rest read from the blob with
     /// SQLite's incremental blob I/O, so only the piece is in memory.
-    pub(crate) async fn sql_content_range(
+    async fn content_range(
         &self,
         mailbox: MailboxId,
         uid: u32,
@@ -520,7 +568,7 @@ impl SqliteStore {
 
     /// RFC 3501 §2.3.2: the first session to select a mailbox after new mail claims it
     /// as \Recent. Returns the first UID this session sees as recent.
-    pub(crate) async fn sql_claim_recent(&self, mailbox: MailboxId) -> Result<u32> {
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32> {
         self.write(move |c| {
             let (first, next): (u32, u32) = c
                 .query_row(
@@ -537,5 +585,9 @@ impl SqliteStore {
             Ok(first)
         })
         .await
+    }
+
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<MailboxId> {
+        self.feed().subscribe()
     }
 }

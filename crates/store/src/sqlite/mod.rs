@@ -60,8 +60,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    /// Mailboxes whose contents changed, announced after the commit.
-    changes: tokio::sync::broadcast::Sender<crate::types::MailboxId>,
+    /// Mailboxes whose contents changed, published after the commit.
+    feed: crate::feed::ChangeFeed,
     options: StoreOptions,
     writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
@@ -104,7 +104,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                changes: tokio::sync::broadcast::channel(1024).0,
+                feed: Default::default(),
                 options: options.clone(),
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
@@ -114,15 +114,9 @@ impl SqliteStore {
         })
     }
 
-    /// Tell watchers (IMAP IDLE) that these mailboxes changed.
-    pub(crate) fn announce(&self, mailboxes: impl IntoIterator<Item = crate::types::MailboxId>) {
-        for m in mailboxes {
-            let _ = self.inner.changes.send(m);
-        }
-    }
-
-    pub(crate) fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::types::MailboxId> {
-        self.inner.changes.subscribe()
+    /// The change feed this process's writes are published on.
+    pub(crate) fn feed(&self) -> &crate::feed::ChangeFeed {
+        &self.inner.feed
     }
 
     /// Run `f` in the next group commit; resolves once its changes are durable.

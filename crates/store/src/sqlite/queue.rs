@@ -5,7 +5,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, sql};
 use crate::error::Result;
+use crate::queue::QueueStore;
 use crate::types::*;
+use message::spool::Spooled;
 
 /// Recipient states.
 pub const QUEUED: &str = "queued";
@@ -145,27 +147,6 @@ fn finish_if_done(c: &Connection, id: i64, limit: u64) -> Result<Option<Finished
     }))
 }
 
-impl SqliteStore {
-    pub(crate) async fn sql_queue_list(&self) -> Result<Vec<QueueSummary>> {
-        self.read(|c| {
-            let mut st = c
-                .prepare_cached("SELECT q.id, q.sender, q.created, length(b.data) FROM queue_messages q JOIN blobs b ON b.id = q.blob_id ORDER BY q.id")
-                .map_err(sql)?;
-            let mut out: Vec<QueueSummary> = st
-                .query_map([], |r| Ok(QueueSummary { id: r.get(0)?, sender: r.get(1)?, created: r.get(2)?, size: r.get(3)?, recipients: Vec::new() }))
-                .map_err(sql)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(sql)?;
-            let mut st = c.prepare_cached("SELECT address, state FROM queue_recipients WHERE queue_id = ?1 ORDER BY id").map_err(sql)?;
-            for q in &mut out {
-                q.recipients = st.query_map([q.id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql)?.collect::<rusqlite::Result<_>>().map_err(sql)?;
-            }
-            Ok(out)
-        })
-        .await
-    }
-}
-
 /// A recipient that is done.
 pub const DELIVERED: &str = "delivered";
 pub const FAILED: &str = "failed";
@@ -195,10 +176,30 @@ const JOB_COLUMNS: &str = "q.id, q.sender, q.envid, q.ret, q.smtputf8, q.eight_b
 /// RFC 6710 priorities, highest first.
 const PRIORITIES: std::ops::RangeInclusive<i8> = -9..=9;
 
-impl SqliteStore {
+#[async_trait::async_trait]
+impl QueueStore for SqliteStore {
+    async fn queue_list(&self) -> Result<Vec<QueueSummary>> {
+        self.read(|c| {
+            let mut st = c
+                .prepare_cached("SELECT q.id, q.sender, q.created, length(b.data) FROM queue_messages q JOIN blobs b ON b.id = q.blob_id ORDER BY q.id")
+                .map_err(sql)?;
+            let mut out: Vec<QueueSummary> = st
+                .query_map([], |r| Ok(QueueSummary { id: r.get(0)?, sender: r.get(1)?, created: r.get(2)?, size: r.get(3)?, recipients: Vec::new() }))
+                .map_err(sql)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql)?;
+            let mut st = c.prepare_cached("SELECT address, state FROM queue_recipients WHERE queue_id = ?1 ORDER BY id").map_err(sql)?;
+            for q in &mut out {
+                q.recipients = st.query_map([q.id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql)?.collect::<rusqlite::Result<_>>().map_err(sql)?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Lease the recipients that are due (or those of one message) until `lease_until`,
     /// grouped per message; at most `limit` messages.
-    pub(crate) async fn sql_queue_claim(
+    async fn queue_claim(
         &self,
         claim: Claim,
         now: i64,
@@ -266,11 +267,12 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_queue_content(
+    async fn queue_content(
         &self,
         id: i64,
-        mut writer: message::spool::SpoolWriter,
-    ) -> Result<Option<message::spool::Spooled>> {
+        spool: &message::spool::Spool,
+    ) -> Result<Option<Spooled>> {
+        let mut writer = spool.writer();
         self.read(move |c| {
             let blob_id: Option<i64> = c
                 .query_row(
@@ -302,10 +304,7 @@ impl SqliteStore {
     /// Record the outcome of a delivery run and release the leases; if no
     /// recipient is left to try, take the message out of the queue, in the same
     /// transaction, and return it.
-    pub(crate) async fn sql_queue_report(
-        &self,
-        report: QueueReport,
-    ) -> Result<Option<FinishedMessage>> {
+    async fn queue_report(&self, report: QueueReport) -> Result<Option<FinishedMessage>> {
         self.write(move |c| {
             let mut log = c.prepare_cached("INSERT INTO queue_attempts(queue_id, at, recipients, mx, ip, tls, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").map_err(sql)?;
             for a in &report.attempts {
@@ -329,12 +328,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_queue_show(&self, id: i64) -> Result<Option<QueueDetail>> {
-        let summary = self
-            .sql_queue_list()
-            .await?
-            .into_iter()
-            .find(|q| q.id == id);
+    async fn queue_show(&self, id: i64) -> Result<Option<QueueDetail>> {
+        let summary = self.queue_list().await?.into_iter().find(|q| q.id == id);
         let Some(summary) = summary else {
             return Ok(None);
         };
@@ -356,7 +351,7 @@ impl SqliteStore {
     }
 
     /// Make queued recipients due now (one message, or all); returns how many.
-    pub(crate) async fn sql_queue_retry(&self, id: Option<i64>, now: i64) -> Result<usize> {
+    async fn queue_retry(&self, id: Option<i64>, now: i64) -> Result<usize> {
         self.write(move |c| {
             let n = match id {
                 Some(id) => c.execute("UPDATE queue_recipients SET next_attempt = ?2, lease_until = NULL WHERE queue_id = ?1 AND state = 'queued'", params![id, now]),
@@ -368,7 +363,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_queue_delete(&self, id: i64) -> Result<()> {
+    async fn queue_delete(&self, id: i64) -> Result<()> {
         self.write(move |c| {
             let blob: Option<i64> = c
                 .query_row(
@@ -387,7 +382,7 @@ impl SqliteStore {
     }
 
     /// Forget every lease (a single node starting up: nobody else is delivering).
-    pub(crate) async fn sql_queue_release(&self) -> Result<()> {
+    async fn queue_release(&self) -> Result<()> {
         self.write(|c| {
             c.execute(
                 "UPDATE queue_recipients SET lease_until = NULL WHERE lease_until IS NOT NULL",
@@ -400,7 +395,7 @@ impl SqliteStore {
     }
 
     /// (message id, earliest next attempt) of every message with queued recipients.
-    pub(crate) async fn sql_queue_pending(&self) -> Result<Vec<(i64, i64)>> {
+    async fn queue_pending(&self) -> Result<Vec<(i64, i64)>> {
         self.read(|c| {
             c.prepare_cached("SELECT queue_id, min(next_attempt) FROM queue_recipients WHERE state = 'queued' GROUP BY queue_id")
                 .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>())

@@ -12,6 +12,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::{SqliteStore, sql};
 use crate::error::Result;
+use crate::reports::ReportStore;
 use crate::types::*;
 
 const REPORT_COLUMNS: &str =
@@ -34,8 +35,10 @@ fn received(r: &Row<'_>) -> rusqlite::Result<ReceivedReport> {
     })
 }
 
-impl SqliteStore {
-    pub(crate) async fn sql_record_evaluations(&self, list: Vec<NewEvaluation>) -> Result<()> {
+#[async_trait::async_trait]
+impl ReportStore for SqliteStore {
+    async fn record_evaluations(&self, evaluations: Vec<NewEvaluation>) -> Result<()> {
+        let list = evaluations;
         self.write(move |c| {
             let mut insert = c
                 .prepare_cached(
@@ -52,10 +55,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_evaluations_before(
-        &self,
-        until: i64,
-    ) -> Result<Vec<DomainEvaluations>> {
+    async fn evaluations_before(&self, until: i64) -> Result<Vec<DomainEvaluations>> {
         self.read(move |c| {
             let mut out: BTreeMap<String, DomainEvaluations> = BTreeMap::new();
             // The latest rua and policy of each domain.
@@ -114,7 +114,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_delete_evaluations(&self, domain: String, until: i64) -> Result<()> {
+    async fn delete_evaluations(&self, domain: &str, until: i64) -> Result<()> {
+        let domain = domain.to_string();
         self.write(move |c| {
             c.prepare_cached("DELETE FROM dmarc_evaluations WHERE domain = ?1 AND at < ?2")
                 .and_then(|mut st| st.execute(params![domain, until]))
@@ -124,7 +125,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_add_received_report(&self, r: ReceivedReport) -> Result<Option<i64>> {
+    async fn add_received_report(&self, report: ReceivedReport) -> Result<Option<i64>> {
+        let r = report;
         self.write(move |c| {
             let added = c
                 .prepare_cached(
@@ -151,7 +153,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_received_reports(&self) -> Result<Vec<ReceivedReport>> {
+    async fn received_reports(&self) -> Result<Vec<ReceivedReport>> {
         self.read(move |c| {
             c.prepare_cached(&format!(
                 "SELECT {REPORT_COLUMNS} FROM received_reports ORDER BY id"
@@ -162,7 +164,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn sql_received_report(&self, id: i64) -> Result<Option<ReceivedReport>> {
+    async fn received_report(&self, id: i64) -> Result<Option<ReceivedReport>> {
         self.read(move |c| {
             c.prepare_cached(&format!(
                 "SELECT {REPORT_COLUMNS}, document FROM received_reports WHERE id = ?1"

@@ -1,0 +1,86 @@
+//! The change feed: which mailboxes changed, told to whoever waits on them
+//! (IMAP IDLE and NOTIFY, JMAP push, the webmail's event stream).
+//!
+//! The contract every backend keeps:
+//! - After a change commits, the backend publishes the id of every mailbox
+//!   whose contents changed (a message added, removed, flagged, moved) and of
+//!   every mailbox created, deleted, renamed or (un)subscribed. Never before
+//!   the commit: a watcher that reads on a notice sees the change.
+//! - A notice carries an id only. The watcher reads what changed from the
+//!   store itself (`MailboxStore::changes_since`, the account change log), so
+//!   a notice lost or merged costs a wake-up, never a change: a receiver that
+//!   lags behind gets `RecvError::Lagged` and must read everything it
+//!   watches again.
+//! - A deleted mailbox's id names nothing any more; watchers of it find it
+//!   gone when they read.
+//!
+//! One process: a broadcast channel (this type). Several processes sharing
+//! a database relay their notices through it (see docs/scale.md): each
+//! node publishes what it committed and republishes what the others did,
+//! so a watcher on any node hears every change.
+
+use tokio::sync::broadcast;
+
+use crate::types::MailboxId;
+
+/// Notices a receiver may fall behind by before it must read everything again.
+const BACKLOG: usize = 1024;
+
+/// The process's end of the change feed. Cheap to share behind the store.
+#[derive(Debug)]
+pub struct ChangeFeed {
+    sender: broadcast::Sender<MailboxId>,
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        ChangeFeed {
+            sender: broadcast::channel(BACKLOG).0,
+        }
+    }
+}
+
+impl ChangeFeed {
+    /// Tell every watcher that these mailboxes changed (after the commit).
+    pub fn publish(&self, mailboxes: impl IntoIterator<Item = MailboxId>) {
+        for mailbox in mailboxes {
+            // No receiver is not an error: nobody is watching right now.
+            let _ = self.sender.send(mailbox);
+        }
+    }
+
+    /// A receiver of every notice published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<MailboxId> {
+        self.sender.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_subscriber_hears_what_is_published_after_it_subscribed() {
+        let feed = ChangeFeed::default();
+        feed.publish([1]);
+        let mut a = feed.subscribe();
+        let mut b = feed.subscribe();
+        feed.publish([2, 3]);
+        for rx in [&mut a, &mut b] {
+            assert_eq!(rx.recv().await.unwrap(), 2);
+            assert_eq!(rx.recv().await.unwrap(), 3);
+            assert!(rx.try_recv().is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_falls_behind_is_told_so() {
+        let feed = ChangeFeed::default();
+        let mut rx = feed.subscribe();
+        feed.publish(0..(BACKLOG as i64 + 10));
+        assert!(matches!(
+            rx.recv().await,
+            Err(broadcast::error::RecvError::Lagged(10))
+        ));
+    }
+}

@@ -17,7 +17,9 @@ use crate::types::*;
 #[async_trait::async_trait]
 pub trait QueueStore: Send + Sync {
     async fn queue_list(&self) -> Result<Vec<QueueSummary>>;
-    /// Lease queued recipients (due ones, or one message's) until `lease_until`.
+    /// Lease queued recipients (due ones, or one message's) through
+    /// `lease_until`: none is leased to two claimers at once, and one
+    /// whose lease ran out (`lease_until < now`) may be claimed again.
     async fn queue_claim(
         &self,
         claim: Claim,

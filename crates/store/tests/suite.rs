@@ -8,6 +8,13 @@ use message::spool::Spooled;
 
 use store::*;
 
+#[path = "suite/mailboxes.rs"]
+mod mailboxes;
+use mailboxes::*;
+#[path = "suite/leases.rs"]
+mod leases;
+use leases::*;
+
 fn creds(tag: &str) -> Credentials {
     Credentials {
         password_hash: format!("hash-{tag}"),
@@ -75,7 +82,15 @@ on_every_backend!(
     tokens,
     push_subscriptions,
     change_log_pruned,
-    public_keys
+    public_keys,
+    mailbox_names_and_subscriptions,
+    flags_expunge_and_changes,
+    recent_is_claimed_once,
+    copy_and_move,
+    quota_and_annotations,
+    change_feed,
+    concurrent_writers,
+    leases_are_exclusive_and_expire,
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large

@@ -157,7 +157,7 @@ impl Bayes {
 
     /// Whether the account trained enough for its own table to decide.
     pub async fn has_own_table(&self, account: AccountId) -> bool {
-        self.totals(account)
+        self.totals(account.0)
             .await
             .is_ok_and(|(s, h)| s >= MIN_OWN && h >= MIN_OWN)
     }
@@ -168,9 +168,9 @@ impl Bayes {
         account: Option<AccountId>,
     ) -> Result<Option<(i64, (u64, u64))>, StoreError> {
         if let Some(a) = account {
-            let own = self.totals(a).await?;
+            let own = self.totals(a.0).await?;
             if own.0 >= MIN_OWN && own.1 >= MIN_OWN {
-                return Ok(Some((a, own)));
+                return Ok(Some((a.0, own)));
             }
         }
         let shared = self.totals(SHARED).await?;
@@ -189,7 +189,7 @@ impl Bayes {
     ) -> Result<Trained, StoreError> {
         let words = tokens::tokenize(raw);
         let mut owners = vec![SHARED];
-        owners.extend(account);
+        owners.extend(account.map(|a| a.0));
         let outcome = self
             .store
             .spam_train(Training {

@@ -55,7 +55,7 @@ pub fn learn(store: Arc<dyn Store>, account: AccountId, messages: Vec<Vec<u8>>, 
                 }
             }
         }
-        tracing::info!(account, spam, trained, "spam filter trained by the user");
+        tracing::info!(%account, spam, trained, "spam filter trained by the user");
     });
 }
 
@@ -65,8 +65,8 @@ mod tests {
 
     fn mailbox(name: &str, special: Option<&str>) -> MailboxRecord {
         MailboxRecord {
-            id: 1,
-            account: 1,
+            id: store::MailboxId(1),
+            account: store::AccountId(1),
             name: name.into(),
             special_use: special.map(String::from),
             uid_validity: 1,

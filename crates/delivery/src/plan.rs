@@ -292,14 +292,14 @@ mod tests {
     use super::*;
     use crate::{LocalTarget, Recipient};
 
-    fn target(id: AccountId, a: &str) -> LocalTarget {
+    fn target(id: i64, a: &str) -> LocalTarget {
         LocalTarget {
-            account: id,
+            account: AccountId(id),
             address: a.into(),
         }
     }
 
-    fn run(id: AccountId, a: &str, outcome: Option<sieve::Outcome>) -> Run {
+    fn run(id: i64, a: &str, outcome: Option<sieve::Outcome>) -> Run {
         Run {
             target: target(id, a),
             rcpt: a.into(),
@@ -394,7 +394,7 @@ mod tests {
         let b = build(
             &env,
             "s@x.test",
-            &[(1, "SRS0=y@d.test".into())],
+            &[(AccountId(1), "SRS0=y@d.test".into())],
             Spooled::from_vec(b"x".to_vec()),
             0,
             &runs,

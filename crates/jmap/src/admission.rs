@@ -72,12 +72,18 @@ mod tests {
     #[test]
     fn counted_per_account_and_kind_until_dropped() {
         let f = InFlight::default();
-        let a = f.admit(1, Work::Upload, 2).unwrap();
-        let _b = f.admit(1, Work::Upload, 2).unwrap();
-        assert!(f.admit(1, Work::Upload, 2).is_none());
-        assert!(f.admit(2, Work::Upload, 2).is_some(), "another account");
-        assert!(f.admit(1, Work::Request, 2).is_some(), "another kind");
+        let a = f.admit(AccountId(1), Work::Upload, 2).unwrap();
+        let _b = f.admit(AccountId(1), Work::Upload, 2).unwrap();
+        assert!(f.admit(AccountId(1), Work::Upload, 2).is_none());
+        assert!(
+            f.admit(AccountId(2), Work::Upload, 2).is_some(),
+            "another account"
+        );
+        assert!(
+            f.admit(AccountId(1), Work::Request, 2).is_some(),
+            "another kind"
+        );
         drop(a);
-        assert!(f.admit(1, Work::Upload, 2).is_some());
+        assert!(f.admit(AccountId(1), Work::Upload, 2).is_some());
     }
 }

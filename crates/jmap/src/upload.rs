@@ -93,15 +93,21 @@ mod tests {
     #[test]
     fn uploads_belong_to_their_account_and_are_bounded() {
         let u = Uploads::default();
-        let a = u.add(1, b"hello".to_vec(), "text/plain".into());
-        assert_eq!(u.get(1, &a).unwrap().data.as_slice(), b"hello");
-        assert!(u.get(2, &a).is_none(), "another account cannot read it");
+        let a = u.add(AccountId(1), b"hello".to_vec(), "text/plain".into());
+        assert_eq!(u.get(AccountId(1), &a).unwrap().data.as_slice(), b"hello");
+        assert!(
+            u.get(AccountId(2), &a).is_none(),
+            "another account cannot read it"
+        );
         let big = vec![0u8; (PER_ACCOUNT / 2) as usize + 1];
-        let b = u.add(1, big.clone(), "application/octet-stream".into());
-        let c = u.add(1, big, "application/octet-stream".into());
-        assert!(u.get(1, &a).is_none(), "the oldest went to make room");
-        assert!(u.get(1, &b).is_none());
-        assert!(u.get(1, &c).is_some());
+        let b = u.add(AccountId(1), big.clone(), "application/octet-stream".into());
+        let c = u.add(AccountId(1), big, "application/octet-stream".into());
+        assert!(
+            u.get(AccountId(1), &a).is_none(),
+            "the oldest went to make room"
+        );
+        assert!(u.get(AccountId(1), &b).is_none());
+        assert!(u.get(AccountId(1), &c).is_some());
         assert_ne!(b, c);
     }
 
@@ -109,12 +115,15 @@ mod tests {
     fn all_accounts_together_are_bounded() {
         let u = Uploads::default();
         let part = vec![0u8; (PER_ACCOUNT / 2) as usize];
-        let first = u.add(1, part.clone(), "x/y".into());
+        let first = u.add(AccountId(1), part.clone(), "x/y".into());
         for account in 2..=11 {
-            u.add(account, part.clone(), "x/y".into());
+            u.add(AccountId(account), part.clone(), "x/y".into());
         }
         let held: usize = u.kept.lock().unwrap().values().map(|x| x.data.len()).sum();
         assert!(held as u64 <= TOTAL);
-        assert!(u.get(1, &first).is_none(), "the oldest of all went");
+        assert!(
+            u.get(AccountId(1), &first).is_none(),
+            "the oldest of all went"
+        );
     }
 }

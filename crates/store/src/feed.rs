@@ -62,13 +62,13 @@ mod tests {
     #[tokio::test]
     async fn every_subscriber_hears_what_is_published_after_it_subscribed() {
         let feed = ChangeFeed::default();
-        feed.publish([1]);
+        feed.publish([MailboxId(1)]);
         let mut a = feed.subscribe();
         let mut b = feed.subscribe();
-        feed.publish([2, 3]);
+        feed.publish([MailboxId(2), MailboxId(3)]);
         for rx in [&mut a, &mut b] {
-            assert_eq!(rx.recv().await.unwrap(), 2);
-            assert_eq!(rx.recv().await.unwrap(), 3);
+            assert_eq!(rx.recv().await.unwrap(), MailboxId(2));
+            assert_eq!(rx.recv().await.unwrap(), MailboxId(3));
             assert!(rx.try_recv().is_err());
         }
     }
@@ -77,7 +77,7 @@ mod tests {
     async fn a_receiver_that_falls_behind_is_told_so() {
         let feed = ChangeFeed::default();
         let mut rx = feed.subscribe();
-        feed.publish(0..(BACKLOG as i64 + 10));
+        feed.publish((0..(BACKLOG as i64 + 10)).map(MailboxId));
         assert!(matches!(
             rx.recv().await,
             Err(broadcast::error::RecvError::Lagged(10))

@@ -1,11 +1,15 @@
 //! The store: every durable thing Tern keeps (domains, accounts, aliases,
 //! mailboxes, messages with their UIDs, MODSEQs and flags, message blobs, the
-//! outbound queue, DMARC evaluations and received reports).
+//! outbound queue, DMARC evaluations and received reports, and the rest
+//! listed on [`Store`]).
 //!
-//! Layout: [`Store`] is the interface the rest of Tern uses, written so that
-//! a PostgreSQL backend can implement it next to [`SqliteStore`] (the embedded
-//! default, `sqlite/`) and pass the same test suite (`tests/suite.rs`).
-//! `types` holds the records, `error` the one error type.
+//! Layout: [`Store`] is the interface the rest of Tern uses, the sum of one
+//! contract per concern, each in its own file (`directory`, `delivery`,
+//! `mailbox`, `queue`, `reports`, `antispam`, …). [`SqliteStore`] (the
+//! embedded default, `sqlite/`) implements them, and any other backend must
+//! pass the same suite (`tests/suite.rs`). `ids` holds the typed ids,
+//! `types` the records, `feed` the change feed and its contract, `error`
+//! the one error type. `docs/scale.md` says what several nodes would need.
 //!
 //! Every method that changes something returns only after the change is
 //! durable (committed and synced): callers may acknowledge on that.
@@ -19,6 +23,7 @@ pub mod error;
 pub mod feed;
 pub mod flags;
 pub mod history;
+pub mod ids;
 pub mod keys;
 pub mod mailbox;
 pub mod object_id;

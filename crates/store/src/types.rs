@@ -1,8 +1,6 @@
 //! The records the store keeps, as the rest of Tern sees them.
 
-pub type DomainId = i64;
-pub type AccountId = i64;
-pub type MailboxId = i64;
+pub use crate::ids::{AccountId, DomainId, MailboxId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainRecord {

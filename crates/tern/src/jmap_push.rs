@@ -110,7 +110,7 @@ async fn push_all(jmap: &Jmap, sender: &dyn PushSender, heard: &mut Heard) {
         return;
     };
     heard.retain(|id, _| active.iter().any(|s| s.id == *id));
-    let mut states: HashMap<i64, States> = HashMap::new();
+    let mut states: HashMap<store::AccountId, States> = HashMap::new();
     for s in active {
         let now_states = match states.get(&s.account) {
             Some(st) => st.clone(),

@@ -38,7 +38,7 @@ pub async fn spam(store: Arc<dyn Store>, config: &Config, cmd: SpamCmd) -> Resul
                 if spam { "ham" } else { "spam" }
             );
             let (s, h) = store
-                .spam_totals(account)
+                .spam_totals(account.0)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{address} has trained {s} spam and {h} ham");

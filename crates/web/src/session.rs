@@ -249,7 +249,7 @@ mod tests {
 
     fn account(id: i64) -> AccountRecord {
         AccountRecord {
-            id,
+            id: store::AccountId(id),
             address: format!("u{id}@a.test"),
             created: 0,
         }

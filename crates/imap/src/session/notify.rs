@@ -397,7 +397,7 @@ impl ImapSession {
                 .as_ref()
                 .and_then(|n| n.known.values().find(|m| m.name == name).cloned());
             found.unwrap_or(MailboxRecord {
-                id: 0,
+                id: MailboxId::default(),
                 account: self.account_id().unwrap_or_default(),
                 name: name.to_string(),
                 special_use: None,

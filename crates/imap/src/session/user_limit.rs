@@ -63,15 +63,16 @@ mod tests {
     fn limit_per_user_and_ip() {
         let l = Arc::new(UserIpLimiter::default());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let a = l.try_acquire(1, ip, 2).unwrap();
-        let _b = l.try_acquire(1, ip, 2).unwrap();
-        assert!(l.try_acquire(1, ip, 2).is_none());
-        assert!(l.try_acquire(2, ip, 2).is_some(), "another user");
+        let a = l.try_acquire(AccountId(1), ip, 2).unwrap();
+        let _b = l.try_acquire(AccountId(1), ip, 2).unwrap();
+        assert!(l.try_acquire(AccountId(1), ip, 2).is_none());
+        assert!(l.try_acquire(AccountId(2), ip, 2).is_some(), "another user");
         assert!(
-            l.try_acquire(1, "10.0.0.2".parse().unwrap(), 2).is_some(),
+            l.try_acquire(AccountId(1), "10.0.0.2".parse().unwrap(), 2)
+                .is_some(),
             "another address"
         );
         drop(a);
-        assert!(l.try_acquire(1, ip, 2).is_some());
+        assert!(l.try_acquire(AccountId(1), ip, 2).is_some());
     }
 }

@@ -85,7 +85,7 @@ impl DirectoryStore for SqliteStore {
                 other => other,
             })?;
             Ok(DomainRecord {
-                id: c.last_insert_rowid(),
+                id: DomainId(c.last_insert_rowid()),
                 name,
                 created,
             })
@@ -204,7 +204,7 @@ impl DirectoryStore for SqliteStore {
                 StoreError::Duplicate(_) => StoreError::Duplicate(format!("account {address}")),
                 other => other,
             })?;
-            let id = c.last_insert_rowid();
+            let id = AccountId(c.last_insert_rowid());
             for (name, special) in SPECIAL_MAILBOXES {
                 let validity = next_uid_validity(c)?;
                 c.execute(
@@ -308,7 +308,7 @@ impl DirectoryStore for SqliteStore {
                 )
                 .map_err(sql)?;
             let rows = st
-                .query_map(params![account, mailbox.unwrap_or(0)], |r| {
+                .query_map(params![account, mailbox.map_or(0, |m| m.0)], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .map_err(sql)?;
@@ -329,7 +329,7 @@ impl DirectoryStore for SqliteStore {
                 c.prepare_cached(
                     "DELETE FROM metadata WHERE account_id = ?1 AND ifnull(mailbox_id, 0) = ?2 AND name = ?3",
                 )
-                .and_then(|mut st| st.execute(params![account, mailbox.unwrap_or(0), name]))
+                .and_then(|mut st| st.execute(params![account, mailbox.map_or(0, |m| m.0), name]))
                 .map_err(sql)?;
                 if let Some(v) = value {
                     c.prepare_cached(

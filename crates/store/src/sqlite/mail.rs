@@ -69,7 +69,7 @@ fn folder_mailbox(c: &Connection, account: AccountId, folder: &Folder) -> Result
                     params![account, n, validity],
                 )
                 .map_err(sql)?;
-                Some(c.last_insert_rowid())
+                Some(MailboxId(c.last_insert_rowid()))
             }
         },
     };

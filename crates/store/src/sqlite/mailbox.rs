@@ -208,7 +208,7 @@ impl MailboxStore for SqliteStore {
                     params![account, name, validity],
                 )
                 .map_err(sql)?;
-                mailbox_by_id(c, c.last_insert_rowid())
+                mailbox_by_id(c, MailboxId(c.last_insert_rowid()))
             })
             .await?;
         self.feed().publish([created.id]);
@@ -261,7 +261,7 @@ impl MailboxStore for SqliteStore {
                         params![account, to, validity],
                     )
                     .map_err(sql)?;
-                    let target = c.last_insert_rowid();
+                    let target = MailboxId(c.last_insert_rowid());
                     let uids: Vec<u32> = c
                         .prepare_cached(
                             "SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",

@@ -42,6 +42,30 @@ use tokio::sync::{mpsc, oneshot};
 use crate::StoreOptions;
 use crate::error::{Result, StoreError};
 
+/// The store's ids go in and out of SQLite as the integers inside them.
+macro_rules! sql_id {
+    ($($name:ty),*) => {$(
+        impl rusqlite::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.0.into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(
+                v: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                i64::column_result(v).map(Self)
+            }
+        }
+    )*};
+}
+sql_id!(
+    crate::ids::DomainId,
+    crate::ids::AccountId,
+    crate::ids::MailboxId
+);
+
 /// Read connections (and concurrent reads) at most.
 const READERS: usize = 8;
 /// The most jobs one commit carries.

@@ -69,7 +69,7 @@ impl PushStore for SqliteStore {
     }
 
     async fn push_subscriptions(&self, account: AccountId) -> Result<Vec<PushSubscription>> {
-        self.select_push("account_id = ?1", account).await
+        self.select_push("account_id = ?1", account.0).await
     }
 
     async fn active_push_subscriptions(&self, now: i64) -> Result<Vec<PushSubscription>> {

@@ -58,3 +58,20 @@ pub trait DirectoryStore: Send + Sync {
     /// What one exact address is: account, alias, unknown in a local domain, or not local.
     async fn lookup_address(&self, address: &str) -> Result<AddressKind>;
 }
+
+/// The domain part of a canonical address (`local@domain` or `@domain`).
+pub(crate) fn domain_of(address: &str) -> Result<&str> {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| crate::StoreError::Invalid(format!("not an address: {address}")))
+}
+
+/// An alias's targets as kept (comma-separated) back into a list.
+pub(crate) fn split_targets(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -77,3 +77,13 @@ pub trait MailboxStore: Send + Sync {
     /// in [`crate::feed`]).
     fn watch(&self) -> tokio::sync::broadcast::Receiver<MailboxId>;
 }
+
+/// A fresh UIDVALIDITY: the time now, but always above the last one handed
+/// out, so a mailbox deleted and created again within a second still gets
+/// a new value (RFC 9051 §2.3.1.1).
+pub(crate) fn next_uid_validity(last: u32, now: i64) -> u32 {
+    u32::try_from(now)
+        .unwrap_or(u32::MAX - 1)
+        .max(last.saturating_add(1))
+        .max(1)
+}

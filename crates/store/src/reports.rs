@@ -22,3 +22,39 @@ pub trait ReportStore: Send + Sync {
     async fn received_reports(&self) -> Result<Vec<ReceivedReport>>;
     async fn received_report(&self, id: i64) -> Result<Option<ReceivedReport>>;
 }
+
+/// The latest `rua` and policy of a domain's evaluations: (domain, rua, policy).
+pub(crate) type Latest = (String, String, String);
+/// One distinct row of a domain's evaluations: (domain, row, count, first at, last at).
+pub(crate) type RowCount = (String, String, i64, i64, i64);
+
+/// Fold what a backend read (each domain's latest rua and policy, the
+/// count of each distinct row) into one report's worth per domain, by
+/// domain name.
+pub(crate) fn fold_evaluations(
+    latest: Vec<Latest>,
+    counts: Vec<RowCount>,
+) -> Vec<DomainEvaluations> {
+    let mut out: std::collections::BTreeMap<String, DomainEvaluations> = latest
+        .into_iter()
+        .map(|(domain, rua, policy)| {
+            let evaluations = DomainEvaluations {
+                domain: domain.clone(),
+                rua,
+                policy,
+                rows: Vec::new(),
+                first: i64::MAX,
+                last: i64::MIN,
+            };
+            (domain, evaluations)
+        })
+        .collect();
+    for (domain, row, count, first, last) in counts {
+        if let Some(d) = out.get_mut(&domain) {
+            d.rows.push((row, count as u64));
+            d.first = d.first.min(first);
+            d.last = d.last.max(last);
+        }
+    }
+    out.into_values().collect()
+}

@@ -3,21 +3,12 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, sql};
-use crate::directory::DirectoryStore;
+use crate::directory::{DirectoryStore, domain_of, split_targets};
 use crate::error::{Result, StoreError};
 use crate::types::*;
 
 fn now() -> i64 {
     message::date::unix_now()
-}
-
-/// The domain part of a canonical address (`local@domain` or `@domain`).
-fn domain_of(address: &str) -> Result<&str> {
-    address
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| StoreError::Invalid(format!("not an address: {address}")))
 }
 
 fn domain_id(conn: &Connection, name: &str) -> Result<DomainId> {
@@ -61,10 +52,7 @@ pub(super) fn next_uid_validity(conn: &Connection) -> Result<u32> {
         .optional()
         .map_err(sql)?;
     let last: u32 = last.and_then(|v| v.parse().ok()).unwrap_or(0);
-    let candidate = u32::try_from(now())
-        .unwrap_or(u32::MAX - 1)
-        .max(last.saturating_add(1))
-        .max(1);
+    let candidate = crate::mailbox::next_uid_validity(last, now());
     conn.execute("INSERT INTO meta(key, value) VALUES('uid_validity', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [candidate.to_string()])
         .map_err(sql)?;
     Ok(candidate)
@@ -505,11 +493,4 @@ fn ensure_no_alias(c: &Connection, address: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn split_targets(s: &str) -> Vec<String> {
-    s.split(',')
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect()
 }

@@ -6,13 +6,11 @@
 //! - Counting happens at report time (GROUP BY on the serialized row), so
 //!   recording an evaluation is one small INSERT.
 
-use std::collections::BTreeMap;
-
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{SqliteStore, sql};
 use crate::error::Result;
-use crate::reports::ReportStore;
+use crate::reports::{Latest, ReportStore, RowCount, fold_evaluations};
 use crate::types::*;
 
 const REPORT_COLUMNS: &str =
@@ -57,59 +55,30 @@ impl ReportStore for SqliteStore {
 
     async fn evaluations_before(&self, until: i64) -> Result<Vec<DomainEvaluations>> {
         self.read(move |c| {
-            let mut out: BTreeMap<String, DomainEvaluations> = BTreeMap::new();
             // The latest rua and policy of each domain.
-            let mut latest = c
+            let latest: Vec<Latest> = c
                 .prepare_cached(
                     "SELECT domain, rua, policy FROM dmarc_evaluations WHERE id IN
                        (SELECT MAX(id) FROM dmarc_evaluations WHERE at < ?1 GROUP BY domain)",
                 )
-                .map_err(sql)?;
-            let rows = latest
-                .query_map([until], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+                .and_then(|mut st| {
+                    st.query_map([until], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
                 })
                 .map_err(sql)?;
-            for row in rows {
-                let (domain, rua, policy) = row.map_err(sql)?;
-                out.insert(
-                    domain.clone(),
-                    DomainEvaluations {
-                        domain,
-                        rua,
-                        policy,
-                        rows: Vec::new(),
-                        first: i64::MAX,
-                        last: i64::MIN,
-                    },
-                );
-            }
-            let mut counts = c
+            let counts: Vec<RowCount> = c
                 .prepare_cached(
                     "SELECT domain, row, COUNT(*), MIN(at), MAX(at) FROM dmarc_evaluations
                        WHERE at < ?1 GROUP BY domain, row ORDER BY domain, MIN(id)",
                 )
-                .map_err(sql)?;
-            let rows = counts
-                .query_map([until], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, i64>(4)?,
-                    ))
+                .and_then(|mut st| {
+                    st.query_map([until], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
+                    .collect()
                 })
                 .map_err(sql)?;
-            for row in rows {
-                let (domain, row, count, first, last) = row.map_err(sql)?;
-                if let Some(d) = out.get_mut(&domain) {
-                    d.rows.push((row, count as u64));
-                    d.first = d.first.min(first);
-                    d.last = d.last.max(last);
-                }
-            }
-            Ok(out.into_values().collect())
+            Ok(fold_evaluations(latest, counts))
         })
         .await
     }

@@ -1,0 +1,99 @@
+//! The PostgreSQL backend, for when one machine is not enough: several Tern
+//! nodes share one database (`docs/scale.md`).
+//!
+//! Implementation notes
+//! - Durability: every change is one transaction and returns after its
+//!   COMMIT, which PostgreSQL acknowledges once the WAL is flushed
+//!   (`synchronous_commit` on, its default): callers may acknowledge on it,
+//!   as with SQLite (hardening.md C-FT3).
+//! - Connections come from a pool (`deadpool-postgres`); the pool size
+//!   bounds this node's concurrent statements.
+//! - Ids are `BIGINT GENERATED ALWAYS AS IDENTITY`: never reused.
+//! - Migrations run at connect under a transaction-scoped advisory lock,
+//!   so nodes starting together migrate once (`schema.rs`).
+//! - Errors: a unique violation is `Duplicate`, a full disk `Full`, a
+//!   serialization or lock failure `Busy`, anything else `Io`.
+//! - In progress: the contracts implemented so far are the ones the suite
+//!   runs on this backend (`tests/suite.rs`); `[store]` does not offer it
+//!   until it implements them all.
+
+mod directory;
+mod reports;
+mod schema;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+
+use crate::error::{Result, StoreError};
+
+/// Connections this node keeps open at most.
+const POOL_SIZE: usize = 16;
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connect to the database `url` names (a libpq connection string or
+    /// URL) and bring its schema up to date.
+    pub async fn connect(url: &str) -> Result<PostgresStore> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Invalid(format!("database url: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::Io(format!("database pool: {e}")))?;
+        let store = PostgresStore { pool };
+        let mut client = store.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(store)
+    }
+
+    /// A connection from the pool.
+    async fn client(&self) -> Result<Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Io(format!("database connection: {e}")))
+    }
+}
+
+/// A database error as the store's error.
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    let Some(state) = e.code() else {
+        return StoreError::Io(e.to_string());
+    };
+    let detail = e
+        .as_db_error()
+        .map(|d| d.detail().unwrap_or(d.message()).to_string())
+        .unwrap_or_else(|| e.to_string());
+    if *state == SqlState::UNIQUE_VIOLATION {
+        StoreError::Duplicate(detail)
+    } else if *state == SqlState::DISK_FULL || *state == SqlState::PROGRAM_LIMIT_EXCEEDED {
+        StoreError::Full
+    } else if *state == SqlState::T_R_SERIALIZATION_FAILURE
+        || *state == SqlState::T_R_DEADLOCK_DETECTED
+        || *state == SqlState::LOCK_NOT_AVAILABLE
+    {
+        StoreError::Busy
+    } else {
+        StoreError::Io(detail)
+    }
+}
+
+/// A unique violation named for what the caller added; other errors as they are.
+fn duplicate(what: impl Fn() -> String) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |e| match pg(e) {
+        StoreError::Duplicate(_) => StoreError::Duplicate(what()),
+        other => other,
+    }
+}

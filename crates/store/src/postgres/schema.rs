@@ -1,0 +1,154 @@
+//! Versioned schema migrations for PostgreSQL, applied in order at connect.
+//! `schema_version` holds how many have run. A migration is never edited
+//! once released: add one. (Until the backend is offered in `[store]`,
+//! migration 1 grows with each contract implemented.)
+//!
+//! Several nodes may start at once: each migrates inside one transaction
+//! holding an advisory lock, so one of them migrates and the others find
+//! the work done.
+
+use deadpool_postgres::Object;
+
+use super::pg;
+use crate::error::{Result, StoreError};
+
+/// The advisory lock key migrations take ("tern" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7465_726e;
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: domains, accounts, aliases, DKIM keys, settings, what an account
+    // owns from its creation (its mailboxes, their annotations), DMARC
+    // evaluations and received reports.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
+    CREATE TABLE domains (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created BIGINT NOT NULL
+    );
+    CREATE TABLE accounts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        domain_id BIGINT NOT NULL REFERENCES domains(id),
+        password_hash TEXT NOT NULL,
+        scram_sha256 TEXT NOT NULL,
+        created BIGINT NOT NULL,
+        quota_storage BIGINT,
+        quota_messages BIGINT
+    );
+    CREATE INDEX accounts_domain ON accounts(domain_id);
+    CREATE TABLE aliases (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        domain_id BIGINT NOT NULL REFERENCES domains(id),
+        targets TEXT NOT NULL,
+        created BIGINT NOT NULL
+    );
+    CREATE INDEX aliases_domain ON aliases(domain_id);
+    CREATE TABLE dkim_keys (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        domain_id BIGINT NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+        selector TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        private_key BYTEA NOT NULL,
+        public_key TEXT NOT NULL,
+        created BIGINT NOT NULL,
+        active_from BIGINT NOT NULL,
+        UNIQUE (domain_id, selector)
+    );
+    CREATE TABLE mailboxes (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        special_use TEXT,
+        uid_validity BIGINT NOT NULL,
+        uid_next BIGINT NOT NULL DEFAULT 1,
+        highest_modseq BIGINT NOT NULL DEFAULT 1,
+        subscribed BOOLEAN NOT NULL DEFAULT TRUE,
+        first_recent_uid BIGINT NOT NULL DEFAULT 1,
+        UNIQUE (account_id, name)
+    );
+    CREATE TABLE blobs (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        data BYTEA NOT NULL
+    );
+    CREATE TABLE mailbox_messages (
+        mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid BIGINT NOT NULL,
+        blob_id BIGINT NOT NULL REFERENCES blobs(id),
+        prefix BYTEA NOT NULL,
+        size BIGINT NOT NULL,
+        internal_date BIGINT NOT NULL,
+        modseq BIGINT NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (mailbox_id, uid)
+    );
+    CREATE INDEX mailbox_messages_blob ON mailbox_messages(blob_id);
+    CREATE TABLE metadata (
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        mailbox_id BIGINT REFERENCES mailboxes(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value BYTEA NOT NULL
+    );
+    CREATE UNIQUE INDEX metadata_entry ON metadata(account_id, coalesce(mailbox_id, 0), name);
+    CREATE TABLE dmarc_evaluations (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at BIGINT NOT NULL,
+        domain TEXT NOT NULL,
+        rua TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        row TEXT NOT NULL
+    );
+    CREATE INDEX dmarc_evaluations_at ON dmarc_evaluations(at);
+    CREATE TABLE received_reports (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        kind TEXT NOT NULL,
+        received_at BIGINT NOT NULL,
+        org TEXT NOT NULL,
+        report_id TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        begin_at BIGINT NOT NULL,
+        end_at BIGINT NOT NULL,
+        messages BIGINT NOT NULL,
+        failed BIGINT NOT NULL,
+        document BYTEA NOT NULL,
+        UNIQUE (kind, org, report_id)
+    );
+    "#,
+];
+
+/// Bring the database up to date; how many migrations ran.
+pub async fn migrate(client: &mut Object) -> Result<usize> {
+    let tx = client.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .await
+        .map_err(pg)?;
+    let done: Option<i32> = tx
+        .query_opt("SELECT version FROM schema_version", &[])
+        .await
+        .map_err(pg)?
+        .map(|r| r.get(0));
+    let done = done.unwrap_or(0).max(0) as usize;
+    if done > MIGRATIONS.len() {
+        return Err(StoreError::Invalid(format!(
+            "the database has schema version {done}, newer than this build's {}: upgrade Tern",
+            MIGRATIONS.len()
+        )));
+    }
+    for migration in MIGRATIONS.iter().skip(done) {
+        tx.batch_execute(migration).await.map_err(pg)?;
+    }
+    let now = MIGRATIONS.len() as i32;
+    tx.execute("DELETE FROM schema_version", &[])
+        .await
+        .map_err(pg)?;
+    tx.execute("INSERT INTO schema_version(version) VALUES ($1)", &[&now])
+        .await
+        .map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(MIGRATIONS.len().saturating_sub(done))
+}

@@ -4,7 +4,9 @@
 //! The contract every backend keeps:
 //! - After a change commits, the backend publishes the id of every mailbox
 //!   whose contents changed (a message added, removed, flagged, moved) and of
-//!   every mailbox created, deleted, renamed or (un)subscribed. Never before
+//!   every mailbox created, deleted, renamed or (un)subscribed (an
+//!   account removed: all of its mailboxes; an account's first mailboxes,
+//!   made with it, are not announced: nobody can watch them yet). Never before
 //!   the commit: a watcher that reads on a notice sees the change.
 //! - A notice carries an id only. The watcher reads what changed from the
 //!   store itself (`MailboxStore::changes_since`, the account change log), so
@@ -25,6 +27,9 @@ use crate::types::MailboxId;
 
 /// Notices a receiver may fall behind by before it must read everything again.
 const BACKLOG: usize = 1024;
+
+/// The id no mailbox has (ids start at 1): what `resync` fills the backlog with.
+pub const NOBODY: MailboxId = MailboxId(0);
 
 /// The process's end of the change feed. Cheap to share behind the store.
 #[derive(Debug)]
@@ -49,6 +54,15 @@ impl ChangeFeed {
         }
     }
 
+    /// Tell every receiver it may have missed notices (a node's relay lost
+    /// its connection to the database for a while): each gets
+    /// `RecvError::Lagged` and reads everything it watches again. A
+    /// broadcast says so only to a receiver that fell behind, so this
+    /// publishes a backlog's worth of [`NOBODY`].
+    pub fn resync(&self) {
+        self.publish(std::iter::repeat_n(NOBODY, BACKLOG + 1));
+    }
+
     /// A receiver of every notice published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<MailboxId> {
         self.sender.subscribe()
@@ -71,6 +85,25 @@ mod tests {
             assert_eq!(rx.recv().await.unwrap(), MailboxId(3));
             assert!(rx.try_recv().is_err());
         }
+    }
+
+    #[tokio::test]
+    async fn resync_tells_every_receiver_it_lagged() {
+        let feed = ChangeFeed::default();
+        let mut rx = feed.subscribe();
+        feed.publish([MailboxId(7)]);
+        feed.resync();
+        feed.publish([MailboxId(8)]);
+        assert!(matches!(
+            rx.recv().await,
+            Err(broadcast::error::RecvError::Lagged(_))
+        ));
+        let mut later = Vec::new();
+        while let Ok(id) = rx.try_recv() {
+            later.push(id);
+        }
+        assert_eq!(later.last(), Some(&MailboxId(8)));
+        assert!(later[..later.len() - 1].iter().all(|id| *id == NOBODY));
     }
 
     #[tokio::test]

@@ -309,12 +309,24 @@ impl DirectoryStore for PostgresStore {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        let mailboxes: Vec<MailboxId> = tx
+            .query(
+                "SELECT b.id FROM mailboxes b JOIN accounts a ON a.id = b.account_id WHERE a.address = $1",
+                &[&address],
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| MailboxId(r.get(0)))
+            .collect();
         let n = tx
             .execute("DELETE FROM accounts WHERE address = $1", &[&address])
             .await
             .map_err(pg)?;
         changed(n, || format!("account {address}"))?;
         collect_blobs(&tx, &blobs).await?;
+        // Its sessions' watchers learn their mailboxes are gone.
+        super::feed::notify(&tx, &mailboxes).await?;
         tx.commit().await.map_err(pg)
     }
 

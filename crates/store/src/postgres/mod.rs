@@ -18,13 +18,20 @@
 //!   until it implements them all.
 
 mod directory;
+mod feed;
+#[cfg(test)]
+#[path = "../../../testkit/src/postgres.rs"]
+mod pg_server;
 mod reports;
 mod schema;
+
+use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 
 use crate::error::{Result, StoreError};
+use crate::feed::ChangeFeed;
 
 /// Connections this node keeps open at most.
 const POOL_SIZE: usize = 16;
@@ -32,6 +39,8 @@ const POOL_SIZE: usize = 16;
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PostgresStore {
     pool: Pool,
+    /// This node's end of the change feed, fed by the relay (`feed.rs`).
+    feed: Arc<ChangeFeed>,
 }
 
 impl PostgresStore {
@@ -41,6 +50,8 @@ impl PostgresStore {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Invalid(format!("database url: {e}")))?;
+        let feed = Arc::new(ChangeFeed::default());
+        feed::start_relay(config.clone(), &feed).await?;
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -52,10 +63,16 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Io(format!("database pool: {e}")))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore { pool, feed };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         Ok(store)
+    }
+
+    /// A subscription to the change feed: every node's changes, each after
+    /// its commit (`crate::feed`).
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::types::MailboxId> {
+        self.feed.subscribe()
     }
 
     /// A connection from the pool.

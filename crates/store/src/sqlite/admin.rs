@@ -237,7 +237,11 @@ impl DirectoryStore for SqliteStore {
 
     async fn remove_account(&self, address: &str) -> Result<()> {
         let address = address.to_string();
-        self.write(move |c| {
+        let gone = self.write(move |c| {
+            let mailboxes: Vec<MailboxId> = c
+                .prepare_cached("SELECT b.id FROM mailboxes b JOIN accounts a ON a.id = b.account_id WHERE a.address = ?1")
+                .and_then(|mut st| st.query_map([&address], |r| r.get(0))?.collect())
+                .map_err(sql)?;
             let blobs = super::mail::blobs_of(
                 c,
                 "m.mailbox_id IN (SELECT b.id FROM mailboxes b JOIN accounts a ON a.id = b.account_id WHERE a.address = ?1)",
@@ -262,9 +266,13 @@ impl DirectoryStore for SqliteStore {
             // id may be used again.
             c.execute("DELETE FROM changes WHERE account_id = ?1", [id])
                 .map_err(sql)?;
-            super::mail::collect_blobs(c, &blobs)
+            super::mail::collect_blobs(c, &blobs)?;
+            Ok(mailboxes)
         })
-        .await
+        .await?;
+        // Its sessions' watchers learn their mailboxes are gone.
+        self.feed().publish(gone);
+        Ok(())
     }
 
     async fn set_quota(&self, address: &str, quota: Quota) -> Result<()> {

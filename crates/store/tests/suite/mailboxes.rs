@@ -382,6 +382,16 @@ pub async fn change_feed(s: Arc<dyn Store>) {
     s.messages(inbox.id).await.unwrap();
     s.changes_since(inbox.id, 0).await.unwrap();
     assert!(drained(&mut rx).is_empty());
+    // Removing the account: every one of its mailboxes.
+    let all: BTreeSet<MailboxId> = s
+        .mailboxes(a.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    s.remove_account("alice@a.test").await.unwrap();
+    assert_eq!(drained(&mut rx), all);
 }
 
 /// Two writers on one mailbox at once: every append gets its own UID,

@@ -36,3 +36,21 @@ pub trait TlsResultStore: Send + Sync {
     /// Forget a domain's outcomes recorded before `until` (once reported).
     async fn delete_tls_results(&self, domain: &str, until: i64) -> Result<()>;
 }
+
+/// Group a backend's rows (domain, policy, failure, count), ordered by
+/// domain, into one report's worth per domain.
+pub(crate) fn fold_tls_results(
+    rows: impl IntoIterator<Item = (String, String, Option<String>, u64)>,
+) -> Vec<DomainTlsResults> {
+    let mut out: Vec<DomainTlsResults> = Vec::new();
+    for (domain, policy, failure, n) in rows {
+        match out.last_mut() {
+            Some(d) if d.domain == domain => d.rows.push((policy, failure, n)),
+            _ => out.push(DomainTlsResults {
+                domain,
+                rows: vec![(policy, failure, n)],
+            }),
+        }
+    }
+    out
+}

@@ -30,7 +30,7 @@ fn changed(rows: u64, what: impl FnOnce() -> String) -> Result<()> {
     }
 }
 
-fn account_row(r: &Row) -> AccountRecord {
+pub(super) fn account_row(r: &Row) -> AccountRecord {
     AccountRecord {
         id: AccountId(r.get(0)),
         address: r.get(1),

@@ -24,6 +24,8 @@ mod feed;
 mod pg_server;
 mod reports;
 mod schema;
+mod tls_results;
+mod tokens;
 
 use std::sync::Arc;
 

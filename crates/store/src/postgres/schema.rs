@@ -18,7 +18,7 @@ const MIGRATION_LOCK: i64 = 0x7465_726e;
 pub const MIGRATIONS: &[&str] = &[
     // 1: domains, accounts, aliases, DKIM keys, settings, what an account
     // owns from its creation (its mailboxes, their annotations), DMARC
-    // evaluations and received reports.
+    // evaluations and received reports, TLS results, bearer tokens.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -114,6 +114,22 @@ pub const MIGRATIONS: &[&str] = &[
         failed BIGINT NOT NULL,
         document BYTEA NOT NULL,
         UNIQUE (kind, org, report_id)
+    );
+    CREATE TABLE tls_results (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at BIGINT NOT NULL,
+        domain TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        failure TEXT
+    );
+    CREATE INDEX tls_results_domain ON tls_results(domain, at);
+    CREATE TABLE tokens (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        digest BYTEA NOT NULL UNIQUE,
+        created BIGINT NOT NULL,
+        UNIQUE (account_id, name)
     );
     "#,
 ];

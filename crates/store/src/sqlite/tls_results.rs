@@ -4,7 +4,7 @@ use rusqlite::params;
 
 use super::{SqliteStore, sql};
 use crate::error::Result;
-use crate::tls_results::{DomainTlsResults, TlsResult, TlsResultStore};
+use crate::tls_results::{DomainTlsResults, TlsResult, TlsResultStore, fold_tls_results};
 
 #[async_trait::async_trait]
 impl TlsResultStore for SqliteStore {
@@ -36,7 +36,7 @@ impl TlsResultStore for SqliteStore {
             let mut st = c
                 .prepare_cached(
                     "SELECT domain, policy, failure, count(*) FROM tls_results WHERE at < ?1
-                     GROUP BY domain, policy, failure ORDER BY domain",
+                     GROUP BY domain, policy, failure ORDER BY domain, min(id)",
                 )
                 .map_err(sql)?;
             let rows = st
@@ -49,18 +49,8 @@ impl TlsResultStore for SqliteStore {
                     ))
                 })
                 .map_err(sql)?;
-            let mut out: Vec<DomainTlsResults> = Vec::new();
-            for row in rows {
-                let (domain, policy, failure, n) = row.map_err(sql)?;
-                match out.last_mut() {
-                    Some(d) if d.domain == domain => d.rows.push((policy, failure, n)),
-                    _ => out.push(DomainTlsResults {
-                        domain,
-                        rows: vec![(policy, failure, n)],
-                    }),
-                }
-            }
-            Ok(out)
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)?;
+            Ok(fold_tls_results(rows))
         })
         .await
     }

@@ -15,6 +15,8 @@
 //!   watches again.
 //! - A deleted mailbox's id names nothing any more; watchers of it find it
 //!   gone when they read.
+//! - [`EVERY_MAILBOX`] is a notice about all of them (after a node lost
+//!   its relay for a while): a watcher treats it as it treats a lag.
 //!
 //! One process: a broadcast channel (this type). Several processes sharing
 //! a database relay their notices through it (see docs/scale.md): each
@@ -28,8 +30,9 @@ use crate::types::MailboxId;
 /// Notices a receiver may fall behind by before it must read everything again.
 const BACKLOG: usize = 1024;
 
-/// The id no mailbox has (ids start at 1): what `resync` fills the backlog with.
-pub const NOBODY: MailboxId = MailboxId(0);
+/// A notice about every mailbox at once (no mailbox has id 0): anything
+/// may have changed, read all you watch, as after `RecvError::Lagged`.
+pub const EVERY_MAILBOX: MailboxId = MailboxId(0);
 
 /// The process's end of the change feed. Cheap to share behind the store.
 #[derive(Debug)]
@@ -55,12 +58,10 @@ impl ChangeFeed {
     }
 
     /// Tell every receiver it may have missed notices (a node's relay lost
-    /// its connection to the database for a while): each gets
-    /// `RecvError::Lagged` and reads everything it watches again. A
-    /// broadcast says so only to a receiver that fell behind, so this
-    /// publishes a backlog's worth of [`NOBODY`].
+    /// its connection to the database for a while): each hears
+    /// [`EVERY_MAILBOX`] and reads everything it watches again.
     pub fn resync(&self) {
-        self.publish(std::iter::repeat_n(NOBODY, BACKLOG + 1));
+        self.publish([EVERY_MAILBOX]);
     }
 
     /// A receiver of every notice published from now on.
@@ -88,22 +89,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resync_tells_every_receiver_it_lagged() {
+    async fn resync_tells_every_receiver_to_read_everything() {
         let feed = ChangeFeed::default();
         let mut rx = feed.subscribe();
         feed.publish([MailboxId(7)]);
         feed.resync();
-        feed.publish([MailboxId(8)]);
-        assert!(matches!(
-            rx.recv().await,
-            Err(broadcast::error::RecvError::Lagged(_))
-        ));
-        let mut later = Vec::new();
-        while let Ok(id) = rx.try_recv() {
-            later.push(id);
-        }
-        assert_eq!(later.last(), Some(&MailboxId(8)));
-        assert!(later[..later.len() - 1].iter().all(|id| *id == NOBODY));
+        assert_eq!(rx.recv().await.unwrap(), MailboxId(7));
+        assert_eq!(rx.recv().await.unwrap(), EVERY_MAILBOX);
     }
 
     #[tokio::test]

@@ -45,3 +45,14 @@ pub trait PushStore: Send + Sync {
     /// Forget those expired at `now`; how many.
     async fn remove_expired_push_subscriptions(&self, now: i64) -> Result<usize>;
 }
+
+/// The types as a backend keeps them: names without spaces (RFC 8620 §1.2
+/// data types), joined by one.
+pub(crate) fn types_text(types: &Option<Vec<String>>) -> Option<String> {
+    types.as_ref().map(|t| t.join(" "))
+}
+
+/// The types back from what a backend kept.
+pub(crate) fn types_of(text: Option<String>) -> Option<Vec<String>> {
+    text.map(|t| t.split_whitespace().map(str::to_string).collect())
+}

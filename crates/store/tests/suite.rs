@@ -85,7 +85,9 @@ on_sqlite_and_postgres!(
     aliases_and_lookup,
     dmarc_reporting,
     tls_results,
-    tokens
+    tokens,
+    push_subscriptions,
+    public_keys
 );
 
 /// Runs one suite function against every backend available here.
@@ -114,9 +116,7 @@ on_every_backend!(
     change_log,
     submissions,
     submissions_canceled_while_held,
-    push_subscriptions,
     change_log_pruned,
-    public_keys,
     mailbox_names_and_subscriptions,
     flags_expunge_and_changes,
     recent_is_claimed_once,
@@ -1602,7 +1602,7 @@ async fn tokens<S: DirectoryStore + TokenStore + ?Sized>(s: Arc<S>) {
 /// JMAP push subscriptions: kept per account; active once verified and
 /// until they expire; updated and removed by their own account only;
 /// expired ones forgotten; gone with their account.
-async fn push_subscriptions(s: Arc<dyn Store>) {
+async fn push_subscriptions<S: DirectoryStore + PushStore + ?Sized>(s: Arc<S>) {
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
     let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
@@ -1773,7 +1773,7 @@ async fn change_log_pruned(s: Arc<dyn Store>) {
 /// Published keys: one of each kind per account, replaced by a new one,
 /// listed per domain (not another domain's, nor a domain that only ends
 /// the same way), withdrawn, gone with their account.
-async fn public_keys(s: Arc<dyn Store>) {
+async fn public_keys<S: DirectoryStore + KeyStore + ?Sized>(s: Arc<S>) {
     use store::{KeyKind, PublicKey};
     s.add_domain("a.test").await.unwrap();
     s.add_domain("ba.test").await.unwrap();

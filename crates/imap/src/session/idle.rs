@@ -61,7 +61,7 @@ impl ImapSession {
         };
         loop {
             match changes.recv().await {
-                Ok(id) if id == selected => {
+                Ok(id) if id == selected || id == store::feed::EVERY_MAILBOX => {
                     self.selected_dirty = true;
                     return;
                 }

@@ -294,7 +294,7 @@ impl ImapSession {
         loop {
             tokio::select! {
                 id = changes.recv() => match id {
-                    Ok(id) if Some(id) == selected => return true,
+                    Ok(id) if Some(id) == selected || id == store::feed::EVERY_MAILBOX => return true,
                     Ok(id) => {
                         notify.pending.push(Pending::Mailbox(id));
                         return false;

@@ -19,9 +19,11 @@
 
 mod directory;
 mod feed;
+mod keys;
 #[cfg(test)]
 #[path = "../../../testkit/src/postgres.rs"]
 mod pg_server;
+mod push;
 mod reports;
 mod schema;
 mod tls_results;

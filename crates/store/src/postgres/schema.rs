@@ -18,7 +18,8 @@ const MIGRATION_LOCK: i64 = 0x7465_726e;
 pub const MIGRATIONS: &[&str] = &[
     // 1: domains, accounts, aliases, DKIM keys, settings, what an account
     // owns from its creation (its mailboxes, their annotations), DMARC
-    // evaluations and received reports, TLS results, bearer tokens.
+    // evaluations and received reports, TLS results, bearer tokens, JMAP
+    // push subscriptions, published public keys.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -130,6 +131,31 @@ pub const MIGRATIONS: &[&str] = &[
         digest BYTEA NOT NULL UNIQUE,
         created BIGINT NOT NULL,
         UNIQUE (account_id, name)
+    );
+    CREATE TABLE push_subscriptions (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        device_client_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        p256dh TEXT,
+        auth TEXT,
+        verification_code TEXT NOT NULL,
+        verified BOOLEAN NOT NULL DEFAULT FALSE,
+        expires BIGINT NOT NULL,
+        types TEXT
+    );
+    CREATE INDEX push_subscriptions_account ON push_subscriptions(account_id);
+    CREATE TABLE public_keys (
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        data BYTEA NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created BIGINT NOT NULL,
+        PRIMARY KEY (account_id, kind)
+    );
+    CREATE TABLE key_settings (
+        account_id BIGINT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        encrypt_at_rest BOOLEAN NOT NULL DEFAULT FALSE
     );
     "#,
 ];

@@ -4,7 +4,7 @@ use rusqlite::params;
 
 use super::{SqliteStore, sql};
 use crate::error::Result;
-use crate::push::{PushStore, PushSubscription};
+use crate::push::{PushStore, PushSubscription, types_of, types_text};
 use crate::types::AccountId;
 
 const COLUMNS: &str = "id, account_id, device_client_id, url, p256dh, auth, verification_code, verified, expires, types";
@@ -22,13 +22,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PushSubscription> {
         verification_code: r.get(6)?,
         verified: r.get(7)?,
         expires: r.get(8)?,
-        types: types.map(|t| t.split_whitespace().map(str::to_string).collect()),
+        types: types_of(types),
     })
-}
-
-/// Types are names without spaces (RFC 8620 §1.2 data types).
-fn types_text(types: &Option<Vec<String>>) -> Option<String> {
-    types.as_ref().map(|t| t.join(" "))
 }
 
 impl SqliteStore {

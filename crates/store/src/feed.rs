@@ -7,7 +7,9 @@
 //!   every mailbox created, deleted, renamed or (un)subscribed (an
 //!   account removed: all of its mailboxes; an account's first mailboxes,
 //!   made with it, are not announced: nobody can watch them yet). Never before
-//!   the commit: a watcher that reads on a notice sees the change.
+//!   the commit: a watcher that reads on a notice sees the change. (Where
+//!   nodes relay notices through the database, a notice may reach a
+//!   watcher a moment after the call that made the change returned.)
 //! - A notice carries an id only. The watcher reads what changed from the
 //!   store itself (`MailboxStore::changes_since`, the account change log), so
 //!   a notice lost or merged costs a wake-up, never a change: a receiver that

@@ -87,3 +87,10 @@ pub(crate) fn next_uid_validity(last: u32, now: i64) -> u32 {
         .max(last.saturating_add(1))
         .max(1)
 }
+
+/// Whether `name` is below `parent` in the hierarchy (`/` separated).
+pub(crate) fn is_below(name: &str, parent: &str) -> bool {
+    name.len() > parent.len()
+        && name.starts_with(parent)
+        && name.as_bytes().get(parent.len()) == Some(&b'/')
+}

@@ -85,18 +85,6 @@ async fn quota_limits(c: &impl GenericClient, account: AccountId) -> Result<Quot
     Ok(quota_of(&row, 0))
 }
 
-/// Delete those of `blobs` nothing points to any more.
-pub(super) async fn collect_blobs(c: &impl GenericClient, blobs: &[i64]) -> Result<()> {
-    c.execute(
-        "DELETE FROM blobs b WHERE b.id = ANY($1)
-           AND NOT EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_id = b.id)",
-        &[&blobs],
-    )
-    .await
-    .map_err(pg)?;
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl DirectoryStore for PostgresStore {
     async fn add_domain(&self, name: &str) -> Result<DomainRecord> {
@@ -324,7 +312,7 @@ impl DirectoryStore for PostgresStore {
             .await
             .map_err(pg)?;
         changed(n, || format!("account {address}"))?;
-        collect_blobs(&tx, &blobs).await?;
+        super::blobs::collect(&tx, &blobs).await?;
         // Its sessions' watchers learn their mailboxes are gone.
         super::feed::notify(&tx, &mailboxes).await?;
         tx.commit().await.map_err(pg)

@@ -135,6 +135,7 @@ mod tests {
     use super::super::PostgresStore;
     use super::super::pg_server::Postgres;
     use super::*;
+    use crate::mailbox::MailboxStore;
 
     /// What arrives within `wait`.
     async fn heard(

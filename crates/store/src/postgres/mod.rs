@@ -17,9 +17,12 @@
 //!   runs on this backend (`tests/suite.rs`); `[store]` does not offer it
 //!   until it implements them all.
 
+mod blobs;
+mod delivery;
 mod directory;
 mod feed;
 mod keys;
+mod mailbox;
 #[cfg(test)]
 #[path = "../../../testkit/src/postgres.rs"]
 mod pg_server;
@@ -71,12 +74,6 @@ impl PostgresStore {
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         Ok(store)
-    }
-
-    /// A subscription to the change feed: every node's changes, each after
-    /// its commit (`crate::feed`).
-    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<crate::types::MailboxId> {
-        self.feed.subscribe()
     }
 
     /// A connection from the pool.

@@ -72,7 +72,13 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE blobs (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        data BYTEA NOT NULL
+        size BIGINT NOT NULL
+    );
+    CREATE TABLE blob_pieces (
+        blob_id BIGINT NOT NULL REFERENCES blobs(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY (blob_id, seq)
     );
     CREATE TABLE mailbox_messages (
         mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
@@ -83,9 +89,18 @@ pub const MIGRATIONS: &[&str] = &[
         internal_date BIGINT NOT NULL,
         modseq BIGINT NOT NULL,
         flags TEXT NOT NULL DEFAULT '',
+        saved_at BIGINT NOT NULL,
         PRIMARY KEY (mailbox_id, uid)
     );
     CREATE INDEX mailbox_messages_blob ON mailbox_messages(blob_id);
+    CREATE INDEX mailbox_messages_modseq ON mailbox_messages(mailbox_id, modseq);
+    CREATE TABLE expunged (
+        mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid BIGINT NOT NULL,
+        modseq BIGINT NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    );
+    CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
     CREATE TABLE metadata (
         account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         mailbox_id BIGINT REFERENCES mailboxes(id) ON DELETE CASCADE,

@@ -137,12 +137,6 @@ fn copy_entries(
     Ok(pairs)
 }
 
-fn has_prefix(name: &str, parent: &str) -> bool {
-    name.len() > parent.len()
-        && name.starts_with(parent)
-        && name.as_bytes().get(parent.len()) == Some(&b'/')
-}
-
 #[async_trait::async_trait]
 impl MailboxStore for SqliteStore {
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
@@ -281,7 +275,7 @@ impl MailboxStore for SqliteStore {
                     .map_err(sql)?;
                 let mut touched = Vec::new();
                 for (id, name) in names {
-                    if name == from || has_prefix(&name, &from) {
+                    if name == from || crate::mailbox::is_below(&name, &from) {
                         let renamed = format!("{to}{}", &name[from.len()..]);
                         c.execute(
                             "UPDATE mailboxes SET name = ?2 WHERE id = ?1",

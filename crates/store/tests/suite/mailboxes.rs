@@ -5,24 +5,30 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use message::spool::Spooled;
 use store::*;
 use tokio::sync::broadcast::Receiver;
 
-use super::creds;
+use super::{MailStore, creds};
 
 /// alice@a.test with her special-use mailboxes.
-async fn alice(s: &Arc<dyn Store>) -> AccountRecord {
+async fn alice<S: MailStore + ?Sized>(s: &Arc<S>) -> AccountRecord {
     s.add_domain("a.test").await.unwrap();
     s.add_account("alice@a.test", creds("a")).await.unwrap()
 }
 
-async fn named(s: &Arc<dyn Store>, account: AccountId, name: &str) -> MailboxRecord {
+async fn named<S: MailStore + ?Sized>(s: &Arc<S>, account: AccountId, name: &str) -> MailboxRecord {
     s.mailbox(account, name).await.unwrap().unwrap()
 }
 
-async fn append(s: &Arc<dyn Store>, mailbox: MailboxId, subject: &str, flags: &[&str]) -> u32 {
+async fn append<S: MailStore + ?Sized>(
+    s: &Arc<S>,
+    mailbox: MailboxId,
+    subject: &str,
+    flags: &[&str],
+) -> u32 {
     let data = format!("Subject: {subject}\r\n\r\nbody of {subject}\r\n");
     let flags = flags.iter().map(|f| f.to_string()).collect();
     s.append(mailbox, Spooled::from_vec(data.into_bytes()), flags, 1_000)
@@ -34,16 +40,21 @@ fn flags(list: &[&str]) -> Vec<String> {
     list.iter().map(|f| f.to_string()).collect()
 }
 
-/// The ids published since the last drain, as a set (the feed may repeat one).
-fn drained(rx: &mut Receiver<MailboxId>) -> BTreeSet<MailboxId> {
+/// The ids published since the last drain, as a set (the feed may repeat
+/// one). A notice may come a moment after the change returned (PostgreSQL
+/// relays it through the database): wait for the first a while, then until
+/// the feed is quiet.
+async fn drained(rx: &mut Receiver<MailboxId>) -> BTreeSet<MailboxId> {
     let mut ids = BTreeSet::new();
-    while let Ok(id) = rx.try_recv() {
+    let mut wait = Duration::from_millis(300);
+    while let Ok(Ok(id)) = tokio::time::timeout(wait, rx.recv()).await {
         ids.insert(id);
+        wait = Duration::from_millis(50);
     }
     ids
 }
 
-pub async fn mailbox_names_and_subscriptions(s: Arc<dyn Store>) {
+pub async fn mailbox_names_and_subscriptions<S: MailStore + ?Sized + 'static>(s: Arc<S>) {
     let a = alice(&s).await;
     let names: Vec<String> = s
         .mailboxes(a.id)
@@ -111,7 +122,7 @@ pub async fn mailbox_names_and_subscriptions(s: Arc<dyn Store>) {
     ));
 }
 
-pub async fn flags_expunge_and_changes(s: Arc<dyn Store>) {
+pub async fn flags_expunge_and_changes<S: MailStore + ?Sized + 'static>(s: Arc<S>) {
     let a = alice(&s).await;
     let inbox = named(&s, a.id, "INBOX").await;
     for subject in ["one", "two", "three"] {
@@ -190,7 +201,7 @@ pub async fn flags_expunge_and_changes(s: Arc<dyn Store>) {
     assert_eq!(append(&s, inbox.id, "four", &[]).await, 4);
 }
 
-pub async fn recent_is_claimed_once(s: Arc<dyn Store>) {
+pub async fn recent_is_claimed_once<S: MailStore + ?Sized + 'static>(s: Arc<S>) {
     let a = alice(&s).await;
     let inbox = named(&s, a.id, "INBOX").await;
     append(&s, inbox.id, "one", &[]).await;
@@ -202,7 +213,7 @@ pub async fn recent_is_claimed_once(s: Arc<dyn Store>) {
     assert_eq!(s.claim_recent(inbox.id).await.unwrap(), 3);
 }
 
-pub async fn copy_and_move(s: Arc<dyn Store>) {
+pub async fn copy_and_move<S: MailStore + ?Sized + 'static>(s: Arc<S>) {
     let a = alice(&s).await;
     let inbox = named(&s, a.id, "INBOX").await;
     let archive = s.create_mailbox(a.id, "Kept").await.unwrap();
@@ -242,7 +253,7 @@ pub async fn copy_and_move(s: Arc<dyn Store>) {
     );
 }
 
-pub async fn quota_and_annotations(s: Arc<dyn Store>) {
+pub async fn quota_and_annotations<S: MailStore + ?Sized + 'static>(s: Arc<S>) {
     let a = alice(&s).await;
     assert_eq!(s.quota_limits(a.id).await.unwrap(), Quota::default());
     let limits = Quota {
@@ -318,48 +329,48 @@ pub async fn quota_and_annotations(s: Arc<dyn Store>) {
 
 /// Every change is published after its commit, with the ids it touched;
 /// reads publish nothing.
-pub async fn change_feed(s: Arc<dyn Store>) {
+pub async fn change_feed<S: MailStore + ?Sized + 'static>(s: Arc<S>) {
     let a = alice(&s).await;
     let inbox = named(&s, a.id, "INBOX").await;
     let mut rx = s.watch();
     let one = |id| BTreeSet::from([id]);
 
     let work = s.create_mailbox(a.id, "Work").await.unwrap();
-    assert_eq!(drained(&mut rx), one(work.id));
+    assert_eq!(drained(&mut rx).await, one(work.id));
     append(&s, inbox.id, "one", &[]).await;
     append(&s, inbox.id, "two", &[]).await;
-    assert_eq!(drained(&mut rx), one(inbox.id));
+    assert_eq!(drained(&mut rx).await, one(inbox.id));
     s.set_flags(inbox.id, vec![1], FlagOp::Add, flags(&["\\Deleted"]), None)
         .await
         .unwrap();
-    assert_eq!(drained(&mut rx), one(inbox.id));
+    assert_eq!(drained(&mut rx).await, one(inbox.id));
     // Nothing changed, nothing published.
     s.set_flags(inbox.id, vec![1], FlagOp::Add, flags(&["\\Deleted"]), None)
         .await
         .unwrap();
     s.expunge(inbox.id, Some(vec![2])).await.unwrap();
-    assert!(drained(&mut rx).is_empty());
+    assert!(drained(&mut rx).await.is_empty());
     s.expunge(inbox.id, None).await.unwrap();
-    assert_eq!(drained(&mut rx), one(inbox.id));
+    assert_eq!(drained(&mut rx).await, one(inbox.id));
     s.copy_messages(inbox.id, vec![2], work.id, false)
         .await
         .unwrap();
-    assert_eq!(drained(&mut rx), one(work.id));
+    assert_eq!(drained(&mut rx).await, one(work.id));
     s.copy_messages(inbox.id, vec![2], work.id, true)
         .await
         .unwrap();
-    assert_eq!(drained(&mut rx), BTreeSet::from([inbox.id, work.id]));
+    assert_eq!(drained(&mut rx).await, BTreeSet::from([inbox.id, work.id]));
     s.remove_messages(work.id, vec![1]).await.unwrap();
-    assert_eq!(drained(&mut rx), one(work.id));
+    assert_eq!(drained(&mut rx).await, one(work.id));
     s.set_subscribed(a.id, "Work", true).await.unwrap();
-    assert_eq!(drained(&mut rx), one(work.id));
+    assert_eq!(drained(&mut rx).await, one(work.id));
     s.create_mailbox(a.id, "Work/Sub").await.unwrap();
-    drained(&mut rx);
+    drained(&mut rx).await;
     s.rename_mailbox(a.id, "Work", "Job").await.unwrap();
     let sub = named(&s, a.id, "Job/Sub").await;
-    assert_eq!(drained(&mut rx), BTreeSet::from([work.id, sub.id]));
+    assert_eq!(drained(&mut rx).await, BTreeSet::from([work.id, sub.id]));
     s.delete_mailbox(a.id, "Job").await.unwrap();
-    assert_eq!(drained(&mut rx), one(work.id));
+    assert_eq!(drained(&mut rx).await, one(work.id));
     // A delivery publishes every mailbox it reached.
     let stored = s
         .store_message(NewMessage {
@@ -375,13 +386,13 @@ pub async fn change_feed(s: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(drained(&mut rx), one(stored.placed[0].0));
+    assert_eq!(drained(&mut rx).await, one(stored.placed[0].0));
     // Failures and reads publish nothing.
     let _ = s.create_mailbox(a.id, "INBOX").await;
     let _ = s.delete_mailbox(a.id, "Nope").await;
     s.messages(inbox.id).await.unwrap();
     s.changes_since(inbox.id, 0).await.unwrap();
-    assert!(drained(&mut rx).is_empty());
+    assert!(drained(&mut rx).await.is_empty());
     // Removing the account: every one of its mailboxes.
     let all: BTreeSet<MailboxId> = s
         .mailboxes(a.id)
@@ -391,12 +402,12 @@ pub async fn change_feed(s: Arc<dyn Store>) {
         .map(|m| m.id)
         .collect();
     s.remove_account("alice@a.test").await.unwrap();
-    assert_eq!(drained(&mut rx), all);
+    assert_eq!(drained(&mut rx).await, all);
 }
 
 /// Two writers on one mailbox at once: every append gets its own UID,
 /// every flag change lands (none lost to the other's write).
-pub async fn concurrent_writers(s: Arc<dyn Store>) {
+pub async fn concurrent_writers<S: MailStore + ?Sized + 'static>(s: Arc<S>) {
     let a = alice(&s).await;
     let inbox = named(&s, a.id, "INBOX").await;
     let mut tasks = Vec::new();

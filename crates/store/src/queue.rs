@@ -42,8 +42,48 @@ pub trait QueueStore: Send + Sync {
     /// Make recipients due now: one message's, or every one; how many.
     async fn queue_retry(&self, id: Option<i64>, now: i64) -> Result<usize>;
     async fn queue_delete(&self, id: i64) -> Result<()>;
-    /// Drop every lease (one node starting: nobody else delivers).
+    /// Drop every lease. Only for a node that knows nobody else delivers
+    /// from this queue (one node starting); with several nodes, a dead
+    /// node's leases run out instead (docs/scale.md).
     async fn queue_release(&self) -> Result<()>;
     /// Each message with queued recipients and its earliest next attempt.
     async fn queue_pending(&self) -> Result<Vec<(i64, i64)>>;
+}
+
+/// A recipient waiting for its next attempt.
+pub const QUEUED: &str = "queued";
+/// Waiting while its submitter's account is held.
+pub const HELD: &str = "held";
+/// A recipient that is done.
+pub const DELIVERED: &str = "delivered";
+pub const FAILED: &str = "failed";
+
+/// `R`/`N` with `T` when tracing (RFC 2852 §4 by-mode, by-trace).
+pub(crate) fn by_mode(by: &DeliverBy) -> String {
+    format!(
+        "{}{}",
+        if by.returns { "R" } else { "N" },
+        if by.trace { "T" } else { "" }
+    )
+}
+
+/// The DELIVERBY of a queued message back from its deadline and by-mode.
+pub(crate) fn deliver_by(deadline: Option<i64>, mode: Option<String>) -> Option<DeliverBy> {
+    let (deadline, mode) = (deadline?, mode?);
+    Some(DeliverBy {
+        deadline,
+        returns: mode.starts_with('R'),
+        trace: mode.contains('T'),
+    })
+}
+
+/// When a new message is first due: now, or at its release time
+/// (RFC 4865 FUTURERELEASE).
+pub(crate) fn first_attempt(options: &QueueOptions, now: i64) -> i64 {
+    options.release_at.map_or(now, |at| at.max(now))
+}
+
+/// A recipient's domain, as the queue groups deliveries by it.
+pub(crate) fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
 }

@@ -102,6 +102,13 @@ on_sqlite_and_postgres!(
     quota_and_annotations,
     change_feed,
     concurrent_writers,
+    queue_lifecycle,
+    bounce_content_is_bounded,
+    queue_entries,
+    queue_priorities_and_holds,
+    removing_an_account_frees_its_mail,
+    delivery_versions_and_created_folders,
+    leases_are_exclusive_and_expire,
 );
 
 /// Runs one suite function against every backend available here.
@@ -114,21 +121,14 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
-    queue_lifecycle,
-    bounce_content_is_bounded,
-    queue_entries,
-    removing_an_account_frees_its_mail,
-    queue_priorities_and_holds,
     sieve_scripts,
     sieve_tracking,
-    delivery_versions_and_created_folders,
     search_index,
     delivery_history,
     change_log,
     submissions,
     submissions_canceled_while_held,
     change_log_pruned,
-    leases_are_exclusive_and_expire,
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
@@ -681,7 +681,7 @@ async fn delivery_assigns_ascending_uids<S: MailStore + ?Sized + 'static>(s: Arc
     assert_eq!(stored.placed[1], (inbox.id, 41));
 }
 
-async fn queue_entries(s: Arc<dyn Store>) {
+async fn queue_entries<S: MailStore + QueueStore + ?Sized + 'static>(s: Arc<S>) {
     let q = QueueInsert {
         sender: "alice@a.test".into(),
         recipients: vec![
@@ -743,7 +743,7 @@ async fn queue_entries(s: Arc<dyn Store>) {
 /// RFC 6710: due messages are claimed highest MT-PRIORITY first; RFC 4865:
 /// a held message is not due before its release; RFC 2852: the deadline
 /// comes back with the job.
-async fn queue_priorities_and_holds(s: Arc<dyn Store>) {
+async fn queue_priorities_and_holds<S: MailStore + QueueStore + ?Sized + 'static>(s: Arc<S>) {
     let mut ids = Vec::new();
     for (priority, release_at) in [(-2, None), (0, None), (7, None), (9, Some(500))] {
         let mut q = to_x("alice@a.test");
@@ -800,7 +800,7 @@ async fn queue_priorities_and_holds(s: Arc<dyn Store>) {
     assert!(held[0].options.require_tls);
 }
 
-async fn queue_lifecycle(s: Arc<dyn Store>) {
+async fn queue_lifecycle<S: MailStore + QueueStore + ?Sized + 'static>(s: Arc<S>) {
     let q = QueueInsert {
         sender: "alice@a.test".into(),
         recipients: vec![
@@ -937,7 +937,7 @@ async fn queue_lifecycle(s: Arc<dyn Store>) {
 /// A failed message leaves the queue with its content for the bounce:
 /// past `return_limit`, only its first octets (the bounce returns the
 /// header section), unless the sender asked RET=FULL (RFC 3461 §4.3).
-async fn bounce_content_is_bounded(s: Arc<dyn Store>) {
+async fn bounce_content_is_bounded<S: MailStore + QueueStore + ?Sized + 'static>(s: Arc<S>) {
     for (ret, want) in [
         (None, &b"Subject: q\r\n"[..]),
         (Some("FULL"), &b"Subject: q\r\n\r\nbody\r\n"[..]),
@@ -992,7 +992,9 @@ async fn bounce_content_is_bounded(s: Arc<dyn Store>) {
     }
 }
 
-async fn removing_an_account_frees_its_mail(s: Arc<dyn Store>) {
+async fn removing_an_account_frees_its_mail<S: MailStore + QueueStore + ?Sized + 'static>(
+    s: Arc<S>,
+) {
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("a")).await.unwrap();
     let msg = NewMessage {
@@ -1239,7 +1241,9 @@ async fn sieve_tracking(s: Arc<dyn Store>) {
     assert!(s.sieve_track_once(b, "v", 2000, 1000).await.unwrap());
 }
 
-async fn delivery_versions_and_created_folders(s: Arc<dyn Store>) {
+async fn delivery_versions_and_created_folders<S: MailStore + QueueStore + ?Sized + 'static>(
+    s: Arc<S>,
+) {
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
     let first = NewMessage {

@@ -109,7 +109,8 @@ pub(super) async fn collect(c: &impl GenericClient, blobs: &[i64]) -> Result<()>
     }
     c.execute(
         "DELETE FROM blobs b WHERE b.id = ANY($1)
-           AND NOT EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_id = b.id)",
+           AND NOT EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_id = b.id)
+           AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.blob_id = b.id)",
         &[&blobs],
     )
     .await

@@ -43,12 +43,6 @@ async fn folder_mailbox(
 }
 
 async fn store_new_message(c: &impl GenericClient, msg: &NewMessage) -> Result<Stored> {
-    if msg.queue.is_some() {
-        // The queue contract is not on this backend yet (docs/scale.md).
-        return Err(StoreError::Invalid(
-            "the PostgreSQL store does not keep an outbound queue yet".into(),
-        ));
-    }
     let blob = blobs::insert(c, &msg.data).await?;
     let mut targets = Vec::with_capacity(msg.deliveries.len());
     for d in &msg.deliveries {
@@ -62,10 +56,11 @@ async fn store_new_message(c: &impl GenericClient, msg: &NewMessage) -> Result<S
             insert_entry(c, mailbox, blob, &d.prefix, size, msg.received_at, &d.flags).await?;
         placed.push((mailbox, uid));
     }
-    Ok(Stored {
-        placed,
-        queue_id: None,
-    })
+    let queue_id = match &msg.queue {
+        Some(q) => Some(super::queue::insert(c, blob, q, msg.received_at).await?),
+        None => None,
+    };
+    Ok(Stored { placed, queue_id })
 }
 
 #[async_trait::async_trait]

@@ -27,6 +27,7 @@ mod mailbox;
 #[path = "../../../testkit/src/postgres.rs"]
 mod pg_server;
 mod push;
+mod queue;
 mod reports;
 mod schema;
 mod tls_results;

@@ -19,7 +19,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 1: domains, accounts, aliases, DKIM keys, settings, what an account
     // owns from its creation (its mailboxes, their annotations), DMARC
     // evaluations and received reports, TLS results, bearer tokens, JMAP
-    // push subscriptions, published public keys.
+    // push subscriptions, published public keys, messages in mailboxes and
+    // their contents, the outbound queue.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -36,7 +37,8 @@ pub const MIGRATIONS: &[&str] = &[
         scram_sha256 TEXT NOT NULL,
         created BIGINT NOT NULL,
         quota_storage BIGINT,
-        quota_messages BIGINT
+        quota_messages BIGINT,
+        held BOOLEAN NOT NULL DEFAULT FALSE
     );
     CREATE INDEX accounts_domain ON accounts(domain_id);
     CREATE TABLE aliases (
@@ -101,6 +103,55 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (mailbox_id, uid)
     );
     CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+    CREATE TABLE queue_messages (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        blob_id BIGINT NOT NULL REFERENCES blobs(id),
+        sender TEXT NOT NULL,
+        envid TEXT,
+        ret TEXT,
+        smtputf8 BOOLEAN NOT NULL,
+        eight_bit BOOLEAN NOT NULL,
+        created BIGINT NOT NULL,
+        release_at BIGINT,
+        deliver_by BIGINT,
+        by_mode TEXT,
+        priority SMALLINT NOT NULL DEFAULT 0,
+        submitter TEXT
+    );
+    CREATE INDEX queue_messages_blob ON queue_messages(blob_id);
+    CREATE TABLE queue_require_tls (
+        queue_id BIGINT PRIMARY KEY REFERENCES queue_messages(id) ON DELETE CASCADE
+    );
+    CREATE TABLE queue_recipients (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        queue_id BIGINT NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        orcpt TEXT,
+        notify TEXT,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt BIGINT NOT NULL,
+        last_reply TEXT,
+        lease_until BIGINT,
+        status TEXT,
+        remote_mta TEXT,
+        warned BOOLEAN NOT NULL DEFAULT FALSE,
+        priority SMALLINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX queue_recipients_due ON queue_recipients(state, priority DESC, next_attempt);
+    CREATE INDEX queue_recipients_queue ON queue_recipients(queue_id);
+    CREATE TABLE queue_attempts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        queue_id BIGINT NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+        at BIGINT NOT NULL,
+        recipients TEXT NOT NULL,
+        mx TEXT,
+        ip TEXT,
+        tls TEXT,
+        reply TEXT NOT NULL
+    );
+    CREATE INDEX queue_attempts_queue ON queue_attempts(queue_id);
     CREATE TABLE metadata (
         account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         mailbox_id BIGINT REFERENCES mailboxes(id) ON DELETE CASCADE,

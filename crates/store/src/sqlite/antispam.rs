@@ -256,9 +256,9 @@ impl AntispamStore for SqliteStore {
                 return Err(crate::StoreError::NotFound(format!("account {account}")));
             }
             let (from, to) = if held {
-                (super::queue::QUEUED, super::queue::HELD)
+                (crate::queue::QUEUED, crate::queue::HELD)
             } else {
-                (super::queue::HELD, super::queue::QUEUED)
+                (crate::queue::HELD, crate::queue::QUEUED)
             };
             c.execute(
                 "UPDATE queue_recipients SET state = ?2, next_attempt = max(next_attempt, ?3), lease_until = NULL

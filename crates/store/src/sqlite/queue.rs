@@ -5,32 +5,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, sql};
 use crate::error::Result;
-use crate::queue::QueueStore;
+use crate::queue::{
+    DELIVERED, FAILED, HELD, QUEUED, QueueStore, by_mode, deliver_by, domain_of, first_attempt,
+};
 use crate::types::*;
 use message::spool::Spooled;
-
-/// Recipient states.
-pub const QUEUED: &str = "queued";
-/// Waiting while its submitter's account is held.
-pub const HELD: &str = "held";
-
-/// `R`/`N` with `T` when tracing (RFC 2852 §4 by-mode, by-trace).
-fn by_mode(by: &DeliverBy) -> String {
-    format!(
-        "{}{}",
-        if by.returns { "R" } else { "N" },
-        if by.trace { "T" } else { "" }
-    )
-}
-
-fn deliver_by(deadline: Option<i64>, mode: Option<String>) -> Option<DeliverBy> {
-    let (deadline, mode) = (deadline?, mode?);
-    Some(DeliverBy {
-        deadline,
-        returns: mode.starts_with('R'),
-        trace: mode.contains('T'),
-    })
-}
 
 pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Result<i64> {
     let o = &q.options;
@@ -53,17 +32,12 @@ pub(super) fn insert(c: &Connection, blob: i64, q: &QueueInsert, now: i64) -> Re
         None => false,
     };
     let state = if held { HELD } else { QUEUED };
-    // RFC 4865: a held message is first due at its release time.
-    let first = o.release_at.map_or(now, |at| at.max(now));
+    let first = first_attempt(o, now);
     let mut st = c
         .prepare_cached("INSERT INTO queue_recipients(queue_id, address, domain, orcpt, notify, state, next_attempt, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
         .map_err(sql)?;
     for r in &q.recipients {
-        let domain = r
-            .address
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or_default();
+        let domain = domain_of(&r.address);
         st.execute(params![
             id, r.address, domain, r.orcpt, r.notify, state, first, o.priority
         ])
@@ -146,10 +120,6 @@ fn finish_if_done(c: &Connection, id: i64, limit: u64) -> Result<Option<Finished
         recipients,
     }))
 }
-
-/// A recipient that is done.
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueJob> {
     Ok(QueueJob {

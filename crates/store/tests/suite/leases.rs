@@ -9,9 +9,12 @@ use std::sync::Arc;
 use message::spool::Spooled;
 use store::*;
 
-use super::to_x;
+use super::{MailStore, to_x};
 
-async fn queue_messages(s: &Arc<dyn Store>, count: usize) -> BTreeSet<i64> {
+async fn queue_messages<S: MailStore + QueueStore + ?Sized>(
+    s: &Arc<S>,
+    count: usize,
+) -> BTreeSet<i64> {
     let mut ids = BTreeSet::new();
     for i in 0..count {
         let stored = s
@@ -29,7 +32,7 @@ async fn queue_messages(s: &Arc<dyn Store>, count: usize) -> BTreeSet<i64> {
 }
 
 /// Claim (a few at a time) until nothing is due; what this claimer got.
-async fn claim_all(s: Arc<dyn Store>, now: i64, lease_until: i64) -> Vec<i64> {
+async fn claim_all<S: QueueStore + ?Sized>(s: Arc<S>, now: i64, lease_until: i64) -> Vec<i64> {
     let mut got = Vec::new();
     loop {
         let jobs = s
@@ -44,7 +47,9 @@ async fn claim_all(s: Arc<dyn Store>, now: i64, lease_until: i64) -> Vec<i64> {
     }
 }
 
-pub async fn leases_are_exclusive_and_expire(s: Arc<dyn Store>) {
+pub async fn leases_are_exclusive_and_expire<S: MailStore + QueueStore + ?Sized + 'static>(
+    s: Arc<S>,
+) {
     let ids = queue_messages(&s, 40).await;
     let (a, b) = (s.clone(), s.clone());
     let (got_a, got_b) = tokio::join!(

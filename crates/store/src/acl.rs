@@ -35,3 +35,30 @@ pub trait AclStore: Send + Sync {
     /// The mailboxes of other accounts `grantee` has some right on.
     async fn shared_with(&self, grantee: &str) -> Result<Vec<SharedMailbox>>;
 }
+
+/// Every letter of `a` and `b`, once, in the order first seen.
+pub(crate) fn rights_union(a: &str, b: &str) -> String {
+    let mut out = String::new();
+    for c in a.chars().chain(b.chars()) {
+        if !out.contains(c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Rows of shared mailboxes ordered by owner and name, where a mailbox may
+/// come twice (the grantee's own entry and anyone's): one each, with both
+/// entries' rights.
+pub(crate) fn merge_shared(rows: impl IntoIterator<Item = SharedMailbox>) -> Vec<SharedMailbox> {
+    let mut out: Vec<SharedMailbox> = Vec::new();
+    for row in rows {
+        match out.last_mut() {
+            Some(last) if last.mailbox.id == row.mailbox.id => {
+                last.rights = rights_union(&last.rights, &row.rights);
+            }
+            _ => out.push(row),
+        }
+    }
+    out
+}

@@ -11,6 +11,9 @@ use store::*;
 #[path = "suite/mailboxes.rs"]
 mod mailboxes;
 use mailboxes::*;
+#[path = "suite/acl.rs"]
+mod acl;
+use acl::*;
 #[path = "suite/leases.rs"]
 mod leases;
 use leases::*;
@@ -109,6 +112,7 @@ on_sqlite_and_postgres!(
     removing_an_account_frees_its_mail,
     delivery_versions_and_created_folders,
     leases_are_exclusive_and_expire,
+    shared_mailbox_rights,
 );
 
 /// Runs one suite function against every backend available here.

@@ -307,6 +307,11 @@ impl DirectoryStore for PostgresStore {
             .iter()
             .map(|r| MailboxId(r.get(0)))
             .collect();
+        // What it was granted goes with it: a new account of the same
+        // address must not inherit it.
+        tx.execute("DELETE FROM acl WHERE grantee = $1", &[&address])
+            .await
+            .map_err(pg)?;
         let n = tx
             .execute("DELETE FROM accounts WHERE address = $1", &[&address])
             .await

@@ -23,7 +23,7 @@ use crate::flags;
 use crate::mailbox::MailboxStore;
 use crate::types::*;
 
-const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed, first_recent_uid";
+pub(super) const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq, subscribed, first_recent_uid";
 const ENTRY_COLUMNS: &str = "uid, size, internal_date, modseq, flags, blob_id, saved_at";
 
 pub(super) fn mailbox_row(r: &Row) -> MailboxRecord {

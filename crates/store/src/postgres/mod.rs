@@ -17,6 +17,7 @@
 //!   runs on this backend (`tests/suite.rs`); `[store]` does not offer it
 //!   until it implements them all.
 
+mod acl;
 mod blobs;
 mod delivery;
 mod directory;

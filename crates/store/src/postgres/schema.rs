@@ -152,6 +152,13 @@ pub const MIGRATIONS: &[&str] = &[
         reply TEXT NOT NULL
     );
     CREATE INDEX queue_attempts_queue ON queue_attempts(queue_id);
+    CREATE TABLE acl (
+        mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        grantee TEXT NOT NULL,
+        rights TEXT NOT NULL,
+        PRIMARY KEY (mailbox_id, grantee)
+    );
+    CREATE INDEX acl_grantee ON acl(grantee);
     CREATE TABLE metadata (
         account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         mailbox_id BIGINT REFERENCES mailboxes(id) ON DELETE CASCADE,

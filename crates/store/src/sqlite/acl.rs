@@ -10,17 +10,6 @@ use crate::acl::*;
 use crate::error::Result;
 use crate::types::MailboxId;
 
-/// Every letter of `a` and `b`, once, in the order first seen.
-fn union(a: &str, b: &str) -> String {
-    let mut out = String::new();
-    for c in a.chars().chain(b.chars()) {
-        if !out.contains(c) {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[async_trait::async_trait]
 impl AclStore for SqliteStore {
     async fn set_rights(&self, mailbox: MailboxId, grantee: &str, rights: &str) -> Result<()> {
@@ -71,7 +60,9 @@ impl AclStore for SqliteStore {
                 .query_map(params![mailbox, grantee, ANYONE], |r| r.get::<_, String>(0))
                 .map_err(sql)?;
             let all = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)?;
-            Ok(all.iter().fold(String::new(), |acc, r| union(&acc, r)))
+            Ok(all
+                .iter()
+                .fold(String::new(), |acc, r| rights_union(&acc, r)))
         })
         .await
     }
@@ -103,17 +94,8 @@ impl AclStore for SqliteStore {
                     })
                 })
                 .map_err(sql)?;
-            let mut out: Vec<SharedMailbox> = Vec::new();
-            for row in rows {
-                let row = row.map_err(sql)?;
-                // The grantee's own entry and anyone's: one mailbox, both rights.
-                match out.last_mut() {
-                    Some(last) if last.mailbox.id == row.mailbox.id => {
-                        last.rights = union(&last.rights, &row.rights);
-                    }
-                    _ => out.push(row),
-                }
-            }
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)?;
+            let out = merge_shared(rows);
             Ok(out)
         })
         .await

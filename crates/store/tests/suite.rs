@@ -113,6 +113,8 @@ on_sqlite_and_postgres!(
     delivery_versions_and_created_folders,
     leases_are_exclusive_and_expire,
     shared_mailbox_rights,
+    submissions,
+    submissions_canceled_while_held,
 );
 
 /// Runs one suite function against every backend available here.
@@ -130,8 +132,6 @@ on_every_backend!(
     search_index,
     delivery_history,
     change_log,
-    submissions,
-    submissions_canceled_while_held,
     change_log_pruned,
 );
 
@@ -1510,7 +1510,7 @@ async fn change_log(s: Arc<dyn Store>) {
 
 /// JMAP submissions: kept per account, newest first, removed one by one,
 /// gone with their account.
-async fn submissions(s: Arc<dyn Store>) {
+async fn submissions<S: MailStore + QueueStore + SubmissionStore + ?Sized + 'static>(s: Arc<S>) {
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
     let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;
@@ -1549,7 +1549,11 @@ async fn submissions(s: Arc<dyn Store>) {
 /// A held submission (FUTURERELEASE) is canceled with its queue entry
 /// before its release, once; not after its release, not once a delivery
 /// of it is under way, and not by another account.
-async fn submissions_canceled_while_held(s: Arc<dyn Store>) {
+async fn submissions_canceled_while_held<
+    S: MailStore + QueueStore + SubmissionStore + ?Sized + 'static,
+>(
+    s: Arc<S>,
+) {
     s.add_domain("a.test").await.unwrap();
     let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
     let b = s.add_account("bob@a.test", creds("b")).await.unwrap().id;

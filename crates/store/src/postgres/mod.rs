@@ -31,6 +31,7 @@ mod push;
 mod queue;
 mod reports;
 mod schema;
+mod submissions;
 mod tls_results;
 mod tokens;
 

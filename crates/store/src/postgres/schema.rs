@@ -20,7 +20,8 @@ pub const MIGRATIONS: &[&str] = &[
     // owns from its creation (its mailboxes, their annotations), DMARC
     // evaluations and received reports, TLS results, bearer tokens, JMAP
     // push subscriptions, published public keys, messages in mailboxes and
-    // their contents, the outbound queue.
+    // their contents, the outbound queue, JMAP submissions, shared
+    // mailboxes' rights.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -159,6 +160,19 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (mailbox_id, grantee)
     );
     CREATE INDEX acl_grantee ON acl(grantee);
+    CREATE TABLE submissions (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        smtp_id TEXT NOT NULL,
+        email_id BIGINT NOT NULL,
+        thread_id BIGINT NOT NULL,
+        identity TEXT NOT NULL,
+        envelope TEXT NOT NULL,
+        send_at BIGINT NOT NULL,
+        queue_id BIGINT,
+        canceled BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE INDEX submissions_account ON submissions(account_id, send_at);
     CREATE TABLE metadata (
         account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         mailbox_id BIGINT REFERENCES mailboxes(id) ON DELETE CASCADE,

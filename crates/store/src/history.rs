@@ -152,3 +152,11 @@ pub trait HistoryStore: Send + Sync {
     /// Forget events older than `before` (Unix time); how many.
     async fn expire_history(&self, before: i64) -> Result<usize>;
 }
+
+/// A Message-ID without its angle brackets, as it is kept and searched.
+pub(crate) fn bare_message_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
+}

@@ -22,6 +22,7 @@ mod blobs;
 mod delivery;
 mod directory;
 mod feed;
+mod history;
 mod keys;
 mod mailbox;
 #[cfg(test)]
@@ -85,6 +86,38 @@ impl PostgresStore {
             .get()
             .await
             .map_err(|e| StoreError::Io(format!("database connection: {e}")))
+    }
+}
+
+/// One row's parameters, owned (for a write that outlives its caller).
+type OwnedRow = Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>;
+
+impl PostgresStore {
+    /// Insert `rows` with `statement` in one transaction on a task of its
+    /// own: records nobody acknowledges on (TLS results, the delivery
+    /// history). A failure is logged, naming `what`.
+    fn insert_detached(&self, what: &'static str, statement: &'static str, rows: Vec<OwnedRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let written = async {
+                let mut client = pool.get().await.map_err(|e| e.to_string())?;
+                let tx = client.transaction().await.map_err(|e| e.to_string())?;
+                for row in &rows {
+                    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                        row.iter().map(|p| p.as_ref() as _).collect();
+                    tx.execute(statement, &params)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                tx.commit().await.map_err(|e| e.to_string())
+            };
+            if let Err(e) = written.await {
+                tracing::warn!(error = %e, "store: {what} not recorded");
+            }
+        });
     }
 }
 

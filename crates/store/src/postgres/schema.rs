@@ -21,7 +21,7 @@ pub const MIGRATIONS: &[&str] = &[
     // evaluations and received reports, TLS results, bearer tokens, JMAP
     // push subscriptions, published public keys, messages in mailboxes and
     // their contents, the outbound queue, JMAP submissions, shared
-    // mailboxes' rights.
+    // mailboxes' rights, the delivery history.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -173,6 +173,23 @@ pub const MIGRATIONS: &[&str] = &[
         canceled BOOLEAN NOT NULL DEFAULT FALSE
     );
     CREATE INDEX submissions_account ON submissions(account_id, send_at);
+    CREATE TABLE history (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT,
+        queue_id BIGINT,
+        message_id TEXT,
+        sender TEXT,
+        recipient TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX history_at ON history(at);
+    CREATE INDEX history_message ON history(message) WHERE message IS NOT NULL;
+    CREATE INDEX history_queue ON history(queue_id) WHERE queue_id IS NOT NULL;
+    CREATE INDEX history_message_id ON history(message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX history_sender ON history(sender) WHERE sender IS NOT NULL;
+    CREATE INDEX history_recipient ON history(recipient) WHERE recipient IS NOT NULL;
     CREATE TABLE metadata (
         account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         mailbox_id BIGINT REFERENCES mailboxes(id) ON DELETE CASCADE,

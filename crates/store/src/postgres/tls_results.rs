@@ -1,6 +1,6 @@
 //! TLS session outcomes in PostgreSQL; see [`crate::tls_results`].
 
-use super::{PostgresStore, pg};
+use super::{OwnedRow, PostgresStore, pg};
 use crate::error::Result;
 use crate::tls_results::{DomainTlsResults, TlsResult, TlsResultStore, fold_tls_results};
 
@@ -8,28 +8,22 @@ use crate::tls_results::{DomainTlsResults, TlsResult, TlsResultStore, fold_tls_r
 impl TlsResultStore for PostgresStore {
     /// Written by a task of its own: the delivery that saw them does not wait.
     fn record_tls_results(&self, results: Vec<TlsResult>) {
-        if results.is_empty() {
-            return;
-        }
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let written = async {
-                let mut client = pool.get().await.map_err(|e| e.to_string())?;
-                let tx = client.transaction().await.map_err(|e| e.to_string())?;
-                for r in &results {
-                    tx.execute(
-                        "INSERT INTO tls_results(at, domain, policy, failure) VALUES ($1, $2, $3, $4)",
-                        &[&r.at, &r.domain.to_ascii_lowercase(), &r.policy, &r.failure],
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                }
-                tx.commit().await.map_err(|e| e.to_string())
-            };
-            if let Err(e) = written.await {
-                tracing::warn!(error = %e, "store: TLS results not recorded");
-            }
-        });
+        let rows = results
+            .into_iter()
+            .map(|r| -> OwnedRow {
+                vec![
+                    Box::new(r.at),
+                    Box::new(r.domain.to_ascii_lowercase()),
+                    Box::new(r.policy),
+                    Box::new(r.failure),
+                ]
+            })
+            .collect();
+        self.insert_detached(
+            "TLS results",
+            "INSERT INTO tls_results(at, domain, policy, failure) VALUES ($1, $2, $3, $4)",
+            rows,
+        );
     }
 
     async fn tls_results_before(&self, until: i64) -> Result<Vec<DomainTlsResults>> {

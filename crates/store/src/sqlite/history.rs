@@ -4,7 +4,7 @@ use rusqlite::{Connection, params};
 
 use super::{SqliteStore, sql};
 use crate::error::Result;
-use crate::history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore};
+use crate::history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, bare_message_id};
 
 #[async_trait::async_trait]
 impl HistoryStore for SqliteStore {
@@ -49,14 +49,6 @@ fn insert(c: &Connection, events: &[HistoryEvent]) -> Result<()> {
         .map_err(sql)?;
     }
     Ok(())
-}
-
-/// A Message-ID without its angle brackets, as it is kept and searched.
-fn bare_message_id(id: &str) -> String {
-    id.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_string()
 }
 
 /// The messages matching (their SMTP ids and queue ids), then all their events.

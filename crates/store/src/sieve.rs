@@ -6,6 +6,10 @@
 //! A contract of its own: the [`crate::Store`] trait requires it, and every
 //! backend implements both.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use crate::error::Result;
 use crate::types::AccountId;
 
@@ -60,4 +64,42 @@ pub trait SieveStore: Send + Sync {
         expires: i64,
         now: i64,
     ) -> Result<bool>;
+}
+
+/// How long an account's active script, as read, is used without asking again.
+pub(crate) const ACTIVE_FOR: Duration = Duration::from_secs(2);
+/// Accounts whose answer is kept (past it the memory starts over).
+const ACTIVE_ENTRIES: usize = 100_000;
+
+/// The scripts of an account that run at delivery: (name, text, active).
+pub(crate) type Active = Vec<(String, String, bool)>;
+
+/// Active scripts by account, with when they were read.
+#[derive(Default)]
+pub(crate) struct ActiveScripts {
+    map: Mutex<HashMap<AccountId, (Instant, Active)>>,
+}
+
+impl ActiveScripts {
+    pub(crate) fn get(&self, account: AccountId) -> Option<Active> {
+        let map = self.map.lock().ok()?;
+        map.get(&account)
+            .filter(|(at, _)| at.elapsed() < ACTIVE_FOR)
+            .map(|(_, a)| a.clone())
+    }
+
+    pub(crate) fn put(&self, account: AccountId, active: Active) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= ACTIVE_ENTRIES {
+                map.clear();
+            }
+            map.insert(account, (Instant::now(), active));
+        }
+    }
+
+    pub(crate) fn forget(&self, account: AccountId) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&account);
+        }
+    }
 }

@@ -5,7 +5,7 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{PostgresStore, duplicate, pg};
+use super::{PostgresStore, changed, duplicate, pg};
 use crate::directory::{DirectoryStore, domain_of, split_targets};
 use crate::error::{Result, StoreError};
 use crate::types::*;
@@ -20,14 +20,6 @@ async fn domain_id(c: &impl GenericClient, name: &str) -> Result<i64> {
         .map_err(pg)?
         .map(|r| r.get(0))
         .ok_or_else(|| StoreError::NotFound(format!("domain {name}")))
-}
-
-/// Ok when a statement changed some row, NotFound (of `what`) when none.
-fn changed(rows: u64, what: impl FnOnce() -> String) -> Result<()> {
-    match rows {
-        0 => Err(StoreError::NotFound(what())),
-        _ => Ok(()),
-    }
 }
 
 pub(super) fn account_row(r: &Row) -> AccountRecord {

@@ -32,6 +32,7 @@ mod push;
 mod queue;
 mod reports;
 mod schema;
+mod sieve;
 mod submissions;
 mod tls_results;
 mod tokens;
@@ -50,6 +51,8 @@ const POOL_SIZE: usize = 16;
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PostgresStore {
     pool: Pool,
+    /// Each account's active Sieve script as read lately (`sieve.rs`).
+    active_scripts: crate::sieve::ActiveScripts,
     /// This node's end of the change feed, fed by the relay (`feed.rs`).
     feed: Arc<ChangeFeed>,
 }
@@ -74,7 +77,11 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Io(format!("database pool: {e}")))?;
-        let store = PostgresStore { pool, feed };
+        let store = PostgresStore {
+            pool,
+            feed,
+            active_scripts: Default::default(),
+        };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         Ok(store)
@@ -149,5 +156,13 @@ fn duplicate(what: impl Fn() -> String) -> impl Fn(tokio_postgres::Error) -> Sto
     move |e| match pg(e) {
         StoreError::Duplicate(_) => StoreError::Duplicate(what()),
         other => other,
+    }
+}
+
+/// Ok when a statement changed some row, NotFound (of `what`) when none.
+pub(super) fn changed(rows: u64, what: impl FnOnce() -> String) -> Result<()> {
+    match rows {
+        0 => Err(StoreError::NotFound(what())),
+        _ => Ok(()),
     }
 }

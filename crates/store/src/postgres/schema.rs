@@ -21,7 +21,7 @@ pub const MIGRATIONS: &[&str] = &[
     // evaluations and received reports, TLS results, bearer tokens, JMAP
     // push subscriptions, published public keys, messages in mailboxes and
     // their contents, the outbound queue, JMAP submissions, shared
-    // mailboxes' rights, the delivery history.
+    // mailboxes' rights, the delivery history, Sieve scripts and tracking.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -190,6 +190,20 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX history_message_id ON history(message_id) WHERE message_id IS NOT NULL;
     CREATE INDEX history_sender ON history(sender) WHERE sender IS NOT NULL;
     CREATE INDEX history_recipient ON history(recipient) WHERE recipient IS NOT NULL;
+    CREATE TABLE sieve_scripts (
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        script TEXT NOT NULL,
+        active BOOLEAN NOT NULL DEFAULT FALSE,
+        PRIMARY KEY (account_id, name)
+    );
+    CREATE TABLE sieve_tracking (
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        expires BIGINT NOT NULL,
+        PRIMARY KEY (account_id, id)
+    );
+    CREATE INDEX sieve_tracking_expires ON sieve_tracking(expires);
     CREATE TABLE metadata (
         account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         mailbox_id BIGINT REFERENCES mailboxes(id) ON DELETE CASCADE,

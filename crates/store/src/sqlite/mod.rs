@@ -92,7 +92,7 @@ struct Inner {
     /// Bounds concurrent reads, and with them the pool (see `read`).
     reading: tokio::sync::Semaphore,
     /// Each account's active Sieve script as read lately (`sieve.rs`).
-    pub(crate) active_scripts: sieve::ActiveScripts,
+    pub(crate) active_scripts: crate::sieve::ActiveScripts,
 }
 
 impl SqliteStore {

@@ -6,12 +6,9 @@
 //! - Expired ids are deleted as new ones are recorded, a bounded number at
 //!   a time, so the table does not grow with old entries.
 //! - Every delivery asks for the recipient's active script: the answer is
-//!   kept [`ACTIVE_FOR`] (a script changed through this store is seen at
-//!   once, one changed by another process within that time).
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//!   kept `ACTIVE_FOR` (`crate::sieve::ActiveScripts`: a script changed
+//!   through this store is seen at once, one changed by another process
+//!   within that time).
 
 use rusqlite::{OptionalExtension, params};
 
@@ -23,47 +20,9 @@ use crate::types::AccountId;
 /// Expired tracked ids removed per recording.
 const PURGE_BATCH: i64 = 100;
 
-/// How long an account's active script, as read, is used without asking again.
-pub(crate) const ACTIVE_FOR: Duration = Duration::from_secs(2);
-/// Accounts whose answer is kept (past it the memory starts over).
-const ACTIVE_ENTRIES: usize = 100_000;
-
-/// The scripts of an account that run at delivery: (name, text, active).
-type Active = Vec<(String, String, bool)>;
-
-/// Active scripts by account, with when they were read.
-#[derive(Default)]
-pub(crate) struct ActiveScripts {
-    map: Mutex<HashMap<AccountId, (Instant, Active)>>,
-}
-
-impl ActiveScripts {
-    fn get(&self, account: AccountId) -> Option<Active> {
-        let map = self.map.lock().ok()?;
-        map.get(&account)
-            .filter(|(at, _)| at.elapsed() < ACTIVE_FOR)
-            .map(|(_, a)| a.clone())
-    }
-
-    fn put(&self, account: AccountId, active: Active) {
-        if let Ok(mut map) = self.map.lock() {
-            if map.len() >= ACTIVE_ENTRIES {
-                map.clear();
-            }
-            map.insert(account, (Instant::now(), active));
-        }
-    }
-
-    fn forget(&self, account: AccountId) {
-        if let Ok(mut map) = self.map.lock() {
-            map.remove(&account);
-        }
-    }
-}
-
 impl SqliteStore {
     /// The active script and the JMAP vacation script (when it is not the
-    /// active one), active first: one query, kept [`ACTIVE_FOR`].
+    /// active one), active first: one query, kept a moment (`ActiveScripts`).
     async fn delivery_scripts(&self, account: AccountId) -> Result<Active> {
         if let Some(known) = self.inner.active_scripts.get(account) {
             return Ok(known);

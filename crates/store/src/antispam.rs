@@ -102,3 +102,85 @@ pub trait AntispamStore: Send + Sync {
     async fn record_bounce(&self, account: &str, now: i64) -> Result<()>;
     async fn sending_stats(&self, account: &str, now: i64) -> Result<SendingStats>;
 }
+
+const HOUR: i64 = 3600;
+/// The window the usual sending pace is averaged over.
+const USUAL_WINDOW: i64 = 14 * 24 * HOUR;
+
+/// A token hash as a backend keeps it: the same 64 bits as a signed integer.
+pub(crate) fn to_i64(h: u64) -> i64 {
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// A trained message's token hashes as kept (to undo them exactly later).
+pub(crate) fn pack(tokens: &[u64]) -> Vec<u8> {
+    tokens.iter().flat_map(|t| t.to_le_bytes()).collect()
+}
+
+pub(crate) fn unpack(blob: &[u8]) -> Vec<u64> {
+    blob.chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            u64::from_le_bytes(b)
+        })
+        .collect()
+}
+
+/// The hour a sending count goes in.
+pub(crate) fn hour_of(now: i64) -> i64 {
+    now / HOUR
+}
+
+/// The first hour the usual pace is read from.
+pub(crate) fn usual_since(now: i64) -> i64 {
+    (now - USUAL_WINDOW) / HOUR
+}
+
+/// One hour of an account's sending: (hour, messages, recipients, new
+/// domains, bounces, spam).
+pub(crate) type SendingHour = (i64, i64, i64, i64, i64, i64);
+
+/// An account's pace from its hours since [`usual_since`]: the last 60
+/// minutes (this hour, and the previous one weighted by how much of it is
+/// still inside them), and the usual messages per hour before.
+pub(crate) fn sending_stats(rows: Vec<SendingHour>, now: i64) -> SendingStats {
+    let hour = hour_of(now);
+    let part = 1.0 - (now % HOUR) as f64 / HOUR as f64;
+    let mut s = SendingStats::default();
+    let (mut past_messages, mut past_hours) = (0i64, 0i64);
+    for (h, m, r, d, b, sp) in rows {
+        let weight = if h == hour {
+            1.0
+        } else if h == hour - 1 {
+            part
+        } else {
+            past_messages += m;
+            past_hours += 1;
+            0.0
+        };
+        let w = |v: i64| (v as f64 * weight).round() as u64;
+        s.messages_last_hour += w(m);
+        s.recipients_last_hour += w(r);
+        s.new_domains_last_hour += w(d);
+        s.bounces_last_hour += w(b);
+        s.spam_last_hour += w(sp);
+    }
+    s.usual_per_hour = if past_hours > 0 {
+        past_messages as f64 / past_hours as f64
+    } else {
+        0.0
+    };
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_round_trip() {
+        assert_eq!(to_i64(u64::MAX), -1);
+        assert_eq!(unpack(&pack(&[1, u64::MAX, 42])), [1, u64::MAX, 42]);
+    }
+}

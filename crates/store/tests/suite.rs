@@ -13,7 +13,10 @@ mod mailboxes;
 use mailboxes::*;
 #[path = "suite/acl.rs"]
 mod acl;
+#[path = "suite/antispam.rs"]
+mod antispam;
 use acl::*;
+use antispam::*;
 #[path = "suite/leases.rs"]
 mod leases;
 use leases::*;
@@ -118,6 +121,10 @@ on_sqlite_and_postgres!(
     delivery_history,
     sieve_scripts,
     sieve_tracking,
+    greylisting_state,
+    bayes_training,
+    held_accounts_hold_their_queue,
+    sending_pace,
 );
 
 /// Runs one suite function against every backend available here.

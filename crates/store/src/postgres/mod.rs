@@ -18,6 +18,7 @@
 //!   until it implements them all.
 
 mod acl;
+mod antispam;
 mod blobs;
 mod delivery;
 mod directory;

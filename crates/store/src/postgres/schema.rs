@@ -21,7 +21,8 @@ pub const MIGRATIONS: &[&str] = &[
     // evaluations and received reports, TLS results, bearer tokens, JMAP
     // push subscriptions, published public keys, messages in mailboxes and
     // their contents, the outbound queue, JMAP submissions, shared
-    // mailboxes' rights, the delivery history, Sieve scripts and tracking.
+    // mailboxes' rights, the delivery history, Sieve scripts and tracking,
+    // the spam defences' state (greylisting, Bayes, sending counts).
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -204,6 +205,56 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, id)
     );
     CREATE INDEX sieve_tracking_expires ON sieve_tracking(expires);
+    CREATE TABLE greylist (
+        key TEXT PRIMARY KEY,
+        first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        passed_at BIGINT,
+        attempts INTEGER NOT NULL
+    );
+    CREATE INDEX greylist_last_seen ON greylist(last_seen);
+    CREATE TABLE greylist_clients (
+        network TEXT PRIMARY KEY,
+        passes INTEGER NOT NULL,
+        last_pass BIGINT NOT NULL
+    );
+    CREATE TABLE spam_tokens (
+        owner BIGINT NOT NULL,
+        hash BIGINT NOT NULL,
+        spam BIGINT NOT NULL,
+        ham BIGINT NOT NULL,
+        seen BIGINT NOT NULL,
+        PRIMARY KEY (owner, hash)
+    );
+    CREATE TABLE spam_totals (
+        owner BIGINT PRIMARY KEY,
+        spam BIGINT NOT NULL,
+        ham BIGINT NOT NULL
+    );
+    CREATE TABLE spam_trained (
+        owner BIGINT NOT NULL,
+        digest BYTEA NOT NULL,
+        spam BOOLEAN NOT NULL,
+        tokens BYTEA NOT NULL,
+        PRIMARY KEY (owner, digest)
+    );
+    CREATE TABLE sending (
+        account TEXT NOT NULL,
+        hour BIGINT NOT NULL,
+        messages BIGINT NOT NULL DEFAULT 0,
+        recipients BIGINT NOT NULL DEFAULT 0,
+        new_domains BIGINT NOT NULL DEFAULT 0,
+        bounces BIGINT NOT NULL DEFAULT 0,
+        spam BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, hour)
+    );
+    CREATE TABLE sent_domains (
+        account TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        first_sent BIGINT NOT NULL,
+        PRIMARY KEY (account, domain)
+    );
+    CREATE INDEX queue_messages_submitter ON queue_messages(submitter);
     CREATE TABLE metadata (
         account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
         mailbox_id BIGINT REFERENCES mailboxes(id) ON DELETE CASCADE,

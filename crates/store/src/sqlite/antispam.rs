@@ -14,28 +14,6 @@ use super::{SqliteStore, sql};
 use crate::antispam::*;
 use crate::error::Result;
 
-const HOUR: i64 = 3600;
-/// The window the usual sending pace is averaged over.
-const USUAL_WINDOW: i64 = 14 * 24 * HOUR;
-
-fn to_i64(h: u64) -> i64 {
-    i64::from_ne_bytes(h.to_ne_bytes())
-}
-
-fn pack(tokens: &[u64]) -> Vec<u8> {
-    tokens.iter().flat_map(|t| t.to_le_bytes()).collect()
-}
-
-fn unpack(blob: &[u8]) -> Vec<u64> {
-    blob.chunks_exact(8)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            u64::from_le_bytes(b)
-        })
-        .collect()
-}
-
 fn greylist_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GreylistEntry> {
     Ok(GreylistEntry {
         key: r.get(0)?,
@@ -296,7 +274,7 @@ impl AntispamStore for SqliteStore {
                  new_domains = new_domains + ?4, spam = spam + ?5",
             )
             .and_then(|mut st| {
-                st.execute(params![sent.account, sent.now / HOUR, sent.recipients as i64, new_domains, sent.spam as i64])
+                st.execute(params![sent.account, hour_of(sent.now), sent.recipients as i64, new_domains, sent.spam as i64])
             })
             .map(|_| ())
             .map_err(sql)
@@ -311,7 +289,7 @@ impl AntispamStore for SqliteStore {
                 "INSERT INTO sending(account, hour, bounces) VALUES (?1, ?2, 1)
                  ON CONFLICT(account, hour) DO UPDATE SET bounces = bounces + 1",
             )
-            .and_then(|mut st| st.execute(params![account, now / HOUR]))
+            .and_then(|mut st| st.execute(params![account, hour_of(now)]))
             .map(|_| ())
             .map_err(sql)
         })
@@ -321,56 +299,17 @@ impl AntispamStore for SqliteStore {
     async fn sending_stats(&self, account: &str, now: i64) -> Result<SendingStats> {
         let account = account.to_string();
         self.read(move |c| {
-            let hour = now / HOUR;
-            // The last hour: this hour and the previous one, weighted by how
-            // much of the previous one is still inside the last 60 minutes.
-            let part = 1.0 - (now % HOUR) as f64 / HOUR as f64;
-            let mut st = c
+            let rows: Vec<SendingHour> = c
                 .prepare_cached("SELECT hour, messages, recipients, new_domains, bounces, spam FROM sending WHERE account = ?1 AND hour >= ?2")
-                .map_err(sql)?;
-            let rows: Vec<(i64, i64, i64, i64, i64, i64)> = st
-                .query_map(params![account, (now - USUAL_WINDOW) / HOUR], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                .and_then(|mut st| {
+                    st.query_map(params![account, usual_since(now)], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                    })?
+                    .collect()
                 })
-                .and_then(|rows| rows.collect())
                 .map_err(sql)?;
-            let mut s = SendingStats::default();
-            let (mut past_messages, mut past_hours) = (0i64, 0i64);
-            for (h, m, r, d, b, sp) in rows {
-                let weight = if h == hour {
-                    1.0
-                } else if h == hour - 1 {
-                    part
-                } else {
-                    past_messages += m;
-                    past_hours += 1;
-                    0.0
-                };
-                let w = |v: i64| (v as f64 * weight).round() as u64;
-                s.messages_last_hour += w(m);
-                s.recipients_last_hour += w(r);
-                s.new_domains_last_hour += w(d);
-                s.bounces_last_hour += w(b);
-                s.spam_last_hour += w(sp);
-            }
-            s.usual_per_hour = if past_hours > 0 {
-                past_messages as f64 / past_hours as f64
-            } else {
-                0.0
-            };
-            Ok(s)
+            Ok(sending_stats(rows, now))
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashes_round_trip() {
-        assert_eq!(to_i64(u64::MAX), -1);
-        assert_eq!(unpack(&pack(&[1, u64::MAX, 42])), [1, u64::MAX, 42]);
     }
 }

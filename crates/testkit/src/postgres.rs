@@ -1,5 +1,6 @@
 //! A private PostgreSQL server for one test: its own data directory in a
-//! temporary directory, no TCP port (a Unix socket in that directory), and
+//! temporary directory, no TCP port (a Unix socket in that directory), a
+//! small memory footprint (many run at once; no /dev/shm needed), and
 //! stopped when dropped. Debian's server binaries live in
 //! `/usr/lib/postgresql/<version>/bin` (`scripts/install-test-deps`
 //! installs the `postgresql` package); PostgreSQL refuses to run as root,
@@ -122,7 +123,8 @@ impl Postgres {
     /// Start the server on its data directory and wait until it accepts connections.
     fn launch(&self) {
         let options = format!(
-            "-c listen_addresses= -k {} -c max_connections=200",
+            "-c listen_addresses= -k {} -c max_connections=200 -c shared_buffers=16MB \
+             -c dynamic_shared_memory_type=mmap",
             self.socket.display()
         );
         let log = self.socket.join("server.log");

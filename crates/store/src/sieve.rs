@@ -103,3 +103,19 @@ impl ActiveScripts {
         }
     }
 }
+
+/// The active one of an account's delivery scripts (name, text).
+pub(crate) fn active_of(scripts: Active) -> Option<(String, String)> {
+    scripts
+        .into_iter()
+        .find(|(_, _, active)| *active)
+        .map(|(name, text, _)| (name, text))
+}
+
+/// The delivery scripts in the order they run (the active one first).
+pub(crate) fn in_delivery_order(scripts: Active) -> Vec<(String, String)> {
+    scripts
+        .into_iter()
+        .map(|(name, text, _)| (name, text))
+        .collect()
+}

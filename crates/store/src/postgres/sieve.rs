@@ -118,21 +118,11 @@ impl SieveStore for PostgresStore {
     }
 
     async fn sieve_active(&self, account: AccountId) -> Result<Option<(String, String)>> {
-        Ok(self
-            .delivery_scripts(account)
-            .await?
-            .into_iter()
-            .find(|(_, _, active)| *active)
-            .map(|(name, text, _)| (name, text)))
+        Ok(active_of(self.delivery_scripts(account).await?))
     }
 
     async fn sieve_delivery(&self, account: AccountId) -> Result<Vec<(String, String)>> {
-        Ok(self
-            .delivery_scripts(account)
-            .await?
-            .into_iter()
-            .map(|(name, text, _)| (name, text))
-            .collect())
+        Ok(in_delivery_order(self.delivery_scripts(account).await?))
     }
 
     async fn sieve_put(&self, account: AccountId, name: &str, text: &str) -> Result<()> {

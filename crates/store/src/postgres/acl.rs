@@ -34,27 +34,21 @@ impl AclStore for PostgresStore {
 
     async fn acl(&self, mailbox: MailboxId) -> Result<Vec<(String, String)>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT grantee, rights FROM acl WHERE mailbox_id = $1 ORDER BY grantee",
                 &[&mailbox.0],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     async fn rights_of(&self, mailbox: MailboxId, grantee: &str) -> Result<String> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT rights FROM acl WHERE mailbox_id = $1 AND grantee IN ($2, $3)",
                 &[&mailbox.0, &grantee, &ANYONE],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows
             .iter()
             .fold(String::new(), |acc, r| rights_union(&acc, r.get(0))))
@@ -68,9 +62,7 @@ impl AclStore for PostgresStore {
             .join(", ");
         let n = MAILBOX_COLUMNS.split(", ").count();
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 &format!(
                     "SELECT {columns}, a.address, acl.rights FROM acl
                      JOIN mailboxes m ON m.id = acl.mailbox_id
@@ -80,8 +72,7 @@ impl AclStore for PostgresStore {
                 ),
                 &[&grantee, &ANYONE],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(merge_shared(rows.iter().map(|r| SharedMailbox {
             mailbox: mailbox_row(r),
             owner: r.get(n),

@@ -96,67 +96,46 @@ async fn train_one(c: &impl GenericClient, owner: i64, t: &Training) -> Result<T
 #[async_trait::async_trait]
 impl AntispamStore for PostgresStore {
     async fn greylist_entry(&self, key: &str) -> Result<Option<GreylistEntry>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let row = self.row(
                 "SELECT key, first_seen, last_seen, passed_at, attempts FROM greylist WHERE key = $1",
                 &[&key],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(row.as_ref().map(greylist_row))
     }
 
     async fn greylist_put(&self, e: GreylistEntry) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
+        self.run(
                 "INSERT INTO greylist(key, first_seen, last_seen, passed_at, attempts) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (key) DO UPDATE SET first_seen = $2, last_seen = $3, passed_at = $4, attempts = $5",
                 &[&e.key, &e.first_seen, &e.last_seen, &e.passed_at, &(e.attempts as i32)],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(())
     }
 
     async fn greylist_client(&self, network: &str) -> Result<(u32, i64)> {
         let row = self
-            .client()
-            .await?
-            .query_opt(
+            .row(
                 "SELECT passes, last_pass FROM greylist_clients WHERE network = $1",
                 &[&network],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(row.map_or((0, 0), |r| (r.get::<_, i32>(0) as u32, r.get(1))))
     }
 
     async fn greylist_client_passed(&self, network: &str, now: i64) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
+        self.run(
                 "INSERT INTO greylist_clients(network, passes, last_pass) VALUES ($1, 1, $2)
                  ON CONFLICT (network) DO UPDATE SET passes = greylist_clients.passes + 1, last_pass = $2",
                 &[&network, &now],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(())
     }
 
     async fn greylist_list(&self, limit: usize) -> Result<Vec<GreylistEntry>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let rows = self.rows(
                 "SELECT key, first_seen, last_seen, passed_at, attempts FROM greylist ORDER BY last_seen DESC LIMIT $1",
                 &[&(limit as i64)],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(rows.iter().map(greylist_row).collect())
     }
 
@@ -180,14 +159,11 @@ impl AntispamStore for PostgresStore {
     async fn spam_tokens(&self, owner: i64, tokens: Vec<u64>) -> Result<Vec<(u64, u32, u32)>> {
         let hashes: Vec<i64> = tokens.iter().map(|t| to_i64(*t)).collect();
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT hash, spam, ham FROM spam_tokens WHERE owner = $1 AND hash = ANY($2)",
                 &[&owner, &hashes],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         let found: std::collections::HashMap<i64, (u32, u32)> = rows
             .iter()
             .map(|r| {
@@ -206,14 +182,11 @@ impl AntispamStore for PostgresStore {
 
     async fn spam_totals(&self, owner: i64) -> Result<(u64, u64)> {
         let row = self
-            .client()
-            .await?
-            .query_opt(
+            .row(
                 "SELECT spam, ham FROM spam_totals WHERE owner = $1",
                 &[&owner],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(row.map_or((0, 0), |r| {
             (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)
         }))
@@ -290,11 +263,8 @@ impl AntispamStore for PostgresStore {
 
     async fn is_held(&self, account: &str) -> Result<bool> {
         let row = self
-            .client()
-            .await?
-            .query_opt("SELECT held FROM accounts WHERE address = $1", &[&account])
-            .await
-            .map_err(pg)?;
+            .row("SELECT held FROM accounts WHERE address = $1", &[&account])
+            .await?;
         Ok(row.is_some_and(|r| r.get(0)))
     }
 
@@ -321,28 +291,20 @@ impl AntispamStore for PostgresStore {
     }
 
     async fn record_bounce(&self, account: &str, now: i64) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO sending(account, hour, bounces) VALUES ($1, $2, 1)
+        self.run(
+            "INSERT INTO sending(account, hour, bounces) VALUES ($1, $2, 1)
                  ON CONFLICT (account, hour) DO UPDATE SET bounces = sending.bounces + 1",
-                &[&account, &hour_of(now)],
-            )
-            .await
-            .map_err(pg)?;
+            &[&account, &hour_of(now)],
+        )
+        .await?;
         Ok(())
     }
 
     async fn sending_stats(&self, account: &str, now: i64) -> Result<SendingStats> {
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let rows = self.rows(
                 "SELECT hour, messages, recipients, new_domains, bounces, spam FROM sending WHERE account = $1 AND hour >= $2",
                 &[&account, &usual_since(now)],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         let hours = rows
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))

@@ -99,11 +99,8 @@ impl DirectoryStore for PostgresStore {
 
     async fn list_domains(&self) -> Result<Vec<DomainRecord>> {
         let rows = self
-            .client()
-            .await?
-            .query("SELECT id, name, created FROM domains ORDER BY name", &[])
-            .await
-            .map_err(pg)?;
+            .rows("SELECT id, name, created FROM domains ORDER BY name", &[])
+            .await?;
         Ok(rows
             .iter()
             .map(|r| DomainRecord {
@@ -169,17 +166,12 @@ impl DirectoryStore for PostgresStore {
     }
 
     async fn dkim_keys(&self, domain: &str) -> Result<Vec<DkimKey>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let rows = self.rows(
                 "SELECT k.selector, k.algorithm, k.private_key, k.public_key, k.active_from, k.created
                  FROM dkim_keys k JOIN domains d ON d.id = k.domain_id
                  WHERE d.name = $1 ORDER BY k.active_from DESC, k.id DESC",
                 &[&domain],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(rows
             .iter()
             .map(|r| DkimKey {
@@ -246,9 +238,7 @@ impl DirectoryStore for PostgresStore {
 
     async fn set_credentials(&self, address: &str, credentials: Credentials) -> Result<()> {
         let n = self
-            .client()
-            .await?
-            .execute(
+            .run(
                 "UPDATE accounts SET password_hash = $2, scram_sha256 = $3 WHERE address = $1",
                 &[
                     &address,
@@ -256,21 +246,17 @@ impl DirectoryStore for PostgresStore {
                     &credentials.scram_sha256,
                 ],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         changed(n, || format!("account {address}"))
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountRecord>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT id, address, created FROM accounts ORDER BY address",
                 &[],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows.iter().map(account_row).collect())
     }
 
@@ -316,15 +302,10 @@ impl DirectoryStore for PostgresStore {
     }
 
     async fn account_credentials(&self, address: &str) -> Result<Option<AccountCredentials>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let row = self.row(
                 "SELECT id, address, created, password_hash, scram_sha256 FROM accounts WHERE address = $1",
                 &[&address],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(row.map(|r| AccountCredentials {
             account: account_row(&r),
             credentials: Credentials {
@@ -340,14 +321,11 @@ impl DirectoryStore for PostgresStore {
             quota.messages.map(|v| v as i64),
         );
         let n = self
-            .client()
-            .await?
-            .execute(
+            .run(
                 "UPDATE accounts SET quota_storage = $2, quota_messages = $3 WHERE address = $1",
                 &[&address, &storage, &messages],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         changed(n, || format!("account {address}"))
     }
 
@@ -357,15 +335,12 @@ impl DirectoryStore for PostgresStore {
         mailbox: Option<MailboxId>,
     ) -> Result<Vec<(String, Vec<u8>)>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT name, value FROM metadata
                  WHERE account_id = $1 AND coalesce(mailbox_id, 0) = $2 ORDER BY name",
                 &[&account.0, &mailbox.map_or(0, |m| m.0)],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -416,18 +391,13 @@ impl DirectoryStore for PostgresStore {
     }
 
     async fn quota(&self, account: AccountId) -> Result<QuotaUsage> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let row = self.row(
                 "SELECT a.quota_storage, a.quota_messages,
                         (SELECT count(*) FROM mailbox_messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = a.id),
                         (SELECT coalesce(sum(m.size), 0)::BIGINT FROM mailbox_messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = a.id)
                  FROM accounts a WHERE a.id = $1",
                 &[&account.0],
-            )
-            .await
-            .map_err(pg)?
+            ).await?
             .ok_or_else(|| StoreError::NotFound(format!("account {account}")))?;
         let (messages, octets): (i64, i64) = (row.get(2), row.get(3));
         Ok(QuotaUsage {
@@ -463,11 +433,8 @@ impl DirectoryStore for PostgresStore {
 
     async fn list_aliases(&self) -> Result<Vec<AliasRecord>> {
         let rows = self
-            .client()
-            .await?
-            .query("SELECT address, targets FROM aliases ORDER BY address", &[])
-            .await
-            .map_err(pg)?;
+            .rows("SELECT address, targets FROM aliases ORDER BY address", &[])
+            .await?;
         Ok(rows
             .iter()
             .map(|r| AliasRecord {
@@ -479,26 +446,20 @@ impl DirectoryStore for PostgresStore {
 
     async fn remove_alias(&self, address: &str) -> Result<()> {
         let n = self
-            .client()
-            .await?
-            .execute("DELETE FROM aliases WHERE address = $1", &[&address])
-            .await
-            .map_err(pg)?;
+            .run("DELETE FROM aliases WHERE address = $1", &[&address])
+            .await?;
         changed(n, || format!("alias {address}"))
     }
 
     async fn aliases_targeting(&self, address: &str) -> Result<Vec<String>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT address FROM aliases
                  WHERE address NOT LIKE '@%' AND $1 = ANY(string_to_array(targets, ','))
                  ORDER BY address",
                 &[&address],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 

@@ -41,11 +41,8 @@ impl HistoryStore for PostgresStore {
 
     async fn expire_history(&self, before: i64) -> Result<usize> {
         let n = self
-            .client()
-            .await?
-            .execute("DELETE FROM history WHERE at < $1", &[&before])
-            .await
-            .map_err(pg)?;
+            .run("DELETE FROM history WHERE at < $1", &[&before])
+            .await?;
         Ok(n as usize)
     }
 }

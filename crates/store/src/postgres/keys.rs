@@ -2,7 +2,7 @@
 
 use tokio_postgres::Row;
 
-use super::{PostgresStore, pg};
+use super::PostgresStore;
 use crate::error::Result;
 use crate::keys::{KeyKind, KeyStore, PublicKey};
 use crate::types::AccountId;
@@ -20,76 +20,61 @@ fn key(r: &Row, at: usize) -> PublicKey {
 #[async_trait::async_trait]
 impl KeyStore for PostgresStore {
     async fn put_public_key(&self, account: AccountId, key: PublicKey) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO public_keys(account_id, kind, data, fingerprint, created)
+        self.run(
+            "INSERT INTO public_keys(account_id, kind, data, fingerprint, created)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (account_id, kind) DO UPDATE SET data = excluded.data,
                    fingerprint = excluded.fingerprint, created = excluded.created",
-                &[
-                    &account.0,
-                    &key.kind.as_str(),
-                    &key.data,
-                    &key.fingerprint,
-                    &key.created,
-                ],
-            )
-            .await
-            .map_err(pg)?;
+            &[
+                &account.0,
+                &key.kind.as_str(),
+                &key.data,
+                &key.fingerprint,
+                &key.created,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn public_keys(&self, account: AccountId) -> Result<Vec<PublicKey>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT kind, data, fingerprint, created FROM public_keys
                  WHERE account_id = $1 ORDER BY kind",
                 &[&account.0],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows.iter().map(|r| key(r, 0)).collect())
     }
 
     async fn remove_public_key(&self, account: AccountId, kind: KeyKind) -> Result<bool> {
         let n = self
-            .client()
-            .await?
-            .execute(
+            .run(
                 "DELETE FROM public_keys WHERE account_id = $1 AND kind = $2",
                 &[&account.0, &kind.as_str()],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(n > 0)
     }
 
     async fn set_encrypt_at_rest(&self, account: AccountId, on: bool) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO key_settings(account_id, encrypt_at_rest) VALUES ($1, $2)
+        self.run(
+            "INSERT INTO key_settings(account_id, encrypt_at_rest) VALUES ($1, $2)
                  ON CONFLICT (account_id) DO UPDATE SET encrypt_at_rest = excluded.encrypt_at_rest",
-                &[&account.0, &on],
-            )
-            .await
-            .map_err(pg)?;
+            &[&account.0, &on],
+        )
+        .await?;
         Ok(())
     }
 
     async fn encrypts_at_rest(&self, account: AccountId) -> Result<bool> {
         let row = self
-            .client()
-            .await?
-            .query_opt(
+            .row(
                 "SELECT encrypt_at_rest FROM key_settings WHERE account_id = $1",
                 &[&account.0],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(row.is_some_and(|r| r.get(0)))
     }
 
@@ -100,17 +85,14 @@ impl KeyStore for PostgresStore {
     ) -> Result<Vec<(String, PublicKey)>> {
         let suffix = format!("@{}", domain.to_ascii_lowercase());
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT a.address, k.kind, k.data, k.fingerprint, k.created
                  FROM public_keys k JOIN accounts a ON a.id = k.account_id
                  WHERE k.kind = $1 AND right(a.address, length($2)) = $2
                  ORDER BY a.address",
                 &[&kind.as_str(), &suffix],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows.iter().map(|r| (r.get(0), key(r, 1))).collect())
     }
 }

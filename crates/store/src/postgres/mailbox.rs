@@ -255,29 +255,21 @@ async fn rename_inbox(
 impl MailboxStore for PostgresStore {
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 &format!(
                     "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 ORDER BY name"
                 ),
                 &[&account.0],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows.iter().map(mailbox_row).collect())
     }
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let rows = self.rows(
                 &format!("SELECT {ENTRY_COLUMNS} FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid"),
                 &[&mailbox.0],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(rows.iter().map(entry_row).collect())
     }
 
@@ -541,15 +533,10 @@ impl MailboxStore for PostgresStore {
 
     async fn entries(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<MessageEntry>> {
         let uids: Vec<i64> = uids.iter().map(|u| i64::from(*u)).collect();
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let rows = self.rows(
                 &format!("SELECT {ENTRY_COLUMNS} FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid"),
                 &[&mailbox.0, &uids],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(rows.iter().map(entry_row).collect())
     }
 
@@ -590,16 +577,13 @@ impl MailboxStore for PostgresStore {
 
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<u32> {
         let row = self
-            .client()
-            .await?
-            .query_one(
+            .one_row(
                 "UPDATE mailboxes m SET first_recent_uid = m.uid_next
                  FROM (SELECT id, first_recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE) old
                  WHERE m.id = old.id RETURNING old.first_recent_uid",
                 &[&mailbox.0],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(row.get::<_, i64>(0) as u32)
     }
 

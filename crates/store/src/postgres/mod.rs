@@ -41,7 +41,9 @@ mod tokens;
 use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use crate::error::{Result, StoreError};
 use crate::feed::ChangeFeed;
@@ -86,6 +88,42 @@ impl PostgresStore {
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         Ok(store)
+    }
+
+    /// A statement's rows, on a connection from the pool.
+    async fn rows(&self, statement: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        self.client()
+            .await?
+            .query(statement, params)
+            .await
+            .map_err(pg)
+    }
+
+    /// A statement's row, if any.
+    async fn row(&self, statement: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        self.client()
+            .await?
+            .query_opt(statement, params)
+            .await
+            .map_err(pg)
+    }
+
+    /// A statement's one row (an error if there is none).
+    async fn one_row(&self, statement: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        self.client()
+            .await?
+            .query_one(statement, params)
+            .await
+            .map_err(pg)
+    }
+
+    /// Run a statement; how many rows it changed.
+    async fn run(&self, statement: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.client()
+            .await?
+            .execute(statement, params)
+            .await
+            .map_err(pg)
     }
 
     /// A connection from the pool.

@@ -3,7 +3,7 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::{PostgresStore, pg};
+use super::PostgresStore;
 use crate::error::Result;
 use crate::push::{PushStore, PushSubscription, types_of, types_text};
 use crate::types::AccountId;
@@ -32,14 +32,11 @@ impl PostgresStore {
         value: &(dyn ToSql + Sync),
     ) -> Result<Vec<PushSubscription>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 &format!("SELECT {COLUMNS} FROM push_subscriptions WHERE {filter} ORDER BY id"),
                 &[value],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows.iter().map(subscription).collect())
     }
 }
@@ -48,10 +45,7 @@ impl PostgresStore {
 impl PushStore for PostgresStore {
     async fn add_push_subscription(&self, s: PushSubscription) -> Result<i64> {
         let (p256dh, auth) = s.keys.clone().unzip();
-        let row = self
-            .client()
-            .await?
-            .query_one(
+        let row = self.one_row(
                 "INSERT INTO push_subscriptions(account_id, device_client_id, url, p256dh, auth, verification_code, verified, expires, types)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                 &[
@@ -65,9 +59,7 @@ impl PushStore for PostgresStore {
                     &s.expires,
                     &types_text(&s.types),
                 ],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(row.get(0))
     }
 
@@ -81,9 +73,7 @@ impl PushStore for PostgresStore {
 
     async fn update_push_subscription(&self, s: &PushSubscription) -> Result<bool> {
         let n = self
-            .client()
-            .await?
-            .execute(
+            .run(
                 "UPDATE push_subscriptions SET verified = $3, expires = $4, types = $5
                  WHERE account_id = $1 AND id = $2",
                 &[
@@ -94,34 +84,27 @@ impl PushStore for PostgresStore {
                     &types_text(&s.types),
                 ],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(n > 0)
     }
 
     async fn remove_push_subscription(&self, account: AccountId, id: i64) -> Result<bool> {
         let n = self
-            .client()
-            .await?
-            .execute(
+            .run(
                 "DELETE FROM push_subscriptions WHERE account_id = $1 AND id = $2",
                 &[&account.0, &id],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(n > 0)
     }
 
     async fn remove_expired_push_subscriptions(&self, now: i64) -> Result<usize> {
         let n = self
-            .client()
-            .await?
-            .execute(
+            .run(
                 "DELETE FROM push_subscriptions WHERE expires <= $1",
                 &[&now],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(n as usize)
     }
 }

@@ -462,27 +462,19 @@ impl QueueStore for PostgresStore {
     /// that knows it is alone may ask (docs/scale.md: with several nodes,
     /// leases run out instead).
     async fn queue_release(&self) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE queue_recipients SET lease_until = NULL WHERE lease_until IS NOT NULL",
-                &[],
-            )
-            .await
-            .map_err(pg)?;
+        self.run(
+            "UPDATE queue_recipients SET lease_until = NULL WHERE lease_until IS NOT NULL",
+            &[],
+        )
+        .await?;
         Ok(())
     }
 
     async fn queue_pending(&self) -> Result<Vec<(i64, i64)>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let rows = self.rows(
                 "SELECT queue_id, min(next_attempt) FROM queue_recipients WHERE state = 'queued' GROUP BY queue_id",
                 &[],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }

@@ -83,22 +83,16 @@ impl ReportStore for PostgresStore {
     }
 
     async fn delete_evaluations(&self, domain: &str, until: i64) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "DELETE FROM dmarc_evaluations WHERE domain = $1 AND at < $2",
-                &[&domain, &until],
-            )
-            .await
-            .map_err(pg)?;
+        self.run(
+            "DELETE FROM dmarc_evaluations WHERE domain = $1 AND at < $2",
+            &[&domain, &until],
+        )
+        .await?;
         Ok(())
     }
 
     async fn add_received_report(&self, r: ReceivedReport) -> Result<Option<i64>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let row = self.row(
                 "INSERT INTO received_reports(received_at, org, report_id, domain, begin_at, end_at, messages, failed, document, kind)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (kind, org, report_id) DO NOTHING RETURNING id",
@@ -114,35 +108,27 @@ impl ReportStore for PostgresStore {
                     &r.document,
                     &r.kind.as_str(),
                 ],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(row.map(|r| r.get(0)))
     }
 
     async fn received_reports(&self) -> Result<Vec<ReceivedReport>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 &format!("SELECT {REPORT_COLUMNS} FROM received_reports ORDER BY id"),
                 &[],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows.iter().map(received).collect())
     }
 
     async fn received_report(&self, id: i64) -> Result<Option<ReceivedReport>> {
         let row = self
-            .client()
-            .await?
-            .query_opt(
+            .row(
                 &format!("SELECT {REPORT_COLUMNS}, document FROM received_reports WHERE id = $1"),
                 &[&id],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(row.map(|r| ReceivedReport {
             document: r.get(10),
             ..received(&r)

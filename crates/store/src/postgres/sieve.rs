@@ -27,15 +27,12 @@ impl PostgresStore {
             return Ok(known);
         }
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT name, script, active FROM sieve_scripts
                  WHERE account_id = $1 AND (active OR name = $2) ORDER BY active DESC",
                 &[&account.0, &VACATION_SCRIPT],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         let scripts: Active = rows
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -85,15 +82,10 @@ async fn script_active(
 #[async_trait::async_trait]
 impl SieveStore for PostgresStore {
     async fn sieve_list(&self, account: AccountId) -> Result<Vec<SieveScriptInfo>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let rows = self.rows(
                 "SELECT name, active, octet_length(script) FROM sieve_scripts WHERE account_id = $1 ORDER BY name",
                 &[&account.0],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(rows
             .iter()
             .map(|r| SieveScriptInfo {
@@ -106,14 +98,11 @@ impl SieveStore for PostgresStore {
 
     async fn sieve_get(&self, account: AccountId, name: &str) -> Result<Option<String>> {
         let row = self
-            .client()
-            .await?
-            .query_opt(
+            .row(
                 "SELECT script FROM sieve_scripts WHERE account_id = $1 AND name = $2",
                 &[&account.0, &name],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -127,15 +116,11 @@ impl SieveStore for PostgresStore {
 
     async fn sieve_put(&self, account: AccountId, name: &str, text: &str) -> Result<()> {
         self.changing(account, async {
-            self.client()
-                .await?
-                .execute(
+            self.run(
                     "INSERT INTO sieve_scripts(account_id, name, script, active) VALUES ($1, $2, $3, FALSE)
                      ON CONFLICT (account_id, name) DO UPDATE SET script = excluded.script",
                     &[&account.0, &name, &text],
-                )
-                .await
-                .map_err(pg)?;
+                ).await?;
             Ok(())
         })
         .await
@@ -203,14 +188,11 @@ impl SieveStore for PostgresStore {
 
     async fn sieve_seen(&self, account: AccountId, id: &str, now: i64) -> Result<bool> {
         let row = self
-            .client()
-            .await?
-            .query_opt(
+            .row(
                 "SELECT 1 FROM sieve_tracking WHERE account_id = $1 AND id = $2 AND expires > $3",
                 &[&account.0, &id, &now],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(row.is_some())
     }
 

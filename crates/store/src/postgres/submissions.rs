@@ -8,33 +8,23 @@ use crate::types::AccountId;
 #[async_trait::async_trait]
 impl SubmissionStore for PostgresStore {
     async fn add_submission(&self, s: Submission) -> Result<i64> {
-        let row = self
-            .client()
-            .await?
-            .query_one(
+        let row = self.one_row(
                 "INSERT INTO submissions(account_id, smtp_id, email_id, thread_id, identity, envelope, send_at, queue_id, canceled)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                 &[
                     &s.account.0, &s.smtp_id, &s.email_id, &s.thread_id, &s.identity, &s.envelope,
                     &s.send_at, &s.queue_id, &s.canceled,
                 ],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(row.get(0))
     }
 
     async fn submissions(&self, account: AccountId) -> Result<Vec<Submission>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
+        let rows = self.rows(
                 "SELECT id, account_id, smtp_id, email_id, thread_id, identity, envelope, send_at, queue_id, canceled
                  FROM submissions WHERE account_id = $1 ORDER BY send_at DESC, id DESC",
                 &[&account.0],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(rows
             .iter()
             .map(|r| Submission {
@@ -54,14 +44,11 @@ impl SubmissionStore for PostgresStore {
 
     async fn remove_submission(&self, account: AccountId, id: i64) -> Result<bool> {
         let n = self
-            .client()
-            .await?
-            .execute(
+            .run(
                 "DELETE FROM submissions WHERE account_id = $1 AND id = $2",
                 &[&account.0, &id],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(n > 0)
     }
 

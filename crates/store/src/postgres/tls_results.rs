@@ -1,6 +1,6 @@
 //! TLS session outcomes in PostgreSQL; see [`crate::tls_results`].
 
-use super::{OwnedRow, PostgresStore, pg};
+use super::{OwnedRow, PostgresStore};
 use crate::error::Result;
 use crate::tls_results::{DomainTlsResults, TlsResult, TlsResultStore, fold_tls_results};
 
@@ -28,29 +28,23 @@ impl TlsResultStore for PostgresStore {
 
     async fn tls_results_before(&self, until: i64) -> Result<Vec<DomainTlsResults>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT domain, policy, failure, count(*) FROM tls_results WHERE at < $1
                  GROUP BY domain, policy, failure ORDER BY domain, min(id)",
                 &[&until],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(fold_tls_results(rows.iter().map(|r| {
             (r.get(0), r.get(1), r.get(2), r.get::<_, i64>(3) as u64)
         })))
     }
 
     async fn delete_tls_results(&self, domain: &str, until: i64) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "DELETE FROM tls_results WHERE domain = $1 AND at < $2",
-                &[&domain.to_ascii_lowercase(), &until],
-            )
-            .await
-            .map_err(pg)?;
+        self.run(
+            "DELETE FROM tls_results WHERE domain = $1 AND at < $2",
+            &[&domain.to_ascii_lowercase(), &until],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Bearer tokens in PostgreSQL; see [`crate::tokens`].
 
-use super::{PostgresStore, duplicate, pg};
+use super::{PostgresStore, duplicate};
 use crate::error::Result;
 use crate::tokens::{TokenInfo, TokenStore};
 use crate::types::{AccountId, AccountRecord};
@@ -27,14 +27,11 @@ impl TokenStore for PostgresStore {
 
     async fn tokens(&self, account: AccountId) -> Result<Vec<TokenInfo>> {
         let rows = self
-            .client()
-            .await?
-            .query(
+            .rows(
                 "SELECT name, created FROM tokens WHERE account_id = $1 ORDER BY name",
                 &[&account.0],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(rows
             .iter()
             .map(|r| TokenInfo {
@@ -46,28 +43,20 @@ impl TokenStore for PostgresStore {
 
     async fn remove_token(&self, account: AccountId, name: &str) -> Result<bool> {
         let n = self
-            .client()
-            .await?
-            .execute(
+            .run(
                 "DELETE FROM tokens WHERE account_id = $1 AND name = $2",
                 &[&account.0, &name],
             )
-            .await
-            .map_err(pg)?;
+            .await?;
         Ok(n > 0)
     }
 
     async fn token_account(&self, digest: [u8; 32]) -> Result<Option<AccountRecord>> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
+        let row = self.row(
                 "SELECT a.id, a.address, a.created FROM tokens t JOIN accounts a ON a.id = t.account_id
                  WHERE t.digest = $1",
                 &[&digest.as_slice()],
-            )
-            .await
-            .map_err(pg)?;
+            ).await?;
         Ok(row.as_ref().map(super::directory::account_row))
     }
 }

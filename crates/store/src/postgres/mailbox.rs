@@ -369,13 +369,7 @@ impl MailboxStore for PostgresStore {
     async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<MailboxChanges> {
         let mut client = self.client().await?;
         // One snapshot for the three queries.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
+        let tx = super::snapshot(&mut client).await?;
         let record = mailbox_by_id(&tx, mailbox).await?;
         let since = since as i64;
         let changed = tx

@@ -167,6 +167,18 @@ impl PostgresStore {
     }
 }
 
+/// A read-only transaction that sees one snapshot, for reads made of
+/// several queries that must agree with each other.
+async fn snapshot(client: &mut Object) -> Result<deadpool_postgres::Transaction<'_>> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg)
+}
+
 /// A database error as the store's error.
 fn pg(e: tokio_postgres::Error) -> StoreError {
     let Some(state) = e.code() else {

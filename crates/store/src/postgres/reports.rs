@@ -50,13 +50,7 @@ impl ReportStore for PostgresStore {
     async fn evaluations_before(&self, until: i64) -> Result<Vec<DomainEvaluations>> {
         let mut client = self.client().await?;
         // One snapshot for both queries.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
+        let tx = super::snapshot(&mut client).await?;
         let latest = tx
             .query(
                 "SELECT domain, rua, policy FROM dmarc_evaluations WHERE id IN

@@ -6,8 +6,11 @@
 //! A contract of its own: the [`crate::Store`] trait requires it, and every
 //! backend implements both.
 
+use message::index::MessageIndex;
+use message::spool::Spooled;
+
 use crate::error::Result;
-use crate::types::MailboxId;
+use crate::types::{MailboxId, NewMessage};
 
 /// Where a text search looks (RFC 9051 §6.4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,4 +83,34 @@ pub struct EmailCopy {
     pub flags: Vec<String>,
     /// The message with the account's own header lines (Delivered-To...).
     pub content: Vec<u8>,
+}
+
+/// What the search index keeps of a message that goes into mailboxes
+/// (computed before the write: SQLite's writer thread only writes).
+pub(crate) fn index_of(msg: &NewMessage) -> Option<MessageIndex> {
+    (!msg.deliveries.is_empty()).then(|| index_of_content(&msg.data))
+}
+
+/// A large message is indexed by its beginning: its header section and
+/// the first text (hardening.md C-FT9).
+pub(crate) fn index_of_content(data: &Spooled) -> MessageIndex {
+    match data.view(INDEX_VIEW) {
+        Ok(view) => MessageIndex::of(&view),
+        Err(_) => MessageIndex::of(data.head()),
+    }
+}
+
+/// How much of a message the search index reads: the text it keeps is at
+/// most `message::index::MAX_BODY_TEXT` anyway.
+const INDEX_VIEW: usize = 1024 * 1024;
+
+/// Indexed text without NUL characters: PostgreSQL text cannot hold them,
+/// and SQLite's full-text index ends a text at the first one, losing what
+/// follows.
+pub(crate) fn without_nul(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', ""))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
 }

@@ -17,6 +17,9 @@ mod acl;
 mod antispam;
 use acl::*;
 use antispam::*;
+#[path = "suite/changes.rs"]
+mod changes;
+use changes::*;
 #[path = "suite/leases.rs"]
 mod leases;
 use leases::*;
@@ -73,10 +76,9 @@ async fn open_postgres(server: &pg_server::Postgres) -> Arc<PostgresStore> {
     Arc::new(PostgresStore::connect(&server.url()).await.unwrap())
 }
 
-/// Runs one suite function against SQLite and PostgreSQL: the contracts the
-/// PostgreSQL backend implements so far (it is being built one contract
-/// at a time; `on_every_backend!` takes a test once both pass it).
-macro_rules! on_sqlite_and_postgres {
+/// Runs one suite function against every backend: SQLite, and PostgreSQL
+/// (a private server each test, started by `pg_server`).
+macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             sqlite_test!($name);
@@ -89,7 +91,7 @@ macro_rules! on_sqlite_and_postgres {
     )*};
 }
 
-on_sqlite_and_postgres!(
+on_every_backend!(
     domains,
     dkim_keys,
     aliases_and_lookup,
@@ -125,18 +127,12 @@ on_sqlite_and_postgres!(
     bayes_training,
     held_accounts_hold_their_queue,
     sending_pace,
+    search_index,
+    change_log,
+    change_log_pruned,
+    index_keeps_any_text,
+    change_states_follow_commits,
 );
-
-/// Runs one suite function against every backend available here.
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            sqlite_test!($name);
-        }
-    )*};
-}
-
-on_every_backend!(search_index, change_log, change_log_pruned,);
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
 /// messages) is the message read whole, whatever the piece boundaries,

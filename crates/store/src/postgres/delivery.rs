@@ -1,12 +1,13 @@
-//! A message arriving, in PostgreSQL (see `crate::delivery`): its content
-//! and every local copy in one transaction, the mailboxes taken in id
+//! A message arriving, in PostgreSQL (see `crate::delivery`): its content,
+//! its search index and every local copy in one transaction, the mailboxes taken in id
 //! order and published at commit.
 
 use deadpool_postgres::GenericClient;
+use message::index::MessageIndex;
 
 use super::feed::notify;
 use super::mailbox::{create, insert_entry, lock, mailbox_by_name};
-use super::{PostgresStore, blobs, pg};
+use super::{PostgresStore, blobs, pg, search};
 use crate::delivery::DeliveryStore;
 use crate::error::{Result, StoreError};
 use crate::types::*;
@@ -42,8 +43,15 @@ async fn folder_mailbox(
         .ok_or_else(|| StoreError::NotFound(format!("INBOX of account {account}")))
 }
 
-async fn store_new_message(c: &impl GenericClient, msg: &NewMessage) -> Result<Stored> {
+async fn store_new_message(
+    c: &impl GenericClient,
+    msg: &NewMessage,
+    index: Option<&MessageIndex>,
+) -> Result<Stored> {
     let blob = blobs::insert(c, &msg.data).await?;
+    if let Some(i) = index {
+        search::insert(c, blob, i).await?;
+    }
     let mut targets = Vec::with_capacity(msg.deliveries.len());
     for d in &msg.deliveries {
         targets.push(folder_mailbox(c, d.account, &d.folder).await?);
@@ -73,11 +81,13 @@ impl DeliveryStore for PostgresStore {
     }
 
     async fn store_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<Stored>> {
+        let indexes: Vec<Option<MessageIndex>> =
+            messages.iter().map(crate::search::index_of).collect();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let mut stored = Vec::with_capacity(messages.len());
-        for message in &messages {
-            stored.push(store_new_message(&tx, message).await?);
+        for (message, index) in messages.iter().zip(&indexes) {
+            stored.push(store_new_message(&tx, message, index.as_ref()).await?);
         }
         let placed: Vec<MailboxId> = stored
             .iter()

@@ -406,9 +406,11 @@ impl MailboxStore for PostgresStore {
         flags: Vec<String>,
         internal_date: i64,
     ) -> Result<u32> {
+        let index = crate::search::index_of_content(&data);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let blob = blobs::insert(&tx, &data).await?;
+        super::search::insert(&tx, blob, &index).await?;
         lock(&tx, &[mailbox]).await?;
         let flags = flags::normalize(&flags);
         let uid = insert_entry(&tx, mailbox, blob, &[], data.len(), internal_date, &flags).await?;

@@ -20,6 +20,7 @@
 mod acl;
 mod antispam;
 mod blobs;
+mod changes;
 mod delivery;
 mod directory;
 mod feed;
@@ -33,6 +34,7 @@ mod push;
 mod queue;
 mod reports;
 mod schema;
+mod search;
 mod sieve;
 mod submissions;
 mod tls_results;
@@ -215,5 +217,17 @@ pub(super) fn changed(rows: u64, what: impl FnOnce() -> String) -> Result<()> {
     match rows {
         0 => Err(StoreError::NotFound(what())),
         _ => Ok(()),
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Store for PostgresStore {
+    /// A PostgreSQL store is backed up by the database's own tools
+    /// (`pg_dump`, or base backups with WAL archiving for point-in-time
+    /// recovery), which see one snapshot while Tern writes on.
+    async fn backup(&self, _dir: &std::path::Path) -> Result<crate::types::BackupSummary> {
+        Err(StoreError::Invalid(
+            "a PostgreSQL store is backed up with pg_dump (or a base backup); `tern backup` copies SQLite stores".into(),
+        ))
     }
 }

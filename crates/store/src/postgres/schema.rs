@@ -22,7 +22,8 @@ pub const MIGRATIONS: &[&str] = &[
     // push subscriptions, published public keys, messages in mailboxes and
     // their contents, the outbound queue, JMAP submissions, shared
     // mailboxes' rights, the delivery history, Sieve scripts and tracking,
-    // the spam defences' state (greylisting, Bayes, sending counts).
+    // the spam defences' state (greylisting, Bayes, sending counts), the
+    // search index and the account change log.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -326,6 +327,161 @@ pub const MIGRATIONS: &[&str] = &[
         account_id BIGINT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
         encrypt_at_rest BOOLEAN NOT NULL DEFAULT FALSE
     );
+
+    -- The search index: one row per stored content in a mailbox (the
+    -- header fields asked about, decoded once, and a thread id), its text
+    -- lower-cased in `message_text` under one trigram index (pg_trgm:
+    -- LIKE '%needle%' on any column is an index scan).
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    CREATE TABLE message_index (
+        blob_id BIGINT PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+        sent BIGINT,
+        sent_day BIGINT,
+        subject TEXT NOT NULL,
+        base_subject TEXT NOT NULL,
+        reply BOOLEAN NOT NULL,
+        from_key TEXT NOT NULL,
+        to_key TEXT NOT NULL,
+        cc_key TEXT NOT NULL,
+        message_id TEXT,
+        in_reply_to TEXT NOT NULL,
+        refs TEXT NOT NULL,
+        preview TEXT NOT NULL,
+        thread_id BIGINT NOT NULL
+    );
+    CREATE INDEX message_index_message_id ON message_index(message_id);
+    CREATE INDEX message_index_thread ON message_index(thread_id);
+    CREATE TABLE message_text (
+        blob_id BIGINT PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+        subject TEXT NOT NULL,
+        hfrom TEXT NOT NULL,
+        hto TEXT NOT NULL,
+        hcc TEXT NOT NULL,
+        hbcc TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX message_text_trigrams ON message_text USING gin (
+        subject gin_trgm_ops, hfrom gin_trgm_ops, hto gin_trgm_ops,
+        hcc gin_trgm_ops, hbcc gin_trgm_ops, body gin_trgm_ops);
+
+    -- The account change log (JMAP /changes), written by triggers in the
+    -- transaction that makes the change, whatever the path: one row per
+    -- change of a mailbox entry or a mailbox, saying what it did to the
+    -- mailbox (its UIDVALIDITY; 1 created, 2 updated, 3 destroyed, 4 only
+    -- its counts), the email (the blob id; 1, 2, 3) and the thread (1, 2,
+    -- 3). `seq` is the account's own counter, taken under its row lock:
+    -- two transactions changing one account take their numbers in the
+    -- order they commit, so a client that read state N never later meets
+    -- a change numbered below N (a shared sequence would not promise it).
+    CREATE TABLE change_counters (
+        account_id BIGINT PRIMARY KEY,
+        seq BIGINT NOT NULL
+    );
+    CREATE TABLE changes (
+        account_id BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        mailbox BIGINT,
+        mailbox_change SMALLINT,
+        email BIGINT,
+        email_change SMALLINT,
+        thread BIGINT,
+        thread_change SMALLINT,
+        PRIMARY KEY (account_id, seq)
+    );
+    CREATE TABLE change_floor (
+        account_id BIGINT PRIMARY KEY,
+        seq BIGINT NOT NULL
+    );
+    CREATE FUNCTION tern_next_change(account BIGINT) RETURNS BIGINT LANGUAGE sql AS $$
+        INSERT INTO change_counters(account_id, seq) VALUES (account, 1)
+        ON CONFLICT (account_id) DO UPDATE SET seq = change_counters.seq + 1
+        RETURNING seq
+    $$;
+    CREATE FUNCTION tern_mailbox_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO changes(account_id, seq, mailbox, mailbox_change)
+            VALUES (NEW.account_id, tern_next_change(NEW.account_id), NEW.uid_validity, 1);
+        ELSIF TG_OP = 'UPDATE' THEN
+            INSERT INTO changes(account_id, seq, mailbox, mailbox_change)
+            VALUES (NEW.account_id, tern_next_change(NEW.account_id), NEW.uid_validity, 2);
+        ELSE
+            INSERT INTO changes(account_id, seq, mailbox, mailbox_change)
+            VALUES (OLD.account_id, tern_next_change(OLD.account_id), OLD.uid_validity, 3);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER changes_mailbox_created AFTER INSERT ON mailboxes
+        FOR EACH ROW EXECUTE FUNCTION tern_mailbox_changed();
+    CREATE TRIGGER changes_mailbox_updated AFTER UPDATE ON mailboxes FOR EACH ROW
+        WHEN (OLD.name IS DISTINCT FROM NEW.name OR OLD.subscribed IS DISTINCT FROM NEW.subscribed
+              OR OLD.special_use IS DISTINCT FROM NEW.special_use)
+        EXECUTE FUNCTION tern_mailbox_changed();
+    CREATE TRIGGER changes_mailbox_destroyed AFTER DELETE ON mailboxes
+        FOR EACH ROW EXECUTE FUNCTION tern_mailbox_changed();
+    -- A mailbox's messages leave before it does, so their triggers still
+    -- see which account they were in.
+    CREATE FUNCTION tern_mailbox_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM mailbox_messages WHERE mailbox_id = OLD.id;
+        RETURN OLD;
+    END $$;
+    CREATE TRIGGER changes_mailbox_emptied BEFORE DELETE ON mailboxes
+        FOR EACH ROW EXECUTE FUNCTION tern_mailbox_emptied();
+    -- An entry placed or removed: the mailbox's counts changed; the email
+    -- and its thread were created (destroyed) when no other entry of the
+    -- account holds them, else updated.
+    CREATE FUNCTION tern_entry_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        entry mailbox_messages;
+        account BIGINT;
+        validity BIGINT;
+        conversation BIGINT;
+        other_copy BOOLEAN;
+        other_in_thread BOOLEAN;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN entry := NEW; ELSE entry := OLD; END IF;
+        SELECT account_id, uid_validity INTO account, validity FROM mailboxes WHERE id = entry.mailbox_id;
+        IF NOT FOUND THEN RETURN NULL; END IF;
+        SELECT thread_id INTO conversation FROM message_index WHERE blob_id = entry.blob_id;
+        SELECT EXISTS (SELECT 1 FROM mailbox_messages x JOIN mailboxes y ON y.id = x.mailbox_id
+            WHERE x.blob_id = entry.blob_id AND y.account_id = account
+              AND NOT (x.mailbox_id = entry.mailbox_id AND x.uid = entry.uid)) INTO other_copy;
+        SELECT EXISTS (SELECT 1 FROM message_index t JOIN mailbox_messages x ON x.blob_id = t.blob_id
+            JOIN mailboxes y ON y.id = x.mailbox_id
+            WHERE t.thread_id = conversation AND y.account_id = account
+              AND NOT (x.mailbox_id = entry.mailbox_id AND x.uid = entry.uid)) INTO other_in_thread;
+        INSERT INTO changes(account_id, seq, mailbox, mailbox_change, email, email_change, thread, thread_change)
+        VALUES (account, tern_next_change(account), validity, 4, entry.blob_id,
+            CASE WHEN other_copy THEN 2 WHEN TG_OP = 'INSERT' THEN 1 ELSE 3 END,
+            coalesce(conversation, entry.blob_id),
+            CASE WHEN other_in_thread THEN 2 WHEN TG_OP = 'INSERT' THEN 1 ELSE 3 END);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER changes_email_placed AFTER INSERT ON mailbox_messages
+        FOR EACH ROW EXECUTE FUNCTION tern_entry_changed();
+    CREATE TRIGGER changes_email_removed AFTER DELETE ON mailbox_messages
+        FOR EACH ROW EXECUTE FUNCTION tern_entry_changed();
+    -- Flags: the email changed; \Seen changes the mailbox's counts too.
+    CREATE FUNCTION tern_flags_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        account BIGINT;
+        validity BIGINT;
+        seen_changed BOOLEAN;
+    BEGIN
+        SELECT account_id, uid_validity INTO account, validity FROM mailboxes WHERE id = NEW.mailbox_id;
+        IF NOT FOUND THEN RETURN NULL; END IF;
+        seen_changed := (position(' \Seen ' IN ' ' || OLD.flags || ' ') > 0)
+            <> (position(' \Seen ' IN ' ' || NEW.flags || ' ') > 0);
+        INSERT INTO changes(account_id, seq, mailbox, mailbox_change, email, email_change)
+        VALUES (account, tern_next_change(account),
+            CASE WHEN seen_changed THEN validity END, CASE WHEN seen_changed THEN 4 END,
+            NEW.blob_id, 2);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER changes_email_flags AFTER UPDATE OF flags ON mailbox_messages FOR EACH ROW
+        WHEN (OLD.flags IS DISTINCT FROM NEW.flags)
+        EXECUTE FUNCTION tern_flags_changed();
     "#,
 ];
 

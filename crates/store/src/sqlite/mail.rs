@@ -104,25 +104,6 @@ pub(super) fn insert_entry(
     Ok(uid)
 }
 
-/// What the search index keeps of a message that goes into mailboxes
-/// (computed before the write job: the writer thread only writes).
-fn index_of(msg: &NewMessage) -> Option<MessageIndex> {
-    (!msg.deliveries.is_empty()).then(|| index_of_content(&msg.data))
-}
-
-/// A large message is indexed by its beginning: its header section and
-/// the first text (hardening.md C-FT9).
-pub(super) fn index_of_content(data: &Spooled) -> MessageIndex {
-    match data.view(INDEX_VIEW) {
-        Ok(view) => MessageIndex::of(&view),
-        Err(_) => MessageIndex::of(data.head()),
-    }
-}
-
-/// How much of a message the search index reads: the text it keeps is at
-/// most `message::index::MAX_BODY_TEXT` anyway.
-const INDEX_VIEW: usize = 1024 * 1024;
-
 /// Keep a message's bytes; its id is never one used before (migration 13).
 ///
 /// An id `table` never had: above every live row and the highest ever
@@ -220,7 +201,7 @@ pub(super) const MAILBOX_COLUMNS: &str = "id, account_id, name, special_use, uid
 #[async_trait::async_trait]
 impl DeliveryStore for SqliteStore {
     async fn store_message(&self, message: NewMessage) -> Result<Stored> {
-        let index = index_of(&message);
+        let index = crate::search::index_of(&message);
         let stored = self
             .write(move |c| store_new_message(c, &message, index.as_ref()))
             .await?;
@@ -229,7 +210,8 @@ impl DeliveryStore for SqliteStore {
     }
 
     async fn store_messages(&self, messages: Vec<NewMessage>) -> Result<Vec<Stored>> {
-        let indexes: Vec<Option<MessageIndex>> = messages.iter().map(index_of).collect();
+        let indexes: Vec<Option<MessageIndex>> =
+            messages.iter().map(crate::search::index_of).collect();
         let stored: Vec<Stored> = self
             .write(move |c| {
                 messages

@@ -345,7 +345,7 @@ impl MailboxStore for SqliteStore {
     ) -> Result<u32> {
         let flag_list = flags;
         let date = internal_date;
-        let index = super::mail::index_of_content(&data);
+        let index = crate::search::index_of_content(&data);
         let uid = self
             .write(move |c| {
                 let blob = super::mail::insert_spooled(c, &data)?;

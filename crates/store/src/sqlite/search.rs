@@ -82,7 +82,8 @@ impl TextRow {
     fn of(rowid: i64, i: &MessageIndex) -> TextRow {
         TextRow {
             rowid,
-            columns: [&i.subject, &i.from, &i.to, &i.cc, &i.bcc, &i.body].map(|c| c.to_lowercase()),
+            columns: [&i.subject, &i.from, &i.to, &i.cc, &i.bcc, &i.body]
+                .map(|c| crate::search::without_nul(&c.to_lowercase()).into_owned()),
         }
     }
 

@@ -109,10 +109,17 @@ pub trait Store:
 }
 
 /// Which backend to open, from `[store]` of the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Backend {
     /// The database file `tern.db` inside this directory.
     Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database every node shares (`docs/scale.md`): its url,
+    /// and the TLS client that checks the server (None: no TLS, for a Unix
+    /// socket or a trusted network).
+    Postgres {
+        url: String,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    },
 }
 
 /// Tuning of the backend, from `[store]` of the configuration.
@@ -139,8 +146,27 @@ pub fn open(backend: &Backend) -> Result<Arc<dyn Store>> {
 }
 
 /// Open the configured backend (creating and migrating it as needed).
+/// Open the store a node runs on, whichever the backend.
+pub async fn connect(backend: &Backend, options: &StoreOptions) -> Result<Arc<dyn Store>> {
+    match backend {
+        Backend::Sqlite(_) => open_with(backend, options),
+        Backend::Postgres { url, tls: None } => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        Backend::Postgres {
+            url,
+            tls: Some(tls),
+        } => Ok(Arc::new(
+            PostgresStore::connect_tls(url, tls.clone()).await?,
+        )),
+    }
+}
+
+/// Open an embedded store (SQLite) without a runtime; PostgreSQL is
+/// reached with [`connect`].
 pub fn open_with(backend: &Backend, options: &StoreOptions) -> Result<Arc<dyn Store>> {
     match backend {
+        Backend::Postgres { .. } => Err(StoreError::Invalid(
+            "a PostgreSQL store is opened with store::connect".into(),
+        )),
         Backend::Sqlite(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;

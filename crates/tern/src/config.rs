@@ -257,7 +257,12 @@ impl Default for Dns {
 pub struct StoreConfig {
     #[serde(default)]
     pub backend: BackendName,
+    /// PostgreSQL: a libpq URL or connection string (`sslmode=require` to
+    /// insist on TLS over TCP).
     pub url: Option<String>,
+    /// PostgreSQL: the CA (PEM) that signed the database server's
+    /// certificate; default: the system's roots.
+    pub ca_file: Option<PathBuf>,
     /// How long a write waits for another process (the admin CLI) to release the database.
     #[serde(default = "default_busy_timeout")]
     pub busy_timeout: Seconds,
@@ -270,6 +275,7 @@ impl Default for StoreConfig {
         StoreConfig {
             backend: BackendName::default(),
             url: None,
+            ca_file: None,
             busy_timeout: default_busy_timeout(),
             max_size: None,
         }

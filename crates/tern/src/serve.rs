@@ -670,6 +670,7 @@ fn outbound_config(
         mta_sts: mta_sts(config, resolver),
         dane: o.dane && config.dns.dnssec,
         spool,
+        shared_queue: config.store.backend == crate::config::BackendName::Postgres,
     })
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use testkit::fixture::{self, StoreProbe};
-use testkit::{TernServer, ephemeral_listeners};
+use testkit::{TernServer, Wire, ephemeral_listeners};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tern");
 
@@ -980,4 +980,72 @@ pub fn with_subject(fetched: &[String], subject: &str) -> String {
         .find(|m| m.contains(&format!("Subject: {subject}\r\n")))
         .unwrap_or_else(|| panic!("{subject}: {fetched:?}"))
         .clone()
+}
+
+/// SMTP load: send to alice and bob, one message after another, until the
+/// connection breaks; record the subject of every acknowledged message.
+pub async fn load_sender(
+    addr: std::net::SocketAddr,
+    id: String,
+    acked: Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let Ok(mut w) = testkit::TcpWire::connect(addr).await else {
+        return;
+    };
+    w.timeout = std::time::Duration::from_secs(5);
+    let line = async |w: &mut testkit::TcpWire| w.read_line().await.ok().flatten();
+    if line(&mut w).await.is_none() || w.send(b"EHLO crash.test\r\n").await.is_err() {
+        return;
+    }
+    while let Some(l) = line(&mut w).await {
+        if l.starts_with("250 ") {
+            break;
+        }
+    }
+    for i in 0.. {
+        let subject = format!("crash-{id}-{i}");
+        let rcpt = if i % 2 == 0 {
+            "alice@a.test"
+        } else {
+            "bob@a.test"
+        };
+        let body = format!("MAIL FROM:<load@far.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
+        if w.send(body.as_bytes()).await.is_err() {
+            return;
+        }
+        for _ in 0..3 {
+            match line(&mut w).await {
+                Some(_) => {}
+                None => return,
+            }
+        }
+        let content = format!("Subject: {subject}\r\n\r\n{}\r\n.\r\n", "x".repeat(998));
+        if w.send(content.as_bytes()).await.is_err() {
+            return;
+        }
+        match line(&mut w).await {
+            Some(l) if l.starts_with("250 ") => acked.lock().unwrap().push(subject),
+            other => {
+                eprintln!("sender {id}: {other:?}");
+                return;
+            }
+        }
+    }
+}
+
+/// The subjects of alice's and bob's INBOX messages, each asserted to be
+/// there once (a message stored twice fails the test).
+pub async fn subjects_stored_once(
+    store: &Arc<dyn store::Store>,
+) -> std::collections::HashSet<String> {
+    let mut stored = std::collections::HashSet::new();
+    for who in ["alice@a.test", "bob@a.test"] {
+        for m in testkit::fixture::inbox(store, who).await.unwrap() {
+            let text = String::from_utf8_lossy(&m).into_owned();
+            if let Some(s) = text.lines().find_map(|l| l.strip_prefix("Subject: ")) {
+                assert!(stored.insert(s.to_string()), "{s} delivered twice");
+            }
+        }
+    }
+    stored
 }

@@ -10,60 +10,10 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use testkit::fixture::inbox;
-use testkit::{TcpWire, Wire};
-
 const SESSIONS: usize = 16;
-
-/// Send until the connection breaks; record the subject of every acknowledged message.
-async fn sender(addr: std::net::SocketAddr, id: String, acked: Arc<Mutex<Vec<String>>>) {
-    let Ok(mut w) = TcpWire::connect(addr).await else {
-        return;
-    };
-    w.timeout = Duration::from_secs(5);
-    let line = async |w: &mut TcpWire| w.read_line().await.ok().flatten();
-    if line(&mut w).await.is_none() || w.send(b"EHLO crash.test\r\n").await.is_err() {
-        return;
-    }
-    while let Some(l) = line(&mut w).await {
-        if l.starts_with("250 ") {
-            break;
-        }
-    }
-    for i in 0.. {
-        let subject = format!("crash-{id}-{i}");
-        let rcpt = if i % 2 == 0 {
-            "alice@a.test"
-        } else {
-            "bob@a.test"
-        };
-        let body = format!("MAIL FROM:<load@far.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
-        if w.send(body.as_bytes()).await.is_err() {
-            return;
-        }
-        for _ in 0..3 {
-            match line(&mut w).await {
-                Some(_) => {}
-                None => return,
-            }
-        }
-        let content = format!("Subject: {subject}\r\n\r\n{}\r\n.\r\n", "x".repeat(998));
-        if w.send(content.as_bytes()).await.is_err() {
-            return;
-        }
-        match line(&mut w).await {
-            Some(l) if l.starts_with("250 ") => acked.lock().unwrap().push(subject),
-            other => {
-                eprintln!("sender {id}: {other:?}");
-                return;
-            }
-        }
-    }
-}
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -94,7 +44,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         let before = acked.lock().unwrap().len();
         let mut tasks = Vec::new();
         for id in 0..SESSIONS {
-            tasks.push(tokio::spawn(sender(
+            tasks.push(tokio::spawn(common::load_sender(
                 addr,
                 format!("{round}-{id}"),
                 acked.clone(),
@@ -128,15 +78,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     }
     let acked: Vec<String> = acked.lock().unwrap().clone();
     let store = common::probe(&server).0.clone();
-    let mut stored = HashSet::new();
-    for who in ["alice@a.test", "bob@a.test"] {
-        for m in inbox(&store, who).await.unwrap() {
-            let text = String::from_utf8_lossy(&m).into_owned();
-            if let Some(s) = text.lines().find_map(|l| l.strip_prefix("Subject: ")) {
-                assert!(stored.insert(s.to_string()), "{s} delivered twice");
-            }
-        }
-    }
+    let stored = common::subjects_stored_once(&store).await;
     let lost: Vec<&String> = acked.iter().filter(|s| !stored.contains(*s)).collect();
     assert!(
         lost.is_empty(),

@@ -7,6 +7,7 @@ pub mod dns;
 mod dnssec;
 pub mod fixture;
 pub mod memory;
+pub mod postgres;
 pub mod server;
 pub mod tcp;
 pub mod transcript;

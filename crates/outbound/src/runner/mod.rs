@@ -95,6 +95,11 @@ pub struct OutboundConfig {
     /// Where a queued message is read to while it is delivered: a large
     /// one is sent from a spool file a piece at a time (C-FT9).
     pub spool: message::spool::Spool,
+    /// Other nodes deliver from the same queue (a shared PostgreSQL
+    /// store): the leases found at start may be theirs, so they are left
+    /// to run out (a dead node's recipients are taken over then) instead
+    /// of being dropped as a lone node's crashed run's are.
+    pub shared_queue: bool,
 }
 
 impl OutboundConfig {
@@ -214,7 +219,9 @@ impl Runner {
 
     /// Deliver until `stop` resolves.
     pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
-        if let Err(e) = self.store.queue_release().await {
+        if !self.cfg.shared_queue
+            && let Err(e) = self.store.queue_release().await
+        {
             tracing::warn!(error = %e, "queue: cannot release old leases");
         }
         tokio::pin!(stop);
@@ -639,6 +646,7 @@ mod tests {
             mta_sts: None,
             dane: false,
             spool: message::spool::Spool::memory(),
+            shared_queue: false,
         }
     }
 

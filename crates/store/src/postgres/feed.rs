@@ -14,7 +14,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, Config, NoTls};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{AsyncMessage, Config, Socket};
 
 use super::pg;
 use crate::error::{Result, StoreError};
@@ -53,13 +54,19 @@ fn ids(payload: &str) -> impl Iterator<Item = MailboxId> + '_ {
 
 /// Relay notifications into `feed` until the store holding it is gone;
 /// resolves once the relay listens (so no commit after it is missed).
-pub(super) async fn start_relay(config: Config, feed: &Arc<ChangeFeed>) -> Result<()> {
+pub(super) async fn start_relay<T>(config: Config, tls: T, feed: &Arc<ChangeFeed>) -> Result<()>
+where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + Sync + 'static,
+    T::TlsConnect: Send + Sync,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
     let feed = Arc::downgrade(feed);
     let (ready, listening) = oneshot::channel();
     tokio::spawn(async move {
         let mut ready = Some(ready);
         while feed.strong_count() > 0 {
-            if let Err(e) = relay(&config, &feed, &mut ready).await {
+            if let Err(e) = relay(&config, tls.clone(), &feed, &mut ready).await {
                 match ready.take() {
                     Some(first) => return drop(first.send(Err(e))),
                     None => {
@@ -79,8 +86,14 @@ pub(super) async fn start_relay(config: Config, feed: &Arc<ChangeFeed>) -> Resul
 type Ready = Option<oneshot::Sender<Result<()>>>;
 
 /// One connection's life: LISTEN, republish, return when it breaks.
-async fn relay(config: &Config, feed: &Weak<ChangeFeed>, ready: &mut Ready) -> Result<()> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(pg)?;
+async fn relay<T>(config: &Config, tls: T, feed: &Weak<ChangeFeed>, ready: &mut Ready) -> Result<()>
+where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + Sync + 'static,
+    T::TlsConnect: Send + Sync,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, mut connection) = config.connect(tls).await.map_err(pg)?;
     let (tx, mut heard) = mpsc::unbounded_channel();
     let pump = tokio::spawn(async move {
         while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {

@@ -44,7 +44,9 @@ use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::Row;
+use tokio_postgres::Socket;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
 
 use crate::error::{Result, StoreError};
@@ -63,17 +65,38 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connect to the database `url` names (a libpq connection string or
-    /// URL) and bring its schema up to date.
+    /// Connect without TLS to the database `url` names (a libpq
+    /// connection string or URL: a Unix socket, or a trusted network) and
+    /// bring its schema up to date.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
+        PostgresStore::open(url, tokio_postgres::NoTls).await
+    }
+
+    /// Connect over TLS checked by `tls` (its roots: the operator's CA or
+    /// the system's). TCP connections ask for TLS; `sslmode=require` in
+    /// the url refuses a server that does not offer it (with the default
+    /// `prefer`, such a server is spoken to in plain text). Unix sockets
+    /// never use TLS.
+    pub async fn connect_tls(url: &str, tls: Arc<rustls::ClientConfig>) -> Result<PostgresStore> {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone());
+        PostgresStore::open(url, tls).await
+    }
+
+    async fn open<T>(url: &str, tls: T) -> Result<PostgresStore>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + Sync + 'static,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Invalid(format!("database url: {e}")))?;
         let feed = Arc::new(ChangeFeed::default());
-        feed::start_relay(config.clone(), &feed).await?;
+        feed::start_relay(config.clone(), tls.clone(), &feed).await?;
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

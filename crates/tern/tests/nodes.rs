@@ -1,0 +1,205 @@
+//! Several Tern nodes on one PostgreSQL database (docs/scale.md): each
+//! node runs every listener on its own address; any node accepts mail,
+//! a user's IMAP IDLE on one node hears what another node delivered, and
+//! a node killed with SIGKILL in the middle of SMTP load loses nothing it
+//! acknowledged. The database is a private server the test starts
+//! (`testkit::postgres`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use testkit::postgres::Postgres;
+use testkit::{TcpWire, TernServer, Wire, ephemeral_listeners};
+
+/// The nodes' shared settings: the store in `db`, IMAP without TLS on
+/// loopback (the test's client speaks plain text).
+fn node_config(db: &Postgres) -> String {
+    format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{}\"\n[imap]\nplaintext_on_loopback = true\n",
+        db.url()
+    )
+}
+
+/// The first node creates the test world through its CLI (into the
+/// database); the others find it there.
+fn start_nodes(db: &Postgres, count: usize) -> Vec<TernServer> {
+    let shared = node_config(db);
+    let mut nodes = vec![common::full_server(&shared)];
+    for _ in 1..count {
+        let listeners = ephemeral_listeners(&["smtp", "imap", "pop3"]);
+        let config = common::merge_toml(&[&listeners, common::FAST, &shared]);
+        nodes.push(TernServer::start(
+            common::BIN.as_ref(),
+            testkit::fixture::HOST,
+            &config,
+        ));
+    }
+    nodes
+}
+
+async fn line(w: &mut TcpWire) -> String {
+    w.read_line()
+        .await
+        .unwrap()
+        .expect("the server closed the connection")
+}
+
+/// Send an IMAP command and read up to its tagged reply; the lines before it.
+async fn imap(w: &mut TcpWire, tag: &str, command: &str) -> Vec<String> {
+    w.send(format!("{tag} {command}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    loop {
+        let l = line(w).await;
+        if l.starts_with(&format!("{tag} ")) {
+            assert!(l.starts_with(&format!("{tag} OK")), "{command}: {l}");
+            return lines;
+        }
+        lines.push(l);
+    }
+}
+
+/// One message to `rcpt` over SMTP; panics unless it is acknowledged.
+async fn send(addr: std::net::SocketAddr, rcpt: &str, subject: &str) {
+    let mut w = TcpWire::connect(addr).await.unwrap();
+    let mut replies = Vec::new();
+    let script =
+        format!("EHLO nodes.test\r\nMAIL FROM:<far@far.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
+    line(&mut w).await;
+    w.send(script.as_bytes()).await.unwrap();
+    loop {
+        let l = line(&mut w).await;
+        if l.starts_with("354") {
+            break;
+        }
+        replies.push(l);
+    }
+    w.send(format!("Subject: {subject}\r\n\r\nhello\r\n.\r\nQUIT\r\n").as_bytes())
+        .await
+        .unwrap();
+    let done = line(&mut w).await;
+    assert!(done.starts_with("250 "), "{replies:?} {done}");
+}
+
+/// IDLE on node A hears a message node B accepted (the change crosses
+/// the database: NOTIFY at B's commit, A's listening connection); and a
+/// flag set on node B is seen by a session on node A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_on_one_node_hears_another_nodes_delivery() {
+    let db = Postgres::start();
+    let nodes = tokio::task::spawn_blocking(move || {
+        let nodes = start_nodes(&db, 2);
+        (db, nodes)
+    })
+    .await
+    .unwrap();
+    let (_db, nodes) = nodes;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut w = TcpWire::connect(a.addr("imap")).await.unwrap();
+    line(&mut w).await;
+    imap(&mut w, "a", "LOGIN alice@a.test alice-pw").await;
+    imap(&mut w, "b", "SELECT INBOX").await;
+    w.send(b"c IDLE\r\n").await.unwrap();
+    assert!(line(&mut w).await.starts_with('+'));
+    let sent = Instant::now();
+    send(b.addr("smtp"), "alice@a.test", "across nodes").await;
+    let acked = sent.elapsed();
+    w.timeout = Duration::from_secs(10);
+    loop {
+        let l = line(&mut w).await;
+        if l == "* 1 EXISTS" {
+            break;
+        }
+    }
+    eprintln!(
+        "IDLE on node A heard node B's delivery {:?} after the SMTP session began ({acked:?} to its 250)",
+        sent.elapsed()
+    );
+    w.send(b"DONE\r\n").await.unwrap();
+    while !line(&mut w).await.starts_with("c OK") {}
+    // A flag set through node B, read on node A.
+    let mut other = TcpWire::connect(b.addr("imap")).await.unwrap();
+    line(&mut other).await;
+    imap(&mut other, "a", "LOGIN alice@a.test alice-pw").await;
+    imap(&mut other, "b", "SELECT INBOX").await;
+    imap(&mut other, "c", "STORE 1 +FLAGS (\\Flagged)").await;
+    let fetched = imap(
+        &mut w,
+        "d",
+        "FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    )
+    .await;
+    let text = fetched.join("\n");
+    assert!(text.contains("\\Flagged"), "{text}");
+    assert!(text.contains("across nodes"), "{text}");
+}
+
+/// SMTP load spread over two nodes; one is killed with SIGKILL in the
+/// middle. Every message either node acknowledged is in its mailbox
+/// exactly once; the surviving node goes on accepting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_nothing_acknowledged() {
+    let db = Postgres::start();
+    let (db, mut nodes) = tokio::task::spawn_blocking(move || {
+        let nodes = start_nodes(&db, 2);
+        (db, nodes)
+    })
+    .await
+    .unwrap();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for id in 0..6 {
+            tasks.push(tokio::spawn(common::load_sender(
+                node.addr("smtp"),
+                format!("node{n}-{id}"),
+                acked.clone(),
+            )));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acked.lock().unwrap().len() < 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nodes[1].kill();
+    let at_kill = acked.lock().unwrap().len();
+    // The other node goes on: its senders keep their sessions.
+    while acked.lock().unwrap().len() < at_kill + 100 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nodes[0].kill();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+    let from_b = acked.iter().filter(|s| s.contains("node1-")).count();
+    assert!(from_b >= 20, "too little load on the killed node: {from_b}");
+    assert!(acked.len() >= at_kill + 100, "the surviving node stopped");
+    let store = store::connect(
+        &store::Backend::Postgres {
+            url: db.url(),
+            tls: None,
+        },
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let stored = common::subjects_stored_once(&store).await;
+    let lost: Vec<&String> = acked.iter().filter(|s| !stored.contains(*s)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged messages lost: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(10)]
+    );
+    eprintln!(
+        "two nodes, one killed: {} acknowledged ({from_b} by the killed node), {} stored, 0 lost, 0 twice",
+        acked.len(),
+        stored.len()
+    );
+}

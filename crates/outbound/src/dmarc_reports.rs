@@ -45,8 +45,13 @@ pub struct Outcome {
 
 /// Run `work` with the end of each period of `interval` seconds (periods
 /// aligned to multiples of it since 1970), half a second after it (so the
-/// last results are in), until `stop`.
+/// last results are in), until `stop`. Each period's run is `job`'s turn,
+/// a store lease: of several nodes sharing the store, the one that takes
+/// it runs; a node that dies in the middle leaves its work (the
+/// evaluations are kept until sent) to the next period's turn.
 pub(crate) async fn at_each_period_end<F, Fut>(
+    store: &Arc<dyn Store>,
+    job: &str,
     interval: i64,
     stop: impl std::future::Future<Output = ()>,
     mut work: F,
@@ -65,7 +70,16 @@ pub(crate) async fn at_each_period_end<F, Fut>(
             _ = &mut stop => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        work(period_start(message::date::unix_now())).await;
+        let now = message::date::unix_now();
+        let until = period_start(now);
+        match store
+            .take_lease(job, store::this_node(), now, until + interval)
+            .await
+        {
+            Ok(true) => work(until).await,
+            Ok(false) => tracing::debug!(job, "another node has this period's turn"),
+            Err(e) => tracing::warn!(error = %e, job, "cannot take this period's turn"),
+        }
     }
 }
 
@@ -145,7 +159,7 @@ impl Reporter {
     /// last evaluations are in), send what is due.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let this = &self;
-        at_each_period_end(self.cfg.interval, stop, |until| async move {
+        at_each_period_end(&self.store, "dmarc-reports", self.cfg.interval, stop, |until| async move {
             match this.send_due(until).await {
                 Ok(outcomes) => {
                     for o in outcomes {

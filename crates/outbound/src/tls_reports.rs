@@ -331,11 +331,17 @@ impl TlsReporter {
     /// Run until `stop`: at each period's end, send what is due.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let this = &self;
-        crate::dmarc_reports::at_each_period_end(self.cfg.interval, stop, |until| async move {
-            if let Err(e) = this.send_due(until).await {
-                tracing::warn!(error = %e, "TLS reports: cannot send");
-            }
-        })
+        crate::dmarc_reports::at_each_period_end(
+            &self.store,
+            "tls-reports",
+            self.cfg.interval,
+            stop,
+            |until| async move {
+                if let Err(e) = this.send_due(until).await {
+                    tracing::warn!(error = %e, "TLS reports: cannot send");
+                }
+            },
+        )
         .await;
     }
 }

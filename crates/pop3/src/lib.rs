@@ -2,11 +2,13 @@
 //! UIDL and TOP. APOP is not offered: it needs clear-text passwords on disk.
 //!
 //! Layout: `command` (the grammar), `session` (the state machine and the
-//! maildrop), `server` (the [`net::Protocol`]).
+//! maildrop), `lock` (the maildrop's exclusive-access lock, a store lease),
+//! `server` (the [`net::Protocol`]).
 
 pub mod command;
+mod lock;
 mod server;
 mod session;
 
 pub use server::Pop3Protocol;
-pub use session::{MaildropLocks, Pop3Config, Pop3Session, Services};
+pub use session::{Pop3Config, Pop3Session, Services};

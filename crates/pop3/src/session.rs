@@ -11,9 +11,8 @@
 //! dot-stuff each piece as it goes ([`Stuffing`]); the driver writes each
 //! part of the reply before the next is made.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use auth::{Exchange, Mechanism, Progress, Verdict};
@@ -21,16 +20,16 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{Buf, BytesMut};
 use net::{ConnInfo, Flow, TlsInfo};
-use store::{AccountId, AccountRecord, MailboxRecord, Store};
+use store::{AccountRecord, MailboxRecord, Store};
 
 use message::wire::WireForm;
 
 use crate::command::{Command, MAX_LINE, parse};
+use crate::lock::MaildropLock;
 
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub auth: Arc<auth::Authenticator>,
-    pub locks: Arc<MaildropLocks>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,38 +55,6 @@ impl Pop3Config {
     }
 }
 
-/// Which maildrops a POP3 session holds.
-#[derive(Debug, Default)]
-pub struct MaildropLocks {
-    held: Mutex<HashSet<AccountId>>,
-}
-
-#[derive(Debug)]
-pub struct MaildropLock {
-    locks: Arc<MaildropLocks>,
-    account: AccountId,
-}
-
-impl MaildropLocks {
-    fn try_lock(self: &Arc<Self>, account: AccountId) -> Option<MaildropLock> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.insert(account).then(|| MaildropLock {
-            locks: self.clone(),
-            account,
-        })
-    }
-}
-
-impl Drop for MaildropLock {
-    fn drop(&mut self) {
-        self.locks
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.account);
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Msg {
     uid: u32,
@@ -103,7 +70,7 @@ struct Maildrop {
     ahead: std::collections::HashMap<u32, Vec<u8>>,
     /// A large message being sent.
     sending: Option<Sending>,
-    _lock: MaildropLock,
+    lock: MaildropLock,
 }
 
 /// Messages read at once when a RETR or TOP finds nothing read ahead.
@@ -340,6 +307,7 @@ impl Pop3Session {
             }
             (State::Authorization { .. }, _) => Err("Not logged in".into()),
             (State::Transaction(drop), cmd) => {
+                hold(drop).await?;
                 transaction(drop, cmd, &self.services.store, out).await
             }
         }
@@ -364,12 +332,11 @@ impl Pop3Session {
     }
 
     async fn open_maildrop(&self, account: &AccountRecord) -> Result<Maildrop, String> {
-        let lock = self
-            .services
-            .locks
-            .try_lock(account.id)
-            .ok_or("[IN-USE] Maildrop already in use by another POP3 session")?;
         let temp = |e: store::StoreError| format!("[SYS/TEMP] {e}");
+        let lock = MaildropLock::take(&self.services.store, account.id, self.cfg.idle_timeout)
+            .await
+            .map_err(temp)?
+            .ok_or("[IN-USE] Maildrop already in use by another POP3 session")?;
         let mailbox = self
             .services
             .store
@@ -395,7 +362,7 @@ impl Pop3Session {
             messages,
             ahead: Default::default(),
             sending: None,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -481,7 +448,11 @@ impl Pop3Session {
 
     /// RFC 1939 §6: QUIT in TRANSACTION enters UPDATE and removes what DELE marked.
     async fn quit(&mut self, out: &mut Vec<u8>) -> Flow {
-        if let State::Transaction(drop) = &self.state {
+        if let State::Transaction(drop) = &mut self.state {
+            if let Err(e) = hold(drop).await {
+                out.extend_from_slice(format!("-ERR {e}; nothing deleted\r\n").as_bytes());
+                return Flow::Close;
+            }
             let gone: Vec<u32> = drop
                 .messages
                 .iter()
@@ -501,6 +472,9 @@ impl Pop3Session {
                 );
                 return Flow::Close;
             }
+            // Given up before the reply: the client's next session may
+            // begin as soon as it reads it.
+            drop.lock.give_up().await;
             out.extend_from_slice(
                 format!(
                     "+OK {} signing off ({} messages deleted)\r\n",
@@ -513,6 +487,16 @@ impl Pop3Session {
             out.extend_from_slice(format!("+OK {} signing off\r\n", self.cfg.hostname).as_bytes());
         }
         Flow::Close
+    }
+}
+
+/// Keep the maildrop's lock (renewing its lease): a session whose lease
+/// ran out and was taken by another may not go on.
+async fn hold(drop: &mut Maildrop) -> Result<(), String> {
+    match drop.lock.keep().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("[IN-USE] The maildrop lock ran out and another session took it".into()),
+        Err(e) => Err(format!("[SYS/TEMP] {e}")),
     }
 }
 

@@ -24,7 +24,6 @@ async fn play(name: &str, text: &str) -> Result<(), String> {
     let services = Arc::new(Services {
         store: store.clone(),
         auth,
-        locks: Arc::default(),
     });
     let mut config = Pop3Config::new(fixture::HOST);
     config.starttls = true;

@@ -25,6 +25,7 @@ pub mod flags;
 pub mod history;
 pub mod ids;
 pub mod keys;
+pub mod leases;
 pub mod mailbox;
 pub mod object_id;
 mod postgres;
@@ -53,6 +54,7 @@ pub use error::{Result, StoreError};
 pub use feed::ChangeFeed;
 pub use history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, MessageKey};
 pub use keys::{KeyKind, KeyStore, PublicKey};
+pub use leases::{LeaseStore, this_node};
 pub use mailbox::MailboxStore;
 pub use postgres::PostgresStore;
 pub use push::{PushStore, PushSubscription};
@@ -100,6 +102,7 @@ pub trait Store:
     + TokenStore
     + PushStore
     + KeyStore
+    + LeaseStore
     + Send
     + Sync
 {

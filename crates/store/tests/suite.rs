@@ -132,6 +132,7 @@ on_every_backend!(
     change_log_pruned,
     index_keeps_any_text,
     change_states_follow_commits,
+    named_leases,
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large

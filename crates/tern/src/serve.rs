@@ -72,6 +72,14 @@ pub async fn serve(
         bootstrap_development(&store).await?;
     }
     raise_open_files_limit(config.limits.max_connections);
+    // Alone on its store, a node frees what its crashed run held at once
+    // (POP3 maildrop locks, report turns); nodes sharing a store let each
+    // other's leases run out.
+    if config.store.backend == crate::config::BackendName::Sqlite
+        && let Err(e) = store.clear_leases().await
+    {
+        tracing::warn!(error = %e, "cannot free the leases of an earlier run");
+    }
     // ACME's certificate from an earlier run first, then [tls], then a
     // self-signed one (until ACME has one, when configured).
     let identity = match (&config.acme, &config.tls) {
@@ -191,7 +199,6 @@ pub async fn serve(
     let pop3_services = Arc::new(pop3::Services {
         store: store.clone(),
         auth: pop3_auth,
-        locks: Arc::default(),
     });
     if let Some(addr) = l.pop3 {
         servers

@@ -18,7 +18,7 @@ use testkit::{TcpWire, TernServer, Wire, ephemeral_listeners};
 /// loopback (the test's client speaks plain text).
 fn node_config(db: &Postgres) -> String {
     format!(
-        "[store]\nbackend = \"postgres\"\nurl = \"{}\"\n[imap]\nplaintext_on_loopback = true\n",
+        "[store]\nbackend = \"postgres\"\nurl = \"{}\"\n[imap]\nplaintext_on_loopback = true\n[pop3]\nplaintext_on_loopback = true\n",
         db.url()
     )
 }
@@ -202,4 +202,36 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged() {
         acked.len(),
         stored.len()
     );
+}
+
+/// RFC 1939's exclusive-access lock holds across nodes: a second POP3
+/// session for the same maildrop, on another node, is refused with
+/// `[IN-USE]` until the first one QUITs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pop3_maildrop_lock_holds_across_nodes() {
+    let db = Postgres::start();
+    let (_db, nodes) = tokio::task::spawn_blocking(move || {
+        let nodes = start_nodes(&db, 2);
+        (db, nodes)
+    })
+    .await
+    .unwrap();
+    let login = async |node: &TernServer| {
+        let mut w = TcpWire::connect(node.addr("pop3")).await.unwrap();
+        assert!(line(&mut w).await.starts_with("+OK"));
+        w.send(b"USER alice@a.test\r\nPASS alice-pw\r\n")
+            .await
+            .unwrap();
+        assert!(line(&mut w).await.starts_with("+OK"));
+        let reply = line(&mut w).await;
+        (w, reply)
+    };
+    let (mut first, reply) = login(&nodes[0]).await;
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let (_, refused) = login(&nodes[1]).await;
+    assert!(refused.starts_with("-ERR [IN-USE]"), "{refused}");
+    first.send(b"QUIT\r\n").await.unwrap();
+    assert!(line(&mut first).await.starts_with("+OK"));
+    let (_, after) = login(&nodes[1]).await;
+    assert!(after.starts_with("+OK"), "{after}");
 }

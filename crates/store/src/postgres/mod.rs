@@ -26,6 +26,7 @@ mod directory;
 mod feed;
 mod history;
 mod keys;
+mod leases;
 mod mailbox;
 #[cfg(test)]
 #[path = "../../../testkit/src/postgres.rs"]

@@ -23,7 +23,7 @@ pub const MIGRATIONS: &[&str] = &[
     // their contents, the outbound queue, JMAP submissions, shared
     // mailboxes' rights, the delivery history, Sieve scripts and tracking,
     // the spam defences' state (greylisting, Bayes, sending counts), the
-    // search index and the account change log.
+    // search index and the account change log, named leases.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -328,6 +328,13 @@ pub const MIGRATIONS: &[&str] = &[
         encrypt_at_rest BOOLEAN NOT NULL DEFAULT FALSE
     );
 
+    -- Named leases (store::leases): who holds a POP3 maildrop or one
+    -- period's report run, and until when.
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until BIGINT NOT NULL
+    );
     -- The search index: one row per stored content in a mailbox (the
     -- header fields asked about, decoded once, and a thread id), its text
     -- lower-cased in `message_text` under one trigram index (pg_trgm:

@@ -21,6 +21,7 @@ pub(crate) mod backup;
 mod changes;
 mod history;
 mod keys;
+mod leases;
 mod mail;
 mod mailbox;
 mod push;

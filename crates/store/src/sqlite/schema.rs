@@ -569,4 +569,13 @@ pub const MIGRATIONS: &[&str] = &[
         encrypt_at_rest INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 30: named leases (store::leases): which process holds a POP3
+    // maildrop or one period's report run, and until when.
+    r#"
+    CREATE TABLE IF NOT EXISTS leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until INTEGER NOT NULL
+    );
+    "#,
 ];

@@ -100,3 +100,44 @@ pub async fn leases_are_exclusive_and_expire<S: MailStore + QueueStore + ?Sized 
     assert_eq!(claim_all(s.clone(), 800, 1_000).await, vec![first]);
     assert!(claim_all(s.clone(), 800, 1_000).await.is_empty());
 }
+
+/// Named leases (a POP3 maildrop, a report period): one holder at a time
+/// among racing takers, renewed by its holder, free once run out or given
+/// up, never given up by another.
+pub async fn named_leases<S: LeaseStore + ?Sized + 'static>(s: Arc<S>) {
+    assert!(s.take_lease("pop3:1", "a", 100, 200).await.unwrap());
+    assert!(!s.take_lease("pop3:1", "b", 150, 250).await.unwrap());
+    assert!(s.take_lease("pop3:2", "b", 150, 250).await.unwrap());
+    assert!(
+        s.take_lease("pop3:1", "a", 150, 300).await.unwrap(),
+        "renewed"
+    );
+    assert!(!s.take_lease("pop3:1", "b", 299, 400).await.unwrap());
+    assert!(
+        s.take_lease("pop3:1", "b", 300, 400).await.unwrap(),
+        "run out"
+    );
+    s.drop_lease("pop3:1", "a").await.unwrap();
+    assert!(
+        !s.take_lease("pop3:1", "a", 301, 400).await.unwrap(),
+        "only its holder gives a lease up"
+    );
+    s.drop_lease("pop3:1", "b").await.unwrap();
+    assert!(s.take_lease("pop3:1", "a", 301, 400).await.unwrap());
+    s.clear_leases().await.unwrap();
+    assert!(s.take_lease("pop3:2", "c", 301, 400).await.unwrap());
+    let mut racers = Vec::new();
+    for n in 0..8 {
+        let s = s.clone();
+        racers.push(tokio::spawn(async move {
+            s.take_lease("reports", &format!("node{n}"), 500, 600)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for r in racers {
+        winners += usize::from(r.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}

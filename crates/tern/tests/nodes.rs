@@ -235,3 +235,61 @@ async fn pop3_maildrop_lock_holds_across_nodes() {
     let (_, after) = login(&nodes[1]).await;
     assert!(after.starts_with("+OK"), "{after}");
 }
+
+/// A node reaches its database over TLS (`sslmode=require`), the server's
+/// certificate checked against `[store] ca_file`; with a CA that did not
+/// sign it, the node refuses to start rather than talk to an unproven
+/// server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reaches_its_database_over_verified_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = common::certificate(certs.path(), &["127.0.0.1"]);
+    let other = tempfile::tempdir().unwrap();
+    let (stranger, _) = common::certificate(other.path(), &["127.0.0.1"]);
+    let db = Postgres::start_with_tls(cert.as_ref(), key.as_ref());
+    let config = |ca: &str| {
+        format!(
+            "[store]\nbackend = \"postgres\"\nurl = \"{}\"\nca_file = \"{ca}\"\n",
+            db.tls_url()
+        )
+    };
+    let good = config(&cert);
+    let node = tokio::task::spawn_blocking(move || common::smtp_server(&good))
+        .await
+        .unwrap();
+    send(node.addr("smtp"), "alice@a.test", "over tls").await;
+    let tls_sessions = db.psql(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE s.ssl AND a.client_addr IS NOT NULL",
+    );
+    assert!(
+        tls_sessions.parse::<u32>().unwrap() >= 2,
+        "pool and change feed over TLS: {tls_sessions}"
+    );
+    let plain = db.psql(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE NOT s.ssl AND a.client_addr IS NOT NULL",
+    );
+    assert_eq!(plain, "0");
+    // The same database, a CA that did not sign its certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tern.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "hostname = \"mx.a.test\"\ndata_dir = \"{}\"\n{}",
+            dir.path().join("data").display(),
+            config(&stranger)
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(&path)
+        .args(["account", "list"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("store unreachable"), "{err}");
+}

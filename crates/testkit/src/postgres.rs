@@ -1,5 +1,6 @@
 //! A private PostgreSQL server for one test: its own data directory in a
-//! temporary directory, no TCP port (a Unix socket in that directory), a
+//! temporary directory, no TCP port unless asked for TLS (a Unix socket
+//! in that directory), a
 //! small memory footprint (many run at once; no /dev/shm needed), and
 //! stopped when dropped. Debian's server binaries live in
 //! `/usr/lib/postgresql/<version>/bin` (`scripts/install-test-deps`
@@ -17,6 +18,8 @@ pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     socket: PathBuf,
+    /// With TLS: the TCP port on 127.0.0.1 it also listens on.
+    tls_port: Option<u16>,
     _dir: tempfile::TempDir,
 }
 
@@ -77,6 +80,48 @@ impl Postgres {
     /// initdb and start a server (the `tern` superuser, trust over the
     /// socket only); waits until it accepts connections.
     pub fn start() -> Postgres {
+        let server = Postgres::init();
+        server.launch();
+        server
+    }
+
+    /// Also listening on a free TCP port of 127.0.0.1 with TLS, its
+    /// certificate and key copied from these PEM files.
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Postgres {
+        let mut server = Postgres::init();
+        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+            let target = server.data.join(to);
+            std::fs::copy(from, &target).unwrap();
+            run(
+                {
+                    let mut c = Command::new("chmod");
+                    c.arg("600").arg(&target);
+                    c
+                },
+                "chmod the key",
+            );
+            if is_root() {
+                run(
+                    {
+                        let mut c = Command::new("chown");
+                        c.arg("postgres").arg(&target);
+                        c
+                    },
+                    "chown the key",
+                );
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        server.tls_port = Some(port);
+        server.launch();
+        server
+    }
+
+    /// `initdb` in a new temporary directory.
+    fn init() -> Postgres {
         let bin = server_binaries();
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().to_path_buf();
@@ -110,20 +155,23 @@ impl Postgres {
             ),
             "initdb",
         );
-        let server = Postgres {
+        Postgres {
             bin,
             data,
             socket,
+            tls_port: None,
             _dir: dir,
-        };
-        server.launch();
-        server
+        }
     }
 
     /// Start the server on its data directory and wait until it accepts connections.
     fn launch(&self) {
+        let listen = match self.tls_port {
+            Some(port) => format!("-c listen_addresses=127.0.0.1 -p {port} -c ssl=on"),
+            None => "-c listen_addresses=".into(),
+        };
         let options = format!(
-            "-c listen_addresses= -k {} -c max_connections=200 -c shared_buffers=16MB \
+            "{listen} -k {} -c max_connections=200 -c shared_buffers=16MB \
              -c dynamic_shared_memory_type=mmap",
             self.socket.display()
         );
@@ -152,7 +200,42 @@ impl Postgres {
     }
     /// A libpq-style connection string for the `postgres` database.
     pub fn url(&self) -> String {
-        format!("host={} user=tern dbname=postgres", self.socket.display())
+        let port = self
+            .tls_port
+            .map(|p| format!(" port={p}"))
+            .unwrap_or_default();
+        format!(
+            "host={}{port} user=tern dbname=postgres",
+            self.socket.display()
+        )
+    }
+
+    /// What `psql` prints for `sql` (unaligned, tuples only), over the socket.
+    pub fn psql(&self, sql: &str) -> String {
+        let port = self.tls_port.unwrap_or(5432).to_string();
+        let socket = self.socket.to_str().unwrap();
+        let out = as_server_user(
+            Path::new("psql"),
+            &[
+                "-h", socket, "-p", &port, "-U", "tern", "-d", "postgres", "-Atc", sql,
+            ],
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A connection string over TCP to the TLS port (`start_with_tls`),
+    /// TLS required.
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("started with TLS");
+        format!("host=127.0.0.1 port={port} user=tern dbname=postgres sslmode=require")
     }
 
     /// Stop the server at once, as a crash would (`pg_ctl -m immediate`).

@@ -23,6 +23,8 @@ use changes::*;
 #[path = "suite/leases.rs"]
 mod leases;
 use leases::*;
+// The TLS server and psql are for the node tests.
+#[allow(dead_code)]
 #[path = "../../testkit/src/postgres.rs"]
 mod pg_server;
 #[path = "suite/postgres.rs"]

@@ -29,6 +29,7 @@ mod keys;
 mod leases;
 mod mailbox;
 #[cfg(test)]
+#[allow(dead_code)] // the TLS server and psql are for the node tests
 #[path = "../../../testkit/src/postgres.rs"]
 mod pg_server;
 mod push;

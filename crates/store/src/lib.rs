@@ -56,7 +56,7 @@ pub use history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, Message
 pub use keys::{KeyKind, KeyStore, PublicKey};
 pub use leases::{LeaseStore, this_node};
 pub use mailbox::MailboxStore;
-pub use postgres::PostgresStore;
+pub use postgres::{CopySummary, PostgresStore};
 pub use push::{PushStore, PushSubscription};
 pub use queue::QueueStore;
 pub use reports::ReportStore;

@@ -116,3 +116,44 @@ pub fn migrate_check(config: &Config) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `tern migrate --to postgres`: the SQLite store of the data directory
+/// copied into the PostgreSQL database `[store]` names (which must be
+/// empty), with progress, counts and checksums checked before it commits
+/// (`store::PostgresStore::copy_from_sqlite`).
+pub async fn copy_to_postgres(
+    config: &Config,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(), String> {
+    let (BackendName::Postgres, Some(url)) = (config.store.backend, &config.store.url) else {
+        return Err(
+            "set [store] backend = \"postgres\" and its url first: the database to copy into \
+             (the SQLite store of data_dir is what is copied)"
+                .into(),
+        );
+    };
+    let source = config.data_dir.join(store::SQLITE_FILE);
+    if !source.is_file() {
+        return Err(format!("no SQLite store at {}", source.display()));
+    }
+    let started = std::time::Instant::now();
+    let target = match tls {
+        Some(tls) => store::PostgresStore::connect_tls(url, tls).await,
+        None => store::PostgresStore::connect(url).await,
+    }
+    .map_err(|e| format!("store unreachable: {e}"))?;
+    println!("copying {} into PostgreSQL", source.display());
+    let summary = target
+        .copy_from_sqlite(&source, &|step| println!("  {step}"))
+        .await
+        .map_err(|e| format!("nothing copied: {e}"))?;
+    let rows: u64 = summary.tables.iter().map(|(_, n)| n).sum();
+    println!(
+        "copied {} tables, {rows} rows, {} contents ({} octets) in {:.1} s; counts and content checksums checked",
+        summary.tables.len(),
+        summary.contents,
+        summary.octets,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

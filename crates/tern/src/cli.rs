@@ -89,10 +89,15 @@ pub enum Command {
     /// and keywords kept).
     Export { address: String, dir: PathBuf },
     /// Bring the store's schema up to date (what `serve` does first, after
-    /// a checked snapshot); with --check, only say what would change.
+    /// a checked snapshot); with --check, only say what would change. With
+    /// `--to postgres`: copy the SQLite store of the data directory into
+    /// the (empty) PostgreSQL database `[store]` names, checked; stop the
+    /// server first.
     Migrate {
         #[arg(long)]
         check: bool,
+        #[arg(long, value_enum, conflicts_with = "check")]
+        to: Option<MigrateTarget>,
     },
     /// A consistent copy of the store into the empty directory DIR, while
     /// the server runs; checked before it is called a backup.
@@ -337,4 +342,10 @@ pub enum QueueCmd {
     },
     /// Remove a message from the queue without a bounce.
     Delete { id: i64 },
+}
+
+/// Where `tern migrate --to` copies a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateTarget {
+    Postgres,
 }

@@ -114,8 +114,12 @@ async fn run(command: Command, config: Config, development: bool) -> Result<(), 
     if let Command::Restore { dir } = &command {
         return backup::restore(&config, dir);
     }
-    if let Command::Migrate { check: true } = command {
-        return backup::migrate_check(&config);
+    match command {
+        Command::Migrate { check: true, .. } => return backup::migrate_check(&config),
+        Command::Migrate { to: Some(_), .. } => {
+            return backup::copy_to_postgres(&config, database_tls(&config)?).await;
+        }
+        _ => {}
     }
     let store = open_store(&config).await?;
     match command {

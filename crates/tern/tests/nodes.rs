@@ -293,3 +293,118 @@ async fn a_node_reaches_its_database_over_verified_tls() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("store unreachable"), "{err}");
 }
+
+/// What an IMAP client knows of alice's mail: each mailbox's UIDVALIDITY,
+/// UIDNEXT and HIGHESTMODSEQ, every message's UID, flags (but \Recent),
+/// EMAILID and THREADID.
+async fn what_alice_sees(node: &TernServer) -> Vec<String> {
+    let mut w = TcpWire::connect(node.addr("imap")).await.unwrap();
+    line(&mut w).await;
+    imap(&mut w, "a", "LOGIN alice@a.test alice-pw").await;
+    let mut seen = Vec::new();
+    for mailbox in ["INBOX", "Kept"] {
+        seen.extend(
+            imap(
+                &mut w,
+                "b",
+                &format!("STATUS {mailbox} (UIDVALIDITY UIDNEXT MESSAGES HIGHESTMODSEQ)"),
+            )
+            .await,
+        );
+        imap(&mut w, "c", &format!("SELECT {mailbox}")).await;
+        // \Recent is claimed by the first session that sees a message.
+        let fetched = imap(&mut w, "d", "FETCH 1:* (UID FLAGS EMAILID THREADID)").await;
+        seen.extend(
+            fetched
+                .iter()
+                .map(|l| l.replace(" \\Recent", "").replace("(\\Recent)", "()")),
+        );
+    }
+    seen
+}
+
+/// `tern migrate --to postgres` moves a SQLite store into PostgreSQL
+/// unchanged for the clients: the same UIDVALIDITY, UIDs, flags, MODSEQs,
+/// EMAILIDs and THREADIDs, the same passwords, the queue; new mail takes
+/// UIDs above the old ones; a second copy into the same database is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_store_moves_to_postgres_unchanged() {
+    let plain = "[imap]\nplaintext_on_loopback = true\n";
+    let mut before = tokio::task::spawn_blocking(move || common::full_server(plain))
+        .await
+        .unwrap();
+    for i in 0..5 {
+        send(before.addr("smtp"), "alice@a.test", &format!("kept {i}")).await;
+    }
+    let mut w = TcpWire::connect(before.addr("imap")).await.unwrap();
+    line(&mut w).await;
+    imap(&mut w, "a", "LOGIN alice@a.test alice-pw").await;
+    imap(&mut w, "b", "CREATE Kept").await;
+    imap(&mut w, "c", "SELECT INBOX").await;
+    imap(&mut w, "d", "STORE 2 +FLAGS (\\Seen $Work)").await;
+    imap(&mut w, "e", "COPY 2:3 Kept").await;
+    imap(&mut w, "f", "STORE 1 +FLAGS (\\Deleted)").await;
+    imap(&mut w, "g", "EXPUNGE").await;
+    imap(&mut w, "h", "LOGOUT").await;
+    // Forwarded off-site: it waits in the queue (the test's DNS answers nothing).
+    send(before.addr("smtp"), "fwd@a.test", "forwarded").await;
+    let queued = before.admin_ok(&["queue", "list"]);
+    assert!(queued.contains("carol@far.test"), "{queued}");
+    let seen = what_alice_sees(&before).await;
+    before.stop(Duration::from_secs(10));
+
+    let db = Postgres::start();
+    let original = std::fs::read_to_string(before.config_path()).unwrap();
+    let store = format!("[store]\nbackend = \"postgres\"\nurl = \"{}\"\n", db.url());
+    let moved = before.config_path().with_file_name("moved.toml");
+    std::fs::write(&moved, common::merge_toml(&[&original, &store])).unwrap();
+    let migrate = || {
+        std::process::Command::new(common::BIN)
+            .arg("--config")
+            .arg(&moved)
+            .args(["migrate", "--to", "postgres"])
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("checksums checked"), "{text}");
+    eprintln!("{text}");
+    let again = migrate();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let node_config = {
+        let listeners = ephemeral_listeners(&["smtp", "imap"]);
+        common::merge_toml(&[&listeners, common::FAST, &node_config(&db)])
+    };
+    let after = tokio::task::spawn_blocking(move || {
+        TernServer::start(common::BIN.as_ref(), testkit::fixture::HOST, &node_config)
+    })
+    .await
+    .unwrap();
+    assert_eq!(what_alice_sees(&after).await, seen);
+    let still = after.admin_ok(&["queue", "list"]);
+    assert!(still.contains("carol@far.test"), "{still}");
+    assert_eq!(
+        still.split_whitespace().next(),
+        queued.split_whitespace().next(),
+        "the same queue id"
+    );
+    send(after.addr("smtp"), "alice@a.test", "after the move").await;
+    let now = what_alice_sees(&after).await;
+    let last = now.iter().find(|l| l.contains("UIDNEXT")).unwrap();
+    let was = seen.iter().find(|l| l.contains("UIDNEXT")).unwrap();
+    assert_ne!(last, was, "{now:?}");
+    assert!(now.iter().any(|l| l.contains("UID 6 ")), "{now:?}");
+}

@@ -20,6 +20,27 @@ pub(super) async fn insert(c: &impl GenericClient, content: &Spooled) -> Result<
         .await
         .map_err(pg)?
         .get(0);
+    insert_pieces(c, id, content).await?;
+    Ok(id)
+}
+
+/// Keep a content under the id it had elsewhere (a store being copied in).
+pub(super) async fn insert_with_id(
+    c: &impl GenericClient,
+    id: i64,
+    content: &Spooled,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO blobs(id, size) OVERRIDING SYSTEM VALUE VALUES ($1, $2)",
+        &[&id, &(content.len() as i64)],
+    )
+    .await
+    .map_err(pg)?;
+    insert_pieces(c, id, content).await
+}
+
+/// The content's octets, a piece row at a time, read from its spool.
+async fn insert_pieces(c: &impl GenericClient, id: i64, content: &Spooled) -> Result<()> {
     let insert = c
         .prepare_cached("INSERT INTO blob_pieces(blob_id, seq, data) VALUES ($1, $2, $3)")
         .await
@@ -35,7 +56,7 @@ pub(super) async fn insert(c: &impl GenericClient, content: &Spooled) -> Result<
         at += n as u64;
         seq += 1;
     }
-    Ok(id)
+    Ok(())
 }
 
 /// Fill `piece` from `offset` (less at the end of the content).

@@ -21,6 +21,7 @@ mod acl;
 mod antispam;
 mod blobs;
 mod changes;
+mod copy;
 mod delivery;
 mod directory;
 mod feed;
@@ -53,6 +54,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::error::{Result, StoreError};
 use crate::feed::ChangeFeed;
+pub use copy::CopySummary;
 
 /// Connections this node keeps open at most.
 const POOL_SIZE: usize = 16;
@@ -64,6 +66,8 @@ pub struct PostgresStore {
     active_scripts: crate::sieve::ActiveScripts,
     /// This node's end of the change feed, fed by the relay (`feed.rs`).
     feed: Arc<ChangeFeed>,
+    /// Deliveries waiting for their shared transaction (`delivery.rs`).
+    deliveries: delivery::Batcher,
 }
 
 impl PostgresStore {
@@ -108,6 +112,7 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Io(format!("database pool: {e}")))?;
         let store = PostgresStore {
+            deliveries: delivery::Batcher::start(pool.clone()),
             pool,
             feed,
             active_scripts: Default::default(),

@@ -63,6 +63,11 @@ pub(super) async fn insert(c: &impl GenericClient, blob: i64, i: &MessageIndex) 
     )
     .await
     .map_err(pg)?;
+    insert_text(c, blob, i).await
+}
+
+/// Write the text of content `blob` for full-text search, lower-cased.
+pub(super) async fn insert_text(c: &impl GenericClient, blob: i64, i: &MessageIndex) -> Result<()> {
     let lower = |s: &str| storable(&s.to_lowercase()).into_owned();
     c.execute(
         "INSERT INTO message_text(blob_id, subject, hfrom, hto, hcc, hbcc, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",

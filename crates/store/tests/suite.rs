@@ -135,6 +135,7 @@ on_every_backend!(
     index_keeps_any_text,
     change_states_follow_commits,
     named_leases,
+    a_failed_delivery_spares_the_others,
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large

@@ -107,3 +107,40 @@ pub async fn index_keeps_any_text(s: Arc<dyn Store>) {
     assert_eq!(s.index_rows(inbox, 0).await.unwrap().len(), 2);
     assert_eq!(s.previews(inbox, vec![uid]).await.unwrap().len(), 1);
 }
+
+/// Deliveries arriving together may share a transaction (both backends
+/// batch them): one that fails (its account is gone) fails alone, the
+/// others are stored, each with its own UIDs, none twice.
+pub async fn a_failed_delivery_spares_the_others(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap().id;
+    let gone = s.add_account("gone@a.test", creds("g")).await.unwrap().id;
+    s.remove_account("gone@a.test").await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = s.clone();
+        let to = if i % 10 == 3 { gone } else { a };
+        tasks.push(tokio::spawn(async move {
+            s.store_message(NewMessage {
+                data: Spooled::from_vec(format!("Subject: {i}\r\n\r\nhi\r\n").into_bytes()),
+                received_at: i,
+                deliveries: vec![super::delivery(to, "")],
+                queue: None,
+            })
+            .await
+        }));
+    }
+    let mut uids = Vec::new();
+    let mut failed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(stored) => uids.push(stored.placed[0].1),
+            Err(_) => failed += 1,
+        }
+    }
+    assert_eq!(failed, 4);
+    uids.sort_unstable();
+    assert_eq!(uids, (1..=36).collect::<Vec<u32>>());
+    let inbox = s.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    assert_eq!(s.messages(inbox).await.unwrap().len(), 36);
+}

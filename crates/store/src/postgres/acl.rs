@@ -2,6 +2,7 @@
 //! mailbox and grantee; a mailbox's rows go with it, a removed account's
 //! grants with the account.
 
+use super::Prepared;
 use super::mailbox::{MAILBOX_COLUMNS, mailbox_row};
 use super::{PostgresStore, pg};
 use crate::acl::*;
@@ -14,14 +15,14 @@ impl AclStore for PostgresStore {
         let client = self.client().await?;
         if rights.is_empty() {
             client
-                .execute(
+                .execute_p(
                     "DELETE FROM acl WHERE mailbox_id = $1 AND grantee = $2",
                     &[&mailbox.0, &grantee],
                 )
                 .await
         } else {
             client
-                .execute(
+                .execute_p(
                     "INSERT INTO acl(mailbox_id, grantee, rights) VALUES ($1, $2, $3)
                      ON CONFLICT (mailbox_id, grantee) DO UPDATE SET rights = excluded.rights",
                     &[&mailbox.0, &grantee, &rights],

@@ -11,7 +11,7 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{PostgresStore, changed, pg};
+use super::{PostgresStore, Prepared, changed, pg};
 use crate::antispam::*;
 use crate::error::Result;
 
@@ -51,10 +51,10 @@ async fn count(
         "UPDATE spam_tokens t SET spam = greatest(t.spam + $3::BIGINT * u.n, 0), ham = greatest(t.ham + $4::BIGINT * u.n, 0), seen = $5
          FROM unnest($2::BIGINT[], $6::BIGINT[]) AS u(h, n) WHERE t.owner = $1 AND t.hash = u.h"
     };
-    c.execute(statement, &[&owner, &hashes, &ds, &dh, &now, &times])
+    c.execute_p(statement, &[&owner, &hashes, &ds, &dh, &now, &times])
         .await
         .map_err(pg)?;
-    c.execute(
+    c.execute_p(
         "INSERT INTO spam_totals(owner, spam, ham) VALUES ($1, greatest($2::BIGINT, 0), greatest($3::BIGINT, 0))
          ON CONFLICT (owner) DO UPDATE SET spam = greatest(spam_totals.spam + $2::BIGINT, 0),
            ham = greatest(spam_totals.ham + $3::BIGINT, 0)",
@@ -67,7 +67,7 @@ async fn count(
 
 async fn train_one(c: &impl GenericClient, owner: i64, t: &Training) -> Result<Trained> {
     let before = c
-        .query_opt(
+        .query_opt_p(
             "SELECT spam, tokens FROM spam_trained WHERE owner = $1 AND digest = $2 FOR UPDATE",
             &[&owner, &t.digest],
         )
@@ -83,7 +83,7 @@ async fn train_one(c: &impl GenericClient, owner: i64, t: &Training) -> Result<T
         None => Trained::New,
     };
     count(c, owner, &t.tokens, t.spam, 1, t.now).await?;
-    c.execute(
+    c.execute_p(
         "INSERT INTO spam_trained(owner, digest, spam, tokens) VALUES ($1, $2, $3, $4)
          ON CONFLICT (owner, digest) DO UPDATE SET spam = excluded.spam, tokens = excluded.tokens",
         &[&owner, &t.digest, &t.spam, &pack(&t.tokens)],
@@ -143,10 +143,10 @@ impl AntispamStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let n = tx
-            .execute("DELETE FROM greylist WHERE last_seen < $1", &[&before])
+            .execute_p("DELETE FROM greylist WHERE last_seen < $1", &[&before])
             .await
             .map_err(pg)?;
-        tx.execute(
+        tx.execute_p(
             "DELETE FROM greylist_clients WHERE last_pass < $1",
             &[&before],
         )
@@ -210,7 +210,7 @@ impl AntispamStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let n: i64 = tx
-            .query_one(
+            .query_one_p(
                 "SELECT count(*) FROM spam_tokens WHERE owner = $1",
                 &[&owner],
             )
@@ -222,7 +222,7 @@ impl AntispamStore for PostgresStore {
             return Ok(0);
         }
         let gone = tx
-            .execute(
+            .execute_p(
                 "DELETE FROM spam_tokens WHERE owner = $1 AND hash IN
                  (SELECT hash FROM spam_tokens WHERE owner = $1 ORDER BY spam + ham, seen LIMIT $2)",
                 &[&owner, &excess],
@@ -237,7 +237,7 @@ impl AntispamStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let n = tx
-            .execute(
+            .execute_p(
                 "UPDATE accounts SET held = $2 WHERE address = $1",
                 &[&account, &held],
             )
@@ -250,7 +250,7 @@ impl AntispamStore for PostgresStore {
             (crate::queue::HELD, crate::queue::QUEUED)
         };
         let moved = tx
-            .execute(
+            .execute_p(
                 "UPDATE queue_recipients SET state = $2, next_attempt = greatest(next_attempt, $3), lease_until = NULL
                  WHERE state = $1 AND queue_id IN (SELECT id FROM queue_messages WHERE submitter = $4)",
                 &[&from, &to, &now, &account],
@@ -272,14 +272,14 @@ impl AntispamStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let new_domains = tx
-            .execute(
+            .execute_p(
                 "INSERT INTO sent_domains(account, domain, first_sent)
                  SELECT $1, d, $3 FROM unnest($2::TEXT[]) d ON CONFLICT DO NOTHING",
                 &[&sent.account, &sent.domains, &sent.now],
             )
             .await
             .map_err(pg)? as i64;
-        tx.execute(
+        tx.execute_p(
             "INSERT INTO sending(account, hour, messages, recipients, new_domains, spam) VALUES ($1, $2, 1, $3, $4, $5)
              ON CONFLICT (account, hour) DO UPDATE SET messages = sending.messages + 1,
                recipients = sending.recipients + $3, new_domains = sending.new_domains + $4, spam = sending.spam + $5",

@@ -6,7 +6,7 @@
 use deadpool_postgres::GenericClient;
 use message::spool::Spooled;
 
-use super::pg;
+use super::{Prepared, pg};
 use crate::error::{Result, StoreError};
 
 /// Octets per piece row.
@@ -16,7 +16,7 @@ pub(super) const PIECE: usize = 256 * 1024;
 pub(super) async fn insert(c: &impl GenericClient, content: &Spooled) -> Result<i64> {
     let size = content.len() as i64;
     let id: i64 = c
-        .query_one("INSERT INTO blobs(size) VALUES ($1) RETURNING id", &[&size])
+        .query_one_p("INSERT INTO blobs(size) VALUES ($1) RETURNING id", &[&size])
         .await
         .map_err(pg)?
         .get(0);
@@ -30,7 +30,7 @@ pub(super) async fn insert_with_id(
     id: i64,
     content: &Spooled,
 ) -> Result<()> {
-    c.execute(
+    c.execute_p(
         "INSERT INTO blobs(id, size) OVERRIDING SYSTEM VALUE VALUES ($1, $2)",
         &[&id, &(content.len() as i64)],
     )
@@ -76,7 +76,7 @@ fn read_exactly(content: &Spooled, offset: u64, piece: &mut [u8]) -> Result<usiz
 /// A content whole (small messages; what a caller asked whole).
 pub(super) async fn read(c: &impl GenericClient, blob: i64) -> Result<Vec<u8>> {
     let rows = c
-        .query(
+        .query_p(
             "SELECT data FROM blob_pieces WHERE blob_id = $1 ORDER BY seq",
             &[&blob],
         )
@@ -103,7 +103,7 @@ pub(super) async fn read_range(
     let first = (start / PIECE as u64) as i64;
     let last = ((start + len as u64 - 1) / PIECE as u64) as i64;
     let rows = c
-        .query(
+        .query_p(
             "SELECT seq, data FROM blob_pieces WHERE blob_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
             &[&blob, &(first as i32), &(last.min(i32::MAX as i64) as i32)],
         )
@@ -128,7 +128,7 @@ pub(super) async fn collect(c: &impl GenericClient, blobs: &[i64]) -> Result<()>
     if blobs.is_empty() {
         return Ok(());
     }
-    c.execute(
+    c.execute_p(
         "DELETE FROM blobs b WHERE b.id = ANY($1)
            AND NOT EXISTS (SELECT 1 FROM mailbox_messages m WHERE m.blob_id = b.id)
            AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.blob_id = b.id)",

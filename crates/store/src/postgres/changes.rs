@@ -1,7 +1,7 @@
 //! The account change log in PostgreSQL (written by the triggers of the
 //! schema, numbered per account in commit order); see [`crate::changes`].
 
-use super::{PostgresStore, pg};
+use super::{PostgresStore, Prepared, pg};
 use crate::changes::{Change, ChangeRow, ChangeStore, DataType};
 use crate::error::Result;
 use crate::types::AccountId;
@@ -97,7 +97,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let Some(oldest_kept) = tx
-            .query_opt(
+            .query_opt_p(
                 "SELECT seq FROM changes WHERE account_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2",
                 &[&account, &(keep.saturating_sub(1) as i64)],
             )
@@ -108,7 +108,7 @@ impl PostgresStore {
             return Ok(0);
         };
         let states = tx
-            .query_one(
+            .query_one_p(
                 "SELECT (SELECT max(seq) FROM changes WHERE account_id = $1 AND mailbox IS NOT NULL),
                         (SELECT max(seq) FROM changes WHERE account_id = $1 AND email IS NOT NULL),
                         (SELECT max(seq) FROM changes WHERE account_id = $1 AND thread IS NOT NULL)",
@@ -120,14 +120,14 @@ impl PostgresStore {
             .filter_map(|i| states.get::<_, Option<i64>>(i))
             .fold(oldest_kept, i64::min);
         let n = tx
-            .execute(
+            .execute_p(
                 "DELETE FROM changes WHERE account_id = $1 AND seq < $2",
                 &[&account, &floor],
             )
             .await
             .map_err(pg)?;
         // The oldest state still answered: the newest forgotten row's.
-        tx.execute(
+        tx.execute_p(
             "INSERT INTO change_floor(account_id, seq) VALUES ($1, $2)
              ON CONFLICT (account_id) DO UPDATE SET seq = greatest(change_floor.seq, excluded.seq)",
             &[&account, &(floor - 1)],

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_postgres::types::ToSql;
 
-use super::{PostgresStore, blobs, pg};
+use super::{PostgresStore, Prepared, blobs, pg};
 use crate::error::{Result, StoreError};
 
 /// Tables copied row by row, parents before children. (`blobs` goes first,
@@ -122,7 +122,7 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let used: i64 = tx
-            .query_one(
+            .query_one_p(
                 "SELECT (SELECT count(*) FROM domains) + (SELECT count(*) FROM accounts)",
                 &[],
             )
@@ -196,7 +196,7 @@ impl PostgresStore {
 
 async fn table_columns(c: &impl GenericClient, table: &str) -> Result<Vec<Column>> {
     let rows = c
-        .query(
+        .query_p(
             "SELECT column_name, data_type FROM information_schema.columns
              WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
             &[&table],
@@ -310,7 +310,7 @@ async fn copy_table(
             }
             Piece::End(count) => {
                 let here: i64 = c
-                    .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                    .query_one_p(&format!("SELECT count(*) FROM {table}"), &[])
                     .await
                     .map_err(pg)?
                     .get(0);
@@ -377,7 +377,7 @@ async fn finish_ids(c: &impl GenericClient, sqlite: &Path) -> Result<()> {
         .map_err(|e| StoreError::Io(e.to_string()))??
     };
     let identities = c
-        .query(
+        .query_p(
             "SELECT table_name FROM information_schema.columns
              WHERE table_schema = current_schema() AND column_name = 'id' AND is_identity = 'YES'",
             &[],
@@ -391,7 +391,7 @@ async fn finish_ids(c: &impl GenericClient, sqlite: &Path) -> Result<()> {
             "queue_messages" => floors.1,
             _ => 0,
         };
-        c.execute(
+        c.execute_p(
             &format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
                                greatest((SELECT coalesce(max(id), 0) FROM {table}), $1, 1))"
@@ -401,7 +401,7 @@ async fn finish_ids(c: &impl GenericClient, sqlite: &Path) -> Result<()> {
         .await
         .map_err(pg)?;
     }
-    c.execute(
+    c.execute_p(
         "INSERT INTO change_counters(account_id, seq) SELECT account_id, max(seq) FROM changes GROUP BY account_id",
         &[],
     )
@@ -413,7 +413,7 @@ async fn finish_ids(c: &impl GenericClient, sqlite: &Path) -> Result<()> {
 /// Every content as PostgreSQL now holds it, against what was read.
 async fn check_contents(c: &impl GenericClient, expected: Vec<u8>) -> Result<()> {
     let rows = c
-        .query(
+        .query_p(
             "SELECT b.id, sha256(coalesce(string_agg(p.data, ''::bytea ORDER BY p.seq), ''::bytea))
              FROM blobs b LEFT JOIN blob_pieces p ON p.blob_id = b.id GROUP BY b.id ORDER BY b.id",
             &[],

@@ -9,6 +9,7 @@ use deadpool_postgres::{GenericClient, Pool, Transaction};
 use message::index::MessageIndex;
 use tokio::sync::{mpsc, oneshot};
 
+use super::Prepared;
 use super::feed::notify;
 use super::mailbox::{create, insert_entry, lock, mailbox_by_name};
 use super::{PostgresStore, blobs, pg, search};
@@ -25,7 +26,7 @@ async fn folder_mailbox(
     let found = match folder {
         Folder::Inbox => None,
         Folder::SpecialUse(s) => c
-            .query_opt(
+            .query_opt_p(
                 "SELECT id FROM mailboxes WHERE account_id = $1 AND special_use = $2",
                 &[&account.0, s],
             )
@@ -124,34 +125,43 @@ async fn work(pool: Pool, waiting: Arc<tokio::sync::Mutex<mpsc::UnboundedReceive
     }
 }
 
-/// One transaction for the batch: each job's target mailboxes found (or
-/// created), then every target of the batch locked at once in id order
-/// (so batches never wait on each other in a cycle), then each job stored
-/// under its savepoint. Each job's result; Err when nothing committed.
+/// One transaction for the batch. First, without locking any mailbox,
+/// each job's target mailboxes found (or created) and its contents and
+/// index written; then every target of the batch locked at once, in id
+/// order (batches never wait on each other in a cycle), and each job's
+/// entries and queue rows written; then one COMMIT. The mailbox locks are
+/// held for the short second part only. Each step of a job runs under a
+/// savepoint: a job that fails is undone alone (its contents deleted if
+/// it fails in the second part). Each job's result; Err when nothing
+/// committed.
 async fn run_batch(pool: &Pool, batch: &[Job]) -> Result<Vec<Result<Vec<Stored>>>> {
     let mut client = pool
         .get()
         .await
         .map_err(|e| StoreError::Io(format!("database connection: {e}")))?;
     let tx = client.transaction().await.map_err(pg)?;
-    let mut targets = Vec::with_capacity(batch.len());
+    let mut prepared = Vec::with_capacity(batch.len());
     for job in batch {
-        targets.push(in_savepoint(&tx, job_targets(&tx, &job.messages)).await?);
+        prepared.push(in_savepoint(&tx, prepare_job(&tx, job)).await?);
     }
-    let mut all: Vec<MailboxId> = targets
+    let mut all: Vec<MailboxId> = prepared
         .iter()
         .flatten()
-        .flatten()
-        .flatten()
-        .copied()
+        .flat_map(|p| p.targets.iter().flatten().copied())
         .collect();
     all.sort_unstable();
     all.dedup();
     lock(&tx, &all).await?;
     let mut results = Vec::with_capacity(batch.len());
-    for (job, targets) in batch.iter().zip(targets) {
-        results.push(match targets {
-            Ok(targets) => in_savepoint(&tx, store_job(&tx, job, &targets)).await?,
+    for (job, prepared) in batch.iter().zip(prepared) {
+        results.push(match prepared {
+            Ok(p) => match in_savepoint(&tx, place_job(&tx, job, &p)).await? {
+                Ok(stored) => Ok(stored),
+                Err(e) => {
+                    blobs::collect(&tx, &p.blobs).await?;
+                    Err(e)
+                }
+            },
             Err(e) => Err(e),
         });
     }
@@ -193,42 +203,49 @@ async fn in_savepoint<T>(
     }
 }
 
-/// Each message's mailboxes, in the order of its deliveries.
-async fn job_targets(
-    c: &impl GenericClient,
-    messages: &[NewMessage],
-) -> Result<Vec<Vec<MailboxId>>> {
-    let mut out = Vec::with_capacity(messages.len());
-    for msg in messages {
+/// What a job wrote before the mailboxes are locked: each message's
+/// content id and target mailboxes (in the order of its deliveries).
+struct Written {
+    blobs: Vec<i64>,
+    targets: Vec<Vec<MailboxId>>,
+}
+
+async fn prepare_job(c: &impl GenericClient, job: &Job) -> Result<Written> {
+    let mut prepared = Written {
+        blobs: Vec::with_capacity(job.messages.len()),
+        targets: Vec::with_capacity(job.messages.len()),
+    };
+    for (msg, index) in job.messages.iter().zip(&job.indexes) {
         let mut targets = Vec::with_capacity(msg.deliveries.len());
         for d in &msg.deliveries {
             targets.push(folder_mailbox(c, d.account, &d.folder).await?);
         }
-        out.push(targets);
-    }
-    Ok(out)
-}
-
-/// A job's messages: content, index, entries in their (locked) mailboxes,
-/// queue entry.
-async fn store_job(
-    c: &impl GenericClient,
-    job: &Job,
-    targets: &[Vec<MailboxId>],
-) -> Result<Vec<Stored>> {
-    let mut stored = Vec::with_capacity(job.messages.len());
-    for ((msg, index), targets) in job.messages.iter().zip(&job.indexes).zip(targets) {
         let blob = blobs::insert(c, &msg.data).await?;
         if let Some(i) = index {
             search::insert(c, blob, i).await?;
         }
+        prepared.blobs.push(blob);
+        prepared.targets.push(targets);
+    }
+    Ok(prepared)
+}
+
+/// A job's entries in its (locked) mailboxes and its queue rows.
+async fn place_job(c: &impl GenericClient, job: &Job, prepared: &Written) -> Result<Vec<Stored>> {
+    let mut stored = Vec::with_capacity(job.messages.len());
+    for ((msg, blob), targets) in job
+        .messages
+        .iter()
+        .zip(&prepared.blobs)
+        .zip(&prepared.targets)
+    {
         let mut placed = Vec::with_capacity(targets.len());
         for (d, mailbox) in msg.deliveries.iter().zip(targets) {
             let size = d.prefix.len() as u64 + msg.data.len();
             let uid = insert_entry(
                 c,
                 *mailbox,
-                blob,
+                *blob,
                 &d.prefix,
                 size,
                 msg.received_at,
@@ -238,7 +255,7 @@ async fn store_job(
             placed.push((*mailbox, uid));
         }
         let queue_id = match &msg.queue {
-            Some(q) => Some(super::queue::insert(c, blob, q, msg.received_at).await?),
+            Some(q) => Some(super::queue::insert(c, *blob, q, msg.received_at).await?),
             None => None,
         };
         stored.push(Stored { placed, queue_id });

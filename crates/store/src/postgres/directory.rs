@@ -5,7 +5,7 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{PostgresStore, changed, duplicate, pg};
+use super::{PostgresStore, Prepared, changed, duplicate, pg};
 use crate::directory::{DirectoryStore, domain_of, split_targets};
 use crate::error::{Result, StoreError};
 use crate::types::*;
@@ -15,7 +15,7 @@ fn now() -> i64 {
 }
 
 async fn domain_id(c: &impl GenericClient, name: &str) -> Result<i64> {
-    c.query_opt("SELECT id FROM domains WHERE name = $1", &[&name])
+    c.query_opt_p("SELECT id FROM domains WHERE name = $1", &[&name])
         .await
         .map_err(pg)?
         .map(|r| r.get(0))
@@ -38,7 +38,7 @@ async fn exists(c: &impl GenericClient, query: &str, value: &str) -> Result<bool
 /// nodes creating mailboxes at once get different values).
 pub(super) async fn next_uid_validity(c: &impl GenericClient) -> Result<u32> {
     let last: Option<String> = c
-        .query_opt(
+        .query_opt_p(
             "SELECT value FROM meta WHERE key = 'uid_validity' FOR UPDATE",
             &[],
         )
@@ -47,7 +47,7 @@ pub(super) async fn next_uid_validity(c: &impl GenericClient) -> Result<u32> {
         .map(|r| r.get(0));
     let last = last.and_then(|v| v.parse().ok()).unwrap_or(0);
     let next = crate::mailbox::next_uid_validity(last, now());
-    c.execute(
+    c.execute_p(
         "INSERT INTO meta(key, value) VALUES ('uid_validity', $1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         &[&next.to_string()],
@@ -67,7 +67,7 @@ fn quota_of(r: &Row, from: usize) -> Quota {
 
 async fn quota_limits(c: &impl GenericClient, account: AccountId) -> Result<Quota> {
     let row = c
-        .query_opt(
+        .query_opt_p(
             "SELECT quota_storage, quota_messages FROM accounts WHERE id = $1",
             &[&account.0],
         )
@@ -84,7 +84,7 @@ impl DirectoryStore for PostgresStore {
         let row = self
             .client()
             .await?
-            .query_one(
+            .query_one_p(
                 "INSERT INTO domains(name, created) VALUES ($1, $2) RETURNING id",
                 &[&name, &created],
             )
@@ -116,7 +116,7 @@ impl DirectoryStore for PostgresStore {
         let tx = client.transaction().await.map_err(pg)?;
         let id = domain_id(&tx, name).await?;
         let counts = tx
-            .query_one(
+            .query_one_p(
                 "SELECT (SELECT count(*) FROM accounts WHERE domain_id = $1),
                         (SELECT count(*) FROM aliases WHERE domain_id = $1)",
                 &[&id],
@@ -129,7 +129,7 @@ impl DirectoryStore for PostgresStore {
                 "domain {name} still has {accounts} account(s) and {aliases} alias(es); remove them first"
             )));
         }
-        tx.execute("DELETE FROM domains WHERE id = $1", &[&id])
+        tx.execute_p("DELETE FROM domains WHERE id = $1", &[&id])
             .await
             .map_err(pg)?;
         tx.commit().await.map_err(pg)
@@ -139,7 +139,7 @@ impl DirectoryStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let id = domain_id(&tx, domain).await?;
-        tx.execute(
+        tx.execute_p(
             "INSERT INTO dkim_keys(domain_id, selector, algorithm, private_key, public_key, created, active_from)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[&id, &key.selector, &key.algorithm, &key.private_key, &key.public_key, &now(), &key.active_from],
@@ -152,14 +152,14 @@ impl DirectoryStore for PostgresStore {
     async fn setting_or_init(&self, name: &str, initial: Vec<u8>) -> Result<Vec<u8>> {
         let client = self.client().await?;
         client
-            .execute(
+            .execute_p(
                 "INSERT INTO settings(name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
                 &[&name, &initial],
             )
             .await
             .map_err(pg)?;
         let row = client
-            .query_one("SELECT value FROM settings WHERE name = $1", &[&name])
+            .query_one_p("SELECT value FROM settings WHERE name = $1", &[&name])
             .await
             .map_err(pg)?;
         Ok(row.get(0))
@@ -205,7 +205,7 @@ impl DirectoryStore for PostgresStore {
         }
         let created = now();
         let row = tx
-            .query_one(
+            .query_one_p(
                 "INSERT INTO accounts(address, domain_id, password_hash, scram_sha256, created)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 &[
@@ -221,7 +221,7 @@ impl DirectoryStore for PostgresStore {
         let id: i64 = row.get(0);
         for (name, special) in SPECIAL_MAILBOXES {
             let validity = i64::from(next_uid_validity(&tx).await?);
-            tx.execute(
+            tx.execute_p(
                 "INSERT INTO mailboxes(account_id, name, special_use, uid_validity) VALUES ($1, $2, $3, $4)",
                 &[&id, &name, &special, &validity],
             )
@@ -264,7 +264,7 @@ impl DirectoryStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let blobs: Vec<i64> = tx
-            .query(
+            .query_p(
                 "SELECT DISTINCT m.blob_id FROM mailbox_messages m
                  JOIN mailboxes b ON b.id = m.mailbox_id JOIN accounts a ON a.id = b.account_id
                  WHERE a.address = $1",
@@ -276,7 +276,7 @@ impl DirectoryStore for PostgresStore {
             .map(|r| r.get(0))
             .collect();
         let mailboxes: Vec<MailboxId> = tx
-            .query(
+            .query_p(
                 "SELECT b.id FROM mailboxes b JOIN accounts a ON a.id = b.account_id WHERE a.address = $1",
                 &[&address],
             )
@@ -287,11 +287,11 @@ impl DirectoryStore for PostgresStore {
             .collect();
         // What it was granted goes with it: a new account of the same
         // address must not inherit it.
-        tx.execute("DELETE FROM acl WHERE grantee = $1", &[&address])
+        tx.execute_p("DELETE FROM acl WHERE grantee = $1", &[&address])
             .await
             .map_err(pg)?;
         let n = tx
-            .execute("DELETE FROM accounts WHERE address = $1", &[&address])
+            .execute_p("DELETE FROM accounts WHERE address = $1", &[&address])
             .await
             .map_err(pg)?;
         changed(n, || format!("account {address}"))?;
@@ -355,14 +355,14 @@ impl DirectoryStore for PostgresStore {
         let tx = client.transaction().await.map_err(pg)?;
         let (key, mailbox_id) = (mailbox.map_or(0, |m| m.0), mailbox.map(|m| m.0));
         for (name, value) in &entries {
-            tx.execute(
+            tx.execute_p(
                 "DELETE FROM metadata WHERE account_id = $1 AND coalesce(mailbox_id, 0) = $2 AND name = $3",
                 &[&account.0, &key, name],
             )
             .await
             .map_err(pg)?;
             if let Some(v) = value {
-                tx.execute(
+                tx.execute_p(
                     "INSERT INTO metadata(account_id, mailbox_id, name, value) VALUES ($1, $2, $3, $4)",
                     &[&account.0, &mailbox_id, name, v],
                 )
@@ -371,7 +371,7 @@ impl DirectoryStore for PostgresStore {
             }
         }
         let count: i64 = tx
-            .query_one(
+            .query_one_p(
                 "SELECT count(*) FROM metadata WHERE account_id = $1",
                 &[&account.0],
             )
@@ -422,7 +422,7 @@ impl DirectoryStore for PostgresStore {
                 "account {address} (an alias cannot have an account's address)"
             )));
         }
-        tx.execute(
+        tx.execute_p(
             "INSERT INTO aliases(address, domain_id, targets, created) VALUES ($1, $2, $3, $4)",
             &[&address, &domain, &targets.join(","), &now()],
         )
@@ -466,7 +466,7 @@ impl DirectoryStore for PostgresStore {
     async fn lookup_address(&self, address: &str) -> Result<AddressKind> {
         let client = self.client().await?;
         let account = client
-            .query_opt(
+            .query_opt_p(
                 "SELECT id, address, created FROM accounts WHERE address = $1",
                 &[&address],
             )
@@ -476,7 +476,7 @@ impl DirectoryStore for PostgresStore {
             return Ok(AddressKind::Account(account_row(&a)));
         }
         let alias = client
-            .query_opt(
+            .query_opt_p(
                 "SELECT targets FROM aliases WHERE address = $1",
                 &[&address],
             )

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{AsyncMessage, Config, Socket};
 
-use super::pg;
+use super::{Prepared, pg};
 use crate::error::{Result, StoreError};
 use crate::feed::ChangeFeed;
 use crate::types::MailboxId;
@@ -37,7 +37,7 @@ pub(super) async fn notify(
 ) -> Result<()> {
     for ids in mailboxes.chunks(IDS_PER_NOTICE) {
         let payload: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload.join(" ")])
+        tx.execute_p("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload.join(" ")])
             .await
             .map_err(pg)?;
     }
@@ -221,7 +221,7 @@ mod tests {
             .await
             .unwrap();
         let boxes: Vec<i64> = client
-            .query(
+            .query_p(
                 "SELECT id FROM mailboxes WHERE account_id = $1 ORDER BY id",
                 &[&alice.id.0],
             )

@@ -4,7 +4,7 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
-use super::{OwnedRow, PostgresStore, pg};
+use super::{OwnedRow, PostgresStore, Prepared, pg};
 use crate::error::Result;
 use crate::history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, bare_message_id};
 
@@ -72,7 +72,7 @@ async fn find(
         }
     };
     let keys = c
-        .query(
+        .query_p(
             &format!(
                 "SELECT message, queue_id, max(at) AS last FROM history WHERE {condition}
                  GROUP BY message, queue_id ORDER BY last DESC LIMIT $2"
@@ -85,7 +85,7 @@ async fn find(
     let mut queues: Vec<i64> = keys.iter().filter_map(|r| r.get(1)).collect();
     // The SMTP rows name the queue ids the message got, and the reverse.
     let linked = c
-        .query(
+        .query_p(
             "SELECT DISTINCT message, queue_id FROM history
              WHERE (message = ANY($1) OR queue_id = ANY($2)) AND message IS NOT NULL AND queue_id IS NOT NULL",
             &[&messages, &queues],
@@ -102,7 +102,7 @@ async fn find(
         return Ok(Vec::new());
     }
     let rows = c
-        .query(
+        .query_p(
             "SELECT at, kind, message, queue_id, message_id, sender, recipient, detail FROM history
              WHERE message = ANY($1) OR queue_id = ANY($2) ORDER BY at, id",
             &[&messages, &queues],

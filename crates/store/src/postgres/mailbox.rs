@@ -15,6 +15,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use message::spool::Spooled;
 use tokio_postgres::Row;
 
+use super::Prepared;
 use super::directory::next_uid_validity;
 use super::feed::notify;
 use super::{PostgresStore, blobs, pg};
@@ -66,7 +67,7 @@ pub(super) async fn mailbox_by_name(
     name: &str,
 ) -> Result<Option<MailboxRecord>> {
     let row = c
-        .query_opt(
+        .query_opt_p(
             &format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2"),
             &[&account.0, &name],
         )
@@ -77,7 +78,7 @@ pub(super) async fn mailbox_by_name(
 
 async fn mailbox_by_id(c: &impl GenericClient, id: MailboxId) -> Result<MailboxRecord> {
     let row = c
-        .query_opt(
+        .query_opt_p(
             &format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1"),
             &[&id.0],
         )
@@ -92,7 +93,7 @@ pub(super) async fn lock(c: &impl GenericClient, mailboxes: &[MailboxId]) -> Res
     let mut ids: Vec<i64> = mailboxes.iter().map(|m| m.0).collect();
     ids.sort_unstable();
     ids.dedup();
-    c.query(
+    c.query_p(
         "SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         &[&ids],
     )
@@ -109,7 +110,7 @@ pub(super) async fn create(
 ) -> Result<MailboxRecord> {
     let validity = i64::from(next_uid_validity(c).await?);
     let row = c
-        .query_one(
+        .query_one_p(
             &format!(
                 "INSERT INTO mailboxes(account_id, name, uid_validity) VALUES ($1, $2, $3)
                  RETURNING {MAILBOX_COLUMNS}"
@@ -127,7 +128,7 @@ pub(super) async fn create(
 /// Take the mailbox's next MODSEQ (its row is locked).
 async fn bump(c: &impl GenericClient, mailbox: MailboxId) -> Result<u64> {
     let row = c
-        .query_one(
+        .query_one_p(
             "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq",
             &[&mailbox.0],
         )
@@ -147,7 +148,7 @@ pub(super) async fn insert_entry(
     flags: &[String],
 ) -> Result<u32> {
     let row = c
-        .query_one(
+        .query_one_p(
             "UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
              WHERE id = $1 RETURNING uid_next - 1, highest_modseq",
             &[&mailbox.0],
@@ -155,7 +156,7 @@ pub(super) async fn insert_entry(
         .await
         .map_err(pg)?;
     let (uid, modseq): (i64, i64) = (row.get(0), row.get(1));
-    c.execute(
+    c.execute_p(
         "INSERT INTO mailbox_messages(mailbox_id, uid, blob_id, prefix, size, internal_date, modseq, flags, saved_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[&mailbox.0, &uid, &blob, &prefix, &(size as i64), &date, &modseq, &flags.join(" "), &now()],
@@ -172,7 +173,7 @@ async fn entry(
     uid: u32,
 ) -> Result<Option<(MessageEntry, i64, Vec<u8>)>> {
     let row = c
-        .query_opt(
+        .query_opt_p(
             &format!("SELECT {ENTRY_COLUMNS}, prefix FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2"),
             &[&mailbox.0, &i64::from(uid)],
         )
@@ -189,7 +190,7 @@ async fn remove_entries(c: &impl GenericClient, mailbox: MailboxId, uids: &[u32]
     let modseq = bump(c, mailbox).await? as i64;
     let uids: Vec<i64> = uids.iter().map(|u| i64::from(*u)).collect();
     let blobs: Vec<i64> = c
-        .query(
+        .query_p(
             "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2) RETURNING blob_id",
             &[&mailbox.0, &uids],
         )
@@ -198,7 +199,7 @@ async fn remove_entries(c: &impl GenericClient, mailbox: MailboxId, uids: &[u32]
         .iter()
         .map(|r| r.get(0))
         .collect();
-    c.execute(
+    c.execute_p(
         "INSERT INTO expunged(mailbox_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::BIGINT[]) u
          ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
         &[&mailbox.0, &uids, &modseq],
@@ -237,7 +238,7 @@ async fn rename_inbox(
     let target = create(tx, source.account, to).await?;
     lock(tx, &[source.id, target.id]).await?;
     let uids: Vec<u32> = tx
-        .query(
+        .query_p(
             "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
             &[&source.id.0],
         )
@@ -302,7 +303,7 @@ impl MailboxStore for PostgresStore {
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
         lock(&tx, &[gone.id]).await?;
         let blobs: Vec<i64> = tx
-            .query(
+            .query_p(
                 "SELECT DISTINCT blob_id FROM mailbox_messages WHERE mailbox_id = $1",
                 &[&gone.id.0],
             )
@@ -311,7 +312,7 @@ impl MailboxStore for PostgresStore {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        tx.execute("DELETE FROM mailboxes WHERE id = $1", &[&gone.id.0])
+        tx.execute_p("DELETE FROM mailboxes WHERE id = $1", &[&gone.id.0])
             .await
             .map_err(pg)?;
         blobs::collect(&tx, &blobs).await?;
@@ -334,7 +335,7 @@ impl MailboxStore for PostgresStore {
             let mut touched = Vec::new();
             for mailbox in self_and_below(&tx, account, from).await? {
                 let renamed = format!("{to}{}", &mailbox.name[from.len()..]);
-                tx.execute(
+                tx.execute_p(
                     "UPDATE mailboxes SET name = $2 WHERE id = $1",
                     &[&mailbox.id.0, &renamed],
                 )
@@ -355,7 +356,7 @@ impl MailboxStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let row = tx
-            .query_opt(
+            .query_opt_p(
                 "UPDATE mailboxes SET subscribed = $3 WHERE account_id = $1 AND name = $2 RETURNING id",
                 &[&account.0, &name, &subscribed],
             )
@@ -373,7 +374,7 @@ impl MailboxStore for PostgresStore {
         let record = mailbox_by_id(&tx, mailbox).await?;
         let since = since as i64;
         let changed = tx
-            .query(
+            .query_p(
                 &format!("SELECT {ENTRY_COLUMNS} FROM mailbox_messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid"),
                 &[&mailbox.0, &since],
             )
@@ -383,7 +384,7 @@ impl MailboxStore for PostgresStore {
             .map(entry_row)
             .collect();
         let expunged = tx
-            .query(
+            .query_p(
                 "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
                 &[&mailbox.0, &since],
             )
@@ -448,7 +449,7 @@ impl MailboxStore for PostgresStore {
                 Some(m) => m,
                 None => *modseq.insert(bump(&tx, mailbox).await?),
             };
-            tx.execute(
+            tx.execute_p(
                 "UPDATE mailbox_messages SET flags = $3, modseq = $4 WHERE mailbox_id = $1 AND uid = $2",
                 &[&mailbox.0, &i64::from(uid), &new.join(" "), &(m as i64)],
             )
@@ -470,7 +471,7 @@ impl MailboxStore for PostgresStore {
         let tx = client.transaction().await.map_err(pg)?;
         lock(&tx, &[mailbox]).await?;
         let deleted: Vec<u32> = tx
-            .query(
+            .query_p(
                 "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1
                    AND '\\Deleted' = ANY(string_to_array(flags, ' ')) ORDER BY uid",
                 &[&mailbox.0],
@@ -595,7 +596,7 @@ async fn self_and_below(
     name: &str,
 ) -> Result<Vec<MailboxRecord>> {
     let rows = tx
-        .query(
+        .query_p(
             &format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 ORDER BY id FOR UPDATE"),
             &[&account.0],
         )

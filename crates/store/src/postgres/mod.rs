@@ -45,6 +45,8 @@ mod tokens;
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
+
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::Row;
 use tokio_postgres::Socket;
@@ -68,6 +70,8 @@ pub struct PostgresStore {
     feed: Arc<ChangeFeed>,
     /// Deliveries waiting for their shared transaction (`delivery.rs`).
     deliveries: delivery::Batcher,
+    /// Records waiting for their writer (`insert_detached`).
+    records: mpsc::Sender<Records>,
 }
 
 impl PostgresStore {
@@ -113,6 +117,7 @@ impl PostgresStore {
             .map_err(|e| StoreError::Io(format!("database pool: {e}")))?;
         let store = PostgresStore {
             deliveries: delivery::Batcher::start(pool.clone()),
+            records: start_records_writer(pool.clone()),
             pool,
             feed,
             active_scripts: Default::default(),
@@ -126,7 +131,7 @@ impl PostgresStore {
     async fn rows(&self, statement: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         self.client()
             .await?
-            .query(statement, params)
+            .query_p(statement, params)
             .await
             .map_err(pg)
     }
@@ -135,7 +140,7 @@ impl PostgresStore {
     async fn row(&self, statement: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
         self.client()
             .await?
-            .query_opt(statement, params)
+            .query_opt_p(statement, params)
             .await
             .map_err(pg)
     }
@@ -144,7 +149,7 @@ impl PostgresStore {
     async fn one_row(&self, statement: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
         self.client()
             .await?
-            .query_one(statement, params)
+            .query_one_p(statement, params)
             .await
             .map_err(pg)
     }
@@ -153,7 +158,7 @@ impl PostgresStore {
     async fn run(&self, statement: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         self.client()
             .await?
-            .execute(statement, params)
+            .execute_p(statement, params)
             .await
             .map_err(pg)
     }
@@ -170,34 +175,120 @@ impl PostgresStore {
 /// One row's parameters, owned (for a write that outlives its caller).
 type OwnedRow = Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>;
 
+/// Rows nobody acknowledges on (TLS results, the delivery history), of
+/// one kind: what they are (for the log), the statement, the rows.
+struct Records {
+    what: &'static str,
+    statement: &'static str,
+    rows: Vec<OwnedRow>,
+}
+
+/// Records waiting for the writer at most; past it new ones are dropped
+/// and logged (the database is far behind: mail goes first).
+const RECORDS_WAITING: usize = 10_000;
+/// Records written in one transaction at most.
+const RECORDS_PER_COMMIT: usize = 1_000;
+
+/// The writer of records: everything waiting goes in one transaction, so
+/// a busy node commits them a few times a second instead of once per
+/// message.
+fn start_records_writer(pool: Pool) -> mpsc::Sender<Records> {
+    let (sender, mut waiting) = mpsc::channel::<Records>(RECORDS_WAITING);
+    tokio::spawn(async move {
+        while let Some(first) = waiting.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < RECORDS_PER_COMMIT
+                && let Ok(more) = waiting.try_recv()
+            {
+                batch.push(more);
+            }
+            if let Err(e) = write_records(&pool, &batch).await {
+                let what: std::collections::BTreeSet<&str> = batch.iter().map(|r| r.what).collect();
+                tracing::warn!(error = %e, ?what, "store: records not written");
+            }
+        }
+    });
+    sender
+}
+
+async fn write_records(pool: &Pool, batch: &[Records]) -> std::result::Result<(), String> {
+    let mut client = pool.get().await.map_err(|e| e.to_string())?;
+    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    for records in batch {
+        for row in &records.rows {
+            let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(|p| p.as_ref() as _).collect();
+            tx.execute_p(records.statement, &params)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}
+
 impl PostgresStore {
-    /// Insert `rows` with `statement` in one transaction on a task of its
-    /// own: records nobody acknowledges on (TLS results, the delivery
-    /// history). A failure is logged, naming `what`.
+    /// Hand `rows` to the records writer: written with others shortly,
+    /// never waited for. A failure is logged, naming `what`.
     fn insert_detached(&self, what: &'static str, statement: &'static str, rows: Vec<OwnedRow>) {
         if rows.is_empty() {
             return;
         }
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let written = async {
-                let mut client = pool.get().await.map_err(|e| e.to_string())?;
-                let tx = client.transaction().await.map_err(|e| e.to_string())?;
-                for row in &rows {
-                    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                        row.iter().map(|p| p.as_ref() as _).collect();
-                    tx.execute(statement, &params)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                tx.commit().await.map_err(|e| e.to_string())
-            };
-            if let Err(e) = written.await {
-                tracing::warn!(error = %e, "store: {what} not recorded");
-            }
-        });
+        let records = Records {
+            what,
+            statement,
+            rows,
+        };
+        if self.records.try_send(records).is_err() {
+            tracing::warn!("store: {what} not recorded: the database is behind");
+        }
     }
 }
+
+/// Statements prepared once per connection and kept (deadpool's statement
+/// cache): PostgreSQL parses and plans a statement's text once instead of
+/// at every call, and a call is one round trip instead of two (measured
+/// with `scripts/bench-nodes`: parsing was most of the database's CPU).
+/// Every statement here is one of a fixed set of texts (values are always
+/// parameters, never spliced in), so the cache stays small.
+#[async_trait::async_trait]
+pub(super) trait Prepared: deadpool_postgres::GenericClient {
+    async fn query_p(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query(&statement, params).await
+    }
+
+    async fn query_one_p(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Row, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_one(&statement, params).await
+    }
+
+    async fn query_opt_p(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.query_opt(&statement, params).await
+    }
+
+    async fn execute_p(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<u64, tokio_postgres::Error> {
+        let statement = self.prepare_cached(sql).await?;
+        self.execute(&statement, params).await
+    }
+}
+
+impl<T: deadpool_postgres::GenericClient + ?Sized> Prepared for T {}
 
 /// A read-only transaction that sees one snapshot, for reads made of
 /// several queries that must agree with each other.

@@ -14,7 +14,7 @@ use deadpool_postgres::GenericClient;
 use message::spool::{Spool, Spooled};
 use tokio_postgres::Row;
 
-use super::{PostgresStore, blobs, pg};
+use super::{PostgresStore, Prepared, blobs, pg};
 use crate::error::{Result, StoreError};
 use crate::queue::{
     DELIVERED, FAILED, HELD, QUEUED, QueueStore, by_mode, deliver_by, domain_of, first_attempt,
@@ -56,7 +56,7 @@ pub(super) async fn insert(
     let o = &q.options;
     let priority = i16::from(o.priority);
     let id: i64 = c
-        .query_one(
+        .query_one_p(
             "INSERT INTO queue_messages(blob_id, sender, envid, ret, smtputf8, eight_bit, created, release_at, deliver_by, by_mode, priority, submitter)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
             &[&blob, &q.sender, &q.envid, &q.ret, &q.smtputf8, &q.eight_bit, &now, &o.release_at,
@@ -66,7 +66,7 @@ pub(super) async fn insert(
         .map_err(pg)?
         .get(0);
     if o.require_tls {
-        c.execute(
+        c.execute_p(
             "INSERT INTO queue_require_tls(queue_id) VALUES ($1)",
             &[&id],
         )
@@ -76,7 +76,7 @@ pub(super) async fn insert(
     // A held account's mail waits with it (the compromised-account hold).
     let held = match &q.submitter {
         Some(a) => c
-            .query_one(
+            .query_one_p(
                 "SELECT EXISTS(SELECT 1 FROM accounts WHERE address = $1 AND held)",
                 &[a],
             )
@@ -123,7 +123,7 @@ async fn finish_if_done(
     limit: u64,
 ) -> Result<Option<FinishedMessage>> {
     let pending: i64 = c
-        .query_one(
+        .query_one_p(
             "SELECT count(*) FROM queue_recipients WHERE queue_id = $1 AND state IN ('queued', 'held')",
             &[&id],
         )
@@ -134,7 +134,7 @@ async fn finish_if_done(
         return Ok(None);
     }
     let recipients: Vec<FinalRecipient> = c
-        .query(
+        .query_p(
             "SELECT address, orcpt, notify, state, coalesce(status, ''), coalesce(last_reply, ''), remote_mta
              FROM queue_recipients WHERE queue_id = $1 ORDER BY id",
             &[&id],
@@ -153,7 +153,7 @@ async fn finish_if_done(
         })
         .collect();
     let Some(row) = c
-        .query_opt(
+        .query_opt_p(
             "SELECT q.sender, q.envid,
                     CASE WHEN EXISTS (SELECT 1 FROM queue_require_tls t WHERE t.queue_id = q.id) THEN 'HDRS' ELSE q.ret END,
                     q.created, q.blob_id, b.size
@@ -179,7 +179,7 @@ async fn finish_if_done(
     } else {
         Vec::new()
     };
-    c.execute("DELETE FROM queue_messages WHERE id = $1", &[&id])
+    c.execute_p("DELETE FROM queue_messages WHERE id = $1", &[&id])
         .await
         .map_err(pg)?;
     blobs::collect(c, &[blob]).await?;
@@ -207,7 +207,7 @@ async fn claimable(
     let free = "r.state = 'queued' AND (r.lease_until IS NULL OR r.lease_until < $1)";
     let rows = match claim {
         Claim::Due(due) => {
-            c.query(
+            c.query_p(
                 &format!(
                     "SELECT r.queue_id FROM queue_recipients r WHERE {free} AND r.next_attempt <= $2
                      ORDER BY r.priority DESC, r.next_attempt, r.id LIMIT $3 FOR UPDATE SKIP LOCKED"
@@ -217,7 +217,7 @@ async fn claimable(
             .await
         }
         Claim::Message(id) => {
-            c.query(
+            c.query_p(
                 &format!(
                     "SELECT r.queue_id FROM queue_recipients r WHERE {free} AND r.queue_id = $2
                      ORDER BY r.id FOR UPDATE SKIP LOCKED"
@@ -246,7 +246,7 @@ impl QueueStore for PostgresStore {
     async fn queue_list(&self) -> Result<Vec<QueueSummary>> {
         let client = self.client().await?;
         let mut out: Vec<QueueSummary> = client
-            .query(
+            .query_p(
                 "SELECT q.id, q.sender, q.created, b.size FROM queue_messages q JOIN blobs b ON b.id = q.blob_id ORDER BY q.id",
                 &[],
             )
@@ -263,7 +263,7 @@ impl QueueStore for PostgresStore {
             .collect();
         for q in &mut out {
             q.recipients = client
-                .query(
+                .query_p(
                     "SELECT address, state FROM queue_recipients WHERE queue_id = $1 ORDER BY id",
                     &[&q.id],
                 )
@@ -292,7 +292,7 @@ impl QueueStore for PostgresStore {
         let mut jobs = Vec::new();
         for id in claimable(&tx, claim, now, limit).await? {
             let Some(row) = tx
-                .query_opt(
+                .query_opt_p(
                     &format!("SELECT {JOB_COLUMNS} FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = $1"),
                     &[&id],
                 )
@@ -303,7 +303,7 @@ impl QueueStore for PostgresStore {
             };
             let mut job = job_row(&row);
             job.recipients = tx
-                .query(
+                .query_p(
                     "UPDATE queue_recipients r SET lease_until = $4
                      WHERE r.id IN (SELECT id FROM queue_recipients WHERE queue_id = $2 AND state = 'queued'
                                       AND (lease_until IS NULL OR lease_until < $1) AND next_attempt <= $3
@@ -336,7 +336,7 @@ impl QueueStore for PostgresStore {
     async fn queue_content(&self, id: i64, spool: &Spool) -> Result<Option<Spooled>> {
         let client = self.client().await?;
         let Some(row) = client
-            .query_opt(
+            .query_opt_p(
                 "SELECT q.blob_id, b.size FROM queue_messages q JOIN blobs b ON b.id = q.blob_id WHERE q.id = $1",
                 &[&id],
             )
@@ -363,7 +363,7 @@ impl QueueStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         for a in &report.attempts {
-            tx.execute(
+            tx.execute_p(
                 "INSERT INTO queue_attempts(queue_id, at, recipients, mx, ip, tls, reply) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[&report.queue_id, &a.at, &a.recipients, &a.mx, &a.ip, &a.tls, &a.reply],
             )
@@ -376,7 +376,7 @@ impl QueueStore for PostgresStore {
                 RecipientState::Failed => (FAILED, None),
                 RecipientState::Deferred(at) => (QUEUED, Some(at)),
             };
-            tx.execute(
+            tx.execute_p(
                 "UPDATE queue_recipients SET state = $2, next_attempt = coalesce($3, next_attempt), attempts = attempts + 1,
                    last_reply = $4, status = $5, remote_mta = $6, warned = warned OR $7, lease_until = NULL WHERE id = $1",
                 &[&o.id, &state, &next, &o.reply, &o.status, &o.remote_mta, &o.warned],
@@ -395,7 +395,7 @@ impl QueueStore for PostgresStore {
         };
         let client = self.client().await?;
         let recipients = client
-            .query(
+            .query_p(
                 "SELECT address, state, attempts, next_attempt, last_reply FROM queue_recipients WHERE queue_id = $1 ORDER BY id",
                 &[&id],
             )
@@ -405,7 +405,7 @@ impl QueueStore for PostgresStore {
             .map(|r| (r.get(0), r.get(1), r.get::<_, i32>(2) as u32, r.get(3), r.get(4)))
             .collect();
         let attempts = client
-            .query(
+            .query_p(
                 "SELECT at, recipients, mx, ip, tls, reply FROM queue_attempts WHERE queue_id = $1 ORDER BY id",
                 &[&id],
             )
@@ -432,7 +432,7 @@ impl QueueStore for PostgresStore {
         let client = self.client().await?;
         // One statement: every queued recipient, or one message's (id NULL: all).
         let n = client
-            .execute(
+            .execute_p(
                 "UPDATE queue_recipients SET next_attempt = $2, lease_until = NULL
                  WHERE state = 'queued' AND ($1::BIGINT IS NULL OR queue_id = $1)",
                 &[&id, &now],
@@ -446,7 +446,7 @@ impl QueueStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg)?;
         let blob: i64 = tx
-            .query_opt(
+            .query_opt_p(
                 "DELETE FROM queue_messages WHERE id = $1 RETURNING blob_id",
                 &[&id],
             )

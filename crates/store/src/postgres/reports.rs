@@ -3,7 +3,7 @@
 
 use tokio_postgres::Row;
 
-use super::{PostgresStore, pg};
+use super::{PostgresStore, Prepared, pg};
 use crate::error::Result;
 use crate::reports::{ReportStore, fold_evaluations};
 use crate::types::*;
@@ -52,7 +52,7 @@ impl ReportStore for PostgresStore {
         // One snapshot for both queries.
         let tx = super::snapshot(&mut client).await?;
         let latest = tx
-            .query(
+            .query_p(
                 "SELECT domain, rua, policy FROM dmarc_evaluations WHERE id IN
                    (SELECT max(id) FROM dmarc_evaluations WHERE at < $1 GROUP BY domain)",
                 &[&until],
@@ -63,7 +63,7 @@ impl ReportStore for PostgresStore {
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
         let counts = tx
-            .query(
+            .query_p(
                 "SELECT domain, row, count(*), min(at), max(at) FROM dmarc_evaluations
                    WHERE at < $1 GROUP BY domain, row ORDER BY domain, min(id)",
                 &[&until],

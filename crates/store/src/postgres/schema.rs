@@ -9,7 +9,7 @@
 
 use deadpool_postgres::Object;
 
-use super::pg;
+use super::{Prepared, pg};
 use crate::error::{Result, StoreError};
 
 /// The advisory lock key migrations take ("tern" in ASCII).
@@ -495,14 +495,14 @@ pub const MIGRATIONS: &[&str] = &[
 /// Bring the database up to date; how many migrations ran.
 pub async fn migrate(client: &mut Object) -> Result<usize> {
     let tx = client.transaction().await.map_err(pg)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+    tx.execute_p("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(pg)?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         .await
         .map_err(pg)?;
     let done: Option<i32> = tx
-        .query_opt("SELECT version FROM schema_version", &[])
+        .query_opt_p("SELECT version FROM schema_version", &[])
         .await
         .map_err(pg)?
         .map(|r| r.get(0));
@@ -517,10 +517,10 @@ pub async fn migrate(client: &mut Object) -> Result<usize> {
         tx.batch_execute(migration).await.map_err(pg)?;
     }
     let now = MIGRATIONS.len() as i32;
-    tx.execute("DELETE FROM schema_version", &[])
+    tx.execute_p("DELETE FROM schema_version", &[])
         .await
         .map_err(pg)?;
-    tx.execute("INSERT INTO schema_version(version) VALUES ($1)", &[&now])
+    tx.execute_p("INSERT INTO schema_version(version) VALUES ($1)", &[&now])
         .await
         .map_err(pg)?;
     tx.commit().await.map_err(pg)?;

@@ -19,7 +19,7 @@ use deadpool_postgres::GenericClient;
 use message::index::MessageIndex;
 use tokio_postgres::Row;
 
-use super::{PostgresStore, blobs, pg};
+use super::{PostgresStore, Prepared, blobs, pg};
 use crate::error::Result;
 use crate::search::{without_nul as storable, *};
 use crate::types::MailboxId;
@@ -29,7 +29,7 @@ pub(super) async fn insert(c: &impl GenericClient, blob: i64, i: &MessageIndex) 
     let mut thread: Option<i64> = None;
     for id in i.references.iter().rev().chain(i.in_reply_to.iter()) {
         thread = c
-            .query_opt(
+            .query_opt_p(
                 "SELECT thread_id FROM message_index WHERE message_id = $1 LIMIT 1",
                 &[&storable(id)],
             )
@@ -41,7 +41,7 @@ pub(super) async fn insert(c: &impl GenericClient, blob: i64, i: &MessageIndex) 
         }
     }
     let ids = |list: &[String]| storable(&list.join(" ")).into_owned();
-    c.execute(
+    c.execute_p(
         "INSERT INTO message_index(blob_id, sent, sent_day, subject, base_subject, reply, from_key, to_key, cc_key, message_id, in_reply_to, refs, preview, thread_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
@@ -69,7 +69,7 @@ pub(super) async fn insert(c: &impl GenericClient, blob: i64, i: &MessageIndex) 
 /// Write the text of content `blob` for full-text search, lower-cased.
 pub(super) async fn insert_text(c: &impl GenericClient, blob: i64, i: &MessageIndex) -> Result<()> {
     let lower = |s: &str| storable(&s.to_lowercase()).into_owned();
-    c.execute(
+    c.execute_p(
         "INSERT INTO message_text(blob_id, subject, hfrom, hto, hcc, hbcc, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[
             &blob,
@@ -195,7 +195,7 @@ impl SearchStore for PostgresStore {
     async fn email_copies(&self, email_id: i64) -> Result<Vec<EmailCopy>> {
         let client = self.client().await?;
         let rows = client
-            .query(
+            .query_p(
                 "SELECT a.address, b.name, m.uid, m.flags, m.prefix
                  FROM mailbox_messages m
                  JOIN mailboxes b ON b.id = m.mailbox_id

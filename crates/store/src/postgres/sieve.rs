@@ -11,7 +11,7 @@
 
 use deadpool_postgres::GenericClient;
 
-use super::{PostgresStore, changed, pg};
+use super::{PostgresStore, Prepared, changed, pg};
 use crate::error::{Result, StoreError};
 use crate::sieve::*;
 use crate::types::AccountId;
@@ -54,7 +54,7 @@ impl PostgresStore {
 }
 
 async fn purge(c: &impl GenericClient, now: i64) -> Result<()> {
-    c.execute(
+    c.execute_p(
         "DELETE FROM sieve_tracking WHERE ctid IN
            (SELECT ctid FROM sieve_tracking WHERE expires <= $1 LIMIT $2)",
         &[&now, &PURGE_BATCH],
@@ -70,7 +70,7 @@ async fn script_active(
     name: &str,
 ) -> Result<Option<bool>> {
     let row = c
-        .query_opt(
+        .query_opt_p(
             "SELECT active FROM sieve_scripts WHERE account_id = $1 AND name = $2",
             &[&account.0, &name],
         )
@@ -135,7 +135,7 @@ impl SieveStore for PostgresStore {
             {
                 return Err(StoreError::NotFound(format!("script {n}")));
             }
-            tx.execute(
+            tx.execute_p(
                 "UPDATE sieve_scripts SET active = (name IS NOT DISTINCT FROM $2) WHERE account_id = $1",
                 &[&account.0, &name],
             )
@@ -155,7 +155,7 @@ impl SieveStore for PostgresStore {
                 Some(true) => return Err(StoreError::InUse(format!("script {name} is active"))),
                 Some(false) => {}
             }
-            tx.execute(
+            tx.execute_p(
                 "DELETE FROM sieve_scripts WHERE account_id = $1 AND name = $2",
                 &[&account.0, &name],
             )
@@ -174,7 +174,7 @@ impl SieveStore for PostgresStore {
                 return Err(StoreError::Duplicate(format!("script {to}")));
             }
             let n = tx
-                .execute(
+                .execute_p(
                     "UPDATE sieve_scripts SET name = $3 WHERE account_id = $1 AND name = $2",
                     &[&account.0, &from, &to],
                 )
@@ -206,7 +206,7 @@ impl SieveStore for PostgresStore {
         let tx = client.transaction().await.map_err(pg)?;
         purge(&tx, now).await?;
         for (id, expires) in &ids {
-            tx.execute(
+            tx.execute_p(
                 "INSERT INTO sieve_tracking(account_id, id, expires) VALUES ($1, $2, $3)
                  ON CONFLICT (account_id, id) DO UPDATE SET expires = greatest(sieve_tracking.expires, excluded.expires)",
                 &[&account.0, id, expires],
@@ -228,7 +228,7 @@ impl SieveStore for PostgresStore {
         let tx = client.transaction().await.map_err(pg)?;
         purge(&tx, now).await?;
         let n = tx
-            .execute(
+            .execute_p(
                 "INSERT INTO sieve_tracking(account_id, id, expires) VALUES ($1, $2, $3)
                  ON CONFLICT (account_id, id) DO UPDATE SET expires = excluded.expires
                  WHERE sieve_tracking.expires <= $4",

@@ -1,6 +1,6 @@
 //! JMAP submissions in PostgreSQL; see [`crate::submissions`].
 
-use super::{PostgresStore, blobs, pg};
+use super::{PostgresStore, Prepared, blobs, pg};
 use crate::error::Result;
 use crate::submissions::{Submission, SubmissionStore};
 use crate::types::AccountId;
@@ -58,7 +58,7 @@ impl SubmissionStore for PostgresStore {
         // Held, not released, never tried, nobody delivering it: its queue
         // rows locked so no node claims it meanwhile.
         let queue = tx
-            .query_opt(
+            .query_opt_p(
                 "SELECT s.queue_id FROM submissions s JOIN queue_messages q ON q.id = s.queue_id
                  WHERE s.account_id = $1 AND s.id = $2 AND NOT s.canceled AND s.send_at > $3
                    AND q.release_at > $3
@@ -74,7 +74,7 @@ impl SubmissionStore for PostgresStore {
         };
         let queue: i64 = queue.get(0);
         let blob: i64 = tx
-            .query_one(
+            .query_one_p(
                 "DELETE FROM queue_messages WHERE id = $1 RETURNING blob_id",
                 &[&queue],
             )
@@ -82,7 +82,7 @@ impl SubmissionStore for PostgresStore {
             .map_err(pg)?
             .get(0);
         blobs::collect(&tx, &[blob]).await?;
-        tx.execute(
+        tx.execute_p(
             "UPDATE submissions SET canceled = TRUE WHERE id = $1",
             &[&id],
         )

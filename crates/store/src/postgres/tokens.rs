@@ -1,6 +1,6 @@
 //! Bearer tokens in PostgreSQL; see [`crate::tokens`].
 
-use super::{PostgresStore, duplicate};
+use super::{PostgresStore, Prepared, duplicate};
 use crate::error::Result;
 use crate::tokens::{TokenInfo, TokenStore};
 use crate::types::{AccountId, AccountRecord};
@@ -16,7 +16,7 @@ impl TokenStore for PostgresStore {
     ) -> Result<()> {
         self.client()
             .await?
-            .execute(
+            .execute_p(
                 "INSERT INTO tokens(account_id, name, digest, created) VALUES ($1, $2, $3, $4)",
                 &[&account.0, &name, &digest.as_slice(), &created],
             )

@@ -91,6 +91,13 @@ pub fn restore(config: &Config, dir: &Path) -> Result<(), String> {
 /// `tern migrate --check`: the schema version of the data and of this
 /// build, and what starting this build would do; nothing is changed.
 pub fn migrate_check(config: &Config) -> Result<(), String> {
+    if config.store.backend == BackendName::Postgres {
+        println!(
+            "PostgreSQL: the schema is brought up to date when a node or `tern migrate` connects \
+             (one transaction under an advisory lock; a schema newer than this Tern is refused)"
+        );
+        return Ok(());
+    }
     let db = config.data_dir.join(store::SQLITE_FILE);
     if !db.is_file() {
         println!(

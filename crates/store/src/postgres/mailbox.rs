@@ -432,34 +432,46 @@ impl MailboxStore for PostgresStore {
         let tx = client.transaction().await.map_err(pg)?;
         lock(&tx, &[mailbox]).await?;
         let mut out = FlagUpdate::default();
-        let mut modseq = None;
-        for uid in uids {
-            let Some((mut e, _, _)) = entry(&tx, mailbox, uid).await? else {
-                continue;
-            };
-            if unchanged_since.is_some_and(|u| e.modseq > u) {
-                out.conflicts.push(uid);
-                continue;
-            }
-            let new = flags::apply(&e.flags, op, &flags);
-            if new == e.flags {
-                continue;
-            }
-            let m = match modseq {
-                Some(m) => m,
-                None => *modseq.insert(bump(&tx, mailbox).await?),
-            };
-            tx.execute_p(
-                "UPDATE mailbox_messages SET flags = $3, modseq = $4 WHERE mailbox_id = $1 AND uid = $2",
-                &[&mailbox.0, &i64::from(uid), &new.join(" "), &(m as i64)],
+        let wanted: Vec<i64> = uids.iter().map(|u| i64::from(*u)).collect();
+        let entries = tx
+            .query_p(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid"
+                ),
+                &[&mailbox.0, &wanted],
             )
             .await
             .map_err(pg)?;
-            e.flags = new;
-            e.modseq = m;
-            out.updated.push(e);
+        let mut changed = Vec::new();
+        for row in &entries {
+            let mut e = entry_row(row);
+            if unchanged_since.is_some_and(|u| e.modseq > u) {
+                out.conflicts.push(e.uid);
+                continue;
+            }
+            let new = flags::apply(&e.flags, op, &flags);
+            if new != e.flags {
+                e.flags = new;
+                changed.push(e);
+            }
         }
-        if !out.updated.is_empty() {
+        if !changed.is_empty() {
+            // One new MODSEQ for the whole change, one statement for every entry.
+            let modseq = bump(&tx, mailbox).await?;
+            let uids: Vec<i64> = changed.iter().map(|e| i64::from(e.uid)).collect();
+            let lists: Vec<String> = changed.iter().map(|e| e.flags.join(" ")).collect();
+            tx.execute_p(
+                "UPDATE mailbox_messages m SET flags = u.flags, modseq = $4
+                 FROM unnest($2::BIGINT[], $3::TEXT[]) AS u(uid, flags)
+                 WHERE m.mailbox_id = $1 AND m.uid = u.uid",
+                &[&mailbox.0, &uids, &lists, &(modseq as i64)],
+            )
+            .await
+            .map_err(pg)?;
+            for mut e in changed {
+                e.modseq = modseq;
+                out.updated.push(e);
+            }
             notify(&tx, &[mailbox]).await?;
         }
         tx.commit().await.map_err(pg)?;
@@ -538,14 +550,27 @@ impl MailboxStore for PostgresStore {
     }
 
     async fn contents(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<Vec<(u32, Vec<u8>)>> {
-        let client = self.client().await?;
-        let mut out = Vec::with_capacity(uids.len());
-        for uid in uids {
-            let Some((_, blob, mut content)) = entry(&client, mailbox, uid).await? else {
-                continue;
-            };
-            content.extend_from_slice(&blobs::read(&client, blob).await?);
-            out.push((uid, content));
+        // One query for all of them: each entry's prefix, then its pieces in order.
+        let uids: Vec<i64> = uids.into_iter().map(i64::from).collect();
+        let rows = self
+            .rows(
+                "SELECT m.uid, m.prefix, p.data FROM mailbox_messages m
+                 LEFT JOIN blob_pieces p ON p.blob_id = m.blob_id
+                 WHERE m.mailbox_id = $1 AND m.uid = ANY($2) ORDER BY m.uid, p.seq",
+                &[&mailbox.0, &uids],
+            )
+            .await?;
+        let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
+        for r in &rows {
+            let uid = r.get::<_, i64>(0) as u32;
+            if out.last().is_none_or(|(last, _)| *last != uid) {
+                out.push((uid, r.get(1)));
+            }
+            if let (Some((_, content)), Some(piece)) =
+                (out.last_mut(), r.get::<_, Option<&[u8]>>(2))
+            {
+                content.extend_from_slice(piece);
+            }
         }
         Ok(out)
     }

@@ -302,6 +302,11 @@ pub struct Queue {
     /// Tell the sender once when a message is still undelivered after this
     /// long (RFC 3464 "delayed"). Absent: no warnings.
     pub delay_warning: Option<Seconds>,
+    /// How long a delivery attempt holds its recipients: with several
+    /// nodes, how soon another node takes over a dead node's recipients.
+    /// Longer than any attempt can last.
+    #[serde(default = "default_lease")]
+    pub lease: Seconds,
 }
 
 impl Default for Queue {
@@ -309,6 +314,7 @@ impl Default for Queue {
         Queue {
             retry: default_retry(),
             max_age: default_max_age(),
+            lease: default_lease(),
             delay_warning: None,
         }
     }
@@ -995,6 +1001,9 @@ fn default_connect_timeout() -> Seconds {
 fn default_final_timeout() -> Seconds {
     Seconds(Duration::from_secs(600))
 }
+fn default_lease() -> Seconds {
+    Seconds(Duration::from_secs(3600))
+}
 fn default_max_age() -> Seconds {
     Seconds(Duration::from_secs(5 * 86_400))
 }
@@ -1118,6 +1127,9 @@ impl Config {
         }
         if a.greylist && a.greylist_window.0 <= a.greylist_delay.0 {
             return Err("antispam.greylist_window: must be longer than greylist_delay".into());
+        }
+        if self.queue.lease.0 < Duration::from_secs(2) {
+            return Err("queue.lease: at least 2s".into());
         }
         if self.store.backend == BackendName::Postgres && self.store.url.is_none() {
             return Err("store.url: needed with backend = \"postgres\"".into());

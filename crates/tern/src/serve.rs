@@ -678,6 +678,7 @@ fn outbound_config(
         dane: o.dane && config.dns.dnssec,
         spool,
         shared_queue: config.store.backend == crate::config::BackendName::Postgres,
+        lease: config.queue.lease.0,
     })
 }
 

@@ -409,3 +409,64 @@ async fn a_sqlite_store_moves_to_postgres_unchanged() {
     assert_ne!(last, was, "{now:?}");
     assert!(now.iter().any(|l| l.contains("UID 6 ")), "{now:?}");
 }
+
+/// A node that dies in the middle of a delivery leaves its recipient
+/// leased; another node takes it over once the lease runs out (`[queue]
+/// lease`, 4 s here) and delivers it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_delivery_is_taken_over() {
+    let dns = testkit::dns::TestDns::start().await;
+    let mx = std::net::Ipv4Addr::new(127, 0, 180, 50);
+    dns.mx("far.test", 10, "mx.far.test").a("mx.far.test", mx);
+    let port = common::mx_port();
+    // At first the far MX accepts connections and says nothing: the
+    // delivery hangs there with its recipient leased.
+    let staller = std::net::TcpListener::bind((mx, port)).unwrap();
+    staller.set_nonblocking(true).unwrap();
+    let db = Postgres::start();
+    let shared = format!(
+        "{}[dns]\nnameservers = [\"{}\"]\n[outbound]\nport = {port}\n[queue]\nretry = [\"1s\"]\nlease = \"4s\"\n",
+        node_config(&db),
+        dns.addr()
+    );
+    let config = shared.clone();
+    let mut a = tokio::task::spawn_blocking(move || common::full_server(&config))
+        .await
+        .unwrap();
+    send(a.addr("smtp"), "fwd@a.test", "taken over").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let hung = loop {
+        match staller.accept() {
+            Ok((stream, _)) => break stream,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("node A never tried the far MX: {e}\n{}", a.log()),
+        }
+    };
+    a.kill();
+    let killed = Instant::now();
+    drop(hung);
+    drop(staller);
+    let sink = common::Sink::start(mx, port, &[]);
+    let b = tokio::task::spawn_blocking(move || {
+        let listeners = ephemeral_listeners(&["smtp", "imap"]);
+        let config = common::merge_toml(&[&listeners, common::FAST, &shared]);
+        TernServer::start(common::BIN.as_ref(), testkit::fixture::HOST, &config)
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.messages().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let taken_after = killed.elapsed();
+    assert_eq!(sink.messages().len(), 1, "not taken over:\n{}", b.log());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = sink.messages();
+    assert_eq!(got.len(), 1, "delivered twice");
+    assert!(String::from_utf8_lossy(&got[0].1).contains("taken over"));
+    let queue = b.admin_ok(&["queue", "list"]);
+    assert!(!queue.contains("carol@far.test"), "{queue}");
+    eprintln!("node A killed mid-delivery; node B delivered it {taken_after:?} later (lease 4 s)");
+}

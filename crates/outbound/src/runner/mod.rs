@@ -41,11 +41,10 @@ mod reports;
 
 use reports::final_recipient;
 
-/// How long a delivery run holds its recipients (a crashed run frees them at
-/// the latest then; a restart frees them at once). Longer than [`RUN_LIMIT`].
-const LEASE: i64 = 3600;
 /// The longest one message may take to one domain (RFC 5321 §4.5.3.2 timeouts
-/// add up over several MX hosts); then its recipients are deferred.
+/// add up over several MX hosts); then its recipients are deferred. Never
+/// more than half the lease (`OutboundConfig::lease`), so a run ends long
+/// before another claimer could take its recipients.
 const RUN_LIMIT: Duration = Duration::from_secs(1800);
 /// Messages claimed per pass; the next pass comes at once if there were more.
 const CLAIM_BATCH: usize = 100;
@@ -100,9 +99,23 @@ pub struct OutboundConfig {
     /// to run out (a dead node's recipients are taken over then) instead
     /// of being dropped as a lone node's crashed run's are.
     pub shared_queue: bool,
+    /// How long a claim holds its recipients (`[queue] lease`): longer
+    /// than any attempt; a dead node's recipients are due again after it.
+    pub lease: Duration,
 }
 
 impl OutboundConfig {
+    /// The lease a claim takes, in seconds.
+    fn lease_secs(&self) -> i64 {
+        self.lease.as_secs().max(2) as i64
+    }
+
+    /// How long one message's run to one domain may last: [`RUN_LIMIT`], or
+    /// half the lease when that is shorter.
+    fn run_limit(&self) -> Duration {
+        RUN_LIMIT.min(self.lease / 2)
+    }
+
     fn interval(&self, attempts: u32) -> Duration {
         let i = (attempts as usize).min(self.retry.len().saturating_sub(1));
         self.retry
@@ -264,7 +277,7 @@ impl Runner {
         let t = now();
         let mut jobs = match self
             .store
-            .queue_claim(Claim::Due(t), t, t + LEASE, budget)
+            .queue_claim(Claim::Due(t), t, t + self.cfg.lease_secs(), budget)
             .await
         {
             Ok(j) => j,
@@ -283,7 +296,7 @@ impl Runner {
             }
             if let Ok(mut more) = self
                 .store
-                .queue_claim(Claim::Message(id), t, t + LEASE, 1)
+                .queue_claim(Claim::Message(id), t, t + self.cfg.lease_secs(), 1)
                 .await
             {
                 jobs.append(&mut more);
@@ -351,7 +364,7 @@ impl Runner {
                 let limiter = me.domain_limiter(&domain);
                 let _slot = limiter.acquire().await;
                 let run = tokio::time::timeout(
-                    RUN_LIMIT,
+                    me.cfg.run_limit(),
                     me.deliver_domain(&job, &domain, &rcpts, &content),
                 )
                 .await;
@@ -647,6 +660,7 @@ mod tests {
             dane: false,
             spool: message::spool::Spool::memory(),
             shared_queue: false,
+            lease: Duration::from_secs(3600),
         }
     }
 

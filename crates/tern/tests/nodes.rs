@@ -470,3 +470,46 @@ async fn a_dead_nodes_delivery_is_taken_over() {
     assert!(!queue.contains("carol@far.test"), "{queue}");
     eprintln!("node A killed mid-delivery; node B delivered it {taken_after:?} later (lease 4 s)");
 }
+
+/// JMAP push across nodes (RFC 8620 §7.3): an event source on node A
+/// gets a StateChange for Email when node B accepts a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jmap_push_on_one_node_hears_another_nodes_delivery() {
+    use std::io::BufRead;
+    let db = Postgres::start();
+    let (_db, a, b) = tokio::task::spawn_blocking(move || {
+        let shared = node_config(&db);
+        let listeners = ephemeral_listeners(&["smtp", "http"]);
+        let a = common::smtp_server_with(&listeners, &shared);
+        let listeners = ephemeral_listeners(&["smtp"]);
+        let config = common::merge_toml(&[&listeners, common::FAST, &shared]);
+        let b = TernServer::start(common::BIN.as_ref(), testkit::fixture::HOST, &config);
+        (db, a, b)
+    })
+    .await
+    .unwrap();
+    let url = format!(
+        "http://{}/jmap/eventsource?types=Email&closeafter=state&ping=0",
+        a.addr("http")
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg(common::repo("tests/clients/jmap_events.py"))
+        .args([url.as_str(), "alice@a.test", "alice-pw", "20"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (opened, mut lines) = tokio::task::spawn_blocking(move || (lines.next(), lines))
+        .await
+        .unwrap();
+    assert_eq!(opened.unwrap().unwrap(), "open");
+    send(b.addr("smtp"), "alice@a.test", "pushed across").await;
+    let event = tokio::task::spawn_blocking(move || lines.next())
+        .await
+        .unwrap()
+        .expect("no event")
+        .unwrap();
+    assert!(event.contains("StateChange"), "{event}");
+    assert!(event.contains("\"Email\""), "{event}");
+    assert!(child.wait().unwrap().success());
+}

@@ -21,14 +21,14 @@ pub mod throttle;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use store::{AccountRecord, Store, StoreError};
+use clock::Clock;
+use store::{AccountRecord, LoginStanding, Store, StoreError};
 use subtle::ConstantTimeEq;
 
 pub use credentials::{ScramKeys, derive, prepare, verify};
 pub use sasl::{Exchange, Mechanism, SaslError, Step};
-pub use throttle::{Throttle, ThrottleConfig};
+pub use throttle::ThrottleConfig;
 
 const CACHE_ENTRIES: usize = 10_000;
 
@@ -60,7 +60,8 @@ pub enum Verdict {
 
 pub struct Authenticator {
     store: Arc<dyn Store>,
-    throttle: Mutex<Throttle>,
+    throttle: ThrottleConfig,
+    clock: Arc<dyn Clock>,
     hasher: hasher::Hasher,
     secret: [u8; 32],
     /// A hash of a random password, checked when the user does not exist (C-AU3).
@@ -77,12 +78,19 @@ impl Authenticator {
         let dummy_hash = derive(&format!("{dummy:?}")).password_hash;
         Authenticator {
             store,
-            throttle: Mutex::new(Throttle::new(config)),
+            throttle: config,
+            clock: clock::system(),
             hasher: hasher::Hasher::new(),
             secret,
             dummy_hash,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same, on another clock (tests move time instead of sleeping).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Authenticator {
+        self.clock = clock;
+        self
     }
 
     /// Carry a SASL exchange forward from `step` (what [`Exchange::respond`] said):
@@ -116,20 +124,23 @@ impl Authenticator {
         }
     }
 
-    /// Whether this client may not even try right now.
-    pub fn is_blocked(&self, ip: IpAddr) -> bool {
-        self.throttle
-            .lock()
-            .map(|t| t.is_blocked(ip, Instant::now()))
-            .unwrap_or(false)
+    /// Whether this client may not even try right now. (When the store
+    /// cannot say, the attempt itself will answer "try later".)
+    pub async fn is_blocked(&self, ip: IpAddr) -> bool {
+        let now = self.clock.now();
+        self.store
+            .login_standing(&ip.to_string(), "", now, &self.throttle.windows())
+            .await
+            .is_ok_and(|standing| standing.blocked(now))
     }
 
     /// Check a user name and password (PLAIN, LOGIN, IMAP LOGIN, POP3 USER/PASS).
     pub async fn check_password(&self, ip: IpAddr, username: &str, password: &str) -> Verdict {
         let account = canonical_username(username);
-        if let Some(v) = self.before_attempt(ip, &account).await {
-            return v;
-        }
+        let standing = match self.before_attempt(ip, &account).await {
+            Ok(standing) => standing,
+            Err(v) => return v,
+        };
         let creds = match self.store.account_credentials(&account).await {
             Ok(c) => c,
             Err(e) => return temporary(e),
@@ -149,7 +160,7 @@ impl Authenticator {
             matches = self.password_matches(&account, password, &hash).await;
         }
         let matches = matches && record.is_some();
-        self.after_attempt(ip, &account, record.filter(|_| matches))
+        self.after_attempt(ip, &account, Some(standing), record.filter(|_| matches))
             .await
     }
 
@@ -157,14 +168,15 @@ impl Authenticator {
     /// password, the failures counted against the client address.
     pub async fn check_token(&self, ip: IpAddr, token: &str) -> Verdict {
         const WHO: &str = "(bearer token)";
-        if let Some(v) = self.before_attempt(ip, WHO).await {
-            return v;
-        }
+        let standing = match self.before_attempt(ip, WHO).await {
+            Ok(standing) => standing,
+            Err(v) => return v,
+        };
         let found = match self.store.token_account(token_digest(token)).await {
             Ok(found) => found,
             Err(e) => return temporary(e),
         };
-        self.after_attempt(ip, WHO, found).await
+        self.after_attempt(ip, WHO, Some(standing), found).await
     }
 
     /// The SCRAM keys of a user, or None (with a made-up salt that is stable per user,
@@ -175,9 +187,7 @@ impl Authenticator {
         username: &str,
     ) -> Result<(Option<ScramKeys>, [u8; 16]), Verdict> {
         let account = canonical_username(username);
-        if let Some(v) = self.before_attempt(ip, &account).await {
-            return Err(v);
-        }
+        self.before_attempt(ip, &account).await?;
         let fake = credentials::hmac(&self.secret, account.as_bytes());
         let mut fake_salt = [0u8; 16];
         fake_salt.copy_from_slice(&fake[..16]);
@@ -201,53 +211,80 @@ impl Authenticator {
         } else {
             None
         };
-        self.after_attempt(ip, &account, record).await
+        self.after_attempt(ip, &account, None, record).await
     }
 
-    async fn before_attempt(&self, ip: IpAddr, account: &str) -> Option<Verdict> {
-        let delay = {
-            let Ok(t) = self.throttle.lock() else {
-                return Some(Verdict::TemporaryFailure);
-            };
-            if t.is_blocked(ip, Instant::now()) {
-                metrics::counter!("tern_auth_total", "result" => "blocked").increment(1);
-                return Some(Verdict::Blocked);
-            }
-            t.account_delay(ip, account, Instant::now())
-        };
+    /// What this attempt faces: "try later" when the IP is blocked or the
+    /// store cannot say; otherwise its standing, after the account's delay.
+    async fn before_attempt(&self, ip: IpAddr, account: &str) -> Result<LoginStanding, Verdict> {
+        let now = self.clock.now();
+        let standing = self
+            .store
+            .login_standing(&ip.to_string(), account, now, &self.throttle.windows())
+            .await
+            .map_err(temporary)?;
+        if standing.blocked(now) {
+            metrics::counter!("tern_auth_total", "result" => "blocked").increment(1);
+            return Err(Verdict::Blocked);
+        }
+        let delay = self.throttle.account_delay(&standing);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        None
+        Ok(standing)
     }
 
+    /// Record the outcome in the store (every node sees it). A success
+    /// writes only when it changes something (`before`: the standing the
+    /// attempt faced, when known): an IP with failures to forgive, or one
+    /// the account has not logged in from.
     async fn after_attempt(
         &self,
         ip: IpAddr,
         account: &str,
+        before: Option<LoginStanding>,
         success: Option<AccountRecord>,
     ) -> Verdict {
-        let now = Instant::now();
+        let now = self.clock.now();
+        let client = ip.to_string();
         match success {
             Some(record) => {
-                if let Ok(mut t) = self.throttle.lock() {
-                    t.record_success(ip, account, now);
+                let unchanged = before.is_some_and(|b| b.known_client && b.client_failures == 0);
+                if !unchanged
+                    && let Err(e) = self.store.login_succeeded(&client, account, now).await
+                {
+                    tracing::warn!(error = %e, "authentication: cannot record a success");
                 }
                 tracing::info!(user = %record.address, %ip, "authenticated");
                 metrics::counter!("tern_auth_total", "result" => "success").increment(1);
                 Verdict::Success(record)
             }
             None => {
-                let (blocked, delay) = match self.throttle.lock() {
-                    Ok(mut t) => (t.record_failure(ip, account, now), t.config().failure_delay),
-                    Err(_) => (false, std::time::Duration::ZERO),
+                let windows = self.throttle.windows();
+                let blocked = match self
+                    .store
+                    .login_failed(&client, account, now, &windows)
+                    .await
+                {
+                    Ok(after) => after.blocked(now),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "authentication: cannot count a failure");
+                        false
+                    }
                 };
                 tracing::warn!(user = %escape(account), %ip, blocked, "authentication failed");
                 metrics::counter!("tern_auth_total", "result" => "failure").increment(1);
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(self.throttle.failure_delay).await;
                 Verdict::Denied { blocked }
             }
         }
+    }
+
+    /// Forget failures that no longer count (run now and then; any node).
+    pub async fn expire_failures(&self) -> store::Result<u64> {
+        self.store
+            .expire_login_failures(self.clock.now(), &self.throttle.windows())
+            .await
     }
 
     async fn password_matches(&self, account: &str, password: &str, hash: &str) -> bool {

@@ -1,4 +1,6 @@
-//! Brute-force defence shared by every protocol (hardening.md C-AU1, C-AU2).
+//! Brute-force defence shared by every protocol and every node
+//! (hardening.md C-AU1, C-AU2). The counts live in the store
+//! (`store::logins`), so guesses spread over several nodes count as one.
 //!
 //! - Per client IP: after `ip_max_failures` failures within `ip_window`, the IP is
 //!   blocked for `ip_block` (the protocols then answer "try later" and close).
@@ -6,18 +8,12 @@
 //!   attempts on that account from IPs that have not logged in to it before are
 //!   slowed down progressively (up to `MAX_ACCOUNT_DELAY`). The account is never
 //!   locked: its owner, from a known IP or with patience, still gets in.
-//!
-//! Time is passed in, so tests drive it without sleeping. Both maps are bounded.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The most entries either map holds; past it, expired entries are dropped, then the oldest.
-const MAX_ENTRIES: usize = 100_000;
+use store::{LoginStanding, LoginWindows};
+
 const MAX_ACCOUNT_DELAY: Duration = Duration::from_secs(30);
-/// How many IPs per account are remembered as having logged in successfully.
-const KNOWN_IPS: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct ThrottleConfig {
@@ -43,143 +39,32 @@ impl Default for ThrottleConfig {
     }
 }
 
-#[derive(Debug)]
-struct IpState {
-    window_start: Instant,
-    failures: u32,
-    blocked_until: Option<Instant>,
-}
-
-#[derive(Debug)]
-struct AccountState {
-    window_start: Instant,
-    failures: u32,
-    known_ips: Vec<IpAddr>,
-}
-
-#[derive(Debug, Default)]
-pub struct Throttle {
-    config: ThrottleConfig,
-    ips: HashMap<IpAddr, IpState>,
-    accounts: HashMap<String, AccountState>,
-}
-
-impl Throttle {
-    pub fn new(config: ThrottleConfig) -> Throttle {
-        Throttle {
-            config,
-            ips: HashMap::new(),
-            accounts: HashMap::new(),
+impl ThrottleConfig {
+    /// The windows and limit the store counts failures in.
+    pub fn windows(&self) -> LoginWindows {
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        LoginWindows {
+            client_window: secs(self.ip_window),
+            client_limit: self.ip_max_failures.max(1),
+            client_block: secs(self.ip_block),
+            account_window: secs(self.account_window),
         }
     }
 
-    pub fn config(&self) -> &ThrottleConfig {
-        &self.config
-    }
-
-    /// Whether this IP may not try at all right now.
-    pub fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        self.ips
-            .get(&ip)
-            .and_then(|s| s.blocked_until)
-            .is_some_and(|until| now < until)
-    }
-
-    /// Extra wait before checking a password for `account` from `ip`.
-    pub fn account_delay(&self, ip: IpAddr, account: &str, now: Instant) -> Duration {
-        let Some(s) = self.accounts.get(account) else {
-            return Duration::ZERO;
-        };
-        if now.duration_since(s.window_start) > self.config.account_window
-            || s.known_ips.contains(&ip)
-        {
+    /// Extra wait before checking a password, for an attempt that faces
+    /// `standing`: none from a known IP or below the soft limit, then
+    /// doubling per failure past it.
+    pub fn account_delay(&self, standing: &LoginStanding) -> Duration {
+        if standing.known_client {
             return Duration::ZERO;
         }
-        let over = s.failures.saturating_sub(self.config.account_soft_limit);
+        let over = standing
+            .account_failures
+            .saturating_sub(self.account_soft_limit);
         if over == 0 {
             return Duration::ZERO;
         }
         Duration::from_millis(250u64.saturating_mul(1 << over.min(8))).min(MAX_ACCOUNT_DELAY)
-    }
-
-    /// Count a failed attempt. Returns true when the IP is now blocked.
-    pub fn record_failure(&mut self, ip: IpAddr, account: &str, now: Instant) -> bool {
-        self.prune(now);
-        let cfg = &self.config;
-        let s = self.ips.entry(ip).or_insert(IpState {
-            window_start: now,
-            failures: 0,
-            blocked_until: None,
-        });
-        if now.duration_since(s.window_start) > cfg.ip_window {
-            *s = IpState {
-                window_start: now,
-                failures: 0,
-                blocked_until: None,
-            };
-        }
-        s.failures += 1;
-        if s.failures >= cfg.ip_max_failures {
-            s.blocked_until = Some(now + cfg.ip_block);
-        }
-        let blocked = s.blocked_until.is_some();
-        let a = self
-            .accounts
-            .entry(account.to_string())
-            .or_insert(AccountState {
-                window_start: now,
-                failures: 0,
-                known_ips: Vec::new(),
-            });
-        if now.duration_since(a.window_start) > cfg.account_window {
-            a.window_start = now;
-            a.failures = 0;
-        }
-        a.failures += 1;
-        blocked
-    }
-
-    /// Remember a successful login: the IP's failures are forgiven, and it becomes a
-    /// known IP of the account.
-    pub fn record_success(&mut self, ip: IpAddr, account: &str, now: Instant) {
-        self.prune(now);
-        self.ips.remove(&ip);
-        let a = self
-            .accounts
-            .entry(account.to_string())
-            .or_insert(AccountState {
-                window_start: now,
-                failures: 0,
-                known_ips: Vec::new(),
-            });
-        if !a.known_ips.contains(&ip) {
-            if a.known_ips.len() >= KNOWN_IPS {
-                a.known_ips.remove(0);
-            }
-            a.known_ips.push(ip);
-        }
-    }
-
-    fn prune(&mut self, now: Instant) {
-        if self.ips.len() >= MAX_ENTRIES {
-            let cfg = &self.config;
-            self.ips.retain(|_, s| {
-                s.blocked_until.is_some_and(|u| now < u)
-                    || now.duration_since(s.window_start) <= cfg.ip_window
-            });
-            if self.ips.len() >= MAX_ENTRIES {
-                self.ips.clear();
-            }
-        }
-        if self.accounts.len() >= MAX_ENTRIES {
-            let window = self.config.account_window;
-            self.accounts.retain(|_, s| {
-                !s.known_ips.is_empty() || now.duration_since(s.window_start) <= window
-            });
-            if self.accounts.len() >= MAX_ENTRIES {
-                self.accounts.retain(|_, s| !s.known_ips.is_empty());
-            }
-        }
     }
 }
 
@@ -187,49 +72,39 @@ impl Throttle {
 mod tests {
     use super::*;
 
-    fn ip(n: u8) -> IpAddr {
-        IpAddr::from([10, 0, 0, n])
-    }
-
-    #[test]
-    fn ip_is_blocked_after_the_limit_then_released() {
-        let mut t = Throttle::new(ThrottleConfig {
-            ip_max_failures: 3,
+    fn facing(account_failures: u32, known_client: bool) -> LoginStanding {
+        LoginStanding {
+            account_failures,
+            known_client,
             ..Default::default()
-        });
-        let now = Instant::now();
-        assert!(!t.record_failure(ip(1), "a@x", now));
-        assert!(!t.record_failure(ip(1), "a@x", now));
-        assert!(t.record_failure(ip(1), "a@x", now));
-        assert!(t.is_blocked(ip(1), now));
-        assert!(!t.is_blocked(ip(2), now), "other clients are unaffected");
-        assert!(!t.is_blocked(ip(1), now + Duration::from_secs(901)));
+        }
     }
 
     /// C-AU2: many IPs guessing one account slow down, the owner's known IP does not.
     #[test]
     fn distributed_guessing_slows_strangers_not_the_owner() {
-        let mut t = Throttle::new(ThrottleConfig::default());
-        let now = Instant::now();
-        t.record_success(ip(200), "a@x", now);
-        for i in 0..50u8 {
-            t.record_failure(ip(i), "a@x", now);
-        }
-        assert!(t.account_delay(ip(99), "a@x", now) >= Duration::from_secs(1));
-        assert!(t.account_delay(ip(99), "a@x", now) <= MAX_ACCOUNT_DELAY);
-        assert_eq!(t.account_delay(ip(200), "a@x", now), Duration::ZERO);
-        assert_eq!(t.account_delay(ip(99), "b@x", now), Duration::ZERO);
+        let t = ThrottleConfig::default();
+        assert_eq!(t.account_delay(&facing(20, false)), Duration::ZERO);
+        assert_eq!(
+            t.account_delay(&facing(21, false)),
+            Duration::from_millis(500)
+        );
+        assert!(t.account_delay(&facing(50, false)) >= Duration::from_secs(1));
+        assert_eq!(t.account_delay(&facing(1000, false)), MAX_ACCOUNT_DELAY);
+        assert_eq!(t.account_delay(&facing(50, true)), Duration::ZERO);
     }
 
     #[test]
-    fn success_forgives_the_ip() {
-        let mut t = Throttle::new(ThrottleConfig {
-            ip_max_failures: 2,
-            ..Default::default()
-        });
-        let now = Instant::now();
-        t.record_failure(ip(1), "a@x", now);
-        t.record_success(ip(1), "a@x", now);
-        assert!(!t.record_failure(ip(1), "a@x", now));
+    fn windows_in_seconds() {
+        let w = ThrottleConfig::default().windows();
+        assert_eq!(
+            (
+                w.client_window,
+                w.client_limit,
+                w.client_block,
+                w.account_window
+            ),
+            (600, 10, 900, 3600)
+        );
     }
 }

@@ -26,6 +26,7 @@ pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod leases;
+pub mod logins;
 pub mod mailbox;
 pub mod object_id;
 mod postgres;
@@ -55,6 +56,7 @@ pub use feed::ChangeFeed;
 pub use history::{HistoryEvent, HistoryKind, HistoryQuery, HistoryStore, MessageKey};
 pub use keys::{KeyKind, KeyStore, PublicKey};
 pub use leases::{LeaseStore, this_node};
+pub use logins::{LoginStanding, LoginStore, LoginWindows};
 pub use mailbox::MailboxStore;
 pub use postgres::{CopySummary, PostgresStore};
 pub use push::{PushStore, PushSubscription};
@@ -82,7 +84,8 @@ pub use types::*;
 /// account change log's [`ChangeStore`], JMAP submissions'
 /// [`SubmissionStore`], bearer tokens' [`TokenStore`], JMAP push
 /// subscriptions' [`PushStore`], and the public keys users publish,
-/// [`KeyStore`]. A backend implements every one; `tests/suite.rs` holds
+/// [`KeyStore`], the named leases of [`LeaseStore`] and the guessing
+/// throttle's [`LoginStore`]. A backend implements every one; `tests/suite.rs` holds
 /// it to them.
 #[async_trait::async_trait]
 pub trait Store:
@@ -103,6 +106,7 @@ pub trait Store:
     + PushStore
     + KeyStore
     + LeaseStore
+    + LoginStore
     + Send
     + Sync
 {

@@ -23,6 +23,9 @@ use changes::*;
 #[path = "suite/leases.rs"]
 mod leases;
 use leases::*;
+#[path = "suite/logins.rs"]
+mod logins;
+use logins::*;
 // The TLS server and psql are for the node tests.
 #[allow(dead_code)]
 #[path = "../../testkit/src/postgres.rs"]
@@ -136,6 +139,8 @@ on_every_backend!(
     change_states_follow_commits,
     named_leases,
     a_failed_delivery_spares_the_others,
+    login_failures,
+    login_failures_counted_at_once,
 );
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large

@@ -26,7 +26,12 @@ fn node_config(db: &Postgres) -> String {
 /// The first node creates the test world through its CLI (into the
 /// database); the others find it there.
 fn start_nodes(db: &Postgres, count: usize) -> Vec<TernServer> {
-    let shared = node_config(db);
+    start_nodes_with(db, count, "")
+}
+
+/// The same, with `extra` TOML merged into every node's settings.
+fn start_nodes_with(db: &Postgres, count: usize, extra: &str) -> Vec<TernServer> {
+    let shared = common::merge_toml(&[&node_config(db), extra]);
     let mut nodes = vec![common::full_server(&shared)];
     for _ in 1..count {
         let listeners = ephemeral_listeners(&["smtp", "imap", "pop3"]);
@@ -235,6 +240,40 @@ async fn pop3_maildrop_lock_holds_across_nodes() {
     assert!(line(&mut first).await.starts_with("+OK"));
     let (_, after) = login(&nodes[1]).await;
     assert!(after.starts_with("+OK"), "{after}");
+}
+
+/// C-AU1 across nodes: password guesses from one address count together
+/// whichever node they reach (`store::logins`), so spreading them over
+/// the nodes buys no more tries; the block holds on every node, even for
+/// the right password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guesses_count_across_nodes() {
+    let db = Postgres::start();
+    let (_db, nodes) = tokio::task::spawn_blocking(move || {
+        let nodes = start_nodes_with(&db, 2, "[auth]\nmax_failures_per_ip = 3\n");
+        (db, nodes)
+    })
+    .await
+    .unwrap();
+    let login = async |node: &TernServer, password: &str| {
+        let mut w = TcpWire::connect(node.addr("imap")).await.unwrap();
+        line(&mut w).await;
+        w.send(format!("a LOGIN alice@a.test {password}\r\n").as_bytes())
+            .await
+            .unwrap();
+        line(&mut w).await
+    };
+    const FAILED: &str = "a NO [AUTHENTICATIONFAILED] Authentication failed";
+    const BLOCKED: &str = "* BYE [UNAVAILABLE] Too many authentication failures; try again later";
+    assert_eq!(login(&nodes[0], "guess1").await, FAILED);
+    assert_eq!(login(&nodes[0], "guess2").await, FAILED);
+    assert_eq!(
+        login(&nodes[1], "guess3").await,
+        BLOCKED,
+        "node B counts node A's failures"
+    );
+    assert_eq!(login(&nodes[0], "alice-pw").await, BLOCKED);
+    assert_eq!(login(&nodes[1], "alice-pw").await, BLOCKED);
 }
 
 /// A node reaches its database over TLS (`sslmode=require`), the server's

@@ -148,7 +148,7 @@ impl ImapSession {
         if !self.login_allowed() {
             return self.fail(&tag, ImapError::PrivacyRequired, out);
         }
-        if self.services.auth.is_blocked(self.client_ip()) {
+        if self.services.auth.is_blocked(self.client_ip()).await {
             return self.fail(&tag, ImapError::AuthBlocked, out);
         }
         let binding = self.channel_binding();

@@ -28,7 +28,7 @@ impl SmtpSession {
         if self.tx.is_some() {
             return Err(SmtpError::BadSequence("AUTH inside a mail transaction"));
         }
-        if self.services.auth.is_blocked(self.client_ip()) {
+        if self.services.auth.is_blocked(self.client_ip()).await {
             return Err(SmtpError::AuthBlocked);
         }
         let binding = self.channel_binding();

@@ -32,7 +32,8 @@ use super::{PostgresStore, Prepared, blobs, pg};
 use crate::error::{Result, StoreError};
 
 /// Tables copied row by row, parents before children. (`blobs` goes first,
-/// by itself; `leases` are not copied: they belong to running processes.)
+/// by itself; `leases` are not copied: they belong to running processes,
+/// nor `login_failures`: counts of minutes, started again at no cost.)
 const TABLES: &[&str] = &[
     "meta",
     "settings",
@@ -68,6 +69,7 @@ const TABLES: &[&str] = &[
     "push_subscriptions",
     "public_keys",
     "key_settings",
+    "login_known",
     "changes",
     "change_floor",
 ];

@@ -28,6 +28,7 @@ mod feed;
 mod history;
 mod keys;
 mod leases;
+mod logins;
 mod mailbox;
 #[cfg(test)]
 #[allow(dead_code)] // the TLS server and psql are for the node tests

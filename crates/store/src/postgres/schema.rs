@@ -1,7 +1,6 @@
 //! Versioned schema migrations for PostgreSQL, applied in order at connect.
 //! `schema_version` holds how many have run. A migration is never edited
-//! once released: add one. (Until the backend is offered in `[store]`,
-//! migration 1 grows with each contract implemented.)
+//! once released: add one.
 //!
 //! Several nodes may start at once: each migrates inside one transaction
 //! holding an advisory lock, so one of them migrates and the others find
@@ -489,6 +488,25 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER changes_email_flags AFTER UPDATE OF flags ON mailbox_messages FOR EACH ROW
         WHEN (OLD.flags IS DISTINCT FROM NEW.flags)
         EXECUTE FUNCTION tern_flags_changed();
+    "#,
+    // 2: failed logins per client address and per account, and the
+    // addresses each account logged in from (store::logins): the guessing
+    // throttle every node shares.
+    r#"
+    CREATE TABLE login_failures (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        window_start BIGINT NOT NULL,
+        failures BIGINT NOT NULL,
+        blocked_until BIGINT,
+        PRIMARY KEY (scope, key)
+    );
+    CREATE TABLE login_known (
+        account TEXT NOT NULL,
+        client TEXT NOT NULL,
+        since BIGINT NOT NULL,
+        PRIMARY KEY (account, client)
+    );
     "#,
 ];
 

@@ -22,6 +22,7 @@ mod changes;
 mod history;
 mod keys;
 mod leases;
+mod logins;
 mod mail;
 mod mailbox;
 mod push;

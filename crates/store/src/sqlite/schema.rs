@@ -578,4 +578,23 @@ pub const MIGRATIONS: &[&str] = &[
         until INTEGER NOT NULL
     );
     "#,
+    // 31: failed logins per client address and per account, and the
+    // addresses each account logged in from (store::logins): the guessing
+    // throttle every node shares.
+    r#"
+    CREATE TABLE IF NOT EXISTS login_failures (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        failures INTEGER NOT NULL,
+        blocked_until INTEGER,
+        PRIMARY KEY (scope, key)
+    );
+    CREATE TABLE IF NOT EXISTS login_known (
+        account TEXT NOT NULL,
+        client TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        PRIMARY KEY (account, client)
+    );
+    "#,
 ];

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use store::antispam::{SHARED, Trained, Training};
 use store::{AccountId, Store, StoreError};
 
+use crate::pipeline::CONTENT_VIEW;
 use crate::score::Hit;
 use crate::tokens;
 
@@ -179,7 +180,8 @@ impl Bayes {
 
     /// Learn a message as spam or ham, for `account` (and the shared
     /// table); training it again the same way changes nothing, the other
-    /// way undoes the first.
+    /// way undoes the first. Only its first [`CONTENT_VIEW`] octets count,
+    /// as when it is scored.
     pub async fn train(
         &self,
         account: Option<AccountId>,
@@ -187,6 +189,7 @@ impl Bayes {
         spam: bool,
         now: i64,
     ) -> Result<Trained, StoreError> {
+        let raw = &raw[..raw.len().min(CONTENT_VIEW)];
         let words = tokens::tokenize(raw);
         let mut owners = vec![SHARED];
         owners.extend(account.map(|a| a.0));

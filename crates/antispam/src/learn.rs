@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use store::{AccountId, MailboxRecord, Store};
+use crate::pipeline::CONTENT_VIEW;
+
+use store::{AccountId, MailboxId, MailboxRecord, Store};
 
 /// The most messages one user action trains on.
 pub const MAX_PER_ACTION: usize = 1000;
@@ -39,14 +41,29 @@ pub fn lesson_of_keywords(flags: &[String]) -> Option<bool> {
 }
 
 /// Train the account's filter on these messages (at most
-/// [`MAX_PER_ACTION`]), off the caller's path.
-pub fn learn(store: Arc<dyn Store>, account: AccountId, messages: Vec<Vec<u8>>, spam: bool) {
+/// [`MAX_PER_ACTION`]), off the caller's path: each read from the store in
+/// turn, its first [`CONTENT_VIEW`] octets only, as the filter scores them
+/// (hardening.md C-FT9: a large message is never read whole for it).
+pub fn learn(
+    store: Arc<dyn Store>,
+    account: AccountId,
+    messages: Vec<(MailboxId, u32)>,
+    spam: bool,
+) {
     tokio::spawn(async move {
-        let bayes = crate::bayes::Bayes::new(store);
+        let bayes = crate::bayes::Bayes::new(store.clone());
         let now = message::date::unix_now();
         let mut trained = 0;
-        for raw in messages.iter().take(MAX_PER_ACTION) {
-            match bayes.train(Some(account), raw, spam, now).await {
+        for (mailbox, uid) in messages.into_iter().take(MAX_PER_ACTION) {
+            let raw = match store.content_range(mailbox, uid, 0, CONTENT_VIEW).await {
+                Ok(Some(raw)) => raw,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "spam training: cannot read a message");
+                    return;
+                }
+            };
+            match bayes.train(Some(account), &raw, spam, now).await {
                 Ok(store::antispam::Trained::Unchanged) => {}
                 Ok(_) => trained += 1,
                 Err(e) => {

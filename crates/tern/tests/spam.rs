@@ -238,6 +238,54 @@ fn training_through_imap_move_into_junk() {
     assert!(server.log().contains("spam filter trained by the user"));
 }
 
+/// C-FT9 for training: a 40 MB message moved into Junk over IMAP is
+/// learned from its first MiB, as it is scored, read from the store
+/// alone; the server's peak memory hardly moves (the messages were read
+/// whole, up to a thousand at once, before).
+#[test]
+fn training_on_a_large_message_reads_its_beginning_only() {
+    let server = common::full_server("[imap]\nplaintext_on_loopback = true\n");
+    let (_, message, _) = common::with_large_attachment(
+        "From: bob@far.test\r\nSubject: large offer\r\nMessage-ID: <large@far.test>\r\n",
+    );
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::append_to_alice(&server, &[message]));
+    let pid = server.pid().unwrap();
+    let before = common::peak_rss_kib(pid);
+    let imap = server.addr("imap");
+    let script = format!(
+        "import imaplib\nc = imaplib.IMAP4('{}', {})\nc.login('alice@a.test', 'alice-pw')\nc.select('INBOX')\n\
+         typ, data = c.uid('MOVE', '1', 'Junk')\nassert typ == 'OK', data\nc.logout()\n",
+        imap.ip(),
+        imap.port()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("spam filter trained by the user")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.log().contains("trained=1"), "{}", server.log());
+    let peak = common::peak_rss_kib(pid);
+    eprintln!("server peak RSS {before} KiB before training on a 40 MB message, {peak} KiB after");
+    assert!(
+        peak < before + 16 * 1024,
+        "the server's peak memory grew from {before} KiB to {peak} KiB"
+    );
+}
+
 /// A burst of submissions holds the account: what it sends waits in the
 /// queue, the administrator (postmaster) is told by mail, and `tern account
 /// release` lets it all go. The hourly hard limit answers 451 4.7.28.

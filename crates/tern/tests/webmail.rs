@@ -246,7 +246,9 @@ fn a_user_reads_writes_and_files_mail_in_the_browser() {
     let log = server.log();
     assert!(
         log.lines()
-            .any(|l| l.contains("spam filter trained by the user") && l.contains("spam=true")),
+            .any(|l| l.contains("spam filter trained by the user")
+                && l.contains("spam=true")
+                && l.contains("trained=1")),
         "{log}"
     );
     // The vacation reply set in Settings, read back over JMAP.

@@ -11,22 +11,11 @@ impl ImapSession {
         let Some(account) = self.state.account().map(|a| a.id) else {
             return;
         };
-        let store = self.store().clone();
-        let uids: Vec<u32> = uids
+        let messages = uids
             .iter()
-            .copied()
             .take(antispam::learn::MAX_PER_ACTION)
+            .map(|uid| (mailbox, *uid))
             .collect();
-        tokio::spawn(async move {
-            match store.contents(mailbox, uids).await {
-                Ok(contents) => antispam::learn::learn(
-                    store,
-                    account,
-                    contents.into_iter().map(|(_, raw)| raw).collect(),
-                    spam,
-                ),
-                Err(e) => tracing::warn!(error = %e, "spam training: cannot read the messages"),
-            }
-        });
+        antispam::learn::learn(self.store().clone(), account, messages, spam);
     }
 }

@@ -161,18 +161,13 @@ async fn update(
         ));
     }
     let store = context.store();
-    // What the change teaches the spam filter, and the message to learn
-    // from, read while its entries are still there.
+    // What the change teaches the spam filter.
     let added: Vec<String> = keywords
         .iter()
         .filter(|k| !email.has_keyword(k))
         .map(|k| flag_of(k))
         .collect();
     let spam = lesson(view, email, &targets, &added);
-    let raw = match spam {
-        Some(_) => super::content(store, email).await.ok().flatten(),
-        None => None,
-    };
     if keywords != email.keywords().into_iter().collect() {
         for (mailbox, uid) in &email.entries {
             let kept = store
@@ -190,11 +185,18 @@ async fn update(
     let Some((source, uid)) = email.entries.first().copied() else {
         return Err(SetError::NotFound);
     };
+    // Where the message is once the update is done (to learn from).
+    let mut kept = email
+        .entries
+        .iter()
+        .find(|(mailbox, _)| targets.contains(mailbox))
+        .copied();
     for target in &targets {
         if !email.in_mailbox(*target) {
-            store
+            let copied = store
                 .copy_messages(source, vec![uid], *target, false)
                 .await?;
+            kept = kept.or(copied.first().map(|(_, new)| (*target, *new)));
         }
     }
     for (mailbox, uid) in &email.entries {
@@ -202,11 +204,11 @@ async fn update(
             store.remove_messages(*mailbox, vec![*uid]).await?;
         }
     }
-    if let (Some(spam), Some(raw)) = (spam, raw) {
+    if let (Some(spam), Some(message)) = (spam, kept) {
         antispam::learn::learn(
             context.jmap.store().clone(),
             context.account.id,
-            vec![raw],
+            vec![message],
             spam,
         );
     }

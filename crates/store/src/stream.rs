@@ -45,6 +45,32 @@ pub async fn outline(
     Ok(Some(builder.finish()))
 }
 
+/// The header section of a message of `size` octets, through the empty
+/// line that ends it, read a piece at a time: at most `max` octets (a
+/// longer one is cut there). None if the message is gone.
+pub async fn header_section(
+    store: &dyn Store,
+    mailbox: MailboxId,
+    uid: u32,
+    size: u64,
+    max: usize,
+) -> Result<Option<Vec<u8>>> {
+    let limit = size.min(max as u64);
+    let mut head = Vec::new();
+    while (head.len() as u64) < limit {
+        let Some(got) = piece(store, mailbox, uid, head.len() as u64, limit).await? else {
+            return Ok(None);
+        };
+        head.extend_from_slice(&got);
+        let end = message::header::header_end(&head);
+        if end < head.len() || head.ends_with(b"\r\n\r\n") {
+            head.truncate(end);
+            break;
+        }
+    }
+    Ok(Some(head))
+}
+
 /// The decoded octets of the next piece of a part (`last`: the part ends).
 pub fn decode_piece(decoder: &mut Decoder, got: &[u8], last: bool) -> Vec<u8> {
     let mut plain = Vec::with_capacity(got.len());

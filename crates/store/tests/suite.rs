@@ -108,6 +108,7 @@ on_every_backend!(
     accounts,
     delivery_assigns_ascending_uids,
     content_in_pieces,
+    header_section_in_pieces,
     mailbox_names_and_subscriptions,
     flags_expunge_and_changes,
     recent_is_claimed_once,
@@ -142,6 +143,36 @@ on_every_backend!(
     login_failures,
     login_failures_counted_at_once,
 );
+
+/// A message's header section read a piece at a time (SEARCH HEADER and
+/// JMAP header properties of large messages): through the empty line even
+/// when it straddles two pieces, cut at the most asked for, the whole of
+/// a message that has no body.
+async fn header_section_in_pieces(s: Arc<dyn Store>) {
+    s.add_domain("a.test").await.unwrap();
+    let a = s.add_account("alice@a.test", creds("a")).await.unwrap();
+    let inbox = s.mailbox(a.id, "INBOX").await.unwrap().unwrap().id;
+    // The empty line's CRLF CRLF begins two octets before the first piece ends.
+    let field = format!("X-A: {}\r\n\r\n", "a".repeat(stream::PIECE - 7));
+    let raw = format!("{field}hello\r\n").into_bytes();
+    let uid = s
+        .append(inbox, Spooled::from_vec(raw.clone()), vec![], 1)
+        .await
+        .unwrap();
+    let size = raw.len() as u64;
+    let read = |max| stream::header_section(s.as_ref(), inbox, uid, size, max);
+    assert_eq!(read(1 << 20).await.unwrap().unwrap(), field.as_bytes());
+    assert_eq!(read(1000).await.unwrap().unwrap(), &raw[..1000]);
+    let bodiless = b"Subject: no body\r\n".to_vec();
+    let uid = s
+        .append(inbox, Spooled::from_vec(bodiless.clone()), vec![], 1)
+        .await
+        .unwrap();
+    let head = stream::header_section(s.as_ref(), inbox, uid, bodiless.len() as u64, 1 << 20);
+    assert_eq!(head.await.unwrap().unwrap(), bodiless);
+    let gone = stream::header_section(s.as_ref(), inbox, 99, 10, 1 << 20);
+    assert_eq!(gone.await.unwrap(), None);
+}
 
 /// A message read a piece at a time (IMAP FETCH and POP3 RETR of large
 /// messages) is the message read whole, whatever the piece boundaries,

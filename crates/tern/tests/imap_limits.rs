@@ -316,3 +316,41 @@ async fn parts_of_a_large_message_are_streamed() {
     .await
     .unwrap();
 }
+
+/// C-FT9 for SEARCH HEADER on a field the search index does not keep:
+/// each message's header section is read, a large message's alone and a
+/// piece at a time, so searching a mailbox holding a 40 MB message hardly
+/// moves the server's memory (its batch of contents was read whole
+/// before); the field is found in the large message and not elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searching_an_unindexed_header_reads_header_sections() {
+    let server = tokio::task::spawn_blocking(|| {
+        common::full_server("[imap]\nplaintext_on_loopback = true\n")
+    })
+    .await
+    .unwrap();
+    let (_, large, _) = common::with_large_attachment("Subject: large\r\nX-Project: zephyr-42\r\n");
+    let small = b"Subject: small\r\nX-Project: other\r\n\r\nhello\r\n".to_vec();
+    common::append_to_alice(&server, &[small, large]).await;
+    let pid = server.pid().unwrap();
+    let addr = server.addr("imap");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let (mut w, mut r) = alice_in_inbox(addr);
+        let before = common::peak_rss_kib(pid);
+        w.write_all(b"c SEARCH HEADER X-Project zephyr\r\n")
+            .unwrap();
+        let (found, _) = read_response(&mut r);
+        let (done, _) = read_response(&mut r);
+        let peak = common::peak_rss_kib(pid);
+        eprintln!("server peak RSS {before} KiB before the SEARCH, {peak} KiB after");
+        assert_eq!(found.trim_end(), "* SEARCH 2");
+        assert!(done.starts_with("c OK"), "{done}");
+        assert!(
+            peak < before + 12 * 1024,
+            "server memory grew from {before} KiB to {peak} KiB searching a 40 MB message's header"
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -5,11 +5,13 @@
 //! FROM, TO, CC, BCC, BODY and TEXT ask the store's search index (decoded
 //! text, compared without case), and SENT* its dates: one query a key,
 //! whatever the mailbox's size. Only HEADER on other fields reads the
-//! messages, a batch at a time, and compares their decoded values.
+//! messages' header sections, a batch at a time, and compares their
+//! decoded values.
 
 use std::collections::{HashMap, HashSet};
 
 use mail_parser::{HeaderValue, Message, MessageParser};
+use message::outline::HEAD_KEEP;
 use store::{MessageEntry, TextField, flags};
 
 use super::{ImapSession, Outcome};
@@ -287,12 +289,8 @@ impl ImapSession {
         let scan = needs_scan(key);
         let mut hits = Vec::new();
         for chunk in known.chunks(CONTENT_BATCH) {
-            let contents: HashMap<u32, Vec<u8>> = if scan {
-                self.store()
-                    .contents(mailbox, chunk.iter().map(|k| k.uid).collect())
-                    .await?
-                    .into_iter()
-                    .collect()
+            let contents = if scan {
+                self.header_sections(mailbox, chunk, &entries).await?
             } else {
                 HashMap::new()
             };
@@ -318,6 +316,40 @@ impl ImapSession {
             }
         }
         Ok(hits)
+    }
+
+    /// What a HEADER key the index does not keep is matched against: the
+    /// messages' header sections. Small messages are read whole, a batch
+    /// in one read; a large one's header section alone, a piece at a time
+    /// (hardening.md C-FT9).
+    async fn header_sections(
+        &self,
+        mailbox: store::MailboxId,
+        chunk: &[super::Known],
+        entries: &HashMap<u32, MessageEntry>,
+    ) -> Result<HashMap<u32, Vec<u8>>, crate::error::ImapError> {
+        let size = |uid: &u32| entries.get(uid).map_or(0, |e| e.size);
+        let (small, large): (Vec<u32>, Vec<u32>) = chunk
+            .iter()
+            .map(|k| k.uid)
+            .partition(|uid| size(uid) <= self.cfg.stream_over);
+        let mut sections: HashMap<u32, Vec<u8>> = if small.is_empty() {
+            HashMap::new()
+        } else {
+            self.store()
+                .contents(mailbox, small)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        for uid in large {
+            let store = self.store().as_ref();
+            let head = store::stream::header_section(store, mailbox, uid, size(&uid), HEAD_KEEP);
+            if let Some(head) = head.await? {
+                sections.insert(uid, head);
+            }
+        }
+        Ok(sections)
     }
 
     pub(super) async fn search(

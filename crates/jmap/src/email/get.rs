@@ -206,10 +206,6 @@ pub async fn get(context: &Context<'_>, args: &Args) -> Result<Value, MethodErro
     }))
 }
 
-/// How much of a header section is read before giving up on reading only
-/// the header (a longer one is read with the whole message).
-const HEADER_READ: usize = 64 * 1024;
-
 async fn read(
     context: &Context<'_>,
     email: &EmailView,
@@ -221,16 +217,16 @@ async fn read(
     let store = context.store();
     match need {
         Need::Nothing => Ok(Some(Vec::new())),
-        Need::Header => {
-            let Some(start) = store.content_range(mailbox, uid, 0, HEADER_READ).await? else {
-                return Ok(None);
-            };
-            let end = header::header_end(&start);
-            if end < start.len() || (start.len() as u64) == email.size {
-                return Ok(Some(start[..end].to_vec()));
-            }
-            super::content(store, email).await
-        }
+        // The header section alone, a piece at a time, whatever the
+        // message's size (hardening.md C-FT9).
+        Need::Header => Ok(store::stream::header_section(
+            store,
+            mailbox,
+            uid,
+            email.size,
+            message::outline::HEAD_KEEP,
+        )
+        .await?),
         Need::Whole => super::content(store, email).await,
     }
 }

@@ -1761,6 +1761,56 @@ fn jmap_jam_with_a_bearer_token() {
     assert_eq!(bearer("tern_made-up"), "401");
 }
 
+/// C-FT9 for Email/get: the body properties of a 40 MB message with a
+/// 30 MB attachment (its structure, the parts and their decoded sizes,
+/// the text values) come from an outline and one pass over its leaves,
+/// never the message whole: the server's peak memory hardly moves (read
+/// whole and parsed, it grew by several times the message).
+#[test]
+fn body_properties_of_a_large_message_are_read_as_a_stream() {
+    let server = server();
+    let (_, message, _) = common::with_large_attachment("From: bob@far.test\r\nSubject: large\r\n");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::append_to_alice(
+            &server,
+            std::slice::from_ref(&message),
+        ));
+    let acct = account(&server);
+    let ids = call(&server, "Email/query", json!({"accountId": acct}));
+    let email = ids["ids"][0].as_str().unwrap();
+    let pid = server.pid().unwrap();
+    let before = common::peak_rss_kib(pid);
+    let got = call(
+        &server,
+        "Email/get",
+        json!({
+            "accountId": acct,
+            "ids": [email],
+            "properties": ["subject", "bodyStructure", "textBody", "attachments",
+                           "hasAttachment", "bodyValues"],
+            "fetchAllBodyValues": true,
+        }),
+    );
+    let peak = common::peak_rss_kib(pid);
+    eprintln!("server peak RSS {before} KiB before Email/get of a 40 MB message, {peak} KiB after");
+    let e = &got["list"][0];
+    assert_eq!(e["subject"], "large");
+    assert_eq!(e["hasAttachment"], true);
+    let attachment = &e["attachments"][0];
+    assert_eq!(attachment["partId"], "2", "{e}");
+    assert_eq!(attachment["size"], 30_000_000, "{e}");
+    assert_eq!(attachment["name"], "big.bin", "{e}");
+    assert_eq!(attachment["type"], "application/octet-stream", "{e}");
+    assert_eq!(e["bodyStructure"]["subParts"][1]["size"], 30_000_000, "{e}");
+    assert_eq!(e["textBody"][0]["size"], 9, "{e}");
+    assert_eq!(e["bodyValues"]["1"]["value"], "Attached.", "{e}");
+    assert!(
+        peak < before + 16 * 1024,
+        "the server's peak memory grew from {before} KiB to {peak} KiB"
+    );
+}
+
 /// C-FT9 for JMAP downloads: a 40 MB message and its 30 MB base64
 /// attachment, downloaded with curl, come from the store a piece at a time
 /// (the part decoded on the way), so the server's peak memory hardly moves

@@ -611,8 +611,8 @@ impl ImapSession {
             let mut next = range.start as u64;
             let end = range.end as u64;
             while next < end {
-                let Some(got) =
-                    store::stream::piece(self.store().as_ref(), f.mailbox, uid, next, end).await?
+                let store = self.store().as_ref();
+                let Some(got) = store::stream::scan_piece(store, f.mailbox, uid, next, end).await?
                 else {
                     return Ok(None);
                 };

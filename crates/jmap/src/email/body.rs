@@ -140,9 +140,30 @@ pub fn text(raw: &[u8], e: &Entity) -> (String, bool) {
     (mime::decode_charset(&charset, &bytes), problem)
 }
 
+/// What the body properties read of a message beyond its header
+/// sections: each leaf's decoded size and its text. A message held whole
+/// answers from its octets; a large one from what one pass over it
+/// measured (`super::streamed`).
+pub trait Parts: Source {
+    /// The octets of a leaf's content once its transfer encoding is undone.
+    fn decoded_size(&self, e: &Entity) -> usize;
+    /// A text leaf as UTF-8, and whether decoding met a problem (see [`text`]).
+    fn text(&self, e: &Entity) -> (String, bool);
+}
+
+impl Parts for [u8] {
+    fn decoded_size(&self, e: &Entity) -> usize {
+        decoded(self, e).len()
+    }
+
+    fn text(&self, e: &Entity) -> (String, bool) {
+        text(self, e)
+    }
+}
+
 /// An EmailBodyPart object with the asked properties (§4.1.4).
-pub fn part_json(
-    raw: &[u8],
+pub fn part_json<P: Parts + ?Sized>(
+    raw: &P,
     message_blob: &str,
     e: &Entity,
     section: &[u32],
@@ -157,8 +178,8 @@ pub fn part_json(
             "blobId" if multipart => Value::Null,
             "blobId" => json!(part_blob_id(message_blob, section)),
             "size" if multipart => json!(0),
-            "size" => json!(decoded(raw, e).len()),
-            "headers" => super::headers::all(&raw[e.header.clone()]),
+            "size" => json!(raw.decoded_size(e)),
+            "headers" => super::headers::all(raw.head(e)),
             "name" => json!(name(raw, e)),
             "type" => json!(media_type(e)),
             "charset" => match e.content_type.param("charset") {
@@ -194,7 +215,7 @@ pub fn part_json(
             "subParts" => Value::Null,
             // §4.1.4: a part's header fields in any of the forms.
             p if p.starts_with("header:") => match super::headers::HeaderProperty::parse(p) {
-                Some(h) => h.value(&raw[e.header.clone()]),
+                Some(h) => h.value(raw.head(e)),
                 None => continue,
             },
             _ => continue,
@@ -240,7 +261,7 @@ impl Display<'_> {
     /// `hasAttachment` (RFC 8621 §4.1.4): an attachment that is not
     /// `Content-Disposition: inline` (an image shown in the text is not
     /// one a reader thinks of as attached).
-    pub fn has_attachment(&self, raw: &[u8]) -> bool {
+    pub fn has_attachment<S: Source + ?Sized>(&self, raw: &S) -> bool {
         self.attachments
             .iter()
             .any(|a| disposition(raw, a.entity).is_none_or(|(k, _)| k != "inline"))
@@ -257,7 +278,7 @@ fn is_inline_media(t: &str) -> bool {
     t.starts_with("image/") || t.starts_with("audio/") || t.starts_with("video/")
 }
 
-pub fn display<'a>(raw: &[u8], root: &'a Entity) -> Display<'a> {
+pub fn display<'a, S: Source + ?Sized>(raw: &S, root: &'a Entity) -> Display<'a> {
     let mut sorter = Sorter {
         raw,
         text: Some(Vec::new()),
@@ -280,14 +301,14 @@ pub fn display<'a>(raw: &[u8], root: &'a Entity) -> Display<'a> {
 
 /// The lists being filled while the tree is walked (None: that list was
 /// given up for this alternative, as §4.1.4's `textBody = null`).
-struct Sorter<'a, 'r> {
-    raw: &'r [u8],
+struct Sorter<'a, 'r, S: Source + ?Sized> {
+    raw: &'r S,
     text: Option<Vec<Leaf<'a>>>,
     html: Option<Vec<Leaf<'a>>>,
     attachments: Vec<Leaf<'a>>,
 }
 
-impl<'a> Sorter<'a, '_> {
+impl<'a, S: Source + ?Sized> Sorter<'a, '_, S> {
     fn walk(
         &mut self,
         parts: &[&'a Entity],
@@ -374,8 +395,8 @@ impl<'a> Sorter<'a, '_> {
 
 /// A body value (§4.1.4 EmailBodyValue), cut to `max` octets at a
 /// character boundary when `max` is given (0: no limit).
-pub fn body_value(raw: &[u8], e: &Entity, max: usize) -> Value {
-    let (mut value, problem) = text(raw, e);
+pub fn body_value<P: Parts + ?Sized>(raw: &P, e: &Entity, max: usize) -> Value {
+    let (mut value, problem) = raw.text(e);
     let mut truncated = false;
     if max > 0 && value.len() > max {
         let mut cut = max;
@@ -400,7 +421,7 @@ mod tests {
     fn alternative_with_attachment() {
         let raw = b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>hello</p>\r\n--b--\r\n--a\r\nContent-Type: application/pdf; name=r.pdf\r\nContent-Disposition: attachment; filename=\"report.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--a--\r\n";
         let root = mime::parse(raw);
-        let d = display(raw, &root);
+        let d = display(&raw[..], &root);
         assert_eq!(sections(&d.text), vec!["1.1"]);
         assert_eq!(sections(&d.html), vec!["1.2"]);
         assert_eq!(sections(&d.attachments), vec!["2"]);
@@ -416,7 +437,7 @@ mod tests {
     fn html_only_alternative_serves_both() {
         let raw = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n";
         let root = mime::parse(raw);
-        let d = display(raw, &root);
+        let d = display(&raw[..], &root);
         assert_eq!(sections(&d.text), vec!["1"]);
         assert_eq!(sections(&d.html), vec!["1"]);
         assert!(d.attachments.is_empty());

@@ -6,8 +6,12 @@ use message::header;
 use serde_json::{Map, Value, json};
 use store::object_id;
 
-use super::body::{self, DEFAULT_BODY_PROPERTIES};
+use message::mime::{Entity, Source};
+use message::outline::Outline;
+
+use super::body::{self, DEFAULT_BODY_PROPERTIES, Parts};
 use super::headers::{Form, HeaderProperty};
+use super::streamed::{self, StreamedBody, Wanted};
 use crate::Context;
 use crate::account::{AccountView, EmailView};
 use crate::args::{self, Args};
@@ -190,10 +194,9 @@ pub async fn get(context: &Context<'_>, args: &Args) -> Result<Value, MethodErro
             not_found.push(id);
             continue;
         };
-        let raw = read(context, email, need).await?;
-        match raw {
-            Some(raw) => {
-                list.push(to_json(context, &view, email, &raw, &properties, &options).await?)
+        match read(context, email, need, &properties, &options).await? {
+            Some(content) => {
+                list.push(to_json(context, &view, email, &content, &properties, &options).await?)
             }
             None => not_found.push(id),
         }
@@ -206,28 +209,64 @@ pub async fn get(context: &Context<'_>, args: &Args) -> Result<Value, MethodErro
     }))
 }
 
+/// What was read of a message for the properties asked.
+enum Content {
+    /// Its octets: nothing, its header section, or all of it.
+    Octets(Vec<u8>),
+    /// A large message's structure and the measures of its leaves.
+    Streamed(Box<StreamedBody>),
+}
+
 async fn read(
     context: &Context<'_>,
     email: &EmailView,
     need: Need,
-) -> Result<Option<Vec<u8>>, MethodError> {
+    properties: &[String],
+    options: &BodyOptions,
+) -> Result<Option<Content>, MethodError> {
     let Some((mailbox, uid)) = email.entries.first().copied() else {
         return Ok(None);
     };
     let store = context.store();
-    match need {
-        Need::Nothing => Ok(Some(Vec::new())),
+    let octets = match need {
+        Need::Nothing => Some(Vec::new()),
         // The header section alone, a piece at a time, whatever the
         // message's size (hardening.md C-FT9).
-        Need::Header => Ok(store::stream::header_section(
-            store,
-            mailbox,
-            uid,
-            email.size,
-            message::outline::HEAD_KEEP,
-        )
-        .await?),
-        Need::Whole => super::content(store, email).await,
+        Need::Header => {
+            let max = message::outline::HEAD_KEEP;
+            store::stream::header_section(store, mailbox, uid, email.size, max).await?
+        }
+        Need::Whole if email.size <= super::STREAM_OVER => super::content(store, email).await?,
+        // A large message is never held whole for its body properties.
+        Need::Whole => {
+            let wanted = |outline: &Outline| wanted(outline, properties, options);
+            let streamed = streamed::read(store, mailbox, uid, email.size, wanted).await?;
+            return Ok(streamed.map(|s| Content::Streamed(Box::new(s))));
+        }
+    };
+    Ok(octets.map(Content::Octets))
+}
+
+/// What the properties ask of a large message's leaves: their sizes when
+/// a part list shows sizes, the text of the parts whose values are asked
+/// for.
+fn wanted(outline: &Outline, properties: &[String], options: &BodyOptions) -> Wanted {
+    let lists = ["bodyStructure", "textBody", "htmlBody", "attachments"];
+    let sizes = options.properties.iter().any(|p| p == "size")
+        && properties.iter().any(|p| lists.contains(&p.as_str()));
+    let texts = if properties.iter().any(|p| p == "bodyValues") {
+        let display = body::display(outline, &outline.root);
+        valued(&outline.root, &display, options)
+            .into_iter()
+            .map(|leaf| leaf.entity.body.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Wanted {
+        sizes,
+        texts,
+        text_cap: options.max_bytes,
     }
 }
 
@@ -235,7 +274,7 @@ async fn to_json(
     context: &Context<'_>,
     view: &AccountView,
     email: &EmailView,
-    raw: &[u8],
+    content: &Content,
     properties: &[String],
     options: &BodyOptions,
 ) -> Result<Value, MethodError> {
@@ -267,20 +306,23 @@ async fn to_json(
         };
         out.insert(p.clone(), v);
     }
-    content_json(
-        raw,
-        &format!("B{}", email.id),
-        properties,
-        options,
-        &mut out,
-    );
+    let blob = format!("B{}", email.id);
+    match content {
+        Content::Octets(raw) => octets_json(raw, &blob, properties, options, &mut out),
+        Content::Streamed(s) => {
+            let head = s.outline.head(&s.outline.root);
+            let tree = Some((s.as_ref(), &s.outline.root));
+            content_json(head, tree, &blob, properties, options, &mut out);
+        }
+    }
     Ok(Value::Object(out))
 }
 
-/// The properties the message itself answers (its header fields and
-/// body), for Email/get and Email/parse; `blob` is the message's blob id
-/// (its parts' ids are made from it). Other properties are left alone.
-pub(super) fn content_json(
+/// The properties the message itself answers, from its octets (all of
+/// them, or its header section when only header properties are asked),
+/// for Email/get and Email/parse; `blob` is the message's blob id (its
+/// parts' ids are made from it). Other properties are left alone.
+pub(super) fn octets_json(
     raw: &[u8],
     blob: &str,
     properties: &[String],
@@ -290,14 +332,28 @@ pub(super) fn content_json(
     let head = &raw[..header::header_end(raw)];
     let needs_tree = properties.iter().any(|p| need_of(p) == Need::Whole);
     let root = needs_tree.then(|| message::mime::parse(raw));
-    let display = root.as_ref().map(|r| body::display(raw, r));
+    let tree = root.as_ref().map(|r| (raw, r));
+    content_json(head, tree, blob, properties, options, out);
+}
+
+/// The header and body properties: from the top header section `head`,
+/// and the message's parts and their tree when body properties are asked.
+fn content_json<P: Parts + ?Sized>(
+    head: &[u8],
+    tree: Option<(&P, &Entity)>,
+    blob: &str,
+    properties: &[String],
+    options: &BodyOptions,
+    out: &mut Map<String, Value>,
+) {
+    let display = tree.map(|(parts, root)| body::display(parts, root));
     for p in properties {
         let v = match p.as_str() {
             p if METADATA.contains(&p) => continue,
             "headers" => super::headers::all(head),
-            "bodyStructure" => match &root {
-                Some(r) => body::part_json(
-                    raw,
+            "bodyStructure" => match tree {
+                Some((parts, r)) => body::part_json(
+                    parts,
                     blob,
                     r,
                     &body::root_section(r),
@@ -305,8 +361,8 @@ pub(super) fn content_json(
                 ),
                 None => Value::Null,
             },
-            "textBody" | "htmlBody" | "attachments" => match &display {
-                Some(d) => {
+            "textBody" | "htmlBody" | "attachments" => match (tree, &display) {
+                (Some((parts, _)), Some(d)) => {
                     let leaves = match p.as_str() {
                         "textBody" => &d.text,
                         "htmlBody" => &d.html,
@@ -316,7 +372,7 @@ pub(super) fn content_json(
                         leaves
                             .iter()
                             .map(|l| body::part_json(
-                                raw,
+                                parts,
                                 blob,
                                 l.entity,
                                 &l.section,
@@ -325,11 +381,14 @@ pub(super) fn content_json(
                             .collect::<Vec<_>>()
                     )
                 }
-                None => Value::Null,
+                _ => Value::Null,
             },
-            "hasAttachment" => json!(display.as_ref().is_some_and(|d| d.has_attachment(raw))),
-            "bodyValues" => match (&root, &display) {
-                (Some(r), Some(d)) => body_values(raw, r, d, options),
+            "hasAttachment" => match (tree, &display) {
+                (Some((parts, _)), Some(d)) => json!(d.has_attachment(parts)),
+                _ => json!(false),
+            },
+            "bodyValues" => match (tree, &display) {
+                (Some((parts, r)), Some(d)) => body_values(parts, r, d, options),
                 _ => json!({}),
             },
             other => match convenience_header(other).or_else(|| HeaderProperty::parse(other)) {
@@ -361,18 +420,18 @@ async fn preview(context: &Context<'_>, email: &EmailView) -> Result<String, Met
         .unwrap_or_default())
 }
 
-/// The decoded text of the parts asked for (§4.2 fetch*BodyValues).
-fn body_values(
-    raw: &[u8],
-    root: &message::mime::Entity,
-    display: &body::Display<'_>,
+/// The text leaves whose values are asked for (§4.2 fetch*BodyValues),
+/// each once, in the order they are given.
+fn valued<'a>(
+    root: &'a Entity,
+    display: &body::Display<'a>,
     options: &BodyOptions,
-) -> Value {
-    let mut out = Map::new();
-    let mut add = |leaf: &body::Leaf<'_>| {
-        if leaf.entity.content_type.kind.eq_ignore_ascii_case("text") {
-            out.entry(leaf.part_id())
-                .or_insert_with(|| body::body_value(raw, leaf.entity, options.max_bytes));
+) -> Vec<body::Leaf<'a>> {
+    let mut out: Vec<body::Leaf<'a>> = Vec::new();
+    let mut add = |leaf: &body::Leaf<'a>| {
+        let text = leaf.entity.content_type.kind.eq_ignore_ascii_case("text");
+        if text && !out.iter().any(|l| l.section == leaf.section) {
+            out.push(leaf.clone());
         }
     };
     if options.text_values || options.all_values {
@@ -386,5 +445,134 @@ fn body_values(
             add(&leaf);
         }
     }
-    Value::Object(out)
+    out
+}
+
+/// The decoded text of the parts asked for (§4.2 fetch*BodyValues).
+fn body_values<P: Parts + ?Sized>(
+    parts: &P,
+    root: &Entity,
+    display: &body::Display<'_>,
+    options: &BodyOptions,
+) -> Value {
+    Value::Object(
+        valued(root, display, options)
+            .into_iter()
+            .map(|leaf| {
+                let value = body::body_value(parts, leaf.entity, options.max_bytes);
+                (leaf.part_id(), value)
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use base64::Engine;
+    use store::{Credentials, Spooled};
+
+    /// Messages of every shape the body properties look at, the larger
+    /// ones spanning several of the store's pieces.
+    fn samples() -> Vec<Vec<u8>> {
+        let b64 = |data: &[u8]| {
+            let text = base64::engine::general_purpose::STANDARD.encode(data);
+            text.as_bytes()
+                .chunks(76)
+                .map(|l| format!("{}\r\n", String::from_utf8_lossy(l)))
+                .collect::<String>()
+        };
+        let binary: Vec<u8> = (0..200_000u32).map(|i| ((i * 7919) >> 3) as u8).collect();
+        let long_text = "Grüße aus Köln, ".repeat(9_000);
+        vec![
+            format!(
+                "Subject: mixed\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n\
+                 Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
+                 Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+                 Gr=FC=DFe, caf=E9 =\r\nsoft break\r\n--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n{}--b--\r\n\
+                 --a\r\nContent-Type: image/png\r\nContent-Disposition: inline\r\nContent-ID: <i1@x>\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\
+                 --a\r\nContent-Type: application/pdf; name=r.pdf\r\nContent-Disposition: attachment; filename=\"report.pdf\"\r\n\
+                 Content-Language: en, de\r\nContent-Transfer-Encoding: base64\r\n\r\n{}--a\r\n\
+                 Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner text\r\n--a--\r\n",
+                b64(b"<p>Hello <b>there</b></p>"),
+                b64(&binary[..3000]),
+                b64(&binary),
+            )
+            .into_bytes(),
+            format!(
+                "Subject: long\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
+                b64(long_text.as_bytes())
+            )
+            .into_bytes(),
+            b"Subject: odd\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n`\r\nend\r\n"
+                .to_vec(),
+            b"Subject: cut\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nno end".to_vec(),
+            b"Subject: bare\r\n\r\nplain body, no trailing line break".to_vec(),
+        ]
+    }
+
+    fn options(max_bytes: usize, all: bool, body_properties: &[&str]) -> BodyOptions {
+        BodyOptions {
+            properties: body_properties.iter().map(|p| p.to_string()).collect(),
+            text_values: true,
+            html_values: true,
+            all_values: all,
+            max_bytes,
+        }
+    }
+
+    /// C-FT9: a message's body properties read as a stream (its outline,
+    /// then one pass over its leaves) are the ones read from it whole,
+    /// whatever the shape, the encodings and the value limit.
+    #[tokio::test]
+    async fn body_properties_streamed_are_those_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
+        store.add_domain("a.test").await.unwrap();
+        let credentials = Credentials {
+            password_hash: "x".into(),
+            scram_sha256: "x".into(),
+        };
+        let a = store.add_account("u@a.test", credentials).await.unwrap();
+        let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap().id;
+        let properties: Vec<String> = [
+            "subject",
+            "bodyStructure",
+            "textBody",
+            "htmlBody",
+            "attachments",
+            "hasAttachment",
+            "bodyValues",
+        ]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+        let every: Vec<&str> = body::BODY_PROPERTIES.to_vec();
+        for (n, raw) in samples().into_iter().enumerate() {
+            let uid = store
+                .append(inbox, Spooled::from_vec(raw.clone()), vec![], 1)
+                .await
+                .unwrap();
+            for options in [
+                options(0, true, &every),
+                options(7, false, &DEFAULT_BODY_PROPERTIES),
+                options(100, true, &["partId", "type"]),
+            ] {
+                let mut whole = Map::new();
+                octets_json(&raw, "B1", &properties, &options, &mut whole);
+                let wanted = |o: &Outline| wanted(o, &properties, &options);
+                let size = raw.len() as u64;
+                let s = streamed::read(store.as_ref(), inbox, uid, size, wanted)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let mut streamed = Map::new();
+                let head = s.outline.head(&s.outline.root);
+                let tree = Some((&s, &s.outline.root));
+                content_json(head, tree, "B1", &properties, &options, &mut streamed);
+                assert_eq!(whole, streamed, "sample {n}, {:?}", options.properties);
+            }
+        }
+    }
 }

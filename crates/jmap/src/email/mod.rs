@@ -9,6 +9,7 @@ pub mod import;
 pub mod parse;
 pub mod query;
 pub mod set;
+mod streamed;
 mod structure;
 
 use message::mime::Source;

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::get::{DEFAULT_PROPERTIES, METADATA, content_json, properties_and_options};
+use super::get::{DEFAULT_PROPERTIES, METADATA, octets_json, properties_and_options};
 use crate::Context;
 use crate::args::{self, Args};
 use crate::error::MethodError;
@@ -56,7 +56,7 @@ pub async fn parse(context: &Context<'_>, args: &Args) -> Result<Value, MethodEr
             };
             email.insert(p.clone(), v);
         }
-        content_json(&raw, &blob_id, &properties, &options, &mut email);
+        octets_json(&raw, &blob_id, &properties, &options, &mut email);
         parsed.insert(blob_id, Value::Object(email));
     }
     Ok(json!({

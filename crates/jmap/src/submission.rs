@@ -21,10 +21,12 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use message::spool::{Spool, Spooled};
 use serde_json::{Map, Value, json};
-use store::{AccountRecord, HistoryKind, HistoryQuery, Submission, object_id};
+use store::{AccountRecord, HistoryKind, HistoryQuery, Store, Submission, object_id};
 
 use crate::Context;
+use crate::account::EmailView;
 use crate::args::{self, Args};
 use crate::error::{MethodError, SetError};
 use crate::set::{SetRequest, SetResponse, get_arguments};
@@ -77,8 +79,12 @@ pub trait Submitter: Send + Sync {
         account: &AccountRecord,
         client: IpAddr,
         envelope: &Envelope,
-        message: Vec<u8>,
+        message: Spooled,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Sent, Refusal>> + Send + '_>>;
+
+    /// Where a message being submitted is spooled (a large one never
+    /// held whole).
+    fn spool(&self) -> &Spool;
 
     /// The SMTP extensions whose parameters an envelope may carry, with
     /// their EHLO arguments (`submissionExtensions`, RFC 8621 §1.3.2).
@@ -125,16 +131,62 @@ fn id_of(n: i64) -> String {
     format!("S{n}")
 }
 
-/// Line ends as SMTP carries them: a bare LF (an uploaded draft) becomes CRLF.
-fn crlf(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
-    for (i, b) in raw.iter().enumerate() {
-        if *b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
-            out.push(b'\r');
+/// Line ends as SMTP carries them: a bare LF (an uploaded draft) becomes
+/// CRLF. Fed a piece at a time (a CR ending one piece goes with the LF
+/// beginning the next).
+#[derive(Default)]
+struct Crlf {
+    last: u8,
+}
+
+impl Crlf {
+    fn convert(&mut self, raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+        for b in raw {
+            if *b == b'\n' && self.last != b'\r' {
+                out.push(b'\r');
+            }
+            out.push(*b);
+            self.last = *b;
         }
-        out.push(*b);
+        out
     }
-    out
+}
+
+/// The message of `email` as it is sent, spooled: its header section
+/// without Bcc (RFC 8621 §7.5), then its body copied from the store a
+/// piece at a time (hardening.md C-FT9), line ends made CRLF; and its
+/// header section as stored (for the envelope). None if it is gone.
+async fn outgoing(
+    store: &dyn Store,
+    spool: &Spool,
+    email: &EmailView,
+) -> Result<Option<(Vec<u8>, Spooled)>, String> {
+    let Some(&(mailbox, uid)) = email.entries.first() else {
+        return Ok(None);
+    };
+    let max = message::outline::HEAD_KEEP;
+    let found = store::stream::header_section(store, mailbox, uid, email.size, max).await;
+    let Some(head) = found.map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let mut crlf = Crlf::default();
+    let mut out = spool.writer();
+    let without_bcc =
+        message::header::without_fields(&head, |f| f.name.eq_ignore_ascii_case("Bcc"));
+    out.write(&crlf.convert(&without_bcc))
+        .map_err(|e| e.to_string())?;
+    let mut next = head.len() as u64;
+    while next < email.size {
+        let piece = store::stream::scan_piece(store, mailbox, uid, next, email.size).await;
+        let Some(got) = piece.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        next += got.len() as u64;
+        out.write(&crlf.convert(&got)).map_err(|e| e.to_string())?;
+    }
+    let spooled = out.finish().map_err(|e| e.to_string())?;
+    Ok(Some((head, spooled)))
 }
 
 /// An esmtp-keyword (RFC 5321 §4.1.2).
@@ -365,26 +417,22 @@ async fn create(
     let email = view
         .email_by_jmap_id(&email_id)
         .ok_or(Ok(SetError::invalid("emailId", "no such email")))?;
-    let raw = crate::email::content(context.store(), email)
+    let (head, message) = outgoing(context.store(), submitter.spool(), email)
         .await
-        .map_err(|_| Ok(SetError::Forbidden("try again later".into())))?
+        .map_err(|e| {
+            tracing::warn!(error = %e, "jmap: cannot read the message to submit");
+            Ok(SetError::Forbidden("try again later".into()))
+        })?
         .ok_or(Ok(SetError::invalid("emailId", "no such email")))?;
-    let head_end = message::header::header_end(&raw);
-    let envelope = envelope(object.get("envelope"), &identity, &raw[..head_end]).map_err(Ok)?;
+    let envelope = envelope(object.get("envelope"), &identity, &head).map_err(Ok)?;
     if envelope.rcpt_to.is_empty() {
         return Err(Ok(SetError::InvalidProperties(
             vec!["envelope".into()],
             "no recipients (noRecipients)".into(),
         )));
     }
-    let without_bcc = message::header::without_fields(&raw, |f| f.name.eq_ignore_ascii_case("Bcc"));
     let sent = submitter
-        .submit(
-            context.account,
-            context.client,
-            &envelope,
-            crlf(&without_bcc),
-        )
+        .submit(context.account, context.client, &envelope, message)
         .await
         .map_err(Err)?;
     let send_at = sent.release_at.unwrap_or_else(message::date::unix_now);

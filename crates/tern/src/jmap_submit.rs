@@ -41,7 +41,7 @@ impl Submitter for SmtpSubmitter {
         account: &AccountRecord,
         client: IpAddr,
         envelope: &Envelope,
-        message: Vec<u8>,
+        message: message::spool::Spooled,
     ) -> Pin<Box<dyn Future<Output = Result<Sent, Refusal>> + Send + '_>> {
         let submission = LocalSubmission {
             sender: envelope.mail_from.0.clone(),
@@ -87,6 +87,10 @@ impl Submitter for SmtpSubmitter {
                 Err(e) => Err(refusal(e)),
             }
         })
+    }
+
+    fn spool(&self) -> &message::spool::Spool {
+        &self.services.spool
     }
 
     fn extensions(&self, account: &AccountRecord) -> Vec<(String, Vec<String>)> {

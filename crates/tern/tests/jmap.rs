@@ -1811,6 +1811,70 @@ fn body_properties_of_a_large_message_are_read_as_a_stream() {
     );
 }
 
+/// C-FT9 for EmailSubmission: a 40 MB draft is sent from the store a
+/// piece at a time into the submission spool (its Bcc removed from the
+/// header section, line ends made CRLF on the way), never held whole: the
+/// server's peak memory hardly moves (it held the message three times
+/// over before); Bob gets it whole, without the Bcc field.
+#[test]
+fn a_large_draft_is_submitted_from_the_store() {
+    let server = server();
+    let (_, message, _) = common::with_large_attachment(
+        "From: alice@a.test\r\nTo: bob@a.test\r\nBcc: carol@far.test\r\nSubject: large draft\r\n",
+    );
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::append_to_alice(
+            &server,
+            std::slice::from_ref(&message),
+        ));
+    let acct = account(&server);
+    let ids = call(&server, "Email/query", json!({"accountId": acct}));
+    let email = ids["ids"][0].as_str().unwrap().to_string();
+    let using = json!([
+        "urn:ietf:params:jmap:core",
+        "urn:ietf:params:jmap:mail",
+        "urn:ietf:params:jmap:submission"
+    ]);
+    let identities = api_using(
+        &server,
+        using.clone(),
+        json!([["Identity/get", {"accountId": acct}, "i"]]),
+    );
+    let identity = identities[0][1]["list"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pid = server.pid().unwrap();
+    let before = common::peak_rss_kib(pid);
+    let r = api_using(
+        &server,
+        using,
+        json!([["EmailSubmission/set", {"accountId": acct, "create": {
+            "go": {"identityId": identity, "emailId": email,
+                   "envelope": {"mailFrom": {"email": "alice@a.test"},
+                                "rcptTo": [{"email": "bob@a.test"}]}}}}, "s"]]),
+    );
+    let peak = common::peak_rss_kib(pid);
+    eprintln!("server peak RSS {before} KiB before submitting a 40 MB draft, {peak} KiB after");
+    assert_eq!(r[0][1]["created"]["go"]["undoStatus"], "final", "{r:?}");
+    let (mut w, mut rd) = common::raw_client(server.addr("imap"));
+    imap(&mut w, &mut rd, "a LOGIN bob@a.test bob-pw");
+    imap(&mut w, &mut rd, "b SELECT INBOX");
+    let fetched = imap(
+        &mut w,
+        &mut rd,
+        "c FETCH 1 (BINARY.SIZE[2] BODY.PEEK[HEADER])",
+    );
+    assert!(fetched.contains("BINARY.SIZE[2] 30000000"), "{fetched}");
+    assert!(fetched.contains("Subject: large draft"), "{fetched}");
+    assert!(!fetched.contains("Bcc:"), "Bcc removed: {fetched}");
+    assert!(
+        peak < before + 16 * 1024,
+        "the server's peak memory grew from {before} KiB to {peak} KiB"
+    );
+}
+
 /// C-FT9 for JMAP downloads: a 40 MB message and its 30 MB base64
 /// attachment, downloaded with curl, come from the store a piece at a time
 /// (the part decoded on the way), so the server's peak memory hardly moves

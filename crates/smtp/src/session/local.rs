@@ -32,8 +32,9 @@ pub struct LocalSubmission {
     pub sender_params: Parameters,
     /// Each recipient with its RCPT parameters (DSN's NOTIFY, ORCPT).
     pub recipients: Vec<(String, Parameters)>,
-    /// The message, CRLF line endings, without dot-stuffing.
-    pub message: Vec<u8>,
+    /// The message, CRLF line endings, without dot-stuffing, spooled (a
+    /// large one is not held in memory).
+    pub message: Spooled,
     /// Where the user is (their sending limits and the log see it).
     pub client: IpAddr,
 }
@@ -64,7 +65,7 @@ impl SmtpSession {
         if cfg.role != Role::Submission {
             return Err(SmtpError::RelayDenied);
         }
-        if submission.message.len() as u64 > cfg.max_message_size {
+        if submission.message.len() > cfg.max_message_size {
             return Err(SmtpError::MessageTooBig);
         }
         let conn = net::ConnInfo {
@@ -107,9 +108,7 @@ impl SmtpSession {
             .as_ref()
             .map(|t| t.id.clone())
             .unwrap_or_default();
-        session
-            .end_of_message(Ok(Spooled::from_vec(submission.message)))
-            .await?;
+        session.end_of_message(Ok(submission.message)).await?;
         Ok(Submitted {
             id,
             queue_id: session.last_queue_id,

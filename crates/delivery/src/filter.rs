@@ -306,13 +306,13 @@ impl Mda {
 }
 
 impl Mda {
-    /// What `script` does with `raw` sent from `from` to `to`, delivering
+    /// What `script` does with `data` sent from `from` to `to`, delivering
     /// nothing (`tern sieve test`). When `to` is an account, its mailboxes,
     /// scripts and tracked ids answer the script's questions.
     pub async fn dry_run(
         &self,
         script: Arc<Script>,
-        raw: Vec<u8>,
+        data: Spooled,
         from: &str,
         to: &str,
         now: i64,
@@ -334,6 +334,7 @@ impl Mda {
             global: &self.config.sieve.global,
             cache: &self.scripts,
         };
-        sieve::run(&[script], raw, &ctx, &host).await
+        let view = sieve::mail::Mail::spooled(Vec::new(), data);
+        sieve::run(&[script], view, &ctx, &host).await
     }
 }

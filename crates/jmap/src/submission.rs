@@ -131,28 +131,6 @@ fn id_of(n: i64) -> String {
     format!("S{n}")
 }
 
-/// Line ends as SMTP carries them: a bare LF (an uploaded draft) becomes
-/// CRLF. Fed a piece at a time (a CR ending one piece goes with the LF
-/// beginning the next).
-#[derive(Default)]
-struct Crlf {
-    last: u8,
-}
-
-impl Crlf {
-    fn convert(&mut self, raw: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
-        for b in raw {
-            if *b == b'\n' && self.last != b'\r' {
-                out.push(b'\r');
-            }
-            out.push(*b);
-            self.last = *b;
-        }
-        out
-    }
-}
-
 /// The message of `email` as it is sent, spooled: its header section
 /// without Bcc (RFC 8621 §7.5), then its body copied from the store a
 /// piece at a time (hardening.md C-FT9), line ends made CRLF; and its
@@ -170,7 +148,7 @@ async fn outgoing(
     let Some(head) = found.map_err(|e| e.to_string())? else {
         return Ok(None);
     };
-    let mut crlf = Crlf::default();
+    let mut crlf = message::crlf::Crlf::default();
     let mut out = spool.writer();
     let without_bcc =
         message::header::without_fields(&head, |f| f.name.eq_ignore_ascii_case("Bcc"));

@@ -16,6 +16,7 @@
 //! reads the reader it is given).
 
 pub mod address;
+pub mod crlf;
 pub mod date;
 pub mod dsn;
 pub mod envelope;

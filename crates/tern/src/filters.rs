@@ -79,7 +79,7 @@ pub async fn sieve(store: Arc<dyn Store>, config: &Config, cmd: SieveCmd) -> Res
         } => {
             let text = read_script(&file)?;
             let script = sieve::compile(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            let raw = std::fs::read(&message).map_err(|e| format!("{}: {e}", message.display()))?;
+            let data = spooled_message(&message)?;
             let mda = crate::serve::mda(config, &store)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -87,7 +87,7 @@ pub async fn sieve(store: Arc<dyn Store>, config: &Config, cmd: SieveCmd) -> Res
             let outcome = mda
                 .dry_run(
                     Arc::new(script),
-                    crlf(raw),
+                    data,
                     &from,
                     &to,
                     message::date::unix_now(),
@@ -108,17 +108,23 @@ fn read_script(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// A message file with bare LF line ends, as mail has them on the wire.
-fn crlf(raw: Vec<u8>) -> Vec<u8> {
-    if raw.windows(2).any(|w| w == b"\r\n") {
-        return raw;
-    }
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
-    for b in raw {
-        if b == b'\n' {
-            out.push(b'\r');
+/// A message file as mail has it on the wire (bare LF made CRLF), read a
+/// piece at a time into a spool in the temporary directory: a large
+/// message is never held whole (hardening.md C-FT9).
+fn spooled_message(path: &Path) -> Result<message::spool::Spooled, String> {
+    use std::io::Read;
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(fail)?;
+    let spool = message::spool::Spool::in_dir(&std::env::temp_dir()).map_err(fail)?;
+    let mut out = spool.writer();
+    let mut crlf = message::crlf::Crlf::default();
+    let mut piece = vec![0; 64 * 1024];
+    loop {
+        let n = file.read(&mut piece).map_err(fail)?;
+        if n == 0 {
+            break;
         }
-        out.push(b);
+        out.write(&crlf.convert(&piece[..n])).map_err(fail)?;
     }
-    out
+    out.finish().map_err(fail)
 }

@@ -21,6 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use message::crlf::crlf;
 use store::{AccountId, Delivery, Folder, NewMessage, Store};
 
 use crate::admin::AdminError;
@@ -60,23 +61,6 @@ const MAILDIR_FLAGS: [(char, &str); 6] = [
     ('S', "\\Seen"),
     ('T', "\\Deleted"),
 ];
-
-/// Bare LF line ends as CRLF.
-fn crlf(raw: Vec<u8>) -> Vec<u8> {
-    if !raw.contains(&b'\n') || raw.windows(2).all(|w| w[1] != b'\n' || w[0] == b'\r') {
-        return raw;
-    }
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
-    let mut prev = 0u8;
-    for &b in &raw {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
-}
 
 fn mtime(path: &Path) -> i64 {
     std::fs::metadata(path)
@@ -496,12 +480,6 @@ mod tests {
             vec!["\\Flagged", "\\Answered", "\\Seen", "$Junk"]
         );
         assert!(maildir_flags("1700000000.M1.host", &keys).is_empty());
-    }
-
-    #[test]
-    fn line_ends() {
-        assert_eq!(crlf(b"a\nb\r\nc\n".to_vec()), b"a\r\nb\r\nc\r\n");
-        assert_eq!(crlf(b"a\r\n".to_vec()), b"a\r\n");
     }
 
     #[test]

@@ -279,6 +279,77 @@ fn pypi_managesieve_client() {
     assert_eq!(subjects(&view, "INBOX"), Vec::<String>::new(), "{view}");
 }
 
+/// C-FT9 for `tern sieve test`: the message file is read a piece at a
+/// time into a spool, so testing a script on a 40 MB message takes no more
+/// memory than on a small one (the file was read whole, and the script
+/// ran over it held whole, before). The script still sees its header and
+/// its body (bare LF line ends made CRLF).
+#[test]
+fn sieve_test_on_a_large_file_spools_it() {
+    let server = common::smtp_server("");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.sieve");
+    std::fs::write(
+        &script,
+        "require [\"fileinto\", \"body\"];\n\
+         if allof (header :contains \"subject\" \"huge\", body :text :contains \"Attached\") {\n\
+           fileinto \"Big\";\n}\n",
+    )
+    .unwrap();
+    let (_, large, _) = common::with_large_attachment("Subject: huge\r\n");
+    let small = dir.path().join("small.eml");
+    std::fs::write(
+        &small,
+        b"Subject: huge\nContent-Type: text/plain\n\nAttached.\n",
+    )
+    .unwrap();
+    let big = dir.path().join("big.eml");
+    std::fs::write(&big, &large).unwrap();
+    drop(large);
+    // The peak memory of the command, from Python's view of its child.
+    let measured = |message: &std::path::Path| -> (String, u64) {
+        let line = server.admin_command_line(&[
+            "sieve",
+            "test",
+            script.to_str().unwrap(),
+            message.to_str().unwrap(),
+            "--to",
+            "alice@a.test",
+        ]);
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import resource, subprocess, sys\n\
+                 r = subprocess.run(sys.argv[1:], capture_output=True)\n\
+                 assert r.returncode == 0, r.stderr\n\
+                 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
+                 sys.stdout.write(r.stdout.decode())\n",
+            )
+            .args(&line)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (peak, said) = text.split_once('\n').unwrap();
+        (said.trim().to_string(), peak.trim().parse().unwrap())
+    };
+    let (small_said, small_peak) = measured(&small);
+    let (big_said, big_peak) = measured(&big);
+    eprintln!(
+        "tern sieve test peak RSS: {small_peak} KiB on a small message, {big_peak} KiB on 40 MB"
+    );
+    assert_eq!(small_said, "fileinto \"Big\"", "{small_said}");
+    assert_eq!(big_said, "fileinto \"Big\"", "{big_said}");
+    assert!(
+        big_peak < small_peak + 16 * 1024,
+        "tern sieve test took {big_peak} KiB on a 40 MB message, {small_peak} KiB on a small one"
+    );
+}
+
 /// `tern sieve test` shows what a script does without delivering;
 /// `tern sieve put` refuses a script that does not check, naming the line.
 #[test]

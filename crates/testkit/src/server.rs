@@ -140,12 +140,27 @@ impl TernServer {
 
     /// Run `tern --config <ours> ARGS...`.
     pub fn admin(&self, args: &[&str]) -> Output {
-        Command::new(&self.bin)
-            .arg("--config")
-            .arg(&self.config_path)
-            .args(args)
+        self.admin_command(args)
             .output()
             .unwrap_or_else(|e| panic!("admin: {e}"))
+    }
+
+    /// The admin command line for `args` (program first), to run some
+    /// other way (under a wrapper that measures it).
+    pub fn admin_command_line(&self, args: &[&str]) -> Vec<String> {
+        let mut line = vec![
+            self.bin.display().to_string(),
+            "--config".into(),
+            self.config_path.display().to_string(),
+        ];
+        line.extend(args.iter().map(|a| a.to_string()));
+        line
+    }
+
+    fn admin_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--config").arg(&self.config_path).args(args);
+        c
     }
 
     /// Run an admin command that must succeed; its standard output.

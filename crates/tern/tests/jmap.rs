@@ -1761,6 +1761,35 @@ fn jmap_jam_with_a_bearer_token() {
     assert_eq!(bearer("tern_made-up"), "401");
 }
 
+/// A server where alice has one 40 MB message with a 30 MB attachment
+/// (`common::with_large_attachment` under `top`): the server, alice's
+/// account id, the email's id, the attachment and the message.
+fn with_large_message(top: &str) -> (TernServer, String, String, Vec<u8>, Vec<u8>) {
+    let server = server();
+    let (attachment, message, _) = common::with_large_attachment(top);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::append_to_alice(
+            &server,
+            std::slice::from_ref(&message),
+        ));
+    let acct = account(&server);
+    let ids = call(&server, "Email/query", json!({"accountId": acct}));
+    let email = ids["ids"][0].as_str().unwrap().to_string();
+    (server, acct, email, attachment, message)
+}
+
+/// Fail unless the server's peak memory grew by less than 16 MiB since
+/// it was `before` (KiB) while it did `what`.
+fn assert_peak_within(server: &TernServer, before: u64, what: &str) {
+    let peak = common::peak_rss_kib(server.pid().unwrap());
+    eprintln!("server peak RSS {before} KiB before {what}, {peak} KiB after");
+    assert!(
+        peak < before + 16 * 1024,
+        "the server's peak memory grew from {before} KiB to {peak} KiB ({what})"
+    );
+}
+
 /// C-FT9 for Email/get: the body properties of a 40 MB message with a
 /// 30 MB attachment (its structure, the parts and their decoded sizes,
 /// the text values) come from an outline and one pass over its leaves,
@@ -1792,8 +1821,7 @@ fn body_properties_of_a_large_message_are_read_as_a_stream() {
             "fetchAllBodyValues": true,
         }),
     );
-    let peak = common::peak_rss_kib(pid);
-    eprintln!("server peak RSS {before} KiB before Email/get of a 40 MB message, {peak} KiB after");
+    assert_peak_within(&server, before, "Email/get of a 40 MB message");
     let e = &got["list"][0];
     assert_eq!(e["subject"], "large");
     assert_eq!(e["hasAttachment"], true);
@@ -1805,10 +1833,6 @@ fn body_properties_of_a_large_message_are_read_as_a_stream() {
     assert_eq!(e["bodyStructure"]["subParts"][1]["size"], 30_000_000, "{e}");
     assert_eq!(e["textBody"][0]["size"], 9, "{e}");
     assert_eq!(e["bodyValues"]["1"]["value"], "Attached.", "{e}");
-    assert!(
-        peak < before + 16 * 1024,
-        "the server's peak memory grew from {before} KiB to {peak} KiB"
-    );
 }
 
 /// C-FT9 for EmailSubmission: a 40 MB draft is sent from the store a
@@ -1818,19 +1842,9 @@ fn body_properties_of_a_large_message_are_read_as_a_stream() {
 /// over before); Bob gets it whole, without the Bcc field.
 #[test]
 fn a_large_draft_is_submitted_from_the_store() {
-    let server = server();
-    let (_, message, _) = common::with_large_attachment(
+    let (server, acct, email, _, _) = with_large_message(
         "From: alice@a.test\r\nTo: bob@a.test\r\nBcc: carol@far.test\r\nSubject: large draft\r\n",
     );
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(common::append_to_alice(
-            &server,
-            std::slice::from_ref(&message),
-        ));
-    let acct = account(&server);
-    let ids = call(&server, "Email/query", json!({"accountId": acct}));
-    let email = ids["ids"][0].as_str().unwrap().to_string();
     let using = json!([
         "urn:ietf:params:jmap:core",
         "urn:ietf:params:jmap:mail",
@@ -1845,8 +1859,7 @@ fn a_large_draft_is_submitted_from_the_store() {
         .as_str()
         .unwrap()
         .to_string();
-    let pid = server.pid().unwrap();
-    let before = common::peak_rss_kib(pid);
+    let before = common::peak_rss_kib(server.pid().unwrap());
     let r = api_using(
         &server,
         using,
@@ -1855,8 +1868,7 @@ fn a_large_draft_is_submitted_from_the_store() {
                    "envelope": {"mailFrom": {"email": "alice@a.test"},
                                 "rcptTo": [{"email": "bob@a.test"}]}}}}, "s"]]),
     );
-    let peak = common::peak_rss_kib(pid);
-    eprintln!("server peak RSS {before} KiB before submitting a 40 MB draft, {peak} KiB after");
+    assert_peak_within(&server, before, "submitting a 40 MB draft");
     assert_eq!(r[0][1]["created"]["go"]["undoStatus"], "final", "{r:?}");
     let (mut w, mut rd) = common::raw_client(server.addr("imap"));
     imap(&mut w, &mut rd, "a LOGIN bob@a.test bob-pw");
@@ -1869,10 +1881,6 @@ fn a_large_draft_is_submitted_from_the_store() {
     assert!(fetched.contains("BINARY.SIZE[2] 30000000"), "{fetched}");
     assert!(fetched.contains("Subject: large draft"), "{fetched}");
     assert!(!fetched.contains("Bcc:"), "Bcc removed: {fetched}");
-    assert!(
-        peak < before + 16 * 1024,
-        "the server's peak memory grew from {before} KiB to {peak} KiB"
-    );
 }
 
 /// C-FT9 for JMAP downloads: a 40 MB message and its 30 MB base64
@@ -1882,21 +1890,10 @@ fn a_large_draft_is_submitted_from_the_store() {
 /// attachment); each arrives octet for octet.
 #[test]
 fn large_downloads_come_a_piece_at_a_time() {
-    let server = server();
-    let (attachment, message, _) =
-        common::with_large_attachment("From: bob@far.test\r\nSubject: large\r\n");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(common::append_to_alice(
-            &server,
-            std::slice::from_ref(&message),
-        ));
-    let acct = account(&server);
-    let ids = call(&server, "Email/query", json!({"accountId": acct}));
-    let email = ids["ids"][0].as_str().unwrap();
+    let (server, acct, email, attachment, message) =
+        with_large_message("From: bob@far.test\r\nSubject: large\r\n");
     let blob = format!("B{}", &email[1..]);
-    let pid = server.pid().unwrap();
-    let before = common::peak_rss_kib(pid);
+    let before = common::peak_rss_kib(server.pid().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let fetch = |blob: &str, name: &str| -> Vec<u8> {
         let out = dir.path().join(name);
@@ -1920,12 +1917,7 @@ fn large_downloads_come_a_piece_at_a_time() {
     };
     let part = fetch(&format!("{blob}-2"), "big.bin");
     let whole = fetch(&blob, "m.eml");
-    let peak = common::peak_rss_kib(pid);
-    eprintln!("server peak RSS {before} KiB before two large downloads, {peak} KiB after");
+    assert_peak_within(&server, before, "two large downloads");
     assert!(part == attachment, "the attachment differs");
     assert!(whole.ends_with(&message), "the message differs");
-    assert!(
-        peak < before + 16 * 1024,
-        "the server's peak memory grew from {before} KiB to {peak} KiB"
-    );
 }

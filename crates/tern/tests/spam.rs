@@ -149,6 +149,28 @@ fn early_talkers_are_refused() {
     assert!(first_line(&mut r).starts_with("220 "));
 }
 
+/// Run Python's imaplib lines `script` on `c`, logged in as alice with
+/// her INBOX selected; fail if they do.
+fn as_alice_in_inbox(server: &testkit::TernServer, script: &str) {
+    let imap = server.addr("imap");
+    let script = format!(
+        "import imaplib\nc = imaplib.IMAP4('{}', {})\nc.login('alice@a.test', 'alice-pw')\nc.select('INBOX')\n{script}c.logout()\n",
+        imap.ip(),
+        imap.port()
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 /// The classifier learns from what the user does: messages moved into
 /// Junk over IMAP make the next similar message spammier. (Three of them:
 /// a word seen once is too weak a clue to count, as in SpamAssassin.)
@@ -202,24 +224,10 @@ fn training_through_imap_move_into_junk() {
             &odd(n),
         );
     }
-    let imap = server.addr("imap");
-    let script = format!(
-        "import imaplib\nc = imaplib.IMAP4('{}', {})\nc.login('alice@a.test', 'alice-pw')\nc.select('INBOX')\n\
-         typ, data = c.uid('SEARCH', None, 'SUBJECT', 'quorvian')\nuids = b','.join(data[0].split()).decode()\n\
-         assert len(data[0].split()) == 3, data\nprint(c.uid('MOVE', uids, 'Junk'))\nc.logout()\n",
-        imap.ip(),
-        imap.port()
-    );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
+    as_alice_in_inbox(
+        &server,
+        "typ, data = c.uid('SEARCH', None, 'SUBJECT', 'quorvian')\nuids = b','.join(data[0].split()).decode()\n\
+         assert len(data[0].split()) == 3, data\nprint(c.uid('MOVE', uids, 'Junk'))\n",
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut after = before;
@@ -253,23 +261,9 @@ fn training_on_a_large_message_reads_its_beginning_only() {
         .block_on(common::append_to_alice(&server, &[message]));
     let pid = server.pid().unwrap();
     let before = common::peak_rss_kib(pid);
-    let imap = server.addr("imap");
-    let script = format!(
-        "import imaplib\nc = imaplib.IMAP4('{}', {})\nc.login('alice@a.test', 'alice-pw')\nc.select('INBOX')\n\
-         typ, data = c.uid('MOVE', '1', 'Junk')\nassert typ == 'OK', data\nc.logout()\n",
-        imap.ip(),
-        imap.port()
-    );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
+    as_alice_in_inbox(
+        &server,
+        "typ, data = c.uid('MOVE', '1', 'Junk')\nassert typ == 'OK', data\n",
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !server.log().contains("spam filter trained by the user")

@@ -1797,19 +1797,9 @@ fn assert_peak_within(server: &TernServer, before: u64, what: &str) {
 /// whole and parsed, it grew by several times the message).
 #[test]
 fn body_properties_of_a_large_message_are_read_as_a_stream() {
-    let server = server();
-    let (_, message, _) = common::with_large_attachment("From: bob@far.test\r\nSubject: large\r\n");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(common::append_to_alice(
-            &server,
-            std::slice::from_ref(&message),
-        ));
-    let acct = account(&server);
-    let ids = call(&server, "Email/query", json!({"accountId": acct}));
-    let email = ids["ids"][0].as_str().unwrap();
-    let pid = server.pid().unwrap();
-    let before = common::peak_rss_kib(pid);
+    let (server, acct, email, _, _) =
+        with_large_message("From: bob@far.test\r\nSubject: large\r\n");
+    let before = common::peak_rss_kib(server.pid().unwrap());
     let got = call(
         &server,
         "Email/get",

@@ -341,3 +341,54 @@ fn temporary(e: StoreError) -> Verdict {
 fn escape(s: &str) -> String {
     s.chars().take(128).flat_map(char::escape_default).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    /// C-AU1 on a clock the test moves: a success forgives the address's
+    /// failures; at its limit the address is blocked, even for the right
+    /// password, until the block runs out.
+    #[tokio::test]
+    async fn blocked_at_the_limit_until_the_block_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::open(&store::Backend::Sqlite(dir.path().into())).unwrap();
+        store.add_domain("a.test").await.unwrap();
+        store
+            .add_account("u@a.test", derive("right"))
+            .await
+            .unwrap();
+        let clock = clock::ManualClock::at(1_000_000);
+        let config = ThrottleConfig {
+            failure_delay: Duration::ZERO,
+            ip_max_failures: 2,
+            ..Default::default()
+        };
+        let auth = Authenticator::new(store, config).with_clock(Arc::new(clock.clone()));
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let denied = |blocked| Verdict::Denied { blocked };
+        assert_eq!(
+            auth.check_password(ip, "u@a.test", "wrong").await,
+            denied(false)
+        );
+        let right = auth.check_password(ip, "u@a.test", "right").await;
+        assert!(matches!(right, Verdict::Success(_)), "{right:?}");
+        assert_eq!(
+            auth.check_password(ip, "u@a.test", "wrong").await,
+            denied(false)
+        );
+        assert_eq!(
+            auth.check_password(ip, "u@a.test", "wrong").await,
+            denied(true)
+        );
+        assert!(auth.is_blocked(ip).await);
+        assert!(!auth.is_blocked(IpAddr::from([10, 0, 0, 2])).await);
+        let refused = auth.check_password(ip, "u@a.test", "right").await;
+        assert_eq!(refused, Verdict::Blocked);
+        clock.advance(900);
+        let freed = auth.check_password(ip, "u@a.test", "right").await;
+        assert!(matches!(freed, Verdict::Success(_)), "{freed:?}");
+    }
+}

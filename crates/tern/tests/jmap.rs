@@ -1825,6 +1825,31 @@ fn body_properties_of_a_large_message_are_read_as_a_stream() {
     assert_eq!(e["bodyValues"]["1"]["value"], "Attached.", "{e}");
 }
 
+/// C-FT9 for Email/query: the `hasAttachment` and `header` filters read
+/// a large message's outline and header section, never the message whole;
+/// both find it, and the server's peak memory hardly moves.
+#[test]
+fn filters_on_a_large_message_read_its_structure_only() {
+    let (server, acct, email, _, _) =
+        with_large_message("From: bob@far.test\r\nX-Project: zephyr-42\r\nSubject: large\r\n");
+    let before = common::peak_rss_kib(server.pid().unwrap());
+    let found = |filter: Value| {
+        call(
+            &server,
+            "Email/query",
+            json!({"accountId": acct, "filter": filter}),
+        )["ids"]
+            .clone()
+    };
+    assert_eq!(found(json!({"hasAttachment": true})), json!([email]));
+    assert_eq!(
+        found(json!({"header": ["X-Project", "zephyr"]})),
+        json!([email])
+    );
+    assert_eq!(found(json!({"header": ["X-Project", "other"]})), json!([]));
+    assert_peak_within(&server, before, "Email/query filters on a 40 MB message");
+}
+
 /// C-FT9 for EmailSubmission: a 40 MB draft is sent from the store a
 /// piece at a time into the submission spool (its Bcc removed from the
 /// header section, line ends made CRLF on the way), never held whole: the

@@ -5,8 +5,9 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
+use message::outline::Outline;
 use serde_json::Value;
-use store::{DataType, MailboxId, TextField, object_id};
+use store::{DataType, MailboxId, Store, TextField, object_id};
 
 use crate::account::{AccountView, EmailView};
 use crate::args::{self, Args};
@@ -87,11 +88,16 @@ impl Lookup {
         })
     }
 
-    /// Whether a message's octets meet it (not for text lookups).
-    fn meets(&self, raw: &[u8]) -> bool {
+    /// Whether what was read of a message meets it (not for text lookups).
+    fn meets(&self, read: &Read) -> bool {
         match self {
-            Lookup::HasAttachment => super::body::has_attachment(raw),
-            Lookup::Header(name, text) => message::header::fields(raw).iter().any(|f| {
+            Lookup::HasAttachment => match read {
+                Read::Whole(raw) => super::body::has_attachment(raw),
+                Read::Large { outline, .. } => outline
+                    .as_ref()
+                    .is_some_and(|o| super::body::display(o, &o.root).has_attachment(o)),
+            },
+            Lookup::Header(name, text) => message::header::fields(read.head()).iter().any(|f| {
                 f.name.eq_ignore_ascii_case(name)
                     && text.as_ref().is_none_or(|t| {
                         message::header::decoded(f.value).to_lowercase().contains(t)
@@ -99,6 +105,50 @@ impl Lookup {
             }),
             Lookup::Text(..) => false,
         }
+    }
+}
+
+/// What the lookups read of one message: a small one whole; a large one's
+/// header section, and its outline when `hasAttachment` is asked
+/// (hardening.md C-FT9: never the large message whole).
+enum Read {
+    Whole(Vec<u8>),
+    Large {
+        head: Vec<u8>,
+        outline: Option<Outline>,
+    },
+}
+
+impl Read {
+    fn head(&self) -> &[u8] {
+        match self {
+            Read::Whole(raw) => raw,
+            Read::Large { head, .. } => head,
+        }
+    }
+
+    /// Read `e` for these lookups; None if it is gone.
+    async fn of(
+        store: &dyn Store,
+        e: &EmailView,
+        structure: bool,
+    ) -> Result<Option<Read>, MethodError> {
+        let Some(&(mailbox, uid)) = e.entries.first() else {
+            return Ok(None);
+        };
+        if e.size <= super::STREAM_OVER {
+            return Ok(super::content(store, e).await?.map(Read::Whole));
+        }
+        let max = message::outline::HEAD_KEEP;
+        let Some(head) = store::stream::header_section(store, mailbox, uid, e.size, max).await?
+        else {
+            return Ok(None);
+        };
+        let outline = match structure {
+            true => store::stream::outline(store, mailbox, uid, e.size).await?,
+            false => None,
+        };
+        Ok(Some(Read::Large { head, outline }))
     }
 }
 
@@ -453,21 +503,21 @@ async fn look_up(
         let needs_content = read
             .iter()
             .any(|l| !(matches!(l, Lookup::HasAttachment) && known.is_some()));
-        let raw = match needs_content {
-            true => super::content(context.store(), e)
-                .await?
-                .unwrap_or_default(),
-            false => Vec::new(),
+        let structure = known.is_none() && read.contains(&Lookup::HasAttachment);
+        let content = match needs_content {
+            true => Read::of(context.store(), e, structure).await?,
+            false => None,
         };
+        let content = content.unwrap_or(Read::Whole(Vec::new()));
         for l in &read {
             let yes = match (l, known) {
                 (Lookup::HasAttachment, Some(k)) => k,
                 (Lookup::HasAttachment, None) => {
-                    let k = l.meets(&raw);
+                    let k = l.meets(&content);
                     attachments.insert(e.id, k);
                     k
                 }
-                _ => l.meets(&raw),
+                _ => l.meets(&content),
             };
             if yes {
                 out.entry(l.clone()).or_default().insert(e.id);

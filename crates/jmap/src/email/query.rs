@@ -94,7 +94,7 @@ impl Lookup {
             Lookup::HasAttachment => match read {
                 Read::Whole(raw) => super::body::has_attachment(raw),
                 Read::Large { outline, .. } => outline
-                    .as_ref()
+                    .as_deref()
                     .is_some_and(|o| super::body::display(o, &o.root).has_attachment(o)),
             },
             Lookup::Header(name, text) => message::header::fields(read.head()).iter().any(|f| {
@@ -115,7 +115,7 @@ enum Read {
     Whole(Vec<u8>),
     Large {
         head: Vec<u8>,
-        outline: Option<Outline>,
+        outline: Option<Box<Outline>>,
     },
 }
 
@@ -145,7 +145,9 @@ impl Read {
             return Ok(None);
         };
         let outline = match structure {
-            true => store::stream::outline(store, mailbox, uid, e.size).await?,
+            true => store::stream::outline(store, mailbox, uid, e.size)
+                .await?
+                .map(Box::new),
             false => None,
         };
         Ok(Some(Read::Large { head, outline }))

@@ -391,6 +391,32 @@ fn progress(n: usize, total: Option<usize>) {
     let _ = std::io::stderr().flush();
 }
 
+/// Messages up to this size are read whole, a batch at a time, to export.
+const WHOLE_UP_TO: u64 = 256 * 1024;
+
+/// Copy a message from the store into the file `path` a piece at a time;
+/// false (and no file) if it is gone.
+async fn copy_out(
+    store: &dyn Store,
+    mailbox: store::MailboxId,
+    entry: &store::MessageEntry,
+    path: &Path,
+) -> Result<bool> {
+    let mut file = std::fs::File::create(path).map_err(|e| io_err(path, e))?;
+    let mut next = 0;
+    while next < entry.size {
+        let piece = store::stream::scan_piece(store, mailbox, entry.uid, next, entry.size).await?;
+        let Some(got) = piece else {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Ok(false);
+        };
+        file.write_all(&got).map_err(|e| io_err(path, e))?;
+        next += got.len() as u64;
+    }
+    Ok(true)
+}
+
 pub async fn export(store: Arc<dyn Store>, address: &str, dir: &Path) -> Result<()> {
     let account = crate::admin::account_by_address(&store, address).await?;
     let mut count = 0;
@@ -425,13 +451,20 @@ pub async fn export(store: Arc<dyn Store>, address: &str, dir: &Path) -> Result<
             std::fs::write(&path, text).map_err(|e| io_err(&path, e))?;
         }
         for chunk in entries.chunks(BATCH) {
-            let uids: Vec<u32> = chunk.iter().map(|e| e.uid).collect();
+            // Small messages a batch at a time; a large one is copied a
+            // piece at a time into its file below (never held whole).
+            let uids: Vec<u32> = chunk
+                .iter()
+                .filter(|e| e.size <= WHOLE_UP_TO)
+                .map(|e| e.uid)
+                .collect();
             let contents: std::collections::HashMap<u32, Vec<u8>> =
                 store.contents(m.id, uids).await?.into_iter().collect();
             for e in chunk {
-                let Some(raw) = contents.get(&e.uid) else {
+                let raw = contents.get(&e.uid);
+                if raw.is_none() && e.size <= WHOLE_UP_TO {
                     continue;
-                };
+                }
                 let mut info: Vec<char> = MAILDIR_FLAGS
                     .iter()
                     .filter(|(_, f)| store::flags::contains(&e.flags, f))
@@ -449,7 +482,11 @@ pub async fn export(store: Arc<dyn Store>, address: &str, dir: &Path) -> Result<
                     e.internal_date, e.uid, m.uid_validity
                 );
                 let path = target.join("cur").join(name);
-                std::fs::write(&path, raw).map_err(|e| io_err(&path, e))?;
+                match raw {
+                    Some(raw) => std::fs::write(&path, raw).map_err(|e| io_err(&path, e))?,
+                    None if !copy_out(store.as_ref(), m.id, e, &path).await? => continue,
+                    None => {}
+                }
                 if let Ok(file) = std::fs::File::options().write(true).open(&path) {
                     let when = std::time::UNIX_EPOCH
                         + std::time::Duration::from_secs(e.internal_date.max(0) as u64);

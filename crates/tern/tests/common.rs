@@ -614,6 +614,33 @@ pub fn with_large_attachment(top: &str) -> (Vec<u8>, Vec<u8>, usize) {
     (attachment, message, body.len())
 }
 
+/// Run the admin command `args` under Python, which measures it: its
+/// standard output and its peak memory (the child's ru_maxrss), KiB.
+#[allow(dead_code)]
+pub fn admin_with_peak(server: &TernServer, args: &[&str]) -> (String, u64) {
+    let line = server.admin_command_line(args);
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import resource, subprocess, sys\n\
+             r = subprocess.run(sys.argv[1:], capture_output=True)\n\
+             assert r.returncode == 0, r.stderr\n\
+             print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
+             sys.stdout.write(r.stdout.decode())\n",
+        )
+        .args(&line)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (peak, said) = text.split_once('\n').unwrap();
+    (said.trim().to_string(), peak.trim().parse().unwrap())
+}
+
 /// The most memory the process has held since it started (VmHWM), KiB.
 #[allow(dead_code)]
 pub fn peak_rss_kib(pid: u32) -> u64 {

@@ -243,3 +243,44 @@ fn ten_thousand_messages_from_an_mbox() {
         "{out}"
     );
 }
+
+/// C-FT9 for `tern export`: a 40 MB message is copied from the store into
+/// its Maildir file a piece at a time (small ones go a batch at a time), so
+/// exporting it takes no more memory than exporting a small one; the file
+/// holds the message octet for octet.
+#[test]
+fn a_large_message_is_exported_a_piece_at_a_time() {
+    let server = common::full_server("");
+    let dir = tempfile::tempdir().unwrap();
+    let small_out = dir.path().join("small");
+    let (small_said, small_peak) = common::admin_with_peak(
+        &server,
+        &["export", "alice@a.test", small_out.to_str().unwrap()],
+    );
+    assert!(small_said.contains("exported 0 message(s)"), "{small_said}");
+    let (_, message, _) = common::with_large_attachment("Subject: large export\r\n");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::append_to_alice(
+            &server,
+            std::slice::from_ref(&message),
+        ));
+    let out = dir.path().join("large");
+    let (said, peak) =
+        common::admin_with_peak(&server, &["export", "alice@a.test", out.to_str().unwrap()]);
+    eprintln!("tern export peak RSS: {small_peak} KiB with no message, {peak} KiB with 40 MB");
+    assert!(said.contains("exported 1 message(s)"), "{said}");
+    let file = std::fs::read_dir(out.join("cur"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(
+        std::fs::read(file.path()).unwrap() == message,
+        "the exported file differs"
+    );
+    assert!(
+        peak < small_peak + 16 * 1024,
+        "tern export took {peak} KiB for a 40 MB message, {small_peak} KiB for none"
+    );
+}

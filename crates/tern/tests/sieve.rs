@@ -306,36 +306,18 @@ fn sieve_test_on_a_large_file_spools_it() {
     let big = dir.path().join("big.eml");
     std::fs::write(&big, &large).unwrap();
     drop(large);
-    // The peak memory of the command, from Python's view of its child.
-    let measured = |message: &std::path::Path| -> (String, u64) {
-        let line = server.admin_command_line(&[
-            "sieve",
-            "test",
-            script.to_str().unwrap(),
-            message.to_str().unwrap(),
-            "--to",
-            "alice@a.test",
-        ]);
-        let out = std::process::Command::new("python3")
-            .arg("-c")
-            .arg(
-                "import resource, subprocess, sys\n\
-                 r = subprocess.run(sys.argv[1:], capture_output=True)\n\
-                 assert r.returncode == 0, r.stderr\n\
-                 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
-                 sys.stdout.write(r.stdout.decode())\n",
-            )
-            .args(&line)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let (peak, said) = text.split_once('\n').unwrap();
-        (said.trim().to_string(), peak.trim().parse().unwrap())
+    let measured = |message: &std::path::Path| {
+        common::admin_with_peak(
+            &server,
+            &[
+                "sieve",
+                "test",
+                script.to_str().unwrap(),
+                message.to_str().unwrap(),
+                "--to",
+                "alice@a.test",
+            ],
+        )
     };
     let (small_said, small_peak) = measured(&small);
     let (big_said, big_peak) = measured(&big);

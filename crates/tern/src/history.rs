@@ -110,32 +110,6 @@ pub(crate) fn event_json(e: &HistoryEvent) -> serde_json::Value {
     })
 }
 
-/// How many of its newest changes each account's change log keeps (JMAP
-/// `/changes`; a client further behind syncs again).
-const CHANGES_KEPT: usize = 10_000;
-
-/// Every hour while the server runs: forget delivery history events
-/// older than `keep`, and each account's change log beyond its newest
-/// [`CHANGES_KEPT`] rows.
-pub async fn expire_loop(store: Arc<dyn Store>, keep: std::time::Duration) {
-    let keep = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let before = clock::system().now().saturating_sub(keep);
-        match store.expire_history(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(events = n, "history: expired old events"),
-            Err(e) => tracing::warn!(error = %e, "history: cannot expire old events"),
-        }
-        match store.prune_changes(CHANGES_KEPT).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rows = n, "change log: pruned old changes"),
-            Err(e) => tracing::warn!(error = %e, "change log: cannot prune"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

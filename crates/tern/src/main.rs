@@ -15,6 +15,7 @@ mod jmap_push;
 mod jmap_submit;
 mod keys;
 mod mailbox_files;
+mod maintenance;
 mod man;
 mod messages;
 mod metrics;

@@ -288,11 +288,13 @@ pub async fn serve(
         let acme = crate::acme::Acme::new(&config, settings, certs.clone(), http01.clone());
         tokio::spawn(acme.run());
     }
-    tokio::spawn(crate::history::expire_loop(
-        store.clone(),
-        config.history.keep.0,
-    ));
-    tokio::spawn(expire_login_failures(authenticator.clone()));
+    let maintenance = crate::maintenance::Maintenance {
+        store: store.clone(),
+        auth: authenticator.clone(),
+        history_keep: config.history.keep.0,
+        greylist_lifetime: config.antispam.greylist_lifetime.0,
+    };
+    tokio::spawn(maintenance.run());
     let reporter = reporter(&config, &store, &mda, &resolver, &signer, psl);
     let tls_reporter = tls_reporter(&config, &store, &mda, &resolver, &signer);
     let outbound = outbound_config(&config, &resolver, spool)?;
@@ -874,18 +876,6 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
             }
-        }
-    }
-}
-
-/// Every ten minutes: forget failed logins that no longer count (every
-/// node does it; the deletes are idempotent).
-async fn expire_login_failures(auth: Arc<Authenticator>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        if let Err(e) = auth.expire_failures().await {
-            tracing::warn!(error = %e, "authentication: cannot forget old failures");
         }
     }
 }

@@ -140,13 +140,6 @@ impl Greylist {
         self.store.greylist_put(entry).await?;
         Ok(answer)
     }
-
-    /// Forget what is older than the lifetime.
-    pub async fn expire(&self) -> store::Result<usize> {
-        self.store
-            .greylist_expire(self.clock.now() - self.cfg.lifetime)
-            .await
-    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ mod resolve;
 use std::sync::Arc;
 
 use message::Mailbox;
-use message::spool::Spooled;
+use message::spool::{Spool, Spooled};
 use policy::srs::Srs;
 use store::{AccountId, AddressKind, QueueOptions, Store, StoreError};
 
@@ -59,6 +59,8 @@ pub struct MdaConfig {
     pub sender_keys: Option<Arc<policy::sender_keys::SenderKeys>>,
     /// CA certificates that vouch for S/MIME signers.
     pub smime_anchors: policy::smime_mime::TrustAnchors,
+    /// Where copies encrypted at rest are spooled.
+    pub spool: Spool,
 }
 
 impl Default for MdaConfig {
@@ -71,6 +73,7 @@ impl Default for MdaConfig {
             sieve: SieveConfig::default(),
             sender_keys: None,
             smime_anchors: Default::default(),
+            spool: Spool::memory(),
         }
     }
 }
@@ -193,19 +196,19 @@ impl Mda {
 
     /// Encryption at rest: the message (as it came, our trace fields
     /// apart) encrypted to the key of each recipient account that asked
-    /// for it ([`policy::at_rest_key`]: PGP/MIME to its OpenPGP key, else
-    /// S/MIME to its certificate); none for a message already encrypted
-    /// end to end.
+    /// for it ([`policy::at_rest_key`]: PGP/MIME to its OpenPGP key, read
+    /// and written a piece at a time; else S/MIME to its certificate, held
+    /// whole, up to [`policy::pgp_mime::MAX_ENCRYPTED`]); none for a
+    /// message already encrypted end to end.
     async fn encrypted_copies(
         &self,
         data: &Spooled,
         runs: &[filter::Run],
-    ) -> std::collections::HashMap<AccountId, sieve::Content> {
+    ) -> std::collections::HashMap<AccountId, plan::Sealed> {
         let mut out = std::collections::HashMap::new();
         if policy::pgp_mime::is_encrypted(data.header()) {
             return out;
         }
-        let mut raw = None;
         for run in runs {
             let account = run.target.account;
             if out.contains_key(&account)
@@ -218,23 +221,21 @@ impl Mda {
                 tracing::warn!(account = %run.target.address, "encryption at rest is on but the account has no key to encrypt to: stored as it came");
                 continue;
             };
-            if raw.is_none() {
-                raw = data.read_all().ok();
-            }
-            let Some(bytes) = raw.clone() else {
-                continue;
-            };
+            let (data, spool) = (data.clone(), self.config.spool.clone());
             let sealed = tokio::task::spawn_blocking(move || match key.kind {
-                store::KeyKind::OpenPgp => policy::pgp_mime::encrypt(&bytes, &key.data),
-                store::KeyKind::Smime => policy::smime_encrypt::encrypt(&bytes, &key.data),
+                store::KeyKind::OpenPgp => policy::pgp_mime::encrypt(&data, &key.data, &spool),
+                store::KeyKind::Smime => {
+                    if data.len() > policy::pgp_mime::MAX_ENCRYPTED as u64 {
+                        return Err("too large to encrypt".into());
+                    }
+                    let whole = data.read_all().map_err(|e| e.to_string())?;
+                    policy::smime_encrypt::encrypt(&whole, &key.data).map(Spooled::from_vec)
+                }
             })
             .await;
             match sealed {
                 Ok(Ok(sealed)) => {
-                    out.insert(
-                        account,
-                        Some(std::sync::Arc::new(sieve::mail::Edited::whole(sealed))),
-                    );
+                    out.insert(account, plan::Sealed::new(sealed));
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(account = %run.target.address, error = %e, "cannot encrypt at rest: stored as it came");

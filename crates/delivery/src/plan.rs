@@ -35,7 +35,24 @@ pub(crate) struct Extras<'a> {
     /// The PGP/MIME signature's Authentication-Results field (or empty).
     pub signature: &'a str,
     /// The copy an account stores instead, encrypted at rest.
-    pub encrypted: &'a std::collections::HashMap<AccountId, Content>,
+    pub encrypted: &'a std::collections::HashMap<AccountId, Sealed>,
+}
+
+/// A message encrypted at rest for one account: its version's identity
+/// among the delivery's versions, and its octets (spooled: a large one is
+/// never held whole).
+pub(crate) struct Sealed {
+    pub marker: Content,
+    pub data: Spooled,
+}
+
+impl Sealed {
+    pub fn new(data: Spooled) -> Sealed {
+        Sealed {
+            marker: Some(std::sync::Arc::new(Edited::whole(Vec::new()))),
+            data,
+        }
+    }
 }
 
 pub(crate) fn build(
@@ -81,7 +98,7 @@ pub(crate) fn build(
         };
         let Some(outcome) = &run.outcome else {
             let version = match extras.encrypted.get(&run.target.account) {
-                Some(sealed) => edited_version(&mut versions, &base.data, sealed),
+                Some(sealed) => sealed_version(&mut versions, sealed),
                 None => &mut base,
             };
             version.deliveries.push(Delivery {
@@ -125,7 +142,7 @@ pub(crate) fn build(
             let encrypted = extras.encrypted.get(&run.target.account);
             let (version, prefix) = match (content, encrypted) {
                 (None, Some(sealed)) => (
-                    edited_version(&mut versions, &base.data, sealed),
+                    sealed_version(&mut versions, sealed),
                     format!("{prefix}{field}"),
                 ),
                 (None, None) => (&mut base, format!("{prefix}{field}")),
@@ -235,6 +252,22 @@ fn edited_version<'v>(
     original: &Spooled,
     content: &Content,
 ) -> &'v mut Version {
+    version_of(versions, content, || {
+        edited_data(original, content.as_deref(), b"")
+    })
+}
+
+fn sealed_version<'v>(versions: &'v mut Vec<Version>, sealed: &Sealed) -> &'v mut Version {
+    version_of(versions, &sealed.marker, || sealed.data.clone())
+}
+
+/// The version (not redirected) holding `content`, made from `data` when
+/// there is none yet.
+fn version_of<'v>(
+    versions: &'v mut Vec<Version>,
+    content: &Content,
+    data: impl FnOnce() -> Spooled,
+) -> &'v mut Version {
     let at = versions
         .iter()
         .position(|v| v.redirected_by.is_none() && same(&v.content, content));
@@ -244,7 +277,7 @@ fn edited_version<'v>(
             versions.push(Version {
                 content: content.clone(),
                 redirected_by: None,
-                data: edited_data(original, content.as_deref(), b""),
+                data: data(),
                 deliveries: Vec::new(),
                 queue: Vec::new(),
                 sender: None,

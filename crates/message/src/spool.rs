@@ -237,6 +237,21 @@ pub struct Spooled {
     len: u64,
 }
 
+/// [`Spooled::reader`]: `std::io::Read` over spooled content.
+#[derive(Debug)]
+pub struct SpooledReader {
+    spooled: Spooled,
+    at: u64,
+}
+
+impl io::Read for SpooledReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.spooled.read_at(self.at, buf)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
 impl Spooled {
     /// Content already in memory (a message Tern made, a test).
     pub fn from_vec(content: Vec<u8>) -> Spooled {
@@ -323,6 +338,15 @@ impl Spooled {
         }
         let file = self.file.as_ref().ok_or_else(no_file)?;
         file.file.read_at(&mut buf[..want], self.start + offset)
+    }
+
+    /// A reader of the octets from the first (for a library that reads
+    /// its input as a stream: encryption at rest).
+    pub fn reader(&self) -> SpooledReader {
+        SpooledReader {
+            spooled: self.clone(),
+            at: 0,
+        }
     }
 
     /// The first `limit` octets (all of them when shorter).

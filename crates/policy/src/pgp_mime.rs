@@ -6,6 +6,7 @@
 //! (RFC 9580 §5.2.4, by rPGP). The result goes into an
 //! Authentication-Results field (RFC 8601) with the method `x-pgp`.
 
+use message::spool::{Spool, SpoolWriter, Spooled};
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
 
 /// The signed part and its signature.
@@ -240,8 +241,9 @@ pub fn kept_clear(message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The largest message encrypted at rest (larger ones are kept as they
-/// came, with a warning).
+/// The largest message encrypted at rest to an S/MIME certificate (the
+/// CMS encryption holds it whole; larger ones are kept as they came, with
+/// a warning). OpenPGP encryption streams and has no such bound.
 pub const MAX_ENCRYPTED: usize = 64 * 1024 * 1024;
 
 /// Whether a message is already encrypted end to end (RFC 3156 §4
@@ -274,44 +276,66 @@ pub fn can_encrypt(published: &[u8]) -> bool {
 /// `message` as a PGP/MIME encrypted message (RFC 3156 §4) to the
 /// published key: the whole message (header and body) is the encrypted
 /// part (AES-256, SEIPD, RFC 9580 §5.13), a few header fields stay
-/// readable outside ([`KEPT_CLEAR`]).
-pub fn encrypt(message: &[u8], published: &[u8]) -> Result<Vec<u8>, String> {
+/// readable outside ([`KEPT_CLEAR`]). Streamed: the message is read a
+/// piece at a time and the armored ciphertext written into `spool` as it
+/// is made (hardening.md C-FT9), so its size is not bounded by memory.
+pub fn encrypt(message: &Spooled, published: &[u8], spool: &Spool) -> Result<Spooled, String> {
     use pgp::composed::MessageBuilder;
     use pgp::crypto::sym::SymmetricKeyAlgorithm;
-    if message.len() > MAX_ENCRYPTED {
-        return Err("too large to encrypt".into());
-    }
     let key = SignedPublicKey::from_bytes(published).map_err(|e| format!("the key: {e}"))?;
     let targets = encryption_keys(&key);
     if targets.is_empty() {
         return Err("the key has no encryption subkey".into());
     }
     let mut rng = rand08::thread_rng();
-    let mut builder = MessageBuilder::from_bytes("", message.to_vec())
+    let mut builder = MessageBuilder::from_reader("", message.reader())
         .seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
     for target in targets {
         builder
             .encrypt_to_key(&mut rng, &target)
             .map_err(|e| format!("encrypting: {e}"))?;
     }
-    let armored = builder
-        .to_armored_string(&mut rng, Default::default())
-        .map_err(|e| format!("encrypting: {e}"))?
-        .replace("\r\n", "\n")
-        .replace('\n', "\r\n");
-    let mut out = kept_clear(message);
     let boundary = format!("tern-encrypted-{:016x}", rand08::random::<u64>());
-    out.extend_from_slice(
+    let mut out = spool.writer();
+    let failed = |e: std::io::Error| format!("spooling: {e}");
+    out.write(&kept_clear(message.header())).map_err(failed)?;
+    out.write(
         format!(
             "MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\";\r\n boundary=\"{boundary}\"\r\n\r\n\
              This message was encrypted by the mail server to its recipient's OpenPGP key.\r\n\
              --{boundary}\r\nContent-Type: application/pgp-encrypted\r\nContent-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n\r\n\
-             --{boundary}\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\nContent-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n\
-             {armored}\r\n--{boundary}--\r\n"
+             --{boundary}\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\nContent-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n"
         )
         .as_bytes(),
-    );
-    Ok(out)
+    )
+    .map_err(failed)?;
+    let mut armored = CrlfWriter {
+        out: &mut out,
+        crlf: message::crlf::Crlf::default(),
+    };
+    builder
+        .to_armored_writer(&mut rng, Default::default(), &mut armored)
+        .map_err(|e| format!("encrypting: {e}"))?;
+    out.write(format!("\r\n--{boundary}--\r\n").as_bytes())
+        .map_err(failed)?;
+    out.finish().map_err(failed)
+}
+
+/// Writes into a spool with line ends made CRLF.
+struct CrlfWriter<'a> {
+    out: &'a mut SpoolWriter,
+    crlf: message::crlf::Crlf,
+}
+
+impl std::io::Write for CrlfWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(&self.crlf.convert(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

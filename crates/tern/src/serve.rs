@@ -356,6 +356,8 @@ pub(crate) async fn mda(config: &Config, store: &Arc<dyn Store>) -> Result<Arc<M
                     .map_err(|e| ServeError(format!("[policy] smime_ca_file: {e}")))?,
                 None => Default::default(),
             },
+            spool: message::spool::Spool::in_dir(&config.data_dir.join("spool"))
+                .map_err(|e| ServeError(format!("spool: {e}")))?,
         },
     )))
 }

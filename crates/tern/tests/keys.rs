@@ -501,6 +501,62 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
     );
 }
 
+/// C-FT9 for encryption at rest: a 40 MB message for an account that
+/// encrypts at rest is read from its spool and its armored ciphertext
+/// written into the spool a piece at a time, so the server's peak memory
+/// hardly moves (encrypted whole, it held the message five times over);
+/// gpg gives the message back.
+#[test]
+fn a_large_message_is_encrypted_at_rest_as_a_stream() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let bob = Gpg::new();
+    bob.generate("Bob <bob@a.test>", "future-default", "default");
+    let key = bob.run(&["--export", "bob@a.test"]);
+    server.admin_ok(&[
+        "key",
+        "put",
+        "bob@a.test",
+        &write(dir.path(), "b.gpg", &key),
+    ]);
+    server.admin_ok(&["key", "encrypt", "bob@a.test", "on"]);
+    let (_, message, _) = common::with_large_attachment(
+        "From: carol@far.test\r\nTo: bob@a.test\r\nSubject: large secret\r\n",
+    );
+    let message = String::from_utf8(message).unwrap();
+    let before = common::peak_rss_kib(server.pid().unwrap());
+    testkit::send_smtp(
+        server.addr("smtp"),
+        "carol@far.test",
+        "bob@a.test",
+        &message,
+    );
+    let peak = common::peak_rss_kib(server.pid().unwrap());
+    eprintln!(
+        "server peak RSS {before} KiB before a 40 MB message encrypted at rest, {peak} KiB after"
+    );
+    let inbox = common::imap_mailbox(&server, ("bob@a.test", "bob-pw"), "INBOX");
+    let stored = inbox
+        .iter()
+        .find(|m| m.contains("Subject: large secret"))
+        .unwrap();
+    assert!(stored.contains("multipart/encrypted"), "not encrypted");
+    let start = stored.find("-----BEGIN PGP MESSAGE-----").unwrap();
+    let end = stored.find("-----END PGP MESSAGE-----").unwrap() + "-----END PGP MESSAGE-----".len();
+    let armored = write(dir.path(), "m.asc", &stored.as_bytes()[start..end]);
+    let plain = bob.run(&["--decrypt", &armored]);
+    // send_smtp ends the content with CRLF before the final dot.
+    let sent = format!("{message}\r\n");
+    assert!(
+        plain.ends_with(sent.as_bytes()),
+        "gpg does not give the message back"
+    );
+    assert!(
+        peak < before + 16 * 1024,
+        "the server's peak memory grew from {before} KiB to {peak} KiB"
+    );
+}
+
 /// An S/MIME signed message (RFC 8551 §3.5.3) signed by openssl: with
 /// the signer's certificate published for the sender, `smime=pass`; the
 /// message changed after signing, `fail`; signed with a certificate for

@@ -4,40 +4,93 @@
 
 use std::path::{Path, PathBuf};
 
-/// A message read from disk, with where it came from (for what is printed).
+/// A message read from disk (bare LF line ends made CRLF, as mail has
+/// them), with where it came from (for what is printed).
 pub struct FileMessage {
     pub origin: String,
     pub raw: Vec<u8>,
 }
 
-/// Every message under `path`, in a stable order.
-pub fn read(path: &Path) -> Result<Vec<FileMessage>, String> {
+/// Every message under `path`, in a stable order, read one at a time as
+/// the caller asks for the next (an mbox of gigabytes is never held whole).
+pub fn read(path: &Path) -> Result<Messages, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.is_dir() {
-        return read_dir(path);
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.starts_with(b"From ") {
-        let mut reader = message::mbox::MboxReader::new(std::io::Cursor::new(bytes));
-        let mut out = Vec::new();
-        while let Some(m) = reader
-            .next_message()
-            .map_err(|e| format!("{}: {e}", path.display()))?
-        {
-            out.push(FileMessage {
-                origin: format!("{}#{}", path.display(), out.len() + 1),
-                raw: m.raw,
-            });
-        }
-        return Ok(out);
-    }
-    Ok(vec![FileMessage {
-        origin: path.display().to_string(),
-        raw: bytes,
-    }])
+    let files = match meta.is_dir() {
+        true => files_in(path)?,
+        false => vec![path.to_path_buf()],
+    };
+    Ok(Messages {
+        files: files.into_iter(),
+        mbox: None,
+    })
 }
 
-fn read_dir(path: &Path) -> Result<Vec<FileMessage>, String> {
+/// The messages of [`read`]: each file in turn, an mbox file message by
+/// message.
+pub struct Messages {
+    files: std::vec::IntoIter<PathBuf>,
+    /// The mbox being read, its path and how many messages it gave.
+    mbox: Option<(Mbox, PathBuf, usize)>,
+}
+
+type Mbox = message::mbox::MboxReader<std::io::BufReader<std::fs::File>>;
+
+impl Iterator for Messages {
+    type Item = Result<FileMessage, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((reader, path, n)) = self.mbox.as_mut() {
+                match reader.next_message() {
+                    Ok(Some(m)) => {
+                        *n += 1;
+                        let origin = format!("{}#{n}", path.display());
+                        let raw = message::crlf::crlf(m.raw);
+                        return Some(Ok(FileMessage { origin, raw }));
+                    }
+                    Ok(None) => self.mbox = None,
+                    Err(e) => {
+                        let failed = format!("{}: {e}", path.display());
+                        self.mbox = None;
+                        return Some(Err(failed));
+                    }
+                }
+            }
+            let path = self.files.next()?;
+            match open(&path) {
+                Ok(Opened::Mbox(reader)) => self.mbox = Some((reader, path, 0)),
+                Ok(Opened::Message(raw)) => {
+                    let origin = path.display().to_string();
+                    let raw = message::crlf::crlf(raw);
+                    return Some(Ok(FileMessage { origin, raw }));
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+enum Opened {
+    Mbox(Mbox),
+    Message(Vec<u8>),
+}
+
+/// A file that starts with "From " is an mbox; any other is one message.
+fn open(path: &Path) -> Result<Opened, String> {
+    use std::io::{BufRead, Read};
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(failed)?;
+    let mut input = std::io::BufReader::new(file);
+    if input.fill_buf().map_err(failed)?.starts_with(b"From ") {
+        return Ok(Opened::Mbox(message::mbox::MboxReader::new(input)));
+    }
+    let mut raw = Vec::new();
+    input.read_to_end(&mut raw).map_err(failed)?;
+    Ok(Opened::Message(raw))
+}
+
+/// The message files of a directory (a Maildir's `cur` and `new`), sorted.
+fn files_in(path: &Path) -> Result<Vec<PathBuf>, String> {
     // A Maildir: its messages are in cur/ and new/.
     let maildir = path.join("cur").is_dir() || path.join("new").is_dir();
     let dirs: Vec<PathBuf> = if maildir {
@@ -64,9 +117,5 @@ fn read_dir(path: &Path) -> Result<Vec<FileMessage>, String> {
         }
     }
     files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        out.extend(read(&f)?);
-    }
-    Ok(out)
+    Ok(files)
 }

@@ -21,6 +21,7 @@ pub async fn spam(store: Arc<dyn Store>, config: &Config, cmd: SpamCmd) -> Resul
             let (mut new, mut reversed, mut unchanged) = (0, 0, 0);
             for path in &paths {
                 for m in crate::messages::read(path)? {
+                    let m = m?;
                     match bayes
                         .train(Some(account), &m.raw, spam, now)
                         .await
@@ -54,6 +55,7 @@ pub async fn spam(store: Arc<dyn Store>, config: &Config, cmd: SpamCmd) -> Resul
             );
             for path in &messages {
                 for m in crate::messages::read(path)? {
+                    let m = m?;
                     let c = checks.classify(Some(account), &m.raw).await;
                     print_classified(&m.origin, &c);
                 }

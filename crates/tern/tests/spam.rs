@@ -280,6 +280,61 @@ fn training_on_a_large_message_reads_its_beginning_only() {
     );
 }
 
+/// C-FT9 for `tern spam train`: an mbox is read a message at a time as
+/// it is trained on, so training on forty 1 MB messages takes no more
+/// memory than training on one (they were all read first, before).
+#[test]
+fn training_on_a_large_mbox_reads_a_message_at_a_time() {
+    let server = common::full_server("");
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = |count: usize| {
+        let body: String = (0..14_000)
+            .map(|i| format!("word{} lorem ipsum dolor sit amet {i}\n", i % 97))
+            .collect();
+        (0..count)
+            .map(|n| {
+                format!(
+                    "From sender@far.test Thu Dec  3 10:00:00 2026\nFrom: sender@far.test\n\
+                     Subject: offer {n}\nMessage-ID: <m{n}@far.test>\n\n{body}\n"
+                )
+            })
+            .collect::<String>()
+    };
+    let one = dir.path().join("one.mbox");
+    std::fs::write(&one, mbox(1)).unwrap();
+    let forty = dir.path().join("forty.mbox");
+    std::fs::write(&forty, mbox(40)).unwrap();
+    let train = |path: &std::path::Path| {
+        common::admin_with_peak(
+            &server,
+            &[
+                "spam",
+                "train",
+                "alice@a.test",
+                "--spam",
+                path.to_str().unwrap(),
+            ],
+        )
+    };
+    let (said_one, peak_one) = train(&one);
+    let (said_forty, peak_forty) = train(&forty);
+    eprintln!(
+        "tern spam train peak RSS: {peak_one} KiB on one 1 MB message, {peak_forty} KiB on forty"
+    );
+    assert!(
+        said_one.contains("trained 1 messages as spam"),
+        "{said_one}"
+    );
+    assert!(
+        said_forty.contains("trained 39 messages as spam"),
+        "{said_forty}"
+    );
+    assert!(
+        peak_forty < peak_one + 16 * 1024,
+        "tern spam train took {peak_forty} KiB on forty 1 MB messages, {peak_one} KiB on one"
+    );
+}
+
 /// A burst of submissions holds the account: what it sends waits in the
 /// queue, the administrator (postmaster) is told by mail, and `tern account
 /// release` lets it all go. The hourly hard limit answers 451 4.7.28.

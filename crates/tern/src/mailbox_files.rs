@@ -30,6 +30,10 @@ type Result<T> = std::result::Result<T, AdminError>;
 
 /// Messages stored per transaction.
 const BATCH: usize = 200;
+/// The most octets an import holds before storing them (C-FT9: a batch of
+/// large messages is stored early, so at most this and one message are
+/// in memory).
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// One message found in the files (or on another server).
 pub(crate) struct Found {
@@ -265,6 +269,8 @@ pub(crate) struct Importer {
     account: AccountId,
     known: HashSet<(String, String)>,
     batch: Vec<NewMessage>,
+    /// The octets of the batch: it is stored when it reaches [`BATCH_BYTES`].
+    batch_bytes: u64,
     folders: std::collections::BTreeSet<String>,
     stored: usize,
     skipped: usize,
@@ -283,6 +289,7 @@ impl Importer {
             account: account.id,
             known,
             batch: Vec::with_capacity(BATCH),
+            batch_bytes: 0,
             folders: Default::default(),
             stored: 0,
             skipped: 0,
@@ -324,6 +331,7 @@ impl Importer {
         } else {
             Folder::Create(f.folder)
         };
+        self.batch_bytes += f.raw.len() as u64;
         self.batch.push(NewMessage {
             data: message::spool::Spooled::from_vec(f.raw),
             received_at: f.date,
@@ -335,7 +343,7 @@ impl Importer {
             }],
             queue: None,
         });
-        if self.batch.len() == BATCH {
+        if self.batch.len() == BATCH || self.batch_bytes >= BATCH_BYTES {
             self.flush().await?;
         }
         Ok(())
@@ -344,6 +352,7 @@ impl Importer {
     async fn flush(&mut self) -> Result<()> {
         if !self.batch.is_empty() {
             self.stored += self.batch.len();
+            self.batch_bytes = 0;
             self.store
                 .store_messages(std::mem::take(&mut self.batch))
                 .await?;

@@ -284,3 +284,47 @@ fn a_large_message_is_exported_a_piece_at_a_time() {
         "tern export took {peak} KiB for a 40 MB message, {small_peak} KiB for none"
     );
 }
+
+/// C-FT9 for `tern import`: messages are stored a batch at a time, and a
+/// batch is stored once it holds 8 MiB, so importing sixty 1 MB messages
+/// takes little more memory than importing one (a batch of 200 was held
+/// whatever their size, before).
+#[test]
+fn an_import_of_large_messages_is_stored_in_bounded_batches() {
+    let server = common::full_server("");
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = |count: usize, tag: &str| {
+        let body: String = (0..14_000)
+            .map(|i| format!("line {i} of a large message\n"))
+            .collect();
+        let text: String = (0..count)
+            .map(|n| {
+                format!(
+                    "From sender@far.test Thu Dec  3 10:00:00 2026\nFrom: sender@far.test\n\
+                     Subject: {tag} {n}\nMessage-ID: <{tag}{n}@far.test>\n\n{body}\n"
+                )
+            })
+            .collect();
+        let path = dir.path().join(format!("{tag}.mbox"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (one, sixty) = (mbox(1, "one"), mbox(60, "sixty"));
+    let import = |path: &std::path::Path| {
+        common::admin_with_peak(&server, &["import", "alice@a.test", path.to_str().unwrap()])
+    };
+    let (said_one, peak_one) = import(&one);
+    let (said_sixty, peak_sixty) = import(&sixty);
+    eprintln!(
+        "tern import peak RSS: {peak_one} KiB for one 1 MB message, {peak_sixty} KiB for sixty"
+    );
+    assert!(said_one.contains("imported 1 message(s)"), "{said_one}");
+    assert!(
+        said_sixty.contains("imported 60 message(s)"),
+        "{said_sixty}"
+    );
+    assert!(
+        peak_sixty < peak_one + 32 * 1024,
+        "tern import took {peak_sixty} KiB for sixty 1 MB messages, {peak_one} KiB for one"
+    );
+}

@@ -383,6 +383,26 @@ fn a_pgp_mime_signature_is_checked_at_delivery() {
     );
 }
 
+/// Bob publishes a key that encrypts and turns encryption at rest on;
+/// his gpg.
+fn bob_encrypts_at_rest(server: &TernServer, dir: &Path) -> Gpg {
+    let bob = Gpg::new();
+    bob.generate("Bob <bob@a.test>", "future-default", "default");
+    let key = bob.run(&["--export", "bob@a.test"]);
+    server.admin_ok(&["key", "put", "bob@a.test", &write(dir, "b.gpg", &key)]);
+    server.admin_ok(&["key", "encrypt", "bob@a.test", "on"]);
+    bob
+}
+
+/// The armored PGP message in a stored message, decrypted by `gpg`.
+fn decrypted(gpg: &Gpg, dir: &Path, stored: &str) -> Vec<u8> {
+    const END: &str = "-----END PGP MESSAGE-----";
+    let start = stored.find("-----BEGIN PGP MESSAGE-----").unwrap();
+    let end = stored.find(END).unwrap() + END.len();
+    let armored = write(dir, "m.asc", &stored.as_bytes()[start..end]);
+    gpg.run(&["--decrypt", &armored])
+}
+
 /// Encryption at rest (opt-in): with it on, Bob's new mail is stored as
 /// PGP/MIME encrypted to his key (RFC 3156 §4), From/To/Subject/Date
 /// readable outside; gpg with Bob's private key gives back the message as
@@ -405,16 +425,7 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
     ]);
     let e = server.admin_err(&["key", "encrypt", "bob@a.test", "on"]);
     assert!(e.contains("has no key to encrypt to"), "{e}");
-    let bob = Gpg::new();
-    bob.generate("Bob <bob@a.test>", "future-default", "default");
-    let key = bob.run(&["--export", "bob@a.test"]);
-    server.admin_ok(&[
-        "key",
-        "put",
-        "bob@a.test",
-        &write(dir.path(), "b.gpg", &key),
-    ]);
-    server.admin_ok(&["key", "encrypt", "bob@a.test", "on"]);
+    let bob = bob_encrypts_at_rest(&server, dir.path());
 
     let original = "From: Carol <carol@far.test>\r\nTo: bob@a.test\r\nSubject: The plans\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\nMessage-ID: <plans@far.test>\r\n\r\nThe vault code is 4711.\r\n";
     testkit::send_smtp(
@@ -446,10 +457,7 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
         stored.contains("multipart/encrypted; protocol=\"application/pgp-encrypted\""),
         "{stored}"
     );
-    let start = stored.find("-----BEGIN PGP MESSAGE-----").unwrap();
-    let end = stored.find("-----END PGP MESSAGE-----").unwrap() + "-----END PGP MESSAGE-----".len();
-    let armored = write(dir.path(), "m.asc", &stored.as_bytes()[start..end]);
-    let plain = bob.run(&["--decrypt", &armored]);
+    let plain = decrypted(&bob, dir.path(), stored);
     let plain = String::from_utf8(plain).unwrap();
     assert!(plain.starts_with("Received: "), "{plain}");
     // send_smtp ends the content with CRLF before the final dot.
@@ -510,16 +518,7 @@ fn mail_is_encrypted_at_rest_to_the_users_key() {
 fn a_large_message_is_encrypted_at_rest_as_a_stream() {
     let server = server();
     let dir = tempfile::tempdir().unwrap();
-    let bob = Gpg::new();
-    bob.generate("Bob <bob@a.test>", "future-default", "default");
-    let key = bob.run(&["--export", "bob@a.test"]);
-    server.admin_ok(&[
-        "key",
-        "put",
-        "bob@a.test",
-        &write(dir.path(), "b.gpg", &key),
-    ]);
-    server.admin_ok(&["key", "encrypt", "bob@a.test", "on"]);
+    let bob = bob_encrypts_at_rest(&server, dir.path());
     let (_, message, _) = common::with_large_attachment(
         "From: carol@far.test\r\nTo: bob@a.test\r\nSubject: large secret\r\n",
     );
@@ -541,10 +540,7 @@ fn a_large_message_is_encrypted_at_rest_as_a_stream() {
         .find(|m| m.contains("Subject: large secret"))
         .unwrap();
     assert!(stored.contains("multipart/encrypted"), "not encrypted");
-    let start = stored.find("-----BEGIN PGP MESSAGE-----").unwrap();
-    let end = stored.find("-----END PGP MESSAGE-----").unwrap() + "-----END PGP MESSAGE-----".len();
-    let armored = write(dir.path(), "m.asc", &stored.as_bytes()[start..end]);
-    let plain = bob.run(&["--decrypt", &armored]);
+    let plain = decrypted(&bob, dir.path(), stored);
     // send_smtp ends the content with CRLF before the final dot.
     let sent = format!("{message}\r\n");
     assert!(

@@ -395,11 +395,15 @@ impl SmtpSession {
 }
 
 /// What MAIL asked of the queue, in absolute times.
+///
+/// `now` is a whole second, up to a second before the real time, so a
+/// HOLDFOR is counted from the next second: the hold lasts at least the
+/// seconds the client gave (RFC 4865 §3), never up to one less.
 pub(super) fn queue_options(p: &crate::params::MailParams, now: i64) -> store::QueueOptions {
     use crate::params::Hold;
     store::QueueOptions {
         release_at: p.hold.map(|h| match h {
-            Hold::For(s) => now + s,
+            Hold::For(s) => now + 1 + s,
             Hold::Until(t) => t,
         }),
         deliver_by: p.by.map(|b| store::DeliverBy {
@@ -409,5 +413,29 @@ pub(super) fn queue_options(p: &crate::params::MailParams, now: i64) -> store::Q
         }),
         priority: p.priority.unwrap_or(0),
         require_tls: p.require_tls,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{Hold, MailParams};
+
+    /// The clock reads whole seconds: at 100 the real time may be 100.99,
+    /// so a release at 103 would come after 2.01 seconds of HOLDFOR=3.
+    #[test]
+    fn a_hold_for_is_never_shorter_than_asked() {
+        let held = |hold| MailParams {
+            hold: Some(hold),
+            ..Default::default()
+        };
+        let real_latest_now = 100.999_f64;
+        let release = queue_options(&held(Hold::For(3)), 100).release_at.unwrap();
+        assert!(release as f64 - real_latest_now >= 3.0, "{release}");
+        // HOLDUNTIL names its second itself.
+        assert_eq!(
+            queue_options(&held(Hold::Until(5000)), 100).release_at,
+            Some(5000)
+        );
     }
 }

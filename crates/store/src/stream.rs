@@ -62,10 +62,22 @@ pub async fn outline(
     uid: u32,
     size: u64,
 ) -> Result<Option<Outline>> {
+    outline_within(store, mailbox, uid, 0..size).await
+}
+
+/// The outline of the message that is the octets `range` of a stored one
+/// (a message attached there, RFC 2046 §5.2.1), its offsets counted from
+/// `range.start`; read once, None if it is gone.
+pub async fn outline_within(
+    store: &dyn Store,
+    mailbox: MailboxId,
+    uid: u32,
+    range: std::ops::Range<u64>,
+) -> Result<Option<Outline>> {
     let mut builder = OutlineBuilder::new();
-    let mut next = 0;
-    while next < size {
-        let Some(got) = scan_piece(store, mailbox, uid, next, size).await? else {
+    let mut next = range.start;
+    while next < range.end {
+        let Some(got) = scan_piece(store, mailbox, uid, next, range.end).await? else {
             return Ok(None);
         };
         builder.feed(&got);

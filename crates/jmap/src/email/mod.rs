@@ -12,7 +12,7 @@ pub mod set;
 mod streamed;
 mod structure;
 
-use message::mime::Source;
+use message::mime::{Decoder, Source};
 use serde_json::Value;
 use store::{DataType, MailboxId, Store, object_id};
 
@@ -106,14 +106,14 @@ pub const STREAM_OVER: u64 = 256 * 1024;
 /// Where a download's octets come from.
 pub enum Octets {
     /// Made in memory: an upload, a small message or its part, a part of
-    /// a message attached inside another.
+    /// a message attached with a transfer encoding.
     Held(Vec<u8>),
     /// A large message's octets `range` in the store, decoded on the way.
     Stored {
         mailbox: MailboxId,
         uid: u32,
         range: std::ops::Range<u64>,
-        decoder: message::mime::Decoder,
+        decoder: Decoder,
     },
 }
 
@@ -136,7 +136,12 @@ impl From<Blob> for BlobSource {
 }
 
 /// Like [`blob`], but a large message, or a part of one, is named by its
-/// place in the store instead of read (its structure read as a stream).
+/// place in the store instead of read (its structure read as a stream),
+/// and so is a part of a message attached inside it, at any depth: an
+/// attached message is sent as it is (RFC 2046 §5.2.1: no transfer
+/// encoding but 7bit, 8bit or binary), so it is a range of the stored
+/// octets with an outline of its own. One attached with a transfer
+/// encoding all the same is decoded in memory, as [`blob`] does.
 pub async fn blob_source(
     store: &dyn Store,
     view: &AccountView,
@@ -148,40 +153,51 @@ pub async fn blob_source(
     let Some(&(mailbox, uid)) = email.entries.first() else {
         return Ok(None);
     };
-    if email.size <= STREAM_OVER || levels.len() > 1 {
+    if email.size <= STREAM_OVER {
         return Ok(blob(store, view, blob_id).await?.map(BlobSource::from));
     }
-    let Some(section) = levels.first() else {
-        return Ok(Some(BlobSource {
-            octets: Octets::Stored {
-                mailbox,
-                uid,
-                range: 0..email.size,
-                decoder: message::mime::Decoder::Identity,
-            },
-            media_type: None,
-            name: None,
-        }));
-    };
-    let Some(outline) = store::stream::outline(store, mailbox, uid, email.size).await? else {
-        return Ok(None);
-    };
-    let Some(part) = body::find(&outline.root, section) else {
-        return Ok(None);
-    };
-    let encoding = outline.field(part, "Content-Transfer-Encoding");
-    Ok(Some(BlobSource {
+    let mut found = BlobSource {
         octets: Octets::Stored {
             mailbox,
             uid,
-            range: part.body.start as u64..part.body.end as u64,
-            // An unknown encoding is sent as it is, as `blob` does.
-            decoder: message::mime::Decoder::new(encoding.as_deref())
-                .unwrap_or(message::mime::Decoder::Identity),
+            range: 0..email.size,
+            decoder: Decoder::Identity,
         },
-        media_type: Some(body::media_type(part)),
-        name: body::name(&outline, part),
-    }))
+        media_type: None,
+        name: None,
+    };
+    for section in &levels {
+        let Octets::Stored {
+            range: within,
+            decoder: Decoder::Identity,
+            ..
+        } = &found.octets
+        else {
+            return Ok(blob(store, view, blob_id).await?.map(BlobSource::from));
+        };
+        let start = within.start;
+        let Some(outline) =
+            store::stream::outline_within(store, mailbox, uid, within.clone()).await?
+        else {
+            return Ok(None);
+        };
+        let Some(part) = body::find(&outline.root, section) else {
+            return Ok(None);
+        };
+        let encoding = outline.field(part, "Content-Transfer-Encoding");
+        found = BlobSource {
+            octets: Octets::Stored {
+                mailbox,
+                uid,
+                range: start + part.body.start as u64..start + part.body.end as u64,
+                // An unknown encoding is sent as it is, as `blob` does.
+                decoder: Decoder::new(encoding.as_deref()).unwrap_or(Decoder::Identity),
+            },
+            media_type: Some(body::media_type(part)),
+            name: body::name(&outline, part),
+        };
+    }
+    Ok(Some(found))
 }
 
 /// The email a blob id names, if this account holds it, and the sections

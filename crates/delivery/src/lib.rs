@@ -196,10 +196,9 @@ impl Mda {
 
     /// Encryption at rest: the message (as it came, our trace fields
     /// apart) encrypted to the key of each recipient account that asked
-    /// for it ([`policy::at_rest_key`]: PGP/MIME to its OpenPGP key, read
-    /// and written a piece at a time; else S/MIME to its certificate, held
-    /// whole, up to [`policy::pgp_mime::MAX_ENCRYPTED`]); none for a
-    /// message already encrypted end to end.
+    /// for it ([`policy::at_rest_key`]: PGP/MIME to its OpenPGP key, else
+    /// S/MIME to its certificate; either read and written a piece at a
+    /// time); none for a message already encrypted end to end.
     async fn encrypted_copies(
         &self,
         data: &Spooled,
@@ -224,13 +223,7 @@ impl Mda {
             let (data, spool) = (data.clone(), self.config.spool.clone());
             let sealed = tokio::task::spawn_blocking(move || match key.kind {
                 store::KeyKind::OpenPgp => policy::pgp_mime::encrypt(&data, &key.data, &spool),
-                store::KeyKind::Smime => {
-                    if data.len() > policy::pgp_mime::MAX_ENCRYPTED as u64 {
-                        return Err("too large to encrypt".into());
-                    }
-                    let whole = data.read_all().map_err(|e| e.to_string())?;
-                    policy::smime_encrypt::encrypt(&whole, &key.data).map(Spooled::from_vec)
-                }
+                store::KeyKind::Smime => policy::smime_encrypt::encrypt(&data, &key.data, &spool),
             })
             .await;
             match sealed {

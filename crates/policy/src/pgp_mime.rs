@@ -241,11 +241,6 @@ pub fn kept_clear(message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The largest message encrypted at rest to an S/MIME certificate (the
-/// CMS encryption holds it whole; larger ones are kept as they came, with
-/// a warning). OpenPGP encryption streams and has no such bound.
-pub const MAX_ENCRYPTED: usize = 64 * 1024 * 1024;
-
 /// Whether a message is already encrypted end to end (RFC 3156 §4
 /// multipart/encrypted, or S/MIME enveloped-data: RFC 8551 §3.3).
 pub fn is_encrypted(header: &[u8]) -> bool {

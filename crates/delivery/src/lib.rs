@@ -38,9 +38,6 @@ pub use sieve::SpamLevel;
 pub const MAX_DEPTH: usize = 10;
 pub const MAX_TARGETS: usize = 1000;
 
-/// The largest signed message whose signature is checked at delivery.
-pub const MAX_SIGNED: u64 = 25 * 1024 * 1024;
-
 #[derive(Clone)]
 pub struct MdaConfig {
     /// The sub-address separator (`+` in `user+tag@domain`); None turns sub-addressing off.
@@ -247,9 +244,11 @@ impl Mda {
     /// RFC 3156 §5 and RFC 8551 §3.5.3: a signed message checked with the
     /// key its From address published here, or its domain publishes
     /// ([`policy::sender_keys`]), or (S/MIME) a trust anchor's chain; the
-    /// Authentication-Results field to
-    /// add to the local copies (empty for a message that is not signed,
-    /// or larger than [`MAX_SIGNED`]).
+    /// Authentication-Results field to add to the local copies (empty for
+    /// a message that is not signed). The signed part is read from the
+    /// spool a piece at a time whatever its size (hardening.md C-FT9); an
+    /// opaque S/MIME message, whose content is inside its CMS object, is
+    /// checked up to [`policy::smime_mime::MAX_OPAQUE`].
     async fn signature_check(&self, data: &Spooled) -> String {
         use policy::pgp_mime::{Outcome, SignatureKind};
         let head = data.header();
@@ -271,17 +270,21 @@ impl Mda {
             policy::pgp_mime::result_field(&self.config.hostname, kind, &from, outcome)
         };
         let unchecked = |why: &str| field(&Outcome::Unchecked(why.to_string()));
-        if data.len() > MAX_SIGNED {
+        if kind == SignatureKind::Smime
+            && policy::smime_mime::is_opaque(head)
+            && data.len() > policy::smime_mime::MAX_OPAQUE
+        {
             return unchecked("signed; too large to check");
         }
-        let Ok(raw) = data.read_all() else {
-            return unchecked("signed; could not be read");
-        };
-        let signed = match kind {
-            SignatureKind::OpenPgp => policy::pgp_mime::signed(&raw),
-            SignatureKind::Smime => policy::smime_mime::signed(&raw),
-        };
-        let Some(signed) = signed else {
+        // The message is read (its outline, then the signed part hashed)
+        // a piece at a time, off the runtime's threads.
+        let message = data.clone();
+        let found = tokio::task::spawn_blocking(move || match kind {
+            SignatureKind::OpenPgp => policy::pgp_mime::signed(&message),
+            SignatureKind::Smime => policy::smime_mime::signed(&message),
+        })
+        .await;
+        let Ok(Some(signed)) = found else {
             return unchecked("signed; not a well-formed signed message");
         };
         let wanted = match kind {
@@ -301,7 +304,9 @@ impl Mda {
         };
         // Another domain's sender: the keys its domain publishes.
         let lookups = self.config.sender_keys.as_ref().filter(|_| local.is_none());
-        field(&match kind {
+        // Hashing the signed part reads it from the spool: off the
+        // runtime's threads.
+        let judged = match kind {
             SignatureKind::OpenPgp => {
                 let mut keys: Vec<_> = here
                     .into_iter()
@@ -313,25 +318,35 @@ impl Mda {
                 if let Some(lookups) = lookups {
                     keys.extend(lookups.openpgp(&from).await);
                 }
-                policy::pgp_mime::judge(&signed, &from, &keys)
+                let from = from.clone();
+                tokio::task::spawn_blocking(move || policy::pgp_mime::judge(&signed, &from, &keys))
+                    .await
             }
             SignatureKind::Smime => {
                 let smimea = match lookups {
                     Some(l) => l.smimea(&from).await,
                     None => None,
                 };
-                policy::smime_mime::judge(
-                    &signed,
-                    &from,
-                    &policy::smime_mime::Vouchers {
-                        here: here.as_ref(),
-                        smimea: smimea.as_ref(),
-                        anchors: &self.config.smime_anchors,
-                        now: rustls_pki_types::UnixTime::now(),
-                    },
-                )
+                let (from, anchors) = (from.clone(), self.config.smime_anchors.clone());
+                tokio::task::spawn_blocking(move || {
+                    policy::smime_mime::judge(
+                        &signed,
+                        &from,
+                        &policy::smime_mime::Vouchers {
+                            here: here.as_ref(),
+                            smimea: smimea.as_ref(),
+                            anchors: &anchors,
+                            now: rustls_pki_types::UnixTime::now(),
+                        },
+                    )
+                })
+                .await
             }
-        })
+        };
+        match judged {
+            Ok(outcome) => field(&outcome),
+            Err(_) => unchecked("signed; the check failed"),
+        }
     }
 
     /// The domain whose ARC seal a forwarded copy should carry: the first

@@ -407,6 +407,13 @@ impl OutlineBuilder {
     }
 }
 
+/// The outline of spooled content, read once a block at a time.
+pub fn of_spooled(content: &crate::spool::Spooled) -> std::io::Result<Outline> {
+    let mut builder = OutlineBuilder::new();
+    content.chunks(|c| builder.feed(c))?;
+    Ok(builder.finish())
+}
+
 /// Outline of a message held whole (for tests and callers that have it).
 pub fn outline(raw: &[u8]) -> Outline {
     let mut b = OutlineBuilder::new();

@@ -242,11 +242,13 @@ pub struct Spooled {
 pub struct SpooledReader {
     spooled: Spooled,
     at: u64,
+    end: u64,
 }
 
 impl io::Read for SpooledReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.spooled.read_at(self.at, buf)?;
+        let room = (self.end.saturating_sub(self.at)).min(buf.len() as u64) as usize;
+        let n = self.spooled.read_at(self.at, &mut buf[..room])?;
         self.at += n as u64;
         Ok(n)
     }
@@ -343,10 +345,23 @@ impl Spooled {
     /// A reader of the octets from the first (for a library that reads
     /// its input as a stream: encryption at rest).
     pub fn reader(&self) -> SpooledReader {
+        self.reader_of(0..self.len)
+    }
+
+    /// A reader of the octets `range` (a part of the message).
+    pub fn reader_of(&self, range: std::ops::Range<u64>) -> SpooledReader {
         SpooledReader {
             spooled: self.clone(),
-            at: 0,
+            at: range.start,
+            end: range.end.min(self.len),
         }
+    }
+
+    /// The octets `range` in memory (a small part of a large message).
+    pub fn read_range(&self, range: std::ops::Range<u64>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut self.reader_of(range), &mut out)?;
+        Ok(out)
     }
 
     /// The first `limit` octets (all of them when shorter).
@@ -480,6 +495,28 @@ mod tests {
         let (expected, pieces) = large_message();
         let parts: Vec<&[u8]> = pieces.iter().map(|p| &p[..]).collect();
         (dir, write_all(&spool, &parts), expected)
+    }
+
+    /// A range across the head and the file, one inside the file, one
+    /// past the end: each reads exactly its octets.
+    #[test]
+    fn ranges_read_exactly_their_octets() {
+        let (_dir, s, expected) = large_spooled();
+        let len = expected.len() as u64;
+        let head = s.head().len() as u64;
+        for range in [
+            0..10,
+            head - 5..head + 70_000,
+            200_000..200_001,
+            len - 3..len + 9,
+        ] {
+            let end = range.end.min(len) as usize;
+            assert_eq!(
+                s.read_range(range.clone()).unwrap(),
+                &expected[range.start as usize..end],
+                "{range:?}"
+            );
+        }
     }
 
     #[test]

@@ -10,10 +10,73 @@ use message::spool::{Spool, SpoolWriter, Spooled};
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
 
 /// The signed part and its signature.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Signed {
-    pub data: Vec<u8>,
+    pub data: SignedOctets,
     pub signature: Vec<u8>,
+}
+
+/// The octets a signature covers (hardening.md C-FT9: a large signed
+/// part is read from the message's spool as it is hashed, never held).
+#[derive(Debug, Clone)]
+pub enum SignedOctets {
+    /// The first part of a multipart/signed message (RFC 1847 §2.1).
+    Part {
+        message: Spooled,
+        range: std::ops::Range<u64>,
+    },
+    /// The content an opaque S/MIME signature carries (RFC 8551 §3.5.2).
+    Held(Vec<u8>),
+}
+
+impl SignedOctets {
+    /// A reader of the octets, from the first.
+    pub fn reader(&self) -> Box<dyn std::io::Read + '_> {
+        match self {
+            SignedOctets::Part { message, range } => Box::new(message.reader_of(range.clone())),
+            SignedOctets::Held(data) => Box::new(&data[..]),
+        }
+    }
+}
+
+/// The largest signature part read (a detached OpenPGP signature or a CMS
+/// SignedData with its certificates is a few KiB).
+pub const MAX_SIGNATURE: usize = 1024 * 1024;
+
+/// The two parts of a `multipart/signed` message whose protocol is one of
+/// `protocols` (RFC 1847 §2.1): the first, headers and all, as signed
+/// octets; the second decoded, at most [`MAX_SIGNATURE`] octets. The
+/// message is read once for its outline, the signature part again.
+pub(crate) fn multipart_signed(
+    message: &Spooled,
+    outline: &message::outline::Outline,
+    protocols: &[&str],
+) -> Option<Signed> {
+    use message::mime::Source;
+    let root = &outline.root;
+    let ct = &root.content_type;
+    let ours = ct
+        .param("protocol")
+        .is_some_and(|p| protocols.iter().any(|w| p.eq_ignore_ascii_case(w)));
+    if ct.kind != "multipart" || ct.subtype != "signed" || !ours || root.children.len() != 2 {
+        return None;
+    }
+    let (first, second) = (&root.children[0], &root.children[1]);
+    if second.body.len() > MAX_SIGNATURE {
+        return None;
+    }
+    let encoding = outline.field(second, "Content-Transfer-Encoding");
+    let encoded = message
+        .read_range(second.body.start as u64..second.body.end as u64)
+        .ok()?;
+    let signature = message::mime::decode_body(encoding.as_deref(), &encoded)?;
+    Some(Signed {
+        data: SignedOctets::Part {
+            message: message.clone(),
+            range: first.header.start as u64..first.body.end as u64,
+        },
+        signature,
+    })
 }
 
 /// What the check found.
@@ -29,24 +92,11 @@ pub enum Outcome {
     Unchecked(String),
 }
 
-/// The signed part and its signature, if `raw` is a PGP/MIME signed
+/// The signed part and its signature, if `message` is a PGP/MIME signed
 /// message.
-pub fn signed(raw: &[u8]) -> Option<Signed> {
-    let root = message::mime::parse(raw);
-    let ct = &root.content_type;
-    let pgp = ct
-        .param("protocol")
-        .is_some_and(|p| p.eq_ignore_ascii_case("application/pgp-signature"));
-    if ct.kind != "multipart" || ct.subtype != "signed" || !pgp || root.children.len() != 2 {
-        return None;
-    }
-    let (first, second) = (&root.children[0], &root.children[1]);
-    let encoding = second.field(raw, "Content-Transfer-Encoding");
-    let signature = message::mime::decode_body(encoding.as_deref(), raw.get(second.body.clone())?)?;
-    Some(Signed {
-        data: raw.get(first.header.start..first.body.end)?.to_vec(),
-        signature,
-    })
+pub fn signed(message: &Spooled) -> Option<Signed> {
+    let outline = message::outline::of_spooled(message).ok()?;
+    multipart_signed(message, &outline, &["application/pgp-signature"])
 }
 
 /// How a signature stands against one key.
@@ -93,10 +143,11 @@ fn check_with(signed: &Signed, key: &[u8]) -> KeyCheck {
     if !primary && subkeys.is_empty() {
         return KeyCheck::OtherKey;
     }
-    let verified = (primary && signature.verify(&key, &signed.data).is_ok())
+    let signature = &signature.signature;
+    let verified = (primary && signature.verify(&key, signed.data.reader()).is_ok())
         || subkeys
             .iter()
-            .any(|sub| signature.verify(*sub, &signed.data).is_ok());
+            .any(|sub| signature.verify(*sub, signed.data.reader()).is_ok());
     match verified {
         true => KeyCheck::Verified,
         false => KeyCheck::Changed,
@@ -358,6 +409,7 @@ mod tests {
             field,
             "Authentication-Results: mx.a.test; smime=fail header.from=a@a.test (why)\r\n"
         );
-        assert!(signed(b"Content-Type: text/plain\r\n\r\nhi\r\n").is_none());
+        let plain = Spooled::from_vec(b"Content-Type: text/plain\r\n\r\nhi\r\n".to_vec());
+        assert!(signed(&plain).is_none());
     }
 }

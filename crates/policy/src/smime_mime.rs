@@ -19,17 +19,37 @@ use sha2::Digest;
 use dns::dnssec::{Tlsa, Validated};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::pgp_mime::{Outcome, Signed};
+use crate::pgp_mime::{Outcome, Signed, SignedOctets};
 use crate::sender_keys::Source;
+use message::spool::Spooled;
+use std::io::Read;
 
 const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 const MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
 
-/// The signed part and its DER signature, if `raw` is an S/MIME signed
+/// The largest opaque signed-data message checked: its content is inside
+/// the CMS object, which is decoded whole (a multipart/signed message is
+/// read a piece at a time, whatever its size).
+pub const MAX_OPAQUE: u64 = 25 * 1024 * 1024;
+
+/// Whether a header section's Content-Type is opaque signed-data (RFC
+/// 8551 §3.5.2).
+pub fn is_opaque(header: &[u8]) -> bool {
+    message::header::fields_named(header, "Content-Type")
+        .first()
+        .and_then(|f| message::mime::parse_content_type(&f.unfolded()))
+        .is_some_and(|ct| {
+            ct.param("smime-type")
+                .is_some_and(|t| t.eq_ignore_ascii_case("signed-data"))
+        })
+}
+
+/// The signed part and its DER signature, if `message` is an S/MIME signed
 /// message: multipart/signed (§3.5.3), or opaque signed-data (§3.5.2,
-/// the signed entity inside the CMS object).
-pub fn signed(raw: &[u8]) -> Option<Signed> {
-    let root = message::mime::parse(raw);
+/// the signed entity inside the CMS object, at most [`MAX_OPAQUE`]).
+pub fn signed(message: &Spooled) -> Option<Signed> {
+    let outline = message::outline::of_spooled(message).ok()?;
+    let root = &outline.root;
     let ct = &root.content_type;
     let opaque = ct
         .param("smime-type")
@@ -38,28 +58,26 @@ pub fn signed(raw: &[u8]) -> Option<Signed> {
         && (ct.subtype == "pkcs7-mime" || ct.subtype == "x-pkcs7-mime")
         && opaque
     {
-        let encoding = root.field(raw, "Content-Transfer-Encoding");
+        if message.len() > MAX_OPAQUE {
+            return None;
+        }
+        let raw = message.read_all().ok()?;
+        let encoding = root.field(&raw[..], "Content-Transfer-Encoding");
         let signature =
             message::mime::decode_body(encoding.as_deref(), raw.get(root.body.clone())?)?;
         return Some(Signed {
-            data: encapsulated(&signature)?,
+            data: SignedOctets::Held(encapsulated(&signature)?),
             signature,
         });
     }
-    let smime = ct.param("protocol").is_some_and(|p| {
-        p.eq_ignore_ascii_case("application/pkcs7-signature")
-            || p.eq_ignore_ascii_case("application/x-pkcs7-signature")
-    });
-    if ct.kind != "multipart" || ct.subtype != "signed" || !smime || root.children.len() != 2 {
-        return None;
-    }
-    let (first, second) = (&root.children[0], &root.children[1]);
-    let encoding = second.field(raw, "Content-Transfer-Encoding");
-    let signature = message::mime::decode_body(encoding.as_deref(), raw.get(second.body.clone())?)?;
-    Some(Signed {
-        data: raw.get(first.header.start..first.body.end)?.to_vec(),
-        signature,
-    })
+    crate::pgp_mime::multipart_signed(
+        message,
+        &outline,
+        &[
+            "application/pkcs7-signature",
+            "application/x-pkcs7-signature",
+        ],
+    )
 }
 
 /// The signed content inside opaque signed-data (RFC 5652 §5.2 eContent).
@@ -112,11 +130,12 @@ pub fn verify(signed: &Signed) -> Result<Signer, String> {
         })
         .ok_or("the signer's certificate is not in the signature")?;
     let digest: Vec<u8> = match signer.digest_alg.oid.to_string().as_str() {
-        "2.16.840.1.101.3.4.2.1" => sha2::Sha256::digest(&signed.data).to_vec(),
-        "2.16.840.1.101.3.4.2.2" => sha2::Sha384::digest(&signed.data).to_vec(),
-        "2.16.840.1.101.3.4.2.3" => sha2::Sha512::digest(&signed.data).to_vec(),
+        "2.16.840.1.101.3.4.2.1" => digest::<sha2::Sha256>(&signed.data),
+        "2.16.840.1.101.3.4.2.2" => digest::<sha2::Sha384>(&signed.data),
+        "2.16.840.1.101.3.4.2.3" => digest::<sha2::Sha512>(&signed.data),
         other => return Err(format!("digest algorithm {other} is not supported")),
-    };
+    }
+    .map_err(|e| format!("the message cannot be read: {e}"))?;
     let attributes = signer
         .signed_attrs
         .as_ref()
@@ -156,6 +175,20 @@ pub fn verify(signed: &Signed) -> Result<Signer, String> {
         certificate: der(certificate)?,
         others,
     })
+}
+
+/// The digest of the signed octets, read a piece at a time.
+fn digest<D: Digest>(data: &SignedOctets) -> std::io::Result<Vec<u8>> {
+    let mut hash = D::new();
+    let mut reader = data.reader();
+    let mut piece = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut piece)?;
+        if n == 0 {
+            return Ok(hash.finalize().to_vec());
+        }
+        hash.update(&piece[..n]);
+    }
 }
 
 /// The operator's S/MIME trust anchors (`[policy] smime_ca_file`): CA

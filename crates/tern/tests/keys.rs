@@ -559,28 +559,71 @@ fn large_secret_stored(server: &TernServer) -> (String, String) {
         "From: carol@far.test\r\nTo: bob@a.test\r\nSubject: large secret\r\n",
     );
     let message = String::from_utf8(message).unwrap();
+    let stored = sent_to_bob_within(server, "carol@far.test", &message, "large secret");
+    // send_smtp ends the content with CRLF before the final dot.
+    (format!("{message}\r\n"), stored)
+}
+
+/// `message` sent to Bob by `from`, and as his INBOX holds it (found by
+/// `subject`). Fails unless the server's peak memory grew by less than
+/// 16 MiB while it took and delivered it.
+fn sent_to_bob_within(server: &TernServer, from: &str, message: &str, subject: &str) -> String {
     let before = common::peak_rss_kib(server.pid().unwrap());
-    testkit::send_smtp(
-        server.addr("smtp"),
-        "carol@far.test",
-        "bob@a.test",
-        &message,
-    );
+    testkit::send_smtp(server.addr("smtp"), from, "bob@a.test", message);
     let peak = common::peak_rss_kib(server.pid().unwrap());
-    eprintln!(
-        "server peak RSS {before} KiB before a 40 MB message encrypted at rest, {peak} KiB after"
-    );
+    eprintln!("server peak RSS {before} KiB before {subject:?}, {peak} KiB after");
     assert!(
         peak < before + 16 * 1024,
         "the server's peak memory grew from {before} KiB to {peak} KiB"
     );
     let inbox = common::imap_mailbox(server, ("bob@a.test", "bob-pw"), "INBOX");
-    let stored = inbox
+    inbox
         .into_iter()
-        .find(|m| m.contains("Subject: large secret"))
-        .unwrap();
-    // send_smtp ends the content with CRLF before the final dot.
-    (format!("{message}\r\n"), stored)
+        .find(|m| m.contains(&format!("Subject: {subject}")))
+        .unwrap()
+}
+
+/// A 40 MB MIME entity to sign: a multipart with a 30 MB attachment.
+fn large_part() -> String {
+    String::from_utf8(common::with_large_attachment("").1).unwrap()
+}
+
+/// C-FT9 for signature checks: a 40 MB PGP/MIME signed message has its
+/// signed part hashed from the spool a piece at a time, so it is checked
+/// (`pass`) while the server's peak memory hardly moves. It was "too large
+/// to check" over 25 MB, and read whole under that.
+#[test]
+fn a_large_pgp_signed_message_is_checked_as_a_stream() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, fingerprint) = alice_publishes(&server, dir.path());
+    let part = large_part();
+    let signature = common::pgp_signature(&alice, dir.path(), "alice@a.test", &part);
+    let message = common::pgp_signed("alice@a.test", "bob@a.test", "Large", &part, &signature);
+    let stored = sent_to_bob_within(&server, "alice@a.test", &message, "Large");
+    let verdict = format!(
+        "Authentication-Results: mx.a.test; x-pgp=pass header.from=alice@a.test (signed with key {fingerprint})"
+    );
+    assert!(stored.contains(&verdict), "{}", &stored[..2000]);
+}
+
+/// The same for S/MIME (multipart/signed, RFC 8551 §3.5.3): the digest of
+/// a 40 MB signed part is made from the spool a piece at a time.
+#[test]
+fn a_large_smime_signed_message_is_checked_as_a_stream() {
+    let server = server();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::smime_certificate(dir.path(), "alice.pem", "alice@a.test", false);
+    server.admin_ok(&["key", "put", "alice@a.test", cert.to_str().unwrap()]);
+    let part = large_part();
+    let signature = common::smime_signature(&cert, &key, dir.path(), &part, false);
+    let message = common::smime_signed("alice@a.test", "bob@a.test", "Large", &part, &signature);
+    let stored = sent_to_bob_within(&server, "alice@a.test", &message, "Large");
+    assert!(
+        stored.contains("Authentication-Results: mx.a.test; smime=pass header.from=alice@a.test"),
+        "{}",
+        &stored[..2000]
+    );
 }
 
 /// An S/MIME enveloped-data message as `openssl cms -decrypt` reads it

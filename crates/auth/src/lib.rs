@@ -129,7 +129,12 @@ impl Authenticator {
     pub async fn is_blocked(&self, ip: IpAddr) -> bool {
         let now = self.clock.now();
         self.store
-            .login_standing(&ip.to_string(), "", now, &self.throttle.windows())
+            .login_standing(
+                &net::cidr::client_key(ip),
+                "",
+                now,
+                &self.throttle.windows(),
+            )
             .await
             .is_ok_and(|standing| standing.blocked(now))
     }
@@ -220,7 +225,12 @@ impl Authenticator {
         let now = self.clock.now();
         let standing = self
             .store
-            .login_standing(&ip.to_string(), account, now, &self.throttle.windows())
+            .login_standing(
+                &net::cidr::client_key(ip),
+                account,
+                now,
+                &self.throttle.windows(),
+            )
             .await
             .map_err(temporary)?;
         if standing.blocked(now) {
@@ -246,7 +256,7 @@ impl Authenticator {
         success: Option<AccountRecord>,
     ) -> Verdict {
         let now = self.clock.now();
-        let client = ip.to_string();
+        let client = net::cidr::client_key(ip);
         match success {
             Some(record) => {
                 let unchanged = before.is_some_and(|b| b.known_client && b.client_failures == 0);
@@ -390,5 +400,13 @@ mod tests {
         clock.advance(900);
         let freed = auth.check_password(ip, "u@a.test", "right").await;
         assert!(matches!(freed, Verdict::Success(_)), "{freed:?}");
+        // An IPv6 client is its /64: guesses from addresses it rotates
+        // through count together.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        for guess in ["2001:db8:5:6::1", "2001:db8:5:6:aaaa::2"] {
+            auth.check_password(v6(guess), "u@a.test", "wrong").await;
+        }
+        assert!(auth.is_blocked(v6("2001:db8:5:6:ffff::3")).await);
+        assert!(!auth.is_blocked(v6("2001:db8:5:7::1")).await);
     }
 }

@@ -26,6 +26,31 @@ impl Cidr {
     }
 }
 
+/// The unit the limits on a client count (connections and TLS handshakes
+/// per client, failed logins: hardening.md C-AU1, C-TLS12): an IPv4
+/// address, or an IPv6 address's /64. A /64 is one link's network (RFC
+/// 4291 §2.5.1: the interface identifier is the low 64 bits) and every
+/// subscriber gets at least one (RFC 6177 §3), so a host may rotate
+/// through its addresses at will (RFC 8981): counted one by one, they
+/// would give a single client 2^64 budgets. An IPv4 address written the
+/// IPv6 way (`::ffff:192.0.2.1`, from a dual-stack socket) is that IPv4
+/// address.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
+/// [`client_network`] as text, for a store's key: `192.0.2.1`,
+/// `2001:db8:1:2::/64`.
+pub fn client_key(ip: IpAddr) -> String {
+    match client_network(ip) {
+        IpAddr::V6(n) => format!("{n}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
 fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
     if prefix == 0 {
         return 0;
@@ -67,6 +92,28 @@ impl fmt::Display for Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_network(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_network(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(
+            client_network(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            client_network(ip("2001:db8:1:2::1")),
+            client_network(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            client_network(ip("2001:db8:1:2::1")),
+            client_network(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(client_key(ip("2001:db8:1:2::1")), "2001:db8:1:2::/64");
+        assert_eq!(client_key(ip("::1")), "::/64");
+        assert_eq!(client_key(ip("192.0.2.7")), "192.0.2.7");
+    }
 
     #[test]
     fn ranges() {

@@ -54,8 +54,8 @@ impl Cidr {
     }
 }
 
-/// Counts connections in total and per client IP, and TLS handshakes per
-/// client IP.
+/// Counts connections in total and per client, and TLS handshakes per
+/// client (an IPv4 address or an IPv6 /64: [`crate::cidr::client_network`]).
 #[derive(Debug)]
 pub struct ConnLimiter {
     limits: Limits,
@@ -100,7 +100,7 @@ impl ConnLimiter {
         if per_minute == 0.0 || self.limits.per_ip_exempt.iter().any(|c| c.contains(ip)) {
             return true;
         }
-        self.allow_handshake_at(ip, Instant::now(), per_minute)
+        self.allow_handshake_at(crate::cidr::client_network(ip), Instant::now(), per_minute)
     }
 
     fn allow_handshake_at(&self, ip: IpAddr, now: Instant, per_minute: f64) -> bool {
@@ -137,15 +137,16 @@ impl ConnLimiter {
         let counted_ip = if self.limits.per_ip_exempt.iter().any(|c| c.contains(ip)) {
             None
         } else {
+            let client = crate::cidr::client_network(ip);
             let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-            let n = map.entry(ip).or_insert(0);
+            let n = map.entry(client).or_insert(0);
             if *n >= self.limits.max_per_ip {
                 drop(map);
                 self.total.fetch_sub(1, Ordering::SeqCst);
                 return None;
             }
             *n += 1;
-            Some(ip)
+            Some(client)
         };
         Some(ConnPermit {
             limiter: self.clone(),
@@ -377,6 +378,24 @@ fn refuse(mut tcp: TcpStream, reply: &'static [u8], implicit_tls: bool) {
 mod tests {
     use super::*;
 
+    /// Connections per client: an IPv6 /64 is one client; other clients
+    /// and exempt ranges are not held back; a place comes back on drop.
+    #[test]
+    fn connections_are_limited_per_client() {
+        let limiter = ConnLimiter::new(Limits {
+            max_per_ip: 2,
+            ..Limits::default()
+        });
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let first = limiter.try_acquire(ip("2001:db8:1:2::1")).unwrap();
+        let _second = limiter.try_acquire(ip("2001:db8:1:2::2")).unwrap();
+        assert!(limiter.try_acquire(ip("2001:db8:1:2:abcd::3")).is_none());
+        assert!(limiter.try_acquire(ip("2001:db8:1:3::1")).is_some());
+        assert!(limiter.try_acquire(ip("::1")).is_some(), "exempt");
+        drop(first);
+        assert!(limiter.try_acquire(ip("2001:db8:1:2::9")).is_some());
+    }
+
     /// C-TLS12: a burst of the minute's handshakes, then one per
     /// 60/N seconds; other addresses and exempt ranges unaffected.
     #[test]
@@ -395,6 +414,13 @@ mod tests {
         assert!(!allow(a, 9), "one token per 10 s");
         assert!(allow(a, 10));
         assert!(!allow(a, 10));
+        let (c, d): (IpAddr, IpAddr) = (
+            "2001:db8:1:2::1".parse().unwrap(),
+            "2001:db8:1:2:ffff::2".parse().unwrap(),
+        );
+        let allow_now = |ip| limiter.allow_handshake(ip);
+        assert!((0..6).all(|_| allow_now(c)));
+        assert!(!allow_now(d), "one IPv6 /64 shares one bucket");
         let loopback: IpAddr = [127, 0, 0, 1].into();
         assert!(
             (0..100).all(|_| limiter.allow_handshake(loopback)),

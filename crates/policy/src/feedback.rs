@@ -14,6 +14,10 @@ use store::ReportKind;
 /// largest receivers stay well below).
 pub const MAX_DOCUMENT: usize = 20 << 20;
 
+/// The largest message read as a report (it is parsed whole): reports
+/// come compressed (RFC 7489 §7.2.1.1), a few KiB to a few MiB.
+pub const MAX_MESSAGE: u64 = 10 << 20;
+
 const NO_DMARC: &str = "no DMARC aggregate report in it";
 
 /// The report in `message` (DMARC aggregate or TLS), ready to keep; Err

@@ -159,6 +159,42 @@ fn a_reporting_period_is_reported_and_read_back() {
     assert!(r[2].starts_with("550 5.6.0 "), "{r:?}");
 }
 
+/// C-FT9: a message to the report address larger than a report can be
+/// (10 MiB) is refused unread, so the server's peak memory hardly moves
+/// (it was read whole, and copied, for the parse).
+#[test]
+fn a_huge_message_to_the_report_address_is_refused_unread() {
+    let net = MailNet::new(174);
+    let a = net.tern(10, "a.test", &[], "");
+    let line = [b'x'; 76];
+    let mut huge = b"From: <x@other.test>\r\nSubject: huge\r\n\r\n".to_vec();
+    for _ in 0..400_000 {
+        huge.extend_from_slice(&line);
+        huge.extend_from_slice(b"\r\n");
+    }
+    let before = common::peak_rss_kib(a.pid().unwrap());
+    let r = net.send_from(
+        60,
+        a.addr("smtp"),
+        "other.test",
+        "x@other.test",
+        "dmarc-reports@a.test",
+        &huge,
+    );
+    let peak = common::peak_rss_kib(a.pid().unwrap());
+    eprintln!("server peak RSS {before} KiB before a 31 MB non-report, {peak} KiB after");
+    assert!(
+        r[2].starts_with(
+            "550 5.6.0 Not a DMARC aggregate or TLS report: a report message is at most 10 MiB"
+        ),
+        "{r:?}"
+    );
+    assert!(
+        peak < before + 16 * 1024,
+        "the server's peak memory grew from {before} KiB to {peak} KiB"
+    );
+}
+
 /// Without `tern report send`: the server sends at the end of each period.
 #[test]
 fn reports_go_out_on_schedule() {

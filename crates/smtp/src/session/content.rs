@@ -183,8 +183,7 @@ impl SmtpSession {
         let assessed = self.assess_message(&mut tx, body).await?;
         let body = assessed.body;
         if tx.reports {
-            let whole = body.read_all().map_err(spool_error)?;
-            self.receive_report(&tx, &whole, now).await?;
+            self.receive_report(&tx, &body, now).await?;
         }
         let helo = self.helo.as_ref();
         let info = ReceivedInfo {

@@ -11,17 +11,31 @@ use crate::error::SmtpError;
 impl SmtpSession {
     /// A message to our DMARC report address: parse and keep the aggregate
     /// report. Refused (5.6.0) when it is not one and nobody else gets the
-    /// message.
+    /// message. It is parsed whole, so one larger than
+    /// [`policy::feedback::MAX_MESSAGE`] is not read (hardening.md C-FT9:
+    /// many sessions sending the largest message to the report address
+    /// would each hold it).
     pub(super) async fn receive_report(
         &self,
         tx: &Transaction,
-        body: &[u8],
+        body: &message::spool::Spooled,
         now: i64,
     ) -> Result<(), SmtpError> {
-        let data = body.to_vec();
-        let parsed = tokio::task::spawn_blocking(move || policy::feedback::parse(&data, now))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let parsed = match body.len() > policy::feedback::MAX_MESSAGE {
+            true => Err(format!(
+                "a report message is at most {} MiB",
+                policy::feedback::MAX_MESSAGE >> 20
+            )),
+            false => {
+                let body = body.clone();
+                tokio::task::spawn_blocking(move || {
+                    let whole = body.read_all().map_err(|e| format!("spool: {e}"))?;
+                    policy::feedback::parse(&whole, now)
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+            }
+        };
         let others = tx
             .recipients
             .iter()

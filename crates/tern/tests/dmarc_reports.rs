@@ -148,12 +148,9 @@ fn a_reporting_period_is_reported_and_read_back() {
     );
 
     // What reaches the report address and is no report is refused.
-    let r = net.send_from(
-        60,
-        a.addr("smtp"),
-        "other.test",
-        "x@other.test",
-        "dmarc-reports@a.test",
+    let r = from_other_to_reports(
+        &net,
+        &a,
         b"From: <x@other.test>\r\nSubject: hello\r\n\r\nNot a report.\r\n",
     );
     assert!(r[2].starts_with("550 5.6.0 "), "{r:?}");
@@ -173,14 +170,7 @@ fn a_huge_message_to_the_report_address_is_refused_unread() {
         huge.extend_from_slice(b"\r\n");
     }
     let before = common::peak_rss_kib(a.pid().unwrap());
-    let r = net.send_from(
-        60,
-        a.addr("smtp"),
-        "other.test",
-        "x@other.test",
-        "dmarc-reports@a.test",
-        &huge,
-    );
+    let r = from_other_to_reports(&net, &a, &huge);
     let peak = common::peak_rss_kib(a.pid().unwrap());
     eprintln!("server peak RSS {before} KiB before a 31 MB non-report, {peak} KiB after");
     assert!(
@@ -193,6 +183,19 @@ fn a_huge_message_to_the_report_address_is_refused_unread() {
         peak < before + 16 * 1024,
         "the server's peak memory grew from {before} KiB to {peak} KiB"
     );
+}
+
+/// `message` from x@other.test (127.0.N.60) to a.test's report address:
+/// the server's replies.
+fn from_other_to_reports(net: &MailNet, a: &TernServer, message: &[u8]) -> Vec<String> {
+    net.send_from(
+        60,
+        a.addr("smtp"),
+        "other.test",
+        "x@other.test",
+        "dmarc-reports@a.test",
+        message,
+    )
 }
 
 /// Without `tern report send`: the server sends at the end of each period.

@@ -104,11 +104,13 @@ pub fn encrypt(message: &Spooled, certificate: &[u8], spool: &Spool) -> Result<S
     let mut piece = vec![0u8; 64 * 1024];
     // Octets read that do not yet fill a block (fewer than 16).
     let mut held = 0;
+    let mut read = 0u64;
     loop {
         let n = reader.read(&mut piece[held..]).map_err(failed)?;
         if n == 0 {
             break;
         }
+        read += n as u64;
         let filled = held + n;
         let whole = filled / 16 * 16;
         encrypt_blocks(&mut cipher, &mut piece[..whole]);
@@ -117,6 +119,10 @@ pub fn encrypt(message: &Spooled, certificate: &[u8], spool: &Spool) -> Result<S
         text.clear();
         piece.copy_within(whole..filled, 0);
         held = filled - whole;
+    }
+    // The lengths written first counted every octet.
+    if read != message.len() {
+        return Err(format!("the spool gave {read} of {} octets", message.len()));
     }
     // PKCS #7 padding (RFC 5652 §6.3): 1 to 16 octets of its own length.
     let pad = 16 - held;

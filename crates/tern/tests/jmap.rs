@@ -501,14 +501,18 @@ fn bodies_wait_for_credentials_and_concurrency_limits() {
     );
     let alice = base64_basic(ALICE);
     // Four uploads under way (their bodies not sent), the fifth refused.
+    // Each of the four asks for a 100 Continue (RFC 9110 §10.1.1), which
+    // comes only once it is admitted and its body is awaited.
     let mut waiting = Vec::new();
     for _ in 0..4 {
-        use std::io::Write;
-        let mut tcp = std::net::TcpStream::connect(server.addr("http")).unwrap();
-        tcp.write_all(head(&alice, 5).as_bytes()).unwrap();
+        let expecting = head(&alice, 5).replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n");
+        let (status, mut tcp) = answer_to_head(&server, &expecting);
+        assert!(status.starts_with("HTTP/1.1 100"), "{status}");
+        let mut end = [0u8; 2];
+        std::io::Read::read_exact(&mut tcp, &mut end).unwrap();
+        assert_eq!(&end, b"\r\n", "the interim response has no fields");
         waiting.push(tcp);
     }
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let (status, mut fifth) = answer_to_head(&server, &head(&alice, 5));
     assert!(status.starts_with("HTTP/1.1 400"), "{status}");
     let mut rest = String::new();
@@ -524,7 +528,7 @@ fn bodies_wait_for_credentials_and_concurrency_limits() {
         std::io::BufReader::new(first).read_line(&mut line).unwrap();
         assert!(line.starts_with("HTTP/1.1 201"), "{line}");
     }
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Its slot was given back before its answer was sent.
     let (status, _) = answer_to_head(&server, &(head(&alice, 5) + "world"));
     assert!(status.starts_with("HTTP/1.1 201"), "{status}");
 }
@@ -538,13 +542,17 @@ fn bodies_wait_for_credentials_and_concurrency_limits() {
 /// hears at once what moved since. Without the subprotocol, or the
 /// password, there is no WebSocket.
 /// The `websockets` client (tests/clients/jmap_ws.py), one connection.
+/// Its lines come through a channel so that a line that never comes fails
+/// the test after [`WsClient::PATIENCE`] instead of hanging it.
 struct WsClient {
     child: std::process::Child,
     stdin: Option<std::process::ChildStdin>,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl WsClient {
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
     fn open(url: &str, user: (&str, &str)) -> WsClient {
         use std::io::BufRead;
         let mut child = std::process::Command::new("python3")
@@ -555,7 +563,15 @@ impl WsClient {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let stdin = child.stdin.take();
         WsClient {
             child,
@@ -564,8 +580,15 @@ impl WsClient {
         }
     }
 
+    /// The client's next line; None once it has ended.
     fn line(&mut self) -> Option<String> {
-        self.lines.next().map(Result::unwrap)
+        match self.lines.recv_timeout(Self::PATIENCE) {
+            Ok(line) => Some(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the WebSocket client said nothing for {:?}", Self::PATIENCE)
+            }
+        }
     }
 
     fn send(&mut self, message: &str) {
@@ -587,6 +610,14 @@ impl WsClient {
         self.stdin = None;
         while self.line().is_some() {}
         self.child.wait().unwrap().success()
+    }
+}
+
+impl Drop for WsClient {
+    /// A test that failed half way leaves no client behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -629,6 +660,15 @@ fn websocket_requests_and_push() {
     // Push: nothing is sent on enabling without a pushState; a delivery
     // is told.
     ws.send(&json!({"@type": "WebSocketPushEnable", "dataTypes": ["Email"]}).to_string());
+    // The server reads a connection's messages in order: once this echo is
+    // answered, push is on (a delivery racing the enable would be part of
+    // the state it starts from, and rightly never told).
+    let r = ws.exchange(
+        &json!({"@type": "Request", "using": ["urn:ietf:params:jmap:core"],
+                "methodCalls": [["Core/echo", {}, "0"]]})
+        .to_string(),
+    );
+    assert_eq!(r["@type"], "Response", "enabling push sent nothing: {r}");
     let sent = std::time::Instant::now();
     deliver(&server, "pushed", "Hi.");
     let change = ws.receive();

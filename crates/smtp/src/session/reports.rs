@@ -21,20 +21,19 @@ impl SmtpSession {
         body: &message::spool::Spooled,
         now: i64,
     ) -> Result<(), SmtpError> {
-        let parsed = match body.len() > policy::feedback::MAX_MESSAGE {
-            true => Err(format!(
+        let parsed = if body.len() > policy::feedback::MAX_MESSAGE {
+            Err(format!(
                 "a report message is at most {} MiB",
                 policy::feedback::MAX_MESSAGE >> 20
-            )),
-            false => {
-                let body = body.clone();
-                tokio::task::spawn_blocking(move || {
-                    let whole = body.read_all().map_err(|e| format!("spool: {e}"))?;
-                    policy::feedback::parse(&whole, now)
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()))
-            }
+            ))
+        } else {
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || {
+                let whole = body.read_all().map_err(|e| format!("spool: {e}"))?;
+                policy::feedback::parse(&whole, now)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
         };
         let others = tx
             .recipients

@@ -11,6 +11,7 @@
 
 use bytes::{Buf, BytesMut};
 use message::spool::{Spool, SpoolWriter, Spooled};
+use net::line::{self, Line, LineReader};
 
 /// An APPEND literal larger than this is spooled.
 const SPOOL_OVER: usize = 64 * 1024;
@@ -50,7 +51,8 @@ pub struct CommandReader {
     buf: Vec<u8>,
     literal_left: usize,
     literal_total: usize,
-    skipping: bool,
+    /// The command's lines, and the rest of a long one still to skip.
+    lines: LineReader,
     spool: Spool,
     /// The literal being spooled, and the one spooled for this command.
     spooling: Option<Spooling>,
@@ -90,20 +92,6 @@ impl CommandReader {
         continuation: &mut Vec<u8>,
     ) -> Option<Read> {
         loop {
-            if self.skipping {
-                let i = input.iter().position(|&b| b == b'\n');
-                match i {
-                    Some(i) => {
-                        input.advance(i + 1);
-                        self.skipping = false;
-                    }
-                    None => {
-                        input.clear();
-                        return None;
-                    }
-                }
-                continue;
-            }
             if self.literal_left > 0 {
                 let take = self.literal_left.min(input.len());
                 match self.spooling.take() {
@@ -132,15 +120,10 @@ impl CommandReader {
                 // A new command: what the last one spooled is not for it.
                 self.spooled = None;
             }
-            let Some(nl) = input.iter().take(limits.max_line).position(|&b| b == b'\n') else {
-                if input.len() >= limits.max_line {
-                    input.clear();
-                    return Some(self.fail(ReadError::LineTooLong { tag: None }, true));
-                }
-                return None;
-            };
-            self.buf.extend_from_slice(&input[..=nl]);
-            input.advance(nl + 1);
+            match self.lines.next(input, limits.max_line)? {
+                Line::TooLong => return Some(self.fail(ReadError::LineTooLong { tag: None })),
+                Line::Complete(line) => self.buf.extend_from_slice(&line),
+            }
             let line = &self.buf[line_start..];
             let Some((n, sync)) = literal_marker(line) else {
                 self.literal_total = 0;
@@ -157,9 +140,9 @@ impl CommandReader {
             if self.literal_total > limit {
                 let tag = tag_of(&self.buf);
                 return Some(if sync {
-                    self.fail(ReadError::LiteralTooLarge { tag }, false)
+                    self.fail(ReadError::LiteralTooLarge { tag })
                 } else {
-                    self.fail(ReadError::NonSyncTooLarge, false)
+                    self.fail(ReadError::NonSyncTooLarge)
                 });
             }
             if sync {
@@ -176,7 +159,16 @@ impl CommandReader {
         }
     }
 
-    fn fail(&mut self, e: ReadError, skip_rest: bool) -> Read {
+    /// A line that is no command (IDLE's DONE, an AUTHENTICATE response),
+    /// without its line end; one past the limit reads as an empty line.
+    pub fn other_line(&mut self, input: &mut BytesMut, limits: &Limits) -> Option<Vec<u8>> {
+        match self.lines.next(input, limits.max_line)? {
+            Line::TooLong => Some(Vec::new()),
+            Line::Complete(line) => Some(line::text(&line).to_vec()),
+        }
+    }
+
+    fn fail(&mut self, e: ReadError) -> Read {
         let e = match e {
             ReadError::LineTooLong { .. } => ReadError::LineTooLong {
                 tag: tag_of(&self.buf),
@@ -186,7 +178,6 @@ impl CommandReader {
         self.buf.clear();
         self.literal_left = 0;
         self.literal_total = 0;
-        self.skipping = skip_rest;
         self.spooling = None;
         self.spooled = None;
         Read::Error(e)
@@ -197,7 +188,7 @@ impl CommandReader {
         self.buf.clear();
         self.literal_left = 0;
         self.literal_total = 0;
-        self.skipping = false;
+        self.lines.reset();
         self.spooling = None;
         self.spooled = None;
     }
@@ -372,5 +363,19 @@ mod tests {
         assert_eq!(got, Some(Read::Error(ReadError::LineTooLong { tag: None })));
         let (got, _) = feed(&mut r, b"xxxx\r\nb NOOP\r\n", true);
         assert_eq!(got, Some(Read::Command(b"b NOOP\r\n".to_vec())));
+    }
+
+    /// C-IM2: a long line with the next command behind it in one read:
+    /// one error, then that command (it once went with the long line's
+    /// tail, and the command after it was skipped as that line's rest).
+    #[test]
+    fn a_long_line_and_the_command_behind_it_in_one_read() {
+        let mut r = CommandReader::default();
+        let mut input = BytesMut::from(&[&[b'x'; 2000][..], b"\r\nb NOOP\r\n"].concat()[..]);
+        let mut cont = Vec::new();
+        let too_long = Read::Error(ReadError::LineTooLong { tag: None });
+        assert_eq!(r.next(&mut input, true, &LIMITS, &mut cont), Some(too_long));
+        let noop = Read::Command(b"b NOOP\r\n".to_vec());
+        assert_eq!(r.next(&mut input, true, &LIMITS, &mut cont), Some(noop));
     }
 }

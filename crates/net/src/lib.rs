@@ -1,12 +1,14 @@
 //! The network side shared by every protocol: listeners with connection
 //! limits (`listener`), the loop that runs a session over a socket (`driver`),
-//! TLS setup (`tls`), graceful stop (`shutdown`), and the [`Session`] /
+//! TLS setup (`tls`), graceful stop (`shutdown`), command lines of bounded
+//! length (`line`), and the [`Session`] /
 //! [`Protocol`] contract the protocol crates implement (`session`).
 
 pub mod cidr;
 pub mod deflate;
 mod driver;
 mod gauge;
+pub mod line;
 pub mod listener;
 pub mod session;
 pub mod shutdown;

@@ -18,7 +18,8 @@ use std::time::Duration;
 use auth::{Exchange, Mechanism, Progress, Verdict};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
+use net::line::{self, Line, LineReader};
 use net::{ConnInfo, Flow, TlsInfo};
 use store::{AccountRecord, MailboxRecord, Store};
 
@@ -142,6 +143,8 @@ pub struct Pop3Session {
     tls: Option<TlsInfo>,
     state: State,
     sasl: Option<Box<Exchange>>,
+    /// Command lines, and the rest of a long one still to skip.
+    lines: LineReader,
     errors: u32,
     /// Pipelined commands wait until the answers so far are written.
     paused: bool,
@@ -168,6 +171,7 @@ impl Pop3Session {
             tls: conn.tls.clone(),
             state: State::Authorization { user: None },
             sasl: None,
+            lines: LineReader::default(),
             errors: 0,
             paused: false,
         }
@@ -179,22 +183,20 @@ impl Pop3Session {
 
     async fn process(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
         loop {
-            let Some(nl) = input.iter().take(MAX_LINE).position(|&b| b == b'\n') else {
-                if input.len() >= MAX_LINE {
-                    input.clear();
-                    return self.error("line too long", out);
+            let flow = match self.lines.next(input, MAX_LINE) {
+                None => return Flow::Continue,
+                // An over-long line also ends a SASL exchange in progress.
+                Some(Line::TooLong) => {
+                    self.sasl = None;
+                    self.error("line too long", out)
                 }
-                return Flow::Continue;
-            };
-            let mut line = input[..nl].to_vec();
-            input.advance(nl + 1);
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            let flow = if let Some(exchange) = self.sasl.take() {
-                self.sasl_response(*exchange, &line, out).await
-            } else {
-                self.command(&line, out).await
+                Some(Line::Complete(line)) => {
+                    let line = line::text(&line);
+                    match self.sasl.take() {
+                        Some(exchange) => self.sasl_response(*exchange, line, out).await,
+                        None => self.command(line, out).await,
+                    }
+                }
             };
             // A message being sent in pieces: the commands behind it wait.
             if flow != Flow::Continue || input.is_empty() || net::Session::has_more(self) {

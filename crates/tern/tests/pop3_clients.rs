@@ -193,3 +193,28 @@ async fn large_messages_are_sent_at_the_pace_of_the_reader() {
     .await
     .unwrap();
 }
+
+/// A command line past the limit (RFC 2449 §4: 255 octets) that arrives in
+/// one read with the next command behind it: one error, then the next
+/// command is answered (it went with the long line's tail once, and the
+/// client waited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_line_and_the_command_behind_it_in_one_read() {
+    use testkit::{TcpWire, Wire};
+    let server = tokio::task::spawn_blocking(|| common::full_server(CONFIG))
+        .await
+        .unwrap();
+    let mut w = TcpWire::connect(server.addr("pop3")).await.unwrap();
+    assert!(w.read_line().await.unwrap().unwrap().starts_with("+OK"));
+    let both = format!("USER {}\r\nQUIT\r\n", "a".repeat(300));
+    w.send(both.as_bytes()).await.unwrap();
+    let error = w.read_line().await.unwrap().unwrap();
+    assert!(error.starts_with("-ERR"), "{error}");
+    let quit = w.read_line().await.unwrap();
+    assert!(
+        quit.as_deref().is_some_and(|l| l.starts_with("+OK")),
+        "{quit:?}"
+    );
+    let after = w.read_line().await.unwrap();
+    assert!(after.is_none(), "nothing after QUIT: {after:?}");
+}

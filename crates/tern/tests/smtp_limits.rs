@@ -335,3 +335,27 @@ async fn xclient_values_stay_on_one_line() {
     let r = say(&mut w, "XCLIENT ADDR=192.0.2.7 HELO=client+2Eexample").await;
     assert!(r.starts_with("220 "), "{r}");
 }
+
+/// C-SM6: a line past the limit that arrives in one read with the next
+/// command behind it is answered once, and the next command is answered
+/// too. The long line's tail once went with the read, and the command
+/// after it was skipped as that line's rest: the client waited for a
+/// reply that never came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_line_and_the_command_behind_it_in_one_read() {
+    let server = tokio::task::spawn_blocking(|| common::smtp_server(""))
+        .await
+        .unwrap();
+    let mut w = connect(server.addr("smtp")).await;
+    let both = format!("MAIL FROM:<{}@b.test>\r\nNOOP\r\n", "a".repeat(600));
+    w.send(both.as_bytes()).await.unwrap();
+    assert_eq!(
+        w.read_line().await.unwrap().as_deref(),
+        Some("500 5.5.2 Line too long (RFC 5321 §4.5.3.1.4)")
+    );
+    assert_eq!(
+        w.read_line().await.unwrap().as_deref(),
+        Some("250 2.0.0 Ok")
+    );
+    assert_eq!(say(&mut w, "NOOP").await, "250 2.0.0 Ok");
+}

@@ -35,7 +35,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use net::{ConnInfo, Flow, TlsInfo};
 use store::{AccountRecord, MailboxId, MailboxRecord, Store};
 
@@ -306,7 +306,7 @@ impl ImapSession {
         loop {
             let flow = match &mut self.mode {
                 Mode::Idle { .. } | Mode::Authenticate { .. } => {
-                    let Some(line) = take_line(input, self.cfg.limits.max_line) else {
+                    let Some(line) = self.reader.other_line(input, &self.cfg.limits) else {
                         return Flow::Continue;
                     };
                     self.continuation(line, out).await
@@ -649,25 +649,5 @@ impl net::Session for ImapSession {
 
     async fn on_event(&mut self, out: &mut Vec<u8>) -> Flow {
         self.idle_update(out).await
-    }
-}
-
-/// One CRLF-terminated line (without CRLF), for IDLE's DONE and SASL responses.
-fn take_line(input: &mut BytesMut, max: usize) -> Option<Vec<u8>> {
-    let nl = input.iter().take(max).position(|&b| b == b'\n');
-    match nl {
-        Some(i) => {
-            let mut line = input[..i].to_vec();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            input.advance(i + 1);
-            Some(line)
-        }
-        None if input.len() >= max => {
-            input.clear();
-            Some(Vec::new())
-        }
-        None => None,
     }
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use delivery::Mda;
+use net::line::{Line, LineReader};
 use net::{ConnInfo, Flow, TlsInfo};
 use store::{AccountRecord, HistoryKind};
 
@@ -76,8 +77,6 @@ struct Transaction {
 /// What the next input bytes are.
 enum Mode {
     Command,
-    /// Discarding the rest of an over-long command line (already answered).
-    SkipLine,
     Data(DataReader),
     /// `remaining` bytes of a BDAT chunk still to come; `refused`: the chunk is read
     /// only to be answered with this error.
@@ -100,6 +99,8 @@ pub struct SmtpSession {
     owned: Vec<String>,
     tx: Option<Transaction>,
     mode: Mode,
+    /// Command lines, and the rest of a long one still to skip (C-SM6).
+    lines: LineReader,
     errors: u32,
     /// The client as the check pipeline sees it (looked up at the first MAIL).
     client: Option<antispam::Client>,
@@ -120,6 +121,7 @@ impl SmtpSession {
             owned: Vec::new(),
             tx: None,
             mode: Mode::Command,
+            lines: LineReader::default(),
             errors: 0,
             client: None,
             last_queue_id: None,
@@ -162,37 +164,20 @@ impl SmtpSession {
                     let result = self.bdat_chunk_done(last, refused).await;
                     self.respond(result, out).await
                 }
-                Mode::SkipLine => match input.iter().position(|&b| b == b'\n') {
-                    None => {
-                        input.clear();
-                        self.mode = Mode::SkipLine;
-                        return Flow::Continue;
-                    }
-                    Some(i) => {
-                        input.advance(i + 1);
-                        Flow::Continue
-                    }
-                },
                 mode @ (Mode::Command | Mode::Auth(_)) => {
                     let limit = if matches!(mode, Mode::Auth(_)) {
                         MAX_AUTH_LINE
                     } else {
                         self.cfg.max_command_line
                     };
-                    match take_line(input, limit) {
-                        Line::Incomplete => {
-                            self.mode = mode;
-                            return Flow::Continue;
-                        }
+                    let Some(line) = self.lines.next(input, limit) else {
+                        self.mode = mode;
+                        return Flow::Continue;
+                    };
+                    match command_line(line) {
                         // An over-long or malformed line also ends a SASL exchange in progress.
-                        Line::TooLong { rest_pending } => {
-                            if rest_pending {
-                                self.mode = Mode::SkipLine;
-                            }
-                            self.respond(Err(SmtpError::LineTooLong), out).await
-                        }
-                        Line::BareLf => self.respond(Err(SmtpError::BareLineFeed), out).await,
-                        Line::Complete(line) => match mode {
+                        Err(e) => self.respond(Err(e), out).await,
+                        Ok(line) => match mode {
                             Mode::Auth(exchange) => {
                                 let result = self.auth_response(exchange, &line).await;
                                 self.respond(result, out).await
@@ -425,41 +410,14 @@ impl net::Session for SmtpSession {
     }
 }
 
-enum Line {
-    Complete(Vec<u8>),
-    Incomplete,
-    /// Longer than the limit; `rest_pending`: its end has not arrived yet.
-    TooLong {
-        rest_pending: bool,
-    },
-    /// An LF without CR before it (RFC 5321 §2.3.8).
-    BareLf,
-}
-
-/// Take one CRLF-terminated line (without the CRLF) of at most `limit` octets
-/// including the CRLF. Input beyond the limit is dropped, never buffered (C-SM6).
-fn take_line(input: &mut BytesMut, limit: usize) -> Line {
-    match input.iter().take(limit + 1).position(|&b| b == b'\n') {
-        Some(i) if i + 1 > limit => {
-            input.advance(i + 1);
-            Line::TooLong {
-                rest_pending: false,
-            }
-        }
-        Some(i) if i == 0 || input[i - 1] != b'\r' => {
-            input.advance(i + 1);
-            Line::BareLf
-        }
-        Some(i) => {
-            let line = input[..i - 1].to_vec();
-            input.advance(i + 1);
-            Line::Complete(line)
-        }
-        None if input.len() > limit => {
-            input.clear();
-            Line::TooLong { rest_pending: true }
-        }
-        None => Line::Incomplete,
+/// A command line without its CRLF (RFC 5321 §2.3.8: a bare LF ends no line).
+fn command_line(line: Line) -> Result<Vec<u8>, SmtpError> {
+    match line {
+        Line::TooLong => Err(SmtpError::LineTooLong),
+        Line::Complete(l) => match l.strip_suffix(b"\r\n") {
+            Some(text) => Ok(text.to_vec()),
+            None => Err(SmtpError::BareLineFeed),
+        },
     }
 }
 

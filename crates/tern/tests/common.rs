@@ -173,10 +173,11 @@ impl MailNet {
 
     /// A Tern for `domain` (host name mx.DOMAIN) at 127.0.N.`host`, published in
     /// DNS as the domain's MX. a.test gets the fixture world (alice, bob, aliases);
-    /// any other domain gets `users` (address, password).
+    /// any other domain gets `users` (address, password). Published once it
+    /// knows its domain and users, as an operator would: a server retrying
+    /// each second must not reach it before, or it refuses the relay for good.
     pub fn tern(&self, host: u8, domain: &str, users: &[(&str, &str)], extra: &str) -> TernServer {
         let mx = format!("mx.{domain}");
-        self.dns.mx(domain, 10, &mx).a(&mx, self.ip(host));
         let server = TernServer::start(BIN.as_ref(), &mx, &self.tern_config(host, extra));
         if domain == fixture::DOMAIN {
             fixture::populate_cli(&server);
@@ -186,6 +187,7 @@ impl MailNet {
         for (address, password) in users {
             server.admin_ok(&["account", "add", address, "--password", password]);
         }
+        self.dns.mx(domain, 10, &mx).a(&mx, self.ip(host));
         server
     }
 

@@ -25,8 +25,14 @@ pub enum Next {
     Incomplete,
     /// A whole command of `consumed` octets.
     Command { consumed: usize, words: Vec<Word> },
-    /// The line does not parse: consume `consumed` octets and say why.
-    Bad { consumed: usize, why: &'static str },
+    /// The line does not parse: consume `consumed` octets and say why;
+    /// `rest_to_come`: the line is too long and its end has not arrived,
+    /// so the rest of it is to be skipped when it does, not read as commands.
+    Bad {
+        consumed: usize,
+        why: &'static str,
+        rest_to_come: bool,
+    },
     /// A literal larger than allowed starts after `consumed` octets: skip
     /// `size` octets, then the rest of the line.
     TooBig { consumed: usize, size: u64 },
@@ -43,10 +49,12 @@ pub fn next(input: &[u8], max_literal: u64) -> Next {
                 Some(end) => Next::Bad {
                     consumed: end + 2,
                     why: "line too long",
+                    rest_to_come: false,
                 },
                 None if input.len() - i > MAX_LINE * 4 => Next::Bad {
                     consumed: input.len(),
                     why: "line too long",
+                    rest_to_come: true,
                 },
                 None => Next::Incomplete,
             };
@@ -187,10 +195,12 @@ fn bad_line(input: &[u8], at: usize, why: &'static str) -> Next {
         Some(end) => Next::Bad {
             consumed: end + 2,
             why,
+            rest_to_come: false,
         },
         None if input.len() > MAX_LINE => Next::Bad {
             consumed: input.len(),
             why,
+            rest_to_come: true,
         },
         None => Next::Incomplete,
     }

@@ -207,8 +207,15 @@ impl ManageSieveSession {
             };
             let flow = match command::next(input, limit) {
                 Next::Incomplete => return Flow::Continue,
-                Next::Bad { consumed, why } => {
+                Next::Bad {
+                    consumed,
+                    why,
+                    rest_to_come,
+                } => {
                     input.advance(consumed);
+                    if rest_to_come {
+                        self.skip = Some(Skip { octets: 0 });
+                    }
                     self.error(no(None, format!("Syntax error: {why}")), out)
                 }
                 Next::TooBig { consumed, size } => {

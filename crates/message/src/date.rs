@@ -54,6 +54,28 @@ pub fn parse_rfc5322(value: &str) -> Option<(i64, i64)> {
     Some((d.to_timestamp(), offset))
 }
 
+/// A zone `+hhmm` / `-hhmm` (RFC 5322 §3.3, RFC 9051 §9 zone, RFC 5260
+/// §4.2) in seconds east of UTC. Read as octets, so a multi-byte
+/// character is no digit and no place to cut the text (C-FZ6).
+pub fn parse_zone(zone: &str) -> Option<i64> {
+    let &[sign, h1, h2, m1, m2] = zone.as_bytes() else {
+        return None;
+    };
+    if ![h1, h2, m1, m2].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let two_digits = |tens: u8, ones: u8| i64::from(tens - b'0') * 10 + i64::from(ones - b'0');
+    let (h, m) = (two_digits(h1, h2), two_digits(m1, m2));
+    if h > 23 || m > 59 {
+        return None;
+    }
+    match sign {
+        b'+' => Some(h * 3600 + m * 60),
+        b'-' => Some(-(h * 3600 + m * 60)),
+        _ => None,
+    }
+}
+
 /// `Mon, 23 Nov 2026 12:34:56 +0000` for a Unix time.
 pub fn rfc5322(unix: i64) -> String {
     let days = unix.div_euclid(86_400);

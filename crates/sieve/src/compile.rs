@@ -1165,7 +1165,7 @@ impl Checker {
             match tag {
                 "zone" => {
                     let (z, zat) = a.string()?;
-                    if !z.contains('$') && parse_zone(&z).is_none() {
+                    if !z.contains('$') && message::date::parse_zone(&z).is_none() {
                         return Err(SyntaxError::new(zat, format!("date: bad zone {z:?}")));
                     }
                     zone = Zone::Fixed(self.str(&z, zat)?);
@@ -1272,21 +1272,6 @@ pub fn date_part(s: &str) -> Option<DatePart> {
         "weekday" => DatePart::Weekday,
         _ => return None,
     })
-}
-
-/// `+hhmm` / `-hhmm` in seconds east of UTC.
-pub fn parse_zone(z: &str) -> Option<i64> {
-    let b = z.as_bytes();
-    if b.len() != 5 || !matches!(b[0], b'+' | b'-') || !b[1..].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let h: i64 = z[1..3].parse().ok()?;
-    let m: i64 = z[3..5].parse().ok()?;
-    if h > 23 || m > 59 {
-        return None;
-    }
-    let secs = h * 3600 + m * 60;
-    Some(if b[0] == b'-' { -secs } else { secs })
 }
 
 /// RFC 5293 §7 / RFC 5322 §3.6.8: a field name is printable ASCII but colon.
@@ -1470,6 +1455,6 @@ mod tests {
         );
         assert_eq!(decode_encoded_characters("${hex:zz}").unwrap(), "${hex:zz}");
         assert!(decode_encoded_characters("${unicode:D800}").is_err());
-        assert_eq!(parse_zone("-0130"), Some(-5400));
+        assert_eq!(message::date::parse_zone("-0130"), Some(-5400));
     }
 }

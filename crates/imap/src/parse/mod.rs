@@ -379,18 +379,11 @@ pub fn parse_date_time(s: &str) -> Option<i64> {
     let days = parse_date_text(parts.next()?)?;
     let mut hms = parts.next()?.split(':').map(|x| x.parse::<i64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    let zone = parts.next()?;
-    if zone.len() != 5 || parts.next().is_some() {
+    let zone = message::date::parse_zone(parts.next()?)?;
+    if parts.next().is_some() {
         return None;
     }
-    let sign = match zone.as_bytes()[0] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let zh: i64 = zone[1..3].parse().ok()?;
-    let zm: i64 = zone[3..5].parse().ok()?;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec - sign * (zh * 3600 + zm * 60))
+    Some(days * 86_400 + h * 3600 + m * 60 + sec - zone)
 }
 
 /// A sequence number or `*` (the largest in use).
@@ -510,6 +503,10 @@ mod tests {
     fn dates() {
         assert_eq!(parse_date_text("1-Jan-1970"), Some(0));
         assert_eq!(parse_date_time("01-Jan-1970 01:00:00 +0100"), Some(0));
+        // A zone of five octets that are not a sign and four digits (found
+        // by fuzzing imap_response, C-FZ6: it panicked, cut inside the '€').
+        assert_eq!(parse_date_time("01-Jan-1970 01:00:00 +€0"), None);
+        assert_eq!(parse_date_time("01-Jan-1970 01:00:00 +01a0"), None);
         assert_eq!(parse_date_time(" 2-Jan-1970 00:00:00 -0000"), Some(86_400));
         assert!(parse_date_text("32-Jan-2020").is_none());
     }

@@ -240,7 +240,7 @@ impl Run<'_> {
                 match zone {
                     Zone::Original => {}
                     Zone::Local => moment.offset = 0,
-                    Zone::Fixed(z) => match crate::compile::parse_zone(&self.expand(z, scope)) {
+                    Zone::Fixed(z) => match message::date::parse_zone(&self.expand(z, scope)) {
                         Some(offset) => moment.offset = offset,
                         None => return Err("date: bad :zone".into()),
                     },

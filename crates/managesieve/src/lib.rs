@@ -5,7 +5,7 @@
 //! incrementally and bounded), `session` (the state machine: capabilities,
 //! STARTTLS, SASL, the script commands), `server` (the [`net::Protocol`]).
 
-mod command;
+pub mod command;
 mod server;
 mod session;
 

@@ -11,11 +11,11 @@ use std::time::Duration;
 use auth::{Exchange, Mechanism, Progress, Verdict};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use net::{ConnInfo, Flow, TlsInfo};
 use store::{AccountRecord, Store, StoreError};
 
-use crate::command::{self, Next, Word};
+use crate::command::{self, Read, Reader, Word};
 
 pub struct Services {
     pub store: Arc<dyn Store>,
@@ -95,11 +95,6 @@ impl Answer {
     }
 }
 
-/// What remains of an oversized literal to skip.
-struct Skip {
-    octets: u64,
-}
-
 pub struct ManageSieveSession {
     cfg: Arc<ManageSieveConfig>,
     services: Arc<Services>,
@@ -107,7 +102,7 @@ pub struct ManageSieveSession {
     tls: Option<TlsInfo>,
     user: Option<AccountRecord>,
     sasl: Option<Box<Exchange>>,
-    skip: Option<Skip>,
+    reader: Reader,
     /// The capabilities are owed (after STARTTLS, RFC 5804 §2.2).
     capabilities_due: bool,
     errors: u32,
@@ -126,7 +121,7 @@ impl ManageSieveSession {
             tls: conn.tls.clone(),
             user: None,
             sasl: None,
-            skip: None,
+            reader: Reader::default(),
             capabilities_due: false,
             errors: 0,
         }
@@ -186,47 +181,22 @@ impl ManageSieveSession {
 
     async fn process(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Flow {
         loop {
-            if let Some(skip) = &mut self.skip {
-                let n = (skip.octets as usize).min(input.len());
-                input.advance(n);
-                skip.octets -= n as u64;
-                if skip.octets > 0 {
-                    return Flow::Continue;
-                }
-                // The rest of the line the literal was in.
-                let Some(end) = input.iter().position(|&b| b == b'\n') else {
-                    input.clear();
-                    return Flow::Continue;
-                };
-                input.advance(end + 1);
-                self.skip = None;
-            }
             let limit = match self.user {
                 Some(_) => self.cfg.max_script_size + 1024,
                 None => PRE_AUTH_LITERAL,
             };
-            let flow = match command::next(input, limit) {
-                Next::Incomplete => return Flow::Continue,
-                Next::Bad {
-                    consumed,
-                    why,
-                    rest_to_come,
-                } => {
-                    input.advance(consumed);
-                    if rest_to_come {
-                        self.skip = Some(Skip { octets: 0 });
-                    }
-                    self.error(no(None, format!("Syntax error: {why}")), out)
-                }
-                Next::TooBig { consumed, size } => {
-                    input.advance(consumed);
+            let Some(read) = self.reader.next(input, limit) else {
+                return Flow::Continue;
+            };
+            let flow = match read {
+                Read::Bad(why) => self.error(no(None, format!("Syntax error: {why}")), out),
+                Read::TooBig(size) => {
                     self.sasl = None;
                     if self.user.is_none() {
                         // C-IM1: nothing that large before login.
                         out.extend_from_slice(b"BYE \"Literal too large\"\r\n");
                         return Flow::Close;
                     }
-                    self.skip = Some(Skip { octets: size });
                     self.error(
                         no(
                             Some("QUOTA/MAXSIZE"),
@@ -238,15 +208,12 @@ impl ManageSieveSession {
                         out,
                     )
                 }
-                Next::Command { consumed, words } => {
-                    input.advance(consumed);
-                    match self.sasl.take() {
-                        Some(exchange) => self.sasl_response(*exchange, words, out).await,
-                        None => self.command(words, out).await,
-                    }
-                }
+                Read::Command(words) => match self.sasl.take() {
+                    Some(exchange) => self.sasl_response(*exchange, words, out).await,
+                    None => self.command(words, out).await,
+                },
             };
-            if flow != Flow::Continue || input.is_empty() {
+            if flow != Flow::Continue {
                 return flow;
             }
         }

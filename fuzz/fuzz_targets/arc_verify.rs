@@ -54,11 +54,8 @@ fn world() -> &'static World {
                 require_from: false,
             },
         );
-        let sender = rt.block_on(verifier.sender(
-            "192.0.2.1".parse().expect("ip"),
-            "b.test",
-            "s@b.test",
-        ));
+        let sender =
+            rt.block_on(verifier.sender("192.0.2.1".parse().expect("ip"), "b.test", "s@b.test"));
         World {
             rt,
             verifier,

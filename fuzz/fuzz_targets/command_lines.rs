@@ -36,7 +36,15 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let split = (usize::from(first) * 13) % (input.len() + 1);
     let expected = commands(&[input], &limits, authenticated);
     let halves = [&input[..split], &input[split..]];
-    assert_eq!(commands(&halves, &limits, authenticated), expected, "split at {split}");
+    assert_eq!(
+        commands(&halves, &limits, authenticated),
+        expected,
+        "split at {split}"
+    );
     let small: Vec<&[u8]> = input.chunks(usize::from(first % 7) + 1).collect();
-    assert_eq!(commands(&small, &limits, authenticated), expected, "in small pieces");
+    assert_eq!(
+        commands(&small, &limits, authenticated),
+        expected,
+        "in small pieces"
+    );
 });

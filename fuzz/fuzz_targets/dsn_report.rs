@@ -39,7 +39,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     };
     let built = report.build();
     let built = String::from_utf8_lossy(&built);
-    let status_start = "\r\n--tern-dsn-dsn1mxatest\r\nContent-Type: message/delivery-status\r\n\r\n";
+    let status_start =
+        "\r\n--tern-dsn-dsn1mxatest\r\nContent-Type: message/delivery-status\r\n\r\n";
     let start = built.find(status_start).expect("a delivery-status part") + status_start.len();
     let end = start + built[start..].find("\r\n--tern-dsn-").expect("its end");
     let fields: Vec<&str> = built[start..end]
@@ -62,5 +63,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for f in &fields {
         assert!(expected.contains(f), "a field smuggled in: {f:?}");
     }
-    assert_eq!(fields.iter().filter(|f| **f == "Final-Recipient").count(), 2);
+    assert_eq!(
+        fields.iter().filter(|f| **f == "Final-Recipient").count(),
+        2
+    );
 });

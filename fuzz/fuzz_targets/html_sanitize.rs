@@ -22,20 +22,54 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
     let cid = HashMap::from([("a@b".to_string(), "/jmap/download/A1/B7-2/a".to_string())]);
     let out = web::sanitize::html(&html, &cid, remote);
     for (tag, attributes) in tags(&out.html) {
-        assert!(!FORBIDDEN.contains(&tag.as_str()), "<{tag}> in {:?}", out.html);
-        assert!(tag != "link" && tag != "style" && tag != "svg" && tag != "math", "<{tag}>");
+        assert!(
+            !FORBIDDEN.contains(&tag.as_str()),
+            "<{tag}> in {:?}",
+            out.html
+        );
+        assert!(
+            tag != "link" && tag != "style" && tag != "svg" && tag != "math",
+            "<{tag}>"
+        );
         for (name, value) in attributes {
-            assert!(!name.starts_with("on"), "{name} on <{tag}> in {:?}", out.html);
+            assert!(
+                !name.starts_with("on"),
+                "{name} on <{tag}> in {:?}",
+                out.html
+            );
             let value = value.trim().to_ascii_lowercase();
-            if ["href", "src", "action", "formaction", "background", "srcset"].contains(&name.as_str()) {
+            if [
+                "href",
+                "src",
+                "action",
+                "formaction",
+                "background",
+                "srcset",
+            ]
+            .contains(&name.as_str())
+            {
                 for scheme in ["javascript:", "vbscript:", "data:text"] {
-                    assert!(!value.starts_with(scheme), "{name}={value} in {:?}", out.html);
+                    assert!(
+                        !value.starts_with(scheme),
+                        "{name}={value} in {:?}",
+                        out.html
+                    );
                 }
             }
             if name == "style" {
                 // What a browser reads: the value with its entities undone.
-                let css = value.replace("&quot;", "\"").replace("&nbsp;", " ").replace("&amp;", "&");
-                for loads in ["url(", "image-set(", "expression(", "@import", "\\", "behavior"] {
+                let css = value
+                    .replace("&quot;", "\"")
+                    .replace("&nbsp;", " ")
+                    .replace("&amp;", "&");
+                for loads in [
+                    "url(",
+                    "image-set(",
+                    "expression(",
+                    "@import",
+                    "\\",
+                    "behavior",
+                ] {
                     assert!(!css.contains(loads), "style {css:?} in {:?}", out.html);
                 }
             }
@@ -43,7 +77,11 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
                 let allowed = value.starts_with("/jmap/download/")
                     || value.starts_with("data:image/")
                     || (remote && value.starts_with("https://"));
-                assert!(allowed, "img src={value} (remote {remote}) in {:?}", out.html);
+                assert!(
+                    allowed,
+                    "img src={value} (remote {remote}) in {:?}",
+                    out.html
+                );
             }
         }
     }
@@ -62,7 +100,10 @@ fn tags(html: &str) -> Vec<(String, Vec<(String, String)>)> {
             .find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
             .map_or(rest.len(), |i| start + i);
         let name = rest[start..name_end].to_ascii_lowercase();
-        assert!(!name.is_empty() && !name.starts_with('!'), "not a tag at <{rest:.40}");
+        assert!(
+            !name.is_empty() && !name.starts_with('!'),
+            "not a tag at <{rest:.40}"
+        );
         rest = &rest[name_end..];
         let mut attributes = Vec::new();
         loop {

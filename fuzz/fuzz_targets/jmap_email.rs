@@ -5,7 +5,15 @@
 use jmap::email::body;
 use jmap::email::headers::HeaderProperty;
 
-const FORMS: [&str; 7] = ["asRaw", "asText", "asAddresses", "asGroupedAddresses", "asMessageIds", "asDate", "asURLs"];
+const FORMS: [&str; 7] = [
+    "asRaw",
+    "asText",
+    "asAddresses",
+    "asGroupedAddresses",
+    "asMessageIds",
+    "asDate",
+    "asURLs",
+];
 
 libfuzzer_sys::fuzz_target!(|raw: &[u8]| {
     let head = &raw[..message::header::header_end(raw)];
@@ -18,11 +26,22 @@ libfuzzer_sys::fuzz_target!(|raw: &[u8]| {
     }
     let _ = jmap::email::headers::all(head);
     let root = message::mime::parse(raw);
-    let properties: Vec<String> = body::BODY_PROPERTIES.iter().map(|s| s.to_string()).collect();
+    let properties: Vec<String> = body::BODY_PROPERTIES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let _ = body::part_json(raw, "B1", &root, &body::root_section(&root), &properties);
     let display = body::display(raw, &root);
-    for leaf in display.text.iter().chain(&display.html).chain(&display.attachments) {
-        assert!(body::find(&root, &leaf.section).is_some(), "a listed part can be found again");
+    for leaf in display
+        .text
+        .iter()
+        .chain(&display.html)
+        .chain(&display.attachments)
+    {
+        assert!(
+            body::find(&root, &leaf.section).is_some(),
+            "a listed part can be found again"
+        );
         let _ = body::body_value(raw, leaf.entity, 64);
     }
     for leaf in body::leaves(&root) {

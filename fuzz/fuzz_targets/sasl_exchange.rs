@@ -23,9 +23,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for _ in 0..8 {
         step = match step {
             Step::Challenge(_) => exchange.respond(responses.next()),
-            Step::NeedScramKeys { .. } => {
-                exchange.scram_keys(Some(keys().clone()), [0; 16])
-            }
+            Step::NeedScramKeys { .. } => exchange.scram_keys(Some(keys().clone()), [0; 16]),
             _ => return,
         };
     }

@@ -87,11 +87,7 @@ fn original_recipient(orcpt: &str) -> String {
 
 /// Keep report fields on one line: a remote's reply may hold anything.
 fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
+    crate::header::one_line(s).trim().to_string()
 }
 
 impl Report<'_> {

@@ -27,6 +27,16 @@ impl Field<'_> {
     }
 }
 
+/// Text from elsewhere (another server's reply, a decoded ORCPT, a
+/// subject) made fit for one line of a field, a log or a report: each
+/// control character (CR, LF, TAB, ESC...) becomes a space, so nothing can
+/// start a field or a line of its own, or drive a terminal.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// Where the header section ends: the index just past the empty line, or the
 /// whole input when a message has no body.
 pub fn header_end(message: &[u8]) -> usize {

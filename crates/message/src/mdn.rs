@@ -4,6 +4,8 @@
 //! with the reason, the machine-readable disposition and the original's
 //! header section. Sent from the null reverse-path, never to it.
 
+use crate::header::one_line;
+
 /// A rejection to report.
 pub struct Rejection<'a> {
     /// Our host name (Reporting-UA, the MAILER-DAEMON address).
@@ -86,12 +88,6 @@ impl Rejection<'_> {
         out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
         out
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 #[cfg(test)]

@@ -35,9 +35,11 @@ impl Reply {
             .unwrap_or_else(|| format!("{}.0.0", self.code / 100))
     }
 
-    /// `250 2.0.0 text` on one line, for logs and DSN Diagnostic-Code.
+    /// `250 2.0.0 text` on one line, for logs, the queue's history and
+    /// DSN Diagnostic-Code: the lines joined by spaces, any control
+    /// character the server sent a space too.
     pub fn one_line(&self) -> String {
-        let text = self.text.replace('\n', " ");
+        let text = message::header::one_line(&self.text);
         match &self.enhanced {
             Some(e) => format!("{} {e} {text}", self.code),
             None => format!("{} {text}", self.code),
@@ -257,5 +259,15 @@ mod tests {
             read_all(long.as_bytes()).await.last(),
             Some(Err(ReplyError::Protocol(_)))
         ));
+    }
+
+    /// A remote's reply text may hold a bare CR or terminal escapes: the
+    /// one-line form (logs, the queue's history, JMAP's smtpReply) has
+    /// spaces in their place (found by fuzzing `smtp_reply`).
+    #[tokio::test]
+    async fn one_line_holds_no_control_characters() {
+        let got = read_all(b"550-5.7.1 first\rforged\r\n550 5.7.1 \x1b[2Jsecond\r\n").await;
+        let reply = got[0].clone().unwrap();
+        assert_eq!(reply.one_line(), "550 5.7.1 first forged  [2Jsecond");
     }
 }

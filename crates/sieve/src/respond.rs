@@ -3,6 +3,8 @@
 //! (RFC 3834 §5: `Auto-Submitted`), go out from the null reverse-path, and
 //! thread with the original where they answer it.
 
+use message::header::one_line;
+
 use crate::action::{Notification, VacationReply};
 
 /// The headers every generated message has.
@@ -78,12 +80,6 @@ pub fn notification(n: &Notification, now: i64, id: &str) -> Vec<u8> {
         m.push_str("\r\n");
     }
     m.into_bytes()
-}
-
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 /// Bare LF to CRLF, and dot-safe (a line of one dot stays text).

@@ -32,7 +32,9 @@ impl AsyncRead for Pieces<'_> {
 
 /// Every reply until the connection closes or a reply is refused.
 fn replies(input: &[u8], piece: usize) -> Vec<Result<Reply, ReplyError>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let mut reader = ReplyReader::default();
         let mut stream = Pieces { rest: input, piece };
@@ -66,7 +68,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let octets = reply.text.len();
         assert!(octets <= MAX_LINES * MAX_LINE * 3, "{octets} octets");
         let _ = Extensions::parse(reply);
-        assert!(!reply.one_line().contains(['\r', '\n']), "one line is one line");
+        assert!(
+            !reply.one_line().contains(['\r', '\n']),
+            "one line is one line"
+        );
         let _ = reply.status();
     }
 });

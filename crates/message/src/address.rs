@@ -246,7 +246,7 @@ fn parse_local_part(s: &str, utf8: bool) -> Result<(String, &str), AddressError>
         }
         (dot_string.to_string(), &s[at..], at)
     };
-    if raw_len > MAX_LOCAL_PART {
+    if raw_len > MAX_LOCAL_PART && !is_srs(&local) {
         return Err(AddressError::LocalPartTooLong);
     }
     Ok((local, rest))
@@ -307,8 +307,25 @@ fn parse_address_literal(s: &str) -> Result<IpAddr, AddressError> {
         .map_err(|_| AddressError::Syntax)
 }
 
+/// Whether a local part is an SRS address (SRS0 or SRS1, any case, then
+/// `=`, `+` or `-`): a forwarder's rewritten sender, which may be longer
+/// than 64 octets (a long sender's domain and local part are both in it).
+/// Such a local part is taken up to the path's limit (RFC 5321
+/// §4.5.3.1: "implementation techniques that impose no limits on the
+/// length of these objects should be used"), so that bounces to the
+/// addresses Tern's forwarding made come back.
+pub fn is_srs(local: &str) -> bool {
+    strip_srs_tag(local, "SRS0").is_some() || strip_srs_tag(local, "SRS1").is_some()
+}
+
+/// `SRS0=rest` (any case, `=`, `+` or `-`) -> `rest`.
+pub fn strip_srs_tag<'a>(local: &'a str, tag: &str) -> Option<&'a str> {
+    let (name, separator) = (local.get(..4)?, local.get(4..5)?);
+    (name.eq_ignore_ascii_case(tag) && matches!(separator, "=" | "+" | "-")).then(|| &local[5..])
+}
+
 /// Quote a local part when it is not a valid Dot-string (RFC 5321 §4.1.2).
-fn quote_local_if_needed(local: &str) -> String {
+pub fn quote_local_if_needed(local: &str) -> String {
     let dot_string = !local.is_empty()
         && local
             .split('.')
@@ -395,6 +412,15 @@ mod tests {
         assert_eq!(
             parse_forward_path(&long_local, false),
             Err(AddressError::LocalPartTooLong)
+        );
+        // An SRS address (a forwarder's rewriting of a long sender) is
+        // taken up to the path's limit.
+        let srs = format!("<SRS0=abcd=xy=d.test={}@x.test>", "a".repeat(60));
+        assert!(parse_forward_path(&srs, false).is_ok());
+        let srs_too_long = format!("<srs0+{}@x.test>", "a".repeat(250));
+        assert_eq!(
+            parse_forward_path(&srs_too_long, false),
+            Err(AddressError::PathTooLong)
         );
         let label = "a".repeat(60);
         let long_domain = format!("a@{}", [label.as_str(); 5].join("."));

@@ -12,6 +12,8 @@
 //! sub-address, and receivers may lowercase local parts.
 
 use hmac::{Hmac, KeyInit, Mac};
+pub use message::address::is_srs;
+use message::address::{Mailbox, parse_forward_path, quote_local_if_needed, strip_srs_tag};
 use sha2::Sha256;
 
 /// How long a rewritten address stays valid for bounces.
@@ -40,30 +42,39 @@ impl Srs {
     }
 
     /// The envelope sender for a message `sender` sent that `our_domain`
-    /// forwards; `now` in Unix seconds.
+    /// forwards; `now` in Unix seconds. Written as a path other servers
+    /// accept: quoted when the local part needs it (RFC 5321 §4.1.2). A
+    /// sender so long that its SRS address would be longer than a path may
+    /// be (256 octets) keeps its own address.
     pub fn forward(&self, sender: &str, our_domain: &str, now: i64) -> String {
-        let Some((local, domain)) = sender.rsplit_once('@') else {
+        let Ok(mailbox) = Mailbox::parse(sender) else {
             return sender.to_string();
         };
-        if let Some(rest) = strip_tag(local, "SRS0") {
+        let (local, domain) = (mailbox.local(), mailbox.domain().to_string());
+        let srs_local = if let Some(rest) = strip_srs_tag(local, "SRS0") {
             // Forwarding an SRS0 address: point back to its forwarder.
             let tail = format!("{domain}=={rest}");
-            return format!("SRS1={}={tail}@{our_domain}", self.hash(&tail));
-        }
-        if let Some(rest) = strip_tag(local, "SRS1") {
+            format!("SRS1={}={tail}", self.hash(&tail))
+        } else if let Some((_, tail)) =
+            strip_srs_tag(local, "SRS1").and_then(|rest| rest.split_once('='))
+        {
             // Forwarding an SRS1 address: keep its first forwarder.
-            if let Some((_, tail)) = rest.split_once('=') {
-                return format!("SRS1={}={tail}@{our_domain}", self.hash(tail));
-            }
+            format!("SRS1={}={tail}", self.hash(tail))
+        } else {
+            let tail = format!("{}={domain}={local}", timestamp(now));
+            format!("SRS0={}={tail}", self.hash(&tail))
+        };
+        let rewritten = format!("{}@{our_domain}", quote_local_if_needed(&srs_local));
+        match parse_forward_path(&format!("<{rewritten}>"), true) {
+            Ok(_) => rewritten,
+            Err(_) => sender.to_string(),
         }
-        let tail = format!("{}={domain}={local}", timestamp(now));
-        format!("SRS0={}={tail}@{our_domain}", self.hash(&tail))
     }
 
     /// Where a bounce to the local part `local` of one of our addresses goes:
     /// the original sender (SRS0), or the forwarder before us (SRS1).
     pub fn reverse(&self, local: &str, now: i64) -> Result<String, SrsError> {
-        if let Some(rest) = strip_tag(local, "SRS0") {
+        if let Some(rest) = strip_srs_tag(local, "SRS0") {
             let (hash, tail) = rest.split_once('=').ok_or(SrsError::Malformed)?;
             self.check(hash, tail)?;
             let mut parts = tail.splitn(3, '=');
@@ -71,20 +82,21 @@ impl Srs {
             else {
                 return Err(SrsError::Malformed);
             };
-            if domain.is_empty() || orig.is_empty() {
+            if domain.is_empty() {
                 return Err(SrsError::Malformed);
             }
             check_age(tt, now)?;
-            return Ok(format!("{orig}@{domain}"));
+            return Ok(format!("{}@{domain}", quote_local_if_needed(orig)));
         }
-        if let Some(rest) = strip_tag(local, "SRS1") {
+        if let Some(rest) = strip_srs_tag(local, "SRS1") {
             let (hash, tail) = rest.split_once('=').ok_or(SrsError::Malformed)?;
             self.check(hash, tail)?;
             let (forwarder, srs0_rest) = tail.split_once("==").ok_or(SrsError::Malformed)?;
             if forwarder.is_empty() {
                 return Err(SrsError::Malformed);
             }
-            return Ok(format!("SRS0={srs0_rest}@{forwarder}"));
+            let srs0 = format!("SRS0={srs0_rest}");
+            return Ok(format!("{}@{forwarder}", quote_local_if_needed(&srs0)));
         }
         Err(SrsError::NotSrs)
     }
@@ -104,17 +116,6 @@ impl Srs {
             Err(SrsError::BadHash)
         }
     }
-}
-
-/// Whether a local part is an SRS address (SRS0 or SRS1).
-pub fn is_srs(local: &str) -> bool {
-    strip_tag(local, "SRS0").is_some() || strip_tag(local, "SRS1").is_some()
-}
-
-/// `SRS0=rest` (any case) -> `rest`.
-fn strip_tag<'a>(local: &'a str, tag: &str) -> Option<&'a str> {
-    let (name, separator) = (local.get(..4)?, local.get(4..5)?);
-    (name.eq_ignore_ascii_case(tag) && matches!(separator, "=" | "+" | "-")).then(|| &local[5..])
 }
 
 /// Days since the epoch, mod 1024, as two base32 characters.
@@ -233,5 +234,47 @@ mod tests {
         let (local, domain) = back.split_once('@').unwrap();
         assert_eq!(domain, "b.test");
         assert_eq!(b.reverse(local, NOW).unwrap(), "alice@a.test");
+    }
+
+    /// The SRS address of any sender the MX accepts is a path servers
+    /// accept, ours included, and a bounce to it finds the sender again:
+    /// a quoted local part stays quoted (found by fuzzing `address`: it
+    /// made `SRS0=...=a.test=""@b.test`), and a long one may make the SRS
+    /// local part longer than 64 octets, which our MX takes for an SRS
+    /// address (it refused the bounce: C-SM8 without an exception).
+    #[test]
+    fn any_accepted_sender_round_trips_through_a_path() {
+        use message::address::{ForwardPath, parse_forward_path};
+        let srs = Srs::new(b"secret".to_vec());
+        for sender in [
+            "\"john smith\"@a.test",
+            "\"\"@a.test",
+            "\"a\\\"b\"@a.test",
+            "newsletter-bounces-0123456789-abcdefghijklmn@mail.some-company.example",
+        ] {
+            let fwd = srs.forward(sender, "b.test", NOW);
+            let Ok(ForwardPath::Mailbox(bounce)) = parse_forward_path(&format!("<{fwd}>"), true)
+            else {
+                panic!("{sender} made {fwd}: not a path");
+            };
+            assert_eq!(
+                srs.reverse(bounce.local(), NOW).as_deref(),
+                Ok(sender),
+                "{fwd}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sender_whose_srs_address_would_be_no_path_is_kept() {
+        let srs = Srs::new(b"secret".to_vec());
+        let long = format!(
+            "{}@{}.{}.{}.test",
+            "a".repeat(60),
+            "d".repeat(60),
+            "e".repeat(60),
+            "f".repeat(50)
+        );
+        assert_eq!(srs.forward(&long, "b.test", NOW), long);
     }
 }

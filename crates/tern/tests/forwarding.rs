@@ -206,6 +206,41 @@ fn forwarded_mail_keeps_passing_and_bounces_come_back() {
     }
 }
 
+/// A sender long enough that its SRS address passes 64 octets (here 70):
+/// the address is written as a path, and the bounce to it is taken by the
+/// forwarder's MX and goes back to the sender (it was refused for its
+/// length, and the sender never heard). Found while fuzzing the SRS
+/// round trip (`fuzz/fuzz_targets/address.rs`).
+#[test]
+fn a_long_sender_s_bounce_comes_back_through_its_srs_address() {
+    let net = MailNet::new(134);
+    let a = net.tern(10, "a.test", &[], "");
+    let b = net.tern(20, "b.test", &[], "");
+    let c = net.tern(30, "c.test", &[("carol@c.test", "carol-pw")], "");
+    for (server, host, domain) in [(&a, 10, "a.test"), (&b, 20, "b.test"), (&c, 30, "c.test")] {
+        net.publish(server, host, domain);
+    }
+    let sender = "newsletter-bounces-0123456789-abcdefghijklmnopqrst@a.test";
+    a.admin_ok(&["account", "add", sender, "--password", "news-pw"]);
+    b.admin_ok(&["alias", "add", "fwd@b.test", "nobody@c.test"]);
+    submit(
+        &a,
+        sender,
+        "news-pw",
+        &["fwd@b.test"],
+        &message("long", "fwd@b.test").replace("alice@a.test", sender),
+    );
+    net.wait(30, "the bounce at the long sender", &[&a, &b, &c], || {
+        net.inbox(&a, sender).len() == 1
+    });
+    let bounce = text(&net.inbox(&a, sender)[0]);
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; nobody@c.test"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("Subject: long"), "{bounce}");
+}
+
 /// C-RL9: aliases that forward to each other across two servers (b.test and
 /// d.test) stop at the Received limit; the bounce finds its way back to the
 /// original sender through the SRS addresses.

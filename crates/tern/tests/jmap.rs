@@ -1851,13 +1851,18 @@ fn curl_download(
     std::fs::read(out).unwrap()
 }
 
-/// Fail unless the server's peak memory grew by less than 16 MiB since
-/// it was `before` (KiB) while it did `what`.
+/// Fail unless the server's peak memory grew by less than 24 MiB since
+/// it was `before` (KiB) while it did `what`: well under one copy of the
+/// 40 MB message. What the server's heap holds while it works on such a
+/// message moves by about 2 MB (heaptrack); the rest of the growth is the
+/// allocator's arenas and the stacks of blocking threads, which vary with
+/// the machine's load: 10 MB alone on two cores, 17 MB once in CI beside
+/// the other tests.
 fn assert_peak_within(server: &TernServer, before: u64, what: &str) {
     let peak = common::peak_rss_kib(server.pid().unwrap());
     eprintln!("server peak RSS {before} KiB before {what}, {peak} KiB after");
     assert!(
-        peak < before + 16 * 1024,
+        peak < before + 24 * 1024,
         "the server's peak memory grew from {before} KiB to {peak} KiB ({what})"
     );
 }

@@ -1851,22 +1851,6 @@ fn curl_download(
     std::fs::read(out).unwrap()
 }
 
-/// Fail unless the server's peak memory grew by less than 24 MiB since
-/// it was `before` (KiB) while it did `what`: well under one copy of the
-/// 40 MB message. What the server's heap holds while it works on such a
-/// message moves by about 2 MB (heaptrack); the rest of the growth is the
-/// allocator's arenas and the stacks of blocking threads, which vary with
-/// the machine's load: 10 MB alone on two cores, 17 MB once in CI beside
-/// the other tests.
-fn assert_peak_within(server: &TernServer, before: u64, what: &str) {
-    let peak = common::peak_rss_kib(server.pid().unwrap());
-    eprintln!("server peak RSS {before} KiB before {what}, {peak} KiB after");
-    assert!(
-        peak < before + 24 * 1024,
-        "the server's peak memory grew from {before} KiB to {peak} KiB ({what})"
-    );
-}
-
 /// C-FT9 for Email/get: the body properties of a 40 MB message with a
 /// 30 MB attachment (its structure, the parts and their decoded sizes,
 /// the text values) come from an outline and one pass over its leaves,
@@ -1888,7 +1872,11 @@ fn body_properties_of_a_large_message_are_read_as_a_stream() {
             "fetchAllBodyValues": true,
         }),
     );
-    assert_peak_within(&server, before, "Email/get of a 40 MB message");
+    common::assert_peak_within(
+        server.pid().unwrap(),
+        before,
+        "Email/get of a 40 MB message",
+    );
     let e = &got["list"][0];
     assert_eq!(e["subject"], "large");
     assert_eq!(e["hasAttachment"], true);
@@ -1924,7 +1912,11 @@ fn filters_on_a_large_message_read_its_structure_only() {
         json!([email])
     );
     assert_eq!(found(json!({"header": ["X-Project", "other"]})), json!([]));
-    assert_peak_within(&server, before, "Email/query filters on a 40 MB message");
+    common::assert_peak_within(
+        server.pid().unwrap(),
+        before,
+        "Email/query filters on a 40 MB message",
+    );
 }
 
 /// C-FT9 for EmailSubmission: a 40 MB draft is sent from the store a
@@ -1960,7 +1952,7 @@ fn a_large_draft_is_submitted_from_the_store() {
                    "envelope": {"mailFrom": {"email": "alice@a.test"},
                                 "rcptTo": [{"email": "bob@a.test"}]}}}}, "s"]]),
     );
-    assert_peak_within(&server, before, "submitting a 40 MB draft");
+    common::assert_peak_within(server.pid().unwrap(), before, "submitting a 40 MB draft");
     assert_eq!(r[0][1]["created"]["go"]["undoStatus"], "final", "{r:?}");
     let (mut w, mut rd) = common::raw_client(server.addr("imap"));
     imap(&mut w, &mut rd, "a LOGIN bob@a.test bob-pw");
@@ -1990,7 +1982,7 @@ fn large_downloads_come_a_piece_at_a_time() {
     let fetch = |blob: &str, name: &str| curl_download(&server, &acct, blob, name, dir.path());
     let part = fetch(&format!("{blob}-2"), "big.bin");
     let whole = fetch(&blob, "m.eml");
-    assert_peak_within(&server, before, "two large downloads");
+    common::assert_peak_within(server.pid().unwrap(), before, "two large downloads");
     assert!(part == attachment, "the attachment differs");
     assert!(whole.ends_with(&message), "the message differs");
 }
@@ -2017,6 +2009,10 @@ fn a_part_of_an_attached_message_downloads_a_piece_at_a_time() {
     let before = common::peak_rss_kib(server.pid().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let part = curl_download(&server, &acct, &blob, "big.bin", dir.path());
-    assert_peak_within(&server, before, "a part of an attached message");
+    common::assert_peak_within(
+        server.pid().unwrap(),
+        before,
+        "a part of an attached message",
+    );
     assert!(part == attachment, "the attachment differs");
 }

@@ -8,6 +8,8 @@
 //! asked for SUCCESS. A message from the null sender is never reported on
 //! (RFC 5321 §6.1): the callers check that.
 
+use crate::compose::field;
+
 /// What happened to a recipient, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -141,7 +143,9 @@ impl Report<'_> {
         }
         for r in &self.recipients {
             let f = &r.recipient;
-            m.push_str(&format!("<{}>: {}\r\n", f.address, one_line(f.reply)));
+            // Text, folded as a field is: a reply may be long (C-FZ11).
+            let said = format!("<{}>: {}", f.address, one_line(f.reply));
+            m.push_str(&format!("{}\r\n", crate::compose::fold(&said, 0)));
         }
         m.push_str(&format!(
             "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
@@ -149,7 +153,7 @@ impl Report<'_> {
         // RFC 3464 §2.2: per-message fields.
         m.push_str(&format!("Reporting-MTA: dns; {}\r\n", self.reporting_mta));
         if let Some(envid) = self.envid {
-            m.push_str(&format!("Original-Envelope-Id: {envid}\r\n"));
+            m.push_str(&field("Original-Envelope-Id", envid));
         }
         m.push_str(&format!(
             "Arrival-Date: {}\r\n",
@@ -160,10 +164,7 @@ impl Report<'_> {
             let f = &r.recipient;
             m.push_str("\r\n");
             if let Some(o) = f.orcpt {
-                m.push_str(&format!(
-                    "Original-Recipient: {}\r\n",
-                    original_recipient(o)
-                ));
+                m.push_str(&field("Original-Recipient", &original_recipient(o)));
             }
             m.push_str(&format!("Final-Recipient: rfc822; {}\r\n", f.address));
             m.push_str(&format!("Action: {}\r\n", r.action.word()));
@@ -179,7 +180,7 @@ impl Report<'_> {
                 m.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
             }
             if !f.reply.is_empty() {
-                m.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(f.reply)));
+                m.push_str(&field("Diagnostic-Code", &format!("smtp; {}", f.reply)));
             }
             m.push_str(&format!(
                 "Last-Attempt-Date: {}\r\n",
@@ -224,6 +225,25 @@ mod tests {
             status: "5.1.1",
             reply: "550 5.1.1 No such\r\nuser",
             remote_mta: Some("mx.b.test"),
+        }
+    }
+
+    /// A report on `r` alone, with the original's header section.
+    fn headers_report(r: Recipient<'_>, action: Action) -> Report<'_> {
+        Report {
+            reporting_mta: "mx.a.test",
+            sender: "alice@a.test",
+            envid: None,
+            ret: Some("HDRS"),
+            arrival: 0,
+            now: 60,
+            message_id: "dsn.2@mx.a.test".into(),
+            retry_until: None,
+            recipients: vec![Reported {
+                recipient: r,
+                action,
+            }],
+            original: b"Subject: hi\r\n\r\nbody\r\n",
         }
     }
 
@@ -300,25 +320,33 @@ mod tests {
     fn delay_warning() {
         let mut r = rcpt("x@b.test", None);
         r.status = "4.4.1";
-        let report = Report {
-            reporting_mta: "mx.a.test",
-            sender: "alice@a.test",
-            envid: None,
-            ret: Some("HDRS"),
-            arrival: 0,
-            now: 3600,
-            message_id: "dsn.2@mx.a.test".into(),
-            retry_until: Some(86_400),
-            recipients: vec![Reported {
-                recipient: r,
-                action: Action::Delayed,
-            }],
-            original: b"Subject: hi\r\n\r\nbody\r\n",
-        };
+        let mut report = headers_report(r, Action::Delayed);
+        report.now = 3600;
+        report.retry_until = Some(86_400);
         let text = String::from_utf8(report.build()).unwrap();
         assert!(text.contains("Subject: Delayed Mail (still being retried)\r\n"));
         assert!(text.contains("Action: delayed\r\nStatus: 4.4.1\r\n"));
         assert!(text.contains("Will-Retry-Until: Fri, 2 Jan 1970 00:00:00 +0000\r\n"));
         assert!(text.contains("You do not need to send it again."));
+    }
+
+    /// RFC 5322 §2.1.1 (C-FZ11, found by reading for the
+    /// `generated_messages` fuzz target): a remote's reply may run to 100
+    /// lines of 512 octets, and the report put it on one line, the human
+    /// part's and the Diagnostic-Code's, past the 998 a line may hold: a
+    /// receiver may refuse the bounce. Folded, every line fits and the
+    /// fields unfold to the reply.
+    #[test]
+    fn a_long_reply_is_folded_within_the_line_limit() {
+        let reply = (0..100)
+            .map(|i| format!("550-5.7.1 line {i} {}", "w".repeat(490)))
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        let mut r = rcpt("x@b.test", None);
+        r.reply = &reply;
+        let out = headers_report(r, Action::Failed).build();
+        assert!(crate::compose::longest_line(&out) <= crate::compose::MAX_LINE);
+        let text = String::from_utf8(out).unwrap().replace("\r\n ", " ");
+        assert!(text.contains(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(&reply))));
     }
 }

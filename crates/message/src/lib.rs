@@ -9,6 +9,8 @@
 //! `xtext` (the RFC 3461 encoding of ESMTP parameters), `seven_bit` (8-bit
 //! content to quoted-printable or base64 for servers without 8BITMIME).
 //! `mbox` (RFC 4155 files, one message at a time),
+//! `compose` (header fields and text bodies of the messages Tern writes,
+//! folded within RFC 5322's line limits),
 //! `dsn` (delivery status notifications, RFC 3464), `mdn` (disposition
 //! notifications, RFC 8098, for Sieve rejections), `subject` (RFC 5256 base
 //! subjects), `index` (what the search index keeps of a message), `xml`
@@ -16,6 +18,7 @@
 //! reads the reader it is given).
 
 pub mod address;
+pub mod compose;
 pub mod crlf;
 pub mod date;
 pub mod dsn;

@@ -203,7 +203,12 @@ impl Mail {
     pub fn add_field(&mut self, name: &str, value: &str, last: bool) {
         let field = Field {
             name: name.to_string(),
-            value: format!(" {}", fold(&encode_value(value), name.len() + 2)).into_bytes(),
+            // RFC 5293 §4: a value that is not ASCII goes in encoded words.
+            value: format!(
+                " {}",
+                message::compose::fold(&message::compose::encoded_words(value), name.len() + 2)
+            )
+            .into_bytes(),
         };
         if last {
             self.fields.push(field);
@@ -329,54 +334,6 @@ impl Mail {
 /// (RFC 5228 §2.7.2).
 pub fn decoded(value: &[u8]) -> String {
     message::header::decoded(value)
-}
-
-/// A value that is not ASCII goes in RFC 2047 encoded words (RFC 5293 §4).
-fn encode_value(value: &str) -> String {
-    if value.is_ascii() {
-        return value.to_string();
-    }
-    use base64::Engine;
-    // Words of at most 45 octets of text stay under 75 characters (RFC 2047 §2).
-    let mut words = Vec::new();
-    let mut chunk = String::new();
-    for c in value.chars() {
-        if chunk.len() + c.len_utf8() > 45 {
-            words.push(std::mem::take(&mut chunk));
-        }
-        chunk.push(c);
-    }
-    words.push(chunk);
-    words
-        .iter()
-        .map(|w| {
-            format!(
-                "=?UTF-8?B?{}?=",
-                base64::engine::general_purpose::STANDARD.encode(w)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Fold a value at spaces so that lines stay under 78 characters (RFC 5322 §2.2.3).
-fn fold(value: &str, first_line_used: usize) -> String {
-    let mut out = String::with_capacity(value.len() + 8);
-    let mut line = first_line_used;
-    for (i, word) in value.split(' ').enumerate() {
-        if i > 0 {
-            if line + 1 + word.len() > 76 && line > 0 {
-                out.push_str("\r\n ");
-                line = 1;
-            } else {
-                out.push(' ');
-                line += 1;
-            }
-        }
-        out.push_str(word);
-        line += word.len();
-    }
-    out
 }
 
 /// The address-specs of an address-list value, as (local part, domain);

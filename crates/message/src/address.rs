@@ -80,6 +80,17 @@ impl Mailbox {
         parse_mailbox(s, true)
     }
 
+    /// The mailbox of a `mailto:` URI's address part, percent-encoded
+    /// octets decoded (RFC 6068 §2), when it is exactly one valid address;
+    /// None otherwise. The URIs of DNS records (DMARC's and TLS-RPT's
+    /// `rua`) are the record owner's to write: a CR LF or a name in one
+    /// must not reach a header field we write (C-FZ12).
+    pub fn from_mailto(address: &str) -> Option<Mailbox> {
+        let mut bytes = Vec::with_capacity(address.len());
+        crate::mime::percent_decode(address.as_bytes(), &mut bytes);
+        Mailbox::parse(std::str::from_utf8(&bytes).ok()?).ok()
+    }
+
     pub fn new(local: &str, domain: Domain) -> Result<Mailbox, AddressError> {
         parse_mailbox(
             &format!("{}@{}", quote_local_if_needed(local), domain),

@@ -352,7 +352,9 @@ fn join_segments(segments: &[(u32, bool, String)]) -> String {
     decode_charset(&charset, &bytes)
 }
 
-fn percent_decode(input: &[u8], out: &mut Vec<u8>) {
+/// RFC 3986 §2.1 percent-decoding (RFC 2231 values, `mailto:` URIs); a
+/// `%` not followed by two hex digits stays as it is.
+pub(crate) fn percent_decode(input: &[u8], out: &mut Vec<u8>) {
     let hex = |c: u8| (c as char).to_digit(16);
     let mut i = 0;
     while i < input.len() {

@@ -100,8 +100,12 @@ pub fn result(
     }
 }
 
-/// The mailto: and https: destinations of a `_smtp._tls` record (§3).
-fn destinations(records: &[String]) -> (Vec<String>, Vec<String>) {
+/// The mailto: and https: destinations of a `_smtp._tls` record (§3):
+/// the address of a `mailto:` URI when it is one valid mailbox, an
+/// `https:` URL when it has a host and no control character; the rest is
+/// skipped (the record is
+/// the reported domain's to write, C-FZ12).
+pub fn destinations(records: &[String]) -> (Vec<String>, Vec<String>) {
     let mut mail = Vec::new();
     let mut https = Vec::new();
     for r in records
@@ -113,10 +117,24 @@ fn destinations(records: &[String]) -> (Vec<String>, Vec<String>) {
                 continue;
             };
             for uri in value.split(',').map(str::trim) {
-                match uri.strip_prefix("mailto:") {
-                    Some(address) => mail.push(address.to_string()),
-                    None if uri.starts_with("https:") => https.push(uri.to_string()),
-                    None => {}
+                let scheme = uri.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+                match scheme.as_deref() {
+                    Some("mailto") => {
+                        // RFC 6068 §2: the address, then `?` and header fields.
+                        let address = uri[7..].split('?').next().unwrap_or("");
+                        if let Some(m) = message::Mailbox::from_mailto(address) {
+                            mail.push(m.to_string());
+                        }
+                    }
+                    // RFC 3986 §2: no control character anywhere in a URI
+                    // (the URL parser lets one by in a fragment).
+                    Some("https")
+                        if dns::https::parts(uri).is_some()
+                            && !uri.chars().any(char::is_control) =>
+                    {
+                        https.push(uri.to_string())
+                    }
+                    _ => {}
                 }
             }
         }
@@ -358,6 +376,20 @@ mod tests {
         ]);
         assert_eq!(mail, ["tls@a.test"]);
         assert_eq!(https, ["https://r.a.test/x"]);
+    }
+
+    /// C-FZ12: the `_smtp._tls` record is the reported domain's to write
+    /// (RFC 8460 §3); its addresses went as they were into the report's To
+    /// field, a CR LF among them adding fields of its choosing to a report
+    /// we DKIM-sign. Only one valid mailbox per `mailto:` URI (percent-
+    /// decoded, RFC 6068 §2) and only https URLs with a host are kept.
+    #[test]
+    fn only_valid_destinations_are_kept() {
+        let (mail, https) = destinations(&[
+            "v=TLSRPTv1; rua=mailto:a@x.test\r\nX-Injected: yes,mailto:tls%2Brpt@a.test,mailto:not an address,https://,https://r.a.test/x\r\nX: y,https://r.a.test/y#\u{1f},https://r.a.test/ok".into(),
+        ]);
+        assert_eq!(mail, ["tls+rpt@a.test"]);
+        assert_eq!(https, ["https://r.a.test/ok"]);
     }
 
     #[test]

@@ -103,8 +103,9 @@ pub fn destinations(rua: &str) -> Vec<Destination> {
                 Some((a, l)) => (a, Some(size_limit(l)?)),
                 None => (rest, None),
             };
-            let address = percent_decode(address);
-            address.contains('@').then_some(Destination {
+            // One valid mailbox, or no destination (C-FZ12).
+            let address = message::Mailbox::from_mailto(address)?.to_string();
+            Some(Destination {
                 address,
                 max_size: limit,
             })
@@ -125,27 +126,6 @@ fn size_limit(s: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(1 << shift)
-}
-
-/// RFC 3986 percent-decoding of a URI's address part (`%21` for `!`, `%2C` for `,`).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Who reports, and what (the `report_metadata` element).
@@ -315,6 +295,20 @@ mod tests {
             dkim_results: vec![("a.test".into(), "s1".into(), "pass".into())],
             spf_result: ("b.test".into(), "mfrom".into(), "pass".into()),
         }
+    }
+
+    /// C-FZ12: a record's `rua` is the reported domain's to write; a
+    /// percent-encoded CR LF became part of the address and went into the
+    /// report's To field as it was: fields of the sender's choosing in a
+    /// report we DKIM-sign. Only an address that is one valid mailbox is
+    /// a destination.
+    #[test]
+    fn a_destination_is_one_valid_address() {
+        let d = destinations(
+            "mailto:r%0D%0AX-Injected:%20yes@x.test,mailto:a b@x.test,mailto:@x.test,mailto:r%40x.test,mailto:ok@x.test",
+        );
+        let addresses: Vec<&str> = d.iter().map(|d| d.address.as_str()).collect();
+        assert_eq!(addresses, ["r@x.test", "ok@x.test"]);
     }
 
     #[test]

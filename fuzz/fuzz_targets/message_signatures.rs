@@ -3,7 +3,9 @@
 //! and its certificates), PGP/MIME signed messages checked against a key
 //! (as if from the sender's Web Key Directory or OPENPGPKEY record), the
 //! key itself, and a certificate as an account uploads it. Any input: an
-//! outcome, never a panic. The first two octets say how long the key is.
+//! outcome, never a panic; and the Authentication-Results field of the
+//! verdict, with the sender's From address in it, is one line with one
+//! clause (C-FZ13). The first two octets say how long the key is.
 #![no_main]
 use message::spool::Spooled;
 use policy::sender_keys::{FoundKey, Source};
@@ -30,10 +32,42 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 source: Source::Dns { secure: false },
             },
         ];
-        let _ = pgp_mime::judge(&signed, "alice@a.test", &keys);
+        let from = message::header::fields_named(raw, "From")
+            .first()
+            .and_then(|f| message::header::addresses(f.value).into_iter().next())
+            .map(|m| m.key())
+            .unwrap_or_default();
+        let outcome = pgp_mime::judge(&signed, &from, &keys);
+        let field = pgp_mime::result_field(
+            "mx.a.test",
+            pgp_mime::SignatureKind::OpenPgp,
+            &from,
+            &outcome,
+        );
+        assert_eq!(clauses(&field), 1, "{field:?}");
     }
     let _ = pgp_mime::kept_clear(raw);
     let _ = pgp_mime::can_encrypt(key);
     let _ = openpgp::read_public_key(key);
     let _ = smime::read_certificate(key);
 });
+
+/// The `;` of a field outside its quoted strings and comments, each
+/// beginning a clause (RFC 8601 §2.2); fails on a line break before the end.
+fn clauses(field: &str) -> usize {
+    let body = field.strip_suffix("\r\n").expect("ends with CRLF");
+    assert!(!body.contains(['\r', '\n']), "one line");
+    let (mut quoted, mut escaped, mut depth, mut n) = (false, false, 0usize, 0);
+    for c in body.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' if depth == 0 => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth = depth.saturating_sub(1),
+            ';' if !quoted && depth == 0 => n += 1,
+            _ => {}
+        }
+    }
+    n
+}

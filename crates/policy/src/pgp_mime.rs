@@ -243,7 +243,8 @@ impl SignatureKind {
 }
 
 /// The Authentication-Results field (RFC 8601 §2.2) of a check of mail
-/// from `from`.
+/// from `from`: the address a value (quoted unless a plain token), the
+/// reason a comment, so nothing in either reads as a clause of its own.
 pub fn result_field(
     authserv_id: &str,
     kind: SignatureKind,
@@ -256,6 +257,12 @@ pub fn result_field(
         Outcome::Unchecked(why) => ("neutral", why.clone()),
     };
     let method = kind.method();
+    // The address quoted when it is not a plain token, the comment without
+    // control characters or parentheses of its own (C-FZ13).
+    let (from, comment) = (
+        crate::results::pvalue(from),
+        crate::results::comment_text(&comment),
+    );
     format!(
         "Authentication-Results: {authserv_id}; {method}={result} header.from={from} ({comment})\r\n"
     )
@@ -408,6 +415,20 @@ mod tests {
         assert_eq!(
             field,
             "Authentication-Results: mx.a.test; smime=fail header.from=a@a.test (why)\r\n"
+        );
+        // C-FZ13: a From address is the sender's to write; a quoted local
+        // part may hold `;` and `=`, and went into our field as it was, a
+        // second `smime=pass` clause for a strict reader; a comment may
+        // hold a parenthesis. The value is quoted, the comment balanced.
+        let forged = result_field(
+            "mx.a.test",
+            SignatureKind::Smime,
+            "a; smime=pass header.from=ceo@a.test; x@evil.test",
+            &Outcome::Fail("bad) smime=pass (x\r\ny".into()),
+        );
+        assert_eq!(
+            forged,
+            "Authentication-Results: mx.a.test; smime=fail header.from=\"a; smime=pass header.from=ceo@a.test; x@evil.test\" (bad] smime=pass [xy)\r\n"
         );
         let plain = Spooled::from_vec(b"Content-Type: text/plain\r\n\r\nhi\r\n".to_vec());
         assert!(signed(&plain).is_none());

@@ -56,7 +56,7 @@ pub fn header(authserv_id: &str, clauses: &[Clause]) -> String {
 }
 
 /// RFC 8601 §2.2: a value is a token, an address, or a quoted string.
-fn pvalue(v: &str) -> String {
+pub(crate) fn pvalue(v: &str) -> String {
     let plain = !v.is_empty()
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"@.-_+=/:".contains(&b));
@@ -75,7 +75,7 @@ fn pvalue(v: &str) -> String {
 }
 
 /// A comment without control characters or unbalanced parentheses.
-fn comment_text(c: &str) -> String {
+pub(crate) fn comment_text(c: &str) -> String {
     c.chars()
         .filter(|c| !c.is_control())
         .map(|c| match c {

@@ -87,30 +87,34 @@ pub fn fields(message: &[u8]) -> Vec<Field<'_>> {
     out
 }
 
+/// Where a field of [`fields`]`(message)` lies in `message`: from its name
+/// to past its final CRLF (its folded lines included).
+pub fn span(message: &[u8], f: &Field<'_>) -> std::ops::Range<usize> {
+    let base = message.as_ptr() as usize;
+    let start = f.name.as_ptr() as usize - base;
+    let end = f.value.as_ptr() as usize - base + f.value.len();
+    start..(end + 2).min(message.len())
+}
+
 /// The message without the header fields `drop` selects (each with its folded
 /// lines and final CRLF); borrowed when nothing is dropped.
 pub fn without_fields<'a>(
     message: &'a [u8],
     mut drop: impl FnMut(&Field<'_>) -> bool,
 ) -> std::borrow::Cow<'a, [u8]> {
-    let base = message.as_ptr() as usize;
-    let ranges: Vec<(usize, usize)> = fields(message)
+    let ranges: Vec<std::ops::Range<usize>> = fields(message)
         .iter()
         .filter(|f| drop(f))
-        .map(|f| {
-            let start = f.name.as_ptr() as usize - base;
-            let end = f.value.as_ptr() as usize - base + f.value.len();
-            (start, (end + 2).min(message.len()))
-        })
+        .map(|f| span(message, f))
         .collect();
     if ranges.is_empty() {
         return std::borrow::Cow::Borrowed(message);
     }
     let mut out = Vec::with_capacity(message.len());
     let mut pos = 0;
-    for (start, end) in ranges {
-        out.extend_from_slice(&message[pos..start]);
-        pos = end;
+    for range in ranges {
+        out.extend_from_slice(&message[pos..range.start]);
+        pos = range.end;
     }
     out.extend_from_slice(&message[pos..]);
     std::borrow::Cow::Owned(out)

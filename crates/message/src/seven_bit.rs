@@ -2,9 +2,13 @@
 //! declared 8BITMIME going to a server without 8BITMIME "MUST be converted
 //! ... to 7 bit, using the content transfer encodings of RFC 2045"). Text
 //! parts become quoted-printable, others base64; multipart and message
-//! parts keep their structure and are labelled 7bit. 8-bit header fields
-//! cannot be converted this way (they need SMTPUTF8, RFC 6532): such a
-//! message is left alone.
+//! parts keep their structure and are labelled 7bit, and the 8-bit octets
+//! outside their parts (preamble, epilogue), which readers ignore (RFC
+//! 2046 §5.1.1), become `?`. No encoded line starts with `--`, so none can
+//! be read as a boundary. 8-bit header fields cannot be converted this way
+//! (they need SMTPUTF8, RFC 6532), nor a header section that starts with
+//! white space (no field added there would be read): such a message is
+//! left alone.
 
 use std::io;
 use std::ops::Range;
@@ -59,6 +63,13 @@ pub fn convert_spooled(content: &Spooled, spool: &Spool) -> io::Result<Option<Sp
                 encoder.finish(&mut encoded);
                 out.write(&encoded)?;
             }
+            Edit::Ascii => pieces(content, range.clone(), |c| {
+                let ascii: Vec<u8> = c
+                    .iter()
+                    .map(|&b| if b.is_ascii() { b } else { b'?' })
+                    .collect();
+                out.write(&ascii)
+            })?,
         }
         at = range.end;
     }
@@ -66,10 +77,12 @@ pub fn convert_spooled(content: &Spooled, spool: &Spool) -> io::Result<Option<Sp
     out.finish().map(Some)
 }
 
-/// A replacement: new octets, or the octets there encoded.
+/// A replacement: new octets, the octets there encoded, or the octets
+/// there with each 8-bit one as `?`.
 enum Edit {
     Bytes(Vec<u8>),
     Encode(Encoder),
+    Ascii,
 }
 
 /// `each` piece of the content's octets `range`, in order.
@@ -132,14 +145,25 @@ fn plan(
     if ascii {
         return Ok(Some(()));
     }
+    // A field put before a first line that starts with white space would
+    // be continued by it, and none after it is read (RFC 5322 §2.2.3).
+    if head.starts_with(b" ") || head.starts_with(b"\t") {
+        return Ok(None);
+    }
     let has_type = header::fields(head)
         .iter()
         .any(|f| f.name.eq_ignore_ascii_case("Content-Type"));
-    if e.is_multipart() || e.message.is_some() {
-        for child in e.children.iter().chain(e.message.as_deref()) {
-            if plan(content, o, child, false, edits)?.is_none() {
+    if e.content_type.kind == "multipart" || e.message.is_some() {
+        // An encapsulated message is a message: its text says its charset
+        // as the top level's does (RFC 2046 §5.2.1).
+        let parts = e.children.iter().map(|c| (c, false));
+        for (child, top) in parts.chain(e.message.as_deref().map(|m| (m, true))) {
+            if plan(content, o, child, top, edits)?.is_none() {
                 return Ok(None);
             }
+        }
+        for gap in outside_the_parts(e) {
+            edits.push((gap, Edit::Ascii));
         }
         // RFC 2045 §6.4: a composite entity's encoding is 7bit once its parts are.
         edits.push((
@@ -176,22 +200,46 @@ fn plan(
     Ok(Some(()))
 }
 
+/// The octets of a composite entity's body that belong to none of its
+/// parts: the preamble, the delimiter lines, the epilogue (all of it when
+/// no part was found). RFC 2046 §5.1.1: readers ignore them, so their 8-bit
+/// octets may become `?` where they cannot be encoded.
+fn outside_the_parts(e: &Entity) -> Vec<Range<usize>> {
+    let mut gaps = Vec::new();
+    let mut at = e.body.start;
+    for part in e.children.iter().chain(e.message.as_deref()) {
+        let start = part.header.start.max(at);
+        if at < start {
+            gaps.push(at..start);
+        }
+        at = part.body.end.max(at);
+    }
+    if at < e.body.end {
+        gaps.push(at..e.body.end);
+    }
+    gaps
+}
+
 /// A header section with its Content-Transfer-Encoding replaced (and more
-/// fields added), the blank line kept at the end.
+/// fields added) after the last field a reader takes: before the blank
+/// line, or before a line that is not a field, which ends the header
+/// section for readers (RFC 5322 §2.1) as it does for [`header::fields`].
 fn with_encoding(head: &[u8], encoding: &str, added: Option<&str>) -> Vec<u8> {
     let kept = header::without_fields(head, |f| {
         f.name.eq_ignore_ascii_case("Content-Transfer-Encoding")
     });
-    let (fields, blank) = match kept.strip_suffix(b"\r\n") {
-        Some(f) if kept.ends_with(b"\r\n\r\n") || kept.as_ref() == b"\r\n" => (f, &b"\r\n"[..]),
-        _ => (kept.as_ref(), &b""[..]),
-    };
-    let mut out = fields.to_vec();
+    let at = header::fields(&kept)
+        .last()
+        .map_or(0, |f| header::span(&kept, f).end);
+    let mut out = kept[..at].to_vec();
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
     if let Some(added) = added {
         out.extend_from_slice(added.as_bytes());
     }
     out.extend_from_slice(format!("Content-Transfer-Encoding: {encoding}\r\n").as_bytes());
-    out.extend_from_slice(blank);
+    out.extend_from_slice(&kept[at..]);
     out
 }
 
@@ -281,6 +329,12 @@ impl Encoder {
     /// The input has ended.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         match self {
+            // A CR at the very end has no LF after it: it is no line break.
+            Encoder::QuotedPrintable { width, pending } if pending.last() == Some(&b'\r') => {
+                for p in std::mem::take(pending) {
+                    qp_put(p, false, width, out);
+                }
+            }
             Encoder::QuotedPrintable { width, pending } => qp_line_end(width, pending, out),
             Encoder::Base64 { carry, groups } => {
                 if !carry.is_empty() {
@@ -333,10 +387,14 @@ fn qp_line_end(width: &mut usize, pending: &mut Vec<u8>, out: &mut Vec<u8>) {
     *width = 0;
 }
 
-/// One octet as quoted-printable, `last` on its line.
+/// One octet as quoted-printable, `last` on its line. A `-` that would
+/// start a line is escaped: a line starting `--` could be read as a
+/// boundary delimiter (RFC 2045 §6.7 note 8).
 fn qp_put(b: u8, last: bool, width: &mut usize, out: &mut Vec<u8>) {
+    let line_start = *width == 0 || *width + 1 > 75;
     let literal = match b {
         b'=' => false,
+        b'-' => !line_start,
         b' ' | b'\t' => !last,
         33..=126 => true,
         _ => false,
@@ -380,7 +438,7 @@ fn base64_group(chunk: &[u8], groups: &mut usize, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mime;
+    use crate::mime::{self, Source};
 
     /// Encoders fed in pieces give what they give for the whole, which
     /// decodes back to the input, in lines of at most 76 characters.
@@ -420,6 +478,8 @@ mod tests {
         }
         assert_eq!(quoted_printable(b"a \r\nb\t"), b"a=20\r\nb=09");
         assert_eq!(quoted_printable(b"x \ry"), b"x =0Dy");
+        // A CR at the very end has no LF after it: it is no line break.
+        assert_eq!(mime::decode_qp(&quoted_printable(b"x \r")), b"x \r");
     }
 
     #[test]
@@ -462,10 +522,108 @@ mod tests {
         );
     }
 
+    /// RFC 2046 §5.1.1: what lies outside a multipart's parts (the preamble,
+    /// the epilogue, all of a multipart whose boundary is never found) is
+    /// ignored by readers, but its octets still go to a server that said it
+    /// takes 7 bit only; and a multipart may not be base64 (RFC 2045 §6.4).
+    #[test]
+    fn eight_bit_outside_the_parts_is_not_sent() {
+        let raw = b"From: a@b.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\npre \xfc\r\n--b\r\nContent-Type: text/plain\r\n\r\nM\xfcller\r\n--b--\r\nepi \xfc\r\n";
+        let out = convert(raw).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(out.is_ascii(), "{text}");
+        assert!(text.contains("\r\n\r\npre ?\r\n--b\r\n"), "{text}");
+        assert!(text.contains("M=FCller\r\n--b--\r\nepi ?\r\n"), "{text}");
+
+        let no_parts = b"From: a@b.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--b\r\n\r\nM\xfcller\r\n--b--\r\n";
+        let out = convert(no_parts).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(out.is_ascii(), "{text}");
+        assert!(
+            text.contains("Content-Transfer-Encoding: 7bit\r\n\r\n--b\r\n\r\nM?ller\r\n"),
+            "{text}"
+        );
+    }
+
+    /// An encapsulated message is a message (RFC 2046 §5.2.1): its text
+    /// without a Content-Type says its charset, as the top level's does.
+    #[test]
+    fn an_encapsulated_message_says_what_its_text_is() {
+        let raw = b"From: a@b.test\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\nM\xc3\xbcller\r\n";
+        let out = convert(raw).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("\r\n\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nM=C3=BCller\r\n"),
+            "{text}"
+        );
+    }
+
+    /// A line of the encoded text that starts `--` could be read as a
+    /// boundary delimiter (RFC 2045 §6.7 note 8; RFC 2046 §5.1.1): a bare LF
+    /// becoming CRLF, or a soft break, must not make one.
+    #[test]
+    fn no_encoded_line_starts_with_two_hyphens() {
+        let long = format!("{}--b\r\n", "x".repeat(74));
+        for text in [&b"line\n--b\r\n"[..], b"--b\r\n", long.as_bytes()] {
+            let out = quoted_printable(text);
+            assert!(
+                out.split(|&b| b == b'\n').all(|l| !l.starts_with(b"-")),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+            assert_eq!(mime::decode_qp(&out), with_crlf(text));
+        }
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nM\xfcller\nline\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\n\xfc\r\n--b--\r\n";
+        let out = convert(raw).unwrap();
+        assert_eq!(
+            mime::parse(&out).children.len(),
+            mime::parse(raw).children.len()
+        );
+    }
+
+    /// Bare LFs as CRLF, as quoted-printable gives them back.
+    fn with_crlf(text: &[u8]) -> Vec<u8> {
+        String::from_utf8_lossy(text)
+            .replace("\r\n", "\n")
+            .replace('\n', "\r\n")
+            .into_bytes()
+    }
+
+    /// A line that is not a field ends the header section for readers that
+    /// stop there (as Tern's own, RFC 5322 §2.1): the new fields go before
+    /// it, where every reader finds them.
+    #[test]
+    fn new_fields_go_where_readers_read_them() {
+        for raw in [
+            &b"Subject: x\r\nbroken line\r\nFrom: a@b.test\r\n\r\nM\xfcller\r\n"[..],
+            b"From\r\n\r\n=at@:\xff",
+        ] {
+            let out = convert(raw).unwrap();
+            let e = mime::parse(&out);
+            let text = String::from_utf8_lossy(&out);
+            assert_eq!(
+                out[..].field(&e, "Content-Transfer-Encoding").as_deref(),
+                Some("quoted-printable"),
+                "{text}"
+            );
+            assert_eq!(
+                out[..].field(&e, "MIME-Version").as_deref(),
+                Some("1.0"),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn left_alone() {
         assert_eq!(convert(b"Subject: x\r\n\r\nascii\r\n"), None);
         assert_eq!(convert("Subject: ü\r\n\r\nbody ü\r\n".as_bytes()), None);
+        // A header section that starts with white space: any field put
+        // before it would be continued by that line, and none after it is
+        // read (RFC 5322 §2.2.3).
+        assert_eq!(convert(b" x: y\r\n\r\nM\xfcller\r\n"), None);
+        let part = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\tx: y\r\n\r\n\xfc\r\n--b--\r\n";
+        assert_eq!(convert(part), None);
     }
 
     #[test]

@@ -210,13 +210,17 @@ fn apply(object: &mut Map<String, Value>, patch: &Args) -> Result<(), SetError> 
             "fromDate" | "toDate" => {
                 v.is_null() || v.as_str().and_then(message::date::rfc3339).is_some()
             }
+            // A Sieve script holds no NUL (RFC 5228 §8.1), and the
+            // response is one.
             "subject" => {
                 v.is_null()
                     || v.as_str()
-                        .is_some_and(|s| !s.contains(['\r', '\n']) && s.len() <= 998)
+                        .is_some_and(|s| !s.contains(['\r', '\n', '\0']) && s.len() <= 998)
             }
             "textBody" | "htmlBody" => {
-                v.is_null() || v.as_str().is_some_and(|s| s.len() <= 64 * 1024)
+                v.is_null()
+                    || v.as_str()
+                        .is_some_and(|s| !s.contains('\0') && s.len() <= 64 * 1024)
             }
             "id" => v.as_str() == Some("singleton"),
             _ => return Err(SetError::invalid(k, "not a VacationResponse property")),
@@ -253,5 +257,19 @@ mod tests {
         assert!(sieve::compile(&script(&o)).is_ok());
         assert_eq!(read(Some("require \"fileinto\";")), disabled());
         assert_eq!(read(None), disabled());
+    }
+
+    /// A NUL cannot be in the script the response is kept as: the property
+    /// that holds it is named, as RFC 8620 §5.3 invalidProperties asks.
+    #[test]
+    fn a_nul_is_refused_in_the_property_that_holds_it() {
+        for property in ["subject", "textBody", "htmlBody"] {
+            let mut patch = Args::new();
+            patch.insert(property.into(), json!("away\u{0}"));
+            match apply(&mut disabled(), &patch) {
+                Err(SetError::InvalidProperties(names, _)) => assert_eq!(names, [property]),
+                other => panic!("{property}: {other:?}"),
+            }
+        }
     }
 }

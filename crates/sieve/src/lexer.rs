@@ -32,6 +32,13 @@ pub struct Spanned {
 pub const MAX_TOKENS: usize = 100_000;
 
 pub fn tokens(text: &str) -> Result<Vec<Spanned>, SyntaxError> {
+    // RFC 5228 §8.1: no production holds NUL, not even a comment's.
+    if let Some(at) = text.find('\0') {
+        return Err(SyntaxError::new(
+            end_of(&text[..at]),
+            "a NUL character (RFC 5228 §8.1: a script holds none)",
+        ));
+    }
     Lexer {
         src: text.as_bytes(),
         text,
@@ -306,5 +313,21 @@ mod tests {
         assert!(tokens("text:\nno end\n").is_err());
         let e = tokens("keep; ü").unwrap_err();
         assert_eq!((e.at.line, e.at.column), (1, 7));
+    }
+
+    /// RFC 5228 §8.1: no production of the grammar holds NUL, in a string,
+    /// a `text:` or a comment (PostgreSQL's text cannot hold one either).
+    #[test]
+    fn a_nul_is_refused_where_it_stands() {
+        for (script, line, column) in [
+            ("keep;\n\"a\0b\";", 2, 3),
+            ("keep;\ntext:\r\na\0\r\n.\r\n", 3, 2),
+            ("keep;\n# a\0b\n", 2, 4),
+            ("keep;\n/* \0 */", 2, 4),
+        ] {
+            let e = tokens(script).unwrap_err();
+            assert_eq!((e.at.line, e.at.column), (line, column), "{script:?}");
+            assert!(e.message.contains("NUL"), "{script:?}: {}", e.message);
+        }
     }
 }

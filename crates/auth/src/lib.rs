@@ -334,12 +334,19 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 }
 
 /// Accounts are named by their address; compare them in canonical form
-/// (after SASLprep, RFC 4616 §2, RFC 5802 §2.2).
+/// (after SASLprep, RFC 4616 §2, RFC 5802 §2.2). A name with a control
+/// character is no address: its characters are escaped, so that it names
+/// no account and is a key the store can hold (PostgreSQL's text holds no
+/// NUL) for counting the failure.
 fn canonical_username(username: &str) -> String {
     let username = prepare(username).unwrap_or_else(|_| username.to_string());
-    message::Mailbox::parse(&username)
-        .map(|m| m.key())
-        .unwrap_or_else(|_| username.to_lowercase())
+    match message::Mailbox::parse(&username) {
+        Ok(m) => m.key(),
+        Err(_) if username.chars().any(char::is_control) => {
+            username.chars().flat_map(char::escape_default).collect()
+        }
+        Err(_) => username.to_lowercase(),
+    }
 }
 
 fn temporary(e: StoreError) -> Verdict {
@@ -357,6 +364,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::time::Duration;
+
+    /// A user name goes to the store as the key of the account and of the
+    /// throttle: one with a control character (a NUL from AUTH LOGIN's
+    /// base64 or SCRAM's `n=`) names no account, and PostgreSQL's text
+    /// cannot hold a NUL, so such a name must fail as a wrong name, counted,
+    /// not as "try later".
+    #[test]
+    fn a_user_name_is_a_key_the_store_can_hold() {
+        for name in ["u\0@a.test", "\0", "U\u{1}x@A.test", "a\r\nb"] {
+            let key = canonical_username(name);
+            assert!(!key.chars().any(char::is_control), "{name:?} → {key:?}");
+            assert_ne!(key, canonical_username("u@a.test"));
+        }
+        assert_eq!(canonical_username("U@A.test"), "u@a.test");
+    }
 
     /// C-AU1 on a clock the test moves: a success forgives the address's
     /// failures; at its limit the address is blocked, even for the right

@@ -20,50 +20,20 @@ pub struct Item {
     pub reply: bool,
 }
 
-/// A node of a thread tree; `item` None is a dummy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub item: Option<usize>,
-    pub children: Vec<Node>,
-}
-
-/// RFC 5256 §2.2 ORDEREDSUBJECT: by base subject, then date; the first
-/// message of a subject starts the thread, the others are its children.
-pub fn ordered_subject(items: &[Item]) -> Vec<Node> {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by(|&a, &b| {
-        (&items[a].base_subject, items[a].date, a).cmp(&(&items[b].base_subject, items[b].date, b))
-    });
-    let mut threads: Vec<Node> = Vec::new();
-    let mut current: Option<&str> = None;
-    for i in order {
-        let subject = items[i].base_subject.as_str();
-        match (current, threads.last_mut()) {
-            (Some(c), Some(t)) if c == subject => t.children.push(Node {
-                item: Some(i),
-                children: Vec::new(),
-            }),
-            _ => {
-                threads.push(Node {
-                    item: Some(i),
-                    children: Vec::new(),
-                });
-                current = Some(subject);
-            }
-        }
-    }
-    threads.sort_by_key(|t| t.item.map(|i| (items[i].date, i)));
-    threads
-}
-
-/// The containers of the REFERENCES algorithm.
-struct Tree {
+/// Threads as a forest kept in one arena: each node a message (`item`)
+/// or a dummy (None), with its children in order; `roots` the threads in
+/// order. Every walk over it is a loop with its own stack, never a
+/// recursion: a conversation can be as deep as the mailbox is long, and
+/// anyone can send one (hardening.md C-FZ16).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forest {
     item: Vec<Option<usize>>,
     parent: Vec<Option<usize>>,
     children: Vec<Vec<usize>>,
+    roots: Vec<usize>,
 }
 
-impl Tree {
+impl Forest {
     fn add(&mut self, item: Option<usize>) -> usize {
         self.item.push(item);
         self.parent.push(None);
@@ -92,7 +62,8 @@ impl Tree {
 
     /// Make `p` the parent of `c`, unless that makes a loop.
     fn link(&mut self, p: usize, c: usize) -> bool {
-        if self.is_under(p, c) {
+        // A container without children is below nothing but itself.
+        if p == c || (!self.children[c].is_empty() && self.is_under(p, c)) {
             return false;
         }
         self.unlink(c);
@@ -100,160 +71,177 @@ impl Tree {
         self.children[p].push(c);
         true
     }
+
+    /// The nodes below `roots` (them included), each before its children.
+    fn preorder(&self, roots: &[usize]) -> Vec<usize> {
+        let mut order = Vec::with_capacity(self.item.len());
+        let mut stack: Vec<usize> = roots.iter().rev().copied().collect();
+        while let Some(c) = stack.pop() {
+            order.push(c);
+            stack.extend(self.children[c].iter().rev());
+        }
+        order
+    }
+
+    /// The message a node stands for: its own, or a dummy's first child's.
+    fn first_message(&self, mut c: usize) -> Option<usize> {
+        loop {
+            match (self.item[c], self.children[c].first()) {
+                (Some(i), _) => return Some(i),
+                (None, Some(&first)) => c = first,
+                (None, None) => return None,
+            }
+        }
+    }
+}
+
+/// RFC 5256 §2.2 ORDEREDSUBJECT: by base subject, then date; the first
+/// message of a subject starts the thread, the others are its children.
+pub fn ordered_subject(items: &[Item]) -> Forest {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| {
+        (&items[a].base_subject, items[a].date, a).cmp(&(&items[b].base_subject, items[b].date, b))
+    });
+    let mut f = Forest::default();
+    let mut current: Option<(&str, usize)> = None;
+    for i in order {
+        let subject = items[i].base_subject.as_str();
+        let c = f.add(Some(i));
+        match current {
+            Some((s, top)) if s == subject => f.children[top].push(c),
+            _ => {
+                f.roots.push(c);
+                current = Some((subject, c));
+            }
+        }
+    }
+    f.roots
+        .sort_by_key(|&t| f.item[t].map(|i| (items[i].date, i)));
+    f
 }
 
 /// RFC 5256 §2.2 REFERENCES (after Jamie Zawinski's algorithm).
-pub fn references(items: &[Item]) -> Vec<Node> {
-    let mut t = Tree {
-        item: Vec::new(),
-        parent: Vec::new(),
-        children: Vec::new(),
-    };
-    let mut by_id: HashMap<String, usize> = HashMap::new();
+pub fn references(items: &[Item]) -> Forest {
+    let mut f = Forest::default();
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
     for (i, m) in items.iter().enumerate() {
         // (1) The message's own container: its Message-ID's, filling a
         // dummy made by an earlier reference; without an id, or with one a
         // message already has, a container of its own.
-        let own = match m
-            .message_id
-            .as_ref()
-            .and_then(|id| by_id.get(id).map(|&c| (id, c)))
-        {
-            Some((_, c)) if t.item[c].is_none() => {
-                t.item[c] = Some(i);
+        let own = match m.message_id.as_deref().map(|id| (id, by_id.get(id))) {
+            Some((_, Some(&c))) if f.item[c].is_none() => {
+                f.item[c] = Some(i);
                 c
             }
-            Some(_) => t.add(Some(i)),
-            None => {
-                let c = t.add(Some(i));
-                if let Some(id) = &m.message_id {
-                    by_id.insert(id.clone(), c);
-                }
+            Some((_, Some(_))) => f.add(Some(i)),
+            Some((id, None)) => {
+                let c = f.add(Some(i));
+                by_id.insert(id, c);
                 c
             }
+            None => f.add(Some(i)),
         };
         // (1A) Link the references in order, keeping existing parents.
         let mut previous: Option<usize> = None;
         for r in &m.references {
-            let c = match by_id.get(r) {
+            let c = match by_id.get(r.as_str()) {
                 Some(&c) => c,
                 None => {
-                    let c = t.add(None);
-                    by_id.insert(r.clone(), c);
+                    let c = f.add(None);
+                    by_id.insert(r, c);
                     c
                 }
             };
             if let Some(p) = previous
-                && t.parent[c].is_none()
+                && f.parent[c].is_none()
             {
-                t.link(p, c);
+                f.link(p, c);
             }
             previous = Some(c);
         }
         // (1B) The last reference is the parent of the message.
         match previous {
             Some(p) if p != own => {
-                if !t.is_under(p, own) {
-                    t.link(p, own);
-                }
+                f.link(p, own);
             }
-            _ => t.unlink(own),
+            _ => f.unlink(own),
         }
     }
     // (2) The root set; (3) dummies pruned.
-    let roots: Vec<usize> = (0..t.item.len())
-        .filter(|&c| t.parent[c].is_none())
+    f.roots = (0..f.item.len())
+        .filter(|&c| f.parent[c].is_none())
         .collect();
-    let roots = prune(&mut t, roots, true);
-    let mut nodes: Vec<Node> = roots.iter().map(|&c| build(&t, c)).collect();
+    prune(&mut f);
     // (4) The root set by date.
-    for n in nodes.iter_mut() {
-        sort_children(n, items);
-    }
-    sort_level(&mut nodes, items);
+    sort_by_date(&mut f, items);
     // (5) Threads with the same base subject together.
-    let mut nodes = group_by_subject(nodes, items);
+    group_by_subject(&mut f, items);
     // (6) Every set of siblings by date.
-    for n in nodes.iter_mut() {
-        sort_children(n, items);
-    }
-    sort_level(&mut nodes, items);
-    nodes
+    sort_by_date(&mut f, items);
+    f
 }
 
 /// (3) A dummy without children goes; one with children gives them to its
 /// level, except at the top where it stays when it has more than one.
-fn prune(t: &mut Tree, level: Vec<usize>, top: bool) -> Vec<usize> {
-    let mut out = Vec::new();
-    for c in level {
-        let below = std::mem::take(&mut t.children[c]);
-        let below = prune(t, below, false);
-        if t.item[c].is_some() {
-            t.children[c] = below;
-            out.push(c);
-        } else if below.is_empty() {
-        } else if !top || below.len() == 1 {
-            out.extend(below);
+/// Children first, so a dummy sees its children already pruned.
+fn prune(f: &mut Forest) {
+    let order = f.preorder(&f.roots);
+    // What each node leaves in its parent's list.
+    let mut left: Vec<Vec<usize>> = vec![Vec::new(); f.item.len()];
+    for &c in order.iter().rev() {
+        let below: Vec<usize> = std::mem::take(&mut f.children[c])
+            .into_iter()
+            .flat_map(|x| std::mem::take(&mut left[x]))
+            .collect();
+        let top = f.parent[c].is_none();
+        left[c] = if f.item[c].is_some() || (top && below.len() > 1) {
+            f.children[c] = below;
+            vec![c]
         } else {
-            t.children[c] = below;
-            out.push(c);
-        }
+            below
+        };
     }
-    out
+    f.roots = std::mem::take(&mut f.roots)
+        .into_iter()
+        .flat_map(|r| std::mem::take(&mut left[r]))
+        .collect();
 }
 
-fn build(t: &Tree, c: usize) -> Node {
-    Node {
-        item: t.item[c],
-        children: t.children[c].iter().map(|&x| build(t, x)).collect(),
+/// The date a node sorts by: its message's, or a dummy's first child's
+/// (RFC 5256 §2.2 (4)); then every list of siblings and the roots by it.
+fn sort_by_date(f: &mut Forest, items: &[Item]) {
+    let order = f.preorder(&f.roots);
+    let mut date = vec![(i64::MAX, usize::MAX); f.item.len()];
+    for &c in order.iter().rev() {
+        let mut children = std::mem::take(&mut f.children[c]);
+        children.sort_by_key(|&x| date[x]);
+        date[c] = match f.item[c] {
+            Some(i) => (items[i].date, i),
+            None => children
+                .first()
+                .map_or((i64::MAX, usize::MAX), |&x| date[x]),
+        };
+        f.children[c] = children;
     }
+    f.roots.sort_by_key(|&r| date[r]);
 }
 
-/// The date a node sorts by: its message's, or a dummy's first child's.
-fn node_date(n: &Node, items: &[Item]) -> (i64, usize) {
-    match n.item {
-        Some(i) => (items[i].date, i),
-        None => n
-            .children
-            .first()
-            .map(|c| node_date(c, items))
-            .unwrap_or((i64::MAX, usize::MAX)),
-    }
+fn subject_of<'a>(f: &Forest, c: usize, items: &'a [Item]) -> &'a str {
+    f.first_message(c)
+        .map_or("", |i| items[i].base_subject.as_str())
 }
 
-fn sort_level(level: &mut [Node], items: &[Item]) {
-    level.sort_by_key(|n| node_date(n, items));
-}
-
-fn sort_children(n: &mut Node, items: &[Item]) {
-    for c in n.children.iter_mut() {
-        sort_children(c, items);
-    }
-    sort_level(&mut n.children, items);
-}
-
-fn subject_of<'a>(n: &Node, items: &'a [Item]) -> &'a str {
-    match n.item {
-        Some(i) => &items[i].base_subject,
-        None => n
-            .children
-            .first()
-            .map(|c| subject_of(c, items))
-            .unwrap_or(""),
-    }
-}
-
-fn is_reply(n: &Node, items: &[Item]) -> bool {
-    n.item.is_some_and(|i| items[i].reply)
+fn is_reply(f: &Forest, c: usize, items: &[Item]) -> bool {
+    f.item[c].is_some_and(|i| items[i].reply)
 }
 
 /// (5) Gather the top-level threads that share a base subject.
-fn group_by_subject(roots: Vec<Node>, items: &[Item]) -> Vec<Node> {
+fn group_by_subject(f: &mut Forest, items: &[Item]) {
     // (5B) One entry per subject: a dummy wins over a message, an original
     // over a reply.
     let mut table: HashMap<&str, usize> = HashMap::new();
-    for (k, n) in roots.iter().enumerate() {
-        let s = subject_of(n, items);
+    for (k, &n) in f.roots.iter().enumerate() {
+        let s = subject_of(f, n, items);
         if s.is_empty() {
             continue;
         }
@@ -262,23 +250,22 @@ fn group_by_subject(roots: Vec<Node>, items: &[Item]) -> Vec<Node> {
                 table.insert(s, k);
             }
             Some(old) => {
-                let (o, c) = (&roots[old], n);
-                if (o.item.is_some() && c.item.is_none())
-                    || (o.item.is_some()
-                        && c.item.is_some()
-                        && is_reply(o, items)
-                        && !is_reply(c, items))
-                {
+                let o = f.roots[old];
+                // The table's is a message; the new one a dummy, or an
+                // original where the table has a reply.
+                let better =
+                    f.item[n].is_none() || (is_reply(f, o, items) && !is_reply(f, n, items));
+                if f.item[o].is_some() && better {
                     table.insert(s, k);
                 }
             }
         }
     }
     // (5C) Merge each other thread into the table's.
-    let mut slots: Vec<Option<Node>> = roots.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<usize>> = f.roots.iter().copied().map(Some).collect();
     for k in 0..slots.len() {
-        let Some(n) = slots[k].as_ref() else { continue };
-        let s = subject_of(n, items);
+        let Some(current) = slots[k] else { continue };
+        let s = subject_of(f, current, items);
         if s.is_empty() {
             continue;
         }
@@ -286,72 +273,72 @@ fn group_by_subject(roots: Vec<Node>, items: &[Item]) -> Vec<Node> {
         if t == k {
             continue;
         }
-        let Some(mut current) = slots[k].take() else {
-            continue;
-        };
-        let Some(mut kept) = slots[t].take() else {
-            slots[k] = Some(current);
-            continue;
-        };
-        kept = match (kept.item.is_none(), current.item.is_none()) {
+        let Some(kept) = slots[t] else { continue };
+        slots[k] = None;
+        let merged = match (f.item[kept].is_none(), f.item[current].is_none()) {
             (true, true) => {
-                kept.children.append(&mut current.children);
+                let moved = std::mem::take(&mut f.children[current]);
+                f.children[kept].extend(moved);
                 kept
             }
             (true, false) => {
-                kept.children.push(current);
+                f.children[kept].push(current);
                 kept
             }
-            (false, _) if is_reply(&current, items) && !is_reply(&kept, items) => {
-                kept.children.push(current);
+            (false, _) if is_reply(f, current, items) && !is_reply(f, kept, items) => {
+                f.children[kept].push(current);
                 kept
             }
-            _ => Node {
-                item: None,
-                children: vec![kept, current],
-            },
+            _ => {
+                let dummy = f.add(None);
+                f.children[dummy] = vec![kept, current];
+                dummy
+            }
         };
-        slots[t] = Some(kept);
+        slots[t] = Some(merged);
     }
-    slots.into_iter().flatten().collect()
+    f.roots = slots.into_iter().flatten().collect();
 }
 
-/// RFC 5256 §4: `(1 2 3)(4 (5)(6))((7)(8))`.
-pub fn render(threads: &[Node], items: &[Item]) -> String {
+/// RFC 5256 §4: `(1 2 3)(4 (5)(6))((7)(8))`: a message with one child is
+/// followed by it; several children each in parentheses.
+pub fn render(f: &Forest, items: &[Item]) -> String {
+    enum Step {
+        Node(usize),
+        Text(&'static str),
+    }
     let mut out = String::new();
-    for t in threads {
-        out.push('(');
-        members(t, items, &mut out);
-        out.push(')');
-    }
-    out
-}
-
-fn members(n: &Node, items: &[Item], out: &mut String) {
-    let nested = |children: &[Node], out: &mut String| {
-        for c in children {
-            out.push('(');
-            members(c, items, out);
-            out.push(')');
+    let mut stack: Vec<Step> = Vec::new();
+    let nested = |children: &[usize], stack: &mut Vec<Step>| {
+        for &c in children.iter().rev() {
+            stack.extend([Step::Text(")"), Step::Node(c), Step::Text("(")]);
         }
     };
-    match n.item {
-        Some(i) => {
-            out.push_str(&items[i].number.to_string());
-            match n.children.as_slice() {
-                [] => {}
-                [only] => {
-                    out.push(' ');
-                    members(only, items, out);
-                }
-                many => {
-                    out.push(' ');
-                    nested(many, out);
+    nested(&f.roots, &mut stack);
+    while let Some(step) = stack.pop() {
+        let c = match step {
+            Step::Text(t) => {
+                out.push_str(t);
+                continue;
+            }
+            Step::Node(c) => c,
+        };
+        match f.item[c] {
+            Some(i) => {
+                out.push_str(&items[i].number.to_string());
+                match f.children[c].as_slice() {
+                    [] => {}
+                    [only] => stack.extend([Step::Node(*only), Step::Text(" ")]),
+                    many => {
+                        nested(many, &mut stack);
+                        stack.push(Step::Text(" "));
+                    }
                 }
             }
+            None => nested(&f.children[c], &mut stack),
         }
-        None => nested(&n.children, out),
     }
+    out
 }
 
 #[cfg(test)]
@@ -420,6 +407,33 @@ mod tests {
         ];
         let t = references(&items);
         assert_eq!(render(&t, &items), "(1 (2)(3))(4)");
+    }
+
+    /// A conversation of many messages, each a reply to the one before:
+    /// anyone can send such a chain into a mailbox. THREAD REFERENCES on
+    /// it runs within a session task's stack (tokio's default: 2 MiB) and
+    /// in time linear in the chain, not its square.
+    #[test]
+    fn a_long_chain_fits_a_task_stack() {
+        const N: usize = 50_000;
+        let items: Vec<Item> = (0..N)
+            .map(|i| {
+                let refs: Vec<String> = (i.saturating_sub(3)..i).map(|r| r.to_string()).collect();
+                let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+                item(i as u32 + 1, &i.to_string(), &refs, i as i64, "Re: long")
+            })
+            .collect();
+        let text = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let t = references(&items);
+                render(&t, &items)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let expected: Vec<String> = (1..=N).map(|n| n.to_string()).collect();
+        assert_eq!(text, format!("({})", expected.join(" ")));
     }
 
     #[test]

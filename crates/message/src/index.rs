@@ -10,6 +10,12 @@ use crate::header;
 
 /// Text of one message kept for full-text search, at most.
 pub const MAX_BODY_TEXT: usize = 256 * 1024;
+/// References (and In-Reply-To ids) kept of a message, at most: the
+/// first and the latest, as Netnews trims the field (ids dropped from the
+/// second on, the first, the conversation's start, kept). Each costs a
+/// look-up when the message is stored and work in THREAD, and the sender
+/// writes them: a header section holds some ten thousand.
+pub const MAX_REFERENCES: usize = 100;
 /// RFC 8970 §3: a preview is at most 256 characters; Tern keeps 200.
 pub const PREVIEW_CHARS: usize = 200;
 
@@ -90,14 +96,24 @@ impl MessageIndex {
             message_id: first("Message-ID").and_then(|v| header::message_ids(v).into_iter().next()),
             in_reply_to: first("In-Reply-To")
                 .map(header::message_ids)
+                .map(trimmed)
                 .unwrap_or_default(),
             references: first("References")
                 .map(header::message_ids)
+                .map(trimmed)
                 .unwrap_or_default(),
             body,
             preview,
         }
     }
+}
+
+/// At most [`MAX_REFERENCES`] ids: the first and the latest.
+fn trimmed(mut ids: Vec<String>) -> Vec<String> {
+    if ids.len() > MAX_REFERENCES {
+        ids.drain(1..ids.len() - (MAX_REFERENCES - 1));
+    }
+    ids
 }
 
 /// The text to search and the preview: text parts (HTML as text) and
@@ -188,5 +204,30 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n";
         let bare = MessageIndex::of(b"Subject: x\r\n\r\nbody");
         assert_eq!(bare.sent, None);
         assert_eq!(bare.body, "body");
+    }
+
+    /// A sender writes References: each id costs a look-up when the message
+    /// is stored (which conversation it joins) and work in THREAD; a header
+    /// section holds some ten thousand. Kept as Netnews trims them: the
+    /// first (the conversation's start) and the most recent.
+    #[test]
+    fn references_are_trimmed_to_the_first_and_the_latest() {
+        let ids: Vec<String> = (0..10_000).map(|n| format!("<{n}@x>")).collect();
+        let raw = format!("References: {}\r\n\r\nbody", ids.join("\r\n "));
+        let i = MessageIndex::of(raw.as_bytes());
+        assert_eq!(i.references.len(), MAX_REFERENCES);
+        assert_eq!(i.references[0], "0@x");
+        assert_eq!(
+            i.references[1],
+            format!("{}@x", 10_000 - MAX_REFERENCES + 1)
+        );
+        assert_eq!(i.references.last().map(String::as_str), Some("9999@x"));
+        let raw = format!("In-Reply-To: {}\r\n\r\nbody", ids.join(" "));
+        assert_eq!(
+            MessageIndex::of(raw.as_bytes()).in_reply_to.len(),
+            MAX_REFERENCES
+        );
+        let few = MessageIndex::of(b"References: <a@x> <b@x>\r\n\r\n");
+        assert_eq!(few.references, ["a@x", "b@x"]);
     }
 }

@@ -367,12 +367,12 @@ impl Checks {
         });
         let raw = &view[..];
         let (content_hits, words) = {
-            let parsed = mail_parser::MessageParser::default().parse(raw);
+            let parsed = message::parsed::parse(raw);
             let words = match want_tokens {
-                true => crate::tokens::of_message(raw, parsed.as_ref()),
+                true => crate::tokens::of_message(raw, parsed.message()),
                 false => Vec::new(),
             };
-            (rules::content_of(raw, parsed.as_ref(), &ctx), words)
+            (rules::content_of(raw, parsed.message(), &ctx), words)
         };
         a.hits.extend(content_hits);
         a.hits

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use mail_parser::{Message, MessageParser, MimeHeaders};
+use mail_parser::{Message, MimeHeaders};
 
 use crate::html;
 use crate::score::Hit;
@@ -31,7 +31,7 @@ pub struct Context<'a> {
 
 /// The content rules that fire on a raw message.
 pub fn content(raw: &[u8], ctx: &Context<'_>) -> Vec<Hit> {
-    content_of(raw, MessageParser::default().parse(raw).as_ref(), ctx)
+    content_of(raw, message::parsed::parse(raw).message(), ctx)
 }
 
 /// The same, with the message already parsed (None: it did not parse).

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use mail_parser::{Message, MessageParser, MimeHeaders};
+use mail_parser::{Message, MimeHeaders};
 
 pub const MAX_TOKENS: usize = 5000;
 pub const MAX_TEXT: usize = 512 * 1024;
@@ -35,7 +35,7 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
 
 /// The distinct tokens of a raw message, sorted.
 pub fn tokenize(raw: &[u8]) -> Vec<String> {
-    of_message(raw, MessageParser::default().parse(raw).as_ref())
+    of_message(raw, message::parsed::parse(raw).message())
 }
 
 /// The same, from a message already parsed (None: it did not parse).

@@ -119,7 +119,8 @@ fn trimmed(mut ids: Vec<String>) -> Vec<String> {
 /// The text to search and the preview: text parts (HTML as text) and
 /// attachment names, bounded.
 fn text_of(raw: &[u8]) -> (String, String) {
-    let Some(m) = mail_parser::MessageParser::default().parse(raw) else {
+    let parsed = crate::parsed::parse(raw);
+    let Some(m) = parsed.message() else {
         return (String::new(), String::new());
     };
     let mut body = String::new();

@@ -29,6 +29,7 @@ pub mod mbox;
 pub mod mdn;
 pub mod mime;
 pub mod outline;
+pub mod parsed;
 pub mod seven_bit;
 pub mod spool;
 pub mod subject;

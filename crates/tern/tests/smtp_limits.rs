@@ -359,3 +359,38 @@ async fn a_long_line_and_the_command_behind_it_in_one_read() {
     );
     assert_eq!(say(&mut w, "NOOP").await, "250 2.0.0 Ok");
 }
+
+/// hardening.md C-FZ17: a message nested 40,000 deep (each level a
+/// message/rfc822 part, 1.3 MB in all) read by the spam filter at DATA and
+/// by the search index at delivery. The structure mail-parser makes of it
+/// nests as deep, and dropping it overflowed a task's stack, which aborts
+/// the whole server; the next delivery attempt did it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_nested_forty_thousand_deep() {
+    let server = tokio::task::spawn_blocking(|| common::smtp_server(""))
+        .await
+        .unwrap();
+    let mut w = connect(server.addr("smtp")).await;
+    say(&mut w, "EHLO x").await;
+    say(&mut w, "MAIL FROM:<s@far.test>").await;
+    say(&mut w, "RCPT TO:<alice@a.test>").await;
+    say(&mut w, "DATA").await;
+    w.send(b"From: s@far.test\r\nSubject: deep\r\n")
+        .await
+        .unwrap();
+    let level = b"Content-Type: message/rfc822\r\n\r\n".repeat(1000);
+    for _ in 0..40 {
+        w.send(&level).await.unwrap();
+    }
+    w.send(b"Subject: the bottom\r\n\r\nbody\r\n")
+        .await
+        .unwrap();
+    let reply = say(&mut w, ".").await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    let store = common::probe(&server).0.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while inbox(&store, "alice@a.test").await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

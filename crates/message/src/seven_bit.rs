@@ -4,11 +4,13 @@
 //! parts become quoted-printable, others base64; multipart and message
 //! parts keep their structure and are labelled 7bit, and the 8-bit octets
 //! outside their parts (preamble, epilogue), which readers ignore (RFC
-//! 2046 §5.1.1), become `?`. No encoded line starts with `--`, so none can
+//! 2046 §5.1.1), become `?` (or another octet when a boundary holds `?`,
+//! so that no line becomes a delimiter). No encoded line starts with `--`, so none can
 //! be read as a boundary. 8-bit header fields cannot be converted this way
 //! (they need SMTPUTF8, RFC 6532), nor a header section that starts with
-//! white space (no field added there would be read): such a message is
-//! left alone.
+//! white space (no field added there would be read), nor 8-bit octets
+//! outside the parts when the boundaries hold every stand-in: such a
+//! message is left alone.
 
 use std::io;
 use std::ops::Range;
@@ -47,6 +49,12 @@ pub fn convert_spooled(content: &Spooled, spool: &Spool) -> io::Result<Option<Sp
     if plan(content, &outline, &outline.root, true, &mut edits)?.is_none() {
         return Ok(None);
     }
+    let outside_parts = edits.iter().any(|(_, e)| matches!(e, Edit::Ascii));
+    let stand_in = match (outside_parts, stand_in(&outline.root)) {
+        (_, Some(c)) => c,
+        (false, None) => b'?',
+        (true, None) => return Ok(None),
+    };
     edits.sort_by_key(|(r, _)| r.start);
     let mut out = spool.writer();
     let mut at = 0;
@@ -66,7 +74,7 @@ pub fn convert_spooled(content: &Spooled, spool: &Spool) -> io::Result<Option<Sp
             Edit::Ascii => pieces(content, range.clone(), |c| {
                 let ascii: Vec<u8> = c
                     .iter()
-                    .map(|&b| if b.is_ascii() { b } else { b'?' })
+                    .map(|&b| if b.is_ascii() { b } else { stand_in })
                     .collect();
                 out.write(&ascii)
             })?,
@@ -77,8 +85,27 @@ pub fn convert_spooled(content: &Spooled, spool: &Spool) -> io::Result<Option<Sp
     out.finish().map(Some)
 }
 
+/// What may stand for an 8-bit octet outside a multipart's parts, in order
+/// of preference: the first that no boundary of the message holds, so that
+/// no line it is put in can become a delimiter (RFC 2046 §5.1.1).
+pub const GAP_REPLACEMENTS: &[u8] = b"?*#~!$%&;<>@[]^`{|}";
+
+/// The first of [`GAP_REPLACEMENTS`] that no boundary in the tree holds.
+fn stand_in(root: &Entity) -> Option<u8> {
+    let mut boundaries = Vec::new();
+    let mut entities = vec![root];
+    while let Some(e) = entities.pop() {
+        boundaries.extend(e.content_type.param("boundary").map(str::to_string));
+        entities.extend(e.children.iter().chain(e.message.as_deref()));
+    }
+    GAP_REPLACEMENTS
+        .iter()
+        .copied()
+        .find(|&c| !boundaries.iter().any(|b| b.as_bytes().contains(&c)))
+}
+
 /// A replacement: new octets, the octets there encoded, or the octets
-/// there with each 8-bit one as `?`.
+/// there with each 8-bit one as the stand-in no boundary holds.
 enum Edit {
     Bytes(Vec<u8>),
     Encode(Encoder),
@@ -543,6 +570,24 @@ mod tests {
             text.contains("Content-Transfer-Encoding: 7bit\r\n\r\n--b\r\n\r\nM?ller\r\n"),
             "{text}"
         );
+    }
+
+    /// The octet that stands for an 8-bit one outside the parts is none a
+    /// boundary holds: `--` and an 8-bit octet would otherwise become a
+    /// delimiter line of the boundary `?` (found by the `seven_bit` target).
+    #[test]
+    fn what_stands_for_eight_bit_ends_no_part() {
+        let raw = b"Content-Type: multipart/mixed; boundary=\"?\"\r\n\r\npre\r\n--\xfc\r\nno part\r\n--?\r\n\r\nM\xfcller\r\n--?--\r\n";
+        let out = convert(raw).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(mime::parse(&out).children.len(), 1, "{text}");
+        assert!(text.contains("pre\r\n--*\r\nno part\r\n"), "{text}");
+        // A boundary may hold every octet that could stand in: left alone.
+        let all: String = GAP_REPLACEMENTS.iter().map(|&b| b as char).collect();
+        let raw = format!(
+            "Content-Type: multipart/mixed; boundary=\"{all}\"\r\n\r\npre \u{fc}\r\n--{all}\r\n\r\nx\r\n--{all}--\r\n"
+        );
+        assert_eq!(convert(raw.as_bytes()), None);
     }
 
     /// An encapsulated message is a message (RFC 2046 §5.2.1): its text
